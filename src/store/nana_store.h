@@ -1,0 +1,314 @@
+/*
+ * nana_store.h - the NanaSQLite data model over SQLite, in C.
+ *
+ * This is the store's whole public face. A store is one SQLite database
+ * file laid out exactly as the Python NanaSQLite library lays it out: one
+ * SQLite table per NanaSQLite table (default "data") with the columns
+ * `key TEXT PRIMARY KEY, value TEXT`, every value a JSON text. Files are
+ * interchangeable with Python NanaSQLite in both directions.
+ *
+ * Values cross this API as JSON text. Inputs are validated (strict JSON,
+ * size caps); results are returned as reference-counted nana_val strings
+ * holding JSON text, owned by the caller (release with nana_val_unref).
+ * A missing key is the error NANA_ERR_NOTFOUND, never a JSON null.
+ *
+ * Threads: every function is safe to call from any thread at any time.
+ * Reads run on the calling thread with a connection from a reader pool
+ * (WAL lets readers run beside the writer) or, when the table's cache
+ * holds the key, without touching SQLite at all. Writes are queued to one
+ * writer thread that commits many queued writes in one transaction (group
+ * commit); a write call returns only after its transaction committed. A
+ * write that fails inside a group fails alone; the others commit.
+ *
+ * Errors: functions return 0 (or a documented non-negative result) on
+ * success and a negative NANA_ERR_* code on failure; nana_errmsg() then
+ * gives the detail for the calling thread. Codes used throughout:
+ *   NANA_ERR_INVALID     bad argument (bad UTF-8 key, bad option)
+ *   NANA_ERR_JSON        a value is not valid JSON
+ *   NANA_ERR_TOOBIG      a key, value or clause exceeds its limit
+ *   NANA_ERR_VALIDATION  a table/column name or SQL clause was refused
+ *   NANA_ERR_NOTFOUND    the key (or table, index) does not exist
+ *   NANA_ERR_TYPE        stored value has the wrong type for the operation
+ *   NANA_ERR_TXN         transaction misuse (nested begin, commit w/o begin)
+ *   NANA_ERR_BUSY        the write queue is full, or the file is locked
+ *   NANA_ERR_READONLY    the store or file is read-only
+ *   NANA_ERR_FULL        the disk (or max_page_count) is full
+ *   NANA_ERR_CORRUPT     the file is not a database or is corrupt
+ *   NANA_ERR_IO, NANA_ERR_DB, NANA_ERR_NOMEM, NANA_ERR_CLOSED
+ */
+#ifndef NANA_STORE_H
+#define NANA_STORE_H
+
+#include "util/nana_err.h"
+#include "util/nana_val.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nana_store nana_store;
+typedef struct nana_table nana_table;
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef enum nana_cache_kind {
+    NANA_CACHE_UNBOUNDED = 0, /* keep every value read or written (NanaSQLite's default) */
+    NANA_CACHE_LRU = 1,       /* keep at most `size` entries, least recently used leave first */
+    NANA_CACHE_TTL = 2,       /* entries expire `ttl_seconds` after they were stored */
+    NANA_CACHE_NONE = 3,      /* no cache: every read goes to SQLite */
+} nana_cache_kind;
+
+typedef struct nana_cache_opts {
+    nana_cache_kind kind;
+    size_t size;         /* LRU: entry limit (>= 1). TTL: entry limit, 0 = none */
+    double ttl_seconds;  /* TTL: lifetime of an entry (> 0) */
+    int ttl_delete_rows; /* TTL: an expired entry's row is deleted too (the key expires) */
+} nana_cache_opts;
+
+typedef enum nana_sync_mode {
+    NANA_SYNC_NORMAL = 1, /* WAL + synchronous=NORMAL (NanaSQLite's setting): durable on
+                             application crash, may lose the last commits on power loss */
+    NANA_SYNC_FULL = 2,   /* synchronous=FULL: a committed write survives power loss */
+    NANA_SYNC_OFF = 0,    /* synchronous=OFF: for tests and throwaway data only */
+} nana_sync_mode;
+
+typedef struct nana_store_opts {
+    int read_only;             /* open read-only: writes fail with NANA_ERR_READONLY */
+    nana_sync_mode sync;       /* default NANA_SYNC_NORMAL */
+    unsigned cache_size_mb;    /* SQLite page cache per connection, default 64 */
+    int64_t mmap_size;         /* bytes of memory-mapped I/O, default 268435456 */
+    unsigned readers;          /* reader connections in the pool, default 4 */
+    unsigned write_queue;      /* writes that may wait for the writer, default 4096 */
+    unsigned max_group;        /* writes committed together at most, default 1024 */
+    unsigned write_wait_ms;    /* a blocking write waits this long for queue room, default 5000 */
+    unsigned busy_timeout_ms;  /* wait for another process's lock, default 5000 */
+    size_t max_key_bytes;      /* default 4096 (NANA_DEFAULT_MAX_KEY) */
+    size_t max_value_bytes;    /* default 8 MiB (NANA_DEFAULT_MAX_VALUE) */
+    unsigned max_json_depth;   /* nesting limit of stored values, default 256 */
+    size_t max_clause_bytes;   /* limit of a WHERE/ORDER BY/GROUP BY clause, default 1000 */
+    size_t max_result_bytes;   /* limit of one result (keys(), to_dict(), query()), default 64 MiB */
+    nana_cache_opts cache;     /* cache of tables opened without their own options */
+    const char *default_table; /* NanaSQLite table name, default "data" */
+    /* Clock for TTL caches, in milliseconds; NULL uses CLOCK_MONOTONIC. */
+    uint64_t (*now_ms)(void *arg);
+    void *now_arg;
+} nana_store_opts;
+
+#define NANA_DEFAULT_MAX_KEY       4096
+#define NANA_DEFAULT_MAX_VALUE     (8u * 1024u * 1024u)
+#define NANA_DEFAULT_MAX_CLAUSE    1000
+#define NANA_DEFAULT_MAX_RESULT    (64u * 1024u * 1024u)
+#define NANA_DEFAULT_JSON_DEPTH    256
+#define NANA_MAX_TABLE_NAME        128
+
+/* Fills |o| with the documented defaults. */
+void nana_store_opts_init(nana_store_opts *o);
+
+/* ------------------------------------------------------------------ */
+/* Opening, closing, tables                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Opens (creating if absent, unless read_only) the database at |path|,
+ * applies NanaSQLite's pragmas, creates the default table, and starts the
+ * writer thread. |o| may be NULL for defaults. On success *out owns the
+ * store (close with nana_store_close).
+ * Errors: NANA_ERR_CORRUPT (not a database), NANA_ERR_READONLY (the file is
+ * not writable and read_only was not asked for), NANA_ERR_IO (cannot open),
+ * NANA_ERR_INVALID (bad option), NANA_ERR_NOMEM.
+ */
+int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out);
+
+/*
+ * Finishes queued writes, stops the writer, closes every connection and
+ * frees the store and its tables. Returns NANA_ERR_TXN (and leaves the
+ * store open and usable) if an explicit transaction is still open.
+ * NULL-safe.
+ */
+int nana_store_close(nana_store *s);
+
+/* The default table ("data" unless configured). Owned by the store. */
+nana_table *nana_store_default_table(nana_store *s);
+
+/*
+ * The NanaSQLite table |name| of this file, created if it does not exist
+ * (CREATE TABLE IF NOT EXISTS "name" (key TEXT PRIMARY KEY, value TEXT)).
+ * |cache| chooses the table's cache the first time the table is opened in
+ * this store; NULL means the store's default. The returned handle is owned
+ * by the store and valid until nana_store_close.
+ * Errors: NANA_ERR_VALIDATION (name not ^[A-Za-z_][A-Za-z0-9_]*$ or longer
+ * than NANA_MAX_TABLE_NAME), NANA_ERR_READONLY, NANA_ERR_DB.
+ */
+int nana_store_table(nana_store *s, const char *name, const nana_cache_opts *cache,
+                     nana_table **out);
+
+/* The table's name (NUL-terminated, owned by the table). */
+const char *nana_table_name(const nana_table *t);
+
+/* 1 if |name| is a valid NanaSQLite table or column identifier, else 0. */
+int nana_identifier_valid(const char *name);
+
+/* ------------------------------------------------------------------ */
+/* Dict operations (one NanaSQLite table)                              */
+/* ------------------------------------------------------------------ */
+
+/* A key, or a key with its JSON value, for the batch calls. */
+typedef struct nana_key {
+    const char *key;
+    size_t klen;
+} nana_key;
+
+typedef struct nana_kv_pair {
+    const char *key;
+    size_t klen;
+    const char *value; /* JSON text */
+    size_t vlen;
+} nana_kv_pair;
+
+/* db[key]: *out = the stored JSON text. NANA_ERR_NOTFOUND if absent. */
+int nana_kv_get(nana_table *t, const char *key, size_t klen, nana_val **out);
+
+/* db.get(key, default): the stored value, or a copy of |def| (JSON) if absent. */
+int nana_kv_get_default(nana_table *t, const char *key, size_t klen, const char *def,
+                        size_t dlen, nana_val **out);
+
+/* db[key] = value. |value| must be valid JSON within the size limits. */
+int nana_kv_set(nana_table *t, const char *key, size_t klen, const char *value, size_t vlen);
+
+/* del db[key]. NANA_ERR_NOTFOUND if absent. */
+int nana_kv_delete(nana_table *t, const char *key, size_t klen);
+
+/* key in db: returns 1 or 0, or a negative error. */
+int nana_kv_contains(nana_table *t, const char *key, size_t klen);
+
+/* len(db). */
+int nana_kv_len(nana_table *t, int64_t *out);
+
+/* keys() / values() / items() as a JSON array ([k, ...], [v, ...], [[k, v], ...]),
+ * in row order. Bounded by max_result_bytes (NANA_ERR_TOOBIG beyond it). */
+int nana_kv_keys(nana_table *t, nana_val **out);
+int nana_kv_values(nana_table *t, nana_val **out);
+int nana_kv_items(nana_table *t, nana_val **out);
+
+/* to_dict() / copy(): the whole table as one JSON object. */
+int nana_kv_to_dict(nana_table *t, nana_val **out);
+
+/*
+ * pop(key[, default]): removes the key and returns its value. If absent,
+ * returns a copy of |def| when it is not NULL, else NANA_ERR_NOTFOUND.
+ */
+int nana_kv_pop(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
+                nana_val **out);
+
+/* popitem(): removes the most recently inserted row and returns [key, value].
+ * NANA_ERR_NOTFOUND when the table is empty. */
+int nana_kv_popitem(nana_table *t, nana_val **out);
+
+/* setdefault(key, default): the stored value, or stores |def| and returns it. */
+int nana_kv_setdefault(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
+                       nana_val **out);
+
+/* clear(): deletes every row of the table. */
+int nana_kv_clear(nana_table *t);
+
+/* ------------------------------------------------------------------ */
+/* Batch operations                                                    */
+/* ------------------------------------------------------------------ */
+
+/* update(mapping) / batch_update(mapping): all pairs in one transaction,
+ * all or nothing. Every pair is validated before anything is written. */
+int nana_kv_batch_update(nana_table *t, const nana_kv_pair *pairs, size_t n);
+
+/* batch_delete(keys): removes those present (absent keys are ignored), in
+ * one transaction. *deleted (may be NULL) receives the number removed. */
+int nana_kv_batch_delete(nana_table *t, const nana_key *keys, size_t n, int64_t *deleted);
+
+/* batch_get(keys): a JSON object {key: value} of the keys that exist,
+ * read in as few queries as SQLite's variable limit allows. */
+int nana_kv_batch_get(nana_table *t, const nana_key *keys, size_t n, nana_val **out);
+
+/*
+ * batch_update_partial(mapping): writes every valid pair in one
+ * transaction and skips the invalid ones. *errors receives a JSON object
+ * {key: "reason"} of the pairs not written ({} when all were written).
+ */
+int nana_kv_batch_update_partial(nana_table *t, const nana_kv_pair *pairs, size_t n,
+                                 nana_val **errors);
+
+/* ------------------------------------------------------------------ */
+/* Value operations                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * increment(key, amount, field=None, default=None), atomically.
+ * |amount| is a JSON number. Without |field| the stored value must be a
+ * number; with |field| (a top-level member name) the stored value must be
+ * an object whose member is a number or absent (then treated as 0). When
+ * the key is absent, |def| (JSON, may be NULL) is the starting value; with
+ * no default the start is 0 (or {} with a field). *out (may be NULL) gets
+ * the new number. Integers stay exact within int64; a float on either side
+ * gives a float. NANA_ERR_TYPE for non-numbers (booleans count as non-numbers).
+ */
+int nana_kv_increment(nana_table *t, const char *key, size_t klen, const char *amount,
+                      size_t alen, const char *field, size_t flen, const char *def, size_t dlen,
+                      nana_val **out);
+
+/*
+ * patch(key, changes, create=False): merges the JSON object |changes| into
+ * the stored object, top-level members replaced (dict.update). An absent
+ * key is NANA_ERR_NOTFOUND unless |create|, which stores |changes|. A
+ * stored value that is not an object is NANA_ERR_TYPE. *out (may be NULL)
+ * gets the new value.
+ */
+int nana_kv_patch(nana_table *t, const char *key, size_t klen, const char *changes, size_t clen,
+                  int create, nana_val **out);
+
+/*
+ * get_by_path(key, path): the part of the stored value at a JSON path
+ * such as "$.a.b[0]" (SQLite's json_extract syntax). A missing key is
+ * NANA_ERR_NOTFOUND; a path that selects nothing gives JSON null.
+ * NANA_ERR_VALIDATION for a malformed path.
+ */
+int nana_kv_get_by_path(nana_table *t, const char *key, size_t klen, const char *path,
+                        size_t plen, nana_val **out);
+
+/* ------------------------------------------------------------------ */
+/* Transactions (one per store, like one NanaSQLite instance)          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * begin_transaction(): BEGIN IMMEDIATE on the writer connection. Until
+ * commit or rollback every write, from any thread, runs inside it and is
+ * visible to reads at once; nothing is durable before commit. Nesting is
+ * NANA_ERR_TXN; commit/rollback without a transaction is NANA_ERR_TXN.
+ * Rollback (or a failed commit) empties every table's cache.
+ */
+int nana_store_begin(nana_store *s);
+int nana_store_commit(nana_store *s);
+int nana_store_rollback(nana_store *s);
+/* 1 while a transaction is open, else 0. */
+int nana_store_in_transaction(nana_store *s);
+
+/*
+ * Deletes now the rows of keys whose TTL passed, in tables opened with
+ * ttl_delete_rows (the writer also does this about once a second when
+ * idle). Returns when done.
+ */
+int nana_store_expire_now(nana_store *s);
+
+/* ------------------------------------------------------------------ */
+/* Statistics (for tests and benchmarks)                               */
+/* ------------------------------------------------------------------ */
+
+typedef struct nana_store_stats {
+    uint64_t cache_hits;      /* reads answered from a cache */
+    uint64_t cache_misses;    /* reads that went to SQLite */
+    uint64_t sqlite_reads;    /* statements stepped on reader connections */
+    uint64_t commits;         /* transactions committed by the writer */
+    uint64_t writes;          /* write operations completed */
+} nana_store_stats;
+
+void nana_store_get_stats(nana_store *s, nana_store_stats *out);
+
+#endif

@@ -1,0 +1,344 @@
+/*
+ * store.c - opening and closing a store, its tables, transactions and
+ * statistics.
+ *
+ * Opening order matters: the writer connection opens first (it creates
+ * the file, switches it to WAL and creates the default table), then the
+ * read-only reader pool, then the writer thread. Closing runs in reverse
+ * after the writer has drained its queue, so no accepted write is lost.
+ */
+#include "store/store_int.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+void nana_store_opts_init(nana_store_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->sync = NANA_SYNC_NORMAL;
+    o->cache_size_mb = 64;
+    o->mmap_size = 268435456;
+    o->readers = 4;
+    o->write_queue = 4096;
+    o->max_group = 1024;
+    o->write_wait_ms = 5000;
+    o->busy_timeout_ms = 5000;
+    o->max_key_bytes = NANA_DEFAULT_MAX_KEY;
+    o->max_value_bytes = NANA_DEFAULT_MAX_VALUE;
+    o->max_json_depth = NANA_DEFAULT_JSON_DEPTH;
+    o->max_clause_bytes = NANA_DEFAULT_MAX_CLAUSE;
+    o->max_result_bytes = NANA_DEFAULT_MAX_RESULT;
+    o->cache.kind = NANA_CACHE_UNBOUNDED;
+    o->default_table = "data";
+}
+
+/* Checks a cache configuration; NanaSQLite's rules for LRU and TTL. */
+static int check_cache_opts(const nana_cache_opts *c)
+{
+    switch (c->kind) {
+    case NANA_CACHE_UNBOUNDED:
+    case NANA_CACHE_NONE: return NANA_OK;
+    case NANA_CACHE_LRU:
+        if (c->size == 0)
+            return nana_err_set(NANA_ERR_INVALID,
+                                "cache_size must be a positive integer when using LRU strategy");
+        return NANA_OK;
+    case NANA_CACHE_TTL:
+        if (!(c->ttl_seconds > 0.0))
+            return nana_err_set(NANA_ERR_INVALID,
+                                "cache_ttl must be a positive value when using TTL strategy");
+        return NANA_OK;
+    default: return nana_err_set(NANA_ERR_INVALID, "unknown cache strategy %d", (int)c->kind);
+    }
+}
+
+/* Checks the options a caller gave; every limit must be usable. */
+static int check_opts(const nana_store_opts *o)
+{
+    if (o->readers < 1 || o->readers > 256)
+        return nana_err_set(NANA_ERR_INVALID, "readers must be between 1 and 256");
+    if (o->write_queue < 1) return nana_err_set(NANA_ERR_INVALID, "write_queue must be >= 1");
+    if (o->max_group < 1) return nana_err_set(NANA_ERR_INVALID, "max_group must be >= 1");
+    if (o->max_key_bytes < 1 || o->max_value_bytes < 4 || o->max_json_depth < 1)
+        return nana_err_set(NANA_ERR_INVALID, "key, value and depth limits must be positive");
+    if (o->max_value_bytes > NANA_VAL_MAX_LEN || o->max_key_bytes > NANA_VAL_MAX_LEN)
+        return nana_err_set(NANA_ERR_INVALID, "key and value limits must be below 4 GiB");
+    if (o->sync != NANA_SYNC_NORMAL && o->sync != NANA_SYNC_FULL && o->sync != NANA_SYNC_OFF)
+        return nana_err_set(NANA_ERR_INVALID, "unknown synchronous mode");
+    if (!nana_identifier_valid(o->default_table))
+        return nana_err_set(NANA_ERR_VALIDATION, "invalid default table name");
+    return check_cache_opts(&o->cache);
+}
+
+uint64_t nana_store_now(nana_store *s)
+{
+    if (s->opts.now_ms) return s->opts.now_ms(s->opts.now_arg);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * Copies |tmpl| into a new string with every "@T" replaced by the quoted
+ * table name. Returns NULL when out of memory; the caller frees.
+ */
+static char *sql_for_table(const char *tmpl, const char *name)
+{
+    size_t nlen = strlen(name), n = 1;
+    for (const char *p = tmpl; *p; p++)
+        n += (p[0] == '@' && p[1] == 'T') ? nlen + 2 : 1;
+    char *out = malloc(n), *o = out;
+    if (!out) return NULL;
+    for (const char *p = tmpl; *p; p++) {
+        if (p[0] == '@' && p[1] == 'T') {
+            *o++ = '"';
+            memcpy(o, name, nlen);
+            o += nlen;
+            *o++ = '"';
+            p++;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Builds the statement texts of a table; returns NANA_ERR_NOMEM on failure. */
+static int table_sql(nana_table *t)
+{
+    static const char *const tmpl[SQL_COUNT_] = {
+        [SQL_GET] = "SELECT value FROM @T WHERE key=?",
+        [SQL_SET] = "INSERT INTO @T(key,value) VALUES(?,?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        [SQL_DEL] = "DELETE FROM @T WHERE key=? RETURNING value",
+        [SQL_HAS] = "SELECT 1 FROM @T WHERE key=?",
+        [SQL_LEN] = "SELECT COUNT(*) FROM @T",
+        [SQL_KEYS] = "SELECT key FROM @T ORDER BY rowid",
+        [SQL_VALUES] = "SELECT value FROM @T ORDER BY rowid",
+        [SQL_ITEMS] = "SELECT key,value FROM @T ORDER BY rowid",
+        [SQL_LAST] = "DELETE FROM @T WHERE rowid=(SELECT max(rowid) FROM @T) RETURNING key,value",
+        [SQL_CLEAR] = "DELETE FROM @T",
+        [SQL_CREATE] = "CREATE TABLE IF NOT EXISTS @T (key TEXT PRIMARY KEY, value TEXT)",
+        [SQL_GET_PATH] = "SELECT json_quote(json_extract(value,?)) FROM @T WHERE key=?",
+        [SQL_BATCH_GET] = "SELECT key,value FROM @T WHERE key IN (SELECT value FROM json_each(?))",
+    };
+    for (int i = 0; i < SQL_COUNT_; i++) {
+        t->sql[i] = sql_for_table(tmpl[i], t->name);
+        if (!t->sql[i]) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    }
+    return NANA_OK;
+}
+
+static void table_free(nana_table *t)
+{
+    for (int i = 0; i < SQL_COUNT_; i++)
+        free(t->sql[i]);
+    nana_cache_free(&t->cache);
+    free(t);
+}
+
+int nana_table_obtain(nana_store *s, const char *name, const nana_cache_opts *cache,
+                      nana_table **out, bool *created)
+{
+    if (!nana_identifier_valid(name))
+        return nana_err_set(NANA_ERR_VALIDATION,
+                            "Invalid identifier '%.*s': must start with a letter or underscore "
+                            "and contain only ASCII letters, digits and underscores (at most %d)",
+                            64, name ? name : "", NANA_MAX_TABLE_NAME);
+    if (cache) {
+        int rc = check_cache_opts(cache);
+        if (rc) return rc;
+    }
+    *created = false;
+    pthread_mutex_lock(&s->tables_mu);
+    for (nana_table *t = s->tables; t; t = t->next) {
+        /* SQLite table names are case-insensitive: one object per table. */
+        if (strcasecmp(t->name, name) == 0) {
+            pthread_mutex_unlock(&s->tables_mu);
+            *out = t;
+            return NANA_OK;
+        }
+    }
+    nana_table *t = calloc(1, sizeof(*t));
+    int rc = t ? NANA_OK : nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    if (!rc) {
+        t->store = s;
+        snprintf(t->name, sizeof(t->name), "%s", name);
+        rc = nana_cache_init(&t->cache, cache ? cache : &s->opts.cache);
+        if (rc) {
+            free(t);
+            t = NULL;
+        } else if ((rc = table_sql(t))) {
+            table_free(t);
+            t = NULL;
+        }
+    }
+    if (!rc) {
+        t->next = s->tables;
+        s->tables = t;
+        *out = t;
+        *created = true;
+    }
+    pthread_mutex_unlock(&s->tables_mu);
+    return rc;
+}
+
+/* Writer op: CREATE TABLE IF NOT EXISTS for a KV table. */
+static int create_exec(nana_wop *op, nana_conn *c)
+{
+    return nana_conn_exec(c, op->tbl->sql[SQL_CREATE]);
+}
+
+int nana_store_table(nana_store *s, const char *name, const nana_cache_opts *cache,
+                     nana_table **out)
+{
+    bool created;
+    nana_table *t;
+    int rc = nana_table_obtain(s, name, cache, &t, &created);
+    if (rc) return rc;
+    if (!s->opts.read_only) {
+        nana_wop op = {.exec = create_exec, .tbl = t};
+        rc = nana_writer_run(s, &op);
+        if (rc) return rc;
+    }
+    *out = t;
+    return NANA_OK;
+}
+
+nana_table *nana_store_default_table(nana_store *s)
+{
+    return s->default_table;
+}
+
+const char *nana_table_name(const nana_table *t)
+{
+    return t->name;
+}
+
+void nana_store_clear_caches(nana_store *s)
+{
+    pthread_mutex_lock(&s->tables_mu);
+    for (nana_table *t = s->tables; t; t = t->next)
+        nana_cache_clear(&t->cache);
+    pthread_mutex_unlock(&s->tables_mu);
+}
+
+/* Frees everything a (partly) opened store holds, except running threads. */
+static void store_free(nana_store *s)
+{
+    nana_pool_close(&s->pool);
+    nana_conn_close(&s->writer.conn);
+    nana_table *t = s->tables;
+    while (t) {
+        nana_table *n = t->next;
+        table_free(t);
+        t = n;
+    }
+    pthread_mutex_destroy(&s->tables_mu);
+    free(s->default_table_name);
+    free(s->path);
+    free(s);
+}
+
+int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out)
+{
+    *out = NULL;
+    if (!path || !path[0]) return nana_err_set(NANA_ERR_INVALID, "database path is empty");
+    if (sodium_init() < 0) return nana_err_set(NANA_ERR_INTERNAL, "libsodium failed to start");
+    nana_store_opts defaults;
+    if (!o) {
+        nana_store_opts_init(&defaults);
+        o = &defaults;
+    }
+    int rc = check_opts(o);
+    if (rc) return rc;
+    nana_store *s = calloc(1, sizeof(*s));
+    if (!s) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    s->opts = *o;
+    pthread_mutex_init(&s->tables_mu, NULL);
+    s->path = strdup(path);
+    s->default_table_name = strdup(o->default_table);
+    if (!s->path || !s->default_table_name) {
+        store_free(s);
+        return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    }
+    s->opts.default_table = s->default_table_name;
+
+    rc = nana_conn_open(&s->writer.conn, path, &s->opts, true);
+    if (rc) goto fail;
+    bool created;
+    rc = nana_table_obtain(s, s->default_table_name, NULL, &s->default_table, &created);
+    if (rc) goto fail;
+    if (!s->opts.read_only) {
+        rc = nana_conn_exec(&s->writer.conn, s->default_table->sql[SQL_CREATE]);
+        if (rc) goto fail;
+    }
+    rc = nana_pool_open(&s->pool, path, &s->opts);
+    if (rc) goto fail;
+    rc = nana_writer_start(s);
+    if (rc) goto fail;
+    *out = s;
+    return NANA_OK;
+
+fail: {
+    char msg[NANA_ERRMSG_MAX];
+    snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+    store_free(s);
+    return nana_err_set_str(rc, msg);
+}
+}
+
+int nana_store_close(nana_store *s)
+{
+    if (!s) return NANA_OK;
+    if (atomic_load(&s->txn_active))
+        return nana_err_set(NANA_ERR_TXN, "Cannot close the database while a transaction is in "
+                                          "progress. Commit or rollback first.");
+    atomic_store(&s->closing, true);
+    nana_writer_stop(s);
+    store_free(s);
+    return NANA_OK;
+}
+
+/* Queues one transaction-control op. */
+static int txn_op(nana_store *s, unsigned flag)
+{
+    if (s->opts.read_only && flag == WOP_TXN_BEGIN)
+        return nana_err_set(NANA_ERR_READONLY, "the store was opened read-only");
+    nana_wop op = {.flags = flag};
+    return nana_writer_run(s, &op);
+}
+
+int nana_store_begin(nana_store *s)
+{
+    return txn_op(s, WOP_TXN_BEGIN);
+}
+
+int nana_store_commit(nana_store *s)
+{
+    return txn_op(s, WOP_TXN_COMMIT);
+}
+
+int nana_store_rollback(nana_store *s)
+{
+    return txn_op(s, WOP_TXN_ROLLBACK);
+}
+
+int nana_store_in_transaction(nana_store *s)
+{
+    return atomic_load(&s->txn_active) ? 1 : 0;
+}
+
+void nana_store_get_stats(nana_store *s, nana_store_stats *out)
+{
+    out->cache_hits = atomic_load_explicit(&s->st_hits, memory_order_relaxed);
+    out->cache_misses = atomic_load_explicit(&s->st_misses, memory_order_relaxed);
+    out->sqlite_reads = atomic_load_explicit(&s->st_sqlite_reads, memory_order_relaxed);
+    out->commits = atomic_load_explicit(&s->st_commits, memory_order_relaxed);
+    out->writes = atomic_load_explicit(&s->st_writes, memory_order_relaxed);
+}

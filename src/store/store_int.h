@@ -1,0 +1,332 @@
+/*
+ * store_int.h - the store's internal structures, shared by the src/store files.
+ *
+ * How a call travels:
+ *
+ *   read:  caller thread -> table cache (hit: done, no SQLite)
+ *                        -> miss: borrow a reader connection from the pool,
+ *                           step a cached prepared statement, return it,
+ *                           fill the cache if no write raced the read.
+ *   write: caller thread -> validate -> a nana_wop (operation) onto the
+ *          writer queue -> the writer thread takes up to max_group ops,
+ *          BEGIN IMMEDIATE, runs each op's exec() (SAVEPOINT around ops
+ *          with several statements), COMMIT, then each op's apply()
+ *          updates the caches, then the waiting callers are woken.
+ *
+ * During an explicit transaction (nana_store_begin) the writer runs ops
+ * one at a time inside it, and reads that miss the cache are queued to
+ * the writer too, so they see the transaction's own writes.
+ *
+ * Nothing outside src/store includes this header.
+ */
+#ifndef NANA_STORE_INT_H
+#define NANA_STORE_INT_H
+
+#include "store/nana_store.h"
+#include "util/nana_buf.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* ------------------------------------------------------------------ */
+/* Connections (conn.c)                                                */
+/* ------------------------------------------------------------------ */
+
+/* One SQLite connection with its cache of prepared statements, keyed by
+ * the address of an SQL string that lives as long as the store. */
+typedef struct nana_conn {
+    sqlite3 *db;
+    const char **stmt_keys; /* open-addressed table of SQL string addresses */
+    sqlite3_stmt **stmts;
+    size_t stmt_cap; /* power of two, 0 when empty */
+    size_t stmt_count;
+} nana_conn;
+
+/* Opens one connection to |path|. |writer| selects read-write + WAL setup;
+ * readers are opened read-only. Sets the error detail on failure. */
+int nana_conn_open(nana_conn *c, const char *path, const nana_store_opts *o, bool writer);
+
+/* Finalizes cached statements and closes the connection. NULL-safe. */
+void nana_conn_close(nana_conn *c);
+
+/*
+ * The prepared statement for |sql| (whose address must stay valid while
+ * the connection lives), prepared on first use and reset + unbound on
+ * later ones. Returns NULL with the error detail set on failure.
+ */
+sqlite3_stmt *nana_conn_stmt(nana_conn *c, const char *sql, int *rc);
+
+/* Releases a statement obtained from nana_conn_stmt (reset + clear bindings). */
+void nana_conn_stmt_done(sqlite3_stmt *st);
+
+/* Runs SQL with no result rows (BEGIN, COMMIT, SAVEPOINT ...). */
+int nana_conn_exec(nana_conn *c, const char *sql);
+
+/*
+ * Converts an SQLite result code into a NANA_ERR_* code and sets the
+ * detail message from the connection's error text (no file paths).
+ * |what| names the operation ("get", "commit"...).
+ */
+int nana_sqlite_err(sqlite3 *db, int rc, const char *what);
+
+/* ------------------------------------------------------------------ */
+/* Cache (cache.c)                                                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct nana_cache_entry nana_cache_entry;
+
+typedef struct nana_cache {
+    pthread_mutex_t mu;
+    nana_cache_opts opts;
+    nana_cache_entry **buckets;
+    size_t nbuckets; /* power of two */
+    size_t count;
+    nana_cache_entry *lru_head; /* most recently used */
+    nana_cache_entry *lru_tail; /* least recently used */
+    uint64_t write_seq;         /* bumped by every write applied to this table */
+    uint64_t ttl_ms;
+    unsigned char hash_key[16]; /* SipHash key, random per cache */
+} nana_cache;
+
+int nana_cache_init(nana_cache *c, const nana_cache_opts *opts);
+void nana_cache_free(nana_cache *c);
+
+/* True if this cache keeps anything at all. */
+bool nana_cache_enabled(const nana_cache *c);
+
+/*
+ * Looks |key| up. On a hit returns 1 and a new reference in *out. On a
+ * miss returns 0 and the write sequence in *seq (for nana_cache_fill).
+ * If the entry had expired (TTL) and the table deletes expired rows,
+ * *expired is set to 1 so the caller can delete the row.
+ */
+int nana_cache_get(nana_cache *c, const char *key, size_t klen, uint64_t now_ms, nana_val **out,
+                   uint64_t *seq, int *expired);
+
+/* Inserts a value read from SQLite, unless a write happened since |seq|. */
+void nana_cache_fill(nana_cache *c, const char *key, size_t klen, nana_val *v, uint64_t now_ms,
+                     uint64_t seq);
+
+/* Records a committed write: key now holds |v| (takes a new reference). */
+void nana_cache_put(nana_cache *c, const char *key, size_t klen, nana_val *v, uint64_t now_ms);
+
+/* Records a committed delete of |key|. */
+void nana_cache_del(nana_cache *c, const char *key, size_t klen);
+
+/* Forgets everything (clear(), rollback, drop_table). */
+void nana_cache_clear(nana_cache *c);
+
+/*
+ * Collects up to |max| keys whose TTL has passed (for deleting their
+ * rows), removing them from the cache. Returns how many were written to
+ * |keys| (each a malloc'd nana_val the caller unrefs).
+ */
+size_t nana_cache_take_expired(nana_cache *c, uint64_t now_ms, nana_val **keys, size_t max);
+
+/* Number of entries (for tests). */
+size_t nana_cache_count(nana_cache *c);
+
+/* ------------------------------------------------------------------ */
+/* Tables, store                                                       */
+/* ------------------------------------------------------------------ */
+
+/* The statements every NanaSQLite table uses, built once per table. */
+enum {
+    SQL_GET,
+    SQL_SET,
+    SQL_DEL,
+    SQL_HAS,
+    SQL_LEN,
+    SQL_KEYS,
+    SQL_VALUES,
+    SQL_ITEMS,
+    SQL_LAST,
+    SQL_CLEAR,
+    SQL_CREATE,
+    SQL_GET_PATH,
+    SQL_BATCH_GET,
+    SQL_COUNT_
+};
+
+struct nana_table {
+    nana_store *store;
+    struct nana_table *next; /* store's list */
+    char name[NANA_MAX_TABLE_NAME + 1];
+    char *sql[SQL_COUNT_]; /* statement texts, owned */
+    nana_cache cache;
+};
+
+/* A pool of reader connections. */
+typedef struct nana_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    nana_conn *conns;
+    unsigned *free_idx; /* stack of free connection indexes */
+    unsigned nfree;
+    unsigned n;
+} nana_pool;
+
+typedef struct nana_wop nana_wop;
+
+/* The writer: one thread, one connection, a bounded queue of operations. */
+typedef struct nana_writer {
+    pthread_t thread;
+    bool started;
+    nana_conn conn;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;  /* queue became non-empty, or stop */
+    pthread_cond_t cv_space; /* queue has room */
+    nana_wop **ring;
+    nana_wop **batch; /* writer-thread only: ops taken from the ring */
+    unsigned cap, head, count;
+    bool stop;
+    bool in_txn; /* writer-thread only: an explicit transaction is open */
+} nana_writer;
+
+struct nana_store {
+    nana_store_opts opts;
+    char *path;
+    char *default_table_name;
+    nana_pool pool;
+    nana_writer writer;
+    pthread_mutex_t tables_mu;
+    nana_table *tables;
+    nana_table *default_table;
+    atomic_int txn_active; /* an explicit transaction is open */
+    atomic_bool closing;
+    /* statistics */
+    atomic_uint_fast64_t st_hits, st_misses, st_sqlite_reads, st_commits, st_writes;
+};
+
+/* Current time for caches, in milliseconds. */
+uint64_t nana_store_now(nana_store *s);
+
+/* Finds or creates the table object and its SQL; does not touch the file. */
+int nana_table_obtain(nana_store *s, const char *name, const nana_cache_opts *cache,
+                      nana_table **out, bool *created);
+
+/* Empties the cache of every table (rollback). */
+void nana_store_clear_caches(nana_store *s);
+
+/* ------------------------------------------------------------------ */
+/* Writer operations (writer.c)                                        */
+/* ------------------------------------------------------------------ */
+
+enum {
+    WOP_SAVEPOINT = 1u << 0, /* several statements: run inside a SAVEPOINT */
+    WOP_ALONE = 1u << 1,     /* must run outside any transaction (VACUUM, restore) */
+    WOP_READ = 1u << 2,      /* a read routed to the writer during a transaction */
+    WOP_TXN_BEGIN = 1u << 3,
+    WOP_TXN_COMMIT = 1u << 4,
+    WOP_TXN_ROLLBACK = 1u << 5,
+};
+
+/*
+ * One queued operation. Concrete operations embed this as their first
+ * member and fill in exec (and apply when caches change).
+ *
+ * exec runs on the writer thread inside the current transaction and
+ * returns 0 or a NANA_ERR_* code (with the detail set). It may be run
+ * more than once: when another op in the same group aborts the whole
+ * transaction, the survivors are run again in a fresh one; exec must
+ * therefore only record results in the op (result/i64), never touch a
+ * cache. apply runs after the commit, on the writer thread, and updates
+ * the caches. The writer then completes the op: rc and errmsg are final.
+ */
+struct nana_wop {
+    int (*exec)(nana_wop *op, nana_conn *c);
+    void (*apply)(nana_wop *op);
+    unsigned flags;
+    nana_table *tbl;
+    /* results */
+    int rc;
+    char errmsg[NANA_ERRMSG_MAX];
+    nana_val *result;
+    int64_t i64;
+    /* completion */
+    atomic_uint done;
+};
+
+int nana_writer_start(nana_store *s);
+/* Runs everything still queued, then stops the thread. */
+void nana_writer_stop(nana_store *s);
+
+/*
+ * Queues |op| and waits until it completed. Returns op->rc and leaves its
+ * detail as the calling thread's error message. NANA_ERR_BUSY when the
+ * queue stays full for write_wait_ms.
+ */
+int nana_writer_run(nana_store *s, nana_wop *op);
+
+/*
+ * Runs |fn| against a connection that sees the current state: a reader
+ * from the pool normally, or the writer (queued) while an explicit
+ * transaction is open.
+ */
+typedef int (*nana_read_fn)(nana_conn *c, void *arg);
+int nana_store_read(nana_store *s, nana_read_fn fn, void *arg);
+
+/*
+ * Writer thread only: deletes the rows of TTL-expired keys of tables that
+ * asked for it (ttl_delete_rows), in one transaction per table.
+ */
+void nana_ttl_sweep(nana_store *s);
+
+/* Reader pool (pool.c). */
+int nana_pool_open(nana_pool *p, const char *path, const nana_store_opts *o);
+void nana_pool_close(nana_pool *p);
+nana_conn *nana_pool_acquire(nana_pool *p);
+void nana_pool_release(nana_pool *p, nana_conn *c);
+
+/* ------------------------------------------------------------------ */
+/* Input checks (check.c)                                              */
+/* ------------------------------------------------------------------ */
+
+/* Key: valid UTF-8, within max_key_bytes. */
+int nana_check_key(const nana_store *s, const char *key, size_t klen);
+
+/* Value: strict JSON within max_value_bytes and max_json_depth. */
+int nana_check_value(const nana_store *s, const char *val, size_t vlen);
+
+/* 1 if p[0..n) is valid UTF-8. */
+int nana_utf8_valid(const char *p, size_t n);
+
+/* ------------------------------------------------------------------ */
+/* Statement and result helpers shared by the operation files (kv.c)  */
+/* ------------------------------------------------------------------ */
+
+/* sqlite3_step: 1 for a row, 0 when done, or a NANA_ERR_* code. */
+int nana_step(nana_conn *c, sqlite3_stmt *st, const char *what);
+
+/* Column |col| as a new value (SQL NULL becomes JSON null). NULL on OOM. */
+nana_val *nana_column_val(sqlite3_stmt *st, int col);
+
+/* Binds text without copying (the caller keeps it alive until reset). */
+int nana_bind_text(sqlite3_stmt *st, int idx, const char *p, size_t n);
+
+/* Moves a buffer's bytes into a new value; frees the buffer either way. */
+int nana_buf_to_val(nana_buf *b, nana_val **out);
+
+/* Validates |json| as a storable value and copies it into *out. */
+int nana_copy_json(const nana_store *s, const char *json, size_t n, nana_val **out);
+
+/* Appends a stored value / a key (as a JSON string) from a result column. */
+int nana_buf_put_value(nana_buf *b, sqlite3_stmt *st, int col);
+int nana_buf_put_key(nana_buf *b, sqlite3_stmt *st, int col);
+
+/* Cache-then-SQLite lookup of a checked key; NANA_ERR_NOTFOUND if absent. */
+int nana_kv_lookup(nana_table *t, const char *key, size_t klen, nana_val **out);
+
+/* Sets the detail of a missing key the way Python's KeyError shows it. */
+int nana_key_missing(const char *key, size_t klen);
+
+/* Upserts one row on connection |c| (writer thread). */
+int nana_exec_set(nana_conn *c, nana_table *t, const char *key, size_t klen, const char *val,
+                  size_t vlen);
+
+/* Deletes one row; 1 if it existed (its value in *old when old != NULL), 0 if absent. */
+int nana_exec_del(nana_conn *c, nana_table *t, const char *key, size_t klen, nana_val **old);
+
+#endif

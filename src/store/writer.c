@@ -1,0 +1,402 @@
+/*
+ * writer.c - the one writer thread and its group commit.
+ *
+ * SQLite allows one writer at a time, and a commit costs far more than
+ * the statements inside it. So every write in the store is an operation
+ * (nana_wop) put on a bounded queue; one thread takes whatever is queued
+ * (up to max_group), runs it all inside one BEGIN IMMEDIATE ... COMMIT,
+ * updates the caches and only then wakes the callers. 100K small writes
+ * a second cost a few hundred commits instead of 100K.
+ *
+ * Failure isolation: an op that fails with an ordinary error (key absent,
+ * wrong type, constraint) leaves the transaction usable; ops that run
+ * several modifying statements are wrapped in a SAVEPOINT so their partial
+ * work is undone. If an op's failure makes SQLite abort the whole
+ * transaction (disk full, I/O error), that op fails and the rest of the
+ * group is run again, one op per transaction, so each gets its own verdict
+ * and no acknowledged write is lost. A failed COMMIT does the same.
+ *
+ * Explicit transactions (nana_store_begin) switch the writer into a mode
+ * where ops run one by one inside the open transaction, each in its own
+ * savepoint, and are acknowledged at once (durable only at commit).
+ */
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Idle wake-up of the writer for TTL row expiry. */
+#define SWEEP_INTERVAL_MS 1000
+
+static void futex_wait(atomic_uint *addr, unsigned val)
+{
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(atomic_uint *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Records the calling thread's error detail in the op. */
+static void op_fail(nana_wop *op, int rc)
+{
+    op->rc = rc;
+    snprintf(op->errmsg, sizeof(op->errmsg), "%s", nana_errmsg());
+}
+
+/* Forgets results of an earlier run so the op can run again. */
+static void op_reset(nana_wop *op)
+{
+    nana_val_unref(op->result);
+    op->result = NULL;
+    op->rc = 0;
+    op->errmsg[0] = '\0';
+    op->i64 = 0;
+}
+
+/* Publishes the op's final state and wakes its caller. */
+static void op_complete(nana_store *s, nana_wop *op)
+{
+    atomic_fetch_add_explicit(&s->st_writes, 1, memory_order_relaxed);
+    atomic_store_explicit(&op->done, 1, memory_order_release);
+    futex_wake(&op->done);
+}
+
+/* Runs op->exec, wrapped in a savepoint when the op asks for one. */
+static int run_exec(nana_wop *op, nana_conn *c, bool savepoint)
+{
+    int rc;
+    if (savepoint && (rc = nana_conn_exec(c, "SAVEPOINT nana_op"))) return rc;
+    rc = op->exec(op, c);
+    if (!savepoint) return rc;
+    if (sqlite3_get_autocommit(c->db)) return rc; /* the whole transaction is gone */
+    if (rc) {
+        char msg[NANA_ERRMSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+        nana_conn_exec(c, "ROLLBACK TO nana_op");
+        nana_conn_exec(c, "RELEASE nana_op");
+        nana_err_set_str(rc, msg);
+        return rc;
+    }
+    return nana_conn_exec(c, "RELEASE nana_op");
+}
+
+static void run_group(nana_store *s, nana_wop **ops, unsigned n);
+
+/* Runs each op in a transaction of its own (error isolation path). */
+static void run_each(nana_store *s, nana_wop **ops, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        run_group(s, &ops[i], 1);
+}
+
+/*
+ * Runs |n| ordinary ops in one transaction and completes every one of
+ * them. See the file comment for how failures are isolated.
+ */
+static void run_group(nana_store *s, nana_wop **ops, unsigned n)
+{
+    nana_conn *c = &s->writer.conn;
+    int rc = nana_conn_exec(c, "BEGIN IMMEDIATE");
+    if (rc) {
+        for (unsigned i = 0; i < n; i++) {
+            op_fail(ops[i], rc);
+            op_complete(s, ops[i]);
+        }
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        nana_wop *op = ops[i];
+        op_reset(op);
+        rc = run_exec(op, c, (op->flags & WOP_SAVEPOINT) != 0);
+        if (rc) op_fail(op, rc);
+        if (rc && sqlite3_get_autocommit(c->db)) {
+            /* This op aborted the transaction: the ops before it were
+             * rolled back with it. It fails; everyone else runs alone. */
+            op_complete(s, op);
+            if (i > 0) run_each(s, ops, i);
+            if (i + 1 < n) run_each(s, ops + i + 1, n - i - 1);
+            return;
+        }
+    }
+    rc = nana_conn_exec(c, "COMMIT");
+    if (rc) {
+        char msg[NANA_ERRMSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+        if (!sqlite3_get_autocommit(c->db)) nana_conn_exec(c, "ROLLBACK");
+        if (n > 1) {
+            run_each(s, ops, n);
+            return;
+        }
+        ops[0]->rc = rc;
+        snprintf(ops[0]->errmsg, sizeof(ops[0]->errmsg), "%s", msg);
+        op_complete(s, ops[0]);
+        return;
+    }
+    atomic_fetch_add_explicit(&s->st_commits, 1, memory_order_relaxed);
+    for (unsigned i = 0; i < n; i++)
+        if (ops[i]->rc == 0 && ops[i]->apply) ops[i]->apply(ops[i]);
+    for (unsigned i = 0; i < n; i++)
+        op_complete(s, ops[i]);
+}
+
+/* Ends the explicit transaction state after a commit, rollback or abort. */
+static void txn_end(nana_store *s, bool clear_caches)
+{
+    s->writer.in_txn = false;
+    atomic_store(&s->txn_active, 0);
+    if (clear_caches) nana_store_clear_caches(s);
+}
+
+/* Runs one op that is not part of a group. */
+static void run_single(nana_store *s, nana_wop *op)
+{
+    nana_writer *w = &s->writer;
+    nana_conn *c = &w->conn;
+    int rc = 0;
+    op_reset(op);
+    if (op->flags & WOP_TXN_BEGIN) {
+        if (w->in_txn) {
+            rc = nana_err_set(NANA_ERR_TXN,
+                              "Transaction already in progress. SQLite does not support nested "
+                              "transactions; commit or rollback the current transaction first.");
+        } else if (!(rc = nana_conn_exec(c, "BEGIN IMMEDIATE"))) {
+            w->in_txn = true;
+            atomic_store(&s->txn_active, 1);
+        }
+    } else if (op->flags & (WOP_TXN_COMMIT | WOP_TXN_ROLLBACK)) {
+        bool commit = (op->flags & WOP_TXN_COMMIT) != 0;
+        if (!w->in_txn) {
+            rc = nana_err_set(NANA_ERR_TXN, "No transaction in progress. Call "
+                                            "begin_transaction() first.");
+        } else if (commit) {
+            rc = nana_conn_exec(c, "COMMIT");
+            if (!rc) {
+                atomic_fetch_add_explicit(&s->st_commits, 1, memory_order_relaxed);
+                txn_end(s, false);
+            } else if (sqlite3_get_autocommit(c->db)) {
+                txn_end(s, true); /* SQLite rolled it back */
+            }
+        } else {
+            rc = nana_conn_exec(c, "ROLLBACK");
+            txn_end(s, true);
+        }
+    } else if (op->flags & WOP_READ) {
+        rc = op->exec(op, c);
+    } else if (op->flags & WOP_ALONE) {
+        if (w->in_txn)
+            rc = nana_err_set(NANA_ERR_TXN, "this operation cannot run inside a transaction");
+        else
+            rc = op->exec(op, c);
+        if (!rc && op->apply) op->apply(op);
+    } else {
+        /* An ordinary write inside the explicit transaction. */
+        rc = run_exec(op, c, true);
+        if (rc && sqlite3_get_autocommit(c->db)) {
+            txn_end(s, true);
+            char msg[NANA_ERRMSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+            rc = nana_err_set(rc, "%s; the transaction was rolled back", msg);
+        } else if (!rc && op->apply) {
+            op->apply(op);
+        }
+    }
+    if (rc) op_fail(op, rc);
+    op_complete(s, op);
+}
+
+/* Runs a batch taken from the queue, grouping ordinary ops. */
+static void process(nana_store *s, nana_wop **ops, unsigned n)
+{
+    unsigned i = 0;
+    while (i < n) {
+        const unsigned special = WOP_ALONE | WOP_READ | WOP_TXN_BEGIN | WOP_TXN_COMMIT |
+                                 WOP_TXN_ROLLBACK;
+        if (s->writer.in_txn || (ops[i]->flags & special)) {
+            run_single(s, ops[i]);
+            i++;
+            continue;
+        }
+        unsigned j = i;
+        while (j < n && !(ops[j]->flags & special))
+            j++;
+        run_group(s, ops + i, j - i);
+        i = j;
+    }
+}
+
+/* True if any table deletes rows whose TTL passed. */
+static bool any_ttl_delete(nana_store *s)
+{
+    bool any = false;
+    pthread_mutex_lock(&s->tables_mu);
+    for (nana_table *t = s->tables; t; t = t->next)
+        if (t->cache.opts.kind == NANA_CACHE_TTL && t->cache.opts.ttl_delete_rows) any = true;
+    pthread_mutex_unlock(&s->tables_mu);
+    return any;
+}
+
+static void *writer_main(void *arg)
+{
+    nana_store *s = arg;
+    nana_writer *w = &s->writer;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (w->count == 0 && !w->stop) {
+            if (!any_ttl_delete(s)) {
+                pthread_cond_wait(&w->cv_work, &w->mu);
+                continue;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += SWEEP_INTERVAL_MS / 1000;
+            if (pthread_cond_timedwait(&w->cv_work, &w->mu, &ts) == ETIMEDOUT && w->count == 0 &&
+                !w->in_txn) {
+                pthread_mutex_unlock(&w->mu);
+                nana_ttl_sweep(s);
+                pthread_mutex_lock(&w->mu);
+            }
+        }
+        if (w->count == 0 && w->stop) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        unsigned n = 0;
+        while (w->count > 0 && n < s->opts.max_group) {
+            w->batch[n++] = w->ring[w->head];
+            w->head = (w->head + 1) % w->cap;
+            w->count--;
+        }
+        pthread_cond_broadcast(&w->cv_space);
+        pthread_mutex_unlock(&w->mu);
+        process(s, w->batch, n);
+    }
+    return NULL;
+}
+
+int nana_writer_start(nana_store *s)
+{
+    nana_writer *w = &s->writer;
+    w->cap = s->opts.write_queue;
+    w->ring = calloc(w->cap, sizeof(*w->ring));
+    w->batch = calloc(s->opts.max_group, sizeof(*w->batch));
+    if (!w->ring || !w->batch) {
+        free(w->ring);
+        free(w->batch);
+        w->ring = w->batch = NULL;
+        return nana_err_set(NANA_ERR_NOMEM, "out of memory for the write queue");
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv_work, &ca);
+    pthread_cond_init(&w->cv_space, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&w->thread, NULL, writer_main, s) != 0) {
+        free(w->ring);
+        free(w->batch);
+        w->ring = w->batch = NULL;
+        return nana_err_set(NANA_ERR_NOMEM, "cannot start the writer thread");
+    }
+    w->started = true;
+    return NANA_OK;
+}
+
+void nana_writer_stop(nana_store *s)
+{
+    nana_writer *w = &s->writer;
+    if (!w->started) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_broadcast(&w->cv_work);
+    pthread_cond_broadcast(&w->cv_space);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    w->started = false;
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv_work);
+    pthread_cond_destroy(&w->cv_space);
+    free(w->ring);
+    free(w->batch);
+    w->ring = w->batch = NULL;
+}
+
+/* Puts |op| on the queue, waiting up to write_wait_ms for room. */
+static int enqueue(nana_store *s, nana_wop *op)
+{
+    nana_writer *w = &s->writer;
+    pthread_mutex_lock(&w->mu);
+    if (w->count == w->cap && !w->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)s->opts.write_wait_ms * 1000000ull;
+        ts.tv_sec += (time_t)(ns / 1000000000ull);
+        ts.tv_nsec = (long)(ns % 1000000000ull);
+        while (w->count == w->cap && !w->stop) {
+            if (pthread_cond_timedwait(&w->cv_space, &w->mu, &ts) == ETIMEDOUT) break;
+        }
+    }
+    if (w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        return nana_err_set(NANA_ERR_CLOSED, "the store is closing");
+    }
+    if (w->count == w->cap) {
+        pthread_mutex_unlock(&w->mu);
+        return nana_err_set(NANA_ERR_BUSY, "the write queue is full (%u writes waiting)", w->cap);
+    }
+    w->ring[(w->head + w->count) % w->cap] = op;
+    w->count++;
+    if (w->count == 1) pthread_cond_signal(&w->cv_work);
+    pthread_mutex_unlock(&w->mu);
+    return NANA_OK;
+}
+
+int nana_writer_run(nana_store *s, nana_wop *op)
+{
+    if (s->opts.read_only && !(op->flags & (WOP_READ | WOP_TXN_COMMIT | WOP_TXN_ROLLBACK)))
+        return nana_err_set(NANA_ERR_READONLY, "the store was opened read-only");
+    atomic_init(&op->done, 0);
+    op->rc = 0;
+    op->result = NULL;
+    op->errmsg[0] = '\0';
+    int rc = enqueue(s, op);
+    if (rc) return rc;
+    while (!atomic_load_explicit(&op->done, memory_order_acquire))
+        futex_wait(&op->done, 0);
+    if (op->rc) nana_err_set_str(op->rc, op->errmsg);
+    return op->rc;
+}
+
+/* A read routed through the writer during an explicit transaction. */
+typedef struct read_op {
+    nana_wop super;
+    nana_read_fn fn;
+    void *arg;
+} read_op;
+
+static int read_op_exec(nana_wop *op, nana_conn *c)
+{
+    read_op *r = (read_op *)op;
+    return r->fn(c, r->arg);
+}
+
+int nana_store_read(nana_store *s, nana_read_fn fn, void *arg)
+{
+    if (atomic_load_explicit(&s->txn_active, memory_order_acquire)) {
+        read_op r = {.super = {.exec = read_op_exec, .flags = WOP_READ}, .fn = fn, .arg = arg};
+        return nana_writer_run(s, &r.super);
+    }
+    nana_conn *c = nana_pool_acquire(&s->pool);
+    int rc = fn(c, arg);
+    nana_pool_release(&s->pool, c);
+    atomic_fetch_add_explicit(&s->st_sqlite_reads, 1, memory_order_relaxed);
+    return rc;
+}

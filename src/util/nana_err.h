@@ -1,0 +1,58 @@
+/*
+ * nana_err.h - the project's one error space.
+ *
+ * Every fallible function returns 0 (NANA_OK) or a negative NANA_ERR_* code.
+ * A code says what class of failure happened; the human-readable detail
+ * ("key is 5000 bytes, the limit is 4096") is kept per thread, like errno,
+ * and read with nana_errmsg() right after the failing call. The message
+ * never contains secrets: callers set it only from facts about the request.
+ */
+#ifndef NANA_ERR_H
+#define NANA_ERR_H
+
+#include <stddef.h>
+
+enum {
+    NANA_OK = 0,
+    NANA_ERR_NOTFOUND = -1,   /* key, table or row does not exist */
+    NANA_ERR_INVALID = -2,    /* bad argument value (ValueError) */
+    NANA_ERR_TYPE = -3,       /* argument or stored value of the wrong type */
+    NANA_ERR_JSON = -4,       /* text is not valid JSON */
+    NANA_ERR_TOOBIG = -5,     /* a size limit was exceeded */
+    NANA_ERR_VALIDATION = -6, /* identifier or SQL clause refused */
+    NANA_ERR_TXN = -7,        /* transaction state error (nesting, none open) */
+    NANA_ERR_BUSY = -8,       /* queue full or database locked: try again */
+    NANA_ERR_DB = -9,         /* SQLite reported an error */
+    NANA_ERR_CORRUPT = -10,   /* file is not a database or is corrupt */
+    NANA_ERR_READONLY = -11,  /* database or file is read-only */
+    NANA_ERR_FULL = -12,      /* disk or database size limit full */
+    NANA_ERR_IO = -13,        /* operating-system I/O error */
+    NANA_ERR_NOMEM = -14,     /* out of memory */
+    NANA_ERR_CLOSED = -15,    /* object already closed */
+    NANA_ERR_TIMEOUT = -16,   /* a deadline passed */
+    NANA_ERR_INTERNAL = -17,  /* a bug or an unexpected condition */
+    NANA_ERR_PERM = -18,      /* operation not permitted */
+};
+
+/* Short fixed name of an error code ("NANA_ERR_NOTFOUND"); never NULL. */
+const char *nana_strerror(int code);
+
+/*
+ * Records the detail message for the calling thread and returns |code|, so
+ * callers can write `return nana_err_set(NANA_ERR_INVALID, "...", ...);`.
+ */
+int nana_err_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Copies |msg| verbatim as the calling thread's detail message; returns |code|. */
+int nana_err_set_str(int code, const char *msg);
+
+/*
+ * The calling thread's last detail message. Owned by the thread's storage:
+ * valid until the next nana_err_set*() on the same thread. Never NULL.
+ */
+const char *nana_errmsg(void);
+
+/* Size of the per-thread detail buffer, including the terminating NUL. */
+#define NANA_ERRMSG_MAX 256
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * test_util.h - small helpers shared by the C tests: scratch paths under
+ * the build's test-tmp directory, and removing a database with its WAL.
+ */
+#ifndef NANA_TEST_UTIL_H
+#define NANA_TEST_UTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Writes a fresh scratch path "<tmp>/<name>-<pid>.db" into |out|, removing
+ * any leftover database files with that name. */
+static inline const char *test_db_path(char *out, size_t outlen, const char *name)
+{
+    const char *dir = getenv("NANA_TEST_TMP");
+    if (!dir || !dir[0]) dir = "/tmp";
+    mkdir(dir, 0755);
+    snprintf(out, outlen, "%s/%s-%d.db", dir, name, (int)getpid());
+    char p[1024];
+    unlink(out);
+    snprintf(p, sizeof(p), "%s-wal", out);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", out);
+    unlink(p);
+    return out;
+}
+
+/* Removes a database file and its -wal/-shm companions. */
+static inline void test_db_remove(const char *path)
+{
+    char p[1024];
+    unlink(path);
+    snprintf(p, sizeof(p), "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
+}
+
+#endif

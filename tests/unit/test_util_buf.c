@@ -1,0 +1,104 @@
+/*
+ * test_util_buf.c - nana_buf, nana_val and the error module.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "util/nana_buf.h"
+#include "util/nana_err.h"
+#include "util/nana_val.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void test_buf_append_and_detach(void **state)
+{
+    (void)state;
+    nana_buf b;
+    nana_buf_init(&b, 0);
+    assert_int_equal(nana_buf_puts(&b, "hello"), 0);
+    assert_int_equal(nana_buf_putc(&b, ' '), 0);
+    assert_int_equal(nana_buf_printf(&b, "%d-%s", 42, "x"), 0);
+    assert_string_equal(b.data, "hello 42-x");
+    assert_int_equal(b.len, 10);
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(nana_buf_putc(&b, 'a'), 0);
+    assert_int_equal(b.len, 10010);
+    assert_int_equal(b.data[b.len], '\0');
+    size_t n;
+    char *p = nana_buf_detach(&b, &n);
+    assert_int_equal(n, 10010);
+    assert_null(b.data);
+    free(p);
+    p = nana_buf_detach(&b, &n);
+    assert_non_null(p);
+    assert_int_equal(n, 0);
+    assert_string_equal(p, "");
+    free(p);
+}
+
+static void test_buf_limit(void **state)
+{
+    (void)state;
+    nana_buf b;
+    nana_buf_init(&b, 8);
+    assert_int_equal(nana_buf_puts(&b, "12345678"), 0);
+    assert_int_equal(nana_buf_putc(&b, '9'), NANA_ERR_TOOBIG);
+    assert_non_null(strstr(nana_errmsg(), "limit of 8"));
+    assert_int_equal(nana_buf_printf(&b, "%s", "x"), NANA_ERR_TOOBIG);
+    assert_int_equal(b.len, 8);
+    nana_buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(nana_buf_append(&b, "abc", 3), 0);
+    assert_string_equal(b.data, "abc");
+    nana_buf_free(&b);
+    nana_buf_free(NULL);
+}
+
+static void test_val_refcount(void **state)
+{
+    (void)state;
+    nana_val *v = nana_val_new("{\"a\":1}", 7);
+    assert_non_null(v);
+    assert_int_equal(v->len, 7);
+    assert_string_equal(v->data, "{\"a\":1}");
+    assert_ptr_equal(nana_val_ref(v), v);
+    nana_val_unref(v);
+    assert_string_equal(v->data, "{\"a\":1}");
+    nana_val_unref(v);
+    nana_val_unref(NULL);
+    nana_val *e = nana_val_new(NULL, 0);
+    assert_non_null(e);
+    assert_string_equal(e->data, "");
+    nana_val_unref(e);
+}
+
+static void test_err_messages(void **state)
+{
+    (void)state;
+    assert_int_equal(nana_err_set(NANA_ERR_INVALID, "bad %s", "thing"), NANA_ERR_INVALID);
+    assert_string_equal(nana_errmsg(), "bad thing");
+    char big[1000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    nana_err_set_str(NANA_ERR_IO, big);
+    assert_int_equal(strlen(nana_errmsg()), NANA_ERRMSG_MAX - 1);
+    assert_string_equal(nana_strerror(NANA_ERR_NOTFOUND), "NANA_ERR_NOTFOUND");
+    assert_string_equal(nana_strerror(12345), "NANA_ERR_UNKNOWN");
+    for (int c = 0; c >= NANA_ERR_PERM; c--)
+        assert_null(strstr(nana_strerror(c), "UNKNOWN"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_append_and_detach),
+        cmocka_unit_test(test_buf_limit),
+        cmocka_unit_test(test_val_refcount),
+        cmocka_unit_test(test_err_messages),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
