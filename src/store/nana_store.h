@@ -298,6 +298,169 @@ int nana_store_in_transaction(nana_store *s);
 int nana_store_expire_now(nana_store *s);
 
 /* ------------------------------------------------------------------ */
+/* SQL helpers: tables with columns, validated queries                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Caller-written SQL fragments (WHERE, ORDER BY, GROUP BY, column
+ * expressions) are validated with NanaSQLite's rules: no `;`, `--` or
+ * `/ *`; no statement keywords (DDL, DML, SELECT: no subqueries); names
+ * must be identifiers; a function call must name an allowed SQL function
+ * (COUNT SUM AVG MIN MAX ABS UPPER LOWER LENGTH ROUND COALESCE IFNULL NULLIF
+ * STRFTIME DATE TIME DATETIME JULIANDAY, plus JSON_EXTRACT JSON_TYPE
+ * JSON_ARRAY_LENGTH JSON_VALID SUBSTR TRIM TYPEOF INSTR); at most
+ * max_clause_bytes long. Values always travel as bound parameters: a JSON
+ * array whose items bind to the `?` of the fragment (numbers, strings,
+ * null, booleans as 1/0, arrays and objects as JSON text). The statements
+ * also run under an SQLite authorizer that allows only the one table and
+ * the allowed functions. Refusals are NANA_ERR_VALIDATION.
+ *
+ * A policy adjusts the function list for one call; NULL means defaults.
+ */
+typedef struct nana_sql_policy {
+    const char *const *allow; /* extra allowed function names */
+    size_t n_allow;
+    const char *const *forbid; /* names refused even if allowed */
+    size_t n_forbid;
+    int override_defaults; /* only `allow` is allowed */
+    int forbid_all;        /* no expression at all may be given */
+} nana_sql_policy;
+
+typedef struct nana_query {
+    const char *table;    /* NULL: the default table */
+    const char *columns;  /* JSON array of names or expressions ("COUNT(*) AS n"), NULL: all */
+    const char *where;    /* NULL: all rows */
+    const char *params;   /* JSON array bound to the ? of where, or NULL */
+    const char *order_by; /* NULL: none */
+    const char *group_by; /* NULL: none */
+    int64_t limit;        /* < 0: none */
+    int64_t offset;       /* < 0: none */
+    const nana_sql_policy *policy;
+} nana_query;
+
+/* Sets every field of |q| to "none" (limit and offset -1). */
+void nana_query_init(nana_query *q);
+
+/*
+ * query / query_with_pagination: rows as a JSON array of objects keyed by
+ * column name (INTEGER and REAL as numbers, TEXT as strings, NULL as null,
+ * BLOB as a base64 string). On a NanaSQLite table `value` is its JSON text
+ * as a string, as NanaSQLite returns it.
+ */
+int nana_sql_query(nana_store *s, const nana_query *q, nana_val **out);
+
+/* count(table, where, params) and exists(table, where, params) (1 or 0). */
+int nana_sql_count(nana_store *s, const char *table, const char *where, const char *params,
+                   const nana_sql_policy *pol, int64_t *out);
+int nana_sql_exists(nana_store *s, const char *table, const char *where, const char *params,
+                    const nana_sql_policy *pol);
+
+/* sql_insert(table, {column: value}): *rowid gets the new row's rowid. */
+int nana_sql_insert(nana_store *s, const char *table, const char *row, int64_t *rowid);
+
+/* sql_update(table, {column: value}, where, params): *changes rows changed.
+ * A where clause is required. */
+int nana_sql_update(nana_store *s, const char *table, const char *set, const char *where,
+                    const char *params, int64_t *changes);
+
+/* sql_delete(table, where, params): *changes rows deleted. A where clause is required. */
+int nana_sql_delete(nana_store *s, const char *table, const char *where, const char *params,
+                    int64_t *changes);
+
+/*
+ * upsert(table, {column: value}, conflict_columns): INSERT OR REPLACE, or
+ * with conflict_columns (JSON array) INSERT ... ON CONFLICT(cols) DO UPDATE
+ * the other columns. *rowid gets the last insert rowid.
+ */
+int nana_sql_upsert(nana_store *s, const char *table, const char *row,
+                    const char *conflict_columns, int64_t *rowid);
+
+/* import_from_dict_list(table, [{...}, ...]): one transaction; the columns
+ * are the first object's keys. *count gets the rows inserted. */
+int nana_sql_import(nana_store *s, const char *table, const char *rows, int64_t *count);
+
+/* export_table_to_dict(table): every row, as nana_sql_query returns them. */
+int nana_sql_export(nana_store *s, const char *table, nana_val **out);
+
+/* get_last_insert_rowid(): rowid of the last row inserted through this store. */
+int64_t nana_sql_last_insert_rowid(nana_store *s);
+
+/*
+ * create_table(table, {column: type}, if_not_exists, primary_key). Types
+ * may use letters, digits, spaces and ( ) , = < > ! @ # % . only, and no
+ * statement keywords.
+ */
+int nana_sql_create_table(nana_store *s, const char *table, const char *columns,
+                          int if_not_exists, const char *primary_key);
+
+/* create_index(index, table, [columns], unique, if_not_exists). */
+int nana_sql_create_index(nana_store *s, const char *index, const char *table,
+                          const char *columns, int unique, int if_not_exists);
+
+/* drop_table / drop_index. Dropping a NanaSQLite table empties its cache. */
+int nana_sql_drop_table(nana_store *s, const char *table, int if_exists);
+int nana_sql_drop_index(nana_store *s, const char *index, int if_exists);
+
+/* alter_table_add_column(table, column, type, default): |type| like
+ * "TEXT", "VARCHAR(255)", "DECIMAL(10,2)"; |def| a JSON scalar or NULL. */
+int nana_sql_add_column(nana_store *s, const char *table, const char *column, const char *type,
+                        const char *def);
+
+/* table_exists(name): 1 or 0. */
+int nana_sql_table_exists(nana_store *s, const char *table);
+
+/* list_tables(): JSON array of table names, sorted. */
+int nana_sql_list_tables(nana_store *s, nana_val **out);
+
+/* get_table_schema(table): [{"cid","name","type","notnull","default_value","pk"}]. */
+int nana_sql_table_schema(nana_store *s, const char *table, nana_val **out);
+
+/* list_indexes(table or NULL): [{"name","table","sql"}], automatic indexes left out. */
+int nana_sql_list_indexes(nana_store *s, const char *table, nana_val **out);
+
+/* ------------------------------------------------------------------ */
+/* Utilities                                                           */
+/* ------------------------------------------------------------------ */
+
+/* vacuum(). NANA_ERR_TXN inside a transaction. */
+int nana_store_vacuum(nana_store *s);
+
+/* get_db_size(): bytes of the main database file (not -wal/-shm). */
+int nana_store_db_size(nana_store *s, int64_t *bytes);
+
+/*
+ * pragma(name, value): reads (value NULL: *out gets the first column of
+ * the first row as JSON, or null) or sets (value a JSON number, boolean
+ * or a string of letters, digits, '_', '-', '.'; *out gets null) one of
+ * NanaSQLite's allowed pragmas: foreign_keys journal_mode synchronous
+ * cache_size temp_store locking_mode auto_vacuum page_size encoding
+ * user_version schema_version wal_autocheckpoint busy_timeout query_only
+ * recursive_triggers secure_delete table_info index_list index_info
+ * database_list. table_info/index_list/index_info take a table or index
+ * name as value and return all rows as objects. Settings apply to the
+ * writer connection; journal_mode, locking_mode, page_size, encoding,
+ * schema_version and query_only can be read but not set here (they would
+ * break the store's own use of the file). Others: NANA_ERR_VALIDATION.
+ */
+int nana_store_pragma(nana_store *s, const char *name, const char *value, nana_val **out);
+
+/*
+ * backup(dest): an online copy of the database (a consistent snapshot)
+ * into the file |dest|, which is overwritten. Refuses ":memory:" and the
+ * database's own file (NANA_ERR_VALIDATION).
+ */
+int nana_store_backup(nana_store *s, const char *dest);
+
+/*
+ * restore(src): replaces the database's content with the SQLite database
+ * |src| (online backup API, in place), then re-creates this store's
+ * NanaSQLite tables if |src| lacks them and empties every cache.
+ * NANA_ERR_TXN inside a transaction; NANA_ERR_CORRUPT if |src| is not a
+ * database; NANA_ERR_VALIDATION if its page size differs from ours.
+ */
+int nana_store_restore(nana_store *s, const char *src);
+
+/* ------------------------------------------------------------------ */
 /* Statistics (for tests and benchmarks)                               */
 /* ------------------------------------------------------------------ */
 

@@ -24,6 +24,7 @@
 
 #include "store/nana_store.h"
 #include "util/nana_buf.h"
+#include "util/nana_json.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -195,6 +196,7 @@ struct nana_store {
     nana_table *tables;
     nana_table *default_table;
     atomic_int txn_active; /* an explicit transaction is open */
+    atomic_int_fast64_t last_rowid; /* rowid of the last sql_insert/upsert */
     atomic_bool closing;
     /* statistics */
     atomic_uint_fast64_t st_hits, st_misses, st_sqlite_reads, st_commits, st_writes;
@@ -328,5 +330,41 @@ int nana_exec_set(nana_conn *c, nana_table *t, const char *key, size_t klen, con
 
 /* Deletes one row; 1 if it existed (its value in *old when old != NULL), 0 if absent. */
 int nana_exec_del(nana_conn *c, nana_table *t, const char *key, size_t klen, nana_val **old);
+
+/* ------------------------------------------------------------------ */
+/* SQL fragments, binding, rows (sqlcheck.c, sqlrun.c)                */
+/* ------------------------------------------------------------------ */
+
+typedef enum nana_clause_kind {
+    NANA_CLAUSE_WHERE,
+    NANA_CLAUSE_ORDER_BY,
+    NANA_CLAUSE_GROUP_BY,
+    NANA_CLAUSE_COLUMN,
+} nana_clause_kind;
+
+/* Validates a caller-written fragment (see nana_store.h); 0 or NANA_ERR_VALIDATION. */
+int nana_sql_check_clause(const char *p, size_t n, nana_clause_kind kind,
+                          const nana_sql_policy *pol, size_t max_len);
+
+/* True if |name| (n bytes) may be called as an SQL function under |pol|. */
+bool nana_sql_function_allowed(const char *name, size_t n, const nana_sql_policy *pol);
+
+/* Validates a table/column/index name; |what| names it in the message. */
+int nana_sql_check_identifier(const char *name, const char *what);
+
+/* Validates a column type: for create_table, or (add_column) for ALTER TABLE. */
+int nana_sql_check_type(const char *type, bool add_column);
+
+/*
+ * Parses an optional JSON argument that must be of |type| (JSON null or a
+ * NULL pointer give *out == NULL). *doc owns the tree; free it with
+ * nana_json_doc_free. |what| names the argument in errors.
+ */
+int nana_parse_arg(const char *json, nana_json_type type, const char *what, nana_json_doc **doc,
+                   nana_json **out);
+
+/* Empties the cache of the NanaSQLite table |name| if one is open (after
+ * SQL that may have changed its rows or dropped it). */
+void nana_store_table_changed(nana_store *s, const char *name);
 
 #endif

@@ -9,8 +9,10 @@
  * parse mode the same machine also drives a builder: children of open
  * containers collect on one growable scratch vector and are copied into an
  * exact-size arena array when the container closes, so building is linear.
- * Duplicate keys are found with a linear scan for small objects and a
- * seeded hash index beyond that, so a 100k-member object is not quadratic.
+ * Keys are found with a linear scan in small objects; an object with more
+ * than SMALL_OBJECT members carries a seeded hash index in a hidden header
+ * just before its member array, built while parsing (duplicate detection)
+ * and kept by the builders, so a 100k-member object is never quadratic.
  *
  * Strings are scanned eight bytes at a time (SWAR) until a byte that needs a
  * closer look ('"', '\\', a control character or non-ASCII), which keeps
@@ -43,8 +45,8 @@ struct chunk {
 };
 
 struct nana_json_doc {
-    struct chunk *head;    /* chunk small allocations are carved from */
-    size_t next_chunk;     /* size of the next regular chunk */
+    struct chunk *head; /* chunk small allocations are carved from */
+    size_t next_chunk;  /* size of the next regular chunk */
 };
 
 static int oom(void)
@@ -177,19 +179,15 @@ static uint64_t hash_key(const char *s, size_t n, uint64_t seed)
     return h;
 }
 
-/* Open-addressing table of member positions (+1; 0 marks an empty slot). */
+/*
+ * Open-addressing table of member positions (+1; 0 marks an empty slot),
+ * kept at load <= 1/2. The table lives in a document's arena.
+ */
 struct keyindex {
-    uint32_t *tab; /* malloc'd, owned by the index; NULL when not built */
+    uint32_t *tab; /* NULL when there is no index */
     size_t mask;   /* table size - 1 */
     uint64_t seed;
 };
-
-static void keyindex_free(struct keyindex *ix)
-{
-    free(ix->tab);
-    ix->tab = NULL;
-    ix->mask = 0;
-}
 
 static int key_eq(const nana_json_member *m, const char *key, size_t keylen)
 {
@@ -212,35 +210,100 @@ static size_t keyindex_find(const struct keyindex *ix, const nana_json_member *m
 static void keyindex_put(struct keyindex *ix, const nana_json_member *m, size_t pos)
 {
     size_t i = (size_t)hash_key(m[pos].key, m[pos].keylen, ix->seed) & ix->mask;
-    while (ix->tab[i]) i = (i + 1) & ix->mask;
+    while (ix->tab[i])
+        i = (i + 1) & ix->mask;
     ix->tab[i] = (uint32_t)(pos + 1);
 }
 
-/*
- * (Re)builds the index over members m[0..count) with room for at least
- * want entries at load <= 1/2. Keys are assumed unique. 0 or NANA_ERR_NOMEM.
- */
-static int keyindex_build(struct keyindex *ix, const nana_json_member *m, size_t count,
-                          size_t want)
+/* Empties the index and enters members m[0..count) (unique keys, count <= half the table). */
+static void keyindex_fill(struct keyindex *ix, const nana_json_member *m, size_t count)
+{
+    memset(ix->tab, 0, (ix->mask + 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < count; i++)
+        keyindex_put(ix, m, i);
+}
+
+/* Gives ix an empty table in d with room for room keys. 0 or NANA_ERR_NOMEM. */
+static int keyindex_alloc(nana_json_doc *d, struct keyindex *ix, size_t room)
 {
     size_t size = 64;
-    while (size < want * 2) size *= 2;
-    uint32_t *tab = calloc(size, sizeof(uint32_t));
+    while (size < room * 2)
+        size *= 2;
+    uint32_t *tab = arena_alloc(d, size * sizeof(uint32_t), alignof(uint32_t));
     if (!tab) return oom();
-    free(ix->tab);
+    memset(tab, 0, size * sizeof(uint32_t));
     ix->tab = tab;
     ix->mask = size - 1;
-    ix->seed = (uint64_t)(uintptr_t)tab * 0x2545f4914f6cdd1du ^ (uint64_t)(uintptr_t)&size;
-    for (size_t i = 0; i < count; i++) keyindex_put(ix, m, i);
+    /* Heap addresses differ per run (ASLR), which makes hash flooding harder. */
+    ix->seed = ((uint64_t)(uintptr_t)tab * 0x2545f4914f6cdd1du) ^ (uint64_t)(uintptr_t)d;
     return NANA_OK;
 }
 
-/* Adds m[pos] (pos == count - 1) to the index, growing it when half full. */
-static int keyindex_add(struct keyindex *ix, const nana_json_member *m, size_t count)
+/*
+ * Member arrays of objects with more than SMALL_OBJECT slots are preceded
+ * in the arena by this header, and the object's cap has CAP_INDEXED set.
+ * The index is trusted only while it describes the current array and count
+ * (code that edits members directly just loses the fast path).
+ */
+struct objhdr {
+    nana_json_member *members; /* the array right after this header */
+    size_t count;              /* members entered in the index */
+    struct keyindex ix;
+};
+
+#define CAP_INDEXED 0x80000000u
+#define CAP_MASK    0x7fffffffu
+#define MAX_ELEMS   0x7ffffffeu /* elements per array/object */
+
+/* The header of an object's member array, in sync or not; NULL if it has none. */
+static struct objhdr *obj_hdr_raw(const nana_json *obj)
 {
-    if (count * 2 > ix->mask + 1) return keyindex_build(ix, m, count, count * 2);
-    keyindex_put(ix, m, count - 1);
-    return NANA_OK;
+    if (obj->type != NANA_JSON_OBJECT || !(obj->cap & CAP_INDEXED) || !obj->u.members) return NULL;
+    struct objhdr *h = (struct objhdr *)(void *)((char *)obj->u.members - sizeof(struct objhdr));
+    return h->members == obj->u.members ? h : NULL;
+}
+
+/* The index of object obj if it is in sync with the members, else NULL. */
+static struct objhdr *obj_index(const nana_json *obj)
+{
+    struct objhdr *h = obj_hdr_raw(obj);
+    return h && h->count == obj->n ? h : NULL;
+}
+
+/*
+ * A member array with room for cap members, owned by d. Beyond SMALL_OBJECT
+ * it gets a header with an empty index (*hdr; else NULL); adopt, if given,
+ * is an existing table with room for cap keys to use instead of a new one.
+ * NULL on OOM.
+ */
+static nana_json_member *members_alloc(nana_json_doc *d, size_t cap, const struct keyindex *adopt,
+                                       struct objhdr **hdr)
+{
+    *hdr = NULL;
+    if (cap <= SMALL_OBJECT)
+        return arena_alloc(d, cap * sizeof(nana_json_member), alignof(nana_json_member));
+    char *blk = arena_alloc(d, sizeof(struct objhdr) + cap * sizeof(nana_json_member),
+                            alignof(struct objhdr));
+    if (!blk) return NULL;
+    struct objhdr *h = (struct objhdr *)(void *)blk;
+    h->members = (nana_json_member *)(void *)(blk + sizeof(struct objhdr));
+    h->count = 0;
+    if (adopt && adopt->tab && adopt->mask + 1 >= cap * 2)
+        h->ix = *adopt;
+    else if (keyindex_alloc(d, &h->ix, cap))
+        return NULL;
+    *hdr = h;
+    return h->members;
+}
+
+/* Position of key in object obj, or SIZE_MAX: hashed when indexed, else a linear scan. */
+static size_t member_find(const nana_json *obj, const char *key, size_t keylen)
+{
+    struct objhdr *h = obj_index(obj);
+    if (h) return keyindex_find(&h->ix, obj->u.members, key, keylen);
+    for (size_t i = 0; i < obj->n; i++)
+        if (key_eq(&obj->u.members[i], key, keylen)) return i;
+    return SIZE_MAX;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -267,8 +330,7 @@ static size_t utf8_seq(const unsigned char *s, size_t avail)
     if (c < 0xF5) {
         if (c == 0xF0) lo = 0x90; /* overlong below U+10000 */
         if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
-        if (avail < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 ||
-            (s[3] & 0xC0) != 0x80)
+        if (avail < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
             return 0;
         return 4;
     }
@@ -367,8 +429,8 @@ static int scan_string(const char *p, size_t n, size_t *pos, int *escaped)
             esc = 1;
             if (i + 1 >= n) return json_err(*pos, "unterminated string");
             unsigned e = s[i + 1];
-            if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
-                e == 'r' || e == 't') {
+            if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
+                e == 't') {
                 i += 2;
                 continue;
             }
@@ -446,11 +508,21 @@ static size_t decode_string(const unsigned char *s, size_t n, char *out)
         unsigned e = s[i + 1];
         i += 2;
         switch (e) {
-        case 'b': out[o++] = '\b'; break;
-        case 'f': out[o++] = '\f'; break;
-        case 'n': out[o++] = '\n'; break;
-        case 'r': out[o++] = '\r'; break;
-        case 't': out[o++] = '\t'; break;
+        case 'b':
+            out[o++] = '\b';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
         case 'u': {
             unsigned long cp = (unsigned long)hex4(s + i);
             i += 4;
@@ -462,7 +534,9 @@ static size_t decode_string(const unsigned char *s, size_t n, char *out)
             o += put_utf8(out + o, cp);
             break;
         }
-        default: out[o++] = (char)e; break; /* '"', '\\', '/' */
+        default: /* '"', '\\', '/' stand for themselves */
+            out[o++] = (char)e;
+            break;
         }
     }
     return o;
@@ -474,11 +548,11 @@ static size_t decode_string(const unsigned char *s, size_t n, char *out)
 
 /* One open container while parsing into a tree. */
 struct frame {
-    nana_json *node;    /* the array or object being filled */
-    size_t start;       /* its first child in builder.slots */
-    const char *key;    /* object: key of the value about to be parsed */
+    nana_json *node; /* the array or object being filled */
+    size_t start;    /* its first child in builder.slots */
+    const char *key; /* object: key of the value about to be parsed */
     uint32_t keylen;
-    struct keyindex ix; /* object with many members: index over its slots */
+    struct keyindex ix; /* object with many members: index over its slots (in the arena) */
 };
 
 /* Tree-building state (parse mode only). Scratch memory is malloc'd and freed by the parser. */
@@ -509,7 +583,8 @@ static int top_is_object(const struct machine *m)
 
 static size_t skip_ws(const char *p, size_t n, size_t i)
 {
-    while (i < n && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t')) i++;
+    while (i < n && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+        i++;
     return i;
 }
 
@@ -558,7 +633,7 @@ static int attach(struct machine *m, nana_json *v, size_t pos)
     }
     struct frame *f = &b->frames[m->depth - 1];
     size_t count = b->nslots - f->start;
-    if (count >= UINT32_MAX - 1)
+    if (count >= MAX_ELEMS)
         return nana_err_set(NANA_ERR_TOOBIG, "JSON container at byte %zu has too many elements",
                             pos);
     if (!top_is_object(m)) return slots_push(b, NULL, 0, v);
@@ -582,8 +657,14 @@ static int attach(struct machine *m, nana_json *v, size_t pos)
     if (rc) return rc;
     count++;
     mem = b->slots + f->start;
-    if (f->ix.tab) return keyindex_add(&f->ix, mem, count);
-    if (count > SMALL_OBJECT) return keyindex_build(&f->ix, mem, count, count * 2);
+    if (count <= SMALL_OBJECT) return NANA_OK;
+    if (f->ix.tab && count * 2 <= f->ix.mask + 1) {
+        keyindex_put(&f->ix, mem, count - 1);
+        return NANA_OK;
+    }
+    /* (Re)build with room to double; an outgrown table stays in the arena unused. */
+    if ((rc = keyindex_alloc(m->b->doc, &f->ix, count * 2))) return rc;
+    keyindex_fill(&f->ix, mem, count);
     return NANA_OK;
 }
 
@@ -636,23 +717,30 @@ static int close_container(struct machine *m)
         struct frame *f = &b->frames[m->depth - 1];
         size_t count = b->nslots - f->start;
         nana_json *v = f->node;
-        keyindex_free(&f->ix);
+        v->cap = (uint32_t)count;
         if (count) {
             if (v->type == NANA_JSON_OBJECT) {
-                nana_json_member *mem =
-                    arena_alloc(b->doc, count * sizeof(*mem), alignof(nana_json_member));
+                struct objhdr *h;
+                nana_json_member *mem = members_alloc(b->doc, count, &f->ix, &h);
                 if (!mem) return oom();
                 memcpy(mem, b->slots + f->start, count * sizeof(*mem));
                 v->u.members = mem;
+                if (h) {
+                    /* The parse-time index holds positions, so it is still right. */
+                    if (h->ix.tab != f->ix.tab) keyindex_fill(&h->ix, mem, count);
+                    h->count = count;
+                    v->cap |= CAP_INDEXED;
+                }
             } else {
-                nana_json **items = arena_alloc(b->doc, count * sizeof(*items), alignof(nana_json *));
+                nana_json **items =
+                    arena_alloc(b->doc, count * sizeof(*items), alignof(nana_json *));
                 if (!items) return oom();
-                for (size_t i = 0; i < count; i++) items[i] = b->slots[f->start + i].val;
+                for (size_t i = 0; i < count; i++)
+                    items[i] = b->slots[f->start + i].val;
                 v->u.items = items;
             }
         }
         v->n = (uint32_t)count;
-        v->cap = (uint32_t)count;
         b->nslots = f->start;
     }
     m->depth--;
@@ -720,26 +808,28 @@ static int scan_number(const struct machine *m, size_t *pos)
         i++;
         if (i < n && is_digit(p[i])) return json_err(*pos, "leading zeros are not allowed");
     } else {
-        while (i < n && is_digit(p[i])) i++;
+        while (i < n && is_digit(p[i]))
+            i++;
     }
     if (i < n && p[i] == '.') {
         i++;
         if (i >= n || !is_digit(p[i])) return json_err(i, "expected a digit after '.'");
-        while (i < n && is_digit(p[i])) i++;
+        while (i < n && is_digit(p[i]))
+            i++;
     }
     if (i < n && (p[i] == 'e' || p[i] == 'E')) {
         i++;
         if (i < n && (p[i] == '+' || p[i] == '-')) i++;
         if (i >= n || !is_digit(p[i])) return json_err(i, "expected a digit in the exponent");
-        while (i < n && is_digit(p[i])) i++;
+        while (i < n && is_digit(p[i]))
+            i++;
     }
     *pos = i;
     return NANA_OK;
 }
 
 /* Creates and attaches a scalar node (parse mode). txt is copied when given. */
-static int emit_scalar(struct machine *m, nana_json_type t, const char *txt, size_t len,
-                       size_t pos)
+static int emit_scalar(struct machine *m, nana_json_type t, const char *txt, size_t len, size_t pos)
 {
     nana_json *v = node_new(m->b->doc, t);
     if (!v) return NANA_ERR_NOMEM;
@@ -822,7 +912,9 @@ static int run(struct machine *m)
             size_t wl = strlen(w);
             if (!match_word(p, n, i, w, wl)) return json_err(i, "invalid literal");
             i += wl;
-            nana_json_type t = c == 't' ? NANA_JSON_TRUE : c == 'f' ? NANA_JSON_FALSE : NANA_JSON_NULL;
+            nana_json_type t = c == 't'   ? NANA_JSON_TRUE
+                               : c == 'f' ? NANA_JSON_FALSE
+                                          : NANA_JSON_NULL;
             if (m->b && (rc = emit_scalar(m, t, NULL, 0, start))) return rc;
             break;
         }
@@ -893,7 +985,6 @@ int nana_json_parse(const char *p, size_t n, unsigned flags, unsigned max_depth,
     m.depth = 0;
     m.b = &b;
     int rc = run(&m);
-    for (unsigned k = 0; k < m.depth && k < b.frames_cap; k++) keyindex_free(&b.frames[k].ix);
     free(b.slots);
     free(b.frames);
     if (rc) {
@@ -972,7 +1063,8 @@ static size_t format_double_abs(double v, char *out)
         memcpy(up, digits, nd);
         int upexp = exp10;
         size_t k = nd;
-        while (k > 0 && up[k - 1] == '9') up[--k] = '0';
+        while (k > 0 && up[k - 1] == '9')
+            up[--k] = '0';
         if (k == 0) {
             up[0] = '1';
             upexp++;
@@ -986,7 +1078,8 @@ static size_t format_double_abs(double v, char *out)
             break;
         }
     }
-    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
 
     size_t o = 0;
     if (exp10 < -4 || exp10 >= 16) {
@@ -999,7 +1092,8 @@ static size_t format_double_abs(double v, char *out)
         o += (size_t)sprintf(out + o, "e%c%02d", exp10 < 0 ? '-' : '+', abs(exp10));
     } else if (exp10 >= 0) {
         size_t ip = (size_t)exp10 + 1; /* digits before the point */
-        for (size_t k = 0; k < ip; k++) out[o++] = k < nd ? digits[k] : '0';
+        for (size_t k = 0; k < ip; k++)
+            out[o++] = k < nd ? digits[k] : '0';
         out[o++] = '.';
         if (nd > ip) {
             memcpy(out + o, digits + ip, nd - ip);
@@ -1010,7 +1104,8 @@ static size_t format_double_abs(double v, char *out)
     } else {
         out[o++] = '0';
         out[o++] = '.';
-        for (int k = 0; k < -exp10 - 1; k++) out[o++] = '0';
+        for (int k = 0; k < -exp10 - 1; k++)
+            out[o++] = '0';
         memcpy(out + o, digits, nd);
         o += nd;
     }
@@ -1018,17 +1113,34 @@ static size_t format_double_abs(double v, char *out)
     return o;
 }
 
-nana_json *nana_json_new_double(nana_json_doc *d, double v)
+/*
+ * Formats v like Python's repr into buf (at least 40 bytes) and returns the
+ * length, or NANA_ERR_INVALID (negative) for NaN/infinity.
+ */
+static int format_double(double v, char *buf)
 {
-    if (isnan(v) || isinf(v)) {
-        nana_err_set(NANA_ERR_INVALID, "NaN and infinity cannot be stored as JSON numbers");
-        return NULL;
-    }
-    char buf[40];
+    if (isnan(v) || isinf(v))
+        return nana_err_set(NANA_ERR_INVALID, "NaN and infinity cannot be stored as JSON numbers");
     size_t o = 0;
     if (signbit(v)) buf[o++] = '-';
     o += format_double_abs(fabs(v), buf + o);
-    return nana_json_new_number_text(d, buf, o);
+    return (int)o;
+}
+
+nana_json *nana_json_new_double(nana_json_doc *d, double v)
+{
+    char buf[40];
+    int len = format_double(v, buf);
+    if (len < 0) return NULL;
+    return nana_json_new_number_text(d, buf, (size_t)len);
+}
+
+int nana_json_write_double(nana_buf *out, double v)
+{
+    char buf[40];
+    int len = format_double(v, buf);
+    if (len < 0) return len;
+    return nana_buf_append(out, buf, (size_t)len);
 }
 
 nana_json *nana_json_new_string(nana_json_doc *d, const char *s, size_t n)
@@ -1064,41 +1176,32 @@ nana_json *nana_json_new_object(nana_json_doc *d)
     return node_new(d, NANA_JSON_OBJECT);
 }
 
-/* Makes room for one more element in arr/obj v (elem bytes each), growing in d. */
-static int reserve_one(nana_json_doc *d, nana_json *v, size_t elem, size_t align)
-{
-    if (v->n < v->cap) return NANA_OK;
-    if (v->n >= UINT32_MAX - 1) return nana_err_set(NANA_ERR_TOOBIG, "JSON container is full");
-    size_t cap = v->cap < 4 ? 4 : (size_t)v->cap * 2;
-    if (cap > UINT32_MAX - 1) cap = UINT32_MAX - 1;
-    void *old = v->type == NANA_JSON_ARRAY ? (void *)v->u.items : (void *)v->u.members;
-    void *p = arena_grow(d, old, (size_t)v->n * elem, cap * elem, align);
-    if (!p) return oom();
-    if (v->type == NANA_JSON_ARRAY)
-        v->u.items = p;
-    else
-        v->u.members = p;
-    v->cap = (uint32_t)cap;
-    return NANA_OK;
-}
-
 int nana_json_array_append(nana_json_doc *d, nana_json *arr, nana_json *item)
 {
     if (!arr || arr->type != NANA_JSON_ARRAY)
         return nana_err_set(NANA_ERR_TYPE, "append target is not a JSON array");
     if (!item) return nana_err_set(NANA_ERR_INVALID, "cannot append a NULL JSON value");
-    int rc = reserve_one(d, arr, sizeof(nana_json *), alignof(nana_json *));
-    if (rc) return rc;
+    if (arr->n >= arr->cap) {
+        if (arr->n >= MAX_ELEMS) return nana_err_set(NANA_ERR_TOOBIG, "JSON array is full");
+        size_t cap = arr->cap < 4 ? 4 : (size_t)arr->cap * 2;
+        if (cap > MAX_ELEMS) cap = MAX_ELEMS;
+        nana_json **items = arena_grow(d, arr->u.items, arr->n * sizeof(nana_json *),
+                                       cap * sizeof(nana_json *), alignof(nana_json *));
+        if (!items) return oom();
+        arr->u.items = items;
+        arr->cap = (uint32_t)cap;
+    }
     arr->u.items[arr->n++] = item;
     return NANA_OK;
 }
 
-/* Position of key in object obj, or SIZE_MAX. Linear scan. */
-static size_t member_find(const nana_json *obj, const char *key, size_t keylen)
+/* Re-enters every member into obj's index (after members moved). No allocation. */
+static void obj_reindex(nana_json *obj)
 {
-    for (size_t i = 0; i < obj->n; i++)
-        if (key_eq(&obj->u.members[i], key, keylen)) return i;
-    return SIZE_MAX;
+    struct objhdr *h = obj_hdr_raw(obj);
+    if (!h) return;
+    keyindex_fill(&h->ix, obj->u.members, obj->n);
+    h->count = obj->n;
 }
 
 int nana_json_object_set(nana_json_doc *d, nana_json *obj, const char *key, size_t keylen,
@@ -1116,14 +1219,33 @@ int nana_json_object_set(nana_json_doc *d, nana_json *obj, const char *key, size
     size_t bad = utf8_check((const unsigned char *)key, keylen);
     if (bad != keylen)
         return nana_err_set(NANA_ERR_INVALID, "JSON key is not valid UTF-8 (byte %zu)", bad);
+    if (obj->n >= MAX_ELEMS) return nana_err_set(NANA_ERR_TOOBIG, "JSON object is full");
     char *k = arena_strdup(d, key, keylen);
     if (!k) return oom();
-    int rc = reserve_one(d, obj, sizeof(nana_json_member), alignof(nana_json_member));
-    if (rc) return rc;
-    nana_json_member *m = &obj->u.members[obj->n++];
+    size_t cap = obj->cap & CAP_MASK;
+    if (obj->n >= cap) {
+        cap = cap < 4 ? 4 : cap * 2;
+        if (cap > MAX_ELEMS) cap = MAX_ELEMS;
+        struct objhdr *h;
+        nana_json_member *mem = members_alloc(d, cap, NULL, &h);
+        if (!mem) return oom();
+        if (obj->n) memcpy(mem, obj->u.members, obj->n * sizeof(*mem));
+        obj->u.members = mem;
+        obj->cap = (uint32_t)cap | (h ? CAP_INDEXED : 0);
+        if (h) h->count = SIZE_MAX; /* filled below */
+    }
+    size_t pos = obj->n++;
+    nana_json_member *m = &obj->u.members[pos];
     m->key = k;
     m->keylen = (uint32_t)keylen;
     m->val = val;
+    struct objhdr *h = obj_hdr_raw(obj);
+    if (h && h->count == pos) {
+        keyindex_put(&h->ix, obj->u.members, pos);
+        h->count = obj->n;
+    } else if (h) {
+        obj_reindex(obj);
+    }
     return NANA_OK;
 }
 
@@ -1143,6 +1265,7 @@ int nana_json_object_del(nana_json *obj, const char *key, size_t keylen)
     memmove(&obj->u.members[at], &obj->u.members[at + 1],
             (obj->n - at - 1) * sizeof(nana_json_member));
     obj->n--;
+    obj_reindex(obj);
     return NANA_OK;
 }
 
@@ -1199,9 +1322,10 @@ static nana_json *clone_shallow(nana_json_doc *d, const nana_json *src)
         v->cap = src->n;
         break;
     case NANA_JSON_OBJECT:
+        v->cap = src->n;
         if (src->n) {
-            nana_json_member *m =
-                arena_alloc(d, src->n * sizeof(nana_json_member), alignof(nana_json_member));
+            struct objhdr *h;
+            nana_json_member *m = members_alloc(d, src->n, NULL, &h);
             if (!m) goto nomem;
             for (uint32_t i = 0; i < src->n; i++) {
                 char *k = arena_strdup(d, src->u.members[i].key, src->u.members[i].keylen);
@@ -1211,10 +1335,15 @@ static nana_json *clone_shallow(nana_json_doc *d, const nana_json *src)
                 m[i].val = NULL;
             }
             v->u.members = m;
+            if (h) {
+                keyindex_fill(&h->ix, m, src->n);
+                h->count = src->n;
+                v->cap |= CAP_INDEXED;
+            }
         }
-        v->cap = src->n;
         break;
-    default: break;
+    default:
+        break;
     }
     return v;
 nomem:
@@ -1381,13 +1510,27 @@ static int write_str(nana_buf *out, const char *s, size_t n, int check)
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
         size_t el = 2;
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
         default:
             esc[1] = 'u';
             esc[2] = '0';
@@ -1413,13 +1556,20 @@ int nana_json_write_string(nana_buf *out, const char *s, size_t n)
 static int write_open(nana_buf *out, const nana_json *v)
 {
     switch (v->type) {
-    case NANA_JSON_NULL: return nana_buf_append(out, "null", 4);
-    case NANA_JSON_FALSE: return nana_buf_append(out, "false", 5);
-    case NANA_JSON_TRUE: return nana_buf_append(out, "true", 4);
-    case NANA_JSON_NUMBER: return nana_buf_append(out, v->u.str, v->n);
-    case NANA_JSON_STRING: return write_str(out, v->u.str, v->n, 0);
-    case NANA_JSON_ARRAY: return v->n ? nana_buf_putc(out, '[') : nana_buf_append(out, "[]", 2);
-    case NANA_JSON_OBJECT: return v->n ? nana_buf_putc(out, '{') : nana_buf_append(out, "{}", 2);
+    case NANA_JSON_NULL:
+        return nana_buf_append(out, "null", 4);
+    case NANA_JSON_FALSE:
+        return nana_buf_append(out, "false", 5);
+    case NANA_JSON_TRUE:
+        return nana_buf_append(out, "true", 4);
+    case NANA_JSON_NUMBER:
+        return nana_buf_append(out, v->u.str, v->n);
+    case NANA_JSON_STRING:
+        return write_str(out, v->u.str, v->n, 0);
+    case NANA_JSON_ARRAY:
+        return v->n ? nana_buf_putc(out, '[') : nana_buf_append(out, "[]", 2);
+    case NANA_JSON_OBJECT:
+        return v->n ? nana_buf_putc(out, '{') : nana_buf_append(out, "{}", 2);
     }
     return nana_err_set(NANA_ERR_INVALID, "JSON node has an unknown type %d", (int)v->type);
 }
@@ -1486,31 +1636,20 @@ static int equal_shallow(const nana_json *a, const nana_json *b)
     if (a->type != b->type) return 0;
     switch (a->type) {
     case NANA_JSON_NUMBER:
-    case NANA_JSON_STRING: return a->n == b->n && (a->n == 0 || memcmp(a->u.str, b->u.str, a->n) == 0);
+    case NANA_JSON_STRING:
+        return a->n == b->n && (a->n == 0 || memcmp(a->u.str, b->u.str, a->n) == 0);
     case NANA_JSON_ARRAY:
-    case NANA_JSON_OBJECT: return a->n == b->n;
-    default: return 1;
+    case NANA_JSON_OBJECT:
+        return a->n == b->n;
+    default:
+        return 1;
     }
 }
 
 struct equal_frame {
     const nana_json *a, *b;
     uint32_t i;
-    struct keyindex ix; /* big objects: index over b's members (tab NULL if none) */
 };
-
-/* Finds the value under key in b's frame, using (and building) its index for big objects. */
-static const nana_json *equal_lookup(struct equal_frame *f, const char *key, size_t keylen)
-{
-    const nana_json *b = f->b;
-    if (b->n > SMALL_OBJECT && !f->ix.tab) {
-        /* On OOM fall back to linear scans: slower, still correct. */
-        (void)keyindex_build(&f->ix, b->u.members, b->n, b->n);
-    }
-    size_t at = f->ix.tab ? keyindex_find(&f->ix, b->u.members, key, keylen)
-                          : member_find(b, key, keylen);
-    return at == SIZE_MAX ? NULL : b->u.members[at].val;
-}
 
 int nana_json_equal(const nana_json *a, const nana_json *b)
 {
@@ -1521,12 +1660,11 @@ int nana_json_equal(const nana_json *a, const nana_json *b)
     void *base = inl;
     size_t cap = INLINE_FRAMES, depth = 0;
     struct equal_frame *st = base;
-    st[depth++] = (struct equal_frame){a, b, 0, {NULL, 0, 0}};
+    st[depth++] = (struct equal_frame){a, b, 0};
     int result = 1;
     while (depth && result) {
         struct equal_frame *f = &st[depth - 1];
         if (f->i == f->a->n) {
-            keyindex_free(&f->ix);
             depth--;
             continue;
         }
@@ -1535,11 +1673,12 @@ int nana_json_equal(const nana_json *a, const nana_json *b)
         if (f->a->type == NANA_JSON_OBJECT) {
             const nana_json_member *m = &f->a->u.members[i];
             ca = m->val;
-            cb = equal_lookup(f, m->key, m->keylen);
-            if (!cb) {
+            size_t at = member_find(f->b, m->key, m->keylen);
+            if (at == SIZE_MAX) {
                 result = 0;
                 break;
             }
+            cb = f->b->u.members[at].val;
         } else {
             ca = f->a->u.items[i];
             cb = f->b->u.items[i];
@@ -1556,10 +1695,9 @@ int nana_json_equal(const nana_json *a, const nana_json *b)
                 }
                 st = base;
             }
-            st[depth++] = (struct equal_frame){ca, cb, 0, {NULL, 0, 0}};
+            st[depth++] = (struct equal_frame){ca, cb, 0};
         }
     }
-    for (size_t k = 0; k < depth; k++) keyindex_free(&st[k].ix);
     if (base != inl) free(base);
     return result;
 }

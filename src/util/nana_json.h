@@ -70,10 +70,11 @@ struct nana_json {
            NUMBER: the number's text exactly as written ("12345678901234567890123", "1.50",
            "NaN"), NUL-terminated. */
         const char *str;
-        nana_json **items;          /* ARRAY */
-        nana_json_member *members;  /* OBJECT, in document order, keys unique */
+        nana_json **items;         /* ARRAY */
+        nana_json_member *members; /* OBJECT, in document order, keys unique */
     } u;
-    uint32_t cap; /* internal: capacity for arrays/objects being built */
+    uint32_t cap; /* internal: capacity for arrays/objects being built (plus an index flag);
+                     code that edits items/members directly must keep n <= capacity */
 };
 
 /* An arena owning every node and string of one document. */
@@ -90,9 +91,9 @@ void nana_json_doc_free(nana_json_doc *doc);
  * the caller, free with nana_json_doc_free) holds the tree and *out_root its
  * top value. Same strictness as nana_json_validate(). Duplicate object keys
  * keep the LAST value at the position of the FIRST occurrence (like Python's
- * json.loads). Returns 0, NANA_ERR_JSON, NANA_ERR_TOOBIG (a string or
- * container beyond 4 GiB/elements) or NANA_ERR_NOMEM; on failure both
- * outputs are set to NULL.
+ * json.loads). Returns 0, NANA_ERR_JSON, NANA_ERR_TOOBIG (a string of 4 GiB
+ * or more, a container of 2^31 elements or more) or NANA_ERR_NOMEM; on
+ * failure both outputs are set to NULL.
  */
 int nana_json_parse(const char *p, size_t n, unsigned flags, unsigned max_depth,
                     nana_json_doc **out_doc, nana_json **out_root);
@@ -122,14 +123,16 @@ int nana_json_array_append(nana_json_doc *d, nana_json *arr, nana_json *item);
 
 /*
  * Sets obj[key] = val: replaces the value in place if the key exists, else
- * appends a member (key copied into d, which must own obj). Linear in the
- * member count. 0, NANA_ERR_TYPE, NANA_ERR_INVALID (NULL val, key not UTF-8)
- * or NANA_ERR_NOMEM.
+ * appends a member (key copied into d, which must own obj). Objects with
+ * many members carry a hidden hash index (kept in the arena), so lookups
+ * and appends stay O(1); deletion is O(n). 0, NANA_ERR_TYPE,
+ * NANA_ERR_INVALID (NULL val, key not UTF-8), NANA_ERR_TOOBIG or
+ * NANA_ERR_NOMEM.
  */
 int nana_json_object_set(nana_json_doc *d, nana_json *obj, const char *key, size_t keylen,
                          nana_json *val);
 
-/* The value stored under key, or NULL if absent (or obj is not an object). */
+/* The value stored under key, or NULL if absent (or obj is not an object). Never allocates. */
 nana_json *nana_json_object_get(const nana_json *obj, const char *key, size_t keylen);
 
 /* Removes key, keeping the order of the rest. 0, NANA_ERR_NOTFOUND or NANA_ERR_TYPE. */
@@ -163,9 +166,16 @@ int nana_json_write(nana_buf *out, const nana_json *v);
 int nana_json_write_string(nana_buf *out, const char *s, size_t n);
 
 /*
+ * Appends finite v as a JSON number, formatted exactly as
+ * nana_json_new_double() would (Python's repr). 0, NANA_ERR_INVALID for
+ * NaN/infinity (nothing appended), or a nana_buf error.
+ */
+int nana_json_write_double(nana_buf *out, double v);
+
+/*
  * 1 if a and b are equal: same type and content, numbers compared by text,
- * objects regardless of member order; else 0 (also 0 if out of memory while
- * comparing large objects).
+ * objects regardless of member order; else 0 (also 0 if memory for the walk
+ * stack of a tree nested deeper than 32 levels runs out).
  */
 int nana_json_equal(const nana_json *a, const nana_json *b);
 

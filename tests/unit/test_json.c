@@ -56,20 +56,21 @@ struct json_case {
     int ok;
 };
 
-#define V(s)  {s, sizeof(s) - 1, 0, 1}
-#define X(s)  {s, sizeof(s) - 1, 0, 0}
-#define VF(s) {s, sizeof(s) - 1, NF, 1}
-#define XF(s) {s, sizeof(s) - 1, NF, 0}
+/* clang-format off */
+#define V(s)  {s, sizeof(s) - 1, 0, 1}  /* valid */
+#define X(s)  {s, sizeof(s) - 1, 0, 0}  /* invalid */
+#define VF(s) {s, sizeof(s) - 1, NF, 1} /* valid with NANA_JSON_ALLOW_NONFINITE */
+#define XF(s) {s, sizeof(s) - 1, NF, 0} /* invalid even with it */
 
 static const struct json_case cases[] = {
     /* literals */
-    V("null"), V("true"), V("false"), V(" \t\r\n null \n"),
-    X("nul"), X("tru"), X("True"), X("nulll"), X("NULL"),
+    V("null"), V("true"), V("false"), V(" \t\r\n null \n"), X("nul"), X("tru"), X("True"),
+    X("nulll"), X("NULL"),
     /* numbers */
     V("0"), V("-0"), V("1"), V("-1"), V("123"), V("1.5"), V("-1.5e10"), V("1e5"), V("1E+5"),
-    V("1e-5"), V("0.0"), V("0e0"), V("-0.0e-0"), V("12345678901234567890123"),
-    V("1.50"), X("01"), X("-01"), X("00"), X("+1"), X(".5"), X("1."), X("1.e5"), X("1e"),
-    X("1e+"), X("-"), X("--1"), X("0x10"), X("1 2"), X("-a"), X("1.5.5"),
+    V("1e-5"), V("0.0"), V("0e0"), V("-0.0e-0"), V("12345678901234567890123"), V("1.50"), X("01"),
+    X("-01"), X("00"), X("+1"), X(".5"), X("1."), X("1.e5"), X("1e"), X("1e+"), X("-"), X("--1"),
+    X("0x10"), X("1 2"), X("-a"), X("1.5.5"),
     /* non-finite tokens: only with the flag, and only Python's spellings */
     X("NaN"), X("Infinity"), X("-Infinity"), VF("NaN"), VF("Infinity"), VF("-Infinity"),
     VF("[NaN,-Infinity,{\"a\":Infinity}]"), XF("-NaN"), XF("nan"), XF("Inf"), XF("infinity"),
@@ -77,9 +78,8 @@ static const struct json_case cases[] = {
     /* strings and escapes */
     V("\"\""), V("\"abc\""), V("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""), V("\"\\u0041\""),
     V("\"\\u0000\""), V("\"\\ud83d\\ude00\""), V("\"\\uD83D\\uDE00\""), V("\"\x7f\""),
-    V("\"\\uffff\""), V("\"\\u00e9\\u20AC\""),
-    X("\"abc"), X("\""), X("\"\\\""), X("\"\\x\""), X("\"\\U0041\""), X("\"\\'\""),
-    X("\"\\u12\""), X("\"\\u12G4\""), X("\"\\u"),
+    V("\"\\uffff\""), V("\"\\u00e9\\u20AC\""), X("\"abc"), X("\""), X("\"\\\""), X("\"\\x\""),
+    X("\"\\U0041\""), X("\"\\'\""), X("\"\\u12\""), X("\"\\u12G4\""), X("\"\\u"),
     /* lone and mispaired surrogate escapes */
     X("\"\\ud800\""), X("\"\\udc00\""), X("\"\\ud800\\u0041\""), X("\"\\ud800\\ud800\""),
     X("\"\\ud800x\""), X("\"\\ude00\\ud83d\""), X("\"\\ud83d\\\""),
@@ -93,21 +93,21 @@ static const struct json_case cases[] = {
     /* UTF-8: overlongs, surrogates, beyond U+10FFFF, truncated, stray bytes */
     X("\"\xc0\xaf\""), X("\"\xc1\xbf\""), X("\"\xe0\x80\xaf\""), X("\"\xe0\x9f\xbf\""),
     X("\"\xf0\x80\x80\xaf\""), X("\"\xf0\x8f\xbf\xbf\""), X("\"\xed\xa0\x80\""),
-    X("\"\xed\xbf\xbf\""), X("\"\xf4\x90\x80\x80\""), X("\"\xf5\x80\x80\x80\""),
-    X("\"\xc3\""), X("\"\xe2\x82\""), X("\"\xf0\x9f\x98\""), X("\"\x80\""), X("\"\xbf\""),
-    X("\"\xff\""), X("\"\xfe\""), X("\"\xc3\xc3\xa9\""), X("\"\xc3"),
+    X("\"\xed\xbf\xbf\""), X("\"\xf4\x90\x80\x80\""), X("\"\xf5\x80\x80\x80\""), X("\"\xc3\""),
+    X("\"\xe2\x82\""), X("\"\xf0\x9f\x98\""), X("\"\x80\""), X("\"\xbf\""), X("\"\xff\""),
+    X("\"\xfe\""), X("\"\xc3\xc3\xa9\""), X("\"\xc3"),
     X("\"0123456789abcdef\xc3" "0123456789abcdef\""),
     /* structure */
     V("[]"), V("{}"), V("[1,2,3]"), V("{\"a\":1}"), V(" [ 1 , { \"a\" : [ ] } ] "),
     V("[[[]],{},[{}]]"), V("{\"a\":{\"b\":{\"c\":[true,false,null]}}}"), V("{\"\":0}"),
-    V("{\"a\":1,\"a\":2}"),
-    X(""), X("   "), X("[1,]"), X("[,1]"), X("[1 2]"), X("{\"a\"}"), X("{\"a\" 1}"),
-    X("{a:1}"), X("{\"a\":1,}"), X("{,}"), X("["), X("]"), X("{"), X("}"), X("[1}"),
-    X("{\"a\":1]"), X("{'a':1}"), X("[1]x"), X("[1] [2]"), X("{\"a\":}"), X("{1:2}"),
-    X("[\"a\",]"), X("{\"a\":1 \"b\":2}"), X("[1,,2]"),
+    V("{\"a\":1,\"a\":2}"), X(""), X("   "), X("[1,]"), X("[,1]"), X("[1 2]"), X("{\"a\"}"),
+    X("{\"a\" 1}"), X("{a:1}"), X("{\"a\":1,}"), X("{,}"), X("["), X("]"), X("{"), X("}"), X("[1}"),
+    X("{\"a\":1]"), X("{'a':1}"), X("[1]x"), X("[1] [2]"), X("{\"a\":}"), X("{1:2}"), X("[\"a\",]"),
+    X("{\"a\":1 \"b\":2}"), X("[1,,2]"),
     /* trailing garbage, BOM and bytes outside strings */
     X("1\0"), X("\xef\xbb\xbf" "1"), X("\xc3\xa9"), X("[1]\0"), X("\"a\"\"b\""), X("true false"),
 };
+/* clang-format on */
 
 static void test_table(void **state)
 {
@@ -225,7 +225,8 @@ static void test_depth(void **state)
             }
         }
         t[o++] = '0';
-        for (size_t k = d; k-- > 0;) t[o++] = k % 2 ? '}' : ']';
+        for (size_t k = d; k-- > 0;)
+            t[o++] = k % 2 ? '}' : ']';
         int want = d == DEPTH ? 0 : NANA_ERR_JSON;
         assert_int_equal(nana_json_validate(t, o, 0, DEPTH), want);
         int rc = nana_json_parse(t, o, 0, DEPTH, &doc, &root);
@@ -345,7 +346,8 @@ static void test_round_trips(void **state)
         const char *in, *out;
         unsigned flags;
     } rt[] = {
-        {"{\"a\":[1,2.50,{\"b\":null}],\"c\":\"x\"}", "{\"a\":[1,2.50,{\"b\":null}],\"c\":\"x\"}", 0},
+        {"{\"a\":[1,2.50,{\"b\":null}],\"c\":\"x\"}", "{\"a\":[1,2.50,{\"b\":null}],\"c\":\"x\"}",
+         0},
         {" [ 1 , true , false , null ] ", "[1,true,false,null]", 0},
         {"\"\\u00e9\\n\\/\"", "\"\xc3\xa9\\n/\"", 0},
         {"\"\\u001f\\u0000\\u0001\\u007f\"", "\"\\u001f\\u0000\\u0001\x7f\"", 0},
@@ -373,7 +375,8 @@ static void test_round_trips(void **state)
 
 static void test_big_integers_verbatim(void **state)
 {
-    const char *big = "[123456789012345678901234567890,-98765432109876543210,1.000000000000000000001]";
+    const char *big =
+        "[123456789012345678901234567890,-98765432109876543210,1.000000000000000000001]";
     nana_json_doc *doc;
     nana_json *v = parse_ok(big, 0, &doc);
     assert_int_equal(v->n, 3);
@@ -451,8 +454,8 @@ static void test_big_object(void **state)
     nana_json_doc *doc3 = nana_json_doc_new();
     nana_json *r = nana_json_new_object(doc3);
     for (size_t i = w->n; i-- > 0;)
-        assert_int_equal(nana_json_object_set(doc3, r, w->u.members[i].key,
-                                              w->u.members[i].keylen, w->u.members[i].val),
+        assert_int_equal(nana_json_object_set(doc3, r, w->u.members[i].key, w->u.members[i].keylen,
+                                              w->u.members[i].val),
                          0);
     t0 = now_sec();
     assert_true(nana_json_equal(w, r));
@@ -484,6 +487,11 @@ static void expect_double(double d, const char *want)
     assert_int_equal(nana_json_number_double(v, &back), 0);
     assert_true(back == d && signbit(back) == signbit(d));
     nana_json_doc_free(doc);
+    nana_buf b;
+    nana_buf_init(&b, 0);
+    assert_int_equal(nana_json_write_double(&b, d), 0);
+    assert_string_equal(b.data, want);
+    nana_buf_free(&b);
 }
 
 static void test_double_format(void **state)
@@ -525,6 +533,12 @@ static void test_double_format(void **state)
     assert_null(nana_json_new_double(doc, (double)NAN));
     assert_null(nana_json_new_double(doc, (double)INFINITY));
     assert_null(nana_json_new_double(doc, -(double)INFINITY));
+    nana_buf b;
+    nana_buf_init(&b, 0);
+    assert_int_equal(nana_json_write_double(&b, (double)NAN), NANA_ERR_INVALID);
+    assert_int_equal(nana_json_write_double(&b, (double)INFINITY), NANA_ERR_INVALID);
+    assert_int_equal(b.len, 0);
+    nana_buf_free(&b);
     nana_json *v = nana_json_new_int(doc, INT64_MIN);
     assert_string_equal(v->u.str, "-9223372036854775808");
     v = nana_json_new_int(doc, 42);
@@ -579,12 +593,24 @@ static void test_int64_limits(void **state)
         nana_json *n = nana_json_new_number_text(doc, txt[i], strlen(txt[i]));
         assert_int_equal(nana_json_number_double(n, &d), 0);
         switch (i) {
-        case 0: assert_true(isnan(d)); break;
-        case 1: assert_true(isinf(d) && d > 0); break;
-        case 2: assert_true(isinf(d) && d < 0); break;
-        case 3: assert_true(isinf(d) && d > 0); break;
-        case 4: assert_true(d == -2.5); break;
-        default: assert_true(d == 12345678901234567890.0); break;
+        case 0:
+            assert_true(isnan(d));
+            break;
+        case 1:
+            assert_true(isinf(d) && d > 0);
+            break;
+        case 2:
+            assert_true(isinf(d) && d < 0);
+            break;
+        case 3:
+            assert_true(isinf(d) && d > 0);
+            break;
+        case 4:
+            assert_true(d == -2.5);
+            break;
+        default:
+            assert_true(d == 12345678901234567890.0);
+            break;
         }
         assert_int_equal(nana_json_number_is_integer(n), i == 5);
     }
@@ -613,8 +639,7 @@ static void test_object_ops(void **state)
     assert_null(nana_json_object_get(o, "key70", 5));
 
     /* Replacing keeps the position. */
-    assert_int_equal(nana_json_object_set(doc, o, "key0", 4, nana_json_new_string(doc, "z", 1)),
-                     0);
+    assert_int_equal(nana_json_object_set(doc, o, "key0", 4, nana_json_new_string(doc, "z", 1)), 0);
     assert_int_equal(o->n, 50);
     assert_string_equal(o->u.members[0].key, "key0");
     assert_int_equal(o->u.members[0].val->type, NANA_JSON_STRING);
@@ -657,6 +682,79 @@ static void test_object_ops(void **state)
     assert_non_null(strstr(s, "{\"key0\":\"z\",\"key2\":2,"));
     assert_non_null(strstr(s, "\"key48\":48,\"a\\u0000b\":null,\"\":true,\"arr\":[0,1,2,"));
     free(s);
+    nana_json_doc_free(doc);
+}
+
+/* Random set/get/del against a plain array model, across the small/indexed boundary. */
+static void test_object_model(void **state)
+{
+    enum { NKEYS = 300 };
+    int model[NKEYS]; /* value, or -1 when absent */
+    int order[NKEYS]; /* keys present, in insertion order */
+    int norder = 0;
+    for (int i = 0; i < NKEYS; i++)
+        model[i] = -1;
+    nana_json_doc *doc = nana_json_doc_new();
+    nana_json *o = nana_json_new_object(doc);
+    unsigned seed = 12345;
+    for (int step = 0; step < 20000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        int k = (int)((seed >> 8) % NKEYS);
+        int op = (int)((seed >> 20) % 4); /* set twice as often as del */
+        char key[16];
+        int kl = snprintf(key, sizeof(key), "key-%d", k);
+        if (op <= 1) {
+            assert_int_equal(
+                nana_json_object_set(doc, o, key, (size_t)kl, nana_json_new_int(doc, step)), 0);
+            if (model[k] < 0) order[norder++] = k;
+            model[k] = step;
+        } else if (op == 2) {
+            int rc = nana_json_object_del(o, key, (size_t)kl);
+            assert_int_equal(rc, model[k] < 0 ? NANA_ERR_NOTFOUND : 0);
+            if (model[k] >= 0) {
+                int j = 0;
+                while (order[j] != k)
+                    j++;
+                memmove(&order[j], &order[j + 1], (size_t)(norder - j - 1) * sizeof(int));
+                norder--;
+                model[k] = -1;
+            }
+        } else {
+            nana_json *v = nana_json_object_get(o, key, (size_t)kl);
+            if (model[k] < 0) {
+                assert_null(v);
+            } else {
+                int64_t got;
+                assert_non_null(v);
+                assert_int_equal(nana_json_number_int64(v, &got), 0);
+                assert_int_equal(got, model[k]);
+            }
+        }
+        assert_int_equal(o->n, norder);
+        if (step % 997 == 0) {
+            for (int j = 0; j < norder; j++) {
+                char want[16];
+                snprintf(want, sizeof(want), "key-%d", order[j]);
+                assert_string_equal(o->u.members[j].key, want);
+            }
+            /* Clones and re-parsed copies must agree, including their indexes. */
+            nana_json *c = nana_json_clone(doc, o);
+            assert_true(nana_json_equal(o, c));
+            char *txt = to_text(o);
+            nana_json_doc *d2;
+            nana_json *p;
+            assert_int_equal(nana_json_parse(txt, strlen(txt), 0, DEPTH, &d2, &p), 0);
+            assert_true(nana_json_equal(p, o));
+            for (int j = 0; j < NKEYS; j++) {
+                char kk[16];
+                int kkl = snprintf(kk, sizeof(kk), "key-%d", j);
+                assert_true((nana_json_object_get(p, kk, (size_t)kkl) != NULL) == (model[j] >= 0));
+                assert_true((nana_json_object_get(c, kk, (size_t)kkl) != NULL) == (model[j] >= 0));
+            }
+            free(txt);
+            nana_json_doc_free(d2);
+        }
+    }
     nana_json_doc_free(doc);
 }
 
@@ -730,7 +828,8 @@ static void test_write_string(void **state)
     nana_buf_reset(&b);
     /* A long string with escapes scattered through it. */
     char big[1000];
-    for (int i = 0; i < 1000; i++) big[i] = (char)(i % 97 == 0 ? '\n' : 'a' + i % 26);
+    for (int i = 0; i < 1000; i++)
+        big[i] = (char)(i % 97 == 0 ? '\n' : 'a' + i % 26);
     assert_int_equal(nana_json_write_string(&b, big, sizeof(big)), 0);
     nana_json_doc *doc;
     nana_json *v;
@@ -755,7 +854,8 @@ static void test_validate_speed(void **state)
     size_t o = 1;
     while (o + 1010 < n) {
         s[o++] = '"';
-        for (int i = 0; i < 1000; i++) s[o++] = (char)('a' + i % 26);
+        for (int i = 0; i < 1000; i++)
+            s[o++] = (char)('a' + i % 26);
         s[o++] = '"';
         s[o++] = ',';
     }
@@ -789,6 +889,7 @@ int main(void)
         cmocka_unit_test(test_double_format),
         cmocka_unit_test(test_int64_limits),
         cmocka_unit_test(test_object_ops),
+        cmocka_unit_test(test_object_model),
         cmocka_unit_test(test_clone_equal),
         cmocka_unit_test(test_write_string),
         cmocka_unit_test(test_validate_speed),
