@@ -119,11 +119,11 @@ static int run(nana_store *s, nana_table *t, int argc, char **argv)
     static const struct {
         const char *name;
         int min, max; /* argument counts after the command */
-    } spec[] = {{"get", 1, 1},   {"set", 2, 2},    {"del", 1, 1},  {"has", 1, 1},
-                {"len", 0, 0},   {"keys", 0, 0},   {"values", 0, 0}, {"items", 0, 0},
-                {"dump", 0, 0},  {"pop", 1, 2},    {"incr", 1, 2}, {"patch", 2, 2},
-                {"path", 2, 2},  {"clear", 0, 0},  {"tables", 0, 0}, {"query", 1, 2},
-                {"demo", 0, 0},  {"help", 0, 0}};
+    } spec[] = {{"get", 1, 1},  {"set", 2, 2},   {"del", 1, 1},    {"has", 1, 1},
+                {"len", 0, 0},  {"keys", 0, 0},  {"values", 0, 0}, {"items", 0, 0},
+                {"dump", 0, 0}, {"pop", 1, 2},   {"incr", 1, 2},   {"patch", 2, 2},
+                {"path", 2, 2}, {"clear", 0, 0}, {"tables", 0, 0}, {"query", 1, 2},
+                {"demo", 0, 0}, {"help", 0, 0}};
     int found = -1;
     for (size_t i = 0; i < sizeof(spec) / sizeof(spec[0]); i++)
         if (strcmp(spec[i].name, cmd) == 0) found = (int)i;

@@ -54,16 +54,26 @@ static const struct {
     bool ro;
     bool takes_name; /* value is a table/index name; returns all rows */
 } pragmas[] = {
-    {"foreign_keys", false, false},   {"journal_mode", true, false},
-    {"synchronous", false, false},    {"cache_size", false, false},
-    {"temp_store", false, false},     {"locking_mode", true, false},
-    {"auto_vacuum", false, false},    {"page_size", true, false},
-    {"encoding", true, false},        {"user_version", false, false},
-    {"schema_version", true, false},  {"wal_autocheckpoint", false, false},
-    {"busy_timeout", false, false},   {"query_only", true, false},
-    {"recursive_triggers", false, false}, {"secure_delete", false, false},
-    {"table_info", false, true},      {"index_list", false, true},
-    {"index_info", false, true},      {"database_list", true, false},
+    {"foreign_keys", false, false},
+    {"journal_mode", true, false},
+    {"synchronous", false, false},
+    {"cache_size", false, false},
+    {"temp_store", false, false},
+    {"locking_mode", true, false},
+    {"auto_vacuum", false, false},
+    {"page_size", true, false},
+    {"encoding", true, false},
+    {"user_version", false, false},
+    {"schema_version", true, false},
+    {"wal_autocheckpoint", false, false},
+    {"busy_timeout", false, false},
+    {"query_only", true, false},
+    {"recursive_triggers", false, false},
+    {"secure_delete", false, false},
+    {"table_info", false, true},
+    {"index_list", false, true},
+    {"index_info", false, true},
+    {"database_list", true, false},
 };
 
 typedef struct pragma_op {
@@ -77,10 +87,14 @@ typedef struct pragma_op {
 static int put_pragma_value(nana_buf *b, sqlite3_stmt *st, int i)
 {
     switch (sqlite3_column_type(st, i)) {
-    case SQLITE_INTEGER: return nana_buf_printf(b, "%lld", (long long)sqlite3_column_int64(st, i));
-    case SQLITE_FLOAT: return nana_json_write_double(b, sqlite3_column_double(st, i));
-    case SQLITE_NULL: return nana_buf_puts(b, "null");
-    default: return nana_buf_put_key(b, st, i);
+    case SQLITE_INTEGER:
+        return nana_buf_printf(b, "%lld", (long long)sqlite3_column_int64(st, i));
+    case SQLITE_FLOAT:
+        return nana_json_write_double(b, sqlite3_column_double(st, i));
+    case SQLITE_NULL:
+        return nana_buf_puts(b, "null");
+    default:
+        return nana_buf_put_key(b, st, i);
     }
 }
 
@@ -158,8 +172,7 @@ int nana_store_pragma(nana_store *s, const char *name, const char *value, nana_v
     for (size_t i = 0; name && i < sizeof(pragmas) / sizeof(pragmas[0]); i++)
         if (strcmp(pragmas[i].name, name) == 0) idx = i;
     if (idx == sizeof(pragmas) / sizeof(pragmas[0]))
-        return nana_err_set(NANA_ERR_VALIDATION, "PRAGMA '%.64s' is not allowed",
-                            name ? name : "");
+        return nana_err_set(NANA_ERR_VALIDATION, "PRAGMA '%.64s' is not allowed", name ? name : "");
     pragma_op o = {.super = {.exec = pragma_exec, .flags = WOP_READ, .tbl = s->default_table}};
     if (pragmas[idx].takes_name) {
         /* table_info("name"): the value names a table or index. */
@@ -174,7 +187,8 @@ int nana_store_pragma(nana_store *s, const char *name, const char *value, nana_v
             rc = nana_err_set(NANA_ERR_VALIDATION, "PRAGMA %s needs a table or index name", name);
         if (!rc) snprintf(o.sql, sizeof(o.sql), "PRAGMA %s(\"%s\")", name, v->u.str);
         nana_json_doc_free(d);
-        if (rc) return rc == NANA_ERR_JSON ? nana_err_set(rc, "PRAGMA value is not valid JSON") : rc;
+        if (rc)
+            return rc == NANA_ERR_JSON ? nana_err_set(rc, "PRAGMA value is not valid JSON") : rc;
         o.all_rows = true;
     } else if (value) {
         if (pragmas[idx].ro)

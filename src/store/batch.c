@@ -56,16 +56,13 @@ static void update_apply(nana_wop *op)
 }
 
 /* Queues the pairs not marked in |skip| as one op and waits for it. */
-static int run_update(nana_table *t, const nana_kv_pair *pairs, const unsigned char *skip,
-                      size_t n)
+static int run_update(nana_table *t, const nana_kv_pair *pairs, const unsigned char *skip, size_t n)
 {
-    update_op o = {.super = {.exec = update_exec,
-                             .apply = update_apply,
-                             .flags = WOP_SAVEPOINT,
-                             .tbl = t},
-                   .pairs = pairs,
-                   .skip = skip,
-                   .n = n};
+    update_op o = {
+        .super = {.exec = update_exec, .apply = update_apply, .flags = WOP_SAVEPOINT, .tbl = t},
+        .pairs = pairs,
+        .skip = skip,
+        .n = n};
     if (nana_cache_enabled(&t->cache)) {
         o.cvals = calloc(n, sizeof(*o.cvals));
         if (!o.cvals) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
@@ -116,9 +113,10 @@ int nana_kv_batch_update_partial(nana_table *t, const nana_kv_pair *pairs, size_
 {
     if (n && !pairs) return nana_err_set(NANA_ERR_INVALID, "pairs is NULL");
     unsigned char *skip = calloc(n ? n : 1, 1);
+    if (!skip) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     nana_buf b;
     nana_buf_init(&b, 0);
-    int rc = skip ? nana_buf_putc(&b, '{') : nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    int rc = nana_buf_putc(&b, '{');
     size_t bad = 0;
     for (size_t i = 0; !rc && i < n; i++) {
         const nana_kv_pair *p = &pairs[i];
@@ -135,7 +133,9 @@ int nana_kv_batch_update_partial(nana_table *t, const nana_kv_pair *pairs, size_
         if (!rc) rc = nana_buf_putc(&b, ':');
         if (!rc) {
             char msg[NANA_ERRMSG_MAX + 64];
-            int shown = (p->key && nana_utf8_valid(p->key, p->klen)) ? (int)(p->klen > 80 ? 80 : p->klen) : 0;
+            int shown = (p->key && nana_utf8_valid(p->key, p->klen))
+                            ? (int)(p->klen > 80 ? 80 : p->klen)
+                            : 0;
             snprintf(msg, sizeof(msg), "Skipped key '%.*s' during partial batch update: %s", shown,
                      p->key ? p->key : "", reason);
             rc = nana_json_write_string(&b, msg, strlen(msg));
@@ -189,12 +189,10 @@ int nana_kv_batch_delete(nana_table *t, const nana_key *keys, size_t n, int64_t 
         int rc = nana_check_key(t->store, keys[i].key, keys[i].klen);
         if (rc) return rc;
     }
-    bdel_op o = {.super = {.exec = bdel_exec,
-                           .apply = bdel_apply,
-                           .flags = WOP_SAVEPOINT,
-                           .tbl = t},
-                 .keys = keys,
-                 .n = n};
+    bdel_op o = {
+        .super = {.exec = bdel_exec, .apply = bdel_apply, .flags = WOP_SAVEPOINT, .tbl = t},
+        .keys = keys,
+        .n = n};
     int rc = nana_writer_run(t->store, &o.super);
     if (!rc && deleted) *deleted = o.super.i64;
     return rc;
@@ -288,8 +286,11 @@ int nana_kv_batch_get(nana_table *t, const nana_key *keys, size_t n, nana_val **
     nana_buf_init(&g.arr, 0);
     nana_buf b;
     nana_buf_init(&b, s->opts.max_result_bytes);
-    int rc = (g.order && g.vals) ? NANA_OK : nana_err_set(NANA_ERR_NOMEM, "out of memory");
-    if (rc) goto out;
+    int rc = NANA_OK;
+    if (!g.order || !g.vals) {
+        rc = nana_err_set(NANA_ERR_NOMEM, "out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < n; i++)
         g.order[i] = i;
     tls_sort_keys = keys;
@@ -305,8 +306,7 @@ int nana_kv_batch_get(nana_table *t, const nana_key *keys, size_t n, nana_val **
         if (j > 0 && key_cmp(&keys[g.order[j - 1]], &keys[i]) == 0) continue;
         uint64_t sq;
         int expired;
-        if (nana_cache_get(&t->cache, keys[i].key, keys[i].klen, now, &g.vals[i], &sq,
-                           &expired)) {
+        if (nana_cache_get(&t->cache, keys[i].key, keys[i].klen, now, &g.vals[i], &sq, &expired)) {
             atomic_fetch_add_explicit(&s->st_hits, 1, memory_order_relaxed);
             continue;
         }

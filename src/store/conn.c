@@ -22,18 +22,40 @@ int nana_sqlite_err(sqlite3 *db, int rc, const char *what)
     int code;
     switch (prim) {
     case SQLITE_NOTADB:
-    case SQLITE_CORRUPT: code = NANA_ERR_CORRUPT; break;
-    case SQLITE_READONLY: code = NANA_ERR_READONLY; break;
-    case SQLITE_FULL: code = NANA_ERR_FULL; break;
-    case SQLITE_NOMEM: code = NANA_ERR_NOMEM; break;
-    case SQLITE_IOERR: code = (rc == SQLITE_IOERR_NOMEM) ? NANA_ERR_NOMEM : NANA_ERR_IO; break;
-    case SQLITE_CANTOPEN: code = NANA_ERR_IO; break;
+    case SQLITE_CORRUPT:
+        code = NANA_ERR_CORRUPT;
+        break;
+    case SQLITE_READONLY:
+        code = NANA_ERR_READONLY;
+        break;
+    case SQLITE_FULL:
+        code = NANA_ERR_FULL;
+        break;
+    case SQLITE_NOMEM:
+        code = NANA_ERR_NOMEM;
+        break;
+    case SQLITE_IOERR:
+        code = (rc == SQLITE_IOERR_NOMEM) ? NANA_ERR_NOMEM : NANA_ERR_IO;
+        break;
+    case SQLITE_CANTOPEN:
+        code = NANA_ERR_IO;
+        break;
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: code = NANA_ERR_BUSY; break;
-    case SQLITE_TOOBIG: code = NANA_ERR_TOOBIG; break;
-    case SQLITE_AUTH: code = NANA_ERR_VALIDATION; break;
-    case SQLITE_INTERRUPT: code = NANA_ERR_TIMEOUT; break;
-    default: code = NANA_ERR_DB; break;
+    case SQLITE_LOCKED:
+        code = NANA_ERR_BUSY;
+        break;
+    case SQLITE_TOOBIG:
+        code = NANA_ERR_TOOBIG;
+        break;
+    case SQLITE_AUTH:
+        code = NANA_ERR_VALIDATION;
+        break;
+    case SQLITE_INTERRUPT:
+        code = NANA_ERR_TIMEOUT;
+        break;
+    default:
+        code = NANA_ERR_DB;
+        break;
     }
     switch (code) {
     case NANA_ERR_CORRUPT:
@@ -42,7 +64,8 @@ int nana_sqlite_err(sqlite3 *db, int rc, const char *what)
         return nana_err_set(code, "%s: database or disk is full", what);
     case NANA_ERR_READONLY:
         return nana_err_set(code, "%s: the database is read-only (%s)", what, msg);
-    default: return nana_err_set(code, "%s: %s", what, msg);
+    default:
+        return nana_err_set(code, "%s: %s", what, msg);
     }
 }
 
@@ -111,8 +134,9 @@ int nana_conn_open(nana_conn *c, const char *path, const nana_store_opts *o, boo
         ret = pragma_text(c, "PRAGMA journal_mode=WAL", buf, sizeof(buf));
         if (ret) goto fail;
     }
-    const char *sync = o->sync == NANA_SYNC_FULL ? "FULL" : o->sync == NANA_SYNC_OFF ? "OFF"
-                                                                                     : "NORMAL";
+    const char *sync = o->sync == NANA_SYNC_FULL  ? "FULL"
+                       : o->sync == NANA_SYNC_OFF ? "OFF"
+                                                  : "NORMAL";
     char sql[128];
     snprintf(sql, sizeof(sql), "PRAGMA synchronous=%s", sync);
     if ((ret = nana_conn_exec(c, sql))) goto fail;
@@ -121,6 +145,13 @@ int nana_conn_open(nana_conn *c, const char *path, const nana_store_opts *o, boo
     if ((ret = nana_conn_exec(c, "PRAGMA temp_store=MEMORY"))) goto fail;
     snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%u", o->cache_size_mb * 1024u);
     if ((ret = nana_conn_exec(c, sql))) goto fail;
+    if (writer && o->max_db_bytes > 0) {
+        if ((ret = pragma_text(c, "PRAGMA page_size", buf, sizeof(buf)))) goto fail;
+        long long page = strtoll(buf, NULL, 10);
+        long long pages = page > 0 ? o->max_db_bytes / page : 0;
+        snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%lld", pages > 1 ? pages : 1);
+        if ((ret = pragma_text(c, sql, buf, sizeof(buf)))) goto fail;
+    }
     return NANA_OK;
 
 fail:

@@ -103,14 +103,14 @@ static int increment_exec(nana_wop *op, nana_conn *c)
     int rc = nana_json_parse(o->amount, o->alen, 0, 1, &ad, &amount);
     if (rc) goto out;
     rc = rmw_read(c, o, &cur);
-    if (rc == NANA_OK) {
+    if (rc == NANA_OK && cur) {
         rc = nana_json_parse(cur->data, cur->len, NANA_JSON_ALLOW_NONFINITE,
                              o->super.tbl->store->opts.max_json_depth, &d, &root);
         if (rc) rc = nana_err_set(NANA_ERR_TYPE, "the stored value is not valid JSON");
     } else if (rc == NANA_ERR_NOTFOUND) {
         if (o->arg) {
-            rc = nana_json_parse(o->arg, o->arglen, 0, o->super.tbl->store->opts.max_json_depth,
-                                 &d, &root);
+            rc = nana_json_parse(o->arg, o->arglen, 0, o->super.tbl->store->opts.max_json_depth, &d,
+                                 &root);
         } else {
             d = nana_json_doc_new();
             rc = d ? NANA_OK : nana_err_set(NANA_ERR_NOMEM, "out of memory");
@@ -119,6 +119,10 @@ static int increment_exec(nana_wop *op, nana_conn *c)
         }
     }
     if (rc) goto out;
+    if (!root || !amount) {
+        rc = nana_err_set(NANA_ERR_INTERNAL, "increment: no value");
+        goto out;
+    }
 
     nana_json *target = root;
     if (o->field) {
@@ -127,7 +131,8 @@ static int increment_exec(nana_wop *op, nana_conn *c)
             goto out;
         }
         target = nana_json_object_get(root, o->field, o->flen);
-        if (!target && !(target = nana_json_new_int(d, 0))) {
+        if (!target) target = nana_json_new_int(d, 0);
+        if (!target) {
             rc = NANA_ERR_NOMEM;
             goto out;
         }
@@ -146,7 +151,7 @@ static int increment_exec(nana_wop *op, nana_conn *c)
         root = sum;
     }
     rc = rmw_write(c, o, root);
-    if (!rc) {
+    if (!rc && sum) {
         op->result = nana_val_new(sum->u.str, sum->n);
         if (!op->result) rc = NANA_ERR_NOMEM;
     }
@@ -177,9 +182,8 @@ static int check_number(const char *json, size_t n, const char *what)
     return NANA_OK;
 }
 
-int nana_kv_increment(nana_table *t, const char *key, size_t klen, const char *amount,
-                      size_t alen, const char *field, size_t flen, const char *def, size_t dlen,
-                      nana_val **out)
+int nana_kv_increment(nana_table *t, const char *key, size_t klen, const char *amount, size_t alen,
+                      const char *field, size_t flen, const char *def, size_t dlen, nana_val **out)
 {
     nana_store *s = t->store;
     int rc = nana_check_key(s, key, klen);
@@ -228,7 +232,7 @@ static int patch_exec(nana_wop *op, nana_conn *c)
         rc = rmw_write(c, o, changes);
         goto done;
     }
-    if (rc) goto out;
+    if (rc || !cur) goto out;
     rc = nana_json_parse(cur->data, cur->len, NANA_JSON_ALLOW_NONFINITE, depth, &d, &root);
     if (rc) {
         rc = nana_err_set(NANA_ERR_TYPE, "the stored value is not valid JSON");
@@ -265,13 +269,12 @@ int nana_kv_patch(nana_table *t, const char *key, size_t klen, const char *chang
     if (rc) return rc;
     /* Only an object can be merged: check before queueing. */
     size_t i = 0;
-    while (i < clen && (changes[i] == ' ' || changes[i] == '\t' || changes[i] == '\n' ||
-                        changes[i] == '\r'))
+    while (i < clen &&
+           (changes[i] == ' ' || changes[i] == '\t' || changes[i] == '\n' || changes[i] == '\r'))
         i++;
-    if (i == clen || changes[i] != '{') return nana_err_set(NANA_ERR_TYPE, "changes must be an object");
-    rmw_op o = {.super = {.exec = patch_exec,
-                          .apply = rmw_apply,
-                          .tbl = t},
+    if (i == clen || changes[i] != '{')
+        return nana_err_set(NANA_ERR_TYPE, "changes must be an object");
+    rmw_op o = {.super = {.exec = patch_exec, .apply = rmw_apply, .tbl = t},
                 .key = key,
                 .klen = klen,
                 .arg = changes,
@@ -327,7 +330,8 @@ static int read_path(nana_conn *c, void *arg)
  */
 static int check_path(const char *p, size_t n)
 {
-    if (n == 0 || p[0] != '$') return nana_err_set(NANA_ERR_VALIDATION, "a JSON path starts with '$'");
+    if (n == 0 || p[0] != '$')
+        return nana_err_set(NANA_ERR_VALIDATION, "a JSON path starts with '$'");
     if (n > 1024) return nana_err_set(NANA_ERR_TOOBIG, "JSON path longer than 1024 bytes");
     if (!nana_utf8_valid(p, n) || memchr(p, '\0', n))
         return nana_err_set(NANA_ERR_VALIDATION, "JSON path is not valid text");
@@ -369,8 +373,8 @@ static int check_path(const char *p, size_t n)
     return NANA_OK;
 }
 
-int nana_kv_get_by_path(nana_table *t, const char *key, size_t klen, const char *path,
-                        size_t plen, nana_val **out)
+int nana_kv_get_by_path(nana_table *t, const char *key, size_t klen, const char *path, size_t plen,
+                        nana_val **out)
 {
     nana_store *s = t->store;
     int rc = nana_check_key(s, key, klen);

@@ -253,8 +253,12 @@ static int read_list(nana_conn *c, void *arg)
         first = false;
         if (rc) break;
         switch (a->kind) {
-        case LIST_KEYS: rc = nana_buf_put_key(b, st, 0); break;
-        case LIST_VALUES: rc = nana_buf_put_value(b, st, 0); break;
+        case LIST_KEYS:
+            rc = nana_buf_put_key(b, st, 0);
+            break;
+        case LIST_VALUES:
+            rc = nana_buf_put_value(b, st, 0);
+            break;
         case LIST_ITEMS:
             if (!(rc = nana_buf_putc(b, '[')) && !(rc = nana_buf_put_key(b, st, 0)) &&
                 !(rc = nana_buf_putc(b, ',')) && !(rc = nana_buf_put_value(b, st, 1)))
@@ -424,9 +428,8 @@ int nana_kv_delete(nana_table *t, const char *key, size_t klen)
 {
     int rc = nana_check_key(t->store, key, klen);
     if (rc) return rc;
-    del_op o = {.super = {.exec = del_exec, .apply = del_apply, .tbl = t},
-                .key = key,
-                .klen = klen};
+    del_op o = {
+        .super = {.exec = del_exec, .apply = del_apply, .tbl = t}, .key = key, .klen = klen};
     return nana_writer_run(t->store, &o.super);
 }
 

@@ -74,33 +74,34 @@ typedef enum nana_sync_mode {
 } nana_sync_mode;
 
 typedef struct nana_store_opts {
-    int read_only;             /* open read-only: writes fail with NANA_ERR_READONLY */
-    nana_sync_mode sync;       /* default NANA_SYNC_NORMAL */
-    unsigned cache_size_mb;    /* SQLite page cache per connection, default 64 */
-    int64_t mmap_size;         /* bytes of memory-mapped I/O, default 268435456 */
-    unsigned readers;          /* reader connections in the pool, default 4 */
-    unsigned write_queue;      /* writes that may wait for the writer, default 4096 */
-    unsigned max_group;        /* writes committed together at most, default 1024 */
-    unsigned write_wait_ms;    /* a blocking write waits this long for queue room, default 5000 */
-    unsigned busy_timeout_ms;  /* wait for another process's lock, default 5000 */
-    size_t max_key_bytes;      /* default 4096 (NANA_DEFAULT_MAX_KEY) */
-    size_t max_value_bytes;    /* default 8 MiB (NANA_DEFAULT_MAX_VALUE) */
-    unsigned max_json_depth;   /* nesting limit of stored values, default 256 */
-    size_t max_clause_bytes;   /* limit of a WHERE/ORDER BY/GROUP BY clause, default 1000 */
-    size_t max_result_bytes;   /* limit of one result (keys(), to_dict(), query()), default 64 MiB */
-    nana_cache_opts cache;     /* cache of tables opened without their own options */
+    int read_only;            /* open read-only: writes fail with NANA_ERR_READONLY */
+    nana_sync_mode sync;      /* default NANA_SYNC_NORMAL */
+    unsigned cache_size_mb;   /* SQLite page cache per connection, default 64 */
+    int64_t mmap_size;        /* bytes of memory-mapped I/O, default 268435456 */
+    unsigned readers;         /* reader connections in the pool, default 4 */
+    unsigned write_queue;     /* writes that may wait for the writer, default 4096 */
+    unsigned max_group;       /* writes committed together at most, default 1024 */
+    unsigned write_wait_ms;   /* a blocking write waits this long for queue room, default 5000 */
+    unsigned busy_timeout_ms; /* wait for another process's lock, default 5000 */
+    size_t max_key_bytes;     /* default 4096 (NANA_DEFAULT_MAX_KEY) */
+    size_t max_value_bytes;   /* default 8 MiB (NANA_DEFAULT_MAX_VALUE) */
+    unsigned max_json_depth;  /* nesting limit of stored values, default 256 */
+    size_t max_clause_bytes;  /* limit of a WHERE/ORDER BY/GROUP BY clause, default 1000 */
+    size_t max_result_bytes;  /* limit of one result (keys(), to_dict(), query()), default 64 MiB */
+    int64_t max_db_bytes;  /* the file stops growing here (writes fail NANA_ERR_FULL); 0 = none */
+    nana_cache_opts cache; /* cache of tables opened without their own options */
     const char *default_table; /* NanaSQLite table name, default "data" */
     /* Clock for TTL caches, in milliseconds; NULL uses CLOCK_MONOTONIC. */
     uint64_t (*now_ms)(void *arg);
     void *now_arg;
 } nana_store_opts;
 
-#define NANA_DEFAULT_MAX_KEY       4096
-#define NANA_DEFAULT_MAX_VALUE     (8u * 1024u * 1024u)
-#define NANA_DEFAULT_MAX_CLAUSE    1000
-#define NANA_DEFAULT_MAX_RESULT    (64u * 1024u * 1024u)
-#define NANA_DEFAULT_JSON_DEPTH    256
-#define NANA_MAX_TABLE_NAME        128
+#define NANA_DEFAULT_MAX_KEY    4096
+#define NANA_DEFAULT_MAX_VALUE  ((size_t)8 * 1024 * 1024)
+#define NANA_DEFAULT_MAX_CLAUSE 1000
+#define NANA_DEFAULT_MAX_RESULT ((size_t)64 * 1024 * 1024)
+#define NANA_DEFAULT_JSON_DEPTH 256
+#define NANA_MAX_TABLE_NAME     128
 
 /* Fills |o| with the documented defaults. */
 void nana_store_opts_init(nana_store_opts *o);
@@ -170,8 +171,8 @@ typedef struct nana_kv_pair {
 int nana_kv_get(nana_table *t, const char *key, size_t klen, nana_val **out);
 
 /* db.get(key, default): the stored value, or a copy of |def| (JSON) if absent. */
-int nana_kv_get_default(nana_table *t, const char *key, size_t klen, const char *def,
-                        size_t dlen, nana_val **out);
+int nana_kv_get_default(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
+                        nana_val **out);
 
 /* db[key] = value. |value| must be valid JSON within the size limits. */
 int nana_kv_set(nana_table *t, const char *key, size_t klen, const char *value, size_t vlen);
@@ -250,9 +251,8 @@ int nana_kv_batch_update_partial(nana_table *t, const nana_kv_pair *pairs, size_
  * the new number. Integers stay exact within int64; a float on either side
  * gives a float. NANA_ERR_TYPE for non-numbers (booleans count as non-numbers).
  */
-int nana_kv_increment(nana_table *t, const char *key, size_t klen, const char *amount,
-                      size_t alen, const char *field, size_t flen, const char *def, size_t dlen,
-                      nana_val **out);
+int nana_kv_increment(nana_table *t, const char *key, size_t klen, const char *amount, size_t alen,
+                      const char *field, size_t flen, const char *def, size_t dlen, nana_val **out);
 
 /*
  * patch(key, changes, create=False): merges the JSON object |changes| into
@@ -270,8 +270,8 @@ int nana_kv_patch(nana_table *t, const char *key, size_t klen, const char *chang
  * NANA_ERR_NOTFOUND; a path that selects nothing gives JSON null.
  * NANA_ERR_VALIDATION for a malformed path.
  */
-int nana_kv_get_by_path(nana_table *t, const char *key, size_t klen, const char *path,
-                        size_t plen, nana_val **out);
+int nana_kv_get_by_path(nana_table *t, const char *key, size_t klen, const char *path, size_t plen,
+                        nana_val **out);
 
 /* ------------------------------------------------------------------ */
 /* Transactions (one per store, like one NanaSQLite instance)          */
@@ -372,8 +372,8 @@ int nana_sql_delete(nana_store *s, const char *table, const char *where, const c
  * with conflict_columns (JSON array) INSERT ... ON CONFLICT(cols) DO UPDATE
  * the other columns. *rowid gets the last insert rowid.
  */
-int nana_sql_upsert(nana_store *s, const char *table, const char *row,
-                    const char *conflict_columns, int64_t *rowid);
+int nana_sql_upsert(nana_store *s, const char *table, const char *row, const char *conflict_columns,
+                    int64_t *rowid);
 
 /* import_from_dict_list(table, [{...}, ...]): one transaction; the columns
  * are the first object's keys. *count gets the rows inserted. */
@@ -390,12 +390,12 @@ int64_t nana_sql_last_insert_rowid(nana_store *s);
  * may use letters, digits, spaces and ( ) , = < > ! @ # % . only, and no
  * statement keywords.
  */
-int nana_sql_create_table(nana_store *s, const char *table, const char *columns,
-                          int if_not_exists, const char *primary_key);
+int nana_sql_create_table(nana_store *s, const char *table, const char *columns, int if_not_exists,
+                          const char *primary_key);
 
 /* create_index(index, table, [columns], unique, if_not_exists). */
-int nana_sql_create_index(nana_store *s, const char *index, const char *table,
-                          const char *columns, int unique, int if_not_exists);
+int nana_sql_create_index(nana_store *s, const char *index, const char *table, const char *columns,
+                          int unique, int if_not_exists);
 
 /* drop_table / drop_index. Dropping a NanaSQLite table empties its cache. */
 int nana_sql_drop_table(nana_store *s, const char *table, int if_exists);
@@ -465,11 +465,11 @@ int nana_store_restore(nana_store *s, const char *src);
 /* ------------------------------------------------------------------ */
 
 typedef struct nana_store_stats {
-    uint64_t cache_hits;      /* reads answered from a cache */
-    uint64_t cache_misses;    /* reads that went to SQLite */
-    uint64_t sqlite_reads;    /* statements stepped on reader connections */
-    uint64_t commits;         /* transactions committed by the writer */
-    uint64_t writes;          /* write operations completed */
+    uint64_t cache_hits;   /* reads answered from a cache */
+    uint64_t cache_misses; /* reads that went to SQLite */
+    uint64_t sqlite_reads; /* statements stepped on reader connections */
+    uint64_t commits;      /* transactions committed by the writer */
+    uint64_t writes;       /* write operations completed */
 } nana_store_stats;
 
 void nana_store_get_stats(nana_store *s, nana_store_stats *out);

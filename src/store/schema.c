@@ -51,8 +51,8 @@ void nana_store_table_changed(nana_store *s, const char *name)
     pthread_mutex_unlock(&s->tables_mu);
 }
 
-int nana_sql_create_table(nana_store *s, const char *table, const char *columns,
-                          int if_not_exists, const char *primary_key)
+int nana_sql_create_table(nana_store *s, const char *table, const char *columns, int if_not_exists,
+                          const char *primary_key)
 {
     int rc = nana_sql_check_identifier(table, "table");
     if (rc) return rc;
@@ -94,8 +94,8 @@ out:
     return rc;
 }
 
-int nana_sql_create_index(nana_store *s, const char *index, const char *table,
-                          const char *columns, int unique, int if_not_exists)
+int nana_sql_create_index(nana_store *s, const char *index, const char *table, const char *columns,
+                          int unique, int if_not_exists)
 {
     int rc = nana_sql_check_identifier(index, "index");
     if (!rc) rc = nana_sql_check_identifier(table, "table");
@@ -154,10 +154,18 @@ static int put_default(nana_buf *sql, const char *def)
     int rc = nana_json_parse(def, strlen(def), 0, 1, &d, &v);
     if (rc) return nana_err_set(NANA_ERR_JSON, "default is not valid JSON");
     switch (v->type) {
-    case NANA_JSON_NULL: rc = nana_buf_puts(sql, " DEFAULT NULL"); break;
-    case NANA_JSON_TRUE: rc = nana_buf_puts(sql, " DEFAULT 1"); break;
-    case NANA_JSON_FALSE: rc = nana_buf_puts(sql, " DEFAULT 0"); break;
-    case NANA_JSON_NUMBER: rc = nana_buf_printf(sql, " DEFAULT %s", v->u.str); break;
+    case NANA_JSON_NULL:
+        rc = nana_buf_puts(sql, " DEFAULT NULL");
+        break;
+    case NANA_JSON_TRUE:
+        rc = nana_buf_puts(sql, " DEFAULT 1");
+        break;
+    case NANA_JSON_FALSE:
+        rc = nana_buf_puts(sql, " DEFAULT 0");
+        break;
+    case NANA_JSON_NUMBER:
+        rc = nana_buf_printf(sql, " DEFAULT %s", v->u.str);
+        break;
     case NANA_JSON_STRING:
         if (strlen(v->u.str) != v->n) {
             rc = nana_err_set(NANA_ERR_VALIDATION, "default contains a NUL character");
@@ -168,7 +176,8 @@ static int put_default(nana_buf *sql, const char *def)
             rc = *p == '\'' ? nana_buf_puts(sql, "''") : nana_buf_putc(sql, *p);
         if (!rc) rc = nana_buf_putc(sql, '\'');
         break;
-    default: rc = nana_err_set(NANA_ERR_TYPE, "default must be a string, number, boolean or null");
+    default:
+        rc = nana_err_set(NANA_ERR_TYPE, "default must be a string, number, boolean or null");
     }
     nana_json_doc_free(d);
     return rc;
@@ -251,7 +260,8 @@ static int read_intro(nana_conn *c, void *arg)
                                      sqlite3_column_int(st, 3) ? "true" : "false");
             if (!rc) rc = dv ? nana_buf_put_key(b, st, 4) : nana_buf_puts(b, "null");
             if (!rc)
-                rc = nana_buf_printf(b, ",\"pk\":%s}", sqlite3_column_int(st, 5) ? "true" : "false");
+                rc =
+                    nana_buf_printf(b, ",\"pk\":%s}", sqlite3_column_int(st, 5) ? "true" : "false");
         } else {
             rc = nana_buf_puts(b, "{\"name\":");
             if (!rc) rc = nana_buf_put_key(b, st, 0);

@@ -37,16 +37,16 @@ static const char *const default_functions[] = {
 
 /* Words that start or join statements: never part of a fragment. */
 static const char *const forbidden_words[] = {
-    "DROP",      "DELETE",   "UPDATE",  "INSERT",   "TRUNCATE", "ALTER",   "CREATE",
-    "REPLACE",   "ATTACH",   "DETACH",  "PRAGMA",   "VACUUM",   "REINDEX", "ANALYZE",
-    "BEGIN",     "COMMIT",   "ROLLBACK", "SAVEPOINT", "RELEASE", "SELECT",  "UNION",
-    "INTERSECT", "EXCEPT",   "WITH",    "VALUES",   "INTO",     "FROM",    "JOIN",
-    "RETURNING", "EXPLAIN",  "TRIGGER", "VIEW",     "TABLE",    "INDEX",   NULL};
+    "DROP",      "DELETE",  "UPDATE",   "INSERT",    "TRUNCATE", "ALTER",   "CREATE",
+    "REPLACE",   "ATTACH",  "DETACH",   "PRAGMA",    "VACUUM",   "REINDEX", "ANALYZE",
+    "BEGIN",     "COMMIT",  "ROLLBACK", "SAVEPOINT", "RELEASE",  "SELECT",  "UNION",
+    "INTERSECT", "EXCEPT",  "WITH",     "VALUES",    "INTO",     "FROM",    "JOIN",
+    "RETURNING", "EXPLAIN", "TRIGGER",  "VIEW",      "TABLE",    "INDEX",   NULL};
 
 /* Keywords that may be followed by '(' without being a function call. */
-static const char *const paren_keywords[] = {"IN",   "AND",  "OR",   "NOT",    "IS",  "BETWEEN",
-                                             "LIKE", "GLOB", "WHEN", "THEN",   "ELSE", "CASE",
-                                             "ON",   "ESCAPE", "ASC", "DESC", NULL};
+static const char *const paren_keywords[] = {"IN",   "AND",    "OR",   "NOT",  "IS",   "BETWEEN",
+                                             "LIKE", "GLOB",   "WHEN", "THEN", "ELSE", "CASE",
+                                             "ON",   "ESCAPE", "ASC",  "DESC", NULL};
 
 static bool word_in(const char *w, size_t n, const char *const *list)
 {
@@ -73,10 +73,14 @@ bool nana_sql_function_allowed(const char *name, size_t n, const nana_sql_policy
 static const char *kind_label(nana_clause_kind kind)
 {
     switch (kind) {
-    case NANA_CLAUSE_WHERE: return "where clause";
-    case NANA_CLAUSE_ORDER_BY: return "order_by clause";
-    case NANA_CLAUSE_GROUP_BY: return "group_by clause";
-    case NANA_CLAUSE_COLUMN: return "column name";
+    case NANA_CLAUSE_WHERE:
+        return "where clause";
+    case NANA_CLAUSE_ORDER_BY:
+        return "order_by clause";
+    case NANA_CLAUSE_GROUP_BY:
+        return "group_by clause";
+    case NANA_CLAUSE_COLUMN:
+        return "column name";
     }
     return "clause";
 }

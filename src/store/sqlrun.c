@@ -35,17 +35,19 @@ static int authorizer(void *arg, int action, const char *a1, const char *a2, con
     (void)db;
     if (trigger) return SQLITE_OK; /* inside a trigger the schema's owner decided */
     switch (action) {
-    case SQLITE_SELECT: return SQLITE_OK;
+    case SQLITE_SELECT:
+        return SQLITE_OK;
     case SQLITE_READ:
         return (a1 && strcasecmp(a1, ctx->table) == 0) ? SQLITE_OK : SQLITE_DENY;
     case SQLITE_FUNCTION:
         return (a2 && nana_sql_function_allowed(a2, strlen(a2), ctx->pol)) ? SQLITE_OK
-                                                                            : SQLITE_DENY;
+                                                                           : SQLITE_DENY;
     case SQLITE_INSERT:
     case SQLITE_UPDATE:
     case SQLITE_DELETE:
         return (ctx->write && a1 && strcasecmp(a1, ctx->table) == 0) ? SQLITE_OK : SQLITE_DENY;
-    default: return SQLITE_DENY;
+    default:
+        return SQLITE_DENY;
     }
 }
 
@@ -73,14 +75,21 @@ static int bind_json(sqlite3_stmt *st, int idx, const nana_json *v)
     int rc = SQLITE_OK;
     if (!v) return sqlite3_bind_null(st, idx) == SQLITE_OK ? NANA_OK : NANA_ERR_NOMEM;
     switch (v->type) {
-    case NANA_JSON_NULL: rc = sqlite3_bind_null(st, idx); break;
-    case NANA_JSON_TRUE: rc = sqlite3_bind_int(st, idx, 1); break;
-    case NANA_JSON_FALSE: rc = sqlite3_bind_int(st, idx, 0); break;
+    case NANA_JSON_NULL:
+        rc = sqlite3_bind_null(st, idx);
+        break;
+    case NANA_JSON_TRUE:
+        rc = sqlite3_bind_int(st, idx, 1);
+        break;
+    case NANA_JSON_FALSE:
+        rc = sqlite3_bind_int(st, idx, 0);
+        break;
     case NANA_JSON_NUMBER: {
         if (nana_json_number_is_integer(v)) {
             int64_t i;
             int r = nana_json_number_int64(v, &i);
-            if (r) return nana_err_set(NANA_ERR_TOOBIG, "parameter %d: integer beyond 64 bits", idx);
+            if (r)
+                return nana_err_set(NANA_ERR_TOOBIG, "parameter %d: integer beyond 64 bits", idx);
             rc = sqlite3_bind_int64(st, idx, i);
         } else {
             double d;
@@ -108,7 +117,8 @@ static int bind_json(sqlite3_stmt *st, int idx, const nana_json *v)
     }
     }
     if (rc == SQLITE_RANGE) return nana_err_set(NANA_ERR_INVALID, "too many parameters");
-    return rc == SQLITE_OK ? NANA_OK : nana_err_set(NANA_ERR_NOMEM, "cannot bind parameter %d", idx);
+    return rc == SQLITE_OK ? NANA_OK
+                           : nana_err_set(NANA_ERR_NOMEM, "cannot bind parameter %d", idx);
 }
 
 /* Binds the items of a JSON array (or nothing for NULL) from index |first|. */
@@ -130,7 +140,8 @@ static int bind_array(sqlite3_stmt *st, int first, const nana_json *params)
 static int put_column(nana_buf *b, sqlite3_stmt *st, int i)
 {
     switch (sqlite3_column_type(st, i)) {
-    case SQLITE_INTEGER: return nana_buf_printf(b, "%lld", (long long)sqlite3_column_int64(st, i));
+    case SQLITE_INTEGER:
+        return nana_buf_printf(b, "%lld", (long long)sqlite3_column_int64(st, i));
     case SQLITE_FLOAT: {
         double d = sqlite3_column_double(st, i);
         if (!isfinite(d)) return nana_buf_append(b, "null", 4);
@@ -154,7 +165,8 @@ static int put_column(nana_buf *b, sqlite3_stmt *st, int i)
         b->data[b->len] = '\0';
         return NANA_OK;
     }
-    default: return nana_buf_append(b, "null", 4);
+    default:
+        return nana_buf_append(b, "null", 4);
     }
 }
 
@@ -319,7 +331,8 @@ int nana_sql_query(nana_store *s, const nana_query *q, nana_val **out)
         (rc = put_clause(s, &sql, "GROUP BY", q->group_by, NANA_CLAUSE_GROUP_BY, q->policy)) ||
         (rc = put_clause(s, &sql, "ORDER BY", q->order_by, NANA_CLAUSE_ORDER_BY, q->policy)))
         goto out;
-    if (q->limit >= 0 || q->offset >= 0) rc = nana_buf_printf(&sql, " LIMIT %lld", (long long)q->limit);
+    if (q->limit >= 0 || q->offset >= 0)
+        rc = nana_buf_printf(&sql, " LIMIT %lld", (long long)q->limit);
     if (!rc && q->offset >= 0) rc = nana_buf_printf(&sql, " OFFSET %lld", (long long)q->offset);
     if (rc) goto out;
     a.sql = sql.data;
@@ -439,8 +452,7 @@ static void dml_apply(nana_wop *op)
 
 /* Queues a DML statement and waits; *out gets rowid or changes. */
 static int run_dml(nana_store *s, const char *table, const char *sql, const nana_json **binds,
-                   size_t nbind, size_t nexec, const nana_json *tail, bool want_rowid,
-                   int64_t *out)
+                   size_t nbind, size_t nexec, const nana_json *tail, bool want_rowid, int64_t *out)
 {
     dml_op o = {.super = {.exec = dml_exec,
                           .apply = dml_apply,
@@ -459,6 +471,17 @@ static int run_dml(nana_store *s, const char *table, const char *sql, const nana
 }
 
 /* Checks that every key of a JSON object is an identifier. */
+static int check_object_columns(const nana_json *obj, const char *what);
+
+/* Parses a {column: value} argument; on success *obj is never NULL. */
+static int parse_row(const char *json, const char *what, nana_json_doc **doc, nana_json **obj)
+{
+    int rc = nana_parse_arg(json, NANA_JSON_OBJECT, what, doc, obj);
+    if (!rc) rc = check_object_columns(*obj, what);
+    if (!rc && !*obj) rc = nana_err_set(NANA_ERR_INTERNAL, "%s missing", what);
+    return rc;
+}
+
 static int check_object_columns(const nana_json *obj, const char *what)
 {
     if (!obj || obj->n == 0)
@@ -493,7 +516,7 @@ static const nana_json **member_values(const nana_json *obj)
 {
     const nana_json **v = calloc(obj->n ? obj->n : 1, sizeof(*v));
     if (!v) {
-        nana_err_set(NANA_ERR_NOMEM, "out of memory");
+        (void)nana_err_set(NANA_ERR_NOMEM, "out of memory");
         return NULL;
     }
     for (uint32_t i = 0; i < obj->n; i++)
@@ -514,10 +537,10 @@ static int insert_like(nana_store *s, const char *table, const char *row,
     nana_buf sql;
     nana_buf_init(&sql, 0);
     if (!row) return nana_err_set(NANA_ERR_INVALID, "data is required");
-    if ((rc = nana_parse_arg(row, NANA_JSON_OBJECT, "data", &rd, &obj)) ||
-        (rc = check_object_columns(obj, "data")) ||
+    if ((rc = parse_row(row, "data", &rd, &obj)) ||
         (rc = nana_parse_arg(conflict_columns, NANA_JSON_ARRAY, "conflict_columns", &cd, &conf)))
         goto out;
+    if (!obj) goto out;
     bool plain_replace = upsert && (!conf || conf->n == 0);
     rc = build_insert(&sql, plain_replace ? "INSERT OR REPLACE" : "INSERT", table, obj);
     if (!rc && upsert && conf && conf->n) {
@@ -565,8 +588,8 @@ int nana_sql_insert(nana_store *s, const char *table, const char *row, int64_t *
     return insert_like(s, table, row, NULL, false, rowid);
 }
 
-int nana_sql_upsert(nana_store *s, const char *table, const char *row,
-                    const char *conflict_columns, int64_t *rowid)
+int nana_sql_upsert(nana_store *s, const char *table, const char *row, const char *conflict_columns,
+                    int64_t *rowid)
 {
     return insert_like(s, table, row, conflict_columns, true, rowid);
 }
@@ -578,8 +601,7 @@ static int update_like(nana_store *s, const char *table, const char *set, const 
     table = table_or_default(s, table);
     int rc = nana_sql_check_identifier(table, "table");
     if (rc) return rc;
-    if (!where || !where[0])
-        return nana_err_set(NANA_ERR_VALIDATION, "a where clause is required");
+    if (!where || !where[0]) return nana_err_set(NANA_ERR_VALIDATION, "a where clause is required");
     nana_json_doc *sd = NULL, *pd = NULL;
     nana_json *obj = NULL, *p = NULL;
     const nana_json **vals = NULL;
@@ -587,9 +609,9 @@ static int update_like(nana_store *s, const char *table, const char *set, const 
     nana_buf_init(&sql, 0);
     if ((rc = nana_parse_arg(params, NANA_JSON_ARRAY, "parameters", &pd, &p))) goto out;
     if (set) {
-        if (!(rc = nana_parse_arg(set, NANA_JSON_OBJECT, "data", &sd, &obj)))
-            rc = check_object_columns(obj, "data");
-        if (!rc) rc = nana_buf_puts(&sql, "UPDATE ");
+        rc = parse_row(set, "data", &sd, &obj);
+        if (rc || !obj) goto out;
+        rc = nana_buf_puts(&sql, "UPDATE ");
         if (!rc) rc = put_ident(&sql, table);
         for (uint32_t i = 0; !rc && i < obj->n; i++) {
             rc = nana_buf_puts(&sql, i ? "," : " SET ");

@@ -41,7 +41,8 @@ static int check_cache_opts(const nana_cache_opts *c)
 {
     switch (c->kind) {
     case NANA_CACHE_UNBOUNDED:
-    case NANA_CACHE_NONE: return NANA_OK;
+    case NANA_CACHE_NONE:
+        return NANA_OK;
     case NANA_CACHE_LRU:
         if (c->size == 0)
             return nana_err_set(NANA_ERR_INVALID,
@@ -52,7 +53,8 @@ static int check_cache_opts(const nana_cache_opts *c)
             return nana_err_set(NANA_ERR_INVALID,
                                 "cache_ttl must be a positive value when using TTL strategy");
         return NANA_OK;
-    default: return nana_err_set(NANA_ERR_INVALID, "unknown cache strategy %d", (int)c->kind);
+    default:
+        return nana_err_set(NANA_ERR_INVALID, "unknown cache strategy %d", (int)c->kind);
     }
 }
 
@@ -67,6 +69,7 @@ static int check_opts(const nana_store_opts *o)
         return nana_err_set(NANA_ERR_INVALID, "key, value and depth limits must be positive");
     if (o->max_value_bytes > NANA_VAL_MAX_LEN || o->max_key_bytes > NANA_VAL_MAX_LEN)
         return nana_err_set(NANA_ERR_INVALID, "key and value limits must be below 4 GiB");
+    if (o->max_db_bytes < 0) return nana_err_set(NANA_ERR_INVALID, "max_db_bytes must be >= 0");
     if (o->sync != NANA_SYNC_NORMAL && o->sync != NANA_SYNC_FULL && o->sync != NANA_SYNC_OFF)
         return nana_err_set(NANA_ERR_INVALID, "unknown synchronous mode");
     if (!nana_identifier_valid(o->default_table))
@@ -113,7 +116,7 @@ static int table_sql(nana_table *t)
 {
     static const char *const tmpl[SQL_COUNT_] = {
         [SQL_GET] = "SELECT value FROM @T WHERE key=?",
-        [SQL_SET] = "INSERT INTO @T(key,value) VALUES(?,?) "
+        [SQL_SET] = "INSERT INTO @T(key,value) VALUES(?,?) " /* NOLINT: one string */
                     "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
         [SQL_DEL] = "DELETE FROM @T WHERE key=? RETURNING value",
         [SQL_HAS] = "SELECT 1 FROM @T WHERE key=?",
@@ -165,27 +168,29 @@ int nana_table_obtain(nana_store *s, const char *name, const nana_cache_opts *ca
         }
     }
     nana_table *t = calloc(1, sizeof(*t));
-    int rc = t ? NANA_OK : nana_err_set(NANA_ERR_NOMEM, "out of memory");
-    if (!rc) {
-        t->store = s;
-        snprintf(t->name, sizeof(t->name), "%s", name);
-        rc = nana_cache_init(&t->cache, cache ? cache : &s->opts.cache);
-        if (rc) {
-            free(t);
-            t = NULL;
-        } else if ((rc = table_sql(t))) {
-            table_free(t);
-            t = NULL;
-        }
+    if (!t) {
+        pthread_mutex_unlock(&s->tables_mu);
+        return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     }
-    if (!rc) {
-        t->next = s->tables;
-        s->tables = t;
-        *out = t;
-        *created = true;
+    t->store = s;
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    int rc = nana_cache_init(&t->cache, cache ? cache : &s->opts.cache);
+    if (rc) {
+        free(t);
+        pthread_mutex_unlock(&s->tables_mu);
+        return rc;
     }
+    if ((rc = table_sql(t))) {
+        table_free(t);
+        pthread_mutex_unlock(&s->tables_mu);
+        return rc;
+    }
+    t->next = s->tables;
+    s->tables = t;
+    *out = t;
+    *created = true;
     pthread_mutex_unlock(&s->tables_mu);
-    return rc;
+    return NANA_OK;
 }
 
 /* Writer op: CREATE TABLE IF NOT EXISTS for a KV table. */
@@ -285,7 +290,7 @@ int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out
     *out = s;
     return NANA_OK;
 
-fail: {
+fail : {
     char msg[NANA_ERRMSG_MAX];
     snprintf(msg, sizeof(msg), "%s", nana_errmsg());
     store_free(s);

@@ -195,7 +195,7 @@ struct nana_store {
     pthread_mutex_t tables_mu;
     nana_table *tables;
     nana_table *default_table;
-    atomic_int txn_active; /* an explicit transaction is open */
+    atomic_int txn_active;          /* an explicit transaction is open */
     atomic_int_fast64_t last_rowid; /* rowid of the last sql_insert/upsert */
     atomic_bool closing;
     /* statistics */

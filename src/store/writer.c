@@ -217,8 +217,8 @@ static void process(nana_store *s, nana_wop **ops, unsigned n)
 {
     unsigned i = 0;
     while (i < n) {
-        const unsigned special = WOP_ALONE | WOP_READ | WOP_TXN_BEGIN | WOP_TXN_COMMIT |
-                                 WOP_TXN_ROLLBACK;
+        const unsigned special =
+            WOP_ALONE | WOP_READ | WOP_TXN_BEGIN | WOP_TXN_COMMIT | WOP_TXN_ROLLBACK;
         if (s->writer.in_txn || (ops[i]->flags & special)) {
             run_single(s, ops[i]);
             i++;

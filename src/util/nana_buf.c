@@ -38,7 +38,8 @@ int nana_buf_reserve(nana_buf *b, size_t extra)
     if (extra > SIZE_MAX - b->len - 1) return nana_err_set(NANA_ERR_TOOBIG, "buffer size overflow");
     size_t need = b->len + extra;
     if (b->limit && need > b->limit)
-        return nana_err_set(NANA_ERR_TOOBIG, "buffer would exceed its limit of %zu bytes", b->limit);
+        return nana_err_set(NANA_ERR_TOOBIG, "buffer would exceed its limit of %zu bytes",
+                            b->limit);
     if (need + 1 <= b->cap) return NANA_OK;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need + 1) {

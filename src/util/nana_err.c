@@ -12,45 +12,63 @@ static _Thread_local char tls_errmsg[NANA_ERRMSG_MAX];
 const char *nana_strerror(int code)
 {
     switch (code) {
-    case NANA_OK: return "NANA_OK";
-    case NANA_ERR_NOTFOUND: return "NANA_ERR_NOTFOUND";
-    case NANA_ERR_INVALID: return "NANA_ERR_INVALID";
-    case NANA_ERR_TYPE: return "NANA_ERR_TYPE";
-    case NANA_ERR_JSON: return "NANA_ERR_JSON";
-    case NANA_ERR_TOOBIG: return "NANA_ERR_TOOBIG";
-    case NANA_ERR_VALIDATION: return "NANA_ERR_VALIDATION";
-    case NANA_ERR_TXN: return "NANA_ERR_TXN";
-    case NANA_ERR_BUSY: return "NANA_ERR_BUSY";
-    case NANA_ERR_DB: return "NANA_ERR_DB";
-    case NANA_ERR_CORRUPT: return "NANA_ERR_CORRUPT";
-    case NANA_ERR_READONLY: return "NANA_ERR_READONLY";
-    case NANA_ERR_FULL: return "NANA_ERR_FULL";
-    case NANA_ERR_IO: return "NANA_ERR_IO";
-    case NANA_ERR_NOMEM: return "NANA_ERR_NOMEM";
-    case NANA_ERR_CLOSED: return "NANA_ERR_CLOSED";
-    case NANA_ERR_TIMEOUT: return "NANA_ERR_TIMEOUT";
-    case NANA_ERR_INTERNAL: return "NANA_ERR_INTERNAL";
-    case NANA_ERR_PERM: return "NANA_ERR_PERM";
-    default: return "NANA_ERR_UNKNOWN";
+    case NANA_OK:
+        return "NANA_OK";
+    case NANA_ERR_NOTFOUND:
+        return "NANA_ERR_NOTFOUND";
+    case NANA_ERR_INVALID:
+        return "NANA_ERR_INVALID";
+    case NANA_ERR_TYPE:
+        return "NANA_ERR_TYPE";
+    case NANA_ERR_JSON:
+        return "NANA_ERR_JSON";
+    case NANA_ERR_TOOBIG:
+        return "NANA_ERR_TOOBIG";
+    case NANA_ERR_VALIDATION:
+        return "NANA_ERR_VALIDATION";
+    case NANA_ERR_TXN:
+        return "NANA_ERR_TXN";
+    case NANA_ERR_BUSY:
+        return "NANA_ERR_BUSY";
+    case NANA_ERR_DB:
+        return "NANA_ERR_DB";
+    case NANA_ERR_CORRUPT:
+        return "NANA_ERR_CORRUPT";
+    case NANA_ERR_READONLY:
+        return "NANA_ERR_READONLY";
+    case NANA_ERR_FULL:
+        return "NANA_ERR_FULL";
+    case NANA_ERR_IO:
+        return "NANA_ERR_IO";
+    case NANA_ERR_NOMEM:
+        return "NANA_ERR_NOMEM";
+    case NANA_ERR_CLOSED:
+        return "NANA_ERR_CLOSED";
+    case NANA_ERR_TIMEOUT:
+        return "NANA_ERR_TIMEOUT";
+    case NANA_ERR_INTERNAL:
+        return "NANA_ERR_INTERNAL";
+    case NANA_ERR_PERM:
+        return "NANA_ERR_PERM";
+    default:
+        return "NANA_ERR_UNKNOWN";
     }
 }
 
-int nana_err_set(int code, const char *fmt, ...)
+void nana_err_format(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(tls_errmsg, sizeof(tls_errmsg), fmt, ap);
     va_end(ap);
-    return code;
 }
 
-int nana_err_set_str(int code, const char *msg)
+void nana_err_copy(const char *msg)
 {
     size_t n = strlen(msg);
     if (n >= sizeof(tls_errmsg)) n = sizeof(tls_errmsg) - 1;
     memmove(tls_errmsg, msg, n);
     tls_errmsg[n] = '\0';
-    return code;
 }
 
 const char *nana_errmsg(void)

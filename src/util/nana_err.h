@@ -10,6 +10,7 @@
 #ifndef NANA_ERR_H
 #define NANA_ERR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 enum {
@@ -37,14 +38,27 @@ enum {
 /* Short fixed name of an error code ("NANA_ERR_NOTFOUND"); never NULL. */
 const char *nana_strerror(int code);
 
+/* Formats the calling thread's detail message (see nana_err_set). */
+void nana_err_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Copies |msg| verbatim as the calling thread's detail message. */
+void nana_err_copy(const char *msg);
+
 /*
- * Records the detail message for the calling thread and returns |code|, so
- * callers can write `return nana_err_set(NANA_ERR_INVALID, "...", ...);`.
+ * nana_err_set(code, fmt, ...): records the detail message for the calling
+ * thread and evaluates to |code|, so callers can write
+ * `return nana_err_set(NANA_ERR_INVALID, "...", ...);`. A macro so that
+ * static analysis sees which code comes back. Used as a statement, cast
+ * it to void.
  */
-int nana_err_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define nana_err_set(code, ...) (nana_err_format(__VA_ARGS__), (int)(code))
 
 /* Copies |msg| verbatim as the calling thread's detail message; returns |code|. */
-int nana_err_set_str(int code, const char *msg);
+static inline int nana_err_set_str(int code, const char *msg)
+{
+    nana_err_copy(msg);
+    return code;
+}
 
 /*
  * The calling thread's last detail message. Owned by the thread's storage:

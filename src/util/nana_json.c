@@ -112,7 +112,7 @@ static void *arena_grow(nana_json_doc *d, void *old, size_t oldsize, size_t news
         return old;
     }
     void *p = arena_alloc(d, newsize, align);
-    if (p && oldsize) memcpy(p, old, oldsize);
+    if (p && old && oldsize) memcpy(p, old, oldsize);
     return p;
 }
 
@@ -714,6 +714,7 @@ static int close_container(struct machine *m)
 {
     struct builder *b = m->b;
     if (b) {
+        if (!b->frames || m->depth == 0) return NANA_ERR_INTERNAL;
         struct frame *f = &b->frames[m->depth - 1];
         size_t count = b->nslots - f->start;
         nana_json *v = f->node;
@@ -900,7 +901,7 @@ static int run(struct machine *m)
             if (c == '{' && (rc = parse_key(m, &i))) return rc;
             continue;
         case '"': {
-            int escaped;
+            int escaped = 0;
             if ((rc = scan_string(p, n, &i, &escaped))) return rc;
             if (m->b && (rc = emit_string(m, start, i, escaped))) return rc;
             break;
@@ -1013,7 +1014,7 @@ nana_json *nana_json_new_bool(nana_json_doc *d, int b)
 nana_json *nana_json_new_number_text(nana_json_doc *d, const char *txt, size_t n)
 {
     if (n > UINT32_MAX - 1) {
-        nana_err_set(NANA_ERR_TOOBIG, "number text of %zu bytes is too long", n);
+        (void)nana_err_set(NANA_ERR_TOOBIG, "number text of %zu bytes is too long", n);
         return NULL;
     }
     nana_json *v = node_new(d, NANA_JSON_NUMBER);
@@ -1042,7 +1043,7 @@ nana_json *nana_json_new_int(nana_json_doc *d, int64_t v)
 static size_t format_double_abs(double v, char *out)
 {
     char tmp[40];
-    char digits[24];
+    char digits[24] = {0};
     int exp10 = 0;
     size_t nd = 0;
     for (int prec = 1; prec <= 17; prec++) {
@@ -1052,14 +1053,14 @@ static size_t format_double_abs(double v, char *out)
         nd = 0;
         for (char *q = tmp; q < e; q++)
             if (*q != '.') digits[nd++] = *q;
-        exp10 = atoi(e + 1);
+        exp10 = (int)strtol(e + 1, NULL, 10);
         if (strtod(tmp, NULL) == v) break;
         /*
          * Where v is a power of two its rounding interval is narrower below
          * than above, so the nearest prec-digit decimal can miss while the
          * next one up still reads back as v. Try it before adding a digit.
          */
-        char up[24];
+        char up[24] = {0};
         memcpy(up, digits, nd);
         int upexp = exp10;
         size_t k = nd;
@@ -1146,12 +1147,12 @@ int nana_json_write_double(nana_buf *out, double v)
 nana_json *nana_json_new_string(nana_json_doc *d, const char *s, size_t n)
 {
     if (n > UINT32_MAX - 1) {
-        nana_err_set(NANA_ERR_TOOBIG, "string of %zu bytes is too long", n);
+        (void)nana_err_set(NANA_ERR_TOOBIG, "string of %zu bytes is too long", n);
         return NULL;
     }
     size_t bad = utf8_check((const unsigned char *)s, n);
     if (bad != n) {
-        nana_err_set(NANA_ERR_INVALID, "string is not valid UTF-8 (byte %zu)", bad);
+        (void)nana_err_set(NANA_ERR_INVALID, "string is not valid UTF-8 (byte %zu)", bad);
         return NULL;
     }
     nana_json *v = node_new(d, NANA_JSON_STRING);
@@ -1360,7 +1361,7 @@ struct clone_frame {
 nana_json *nana_json_clone(nana_json_doc *d, const nana_json *src)
 {
     if (!src) {
-        nana_err_set(NANA_ERR_INVALID, "cannot clone a NULL JSON value");
+        (void)nana_err_set(NANA_ERR_INVALID, "cannot clone a NULL JSON value");
         return NULL;
     }
     nana_json *root = clone_shallow(d, src);

@@ -11,12 +11,12 @@
 nana_val *nana_val_new(const void *p, size_t len)
 {
     if (len > NANA_VAL_MAX_LEN) {
-        nana_err_set(NANA_ERR_TOOBIG, "value of %zu bytes is too large", len);
+        (void)nana_err_set(NANA_ERR_TOOBIG, "value of %zu bytes is too large", len);
         return NULL;
     }
     nana_val *v = malloc(sizeof(*v) + len + 1);
     if (!v) {
-        nana_err_set(NANA_ERR_NOMEM, "out of memory for a %zu-byte value", len);
+        (void)nana_err_set(NANA_ERR_NOMEM, "out of memory for a %zu-byte value", len);
         return NULL;
     }
     atomic_init(&v->refs, 1);

@@ -72,7 +72,7 @@ static void test_refused_clauses(void **state)
         "\"bad name\" = 1",
         "((a = 1)",
         "a = 1)",
-        "a % 2 = 0",     /* outside NanaSQLite's character set */
+        "a % 2 = 0", /* outside NanaSQLite's character set */
         "a = [x]",
         "a = `x`",
         "a = 1 & 2",
@@ -127,14 +127,21 @@ static void test_policies(void **state)
 static void test_types_and_identifiers(void **state)
 {
     (void)state;
-    const char *ok_types[] = {"TEXT", "INTEGER PRIMARY KEY", "TEXT NOT NULL DEFAULT 0",
-                              "REAL CHECK(x > 0)", "INTEGER REFERENCES users(id)",
+    const char *ok_types[] = {"TEXT",
+                              "INTEGER PRIMARY KEY",
+                              "TEXT NOT NULL DEFAULT 0",
+                              "REAL CHECK(x > 0)",
+                              "INTEGER REFERENCES users(id)",
                               "VARCHAR(255)"};
     for (size_t i = 0; i < sizeof(ok_types) / sizeof(ok_types[0]); i++)
         assert_int_equal(nana_sql_check_type(ok_types[i], false), 0);
-    const char *bad_types[] = {"TEXT; DROP TABLE x", "TEXT DEFAULT 'x'", "TEXT -- x",
-                               "INTEGER AS (load_extension(1))", "TEXT DEFAULT (SELECT 1)",
-                               "TEXT\"", ""};
+    const char *bad_types[] = {"TEXT; DROP TABLE x",
+                               "TEXT DEFAULT 'x'",
+                               "TEXT -- x",
+                               "INTEGER AS (load_extension(1))",
+                               "TEXT DEFAULT (SELECT 1)",
+                               "TEXT\"",
+                               ""};
     for (size_t i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++)
         assert_int_equal(nana_sql_check_type(bad_types[i], false), NANA_ERR_VALIDATION);
     const char *ok_add[] = {"TEXT", "VARCHAR(255)", "DOUBLE PRECISION", "DECIMAL(10,2)"};

@@ -282,16 +282,14 @@ static void test_increment_patch_path(void **state)
     expect_val(v, "1");
     expect_get(t, "fresh", "{\"n\":1}");
     /* type errors */
-    assert_int_equal(nana_kv_increment(t, K("obj"), K("1"), K("name"), NULL, 0, &v),
-                     NANA_ERR_TYPE);
+    assert_int_equal(nana_kv_increment(t, K("obj"), K("1"), K("name"), NULL, 0, &v), NANA_ERR_TYPE);
     assert_int_equal(nana_kv_increment(t, K("obj"), K("1"), NULL, 0, NULL, 0, &v), NANA_ERR_TYPE);
     assert_int_equal(nana_kv_increment(t, K("cnt"), K("true"), NULL, 0, NULL, 0, &v),
                      NANA_ERR_TYPE);
     assert_int_equal(nana_kv_increment(t, K("cnt"), K("\"1\""), NULL, 0, NULL, 0, &v),
                      NANA_ERR_TYPE);
     assert_int_equal(nana_kv_set(t, K("max"), K("9223372036854775807")), 0);
-    assert_int_equal(nana_kv_increment(t, K("max"), K("1"), NULL, 0, NULL, 0, &v),
-                     NANA_ERR_TOOBIG);
+    assert_int_equal(nana_kv_increment(t, K("max"), K("1"), NULL, 0, NULL, 0, &v), NANA_ERR_TOOBIG);
     expect_get(t, "max", "9223372036854775807");
     assert_int_equal(nana_kv_set(t, K("huge"), K("123456789012345678901234567890")), 0);
     assert_int_equal(nana_kv_increment(t, K("huge"), K("1"), NULL, 0, NULL, 0, &v),
@@ -394,7 +392,7 @@ static void test_lru_cache(void **state)
     assert_int_equal(nana_store_table(f->s, "lru", &lru, &t), 0);
     assert_int_equal(nana_kv_set(t, K("a"), K("1")), 0);
     assert_int_equal(nana_kv_set(t, K("b"), K("2")), 0);
-    expect_get(t, "a", "1"); /* a is now most recent */
+    expect_get(t, "a", "1");                             /* a is now most recent */
     assert_int_equal(nana_kv_set(t, K("c"), K("3")), 0); /* evicts b */
     nana_store_stats before, after;
     nana_store_get_stats(f->s, &before);

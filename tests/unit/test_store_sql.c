@@ -52,13 +52,11 @@ static void make_users(nana_store *s)
                                            1, NULL),
                      0);
     int64_t rowid = 0;
-    assert_int_equal(nana_sql_insert(s, "users", "{\"name\":\"alice\",\"age\":30,\"score\":1.5}",
-                                     &rowid),
-                     0);
+    assert_int_equal(
+        nana_sql_insert(s, "users", "{\"name\":\"alice\",\"age\":30,\"score\":1.5}", &rowid), 0);
     assert_int_equal(rowid, 1);
-    assert_int_equal(nana_sql_insert(s, "users", "{\"name\":\"bob\",\"age\":25,\"score\":null}",
-                                     &rowid),
-                     0);
+    assert_int_equal(
+        nana_sql_insert(s, "users", "{\"name\":\"bob\",\"age\":25,\"score\":null}", &rowid), 0);
     assert_int_equal(rowid, 2);
     assert_int_equal(nana_sql_last_insert_rowid(s), 2);
     const char *rows = "[{\"name\":\"carol\",\"age\":41},{\"name\":\"dave\",\"age\":19,"
@@ -91,10 +89,11 @@ static void test_schema(void **state)
     assert_int_equal(nana_sql_create_index(s, "idx_age", "users", "[\"age\"]", 0, 1), 0);
     assert_int_equal(nana_sql_create_index(s, "idx_name", "users", "[\"name\"]", 1, 1), 0);
     assert_int_equal(nana_sql_list_indexes(s, "users", &v), 0);
-    expect_val(v, "[{\"name\":\"idx_age\",\"table\":\"users\",\"sql\":\"CREATE INDEX \\\"idx_age\\\""
-                  " ON \\\"users\\\" (\\\"age\\\")\"},{\"name\":\"idx_name\",\"table\":\"users\","
-                  "\"sql\":\"CREATE UNIQUE INDEX \\\"idx_name\\\" ON \\\"users\\\" "
-                  "(\\\"name\\\")\"}]");
+    expect_val(v,
+               "[{\"name\":\"idx_age\",\"table\":\"users\",\"sql\":\"CREATE INDEX \\\"idx_age\\\""
+               " ON \\\"users\\\" (\\\"age\\\")\"},{\"name\":\"idx_name\",\"table\":\"users\","
+               "\"sql\":\"CREATE UNIQUE INDEX \\\"idx_name\\\" ON \\\"users\\\" "
+               "(\\\"name\\\")\"}]");
     assert_int_equal(nana_sql_list_indexes(s, "data", &v), 0);
     expect_val(v, "[]"); /* the automatic primary key index is not listed */
     int64_t rowid;
@@ -276,8 +275,7 @@ static void test_update_delete_upsert(void **state)
     nana_store *s = f->s;
     make_users(s);
     int64_t n;
-    assert_int_equal(nana_sql_update(s, "users", "{\"age\":31}", "name = ?", "[\"alice\"]", &n),
-                     0);
+    assert_int_equal(nana_sql_update(s, "users", "{\"age\":31}", "name = ?", "[\"alice\"]", &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(nana_sql_update(s, "users", "{\"age\":31}", NULL, NULL, &n),
                      NANA_ERR_VALIDATION); /* no where: refused */
@@ -287,8 +285,9 @@ static void test_update_delete_upsert(void **state)
     assert_int_equal(nana_sql_count(s, "users", NULL, NULL, NULL, &n), 0);
     assert_int_equal(n, 3);
 
-    assert_int_equal(nana_sql_create_table(s, "kv2", "{\"k\":\"TEXT PRIMARY KEY\",\"v\":\"INTEGER\","
-                                                     "\"w\":\"TEXT\"}",
+    assert_int_equal(nana_sql_create_table(s, "kv2",
+                                           "{\"k\":\"TEXT PRIMARY KEY\",\"v\":\"INTEGER\","
+                                           "\"w\":\"TEXT\"}",
                                            1, NULL),
                      0);
     int64_t rowid;
