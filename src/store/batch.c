@@ -260,7 +260,7 @@ static int read_bget(nana_conn *c, void *arg)
         size_t i = find_key(g, k ? (const char *)k : "", (size_t)sqlite3_column_bytes(st, 0));
         rc = 0;
         if (i == SIZE_MAX || g->vals[i]) continue;
-        if (!(g->vals[i] = nana_column_val(st, 1))) rc = NANA_ERR_NOMEM;
+        rc = nana_column_val(st, 1, &g->vals[i]);
     }
     nana_conn_stmt_done(st);
     return rc;

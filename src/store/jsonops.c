@@ -45,8 +45,7 @@ static int rmw_read(nana_conn *c, rmw_op *o, nana_val **cur)
     rc = nana_bind_text(st, 1, o->key, o->klen);
     if (!rc) rc = nana_step(c, st, "read");
     if (rc == 1) {
-        *cur = nana_column_val(st, 0);
-        rc = *cur ? NANA_OK : NANA_ERR_NOMEM;
+        rc = nana_column_val(st, 0, cur);
     } else if (rc == 0) {
         rc = NANA_ERR_NOTFOUND;
     }
@@ -309,8 +308,7 @@ static int read_path(nana_conn *c, void *arg)
         !(rc = nana_bind_text(st, 2, a->key, a->klen)))
         rc = nana_step(c, st, "get_by_path");
     if (rc == 1) {
-        a->val = nana_column_val(st, 0);
-        rc = a->val ? NANA_OK : NANA_ERR_NOMEM;
+        rc = nana_column_val(st, 0, &a->val);
     } else if (rc == 0) {
         rc = nana_key_missing(a->key, a->klen);
     } else if (rc == NANA_ERR_DB && strstr(nana_errmsg(), "JSON path")) {

@@ -26,12 +26,23 @@ int nana_step(nana_conn *c, sqlite3_stmt *st, const char *what)
     return nana_sqlite_err(c->db, rc, what);
 }
 
-nana_val *nana_column_val(sqlite3_stmt *st, int col)
+/* Refuses a stored BLOB: NanaSQLite writes those only when it encrypts values. */
+static int blob_refused(void)
 {
-    if (sqlite3_column_type(st, col) == SQLITE_NULL) return nana_val_new("null", 4);
-    const unsigned char *p = sqlite3_column_text(st, col);
-    int n = sqlite3_column_bytes(st, col);
-    return nana_val_new(p ? (const char *)p : "", (size_t)n);
+    return nana_err_set(NANA_ERR_TYPE, "the stored value is a BLOB, not JSON text (was it written "
+                                       "with NanaSQLite's encryption?)");
+}
+
+int nana_column_val(sqlite3_stmt *st, int col, nana_val **out)
+{
+    int type = sqlite3_column_type(st, col);
+    if (type == SQLITE_BLOB) return blob_refused();
+    if (type == SQLITE_NULL)
+        *out = nana_val_new("null", 4);
+    else
+        *out = nana_val_new((const char *)sqlite3_column_text(st, col),
+                            (size_t)sqlite3_column_bytes(st, col));
+    return *out ? NANA_OK : NANA_ERR_NOMEM;
 }
 
 int nana_bind_text(sqlite3_stmt *st, int idx, const char *p, size_t n)
@@ -80,8 +91,7 @@ static int read_get(nana_conn *c, void *arg)
     rc = nana_bind_text(st, 1, a->key, a->klen);
     if (!rc) rc = nana_step(c, st, "get");
     if (rc == 1) {
-        a->val = nana_column_val(st, 0);
-        rc = a->val ? NANA_OK : NANA_ERR_NOMEM;
+        rc = nana_column_val(st, 0, &a->val);
     } else if (rc == 0) {
         rc = NANA_ERR_NOTFOUND;
     }
@@ -223,7 +233,9 @@ typedef struct list_arg {
 /* Appends one stored value (JSON text) to a result. */
 int nana_buf_put_value(nana_buf *b, sqlite3_stmt *st, int col)
 {
-    if (sqlite3_column_type(st, col) == SQLITE_NULL) return nana_buf_append(b, "null", 4);
+    int type = sqlite3_column_type(st, col);
+    if (type == SQLITE_NULL) return nana_buf_append(b, "null", 4);
+    if (type == SQLITE_BLOB) return blob_refused();
     const unsigned char *p = sqlite3_column_text(st, col);
     int n = sqlite3_column_bytes(st, col);
     return nana_buf_append(b, p, (size_t)n);
@@ -334,7 +346,10 @@ int nana_exec_del(nana_conn *c, nana_table *t, const char *key, size_t klen, nan
     rc = nana_bind_text(st, 1, key, klen);
     if (!rc) rc = nana_step(c, st, "delete");
     if (rc == 1) {
-        if (old && !(*old = nana_column_val(st, 0))) rc = NANA_ERR_NOMEM;
+        if (old) {
+            int r = nana_column_val(st, 0, old);
+            if (r) rc = r;
+        }
         /* Finish the statement so the delete is complete. */
         while (rc == 1)
             rc = nana_step(c, st, "delete");
@@ -439,7 +454,8 @@ int nana_kv_pop(nana_table *t, const char *key, size_t klen, const char *def, si
     int rc = nana_check_key(t->store, key, klen);
     if (rc) return rc;
     if (def && (rc = nana_json_validate(def, dlen, 0, t->store->opts.max_json_depth))) return rc;
-    del_op o = {.super = {.exec = del_exec, .apply = del_apply, .tbl = t},
+    /* A savepoint: if reading the old value fails, the delete is undone. */
+    del_op o = {.super = {.exec = del_exec, .apply = del_apply, .flags = WOP_SAVEPOINT, .tbl = t},
                 .key = key,
                 .klen = klen,
                 .want_value = true,
@@ -494,7 +510,8 @@ static void popitem_apply(nana_wop *op)
 
 int nana_kv_popitem(nana_table *t, nana_val **out)
 {
-    popitem_op o = {.super = {.exec = popitem_exec, .apply = popitem_apply, .tbl = t}};
+    popitem_op o = {
+        .super = {.exec = popitem_exec, .apply = popitem_apply, .flags = WOP_SAVEPOINT, .tbl = t}};
     int rc = nana_writer_run(t->store, &o.super);
     nana_val_unref(o.key);
     if (rc) return rc;

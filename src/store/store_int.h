@@ -302,8 +302,9 @@ int nana_utf8_valid(const char *p, size_t n);
 /* sqlite3_step: 1 for a row, 0 when done, or a NANA_ERR_* code. */
 int nana_step(nana_conn *c, sqlite3_stmt *st, const char *what);
 
-/* Column |col| as a new value (SQL NULL becomes JSON null). NULL on OOM. */
-nana_val *nana_column_val(sqlite3_stmt *st, int col);
+/* Column |col| as a new value in *out (SQL NULL becomes JSON null). A BLOB
+ * (NanaSQLite's encrypted values) is NANA_ERR_TYPE. */
+int nana_column_val(sqlite3_stmt *st, int col, nana_val **out);
 
 /* Binds text without copying (the caller keeps it alive until reset). */
 int nana_bind_text(sqlite3_stmt *st, int idx, const char *p, size_t n);

@@ -127,6 +127,40 @@ static void test_sizes_and_keys(void **state)
     test_db_remove(path);
 }
 
+/* Rows written by others that are not JSON text: a BLOB (NanaSQLite's
+ * encryption) is refused with TYPE and stays; odd text is returned as is. */
+static void test_foreign_rows(void **state)
+{
+    (void)state;
+    char path[512];
+    test_db_path(path, sizeof(path), "foreign");
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE data (key TEXT PRIMARY KEY, value TEXT);"
+                                  "INSERT INTO data VALUES ('blob', x'00112233445566778899');"
+                                  "INSERT INTO data VALUES ('nullval', NULL);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    nana_store *s;
+    assert_int_equal(nana_store_open(path, NULL, &s), 0);
+    nana_table *t = nana_store_default_table(s);
+    nana_val *v;
+    assert_int_equal(nana_kv_get(t, K("blob"), &v), NANA_ERR_TYPE);
+    assert_non_null(strstr(nana_errmsg(), "BLOB"));
+    assert_int_equal(nana_kv_pop(t, K("blob"), NULL, 0, &v), NANA_ERR_TYPE);
+    assert_int_equal(nana_kv_contains(t, K("blob")), 1); /* the pop was undone */
+    assert_int_equal(nana_kv_to_dict(t, &v), NANA_ERR_TYPE);
+    expect_get(t, "nullval", "null");
+    assert_int_equal(nana_kv_delete(t, K("blob")), 0); /* deleting it is fine */
+    assert_int_equal(nana_kv_to_dict(t, &v), 0);
+    assert_string_equal(v->data, "{\"nullval\":null}");
+    nana_val_unref(v);
+    assert_int_equal(nana_store_close(s), 0);
+    test_db_remove(path);
+}
+
 /* A file that is not a database is refused and left untouched. */
 static void test_not_a_database(void **state)
 {
@@ -337,9 +371,10 @@ static void test_disk_full(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_invalid_json),   cmocka_unit_test(test_sizes_and_keys),
-        cmocka_unit_test(test_not_a_database), cmocka_unit_test(test_corrupt_pages),
-        cmocka_unit_test(test_readonly_file),  cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_invalid_json),  cmocka_unit_test(test_sizes_and_keys),
+        cmocka_unit_test(test_foreign_rows),  cmocka_unit_test(test_not_a_database),
+        cmocka_unit_test(test_corrupt_pages), cmocka_unit_test(test_readonly_file),
+        cmocka_unit_test(test_disk_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
