@@ -1,0 +1,966 @@
+/*
+ * bench_store.c - throughput and latency of the store, next to the naive baseline.
+ *
+ * The big idea: the store's claim is that a per-table cache makes reads
+ * almost free and that one writer thread with group commit turns many
+ * concurrent small writes into few transactions. This program measures
+ * both claims and, for comparison, the way Python NanaSQLite writes: one
+ * autocommitted INSERT OR REPLACE per write on one shared connection.
+ *
+ * Every scenario runs for --seconds (or until MAX_OPS operations, whichever
+ * comes first) on threads started together behind a barrier. Each thread
+ * times its own operations with CLOCK_MONOTONIC into a private log-linear
+ * histogram; the histograms are merged afterwards, so timing adds no
+ * shared state. Keys and values are built before the clock starts, and
+ * every thread draws keys from its own xorshift generator.
+ *
+ * This is a benchmark, not a test: it reports numbers and never judges
+ * them. It exits 1 when an operation fails, 2 on a bad command line.
+ */
+#include "store/nana_store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_OPS         50000000ull /* operations per scenario at most, all threads together */
+#define GET_BATCH       64          /* cached gets timed together as one sample */
+#define UPDATE_BATCH    1000        /* pairs per batch_update call */
+#define PRELOAD_BATCH   1000        /* pairs per batch_update while preloading */
+#define KEY_WIDTH       16          /* bytes reserved per precomputed key (with NUL) */
+#define NVALUES         16          /* distinct precomputed values */
+#define MAX_KEYS        10000000ul
+#define MAX_VALUE_SIZE  (1024ul * 1024ul)
+#define MAX_WRITERS     1024ul
+#define MAX_THREADS     256ul
+#define DEFAULT_GETKEYS 10000ul
+#define DEFAULT_SETKEYS 100000ul
+
+/* ------------------------------------------------------------------ */
+/* Errors and time                                                     */
+/* ------------------------------------------------------------------ */
+
+/* Prints a store failure (code name and detail) and exits 1. */
+static _Noreturn void die_store(int rc, const char *what)
+{
+    fprintf(stderr, "nanasqlite-bench-store: %s: %s: %s\n", what, nana_strerror(rc), nana_errmsg());
+    exit(1);
+}
+
+/* Prints an SQLite failure of the naive baseline and exits 1. */
+static _Noreturn void die_sqlite(sqlite3 *db, int rc, const char *what)
+{
+    fprintf(stderr, "nanasqlite-bench-store: %s: %s (%s)\n", what,
+            db ? sqlite3_errmsg(db) : "no connection", sqlite3_errstr(rc));
+    exit(1);
+}
+
+/* Prints a system call failure (|err| an errno value) and exits 1. */
+static _Noreturn void die_errno(int err, const char *what)
+{
+    fprintf(stderr, "nanasqlite-bench-store: %s: %s\n", what, strerror(err));
+    exit(1);
+}
+
+/* Prints a usage error and exits 2. */
+static _Noreturn void die_usage(const char *msg, const char *arg)
+{
+    fprintf(stderr, "nanasqlite-bench-store: %s%s%s (try --help)\n", msg, arg ? ": " : "",
+            arg ? arg : "");
+    exit(2);
+}
+
+/* calloc that exits on failure. */
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (!p) die_errno(ENOMEM, "calloc");
+    return p;
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) die_errno(errno, "clock_gettime");
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ */
+/* Latency histogram                                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Log-linear buckets over nanoseconds: values below 2*HIST_SUB are exact,
+ * above that every power of two is split into HIST_SUB equal buckets, so a
+ * reported percentile is within 1/HIST_SUB (about 3%) of the true value.
+ */
+#define HIST_SUB_BITS 5
+#define HIST_SUB      (1u << HIST_SUB_BITS)
+#define HIST_BUCKETS  (2 * HIST_SUB + (64 - HIST_SUB_BITS - 1) * HIST_SUB)
+
+typedef struct hist {
+    uint64_t count;
+    uint64_t max_ns;
+    uint64_t bucket[HIST_BUCKETS];
+} hist;
+
+/* Bucket index of a latency of |ns| nanoseconds. */
+static unsigned hist_index(uint64_t ns)
+{
+    if (ns < 2 * HIST_SUB) return (unsigned)ns;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(ns);
+    unsigned shift = msb - HIST_SUB_BITS;
+    unsigned sub = (unsigned)(ns >> shift); /* in [HIST_SUB, 2 * HIST_SUB) */
+    return 2 * HIST_SUB + (msb - HIST_SUB_BITS - 1) * HIST_SUB + (sub - HIST_SUB);
+}
+
+/* The middle of bucket |idx|, in nanoseconds. */
+static uint64_t hist_value(unsigned idx)
+{
+    if (idx < 2 * HIST_SUB) return idx;
+    unsigned j = idx - 2 * HIST_SUB;
+    unsigned msb = j / HIST_SUB + HIST_SUB_BITS + 1;
+    unsigned shift = msb - HIST_SUB_BITS;
+    uint64_t lower = (uint64_t)(j % HIST_SUB + HIST_SUB) << shift;
+    return lower + ((1ull << shift) >> 1);
+}
+
+/* Records one sample of |ns| nanoseconds. */
+static void hist_add(hist *h, uint64_t ns)
+{
+    h->bucket[hist_index(ns)]++;
+    h->count++;
+    if (ns > h->max_ns) h->max_ns = ns;
+}
+
+/* Adds the samples of |src| to |dst| (per-thread histograms into one). */
+static void hist_merge(hist *dst, const hist *src)
+{
+    for (unsigned i = 0; i < HIST_BUCKETS; i++)
+        dst->bucket[i] += src->bucket[i];
+    dst->count += src->count;
+    if (src->max_ns > dst->max_ns) dst->max_ns = src->max_ns;
+}
+
+/* The |p|-quantile (0 < p <= 1) in microseconds; 0 for an empty histogram. */
+static double hist_quantile_us(const hist *h, double p)
+{
+    if (h->count == 0) return 0.0;
+    uint64_t rank = (uint64_t)(p * (double)h->count);
+    if ((double)rank < p * (double)h->count) rank++; /* ceil */
+    if (rank == 0) rank = 1;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        seen += h->bucket[i];
+        if (seen >= rank) {
+            uint64_t v = hist_value(i);
+            if (v > h->max_ns) v = h->max_ns;
+            return (double)v / 1000.0;
+        }
+    }
+    return (double)h->max_ns / 1000.0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Options, files, machine facts                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct bench_opts {
+    double seconds;
+    unsigned writers;
+    unsigned threads;
+    size_t keys; /* 0: each scenario's default */
+    size_t value_size;
+    nana_sync_mode sync;
+    const char *dir;
+    const char *scenario;
+    bool json;
+} bench_opts;
+
+static bench_opts g_opt = {
+    .seconds = 3.0,
+    .writers = 64,
+    .threads = 2,
+    .keys = 0,
+    .value_size = 64,
+    .sync = NANA_SYNC_NORMAL,
+    .dir = NULL,
+    .scenario = "all",
+    .json = false,
+};
+
+/* The database files, one per scenario family, and their companions. */
+enum { DB_GET, DB_SET, DB_BATCH, DB_NAIVE_SHARED, DB_NAIVE_1THREAD, DB_COUNT_ };
+static const char *const db_names[DB_COUNT_] = {"get.db", "set.db", "batch.db", "naive_shared.db",
+                                                "naive_1thread.db"};
+static const char *const db_suffixes[] = {"", "-wal", "-shm", "-journal"};
+#define NSUFFIX (sizeof(db_suffixes) / sizeof(db_suffixes[0]))
+
+static char g_dir[PATH_MAX];
+static bool g_dir_made; /* we created g_dir and remove it at exit */
+static char g_paths[DB_COUNT_][NSUFFIX][PATH_MAX];
+static volatile sig_atomic_t g_cleaned;
+
+/* Removes every file this program may have created (and its directory if
+ * it made one). Only async-signal-safe calls: it also runs on SIGINT. */
+static void remove_files(void)
+{
+    if (g_cleaned) return;
+    g_cleaned = 1;
+    for (unsigned i = 0; i < DB_COUNT_; i++)
+        for (unsigned j = 0; j < NSUFFIX; j++)
+            if (g_paths[i][j][0]) unlink(g_paths[i][j]);
+    if (g_dir_made) rmdir(g_dir);
+}
+
+/* SIGINT/SIGTERM: remove the files, then leave at once. */
+static void on_signal(int sig)
+{
+    remove_files();
+    _exit(128 + sig);
+}
+
+/* Deletes a database and its -wal/-shm/-journal files (a stale earlier run). */
+static void remove_db(unsigned db)
+{
+    for (unsigned j = 0; j < NSUFFIX; j++)
+        if (unlink(g_paths[db][j]) != 0 && errno != ENOENT) die_errno(errno, g_paths[db][j]);
+}
+
+/* Chooses the directory, builds every file path and arranges the cleanup. */
+static void setup_files(void)
+{
+    if (g_opt.dir) {
+        if ((size_t)snprintf(g_dir, sizeof(g_dir), "%s", g_opt.dir) >= sizeof(g_dir))
+            die_usage("--dir is too long", g_opt.dir);
+        if (access(g_dir, W_OK | X_OK) != 0) die_errno(errno, g_dir);
+    } else {
+        snprintf(g_dir, sizeof(g_dir), "/tmp/nanasqlite-bench-XXXXXX");
+        if (!mkdtemp(g_dir)) die_errno(errno, "mkdtemp");
+        g_dir_made = true;
+    }
+    for (unsigned i = 0; i < DB_COUNT_; i++)
+        for (unsigned j = 0; j < NSUFFIX; j++) {
+            int n =
+                snprintf(g_paths[i][j], PATH_MAX, "%s/%s%s", g_dir, db_names[i], db_suffixes[j]);
+            if (n < 0 || n >= PATH_MAX) die_usage("--dir is too long", g_dir);
+        }
+    if (atexit(remove_files) != 0) die_errno(ENOMEM, "atexit");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    if (sigemptyset(&sa.sa_mask) != 0) die_errno(errno, "sigemptyset");
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+        die_errno(errno, "sigaction");
+}
+
+/* The CPU model name from /proc/cpuinfo into |buf|, or "unknown". */
+static void cpu_model(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        const char *p = strchr(line, ':');
+        if (!p) continue;
+        p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t n = strcspn(p, "\n");
+        snprintf(buf, cap, "%.*s", (int)n, p);
+        break;
+    }
+    if (fclose(f) != 0) snprintf(buf, cap, "unknown");
+}
+
+static const char *sync_name(nana_sync_mode m)
+{
+    return m == NANA_SYNC_FULL ? "full" : m == NANA_SYNC_OFF ? "off" : "normal";
+}
+
+/* Prints the machine and the settings (to stderr in --json mode). */
+static void print_facts(void)
+{
+    FILE *out = g_opt.json ? stderr : stdout;
+    char cpu[256];
+    cpu_model(cpu, sizeof(cpu));
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    fprintf(out, "machine: nproc=%ld  cpu=%s  sqlite=%s\n", ncpu, cpu, sqlite3_libversion());
+    fprintf(out,
+            "settings: seconds=%.1f writers=%u threads=%u keys=%zu value=%zu B sync=%s dir=%s\n",
+            g_opt.seconds, g_opt.writers, g_opt.threads, g_opt.keys, g_opt.value_size,
+            sync_name(g_opt.sync), g_dir);
+    if (g_opt.keys == 0)
+        fprintf(out, "          (keys=0: %lu for the get scenarios, %lu for the write ones)\n",
+                DEFAULT_GETKEYS, DEFAULT_SETKEYS);
+}
+
+/* ------------------------------------------------------------------ */
+/* Keys, values, random numbers                                        */
+/* ------------------------------------------------------------------ */
+
+typedef struct keyset {
+    char *buf; /* n keys of KEY_WIDTH bytes each */
+    size_t n;
+    size_t klen; /* every key has this length */
+} keyset;
+
+typedef struct valueset {
+    char *buf; /* NVALUES values of len bytes each */
+    size_t len;
+} valueset;
+
+/* Builds n keys "k000000000" ... of equal length. */
+static void keys_make(keyset *k, size_t n)
+{
+    k->buf = xcalloc(n, KEY_WIDTH);
+    k->n = n;
+    k->klen = 10;
+    for (size_t i = 0; i < n; i++)
+        snprintf(k->buf + i * KEY_WIDTH, KEY_WIDTH, "k%09u", (unsigned)i); /* i < MAX_KEYS */
+}
+
+static const char *key_at(const keyset *k, size_t i)
+{
+    return k->buf + i * KEY_WIDTH;
+}
+
+/* Builds NVALUES different JSON strings of exactly |len| bytes ("abc..."). */
+static void values_make(valueset *v, size_t len)
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    v->buf = xcalloc(NVALUES, len);
+    v->len = len;
+    for (size_t i = 0; i < NVALUES; i++) {
+        char *p = v->buf + i * len;
+        p[0] = '"';
+        for (size_t j = 1; j + 1 < len; j++)
+            p[j] = alphabet[(i * 7 + j) % (sizeof(alphabet) - 1)];
+        p[len - 1] = '"';
+    }
+}
+
+static const char *value_at(const valueset *v, size_t i)
+{
+    return v->buf + (i % NVALUES) * v->len;
+}
+
+/* xorshift64*: a fast generator, one per thread. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+/* A number in [0, n) for n < 2^32 (multiply-shift, no division). */
+static size_t rng_below(uint64_t *s, size_t n)
+{
+    return (size_t)(((rng_next(s) >> 32) * (uint64_t)n) >> 32);
+}
+
+/* ------------------------------------------------------------------ */
+/* The naive baseline: one raw SQLite connection                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct naive_db {
+    sqlite3 *db;
+    sqlite3_stmt *ins;
+    pthread_mutex_t mu; /* one Python NanaSQLite instance's lock */
+} naive_db;
+
+/* Opens |path| the way Python NanaSQLite does: its pragmas, its table. */
+static void naive_open(naive_db *d, const char *path)
+{
+    static const char *const setup[] = {
+        "PRAGMA journal_mode=WAL",
+        NULL, /* synchronous, from --sync */
+        "PRAGMA mmap_size=268435456",
+        "PRAGMA temp_store=MEMORY",
+        "PRAGMA cache_size=-65536",
+        "CREATE TABLE IF NOT EXISTS \"data\" (key TEXT PRIMARY KEY, value TEXT)",
+    };
+    char sync_sql[64];
+    snprintf(sync_sql, sizeof(sync_sql), "PRAGMA synchronous=%s", sync_name(g_opt.sync));
+    /* Every use is serialized by d->mu, so SQLite's own mutex is not needed. */
+    int rc = sqlite3_open_v2(
+        path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) die_sqlite(d->db, rc, "sqlite3_open_v2");
+    for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]); i++) {
+        const char *sql = setup[i] ? setup[i] : sync_sql;
+        rc = sqlite3_exec(d->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) die_sqlite(d->db, rc, sql);
+    }
+    rc = sqlite3_prepare_v3(d->db, "INSERT OR REPLACE INTO \"data\" (key, value) VALUES (?, ?)", -1,
+                            SQLITE_PREPARE_PERSISTENT, &d->ins, NULL);
+    if (rc != SQLITE_OK) die_sqlite(d->db, rc, "prepare INSERT OR REPLACE");
+    if ((rc = pthread_mutex_init(&d->mu, NULL)) != 0) die_errno(rc, "pthread_mutex_init");
+}
+
+/* Finalizes the statement and closes the connection; every step checked. */
+static void naive_close(naive_db *d)
+{
+    int rc = sqlite3_finalize(d->ins);
+    if (rc != SQLITE_OK) die_sqlite(d->db, rc, "sqlite3_finalize");
+    if ((rc = sqlite3_close(d->db)) != SQLITE_OK) die_sqlite(d->db, rc, "sqlite3_close");
+    if ((rc = pthread_mutex_destroy(&d->mu)) != 0) die_errno(rc, "pthread_mutex_destroy");
+}
+
+/* One autocommitted INSERT OR REPLACE under the instance lock. */
+static void naive_write(naive_db *d, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    int rc;
+    if ((rc = pthread_mutex_lock(&d->mu)) != 0) die_errno(rc, "pthread_mutex_lock");
+    if ((rc = sqlite3_bind_text(d->ins, 1, key, (int)klen, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(d->ins, 2, val, (int)vlen, SQLITE_STATIC)) != SQLITE_OK)
+        die_sqlite(d->db, rc, "sqlite3_bind_text");
+    if ((rc = sqlite3_step(d->ins)) != SQLITE_DONE) die_sqlite(d->db, rc, "INSERT OR REPLACE");
+    if ((rc = sqlite3_reset(d->ins)) != SQLITE_OK) die_sqlite(d->db, rc, "sqlite3_reset");
+    if ((rc = pthread_mutex_unlock(&d->mu)) != 0) die_errno(rc, "pthread_mutex_unlock");
+}
+
+/* ------------------------------------------------------------------ */
+/* Running a scenario on threads                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct scenario scenario;
+
+typedef struct worker {
+    pthread_t th;
+    unsigned id;
+    scenario *sc; /* shared, read-only once the threads run (the barrier excepted) */
+    uint64_t rng;
+    uint64_t ops;  /* operations done: gets, sets, batch calls, inserts */
+    uint64_t rows; /* rows written by batch calls */
+    hist h;
+} worker;
+
+struct scenario {
+    void (*body)(worker *w);
+    nana_table *table;
+    naive_db *naive;
+    const keyset *keys;
+    const valueset *vals;
+    unsigned nthreads;
+    uint64_t deadline_ns; /* written before the start barrier, read after it */
+    uint64_t max_ops;     /* per thread */
+    pthread_barrier_t start;
+};
+
+typedef struct result {
+    uint64_t ops;
+    uint64_t rows;
+    double seconds;
+    hist h;
+} result;
+
+/* True while the worker has time and operations left. */
+static bool keep_going(const worker *w, uint64_t now)
+{
+    return now < w->sc->deadline_ns && w->ops < w->sc->max_ops;
+}
+
+/* A key for a write: each writer draws from its own slice of the key
+ * space, so no two writers write the same key at the same time. */
+static size_t pick_write_key(worker *w)
+{
+    size_t n = w->sc->keys->n, parts = w->sc->nthreads;
+    size_t slots = n / parts;
+    if (slots == 0) return rng_below(&w->rng, n);
+    return w->id + parts * rng_below(&w->rng, slots);
+}
+
+/* cached_get: gets timed in batches of GET_BATCH, one sample per batch. */
+static void body_get_batched(worker *w)
+{
+    const scenario *sc = w->sc;
+    for (;;) {
+        uint64_t t0 = now_ns();
+        for (unsigned i = 0; i < GET_BATCH; i++) {
+            size_t k = rng_below(&w->rng, sc->keys->n);
+            nana_val *v = NULL;
+            int rc = nana_kv_get(sc->table, key_at(sc->keys, k), sc->keys->klen, &v);
+            if (rc) die_store(rc, "nana_kv_get");
+            nana_val_unref(v);
+        }
+        uint64_t t1 = now_ns();
+        hist_add(&w->h, (t1 - t0 + GET_BATCH / 2) / GET_BATCH);
+        w->ops += GET_BATCH;
+        if (!keep_going(w, t1)) break;
+    }
+}
+
+/* uncached_get: every get timed on its own. */
+static void body_get_each(worker *w)
+{
+    const scenario *sc = w->sc;
+    for (;;) {
+        size_t k = rng_below(&w->rng, sc->keys->n);
+        nana_val *v = NULL;
+        uint64_t t0 = now_ns();
+        int rc = nana_kv_get(sc->table, key_at(sc->keys, k), sc->keys->klen, &v);
+        uint64_t t1 = now_ns();
+        if (rc) die_store(rc, "nana_kv_get");
+        nana_val_unref(v);
+        hist_add(&w->h, t1 - t0);
+        w->ops++;
+        if (!keep_going(w, t1)) break;
+    }
+}
+
+/* set_concurrent: one nana_kv_set at a time per writer. */
+static void body_set(worker *w)
+{
+    const scenario *sc = w->sc;
+    for (;;) {
+        size_t k = pick_write_key(w);
+        uint64_t t0 = now_ns();
+        int rc = nana_kv_set(sc->table, key_at(sc->keys, k), sc->keys->klen, value_at(sc->vals, k),
+                             sc->vals->len);
+        uint64_t t1 = now_ns();
+        if (rc) die_store(rc, "nana_kv_set");
+        hist_add(&w->h, t1 - t0);
+        w->ops++;
+        if (!keep_going(w, t1)) break;
+    }
+}
+
+/* batch_update: UPDATE_BATCH consecutive keys from a random start per call. */
+static void body_batch(worker *w)
+{
+    const scenario *sc = w->sc;
+    size_t n = sc->keys->n, per = n < UPDATE_BATCH ? n : UPDATE_BATCH;
+    nana_kv_pair *pairs = xcalloc(per, sizeof(*pairs));
+    for (;;) {
+        size_t start = rng_below(&w->rng, n);
+        for (size_t i = 0; i < per; i++) {
+            size_t k = (start + i) % n;
+            pairs[i] = (nana_kv_pair){.key = key_at(sc->keys, k),
+                                      .klen = sc->keys->klen,
+                                      .value = value_at(sc->vals, k),
+                                      .vlen = sc->vals->len};
+        }
+        uint64_t t0 = now_ns();
+        int rc = nana_kv_batch_update(sc->table, pairs, per);
+        uint64_t t1 = now_ns();
+        if (rc) die_store(rc, "nana_kv_batch_update");
+        hist_add(&w->h, t1 - t0);
+        w->ops++;
+        w->rows += per;
+        if (!keep_going(w, t1)) break;
+    }
+    free(pairs);
+}
+
+/* naive_shared / naive_1thread: autocommitted writes on the raw connection. */
+static void body_naive(worker *w)
+{
+    const scenario *sc = w->sc;
+    for (;;) {
+        size_t k = pick_write_key(w);
+        uint64_t t0 = now_ns();
+        naive_write(sc->naive, key_at(sc->keys, k), sc->keys->klen, value_at(sc->vals, k),
+                    sc->vals->len);
+        uint64_t t1 = now_ns();
+        hist_add(&w->h, t1 - t0);
+        w->ops++;
+        if (!keep_going(w, t1)) break;
+    }
+}
+
+/* Thread entry: wait for the common start, then run the scenario's body. */
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    int rc = pthread_barrier_wait(&w->sc->start);
+    if (rc != 0 && rc != PTHREAD_BARRIER_SERIAL_THREAD) die_errno(rc, "pthread_barrier_wait");
+    w->sc->body(w);
+    return NULL;
+}
+
+/*
+ * Runs sc->body on |nthreads| threads that start together, until the
+ * deadline or the operation cap, and merges their counts and histograms.
+ */
+static void run_threads(scenario *sc, unsigned nthreads, result *out)
+{
+    sc->nthreads = nthreads;
+    sc->max_ops = MAX_OPS / nthreads;
+    worker *ws = xcalloc(nthreads, sizeof(*ws));
+    int rc = pthread_barrier_init(&sc->start, NULL, nthreads + 1);
+    if (rc != 0) die_errno(rc, "pthread_barrier_init");
+    for (unsigned i = 0; i < nthreads; i++) {
+        ws[i].id = i;
+        ws[i].sc = sc;
+        ws[i].rng = 0x9e3779b97f4a7c15ull * (i + 1) ^ 0xd1b54a32d192ed03ull;
+        if ((rc = pthread_create(&ws[i].th, NULL, worker_main, &ws[i])) != 0)
+            die_errno(rc, "pthread_create");
+    }
+    uint64_t t0 = now_ns();
+    sc->deadline_ns = t0 + (uint64_t)(g_opt.seconds * 1e9);
+    rc = pthread_barrier_wait(&sc->start);
+    if (rc != 0 && rc != PTHREAD_BARRIER_SERIAL_THREAD) die_errno(rc, "pthread_barrier_wait");
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < nthreads; i++) {
+        if ((rc = pthread_join(ws[i].th, NULL)) != 0) die_errno(rc, "pthread_join");
+        out->ops += ws[i].ops;
+        out->rows += ws[i].rows;
+        hist_merge(&out->h, &ws[i].h);
+    }
+    out->seconds = (double)(now_ns() - t0) / 1e9;
+    if ((rc = pthread_barrier_destroy(&sc->start)) != 0) die_errno(rc, "pthread_barrier_destroy");
+    free(ws);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reporting                                                           */
+/* ------------------------------------------------------------------ */
+
+static bool g_header_done;
+
+/*
+ * Prints one scenario: a table row, or one JSON object. |json_extra| is
+ * appended to the object (",\"k\":v..." or ""), |note| to the row.
+ */
+static void report(const char *name, unsigned threads, const result *r, const char *json_extra,
+                   const char *note)
+{
+    double ops_s = r->seconds > 0.0 ? (double)r->ops / r->seconds : 0.0;
+    double p50 = hist_quantile_us(&r->h, 0.50), p90 = hist_quantile_us(&r->h, 0.90);
+    double p99 = hist_quantile_us(&r->h, 0.99), p999 = hist_quantile_us(&r->h, 0.999);
+    double max = (double)r->h.max_ns / 1000.0;
+    if (g_opt.json) {
+        printf("{\"scenario\":\"%s\",\"threads\":%u,\"ops\":%" PRIu64 ",\"seconds\":%.3f,"
+               "\"ops_per_sec\":%.1f,\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,"
+               "\"p999_us\":%.3f,\"max_us\":%.3f%s}\n",
+               name, threads, r->ops, r->seconds, ops_s, p50, p90, p99, p999, max, json_extra);
+    } else {
+        if (!g_header_done) {
+            printf("\n%-15s %7s %12s %9s %9s %9s %9s %10s  %s\n", "scenario", "threads", "ops/s",
+                   "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "notes");
+            g_header_done = true;
+        }
+        printf("%-15s %7u %12.0f %9.2f %9.2f %9.2f %9.2f %10.1f  %s\n", name, threads, ops_s, p50,
+               p90, p99, p999, max, note);
+    }
+    if (fflush(stdout) != 0) die_errno(errno, "stdout");
+}
+
+/* ------------------------------------------------------------------ */
+/* Scenarios                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Opens a fresh store file for scenario family |db| with --sync. */
+static nana_store *store_open(unsigned db)
+{
+    remove_db(db);
+    nana_store_opts o;
+    nana_store_opts_init(&o);
+    o.sync = g_opt.sync;
+    nana_store *s = NULL;
+    int rc = nana_store_open(g_paths[db][0], &o, &s);
+    if (rc) die_store(rc, "nana_store_open");
+    return s;
+}
+
+/* Closes a store (waits for its writer), exiting on failure. */
+static void store_close(nana_store *s)
+{
+    int rc = nana_store_close(s);
+    if (rc) die_store(rc, "nana_store_close");
+}
+
+/* Writes every key of |k| into |t| with batch_update. */
+static void preload(nana_table *t, const keyset *k, const valueset *v)
+{
+    nana_kv_pair *pairs = xcalloc(PRELOAD_BATCH, sizeof(*pairs));
+    for (size_t i = 0; i < k->n;) {
+        size_t n = 0;
+        for (; n < PRELOAD_BATCH && i < k->n; n++, i++)
+            pairs[n] = (nana_kv_pair){
+                .key = key_at(k, i), .klen = k->klen, .value = value_at(v, i), .vlen = v->len};
+        int rc = nana_kv_batch_update(t, pairs, n);
+        if (rc) die_store(rc, "preload: nana_kv_batch_update");
+    }
+    free(pairs);
+}
+
+/* cached_get and uncached_get (1 thread, then --threads) on one file. */
+static void scen_gets(bool cached, bool uncached, const valueset *vals)
+{
+    keyset keys;
+    keys_make(&keys, g_opt.keys ? g_opt.keys : DEFAULT_GETKEYS);
+    nana_store *s = store_open(DB_GET);
+    scenario sc = {.keys = &keys, .vals = vals};
+    nana_store_stats a, b;
+    result r;
+    char json[256], note[256];
+    if (cached) {
+        sc.table = nana_store_default_table(s);
+        preload(sc.table, &keys, vals);
+        for (size_t i = 0; i < keys.n; i++) { /* warm: every key in the cache */
+            nana_val *v = NULL;
+            int rc = nana_kv_get(sc.table, key_at(&keys, i), keys.klen, &v);
+            if (rc) die_store(rc, "warm: nana_kv_get");
+            nana_val_unref(v);
+        }
+        sc.body = body_get_batched;
+        nana_store_get_stats(s, &a);
+        run_threads(&sc, 1, &r);
+        nana_store_get_stats(s, &b);
+        snprintf(json, sizeof(json),
+                 ",\"keys\":%zu,\"sqlite_reads\":%" PRIu64 ",\"latency_sample\":\"mean of %u ops\"",
+                 keys.n, b.sqlite_reads - a.sqlite_reads, GET_BATCH);
+        snprintf(note, sizeof(note),
+                 "sqlite_reads=%" PRIu64 "; latency = mean per op of %u-op batches",
+                 b.sqlite_reads - a.sqlite_reads, GET_BATCH);
+        report("cached_get", 1, &r, json, note);
+    }
+    if (uncached) {
+        nana_cache_opts none = {.kind = NANA_CACHE_NONE};
+        int rc = nana_store_table(s, "nocache", &none, &sc.table);
+        if (rc) die_store(rc, "nana_store_table");
+        preload(sc.table, &keys, vals);
+        sc.body = body_get_each;
+        unsigned counts[2] = {1, g_opt.threads};
+        for (unsigned i = 0; i < (g_opt.threads == 1 ? 1u : 2u); i++) {
+            nana_store_get_stats(s, &a);
+            run_threads(&sc, counts[i], &r);
+            nana_store_get_stats(s, &b);
+            snprintf(json, sizeof(json), ",\"keys\":%zu,\"sqlite_reads\":%" PRIu64, keys.n,
+                     b.sqlite_reads - a.sqlite_reads);
+            snprintf(note, sizeof(note), "sqlite_reads=%" PRIu64, b.sqlite_reads - a.sqlite_reads);
+            report("uncached_get", counts[i], &r, json, note);
+        }
+    }
+    store_close(s);
+    free(keys.buf);
+}
+
+/* set_concurrent: --writers threads of nana_kv_set. Returns ops/s. */
+static double scen_set(const keyset *keys, const valueset *vals)
+{
+    nana_store *s = store_open(DB_SET);
+    scenario sc = {
+        .table = nana_store_default_table(s), .keys = keys, .vals = vals, .body = body_set};
+    nana_store_stats a, b;
+    result r;
+    nana_store_get_stats(s, &a);
+    run_threads(&sc, g_opt.writers, &r);
+    nana_store_get_stats(s, &b);
+    store_close(s);
+    uint64_t commits = b.commits - a.commits, writes = b.writes - a.writes;
+    double group = commits ? (double)writes / (double)commits : 0.0;
+    char json[256], note[256];
+    snprintf(json, sizeof(json),
+             ",\"keys\":%zu,\"sync\":\"%s\",\"commits\":%" PRIu64 ",\"writes\":%" PRIu64
+             ",\"avg_group\":%.1f",
+             keys->n, sync_name(g_opt.sync), commits, writes, group);
+    snprintf(note, sizeof(note), "sync=%s commits=%" PRIu64 " avg_group=%.1f",
+             sync_name(g_opt.sync), commits, group);
+    report("set_concurrent", g_opt.writers, &r, json, note);
+    return r.seconds > 0.0 ? (double)r.ops / r.seconds : 0.0;
+}
+
+/* batch_update: one thread, UPDATE_BATCH pairs per call. */
+static void scen_batch(const keyset *keys, const valueset *vals)
+{
+    nana_store *s = store_open(DB_BATCH);
+    scenario sc = {
+        .table = nana_store_default_table(s), .keys = keys, .vals = vals, .body = body_batch};
+    nana_store_stats a, b;
+    result r;
+    nana_store_get_stats(s, &a);
+    run_threads(&sc, 1, &r);
+    nana_store_get_stats(s, &b);
+    store_close(s);
+    double rows_s = r.seconds > 0.0 ? (double)r.rows / r.seconds : 0.0;
+    char json[256], note[256];
+    snprintf(json, sizeof(json),
+             ",\"keys\":%zu,\"sync\":\"%s\",\"batch_size\":%zu,\"rows\":%" PRIu64
+             ",\"rows_per_sec\":%.1f,\"commits\":%" PRIu64,
+             keys->n, sync_name(g_opt.sync), keys->n < UPDATE_BATCH ? keys->n : UPDATE_BATCH,
+             r.rows, rows_s, b.commits - a.commits);
+    snprintf(note, sizeof(note), "ops = batches of %zu; rows/s=%.0f",
+             keys->n < UPDATE_BATCH ? keys->n : UPDATE_BATCH, rows_s);
+    report("batch_update", 1, &r, json, note);
+}
+
+/* naive_shared (--writers threads, one connection) or naive_1thread. Returns ops/s. */
+static double scen_naive(bool shared, const keyset *keys, const valueset *vals)
+{
+    unsigned db = shared ? DB_NAIVE_SHARED : DB_NAIVE_1THREAD;
+    unsigned nthreads = shared ? g_opt.writers : 1;
+    remove_db(db);
+    naive_db d;
+    naive_open(&d, g_paths[db][0]);
+    scenario sc = {.naive = &d, .keys = keys, .vals = vals, .body = body_naive};
+    result r;
+    run_threads(&sc, nthreads, &r);
+    naive_close(&d);
+    char json[256], note[256];
+    snprintf(json, sizeof(json), ",\"keys\":%zu,\"sync\":\"%s\",\"commits\":%" PRIu64, keys->n,
+             sync_name(g_opt.sync), r.ops);
+    snprintf(note, sizeof(note), "sync=%s, one autocommit per write", sync_name(g_opt.sync));
+    report(shared ? "naive_shared" : "naive_1thread", nthreads, &r, json, note);
+    return r.seconds > 0.0 ? (double)r.ops / r.seconds : 0.0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Command line                                                        */
+/* ------------------------------------------------------------------ */
+
+static void usage(void)
+{
+    printf("usage: nanasqlite-bench-store [options]\n"
+           "\n"
+           "Measures the store (src/store) and the naive one-autocommit-per-write baseline.\n"
+           "Every scenario runs for --seconds or %llu operations, whichever comes first.\n"
+           "\n"
+           "scenarios (--scenario NAME, default all):\n"
+           "  cached_get      nana_kv_get on a warm unbounded cache, 1 thread\n"
+           "  uncached_get    nana_kv_get on a table without cache, 1 and --threads threads\n"
+           "  set_concurrent  --writers threads of nana_kv_set (group commit)\n"
+           "  batch_update    nana_kv_batch_update of %d pairs per call, 1 thread\n"
+           "  naive           both naive_shared and naive_1thread:\n"
+           "  naive_shared    --writers threads, ONE raw SQLite connection behind a mutex,\n"
+           "                  one autocommitted INSERT OR REPLACE per write\n"
+           "  naive_1thread   1 thread, one connection, autocommitted writes\n"
+           "  all             everything, then set_concurrent / naive_shared\n"
+           "\n"
+           "options:\n"
+           "  --seconds S       duration of each scenario (default 3)\n"
+           "  --writers W       writer threads of set_concurrent and naive_shared (default 64)\n"
+           "  --threads T       reader threads of the second uncached_get run (default 2)\n"
+           "  --keys N          key space (default %lu for gets, %lu for writes; max %lu)\n"
+           "  --value-size B    bytes of each JSON string value, >= 2 (default 64; max %lu)\n"
+           "  --sync MODE       normal or full, for the store and the baseline (default normal)\n"
+           "  --dir DIR         where the database files go (default: a new directory in /tmp,\n"
+           "                    removed at exit); the files are removed at exit either way\n"
+           "  --json            one JSON object per scenario and line on stdout\n"
+           "                    (machine facts and the summary go to stderr)\n"
+           "  --help            this text\n",
+           MAX_OPS, UPDATE_BATCH, DEFAULT_GETKEYS, DEFAULT_SETKEYS, MAX_KEYS, MAX_VALUE_SIZE);
+}
+
+/* Parses an unsigned integer in [lo, hi] for |flag|, or exits 2. */
+static unsigned long parse_ulong(const char *flag, const char *s, unsigned long lo,
+                                 unsigned long hi)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi) die_usage(flag, s);
+    return v;
+}
+
+/* The argument after argv[*i], or exits 2. */
+static const char *flag_arg(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) die_usage("missing value for", argv[*i]);
+    return argv[++*i];
+}
+
+/* Fills g_opt from the command line; exits 0 after --help, 2 on a bad flag. */
+static void parse_args(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage();
+            exit(0);
+        } else if (!strcmp(a, "--seconds")) {
+            const char *v = flag_arg(argc, argv, &i);
+            char *end;
+            errno = 0;
+            double d = strtod(v, &end);
+            if (errno || end == v || *end || !(d > 0.0 && d <= 3600.0))
+                die_usage("--seconds must be in (0, 3600]", v);
+            g_opt.seconds = d;
+        } else if (!strcmp(a, "--writers")) {
+            g_opt.writers = (unsigned)parse_ulong(a, flag_arg(argc, argv, &i), 1, MAX_WRITERS);
+        } else if (!strcmp(a, "--threads")) {
+            g_opt.threads = (unsigned)parse_ulong(a, flag_arg(argc, argv, &i), 1, MAX_THREADS);
+        } else if (!strcmp(a, "--keys")) {
+            g_opt.keys = parse_ulong(a, flag_arg(argc, argv, &i), 1, MAX_KEYS);
+        } else if (!strcmp(a, "--value-size")) {
+            g_opt.value_size = parse_ulong(a, flag_arg(argc, argv, &i), 2, MAX_VALUE_SIZE);
+        } else if (!strcmp(a, "--sync")) {
+            const char *v = flag_arg(argc, argv, &i);
+            if (!strcmp(v, "normal"))
+                g_opt.sync = NANA_SYNC_NORMAL;
+            else if (!strcmp(v, "full"))
+                g_opt.sync = NANA_SYNC_FULL;
+            else
+                die_usage("--sync must be normal or full", v);
+        } else if (!strcmp(a, "--dir")) {
+            g_opt.dir = flag_arg(argc, argv, &i);
+        } else if (!strcmp(a, "--scenario")) {
+            static const char *const known[] = {
+                "all",          "cached_get", "uncached_get", "set_concurrent",
+                "batch_update", "naive",      "naive_shared", "naive_1thread"};
+            const char *v = flag_arg(argc, argv, &i);
+            bool ok = false;
+            for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+                ok = ok || !strcmp(v, known[k]);
+            if (!ok) die_usage("unknown scenario", v);
+            g_opt.scenario = v;
+        } else if (!strcmp(a, "--json")) {
+            g_opt.json = true;
+        } else {
+            die_usage("unknown option", a);
+        }
+    }
+}
+
+/* True if --scenario selects |name| (|group| is an alias covering it, or NULL). */
+static bool selected(const char *name, const char *group)
+{
+    return !strcmp(g_opt.scenario, "all") || !strcmp(g_opt.scenario, name) ||
+           (group && !strcmp(g_opt.scenario, group));
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    setup_files();
+    print_facts();
+
+    valueset vals;
+    values_make(&vals, g_opt.value_size);
+
+    bool cached = selected("cached_get", NULL), uncached = selected("uncached_get", NULL);
+    if (cached || uncached) scen_gets(cached, uncached, &vals);
+
+    keyset keys;
+    keys_make(&keys, g_opt.keys ? g_opt.keys : DEFAULT_SETKEYS);
+    double set_rate = -1.0, naive_rate = -1.0;
+    if (selected("set_concurrent", NULL)) set_rate = scen_set(&keys, &vals);
+    if (selected("batch_update", NULL)) scen_batch(&keys, &vals);
+    if (selected("naive_shared", "naive")) naive_rate = scen_naive(true, &keys, &vals);
+    if (selected("naive_1thread", "naive")) scen_naive(false, &keys, &vals);
+
+    if (set_rate >= 0.0 && naive_rate > 0.0) {
+        FILE *out = g_opt.json ? stderr : stdout;
+        fprintf(out, "\nset_concurrent / naive_shared = %.1fx\n", set_rate / naive_rate);
+    }
+    free(keys.buf);
+    free(vals.buf);
+    if (fflush(stdout) != 0) die_errno(errno, "stdout");
+    return 0;
+}
