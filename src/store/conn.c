@@ -98,11 +98,14 @@ static int pragma_text(nana_conn *c, const char *sql, char *out, size_t outlen)
     return ret;
 }
 
-int nana_conn_open(nana_conn *c, const char *path, const nana_store_opts *o, bool writer)
+int nana_conn_open(nana_conn *c, const char *path, const nana_store_opts *o, nana_conn_role role)
 {
     memset(c, 0, sizeof(*c));
+    bool writer = role == NANA_CONN_WRITER;
     int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
-    if (writer && !o->read_only)
+    if (role == NANA_CONN_CHECKPOINT)
+        flags |= SQLITE_OPEN_READWRITE;
+    else if (writer && !o->read_only)
         flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     else
         flags |= SQLITE_OPEN_READONLY;

@@ -168,6 +168,19 @@ static void rmw_apply(nana_wop *op)
         nana_cache_put(&op->tbl->cache, o->key, o->klen, o->newval, nana_store_now(op->tbl->store));
 }
 
+/* Queues a read-modify-write op, waits, and hands its result to *out (may be NULL). */
+static int run_rmw(nana_store *s, rmw_op *o, nana_val **out)
+{
+    int rc = nana_writer_run(s, &o->super);
+    nana_val_unref(o->newval);
+    if (rc) return rc;
+    if (out)
+        *out = o->super.result;
+    else
+        nana_val_unref(o->super.result);
+    return NANA_OK;
+}
+
 /* Checks that |json| is one JSON number (not a boolean or anything else). */
 static int check_number(const char *json, size_t n, const char *what)
 {
@@ -201,14 +214,7 @@ int nana_kv_increment(nana_table *t, const char *key, size_t klen, const char *a
                 .flen = flen,
                 .arg = def,
                 .arglen = dlen};
-    rc = nana_writer_run(s, &o.super);
-    nana_val_unref(o.newval);
-    if (rc) return rc;
-    if (out)
-        *out = o.super.result;
-    else
-        nana_val_unref(o.super.result);
-    return NANA_OK;
+    return run_rmw(s, &o, out);
 }
 
 static int patch_exec(nana_wop *op, nana_conn *c)
@@ -279,14 +285,7 @@ int nana_kv_patch(nana_table *t, const char *key, size_t klen, const char *chang
                 .arg = changes,
                 .arglen = clen,
                 .create = create};
-    rc = nana_writer_run(s, &o.super);
-    nana_val_unref(o.newval);
-    if (rc) return rc;
-    if (out)
-        *out = o.super.result;
-    else
-        nana_val_unref(o.super.result);
-    return NANA_OK;
+    return run_rmw(s, &o, out);
 }
 
 typedef struct path_arg {

@@ -106,7 +106,7 @@ static int read_get(nana_conn *c, void *arg)
 int nana_kv_lookup(nana_table *t, const char *key, size_t klen, nana_val **out)
 {
     nana_store *s = t->store;
-    uint64_t now = nana_store_now(s), seq;
+    uint64_t now = t->cache.opts.kind == NANA_CACHE_TTL ? nana_store_now(s) : 0, seq;
     int expired;
     if (nana_cache_get(&t->cache, key, klen, now, out, &seq, &expired)) {
         atomic_fetch_add_explicit(&s->st_hits, 1, memory_order_relaxed);
@@ -399,6 +399,57 @@ int nana_kv_set(nana_table *t, const char *key, size_t klen, const char *value, 
         return NANA_ERR_NOMEM;
     rc = nana_writer_run(s, &o.super);
     nana_val_unref(o.cval);
+    return rc;
+}
+
+/* An asynchronous set: the op owns copies of the key and the value. */
+typedef struct aset_op {
+    set_op base;
+    nana_done_fn done;
+    void *arg;
+    nana_val *value; /* owns the value bytes (also the cache's value) */
+    char key[];      /* owns the key bytes */
+} aset_op;
+
+static void aset_complete(nana_wop *op)
+{
+    aset_op *o = (aset_op *)op;
+    o->done(o->arg, op->rc, op->errmsg);
+    nana_val_unref(o->value);
+    nana_val_unref(op->result);
+    free(o);
+}
+
+int nana_kv_set_async(nana_table *t, const char *key, size_t klen, const char *value, size_t vlen,
+                      nana_done_fn done, void *arg)
+{
+    nana_store *s = t->store;
+    if (!done) return nana_err_set(NANA_ERR_INVALID, "done callback is NULL");
+    int rc = nana_check_key(s, key, klen);
+    if (!rc) rc = nana_check_value(s, value, vlen);
+    if (rc) return rc;
+    aset_op *o = malloc(sizeof(*o) + klen + 1);
+    if (!o) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    if (!(o->value = nana_val_new(value, vlen))) {
+        free(o);
+        return NANA_ERR_NOMEM;
+    }
+    memcpy(o->key, key, klen);
+    o->key[klen] = '\0';
+    o->done = done;
+    o->arg = arg;
+    o->base = (set_op){
+        .super = {.exec = set_exec, .apply = set_apply, .complete = aset_complete, .tbl = t},
+        .key = o->key,
+        .klen = klen,
+        .val = o->value->data,
+        .vlen = vlen,
+        .cval = nana_cache_enabled(&t->cache) ? o->value : NULL};
+    rc = nana_writer_submit(s, &o->base.super);
+    if (rc) {
+        nana_val_unref(o->value);
+        free(o);
+    }
     return rc;
 }
 

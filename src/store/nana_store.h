@@ -177,6 +177,25 @@ int nana_kv_get_default(nana_table *t, const char *key, size_t klen, const char 
 /* db[key] = value. |value| must be valid JSON within the size limits. */
 int nana_kv_set(nana_table *t, const char *key, size_t klen, const char *value, size_t vlen);
 
+/*
+ * The completion of an asynchronous write: called on the store's writer
+ * thread once the write committed (rc 0) or failed (rc < 0; errmsg is the
+ * detail, valid during the call). Keep it short: hand the result to your
+ * own thread (a queue and an eventfd, say). It must not call a store
+ * function that waits for the writer, which would wait forever.
+ */
+typedef void (*nana_done_fn)(void *arg, int rc, const char *errmsg);
+
+/*
+ * db[key] = value without waiting: key and value are checked and copied,
+ * the write is queued, and |done| is called after its group commits. When
+ * the write queue is full this returns NANA_ERR_BUSY at once (and |done|
+ * is never called); otherwise it returns 0 and |done| is called exactly
+ * once. The way a server keeps many writes in flight from few threads.
+ */
+int nana_kv_set_async(nana_table *t, const char *key, size_t klen, const char *value, size_t vlen,
+                      nana_done_fn done, void *arg);
+
 /* del db[key]. NANA_ERR_NOTFOUND if absent. */
 int nana_kv_delete(nana_table *t, const char *key, size_t klen);
 

@@ -24,7 +24,7 @@ int nana_pool_open(nana_pool *p, const char *path, const nana_store_opts *o)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     for (unsigned i = 0; i < o->readers; i++) {
-        int rc = nana_conn_open(&p->conns[i], path, o, false);
+        int rc = nana_conn_open(&p->conns[i], path, o, NANA_CONN_READER);
         if (rc) {
             p->n = i;
             nana_pool_close(p);

@@ -274,7 +274,7 @@ int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out
     }
     s->opts.default_table = s->default_table_name;
 
-    rc = nana_conn_open(&s->writer.conn, path, &s->opts, true);
+    rc = nana_conn_open(&s->writer.conn, path, &s->opts, NANA_CONN_WRITER);
     if (rc) goto fail;
     bool created;
     rc = nana_table_obtain(s, s->default_table_name, NULL, &s->default_table, &created);
@@ -285,8 +285,13 @@ int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out
     }
     rc = nana_pool_open(&s->pool, path, &s->opts);
     if (rc) goto fail;
-    rc = nana_writer_start(s);
+    rc = nana_ckpt_start(s);
     if (rc) goto fail;
+    rc = nana_writer_start(s);
+    if (rc) {
+        nana_ckpt_stop(s);
+        goto fail;
+    }
     *out = s;
     return NANA_OK;
 
@@ -306,6 +311,7 @@ int nana_store_close(nana_store *s)
                                           "progress. Commit or rollback first.");
     atomic_store(&s->closing, true);
     nana_writer_stop(s);
+    nana_ckpt_stop(s);
     store_free(s);
     return NANA_OK;
 }

@@ -45,9 +45,15 @@ typedef struct nana_conn {
     size_t stmt_count;
 } nana_conn;
 
-/* Opens one connection to |path|. |writer| selects read-write + WAL setup;
- * readers are opened read-only. Sets the error detail on failure. */
-int nana_conn_open(nana_conn *c, const char *path, const nana_store_opts *o, bool writer);
+typedef enum nana_conn_role {
+    NANA_CONN_READER,     /* read-only, for the reader pool */
+    NANA_CONN_WRITER,     /* read-write; creates the file and switches it to WAL */
+    NANA_CONN_CHECKPOINT, /* read-write, for WAL checkpoints only */
+} nana_conn_role;
+
+/* Opens one connection to |path| for |role| with NanaSQLite's pragmas.
+ * Sets the error detail on failure. */
+int nana_conn_open(nana_conn *c, const char *path, const nana_store_opts *o, nana_conn_role role);
 
 /* Finalizes cached statements and closes the connection. NULL-safe. */
 void nana_conn_close(nana_conn *c);
@@ -186,12 +192,30 @@ typedef struct nana_writer {
     bool in_txn; /* writer-thread only: an explicit transaction is open */
 } nana_writer;
 
+/* The WAL checkpointer (checkpoint.c): a thread with its own connection. */
+typedef struct nana_ckpt {
+    pthread_t thread;
+    bool started;
+    nana_conn conn;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool pending; /* the WAL passed the threshold since the last run */
+    bool stop;
+    uint64_t runs; /* checkpoints completed (for tests) */
+} nana_ckpt;
+
+/* Starts the checkpointer and hooks the writer connection's commits. */
+int nana_ckpt_start(nana_store *s);
+/* Unhooks and stops it. NULL-safe for a store that never started it. */
+void nana_ckpt_stop(nana_store *s);
+
 struct nana_store {
     nana_store_opts opts;
     char *path;
     char *default_table_name;
     nana_pool pool;
     nana_writer writer;
+    nana_ckpt ckpt;
     pthread_mutex_t tables_mu;
     nana_table *tables;
     nana_table *default_table;
@@ -247,7 +271,10 @@ struct nana_wop {
     char errmsg[NANA_ERRMSG_MAX];
     nana_val *result;
     int64_t i64;
-    /* completion */
+    /* completion: |complete| (asynchronous ops) is called on the writer
+     * thread and owns the op from then on; otherwise |done| is set and the
+     * waiting caller is woken. */
+    void (*complete)(nana_wop *op);
     atomic_uint done;
 };
 
@@ -261,6 +288,12 @@ void nana_writer_stop(nana_store *s);
  * queue stays full for write_wait_ms.
  */
 int nana_writer_run(nana_store *s, nana_wop *op);
+
+/*
+ * Queues |op| (which must have op->complete set and own its memory)
+ * without waiting: NANA_ERR_BUSY at once when the queue is full.
+ */
+int nana_writer_submit(nana_store *s, nana_wop *op);
 
 /*
  * Runs |fn| against a connection that sees the current state: a reader
@@ -291,9 +324,6 @@ int nana_check_key(const nana_store *s, const char *key, size_t klen);
 
 /* Value: strict JSON within max_value_bytes and max_json_depth. */
 int nana_check_value(const nana_store *s, const char *val, size_t vlen);
-
-/* 1 if p[0..n) is valid UTF-8. */
-int nana_utf8_valid(const char *p, size_t n);
 
 /* ------------------------------------------------------------------ */
 /* Statement and result helpers shared by the operation files (kv.c)  */

@@ -61,10 +61,15 @@ static void op_reset(nana_wop *op)
     op->i64 = 0;
 }
 
-/* Publishes the op's final state and wakes its caller. */
+/* Publishes the op's final state and wakes its caller (or calls its
+ * completion, which may free the op). */
 static void op_complete(nana_store *s, nana_wop *op)
 {
     atomic_fetch_add_explicit(&s->st_writes, 1, memory_order_relaxed);
+    if (op->complete) {
+        op->complete(op);
+        return;
+    }
     atomic_store_explicit(&op->done, 1, memory_order_release);
     futex_wake(&op->done);
 }
@@ -329,12 +334,12 @@ void nana_writer_stop(nana_store *s)
     w->ring = w->batch = NULL;
 }
 
-/* Puts |op| on the queue, waiting up to write_wait_ms for room. */
-static int enqueue(nana_store *s, nana_wop *op)
+/* Puts |op| on the queue, waiting up to write_wait_ms for room if |wait|. */
+static int enqueue(nana_store *s, nana_wop *op, bool wait)
 {
     nana_writer *w = &s->writer;
     pthread_mutex_lock(&w->mu);
-    if (w->count == w->cap && !w->stop) {
+    if (wait && w->count == w->cap && !w->stop) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)s->opts.write_wait_ms * 1000000ull;
@@ -367,12 +372,22 @@ int nana_writer_run(nana_store *s, nana_wop *op)
     op->rc = 0;
     op->result = NULL;
     op->errmsg[0] = '\0';
-    int rc = enqueue(s, op);
+    op->complete = NULL;
+    int rc = enqueue(s, op, true);
     if (rc) return rc;
     while (!atomic_load_explicit(&op->done, memory_order_acquire))
         futex_wait(&op->done, 0);
     if (op->rc) nana_err_set_str(op->rc, op->errmsg);
     return op->rc;
+}
+
+int nana_writer_submit(nana_store *s, nana_wop *op)
+{
+    if (s->opts.read_only) return nana_err_set(NANA_ERR_READONLY, "the store was opened read-only");
+    op->rc = 0;
+    op->result = NULL;
+    op->errmsg[0] = '\0';
+    return enqueue(s, op, false);
 }
 
 /* A read routed through the writer during an explicit transaction. */

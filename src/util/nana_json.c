@@ -25,10 +25,12 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* ------------------------------------------------------------------------ */
 /* Arena                                                                     */
@@ -158,7 +160,20 @@ void nana_json_doc_free(nana_json_doc *doc)
 /* Objects with more members than this get a hash index instead of linear scans. */
 #define SMALL_OBJECT 16
 
-/* Seeded hash of a key. The seed varies per index to blunt hash flooding. */
+static uint64_t process_seed;
+static pthread_once_t process_seed_once = PTHREAD_ONCE_INIT;
+
+/* Draws the process's random hash seed from the kernel (once). */
+static void init_process_seed(void)
+{
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
+        s = (uint64_t)(uintptr_t)&s * 0x2545f4914f6cdd1du; /* ASLR as a fallback */
+    process_seed = s;
+}
+
+/* Seeded hash of a key. The seed is random per process and varies per index,
+ * so a client cannot precompute keys that collide (hash flooding). */
 static uint64_t hash_key(const char *s, size_t n, uint64_t seed)
 {
     uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15u);
@@ -234,8 +249,8 @@ static int keyindex_alloc(nana_json_doc *d, struct keyindex *ix, size_t room)
     memset(tab, 0, size * sizeof(uint32_t));
     ix->tab = tab;
     ix->mask = size - 1;
-    /* Heap addresses differ per run (ASLR), which makes hash flooding harder. */
-    ix->seed = ((uint64_t)(uintptr_t)tab * 0x2545f4914f6cdd1du) ^ (uint64_t)(uintptr_t)d;
+    pthread_once(&process_seed_once, init_process_seed);
+    ix->seed = process_seed ^ ((uint64_t)(uintptr_t)tab * 0x2545f4914f6cdd1du);
     return NANA_OK;
 }
 
@@ -338,6 +353,13 @@ static size_t utf8_seq(const unsigned char *s, size_t avail)
 }
 
 /* Offset of the first invalid UTF-8 byte in s[0..n), or n if all valid. */
+static size_t utf8_check(const unsigned char *s, size_t n);
+
+int nana_utf8_valid(const char *p, size_t n)
+{
+    return utf8_check((const unsigned char *)p, n) == n;
+}
+
 static size_t utf8_check(const unsigned char *s, size_t n)
 {
     size_t i = 0;

@@ -44,6 +44,12 @@ enum { NANA_JSON_ALLOW_NONFINITE = 1u };
  */
 int nana_json_validate(const char *p, size_t n, unsigned flags, unsigned max_depth);
 
+/*
+ * 1 if p[0..n) is valid UTF-8 (no overlongs, no encoded surrogates, nothing
+ * above U+10FFFF, no truncated sequence), else 0. NUL bytes are valid.
+ */
+int nana_utf8_valid(const char *p, size_t n);
+
 typedef enum {
     NANA_JSON_NULL,
     NANA_JSON_FALSE,
