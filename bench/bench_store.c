@@ -5,7 +5,10 @@
  * almost free and that one writer thread with group commit turns many
  * concurrent small writes into few transactions. This program measures
  * both claims and, for comparison, the way Python NanaSQLite writes: one
- * autocommitted INSERT OR REPLACE per write on one shared connection.
+ * autocommitted INSERT OR REPLACE per write on one shared connection, or
+ * on one connection per writer (several processes sharing one file).
+ * It also measures the asynchronous write (nana_kv_set_async), with which
+ * one thread keeps many writes in flight, as the server will.
  *
  * Every scenario runs for --seconds (or until MAX_OPS operations, whichever
  * comes first) on threads started together behind a barrier. Each thread
@@ -15,20 +18,27 @@
  * every thread draws keys from its own xorshift generator.
  *
  * This is a benchmark, not a test: it reports numbers and never judges
- * them. It exits 1 when an operation fails, 2 on a bad command line.
+ * them. It exits 1 when an operation fails, 2 on a bad command line. The
+ * one exception is SQLITE_BUSY in naive_conns: connections that time out
+ * waiting for each other are part of what that scenario shows, so they
+ * are counted and reported, not fatal.
  */
 #include "store/nana_store.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +54,11 @@
 #define MAX_THREADS     256ul
 #define DEFAULT_GETKEYS 10000ul
 #define DEFAULT_SETKEYS 100000ul
+#define ASYNC_WIDE      256u  /* writes in flight in set_async_256 */
+#define ASYNC_WAKE_DIV  8u    /* set_async: wake the submitter when 1/8 of its slots are back */
+#define BUSY_BACKOFF_NS 50000 /* set_async: pause after NANA_ERR_BUSY (queue full) */
+#define NAIVE_BUSY_MS   5000  /* naive_conns: busy_timeout of every connection */
+#define ERRMSG_CAP      256   /* bytes kept of an asynchronous write's error detail */
 
 /* ------------------------------------------------------------------ */
 /* Errors and time                                                     */
@@ -200,9 +215,19 @@ static bench_opts g_opt = {
 };
 
 /* The database files, one per scenario family, and their companions. */
-enum { DB_GET, DB_SET, DB_BATCH, DB_NAIVE_SHARED, DB_NAIVE_1THREAD, DB_COUNT_ };
-static const char *const db_names[DB_COUNT_] = {"get.db", "set.db", "batch.db", "naive_shared.db",
-                                                "naive_1thread.db"};
+enum {
+    DB_GET,
+    DB_SET,
+    DB_ASYNC,
+    DB_BATCH,
+    DB_NAIVE_SHARED,
+    DB_NAIVE_CONNS,
+    DB_NAIVE_1THREAD,
+    DB_COUNT_
+};
+static const char *const db_names[DB_COUNT_] = {
+    "get.db",          "set.db",         "set_async.db",    "batch.db",
+    "naive_shared.db", "naive_conns.db", "naive_1thread.db"};
 static const char *const db_suffixes[] = {"", "-wal", "-shm", "-journal"};
 #define NSUFFIX (sizeof(db_suffixes) / sizeof(db_suffixes[0]))
 
@@ -290,7 +315,41 @@ static const char *sync_name(nana_sync_mode m)
     return m == NANA_SYNC_FULL ? "full" : m == NANA_SYNC_OFF ? "off" : "normal";
 }
 
-/* Prints the machine and the settings (to stderr in --json mode). */
+/* Every scenario in running order: its name, the alias that also selects
+ * it (or NULL), and whether it reads (get key space) or writes. */
+static const struct scen_info {
+    const char *name;
+    const char *group;
+    bool reads;
+} g_scens[] = {
+    {"cached_get", NULL, true},        {"uncached_get", NULL, true},
+    {"set_concurrent", NULL, false},   {"set_async", NULL, false},
+    {"set_async_256", NULL, false},    {"batch_update", NULL, false},
+    {"naive_shared", "naive", false},  {"naive_conns", "naive", false},
+    {"naive_1thread", "naive", false},
+};
+#define NSCENS (sizeof(g_scens) / sizeof(g_scens[0]))
+
+/* The key space of the get scenarios and of the write scenarios. */
+static size_t get_keyspace(void)
+{
+    return g_opt.keys ? g_opt.keys : DEFAULT_GETKEYS;
+}
+
+static size_t set_keyspace(void)
+{
+    return g_opt.keys ? g_opt.keys : DEFAULT_SETKEYS;
+}
+
+/* True if --scenario selects |name| (|group| is an alias covering it, or NULL). */
+static bool selected(const char *name, const char *group)
+{
+    return !strcmp(g_opt.scenario, "all") || !strcmp(g_opt.scenario, name) ||
+           (group && !strcmp(g_opt.scenario, group));
+}
+
+/* Prints the machine, the settings and the key space of every selected
+ * scenario (to stderr in --json mode). */
 static void print_facts(void)
 {
     FILE *out = g_opt.json ? stderr : stdout;
@@ -302,9 +361,12 @@ static void print_facts(void)
             "settings: seconds=%.1f writers=%u threads=%u keys=%zu value=%zu B sync=%s dir=%s\n",
             g_opt.seconds, g_opt.writers, g_opt.threads, g_opt.keys, g_opt.value_size,
             sync_name(g_opt.sync), g_dir);
-    if (g_opt.keys == 0)
-        fprintf(out, "          (keys=0: %lu for the get scenarios, %lu for the write ones)\n",
-                DEFAULT_GETKEYS, DEFAULT_SETKEYS);
+    fprintf(out, "key space:");
+    for (size_t i = 0; i < NSCENS; i++)
+        if (selected(g_scens[i].name, g_scens[i].group))
+            fprintf(out, " %s=%zu", g_scens[i].name,
+                    g_scens[i].reads ? get_keyspace() : set_keyspace());
+    fprintf(out, "%s\n", g_opt.keys ? "" : "  (defaults; --keys N sets all)");
 }
 
 /* ------------------------------------------------------------------ */
@@ -384,10 +446,15 @@ typedef struct naive_db {
     pthread_mutex_t mu; /* one Python NanaSQLite instance's lock */
 } naive_db;
 
-/* Opens |path| the way Python NanaSQLite does: its pragmas, its table. */
-static void naive_open(naive_db *d, const char *path)
+/*
+ * Opens |path| the way Python NanaSQLite does: its pragmas, its table.
+ * |busy_ms| > 0 first sets PRAGMA busy_timeout, so that connections
+ * sharing the file wait for each other's locks instead of failing.
+ */
+static void naive_open(naive_db *d, const char *path, unsigned busy_ms)
 {
     static const char *const setup[] = {
+        NULL, /* busy_timeout, when asked for */
         "PRAGMA journal_mode=WAL",
         NULL, /* synchronous, from --sync */
         "PRAGMA mmap_size=268435456",
@@ -395,14 +462,16 @@ static void naive_open(naive_db *d, const char *path)
         "PRAGMA cache_size=-65536",
         "CREATE TABLE IF NOT EXISTS \"data\" (key TEXT PRIMARY KEY, value TEXT)",
     };
-    char sync_sql[64];
+    char sync_sql[64], busy_sql[64];
     snprintf(sync_sql, sizeof(sync_sql), "PRAGMA synchronous=%s", sync_name(g_opt.sync));
+    snprintf(busy_sql, sizeof(busy_sql), "PRAGMA busy_timeout=%u", busy_ms);
     /* Every use is serialized by d->mu, so SQLite's own mutex is not needed. */
     int rc = sqlite3_open_v2(
         path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) die_sqlite(d->db, rc, "sqlite3_open_v2");
     for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]); i++) {
-        const char *sql = setup[i] ? setup[i] : sync_sql;
+        if (i == 0 && busy_ms == 0) continue;
+        const char *sql = setup[i] ? setup[i] : i == 0 ? busy_sql : sync_sql;
         rc = sqlite3_exec(d->db, sql, NULL, NULL, NULL);
         if (rc != SQLITE_OK) die_sqlite(d->db, rc, sql);
     }
@@ -421,17 +490,27 @@ static void naive_close(naive_db *d)
     if ((rc = pthread_mutex_destroy(&d->mu)) != 0) die_errno(rc, "pthread_mutex_destroy");
 }
 
-/* One autocommitted INSERT OR REPLACE under the instance lock. */
-static void naive_write(naive_db *d, const char *key, size_t klen, const char *val, size_t vlen)
+/*
+ * One autocommitted INSERT OR REPLACE under the instance lock. Returns
+ * true when it committed, false when the file stayed locked by another
+ * connection beyond the busy timeout (SQLITE_BUSY; nothing was written);
+ * any other failure exits.
+ */
+static bool naive_write(naive_db *d, const char *key, size_t klen, const char *val, size_t vlen)
 {
     int rc;
     if ((rc = pthread_mutex_lock(&d->mu)) != 0) die_errno(rc, "pthread_mutex_lock");
     if ((rc = sqlite3_bind_text(d->ins, 1, key, (int)klen, SQLITE_STATIC)) != SQLITE_OK ||
         (rc = sqlite3_bind_text(d->ins, 2, val, (int)vlen, SQLITE_STATIC)) != SQLITE_OK)
         die_sqlite(d->db, rc, "sqlite3_bind_text");
-    if ((rc = sqlite3_step(d->ins)) != SQLITE_DONE) die_sqlite(d->db, rc, "INSERT OR REPLACE");
-    if ((rc = sqlite3_reset(d->ins)) != SQLITE_OK) die_sqlite(d->db, rc, "sqlite3_reset");
+    int step = sqlite3_step(d->ins);
+    bool busy = (step & 0xff) == SQLITE_BUSY;
+    if (step != SQLITE_DONE && !busy) die_sqlite(d->db, step, "INSERT OR REPLACE");
+    /* After a failed step, reset reports that step's error again. */
+    rc = sqlite3_reset(d->ins);
+    if (rc != SQLITE_OK && !(busy && rc == step)) die_sqlite(d->db, rc, "sqlite3_reset");
     if ((rc = pthread_mutex_unlock(&d->mu)) != 0) die_errno(rc, "pthread_mutex_unlock");
+    return !busy;
 }
 
 /* ------------------------------------------------------------------ */
@@ -439,21 +518,25 @@ static void naive_write(naive_db *d, const char *key, size_t klen, const char *v
 /* ------------------------------------------------------------------ */
 
 typedef struct scenario scenario;
+typedef struct async_run async_run;
 
 typedef struct worker {
     pthread_t th;
     unsigned id;
     scenario *sc; /* shared, read-only once the threads run (the barrier excepted) */
     uint64_t rng;
-    uint64_t ops;  /* operations done: gets, sets, batch calls, inserts */
-    uint64_t rows; /* rows written by batch calls */
+    uint64_t ops;    /* operations done: gets, sets, batch calls, inserts */
+    uint64_t rows;   /* rows written by batch calls */
+    uint64_t errors; /* naive_conns: writes that failed with SQLITE_BUSY */
     hist h;
 } worker;
 
 struct scenario {
     void (*body)(worker *w);
     nana_table *table;
-    naive_db *naive;
+    naive_db *naive;       /* one connection, or with naive_per_thread one per thread */
+    bool naive_per_thread; /* naive_conns: thread i uses naive[i] */
+    async_run *async;      /* set_async: the slots and the submitter's wake-up state */
     const keyset *keys;
     const valueset *vals;
     unsigned nthreads;
@@ -465,6 +548,7 @@ struct scenario {
 typedef struct result {
     uint64_t ops;
     uint64_t rows;
+    uint64_t errors;
     double seconds;
     hist h;
 } result;
@@ -475,14 +559,16 @@ static bool keep_going(const worker *w, uint64_t now)
     return now < w->sc->deadline_ns && w->ops < w->sc->max_ops;
 }
 
-/* A key for a write: each writer draws from its own slice of the key
- * space, so no two writers write the same key at the same time. */
+/* A key for a write: writer i draws from the keys i, i + W, i + 2W, ...
+ * (W writers), so no two writers write the same key at the same time and
+ * together they cover the whole key space. With fewer keys than writers
+ * every writer draws from all keys. */
 static size_t pick_write_key(worker *w)
 {
     size_t n = w->sc->keys->n, parts = w->sc->nthreads;
-    size_t slots = n / parts;
-    if (slots == 0) return rng_below(&w->rng, n);
-    return w->id + parts * rng_below(&w->rng, slots);
+    if (n < parts) return rng_below(&w->rng, n);
+    size_t mine = (n - w->id + parts - 1) / parts; /* keys id + parts * j below n */
+    return w->id + parts * rng_below(&w->rng, mine);
 }
 
 /* cached_get: gets timed in batches of GET_BATCH, one sample per batch. */
@@ -567,19 +653,224 @@ static void body_batch(worker *w)
     free(pairs);
 }
 
-/* naive_shared / naive_1thread: autocommitted writes on the raw connection. */
+/* naive_shared / naive_conns / naive_1thread: autocommitted writes on a raw
+ * connection. Only committed writes count as ops and are timed. */
 static void body_naive(worker *w)
 {
     const scenario *sc = w->sc;
+    naive_db *d = sc->naive_per_thread ? &sc->naive[w->id] : sc->naive;
     for (;;) {
         size_t k = pick_write_key(w);
         uint64_t t0 = now_ns();
-        naive_write(sc->naive, key_at(sc->keys, k), sc->keys->klen, value_at(sc->vals, k),
-                    sc->vals->len);
+        bool ok = naive_write(d, key_at(sc->keys, k), sc->keys->klen, value_at(sc->vals, k),
+                              sc->vals->len);
         uint64_t t1 = now_ns();
-        hist_add(&w->h, t1 - t0);
-        w->ops++;
+        if (ok) {
+            hist_add(&w->h, t1 - t0);
+            w->ops++;
+        } else {
+            w->errors++;
+        }
         if (!keep_going(w, t1)) break;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* set_async: one submitter, many writes in flight                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One write in flight. The submitter owns a slot while it is free; from a
+ * successful nana_kv_set_async until its done callback pushes it on the
+ * returned stack, the store owns it. The callback fills in the outcome and
+ * touches the slot no more after the push, so the submitter may reuse it
+ * at once.
+ */
+typedef struct aslot {
+    async_run *run;
+    struct aslot *next; /* link in the submitter's free list or the returned stack */
+    uint64_t submit_ns;
+    uint64_t done_ns; /* written by the callback */
+    int rc;           /* written by the callback */
+    char errmsg[ERRMSG_CAP];
+    char key[KEY_WIDTH];
+    char *value; /* vals->len bytes, in async_run.values */
+} aslot;
+
+/*
+ * The state shared by the submitter and the done callbacks. Completed
+ * slots come back through a lock-free stack (pushed one by one by the
+ * callbacks, taken whole by the submitter); |nreturned| counts them. The
+ * submitter sleeps on the futex word wake_seq only when it has no free
+ * slot. It first stores in |want| how many returned slots are worth a
+ * wake-up, and a callback pays for a wake-up only when it brings the
+ * count to |want|, clearing |want|: one sleep costs at most one wake-up.
+ */
+struct async_run {
+    unsigned nslots;
+    aslot *slots;
+    char *values;
+    _Atomic(aslot *) returned;
+    /* Slots pushed on |returned| and not yet taken back. Signed: the
+     * submitter may take a slot back before its callback counted it. */
+    atomic_int nreturned;
+    atomic_int want; /* 0, or the nreturned at which the sleeping submitter wants waking */
+    atomic_uint wake_seq;
+    atomic_ullong wakeups; /* futex wakes issued by callbacks */
+    /* The submitter's own counts. */
+    uint64_t sleeps;   /* times it slept on the futex */
+    uint64_t busy;     /* NANA_ERR_BUSY answers (queue full) */
+    uint64_t failures; /* writes whose callback reported rc < 0 */
+    char first_error[ERRMSG_CAP + 64];
+};
+
+/* Sleeps until *addr no longer holds |val| or a wake-up arrives. */
+static void futex_wait(atomic_uint *addr, unsigned val)
+{
+    if (syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0) != 0 && errno != EAGAIN &&
+        errno != EINTR)
+        die_errno(errno, "futex wait");
+}
+
+/* Wakes one thread sleeping on |addr|. */
+static void futex_wake(atomic_uint *addr)
+{
+    if (syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) < 0)
+        die_errno(errno, "futex wake");
+}
+
+/*
+ * The done callback, on the store's writer thread: notes when and how the
+ * write ended, hands the slot back and wakes the submitter if it sleeps
+ * and enough slots are back. Seq_cst on |nreturned| and |want| pairs with
+ * async_wait: either the submitter sees the count, or this call sees
+ * |want| and wakes it.
+ */
+static void async_done(void *arg, int rc, const char *errmsg)
+{
+    aslot *sl = arg;
+    async_run *ar = sl->run;
+    sl->done_ns = now_ns();
+    sl->rc = rc;
+    if (rc) snprintf(sl->errmsg, sizeof(sl->errmsg), "%s", errmsg ? errmsg : "");
+    aslot *head = atomic_load_explicit(&ar->returned, memory_order_relaxed);
+    do {
+        sl->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&ar->returned, &head, sl, memory_order_release,
+                                                    memory_order_relaxed));
+    /* |sl| belongs to the submitter from here on. */
+    int back = atomic_fetch_add_explicit(&ar->nreturned, 1, memory_order_seq_cst) + 1;
+    int want = atomic_load_explicit(&ar->want, memory_order_seq_cst);
+    if (want == 0 || back < want) return;
+    if (!atomic_compare_exchange_strong_explicit(&ar->want, &want, 0, memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return; /* another callback is waking it */
+    atomic_fetch_add_explicit(&ar->wake_seq, 1, memory_order_release);
+    futex_wake(&ar->wake_seq);
+    atomic_fetch_add_explicit(&ar->wakeups, 1, memory_order_relaxed);
+}
+
+/*
+ * The submitter waits until |want| (1 <= want <= writes in flight) slots
+ * have come back. Waiting for a few at once rather than the first spares
+ * the writer a futex wake per write: a group's callbacks run back to back.
+ */
+static void async_wait(async_run *ar, int want)
+{
+    for (;;) {
+        unsigned seq = atomic_load_explicit(&ar->wake_seq, memory_order_acquire);
+        atomic_store_explicit(&ar->want, want, memory_order_seq_cst);
+        if (atomic_load_explicit(&ar->nreturned, memory_order_seq_cst) >= want) break;
+        ar->sleeps++;
+        futex_wait(&ar->wake_seq, seq);
+        /* A wake-up meant for an earlier sleep may arrive here: check again. */
+    }
+    atomic_store_explicit(&ar->want, 0, memory_order_relaxed);
+}
+
+/* Sleeps BUSY_BACKOFF_NS after the write queue refused a write. */
+static void busy_backoff(void)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = BUSY_BACKOFF_NS};
+    if (nanosleep(&ts, NULL) != 0 && errno != EINTR) die_errno(errno, "nanosleep");
+}
+
+/*
+ * Takes back every completed slot: records its latency (or its failure)
+ * and puts it on *free_list. Returns the number taken back.
+ */
+static unsigned async_reap(worker *w, async_run *ar, aslot **free_list)
+{
+    aslot *sl = atomic_exchange_explicit(&ar->returned, NULL, memory_order_acquire);
+    unsigned n = 0;
+    for (aslot *p = sl; p; p = p->next)
+        n++;
+    atomic_fetch_sub_explicit(&ar->nreturned, (int)n, memory_order_relaxed);
+    while (sl) {
+        aslot *next = sl->next;
+        if (sl->rc == 0) {
+            hist_add(&w->h, sl->done_ns - sl->submit_ns);
+            w->ops++;
+        } else if (ar->failures++ == 0) {
+            snprintf(ar->first_error, sizeof(ar->first_error), "%s: %s", nana_strerror(sl->rc),
+                     sl->errmsg);
+        }
+        sl->next = *free_list;
+        *free_list = sl;
+        sl = next;
+    }
+    return n;
+}
+
+/*
+ * set_async: the one submitter. Keeps every slot in flight with a random
+ * key until the deadline, then waits for the writes still in flight, so
+ * the run's time includes them. A write's latency runs from just before
+ * nana_kv_set_async to the start of its done callback.
+ */
+static void body_set_async(worker *w)
+{
+    const scenario *sc = w->sc;
+    async_run *ar = sc->async;
+    aslot *free_list = NULL;
+    for (unsigned i = ar->nslots; i-- > 0;) {
+        ar->slots[i].next = free_list;
+        free_list = &ar->slots[i];
+    }
+    unsigned inflight = 0;
+    uint64_t submitted = 0;
+    bool stopping = false;
+    for (;;) {
+        inflight -= async_reap(w, ar, &free_list);
+        if (!stopping) stopping = now_ns() >= sc->deadline_ns || submitted >= sc->max_ops;
+        if (stopping && inflight == 0) break;
+        bool refused = false;
+        while (!stopping && free_list && submitted < sc->max_ops) {
+            aslot *sl = free_list;
+            free_list = sl->next; /* before the submit: the callback reuses sl->next */
+            size_t k = rng_below(&w->rng, sc->keys->n);
+            memcpy(sl->key, key_at(sc->keys, k), sc->keys->klen);
+            memcpy(sl->value, value_at(sc->vals, k), sc->vals->len);
+            sl->submit_ns = now_ns();
+            int rc = nana_kv_set_async(sc->table, sl->key, sc->keys->klen, sl->value, sc->vals->len,
+                                       async_done, sl);
+            if (rc == NANA_ERR_BUSY) {
+                sl->next = free_list;
+                free_list = sl;
+                ar->busy++;
+                refused = true;
+                break;
+            }
+            if (rc) die_store(rc, "nana_kv_set_async");
+            inflight++;
+            submitted++;
+        }
+        if (refused) {
+            busy_backoff();
+        } else if (inflight > 0 && (stopping || !free_list)) {
+            unsigned want = ar->nslots / ASYNC_WAKE_DIV;
+            async_wait(ar, (int)(want < 1 ? 1 : want > inflight ? inflight : want));
+        }
     }
 }
 
@@ -620,6 +911,7 @@ static void run_threads(scenario *sc, unsigned nthreads, result *out)
         if ((rc = pthread_join(ws[i].th, NULL)) != 0) die_errno(rc, "pthread_join");
         out->ops += ws[i].ops;
         out->rows += ws[i].rows;
+        out->errors += ws[i].errors;
         hist_merge(&out->h, &ws[i].h);
     }
     out->seconds = (double)(now_ns() - t0) / 1e9;
@@ -704,7 +996,7 @@ static void preload(nana_table *t, const keyset *k, const valueset *v)
 static void scen_gets(bool cached, bool uncached, const valueset *vals)
 {
     keyset keys;
-    keys_make(&keys, g_opt.keys ? g_opt.keys : DEFAULT_GETKEYS);
+    keys_make(&keys, get_keyspace());
     nana_store *s = store_open(DB_GET);
     scenario sc = {.keys = &keys, .vals = vals};
     nana_store_stats a, b;
@@ -777,6 +1069,66 @@ static double scen_set(const keyset *keys, const valueset *vals)
     return r.seconds > 0.0 ? (double)r.ops / r.seconds : 0.0;
 }
 
+/*
+ * set_async (or set_async_256, by |name|): one submitter keeping |nslots|
+ * nana_kv_set_async writes in flight. Returns ops/s; exits 1 after the
+ * report if any write failed.
+ */
+static double scen_set_async(const char *name, unsigned nslots, const keyset *keys,
+                             const valueset *vals)
+{
+    nana_store *s = store_open(DB_ASYNC);
+    async_run *ar = xcalloc(1, sizeof(*ar));
+    ar->nslots = nslots;
+    ar->slots = xcalloc(nslots, sizeof(*ar->slots));
+    ar->values = xcalloc(nslots, vals->len);
+    for (unsigned i = 0; i < nslots; i++) {
+        ar->slots[i].run = ar;
+        ar->slots[i].value = ar->values + (size_t)i * vals->len;
+    }
+    atomic_init(&ar->returned, NULL);
+    atomic_init(&ar->nreturned, 0);
+    atomic_init(&ar->want, 0);
+    atomic_init(&ar->wake_seq, 0);
+    atomic_init(&ar->wakeups, 0);
+    scenario sc = {.table = nana_store_default_table(s),
+                   .async = ar,
+                   .keys = keys,
+                   .vals = vals,
+                   .body = body_set_async};
+    nana_store_stats a, b;
+    result r;
+    nana_store_get_stats(s, &a);
+    run_threads(&sc, 1, &r);
+    nana_store_get_stats(s, &b);
+    store_close(s); /* every callback has run: the submitter waited for all of them */
+    uint64_t commits = b.commits - a.commits, writes = b.writes - a.writes;
+    double group = commits ? (double)writes / (double)commits : 0.0;
+    unsigned long long wakeups = atomic_load_explicit(&ar->wakeups, memory_order_relaxed);
+    char json[384], note[256];
+    snprintf(json, sizeof(json),
+             ",\"keys\":%zu,\"sync\":\"%s\",\"in_flight\":%u,\"commits\":%" PRIu64
+             ",\"writes\":%" PRIu64 ",\"avg_group\":%.1f,\"failures\":%" PRIu64
+             ",\"busy_retries\":%" PRIu64 ",\"sleeps\":%" PRIu64 ",\"wakeups\":%llu",
+             keys->n, sync_name(g_opt.sync), nslots, commits, writes, group, ar->failures, ar->busy,
+             ar->sleeps, wakeups);
+    snprintf(note, sizeof(note),
+             "sync=%s in_flight=%u commits=%" PRIu64 " avg_group=%.1f wakeups=%llu busy=%" PRIu64
+             "%s",
+             sync_name(g_opt.sync), nslots, commits, group, wakeups, ar->busy,
+             ar->failures ? " FAILURES" : "");
+    report(name, 1, &r, json, note);
+    if (ar->failures) {
+        fprintf(stderr, "nanasqlite-bench-store: %s: %" PRIu64 " writes failed; first: %s\n", name,
+                ar->failures, ar->first_error);
+        exit(1);
+    }
+    free(ar->values);
+    free(ar->slots);
+    free(ar);
+    return r.seconds > 0.0 ? (double)r.ops / r.seconds : 0.0;
+}
+
 /* batch_update: one thread, UPDATE_BATCH pairs per call. */
 static void scen_batch(const keyset *keys, const valueset *vals)
 {
@@ -801,24 +1153,87 @@ static void scen_batch(const keyset *keys, const valueset *vals)
     report("batch_update", 1, &r, json, note);
 }
 
-/* naive_shared (--writers threads, one connection) or naive_1thread. Returns ops/s. */
-static double scen_naive(bool shared, const keyset *keys, const valueset *vals)
+typedef enum naive_kind { NAIVE_SHARED, NAIVE_CONNS, NAIVE_1THREAD } naive_kind;
+
+/*
+ * Raises the soft limit of open files so that |nconns| connections (a
+ * database, a -wal and a -shm descriptor each) fit, as far as the hard
+ * limit allows; opening a connection reports it if they still do not.
+ */
+static void ensure_fds(unsigned nconns)
 {
-    unsigned db = shared ? DB_NAIVE_SHARED : DB_NAIVE_1THREAD;
-    unsigned nthreads = shared ? g_opt.writers : 1;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) die_errno(errno, "getrlimit");
+    rlim_t need = (rlim_t)nconns * 3 + 64;
+    if (rl.rlim_cur >= need) return;
+    rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) die_errno(errno, "setrlimit");
+}
+
+/*
+ * The naive baseline: naive_shared (--writers threads, one connection),
+ * naive_conns (--writers threads, a connection each) or naive_1thread.
+ * Returns ops/s (committed writes only).
+ */
+static double scen_naive(naive_kind kind, const keyset *keys, const valueset *vals)
+{
+    static const char *const names[] = {"naive_shared", "naive_conns", "naive_1thread"};
+    static const unsigned dbs[] = {DB_NAIVE_SHARED, DB_NAIVE_CONNS, DB_NAIVE_1THREAD};
+    unsigned db = dbs[kind];
+    unsigned nthreads = kind == NAIVE_1THREAD ? 1 : g_opt.writers;
+    unsigned nconns = kind == NAIVE_CONNS ? nthreads : 1;
     remove_db(db);
-    naive_db d;
-    naive_open(&d, g_paths[db][0]);
-    scenario sc = {.naive = &d, .keys = keys, .vals = vals, .body = body_naive};
+    if (nconns > 1) ensure_fds(nconns);
+    naive_db *d = xcalloc(nconns, sizeof(*d));
+    for (unsigned i = 0; i < nconns; i++)
+        naive_open(&d[i], g_paths[db][0], kind == NAIVE_CONNS ? NAIVE_BUSY_MS : 0);
+    scenario sc = {.naive = d,
+                   .naive_per_thread = kind == NAIVE_CONNS,
+                   .keys = keys,
+                   .vals = vals,
+                   .body = body_naive};
     result r;
     run_threads(&sc, nthreads, &r);
-    naive_close(&d);
+    for (unsigned i = 0; i < nconns; i++)
+        naive_close(&d[i]);
+    free(d);
     char json[256], note[256];
-    snprintf(json, sizeof(json), ",\"keys\":%zu,\"sync\":\"%s\",\"commits\":%" PRIu64, keys->n,
-             sync_name(g_opt.sync), r.ops);
-    snprintf(note, sizeof(note), "sync=%s, one autocommit per write", sync_name(g_opt.sync));
-    report(shared ? "naive_shared" : "naive_1thread", nthreads, &r, json, note);
+    snprintf(json, sizeof(json),
+             ",\"keys\":%zu,\"sync\":\"%s\",\"connections\":%u,\"commits\":%" PRIu64
+             ",\"busy_errors\":%" PRIu64,
+             keys->n, sync_name(g_opt.sync), nconns, r.ops, r.errors);
+    if (kind == NAIVE_CONNS)
+        snprintf(note, sizeof(note),
+                 "sync=%s, one autocommit per write, %u connections, busy_timeout=%u ms, "
+                 "SQLITE_BUSY errors=%" PRIu64,
+                 sync_name(g_opt.sync), nconns, NAIVE_BUSY_MS, r.errors);
+    else
+        snprintf(note, sizeof(note), "sync=%s, one autocommit per write%s", sync_name(g_opt.sync),
+                 r.errors ? ", SQLITE_BUSY errors (see json)" : "");
+    report(names[kind], nthreads, &r, json, note);
     return r.seconds > 0.0 ? (double)r.ops / r.seconds : 0.0;
+}
+
+/*
+ * The summary: set_concurrent and set_async each over every naive
+ * baseline, for the pairs that ran (stderr in --json mode).
+ */
+static void print_summary(double set_rate, double async_rate, const double naive_rate[3])
+{
+    static const char *const naive_names[] = {"naive_shared", "naive_conns", "naive_1thread"};
+    const struct {
+        const char *name;
+        double rate;
+    } store[] = {{"set_concurrent", set_rate}, {"set_async", async_rate}};
+    FILE *out = g_opt.json ? stderr : stdout;
+    bool first = true;
+    for (unsigned n = 0; n < 3; n++)
+        for (unsigned i = 0; i < 2; i++) {
+            if (store[i].rate < 0.0 || !(naive_rate[n] > 0.0)) continue;
+            fprintf(out, "%s%s / %s = %.1fx\n", first ? "\n" : "", store[i].name, naive_names[n],
+                    store[i].rate / naive_rate[n]);
+            first = false;
+        }
 }
 
 /* ------------------------------------------------------------------ */
@@ -836,18 +1251,25 @@ static void usage(void)
            "  cached_get      nana_kv_get on a warm unbounded cache, 1 thread\n"
            "  uncached_get    nana_kv_get on a table without cache, 1 and --threads threads\n"
            "  set_concurrent  --writers threads of nana_kv_set (group commit)\n"
+           "  set_async       1 thread keeping --writers nana_kv_set_async writes in flight\n"
+           "  set_async_256   the same with %u writes in flight\n"
            "  batch_update    nana_kv_batch_update of %d pairs per call, 1 thread\n"
-           "  naive           both naive_shared and naive_1thread:\n"
+           "  naive           naive_shared, naive_conns and naive_1thread:\n"
            "  naive_shared    --writers threads, ONE raw SQLite connection behind a mutex,\n"
            "                  one autocommitted INSERT OR REPLACE per write\n"
+           "  naive_conns     --writers threads, each with ITS OWN connection to the file\n"
+           "                  (busy_timeout %u ms), one autocommitted write each; SQLITE_BUSY\n"
+           "                  failures are counted and reported\n"
            "  naive_1thread   1 thread, one connection, autocommitted writes\n"
-           "  all             everything, then set_concurrent / naive_shared\n"
+           "  all             everything, then set_concurrent and set_async over the naive ones\n"
            "\n"
            "options:\n"
            "  --seconds S       duration of each scenario (default 3)\n"
-           "  --writers W       writer threads of set_concurrent and naive_shared (default 64)\n"
+           "  --writers W       writer threads of set_concurrent, naive_shared and naive_conns,\n"
+           "                    writes in flight of set_async (default 64)\n"
            "  --threads T       reader threads of the second uncached_get run (default 2)\n"
-           "  --keys N          key space (default %lu for gets, %lu for writes; max %lu)\n"
+           "  --keys N          key space of every scenario (default %lu for gets, %lu for\n"
+           "                    writes; max %lu)\n"
            "  --value-size B    bytes of each JSON string value, >= 2 (default 64; max %lu)\n"
            "  --sync MODE       normal or full, for the store and the baseline (default normal)\n"
            "  --dir DIR         where the database files go (default: a new directory in /tmp,\n"
@@ -855,7 +1277,8 @@ static void usage(void)
            "  --json            one JSON object per scenario and line on stdout\n"
            "                    (machine facts and the summary go to stderr)\n"
            "  --help            this text\n",
-           MAX_OPS, UPDATE_BATCH, DEFAULT_GETKEYS, DEFAULT_SETKEYS, MAX_KEYS, MAX_VALUE_SIZE);
+           MAX_OPS, ASYNC_WIDE, UPDATE_BATCH, NAIVE_BUSY_MS, DEFAULT_GETKEYS, DEFAULT_SETKEYS,
+           MAX_KEYS, MAX_VALUE_SIZE);
 }
 
 /* Parses an unsigned integer in [lo, hi] for |flag|, or exits 2. */
@@ -911,13 +1334,10 @@ static void parse_args(int argc, char **argv)
         } else if (!strcmp(a, "--dir")) {
             g_opt.dir = flag_arg(argc, argv, &i);
         } else if (!strcmp(a, "--scenario")) {
-            static const char *const known[] = {
-                "all",          "cached_get", "uncached_get", "set_concurrent",
-                "batch_update", "naive",      "naive_shared", "naive_1thread"};
             const char *v = flag_arg(argc, argv, &i);
-            bool ok = false;
-            for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-                ok = ok || !strcmp(v, known[k]);
+            bool ok = !strcmp(v, "all") || !strcmp(v, "naive");
+            for (size_t k = 0; k < NSCENS; k++)
+                ok = ok || !strcmp(v, g_scens[k].name);
             if (!ok) die_usage("unknown scenario", v);
             g_opt.scenario = v;
         } else if (!strcmp(a, "--json")) {
@@ -926,13 +1346,6 @@ static void parse_args(int argc, char **argv)
             die_usage("unknown option", a);
         }
     }
-}
-
-/* True if --scenario selects |name| (|group| is an alias covering it, or NULL). */
-static bool selected(const char *name, const char *group)
-{
-    return !strcmp(g_opt.scenario, "all") || !strcmp(g_opt.scenario, name) ||
-           (group && !strcmp(g_opt.scenario, group));
 }
 
 int main(int argc, char **argv)
@@ -948,17 +1361,23 @@ int main(int argc, char **argv)
     if (cached || uncached) scen_gets(cached, uncached, &vals);
 
     keyset keys;
-    keys_make(&keys, g_opt.keys ? g_opt.keys : DEFAULT_SETKEYS);
-    double set_rate = -1.0, naive_rate = -1.0;
+    keys_make(&keys, set_keyspace());
+    /* ops/s of each write scenario, < 0 when it did not run. */
+    double set_rate = -1.0, async_rate = -1.0;
+    double naive_rate[3] = {-1.0, -1.0, -1.0}; /* by naive_kind */
     if (selected("set_concurrent", NULL)) set_rate = scen_set(&keys, &vals);
+    if (selected("set_async", NULL))
+        async_rate = scen_set_async("set_async", g_opt.writers, &keys, &vals);
+    if (selected("set_async_256", NULL)) scen_set_async("set_async_256", ASYNC_WIDE, &keys, &vals);
     if (selected("batch_update", NULL)) scen_batch(&keys, &vals);
-    if (selected("naive_shared", "naive")) naive_rate = scen_naive(true, &keys, &vals);
-    if (selected("naive_1thread", "naive")) scen_naive(false, &keys, &vals);
+    if (selected("naive_shared", "naive"))
+        naive_rate[NAIVE_SHARED] = scen_naive(NAIVE_SHARED, &keys, &vals);
+    if (selected("naive_conns", "naive"))
+        naive_rate[NAIVE_CONNS] = scen_naive(NAIVE_CONNS, &keys, &vals);
+    if (selected("naive_1thread", "naive"))
+        naive_rate[NAIVE_1THREAD] = scen_naive(NAIVE_1THREAD, &keys, &vals);
+    print_summary(set_rate, async_rate, naive_rate);
 
-    if (set_rate >= 0.0 && naive_rate > 0.0) {
-        FILE *out = g_opt.json ? stderr : stdout;
-        fprintf(out, "\nset_concurrent / naive_shared = %.1fx\n", set_rate / naive_rate);
-    }
     free(keys.buf);
     free(vals.buf);
     if (fflush(stdout) != 0) die_errno(errno, "stdout");

@@ -33,7 +33,9 @@ static const char *const default_functions[] = {
     "IFNULL", "NULLIF", "STRFTIME", "DATE", "TIME", "DATETIME", "JULIANDAY",
     /* read-only helpers for JSON values and text */
     "JSON_EXTRACT", "JSON_TYPE", "JSON_ARRAY_LENGTH", "JSON_VALID", "SUBSTR", "TRIM", "TYPEOF",
-    "INSTR", NULL};
+    "INSTR",
+    /* functions SQLite calls for operators: x LIKE y, x GLOB y, v -> '$.a', v ->> '$.a' */
+    "LIKE", "GLOB", "->", "->>", NULL};
 
 /* Words that start or join statements: never part of a fragment. */
 static const char *const forbidden_words[] = {

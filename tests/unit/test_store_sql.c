@@ -183,6 +183,14 @@ static void test_query(void **state)
     assert_int_equal(nana_sql_query(s, &q, &v), 0);
     expect_val(v, "[{\"key\":\"k1\",\"value\":\"{\\\"age\\\":33}\"}]");
 
+    /* Operators that SQLite implements as functions. */
+    nana_query_init(&q);
+    q.where = "key LIKE ? AND value ->> '$.age' > 30 AND key GLOB 'k*'";
+    q.params = "[\"k%\"]";
+    q.columns = "[\"key\"]";
+    assert_int_equal(nana_sql_query(s, &q, &v), 0);
+    expect_val(v, "[{\"key\":\"k1\"}]");
+
     /* Parameter count and type checks. */
     nana_query_init(&q);
     q.table = "users";
