@@ -18,7 +18,7 @@
 #include <string.h>
 
 /* WAL pages that wake the checkpointer (SQLite's auto-checkpoint default). */
-#define CKPT_PAGES 1000
+#define CKPT_PAGES 8192
 /* WAL pages beyond which the writer checkpoints itself. */
 #define CKPT_HARD_PAGES (16 * CKPT_PAGES)
 

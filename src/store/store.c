@@ -250,8 +250,22 @@ static void store_free(nana_store *s)
     free(s);
 }
 
+/*
+ * Process-wide SQLite settings, applied once before SQLite initializes:
+ * no memory statistics (they take a global mutex around every allocation,
+ * which serializes the reader threads).
+ */
+static void sqlite_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_initialize();
+}
+
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
 int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out)
 {
+    pthread_once(&sqlite_once, sqlite_setup);
     *out = NULL;
     if (!path || !path[0]) return nana_err_set(NANA_ERR_INVALID, "database path is empty");
     if (sodium_init() < 0) return nana_err_set(NANA_ERR_INTERNAL, "libsodium failed to start");
