@@ -57,7 +57,7 @@
 #define ASYNC_WIDE      256u  /* writes in flight in set_async_256 */
 #define ASYNC_WAKE_DIV  8u    /* set_async: wake the submitter when 1/8 of its slots are back */
 #define BUSY_BACKOFF_NS 50000 /* set_async: pause after NANA_ERR_BUSY (queue full) */
-#define NAIVE_BUSY_MS   5000  /* naive_conns: busy_timeout of every connection */
+#define NAIVE_BUSY_MS   5000u /* naive_conns: busy_timeout of every connection */
 #define ERRMSG_CAP      256   /* bytes kept of an asynchronous write's error detail */
 
 /* ------------------------------------------------------------------ */
@@ -120,7 +120,7 @@ static uint64_t now_ns(void)
  * reported percentile is within 1/HIST_SUB (about 3%) of the true value.
  */
 #define HIST_SUB_BITS 5
-#define HIST_SUB      (1u << HIST_SUB_BITS)
+#define HIST_SUB      ((uint64_t)1 << HIST_SUB_BITS)
 #define HIST_BUCKETS  (2 * HIST_SUB + (64 - HIST_SUB_BITS - 1) * HIST_SUB)
 
 typedef struct hist {

@@ -56,7 +56,7 @@ static const struct {
 } pragmas[] = {
     {"foreign_keys", false, false},
     {"journal_mode", true, false},
-    {"synchronous", false, false},
+    {"synchronous", true, false},
     {"cache_size", false, false},
     {"temp_store", false, false},
     {"locking_mode", true, false},
@@ -65,7 +65,7 @@ static const struct {
     {"encoding", true, false},
     {"user_version", false, false},
     {"schema_version", true, false},
-    {"wal_autocheckpoint", false, false},
+    {"wal_autocheckpoint", true, false},
     {"busy_timeout", false, false},
     {"query_only", true, false},
     {"recursive_triggers", false, false},
@@ -216,23 +216,73 @@ int nana_store_pragma(nana_store *s, const char *name, const char *value, nana_v
 /* backup, restore                                                      */
 /* ------------------------------------------------------------------ */
 
-/* Refuses in-memory names and the store's own file (or its WAL files). */
+/*
+ * The canonical absolute form of |path|: its directory resolved with
+ * realpath() (so "..", "." and linked directories are gone) plus its last
+ * component, which must not itself be a symbolic link. Caller frees.
+ */
+static int canonical_path(const char *path, const char *what, char **out)
+{
+    *out = NULL;
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!base[0] || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return nana_err_set(NANA_ERR_VALIDATION, "%s must name a file", what);
+    char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+    if (!dir) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    char *real = realpath(dir, NULL);
+    free(dir);
+    if (!real) return nana_err_set(NANA_ERR_VALIDATION, "the directory of %s does not exist", what);
+    size_t n = strlen(real) + strlen(base) + 2;
+    char *full = malloc(n);
+    if (!full) {
+        free(real);
+        return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    }
+    snprintf(full, n, "%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/", base);
+    free(real);
+    struct stat st;
+    if (lstat(full, &st) == 0 && S_ISLNK(st.st_mode)) {
+        free(full);
+        return nana_err_set(NANA_ERR_VALIDATION, "%s must not be a symbolic link", what);
+    }
+    *out = full;
+    return NANA_OK;
+}
+
+/*
+ * Checks a backup destination or restore source: a file path (no
+ * in-memory or URI name), none of the database's own files (the main
+ * file, -wal, -shm, -journal), and inside backup_dir when one is set.
+ */
 static int check_other_file(nana_store *s, const char *path, const char *what)
 {
     if (!path || !path[0]) return nana_err_set(NANA_ERR_VALIDATION, "%s is empty", what);
     if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
         return nana_err_set(NANA_ERR_VALIDATION,
                             "%s must be a file path, not an in-memory or URI database", what);
+    char *full;
+    int rc = canonical_path(path, what, &full);
+    if (rc) return rc;
+    size_t n = strlen(s->canon_path);
+    if (strncmp(full, s->canon_path, n) == 0 &&
+        (full[n] == '\0' || strcmp(full + n, "-wal") == 0 || strcmp(full + n, "-shm") == 0 ||
+         strcmp(full + n, "-journal") == 0))
+        rc =
+            nana_err_set(NANA_ERR_VALIDATION,
+                         "%s must not be the current database file or one of its companions", what);
     struct stat a, b;
-    if (stat(path, &a) == 0 && stat(s->path, &b) == 0 && a.st_dev == b.st_dev &&
+    if (!rc && stat(full, &a) == 0 && stat(s->canon_path, &b) == 0 && a.st_dev == b.st_dev &&
         a.st_ino == b.st_ino)
-        return nana_err_set(NANA_ERR_VALIDATION,
-                            "%s must not be the same as the current database file", what);
-    size_t n = strlen(s->path);
-    if (strncmp(path, s->path, n) == 0 && path[n] == '-')
-        return nana_err_set(NANA_ERR_VALIDATION, "%s must not be one of the database's files",
-                            what);
-    return NANA_OK;
+        rc = nana_err_set(NANA_ERR_VALIDATION,
+                          "%s must not be the same as the current database file", what);
+    if (!rc && s->backup_dir) {
+        size_t d = strlen(s->backup_dir);
+        if (strncmp(full, s->backup_dir, d) != 0 || full[d] != '/')
+            rc = nana_err_set(NANA_ERR_PERM, "%s must be inside the backup directory", what);
+    }
+    free(full);
+    return rc;
 }
 
 /* Copies all of |src| into |dst| with the online backup API. */
@@ -305,6 +355,8 @@ static int restore_exec(nana_wop *op, nana_conn *c)
     rc = copy_db(c->db, src, "restore");
     sqlite3_close(src);
     if (rc) return rc;
+    /* The file holds new content now, whatever happens next. */
+    nana_store_clear_caches(s);
     /* Our NanaSQLite tables must exist whatever the source held. */
     pthread_mutex_lock(&s->tables_mu);
     nana_table *t = s->tables;
@@ -318,7 +370,6 @@ static void restore_apply(nana_wop *op)
 {
     nana_store *s = op->tbl->store;
     nana_store_clear_caches(s);
-    atomic_store(&s->last_rowid, 0);
 }
 
 int nana_store_restore(nana_store *s, const char *src)

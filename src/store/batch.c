@@ -108,6 +108,18 @@ int nana_kv_batch_update(nana_table *t, const nana_kv_pair *pairs, size_t n)
     return run_update(t, pairs, NULL, n);
 }
 
+/* Bytes of |key| to show in a message: at most |max|, cut at a UTF-8
+ * character boundary, 0 for a key that is not UTF-8 at all. */
+static int key_prefix(const char *key, size_t klen, size_t max)
+{
+    if (!key || !nana_utf8_valid(key, klen)) return 0;
+    if (klen <= max) return (int)klen;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)key[n] & 0xc0) == 0x80)
+        n--;
+    return (int)n;
+}
+
 int nana_kv_batch_update_partial(nana_table *t, const nana_kv_pair *pairs, size_t n,
                                  nana_val **errors)
 {
@@ -132,10 +144,8 @@ int nana_kv_batch_update_partial(nana_table *t, const nana_kv_pair *pairs, size_
             rc = nana_buf_printf(&b, "\"<invalid key #%zu>\"", i);
         if (!rc) rc = nana_buf_putc(&b, ':');
         if (!rc) {
-            char msg[NANA_ERRMSG_MAX + 64];
-            int shown = (p->key && nana_utf8_valid(p->key, p->klen))
-                            ? (int)(p->klen > 80 ? 80 : p->klen)
-                            : 0;
+            char msg[NANA_ERRMSG_MAX + 256];
+            int shown = key_prefix(p->key, p->klen, 80);
             snprintf(msg, sizeof(msg), "Skipped key '%.*s' during partial batch update: %s", shown,
                      p->key ? p->key : "", reason);
             rc = nana_json_write_string(&b, msg, strlen(msg));
@@ -296,7 +306,9 @@ int nana_kv_batch_get(nana_table *t, const nana_key *keys, size_t n, nana_val **
     tls_sort_keys = keys;
     qsort(g.order, n, sizeof(*g.order), order_cmp);
 
-    /* Cache first; collect the misses (first occurrences only). */
+    /* Cache first (not inside our own transaction); collect the misses
+     * (first occurrences only). */
+    bool own_txn = nana_in_own_txn(s);
     uint64_t now = nana_store_now(s), seq = 0;
     size_t misses = 0;
     bool seq_set = false;
@@ -304,9 +316,10 @@ int nana_kv_batch_get(nana_table *t, const nana_key *keys, size_t n, nana_val **
     for (size_t j = 0; !rc && j < n; j++) {
         size_t i = g.order[j];
         if (j > 0 && key_cmp(&keys[g.order[j - 1]], &keys[i]) == 0) continue;
-        uint64_t sq;
-        int expired;
-        if (nana_cache_get(&t->cache, keys[i].key, keys[i].klen, now, &g.vals[i], &sq, &expired)) {
+        uint64_t sq = 0;
+        int expired = 0;
+        if (!own_txn &&
+            nana_cache_get(&t->cache, keys[i].key, keys[i].klen, now, &g.vals[i], &sq, &expired)) {
             atomic_fetch_add_explicit(&s->st_hits, 1, memory_order_relaxed);
             continue;
         }
@@ -327,7 +340,7 @@ int nana_kv_batch_get(nana_table *t, const nana_key *keys, size_t n, nana_val **
         for (size_t i = 0; i < n; i++)
             from_db[i] = g.vals[i] == NULL;
         rc = nana_store_read(s, read_bget, &g);
-        for (size_t i = 0; !rc && i < n; i++)
+        for (size_t i = 0; !rc && !own_txn && i < n; i++)
             if (from_db[i] && g.vals[i])
                 nana_cache_fill(&t->cache, keys[i].key, keys[i].klen, g.vals[i], now, seq);
         free(from_db);

@@ -46,7 +46,7 @@ int nana_cache_init(nana_cache *c, const nana_cache_opts *opts)
     c->opts = *opts;
     if (opts->kind == NANA_CACHE_TTL) {
         double ms = opts->ttl_seconds * 1000.0;
-        c->ttl_ms = ms < 1.0 ? 1 : (uint64_t)ms;
+        c->ttl_ms = ms < 1.0 ? 1 : ms >= 9.0e18 ? UINT64_MAX : (uint64_t)ms;
     }
     randombytes_buf(c->hash_key, sizeof(c->hash_key));
     pthread_mutex_init(&c->mu, NULL);
@@ -66,8 +66,22 @@ static void entry_free(nana_cache_entry *e)
     free(e);
 }
 
-/* Frees every entry; leaves an empty table of the same size. Lock held. */
+static void remove_entry(nana_cache *c, nana_cache_entry *e);
+
+/* Frees every entry but the tombstones (their rows still have to be
+ * deleted, or an expired key would come back). Lock held. */
 static void clear_locked(nana_cache *c)
+{
+    nana_cache_entry *e = c->lru_head;
+    while (e) {
+        nana_cache_entry *n = e->next;
+        if (e->val) remove_entry(c, e);
+        e = n;
+    }
+}
+
+/* Frees every entry; leaves an empty table of the same size. Lock held. */
+static void free_all_locked(nana_cache *c)
 {
     nana_cache_entry *e = c->lru_head;
     while (e) {
@@ -82,7 +96,7 @@ static void clear_locked(nana_cache *c)
 
 void nana_cache_free(nana_cache *c)
 {
-    clear_locked(c);
+    free_all_locked(c);
     free(c->buckets);
     c->buckets = NULL;
     pthread_mutex_destroy(&c->mu);
@@ -165,9 +179,13 @@ static void maybe_grow(nana_cache *c)
     c->nbuckets = nb;
 }
 
+/* True if a TTL entry's lifetime passed. A caller's clock reading may be
+ * older than the entry (it read the clock before a write stored it): that
+ * entry is young, not expired. */
 static bool expired(const nana_cache *c, const nana_cache_entry *e, uint64_t now_ms)
 {
-    return c->opts.kind == NANA_CACHE_TTL && now_ms - e->stored_ms >= c->ttl_ms;
+    return c->opts.kind == NANA_CACHE_TTL && now_ms > e->stored_ms &&
+           now_ms - e->stored_ms >= c->ttl_ms;
 }
 
 /* Evicts from the tail until the entry limit holds. Lock held. */
@@ -314,6 +332,21 @@ size_t nana_cache_take_expired(nana_cache *c, uint64_t now_ms, nana_val **keys, 
     }
     pthread_mutex_unlock(&c->mu);
     return n;
+}
+
+int nana_cache_is_dead(nana_cache *c, const char *key, size_t klen, uint64_t now_ms)
+{
+    if (c->opts.kind != NANA_CACHE_TTL || !c->opts.ttl_delete_rows) return 0;
+    pthread_mutex_lock(&c->mu);
+    nana_cache_entry *e = find(c, key, klen, cache_hash(c, key, klen), NULL);
+    int dead = 0;
+    if (e && e->val && expired(c, e, now_ms)) {
+        nana_val_unref(e->val);
+        e->val = NULL;
+    }
+    if (e && !e->val) dead = 1;
+    pthread_mutex_unlock(&c->mu);
+    return dead;
 }
 
 size_t nana_cache_count(nana_cache *c)

@@ -5,8 +5,10 @@
  * past 1000 pages: it copies the WAL back into the database file and, with
  * synchronous=NORMAL, fsyncs it, all while the writer (and so every
  * queued write) waits. Here the writer connection's automatic checkpoint is
- * off; a WAL hook notes the WAL's size after each commit and wakes this
- * thread, which runs PASSIVE checkpoints on its own connection. A PASSIVE
+ * off; a WAL hook notes the WAL's size after each commit and, past
+ * checkpoint_pages (8192 by default: 32 MiB, so a page written often is
+ * copied back once rather than many times), wakes this thread, which runs
+ * PASSIVE checkpoints on its own connection. A PASSIVE
  * checkpoint never blocks the writer or the readers; WAL mode lets it copy
  * pages while new frames are appended. If the WAL still grows past a hard
  * bound (the checkpointer cannot keep up), the writer checkpoints inline,
@@ -17,21 +19,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* WAL pages that wake the checkpointer (SQLite's auto-checkpoint default). */
-#define CKPT_PAGES 8192
-/* WAL pages beyond which the writer checkpoints itself. */
-#define CKPT_HARD_PAGES (16 * CKPT_PAGES)
+/* WAL pages beyond checkpoint_pages at which the writer checkpoints itself. */
+#define CKPT_HARD_FACTOR 16
 
 /* Called by SQLite on the writer thread after each commit. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
     nana_store *s = arg;
     nana_ckpt *k = &s->ckpt;
-    if (frames >= CKPT_HARD_PAGES) {
+    int pages = (int)s->opts.checkpoint_pages;
+    if (frames >= CKPT_HARD_FACTOR * pages) {
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         return SQLITE_OK;
     }
-    if (frames >= CKPT_PAGES) {
+    if (frames >= pages) {
         pthread_mutex_lock(&k->mu);
         if (!k->pending) {
             k->pending = true;

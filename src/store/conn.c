@@ -136,6 +136,14 @@ int nana_conn_open(nana_conn *c, const char *path, const nana_store_opts *o, nan
         }
         ret = pragma_text(c, "PRAGMA journal_mode=WAL", buf, sizeof(buf));
         if (ret) goto fail;
+        if (strcmp(buf, "wal") != 0) {
+            /* Readers beside the writer need WAL; refuse rather than block. */
+            ret = nana_err_set(NANA_ERR_IO,
+                               "the database could not switch to WAL mode (it is in "
+                               "'%.16s' mode; is another program holding it?)",
+                               buf);
+            goto fail;
+        }
     }
     const char *sync = o->sync == NANA_SYNC_FULL  ? "FULL"
                        : o->sync == NANA_SYNC_OFF ? "OFF"

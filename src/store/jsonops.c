@@ -38,8 +38,9 @@ typedef struct rmw_op {
 /* Reads the current value of the op's key on the writer connection. */
 static int rmw_read(nana_conn *c, rmw_op *o, nana_val **cur)
 {
-    int rc;
     *cur = NULL;
+    int rc = nana_expire_key_if_dead(c, o->super.tbl, o->key, o->klen);
+    if (rc) return rc;
     sqlite3_stmt *st = nana_conn_stmt(c, o->super.tbl->sql[SQL_GET], &rc);
     if (!st) return rc;
     rc = nana_bind_text(st, 1, o->key, o->klen);
@@ -149,11 +150,13 @@ static int increment_exec(nana_wop *op, nana_conn *c)
     } else {
         root = sum;
     }
-    rc = rmw_write(c, o, root);
-    if (!rc && sum) {
-        op->result = nana_val_new(sum->u.str, sum->n);
-        if (!op->result) rc = NANA_ERR_NOMEM;
+    /* The result first: nothing may fail after the row is written. */
+    op->result = nana_val_new(sum->u.str, sum->n);
+    if (!op->result) {
+        rc = NANA_ERR_NOMEM;
+        goto out;
     }
+    rc = rmw_write(c, o, root);
 out:
     nana_val_unref(cur);
     nana_json_doc_free(d);

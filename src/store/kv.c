@@ -106,6 +106,13 @@ static int read_get(nana_conn *c, void *arg)
 int nana_kv_lookup(nana_table *t, const char *key, size_t klen, nana_val **out)
 {
     nana_store *s = t->store;
+    if (nana_in_own_txn(s)) {
+        /* Inside our own transaction: the writer sees its uncommitted rows. */
+        get_arg a = {.t = t, .key = key, .klen = klen};
+        int rc = nana_store_read(s, read_get, &a);
+        if (!rc) *out = a.val;
+        return rc;
+    }
     uint64_t now = t->cache.opts.kind == NANA_CACHE_TTL ? nana_store_now(s) : 0, seq;
     int expired;
     if (nana_cache_get(&t->cache, key, klen, now, out, &seq, &expired)) {
@@ -175,8 +182,9 @@ int nana_kv_contains(nana_table *t, const char *key, size_t klen)
     if (rc) return rc;
     nana_val *v;
     uint64_t seq;
-    int expired;
-    if (nana_cache_get(&t->cache, key, klen, nana_store_now(s), &v, &seq, &expired)) {
+    int expired = 0;
+    if (!nana_in_own_txn(s) &&
+        nana_cache_get(&t->cache, key, klen, nana_store_now(s), &v, &seq, &expired)) {
         atomic_fetch_add_explicit(&s->st_hits, 1, memory_order_relaxed);
         nana_val_unref(v);
         return 1;
@@ -414,6 +422,7 @@ typedef struct aset_op {
 static void aset_complete(nana_wop *op)
 {
     aset_op *o = (aset_op *)op;
+    atomic_fetch_sub(&op->tbl->store->writer.queued_bytes, o->base.klen + o->base.vlen);
     o->done(o->arg, op->rc, op->errmsg);
     nana_val_unref(o->value);
     nana_val_unref(op->result);
@@ -428,11 +437,19 @@ int nana_kv_set_async(nana_table *t, const char *key, size_t klen, const char *v
     int rc = nana_check_key(s, key, klen);
     if (!rc) rc = nana_check_value(s, value, vlen);
     if (rc) return rc;
+    /* Bound the memory queued writes pin, not just their number. */
+    size_t bytes = klen + vlen;
+    size_t before = atomic_fetch_add(&s->writer.queued_bytes, bytes);
+    if (before + bytes > s->opts.max_queue_bytes) {
+        atomic_fetch_sub(&s->writer.queued_bytes, bytes);
+        return nana_err_set(NANA_ERR_BUSY, "queued writes hold %zu bytes, the limit is %zu", before,
+                            s->opts.max_queue_bytes);
+    }
     aset_op *o = malloc(sizeof(*o) + klen + 1);
-    if (!o) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
-    if (!(o->value = nana_val_new(value, vlen))) {
+    if (!o || !(o->value = nana_val_new(value, vlen))) {
         free(o);
-        return NANA_ERR_NOMEM;
+        atomic_fetch_sub(&s->writer.queued_bytes, bytes);
+        return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     }
     memcpy(o->key, key, klen);
     o->key[klen] = '\0';
@@ -447,6 +464,7 @@ int nana_kv_set_async(nana_table *t, const char *key, size_t klen, const char *v
         .cval = nana_cache_enabled(&t->cache) ? o->value : NULL};
     rc = nana_writer_submit(s, &o->base.super);
     if (rc) {
+        atomic_fetch_sub(&s->writer.queued_bytes, bytes);
         nana_val_unref(o->value);
         free(o);
     }
@@ -456,6 +474,13 @@ int nana_kv_set_async(nana_table *t, const char *key, size_t klen, const char *v
 /* ------------------------------------------------------------------ */
 /* delete / pop / popitem / clear                                      */
 /* ------------------------------------------------------------------ */
+
+int nana_expire_key_if_dead(nana_conn *c, nana_table *t, const char *key, size_t klen)
+{
+    if (!nana_cache_is_dead(&t->cache, key, klen, nana_store_now(t->store))) return NANA_OK;
+    int rc = nana_exec_del(c, t, key, klen, NULL);
+    return rc < 0 ? rc : NANA_OK;
+}
 
 typedef struct del_op {
     nana_wop super;
@@ -471,7 +496,9 @@ static int del_exec(nana_wop *op, nana_conn *c)
 {
     del_op *o = (del_op *)op;
     o->deleted = false;
-    int rc = nana_exec_del(c, op->tbl, o->key, o->klen, o->want_value ? &op->result : NULL);
+    int rc = nana_expire_key_if_dead(c, op->tbl, o->key, o->klen);
+    if (rc) return rc;
+    rc = nana_exec_del(c, op->tbl, o->key, o->klen, o->want_value ? &op->result : NULL);
     if (rc < 0) return rc;
     if (rc == 1) {
         o->deleted = true;
@@ -601,9 +628,11 @@ typedef struct setdefault_op {
 static int setdefault_exec(nana_wop *op, nana_conn *c)
 {
     setdefault_op *o = (setdefault_op *)op;
-    get_arg a = {.t = op->tbl, .key = o->key, .klen = o->klen};
-    int rc = read_get(c, &a);
     o->inserted = false;
+    int rc = nana_expire_key_if_dead(c, op->tbl, o->key, o->klen);
+    if (rc) return rc;
+    get_arg a = {.t = op->tbl, .key = o->key, .klen = o->klen};
+    rc = read_get(c, &a);
     if (rc == NANA_OK) {
         op->result = a.val;
         return NANA_OK;
@@ -635,7 +664,8 @@ int nana_kv_setdefault(nana_table *t, const char *key, size_t klen, const char *
     nana_val *v;
     uint64_t seq;
     int expired;
-    if (nana_cache_get(&t->cache, key, klen, nana_store_now(s), &v, &seq, &expired)) {
+    if (!nana_in_own_txn(s) &&
+        nana_cache_get(&t->cache, key, klen, nana_store_now(s), &v, &seq, &expired)) {
         atomic_fetch_add_explicit(&s->st_hits, 1, memory_order_relaxed);
         *out = v;
         return NANA_OK;

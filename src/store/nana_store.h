@@ -88,20 +88,28 @@ typedef struct nana_store_opts {
     unsigned max_json_depth;  /* nesting limit of stored values, default 256 */
     size_t max_clause_bytes;  /* limit of a WHERE/ORDER BY/GROUP BY clause, default 1000 */
     size_t max_result_bytes;  /* limit of one result (keys(), to_dict(), query()), default 64 MiB */
-    int64_t max_db_bytes;  /* the file stops growing here (writes fail NANA_ERR_FULL); 0 = none */
-    nana_cache_opts cache; /* cache of tables opened without their own options */
+    int64_t max_db_bytes;   /* the file stops growing here (writes fail NANA_ERR_FULL); 0 = none */
+    unsigned max_tables;    /* NanaSQLite tables one store may open, default 1024 */
+    size_t max_queue_bytes; /* key+value bytes of queued asynchronous writes, default 256 MiB */
+    unsigned query_timeout_ms; /* a query/count/exists/DML statement is interrupted after this
+                                  (NANA_ERR_TIMEOUT), default 15000; 0 = none */
+    const char *backup_dir;    /* NULL: backup/restore take any path; else paths must be inside */
+    unsigned checkpoint_pages; /* WAL pages that start a background checkpoint, default 8192 */
+    nana_cache_opts cache;     /* cache of tables opened without their own options */
     const char *default_table; /* NanaSQLite table name, default "data" */
     /* Clock for TTL caches, in milliseconds; NULL uses CLOCK_MONOTONIC. */
     uint64_t (*now_ms)(void *arg);
     void *now_arg;
 } nana_store_opts;
 
-#define NANA_DEFAULT_MAX_KEY    4096
-#define NANA_DEFAULT_MAX_VALUE  ((size_t)8 * 1024 * 1024)
-#define NANA_DEFAULT_MAX_CLAUSE 1000
-#define NANA_DEFAULT_MAX_RESULT ((size_t)64 * 1024 * 1024)
-#define NANA_DEFAULT_JSON_DEPTH 256
-#define NANA_MAX_TABLE_NAME     128
+#define NANA_DEFAULT_MAX_KEY     4096
+#define NANA_DEFAULT_MAX_VALUE   ((size_t)8 * 1024 * 1024)
+#define NANA_DEFAULT_MAX_CLAUSE  1000
+#define NANA_DEFAULT_MAX_RESULT  ((size_t)64 * 1024 * 1024)
+#define NANA_DEFAULT_JSON_DEPTH  256
+#define NANA_MAX_TABLE_NAME      128
+#define NANA_DEFAULT_MAX_TABLES  1024
+#define NANA_DEFAULT_QUEUE_BYTES ((size_t)256 * 1024 * 1024)
 
 /* Fills |o| with the documented defaults. */
 void nana_store_opts_init(nana_store_opts *o);
@@ -139,7 +147,8 @@ nana_table *nana_store_default_table(nana_store *s);
  * this store; NULL means the store's default. The returned handle is owned
  * by the store and valid until nana_store_close.
  * Errors: NANA_ERR_VALIDATION (name not ^[A-Za-z_][A-Za-z0-9_]*$ or longer
- * than NANA_MAX_TABLE_NAME), NANA_ERR_READONLY, NANA_ERR_DB.
+ * than NANA_MAX_TABLE_NAME), NANA_ERR_TOOBIG (max_tables already open),
+ * NANA_ERR_READONLY, NANA_ERR_DB.
  */
 int nana_store_table(nana_store *s, const char *name, const nana_cache_opts *cache,
                      nana_table **out);
@@ -189,9 +198,12 @@ typedef void (*nana_done_fn)(void *arg, int rc, const char *errmsg);
 /*
  * db[key] = value without waiting: key and value are checked and copied,
  * the write is queued, and |done| is called after its group commits. When
- * the write queue is full this returns NANA_ERR_BUSY at once (and |done|
- * is never called); otherwise it returns 0 and |done| is called exactly
- * once. The way a server keeps many writes in flight from few threads.
+ * the write queue is full (write_queue writes, or max_queue_bytes of keys
+ * and values) this returns NANA_ERR_BUSY at once (and |done| is never
+ * called); otherwise it returns 0 and |done| is called exactly once. The
+ * way a server keeps many writes in flight from few threads. Inside the
+ * calling thread's own transaction, |done| is called at its commit (rc 0)
+ * or rollback (NANA_ERR_TXN).
  */
 int nana_kv_set_async(nana_table *t, const char *key, size_t klen, const char *value, size_t vlen,
                       nana_done_fn done, void *arg);
@@ -389,7 +401,8 @@ int nana_sql_delete(nana_store *s, const char *table, const char *where, const c
 /*
  * upsert(table, {column: value}, conflict_columns): INSERT OR REPLACE, or
  * with conflict_columns (JSON array) INSERT ... ON CONFLICT(cols) DO UPDATE
- * the other columns. *rowid gets the last insert rowid.
+ * the other columns. *rowid gets the rowid of the row inserted or updated
+ * (0 when nothing changed, or for a WITHOUT ROWID table).
  */
 int nana_sql_upsert(nana_store *s, const char *table, const char *row, const char *conflict_columns,
                     int64_t *rowid);
@@ -401,7 +414,8 @@ int nana_sql_import(nana_store *s, const char *table, const char *rows, int64_t 
 /* export_table_to_dict(table): every row, as nana_sql_query returns them. */
 int nana_sql_export(nana_store *s, const char *table, nana_val **out);
 
-/* get_last_insert_rowid(): rowid of the last row inserted through this store. */
+/* get_last_insert_rowid(): rowid of the last row the calling thread inserted
+ * through this store with sql_insert/upsert/import (0 if none). */
 int64_t nana_sql_last_insert_rowid(nana_store *s);
 
 /*
@@ -458,15 +472,19 @@ int nana_store_db_size(nana_store *s, int64_t *bytes);
  * database_list. table_info/index_list/index_info take a table or index
  * name as value and return all rows as objects. Settings apply to the
  * writer connection; journal_mode, locking_mode, page_size, encoding,
- * schema_version and query_only can be read but not set here (they would
- * break the store's own use of the file). Others: NANA_ERR_VALIDATION.
+ * schema_version, query_only, synchronous (an open option) and
+ * wal_autocheckpoint (the store's checkpointer owns it) can be read but not
+ * set here: they would break the store's own use of the file. Others:
+ * NANA_ERR_VALIDATION.
  */
 int nana_store_pragma(nana_store *s, const char *name, const char *value, nana_val **out);
 
 /*
  * backup(dest): an online copy of the database (a consistent snapshot)
- * into the file |dest|, which is overwritten. Refuses ":memory:" and the
- * database's own file (NANA_ERR_VALIDATION).
+ * into the file |dest|, which is overwritten. Refuses (NANA_ERR_VALIDATION)
+ * ":memory:" and URIs, the database's own files (compared after resolving
+ * directories and links), a symbolic link as the last path component, and
+ * with backup_dir set, anything outside that directory.
  */
 int nana_store_backup(nana_store *s, const char *dest);
 
@@ -475,7 +493,8 @@ int nana_store_backup(nana_store *s, const char *dest);
  * |src| (online backup API, in place), then re-creates this store's
  * NanaSQLite tables if |src| lacks them and empties every cache.
  * NANA_ERR_TXN inside a transaction; NANA_ERR_CORRUPT if |src| is not a
- * database; NANA_ERR_VALIDATION if its page size differs from ours.
+ * database; NANA_ERR_VALIDATION if its page size differs from ours, or for
+ * the path rules of backup().
  */
 int nana_store_restore(nana_store *s, const char *src);
 

@@ -14,6 +14,8 @@
  *     list (NanaSQLite's 18 plus a few read-only JSON and text helpers,
  *     adjustable per call), and not on the forbid list; a quoted name is
  *     checked the same way, so `"load_extension"(...)` is caught;
+ *   - `IN` must be followed by a parenthesized list (`x IN tbl` would
+ *     read another table);
  *   - quoted identifiers must be plain identifiers; parentheses must
  *     balance; the fragment is capped in length.
  * Values never belong in fragments: callers pass them as parameters,
@@ -190,6 +192,11 @@ int nana_sql_check_clause(const char *p, size_t n, nana_clause_kind kind,
             }
             size_t after = skip_space(p, n, next);
             bool call = after < n && p[after] == '(';
+            /* `x IN table` reads a whole other table: only IN (...) lists. */
+            if (c != '"' && len == 2 && strncasecmp(p + start, "IN", 2) == 0 && !call)
+                return nana_err_set(NANA_ERR_VALIDATION,
+                                    "Invalid %s: IN must be followed by a parenthesized list",
+                                    what);
             if (call && !(c != '"' && word_in(p + start, len, paren_keywords))) {
                 char fname[64];
                 size_t fl = len < sizeof(fname) - 1 ? len : sizeof(fname) - 1;

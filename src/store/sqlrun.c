@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------ */
 /* Authorizer                                                           */
@@ -62,6 +63,48 @@ static int prepare_guarded(nana_conn *c, const char *sql, auth_ctx *ctx, sqlite3
                                                  "calls a function that is not allowed");
     if (rc != SQLITE_OK) return nana_sqlite_err(c->db, rc, "prepare");
     return NANA_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Deadline                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct deadline {
+    struct timespec at;
+    bool hit;
+} deadline;
+
+/* SQLite progress handler: interrupts the statement once the deadline passed. */
+static int deadline_check(void *arg)
+{
+    deadline *d = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > d->at.tv_sec || (now.tv_sec == d->at.tv_sec && now.tv_nsec >= d->at.tv_nsec))
+        d->hit = true;
+    return d->hit;
+}
+
+/* Arms a deadline of |ms| on |c| (none when ms is 0). */
+static void deadline_arm(nana_conn *c, deadline *d, unsigned ms)
+{
+    d->hit = false;
+    if (!ms) return;
+    clock_gettime(CLOCK_MONOTONIC, &d->at);
+    uint64_t ns = (uint64_t)d->at.tv_nsec + (uint64_t)ms * 1000000ull;
+    d->at.tv_sec += (time_t)(ns / 1000000000ull);
+    d->at.tv_nsec = (long)(ns % 1000000000ull);
+    sqlite3_progress_handler(c->db, 1000, deadline_check, d);
+}
+
+/* Removes the deadline; turns an interrupt it caused into a clear error. */
+static int deadline_disarm(nana_conn *c, deadline *d, int rc, unsigned ms)
+{
+    sqlite3_progress_handler(c->db, 0, NULL, NULL);
+    if (d->hit && rc)
+        return nana_err_set(NANA_ERR_TIMEOUT, "the statement ran longer than %u ms and was stopped",
+                            ms);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -214,6 +257,7 @@ int nana_parse_arg(const char *json, nana_json_type type, const char *what, nana
 /* ------------------------------------------------------------------ */
 
 typedef struct select_arg {
+    unsigned timeout_ms;
     const char *sql;
     const nana_json *params;
     auth_ctx auth;
@@ -229,6 +273,8 @@ static int read_select(nana_conn *c, void *arg)
     sqlite3_stmt *st = NULL;
     int rc = prepare_guarded(c, a->sql, &a->auth, &st);
     if (rc) return rc;
+    deadline dl;
+    deadline_arm(c, &dl, a->timeout_ms);
     rc = bind_array(st, 1, a->params);
     if (!rc && a->scalar) {
         rc = nana_step(c, st, "query");
@@ -249,6 +295,7 @@ static int read_select(nana_conn *c, void *arg)
         if (rc == NANA_ERR_TOOBIG)
             rc = nana_err_set(rc, "result exceeds the limit of %zu bytes", a->limit_bytes);
     }
+    rc = deadline_disarm(c, &dl, rc, a->timeout_ms);
     sqlite3_finalize(st);
     return rc;
 }
@@ -317,7 +364,8 @@ int nana_sql_query(nana_store *s, const nana_query *q, nana_val **out)
         return nana_err_set(NANA_ERR_INVALID, "limit and offset must be non-negative");
     nana_json_doc *cd = NULL, *pd = NULL;
     nana_json *cols = NULL, *params = NULL;
-    select_arg a = {.auth = {.table = table, .pol = q->policy}};
+    select_arg a = {.auth = {.table = table, .pol = q->policy},
+                    .timeout_ms = s->opts.query_timeout_ms};
     nana_buf sql;
     nana_buf_init(&sql, 0);
     nana_buf_init(&a.rows, s->opts.max_result_bytes);
@@ -368,7 +416,9 @@ static int scalar_query(nana_store *s, const char *table, const char *where, con
     nana_json *p = NULL;
     nana_buf sql;
     nana_buf_init(&sql, 0);
-    select_arg a = {.auth = {.table = table, .pol = pol}, .scalar = true};
+    select_arg a = {.auth = {.table = table, .pol = pol},
+                    .scalar = true,
+                    .timeout_ms = s->opts.query_timeout_ms};
     nana_buf_init(&a.rows, 0);
     if ((rc = nana_parse_arg(params, NANA_JSON_ARRAY, "parameters", &pd, &p))) goto out;
     rc = nana_buf_puts(&sql, exists ? "SELECT EXISTS(SELECT 1 FROM " : "SELECT COUNT(*) FROM ");
@@ -412,6 +462,8 @@ int nana_sql_exists(nana_store *s, const char *table, const char *where, const c
 typedef struct dml_op {
     nana_wop super;
     const char *sql;
+    const char *sql_plain; /* the same without RETURNING (WITHOUT ROWID tables), or NULL */
+    unsigned timeout_ms;
     auth_ctx auth;
     const nana_json **binds;
     size_t nbind, nexec;
@@ -423,42 +475,64 @@ static int dml_exec(nana_wop *op, nana_conn *c)
 {
     dml_op *o = (dml_op *)op;
     sqlite3_stmt *st = NULL;
+    bool returning = o->sql_plain != NULL;
     int rc = prepare_guarded(c, o->sql, &o->auth, &st);
+    if (rc && returning && strstr(nana_errmsg(), "rowid")) {
+        /* A WITHOUT ROWID table has no rowid to return. */
+        returning = false;
+        rc = prepare_guarded(c, o->sql_plain, &o->auth, &st);
+    }
     if (rc) return rc;
-    int64_t changes = 0;
+    deadline dl;
+    deadline_arm(c, &dl, o->timeout_ms);
+    int64_t changes = 0, rowid = 0;
     for (size_t r = 0; !rc && r < o->nexec; r++) {
         for (size_t i = 0; !rc && i < o->nbind; i++)
             rc = bind_json(st, (int)i + 1, o->binds[r * o->nbind + i]);
         if (!rc) rc = bind_array(st, (int)o->nbind + 1, o->tail);
         while (!rc && (rc = nana_step(c, st, "write")) == 1) {
+            if (returning) rowid = sqlite3_column_int64(st, 0);
+            rc = 0;
         }
         if (!rc) changes += sqlite3_changes64(c->db);
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
+    rc = deadline_disarm(c, &dl, rc, o->timeout_ms);
     sqlite3_finalize(st);
     if (rc) return rc;
-    op->i64 = o->want_rowid ? sqlite3_last_insert_rowid(c->db) : changes;
+    op->i64 = o->want_rowid ? rowid : changes;
     return NANA_OK;
 }
 
 static void dml_apply(nana_wop *op)
 {
     dml_op *o = (dml_op *)op;
-    nana_store *s = op->tbl->store;
-    if (o->want_rowid) atomic_store(&s->last_rowid, op->i64);
-    nana_store_table_changed(s, o->auth.table);
+    nana_store_table_changed(op->tbl->store, o->auth.table);
 }
 
-/* Queues a DML statement and waits; *out gets rowid or changes. */
-static int run_dml(nana_store *s, const char *table, const char *sql, const nana_json **binds,
-                   size_t nbind, size_t nexec, const nana_json *tail, bool want_rowid, int64_t *out)
+/* The last rowid a thread inserted, and through which store. */
+static _Thread_local struct {
+    const nana_store *store;
+    int64_t rowid;
+} tls_rowid;
+
+/*
+ * Queues a DML statement and waits; *out gets changes, or with
+ * |sql_plain| (the statement without its RETURNING rowid) the rowid.
+ */
+static int run_dml(nana_store *s, const char *table, const char *sql, const char *sql_plain,
+                   const nana_json **binds, size_t nbind, size_t nexec, const nana_json *tail,
+                   int64_t *out)
 {
+    bool want_rowid = sql_plain != NULL;
     dml_op o = {.super = {.exec = dml_exec,
                           .apply = dml_apply,
                           .flags = nexec > 1 ? WOP_SAVEPOINT : 0,
                           .tbl = s->default_table},
                 .sql = sql,
+                .sql_plain = sql_plain,
+                .timeout_ms = s->opts.query_timeout_ms,
                 .auth = {.table = table, .write = true},
                 .binds = binds,
                 .nbind = nbind,
@@ -466,8 +540,13 @@ static int run_dml(nana_store *s, const char *table, const char *sql, const nana
                 .tail = tail,
                 .want_rowid = want_rowid};
     int rc = nana_writer_run(s, &o.super);
-    if (!rc && out) *out = o.super.i64;
-    return rc;
+    if (rc) return rc;
+    if (want_rowid && o.super.i64) {
+        tls_rowid.store = s;
+        tls_rowid.rowid = o.super.i64;
+    }
+    if (out) *out = o.super.i64;
+    return NANA_OK;
 }
 
 /* Checks that every key of a JSON object is an identifier. */
@@ -491,6 +570,35 @@ static int check_object_columns(const nana_json *obj, const char *what)
         if (strlen(m->key) != m->keylen || !nana_identifier_valid(m->key))
             return nana_sql_check_identifier(m->keylen ? m->key : "", "column");
     }
+    return NANA_OK;
+}
+
+/* True if |table| is open in this store as a NanaSQLite table. */
+static bool is_kv_table(nana_store *s, const char *table)
+{
+    bool kv = false;
+    pthread_mutex_lock(&s->tables_mu);
+    for (nana_table *t = s->tables; t && !kv; t = t->next)
+        kv = strcasecmp(t->name, table) == 0;
+    pthread_mutex_unlock(&s->tables_mu);
+    return kv;
+}
+
+/*
+ * A NanaSQLite table's value column holds JSON text: a string written to
+ * it through the SQL helpers must be valid JSON. (Numbers, booleans and
+ * null become valid JSON text by themselves; arrays and objects are bound
+ * as JSON text.)
+ */
+static int check_kv_values(nana_store *s, const char *table, const nana_json *row)
+{
+    const nana_json *v = nana_json_object_get(row, "value", 5);
+    if (!v || v->type != NANA_JSON_STRING || !is_kv_table(s, table)) return NANA_OK;
+    if (nana_check_value(s, v->u.str, v->n))
+        return nana_err_set(NANA_ERR_JSON,
+                            "the value column of NanaSQLite table '%s' holds JSON text; the string "
+                            "given is not valid JSON",
+                            table);
     return NANA_OK;
 }
 
@@ -570,11 +678,20 @@ static int insert_like(nana_store *s, const char *table, const char *row,
         if (!rc && nset == 0) rc = nana_buf_puts(&sql, "NOTHING");
     }
     if (rc) goto out;
+    if ((rc = check_kv_values(s, table, obj))) goto out;
     if (!(vals = member_values(obj))) {
         rc = NANA_ERR_NOMEM;
         goto out;
     }
-    rc = run_dml(s, table, sql.data, vals, obj->n, 1, NULL, true, rowid);
+    size_t plain_len = sql.len;
+    if ((rc = nana_buf_puts(&sql, " RETURNING rowid"))) goto out;
+    char *plain = strndup(sql.data, plain_len);
+    if (!plain) {
+        rc = nana_err_set(NANA_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    rc = run_dml(s, table, sql.data, plain, vals, obj->n, 1, NULL, rowid);
+    free(plain);
 out:
     free(vals);
     nana_buf_free(&sql);
@@ -624,11 +741,12 @@ static int update_like(nana_store *s, const char *table, const char *set, const 
     }
     if (!rc) rc = put_clause(s, &sql, "WHERE", where, NANA_CLAUSE_WHERE, NULL);
     if (rc) goto out;
+    if (obj && (rc = check_kv_values(s, table, obj))) goto out;
     if (obj && !(vals = member_values(obj))) {
         rc = NANA_ERR_NOMEM;
         goto out;
     }
-    rc = run_dml(s, table, sql.data, vals, obj ? obj->n : 0, 1, p, false, changes);
+    rc = run_dml(s, table, sql.data, NULL, vals, obj ? obj->n : 0, 1, p, changes);
 out:
     free(vals);
     nana_buf_free(&sql);
@@ -683,12 +801,13 @@ int nana_sql_import(nana_store *s, const char *table, const char *rows, int64_t 
             rc = nana_err_set(NANA_ERR_TYPE, "data_list[%u] is not an object", r);
             goto out;
         }
+        if ((rc = check_kv_values(s, table, row))) goto out;
         for (size_t k = 0; k < ncol; k++) {
             const nana_json_member *m = &first->u.members[k];
             vals[r * ncol + k] = nana_json_object_get(row, m->key, m->keylen);
         }
     }
-    rc = run_dml(s, table, sql.data, vals, ncol, arr->n, NULL, false, NULL);
+    rc = run_dml(s, table, sql.data, NULL, vals, ncol, arr->n, NULL, NULL);
     if (!rc && count) *count = arr->n;
 out:
     free(vals);
@@ -699,5 +818,5 @@ out:
 
 int64_t nana_sql_last_insert_rowid(nana_store *s)
 {
-    return atomic_load(&s->last_rowid);
+    return tls_rowid.store == s ? tls_rowid.rowid : 0;
 }

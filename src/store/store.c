@@ -9,6 +9,7 @@
  */
 #include "store/store_int.h"
 
+#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,10 @@ void nana_store_opts_init(nana_store_opts *o)
     o->max_json_depth = NANA_DEFAULT_JSON_DEPTH;
     o->max_clause_bytes = NANA_DEFAULT_MAX_CLAUSE;
     o->max_result_bytes = NANA_DEFAULT_MAX_RESULT;
+    o->max_tables = NANA_DEFAULT_MAX_TABLES;
+    o->max_queue_bytes = NANA_DEFAULT_QUEUE_BYTES;
+    o->query_timeout_ms = 15000;
+    o->checkpoint_pages = 8192;
     o->cache.kind = NANA_CACHE_UNBOUNDED;
     o->default_table = "data";
 }
@@ -49,7 +54,7 @@ static int check_cache_opts(const nana_cache_opts *c)
                                 "cache_size must be a positive integer when using LRU strategy");
         return NANA_OK;
     case NANA_CACHE_TTL:
-        if (!(c->ttl_seconds > 0.0))
+        if (!(c->ttl_seconds > 0.0) || !isfinite(c->ttl_seconds))
             return nana_err_set(NANA_ERR_INVALID,
                                 "cache_ttl must be a positive value when using TTL strategy");
         return NANA_OK;
@@ -70,6 +75,11 @@ static int check_opts(const nana_store_opts *o)
     if (o->max_value_bytes > NANA_VAL_MAX_LEN || o->max_key_bytes > NANA_VAL_MAX_LEN)
         return nana_err_set(NANA_ERR_INVALID, "key and value limits must be below 4 GiB");
     if (o->max_db_bytes < 0) return nana_err_set(NANA_ERR_INVALID, "max_db_bytes must be >= 0");
+    if (o->max_tables < 1) return nana_err_set(NANA_ERR_INVALID, "max_tables must be >= 1");
+    if (o->checkpoint_pages < 1 || o->checkpoint_pages > 1000000)
+        return nana_err_set(NANA_ERR_INVALID, "checkpoint_pages must be between 1 and 1000000");
+    if (o->max_queue_bytes < 1)
+        return nana_err_set(NANA_ERR_INVALID, "max_queue_bytes must be >= 1");
     if (o->sync != NANA_SYNC_NORMAL && o->sync != NANA_SYNC_FULL && o->sync != NANA_SYNC_OFF)
         return nana_err_set(NANA_ERR_INVALID, "unknown synchronous mode");
     if (!nana_identifier_valid(o->default_table))
@@ -167,6 +177,11 @@ int nana_table_obtain(nana_store *s, const char *name, const nana_cache_opts *ca
             return NANA_OK;
         }
     }
+    if (s->ntables >= s->opts.max_tables) {
+        pthread_mutex_unlock(&s->tables_mu);
+        return nana_err_set(NANA_ERR_TOOBIG, "too many tables open in one store (limit %u)",
+                            s->opts.max_tables);
+    }
     nana_table *t = calloc(1, sizeof(*t));
     if (!t) {
         pthread_mutex_unlock(&s->tables_mu);
@@ -187,6 +202,7 @@ int nana_table_obtain(nana_store *s, const char *name, const nana_cache_opts *ca
     }
     t->next = s->tables;
     s->tables = t;
+    s->ntables++;
     *out = t;
     *created = true;
     pthread_mutex_unlock(&s->tables_mu);
@@ -246,6 +262,8 @@ static void store_free(nana_store *s)
     }
     pthread_mutex_destroy(&s->tables_mu);
     free(s->default_table_name);
+    free(s->canon_path);
+    free(s->backup_dir);
     free(s->path);
     free(s);
 }
@@ -268,6 +286,9 @@ int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out
     pthread_once(&sqlite_once, sqlite_setup);
     *out = NULL;
     if (!path || !path[0]) return nana_err_set(NANA_ERR_INVALID, "database path is empty");
+    if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+        return nana_err_set(NANA_ERR_INVALID, "the store needs a database file, not an in-memory "
+                                              "or URI database");
     if (sodium_init() < 0) return nana_err_set(NANA_ERR_INTERNAL, "libsodium failed to start");
     nana_store_opts defaults;
     if (!o) {
@@ -287,9 +308,22 @@ int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out
         return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     }
     s->opts.default_table = s->default_table_name;
+    if (o->backup_dir) {
+        s->backup_dir = realpath(o->backup_dir, NULL);
+        if (!s->backup_dir) {
+            store_free(s);
+            return nana_err_set(NANA_ERR_INVALID, "backup_dir does not exist");
+        }
+    }
+    s->opts.backup_dir = s->backup_dir;
 
     rc = nana_conn_open(&s->writer.conn, path, &s->opts, NANA_CONN_WRITER);
     if (rc) goto fail;
+    s->canon_path = realpath(path, NULL);
+    if (!s->canon_path) {
+        rc = nana_err_set(NANA_ERR_IO, "cannot resolve the database path");
+        goto fail;
+    }
     bool created;
     rc = nana_table_obtain(s, s->default_table_name, NULL, &s->default_table, &created);
     if (rc) goto fail;
@@ -335,6 +369,10 @@ static int txn_op(nana_store *s, unsigned flag)
 {
     if (s->opts.read_only && flag == WOP_TXN_BEGIN)
         return nana_err_set(NANA_ERR_READONLY, "the store was opened read-only");
+    /* Only the thread that began a transaction may end it; another
+     * thread's begin simply waits for it to end (it is parked). */
+    if (flag != WOP_TXN_BEGIN && atomic_load(&s->txn_active) && !nana_in_own_txn(s))
+        return nana_err_set(NANA_ERR_TXN, "the open transaction belongs to another thread");
     nana_wop op = {.flags = flag};
     return nana_writer_run(s, &op);
 }
@@ -356,7 +394,7 @@ int nana_store_rollback(nana_store *s)
 
 int nana_store_in_transaction(nana_store *s)
 {
-    return atomic_load(&s->txn_active) ? 1 : 0;
+    return nana_in_own_txn(s) ? 1 : 0;
 }
 
 void nana_store_get_stats(nana_store *s, nana_store_stats *out)

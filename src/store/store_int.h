@@ -132,6 +132,13 @@ void nana_cache_clear(nana_cache *c);
  */
 size_t nana_cache_take_expired(nana_cache *c, uint64_t now_ms, nana_val **keys, size_t max);
 
+/*
+ * For the writer's read-modify-write ops: 1 if |key| expired in a table
+ * that deletes expired rows (its row is still there until the sweep), so
+ * the op must treat the key as absent. Marks an expired entry as such.
+ */
+int nana_cache_is_dead(nana_cache *c, const char *key, size_t klen, uint64_t now_ms);
+
 /* Number of entries (for tests). */
 size_t nana_cache_count(nana_cache *c);
 
@@ -188,8 +195,14 @@ typedef struct nana_writer {
     nana_wop **ring;
     nana_wop **batch; /* writer-thread only: ops taken from the ring */
     unsigned cap, head, count;
+    atomic_size_t queued_bytes; /* key+value bytes of queued asynchronous writes */
     bool stop;
-    bool in_txn; /* writer-thread only: an explicit transaction is open */
+    /* writer-thread only: */
+    bool in_txn;                         /* an explicit transaction is open */
+    uintptr_t txn_owner;                 /* token of the thread that began it */
+    nana_wop *parked_head, *parked_tail; /* other threads' ops, run at its end */
+    unsigned parked;
+    nana_wop *deferred_head, *deferred_tail; /* owner's async ops, completed at its end */
 } nana_writer;
 
 /* The WAL checkpointer (checkpoint.c): a thread with its own connection. */
@@ -212,19 +225,33 @@ void nana_ckpt_stop(nana_store *s);
 struct nana_store {
     nana_store_opts opts;
     char *path;
+    char *canon_path; /* realpath() of path, for backup/restore checks */
+    char *backup_dir; /* realpath() of opts.backup_dir, or NULL */
     char *default_table_name;
     nana_pool pool;
     nana_writer writer;
     nana_ckpt ckpt;
     pthread_mutex_t tables_mu;
     nana_table *tables;
+    unsigned ntables;
     nana_table *default_table;
-    atomic_int txn_active;          /* an explicit transaction is open */
-    atomic_int_fast64_t last_rowid; /* rowid of the last sql_insert/upsert */
+    atomic_int txn_active;      /* an explicit transaction is open */
+    atomic_uintptr_t txn_owner; /* nana_thread_token() of its owner */
     atomic_bool closing;
     /* statistics */
     atomic_uint_fast64_t st_hits, st_misses, st_sqlite_reads, st_commits, st_writes;
 };
+
+/* A token unique to the calling thread while it lives. */
+uintptr_t nana_thread_token(void);
+
+/* True if the calling thread owns the open explicit transaction: its
+ * reads then bypass the caches and run on the writer, inside it. */
+static inline bool nana_in_own_txn(nana_store *s)
+{
+    return atomic_load_explicit(&s->txn_active, memory_order_acquire) &&
+           atomic_load_explicit(&s->txn_owner, memory_order_acquire) == nana_thread_token();
+}
 
 /* Current time for caches, in milliseconds. */
 uint64_t nana_store_now(nana_store *s);
@@ -276,6 +303,8 @@ struct nana_wop {
      * waiting caller is woken. */
     void (*complete)(nana_wop *op);
     atomic_uint done;
+    uintptr_t owner;       /* nana_thread_token() of the thread that queued it */
+    struct nana_wop *next; /* writer-thread only: parked / deferred lists */
 };
 
 int nana_writer_start(nana_store *s);
@@ -312,7 +341,8 @@ void nana_ttl_sweep(nana_store *s);
 /* Reader pool (pool.c). */
 int nana_pool_open(nana_pool *p, const char *path, const nana_store_opts *o);
 void nana_pool_close(nana_pool *p);
-nana_conn *nana_pool_acquire(nana_pool *p);
+/* A free reader, waiting up to |wait_ms|; NULL (NANA_ERR_BUSY set) on timeout. */
+nana_conn *nana_pool_acquire(nana_pool *p, unsigned wait_ms);
 void nana_pool_release(nana_pool *p, nana_conn *c);
 
 /* ------------------------------------------------------------------ */
@@ -358,6 +388,13 @@ int nana_key_missing(const char *key, size_t klen);
 /* Upserts one row on connection |c| (writer thread). */
 int nana_exec_set(nana_conn *c, nana_table *t, const char *key, size_t klen, const char *val,
                   size_t vlen);
+
+/*
+ * Writer ops that read before they write call this first: if the key's
+ * TTL passed (tables with ttl_delete_rows), its row is deleted now, in the
+ * op's transaction, and the op sees the key as absent. 0 or an error.
+ */
+int nana_expire_key_if_dead(nana_conn *c, nana_table *t, const char *key, size_t klen);
 
 /* Deletes one row; 1 if it existed (its value in *old when old != NULL), 0 if absent. */
 int nana_exec_del(nana_conn *c, nana_table *t, const char *key, size_t klen, nana_val **old);

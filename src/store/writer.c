@@ -16,9 +16,14 @@
  * group is run again, one op per transaction, so each gets its own verdict
  * and no acknowledged write is lost. A failed COMMIT does the same.
  *
- * Explicit transactions (nana_store_begin) switch the writer into a mode
- * where ops run one by one inside the open transaction, each in its own
- * savepoint, and are acknowledged at once (durable only at commit).
+ * Explicit transactions (nana_store_begin) belong to the thread that
+ * began them. While one is open, the writer runs that thread's ops one by
+ * one inside it, each in its own savepoint: a blocking call returns at once
+ * (durable only at commit), an asynchronous one completes at commit (or
+ * fails at rollback). Every other thread's op is parked until the
+ * transaction ends and then runs normally, so nobody else's write is ever
+ * swallowed by someone's rollback. The owner's writes do not touch the
+ * caches; a commit empties them.
  */
 #include "store/store_int.h"
 
@@ -42,6 +47,13 @@ static void futex_wait(atomic_uint *addr, unsigned val)
 static void futex_wake(atomic_uint *addr)
 {
     syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static _Thread_local char thread_token_anchor;
+
+uintptr_t nana_thread_token(void)
+{
+    return (uintptr_t)&thread_token_anchor;
 }
 
 /* Records the calling thread's error detail in the op. */
@@ -111,8 +123,13 @@ static void run_group(nana_store *s, nana_wop **ops, unsigned n)
     nana_conn *c = &s->writer.conn;
     int rc = nana_conn_exec(c, "BEGIN IMMEDIATE");
     if (rc) {
+        /* Copy the detail first: a completion callback may overwrite it. */
+        char msg[NANA_ERRMSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", nana_errmsg());
         for (unsigned i = 0; i < n; i++) {
-            op_fail(ops[i], rc);
+            op_reset(ops[i]);
+            ops[i]->rc = rc;
+            snprintf(ops[i]->errmsg, sizeof(ops[i]->errmsg), "%s", msg);
             op_complete(s, ops[i]);
         }
         return;
@@ -140,6 +157,7 @@ static void run_group(nana_store *s, nana_wop **ops, unsigned n)
             run_each(s, ops, n);
             return;
         }
+        op_reset(ops[0]);
         ops[0]->rc = rc;
         snprintf(ops[0]->errmsg, sizeof(ops[0]->errmsg), "%s", msg);
         op_complete(s, ops[0]);
@@ -152,12 +170,90 @@ static void run_group(nana_store *s, nana_wop **ops, unsigned n)
         op_complete(s, ops[i]);
 }
 
-/* Ends the explicit transaction state after a commit, rollback or abort. */
-static void txn_end(nana_store *s, bool clear_caches)
+static void process(nana_store *s, nana_wop **ops, unsigned n);
+
+/* Appends |op| to a singly linked list. */
+static void list_push(nana_wop **head, nana_wop **tail, nana_wop *op)
 {
-    s->writer.in_txn = false;
+    op->next = NULL;
+    if (*tail)
+        (*tail)->next = op;
+    else
+        *head = op;
+    *tail = op;
+}
+
+/* Holds another thread's op until the open transaction ends. */
+static void park(nana_store *s, nana_wop *op)
+{
+    nana_writer *w = &s->writer;
+    if (w->parked >= w->cap) {
+        op_reset(op);
+        op->rc = NANA_ERR_BUSY;
+        snprintf(op->errmsg, sizeof(op->errmsg),
+                 "a transaction is open and %u writes already wait for it", w->parked);
+        op_complete(s, op);
+        return;
+    }
+    list_push(&w->parked_head, &w->parked_tail, op);
+    w->parked++;
+}
+
+/*
+ * Ends the explicit transaction's state after a commit (|committed|), a
+ * rollback or an abort. Runs before the ending op completes, so its caller
+ * sees the transaction over when its call returns.
+ */
+static void txn_close(nana_store *s, bool committed)
+{
+    nana_writer *w = &s->writer;
+    w->in_txn = false;
+    w->txn_owner = 0;
+    atomic_store(&s->txn_owner, 0);
     atomic_store(&s->txn_active, 0);
-    if (clear_caches) nana_store_clear_caches(s);
+    /* The owner's writes bypassed the caches: drop what may be stale. */
+    if (committed) nana_store_clear_caches(s);
+}
+
+/*
+ * After the transaction ended: completes the owner's deferred
+ * asynchronous ops, then runs the ops other threads queued meanwhile.
+ */
+static void txn_release(nana_store *s, bool committed)
+{
+    nana_writer *w = &s->writer;
+    nana_wop *op = w->deferred_head;
+    w->deferred_head = w->deferred_tail = NULL;
+    while (op) {
+        nana_wop *next = op->next;
+        if (!committed) {
+            nana_val_unref(op->result);
+            op->result = NULL;
+            op->rc = NANA_ERR_TXN;
+            snprintf(op->errmsg, sizeof(op->errmsg), "the transaction was rolled back");
+        }
+        op_complete(s, op);
+        op = next;
+    }
+    unsigned n = w->parked;
+    if (n == 0) return;
+    nana_wop **held = malloc(n * sizeof(*held));
+    nana_wop *p = w->parked_head;
+    w->parked_head = w->parked_tail = NULL;
+    w->parked = 0;
+    if (!held) {
+        /* No memory to batch them: run them one by one. */
+        while (p) {
+            nana_wop *next = p->next;
+            process(s, &p, 1);
+            p = next;
+        }
+        return;
+    }
+    for (unsigned i = 0; i < n; i++, p = p->next)
+        held[i] = p;
+    process(s, held, n);
+    free(held);
 }
 
 /* Runs one op that is not part of a group. */
@@ -166,6 +262,8 @@ static void run_single(nana_store *s, nana_wop *op)
     nana_writer *w = &s->writer;
     nana_conn *c = &w->conn;
     int rc = 0;
+    bool defer = false;
+    bool ended = false, committed = false;
     op_reset(op);
     if (op->flags & WOP_TXN_BEGIN) {
         if (w->in_txn) {
@@ -174,6 +272,8 @@ static void run_single(nana_store *s, nana_wop *op)
                               "transactions; commit or rollback the current transaction first.");
         } else if (!(rc = nana_conn_exec(c, "BEGIN IMMEDIATE"))) {
             w->in_txn = true;
+            w->txn_owner = op->owner;
+            atomic_store(&s->txn_owner, op->owner);
             atomic_store(&s->txn_active, 1);
         }
     } else if (op->flags & (WOP_TXN_COMMIT | WOP_TXN_ROLLBACK)) {
@@ -185,13 +285,13 @@ static void run_single(nana_store *s, nana_wop *op)
             rc = nana_conn_exec(c, "COMMIT");
             if (!rc) {
                 atomic_fetch_add_explicit(&s->st_commits, 1, memory_order_relaxed);
-                txn_end(s, false);
+                ended = committed = true;
             } else if (sqlite3_get_autocommit(c->db)) {
-                txn_end(s, true); /* SQLite rolled it back */
+                ended = true; /* SQLite rolled it back */
             }
         } else {
             rc = nana_conn_exec(c, "ROLLBACK");
-            txn_end(s, true);
+            ended = true;
         }
     } else if (op->flags & WOP_READ) {
         rc = op->exec(op, c);
@@ -201,30 +301,50 @@ static void run_single(nana_store *s, nana_wop *op)
         else
             rc = op->exec(op, c);
         if (!rc && op->apply) op->apply(op);
+    } else if (!w->in_txn) {
+        run_group(s, &op, 1);
+        return;
     } else {
-        /* An ordinary write inside the explicit transaction. */
+        /* The owner's write inside its transaction: no cache update (the
+         * commit empties the caches); an asynchronous one completes at the
+         * end of the transaction. */
         rc = run_exec(op, c, true);
         if (rc && sqlite3_get_autocommit(c->db)) {
-            txn_end(s, true);
             char msg[NANA_ERRMSG_MAX];
             snprintf(msg, sizeof(msg), "%s", nana_errmsg());
             rc = nana_err_set(rc, "%s; the transaction was rolled back", msg);
-        } else if (!rc && op->apply) {
-            op->apply(op);
+            ended = true;
+        } else if (!rc && op->complete) {
+            defer = true;
         }
     }
     if (rc) op_fail(op, rc);
-    op_complete(s, op);
+    if (ended) txn_close(s, committed);
+    if (defer)
+        list_push(&w->deferred_head, &w->deferred_tail, op);
+    else
+        op_complete(s, op);
+    if (ended) txn_release(s, committed);
 }
 
-/* Runs a batch taken from the queue, grouping ordinary ops. */
+/* Runs a batch taken from the queue: groups ordinary ops, parks other
+ * threads' ops while a transaction is open. */
 static void process(nana_store *s, nana_wop **ops, unsigned n)
 {
+    nana_writer *w = &s->writer;
+    const unsigned special =
+        WOP_ALONE | WOP_READ | WOP_TXN_BEGIN | WOP_TXN_COMMIT | WOP_TXN_ROLLBACK;
     unsigned i = 0;
     while (i < n) {
-        const unsigned special =
-            WOP_ALONE | WOP_READ | WOP_TXN_BEGIN | WOP_TXN_COMMIT | WOP_TXN_ROLLBACK;
-        if (s->writer.in_txn || (ops[i]->flags & special)) {
+        if (w->in_txn) {
+            if (ops[i]->owner == w->txn_owner)
+                run_single(s, ops[i]);
+            else
+                park(s, ops[i]);
+            i++;
+            continue;
+        }
+        if (ops[i]->flags & special) {
             run_single(s, ops[i]);
             i++;
             continue;
@@ -373,11 +493,16 @@ int nana_writer_run(nana_store *s, nana_wop *op)
     op->result = NULL;
     op->errmsg[0] = '\0';
     op->complete = NULL;
+    op->owner = nana_thread_token();
     int rc = enqueue(s, op, true);
     if (rc) return rc;
     while (!atomic_load_explicit(&op->done, memory_order_acquire))
         futex_wait(&op->done, 0);
-    if (op->rc) nana_err_set_str(op->rc, op->errmsg);
+    if (op->rc) {
+        nana_val_unref(op->result);
+        op->result = NULL;
+        nana_err_set_str(op->rc, op->errmsg);
+    }
     return op->rc;
 }
 
@@ -387,6 +512,7 @@ int nana_writer_submit(nana_store *s, nana_wop *op)
     op->rc = 0;
     op->result = NULL;
     op->errmsg[0] = '\0';
+    op->owner = nana_thread_token();
     return enqueue(s, op, false);
 }
 
@@ -405,11 +531,12 @@ static int read_op_exec(nana_wop *op, nana_conn *c)
 
 int nana_store_read(nana_store *s, nana_read_fn fn, void *arg)
 {
-    if (atomic_load_explicit(&s->txn_active, memory_order_acquire)) {
+    if (nana_in_own_txn(s)) {
         read_op r = {.super = {.exec = read_op_exec, .flags = WOP_READ}, .fn = fn, .arg = arg};
         return nana_writer_run(s, &r.super);
     }
-    nana_conn *c = nana_pool_acquire(&s->pool);
+    nana_conn *c = nana_pool_acquire(&s->pool, s->opts.busy_timeout_ms);
+    if (!c) return NANA_ERR_BUSY;
     int rc = fn(c, arg);
     nana_pool_release(&s->pool, c);
     atomic_fetch_add_explicit(&s->st_sqlite_reads, 1, memory_order_relaxed);

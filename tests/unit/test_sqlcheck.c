@@ -81,6 +81,9 @@ static void test_refused_clauses(void **state)
         "name = ? ; ",
         "x = char(65)",
         "a = 1 AND insert",
+        "key IN sqlite_schema", /* reads another table without SELECT */
+        "key IN other_table",
+        "key NOT IN secret",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = check(bad[i], NANA_CLAUSE_WHERE, NULL);

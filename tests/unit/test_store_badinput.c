@@ -15,6 +15,7 @@
 #include "test_util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -115,6 +116,18 @@ static void test_sizes_and_keys(void **state)
     assert_non_null(strstr(v->data, "<invalid key #1>"));
     nana_val_unref(v);
     assert_int_equal(nana_kv_contains(t, K("ok")), 1);
+    /* A long multi-byte key is cut at a character boundary in the report. */
+    char longkey[4300];
+    size_t kl = 0;
+    while (kl + 3 < 4200) {
+        memcpy(longkey + kl, "\xe3\x81\x82", 3); /* あ */
+        kl += 3;
+    }
+    nana_kv_pair mixed[] = {{longkey, kl, K("1")}, {K("good"), K("2")}};
+    assert_int_equal(nana_kv_batch_update_partial(t, mixed, 2, &v), 0);
+    assert_non_null(strstr(v->data, "Skipped key"));
+    nana_val_unref(v);
+    expect_get(t, "good", "2");
     /* Bad options. */
     nana_store *s2;
     o.readers = 0;
@@ -123,7 +136,53 @@ static void test_sizes_and_keys(void **state)
     o.default_table = "bad name";
     assert_int_equal(nana_store_open(path, &o, &s2), NANA_ERR_VALIDATION);
     assert_int_equal(nana_store_open("", NULL, &s2), NANA_ERR_INVALID);
+    assert_int_equal(nana_store_open(":memory:", NULL, &s2), NANA_ERR_INVALID);
+    assert_int_equal(nana_store_open("file:x.db?mode=memory", NULL, &s2), NANA_ERR_INVALID);
     assert_int_equal(nana_store_close(s), 0);
+    test_db_remove(path);
+}
+
+static void async_ignore(void *arg, int rc, const char *errmsg)
+{
+    (void)errmsg;
+    if (rc) atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/* Per-store limits: tables, and the bytes queued asynchronous writes hold. */
+static void test_store_limits(void **state)
+{
+    (void)state;
+    char path[512];
+    test_db_path(path, sizeof(path), "limits");
+    nana_store_opts o;
+    nana_store_opts_init(&o);
+    o.max_tables = 3; /* "data" + 2 */
+    o.max_queue_bytes = 4096;
+    nana_store *s;
+    assert_int_equal(nana_store_open(path, &o, &s), 0);
+    nana_table *t;
+    assert_int_equal(nana_store_table(s, "t1", NULL, &t), 0);
+    assert_int_equal(nana_store_table(s, "t2", NULL, &t), 0);
+    assert_int_equal(nana_store_table(s, "t3", NULL, &t), NANA_ERR_TOOBIG);
+    assert_int_equal(nana_store_table(s, "T1", NULL, &t), 0); /* already open */
+    char big[3000];
+    memset(big, 'x', sizeof(big));
+    big[0] = big[sizeof(big) - 1] = '"';
+    atomic_int failed = 0;
+    int busy = 0;
+    /* Submitted faster than they commit: the byte budget answers BUSY. */
+    for (int i = 0; i < 200; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        int rc = nana_kv_set_async(t, K(key), big, sizeof(big), async_ignore, &failed);
+        if (rc == NANA_ERR_BUSY)
+            busy++;
+        else
+            assert_int_equal(rc, 0);
+    }
+    assert_true(busy > 0);
+    assert_int_equal(nana_store_close(s), 0); /* drains what was queued */
+    assert_int_equal(atomic_load(&failed), 0);
     test_db_remove(path);
 }
 
@@ -371,10 +430,10 @@ static void test_disk_full(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_invalid_json),  cmocka_unit_test(test_sizes_and_keys),
-        cmocka_unit_test(test_foreign_rows),  cmocka_unit_test(test_not_a_database),
-        cmocka_unit_test(test_corrupt_pages), cmocka_unit_test(test_readonly_file),
-        cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_invalid_json),   cmocka_unit_test(test_sizes_and_keys),
+        cmocka_unit_test(test_foreign_rows),   cmocka_unit_test(test_store_limits),
+        cmocka_unit_test(test_not_a_database), cmocka_unit_test(test_corrupt_pages),
+        cmocka_unit_test(test_readonly_file),  cmocka_unit_test(test_disk_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -457,6 +457,37 @@ static void test_ttl_cache(void **state)
     int64_t n = -1;
     assert_int_equal(nana_kv_len(td, &n), 0);
     assert_int_equal(n, 0);
+    /* Writer-side operations see an expired key as absent too. */
+    assert_int_equal(nana_kv_set(td, K("sd"), K("\"old\"")), 0);
+    assert_int_equal(nana_kv_set(td, K("n"), K("100")), 0);
+    assert_int_equal(nana_kv_set(td, K("gone"), K("1")), 0);
+    fake_now += 11000;
+    assert_int_equal(nana_kv_setdefault(td, K("sd"), K("\"new\""), &v), 0);
+    assert_string_equal(v->data, "\"new\"");
+    nana_val_unref(v);
+    assert_int_equal(nana_kv_increment(td, K("n"), NULL, 0, NULL, 0, NULL, 0, &v), 0);
+    assert_string_equal(v->data, "1");
+    nana_val_unref(v);
+    assert_int_equal(nana_kv_delete(td, K("gone")), NANA_ERR_NOTFOUND);
+    assert_int_equal(nana_store_expire_now(f->s), 0);
+    expect_get(td, "sd", "\"new\"");
+    expect_get(td, "n", "1");
+    /* A clock read before a write stored the entry does not expire it. */
+    uint64_t before_write = fake_now;
+    fake_now += 5;
+    assert_int_equal(nana_kv_set(td, K("young"), K("1")), 0);
+    fake_now = before_write;
+    expect_get(td, "young", "1");
+    fake_now += 5;
+    /* Lifetimes that are not finite are refused. */
+    nana_cache_opts inf = {.kind = NANA_CACHE_TTL, .ttl_seconds = 1.0 / 0.0};
+    nana_table *ti;
+    assert_int_equal(nana_store_table(f->s, "ttlinf", &inf, &ti), NANA_ERR_INVALID);
+    nana_cache_opts huge = {.kind = NANA_CACHE_TTL, .ttl_seconds = 1e300};
+    assert_int_equal(nana_store_table(f->s, "ttlhuge", &huge, &ti), 0);
+    assert_int_equal(nana_kv_set(ti, K("k"), K("1")), 0);
+    expect_get(ti, "k", "1");
+
     /* A key written again after expiry lives again. */
     assert_int_equal(nana_kv_set(td, K("a"), K("3")), 0);
     expect_get(td, "a", "3");

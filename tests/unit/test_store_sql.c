@@ -10,6 +10,9 @@
 
 #include "store/nana_store.h"
 #include "test_util.h"
+#include "util/nana_buf.h"
+
+#include <pthread.h>
 
 typedef struct fixture {
     char path[512];
@@ -328,6 +331,147 @@ static void test_update_delete_upsert(void **state)
     assert_int_equal(n, 1);
 }
 
+static void *other_thread_rowid(void *arg)
+{
+    return (void *)(intptr_t)nana_sql_last_insert_rowid(arg);
+}
+
+/* upsert reports its own row; the last rowid is per thread. */
+static void test_rowids(void **state)
+{
+    fixture *f = *state;
+    nana_store *s = f->s;
+    assert_int_equal(
+        nana_sql_create_table(s, "r", "{\"id\":\"INTEGER PRIMARY KEY\",\"v\":\"TEXT\"}", 1, NULL),
+        0);
+    int64_t rowid = -1;
+    assert_int_equal(nana_sql_insert(s, "r", "{\"id\":7,\"v\":\"a\"}", &rowid), 0);
+    assert_int_equal(rowid, 7);
+    nana_table *t = nana_store_default_table(s);
+    for (int i = 0; i < 5; i++) {
+        char k[8];
+        snprintf(k, sizeof(k), "k%d", i);
+        assert_int_equal(nana_kv_set(t, K(k), K("1")), 0);
+    }
+    assert_int_equal(nana_sql_upsert(s, "r", "{\"id\":7,\"v\":\"b\"}", "[\"id\"]", &rowid), 0);
+    assert_int_equal(rowid, 7); /* the updated row, not a KV row's rowid */
+    assert_int_equal(nana_sql_upsert(s, "r", "{\"id\":7}", "[\"id\"]", &rowid), 0);
+    assert_int_equal(rowid, 0); /* DO NOTHING: no row */
+    assert_int_equal(nana_sql_last_insert_rowid(s), 7);
+    pthread_t th;
+    void *other;
+    assert_int_equal(pthread_create(&th, NULL, other_thread_rowid, s), 0);
+    pthread_join(th, &other);
+    assert_int_equal((intptr_t)other, 0);
+    /* A WITHOUT ROWID table works; it has no rowid to report. */
+    assert_int_equal(
+        nana_sql_create_table(s, "wr", "{\"k\":\"TEXT PRIMARY KEY\",\"v\":\"INTEGER\"}", 1, NULL),
+        0);
+    int64_t n;
+    assert_int_equal(nana_sql_update(s, "r", "{\"v\":\"c\"}", "id = ?", "[7]", &n), 0);
+    assert_int_equal(n, 1);
+}
+
+/* The value column of a NanaSQLite table only takes JSON text. */
+static void test_kv_value_column(void **state)
+{
+    fixture *f = *state;
+    nana_store *s = f->s;
+    int64_t n, rowid;
+    assert_int_equal(nana_sql_insert(s, "data", "{\"key\":\"k\",\"value\":\"hello\"}", &rowid),
+                     NANA_ERR_JSON);
+    assert_int_equal(
+        nana_sql_insert(s, "data", "{\"key\":\"k\",\"value\":\"\\\"hello\\\"\"}", &rowid), 0);
+    assert_int_equal(nana_sql_update(s, "data", "{\"value\":\"{bad\"}", "key = ?", "[\"k\"]", &n),
+                     NANA_ERR_JSON);
+    assert_int_equal(nana_sql_update(s, "data", "{\"value\":[1,2]}", "key = ?", "[\"k\"]", &n), 0);
+    assert_int_equal(nana_sql_import(s, "data", "[{\"key\":\"i\",\"value\":\"nope\"}]", &n),
+                     NANA_ERR_JSON);
+    nana_val *v;
+    assert_int_equal(nana_kv_get(nana_store_default_table(s), K("k"), &v), 0);
+    expect_val(v, "[1,2]");
+}
+
+/* A statement that runs too long is stopped with TIMEOUT. */
+static void test_query_timeout(void **state)
+{
+    fixture *f = *state;
+    nana_store *s = f->s;
+    assert_int_equal(nana_sql_create_table(s, "big", "{\"a\":\"INTEGER\",\"b\":\"TEXT\"}", 1, NULL),
+                     0);
+    nana_buf rows;
+    nana_buf_init(&rows, 0);
+    nana_buf_putc(&rows, '[');
+    for (int i = 0; i < 100000; i++)
+        nana_buf_printf(&rows, "%s{\"a\":%d,\"b\":\"row %d\"}", i ? "," : "", i, i * 7919 % 100003);
+    nana_buf_putc(&rows, ']');
+    int64_t n;
+    assert_int_equal(nana_sql_import(s, "big", rows.data, &n), 0);
+    nana_buf_free(&rows);
+    nana_store_close(f->s);
+    nana_store_opts o;
+    nana_store_opts_init(&o);
+    o.query_timeout_ms = 1;
+    assert_int_equal(nana_store_open(f->path, &o, &f->s), 0);
+    s = f->s;
+    nana_query q;
+    nana_query_init(&q);
+    q.table = "big";
+    q.columns = "[\"b\",\"COUNT(*) AS n\",\"SUM(a) AS s\"]";
+    q.group_by = "b";
+    q.order_by = "LOWER(b) DESC";
+    nana_val *v = NULL;
+    int rc = nana_sql_query(s, &q, &v);
+    assert_int_equal(rc, NANA_ERR_TIMEOUT);
+    assert_non_null(strstr(nana_errmsg(), "longer than 1 ms"));
+    assert_int_equal(nana_sql_count(s, "big", "LOWER(b) LIKE ?", "[\"%9%\"]", NULL, &n),
+                     NANA_ERR_TIMEOUT);
+    /* The store goes on serving. */
+    assert_int_equal(nana_kv_set(nana_store_default_table(s), K("after"), K("1")), 0);
+}
+
+/* backup/restore paths: no way onto the database's own files, no links,
+ * and with backup_dir only inside it. */
+static void test_backup_paths(void **state)
+{
+    fixture *f = *state;
+    char p[1024], dir[600], link[1024];
+    const char *slash = strrchr(f->path, '/');
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - f->path), f->path);
+    snprintf(p, sizeof(p), "%s/../%s/%s-wal", dir, strrchr(dir, '/') + 1, slash + 1);
+    assert_int_equal(nana_store_backup(f->s, p), NANA_ERR_VALIDATION);
+    snprintf(p, sizeof(p), "%s/./%s", dir, slash + 1);
+    assert_int_equal(nana_store_backup(f->s, p), NANA_ERR_VALIDATION);
+    snprintf(link, sizeof(link), "%s.link", f->path);
+    unlink(link);
+    assert_int_equal(symlink("/tmp/nana-somewhere-else.db", link), 0);
+    assert_int_equal(nana_store_backup(f->s, link), NANA_ERR_VALIDATION);
+    unlink(link);
+    assert_int_equal(nana_store_backup(f->s, "file:x.db"), NANA_ERR_VALIDATION);
+
+    /* backup_dir confines both. */
+    nana_store_close(f->s);
+    nana_store_opts o;
+    nana_store_opts_init(&o);
+    char bdir[700];
+    snprintf(bdir, sizeof(bdir), "%s.backups", f->path);
+    mkdir(bdir, 0700);
+    o.backup_dir = bdir;
+    assert_int_equal(nana_store_open(f->path, &o, &f->s), 0);
+    snprintf(p, sizeof(p), "%s/copy.db", bdir);
+    assert_int_equal(nana_store_backup(f->s, p), 0);
+    assert_int_equal(nana_store_restore(f->s, p), 0);
+    snprintf(link, sizeof(link), "%s/../outside.db", bdir);
+    assert_int_equal(nana_store_backup(f->s, link), NANA_ERR_PERM);
+    assert_int_equal(nana_store_restore(f->s, link), NANA_ERR_PERM);
+    unlink(p);
+    rmdir(bdir);
+    nana_store_close(f->s);
+    o.backup_dir = "/nonexistent/dir";
+    assert_int_equal(nana_store_open(f->path, &o, &f->s), NANA_ERR_INVALID);
+    assert_int_equal(nana_store_open(f->path, NULL, &f->s), 0);
+}
+
 /* SQL written into a NanaSQLite table drops the cached values. */
 static void test_sql_on_kv_table_keeps_cache_true(void **state)
 {
@@ -378,6 +522,10 @@ static void test_utilities(void **state)
     nana_val_unref(v);
     assert_int_equal(nana_store_pragma(s, "writable_schema", "1", &v), NANA_ERR_VALIDATION);
     assert_int_equal(nana_store_pragma(s, "journal_mode", "\"delete\"", &v), NANA_ERR_VALIDATION);
+    assert_int_equal(nana_store_pragma(s, "wal_autocheckpoint", "0", &v), NANA_ERR_VALIDATION);
+    assert_int_equal(nana_store_pragma(s, "synchronous", "0", &v), NANA_ERR_VALIDATION);
+    assert_int_equal(nana_store_pragma(s, "synchronous", NULL, &v), 0);
+    expect_val(v, "1");
     assert_int_equal(nana_store_pragma(s, "user_version", "\"1; DROP TABLE data\"", &v),
                      NANA_ERR_VALIDATION);
     assert_int_equal(nana_store_pragma(s, "table_info", "\"data; x\"", &v), NANA_ERR_VALIDATION);
@@ -400,7 +548,10 @@ static void test_utilities(void **state)
     int64_t n;
     assert_int_equal(nana_kv_len(t, &n), 0);
     assert_int_equal(n, 200);
-    assert_int_equal(nana_store_restore(s, "/nonexistent/file.db"), NANA_ERR_NOTFOUND);
+    assert_int_equal(nana_store_restore(s, "/nonexistent/file.db"), NANA_ERR_VALIDATION);
+    char missing[600];
+    snprintf(missing, sizeof(missing), "%s.missing", f->path);
+    assert_int_equal(nana_store_restore(s, missing), NANA_ERR_NOTFOUND);
 
     /* Restoring from a file that is not a database fails and changes nothing. */
     char junk[600];
@@ -429,6 +580,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_injection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_delete_upsert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sql_on_kv_table_keeps_cache_true, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rowids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kv_value_column, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utilities, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

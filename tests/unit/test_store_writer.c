@@ -309,6 +309,7 @@ static void test_async_set(void **state)
     nana_store_opts o;
     nana_store_opts_init(&o);
     o.write_queue = 256;
+    o.checkpoint_pages = 500;
     nana_store *s;
     assert_int_equal(nana_store_open(path, &o, &s), 0);
     nana_table *t = nana_store_default_table(s);
