@@ -11,25 +11,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "store/nana_store.h"
-#include "test_util.h"
+#include "store_fixture.h"
 
 #include <errno.h>
 #include <stdatomic.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
-
-#define K(s) (s), strlen(s)
-
-static void expect_get(nana_table *t, const char *key, const char *json)
-{
-    nana_val *v = NULL;
-    int rc = nana_kv_get(t, K(key), &v);
-    if (rc) fail_msg("get %s: %s", key, nana_errmsg());
-    assert_string_equal(v->data, json);
-    nana_val_unref(v);
-}
 
 static void test_invalid_json(void **state)
 {

@@ -8,56 +8,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "store/nana_store.h"
-#include "test_util.h"
+#include "store_fixture.h"
 
 #include <sqlite3.h>
 
-typedef struct fixture {
-    char path[512];
-    nana_store *s;
-    nana_table *t;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    test_db_path(f->path, sizeof(f->path), "kv");
-    if (nana_store_open(f->path, NULL, &f->s) != 0) {
-        fprintf(stderr, "open: %s\n", nana_errmsg());
-        return -1;
-    }
-    f->t = nana_store_default_table(f->s);
-    *state = f;
-    return 0;
+    return fixture_open(state, "kv");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    assert_int_equal(nana_store_close(f->s), 0);
-    test_db_remove(f->path);
-    free(f);
-    return 0;
-}
-
-#define K(s) (s), strlen(s)
-
-/* Asserts that *v holds |json| and releases it. */
-static void expect_val(nana_val *v, const char *json)
-{
-    assert_non_null(v);
-    assert_string_equal(v->data, json);
-    assert_int_equal(v->len, strlen(json));
-    nana_val_unref(v);
-}
-
-static void expect_get(nana_table *t, const char *key, const char *json)
-{
-    nana_val *v = NULL;
-    int rc = nana_kv_get(t, K(key), &v);
-    if (rc) fail_msg("get %s: %s", key, nana_errmsg());
-    expect_val(v, json);
+    return fixture_close(state);
 }
 
 static void test_set_get_delete(void **state)

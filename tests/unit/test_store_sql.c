@@ -8,42 +8,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "store/nana_store.h"
-#include "test_util.h"
+#include "store_fixture.h"
 #include "util/nana_buf.h"
 
 #include <pthread.h>
 
-typedef struct fixture {
-    char path[512];
-    nana_store *s;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    test_db_path(f->path, sizeof(f->path), "sql");
-    if (nana_store_open(f->path, NULL, &f->s) != 0) return -1;
-    *state = f;
-    return 0;
+    return fixture_open(state, "sql");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    assert_int_equal(nana_store_close(f->s), 0);
-    test_db_remove(f->path);
-    free(f);
-    return 0;
-}
-
-#define K(s) (s), strlen(s)
-
-static void expect_val(nana_val *v, const char *json)
-{
-    assert_non_null(v);
-    if (strcmp(v->data, json) != 0) fail_msg("got %s\nwant %s", v->data, json);
-    nana_val_unref(v);
+    return fixture_close(state);
 }
 
 /* Creates the users table with three rows. */

@@ -10,46 +10,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "store/nana_store.h"
-#include "test_util.h"
+#include "store_fixture.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define K(s) (s), strlen(s)
-
-typedef struct fixture {
-    char path[512];
-    nana_store *s;
-    nana_table *t;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    test_db_path(f->path, sizeof(f->path), "txn");
-    if (nana_store_open(f->path, NULL, &f->s) != 0) return -1;
-    f->t = nana_store_default_table(f->s);
-    *state = f;
-    return 0;
+    return fixture_open(state, "txn");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    assert_int_equal(nana_store_close(f->s), 0);
-    test_db_remove(f->path);
-    free(f);
-    return 0;
-}
-
-static void expect_get(nana_table *t, const char *key, const char *json)
-{
-    nana_val *v = NULL;
-    int rc = nana_kv_get(t, K(key), &v);
-    if (rc) fail_msg("get %s: %s", key, nana_errmsg());
-    assert_string_equal(v->data, json);
-    nana_val_unref(v);
+    return fixture_close(state);
 }
 
 typedef struct other {

@@ -11,13 +11,11 @@
 #include <cmocka.h>
 
 #include "store/store_int.h"
-#include "test_util.h"
+#include "store_fixture.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
-
-#define K(s) (s), strlen(s)
 
 enum { THREADS = 16, PER_THREAD = 500 };
 
