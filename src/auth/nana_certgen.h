@@ -1,0 +1,85 @@
+/*
+ * nana_certgen.h - X.509 keys and certificates for the server's TLS/QUIC
+ * endpoints, made with GnuTLS.
+ *
+ * One call makes a fresh key pair and a certificate for it, signed either by
+ * an existing CA (certificate + key in PEM files) or by the new key itself,
+ * and writes both as PEM files: the certificate world-readable (0644), the
+ * private key as unencrypted PKCS#8 that is never readable by anyone but the
+ * owner (0600 from the moment it exists). A second call computes the SHA-256
+ * fingerprints used for pinning. Everything is done in memory before the
+ * first file is created, so a failure never leaves half a key pair behind.
+ *
+ * Errors follow util/nana_err.h: 0 or a negative NANA_ERR_* code with a
+ * detail message in nana_errmsg(). Thread-safe: no shared state.
+ */
+#ifndef NANA_CERTGEN_H
+#define NANA_CERTGEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Key algorithm of the generated key pair. */
+typedef enum {
+    NANA_KEY_ECDSA_P256 = 0, /* ECDSA on NIST P-256, signs with SHA-256 */
+    NANA_KEY_RSA_2048 = 1,   /* RSA 2048-bit, PKCS#1 v1.5 with SHA-256 */
+    NANA_KEY_ED25519 = 2,    /* Ed25519 (RFC 8410), pure EdDSA: no separate hash */
+} nana_key_algo;
+
+/* What to put in the certificate. The caller owns every pointer; they are
+ * only read during nana_certgen_write(). */
+typedef struct nana_cert_spec {
+    const char *common_name;      /* subject CN; required, non-empty */
+    const char *const *dns_names; /* subjectAltName DNS entries (may be NULL if n_dns == 0) */
+    size_t n_dns;
+    const char *const *ip_addrs; /* subjectAltName IP entries, textual "127.0.0.1", "::1" */
+    size_t n_ip;
+    unsigned days;      /* validity: notBefore = now - 1 hour, notAfter = now + days; 1..36500 */
+    nana_key_algo algo; /* algorithm of the new key */
+    int is_ca;          /* basicConstraints CA:TRUE, keyUsage keyCertSign|cRLSign (plus the
+                           leaf usage when server or client is also set) */
+    int server;         /* extKeyUsage serverAuth */
+    int client;         /* extKeyUsage clientAuth */
+} nana_cert_spec;
+
+/* Upper bound on nana_cert_spec.days (about 100 years). */
+#define NANA_CERT_MAX_DAYS 36500u
+
+/*
+ * Generates a new key of spec->algo and an X.509 v3 certificate for it with
+ * a random 20-byte serial, subject/authority key identifiers, and key usage
+ * digitalSignature (+ keyEncipherment for RSA) for a leaf or keyCertSign |
+ * cRLSign for a CA. The certificate is signed (SHA-256; pure EdDSA when the
+ * signing key is Ed25519) by the issuer given as two PEM files (the issuer
+ * must be a CA and the key must match its certificate), or self-signed when
+ * both issuer paths are NULL. Writes cert_path (PEM, mode 0644) and key_path
+ * (PKCS#8 PEM, unencrypted, mode 0600; the file is created with mode 0600 so
+ * it is never readable by others, even briefly).
+ *
+ * Without |overwrite| both files are created with O_EXCL and an existing
+ * file is refused with NANA_ERR_INVALID ("... exists"); with |overwrite| each
+ * file is written to a temporary file in the same directory and renamed over
+ * the old one (key first, then certificate). Other errors: NANA_ERR_INVALID
+ * (bad spec, bad or mismatched issuer), NANA_ERR_NOTFOUND (issuer file or
+ * output directory missing), NANA_ERR_PERM, NANA_ERR_IO, NANA_ERR_NOMEM,
+ * NANA_ERR_INTERNAL (GnuTLS failure). On error no new file is left behind
+ * (should the final certificate rename fail, the already renamed key is
+ * removed as well). The caller owns all arguments; nothing is retained.
+ */
+int nana_certgen_write(const nana_cert_spec *spec, const char *issuer_cert_pem_path,
+                       const char *issuer_key_pem_path, const char *cert_path, const char *key_path,
+                       int overwrite);
+
+/*
+ * Reads the first certificate of a PEM file and stores the SHA-256 of its DER
+ * encoding in cert_sha256 and the SHA-256 of its DER SubjectPublicKeyInfo
+ * (the RFC 7469 "pin-sha256" value) in spki_sha256. Both output buffers are
+ * owned by the caller and must hold 32 bytes; they are written only on
+ * success. Returns 0, NANA_ERR_NOTFOUND / NANA_ERR_PERM / NANA_ERR_IO (reading
+ * the file), NANA_ERR_INVALID (not a PEM certificate), NANA_ERR_NOMEM or
+ * NANA_ERR_INTERNAL.
+ */
+int nana_cert_fingerprints(const char *cert_pem_path, uint8_t cert_sha256[32],
+                           uint8_t spki_sha256[32]);
+
+#endif

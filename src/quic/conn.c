@@ -1,0 +1,870 @@
+/*
+ * conn.c - one QUIC connection: ngtcp2's callbacks, reading datagrams,
+ * writing packets (coalesced, GSO-batched), timers, closing and draining,
+ * and the stream functions of the public API.
+ *
+ * Life of a connection: created by the shard (accept or connect), fed
+ * datagrams by nana_quic_conn_read, written once per I/O round by
+ * nana_quic_conn_write, woken by its timer (nana_quic_conn_expire). When
+ * it closes, the layer above is told at once (stream_close for each open
+ * stream, then conn_close) and the shell stays for three PTOs in the
+ * closing period (answering with its CONNECTION_CLOSE) or the draining
+ * period (silent), so late packets are not mistaken for new connections.
+ * Then nana_quic_conn_free releases everything, including the stream state
+ * that ngtcp2_conn_del would not report.
+ */
+#include "quic/quic_int.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Marks the connection for freeing at the end of the round. */
+static void conn_kill(nana_quic_conn *c)
+{
+    if (c->dead) return;
+    c->dead = true;
+    nana_quic_shard_dead(c->shard, c);
+}
+
+static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
+{
+    return ((nana_quic_conn *)ref->user_data)->q;
+}
+
+static const nana_quic_callbacks *app(const nana_quic_conn *c)
+{
+    return &c->shard->ep->cb;
+}
+
+static void *app_user(const nana_quic_conn *c)
+{
+    return c->shard->ep->cfg.user;
+}
+
+/* Tells the layer above that the connection is usable (once). */
+static int app_open(nana_quic_conn *c)
+{
+    if (c->app_opened) return 0;
+    c->app_opened = true;
+    nana_quic_tls_peer_info(c);
+    if (app(c)->conn_open) return app(c)->conn_open(c, app_user(c));
+    return 0;
+}
+
+/* Tells the layer above that every stream and the connection are gone
+ * (once); frees the streams. */
+static void app_gone(nana_quic_conn *c)
+{
+    nana_quic_stream_table *t = &c->streams;
+    const nana_quic_callbacks *cb = app(c);
+    if (c->app_opened) {
+        for (size_t i = 0; i < t->nbuckets; i++)
+            for (nana_quic_stream *s = t->buckets[i]; s; s = s->hnext)
+                if (cb->stream_close && !s->closed) cb->stream_close(c, s->id, 0, app_user(c));
+        if (cb->conn_close) cb->conn_close(c, app_user(c));
+    }
+    c->app_opened = false;
+    nana_quic_stream_table_free(t);
+    c->send_head = c->send_tail = NULL;
+}
+
+static void send_list_add(nana_quic_conn *c, nana_quic_stream *s)
+{
+    if (s->in_send_list || s->blocked) return;
+    s->in_send_list = true;
+    s->snext = NULL;
+    if (c->send_tail)
+        c->send_tail->snext = s;
+    else
+        c->send_head = s;
+    c->send_tail = s;
+}
+
+static void send_list_remove(nana_quic_conn *c, nana_quic_stream *s)
+{
+    if (!s->in_send_list) return;
+    nana_quic_stream **p = &c->send_head, *prev = NULL;
+    while (*p && *p != s) {
+        prev = *p;
+        p = &(*p)->snext;
+    }
+    if (*p) *p = s->snext;
+    if (c->send_tail == s) c->send_tail = prev;
+    s->in_send_list = false;
+    s->snext = NULL;
+}
+
+/* True if the stream has something left to send (bytes or a FIN). */
+static bool has_pending(const nana_quic_stream *s)
+{
+    return s->sent_off < s->queued || (s->fin_queued && !s->fin_sent);
+}
+
+/* ------------------------------------------------------------------ */
+/* ngtcp2 callbacks                                                     */
+/* ------------------------------------------------------------------ */
+
+static int cb_recv_stream_data(ngtcp2_conn *q, uint32_t flags, int64_t sid, uint64_t offset,
+                               const uint8_t *data, size_t len, void *ud, void *sud)
+{
+    (void)offset;
+    (void)sud;
+    nana_quic_conn *c = ud;
+    if (app_open(c) < 0) return NGTCP2_ERR_CALLBACK_FAILURE;
+    if (!nana_quic_stream_find(&c->streams, sid) && !nana_quic_stream_add(&c->streams, sid))
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    const nana_quic_callbacks *cb = app(c);
+    if (cb->stream_data &&
+        cb->stream_data(c, sid, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0,
+                        (flags & NANA_Q_STREAM_DATA_EARLY) != 0, app_user(c)) < 0)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    /* The layer above has the bytes: give the credit back. */
+    ngtcp2_conn_extend_max_stream_offset(q, sid, len);
+    ngtcp2_conn_extend_max_offset(q, len);
+    return 0;
+}
+
+static int cb_stream_open(ngtcp2_conn *q, int64_t sid, void *ud)
+{
+    (void)q;
+    nana_quic_conn *c = ud;
+    if (!nana_quic_stream_find(&c->streams, sid) && !nana_quic_stream_add(&c->streams, sid))
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
+static int cb_stream_close(ngtcp2_conn *q, uint32_t flags, int64_t sid, uint64_t app_error,
+                           void *ud, void *sud)
+{
+    (void)sud;
+    nana_quic_conn *c = ud;
+    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
+    if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET)) app_error = 0;
+    if (s) {
+        s->closed = true;
+        send_list_remove(c, s);
+        if (c->app_opened && app(c)->stream_close)
+            app(c)->stream_close(c, sid, app_error, app_user(c));
+        nana_quic_stream_remove(&c->streams, s);
+    }
+    if (!ngtcp2_conn_is_local_stream(q, sid) && ngtcp2_is_bidi_stream(sid))
+        ngtcp2_conn_extend_max_streams_bidi(q, 1);
+    else if (!ngtcp2_conn_is_local_stream(q, sid))
+        ngtcp2_conn_extend_max_streams_uni(q, 1);
+    return 0;
+}
+
+static int cb_stream_reset(ngtcp2_conn *q, int64_t sid, uint64_t final_size, uint64_t app_error,
+                           void *ud, void *sud)
+{
+    (void)final_size;
+    (void)ud;
+    (void)sud;
+    ngtcp2_conn_shutdown_stream_read(q, sid, app_error);
+    return 0;
+}
+
+static int cb_stream_stop_sending(ngtcp2_conn *q, int64_t sid, uint64_t app_error, void *ud,
+                                  void *sud)
+{
+    (void)sud;
+    nana_quic_conn *c = ud;
+    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
+    if (s) send_list_remove(c, s);
+    ngtcp2_conn_shutdown_stream_write(q, sid, app_error);
+    return 0;
+}
+
+static int cb_acked(ngtcp2_conn *q, int64_t sid, uint64_t offset, uint64_t datalen, void *ud,
+                    void *sud)
+{
+    (void)q;
+    (void)sud;
+    nana_quic_conn *c = ud;
+    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
+    if (s) nana_quic_stream_acked(s, offset + datalen);
+    return 0;
+}
+
+static int cb_extend_max_stream_data(ngtcp2_conn *q, int64_t sid, uint64_t max, void *ud, void *sud)
+{
+    (void)q;
+    (void)max;
+    (void)sud;
+    nana_quic_conn *c = ud;
+    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
+    if (s && s->blocked) {
+        s->blocked = false;
+        if (has_pending(s)) send_list_add(c, s);
+    }
+    return 0;
+}
+
+static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
+{
+    (void)ctx;
+    randombytes_buf(dest, len);
+}
+
+static int cb_new_cid(ngtcp2_conn *q, ngtcp2_cid *cid, uint8_t *token, size_t cidlen, void *ud)
+{
+    (void)q;
+    nana_quic_conn *c = ud;
+    if (cidlen != NANA_Q_CIDLEN) return NGTCP2_ERR_CALLBACK_FAILURE;
+    nana_quic_shard_new_cid(c->shard, cid);
+    if (ngtcp2_crypto_generate_stateless_reset_token(token, c->shard->ep->secret, NANA_Q_SECRETLEN,
+                                                     cid) != 0)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    if (nana_quic_cidmap_put(&c->shard->cids, cid, c)) return NGTCP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
+static int cb_remove_cid(ngtcp2_conn *q, const ngtcp2_cid *cid, void *ud)
+{
+    (void)q;
+    nana_quic_conn *c = ud;
+    nana_quic_cidmap_del(&c->shard->cids, cid);
+    return 0;
+}
+
+static int cb_handshake_completed(ngtcp2_conn *q, void *ud)
+{
+    nana_quic_conn *c = ud;
+    nana_quic_shard *sh = c->shard;
+    if (c->state == CONN_HANDSHAKE) {
+        c->state = CONN_OPEN;
+        if (!c->is_client && sh->handshaking) sh->handshaking--;
+    }
+    sh->st.handshakes_done++;
+    c->early_accepted = (gnutls_session_get_flags(c->tls) & GNUTLS_SFLAGS_EARLY_DATA) != 0;
+    if (c->early_accepted) sh->st.early_accepted++;
+    if (!c->is_client) {
+        if (sh->ep->tls.enable_0rtt) gnutls_session_ticket_send(c->tls, 1, 0);
+        /* NEW_TOKEN: the client may skip the Retry next time, from any port. */
+        const ngtcp2_path *p = ngtcp2_conn_get_path(q);
+        ngtcp2_sockaddr_union a;
+        memcpy(&a, p->remote.addr, p->remote.addrlen);
+        if (a.sa.sa_family == AF_INET) a.in.sin_port = 0;
+        if (a.sa.sa_family == AF_INET6) a.in6.sin6_port = 0;
+        uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
+        ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(
+            token, sh->ep->secret, NANA_Q_SECRETLEN, &a.sa, p->remote.addrlen, sh->now);
+        if (n > 0) ngtcp2_conn_submit_new_token(q, token, (size_t)n);
+    }
+    return app_open(c) < 0 ? NGTCP2_ERR_CALLBACK_FAILURE : 0;
+}
+
+static int cb_recv_new_token(ngtcp2_conn *q, const ngtcp2_vec *token, void *ud)
+{
+    (void)q;
+    nana_quic_tls_new_token(ud, token->base, token->len);
+    return 0;
+}
+
+static int cb_path_validation(ngtcp2_conn *q, uint32_t flags, const ngtcp2_path *path,
+                              ngtcp2_path_validation_result res, void *ud)
+{
+    (void)q;
+    (void)flags;
+    (void)path;
+    nana_quic_conn *c = ud;
+    if (res == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS) c->shard->st.migrations++;
+    return 0;
+}
+
+/* The callbacks every connection uses; crypto ones from ngtcp2_crypto. */
+static void fill_callbacks(ngtcp2_callbacks *cb, bool client)
+{
+    memset(cb, 0, sizeof(*cb));
+    if (client) {
+        cb->client_initial = ngtcp2_crypto_client_initial_cb;
+        cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+        cb->recv_new_token = cb_recv_new_token;
+    } else {
+        cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+    }
+    cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+    cb->encrypt = ngtcp2_crypto_encrypt_cb;
+    cb->decrypt = ngtcp2_crypto_decrypt_cb;
+    cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+    cb->update_key = ngtcp2_crypto_update_key_cb;
+    cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+    cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+    cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+    cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+    cb->recv_stream_data = cb_recv_stream_data;
+    cb->stream_open = cb_stream_open;
+    cb->stream_close = cb_stream_close;
+    cb->stream_reset = cb_stream_reset;
+    cb->stream_stop_sending = cb_stream_stop_sending;
+    cb->acked_stream_data_offset = cb_acked;
+    cb->extend_max_stream_data = cb_extend_max_stream_data;
+    cb->rand = cb_rand;
+    cb->get_new_connection_id = cb_new_cid;
+    cb->remove_connection_id = cb_remove_cid;
+    cb->handshake_completed = cb_handshake_completed;
+    cb->path_validation = cb_path_validation;
+}
+
+/* Settings and transport parameters from the endpoint's configuration. */
+static void fill_settings(nana_quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_params *p,
+                          uint64_t ts)
+{
+    const nana_quic_config *cfg = &c->shard->ep->cfg;
+    ngtcp2_settings_default(s);
+    s->initial_ts = ts;
+    s->max_tx_udp_payload_size = NANA_Q_MAX_UDP;
+    s->handshake_timeout = (uint64_t)cfg->handshake_timeout_ms * 1000000ull;
+    s->max_stream_window = cfg->stream_window * 4;
+    s->max_window = cfg->conn_window * 4;
+    ngtcp2_transport_params_default(p);
+    p->initial_max_stream_data_bidi_local = cfg->stream_window;
+    p->initial_max_stream_data_bidi_remote = cfg->stream_window;
+    p->initial_max_stream_data_uni = cfg->stream_window;
+    p->initial_max_data = cfg->conn_window;
+    p->initial_max_streams_bidi = c->is_client ? 0 : cfg->max_streams_bidi;
+    p->initial_max_streams_uni = 3;
+    p->max_idle_timeout = (uint64_t)cfg->idle_timeout_ms * 1000000ull;
+    p->active_connection_id_limit = 7;
+}
+
+/* Allocates a connection shell of |sh|. */
+static nana_quic_conn *conn_alloc(nana_quic_shard *sh, bool client)
+{
+    nana_quic_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        (void)nana_err_set(NANA_ERR_NOMEM, "out of memory for a connection");
+        return NULL;
+    }
+    c->shard = sh;
+    c->is_client = client;
+    c->state = CONN_HANDSHAKE;
+    c->heap_idx = SIZE_MAX;
+    c->conn_ref.get_conn = get_conn;
+    c->conn_ref.user_data = c;
+    return c;
+}
+
+int nana_quic_conn_accept(nana_quic_shard *sh, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd,
+                          const ngtcp2_cid *odcid, const ngtcp2_cid *retry_scid,
+                          const uint8_t *token, size_t tokenlen, uint64_t ts, nana_quic_conn **out)
+{
+    nana_quic_conn *c = conn_alloc(sh, false);
+    if (!c) return NANA_ERR_NOMEM;
+    ngtcp2_callbacks cb;
+    ngtcp2_settings s;
+    ngtcp2_transport_params p;
+    fill_callbacks(&cb, false);
+    fill_settings(c, &s, &p, ts);
+    if (token) nana_q_settings_token(&s, token, tokenlen);
+    nana_q_params_original_dcid(&p, odcid);
+    if (retry_scid) {
+        p.retry_scid = *retry_scid;
+        p.retry_scid_present = 1;
+    }
+    ngtcp2_cid scid;
+    nana_quic_shard_new_cid(sh, &scid);
+    p.stateless_reset_token_present = 1;
+    ngtcp2_crypto_generate_stateless_reset_token(p.stateless_reset_token, sh->ep->secret,
+                                                 NANA_Q_SECRETLEN, &scid);
+    nana_q_path_storage_init(&c->ps, path);
+    int rv = ngtcp2_conn_server_new(&c->q, &hd->scid, &scid, &c->ps.path, hd->version, &cb, &s, &p,
+                                    NULL, c);
+    if (rv) {
+        free(c);
+        return nana_err_set(NANA_ERR_INTERNAL, "ngtcp2_conn_server_new: %s", ngtcp2_strerror(rv));
+    }
+    int rc = nana_quic_tls_session(&sh->ep->tls, c, NULL, NULL, 0);
+    if (rc) {
+        ngtcp2_conn_del(c->q);
+        free(c);
+        return rc;
+    }
+    if (sh->ep->cfg.keepalive_ms)
+        ngtcp2_conn_set_keep_alive_timeout(c->q, (uint64_t)sh->ep->cfg.keepalive_ms * 1000000ull);
+    c->handle = nana_quic_shard_new_handle(sh);
+    /* Route the client's chosen DCIDs and our first SCID here. */
+    c->odcid = *odcid;
+    c->odcid_mapped = nana_quic_cidmap_put(&sh->cids, odcid, c) == 0;
+    if (retry_scid) {
+        c->rcid = hd->dcid;
+        c->rcid_mapped = nana_quic_cidmap_put(&sh->cids, &hd->dcid, c) == 0;
+    }
+    nana_quic_cidmap_put(&sh->cids, &scid, c);
+    nana_quic_shard_link(sh, c);
+    sh->handshaking++;
+    sh->st.conns_accepted++;
+    atomic_fetch_add(&sh->ep->conns, 1);
+    *out = c;
+    return NANA_OK;
+}
+
+/* Reads a big-endian u32 of the ticket blob. */
+static bool blob_part(const uint8_t **p, size_t *left, const uint8_t **part, size_t *len)
+{
+    if (*left < 4) return false;
+    size_t n = ((size_t)(*p)[0] << 24) | ((size_t)(*p)[1] << 16) | ((size_t)(*p)[2] << 8) | (*p)[3];
+    if (*left - 4 < n) return false;
+    *part = *p + 4;
+    *len = n;
+    *p += 4 + n;
+    *left -= 4 + n;
+    return true;
+}
+
+int nana_quic_conn_connect(nana_quic_shard *sh, const struct sockaddr *remote, socklen_t remote_len,
+                           const char *server_name, const uint8_t *ticket, size_t ticket_len,
+                           void *data, nana_quic_handle handle, uint64_t ts, nana_quic_conn **out)
+{
+    const uint8_t *tls_sess = NULL, *tp = NULL, *token = NULL;
+    size_t tls_len = 0, tp_len = 0, token_len = 0;
+    if (ticket) {
+        const uint8_t *p = ticket;
+        size_t left = ticket_len;
+        if (!blob_part(&p, &left, &tls_sess, &tls_len) || !blob_part(&p, &left, &tp, &tp_len) ||
+            !blob_part(&p, &left, &token, &token_len))
+            return nana_err_set(NANA_ERR_INVALID, "the session ticket is malformed");
+    }
+    nana_quic_conn *c = conn_alloc(sh, true);
+    if (!c) return NANA_ERR_NOMEM;
+    c->user = data;
+    memcpy(&c->remote_store, remote, remote_len);
+    memcpy(&c->local_store, &sh->local, sh->local_len);
+    ngtcp2_path path = {
+        .local = {.addr = &c->local_store.sa, .addrlen = sh->local_len},
+        .remote = {.addr = &c->remote_store.sa, .addrlen = remote_len},
+    };
+    nana_q_path_storage_init(&c->ps, &path);
+    ngtcp2_callbacks cb;
+    ngtcp2_settings s;
+    ngtcp2_transport_params p;
+    fill_callbacks(&cb, true);
+    fill_settings(c, &s, &p, ts);
+    if (token_len) nana_q_settings_token(&s, token, token_len);
+    ngtcp2_cid dcid, scid;
+    dcid.datalen = NANA_Q_CIDLEN;
+    randombytes_buf(dcid.data, dcid.datalen);
+    nana_quic_shard_new_cid(sh, &scid);
+    int rv = ngtcp2_conn_client_new(&c->q, &dcid, &scid, &c->ps.path, NGTCP2_PROTO_VER_V1, &cb, &s,
+                                    &p, NULL, c);
+    if (rv) {
+        free(c);
+        return nana_err_set(NANA_ERR_INTERNAL, "ngtcp2_conn_client_new: %s", ngtcp2_strerror(rv));
+    }
+    if (tp_len) {
+        ngtcp2_transport_params early;
+        if (ngtcp2_decode_transport_params(
+                &early, NGTCP2_TRANSPORT_PARAMS_TYPE_ENCRYPTED_EXTENSIONS, tp, tp_len) == 0)
+            ngtcp2_conn_set_early_remote_transport_params(c->q, &early);
+    }
+    int rc = nana_quic_tls_session(&sh->ep->tls, c, server_name, tls_sess, tls_len);
+    if (rc) {
+        ngtcp2_conn_del(c->q);
+        free(c);
+        return rc;
+    }
+    if (sh->ep->cfg.keepalive_ms)
+        ngtcp2_conn_set_keep_alive_timeout(c->q, (uint64_t)sh->ep->cfg.keepalive_ms * 1000000ull);
+    c->handle = handle;
+    nana_quic_cidmap_put(&sh->cids, &scid, c);
+    nana_quic_shard_link(sh, c);
+    atomic_fetch_add(&sh->ep->conns, 1);
+    *out = c;
+    return NANA_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Enters the draining period (the peer closed): silent for 3 PTOs. */
+static void start_draining(nana_quic_conn *c, uint64_t ts)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING) return;
+    if (c->state == CONN_HANDSHAKE && !c->is_client && c->shard->handshaking)
+        c->shard->handshaking--;
+    c->state = CONN_DRAINING;
+    c->close_deadline = ts + 3 * ngtcp2_conn_get_pto(c->q);
+    app_gone(c);
+    nana_quic_conn_update_timer(c);
+}
+
+/* Hands one datagram of this connection to the shard's sink. */
+static void send_one(nana_quic_conn *c, const ngtcp2_path *path, const uint8_t *data, size_t len)
+{
+    nana_quic_shard *sh = c->shard;
+    sh->tx->send(sh->tx, path, data, len, len);
+}
+
+void nana_quic_conn_start_close(nana_quic_conn *c, const nana_q_ccerr *ccerr, uint64_t ts)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING) return;
+    if (c->state == CONN_HANDSHAKE && !c->is_client && c->shard->handshaking)
+        c->shard->handshaking--;
+    uint8_t *buf = c->shard->txbuf;
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi;
+    ngtcp2_ssize n =
+        ngtcp2_conn_write_connection_close(c->q, &ps.path, &pi, buf, NANA_Q_MAX_UDP, ccerr, ts);
+    c->state = CONN_CLOSING;
+    c->close_deadline = ts + 3 * ngtcp2_conn_get_pto(c->q);
+    if (n > 0) {
+        c->close_pkt = malloc((size_t)n);
+        if (c->close_pkt) {
+            memcpy(c->close_pkt, buf, (size_t)n);
+            c->close_len = (size_t)n;
+        }
+        c->close_sent_at = ts;
+        send_one(c, &ps.path, buf, (size_t)n);
+    } else {
+        conn_kill(c);
+    }
+    app_gone(c);
+    nana_quic_conn_update_timer(c);
+}
+
+/* Closes after an ngtcp2 error |rv|. */
+static void fail(nana_quic_conn *c, int rv, uint64_t ts)
+{
+    nana_q_ccerr e;
+    switch (rv) {
+    case NGTCP2_ERR_DRAINING:
+        start_draining(c, ts);
+        return;
+    case NGTCP2_ERR_DROP_CONN:
+    case NGTCP2_ERR_IDLE_CLOSE:
+    case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
+        if (c->state == CONN_HANDSHAKE && !c->is_client && c->shard->handshaking)
+            c->shard->handshaking--;
+        c->state = CONN_DRAINING; /* not counted as open any more */
+        app_gone(c);
+        conn_kill(c);
+        return;
+    case NGTCP2_ERR_CRYPTO:
+        nana_q_ccerr_set_tls_alert(&e, ngtcp2_conn_get_tls_alert(c->q), NULL, 0);
+        break;
+    default:
+        nana_q_ccerr_set_liberr(&e, rv, NULL, 0);
+        break;
+    }
+    nana_quic_conn_start_close(c, &e, ts);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading, writing, timers                                             */
+/* ------------------------------------------------------------------ */
+
+void nana_quic_conn_read(nana_quic_conn *c, const ngtcp2_path *path, const uint8_t *pkt, size_t len,
+                         uint32_t ecn, uint64_t ts)
+{
+    if (c->dead) return;
+    if (c->state == CONN_DRAINING) return;
+    if (c->state == CONN_CLOSING) {
+        /* Answer with our CONNECTION_CLOSE, at most once per PTO/4. */
+        if (c->close_pkt && ts - c->close_sent_at >= ngtcp2_conn_get_pto(c->q) / 4) {
+            c->close_sent_at = ts;
+            send_one(c, path, c->close_pkt, c->close_len);
+        }
+        return;
+    }
+    ngtcp2_pkt_info pi = {.ecn = (uint8_t)ecn};
+    int rv = ngtcp2_conn_read_pkt(c->q, path, &pi, pkt, len, ts);
+    if (rv) {
+        fail(c, rv, ts);
+        return;
+    }
+    nana_quic_shard_dirty(c->shard, c);
+}
+
+/* Sends the packets batched in the shard's buffer: |n| packets, |seg| bytes
+ * each except maybe the last, |total| bytes. */
+static void flush_batch(nana_quic_conn *c, const ngtcp2_path *path, size_t total, size_t seg)
+{
+    if (!total) return;
+    nana_quic_shard *sh = c->shard;
+    sh->tx->send(sh->tx, path, sh->txbuf, total, seg);
+}
+
+/* Advances a stream after ngtcp2 took |n| of its bytes. */
+static void stream_advance(nana_quic_conn *c, nana_quic_stream *s, ngtcp2_ssize n, bool fin)
+{
+    if (n > 0) s->sent_off += (uint64_t)n;
+    if (fin && s->sent_off == s->queued) s->fin_sent = true;
+    if (!has_pending(s)) send_list_remove(c, s);
+}
+
+void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
+{
+    if (c->dead || c->state == CONN_CLOSING || c->state == CONN_DRAINING) return;
+    if (c->close_pending) {
+        nana_quic_conn_start_close(c, &c->pending_ccerr, ts);
+        return;
+    }
+    nana_quic_shard *sh = c->shard;
+    uint8_t *buf = sh->txbuf;
+    size_t total = 0, seg = 0, npkts = 0;
+    size_t quantum = ngtcp2_conn_get_send_quantum(c->q);
+    size_t max_pkts = quantum / NANA_Q_MAX_UDP;
+    if (max_pkts < 1) max_pkts = 1;
+    if (max_pkts > NANA_Q_TX_BURST) max_pkts = NANA_Q_TX_BURST;
+    ngtcp2_path_storage ps, batch_ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_path_storage_zero(&batch_ps);
+    ngtcp2_pkt_info pi;
+    nana_quic_stream *s = c->send_head;
+    while (npkts < max_pkts) {
+        ngtcp2_vec vec[16];
+        size_t nvec = 0;
+        int64_t sid = -1;
+        uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+        bool fin = false;
+        if (s && (s->closed || s->blocked || !has_pending(s))) {
+            nana_quic_stream *next = s->snext;
+            send_list_remove(c, s);
+            s = next ? next : c->send_head;
+            continue;
+        }
+        if (s) {
+            sid = s->id;
+            nvec = nana_quic_stream_unsent(s, vec, 16);
+            uint64_t avail = 0;
+            for (size_t i = 0; i < nvec; i++)
+                avail += vec[i].len;
+            if (s->fin_queued && s->sent_off + avail == s->queued) {
+                flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+                fin = true;
+            }
+        }
+        ngtcp2_ssize ndatalen = -1;
+        ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->q, &ps.path, &pi, buf + total, NANA_Q_MAX_UDP,
+                                                   &ndatalen, flags, sid, vec, nvec, ts);
+        if (n < 0) {
+            if (n == NGTCP2_ERR_WRITE_MORE) {
+                stream_advance(c, s, ndatalen, fin);
+                s = s->in_send_list ? s->snext : c->send_head;
+                if (!s) s = c->send_head;
+                continue;
+            }
+            if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
+                s->blocked = true;
+                nana_quic_stream *next = s->snext;
+                send_list_remove(c, s);
+                s = next ? next : c->send_head;
+                continue;
+            }
+            if (n == NGTCP2_ERR_STREAM_SHUT_WR || n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+                nana_quic_stream *next = s->snext;
+                s->fin_sent = true;
+                s->sent_off = s->queued;
+                send_list_remove(c, s);
+                s = next ? next : c->send_head;
+                continue;
+            }
+            flush_batch(c, &batch_ps.path, total, seg);
+            fail(c, (int)n, ts);
+            return;
+        }
+        if (s && ndatalen >= 0) {
+            nana_quic_stream *cur = s;
+            stream_advance(c, cur, ndatalen, fin);
+            s = cur->in_send_list ? (cur->snext ? cur->snext : c->send_head) : c->send_head;
+        }
+        if (n == 0) break;
+        /* Batch equal-sized packets to one path for one GSO send. */
+        if (npkts && (!ngtcp2_path_eq(&batch_ps.path, &ps.path) || (size_t)n > seg)) {
+            memmove(buf, buf + total, (size_t)n);
+            flush_batch(c, &batch_ps.path, total, seg);
+            total = 0;
+            npkts = 0;
+        }
+        if (!npkts) {
+            ngtcp2_path_copy(&batch_ps.path, &ps.path);
+            seg = (size_t)n;
+        }
+        total += (size_t)n;
+        npkts++;
+        if ((size_t)n < seg) { /* a short packet ends a GSO batch */
+            flush_batch(c, &batch_ps.path, total, seg);
+            total = 0;
+            npkts = 0;
+        }
+        if (total + NANA_Q_MAX_UDP > (size_t)NANA_Q_TX_BURST * NANA_Q_MAX_UDP) {
+            flush_batch(c, &batch_ps.path, total, seg);
+            total = 0;
+        }
+    }
+    flush_batch(c, &batch_ps.path, total, seg);
+    /* Pacing only once the RTT is measured (0.12 pitfall: before the
+     * handshake it paces on the 333 ms default and stalls new connections). */
+    if (ngtcp2_conn_get_handshake_completed(c->q)) ngtcp2_conn_update_pkt_tx_time(c->q, ts);
+    nana_quic_conn_update_timer(c);
+}
+
+void nana_quic_conn_expire(nana_quic_conn *c, uint64_t ts)
+{
+    if (c->dead) return;
+    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING) {
+        if (ts >= c->close_deadline) conn_kill(c);
+        return;
+    }
+    int rv = ngtcp2_conn_handle_expiry(c->q, ts);
+    if (rv) {
+        fail(c, rv, ts);
+        return;
+    }
+    nana_quic_shard_dirty(c->shard, c);
+}
+
+void nana_quic_conn_update_timer(nana_quic_conn *c)
+{
+    if (c->dead) {
+        c->expiry = 0;
+    } else if (c->state == CONN_CLOSING || c->state == CONN_DRAINING) {
+        c->expiry = c->close_deadline;
+    } else {
+        c->expiry = ngtcp2_conn_get_expiry(c->q);
+    }
+    nana_quic_heap_update(c->shard, c);
+}
+
+void nana_quic_conn_free(nana_quic_conn *c)
+{
+    nana_quic_shard *sh = c->shard;
+    if (c->state == CONN_HANDSHAKE && !c->is_client && sh->handshaking) sh->handshaking--;
+    app_gone(c);
+    if (c->q) {
+        size_t n = ngtcp2_conn_get_num_scid(c->q);
+        ngtcp2_cid *scids = n ? calloc(n, sizeof(*scids)) : NULL;
+        if (scids) {
+            n = ngtcp2_conn_get_scid(c->q, scids);
+            for (size_t i = 0; i < n; i++)
+                if (nana_quic_cidmap_get(&sh->cids, scids[i].data, scids[i].datalen) == c)
+                    nana_quic_cidmap_del(&sh->cids, &scids[i]);
+            free(scids);
+        }
+    }
+    if (c->odcid_mapped && nana_quic_cidmap_get(&sh->cids, c->odcid.data, c->odcid.datalen) == c)
+        nana_quic_cidmap_del(&sh->cids, &c->odcid);
+    if (c->rcid_mapped && nana_quic_cidmap_get(&sh->cids, c->rcid.data, c->rcid.datalen) == c)
+        nana_quic_cidmap_del(&sh->cids, &c->rcid);
+    nana_quic_heap_remove(sh, c);
+    nana_quic_shard_unlink(sh, c);
+    if (c->q) ngtcp2_conn_del(c->q);
+    if (c->tls) gnutls_deinit(c->tls);
+    free(c->close_pkt);
+    atomic_fetch_sub(&sh->ep->conns, 1);
+    free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public connection and stream functions (I/O thread)                 */
+/* ------------------------------------------------------------------ */
+
+nana_quic_handle nana_quic_conn_handle(const nana_quic_conn *c)
+{
+    return c->handle;
+}
+
+void nana_quic_conn_set_data(nana_quic_conn *c, void *data)
+{
+    c->user = data;
+}
+
+void *nana_quic_conn_get_data(const nana_quic_conn *c)
+{
+    return c->user;
+}
+
+const nana_quic_identity *nana_quic_conn_identity(const nana_quic_conn *c)
+{
+    return &c->identity;
+}
+
+const char *nana_quic_conn_alpn(const nana_quic_conn *c)
+{
+    return c->alpn;
+}
+
+int nana_quic_conn_early_accepted(const nana_quic_conn *c)
+{
+    return c->early_accepted ? 1 : 0;
+}
+
+void nana_quic_conn_peer(const nana_quic_conn *c, struct sockaddr_storage *addr, socklen_t *len)
+{
+    const ngtcp2_path *p = ngtcp2_conn_get_path(c->q);
+    memcpy(addr, p->remote.addr, p->remote.addrlen);
+    *len = (socklen_t)p->remote.addrlen;
+}
+
+int nana_quic_stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead)
+        return nana_err_set(NANA_ERR_CLOSED, "the connection is closed");
+    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
+    if (!s || s->closed)
+        return nana_err_set(NANA_ERR_NOTFOUND, "no open stream %lld", (long long)sid);
+    if (s->fin_queued)
+        return nana_err_set(NANA_ERR_INVALID, "stream %lld is finished", (long long)sid);
+    size_t limit = c->shard->ep->cfg.max_stream_send_buffer;
+    if ((uint64_t)len + (s->queued - s->base_off) > limit)
+        return nana_err_set(NANA_ERR_TOOBIG, "stream send buffer would pass %zu bytes", limit);
+    int rc = nana_quic_stream_queue(s, data, len);
+    if (rc) return rc;
+    if (fin) s->fin_queued = true;
+    send_list_add(c, s);
+    nana_quic_shard_dirty(c->shard, c);
+    return NANA_OK;
+}
+
+size_t nana_quic_stream_unacked(nana_quic_conn *c, int64_t sid)
+{
+    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
+    return s ? (size_t)(s->queued - s->base_off) : 0;
+}
+
+int nana_quic_stream_reset(nana_quic_conn *c, int64_t sid, uint64_t app_error)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead)
+        return nana_err_set(NANA_ERR_CLOSED, "the connection is closed");
+    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
+    if (!s) return nana_err_set(NANA_ERR_NOTFOUND, "no open stream %lld", (long long)sid);
+    send_list_remove(c, s);
+    int rv = nana_q_shutdown_stream(c->q, sid, app_error);
+    if (rv) return nana_err_set(NANA_ERR_NOTFOUND, "stream reset: %s", ngtcp2_strerror(rv));
+    nana_quic_shard_dirty(c->shard, c);
+    return NANA_OK;
+}
+
+int nana_quic_stream_open(nana_quic_conn *c, int64_t *sid)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead)
+        return nana_err_set(NANA_ERR_CLOSED, "the connection is closed");
+    int rv = ngtcp2_conn_open_bidi_stream(c->q, sid, NULL);
+    if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
+        return nana_err_set(NANA_ERR_BUSY, "the peer allows no more streams now");
+    if (rv) return nana_err_set(NANA_ERR_INTERNAL, "open stream: %s", ngtcp2_strerror(rv));
+    if (!nana_quic_stream_add(&c->streams, *sid)) return NANA_ERR_NOMEM;
+    return NANA_OK;
+}
+
+int nana_quic_conn_close(nana_quic_conn *c, uint64_t app_error, const char *reason)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead) return NANA_OK;
+    /* Deferred to the write step: this may run inside an ngtcp2 callback,
+     * where writing a packet is not allowed. The reason is not kept (it
+     * would have to outlive the call); the code says enough. */
+    (void)reason;
+    if (!c->close_pending) {
+        nana_q_ccerr_set_application(&c->pending_ccerr, app_error, NULL, 0);
+        c->close_pending = true;
+    }
+    nana_quic_shard_dirty(c->shard, c);
+    return NANA_OK;
+}

@@ -1,0 +1,226 @@
+/*
+ * nana_quic.h - the QUIC transport both front doors stand on: server and
+ * client endpoints over UDP on ngtcp2 0.12 with GnuTLS. This header is the
+ * module's whole public face.
+ *
+ * An endpoint owns its UDP socket(s) and I/O thread(s). Everything about a
+ * connection happens on the one I/O thread that owns it: the callbacks run
+ * there, and the stream and connection functions below may only be called
+ * from there (inside a callback, or in a function given to nana_quic_post,
+ * which is how other threads reach a connection).
+ *
+ * Streams carry bytes: the layer above gets them in order with
+ * stream_data (and whether they came as 0-RTT "early" data, which may be
+ * replayed by an attacker), answers with nana_quic_stream_send (the bytes
+ * are copied and kept until the peer acknowledged them), and learns when
+ * a stream or connection is gone. Flow control credit is returned as soon
+ * as stream_data returns.
+ *
+ * Errors: 0 or a negative NANA_ERR_* (util/nana_err.h) with a detail in
+ * nana_errmsg().
+ */
+#ifndef NANA_QUIC_H
+#define NANA_QUIC_H
+
+#include "util/nana_err.h"
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct nana_quic_ep nana_quic_ep;
+typedef struct nana_quic_conn nana_quic_conn;
+
+/* A connection's stable name, usable from any thread (see nana_quic_post). */
+typedef uint64_t nana_quic_handle;
+
+/* Whether the server asks clients for a certificate (mutual TLS). */
+typedef enum nana_quic_client_auth {
+    NANA_QUIC_CLIENT_CERT_IGNORE = 0,  /* never ask */
+    NANA_QUIC_CLIENT_CERT_REQUEST = 1, /* ask; a certificate given must verify */
+    NANA_QUIC_CLIENT_CERT_REQUIRE = 2, /* refuse clients without a verified certificate */
+} nana_quic_client_auth;
+
+/* When the server answers a new client with a Retry (address validation). */
+typedef enum nana_quic_retry {
+    NANA_QUIC_RETRY_AUTO = 0,   /* when retry_threshold handshakes are already in progress */
+    NANA_QUIC_RETRY_ALWAYS = 1, /* for every client without a valid token */
+    NANA_QUIC_RETRY_NEVER = 2,
+} nana_quic_retry;
+
+/* What a verified client certificate says (mutual TLS). */
+typedef struct nana_quic_identity {
+    int verified;            /* 1 if the peer presented a certificate that verified */
+    char subject[256];       /* its subject DN (RFC 4514), NUL-terminated */
+    uint8_t cert_sha256[32]; /* SHA-256 of the certificate (DER) */
+    uint8_t spki_sha256[32]; /* SHA-256 of its SubjectPublicKeyInfo (DER) */
+} nana_quic_identity;
+
+/*
+ * What the layer above is told. All run on the connection's I/O thread.
+ * |user| is nana_quic_config.user; per-connection state goes in
+ * nana_quic_conn_set_data. Callbacks other than conn_close may return a
+ * negative value to close the connection (as an internal error).
+ */
+typedef struct nana_quic_callbacks {
+    /*
+     * The connection is usable: the handshake finished (or, on a server,
+     * 0-RTT data arrived before it did). Identity and ALPN are known.
+     */
+    int (*conn_open)(nana_quic_conn *c, void *user);
+    /* The connection is gone (closed, timed out, reset). Free its state. */
+    void (*conn_close)(nana_quic_conn *c, void *user);
+    /*
+     * In-order bytes of stream |sid|; |fin| marks its last bytes (|len|
+     * may then be 0). |early|: received as 0-RTT data (may be a replay).
+     */
+    int (*stream_data)(nana_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
+                       int early, void *user);
+    /* Stream |sid| is finished or reset (|app_error| set by a reset). */
+    void (*stream_close)(nana_quic_conn *c, int64_t sid, uint64_t app_error, void *user);
+    /*
+     * Client only: the server sent a resumption ticket (TLS session and
+     * transport parameters). Keep a copy to pass to nana_quic_connect for
+     * a resumed, 0-RTT connection later. |data| is valid during the call.
+     */
+    void (*session_ticket)(nana_quic_conn *c, const uint8_t *data, size_t len, void *user);
+} nana_quic_callbacks;
+
+typedef struct nana_quic_config {
+    int server;       /* 1: server endpoint; 0: client endpoint */
+    const char *host; /* address to bind: "127.0.0.1", "::1", "::" ...; client: NULL */
+    uint16_t port;    /* 0: pick a free port (see nana_quic_ep_port) */
+    unsigned threads; /* server I/O threads (SO_REUSEPORT), default 1; client: 1 */
+    /* TLS */
+    const char *cert_file; /* PEM certificate chain (server; client for mTLS) */
+    const char *key_file;  /* PEM private key for cert_file */
+    const char *ca_file;   /* PEM trust anchors for verifying the peer */
+    nana_quic_client_auth client_auth;
+    const char *const *alpn; /* server: protocols accepted; client: offered (first wins) */
+    size_t nalpn;
+    int allow_no_alpn; /* server: also accept clients that offer no ALPN */
+    int enable_0rtt;   /* server: session tickets with early data; default off */
+    /* limits (0 = default) */
+    unsigned max_connections;      /* default 10000; more are refused with CONNECTION_REFUSED */
+    unsigned max_streams_bidi;     /* concurrent peer-opened streams per connection, default 100 */
+    uint64_t stream_window;        /* per-stream flow-control window, default 1 MiB */
+    uint64_t conn_window;          /* per-connection window, default 16 MiB */
+    unsigned idle_timeout_ms;      /* default 30000 */
+    unsigned keepalive_ms;         /* PING interval when idle; default 0 = none */
+    unsigned handshake_timeout_ms; /* default 10000 */
+    size_t max_stream_send_buffer; /* bytes queued unacknowledged per stream, default 64 MiB */
+    nana_quic_retry retry;
+    unsigned retry_threshold; /* RETRY_AUTO: handshakes in progress, default 256 */
+    /* 32 bytes keying tokens and stateless resets; NULL = random per endpoint */
+    const uint8_t *static_secret;
+    const nana_quic_callbacks *cb;
+    void *user;
+} nana_quic_config;
+
+/* Fills |c| with the defaults (a client endpoint with no callbacks). */
+void nana_quic_config_init(nana_quic_config *c);
+
+/*
+ * Creates the endpoint: loads the TLS material, binds the socket(s) and
+ * starts the I/O thread(s). *out is owned by the caller (nana_quic_ep_del).
+ * Errors: NANA_ERR_INVALID (bad config), NANA_ERR_IO (bind, load files),
+ * NANA_ERR_NOMEM.
+ */
+int nana_quic_ep_new(const nana_quic_config *cfg, nana_quic_ep **out);
+
+/*
+ * Closes every connection (CONNECTION_CLOSE, no error), stops the I/O
+ * threads and frees the endpoint. conn_close runs for each connection.
+ * Must not be called from an I/O thread. NULL-safe.
+ */
+void nana_quic_ep_del(nana_quic_ep *ep);
+
+/* The UDP port the endpoint is bound to. */
+uint16_t nana_quic_ep_port(const nana_quic_ep *ep);
+
+/*
+ * Runs fn(c, arg) on the I/O thread that owns connection |h|, with c NULL
+ * when that connection no longer exists. Returns at once (NANA_ERR_CLOSED
+ * when the endpoint is shutting down: fn is not called then). Safe from
+ * any thread, including I/O threads.
+ */
+int nana_quic_post(nana_quic_ep *ep, nana_quic_handle h, void (*fn)(nana_quic_conn *c, void *arg),
+                   void *arg);
+
+/*
+ * Client: starts a connection to host:port (numeric address) verifying the
+ * server's certificate for |server_name| against ca_file. |ticket| (may be
+ * NULL) is a session_ticket from an earlier connection to resume it; with
+ * it, streams opened before conn_open carry 0-RTT data. Returns at once
+ * with the connection's handle; conn_open (or conn_close on failure)
+ * follows on the I/O thread. Safe from any thread.
+ */
+int nana_quic_connect(nana_quic_ep *ep, const char *host, uint16_t port, const char *server_name,
+                      const uint8_t *ticket, size_t ticket_len, void *conn_data,
+                      nana_quic_handle *out);
+
+/*
+ * Client: moves every connection to a new UDP socket (a new local port), as
+ * a NAT rebinding or a network change would; the connections carry on.
+ * Safe from any thread; returns when done.
+ */
+int nana_quic_ep_rebind(nana_quic_ep *ep);
+
+/* ---- connection and stream functions: I/O thread only ---------------- */
+
+nana_quic_handle nana_quic_conn_handle(const nana_quic_conn *c);
+void nana_quic_conn_set_data(nana_quic_conn *c, void *data);
+void *nana_quic_conn_get_data(const nana_quic_conn *c);
+
+/* The verified client identity (all zero when none). */
+const nana_quic_identity *nana_quic_conn_identity(const nana_quic_conn *c);
+
+/* The negotiated ALPN protocol, "" when none. */
+const char *nana_quic_conn_alpn(const nana_quic_conn *c);
+
+/* 1 if the handshake resumed a session and 0-RTT data was accepted. */
+int nana_quic_conn_early_accepted(const nana_quic_conn *c);
+
+/* The peer's current address. */
+void nana_quic_conn_peer(const nana_quic_conn *c, struct sockaddr_storage *addr, socklen_t *len);
+
+/*
+ * Queues |len| bytes on stream |sid| (copied; kept until acknowledged),
+ * then FIN if |fin|. NANA_ERR_NOTFOUND for an unknown or closed stream,
+ * NANA_ERR_INVALID after FIN, NANA_ERR_TOOBIG past max_stream_send_buffer.
+ */
+int nana_quic_stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin);
+
+/* Bytes queued on |sid| and not yet acknowledged (backpressure). */
+size_t nana_quic_stream_unacked(nana_quic_conn *c, int64_t sid);
+
+/* Abandons stream |sid| both ways (RESET_STREAM + STOP_SENDING). */
+int nana_quic_stream_reset(nana_quic_conn *c, int64_t sid, uint64_t app_error);
+
+/* Opens a bidirectional stream. NANA_ERR_BUSY when the peer's limit is reached. */
+int nana_quic_stream_open(nana_quic_conn *c, int64_t *sid);
+
+/* Closes the connection with an application error code and reason. */
+int nana_quic_conn_close(nana_quic_conn *c, uint64_t app_error, const char *reason);
+
+/* ---- statistics -------------------------------------------------------- */
+
+typedef struct nana_quic_stats {
+    uint64_t conns_accepted;  /* handshakes started by the server */
+    uint64_t conns_open;      /* connections alive now */
+    uint64_t conns_refused;   /* CONNECTION_REFUSED answers (max_connections) */
+    uint64_t retries_sent;    /* Retry packets */
+    uint64_t vn_sent;         /* Version Negotiation packets */
+    uint64_t resets_sent;     /* Stateless Reset packets */
+    uint64_t packets_dropped; /* datagrams ignored as garbage or unroutable */
+    uint64_t handshakes_done; /* handshakes completed */
+    uint64_t early_accepted;  /* handshakes that accepted 0-RTT */
+    uint64_t migrations;      /* connections whose peer address changed */
+    uint64_t datagrams_in, datagrams_out, sendmsg_calls;
+} nana_quic_stats;
+
+/* Totals over all I/O threads (approximate while they run). */
+void nana_quic_ep_stats(nana_quic_ep *ep, nana_quic_stats *out);
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * quic_int.h - the transport's internal structures, shared by the files
+ * of src/quic.
+ *
+ * Layout: an endpoint (nana_quic_ep) holds the configuration, the TLS
+ * context and one shard per I/O thread. A shard is a sans-I/O core: it
+ * takes datagrams in (nana_quic_shard_recv: bytes, path, timestamp), keeps
+ * its connections in a CID table and a timer heap, and hands datagrams out
+ * through a tx sink; it never touches a socket or a clock itself. The I/O
+ * thread (loop.c) owns the socket, the clock, epoll and the post queue,
+ * and calls the shard.
+ *
+ * Connection IDs the server issues are NANA_Q_CIDLEN bytes whose first
+ * byte is the shard's index, so a packet that reaches the wrong thread
+ * (after the client's address changed) is forwarded to its owner.
+ */
+#ifndef NANA_QUIC_INT_H
+#define NANA_QUIC_INT_H
+
+#include "quic/nana_quic.h"
+#include "quic/quic_compat.h"
+
+#include <gnutls/gnutls.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define NANA_Q_CIDLEN     18
+#define NANA_Q_MAX_UDP    1452 /* payload we send; fits 1500-byte paths, v4 and v6 */
+#define NANA_Q_MAX_SHARDS 64
+#define NANA_Q_TX_BURST   64 /* packets written per connection per round */
+#define NANA_Q_SECRETLEN  32
+#define NANA_Q_ALPN_MAX   32
+#define NANA_Q_NS         1000000000ull
+
+/* ------------------------------------------------------------------ */
+/* TLS (tls.c)                                                          */
+/* ------------------------------------------------------------------ */
+
+/* The endpoint's TLS material, shared read-only by all shards. */
+typedef struct nana_quic_tls {
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio;
+    gnutls_datum_t ticket_key; /* server: session ticket encryption key */
+    gnutls_anti_replay_t anti_replay;
+    gnutls_datum_t *alpn; /* protocols (server: accepted, client: offered) */
+    size_t nalpn;
+    bool server;
+    bool allow_no_alpn;
+    bool enable_0rtt;
+    nana_quic_client_auth client_auth;
+    bool have_ca;
+    /* 0-RTT replay cache (server) */
+    pthread_mutex_t replay_mu;
+    uint64_t *replay_keys;
+    uint64_t *replay_exp;
+    size_t replay_cap;
+    size_t replay_next;
+    uint8_t replay_seed[16];
+} nana_quic_tls;
+
+int nana_quic_tls_init(nana_quic_tls *t, const nana_quic_config *cfg);
+void nana_quic_tls_free(nana_quic_tls *t);
+
+/* Creates the GnuTLS session of a connection (server or client side).
+ * |server_name| (client) is verified against the server certificate and
+ * sent as SNI; |ticket| (client) resumes a session. */
+int nana_quic_tls_session(nana_quic_tls *t, nana_quic_conn *c, const char *server_name,
+                          const uint8_t *tls_session, size_t tls_session_len);
+
+/* After the handshake: fills the connection's identity and ALPN. */
+void nana_quic_tls_peer_info(nana_quic_conn *c);
+
+/* Client: a NEW_TOKEN arrived; refreshes the resumption blob. */
+void nana_quic_tls_new_token(nana_quic_conn *c, const uint8_t *token, size_t len);
+
+/* Parses a ClientHello body for an ALPN extension: 1 present, 0 absent,
+ * -1 malformed. Exposed for tests. */
+int nana_quic_tls_hello_has_alpn(const uint8_t *msg, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Streams (stream.c)                                                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct nana_quic_chunk nana_quic_chunk;
+
+typedef struct nana_quic_stream {
+    int64_t id;
+    struct nana_quic_stream *hnext; /* hash chain */
+    struct nana_quic_stream *snext; /* send list */
+    nana_quic_chunk *head, *tail;   /* queued bytes, oldest first */
+    uint64_t base_off;              /* stream offset of head's first byte */
+    uint64_t sent_off;              /* bytes handed to ngtcp2 */
+    uint64_t queued;                /* stream offset after the last queued byte */
+    bool fin_queued;                /* FIN goes after the last byte */
+    bool fin_sent;
+    bool in_send_list;
+    bool blocked; /* flow control: wait for extend_max_stream_data */
+    bool closed;  /* ngtcp2 closed it; freed after the callback */
+} nana_quic_stream;
+
+typedef struct nana_quic_stream_table {
+    nana_quic_stream **buckets;
+    size_t nbuckets, count;
+} nana_quic_stream_table;
+
+nana_quic_stream *nana_quic_stream_find(nana_quic_stream_table *t, int64_t id);
+nana_quic_stream *nana_quic_stream_add(nana_quic_stream_table *t, int64_t id);
+void nana_quic_stream_remove(nana_quic_stream_table *t, nana_quic_stream *s);
+void nana_quic_stream_table_free(nana_quic_stream_table *t);
+/* Appends bytes to a stream's send queue (copied). */
+int nana_quic_stream_queue(nana_quic_stream *s, const void *data, size_t len);
+/* Frees queued bytes below |acked_to|. */
+void nana_quic_stream_acked(nana_quic_stream *s, uint64_t acked_to);
+/* Up to |max| vectors of unsent bytes from sent_off; returns the count. */
+size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max);
+
+/* ------------------------------------------------------------------ */
+/* Connections (conn.c)                                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct nana_quic_shard nana_quic_shard;
+
+typedef enum {
+    CONN_HANDSHAKE,
+    CONN_OPEN,
+    CONN_CLOSING,  /* we sent CONNECTION_CLOSE; answer with it for 3 PTO */
+    CONN_DRAINING, /* the peer closed; stay silent for 3 PTO */
+} nana_quic_conn_state;
+
+struct nana_quic_conn {
+    nana_quic_shard *shard;
+    ngtcp2_conn *q;
+    gnutls_session_t tls;
+    ngtcp2_crypto_conn_ref conn_ref;
+    ngtcp2_path_storage ps; /* current path */
+    nana_quic_handle handle;
+    nana_quic_conn_state state;
+    bool is_client;
+    bool app_opened; /* conn_open was called */
+    bool dead;       /* to be freed at the end of the round */
+    bool in_dirty;   /* on the shard's write list */
+    bool early_accepted;
+    bool close_pending; /* nana_quic_conn_close asked; done at the next write */
+    nana_q_ccerr pending_ccerr;
+    struct nana_quic_conn *dirty_next;
+    struct nana_quic_conn *dead_next;
+    struct nana_quic_conn *next, *prev; /* shard's list */
+    struct nana_quic_conn *hnext;       /* shard's handle table */
+    size_t heap_idx;                    /* position in the timer heap */
+    uint64_t expiry;                    /* when the timer fires (ns) */
+    uint64_t close_deadline;            /* CLOSING/DRAINING: when to free */
+    uint8_t *close_pkt;                 /* CLOSING: the CONNECTION_CLOSE datagram */
+    size_t close_len;
+    uint64_t close_sent_at;
+    ngtcp2_cid odcid; /* server: client's first DCID (routed until the handshake ends) */
+    bool odcid_mapped;
+    ngtcp2_cid rcid; /* server after Retry: the client's second DCID */
+    bool rcid_mapped;
+    nana_quic_stream_table streams;
+    nana_quic_stream *send_head, *send_tail; /* streams with bytes to send */
+    nana_quic_identity identity;
+    char alpn[NANA_Q_ALPN_MAX + 1];
+    void *user; /* nana_quic_conn_set_data */
+    /* client */
+    uint8_t *resume; /* TLS session data for resumption (client) */
+    size_t resume_len;
+    ngtcp2_sockaddr_union remote_store, local_store;
+};
+
+/* Creates a server connection for an acceptable first Initial packet. */
+int nana_quic_conn_accept(nana_quic_shard *sh, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd,
+                          const ngtcp2_cid *odcid, const ngtcp2_cid *retry_scid,
+                          const uint8_t *token, size_t tokenlen, uint64_t ts, nana_quic_conn **out);
+
+/* Creates a client connection to |remote| from the shard's socket. */
+int nana_quic_conn_connect(nana_quic_shard *sh, const struct sockaddr *remote, socklen_t remote_len,
+                           const char *server_name, const uint8_t *ticket, size_t ticket_len,
+                           void *data, nana_quic_handle handle, uint64_t ts, nana_quic_conn **out);
+
+/* Feeds one datagram to a connection. */
+void nana_quic_conn_read(nana_quic_conn *c, const ngtcp2_path *path, const uint8_t *pkt, size_t len,
+                         uint32_t ecn, uint64_t ts);
+
+/* Writes what the connection has to send (packets, closes). */
+void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts);
+
+/* Runs an expired timer. */
+void nana_quic_conn_expire(nana_quic_conn *c, uint64_t ts);
+
+/* Starts closing with |ccerr| (CONNECTION_CLOSE then the closing period). */
+void nana_quic_conn_start_close(nana_quic_conn *c, const nana_q_ccerr *ccerr, uint64_t ts);
+
+/* Frees a connection now: streams, CIDs, callbacks (conn_close). */
+void nana_quic_conn_free(nana_quic_conn *c);
+
+/* Recomputes the connection's timer after any change. */
+void nana_quic_conn_update_timer(nana_quic_conn *c);
+
+/* ------------------------------------------------------------------ */
+/* CID table (cidmap.c)                                                 */
+/* ------------------------------------------------------------------ */
+
+typedef struct nana_quic_cidmap {
+    struct cid_entry *slots;
+    size_t cap, count, tombs;
+    uint8_t key[16];
+} nana_quic_cidmap;
+
+int nana_quic_cidmap_init(nana_quic_cidmap *m);
+void nana_quic_cidmap_free(nana_quic_cidmap *m);
+int nana_quic_cidmap_put(nana_quic_cidmap *m, const ngtcp2_cid *cid, nana_quic_conn *c);
+nana_quic_conn *nana_quic_cidmap_get(nana_quic_cidmap *m, const uint8_t *cid, size_t len);
+void nana_quic_cidmap_del(nana_quic_cidmap *m, const ngtcp2_cid *cid);
+
+/* ------------------------------------------------------------------ */
+/* Shards (endpoint.c)                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Where a shard's datagrams go: |n| packets of |len| bytes each (the last
+ * may be shorter) laid out back to back, to one path. */
+typedef struct nana_quic_tx {
+    void (*send)(struct nana_quic_tx *tx, const ngtcp2_path *path, const uint8_t *data, size_t len,
+                 size_t segment);
+} nana_quic_tx;
+
+/* A posted function waiting for its I/O thread (loop.c). */
+typedef struct nana_quic_post_item {
+    struct nana_quic_post_item *next;
+    nana_quic_handle handle;
+    void (*fn)(nana_quic_conn *c, void *arg);
+    void *arg;
+    /* forwarded datagram (migration across threads) */
+    uint8_t *pkt;
+    size_t pktlen;
+    ngtcp2_sockaddr_union local, remote;
+    ngtcp2_socklen local_len, remote_len;
+} nana_quic_post_item;
+
+struct nana_quic_shard {
+    nana_quic_ep *ep;
+    unsigned index;
+    nana_quic_cidmap cids;
+    nana_quic_conn *conns;    /* list */
+    nana_quic_conn **handles; /* handle -> conn (chained by hnext) */
+    size_t nhandles;
+    nana_quic_conn **heap; /* timer min-heap on expiry */
+    size_t heap_len, heap_cap;
+    nana_quic_conn *dirty; /* connections to write at the end of the round */
+    nana_quic_conn *dead;  /* connections to free at the end of the round */
+    nana_quic_tx *tx;
+    uint8_t *txbuf; /* NANA_Q_TX_BURST * NANA_Q_MAX_UDP */
+    unsigned handshaking;
+    atomic_uint_fast64_t next_serial;
+    uint64_t resets_window, resets_in_window; /* stateless reset rate limit */
+    uint64_t now;                             /* timestamp of the round */
+    nana_quic_stats st;
+    /* I/O side (loop.c) */
+    pthread_t thread;
+    bool started;
+    int fd;  /* UDP socket */
+    int efd; /* eventfd for posts */
+    int epfd;
+    ngtcp2_sockaddr_union local; /* bound address */
+    ngtcp2_socklen local_len;
+    pthread_mutex_t post_mu;
+    nana_quic_post_item *post_head, *post_tail;
+    bool stopping;
+    struct nana_quic_io *io; /* receive/send buffers */
+};
+
+struct nana_quic_ep {
+    nana_quic_config cfg;
+    nana_quic_callbacks cb;
+    nana_quic_tls tls;
+    uint8_t secret[NANA_Q_SECRETLEN];
+    nana_quic_shard *shards;
+    unsigned nshards;
+    atomic_uint conns; /* alive, all shards */
+    atomic_bool closing;
+    uint16_t port;
+    char **alpn_copy;
+};
+
+int nana_quic_shard_init(nana_quic_shard *sh, nana_quic_ep *ep, unsigned index);
+void nana_quic_shard_free(nana_quic_shard *sh);
+
+/* Feeds one received datagram to the shard (the sans-I/O entry point). */
+void nana_quic_shard_recv(nana_quic_shard *sh, const ngtcp2_path *path, const uint8_t *pkt,
+                          size_t len, uint32_t ecn, uint64_t ts);
+
+/* Runs due timers and writes every dirty connection; frees the dead ones. */
+void nana_quic_shard_flush(nana_quic_shard *sh, uint64_t ts);
+
+/* Nanoseconds until the next timer (UINT64_MAX: none). */
+uint64_t nana_quic_shard_next_timeout(nana_quic_shard *sh, uint64_t ts);
+
+/* Marks a connection to be written at the end of the round. */
+void nana_quic_shard_dirty(nana_quic_shard *sh, nana_quic_conn *c);
+
+/* Queues a dead connection to be freed at the end of the round. */
+void nana_quic_shard_dead(nana_quic_shard *sh, nana_quic_conn *c);
+
+/* Registers / unregisters a connection's handle and list membership. */
+void nana_quic_shard_link(nana_quic_shard *sh, nana_quic_conn *c);
+void nana_quic_shard_unlink(nana_quic_shard *sh, nana_quic_conn *c);
+nana_quic_conn *nana_quic_shard_by_handle(nana_quic_shard *sh, nana_quic_handle h);
+
+/* Timer heap. */
+void nana_quic_heap_update(nana_quic_shard *sh, nana_quic_conn *c);
+void nana_quic_heap_remove(nana_quic_shard *sh, nana_quic_conn *c);
+
+/* A new handle for a connection of this shard (shard index in the low byte). */
+nana_quic_handle nana_quic_shard_new_handle(nana_quic_shard *sh);
+
+/* Fills |cid| with a fresh CID of this shard. */
+void nana_quic_shard_new_cid(nana_quic_shard *sh, ngtcp2_cid *cid);
+
+/* Monotonic nanoseconds (loop.c: the one place that reads the clock). */
+uint64_t nana_quic_now(void);
+
+/* Closes every connection of the shard (endpoint shutdown). */
+void nana_quic_shard_close_all(nana_quic_shard *sh, uint64_t ts);
+
+/* I/O threads (loop.c). */
+int nana_quic_io_start(nana_quic_ep *ep);
+void nana_quic_io_stop(nana_quic_ep *ep);
+int nana_quic_io_post(nana_quic_shard *sh, nana_quic_post_item *it);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * stream.c - per-connection stream table and send queues.
+ *
+ * A stream's outgoing bytes sit in a list of chunks until the peer
+ * acknowledges them: ngtcp2 retransmits lost data straight from these
+ * buffers, so they must stay put. ngtcp2 reports acknowledgements in
+ * order per stream, which lets us free chunks from the head.
+ */
+#include "quic/quic_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct nana_quic_chunk {
+    nana_quic_chunk *next;
+    size_t len;
+    uint8_t data[];
+};
+
+static size_t bucket(const nana_quic_stream_table *t, int64_t id)
+{
+    uint64_t h = (uint64_t)id * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 32) & (t->nbuckets - 1);
+}
+
+nana_quic_stream *nana_quic_stream_find(nana_quic_stream_table *t, int64_t id)
+{
+    if (!t->nbuckets) return NULL;
+    for (nana_quic_stream *s = t->buckets[bucket(t, id)]; s; s = s->hnext)
+        if (s->id == id) return s;
+    return NULL;
+}
+
+/* Doubles the bucket array. */
+static int grow(nana_quic_stream_table *t)
+{
+    size_t nb = t->nbuckets ? t->nbuckets * 2 : 16;
+    nana_quic_stream **b = calloc(nb, sizeof(*b));
+    if (!b) return nana_err_set(NANA_ERR_NOMEM, "out of memory for streams");
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        nana_quic_stream *s = t->buckets[i];
+        while (s) {
+            nana_quic_stream *n = s->hnext;
+            size_t j = (size_t)(((uint64_t)s->id * 0x9e3779b97f4a7c15ull) >> 32) & (nb - 1);
+            s->hnext = b[j];
+            b[j] = s;
+            s = n;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->nbuckets = nb;
+    return NANA_OK;
+}
+
+nana_quic_stream *nana_quic_stream_add(nana_quic_stream_table *t, int64_t id)
+{
+    if (t->count >= t->nbuckets && grow(t)) return NULL;
+    nana_quic_stream *s = calloc(1, sizeof(*s));
+    if (!s) {
+        (void)nana_err_set(NANA_ERR_NOMEM, "out of memory for a stream");
+        return NULL;
+    }
+    s->id = id;
+    size_t b = bucket(t, id);
+    s->hnext = t->buckets[b];
+    t->buckets[b] = s;
+    t->count++;
+    return s;
+}
+
+static void stream_free(nana_quic_stream *s)
+{
+    nana_quic_chunk *c = s->head;
+    while (c) {
+        nana_quic_chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+    free(s);
+}
+
+void nana_quic_stream_remove(nana_quic_stream_table *t, nana_quic_stream *s)
+{
+    nana_quic_stream **p = &t->buckets[bucket(t, s->id)];
+    while (*p && *p != s)
+        p = &(*p)->hnext;
+    if (*p) {
+        *p = s->hnext;
+        t->count--;
+    }
+    stream_free(s);
+}
+
+void nana_quic_stream_table_free(nana_quic_stream_table *t)
+{
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        nana_quic_stream *s = t->buckets[i];
+        while (s) {
+            nana_quic_stream *n = s->hnext;
+            stream_free(s);
+            s = n;
+        }
+    }
+    free(t->buckets);
+    t->buckets = NULL;
+    t->nbuckets = t->count = 0;
+}
+
+int nana_quic_stream_queue(nana_quic_stream *s, const void *data, size_t len)
+{
+    if (!len) return NANA_OK;
+    nana_quic_chunk *c = malloc(sizeof(*c) + len);
+    if (!c) return nana_err_set(NANA_ERR_NOMEM, "out of memory for %zu bytes of stream data", len);
+    c->next = NULL;
+    c->len = len;
+    memcpy(c->data, data, len);
+    if (s->tail)
+        s->tail->next = c;
+    else
+        s->head = c;
+    s->tail = c;
+    s->queued += len;
+    return NANA_OK;
+}
+
+void nana_quic_stream_acked(nana_quic_stream *s, uint64_t acked_to)
+{
+    while (s->head && s->base_off + s->head->len <= acked_to) {
+        nana_quic_chunk *c = s->head;
+        s->base_off += c->len;
+        s->head = c->next;
+        if (!s->head) s->tail = NULL;
+        free(c);
+    }
+}
+
+size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max)
+{
+    size_t n = 0;
+    uint64_t off = s->base_off;
+    for (nana_quic_chunk *c = s->head; c && n < max; c = c->next) {
+        uint64_t end = off + c->len;
+        if (end > s->sent_off) {
+            size_t skip = s->sent_off > off ? (size_t)(s->sent_off - off) : 0;
+            v[n].base = c->data + skip;
+            v[n].len = c->len - skip;
+            n++;
+        }
+        off = end;
+    }
+    return n;
+}

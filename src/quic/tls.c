@@ -1,0 +1,378 @@
+/*
+ * tls.c - GnuTLS for the transport: credentials, one session per
+ * connection, ALPN policy, mutual TLS identity, session tickets and the
+ * 0-RTT replay cache.
+ *
+ * ngtcp2's GnuTLS helper (ngtcp2_crypto_gnutls_configure_*_session) wires
+ * a session's secrets and handshake bytes to its ngtcp2 connection through
+ * the session pointer, which must be the connection's ngtcp2_crypto_conn_ref.
+ * TLS 1.3 only, without middlebox compatibility mode (QUIC forbids it).
+ *
+ * ALPN: the server lists what it accepts without GNUTLS_ALPN_MANDATORY,
+ * which would refuse the NanaSQLite clients that offer no ALPN at all; a
+ * ClientHello hook refuses instead a client whose offer matched nothing
+ * (or that offered none when allow_no_alpn is off).
+ */
+#include "quic/quic_int.h"
+
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/x509.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
+#define REPLAY_CAP   65536 /* remembered 0-RTT ClientHellos */
+#define REPLAY_PROBE 32
+
+/* Finds the connection of a GnuTLS session. */
+static nana_quic_conn *session_conn(gnutls_session_t s)
+{
+    ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
+    return ref ? ref->user_data : NULL;
+}
+
+/*
+ * The anti-replay database of 0-RTT: GnuTLS asks whether a ClientHello
+ * was seen within its window. A fixed-size open-addressed set of keyed
+ * hashes with expiry; when the probe window is full the hello is treated
+ * as seen (the client falls back to a full handshake: safe, never wrong).
+ */
+static int replay_add(void *ptr, time_t exp, const gnutls_datum_t *key, const gnutls_datum_t *data)
+{
+    (void)data;
+    nana_quic_tls *t = ptr;
+    uint64_t h;
+    crypto_shorthash((unsigned char *)&h, key->data, key->size, t->replay_seed);
+    if (h == 0) h = 1;
+    uint64_t now = (uint64_t)time(NULL);
+    int rc = GNUTLS_E_DB_ENTRY_EXISTS;
+    pthread_mutex_lock(&t->replay_mu);
+    size_t free_slot = SIZE_MAX;
+    for (size_t i = 0; i < REPLAY_PROBE; i++) {
+        size_t j = (size_t)(h + i) & (t->replay_cap - 1);
+        if (t->replay_keys[j] == h && t->replay_exp[j] >= now) {
+            free_slot = SIZE_MAX;
+            break;
+        }
+        if ((t->replay_keys[j] == 0 || t->replay_exp[j] < now) && free_slot == SIZE_MAX)
+            free_slot = j;
+    }
+    if (free_slot != SIZE_MAX) {
+        t->replay_keys[free_slot] = h;
+        t->replay_exp[free_slot] = exp > 0 ? (uint64_t)exp : now + 10;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&t->replay_mu);
+    return rc;
+}
+
+int nana_quic_tls_init(nana_quic_tls *t, const nana_quic_config *cfg)
+{
+    memset(t, 0, sizeof(*t));
+    t->server = cfg->server != 0;
+    t->allow_no_alpn = cfg->allow_no_alpn != 0;
+    t->enable_0rtt = cfg->enable_0rtt != 0;
+    t->client_auth = cfg->client_auth;
+    pthread_mutex_init(&t->replay_mu, NULL);
+    int rc = gnutls_certificate_allocate_credentials(&t->cred);
+    if (rc < 0) return nana_err_set(NANA_ERR_NOMEM, "TLS credentials: %s", gnutls_strerror(rc));
+    if (cfg->cert_file || cfg->key_file) {
+        if (!cfg->cert_file || !cfg->key_file)
+            return nana_err_set(NANA_ERR_INVALID,
+                                "a certificate needs both cert_file and key_file");
+        rc = gnutls_certificate_set_x509_key_file(t->cred, cfg->cert_file, cfg->key_file,
+                                                  GNUTLS_X509_FMT_PEM);
+        if (rc < 0)
+            return nana_err_set(NANA_ERR_IO, "cannot load the certificate %s or its key: %s",
+                                cfg->cert_file, gnutls_strerror(rc));
+    } else if (t->server) {
+        return nana_err_set(NANA_ERR_INVALID, "a server needs cert_file and key_file");
+    }
+    if (cfg->ca_file) {
+        rc = gnutls_certificate_set_x509_trust_file(t->cred, cfg->ca_file, GNUTLS_X509_FMT_PEM);
+        if (rc <= 0)
+            return nana_err_set(NANA_ERR_IO, "cannot load trust anchors from %s: %s", cfg->ca_file,
+                                rc < 0 ? gnutls_strerror(rc) : "no certificates");
+        t->have_ca = true;
+    }
+    if (t->server && cfg->client_auth != NANA_QUIC_CLIENT_CERT_IGNORE && !t->have_ca)
+        return nana_err_set(NANA_ERR_INVALID, "client certificates need ca_file");
+    if (!t->server && !t->have_ca)
+        return nana_err_set(NANA_ERR_INVALID, "a client needs ca_file to verify the server");
+    rc = gnutls_priority_init(&t->prio, PRIORITY, NULL);
+    if (rc < 0) return nana_err_set(NANA_ERR_INTERNAL, "TLS priority: %s", gnutls_strerror(rc));
+    if (cfg->nalpn) {
+        t->alpn = calloc(cfg->nalpn, sizeof(*t->alpn));
+        if (!t->alpn) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < cfg->nalpn; i++) {
+            size_t n = strlen(cfg->alpn[i]);
+            if (n == 0 || n > NANA_Q_ALPN_MAX)
+                return nana_err_set(NANA_ERR_INVALID, "ALPN names are 1 to %d bytes",
+                                    NANA_Q_ALPN_MAX);
+            t->alpn[i].data = (unsigned char *)(uintptr_t)cfg->alpn[i];
+            t->alpn[i].size = (unsigned)n;
+        }
+        t->nalpn = cfg->nalpn;
+    }
+    if (t->server && t->enable_0rtt) {
+        rc = gnutls_session_ticket_key_generate(&t->ticket_key);
+        if (rc < 0) return nana_err_set(NANA_ERR_INTERNAL, "ticket key: %s", gnutls_strerror(rc));
+        rc = gnutls_anti_replay_init(&t->anti_replay);
+        if (rc < 0) return nana_err_set(NANA_ERR_INTERNAL, "anti-replay: %s", gnutls_strerror(rc));
+        gnutls_anti_replay_set_add_function(t->anti_replay, replay_add);
+        gnutls_anti_replay_set_ptr(t->anti_replay, t);
+        t->replay_cap = REPLAY_CAP;
+        t->replay_keys = calloc(t->replay_cap, sizeof(*t->replay_keys));
+        t->replay_exp = calloc(t->replay_cap, sizeof(*t->replay_exp));
+        if (!t->replay_keys || !t->replay_exp)
+            return nana_err_set(NANA_ERR_NOMEM, "out of memory for the replay cache");
+        randombytes_buf(t->replay_seed, sizeof(t->replay_seed));
+    }
+    return NANA_OK;
+}
+
+void nana_quic_tls_free(nana_quic_tls *t)
+{
+    if (t->cred) gnutls_certificate_free_credentials(t->cred);
+    if (t->prio) gnutls_priority_deinit(t->prio);
+    if (t->ticket_key.data) {
+        sodium_memzero(t->ticket_key.data, t->ticket_key.size);
+        gnutls_free(t->ticket_key.data);
+    }
+    if (t->anti_replay) gnutls_anti_replay_deinit(t->anti_replay);
+    free(t->alpn);
+    free(t->replay_keys);
+    free(t->replay_exp);
+    pthread_mutex_destroy(&t->replay_mu);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Reads a big-endian length of |n| bytes at p[*i]; -1 when short. */
+static long read_len(const uint8_t *p, size_t len, size_t *i, size_t n)
+{
+    if (*i + n > len) return -1;
+    long v = 0;
+    for (size_t k = 0; k < n; k++)
+        v = (v << 8) | p[*i + k];
+    *i += n;
+    return v;
+}
+
+int nana_quic_tls_hello_has_alpn(const uint8_t *msg, size_t len)
+{
+    size_t i = 0;
+    /* Tolerate the 4-byte handshake header in front of the body. */
+    if (len >= 4 && msg[0] == 1 &&
+        (((size_t)msg[1] << 16) | ((size_t)msg[2] << 8) | msg[3]) == len - 4)
+        i = 4;
+    i += 2 + 32; /* legacy_version, random */
+    long n;
+    if ((n = read_len(msg, len, &i, 1)) < 0 || i + (size_t)n > len) return -1; /* session id */
+    i += (size_t)n;
+    if ((n = read_len(msg, len, &i, 2)) < 0 || i + (size_t)n > len) return -1; /* suites */
+    i += (size_t)n;
+    if ((n = read_len(msg, len, &i, 1)) < 0 || i + (size_t)n > len) return -1; /* compression */
+    i += (size_t)n;
+    if (i == len) return 0; /* no extensions */
+    if ((n = read_len(msg, len, &i, 2)) < 0 || i + (size_t)n > len) return -1;
+    size_t end = i + (size_t)n;
+    while (i + 4 <= end) {
+        long type = read_len(msg, end, &i, 2);
+        long elen = read_len(msg, end, &i, 2);
+        if (type < 0 || elen < 0 || i + (size_t)elen > end) return -1;
+        if (type == 16) return 1; /* application_layer_protocol_negotiation */
+        i += (size_t)elen;
+    }
+    return i == end ? 0 : -1;
+}
+
+/* Server: after the ClientHello, refuse ALPN offers we cannot serve. */
+static int hello_hook(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+                      const gnutls_datum_t *msg)
+{
+    (void)htype;
+    (void)when;
+    (void)incoming;
+    nana_quic_conn *c = session_conn(s);
+    if (!c) return GNUTLS_E_INTERNAL_ERROR;
+    const nana_quic_tls *t = &c->shard->ep->tls;
+    gnutls_datum_t sel;
+    if (gnutls_alpn_get_selected_protocol(s, &sel) == 0) return 0;
+    int offered = nana_quic_tls_hello_has_alpn(msg->data, msg->size);
+    if (offered == 0 && (t->allow_no_alpn || t->nalpn == 0)) return 0;
+    return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+}
+
+/* Client: the blob handed to the application for resumption:
+ * u32 TLS-session length, session, u32 transport-parameters length, params,
+ * u32 token length, token (NEW_TOKEN, may be 0). */
+static void emit_ticket(nana_quic_conn *c, const uint8_t *token, size_t tokenlen)
+{
+    const nana_quic_callbacks *cb = &c->shard->ep->cb;
+    if (!cb->session_ticket) return;
+    gnutls_datum_t sess = {NULL, 0};
+    if (gnutls_session_get_data2(c->tls, &sess) < 0) return;
+    const ngtcp2_transport_params *params = ngtcp2_conn_get_remote_transport_params(c->q);
+    if (!params) {
+        gnutls_free(sess.data);
+        return;
+    }
+    uint8_t tp[256];
+    ngtcp2_ssize tplen = ngtcp2_encode_transport_params(
+        tp, sizeof(tp), NGTCP2_TRANSPORT_PARAMS_TYPE_ENCRYPTED_EXTENSIONS, params);
+    if (tplen < 0) {
+        gnutls_free(sess.data);
+        return;
+    }
+    size_t total = 12 + sess.size + (size_t)tplen + tokenlen;
+    uint8_t *blob = malloc(total);
+    if (blob) {
+        uint8_t *p = blob;
+        uint32_t lens[3] = {sess.size, (uint32_t)tplen, (uint32_t)tokenlen};
+        const uint8_t *parts[3] = {sess.data, tp, token};
+        for (int k = 0; k < 3; k++) {
+            p[0] = (uint8_t)(lens[k] >> 24);
+            p[1] = (uint8_t)(lens[k] >> 16);
+            p[2] = (uint8_t)(lens[k] >> 8);
+            p[3] = (uint8_t)lens[k];
+            p += 4;
+            if (lens[k]) memcpy(p, parts[k], lens[k]);
+            p += lens[k];
+        }
+        cb->session_ticket(c, blob, total, c->shard->ep->cfg.user);
+        free(blob);
+    }
+    gnutls_free(sess.data);
+}
+
+/* Client: a NewSessionTicket arrived. */
+static int ticket_hook(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+                       const gnutls_datum_t *msg)
+{
+    (void)when;
+    (void)incoming;
+    (void)msg;
+    if (htype != GNUTLS_HANDSHAKE_NEW_SESSION_TICKET) return 0;
+    nana_quic_conn *c = session_conn(s);
+    if (c) emit_ticket(c, NULL, 0);
+    return 0;
+}
+
+void nana_quic_tls_new_token(nana_quic_conn *c, const uint8_t *token, size_t len)
+{
+    emit_ticket(c, token, len);
+}
+
+int nana_quic_tls_session(nana_quic_tls *t, nana_quic_conn *c, const char *server_name,
+                          const uint8_t *tls_session, size_t tls_session_len)
+{
+    unsigned flags = GNUTLS_NO_END_OF_EARLY_DATA;
+    if (t->server) {
+        flags |= GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET;
+        if (t->enable_0rtt) flags |= GNUTLS_ENABLE_EARLY_DATA;
+    } else {
+        flags |= GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA;
+    }
+    int rc = gnutls_init(&c->tls, flags);
+    if (rc < 0) return nana_err_set(NANA_ERR_NOMEM, "TLS session: %s", gnutls_strerror(rc));
+    if ((rc = gnutls_priority_set(c->tls, t->prio)) < 0) goto fail;
+    if (t->server) {
+        if (t->enable_0rtt) {
+            if ((rc = gnutls_session_ticket_enable_server(c->tls, &t->ticket_key)) < 0) goto fail;
+            gnutls_anti_replay_enable(c->tls, t->anti_replay);
+            gnutls_record_set_max_early_data_size(c->tls, 0xffffffffu);
+        }
+        gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST,
+                                           hello_hook);
+        if (ngtcp2_crypto_gnutls_configure_server_session(c->tls) != 0) {
+            rc = GNUTLS_E_INTERNAL_ERROR;
+            goto fail;
+        }
+    } else {
+        gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET,
+                                           GNUTLS_HOOK_POST, ticket_hook);
+        if (ngtcp2_crypto_gnutls_configure_client_session(c->tls) != 0) {
+            rc = GNUTLS_E_INTERNAL_ERROR;
+            goto fail;
+        }
+        if (tls_session && tls_session_len &&
+            gnutls_session_set_data(c->tls, tls_session, tls_session_len) < 0) {
+            /* A stale ticket only costs the resumption. */
+        }
+    }
+    gnutls_session_set_ptr(c->tls, &c->conn_ref);
+    if ((rc = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, t->cred)) < 0) goto fail;
+    if (t->nalpn &&
+        (rc = gnutls_alpn_set_protocols(c->tls, t->alpn, (unsigned)t->nalpn,
+                                        t->server ? GNUTLS_ALPN_SERVER_PRECEDENCE : 0)) < 0)
+        goto fail;
+    if (t->server) {
+        if (t->client_auth != NANA_QUIC_CLIENT_CERT_IGNORE) {
+            gnutls_certificate_server_set_request(
+                c->tls, t->client_auth == NANA_QUIC_CLIENT_CERT_REQUIRE ? GNUTLS_CERT_REQUIRE
+                                                                        : GNUTLS_CERT_REQUEST);
+            gnutls_session_set_verify_cert(c->tls, NULL, 0);
+        }
+    } else {
+        const char *name = server_name && server_name[0] ? server_name : "localhost";
+        if ((rc = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, name, strlen(name))) < 0)
+            goto fail;
+        gnutls_session_set_verify_cert(c->tls, name, 0);
+    }
+    ngtcp2_conn_set_tls_native_handle(c->q, c->tls);
+    return NANA_OK;
+fail:
+    gnutls_deinit(c->tls);
+    c->tls = NULL;
+    return nana_err_set(NANA_ERR_INTERNAL, "TLS session setup: %s", gnutls_strerror(rc));
+}
+
+/* Fills the identity from the peer's certificate (DER). */
+static void identity_from_der(nana_quic_identity *id, const gnutls_datum_t *der)
+{
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, der->data, der->size, id->cert_sha256);
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) < 0) return;
+    if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) == 0) {
+        gnutls_datum_t dn = {NULL, 0};
+        if (gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0) {
+            size_t n = dn.size < sizeof(id->subject) - 1 ? dn.size : sizeof(id->subject) - 1;
+            memcpy(id->subject, dn.data, n);
+            id->subject[n] = '\0';
+            gnutls_free(dn.data);
+        }
+        gnutls_pubkey_t pk;
+        if (gnutls_pubkey_init(&pk) == 0) {
+            gnutls_datum_t spki = {NULL, 0};
+            if (gnutls_pubkey_import_x509(pk, crt, 0) == 0 &&
+                gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &spki) == 0) {
+                gnutls_hash_fast(GNUTLS_DIG_SHA256, spki.data, spki.size, id->spki_sha256);
+                gnutls_free(spki.data);
+            }
+            gnutls_pubkey_deinit(pk);
+        }
+    }
+    gnutls_x509_crt_deinit(crt);
+}
+
+void nana_quic_tls_peer_info(nana_quic_conn *c)
+{
+    gnutls_datum_t sel;
+    if (gnutls_alpn_get_selected_protocol(c->tls, &sel) == 0 && sel.size <= NANA_Q_ALPN_MAX) {
+        memcpy(c->alpn, sel.data, sel.size);
+        c->alpn[sel.size] = '\0';
+    }
+    if (c->is_client || c->identity.verified) return;
+    unsigned n = 0;
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(c->tls, &n);
+    if (!peers || n == 0) return;
+    unsigned status = 0;
+    /* The handshake already refused certificates that do not verify;
+     * check again so `verified` never lies. */
+    if (gnutls_certificate_verify_peers2(c->tls, &status) < 0 || status != 0) return;
+    identity_from_der(&c->identity, &peers[0]);
+    c->identity.verified = 1;
+}

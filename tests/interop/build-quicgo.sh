@@ -1,0 +1,43 @@
+#!/bin/sh
+# Build the quic-go interop peer (tests/interop/quicgo_peer.go) offline against
+# Debian's quic-go 0.29 (golang-github-lucas-clemente-quic-go-dev) and golang-go.
+#
+#   tests/interop/build-quicgo.sh [OUTDIR]   (default: <repo root>/build/interop)
+#
+# Produces OUTDIR/quicgo_peer. Quiet on success, idempotent (go's build cache
+# lives in OUTDIR/.gocache, so reruns are fast). Works as root with no $HOME.
+set -eu
+
+# The repository root (this script lives in tests/interop/).
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+
+# OUTDIR is relative to the caller's directory; the default is relative to
+# the repository root.
+OUT=${1:-$ROOT/build/interop}
+# QUICGO_GOPATH overrides where the Debian Go sources live (for testing).
+GOPATH_DEBIAN=${QUICGO_GOPATH:-/usr/share/gocode}
+QUICGO_SRC=$GOPATH_DEBIAN/src/github.com/lucas-clemente/quic-go
+
+if ! command -v go >/dev/null 2>&1; then
+    echo "build-quicgo.sh: 'go' not found in PATH (install golang-go)" >&2
+    exit 1
+fi
+if [ ! -f "$QUICGO_SRC/client.go" ]; then
+    echo "build-quicgo.sh: quic-go sources not found at $QUICGO_SRC" \
+         "(install golang-github-lucas-clemente-quic-go-dev)" >&2
+    exit 1
+fi
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+mkdir -p "$OUT/.gocache" "$OUT/.gotmp"
+cd "$ROOT"
+
+# GOFLAGS/GOENV cleared so a user's go env cannot switch on modules or -mod=...
+if ! env GOPATH="$GOPATH_DEBIAN" GO111MODULE=off GOFLAGS= GOENV=off \
+        GOCACHE="$OUT/.gocache" GOTMPDIR="$OUT/.gotmp" HOME="${HOME:-$OUT}" \
+        GOTOOLCHAIN=local CGO_ENABLED=0 \
+        go build -o "$OUT/quicgo_peer" tests/interop/quicgo_peer.go; then
+    echo "build-quicgo.sh: go build of tests/interop/quicgo_peer.go failed" >&2
+    exit 1
+fi
