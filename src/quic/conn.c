@@ -16,6 +16,8 @@
 #include "quic/quic_int.h"
 
 #include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -311,6 +313,17 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool client)
     cb->path_validation = cb_path_validation;
 }
 
+/* ngtcp2's own trace, on stderr when NANA_QUIC_DEBUG is set (debugging only). */
+static void debug_log(void *ud, const char *fmt, ...)
+{
+    (void)ud;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
 /* Settings and transport parameters from the endpoint's configuration. */
 static void fill_settings(nana_quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_params *p,
                           uint64_t ts)
@@ -322,6 +335,7 @@ static void fill_settings(nana_quic_conn *c, ngtcp2_settings *s, ngtcp2_transpor
     s->handshake_timeout = (uint64_t)cfg->handshake_timeout_ms * 1000000ull;
     s->max_stream_window = cfg->stream_window * 4;
     s->max_window = cfg->conn_window * 4;
+    if (getenv("NANA_QUIC_DEBUG")) s->log_printf = debug_log;
     ngtcp2_transport_params_default(p);
     p->initial_max_stream_data_bidi_local = cfg->stream_window;
     p->initial_max_stream_data_bidi_remote = cfg->stream_window;
@@ -489,6 +503,7 @@ static void start_draining(nana_quic_conn *c, uint64_t ts)
     if (c->state == CONN_HANDSHAKE && !c->is_client && c->shard->handshaking)
         c->shard->handshaking--;
     c->state = CONN_DRAINING;
+    c->peer_closed = true;
     c->close_deadline = ts + 3 * ngtcp2_conn_get_pto(c->q);
     app_gone(c);
     nana_quic_conn_update_timer(c);
@@ -547,6 +562,14 @@ static void fail(nana_quic_conn *c, int rv, uint64_t ts)
         conn_kill(c);
         return;
     case NGTCP2_ERR_CRYPTO:
+        if (getenv("NANA_QUIC_DEBUG")) {
+            gnutls_datum_t st = {NULL, 0};
+            gnutls_certificate_verification_status_print(
+                gnutls_session_get_verify_cert_status(c->tls), GNUTLS_CRT_X509, &st, 0);
+            fprintf(stderr, "TLS failure: alert %d, verify status: %s\n",
+                    ngtcp2_conn_get_tls_alert(c->q), st.data ? (char *)st.data : "-");
+            gnutls_free(st.data);
+        }
         nana_q_ccerr_set_tls_alert(&e, ngtcp2_conn_get_tls_alert(c->q), NULL, 0);
         break;
     default:
@@ -794,6 +817,18 @@ const char *nana_quic_conn_alpn(const nana_quic_conn *c)
 int nana_quic_conn_early_accepted(const nana_quic_conn *c)
 {
     return c->early_accepted ? 1 : 0;
+}
+
+int nana_quic_conn_peer_error(const nana_quic_conn *c, uint64_t *code, int *is_app)
+{
+    nana_q_ccerr e;
+    nana_q_conn_get_ccerr(c->q, &e);
+    if (e.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT && e.error_code == 0 &&
+        !c->peer_closed)
+        return 0;
+    *code = e.error_code;
+    *is_app = e.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION;
+    return c->peer_closed ? 1 : 0;
 }
 
 void nana_quic_conn_peer(const nana_quic_conn *c, struct sockaddr_storage *addr, socklen_t *len)

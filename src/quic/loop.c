@@ -116,7 +116,8 @@ static void io_send(nana_quic_tx *tx, const ngtcp2_path *path, const uint8_t *da
         .msg_controllen = 0,
     };
     memset(ctl, 0, sizeof(ctl));
-    if (bound_wildcard(sh)) m.msg_controllen = put_pktinfo(&m, ctl, sizeof(ctl), &path->local);
+    if (sh->ep->cfg.server && bound_wildcard(sh))
+        m.msg_controllen = put_pktinfo(&m, ctl, sizeof(ctl), &path->local);
     size_t count = (len + seg - 1) / seg;
     if (count > 1 && io->gso_ok) {
         struct cmsghdr *cm = (struct cmsghdr *)(ctl + m.msg_controllen);
@@ -238,12 +239,15 @@ static int read_batch(nana_quic_io *io, uint64_t ts)
         struct msghdr *m = &io->msgs[i].msg_hdr;
         size_t len = io->msgs[i].msg_len;
         size_t seg = len;
+        bool is_server = sh->ep->cfg.server != 0;
         ngtcp2_sockaddr_union local = sh->local;
         for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
             if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
                 int g;
                 memcpy(&g, CMSG_DATA(cm), sizeof(g));
                 if (g > 0) seg = (size_t)g;
+            } else if (!is_server) {
+                continue; /* a client's paths use its socket's own address */
             } else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
                 struct in_pktinfo pi;
                 memcpy(&pi, CMSG_DATA(cm), sizeof(pi));

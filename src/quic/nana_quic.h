@@ -182,6 +182,15 @@ const char *nana_quic_conn_alpn(const nana_quic_conn *c);
 /* 1 if the handshake resumed a session and 0-RTT data was accepted. */
 int nana_quic_conn_early_accepted(const nana_quic_conn *c);
 
+/*
+ * Why the connection ended, once it has: the CONNECTION_CLOSE the peer sent
+ * (its error code; *is_app 1 for an application code, 0 for a transport
+ * code such as 0x2 CONNECTION_REFUSED or 0x100+alert for TLS). Returns 1 if
+ * the peer sent one, 0 otherwise (timeout, or closed by us). Useful inside
+ * conn_close.
+ */
+int nana_quic_conn_peer_error(const nana_quic_conn *c, uint64_t *code, int *is_app);
+
 /* The peer's current address. */
 void nana_quic_conn_peer(const nana_quic_conn *c, struct sockaddr_storage *addr, socklen_t *len);
 

@@ -142,6 +142,7 @@ struct nana_quic_conn {
     bool in_dirty;   /* on the shard's write list */
     bool early_accepted;
     bool close_pending; /* nana_quic_conn_close asked; done at the next write */
+    bool peer_closed;   /* the peer sent CONNECTION_CLOSE */
     nana_q_ccerr pending_ccerr;
     struct nana_quic_conn *dirty_next;
     struct nana_quic_conn *dead_next;
@@ -163,7 +164,8 @@ struct nana_quic_conn {
     char alpn[NANA_Q_ALPN_MAX + 1];
     void *user; /* nana_quic_conn_set_data */
     /* client */
-    uint8_t *resume; /* TLS session data for resumption (client) */
+    char server_name[256]; /* GnuTLS keeps a pointer to it for the session's life */
+    uint8_t *resume;       /* TLS session data for resumption (client) */
     size_t resume_len;
     ngtcp2_sockaddr_union remote_store, local_store;
 };

@@ -19,6 +19,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -69,8 +70,19 @@ static int replay_add(void *ptr, time_t exp, const gnutls_datum_t *key, const gn
     return rc;
 }
 
+/* GnuTLS's own trace, on stderr when NANA_GNUTLS_DEBUG is a level (debugging only). */
+static void gnutls_debug(int level, const char *msg)
+{
+    fprintf(stderr, "gnutls[%d]: %s", level, msg);
+}
+
 int nana_quic_tls_init(nana_quic_tls *t, const nana_quic_config *cfg)
 {
+    const char *dbg = getenv("NANA_GNUTLS_DEBUG");
+    if (dbg) {
+        gnutls_global_set_log_function(gnutls_debug);
+        gnutls_global_set_log_level(atoi(dbg));
+    }
     memset(t, 0, sizeof(*t));
     t->server = cfg->server != 0;
     t->allow_no_alpn = cfg->allow_no_alpn != 0;
@@ -317,10 +329,13 @@ int nana_quic_tls_session(nana_quic_tls *t, nana_quic_conn *c, const char *serve
             gnutls_session_set_verify_cert(c->tls, NULL, 0);
         }
     } else {
-        const char *name = server_name && server_name[0] ? server_name : "localhost";
-        if ((rc = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, name, strlen(name))) < 0)
+        /* GnuTLS keeps the name's pointer: it lives in the connection. */
+        snprintf(c->server_name, sizeof(c->server_name), "%s",
+                 server_name && server_name[0] ? server_name : "localhost");
+        if ((rc = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, c->server_name,
+                                         strlen(c->server_name))) < 0)
             goto fail;
-        gnutls_session_set_verify_cert(c->tls, name, 0);
+        gnutls_session_set_verify_cert(c->tls, c->server_name, 0);
     }
     ngtcp2_conn_set_tls_native_handle(c->q, c->tls);
     return NANA_OK;
