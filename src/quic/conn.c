@@ -51,7 +51,7 @@ static void *app_user(const nana_quic_conn *c)
 /* Tells the layer above that the connection is usable (once). */
 static int app_open(nana_quic_conn *c)
 {
-    if (c->app_opened) return 0;
+    if (c->app_opened || c->app_closed) return 0;
     c->app_opened = true;
     nana_quic_tls_peer_info(c);
     if (app(c)->conn_open) return app(c)->conn_open(c, app_user(c));
@@ -64,13 +64,16 @@ static void app_gone(nana_quic_conn *c)
 {
     nana_quic_stream_table *t = &c->streams;
     const nana_quic_callbacks *cb = app(c);
-    if (c->app_opened) {
+    /* A client hears about its connection however it ends (it asked for
+     * it); a server only about connections it was told were open. */
+    if (c->app_opened || (c->is_client && !c->app_closed)) {
         for (size_t i = 0; i < t->nbuckets; i++)
             for (nana_quic_stream *s = t->buckets[i]; s; s = s->hnext)
                 if (cb->stream_close && !s->closed) cb->stream_close(c, s->id, 0, app_user(c));
         if (cb->conn_close) cb->conn_close(c, app_user(c));
     }
     c->app_opened = false;
+    c->app_closed = true;
     nana_quic_stream_table_free(t);
     c->send_head = c->send_tail = NULL;
 }
@@ -117,6 +120,10 @@ static int cb_recv_stream_data(ngtcp2_conn *q, uint32_t flags, int64_t sid, uint
     (void)offset;
     (void)sud;
     nana_quic_conn *c = ud;
+    if ((flags & NANA_Q_STREAM_DATA_EARLY) && !c->is_client && !c->early_accepted) {
+        c->early_accepted = true;
+        c->shard->st.early_accepted++;
+    }
     if (app_open(c) < 0) return NGTCP2_ERR_CALLBACK_FAILURE;
     if (!nana_quic_stream_find(&c->streams, sid) && !nana_quic_stream_add(&c->streams, sid))
         return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -243,8 +250,12 @@ static int cb_handshake_completed(ngtcp2_conn *q, void *ud)
         if (!c->is_client && sh->handshaking) sh->handshaking--;
     }
     sh->st.handshakes_done++;
-    c->early_accepted = (gnutls_session_get_flags(c->tls) & GNUTLS_SFLAGS_EARLY_DATA) != 0;
-    if (c->early_accepted) sh->st.early_accepted++;
+    /* A client learns it from TLS; a server counted it when 0-RTT stream
+     * data arrived (GnuTLS does not flag it without EndOfEarlyData). */
+    if (c->is_client) {
+        c->early_accepted = (gnutls_session_get_flags(c->tls) & GNUTLS_SFLAGS_EARLY_DATA) != 0;
+        if (c->early_accepted) sh->st.early_accepted++;
+    }
     if (!c->is_client) {
         if (sh->ep->tls.enable_0rtt) gnutls_session_ticket_send(c->tls, 1, 0);
         /* NEW_TOKEN: the client may skip the Retry next time, from any port. */

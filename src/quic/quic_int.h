@@ -138,6 +138,7 @@ struct nana_quic_conn {
     nana_quic_conn_state state;
     bool is_client;
     bool app_opened; /* conn_open was called */
+    bool app_closed; /* conn_close was called (or never will be) */
     bool dead;       /* to be freed at the end of the round */
     bool in_dirty;   /* on the shard's write list */
     bool early_accepted;

@@ -327,6 +327,10 @@ int nana_quic_tls_session(nana_quic_tls *t, nana_quic_conn *c, const char *serve
                 c->tls, t->client_auth == NANA_QUIC_CLIENT_CERT_REQUIRE ? GNUTLS_CERT_REQUIRE
                                                                         : GNUTLS_CERT_REQUEST);
             gnutls_session_set_verify_cert(c->tls, NULL, 0);
+            /* Do not list our CAs to the client: a GnuTLS client would then
+             * quietly withhold a certificate from any other CA, and the
+             * refusal would not say it was untrusted. Also saves bytes. */
+            gnutls_certificate_send_x509_rdn_sequence(c->tls, 1);
         }
     } else {
         /* GnuTLS keeps the name's pointer: it lives in the connection. */

@@ -95,11 +95,357 @@ static void test_100mb_one_stream(void **state)
     qt_server_stop(&s);
 }
 
-int main(void)
+/* The client waits for the outcome of a handshake that should fail:
+ * returns the peer's error code (0 if the connection never closed). */
+static uint64_t refused_code(qt_client *cl)
 {
+    assert_true(qt_wait_flag(cl, &cl->closed, 8000));
+    return cl->peer_error ? cl->peer_code : 0;
+}
+
+static void test_mtls(void **state)
+{
+    (void)state;
+    qt_server s = {0};
+    nana_quic_config cfg;
+    qt_server_config(&cfg, &s, &certs);
+    cfg.client_auth = NANA_QUIC_CLIENT_CERT_REQUIRE;
+    assert_int_equal(qt_server_start(&s, &cfg), 0);
+
+    /* A certificate from the trusted CA: accepted, identity known. */
+    qt_client cl;
+    assert_int_equal(qt_client_start(&cl, &certs, "nanasqlite", certs.client, certs.client_key), 0);
+    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_true(qt_wait_flag(&cl, &cl.opened, 5000));
+    assert_int_equal(qt_echo(&cl, 2, 100, 1), 0);
+    pthread_mutex_lock(&s.mu);
+    assert_int_equal(s.last_id.verified, 1);
+    assert_non_null(strstr(s.last_id.subject, "CN=alice"));
+    nana_quic_identity id = s.last_id;
+    pthread_mutex_unlock(&s.mu);
+    uint8_t cert_fp[32], spki_fp[32];
+    assert_int_equal(nana_cert_fingerprints(certs.client, cert_fp, spki_fp), 0);
+    assert_memory_equal(id.cert_sha256, cert_fp, 32);
+    assert_memory_equal(id.spki_sha256, spki_fp, 32);
+    qt_client_stop(&cl);
+
+    /* No certificate: refused with certificate_required (0x100 + 116). */
+    assert_int_equal(qt_client_start(&cl, &certs, "nanasqlite", NULL, NULL), 0);
+    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_int_equal(refused_code(&cl), 0x100 + 116);
+    qt_client_stop(&cl);
+
+    /* A certificate from another CA: refused (unknown_ca 48 or bad_certificate 42). */
+    assert_int_equal(qt_client_start(&cl, &certs, "nanasqlite", certs.rogue, certs.rogue_key), 0);
+    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    uint64_t code = refused_code(&cl);
+    if (code != 0x100 + 48 && code != 0x100 + 42)
+        fail_msg("refused with 0x%llx", (unsigned long long)code);
+    qt_client_stop(&cl);
+    assert_int_equal(atomic_load(&s.opens), 1);
+
+    /* The client refuses a server whose certificate does not name it. */
+    assert_int_equal(qt_client_start(&cl, &certs, "nanasqlite", certs.client, certs.client_key), 0);
+    assert_int_equal(qt_connect(&cl, s.port, "db.example.com", NULL, 0), 0);
+    assert_true(qt_wait_flag(&cl, &cl.closed, 8000));
+    assert_int_equal(cl.opened, 0);
+    qt_client_stop(&cl);
+    qt_server_stop(&s);
+}
+
+static void test_alpn(void **state)
+{
+    (void)state;
+    qt_server s = {0};
+    nana_quic_config cfg;
+    qt_server_config(&cfg, &s, &certs);
+    assert_int_equal(qt_server_start(&s, &cfg), 0);
+    qt_client cl;
+    /* A protocol the server does not speak: no_application_protocol (120). */
+    assert_int_equal(qt_client_start(&cl, &certs, "h9", NULL, NULL), 0);
+    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_int_equal(refused_code(&cl), 0x100 + 120);
+    qt_client_stop(&cl);
+    /* No ALPN at all (how NanaSQLite clients connect): accepted. */
+    assert_int_equal(qt_client_start(&cl, &certs, NULL, NULL, NULL), 0);
+    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_true(qt_wait_flag(&cl, &cl.opened, 5000));
+    assert_string_equal(cl.alpn, "");
+    assert_int_equal(qt_echo(&cl, 1, 10, 3), 0);
+    qt_client_stop(&cl);
+    qt_server_stop(&s);
+    /* ... unless the server demands one. */
+    qt_server_config(&cfg, &s, &certs);
+    cfg.allow_no_alpn = 0;
+    assert_int_equal(qt_server_start(&s, &cfg), 0);
+    assert_int_equal(qt_client_start(&cl, &certs, NULL, NULL, NULL), 0);
+    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_int_equal(refused_code(&cl), 0x100 + 120);
+    qt_client_stop(&cl);
+    qt_server_stop(&s);
+}
+
+static void test_max_connections(void **state)
+{
+    (void)state;
+    qt_server s = {0};
+    nana_quic_config cfg;
+    qt_server_config(&cfg, &s, &certs);
+    cfg.max_connections = 2;
+    assert_int_equal(qt_server_start(&s, &cfg), 0);
+    qt_client a, b, c;
+    assert_int_equal(qt_client_start(&a, &certs, "nanasqlite", NULL, NULL), 0);
+    assert_int_equal(qt_client_start(&b, &certs, "nanasqlite", NULL, NULL), 0);
+    assert_int_equal(qt_client_start(&c, &certs, "nanasqlite", NULL, NULL), 0);
+    assert_int_equal(qt_connect(&a, s.port, "localhost", NULL, 0), 0);
+    assert_true(qt_wait_flag(&a, &a.opened, 5000));
+    assert_int_equal(qt_connect(&b, s.port, "localhost", NULL, 0), 0);
+    assert_true(qt_wait_flag(&b, &b.opened, 5000));
+    /* The third is told CONNECTION_REFUSED, not left to time out. */
+    assert_int_equal(qt_connect(&c, s.port, "localhost", NULL, 0), 0);
+    assert_int_equal(refused_code(&c), 0x2);
+    nana_quic_stats st;
+    nana_quic_ep_stats(s.ep, &st);
+    assert_int_equal(st.conns_refused, 1);
+    /* When one leaves, a new one gets in. */
+    qt_client_stop(&a);
+    for (int i = 0; i < 400 && atomic_load(&s.closes) < 1; i++)
+        usleep(5000);
+    for (int i = 0; i < 400; i++) {
+        nana_quic_ep_stats(s.ep, &st);
+        if (st.conns_open < 2) break;
+        usleep(5000); /* the closing period of a ends */
+    }
+    assert_int_equal(qt_connect(&c, s.port, "localhost", NULL, 0), 0);
+    assert_true(qt_wait_flag(&c, &c.opened, 5000));
+    assert_int_equal(qt_echo(&c, 1, 10, 5), 0);
+    qt_client_stop(&b);
+    qt_client_stop(&c);
+    qt_server_stop(&s);
+}
+
+static void test_idle_timeout(void **state)
+{
+    (void)state;
+    qt_server s = {0};
+    nana_quic_config cfg;
+    qt_server_config(&cfg, &s, &certs);
+    cfg.idle_timeout_ms = 300;
+    qt_client cl;
+    start_pair(&s, &cl, &cfg);
+    assert_int_equal(qt_echo(&cl, 1, 10, 1), 0);
+    /* Silent for longer than the idle timeout: both sides let go. */
+    assert_true(qt_wait_flag(&cl, &cl.closed, 5000));
+    assert_int_equal(cl.peer_error, 0); /* a timeout, not a close from the peer */
+    for (int i = 0; i < 400 && atomic_load(&s.closes) < 1; i++)
+        usleep(5000);
+    assert_int_equal(atomic_load(&s.closes), 1);
+    qt_client_stop(&cl);
+    qt_server_stop(&s);
+}
+
+static void test_retry(void **state)
+{
+    (void)state;
+    qt_server s = {0};
+    nana_quic_config cfg;
+    qt_server_config(&cfg, &s, &certs);
+    cfg.retry = NANA_QUIC_RETRY_ALWAYS;
+    qt_client cl;
+    start_pair(&s, &cl, &cfg);
+    assert_int_equal(qt_echo(&cl, 3, 1000, 2), 0);
+    nana_quic_stats st;
+    nana_quic_ep_stats(s.ep, &st);
+    assert_int_equal(st.retries_sent, 1);
+    assert_int_equal(st.handshakes_done, 1);
+    qt_client_stop(&cl);
+    qt_server_stop(&s);
+}
+
+/* Opens a stream and sends as soon as the connection exists (0-RTT). */
+static void fn_early(qt_call *k, nana_quic_conn *c)
+{
+    qt_fn_send_streams(k, c);
+}
+
+static void test_resumption_0rtt(void **state)
+{
+    (void)state;
+    qt_server s = {0};
+    nana_quic_config cfg;
+    qt_server_config(&cfg, &s, &certs);
+    cfg.enable_0rtt = 1;
+    qt_client cl;
+    start_pair(&s, &cl, &cfg);
+    assert_int_equal(qt_echo(&cl, 1, 100, 1), 0);
+    assert_true(qt_wait_flag(&cl, &cl.tickets, 5000));
+    uint8_t ticket[8192];
+    pthread_mutex_lock(&cl.mu);
+    size_t tlen = cl.ticket_len;
+    memcpy(ticket, cl.ticket, tlen);
+    pthread_mutex_unlock(&cl.mu);
+    assert_int_equal(cl.early_accepted, 0);
+    /* A second connection with the ticket: data goes out before the
+     * handshake finishes, and the server sees it as early data. */
+    qt_client c2;
+    assert_int_equal(qt_client_start(&c2, &certs, "nanasqlite", NULL, NULL), 0);
+    assert_int_equal(qt_connect(&c2, s.port, "localhost", ticket, tlen), 0);
+    qt_call k = {.cl = &c2, .fn = fn_early, .nstreams = 1, .size = 500, .seed = 4};
+    assert_int_equal(qt_call_run(&k), 0);
+    assert_int_equal(k.nstreams, 1);
+    assert_int_equal(qt_wait_fins(&c2, 5000), 1);
+    assert_false(c2.streams[0].mismatch);
+    assert_true(qt_wait_flag(&c2, &c2.opened, 5000));
+    assert_int_equal(c2.early_accepted, 1);
+    assert_true(atomic_load(&s.early_chunks) >= 1);
+    nana_quic_stats st;
+    nana_quic_ep_stats(s.ep, &st);
+    assert_int_equal(st.early_accepted, 1);
+    qt_client_stop(&c2);
+    qt_client_stop(&cl);
+    qt_server_stop(&s);
+}
+
+static void test_migration(void **state)
+{
+    (void)state;
+    qt_server s = {0};
+    nana_quic_config cfg;
+    qt_server_config(&cfg, &s, &certs);
+    qt_client cl;
+    start_pair(&s, &cl, &cfg);
+    assert_int_equal(qt_echo(&cl, 2, 2000, 1), 0);
+    /* A new socket (new port) mid-connection: the connection carries on. */
+    assert_int_equal(nana_quic_ep_rebind(cl.ep), 0);
+    assert_int_equal(qt_echo(&cl, 2, 2000, 2), 0);
+    assert_int_equal(cl.closed, 0);
+    nana_quic_stats st;
+    for (int i = 0; i < 200; i++) {
+        nana_quic_ep_stats(s.ep, &st);
+        if (st.migrations) break;
+        usleep(5000);
+    }
+    assert_true(st.migrations >= 1);
+    assert_int_equal(st.handshakes_done, 1);
+    qt_client_stop(&cl);
+    qt_server_stop(&s);
+}
+
+/* Sends raw datagrams to the server and returns how many bytes came back
+ * within |ms| (0 if nothing). */
+static size_t raw_exchange(uint16_t port, const uint8_t *pkt, size_t len, uint8_t *reply,
+                           size_t cap, int ms)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    sendto(fd, pkt, len, 0, (struct sockaddr *)&a, sizeof(a));
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    size_t got = 0;
+    if (poll(&p, 1, ms) == 1) {
+        ssize_t r = recv(fd, reply, cap, 0);
+        if (r > 0) got = (size_t)r;
+    }
+    close(fd);
+    return got;
+}
+
+static void test_bad_datagrams(void **state)
+{
+    (void)state;
+    qt_server s = {0};
+    nana_quic_config cfg;
+    qt_server_config(&cfg, &s, &certs);
+    qt_client cl;
+    start_pair(&s, &cl, &cfg);
+    uint8_t pkt[1300], reply[1500];
+    /* Garbage of every size, a truncated Initial, a long header that lies
+     * about its length: all ignored. */
+    for (size_t n = 0; n < 1300; n += 37) {
+        randombytes_buf(pkt, n);
+        if (n) pkt[0] |= 0x40;
+        raw_exchange(s.port, pkt, n, reply, sizeof(reply), 0);
+    }
+    memset(pkt, 0, sizeof(pkt));
+    pkt[0] = 0xc0; /* Initial, version 1, then nothing sensible */
+    pkt[4] = 1;
+    pkt[5] = 20;
+    for (size_t n = 1; n < 60; n++)
+        raw_exchange(s.port, pkt, n, reply, sizeof(reply), 0);
+    /* An unknown version in a full-size Initial: Version Negotiation. */
+    memset(pkt, 0, 1200);
+    pkt[0] = 0xc0;
+    memcpy(pkt + 1, "\x0a\x0b\x0c\x0d", 4);
+    pkt[5] = 8;
+    randombytes_buf(pkt + 6, 8);
+    pkt[14] = 8;
+    randombytes_buf(pkt + 15, 8);
+    size_t n = raw_exchange(s.port, pkt, 1200, reply, sizeof(reply), 1000);
+    assert_true(n > 7);
+    assert_int_equal(reply[0] & 0x80, 0x80);
+    assert_memory_equal(reply + 1, "\0\0\0\0", 4); /* version 0 = Version Negotiation */
+    /* A short-header packet for no connection: a Stateless Reset, smaller. */
+    pkt[0] = 0x40;
+    randombytes_buf(pkt + 1, 100);
+    n = raw_exchange(s.port, pkt, 100, reply, sizeof(reply), 1000);
+    assert_true(n > 20 && n < 100);
+    /* The real client is unharmed. */
+    assert_int_equal(qt_echo(&cl, 2, 5000, 7), 0);
+    nana_quic_stats st;
+    nana_quic_ep_stats(s.ep, &st);
+    assert_true(st.packets_dropped > 30);
+    assert_true(st.vn_sent >= 1);     /* random long headers of 1200+ bytes get one too */
+    assert_true(st.resets_sent >= 1); /* random short headers may get one too */
+    assert_int_equal(st.handshakes_done, 1);
+    qt_client_stop(&cl);
+    qt_server_stop(&s);
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    qt_server s = {0};
+    nana_quic_config cfg;
+    qt_server_config(&cfg, &s, &certs);
+    cfg.threads = 2;
+    assert_int_equal(qt_server_start(&s, &cfg), 0);
+    enum { N = 6 };
+    qt_client cl[N];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(qt_client_start(&cl[i], &certs, "nanasqlite", NULL, NULL), 0);
+        assert_int_equal(qt_connect(&cl[i], s.port, "localhost", NULL, 0), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(qt_wait_flag(&cl[i], &cl[i].opened, 5000));
+        assert_int_equal(qt_echo(&cl[i], 4, 1000, (uint8_t)i), 0);
+    }
+    /* Migration with two threads: a packet may reach the other thread and
+     * must be forwarded to its connection's owner. */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(nana_quic_ep_rebind(cl[i].ep), 0);
+        assert_int_equal(qt_echo(&cl[i], 2, 1000, (uint8_t)(i + 50)), 0);
+    }
+    for (int i = 0; i < N; i++)
+        qt_client_stop(&cl[i]);
+    qt_server_stop(&s);
+    assert_int_equal(atomic_load(&s.closes), N);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) cmocka_set_test_filter(argv[1]); /* run one test by name */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_many_streams),
         cmocka_unit_test(test_100mb_one_stream),
+        cmocka_unit_test(test_mtls),
+        cmocka_unit_test(test_alpn),
+        cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_retry),
+        cmocka_unit_test(test_resumption_0rtt),
+        cmocka_unit_test(test_migration),
+        cmocka_unit_test(test_bad_datagrams),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
