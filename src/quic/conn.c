@@ -636,10 +636,6 @@ static void stream_advance(nana_quic_conn *c, nana_quic_stream *s, ngtcp2_ssize 
 void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
 {
     if (c->dead || c->state == CONN_CLOSING || c->state == CONN_DRAINING) return;
-    if (c->close_pending) {
-        nana_quic_conn_start_close(c, &c->pending_ccerr, ts);
-        return;
-    }
     nana_quic_shard *sh = c->shard;
     uint8_t *buf = sh->txbuf;
     size_t total = 0, seg = 0, npkts = 0;
@@ -712,8 +708,9 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
         if (n == 0) break;
         /* Batch equal-sized packets to one path for one GSO send. */
         if (npkts && (!ngtcp2_path_eq(&batch_ps.path, &ps.path) || (size_t)n > seg)) {
-            memmove(buf, buf + total, (size_t)n);
+            /* Send the batch, then move the new packet to the front. */
             flush_batch(c, &batch_ps.path, total, seg);
+            memmove(buf, buf + total, (size_t)n);
             total = 0;
             npkts = 0;
         }
@@ -734,6 +731,12 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
         }
     }
     flush_batch(c, &batch_ps.path, total, seg);
+    if (c->close_pending) {
+        /* Close after everything queued went out (a client's Finished, a
+         * last reply), so the peer can read the CONNECTION_CLOSE. */
+        nana_quic_conn_start_close(c, &c->pending_ccerr, ts);
+        return;
+    }
     /* Pacing only once the RTT is measured (0.12 pitfall: before the
      * handshake it paces on the 333 ms default and stalls new connections). */
     if (ngtcp2_conn_get_handshake_completed(c->q)) ngtcp2_conn_update_pkt_tx_time(c->q, ts);

@@ -739,3 +739,17 @@ void nana_quic_ep_stats(nana_quic_ep *ep, nana_quic_stats *out)
         out->sendmsg_calls += s->sendmsg_calls;
     }
 }
+
+uint64_t nana_quic_ep_cpu_ns(nana_quic_ep *ep)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < ep->nshards; i++) {
+        clockid_t cid;
+        struct timespec ts;
+        if (!ep->shards[i].started || pthread_getcpuclockid(ep->shards[i].thread, &cid) != 0 ||
+            clock_gettime(cid, &ts) != 0)
+            continue;
+        total += (uint64_t)ts.tv_sec * NANA_Q_NS + (uint64_t)ts.tv_nsec;
+    }
+    return total;
+}

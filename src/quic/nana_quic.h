@@ -232,4 +232,8 @@ typedef struct nana_quic_stats {
 /* Totals over all I/O threads (approximate while they run). */
 void nana_quic_ep_stats(nana_quic_ep *ep, nana_quic_stats *out);
 
+/* CPU time the endpoint's I/O threads have used, in nanoseconds (for
+ * benchmarks: CPU per operation compares fairly when peers share cores). */
+uint64_t nana_quic_ep_cpu_ns(nana_quic_ep *ep);
+
 #endif
