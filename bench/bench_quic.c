@@ -19,6 +19,7 @@
 #include "auth/nana_certgen.h"
 #include "bench_hist.h"
 #include "quic/nana_quic.h"
+#include "util/nana_parse.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -229,6 +230,19 @@ static result run(nana_quic_ep *server, uint16_t port, const char *ca, bench_mod
     uint64_t cpu = server ? nana_quic_ep_cpu_ns(server) - cpu0 : 0;
     long long bytes = atomic_load(&server_bytes) - bytes0;
     atomic_store(&b->running, false);
+    if (getenv("NANA_BENCH_DEBUG")) {
+        nana_quic_stats cs, ss;
+        nana_quic_ep_stats(b->client, &cs);
+        if (server) nana_quic_ep_stats(server, &ss);
+        fprintf(stderr,
+                "client: datagrams in %llu out %llu sends %llu; server: in %llu out %llu sends "
+                "%llu\n",
+                (unsigned long long)cs.datagrams_in, (unsigned long long)cs.datagrams_out,
+                (unsigned long long)cs.sendmsg_calls,
+                server ? (unsigned long long)ss.datagrams_in : 0,
+                server ? (unsigned long long)ss.datagrams_out : 0,
+                server ? (unsigned long long)ss.sendmsg_calls : 0);
+    }
     nana_quic_ep_del(b->client);
     result r = {.conns = conns, .inflight = inflight};
     r.secs = (double)(t1 - t0) / 1e9;
@@ -264,16 +278,23 @@ int main(int argc, char **argv)
     double seconds = 3;
     bool json = false;
     const char *only = NULL, *ext_ca = NULL, *trust = NULL;
-    unsigned ext_port = 0;
+    uint64_t ext_port = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-            seconds = atof(argv[++i]);
+            if (nana_parse_double(argv[++i], 0.001, 3600, &seconds) != 0) {
+                fprintf(stderr, "--seconds must be in [0.001, 3600]\n");
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--json")) {
             json = true;
         } else if (!strcmp(argv[i], "--scenario") && i + 1 < argc) {
             only = argv[++i];
         } else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
-            ext_port = (unsigned)atoi(argv[++i]); /* an external echo server on 127.0.0.1 */
+            /* an external echo server on 127.0.0.1 */
+            if (nana_parse_u64(argv[++i], 1, 65535, &ext_port) != 0) {
+                fprintf(stderr, "--port must be in [1, 65535]\n");
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--ca") && i + 1 < argc) {
             ext_ca = argv[++i];
         } else {
@@ -331,7 +352,7 @@ int main(int argc, char **argv)
     }
     static const unsigned inflights[] = {1, 16, 64, 256};
     for (size_t i = 0; i < 4; i++) {
-        if (only && strcmp(only, "rpc")) break;
+        if (only && strcmp(only, "rpc") != 0) break;
         result r = run(server, port, trust, MODE_RPC, 1, inflights[i], seconds);
         r.name = "rpc";
         print_result(&r, json);

@@ -24,6 +24,7 @@
  * are counted and reported, not fatal.
  */
 #include "store/nana_store.h"
+#include "util/nana_parse.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -1211,11 +1212,9 @@ static void usage(void)
 static unsigned long parse_ulong(const char *flag, const char *s, unsigned long lo,
                                  unsigned long hi)
 {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi) die_usage(flag, s);
-    return v;
+    uint64_t v;
+    if (nana_parse_u64(s, lo, hi, &v) != 0) die_usage(flag, s);
+    return (unsigned long)v;
 }
 
 /* The argument after argv[*i], or exits 2. */
@@ -1235,11 +1234,9 @@ static void parse_args(int argc, char **argv)
             exit(0);
         } else if (!strcmp(a, "--seconds")) {
             const char *v = flag_arg(argc, argv, &i);
-            char *end;
-            errno = 0;
-            double d = strtod(v, &end);
-            if (errno || end == v || *end || !(d > 0.0 && d <= 3600.0))
-                die_usage("--seconds must be in (0, 3600]", v);
+            double d;
+            if (nana_parse_double(v, 0.001, 3600.0, &d) != 0)
+                die_usage("--seconds must be in [0.001, 3600]", v);
             g_opt.seconds = d;
         } else if (!strcmp(a, "--writers")) {
             g_opt.writers = (unsigned)parse_ulong(a, flag_arg(argc, argv, &i), 1, MAX_WRITERS);

@@ -13,6 +13,7 @@
  */
 #include "auth/nana_certgen.h"
 #include "quic/nana_quic.h"
+#include "util/nana_parse.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -55,10 +56,20 @@ static int split_hostport(const char *s, char *host, size_t n, uint16_t *port)
     if (hl >= n) return -1;
     memcpy(host, h, hl);
     host[hl] = '\0';
-    long p = strtol(colon + 1, NULL, 10);
-    if (p < 0 || p > 65535) return -1;
+    uint64_t p;
+    if (nana_parse_u64(colon + 1, 0, 65535, &p) != 0) return -1;
     *port = (uint16_t)p;
     return 0;
+}
+
+/* Parses the numeric value |v| of |flag| in [lo, hi]; prints why and returns
+ * -1 when it is not one. */
+static int num_flag(const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (nana_parse_u64(v, lo, hi, out) == 0) return 0;
+    fprintf(stderr, "%s must be a whole number in [%llu, %llu], got '%s'\n", flag,
+            (unsigned long long)lo, (unsigned long long)hi, v);
+    return -1;
 }
 
 static int die(const char *what)
@@ -129,7 +140,7 @@ static int cmd_server(int argc, char **argv)
     uint16_t port = 0;
     const char *alpn[1] = {"nanasqlite"};
     const char *ready = NULL;
-    long max_seconds = 120;
+    uint64_t max_seconds = 120, threads = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--require-alpn")) {
@@ -161,7 +172,8 @@ static int cmd_server(int argc, char **argv)
         } else if (!strcmp(a, "--alpn")) {
             alpn[0] = v;
         } else if (!strcmp(a, "--threads")) {
-            cfg.threads = (unsigned)atoi(v);
+            if (num_flag(a, v, 1, 64, &threads)) return 2;
+            cfg.threads = (unsigned)threads;
         } else if (!strcmp(a, "--retry")) {
             cfg.retry = !strcmp(v, "always")  ? NANA_QUIC_RETRY_ALWAYS
                         : !strcmp(v, "never") ? NANA_QUIC_RETRY_NEVER
@@ -169,7 +181,7 @@ static int cmd_server(int argc, char **argv)
         } else if (!strcmp(a, "--ready-file")) {
             ready = v;
         } else if (!strcmp(a, "--max-seconds")) {
-            max_seconds = atol(v);
+            if (num_flag(a, v, 1, 86400, &max_seconds)) return 2;
         } else {
             fprintf(stderr, "unknown option %s\n%s", a, usage);
             return 2;
@@ -197,7 +209,7 @@ static int cmd_server(int argc, char **argv)
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    for (long t = 0; !stop_signal && t < max_seconds * 10; t++)
+    for (uint64_t t = 0; !stop_signal && t < max_seconds * 10; t++)
         usleep(100000);
     nana_quic_ep_del(ep);
     return 0;
@@ -294,8 +306,7 @@ static int cmd_client(int argc, char **argv)
     char host[128] = "127.0.0.1";
     uint16_t port = 0;
     const char *server_name = "localhost", *alpn[1] = {"nanasqlite"};
-    size_t nstreams = 1, size = 1000;
-    long timeout = 30;
+    uint64_t nstreams = 1, size = 1000, timeout = 30;
     bool no_alpn = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -322,11 +333,11 @@ static int cmd_client(int argc, char **argv)
         } else if (!strcmp(a, "--key")) {
             cfg.key_file = v;
         } else if (!strcmp(a, "--streams")) {
-            nstreams = (size_t)atol(v);
+            if (num_flag(a, v, 0, 1000000, &nstreams)) return 2;
         } else if (!strcmp(a, "--size")) {
-            size = (size_t)atol(v);
+            if (num_flag(a, v, 0, (uint64_t)1 << 34, &size)) return 2;
         } else if (!strcmp(a, "--timeout")) {
-            timeout = atol(v);
+            if (num_flag(a, v, 1, 86400, &timeout)) return 2;
         } else {
             fprintf(stderr, "unknown option %s\n%s", a, usage);
             return 2;
@@ -336,9 +347,9 @@ static int cmd_client(int argc, char **argv)
     memset(&k, 0, sizeof(k));
     pthread_mutex_init(&k.mu, NULL);
     pthread_cond_init(&k.cv, NULL);
-    k.nstreams = nstreams;
-    k.size = size;
-    k.streams = calloc(nstreams ? nstreams : 1, sizeof(*k.streams));
+    k.nstreams = (size_t)nstreams;
+    k.size = (size_t)size;
+    k.streams = calloc(k.nstreams ? k.nstreams : 1, sizeof(*k.streams));
     static const nana_quic_callbacks cb = {
         .conn_open = cli_open, .conn_close = cli_close, .stream_data = cli_data};
     cfg.cb = &cb;
@@ -352,14 +363,14 @@ static int cmd_client(int argc, char **argv)
         nana_quic_ep_del(ep);
         return die("connect");
     }
-    time_t deadline = time(NULL) + timeout;
+    time_t deadline = time(NULL) + (time_t)timeout;
     int status = 1;
     pthread_mutex_lock(&k.mu);
     while (!k.opened && !k.closed && time(NULL) < deadline) {
         struct timespec ts = {time(NULL) + 1, 0};
         pthread_cond_timedwait(&k.cv, &k.mu, &ts);
     }
-    while (k.opened && !k.closed && k.fins < nstreams && time(NULL) < deadline) {
+    while (k.opened && !k.closed && k.fins < k.nstreams && time(NULL) < deadline) {
         pthread_mutex_unlock(&k.mu);
         nana_quic_post(ep, h, cli_send, &k);
         usleep(2000);
@@ -371,15 +382,16 @@ static int cmd_client(int argc, char **argv)
         bad += k.streams[i].bad || k.streams[i].got != size;
         total += k.streams[i].got;
     }
-    if (k.fins == nstreams && !bad) {
-        printf("ok streams=%zu bytes=%llu\n", nstreams, (unsigned long long)total);
+    if (k.fins == k.nstreams && !bad) {
+        printf("ok streams=%zu bytes=%llu\n", k.nstreams, (unsigned long long)total);
         status = 0;
     } else if (k.closed) {
         fprintf(stderr, "error: connection closed (peer error %s0x%llx)\n",
                 k.has_code ? (k.is_app ? "app " : "") : "none, ", (unsigned long long)k.code);
     } else {
-        fprintf(stderr, "error: %s after %lds (%zu/%zu streams echoed, %zu bad)\n",
-                k.opened ? "timeout" : "no handshake", timeout, k.fins, nstreams, bad);
+        fprintf(stderr, "error: %s after %llus (%zu/%zu streams echoed, %zu bad)\n",
+                k.opened ? "timeout" : "no handshake", (unsigned long long)timeout, k.fins,
+                k.nstreams, bad);
     }
     pthread_mutex_unlock(&k.mu);
     nana_quic_ep_del(ep);

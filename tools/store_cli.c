@@ -11,6 +11,7 @@
  */
 #include "store/nana_store.h"
 #include "util/nana_json.h"
+#include "util/nana_parse.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -293,10 +294,12 @@ static int parse_cache(const char *arg, nana_cache_opts *c)
         c->kind = NANA_CACHE_UNBOUNDED;
     } else if (strncmp(arg, "lru:", 4) == 0) {
         c->kind = NANA_CACHE_LRU;
-        c->size = strtoul(arg + 4, NULL, 10);
+        uint64_t n;
+        if (nana_parse_u64(arg + 4, 1, SIZE_MAX, &n) != 0) return -1;
+        c->size = (size_t)n;
     } else if (strncmp(arg, "ttl:", 4) == 0) {
         c->kind = NANA_CACHE_TTL;
-        c->ttl_seconds = strtod(arg + 4, NULL);
+        if (nana_parse_double(arg + 4, 0.001, 1e9, &c->ttl_seconds) != 0) return -1;
     } else {
         return -1;
     }

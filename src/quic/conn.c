@@ -216,8 +216,7 @@ static int cb_extend_max_stream_data(ngtcp2_conn *q, int64_t sid, uint64_t max, 
 
 static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
 {
-    (void)ctx;
-    randombytes_buf(dest, len);
+    nana_quic_shard_rand(ctx->native_handle, dest, len);
 }
 
 static int cb_new_cid(ngtcp2_conn *q, ngtcp2_cid *cid, uint8_t *token, size_t cidlen, void *ud)
@@ -342,6 +341,7 @@ static void fill_settings(nana_quic_conn *c, ngtcp2_settings *s, ngtcp2_transpor
     const nana_quic_config *cfg = &c->shard->ep->cfg;
     ngtcp2_settings_default(s);
     s->initial_ts = ts;
+    s->rand_ctx.native_handle = c->shard;
     s->max_tx_udp_payload_size = NANA_Q_MAX_UDP;
     s->handshake_timeout = (uint64_t)cfg->handshake_timeout_ms * 1000000ull;
     s->max_stream_window = cfg->stream_window * 4;
@@ -355,7 +355,7 @@ static void fill_settings(nana_quic_conn *c, ngtcp2_settings *s, ngtcp2_transpor
     p->initial_max_streams_bidi = c->is_client ? 0 : cfg->max_streams_bidi;
     p->initial_max_streams_uni = 3;
     p->max_idle_timeout = (uint64_t)cfg->idle_timeout_ms * 1000000ull;
-    p->active_connection_id_limit = 7;
+    p->active_connection_id_limit = 3; /* spare CIDs for migration, no more */
 }
 
 /* Allocates a connection shell of |sh|. */
@@ -473,7 +473,7 @@ int nana_quic_conn_connect(nana_quic_shard *sh, const struct sockaddr *remote, s
     if (token_len) nana_q_settings_token(&s, token, token_len);
     ngtcp2_cid dcid, scid;
     dcid.datalen = NANA_Q_CIDLEN;
-    randombytes_buf(dcid.data, dcid.datalen);
+    nana_quic_shard_rand(sh, dcid.data, dcid.datalen);
     nana_quic_shard_new_cid(sh, &scid);
     int rv = ngtcp2_conn_client_new(&c->q, &dcid, &scid, &c->ps.path, NGTCP2_PROTO_VER_V1, &cb, &s,
                                     &p, NULL, c);
@@ -675,20 +675,21 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
         ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->q, &ps.path, &pi, buf + total, NANA_Q_MAX_UDP,
                                                    &ndatalen, flags, sid, vec, nvec, ts);
         if (n < 0) {
-            if (n == NGTCP2_ERR_WRITE_MORE) {
+            /* The stream errors only come back when a stream was given. */
+            if (s && n == NGTCP2_ERR_WRITE_MORE) {
                 stream_advance(c, s, ndatalen, fin);
                 s = s->in_send_list ? s->snext : c->send_head;
                 if (!s) s = c->send_head;
                 continue;
             }
-            if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
+            if (s && n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
                 s->blocked = true;
                 nana_quic_stream *next = s->snext;
                 send_list_remove(c, s);
                 s = next ? next : c->send_head;
                 continue;
             }
-            if (n == NGTCP2_ERR_STREAM_SHUT_WR || n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+            if (s && (n == NGTCP2_ERR_STREAM_SHUT_WR || n == NGTCP2_ERR_STREAM_NOT_FOUND)) {
                 nana_quic_stream *next = s->snext;
                 s->fin_sent = true;
                 s->sent_off = s->queued;

@@ -34,6 +34,7 @@ int nana_quic_shard_init(nana_quic_shard *sh, nana_quic_ep *ep, unsigned index)
     sh->ep = ep;
     sh->index = index;
     sh->fd = sh->efd = sh->epfd = -1;
+    randombytes_buf(sh->rng_key, sizeof(sh->rng_key));
     pthread_mutex_init(&sh->post_mu, NULL);
     int rc = nana_quic_cidmap_init(&sh->cids);
     if (rc) return rc;
@@ -68,11 +69,22 @@ nana_quic_handle nana_quic_shard_new_handle(nana_quic_shard *sh)
     return (serial << 8) | sh->index;
 }
 
+void nana_quic_shard_rand(nana_quic_shard *sh, uint8_t *buf, size_t len)
+{
+    /* ChaCha20 keystream under a per-shard random key, a fresh nonce per
+     * call: a CSPRNG that costs no system call (libsodium 1.0.18's
+     * randombytes_buf asks the kernel every time). */
+    uint8_t nonce[crypto_stream_chacha20_NONCEBYTES];
+    uint64_t ctr = ++sh->rng_ctr;
+    memcpy(nonce, &ctr, sizeof(nonce) < sizeof(ctr) ? sizeof(nonce) : sizeof(ctr));
+    crypto_stream_chacha20(buf, len, nonce, sh->rng_key);
+}
+
 void nana_quic_shard_new_cid(nana_quic_shard *sh, ngtcp2_cid *cid)
 {
     cid->datalen = NANA_Q_CIDLEN;
     cid->data[0] = (uint8_t)sh->index;
-    randombytes_buf(cid->data + 1, NANA_Q_CIDLEN - 1);
+    nana_quic_shard_rand(sh, cid->data + 1, NANA_Q_CIDLEN - 1);
 }
 
 /* ------------------------------------------------------------------ */

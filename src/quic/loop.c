@@ -3,8 +3,9 @@
  * epoll, the clock, cross-thread posts, and the public endpoint functions.
  *
  * Each I/O thread owns one UDP socket (servers bind one per thread with
- * SO_REUSEPORT, so the kernel spreads clients across threads), an eventfd
- * for posts from other threads and a timerfd for the shard's next timer.
+ * SO_REUSEPORT, so the kernel spreads clients across threads) and an
+ * eventfd for posts from other threads; the shard's next timer is the
+ * epoll wait's timeout.
  * A round: read up to a few hundred datagrams with recvmmsg (UDP GRO can
  * fold many into one buffer; they are split by segment size), feed each to
  * the shard, run the posted functions, then flush: timers, then one write
@@ -26,7 +27,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,7 +45,7 @@
 typedef struct nana_quic_io {
     nana_quic_tx tx;
     nana_quic_shard *sh;
-    int tfd; /* timerfd */
+    bool pwait2; /* epoll_pwait2 works (nanosecond timeouts) */
     bool gso_ok;
     struct mmsghdr msgs[RX_BATCH];
     struct iovec iov[RX_BATCH];
@@ -328,46 +328,65 @@ static void run_posts(nana_quic_shard *sh, uint64_t ts)
 /* The I/O thread                                                       */
 /* ------------------------------------------------------------------ */
 
-/* Arms the timerfd for the shard's next timer (or disarms it). */
-static void arm_timer(nana_quic_io *io, uint64_t ts)
+/*
+ * Waits for the socket, a post, or the shard's next timer. epoll_pwait2
+ * takes a nanosecond timeout, so pacing and loss timers need no timerfd
+ * (one system call per wait instead of three); kernels without it fall
+ * back to epoll_wait with the timeout rounded up to a millisecond.
+ */
+static int wait_events(nana_quic_io *io, struct epoll_event *ev, int max)
 {
-    uint64_t d = nana_quic_shard_next_timeout(io->sh, ts);
-    struct itimerspec its;
-    memset(&its, 0, sizeof(its));
-    if (d != UINT64_MAX) {
-        uint64_t at = ts + (d ? d : 1);
-        its.it_value.tv_sec = (time_t)(at / NANA_Q_NS);
-        its.it_value.tv_nsec = (long)(at % NANA_Q_NS);
+    nana_quic_shard *sh = io->sh;
+    uint64_t now = nana_quic_now();
+    uint64_t d = nana_quic_shard_next_timeout(sh, now);
+    if (io->pwait2) {
+        struct timespec to, *top = NULL;
+        if (d != UINT64_MAX) {
+            to.tv_sec = (time_t)(d / NANA_Q_NS);
+            to.tv_nsec = (long)(d % NANA_Q_NS);
+            top = &to;
+        }
+        int n = epoll_pwait2(sh->epfd, ev, max, top, NULL);
+        if (n >= 0 || errno != ENOSYS) return n;
+        io->pwait2 = false;
     }
-    timerfd_settime(io->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+    int ms = d == UINT64_MAX ? -1 : (int)((d + 999999) / 1000000);
+    return epoll_wait(sh->epfd, ev, max, ms);
 }
 
 static void *io_main(void *arg)
 {
     nana_quic_io *io = arg;
     nana_quic_shard *sh = io->sh;
+    char name[16];
+    snprintf(name, sizeof(name), "nanaq-%c%u", sh->ep->cfg.server ? 's' : 'c', sh->index);
+    pthread_setname_np(pthread_self(), name);
     struct epoll_event ev[4];
     for (;;) {
-        int n = epoll_wait(sh->epfd, ev, 4, -1);
+        int n = wait_events(io, ev, 4);
         if (n < 0 && errno != EINTR) break;
         uint64_t ts = nana_quic_now();
+        bool readable = false, posted = false;
         for (int i = 0; i < n; i++) {
-            int fd = ev[i].data.fd;
-            uint64_t cnt;
-            if (fd == sh->efd || fd == io->tfd) {
-                ssize_t r = read(fd, &cnt, sizeof(cnt));
+            if (ev[i].data.fd == sh->efd) {
+                uint64_t cnt;
+                ssize_t r = read(sh->efd, &cnt, sizeof(cnt));
                 (void)r;
+                posted = true;
+            } else {
+                readable = true;
             }
         }
-        run_posts(sh, ts);
-        for (int r = 0; r < RX_ROUNDS; r++)
+        if (posted) run_posts(sh, ts);
+        for (int r = 0; readable && r < RX_ROUNDS; r++)
             if (read_batch(io, ts) < RX_BATCH) break;
         nana_quic_shard_flush(sh, ts);
-        pthread_mutex_lock(&sh->post_mu);
-        bool stop = sh->stopping;
-        pthread_mutex_unlock(&sh->post_mu);
-        if (stop) break;
-        arm_timer(io, nana_quic_now());
+        if (posted) {
+            pthread_mutex_lock(&sh->post_mu);
+            bool stop = sh->stopping;
+            pthread_mutex_unlock(&sh->post_mu);
+            if (stop) break;
+        }
     }
     /* Shutdown: say goodbye to every peer, then run what is left. */
     uint64_t ts = nana_quic_now();
@@ -377,7 +396,7 @@ static void *io_main(void *arg)
     return NULL;
 }
 
-/* Sets up one shard's socket, eventfd, timerfd and epoll. */
+/* Sets up one shard's socket, eventfd and epoll instance. */
 static int io_setup(nana_quic_ep *ep, nana_quic_shard *sh, const ngtcp2_sockaddr_union *addr,
                     socklen_t alen)
 {
@@ -387,7 +406,7 @@ static int io_setup(nana_quic_ep *ep, nana_quic_shard *sh, const ngtcp2_sockaddr
     io->sh = sh;
     io->tx.send = io_send;
     io->gso_ok = true;
-    io->tfd = -1;
+    io->pwait2 = true;
     sh->tx = &io->tx;
     io->bufs = malloc((size_t)RX_BATCH * RX_BUF);
     if (!io->bufs) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
@@ -397,12 +416,11 @@ static int io_setup(nana_quic_ep *ep, nana_quic_shard *sh, const ngtcp2_sockaddr
     getsockname(sh->fd, &sh->local.sa, &l);
     sh->local_len = l;
     sh->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    io->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     sh->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (sh->efd < 0 || io->tfd < 0 || sh->epfd < 0)
-        return nana_err_set(NANA_ERR_IO, "eventfd/timerfd/epoll: %s", strerror(errno));
-    int fds[3] = {sh->fd, sh->efd, io->tfd};
-    for (int i = 0; i < 3; i++) {
+    if (sh->efd < 0 || sh->epfd < 0)
+        return nana_err_set(NANA_ERR_IO, "eventfd/epoll: %s", strerror(errno));
+    int fds[2] = {sh->fd, sh->efd};
+    for (int i = 0; i < 2; i++) {
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
         if (epoll_ctl(sh->epfd, EPOLL_CTL_ADD, fds[i], &ev) != 0)
             return nana_err_set(NANA_ERR_IO, "epoll_ctl: %s", strerror(errno));
@@ -417,7 +435,6 @@ static void io_teardown(nana_quic_shard *sh)
     if (sh->efd >= 0) close(sh->efd);
     if (sh->epfd >= 0) close(sh->epfd);
     if (io) {
-        if (io->tfd >= 0) close(io->tfd);
         free(io->bufs);
         free(io);
     }
@@ -488,11 +505,11 @@ void nana_quic_config_init(nana_quic_config *c)
     c->threads = 1;
     c->max_connections = 10000;
     c->max_streams_bidi = 100;
-    c->stream_window = 1024 * 1024;
-    c->conn_window = 16 * 1024 * 1024;
+    c->stream_window = (uint64_t)1 << 20;
+    c->conn_window = (uint64_t)16 << 20;
     c->idle_timeout_ms = 30000;
     c->handshake_timeout_ms = 10000;
-    c->max_stream_send_buffer = 64 * 1024 * 1024;
+    c->max_stream_send_buffer = (size_t)64 << 20;
     c->retry = NANA_QUIC_RETRY_AUTO;
     c->retry_threshold = 256;
 }

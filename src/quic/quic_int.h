@@ -256,7 +256,9 @@ struct nana_quic_shard {
     unsigned handshaking;
     atomic_uint_fast64_t next_serial;
     uint64_t resets_window, resets_in_window; /* stateless reset rate limit */
-    uint64_t now;                             /* timestamp of the round */
+    uint8_t rng_key[32]; /* per-shard ChaCha20 key: random bytes without a system call */
+    uint64_t rng_ctr;
+    uint64_t now; /* timestamp of the round */
     nana_quic_stats st;
     /* I/O side (loop.c) */
     pthread_t thread;
@@ -315,6 +317,9 @@ void nana_quic_heap_remove(nana_quic_shard *sh, nana_quic_conn *c);
 
 /* A new handle for a connection of this shard (shard index in the low byte). */
 nana_quic_handle nana_quic_shard_new_handle(nana_quic_shard *sh);
+
+/* Fills |buf| with |len| cryptographically random bytes (shard thread only). */
+void nana_quic_shard_rand(nana_quic_shard *sh, uint8_t *buf, size_t len);
 
 /* Fills |cid| with a fresh CID of this shard. */
 void nana_quic_shard_new_cid(nana_quic_shard *sh, ngtcp2_cid *cid);

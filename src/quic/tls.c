@@ -14,6 +14,7 @@
  * (or that offered none when allow_no_alpn is off).
  */
 #include "quic/quic_int.h"
+#include "util/nana_parse.h"
 
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
@@ -85,7 +86,9 @@ int nana_quic_tls_init(nana_quic_tls *t, const nana_quic_config *cfg)
     const char *dbg = getenv("NANA_GNUTLS_DEBUG");
     if (dbg) {
         gnutls_global_set_log_function(gnutls_debug);
-        gnutls_global_set_log_level(atoi(dbg));
+        uint64_t level = 0;
+        if (nana_parse_u64(dbg, 0, 99, &level) != 0) level = 5;
+        gnutls_global_set_log_level((int)level);
     }
     memset(t, 0, sizeof(*t));
     t->server = cfg->server != 0;

@@ -1,5 +1,5 @@
 /*
- * test_util_buf.c - nana_buf, nana_val and the error module.
+ * test_util_buf.c - nana_buf, nana_val, strict number parsing and the error module.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +9,7 @@
 
 #include "util/nana_buf.h"
 #include "util/nana_err.h"
+#include "util/nana_parse.h"
 #include "util/nana_val.h"
 
 #include <stdlib.h>
@@ -92,13 +93,43 @@ static void test_err_messages(void **state)
         assert_null(strstr(nana_strerror(c), "UNKNOWN"));
 }
 
+static void test_parse_numbers(void **state)
+{
+    (void)state;
+    uint64_t u = 7;
+    assert_int_equal(nana_parse_u64("42", 0, 100, &u), 0);
+    assert_int_equal(u, 42);
+    assert_int_equal(nana_parse_u64("18446744073709551615", 0, UINT64_MAX, &u), 0);
+    assert_true(u == UINT64_MAX);
+    u = 7;
+    static const char *bad[] = {"", " 1", "-1", "+1", "1x", "0x10", "1 ", "abc", NULL};
+    for (size_t i = 0; bad[i]; i++)
+        assert_int_equal(nana_parse_u64(bad[i], 0, 100, &u), NANA_ERR_INVALID);
+    assert_int_equal(nana_parse_u64(NULL, 0, 100, &u), NANA_ERR_INVALID);
+    assert_int_equal(nana_parse_u64("101", 0, 100, &u), NANA_ERR_TOOBIG);
+    assert_int_equal(nana_parse_u64("0", 1, 100, &u), NANA_ERR_TOOBIG);
+    assert_int_equal(nana_parse_u64("18446744073709551616", 0, UINT64_MAX, &u), NANA_ERR_TOOBIG);
+    assert_int_equal(u, 7);
+
+    double d = 0;
+    assert_int_equal(nana_parse_double("2.5", 0, 10, &d), 0);
+    assert_true(d == 2.5);
+    assert_int_equal(nana_parse_double("-1e-3", -1, 1, &d), 0);
+    assert_true(d == -1e-3);
+    static const char *badd[] = {"", " 1", "1.5s", "nan", "x", NULL};
+    for (size_t i = 0; badd[i]; i++)
+        assert_int_equal(nana_parse_double(badd[i], -10, 10, &d), NANA_ERR_INVALID);
+    assert_int_equal(nana_parse_double("inf", 0, 10, &d), NANA_ERR_TOOBIG);
+    assert_int_equal(nana_parse_double("1e999", 0, 10, &d), NANA_ERR_TOOBIG);
+    assert_int_equal(nana_parse_double("10.5", 0, 10, &d), NANA_ERR_TOOBIG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_append_and_detach),
-        cmocka_unit_test(test_buf_limit),
-        cmocka_unit_test(test_val_refcount),
-        cmocka_unit_test(test_err_messages),
+        cmocka_unit_test(test_buf_append_and_detach), cmocka_unit_test(test_buf_limit),
+        cmocka_unit_test(test_val_refcount),          cmocka_unit_test(test_err_messages),
+        cmocka_unit_test(test_parse_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
