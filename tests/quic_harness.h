@@ -116,7 +116,7 @@ typedef struct qt_server {
     atomic_llong bytes;
 } qt_server;
 
-static int qt_srv_open(nana_quic_conn *c, void *user)
+static inline int qt_srv_open(nana_quic_conn *c, void *user)
 {
     qt_server *s = user;
     pthread_mutex_lock(&s->mu);
@@ -127,14 +127,14 @@ static int qt_srv_open(nana_quic_conn *c, void *user)
     return 0;
 }
 
-static void qt_srv_close(nana_quic_conn *c, void *user)
+static inline void qt_srv_close(nana_quic_conn *c, void *user)
 {
     (void)c;
     atomic_fetch_add(&((qt_server *)user)->closes, 1);
 }
 
-static int qt_srv_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
-                       int early, void *user)
+static inline int qt_srv_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
+                              int fin, int early, void *user)
 {
     qt_server *s = user;
     if (early) atomic_fetch_add(&s->early_chunks, 1);
@@ -209,14 +209,15 @@ typedef struct qt_client {
     uint8_t ticket[8192];
     size_t ticket_len;
     int tickets;
+    const char *alpn_list[1]; /* what the configuration points at */
 } qt_client;
 
-static void qt_signal(qt_client *cl)
+static inline void qt_signal(qt_client *cl)
 {
     pthread_cond_broadcast(&cl->cv);
 }
 
-static int qt_cli_open(nana_quic_conn *c, void *user)
+static inline int qt_cli_open(nana_quic_conn *c, void *user)
 {
     qt_client *cl = user;
     pthread_mutex_lock(&cl->mu);
@@ -228,7 +229,7 @@ static int qt_cli_open(nana_quic_conn *c, void *user)
     return 0;
 }
 
-static void qt_cli_close(nana_quic_conn *c, void *user)
+static inline void qt_cli_close(nana_quic_conn *c, void *user)
 {
     qt_client *cl = user;
     pthread_mutex_lock(&cl->mu);
@@ -238,15 +239,15 @@ static void qt_cli_close(nana_quic_conn *c, void *user)
     pthread_mutex_unlock(&cl->mu);
 }
 
-static qt_stream *qt_find(qt_client *cl, int64_t sid)
+static inline qt_stream *qt_find(qt_client *cl, int64_t sid)
 {
     for (size_t i = 0; i < cl->nstreams; i++)
         if (cl->streams[i].sid == sid) return &cl->streams[i];
     return NULL;
 }
 
-static int qt_cli_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
-                       int early, void *user)
+static inline int qt_cli_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
+                              int fin, int early, void *user)
 {
     (void)c;
     (void)early;
@@ -266,7 +267,7 @@ static int qt_cli_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, size
     return 0;
 }
 
-static void qt_cli_stream_close(nana_quic_conn *c, int64_t sid, uint64_t err, void *user)
+static inline void qt_cli_stream_close(nana_quic_conn *c, int64_t sid, uint64_t err, void *user)
 {
     (void)c;
     (void)err;
@@ -278,7 +279,7 @@ static void qt_cli_stream_close(nana_quic_conn *c, int64_t sid, uint64_t err, vo
     pthread_mutex_unlock(&cl->mu);
 }
 
-static void qt_cli_ticket(nana_quic_conn *c, const uint8_t *data, size_t len, void *user)
+static inline void qt_cli_ticket(nana_quic_conn *c, const uint8_t *data, size_t len, void *user)
 {
     (void)c;
     qt_client *cl = user;
@@ -292,9 +293,10 @@ static void qt_cli_ticket(nana_quic_conn *c, const uint8_t *data, size_t len, vo
     pthread_mutex_unlock(&cl->mu);
 }
 
-/* Starts a client endpoint trusting the test CA; |cert|/|key| for mTLS. */
-static inline int qt_client_start(qt_client *cl, const qt_certs *certs, const char *alpn,
-                                  const char *cert, const char *key)
+/* Resets |cl| and fills a client configuration trusting the test CA that
+ * reports to |cl|; |cert|/|key| for mTLS. */
+static inline void qt_client_config(nana_quic_config *cfg, qt_client *cl, const qt_certs *certs,
+                                    const char *alpn, const char *cert, const char *key)
 {
     static const nana_quic_callbacks cb = {.conn_open = qt_cli_open,
                                            .conn_close = qt_cli_close,
@@ -308,16 +310,23 @@ static inline int qt_client_start(qt_client *cl, const qt_certs *certs, const ch
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cl->cv, &ca);
     pthread_condattr_destroy(&ca);
+    nana_quic_config_init(cfg);
+    cl->alpn_list[0] = alpn;
+    cfg->ca_file = certs->ca;
+    cfg->cert_file = cert;
+    cfg->key_file = key;
+    cfg->alpn = alpn ? cl->alpn_list : NULL;
+    cfg->nalpn = alpn ? 1 : 0;
+    cfg->cb = &cb;
+    cfg->user = cl;
+}
+
+/* Starts a client endpoint trusting the test CA; |cert|/|key| for mTLS. */
+static inline int qt_client_start(qt_client *cl, const qt_certs *certs, const char *alpn,
+                                  const char *cert, const char *key)
+{
     nana_quic_config cfg;
-    nana_quic_config_init(&cfg);
-    const char *alpns[1] = {alpn};
-    cfg.ca_file = certs->ca;
-    cfg.cert_file = cert;
-    cfg.key_file = key;
-    cfg.alpn = alpn ? alpns : NULL;
-    cfg.nalpn = alpn ? 1 : 0;
-    cfg.cb = &cb;
-    cfg.user = cl;
+    qt_client_config(&cfg, cl, certs, alpn, cert, key);
     if (nana_quic_ep_new(&cfg, &cl->ep)) {
         fprintf(stderr, "client: %s\n", nana_errmsg());
         return -1;
@@ -386,7 +395,7 @@ typedef struct qt_call {
     int64_t sid;
 } qt_call;
 
-static void qt_call_tramp(nana_quic_conn *c, void *arg)
+static inline void qt_call_tramp(nana_quic_conn *c, void *arg)
 {
     qt_call *k = arg;
     if (!c)
@@ -410,7 +419,7 @@ static inline int qt_call_run(qt_call *k)
 /* Opens up to k->nstreams streams (fewer when the peer's stream limit is
  * reached: k->nstreams is lowered to what was opened) and sends k->size
  * pattern bytes + FIN on each. */
-static void qt_fn_send_streams(qt_call *k, nana_quic_conn *c)
+static inline void qt_fn_send_streams(qt_call *k, nana_quic_conn *c)
 {
     qt_client *cl = k->cl;
     uint8_t *buf = malloc(k->size ? k->size : 1);
@@ -445,7 +454,7 @@ static void qt_fn_send_streams(qt_call *k, nana_quic_conn *c)
 
 /* Pump for big transfers: queues pattern bytes on k->sid while fewer than
  * k->window are unacknowledged, FIN after k->size. */
-static void qt_fn_pump(qt_call *k, nana_quic_conn *c)
+static inline void qt_fn_pump(qt_call *k, nana_quic_conn *c)
 {
     static uint8_t chunk[256 * 1024];
     while (k->sent < k->size && nana_quic_stream_unacked(c, k->sid) < k->window) {
@@ -459,7 +468,7 @@ static void qt_fn_pump(qt_call *k, nana_quic_conn *c)
     }
 }
 
-static void qt_fn_open_one(qt_call *k, nana_quic_conn *c)
+static inline void qt_fn_open_one(qt_call *k, nana_quic_conn *c)
 {
     qt_client *cl = k->cl;
     if (nana_quic_stream_open(c, &k->sid)) {

@@ -240,6 +240,43 @@ static int cb_remove_cid(ngtcp2_conn *q, const ngtcp2_cid *cid, void *ud)
     return 0;
 }
 
+/* Forgets one reset token of the connection (index |i|). */
+static void reset_key_drop(nana_quic_conn *c, unsigned i)
+{
+    nana_quic_cidmap *m = &c->shard->resets;
+    ngtcp2_cid k;
+    ngtcp2_cid_init(&k, c->reset_keys[i], NGTCP2_STATELESS_RESET_TOKENLEN);
+    if (nana_quic_cidmap_get(m, k.data, k.datalen) == c) nana_quic_cidmap_del(m, &k);
+    if (i != --c->nreset_keys)
+        memcpy(c->reset_keys[i], c->reset_keys[c->nreset_keys], NGTCP2_STATELESS_RESET_TOKENLEN);
+}
+
+/* Client: the server CIDs in use change; keeps their stateless reset
+ * tokens findable, so a reset from a restarted server ends the connection
+ * at once instead of at the idle timeout. */
+static int cb_dcid_status(ngtcp2_conn *q, int type, uint64_t seq, const ngtcp2_cid *cid,
+                          const uint8_t *token, void *ud)
+{
+    (void)q;
+    (void)seq;
+    (void)cid;
+    nana_quic_conn *c = ud;
+    if (!token) return 0;
+    for (unsigned i = 0; i < c->nreset_keys; i++) {
+        if (memcmp(c->reset_keys[i], token, NGTCP2_STATELESS_RESET_TOKENLEN) == 0) {
+            if (type == NGTCP2_CONNECTION_ID_STATUS_TYPE_DEACTIVATE) reset_key_drop(c, i);
+            return 0;
+        }
+    }
+    if (type != NGTCP2_CONNECTION_ID_STATUS_TYPE_ACTIVATE || c->nreset_keys == NANA_Q_RESET_KEYS)
+        return 0;
+    ngtcp2_cid k;
+    ngtcp2_cid_init(&k, token, NGTCP2_STATELESS_RESET_TOKENLEN);
+    if (nana_quic_cidmap_put(&c->shard->resets, &k, c)) return 0; /* only a lost shortcut */
+    memcpy(c->reset_keys[c->nreset_keys++], token, NGTCP2_STATELESS_RESET_TOKENLEN);
+    return 0;
+}
+
 static int cb_handshake_completed(ngtcp2_conn *q, void *ud)
 {
     nana_quic_conn *c = ud;
@@ -297,6 +334,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool client)
         cb->client_initial = ngtcp2_crypto_client_initial_cb;
         cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
         cb->recv_new_token = cb_recv_new_token;
+        cb->dcid_status = cb_dcid_status;
     } else {
         cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
     }
@@ -791,6 +829,8 @@ void nana_quic_conn_free(nana_quic_conn *c)
         nana_quic_cidmap_del(&sh->cids, &c->odcid);
     if (c->rcid_mapped && nana_quic_cidmap_get(&sh->cids, c->rcid.data, c->rcid.datalen) == c)
         nana_quic_cidmap_del(&sh->cids, &c->rcid);
+    while (c->nreset_keys)
+        reset_key_drop(c, c->nreset_keys - 1);
     nana_quic_heap_remove(sh, c);
     nana_quic_shard_unlink(sh, c);
     if (c->q) ngtcp2_conn_del(c->q);

@@ -37,6 +37,7 @@ int nana_quic_shard_init(nana_quic_shard *sh, nana_quic_ep *ep, unsigned index)
     randombytes_buf(sh->rng_key, sizeof(sh->rng_key));
     pthread_mutex_init(&sh->post_mu, NULL);
     int rc = nana_quic_cidmap_init(&sh->cids);
+    if (!rc) rc = nana_quic_cidmap_init(&sh->resets);
     if (rc) return rc;
     sh->nhandles = 1024;
     sh->handles = calloc(sh->nhandles, sizeof(*sh->handles));
@@ -50,6 +51,7 @@ void nana_quic_shard_free(nana_quic_shard *sh)
     while (sh->conns)
         nana_quic_conn_free(sh->conns);
     nana_quic_cidmap_free(&sh->cids);
+    nana_quic_cidmap_free(&sh->resets);
     free(sh->handles);
     free(sh->heap);
     free(sh->txbuf);
@@ -273,11 +275,10 @@ static void send_version_negotiation(nana_quic_shard *sh, const ngtcp2_path *pat
 {
     uint32_t versions[2] = {NGTCP2_PROTO_VER_V1, 0};
     /* A reserved version too, so clients keep version negotiation honest. */
-    uint8_t r;
-    randombytes_buf(&r, 1);
-    versions[1] = 0x1a2a3a4au | ((uint32_t)(r & 0x0f) << 4);
-    uint8_t unused;
-    randombytes_buf(&unused, 1);
+    uint8_t r[2];
+    nana_quic_shard_rand(sh, r, sizeof(r));
+    versions[1] = 0x1a2a3a4au | ((uint32_t)(r[0] & 0x0f) << 4);
+    uint8_t unused = r[1];
     ngtcp2_ssize n =
         ngtcp2_pkt_write_version_negotiation(sh->txbuf, NANA_Q_MAX_UDP, unused, vc->scid,
                                              vc->scidlen, vc->dcid, vc->dcidlen, versions, 2);
@@ -333,7 +334,7 @@ static void send_stateless_reset(nana_quic_shard *sh, const ngtcp2_path *path,
     if (total > NANA_Q_MAX_UDP) total = NANA_Q_MAX_UDP;
     uint8_t rnd[NANA_Q_MAX_UDP];
     size_t rndlen = total - 1 - NGTCP2_STATELESS_RESET_TOKENLEN;
-    randombytes_buf(rnd, rndlen);
+    nana_quic_shard_rand(sh, rnd, rndlen);
     ngtcp2_ssize n =
         ngtcp2_pkt_write_stateless_reset(sh->txbuf, NANA_Q_MAX_UDP, token, rnd, rndlen);
     if (n > 0) {
@@ -463,6 +464,16 @@ void nana_quic_shard_recv(nana_quic_shard *sh, const ngtcp2_path *path, const ui
         return;
     }
     if (!sh->ep->cfg.server) {
+        /* A short header for no CID of ours may be the server's stateless
+         * reset: its last bytes name the connection it ends. */
+        if (!(pkt[0] & 0x80) && len >= NANA_Q_MIN_RESET_RX) {
+            c = nana_quic_cidmap_get(&sh->resets, pkt + len - NGTCP2_STATELESS_RESET_TOKENLEN,
+                                     NGTCP2_STATELESS_RESET_TOKENLEN);
+            if (c) {
+                nana_quic_conn_read(c, path, pkt, len, ecn, ts);
+                return;
+            }
+        }
         sh->st.packets_dropped++;
         return;
     }

@@ -553,7 +553,9 @@ void nana_quic_ep_del(nana_quic_ep *ep)
     free(ep);
 }
 
-int nana_quic_ep_new(const nana_quic_config *cfg, nana_quic_ep **out)
+/* Builds an endpoint; with |start_io| also its sockets and I/O threads.
+ * The caller owns *out (nana_quic_ep_del). */
+static int ep_build(const nana_quic_config *cfg, bool start_io, nana_quic_ep **out)
 {
     *out = NULL;
     if (sodium_init() < 0) return nana_err_set(NANA_ERR_INTERNAL, "libsodium failed to start");
@@ -577,7 +579,7 @@ int nana_quic_ep_new(const nana_quic_config *cfg, nana_quic_ep **out)
     }
     for (unsigned i = 0; i < ep->nshards; i++)
         if ((rc = nana_quic_shard_init(&ep->shards[i], ep, i))) goto fail;
-    if ((rc = nana_quic_io_start(ep))) goto fail;
+    if (start_io && (rc = nana_quic_io_start(ep))) goto fail;
     *out = ep;
     return NANA_OK;
 fail : {
@@ -586,6 +588,16 @@ fail : {
     nana_quic_ep_del(ep);
     return nana_err_set_str(rc, msg);
 }
+}
+
+int nana_quic_ep_new(const nana_quic_config *cfg, nana_quic_ep **out)
+{
+    return ep_build(cfg, true, out);
+}
+
+int nana_quic_ep_new_detached(const nana_quic_config *cfg, nana_quic_ep **out)
+{
+    return ep_build(cfg, false, out);
 }
 
 uint16_t nana_quic_ep_port(const nana_quic_ep *ep)

@@ -25,13 +25,15 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define NANA_Q_CIDLEN     18
-#define NANA_Q_MAX_UDP    1452 /* payload we send; fits 1500-byte paths, v4 and v6 */
-#define NANA_Q_MAX_SHARDS 64
-#define NANA_Q_TX_BURST   64 /* packets written per connection per round */
-#define NANA_Q_SECRETLEN  32
-#define NANA_Q_ALPN_MAX   32
-#define NANA_Q_NS         1000000000ull
+#define NANA_Q_CIDLEN       18
+#define NANA_Q_MAX_UDP      1452 /* payload we send; fits 1500-byte paths, v4 and v6 */
+#define NANA_Q_MAX_SHARDS   64
+#define NANA_Q_TX_BURST     64 /* packets written per connection per round */
+#define NANA_Q_SECRETLEN    32
+#define NANA_Q_ALPN_MAX     32
+#define NANA_Q_NS           1000000000ull
+#define NANA_Q_RESET_KEYS   8  /* client: reset tokens remembered per connection */
+#define NANA_Q_MIN_RESET_RX 21 /* smallest datagram taken as a stateless reset (RFC 9000 10.3) */
 
 /* ------------------------------------------------------------------ */
 /* TLS (tls.c)                                                          */
@@ -168,6 +170,10 @@ struct nana_quic_conn {
     char server_name[256]; /* GnuTLS keeps a pointer to it for the session's life */
     uint8_t *resume;       /* TLS session data for resumption (client) */
     size_t resume_len;
+    /* the stateless reset tokens of the server CIDs in use, each also a key
+     * of the shard's reset map */
+    uint8_t reset_keys[NANA_Q_RESET_KEYS][NGTCP2_STATELESS_RESET_TOKENLEN];
+    unsigned nreset_keys;
     ngtcp2_sockaddr_union remote_store, local_store;
 };
 
@@ -244,6 +250,7 @@ struct nana_quic_shard {
     nana_quic_ep *ep;
     unsigned index;
     nana_quic_cidmap cids;
+    nana_quic_cidmap resets;  /* client: stateless reset token -> connection */
     nana_quic_conn *conns;    /* list */
     nana_quic_conn **handles; /* handle -> conn (chained by hnext) */
     size_t nhandles;
@@ -329,6 +336,12 @@ uint64_t nana_quic_now(void);
 
 /* Closes every connection of the shard (endpoint shutdown). */
 void nana_quic_shard_close_all(nana_quic_shard *sh, uint64_t ts);
+
+/* Builds an endpoint with no socket and no thread: the caller drives its
+ * shards itself (tx sink, local address, nana_quic_shard_recv/flush with
+ * its own clock). For tests of the protocol core; free with
+ * nana_quic_ep_del. */
+int nana_quic_ep_new_detached(const nana_quic_config *cfg, nana_quic_ep **out);
 
 /* I/O threads (loop.c). */
 int nana_quic_io_start(nana_quic_ep *ep);
