@@ -384,7 +384,7 @@ static void fill_settings(nana_quic_conn *c, ngtcp2_settings *s, ngtcp2_transpor
     s->handshake_timeout = (uint64_t)cfg->handshake_timeout_ms * 1000000ull;
     s->max_stream_window = cfg->stream_window * 4;
     s->max_window = cfg->conn_window * 4;
-    if (getenv("NANA_QUIC_DEBUG")) s->log_printf = debug_log;
+    if (c->shard->ep->debug) s->log_printf = debug_log;
     ngtcp2_transport_params_default(p);
     p->initial_max_stream_data_bidi_local = cfg->stream_window;
     p->initial_max_stream_data_bidi_remote = cfg->stream_window;
@@ -545,6 +545,18 @@ int nana_quic_conn_connect(nana_quic_shard *sh, const struct sockaddr *remote, s
 /* Closing                                                              */
 /* ------------------------------------------------------------------ */
 
+/*
+ * When the closing or draining period that starts at |ts| may end: three
+ * PTOs, rounded up to a multiple of NANA_Q_CLOSE_SLACK so that connections
+ * closing at about the same time are freed in one timer wake-up, not one
+ * each (the exact end does not matter, only that it is not early).
+ */
+static uint64_t close_period_end(const nana_quic_conn *c, uint64_t ts)
+{
+    uint64_t end = ts + 3 * ngtcp2_conn_get_pto(c->q);
+    return (end + NANA_Q_CLOSE_SLACK - 1) / NANA_Q_CLOSE_SLACK * NANA_Q_CLOSE_SLACK;
+}
+
 /* Enters the draining period (the peer closed): silent for 3 PTOs. */
 static void start_draining(nana_quic_conn *c, uint64_t ts)
 {
@@ -553,7 +565,7 @@ static void start_draining(nana_quic_conn *c, uint64_t ts)
         c->shard->handshaking--;
     c->state = CONN_DRAINING;
     c->peer_closed = true;
-    c->close_deadline = ts + 3 * ngtcp2_conn_get_pto(c->q);
+    c->close_deadline = close_period_end(c, ts);
     app_gone(c);
     nana_quic_conn_update_timer(c);
 }
@@ -577,7 +589,7 @@ void nana_quic_conn_start_close(nana_quic_conn *c, const nana_q_ccerr *ccerr, ui
     ngtcp2_ssize n =
         ngtcp2_conn_write_connection_close(c->q, &ps.path, &pi, buf, NANA_Q_MAX_UDP, ccerr, ts);
     c->state = CONN_CLOSING;
-    c->close_deadline = ts + 3 * ngtcp2_conn_get_pto(c->q);
+    c->close_deadline = close_period_end(c, ts);
     if (n > 0) {
         c->close_pkt = malloc((size_t)n);
         if (c->close_pkt) {
@@ -611,7 +623,7 @@ static void fail(nana_quic_conn *c, int rv, uint64_t ts)
         conn_kill(c);
         return;
     case NGTCP2_ERR_CRYPTO:
-        if (getenv("NANA_QUIC_DEBUG")) {
+        if (c->shard->ep->debug) {
             gnutls_datum_t st = {NULL, 0};
             gnutls_certificate_verification_status_print(
                 gnutls_session_get_verify_cert_status(c->tls), GNUTLS_CRT_X509, &st, 0);

@@ -562,6 +562,7 @@ static int ep_build(const nana_quic_config *cfg, bool start_io, nana_quic_ep **o
     nana_quic_ep *ep = calloc(1, sizeof(*ep));
     if (!ep) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     ep->cfg = *cfg;
+    ep->debug = getenv("NANA_QUIC_DEBUG") != NULL;
     int rc = settle_config(&ep->cfg);
     if (rc) goto fail;
     if (cfg->cb) ep->cb = *cfg->cb;

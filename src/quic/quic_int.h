@@ -32,7 +32,8 @@
 #define NANA_Q_SECRETLEN    32
 #define NANA_Q_ALPN_MAX     32
 #define NANA_Q_NS           1000000000ull
-#define NANA_Q_RESET_KEYS   8  /* client: reset tokens remembered per connection */
+#define NANA_Q_CLOSE_SLACK  ((uint64_t)1 << 24) /* ~17 ms: closing periods end on these ticks */
+#define NANA_Q_RESET_KEYS   8                   /* client: reset tokens remembered per connection */
 #define NANA_Q_MIN_RESET_RX 21 /* smallest datagram taken as a stateless reset (RFC 9000 10.3) */
 
 /* ------------------------------------------------------------------ */
@@ -292,6 +293,7 @@ struct nana_quic_ep {
     atomic_bool closing;
     uint16_t port;
     char **alpn_copy;
+    bool debug; /* NANA_QUIC_DEBUG was set: ngtcp2 traces on stderr */
 };
 
 int nana_quic_shard_init(nana_quic_shard *sh, nana_quic_ep *ep, unsigned index);

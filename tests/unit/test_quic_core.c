@@ -24,13 +24,13 @@ static qt_certs certs;
 
 /* ---- the virtual network ---------------------------------------------- */
 
-#define VN_QCAP    16384 /* datagrams in flight; more are dropped like a full queue */
-#define VN_DGRAM   1500
-#define VN_TO_SRV  0
-#define VN_TO_CLI  1
-#define VN_START   ((uint64_t)1000 * NANA_Q_NS)
-#define VN_HOP_NS  ((uint64_t)50 * 1000) /* one delivery round: 50 us */
-#define VN_ROUNDS  400000
+#define VN_QCAP   16384 /* datagrams in flight; more are dropped like a full queue */
+#define VN_DGRAM  1500
+#define VN_TO_SRV 0
+#define VN_TO_CLI 1
+#define VN_START  ((uint64_t)1000 * NANA_Q_NS)
+#define VN_HOP_NS ((uint64_t)50 * 1000) /* one delivery round: 50 us */
+#define VN_ROUNDS 400000
 
 typedef struct vnet vnet;
 
@@ -60,10 +60,10 @@ struct vnet {
     uint64_t now;
     unsigned drop_every; /* drop every Nth datagram, both ways (0: none) */
     uint64_t seq;
-    bool block[2];          /* drop everything going this way */
-    uint64_t delivered[2];  /* bytes delivered this way */
-    uint64_t dgrams[2];     /* datagrams delivered this way */
-    vdgram last[2];         /* the latest datagram sent each way */
+    bool block[2];         /* drop everything going this way */
+    uint64_t delivered[2]; /* bytes delivered this way */
+    uint64_t dgrams[2];    /* datagrams delivered this way */
+    vdgram last[2];        /* the latest datagram sent each way */
 };
 
 static void vn_send(nana_quic_tx *tx, const ngtcp2_path *path, const uint8_t *data, size_t len,
@@ -399,8 +399,8 @@ static void test_core_stateless_reset(void **state)
     uint8_t pkt[100];
     for (size_t i = 0; i < sizeof(pkt); i++)
         pkt[i] = (uint8_t)(i * 37 + 11);
-    pkt[0] = 0x40;                    /* short header */
-    pkt[1] = 0;                       /* DCID of shard 0 ... */
+    pkt[0] = 0x40; /* short header */
+    pkt[1] = 0;    /* DCID of shard 0 ... */
     vn_deliver_to(&n, VN_TO_SRV, pkt, sizeof(pkt));
     vn_flush(&n);
     assert_int_equal(n.qlen, 1);
@@ -411,9 +411,9 @@ static void test_core_stateless_reset(void **state)
     ngtcp2_cid cid;
     ngtcp2_cid_init(&cid, pkt + 1, NANA_Q_CIDLEN);
     uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
-    assert_int_equal(ngtcp2_crypto_generate_stateless_reset_token(token, reset_secret,
-                                                                   NANA_Q_SECRETLEN, &cid),
-                     0);
+    assert_int_equal(
+        ngtcp2_crypto_generate_stateless_reset_token(token, reset_secret, NANA_Q_SECRETLEN, &cid),
+        0);
     assert_memory_equal(d->data + d->len - sizeof(token), token, sizeof(token));
     /* Too short to answer without revealing a reset: nothing. */
     n.qlen = 0;
