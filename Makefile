@@ -32,6 +32,7 @@ lint: all
 
 bench: all
 	$(BUILD)/bench/nanasqlite-bench-store
+	$(BUILD)/bench/nanasqlite-bench-quic
 
 # libFuzzer harnesses (needs clang).
 fuzz:

@@ -15,6 +15,11 @@
  * Reported: ops/s, latency percentiles, and the server I/O thread's CPU
  * time per operation (client and server share the machine's cores, so
  * CPU per op is the fair measure of the server).
+ *
+ * With --port/--ca the client loads an external echo server instead (our
+ * nanasqlite-quic-echo, or another QUIC stack's, see
+ * bench/quic_peer_compare.sh); --server-pid then takes that process's CPU
+ * time from /proc, all its threads.
  */
 #include "auth/nana_certgen.h"
 #include "bench_hist.h"
@@ -148,7 +153,7 @@ typedef struct pump {
 static void pump_fn(nana_quic_conn *c, void *arg)
 {
     pump *p = arg;
-    static uint8_t chunk[1 << 20];
+    static const uint8_t chunk[1 << 20]; /* never changes: sent by reference, not copied */
     if (c && !p->opened) {
         if (nana_quic_stream_open(c, &p->sid) == 0) p->opened = true;
     }
@@ -156,13 +161,52 @@ static void pump_fn(nana_quic_conn *c, void *arg)
            nana_quic_stream_unacked(c, p->sid) < p->window) {
         size_t n =
             p->total - p->sent < sizeof(chunk) ? (size_t)(p->total - p->sent) : sizeof(chunk);
-        if (nana_quic_stream_send(c, p->sid, chunk, n, p->sent + n == p->total)) break;
+        if (nana_quic_stream_send_ref(c, p->sid, chunk, n, p->sent + n == p->total, NULL, NULL))
+            break;
         p->sent += n;
     }
     atomic_store(&p->done, 1);
 }
 
 /* ---- running a scenario ---------------------------------------------- */
+
+/* CPU time (user + system, ns) of process |pid| from /proc, 0 if unknown. */
+static uint64_t process_cpu_ns(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields 14 and 15 (utime, stime) count from the ")" that ends the
+     * name (field 2): the 12th and 13th words after it. */
+    char *p = strrchr(buf, ')'), *save = NULL;
+    uint64_t ut = 0, st = 0;
+    if (!p) return 0;
+    int field = 2;
+    for (char *w = strtok_r(p + 1, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        field++;
+        if (field == 14 && nana_parse_u64(w, 0, UINT64_MAX, &ut) != 0) return 0;
+        if (field == 15) {
+            if (nana_parse_u64(w, 0, UINT64_MAX, &st) != 0) return 0;
+            break;
+        }
+    }
+    if (field != 15) return 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    return (ut + st) * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
+}
+
+static long g_server_pid; /* --server-pid: the external server's CPU is measured */
+
+/* The server's CPU time so far (in-process endpoint or --server-pid). */
+static uint64_t server_cpu_ns(nana_quic_ep *server)
+{
+    if (server) return nana_quic_ep_cpu_ns(server);
+    return g_server_pid ? process_cpu_ns(g_server_pid) : 0;
+}
 
 typedef struct result {
     const char *name;
@@ -210,7 +254,7 @@ static result run(nana_quic_ep *server, uint16_t port, const char *ca, bench_mod
     /* Wait for the connections (rpc, bulk) before the clock starts. */
     for (int i = 0; i < 5000 && mode != MODE_HANDSHAKE && atomic_load(&b->opened) < conns; i++)
         usleep(1000);
-    uint64_t ops0 = atomic_load(&b->ops), cpu0 = server ? nana_quic_ep_cpu_ns(server) : 0;
+    uint64_t ops0 = atomic_load(&b->ops), cpu0 = server_cpu_ns(server);
     long long bytes0 = atomic_load(&server_bytes);
     uint64_t t0 = now_ns();
     pump p = {.total = UINT64_MAX / 2, .window = 32u << 20};
@@ -227,7 +271,7 @@ static result run(nana_quic_ep *server, uint16_t port, const char *ca, bench_mod
     }
     uint64_t t1 = now_ns();
     uint64_t ops = atomic_load(&b->ops) - ops0;
-    uint64_t cpu = server ? nana_quic_ep_cpu_ns(server) - cpu0 : 0;
+    uint64_t cpu = server_cpu_ns(server) - cpu0;
     long long bytes = atomic_load(&server_bytes) - bytes0;
     atomic_store(&b->running, false);
     if (getenv("NANA_BENCH_DEBUG")) {
@@ -297,12 +341,21 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(argv[i], "--ca") && i + 1 < argc) {
             ext_ca = argv[++i];
+        } else if (!strcmp(argv[i], "--server-pid") && i + 1 < argc) {
+            uint64_t pid;
+            if (nana_parse_u64(argv[++i], 1, 1u << 30, &pid) != 0) {
+                fprintf(stderr, "--server-pid must be a process id\n");
+                return 2;
+            }
+            g_server_pid = (long)pid;
         } else {
             fprintf(stderr,
                     "usage: nanasqlite-bench-quic [--seconds S] [--json] "
-                    "[--scenario rpc|rpc16conns|handshake|bulk] [--port P --ca F]\n"
-                    "  --port/--ca: load an external nanasqlite-quic-echo server instead of "
-                    "starting one (server CPU is then not measured)\n");
+                    "[--scenario rpc|rpc16conns|handshake|bulk] [--port P --ca F "
+                    "[--server-pid PID]]\n"
+                    "  --port/--ca: load an external echo server on 127.0.0.1 (name "
+                    "localhost) instead of starting one;\n"
+                    "  --server-pid: measure that process's CPU time (else not measured)\n");
             return 2;
         }
     }
@@ -375,7 +428,10 @@ int main(int argc, char **argv)
                     (unsigned long long)st.handshakes_done);
         }
     }
-    if (!only || !strcmp(only, "bulk")) {
+    if (ext_port && only && !strcmp(only, "bulk"))
+        fprintf(stderr, "bulk needs the in-process server (an echo server would send it all "
+                        "back)\n");
+    if (!ext_port && (!only || !strcmp(only, "bulk"))) {
         result r = run(server, port, trust, MODE_BULK, 1, 0, seconds);
         r.name = "bulk";
         r.ops_per_sec = 0;

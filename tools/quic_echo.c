@@ -33,7 +33,7 @@ static const char usage[] =
     "  nanasqlite-quic-echo server --listen HOST:PORT --cert F --key F [--ca F]\n"
     "      [--client-cert ignore|request|require] [--alpn NAME] [--require-alpn]\n"
     "      [--threads N] [--retry auto|always|never] [--0rtt] [--ready-file F]\n"
-    "      [--max-seconds N]\n"
+    "      [--max-seconds N] [--max-streams N]\n"
     "  nanasqlite-quic-echo client --connect HOST:PORT --ca F [--server-name N]\n"
     "      [--alpn NAME] [--cert F --key F] [--streams N] [--size BYTES] [--timeout S]\n";
 
@@ -140,7 +140,7 @@ static int cmd_server(int argc, char **argv)
     uint16_t port = 0;
     const char *alpn[1] = {"nanasqlite"};
     const char *ready = NULL;
-    uint64_t max_seconds = 120, threads = 1;
+    uint64_t max_seconds = 120, threads = 1, max_streams = 100;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--require-alpn")) {
@@ -182,6 +182,9 @@ static int cmd_server(int argc, char **argv)
             ready = v;
         } else if (!strcmp(a, "--max-seconds")) {
             if (num_flag(a, v, 1, 86400, &max_seconds)) return 2;
+        } else if (!strcmp(a, "--max-streams")) {
+            if (num_flag(a, v, 1, 1u << 20, &max_streams)) return 2;
+            cfg.max_streams_bidi = (unsigned)max_streams;
         } else {
             fprintf(stderr, "unknown option %s\n%s", a, usage);
             return 2;

@@ -905,7 +905,9 @@ void nana_quic_conn_peer(const nana_quic_conn *c, struct sockaddr_storage *addr,
     *len = (socklen_t)p->remote.addrlen;
 }
 
-int nana_quic_stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin)
+/* Queues bytes on a stream, copied or referenced (see the two callers). */
+static int stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin,
+                       bool copy, void (*release)(void *ctx), void *ctx)
 {
     if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead)
         return nana_err_set(NANA_ERR_CLOSED, "the connection is closed");
@@ -917,12 +919,27 @@ int nana_quic_stream_send(nana_quic_conn *c, int64_t sid, const void *data, size
     size_t limit = c->shard->ep->cfg.max_stream_send_buffer;
     if ((uint64_t)len + (s->queued - s->base_off) > limit)
         return nana_err_set(NANA_ERR_TOOBIG, "stream send buffer would pass %zu bytes", limit);
-    int rc = nana_quic_stream_queue(s, data, len);
-    if (rc) return rc;
+    if (len) {
+        int rc = nana_quic_stream_queue(s, data, len, copy, release, ctx);
+        if (rc) return rc;
+    } else if (release) {
+        release(ctx); /* nothing to keep */
+    }
     if (fin) s->fin_queued = true;
     send_list_add(c, s);
     nana_quic_shard_dirty(c->shard, c);
     return NANA_OK;
+}
+
+int nana_quic_stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin)
+{
+    return stream_send(c, sid, data, len, fin, true, NULL, NULL);
+}
+
+int nana_quic_stream_send_ref(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin,
+                              void (*release)(void *ctx), void *ctx)
+{
+    return stream_send(c, sid, data, len, fin, false, release, ctx);
 }
 
 size_t nana_quic_stream_unacked(nana_quic_conn *c, int64_t sid)

@@ -186,8 +186,9 @@ int nana_quic_conn_early_accepted(const nana_quic_conn *c);
  * Why the connection ended, once it has: the CONNECTION_CLOSE the peer sent
  * (its error code; *is_app 1 for an application code, 0 for a transport
  * code such as 0x2 CONNECTION_REFUSED or 0x100+alert for TLS). Returns 1 if
- * the peer sent one, 0 otherwise (timeout, or closed by us). Useful inside
- * conn_close.
+ * the peer sent one, 0 otherwise (timeout, or closed by us). A stateless
+ * reset from the peer (a server that lost the connection, say after a
+ * restart) reads as 1 with transport code 0. Useful inside conn_close.
  */
 int nana_quic_conn_peer_error(const nana_quic_conn *c, uint64_t *code, int *is_app);
 
@@ -200,6 +201,18 @@ void nana_quic_conn_peer(const nana_quic_conn *c, struct sockaddr_storage *addr,
  * NANA_ERR_INVALID after FIN, NANA_ERR_TOOBIG past max_stream_send_buffer.
  */
 int nana_quic_stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin);
+
+/*
+ * nana_quic_stream_send without the copy: the stream keeps a reference to
+ * |data|, which must stay valid and unchanged until release(ctx) is called
+ * (on this I/O thread) once the peer acknowledged the bytes or the stream
+ * or connection is gone. |release| may be NULL for data that lives
+ * forever. After a successful call release is called exactly once (at once
+ * when |len| is 0); after an error it is not called and the caller still
+ * owns |data|. Same errors as nana_quic_stream_send.
+ */
+int nana_quic_stream_send_ref(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin,
+                              void (*release)(void *ctx), void *ctx);
 
 /* Bytes queued on |sid| and not yet acknowledged (backpressure). */
 size_t nana_quic_stream_unacked(nana_quic_conn *c, int64_t sid);

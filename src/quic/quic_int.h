@@ -93,6 +93,8 @@ typedef struct nana_quic_stream {
     struct nana_quic_stream *snext; /* send list */
     nana_quic_chunk *head, *tail;   /* queued bytes, oldest first */
     uint64_t base_off;              /* stream offset of head's first byte */
+    nana_quic_chunk *cursor;        /* no chunk before it has unsent bytes (NULL: head) */
+    uint64_t cursor_off;            /* stream offset of cursor's first byte */
     uint64_t sent_off;              /* bytes handed to ngtcp2 */
     uint64_t queued;                /* stream offset after the last queued byte */
     bool fin_queued;                /* FIN goes after the last byte */
@@ -111,8 +113,10 @@ nana_quic_stream *nana_quic_stream_find(nana_quic_stream_table *t, int64_t id);
 nana_quic_stream *nana_quic_stream_add(nana_quic_stream_table *t, int64_t id);
 void nana_quic_stream_remove(nana_quic_stream_table *t, nana_quic_stream *s);
 void nana_quic_stream_table_free(nana_quic_stream_table *t);
-/* Appends bytes to a stream's send queue (copied). */
-int nana_quic_stream_queue(nana_quic_stream *s, const void *data, size_t len);
+/* Appends bytes to a stream's send queue: copied with |copy|, else
+ * referenced until acknowledged, then release(ctx) (if not NULL). */
+int nana_quic_stream_queue(nana_quic_stream *s, const void *data, size_t len, bool copy,
+                           void (*release)(void *ctx), void *ctx);
 /* Frees queued bytes below |acked_to|. */
 void nana_quic_stream_acked(nana_quic_stream *s, uint64_t acked_to);
 /* Up to |max| vectors of unsent bytes from sent_off; returns the count. */

@@ -4,7 +4,9 @@
  * A stream's outgoing bytes sit in a list of chunks until the peer
  * acknowledges them: ngtcp2 retransmits lost data straight from these
  * buffers, so they must stay put. ngtcp2 reports acknowledgements in
- * order per stream, which lets us free chunks from the head.
+ * order per stream, which lets us free chunks from the head. A chunk holds
+ * a copy of the caller's bytes, or (nana_quic_stream_send_ref) points at
+ * the caller's buffer and calls its release function when done with it.
  */
 #include "quic/quic_int.h"
 
@@ -14,8 +16,18 @@
 struct nana_quic_chunk {
     nana_quic_chunk *next;
     size_t len;
+    const uint8_t *bytes;       /* data, or the caller's buffer */
+    void (*release)(void *ctx); /* for the caller's buffer; may be NULL */
+    void *ctx;
     uint8_t data[];
 };
+
+/* Frees a chunk, giving a referenced buffer back to its owner. */
+static void chunk_free(nana_quic_chunk *c)
+{
+    if (c->release) c->release(c->ctx);
+    free(c);
+}
 
 static size_t bucket(const nana_quic_stream_table *t, int64_t id)
 {
@@ -74,7 +86,7 @@ static void stream_free(nana_quic_stream *s)
     nana_quic_chunk *c = s->head;
     while (c) {
         nana_quic_chunk *n = c->next;
-        free(c);
+        chunk_free(c);
         c = n;
     }
     free(s);
@@ -107,19 +119,31 @@ void nana_quic_stream_table_free(nana_quic_stream_table *t)
     t->nbuckets = t->count = 0;
 }
 
-int nana_quic_stream_queue(nana_quic_stream *s, const void *data, size_t len)
+int nana_quic_stream_queue(nana_quic_stream *s, const void *data, size_t len, bool copy,
+                           void (*release)(void *ctx), void *ctx)
 {
-    if (!len) return NANA_OK;
-    nana_quic_chunk *c = malloc(sizeof(*c) + len);
+    nana_quic_chunk *c = malloc(sizeof(*c) + (copy ? len : 0));
     if (!c) return nana_err_set(NANA_ERR_NOMEM, "out of memory for %zu bytes of stream data", len);
     c->next = NULL;
     c->len = len;
-    memcpy(c->data, data, len);
+    if (copy) {
+        memcpy(c->data, data, len);
+        c->bytes = c->data;
+        c->release = NULL;
+    } else {
+        c->bytes = data;
+        c->release = release;
+        c->ctx = ctx;
+    }
     if (s->tail)
         s->tail->next = c;
     else
         s->head = c;
     s->tail = c;
+    if (!s->cursor && s->head != c && s->sent_off == s->queued) {
+        s->cursor = c; /* all before it went out: start the next scan here */
+        s->cursor_off = s->queued;
+    }
     s->queued += len;
     return NANA_OK;
 }
@@ -128,22 +152,36 @@ void nana_quic_stream_acked(nana_quic_stream *s, uint64_t acked_to)
 {
     while (s->head && s->base_off + s->head->len <= acked_to) {
         nana_quic_chunk *c = s->head;
+        if (s->cursor == c) {
+            s->cursor = c->next;
+            s->cursor_off += c->len;
+        }
         s->base_off += c->len;
         s->head = c->next;
         if (!s->head) s->tail = NULL;
-        free(c);
+        chunk_free(c);
     }
 }
 
 size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max)
 {
+    /* Skip the chunks sent in full: the scan starts at the cursor, which
+     * only moves forward, so a long queue is not walked for each packet. */
+    if (!s->cursor) {
+        s->cursor = s->head;
+        s->cursor_off = s->base_off;
+    }
+    while (s->cursor && s->cursor_off + s->cursor->len <= s->sent_off) {
+        s->cursor_off += s->cursor->len;
+        s->cursor = s->cursor->next;
+    }
     size_t n = 0;
-    uint64_t off = s->base_off;
-    for (nana_quic_chunk *c = s->head; c && n < max; c = c->next) {
+    uint64_t off = s->cursor_off;
+    for (nana_quic_chunk *c = s->cursor; c && n < max; c = c->next) {
         uint64_t end = off + c->len;
         if (end > s->sent_off) {
             size_t skip = s->sent_off > off ? (size_t)(s->sent_off - off) : 0;
-            v[n].base = c->data + skip;
+            v[n].base = (uint8_t *)(uintptr_t)(c->bytes + skip); /* ngtcp2 only reads it */
             v[n].len = c->len - skip;
             n++;
         }

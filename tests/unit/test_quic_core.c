@@ -639,6 +639,59 @@ static void test_core_send_buffer_limit(void **state)
     vn_stop(&n);
 }
 
+static void count_release(void *ctx)
+{
+    (*(int *)ctx)++;
+}
+
+/* Bytes sent by reference are released once: after the acknowledgement,
+ * or when the connection goes before it; at once when there are none. */
+static void test_core_send_ref(void **state)
+{
+    (void)state;
+    vnet n;
+    vn_start(&n, NULL, NULL);
+    nana_quic_conn *c = vn_open(&n);
+    static uint8_t buf[3][20000];
+    int released[3] = {0};
+    int64_t sid;
+    assert_int_equal(nana_quic_stream_open(c, &sid), 0);
+    qt_stream *s = &n.c.streams[n.c.nstreams++];
+    memset(s, 0, sizeof(*s));
+    s->sid = sid;
+    s->seed = 9;
+    for (int i = 0; i < 3; i++) {
+        qt_fill(buf[i], sizeof(buf[i]), (uint64_t)i * sizeof(buf[i]), s->seed);
+        assert_int_equal(nana_quic_stream_send_ref(c, sid, buf[i], sizeof(buf[i]), 0, count_release,
+                                                   &released[i]),
+                         0);
+    }
+    assert_int_equal(released[0] + released[1] + released[2], 0);
+    int zero = 0;
+    assert_int_equal(nana_quic_stream_send_ref(c, sid, buf[0], 0, 1, count_release, &zero), 0);
+    assert_int_equal(zero, 1);
+    vn_flush(&n);
+    assert_true(vn_run(&n, all_fins, 5000));
+    assert_false(s->mismatch);
+    assert_int_equal(s->received, sizeof(buf));
+    assert_true(vn_run(&n, NULL, 200)); /* the last acknowledgements */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(released[i], 1);
+    /* Never acknowledged: released when the connection is freed. */
+    int pending = 0;
+    assert_int_equal(nana_quic_stream_open(c, &sid), 0);
+    n.block[VN_TO_SRV] = true;
+    assert_int_equal(
+        nana_quic_stream_send_ref(c, sid, buf[1], sizeof(buf[1]), 1, count_release, &pending), 0);
+    vn_flush(&n);
+    assert_int_equal(pending, 0);
+    /* An error leaves the buffer with the caller. */
+    assert_int_equal(nana_quic_stream_send_ref(c, sid, buf[1], 1, 0, count_release, &pending),
+                     NANA_ERR_INVALID); /* after FIN */
+    vn_stop(&n);
+    assert_int_equal(pending, 1);
+}
+
 /* NAT rebinding: the server sees a new client address and keeps going. */
 static void test_core_nat_rebinding(void **state)
 {
@@ -747,6 +800,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_core_max_connections),
         cmocka_unit_test(test_core_stream_limit),
         cmocka_unit_test(test_core_send_buffer_limit),
+        cmocka_unit_test(test_core_send_ref),
         cmocka_unit_test(test_core_nat_rebinding),
         cmocka_unit_test(test_core_garbage),
     };
