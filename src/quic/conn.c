@@ -712,7 +712,7 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
         }
         if (s) {
             sid = s->id;
-            nvec = nana_quic_stream_unsent(s, vec, 16);
+            nvec = nana_quic_stream_unsent(s, vec, 16, NANA_Q_MAX_UDP);
             uint64_t avail = 0;
             for (size_t i = 0; i < nvec; i++)
                 avail += vec[i].len;

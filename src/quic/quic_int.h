@@ -119,8 +119,9 @@ int nana_quic_stream_queue(nana_quic_stream *s, const void *data, size_t len, bo
                            void (*release)(void *ctx), void *ctx);
 /* Frees queued bytes below |acked_to|. */
 void nana_quic_stream_acked(nana_quic_stream *s, uint64_t acked_to);
-/* Up to |max| vectors of unsent bytes from sent_off; returns the count. */
-size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max);
+/* Up to |max| vectors of unsent bytes from sent_off, stopping once they
+ * hold |enough| bytes (what one packet can carry); returns the count. */
+size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max, size_t enough);
 
 /* ------------------------------------------------------------------ */
 /* Connections (conn.c)                                                */

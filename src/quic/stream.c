@@ -163,7 +163,7 @@ void nana_quic_stream_acked(nana_quic_stream *s, uint64_t acked_to)
     }
 }
 
-size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max)
+size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max, size_t enough)
 {
     /* Skip the chunks sent in full: the scan starts at the cursor, which
      * only moves forward, so a long queue is not walked for each packet. */
@@ -175,14 +175,15 @@ size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max)
         s->cursor_off += s->cursor->len;
         s->cursor = s->cursor->next;
     }
-    size_t n = 0;
+    size_t n = 0, bytes = 0;
     uint64_t off = s->cursor_off;
-    for (nana_quic_chunk *c = s->cursor; c && n < max; c = c->next) {
+    for (nana_quic_chunk *c = s->cursor; c && n < max && bytes < enough; c = c->next) {
         uint64_t end = off + c->len;
         if (end > s->sent_off) {
             size_t skip = s->sent_off > off ? (size_t)(s->sent_off - off) : 0;
             v[n].base = (uint8_t *)(uintptr_t)(c->bytes + skip); /* ngtcp2 only reads it */
             v[n].len = c->len - skip;
+            bytes += v[n].len;
             n++;
         }
         off = end;
