@@ -248,9 +248,13 @@ static result run(nana_quic_ep *server, uint16_t port, const char *ca, bench_mod
     b->client = new_client(b, &cb);
     atomic_store(&server_sink, mode == MODE_BULK);
     atomic_store(&server_bytes, 0);
-    nana_quic_handle hs[MAX_CONNS];
-    for (unsigned i = 0; i < conns; i++)
-        nana_quic_connect(b->client, "127.0.0.1", port, "localhost", NULL, 0, NULL, &hs[i]);
+    nana_quic_handle hs[MAX_CONNS] = {0};
+    for (unsigned i = 0; i < conns; i++) {
+        if (nana_quic_connect(b->client, "127.0.0.1", port, "localhost", NULL, 0, NULL, &hs[i])) {
+            fprintf(stderr, "connect: %s\n", nana_errmsg());
+            exit(1);
+        }
+    }
     /* Wait for the connections (rpc, bulk) before the clock starts. */
     for (int i = 0; i < 5000 && mode != MODE_HANDSHAKE && atomic_load(&b->opened) < conns; i++)
         usleep(1000);
@@ -362,17 +366,12 @@ int main(int argc, char **argv)
     /* Certificates in a scratch directory. */
     char dir[] = "/tmp/nanasqlite-bench-quic-XXXXXX";
     if (!mkdtemp(dir)) return 1;
-    char ca[600], cak[600], crt[600], key[600];
-    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-    snprintf(cak, sizeof(cak), "%s/ca.key", dir);
-    snprintf(crt, sizeof(crt), "%s/server.pem", dir);
-    snprintf(key, sizeof(key), "%s/server.key", dir);
-    const char *dns[] = {"localhost"};
-    nana_cert_spec cas = {.common_name = "bench CA", .days = 1, .is_ca = 1};
-    nana_cert_spec srv = {
-        .common_name = "localhost", .dns_names = dns, .n_dns = 1, .days = 1, .server = 1};
-    if (nana_certgen_write(&cas, NULL, NULL, ca, cak, 1) ||
-        nana_certgen_write(&srv, ca, cak, crt, key, 1)) {
+    char files[NANA_DEV_CLIENT_KEY + 1][600];
+    for (int i = 0; i <= NANA_DEV_CLIENT_KEY; i++)
+        snprintf(files[i], sizeof(files[i]), "%s/%s", dir, nana_certgen_dev_names[i]);
+    const char *ca = files[NANA_DEV_CA], *crt = files[NANA_DEV_SERVER],
+               *key = files[NANA_DEV_SERVER_KEY];
+    if (nana_certgen_dev_set(dir, "bench", 1, 0)) {
         fprintf(stderr, "certificates: %s\n", nana_errmsg());
         return 1;
     }
@@ -438,10 +437,8 @@ int main(int argc, char **argv)
         print_result(&r, json);
     }
     nana_quic_ep_del(server);
-    unlink(ca);
-    unlink(cak);
-    unlink(crt);
-    unlink(key);
+    for (int i = 0; i <= NANA_DEV_CLIENT_KEY; i++)
+        unlink(files[i]);
     rmdir(dir);
     return 0;
 }

@@ -46,35 +46,12 @@ static inline int qt_make_certs(qt_certs *c)
     const char *tmp = getenv("NANA_TEST_TMP");
     snprintf(c->dir, sizeof(c->dir), "%s/quic-certs-%d", tmp && tmp[0] ? tmp : "/tmp",
              (int)getpid());
-    mkdir(c->dir, 0700);
-    qt_path(c->ca, sizeof(c->ca), c->dir, "ca.pem");
-    qt_path(c->ca_key, sizeof(c->ca_key), c->dir, "ca.key");
-    qt_path(c->server, sizeof(c->server), c->dir, "server.pem");
-    qt_path(c->server_key, sizeof(c->server_key), c->dir, "server.key");
-    qt_path(c->client, sizeof(c->client), c->dir, "client.pem");
-    qt_path(c->client_key, sizeof(c->client_key), c->dir, "client.key");
-    qt_path(c->other_ca, sizeof(c->other_ca), c->dir, "other-ca.pem");
-    qt_path(c->other_ca_key, sizeof(c->other_ca_key), c->dir, "other-ca.key");
-    qt_path(c->rogue, sizeof(c->rogue), c->dir, "rogue.pem");
-    qt_path(c->rogue_key, sizeof(c->rogue_key), c->dir, "rogue.key");
-    const char *dns[] = {"localhost"};
-    const char *ips[] = {"127.0.0.1", "::1"};
-    nana_cert_spec ca = {.common_name = "nana test CA", .days = 2, .is_ca = 1};
-    nana_cert_spec srv = {.common_name = "localhost",
-                          .dns_names = dns,
-                          .n_dns = 1,
-                          .ip_addrs = ips,
-                          .n_ip = 2,
-                          .days = 2,
-                          .server = 1};
-    nana_cert_spec cli = {.common_name = "alice", .days = 2, .client = 1};
-    nana_cert_spec other = {.common_name = "other CA", .days = 2, .is_ca = 1};
-    nana_cert_spec rogue = {.common_name = "mallory", .days = 2, .client = 1};
-    if (nana_certgen_write(&ca, NULL, NULL, c->ca, c->ca_key, 1) ||
-        nana_certgen_write(&srv, c->ca, c->ca_key, c->server, c->server_key, 1) ||
-        nana_certgen_write(&cli, c->ca, c->ca_key, c->client, c->client_key, 1) ||
-        nana_certgen_write(&other, NULL, NULL, c->other_ca, c->other_ca_key, 1) ||
-        nana_certgen_write(&rogue, c->other_ca, c->other_ca_key, c->rogue, c->rogue_key, 1)) {
+    char *const paths[NANA_DEV_FILES] = {c->ca,     c->ca_key,     c->server,   c->server_key,
+                                         c->client, c->client_key, c->other_ca, c->other_ca_key,
+                                         c->rogue,  c->rogue_key};
+    for (int i = 0; i < NANA_DEV_FILES; i++)
+        qt_path(paths[i], sizeof(c->ca), c->dir, nana_certgen_dev_names[i]);
+    if (nana_certgen_dev_set(c->dir, "alice", 2, 1)) {
         fprintf(stderr, "certificates: %s\n", nana_errmsg());
         return -1;
     }
@@ -89,6 +66,22 @@ static inline void qt_remove_certs(qt_certs *c)
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         unlink(files[i]);
     rmdir(c->dir);
+}
+
+/* The certificates of a test program: made once for the whole group. */
+static qt_certs certs;
+
+static inline int qt_group_setup(void **state)
+{
+    (void)state;
+    return qt_make_certs(&certs);
+}
+
+static inline int qt_group_teardown(void **state)
+{
+    (void)state;
+    qt_remove_certs(&certs);
+    return 0;
 }
 
 /* ---- the byte pattern streams carry ------------------------------------ */
@@ -144,7 +137,7 @@ static inline int qt_srv_data(nana_quic_conn *c, int64_t sid, const uint8_t *dat
 }
 
 /* Fills a server configuration with the test certificates and echo callbacks. */
-static inline void qt_server_config(nana_quic_config *cfg, qt_server *s, const qt_certs *certs)
+static inline void qt_server_config(nana_quic_config *cfg, qt_server *s, const qt_certs *cs)
 {
     static const nana_quic_callbacks cb = {
         .conn_open = qt_srv_open, .conn_close = qt_srv_close, .stream_data = qt_srv_data};
@@ -152,9 +145,9 @@ static inline void qt_server_config(nana_quic_config *cfg, qt_server *s, const q
     nana_quic_config_init(cfg);
     cfg->server = 1;
     cfg->host = "127.0.0.1";
-    cfg->cert_file = certs->server;
-    cfg->key_file = certs->server_key;
-    cfg->ca_file = certs->ca;
+    cfg->cert_file = cs->server;
+    cfg->key_file = cs->server_key;
+    cfg->ca_file = cs->ca;
     cfg->alpn = alpn;
     cfg->nalpn = 1;
     cfg->allow_no_alpn = 1;
@@ -295,7 +288,7 @@ static inline void qt_cli_ticket(nana_quic_conn *c, const uint8_t *data, size_t 
 
 /* Resets |cl| and fills a client configuration trusting the test CA that
  * reports to |cl|; |cert|/|key| for mTLS. */
-static inline void qt_client_config(nana_quic_config *cfg, qt_client *cl, const qt_certs *certs,
+static inline void qt_client_config(nana_quic_config *cfg, qt_client *cl, const qt_certs *cs,
                                     const char *alpn, const char *cert, const char *key)
 {
     static const nana_quic_callbacks cb = {.conn_open = qt_cli_open,
@@ -312,7 +305,7 @@ static inline void qt_client_config(nana_quic_config *cfg, qt_client *cl, const 
     pthread_condattr_destroy(&ca);
     nana_quic_config_init(cfg);
     cl->alpn_list[0] = alpn;
-    cfg->ca_file = certs->ca;
+    cfg->ca_file = cs->ca;
     cfg->cert_file = cert;
     cfg->key_file = key;
     cfg->alpn = alpn ? cl->alpn_list : NULL;
@@ -322,11 +315,11 @@ static inline void qt_client_config(nana_quic_config *cfg, qt_client *cl, const 
 }
 
 /* Starts a client endpoint trusting the test CA; |cert|/|key| for mTLS. */
-static inline int qt_client_start(qt_client *cl, const qt_certs *certs, const char *alpn,
+static inline int qt_client_start(qt_client *cl, const qt_certs *cs, const char *alpn,
                                   const char *cert, const char *key)
 {
     nana_quic_config cfg;
-    qt_client_config(&cfg, cl, certs, alpn, cert, key);
+    qt_client_config(&cfg, cl, cs, alpn, cert, key);
     if (nana_quic_ep_new(&cfg, &cl->ep)) {
         fprintf(stderr, "client: %s\n", nana_errmsg());
         return -1;
@@ -358,6 +351,15 @@ static inline int qt_connect(qt_client *cl, uint16_t port, const char *server_na
     qt_client_reset(cl);
     return nana_quic_connect(cl->ep, "127.0.0.1", port, server_name, ticket, ticket_len, NULL,
                              &cl->h);
+}
+
+/* Starts a client (as qt_client_start) and connects it to the test server
+ * on |port|, verifying the name |server_name|. */
+static inline int qt_dial(qt_client *cl, const qt_certs *cs, const char *alpn, const char *cert,
+                          const char *key, uint16_t port, const char *server_name)
+{
+    if (qt_client_start(cl, cs, alpn, cert, key)) return -1;
+    return qt_connect(cl, port, server_name, NULL, 0);
 }
 
 /* Waits until *flag (read under the mutex) is nonzero, at most |ms|. */

@@ -82,32 +82,7 @@ static int die(const char *what)
 
 static int cmd_certs(const char *dir)
 {
-    mkdir(dir, 0700);
-    char p[10][1024];
-    const char *names[10] = {"ca.pem",     "ca.key",     "server.pem",   "server.key",
-                             "client.pem", "client.key", "other-ca.pem", "other-ca.key",
-                             "rogue.pem",  "rogue.key"};
-    for (int i = 0; i < 10; i++)
-        snprintf(p[i], sizeof(p[i]), "%s/%s", dir, names[i]);
-    const char *dns[] = {"localhost"};
-    const char *ips[] = {"127.0.0.1", "::1"};
-    nana_cert_spec ca = {.common_name = "nana echo CA", .days = 7, .is_ca = 1};
-    nana_cert_spec srv = {.common_name = "localhost",
-                          .dns_names = dns,
-                          .n_dns = 1,
-                          .ip_addrs = ips,
-                          .n_ip = 2,
-                          .days = 7,
-                          .server = 1};
-    nana_cert_spec cli = {.common_name = "echo-client", .days = 7, .client = 1};
-    nana_cert_spec other = {.common_name = "other CA", .days = 7, .is_ca = 1};
-    nana_cert_spec rogue = {.common_name = "rogue", .days = 7, .client = 1};
-    if (nana_certgen_write(&ca, NULL, NULL, p[0], p[1], 1) ||
-        nana_certgen_write(&srv, p[0], p[1], p[2], p[3], 1) ||
-        nana_certgen_write(&cli, p[0], p[1], p[4], p[5], 1) ||
-        nana_certgen_write(&other, NULL, NULL, p[6], p[7], 1) ||
-        nana_certgen_write(&rogue, p[6], p[7], p[8], p[9], 1))
-        return die("certificates");
+    if (nana_certgen_dev_set(dir, "echo-client", 7, 1)) return die("certificates");
     return 0;
 }
 

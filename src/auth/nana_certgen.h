@@ -82,4 +82,35 @@ int nana_certgen_write(const nana_cert_spec *spec, const char *issuer_cert_pem_p
 int nana_cert_fingerprints(const char *cert_pem_path, uint8_t cert_sha256[32],
                            uint8_t spki_sha256[32]);
 
+/*
+ * Writes a development certificate set into |dir| (created 0700 when it
+ * does not exist), overwriting earlier files of the same names:
+ *   ca.pem, ca.key          a CA ("nanasqlite dev CA")
+ *   server.pem, server.key  CN localhost, SAN localhost, 127.0.0.1, ::1; serverAuth
+ *   client.pem, client.key  CN |client_cn| (e.g. "alice"); clientAuth
+ * and, with |with_untrusted|, a second CA and a client certificate from it
+ * (other-ca.pem/.key, rogue.pem/.key, CN "mallory"), for testing refusals.
+ * All ECDSA P-256, valid |days| days; keys 0600. For tests, benchmarks and
+ * a server's first start on localhost: never for production. Errors as
+ * nana_certgen_write.
+ */
+int nana_certgen_dev_set(const char *dir, const char *client_cn, unsigned days, int with_untrusted);
+
+/* The file names nana_certgen_dev_set writes, in a fixed order:
+ * NANA_DEV_* index nana_certgen_dev_names[]. */
+enum {
+    NANA_DEV_CA,
+    NANA_DEV_CA_KEY,
+    NANA_DEV_SERVER,
+    NANA_DEV_SERVER_KEY,
+    NANA_DEV_CLIENT,
+    NANA_DEV_CLIENT_KEY,
+    NANA_DEV_OTHER_CA,
+    NANA_DEV_OTHER_CA_KEY,
+    NANA_DEV_ROGUE,
+    NANA_DEV_ROGUE_KEY,
+    NANA_DEV_FILES
+};
+extern const char *const nana_certgen_dev_names[NANA_DEV_FILES];
+
 #endif

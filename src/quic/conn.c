@@ -413,6 +413,23 @@ static nana_quic_conn *conn_alloc(nana_quic_shard *sh, bool client)
     return c;
 }
 
+/* Gives a new connection its TLS session and keep-alive. On failure frees
+ * the connection (not yet linked anywhere) and returns the error. */
+static int conn_setup_tls(nana_quic_conn *c, const char *server_name, const uint8_t *sess,
+                          size_t sess_len)
+{
+    nana_quic_ep *ep = c->shard->ep;
+    int rc = nana_quic_tls_session(&ep->tls, c, server_name, sess, sess_len);
+    if (rc) {
+        ngtcp2_conn_del(c->q);
+        free(c);
+        return rc;
+    }
+    if (ep->cfg.keepalive_ms)
+        ngtcp2_conn_set_keep_alive_timeout(c->q, (uint64_t)ep->cfg.keepalive_ms * 1000000ull);
+    return NANA_OK;
+}
+
 int nana_quic_conn_accept(nana_quic_shard *sh, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd,
                           const ngtcp2_cid *odcid, const ngtcp2_cid *retry_scid,
                           const uint8_t *token, size_t tokenlen, uint64_t ts, nana_quic_conn **out)
@@ -442,14 +459,8 @@ int nana_quic_conn_accept(nana_quic_shard *sh, const ngtcp2_path *path, const ng
         free(c);
         return nana_err_set(NANA_ERR_INTERNAL, "ngtcp2_conn_server_new: %s", ngtcp2_strerror(rv));
     }
-    int rc = nana_quic_tls_session(&sh->ep->tls, c, NULL, NULL, 0);
-    if (rc) {
-        ngtcp2_conn_del(c->q);
-        free(c);
-        return rc;
-    }
-    if (sh->ep->cfg.keepalive_ms)
-        ngtcp2_conn_set_keep_alive_timeout(c->q, (uint64_t)sh->ep->cfg.keepalive_ms * 1000000ull);
+    int rc = conn_setup_tls(c, NULL, NULL, 0);
+    if (rc) return rc;
     c->handle = nana_quic_shard_new_handle(sh);
     /* Route the client's chosen DCIDs and our first SCID here. */
     c->odcid = *odcid;
@@ -525,14 +536,8 @@ int nana_quic_conn_connect(nana_quic_shard *sh, const struct sockaddr *remote, s
                 &early, NGTCP2_TRANSPORT_PARAMS_TYPE_ENCRYPTED_EXTENSIONS, tp, tp_len) == 0)
             ngtcp2_conn_set_early_remote_transport_params(c->q, &early);
     }
-    int rc = nana_quic_tls_session(&sh->ep->tls, c, server_name, tls_sess, tls_len);
-    if (rc) {
-        ngtcp2_conn_del(c->q);
-        free(c);
-        return rc;
-    }
-    if (sh->ep->cfg.keepalive_ms)
-        ngtcp2_conn_set_keep_alive_timeout(c->q, (uint64_t)sh->ep->cfg.keepalive_ms * 1000000ull);
+    int rc = conn_setup_tls(c, server_name, tls_sess, tls_len);
+    if (rc) return rc;
     c->handle = handle;
     nana_quic_cidmap_put(&sh->cids, &scid, c);
     nana_quic_shard_link(sh, c);

@@ -15,27 +15,11 @@
 #include <sodium.h>
 #include <sys/socket.h>
 
-static qt_certs certs;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return qt_make_certs(&certs);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    qt_remove_certs(&certs);
-    return 0;
-}
-
 /* Starts a default echo server, a client, and connects it. */
 static void start_pair(qt_server *s, qt_client *cl, nana_quic_config *cfg)
 {
     assert_int_equal(qt_server_start(s, cfg), 0);
-    assert_int_equal(qt_client_start(cl, &certs, "nanasqlite", NULL, NULL), 0);
-    assert_int_equal(qt_connect(cl, s->port, "localhost", NULL, 0), 0);
+    assert_int_equal(qt_dial(cl, &certs, "nanasqlite", NULL, NULL, s->port, "localhost"), 0);
     assert_true(qt_wait_flag(cl, &cl->opened, 5000));
 }
 
@@ -114,8 +98,8 @@ static void test_mtls(void **state)
 
     /* A certificate from the trusted CA: accepted, identity known. */
     qt_client cl;
-    assert_int_equal(qt_client_start(&cl, &certs, "nanasqlite", certs.client, certs.client_key), 0);
-    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_int_equal(
+        qt_dial(&cl, &certs, "nanasqlite", certs.client, certs.client_key, s.port, "localhost"), 0);
     assert_true(qt_wait_flag(&cl, &cl.opened, 5000));
     assert_int_equal(qt_echo(&cl, 2, 100, 1), 0);
     pthread_mutex_lock(&s.mu);
@@ -130,14 +114,13 @@ static void test_mtls(void **state)
     qt_client_stop(&cl);
 
     /* No certificate: refused with certificate_required (0x100 + 116). */
-    assert_int_equal(qt_client_start(&cl, &certs, "nanasqlite", NULL, NULL), 0);
-    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_int_equal(qt_dial(&cl, &certs, "nanasqlite", NULL, NULL, s.port, "localhost"), 0);
     assert_int_equal(refused_code(&cl), 0x100 + 116);
     qt_client_stop(&cl);
 
     /* A certificate from another CA: refused (unknown_ca 48 or bad_certificate 42). */
-    assert_int_equal(qt_client_start(&cl, &certs, "nanasqlite", certs.rogue, certs.rogue_key), 0);
-    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_int_equal(
+        qt_dial(&cl, &certs, "nanasqlite", certs.rogue, certs.rogue_key, s.port, "localhost"), 0);
     uint64_t code = refused_code(&cl);
     if (code != 0x100 + 48 && code != 0x100 + 42)
         fail_msg("refused with 0x%llx", (unsigned long long)code);
@@ -145,8 +128,9 @@ static void test_mtls(void **state)
     assert_int_equal(atomic_load(&s.opens), 1);
 
     /* The client refuses a server whose certificate does not name it. */
-    assert_int_equal(qt_client_start(&cl, &certs, "nanasqlite", certs.client, certs.client_key), 0);
-    assert_int_equal(qt_connect(&cl, s.port, "db.example.com", NULL, 0), 0);
+    assert_int_equal(qt_dial(&cl, &certs, "nanasqlite", certs.client, certs.client_key, s.port,
+                             "db.example.com"),
+                     0);
     assert_true(qt_wait_flag(&cl, &cl.closed, 8000));
     assert_int_equal(cl.opened, 0);
     qt_client_stop(&cl);
@@ -162,13 +146,11 @@ static void test_alpn(void **state)
     assert_int_equal(qt_server_start(&s, &cfg), 0);
     qt_client cl;
     /* A protocol the server does not speak: no_application_protocol (120). */
-    assert_int_equal(qt_client_start(&cl, &certs, "h9", NULL, NULL), 0);
-    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_int_equal(qt_dial(&cl, &certs, "h9", NULL, NULL, s.port, "localhost"), 0);
     assert_int_equal(refused_code(&cl), 0x100 + 120);
     qt_client_stop(&cl);
     /* No ALPN at all (how NanaSQLite clients connect): accepted. */
-    assert_int_equal(qt_client_start(&cl, &certs, NULL, NULL, NULL), 0);
-    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_int_equal(qt_dial(&cl, &certs, NULL, NULL, NULL, s.port, "localhost"), 0);
     assert_true(qt_wait_flag(&cl, &cl.opened, 5000));
     assert_string_equal(cl.alpn, "");
     assert_int_equal(qt_echo(&cl, 1, 10, 3), 0);
@@ -178,8 +160,7 @@ static void test_alpn(void **state)
     qt_server_config(&cfg, &s, &certs);
     cfg.allow_no_alpn = 0;
     assert_int_equal(qt_server_start(&s, &cfg), 0);
-    assert_int_equal(qt_client_start(&cl, &certs, NULL, NULL, NULL), 0);
-    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_int_equal(qt_dial(&cl, &certs, NULL, NULL, NULL, s.port, "localhost"), 0);
     assert_int_equal(refused_code(&cl), 0x100 + 120);
     qt_client_stop(&cl);
     qt_server_stop(&s);
@@ -412,8 +393,7 @@ static void test_threads(void **state)
     enum { N = 6 };
     qt_client cl[N];
     for (int i = 0; i < N; i++) {
-        assert_int_equal(qt_client_start(&cl[i], &certs, "nanasqlite", NULL, NULL), 0);
-        assert_int_equal(qt_connect(&cl[i], s.port, "localhost", NULL, 0), 0);
+        assert_int_equal(qt_dial(&cl[i], &certs, "nanasqlite", NULL, NULL, s.port, "localhost"), 0);
     }
     for (int i = 0; i < N; i++) {
         assert_true(qt_wait_flag(&cl[i], &cl[i].opened, 5000));
@@ -447,5 +427,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_datagrams),
         cmocka_unit_test(test_threads),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, qt_group_setup, qt_group_teardown);
 }

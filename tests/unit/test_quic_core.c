@@ -20,8 +20,6 @@
 #include <arpa/inet.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 
-static qt_certs certs;
-
 /* ---- the virtual network ---------------------------------------------- */
 
 #define VN_QCAP   16384 /* datagrams in flight; more are dropped like a full queue */
@@ -770,19 +768,6 @@ static void test_core_garbage(void **state)
     vn_stop(&n);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return qt_make_certs(&certs);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    qt_remove_certs(&certs);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -805,5 +790,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_core_garbage),
     };
     if (argc > 1) cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, qt_group_setup, qt_group_teardown);
 }
