@@ -15,18 +15,17 @@
 #include <sys/stat.h>
 
 const char *const nana_certgen_dev_names[NANA_DEV_FILES] = {
-    "ca.pem",     "ca.key",     "server.pem",   "server.key",   "client.pem",
-    "client.key", "other-ca.pem", "other-ca.key", "rogue.pem", "rogue.key",
+    "ca.pem",     "ca.key",       "server.pem",   "server.key", "client.pem",
+    "client.key", "other-ca.pem", "other-ca.key", "rogue.pem",  "rogue.key",
 };
 
-int nana_certgen_dev_set(const char *dir, const char *client_cn, unsigned days,
-                         int with_untrusted)
+int nana_certgen_dev_set(const char *dir, const char *client_cn, unsigned days, int with_untrusted)
 {
     if (!dir || !*dir || !client_cn || !*client_cn)
         return nana_err_set(NANA_ERR_INVALID, "a directory and a client name are needed");
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return nana_err_set(errno == EACCES ? NANA_ERR_PERM : NANA_ERR_IO,
-                            "cannot create %s: %s", dir, strerror(errno));
+        return nana_err_set(errno == EACCES ? NANA_ERR_PERM : NANA_ERR_IO, "cannot create %s: %s",
+                            dir, strerror(errno));
     char p[NANA_DEV_FILES][1024];
     for (int i = 0; i < NANA_DEV_FILES; i++)
         if ((size_t)snprintf(p[i], sizeof(p[i]), "%s/%s", dir, nana_certgen_dev_names[i]) >=

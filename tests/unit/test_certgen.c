@@ -572,6 +572,35 @@ static void test_bad_input(void **state)
     assert_int_equal(count_files(s), n);
 }
 
+/* The development set: every file, keys 0600, chains that verify, the
+ * untrusted client not trusted by the dev CA; bad arguments refused. */
+static void test_dev_set(void **state)
+{
+    scratch *s = *state;
+    assert_int_equal(nana_certgen_dev_set(s->dir, "alice", 3, 0), 0);
+    assert_int_equal(count_files(s), 6);
+    assert_int_equal(nana_certgen_dev_set(s->dir, "alice", 3, 1), 0); /* overwrites, adds 4 */
+    assert_int_equal(count_files(s), NANA_DEV_FILES);
+    for (int i = 0; i < NANA_DEV_FILES; i++) {
+        const char *name = nana_certgen_dev_names[i];
+        int is_key = strstr(name, ".key") != NULL;
+        assert_int_equal(file_mode(sp(s, name)), is_key ? 0600 : 0644);
+    }
+    char ca[1024], other[1024];
+    sp_copy(s, nana_certgen_dev_names[NANA_DEV_CA], ca);
+    sp_copy(s, nana_certgen_dev_names[NANA_DEV_OTHER_CA], other);
+    assert_int_equal(verify_with(ca, sp(s, "server.pem"), GNUTLS_KP_TLS_WWW_SERVER, "localhost"),
+                     0);
+    assert_int_equal(verify_with(ca, sp(s, "client.pem"), GNUTLS_KP_TLS_WWW_CLIENT, NULL), 0);
+    assert_int_not_equal(verify_with(ca, sp(s, "rogue.pem"), GNUTLS_KP_TLS_WWW_CLIENT, NULL), 0);
+    assert_int_equal(verify_with(other, sp(s, "rogue.pem"), GNUTLS_KP_TLS_WWW_CLIENT, NULL), 0);
+    assert_key_matches(sp(s, "server.pem"), sp(s, "server.key"));
+    assert_int_equal(nana_certgen_dev_set(s->dir, "", 3, 0), NANA_ERR_INVALID);
+    assert_int_equal(nana_certgen_dev_set(NULL, "alice", 3, 0), NANA_ERR_INVALID);
+    assert_int_equal(nana_certgen_dev_set(s->dir, "alice", 0, 0), NANA_ERR_INVALID);
+    assert_int_equal(nana_certgen_dev_set("/proc/no/such/dir", "alice", 3, 0), NANA_ERR_IO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -582,6 +611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_algorithms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fingerprints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dev_set, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
