@@ -280,6 +280,11 @@ int nana_quic_io_post(nana_quic_shard *sh, nana_quic_post_item *it)
         pthread_mutex_unlock(&sh->post_mu);
         return nana_err_set(NANA_ERR_CLOSED, "the endpoint is shutting down");
     }
+    if (sh->nposts >= NANA_Q_MAX_POSTS) {
+        pthread_mutex_unlock(&sh->post_mu);
+        return nana_err_set(NANA_ERR_BUSY, "the I/O thread has %d posts waiting", NANA_Q_MAX_POSTS);
+    }
+    sh->nposts++;
     it->next = NULL;
     bool was_empty = sh->post_head == NULL;
     if (sh->post_tail)
@@ -302,6 +307,7 @@ static void run_posts(nana_quic_shard *sh, uint64_t ts)
     pthread_mutex_lock(&sh->post_mu);
     nana_quic_post_item *it = sh->post_head;
     sh->post_head = sh->post_tail = NULL;
+    sh->nposts = 0;
     pthread_mutex_unlock(&sh->post_mu);
     while (it) {
         nana_quic_post_item *next = it->next;

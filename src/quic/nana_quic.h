@@ -141,9 +141,10 @@ uint16_t nana_quic_ep_port(const nana_quic_ep *ep);
 
 /*
  * Runs fn(c, arg) on the I/O thread that owns connection |h|, with c NULL
- * when that connection no longer exists. Returns at once (NANA_ERR_CLOSED
- * when the endpoint is shutting down: fn is not called then). Safe from
- * any thread, including I/O threads.
+ * when that connection no longer exists. Returns at once; fn is not called
+ * when it fails: NANA_ERR_CLOSED when the endpoint is shutting down,
+ * NANA_ERR_BUSY when 65,536 posts already wait for that thread (back off
+ * and retry). Safe from any thread, including I/O threads.
  */
 int nana_quic_post(nana_quic_ep *ep, nana_quic_handle h, void (*fn)(nana_quic_conn *c, void *arg),
                    void *arg);

@@ -32,6 +32,7 @@
 #define NANA_Q_SECRETLEN    32
 #define NANA_Q_ALPN_MAX     32
 #define NANA_Q_NS           1000000000ull
+#define NANA_Q_MAX_POSTS    65536 /* posts waiting for one I/O thread; more get NANA_ERR_BUSY */
 #define NANA_Q_CLOSE_SLACK  ((uint64_t)1 << 24) /* ~17 ms: closing periods end on these ticks */
 #define NANA_Q_RESET_KEYS   8                   /* client: reset tokens remembered per connection */
 #define NANA_Q_MIN_RESET_RX 21 /* smallest datagram taken as a stateless reset (RFC 9000 10.3) */
@@ -283,6 +284,7 @@ struct nana_quic_shard {
     ngtcp2_socklen local_len;
     pthread_mutex_t post_mu;
     nana_quic_post_item *post_head, *post_tail;
+    size_t nposts; /* items in the post queue */
     bool stopping;
     struct nana_quic_io *io; /* receive/send buffers */
 };

@@ -382,6 +382,55 @@ static void test_bad_datagrams(void **state)
     qt_server_stop(&s);
 }
 
+static atomic_int post_gate, posts_run;
+
+/* Holds the client's I/O thread until the test opens the gate (10 s at most). */
+static void hold_thread(nana_quic_conn *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    atomic_store(&post_gate, 1);
+    for (int i = 0; i < 10000 && atomic_load(&post_gate) == 1; i++)
+        usleep(1000);
+}
+
+static void count_post(nana_quic_conn *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    atomic_fetch_add(&posts_run, 1);
+}
+
+/* The post queue of an I/O thread is bounded: the 65,537th waiting post is
+ * refused with NANA_ERR_BUSY, and posting works again once it drains. */
+static void test_post_queue_limit(void **state)
+{
+    (void)state;
+    qt_server s = {0};
+    qt_client cl;
+    nana_quic_config cfg;
+    qt_server_config(&cfg, &s, &certs);
+    start_pair(&s, &cl, &cfg);
+    atomic_store(&post_gate, 0);
+    atomic_store(&posts_run, 0);
+    assert_int_equal(nana_quic_post(cl.ep, cl.h, hold_thread, NULL), 0);
+    for (int i = 0; i < 5000 && atomic_load(&post_gate) == 0; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&post_gate), 1);
+    enum { LIMIT = 65536 };
+    for (int i = 0; i < LIMIT; i++)
+        assert_int_equal(nana_quic_post(cl.ep, cl.h, count_post, NULL), 0);
+    assert_int_equal(nana_quic_post(cl.ep, cl.h, count_post, NULL), NANA_ERR_BUSY);
+    atomic_store(&post_gate, 2);
+    for (int i = 0; i < 10000 && atomic_load(&posts_run) < LIMIT; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&posts_run), LIMIT);
+    assert_int_equal(nana_quic_post(cl.ep, cl.h, count_post, NULL), 0);
+    assert_int_equal(qt_echo(&cl, 1, 100, 5), 0); /* the connection is fine */
+    qt_client_stop(&cl);
+    qt_server_stop(&s);
+}
+
 static void test_threads(void **state)
 {
     (void)state;
@@ -425,6 +474,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resumption_0rtt),
         cmocka_unit_test(test_migration),
         cmocka_unit_test(test_bad_datagrams),
+        cmocka_unit_test(test_post_queue_limit),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, qt_group_setup, qt_group_teardown);
