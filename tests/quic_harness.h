@@ -203,6 +203,7 @@ typedef struct qt_client {
     size_t ticket_len;
     int tickets;
     const char *alpn_list[1]; /* what the configuration points at */
+    const char *remote;       /* server address to dial; NULL: 127.0.0.1 */
 } qt_client;
 
 static inline void qt_signal(qt_client *cl)
@@ -349,8 +350,8 @@ static inline int qt_connect(qt_client *cl, uint16_t port, const char *server_na
                              const uint8_t *ticket, size_t ticket_len)
 {
     qt_client_reset(cl);
-    return nana_quic_connect(cl->ep, "127.0.0.1", port, server_name, ticket, ticket_len, NULL,
-                             &cl->h);
+    return nana_quic_connect(cl->ep, cl->remote ? cl->remote : "127.0.0.1", port, server_name,
+                             ticket, ticket_len, NULL, &cl->h);
 }
 
 /* Starts a client (as qt_client_start) and connects it to the test server

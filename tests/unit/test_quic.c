@@ -382,6 +382,55 @@ static void test_bad_datagrams(void **state)
     qt_server_stop(&s);
 }
 
+/* True if the kernel has the IPv6 loopback address (containers may not). */
+static bool have_ipv6_loopback(void)
+{
+    FILE *f = fopen("/proc/net/if_inet6", "r");
+    if (!f) return false;
+    char line[256];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strncmp(line, "00000000000000000000000000000001", 32) == 0;
+    fclose(f);
+    return found;
+}
+
+/* IPv6: a server on ::1 and a client with an IPv6 socket; a client with an
+ * IPv4 socket is told it cannot reach an IPv6 address. */
+static void test_ipv6(void **state)
+{
+    (void)state;
+    if (!have_ipv6_loopback()) {
+        fprintf(stderr, "no ::1 on this machine: IPv6 test skipped\n");
+        skip();
+    }
+    qt_server s = {0};
+    nana_quic_config cfg;
+    qt_server_config(&cfg, &s, &certs);
+    cfg.host = "::1";
+    assert_int_equal(qt_server_start(&s, &cfg), 0);
+    qt_client cl;
+    nana_quic_config ccfg;
+    qt_client_config(&ccfg, &cl, &certs, "nanasqlite", NULL, NULL);
+    ccfg.host = "::1";
+    assert_int_equal(nana_quic_ep_new(&ccfg, &cl.ep), 0);
+    cl.remote = "::1";
+    assert_int_equal(qt_connect(&cl, s.port, "localhost", NULL, 0), 0);
+    assert_true(qt_wait_flag(&cl, &cl.opened, 5000));
+    assert_int_equal(qt_echo(&cl, 3, 5000, 4), 0);
+    qt_client_stop(&cl);
+    qt_client v4;
+    assert_int_equal(qt_client_start(&v4, &certs, "nanasqlite", NULL, NULL), 0);
+    nana_quic_handle h;
+    assert_int_equal(nana_quic_connect(v4.ep, "::1", s.port, "localhost", NULL, 0, NULL, &h),
+                     NANA_ERR_INVALID);
+    assert_int_equal(
+        nana_quic_connect(v4.ep, "not-an-address", s.port, "localhost", NULL, 0, NULL, &h),
+        NANA_ERR_INVALID);
+    qt_client_stop(&v4);
+    qt_server_stop(&s);
+}
+
 static atomic_int post_gate, posts_run;
 
 /* Holds the client's I/O thread until the test opens the gate (10 s at most). */
@@ -474,6 +523,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resumption_0rtt),
         cmocka_unit_test(test_migration),
         cmocka_unit_test(test_bad_datagrams),
+        cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_post_queue_limit),
         cmocka_unit_test(test_threads),
     };
