@@ -362,6 +362,8 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool client)
 }
 
 /* ngtcp2's own trace, on stderr when NANA_QUIC_DEBUG is set (debugging only). */
+static void debug_log(void *ud, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void debug_log(void *ud, const char *fmt, ...)
 {
     (void)ud;

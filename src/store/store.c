@@ -126,8 +126,8 @@ static int table_sql(nana_table *t)
 {
     static const char *const tmpl[SQL_COUNT_] = {
         [SQL_GET] = "SELECT value FROM @T WHERE key=?",
-        [SQL_SET] = "INSERT INTO @T(key,value) VALUES(?,?) " /* NOLINT: one string */
-                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        [SQL_SET] = ("INSERT INTO @T(key,value) VALUES(?,?) "
+                     "ON CONFLICT(key) DO UPDATE SET value=excluded.value"),
         [SQL_DEL] = "DELETE FROM @T WHERE key=? RETURNING value",
         [SQL_HAS] = "SELECT 1 FROM @T WHERE key=?",
         [SQL_LEN] = "SELECT COUNT(*) FROM @T",
