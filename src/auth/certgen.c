@@ -13,6 +13,7 @@
 #include "auth/nana_certgen.h"
 
 #include "util/nana_err.h"
+#include "util/nana_file.h"
 
 #include <gnutls/gnutls.h>
 #include <gnutls/abstract.h>
@@ -41,23 +42,6 @@ static int gtls_fail(int gerr, int code, const char *what)
 {
     if (gerr == GNUTLS_E_MEMORY_ERROR) code = NANA_ERR_NOMEM;
     return nana_err_set(code, "%s: %s", what, gnutls_strerror(gerr));
-}
-
-/* Turns an errno from an operation on |path| into a NANA code and detail. */
-static int errno_fail(int err, const char *what, const char *path)
-{
-    int code = NANA_ERR_IO;
-    if (err == ENOENT || err == ENOTDIR)
-        code = NANA_ERR_NOTFOUND;
-    else if (err == EACCES || err == EPERM)
-        code = NANA_ERR_PERM;
-    else if (err == ENOMEM)
-        code = NANA_ERR_NOMEM;
-    else if (err == EROFS)
-        code = NANA_ERR_READONLY;
-    else if (err == ENOSPC || err == EDQUOT)
-        code = NANA_ERR_FULL;
-    return nana_err_set(code, "%s %s: %s", what, path, strerror(err));
 }
 
 /* Frees a buffer from read_file() after overwriting it (it may hold a key). */
@@ -90,12 +74,12 @@ static int read_file(const char *path, const char *what, gnutls_datum_t *out)
     out->data = NULL;
     out->size = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno_fail(errno, what, path);
+    if (fd < 0) return nana_errno_err(errno, what, path);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int err = errno;
         close(fd);
-        return errno_fail(err, what, path);
+        return nana_errno_err(err, what, path);
     }
     if (!S_ISREG(st.st_mode) || st.st_size <= 0 || (uintmax_t)st.st_size > PEM_FILE_MAX) {
         close(fd);
@@ -119,7 +103,7 @@ static int read_file(const char *path, const char *what, gnutls_datum_t *out)
     close(fd);
     if (got == 0) {
         free(buf);
-        return errno_fail(err ? err : EIO, what, path);
+        return nana_errno_err(err ? err : EIO, what, path);
     }
     buf[got] = '\0';
     out->data = buf;
@@ -171,15 +155,6 @@ static int check_args(const nana_cert_spec *spec, const char *issuer_cert, const
         return nana_err_set(NANA_ERR_INVALID, "certificate and key paths are required");
     if (strcmp(cert_path, key_path) == 0)
         return nana_err_set(NANA_ERR_INVALID, "certificate and key paths are the same");
-    return 0;
-}
-
-/* Fails with NANA_ERR_INVALID "... exists" if |path| names anything, even a
- * dangling symlink. Only an early check; creation uses O_EXCL regardless. */
-static int refuse_existing(const char *path, const char *what)
-{
-    struct stat st;
-    if (lstat(path, &st) == 0) return nana_err_set(NANA_ERR_INVALID, "%s %s exists", what, path);
     return 0;
 }
 
@@ -390,124 +365,6 @@ static int sign_cert(gnutls_x509_crt_t crt, gnutls_x509_crt_t signer,
 }
 
 /* Writes all of |data| to |fd| and syncs it; on failure sets the detail. */
-static int write_all(int fd, const unsigned char *data, size_t len, const char *path)
-{
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return errno_fail(errno, "writing", path);
-        off += (size_t)n;
-    }
-    if (fsync(fd) != 0) return errno_fail(errno, "syncing", path);
-    return 0;
-}
-
-/* Creates |path| with O_EXCL and exactly |mode| (fchmod undoes the umask);
- * returns the descriptor, or a negative code ("... exists" if it exists). */
-static int create_excl(const char *path, mode_t mode, const char *what)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) {
-        if (errno == EEXIST) return nana_err_set(NANA_ERR_INVALID, "%s %s exists", what, path);
-        return errno_fail(errno, "creating", path);
-    }
-    if (fchmod(fd, mode) != 0) {
-        int err = errno;
-        close(fd);
-        unlink(path);
-        return errno_fail(err, "chmod", path);
-    }
-    return fd;
-}
-
-/* Writes both PEM files, refusing to replace either. Creates both (empty)
- * before writing either, so an existing certificate never leaves a new key
- * behind; on any failure both new files are removed. */
-static int write_new(const char *cert_path, const gnutls_datum_t *cert_pem, const char *key_path,
-                     const gnutls_datum_t *key_pem)
-{
-    int kfd = create_excl(key_path, 0600, "key file");
-    if (kfd < 0) return kfd;
-    int cfd = create_excl(cert_path, 0644, "certificate file");
-    if (cfd < 0) {
-        close(kfd);
-        unlink(key_path);
-        return cfd;
-    }
-    int rc = write_all(kfd, key_pem->data, key_pem->size, key_path);
-    if (rc == 0) rc = write_all(cfd, cert_pem->data, cert_pem->size, cert_path);
-    if (close(kfd) != 0 && rc == 0) rc = errno_fail(errno, "closing", key_path);
-    if (close(cfd) != 0 && rc == 0) rc = errno_fail(errno, "closing", cert_path);
-    if (rc) {
-        unlink(key_path);
-        unlink(cert_path);
-    }
-    return rc;
-}
-
-/* Writes |data| to a new temporary file "<path>.tmpXXXXXX" with exactly
- * |mode| (mkostemp creates it 0600). The malloc'd name goes to *tmp_out,
- * owned by the caller; on failure the file is gone and *tmp_out is NULL. */
-static int write_temp(const char *path, const gnutls_datum_t *data, mode_t mode, char **tmp_out)
-{
-    *tmp_out = NULL;
-    size_t n = strlen(path) + sizeof(".tmpXXXXXX");
-    char *tmp = malloc(n);
-    if (!tmp) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
-    snprintf(tmp, n, "%s.tmpXXXXXX", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        int rc = errno_fail(errno, "creating a temporary file for", path);
-        free(tmp);
-        return rc;
-    }
-    int rc = 0;
-    if (fchmod(fd, mode) != 0) rc = errno_fail(errno, "chmod", tmp);
-    if (rc == 0) rc = write_all(fd, data->data, data->size, tmp);
-    if (close(fd) != 0 && rc == 0) rc = errno_fail(errno, "closing", tmp);
-    if (rc) {
-        unlink(tmp);
-        free(tmp);
-        return rc;
-    }
-    *tmp_out = tmp;
-    return 0;
-}
-
-/* Replaces both PEM files: writes both temporaries, then renames the key and
- * the certificate into place, so a failure before the renames changes
- * nothing. If only the second rename fails, the new key is removed too. */
-static int write_replace(const char *cert_path, const gnutls_datum_t *cert_pem,
-                         const char *key_path, const gnutls_datum_t *key_pem)
-{
-    char *ktmp = NULL, *ctmp = NULL;
-    int rc = write_temp(key_path, key_pem, 0600, &ktmp);
-    if (rc == 0) rc = write_temp(cert_path, cert_pem, 0644, &ctmp);
-    if (rc == 0) {
-        if (rename(ktmp, key_path) == 0) {
-            free(ktmp);
-            ktmp = NULL;
-        } else {
-            rc = errno_fail(errno, "renaming over", key_path);
-        }
-    }
-    if (rc == 0) {
-        if (rename(ctmp, cert_path) == 0) {
-            free(ctmp);
-            ctmp = NULL;
-        } else {
-            rc = errno_fail(errno, "renaming over", cert_path);
-            unlink(key_path); /* the new key is useless without its certificate */
-        }
-    }
-    if (ktmp) unlink(ktmp); /* still set only on failure */
-    if (ctmp) unlink(ctmp);
-    free(ktmp);
-    free(ctmp);
-    return rc;
-}
-
 int nana_certgen_write(const nana_cert_spec *spec, const char *issuer_cert_pem_path,
                        const char *issuer_key_pem_path, const char *cert_path, const char *key_path,
                        int overwrite)
@@ -516,8 +373,8 @@ int nana_certgen_write(const nana_cert_spec *spec, const char *issuer_cert_pem_p
     if (rc) return rc;
     if (!overwrite) {
         /* Fail fast, before a possibly slow key generation. */
-        rc = refuse_existing(key_path, "key file");
-        if (rc == 0) rc = refuse_existing(cert_path, "certificate file");
+        rc = nana_file_refuse_existing(key_path, "key file");
+        if (rc == 0) rc = nana_file_refuse_existing(cert_path, "certificate file");
         if (rc) return rc;
     }
 
@@ -552,8 +409,8 @@ int nana_certgen_write(const nana_cert_spec *spec, const char *issuer_cert_pem_p
         rc = gtls_fail(g, NANA_ERR_INTERNAL, "key export");
         goto out;
     }
-    rc = overwrite ? write_replace(cert_path, &cert_pem, key_path, &key_pem)
-                   : write_new(cert_path, &cert_pem, key_path, &key_pem);
+    rc = nana_file_write_pair(key_path, key_pem.data, key_pem.size, "key file", cert_path,
+                              cert_pem.data, cert_pem.size, "certificate file", overwrite);
 
 out:
     wipe_gnutls_free(&key_pem);

@@ -42,7 +42,8 @@ static int take_count(const nana_mp_reader *r, size_t hdr, uint64_t n, unsigned 
                       nana_mp_item *it, size_t *used)
 {
     if (n * per > nana_mp_left(r) - hdr)
-        return nana_err_set(NANA_ERR_INVALID, "msgpack: a container claims %llu elements in %zu bytes",
+        return nana_err_set(NANA_ERR_INVALID,
+                            "msgpack: a container claims %llu elements in %zu bytes",
                             (unsigned long long)n, nana_mp_left(r) - hdr);
     it->v.count = (uint32_t)n;
     *used = hdr;
@@ -350,7 +351,8 @@ static int scalar_to_json(const nana_mp_item *it, nana_buf *out)
         return nana_buf_printf(out, "%llu", (unsigned long long)it->v.u);
     case NANA_MP_FLOAT:
         if (!isfinite(it->v.f))
-            return nana_err_set(NANA_ERR_INVALID, "Out of range float values are not JSON compliant");
+            return nana_err_set(NANA_ERR_INVALID,
+                                "Out of range float values are not JSON compliant");
         return nana_json_write_double(out, it->v.f);
     case NANA_MP_STR:
         if (!nana_utf8_valid((const char *)it->v.s.p, it->v.s.n))
@@ -366,8 +368,8 @@ static int scalar_to_json(const nana_mp_item *it, nana_buf *out)
 typedef struct level {
     uint32_t left; /* elements (arrays) or pairs (maps) not finished yet */
     bool map;
-    uint32_t nkeys;     /* maps: keys written so far */
-    struct span *keys;  /* maps: where each key's JSON text is in the output */
+    uint32_t nkeys;    /* maps: keys written so far */
+    struct span *keys; /* maps: where each key's JSON text is in the output */
 } level;
 
 typedef struct span {

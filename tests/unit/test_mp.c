@@ -57,17 +57,19 @@ static void test_wire_samples(void **state)
     nana_buf j;
     nana_buf_init(&j, 0);
     /* {'method': '__setitem__', 'args': ['hello', 'world'], 'kwargs': {}} */
-    assert_int_equal(to_json("83a66d6574686f64ab5f5f7365746974656d5f5fa46172677392a568656c6c6fa5776f72"
-                             "6c64a66b776172677380",
-                             &j),
-                     0);
+    assert_int_equal(
+        to_json("83a66d6574686f64ab5f5f7365746974656d5f5fa46172677392a568656c6c6fa5776f72"
+                "6c64a66b776172677380",
+                &j),
+        0);
     assert_string_equal(j.data, "{\"method\":\"__setitem__\",\"args\":[\"hello\",\"world\"],"
                                 "\"kwargs\":{}}");
     /* {'method': '__setitem__', 'args': ['nested', {'a': [1, 2.5, None, True], 'b': 'あ'}], ...} */
-    assert_int_equal(to_json("83a66d6574686f64ab5f5f7365746974656d5f5fa46172677392a66e657374656482a1"
-                             "619401cb4004000000000000c0c3a162a3e38182a66b776172677380",
-                             &j),
-                     0);
+    assert_int_equal(
+        to_json("83a66d6574686f64ab5f5f7365746974656d5f5fa46172677392a66e657374656482a1"
+                "619401cb4004000000000000c0c3a162a3e38182a66b776172677380",
+                &j),
+        0);
     assert_string_equal(j.data, "{\"method\":\"__setitem__\",\"args\":[\"nested\",{\"a\":[1,2.5,"
                                 "null,true],\"b\":\"\xe3\x81\x82\"}],\"kwargs\":{}}");
     /* The replies, encoded by us, byte for byte. */
@@ -114,10 +116,21 @@ static void test_integer_widths(void **state)
         int64_t v;
         const char *hex;
     } cases[] = {
-        {0, "00"},          {127, "7f"},         {128, "cc80"},          {255, "ccff"},
-        {256, "cd0100"},    {65535, "cdffff"},   {65536, "ce00010000"},  {-1, "ff"},
-        {-32, "e0"},        {-33, "d0df"},       {-128, "d080"},         {-129, "d1ff7f"},
-        {-32768, "d18000"}, {-32769, "d2ffff7fff"}, {4294967296LL, "cf0000000100000000"},
+        {0, "00"},
+        {127, "7f"},
+        {128, "cc80"},
+        {255, "ccff"},
+        {256, "cd0100"},
+        {65535, "cdffff"},
+        {65536, "ce00010000"},
+        {-1, "ff"},
+        {-32, "e0"},
+        {-33, "d0df"},
+        {-128, "d080"},
+        {-129, "d1ff7f"},
+        {-32768, "d18000"},
+        {-32769, "d2ffff7fff"},
+        {4294967296LL, "cf0000000100000000"},
         {INT64_MIN, "d38000000000000000"},
     };
     nana_buf b, j;
@@ -155,12 +168,28 @@ static void test_round_trip(void **state)
 {
     (void)state;
     static const char *docs[] = {
-        "null", "true", "false", "0", "-5", "1e+100", "\"\"", "[]", "{}",
+        "null",
+        "true",
+        "false",
+        "0",
+        "-5",
+        "1e+100",
+        "\"\"",
+        "[]",
+        "{}",
         "{\"k\":[1,[2,[3,{\"x\":\"y\\n\\u0000z\"}]]],\"e\":{},\"l\":[]}",
         "[1.5,-0.0,123456789,\"\xf0\x9f\x98\x80\"]",
     };
     static const char *expect[] = {
-        "null", "true", "false", "0", "-5", "1e+100", "\"\"", "[]", "{}",
+        "null",
+        "true",
+        "false",
+        "0",
+        "-5",
+        "1e+100",
+        "\"\"",
+        "[]",
+        "{}",
         "{\"k\":[1,[2,[3,{\"x\":\"y\\n\\u0000z\"}]]],\"e\":{},\"l\":[]}",
         "[1.5,-0.0,123456789,\"\xf0\x9f\x98\x80\"]",
     };
@@ -191,8 +220,8 @@ static void test_refusals(void **state)
     /* What JSON cannot hold, with Python's words. */
     assert_int_equal(to_json("c403616263", &j), NANA_ERR_TYPE); /* bin */
     assert_non_null(strstr(nana_errmsg(), "bytes is not JSON serializable"));
-    assert_int_equal(to_json("d40105", &j), NANA_ERR_TYPE);         /* fixext 1 */
-    assert_int_equal(to_json("81010a", &j), NANA_ERR_TYPE);         /* {1: 10} */
+    assert_int_equal(to_json("d40105", &j), NANA_ERR_TYPE); /* fixext 1 */
+    assert_int_equal(to_json("81010a", &j), NANA_ERR_TYPE); /* {1: 10} */
     assert_non_null(strstr(nana_errmsg(), "keys must be str"));
     assert_int_equal(to_json("cb7ff8000000000000", &j), NANA_ERR_INVALID); /* NaN */
     assert_non_null(strstr(nana_errmsg(), "Out of range float values"));
