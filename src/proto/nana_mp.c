@@ -20,6 +20,14 @@ static uint64_t be(const uint8_t *p, unsigned n)
     return v;
 }
 
+/* The |bytes|-byte two's complement value |n| as a signed integer. */
+static int64_t sign_extend(uint64_t n, unsigned bytes)
+{
+    if (bytes == 0 || bytes >= 8) return (int64_t)n;
+    uint64_t sign = (uint64_t)1 << (8 * bytes - 1);
+    return n & sign ? (int64_t)(n - 2 * sign) : (int64_t)n;
+}
+
 static int truncated(void)
 {
     return nana_err_set(NANA_ERR_INVALID, "msgpack: truncated value");
@@ -64,7 +72,7 @@ int nana_mp_read(nana_mp_reader *r, nana_mp_item *it)
         it->v.i = c;
     } else if (c >= 0xe0) {
         it->type = NANA_MP_INT;
-        it->v.i = (int8_t)c;
+        it->v.i = (int64_t)c - 0x100; /* negative fixint: -32..-1 */
     } else if (c <= 0x8f) {
         it->type = NANA_MP_MAP;
         rc = take_count(r, 1, c & 0x0f, 2, it, &used);
@@ -137,24 +145,12 @@ int nana_mp_read(nana_mp_reader *r, nana_mp_item *it)
             used = 1 + x;
             break;
         case 0xd0:
-            it->type = NANA_MP_INT;
-            it->v.i = (int8_t)n;
-            used = 2;
-            break;
         case 0xd1:
-            it->type = NANA_MP_INT;
-            it->v.i = (int16_t)n;
-            used = 3;
-            break;
         case 0xd2:
-            it->type = NANA_MP_INT;
-            it->v.i = (int32_t)n;
-            used = 5;
-            break;
         case 0xd3:
             it->type = NANA_MP_INT;
-            it->v.i = (int64_t)n;
-            used = 9;
+            it->v.i = sign_extend(n, x);
+            used = 1 + x;
             break;
         case 0xd4:
         case 0xd5:
@@ -192,7 +188,7 @@ int nana_mp_skip(nana_mp_reader *r, unsigned max_depth)
 {
     /* Items still to skip at each open level: iterative, no recursion. */
     uint64_t pending = 1;
-    uint64_t stack[64];
+    uint64_t stack[64] = {0};
     unsigned depth = 0;
     if (max_depth > 64) max_depth = 64;
     while (pending || depth) {

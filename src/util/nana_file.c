@@ -160,8 +160,7 @@ int nana_file_write_pair(const char *secret_path, const void *secret, size_t sec
                          const char *secret_what, const char *pub_path, const void *pub,
                          size_t pub_len, const char *pub_what, int overwrite)
 {
-    if (overwrite)
-        return write_replace(secret_path, secret, secret_len, pub_path, pub, pub_len);
+    if (overwrite) return write_replace(secret_path, secret, secret_len, pub_path, pub, pub_len);
     return write_new(secret_path, secret, secret_len, secret_what, pub_path, pub, pub_len,
                      pub_what);
 }
