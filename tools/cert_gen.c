@@ -14,7 +14,8 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: nanasqlite-cert-gen [--host NAME-OR-IP]... [--days N] [--rsa] [--out-dir DIR] [--force]\n"
+    "usage: nanasqlite-cert-gen [--host NAME-OR-IP]... [--days N] [--rsa] [--out-dir DIR] "
+    "[--force]\n"
     "  writes cert.pem and key.pem (0600): a self-signed certificate for localhost,\n"
     "  127.0.0.1, ::1 and each --host; ECDSA P-256 unless --rsa (RSA-2048);\n"
     "  valid --days days (default 365). --force replaces existing files.\n";
@@ -49,7 +50,8 @@ int main(int argc, char **argv)
                 dns[ndns++] = h;
         } else if (!strcmp(a, "--days") && i + 1 < argc) {
             if (nana_parse_u64(argv[++i], 1, NANA_CERT_MAX_DAYS, &days)) {
-                fprintf(stderr, "nanasqlite-cert-gen: --days must be 1 to %u\n", NANA_CERT_MAX_DAYS);
+                fprintf(stderr, "nanasqlite-cert-gen: --days must be 1 to %u\n",
+                        NANA_CERT_MAX_DAYS);
                 return 2;
             }
         } else if (!strcmp(a, "--out-dir") && i + 1 < argc) {

@@ -90,7 +90,8 @@ int nana_ed25519_parse_openssh(const char *text, size_t len, uint8_t pk[NANA_ED2
     if (sodium_base642bin(blob, sizeof(blob), text + start, i - start, NULL, &bl, NULL,
                           sodium_base64_VARIANT_ORIGINAL) != 0 ||
         bl != SSH_BLOB_LEN)
-        return nana_err_set(NANA_ERR_INVALID, "the ssh-ed25519 key is not valid base64 of 51 bytes");
+        return nana_err_set(NANA_ERR_INVALID,
+                            "the ssh-ed25519 key is not valid base64 of 51 bytes");
     uint8_t want[SSH_BLOB_LEN];
     uint8_t zero[NANA_ED25519_PUBLIC] = {0};
     ssh_blob(zero, want);
@@ -118,7 +119,7 @@ static int read_small(const char *path, char *buf, size_t cap, size_t *len)
 int nana_ed25519_read_public(const char *path, uint8_t pk[NANA_ED25519_PUBLIC])
 {
     char buf[4096];
-    size_t n;
+    size_t n = 0;
     int rc = read_small(path, buf, sizeof(buf), &n);
     if (rc) return rc;
     for (char *line = buf; line < buf + n;) {
@@ -141,7 +142,7 @@ int nana_ed25519_read_private(const char *path, uint8_t sk[NANA_ED25519_SECRET])
 {
     if (sodium_init() < 0) return nana_err_set(NANA_ERR_INTERNAL, "libsodium failed to start");
     char buf[1024];
-    size_t n;
+    size_t n = 0;
     int rc = read_small(path, buf, sizeof(buf), &n);
     if (rc) return rc;
     const char *b = strstr(buf, PEM_BEGIN);

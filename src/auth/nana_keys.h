@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NANA_ED25519_PUBLIC 32 /* public key bytes */
-#define NANA_ED25519_SECRET 64 /* libsodium secret key: seed || public key */
+#define NANA_ED25519_PUBLIC   32 /* public key bytes */
+#define NANA_ED25519_SECRET   64 /* libsodium secret key: seed || public key */
 #define NANA_OPENSSH_LINE_MAX 256
 
 /*
