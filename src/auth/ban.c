@@ -106,10 +106,14 @@ static uint32_t find(const nana_ban *b, const table *t, const uint8_t key[16])
 static void list_unlink(table *t, uint32_t i)
 {
     entry *e = &t->e[i];
-    if (e->prev != NONE) t->e[e->prev].next = e->next;
-    else t->oldest = e->next;
-    if (e->next != NONE) t->e[e->next].prev = e->prev;
-    else t->newest = e->prev;
+    if (e->prev != NONE)
+        t->e[e->prev].next = e->next;
+    else
+        t->oldest = e->next;
+    if (e->next != NONE)
+        t->e[e->next].prev = e->prev;
+    else
+        t->newest = e->prev;
 }
 
 static void list_append(table *t, uint32_t i)
@@ -117,8 +121,10 @@ static void list_append(table *t, uint32_t i)
     entry *e = &t->e[i];
     e->prev = t->newest;
     e->next = NONE;
-    if (t->newest != NONE) t->e[t->newest].next = i;
-    else t->oldest = i;
+    if (t->newest != NONE)
+        t->e[t->newest].next = i;
+    else
+        t->oldest = i;
     t->newest = i;
 }
 
