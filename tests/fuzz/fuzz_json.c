@@ -11,6 +11,7 @@
  * exactly when a reference UTF-8 decoder accepts them, and read back intact.
  * Any disagreement aborts, which libFuzzer reports as a crash.
  */
+#include "fuzz_check.h"
 #include "util/nana_err.h"
 #include "util/nana_json.h"
 
@@ -20,15 +21,6 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "check failed at %s:%d: %s (%s)\n", __FILE__, __LINE__, #c,            \
-                    nana_errmsg());                                                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* ---- reference UTF-8: decode a code point, then judge it ---------------- */
 

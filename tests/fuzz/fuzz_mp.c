@@ -7,6 +7,7 @@
  * give the same text back (a fixed point after one round).
  */
 #include "proto/nana_mp.h"
+#include "fuzz_check.h"
 #include "util/nana_err.h"
 #include "util/nana_json.h"
 
@@ -16,15 +17,6 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "check failed at %s:%d: %s (%s)\n", __FILE__, __LINE__, #c,            \
-                    nana_errmsg());                                                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -180,19 +180,6 @@ static void test_round_trip(void **state)
         "{\"k\":[1,[2,[3,{\"x\":\"y\\n\\u0000z\"}]]],\"e\":{},\"l\":[]}",
         "[1.5,-0.0,123456789,\"\xf0\x9f\x98\x80\"]",
     };
-    static const char *expect[] = {
-        "null",
-        "true",
-        "false",
-        "0",
-        "-5",
-        "1e+100",
-        "\"\"",
-        "[]",
-        "{}",
-        "{\"k\":[1,[2,[3,{\"x\":\"y\\n\\u0000z\"}]]],\"e\":{},\"l\":[]}",
-        "[1.5,-0.0,123456789,\"\xf0\x9f\x98\x80\"]",
-    };
     nana_buf b, j;
     nana_buf_init(&b, 0);
     nana_buf_init(&j, 0);
@@ -203,7 +190,7 @@ static void test_round_trip(void **state)
         nana_mp_reader r;
         nana_mp_reader_init(&r, b.data, b.len);
         assert_int_equal(nana_mp_to_json(&r, &j, 64), 0);
-        assert_string_equal(j.data, expect[i]);
+        assert_string_equal(j.data, docs[i]); /* the text comes back as it was */
         nana_mp_reader_init(&r, b.data, b.len);
         assert_int_equal(nana_mp_skip(&r, 64), 0);
         assert_int_equal(nana_mp_left(&r), 0);
