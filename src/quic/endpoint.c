@@ -389,8 +389,11 @@ static void accept_new(nana_quic_shard *sh, const ngtcp2_path *path, const uint8
         sh->st.packets_dropped++;
         return;
     }
+    const nana_quic_callbacks *cb = &sh->ep->cb;
     if (atomic_load(&sh->ep->closing) ||
-        atomic_load(&sh->ep->conns) >= sh->ep->cfg.max_connections) {
+        atomic_load(&sh->ep->conns) >= sh->ep->cfg.max_connections ||
+        (cb->accept &&
+         cb->accept(path->remote.addr, (socklen_t)path->remote.addrlen, sh->ep->cfg.user))) {
         send_refusal(sh, path, &hd, NGTCP2_CONNECTION_REFUSED);
         sh->st.conns_refused++;
         return;

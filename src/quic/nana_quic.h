@@ -85,6 +85,13 @@ typedef struct nana_quic_callbacks {
      * a resumed, 0-RTT connection later. |data| is valid during the call.
      */
     void (*session_ticket)(nana_quic_conn *c, const uint8_t *data, size_t len, void *user);
+    /*
+     * Server only, optional: a new client at |addr| wants a connection.
+     * Return 0 to go on, nonzero to refuse it with CONNECTION_REFUSED before
+     * any state is kept or any TLS work is done (a banned address, say).
+     * Runs on the I/O thread for every first Initial: keep it cheap.
+     */
+    int (*accept)(const struct sockaddr *addr, socklen_t addrlen, void *user);
 } nana_quic_callbacks;
 
 typedef struct nana_quic_config {

@@ -588,6 +588,37 @@ static void test_core_max_connections(void **state)
     vn_stop(&n);
 }
 
+static int refuse_all(const struct sockaddr *addr, socklen_t len, void *user)
+{
+    (void)addr;
+    (void)len;
+    (void)user;
+    return 1;
+}
+
+static void srv_refuse(nana_quic_config *cfg)
+{
+    static nana_quic_callbacks cb;
+    cb = *cfg->cb;
+    cb.accept = refuse_all;
+    cfg->cb = &cb;
+}
+
+/* The accept hook refuses a client before any state or TLS work. */
+static void test_core_accept_hook(void **state)
+{
+    (void)state;
+    vnet n;
+    vn_start(&n, srv_refuse, NULL);
+    vn_connect(&n);
+    assert_true(vn_run(&n, cli_closed, 5000));
+    assert_int_equal(n.c.peer_error, 1);
+    assert_int_equal(n.c.peer_code, NGTCP2_CONNECTION_REFUSED);
+    assert_int_equal(n.srv->shards[0].st.conns_accepted, 0);
+    assert_int_equal(n.srv->shards[0].st.conns_refused, 1);
+    vn_stop(&n);
+}
+
 static void srv_four_streams(nana_quic_config *cfg)
 {
     cfg->max_streams_bidi = 4;
@@ -783,6 +814,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_core_handshake_timeout),
         cmocka_unit_test(test_core_retry),
         cmocka_unit_test(test_core_max_connections),
+        cmocka_unit_test(test_core_accept_hook),
         cmocka_unit_test(test_core_stream_limit),
         cmocka_unit_test(test_core_send_buffer_limit),
         cmocka_unit_test(test_core_send_ref),
