@@ -21,14 +21,10 @@
 #include <gnutls/x509.h>
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define SERIAL_LEN    20         /* RFC 5280 maximum; 158 random bits */
 #define KEY_ID_MAX    64         /* room for any key identifier we read */
@@ -65,50 +61,19 @@ static void wipe_gnutls_free(gnutls_datum_t *d)
     d->size = 0;
 }
 
-/*
- * Reads a whole regular file of at most PEM_FILE_MAX bytes into a malloc'd,
- * NUL-terminated buffer owned by the caller (free with wipe_free()).
- */
+/* Reads a whole PEM file of at most PEM_FILE_MAX bytes into |out| (a
+ * malloc'd, NUL-terminated buffer; free with wipe_free()). */
 static int read_file(const char *path, const char *what, gnutls_datum_t *out)
 {
+    char *buf;
+    size_t len;
     out->data = NULL;
     out->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return nana_errno_err(errno, what, path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int err = errno;
-        close(fd);
-        return nana_errno_err(err, what, path);
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size <= 0 || (uintmax_t)st.st_size > PEM_FILE_MAX) {
-        close(fd);
-        return nana_err_set(NANA_ERR_INVALID, "%s %s: not a regular file of 1..%u bytes", what,
-                            path, PEM_FILE_MAX);
-    }
-    size_t want = (size_t)st.st_size;
-    unsigned char *buf = malloc(want + 1);
-    if (!buf) {
-        close(fd);
-        return nana_err_set(NANA_ERR_NOMEM, "%s %s: out of memory", what, path);
-    }
-    size_t got = 0;
-    while (got < want) {
-        ssize_t n = read(fd, buf + got, want - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break; /* error, or the file shrank: use what we have */
-        got += (size_t)n;
-    }
-    int err = errno;
-    close(fd);
-    if (got == 0) {
-        free(buf);
-        return nana_errno_err(err ? err : EIO, what, path);
-    }
-    buf[got] = '\0';
-    out->data = buf;
-    out->size = (unsigned)got;
-    return 0;
+    int rc = nana_file_read(path, what, PEM_FILE_MAX, &buf, &len);
+    if (rc) return rc;
+    out->data = (unsigned char *)buf;
+    out->size = (unsigned)len;
+    return NANA_OK;
 }
 
 /* Parses a textual IPv4 or IPv6 address into 4 or 16 bytes; returns the

@@ -9,9 +9,9 @@
 #include "util/nana_err.h"
 #include "util/nana_file.h"
 
-#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* DER: SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } } */
@@ -101,26 +101,11 @@ int nana_ed25519_parse_openssh(const char *text, size_t len, uint8_t pk[NANA_ED2
     return NANA_OK;
 }
 
-/* Reads a small text file (at most |cap| - 1 bytes) into |buf|. */
-static int read_small(const char *path, char *buf, size_t cap, size_t *len)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return nana_errno_err(errno, "opening", path);
-    size_t n = fread(buf, 1, cap, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err) return nana_err_set(NANA_ERR_IO, "reading %s failed", path);
-    if (n == cap) return nana_err_set(NANA_ERR_TOOBIG, "%s is larger than a key file", path);
-    buf[n] = '\0';
-    *len = n;
-    return NANA_OK;
-}
-
 int nana_ed25519_read_public(const char *path, uint8_t pk[NANA_ED25519_PUBLIC])
 {
-    char buf[4096];
+    char *buf;
     size_t n = 0;
-    int rc = read_small(path, buf, sizeof(buf), &n);
+    int rc = nana_file_read(path, "public key file", 4096, &buf, &n);
     if (rc) return rc;
     for (char *line = buf; line < buf + n;) {
         char *nl = memchr(line, '\n', (size_t)(buf + n - line));
@@ -130,20 +115,22 @@ int nana_ed25519_read_public(const char *path, uint8_t pk[NANA_ED25519_PUBLIC])
             k++;
         if (k < ll && line[k] != '#') {
             rc = nana_ed25519_parse_openssh(line, ll, pk);
+            free(buf);
             if (rc) return nana_err_set(rc, "%s: %s", path, nana_errmsg());
             return NANA_OK;
         }
         line += ll + 1;
     }
+    free(buf);
     return nana_err_set(NANA_ERR_INVALID, "%s holds no public key", path);
 }
 
 int nana_ed25519_read_private(const char *path, uint8_t sk[NANA_ED25519_SECRET])
 {
     if (sodium_init() < 0) return nana_err_set(NANA_ERR_INTERNAL, "libsodium failed to start");
-    char buf[1024];
+    char *buf;
     size_t n = 0;
-    int rc = read_small(path, buf, sizeof(buf), &n);
+    int rc = nana_file_read(path, "private key file", 1024, &buf, &n);
     if (rc) return rc;
     const char *b = strstr(buf, PEM_BEGIN);
     const char *e = b ? strstr(b, PEM_END) : NULL;
@@ -161,6 +148,7 @@ int nana_ed25519_read_private(const char *path, uint8_t sk[NANA_ED25519_SECRET])
         crypto_sign_seed_keypair(pk, sk, der + sizeof(PKCS8_PREFIX));
     }
     sodium_memzero(der, sizeof(der));
-    sodium_memzero(buf, sizeof(buf));
+    sodium_memzero(buf, n);
+    free(buf);
     return rc;
 }

@@ -360,50 +360,71 @@ static int scalar_to_json(const nana_mp_item *it, nana_buf *out)
     }
 }
 
-/* One open container on the transcoding stack. */
-typedef struct level {
-    uint32_t left; /* elements (arrays) or pairs (maps) not finished yet */
-    bool map;
-    uint32_t nkeys;    /* maps: keys written so far */
-    struct span *keys; /* maps: where each key's JSON text is in the output */
-} level;
-
+/* Where one map key's JSON text is in the output. */
 typedef struct span {
     size_t off, len;
 } span;
 
-static _Thread_local const char *g_sort_base; /* the output buffer while a map's keys are sorted */
+/* The keys of every open map, innermost map's last: one stack for the
+ * whole value, on the C stack until it outgrows it (at most one key per
+ * two input bytes), so a request's maps cost no allocation. */
+typedef struct keystack {
+    span *v;
+    size_t n, cap;
+    span inl[32];
+} keystack;
 
-static int span_cmp(const void *a, const void *b)
+/* One open container on the transcoding stack. */
+typedef struct level {
+    uint32_t left; /* elements (arrays) or pairs (maps) not finished yet */
+    bool map;
+    size_t base; /* maps: where its keys start on the keystack */
+} level;
+
+static int keys_push(keystack *k, span s)
+{
+    if (k->n == k->cap) {
+        size_t cap = k->cap * 2;
+        span *v = k->v == k->inl ? malloc(cap * sizeof(*v)) : realloc(k->v, cap * sizeof(*v));
+        if (!v) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+        if (k->v == k->inl) memcpy(v, k->inl, sizeof(k->inl));
+        k->v = v;
+        k->cap = cap;
+    }
+    k->v[k->n++] = s;
+    return NANA_OK;
+}
+
+static int span_cmp(const void *a, const void *b, void *text)
 {
     const span *x = a, *y = b;
+    const char *t = text;
     size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(g_sort_base + x->off, g_sort_base + y->off, n);
+    int c = memcmp(t + x->off, t + y->off, n);
     if (c) return c;
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
 /* At a map's end: refuses a key given twice (a Python dict cannot hold
- * both, and which one a reader keeps would be a guess). */
-static int check_unique(const nana_buf *out, level *l)
+ * both, and which one a reader keeps would be a guess); pops its keys. */
+static int check_unique(const nana_buf *out, keystack *k, size_t base)
 {
     int rc = NANA_OK;
-    if (l->nkeys > 1) {
-        g_sort_base = out->data;
-        qsort(l->keys, l->nkeys, sizeof(*l->keys), span_cmp);
-        for (uint32_t i = 1; i < l->nkeys && !rc; i++)
-            if (span_cmp(&l->keys[i - 1], &l->keys[i]) == 0)
+    span *v = k->v + base;
+    size_t n = k->n - base;
+    if (n > 1) {
+        qsort_r(v, n, sizeof(*v), span_cmp, out->data);
+        for (size_t i = 1; i < n && !rc; i++)
+            if (span_cmp(&v[i - 1], &v[i], out->data) == 0)
                 rc = nana_err_set(NANA_ERR_INVALID, "a map has the key %.*s twice",
-                                  (int)(l->keys[i].len > 64 ? 64 : l->keys[i].len),
-                                  out->data + l->keys[i].off);
+                                  (int)(v[i].len > 64 ? 64 : v[i].len), out->data + v[i].off);
     }
-    free(l->keys);
-    l->keys = NULL;
+    k->n = base;
     return rc;
 }
 
 /* Reads a map key (it must be a string) and writes it with its ':'. */
-static int key_to_json(nana_mp_reader *r, nana_buf *out, level *l)
+static int key_to_json(nana_mp_reader *r, nana_buf *out, keystack *k)
 {
     nana_mp_item key;
     int rc = nana_mp_read(r, &key);
@@ -412,7 +433,7 @@ static int key_to_json(nana_mp_reader *r, nana_buf *out, level *l)
         return nana_err_set(NANA_ERR_TYPE, "keys must be str, not %s", type_name(key.type));
     size_t off = out->len;
     if ((rc = scalar_to_json(&key, out))) return rc;
-    l->keys[l->nkeys++] = (span){off, out->len - off};
+    if ((rc = keys_push(k, (span){off, out->len - off}))) return rc;
     return nana_buf_putc(out, ':');
 }
 
@@ -420,6 +441,10 @@ int nana_mp_to_json(nana_mp_reader *r, nana_buf *out, unsigned max_depth)
 {
     level stack[128];
     unsigned depth = 0;
+    keystack keys;
+    keys.v = keys.inl;
+    keys.n = 0;
+    keys.cap = sizeof(keys.inl) / sizeof(keys.inl[0]);
     int rc = NANA_OK;
     if (max_depth > 128) max_depth = 128;
     for (;;) {
@@ -431,18 +456,9 @@ int nana_mp_to_json(nana_mp_reader *r, nana_buf *out, unsigned max_depth)
                 break;
             }
             bool map = it.type == NANA_MP_MAP;
-            level *l = &stack[depth++];
-            *l = (level){.left = it.v.count, .map = map};
-            if (map) {
-                /* count <= bytes left / 2 (nana_mp_read checked), so this is bounded */
-                l->keys = malloc((size_t)it.v.count * sizeof(*l->keys));
-                if (!l->keys) {
-                    rc = nana_err_set(NANA_ERR_NOMEM, "out of memory");
-                    break;
-                }
-            }
+            stack[depth++] = (level){.left = it.v.count, .map = map, .base = keys.n};
             if ((rc = nana_buf_putc(out, map ? '{' : '['))) break;
-            if (map && (rc = key_to_json(r, out, l))) break;
+            if (map && (rc = key_to_json(r, out, &keys))) break;
             continue; /* its first value comes next */
         }
         if (it.type == NANA_MP_ARRAY || it.type == NANA_MP_MAP)
@@ -456,20 +472,17 @@ int nana_mp_to_json(nana_mp_reader *r, nana_buf *out, unsigned max_depth)
         while (depth && !more && !rc) {
             level *l = &stack[depth - 1];
             if (--l->left) {
-                if (!(rc = nana_buf_putc(out, ',')) && l->map) rc = key_to_json(r, out, l);
+                if (!(rc = nana_buf_putc(out, ',')) && l->map) rc = key_to_json(r, out, &keys);
                 more = true;
             } else {
-                if (l->map) rc = check_unique(out, l);
+                if (l->map) rc = check_unique(out, &keys, l->base);
                 if (!rc) rc = nana_buf_putc(out, l->map ? '}' : ']');
                 depth--;
             }
         }
         if (rc || !more) break;
     }
-    while (depth) { /* on error: free what the open maps hold */
-        free(stack[depth - 1].keys);
-        depth--;
-    }
+    if (keys.v != keys.inl) free(keys.v);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -163,4 +164,46 @@ int nana_file_write_pair(const char *secret_path, const void *secret, size_t sec
     if (overwrite) return write_replace(secret_path, secret, secret_len, pub_path, pub, pub_len);
     return write_new(secret_path, secret, secret_len, secret_what, pub_path, pub, pub_len,
                      pub_what);
+}
+
+int nana_file_read(const char *path, const char *what, size_t max, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return nana_errno_err(errno, what, path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return nana_errno_err(err, what, path);
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size <= 0 || (uintmax_t)st.st_size > max) {
+        close(fd);
+        return nana_err_set(NANA_ERR_INVALID, "%s %s: not a regular file of 1..%zu bytes", what,
+                            path, max);
+    }
+    size_t want = (size_t)st.st_size;
+    char *buf = malloc(want + 1);
+    if (!buf) {
+        close(fd);
+        return nana_err_set(NANA_ERR_NOMEM, "%s %s: out of memory", what, path);
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = read(fd, buf + got, want - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break; /* error, or the file shrank: use what we have */
+        got += (size_t)n;
+    }
+    int err = errno;
+    close(fd);
+    if (got == 0) {
+        free(buf);
+        return nana_errno_err(err ? err : EIO, what, path);
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
 }

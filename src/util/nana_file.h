@@ -33,4 +33,12 @@ int nana_file_write_pair(const char *secret_path, const void *secret, size_t sec
                          const char *secret_what, const char *pub_path, const void *pub,
                          size_t pub_len, const char *pub_what, int overwrite);
 
+/*
+ * Reads a whole regular file of 1 to |max| bytes into *out: malloc'd,
+ * NUL-terminated, owned by the caller (who wipes it first if it may hold a
+ * secret). |what| names the file in messages. NANA_ERR_INVALID for a file
+ * that is empty, too large or not regular; otherwise as nana_errno_err.
+ */
+int nana_file_read(const char *path, const char *what, size_t max, char **out, size_t *len);
+
 #endif

@@ -124,6 +124,13 @@ static void test_openssh_lines(void **state)
     write_text("x.pub", "# nothing here\n");
     assert_int_equal(nana_ed25519_read_public(path("x.pub"), pk), NANA_ERR_INVALID);
     assert_int_equal(nana_ed25519_read_public(path("missing.pub"), pk), NANA_ERR_NOTFOUND);
+    /* Too large to be a key file; empty. */
+    static char big[5000];
+    memset(big, '#', sizeof(big) - 1);
+    write_text("x.pub", big);
+    assert_int_equal(nana_ed25519_read_public(path("x.pub"), pk), NANA_ERR_INVALID);
+    write_text("x.pub", "");
+    assert_int_equal(nana_ed25519_read_public(path("x.pub"), pk), NANA_ERR_INVALID);
 }
 
 static void test_private_refusals(void **state)

@@ -219,6 +219,28 @@ static void test_refusals(void **state)
     assert_non_null(strstr(nana_errmsg(), "twice"));
     assert_int_equal(to_json("9282a16101a1620182a16101a16102", &j), NANA_ERR_INVALID);
     assert_int_equal(to_json("82a16101a16201", &j), 0); /* distinct keys are fine */
+    /* Maps with more keys than fit on the C stack, nested. */
+    for (int dup = 0; dup < 2; dup++) {
+        nana_buf m;
+        nana_buf_init(&m, 0);
+        assert_int_equal(nana_mp_put_map(&m, 100), 0);
+        for (int i = 0; i < 100; i++) {
+            char k[16];
+            snprintf(k, sizeof(k), "k%d", dup && i == 99 ? 57 : i);
+            assert_int_equal(nana_mp_put_cstr(&m, k), 0);
+            assert_int_equal(nana_mp_put_map(&m, 40), 0);
+            for (int j2 = 0; j2 < 40; j2++) {
+                snprintf(k, sizeof(k), "i%d", j2);
+                assert_int_equal(nana_mp_put_cstr(&m, k), 0);
+                assert_int_equal(nana_mp_put_int(&m, j2), 0);
+            }
+        }
+        nana_mp_reader r;
+        nana_mp_reader_init(&r, m.data, m.len);
+        nana_buf_reset(&j);
+        assert_int_equal(nana_mp_to_json(&r, &j, 64), dup ? NANA_ERR_INVALID : 0);
+        nana_buf_free(&m);
+    }
     /* Malformed msgpack. */
     assert_int_equal(to_json("c1", &j), NANA_ERR_INVALID);
     assert_int_equal(to_json("", &j), NANA_ERR_INVALID);
