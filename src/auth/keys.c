@@ -116,7 +116,11 @@ int nana_ed25519_read_public(const char *path, uint8_t pk[NANA_ED25519_PUBLIC])
         if (k < ll && line[k] != '#') {
             rc = nana_ed25519_parse_openssh(line, ll, pk);
             free(buf);
-            if (rc) return nana_err_set(rc, "%s: %s", path, nana_errmsg());
+            if (rc) {
+                char why[NANA_ERRMSG_MAX]; /* the detail must not be formatted into itself */
+                snprintf(why, sizeof(why), "%s", nana_errmsg());
+                return nana_err_set(rc, "%s: %s", path, why);
+            }
             return NANA_OK;
         }
         line += ll + 1;

@@ -129,6 +129,19 @@ int nana_kv_lookup(nana_table *t, const char *key, size_t klen, nana_val **out)
     return NANA_OK;
 }
 
+int nana_kv_get_cached(nana_table *t, const char *key, size_t klen, nana_val **out)
+{
+    nana_store *s = t->store;
+    int rc = nana_check_key(s, key, klen);
+    if (rc) return rc;
+    if (nana_in_own_txn(s) || !nana_cache_enabled(&t->cache)) return 0;
+    uint64_t now = t->cache.opts.kind == NANA_CACHE_TTL ? nana_store_now(s) : 0, seq;
+    int expired = 0;
+    if (!nana_cache_get(&t->cache, key, klen, now, out, &seq, &expired)) return 0;
+    atomic_fetch_add_explicit(&s->st_hits, 1, memory_order_relaxed);
+    return 1;
+}
+
 /* Sets the KeyError-style detail for a missing key: the key in quotes. */
 int nana_key_missing(const char *key, size_t klen)
 {

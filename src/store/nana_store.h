@@ -153,6 +153,13 @@ nana_table *nana_store_default_table(nana_store *s);
 int nana_store_table(nana_store *s, const char *name, const nana_cache_opts *cache,
                      nana_table **out);
 
+/*
+ * The table |name| if this store already opened it with nana_store_table
+ * (or it is the default table), else NULL. Never writes or waits on the
+ * writer: for callers that must not block. Owned by the store.
+ */
+nana_table *nana_store_table_find(nana_store *s, const char *name);
+
 /* The table's name (NUL-terminated, owned by the table). */
 const char *nana_table_name(const nana_table *t);
 
@@ -178,6 +185,13 @@ typedef struct nana_kv_pair {
 
 /* db[key]: *out = the stored JSON text. NANA_ERR_NOTFOUND if absent. */
 int nana_kv_get(nana_table *t, const char *key, size_t klen, nana_val **out);
+
+/*
+ * db[key] from the cache only, never touching SQLite (for a caller that
+ * must not block, such as a network I/O thread): returns 1 and *out on a
+ * hit, 0 on a miss (ask nana_kv_get), or a negative error for a bad key.
+ */
+int nana_kv_get_cached(nana_table *t, const char *key, size_t klen, nana_val **out);
 
 /* db.get(key, default): the stored value, or a copy of |def| (JSON) if absent. */
 int nana_kv_get_default(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,

@@ -227,8 +227,23 @@ int nana_store_table(nana_store *s, const char *name, const nana_cache_opts *cac
         rc = nana_writer_run(s, &op);
         if (rc) return rc;
     }
+    atomic_store(&t->ready, true);
     *out = t;
     return NANA_OK;
+}
+
+nana_table *nana_store_table_find(nana_store *s, const char *name)
+{
+    nana_table *found = NULL;
+    pthread_mutex_lock(&s->tables_mu);
+    for (nana_table *t = s->tables; t; t = t->next) {
+        if (strcasecmp(t->name, name) == 0) {
+            if (atomic_load(&t->ready)) found = t;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->tables_mu);
+    return found;
 }
 
 nana_table *nana_store_default_table(nana_store *s)
@@ -331,6 +346,7 @@ int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out
         rc = nana_conn_exec(&s->writer.conn, s->default_table->sql[SQL_CREATE]);
         if (rc) goto fail;
     }
+    atomic_store(&s->default_table->ready, true);
     rc = nana_pool_open(&s->pool, path, &s->opts);
     if (rc) goto fail;
     rc = nana_ckpt_start(s);

@@ -170,6 +170,7 @@ struct nana_table {
     char name[NANA_MAX_TABLE_NAME + 1];
     char *sql[SQL_COUNT_]; /* statement texts, owned */
     nana_cache cache;
+    atomic_bool ready; /* its CREATE TABLE ran: nana_store_table_find may hand it out */
 };
 
 /* A pool of reader connections. */

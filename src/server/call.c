@@ -1,0 +1,406 @@
+/*
+ * call.c - reading a request: the frame's shape (nana_call_parse) and the
+ * binding of its args/kwargs to a method's parameters the way Python binds
+ * a call (positional first, then keywords; missing, repeated and unknown
+ * names are TypeErrors worded as Python words them).
+ *
+ * Nothing is copied while parsing: a nana_call points into the frame.
+ * Binding converts values to JSON text in a per-call arena; keys stay
+ * pointers into the frame.
+ */
+#include "server/call_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- arena ------------------------------------------------------------ */
+
+struct nana_arena_blk {
+    nana_arena_blk *next;
+    size_t used, cap;
+    _Alignas(max_align_t) char data[];
+};
+
+#define ARENA_BLOCK 4096
+
+void *nana_arena_alloc(nana_arena *a, size_t n)
+{
+    n = (n + _Alignof(max_align_t) - 1) & ~(size_t)(_Alignof(max_align_t) - 1);
+    nana_arena_blk *b = a->head;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        b = malloc(sizeof(*b) + cap);
+        if (!b) return NULL;
+        b->cap = cap;
+        b->used = 0;
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *nana_arena_dup(nana_arena *a, const void *p, size_t n)
+{
+    char *d = nana_arena_alloc(a, n + 1);
+    if (!d) return NULL;
+    if (n) memcpy(d, p, n);
+    d[n] = 0;
+    return d;
+}
+
+void nana_arena_free(nana_arena *a)
+{
+    nana_arena_blk *b = a->head;
+    while (b) {
+        nana_arena_blk *next = b->next;
+        free(b);
+        b = next;
+    }
+    a->head = NULL;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+const char *nana_mp_type_name(nana_mp_type t)
+{
+    switch (t) {
+    case NANA_MP_NIL:
+        return "NoneType";
+    case NANA_MP_BOOL:
+        return "bool";
+    case NANA_MP_INT:
+    case NANA_MP_UINT:
+        return "int";
+    case NANA_MP_FLOAT:
+        return "float";
+    case NANA_MP_STR:
+        return "str";
+    case NANA_MP_BIN:
+        return "bytes";
+    case NANA_MP_ARRAY:
+        return "list";
+    case NANA_MP_MAP:
+        return "dict";
+    default:
+        return "ExtType";
+    }
+}
+
+bool nana_mp_is_str(const uint8_t *msg, size_t len, const char *s)
+{
+    nana_mp_reader r;
+    nana_mp_item it;
+    nana_mp_reader_init(&r, msg, len);
+    if (nana_mp_read(&r, &it) || it.type != NANA_MP_STR || nana_mp_left(&r)) return false;
+    size_t n = strlen(s);
+    return it.v.s.n == n && memcmp(it.v.s.p, s, n) == 0;
+}
+
+/* Reads a string-valued request field. */
+static int field_str(nana_mp_reader *r, const char *field, const char **p, uint32_t *n)
+{
+    nana_mp_item it;
+    int rc = nana_mp_read(r, &it);
+    if (rc) return rc;
+    if (it.type != NANA_MP_STR)
+        return nana_err_set(NANA_ERR_TYPE, "Invalid request: '%s' must be a string, not %s", field,
+                            nana_mp_type_name(it.type));
+    if (!nana_utf8_valid((const char *)it.v.s.p, it.v.s.n))
+        return nana_err_set(NANA_ERR_INVALID, "Invalid request: '%s' is not valid UTF-8", field);
+    *p = (const char *)it.v.s.p;
+    *n = it.v.s.n;
+    return NANA_OK;
+}
+
+int nana_call_parse(const uint8_t *msg, size_t len, nana_call *out)
+{
+    memset(out, 0, sizeof(*out));
+    nana_mp_reader r;
+    nana_mp_item it;
+    nana_mp_reader_init(&r, msg, len);
+    /* The whole message must be well formed before any field is trusted. */
+    nana_mp_reader whole = r;
+    int rc = nana_mp_skip(&whole, NANA_CALL_MAX_DEPTH);
+    if (rc == NANA_ERR_TOOBIG)
+        return nana_err_set(NANA_ERR_TOOBIG, "Invalid request: nested deeper than %d levels",
+                            NANA_CALL_MAX_DEPTH);
+    if (rc) return nana_err_set(NANA_ERR_INVALID, "Invalid request: not a msgpack message");
+    if (nana_mp_left(&whole))
+        return nana_err_set(NANA_ERR_INVALID, "Invalid request: bytes after the message");
+    if ((rc = nana_mp_read(&r, &it))) return rc;
+    if (it.type != NANA_MP_MAP)
+        return nana_err_set(NANA_ERR_INVALID,
+                            "Invalid request: expected a map with 'method', got %s",
+                            nana_mp_type_name(it.type));
+    bool have_args = false, have_kwargs = false;
+    for (uint32_t i = 0; i < it.v.count; i++) {
+        nana_mp_item k;
+        if ((rc = nana_mp_read(&r, &k))) return rc;
+        if (k.type != NANA_MP_STR)
+            return nana_err_set(NANA_ERR_TYPE, "Invalid request: map keys must be strings, not %s",
+                                nana_mp_type_name(k.type));
+        const char *kp = (const char *)k.v.s.p;
+        uint32_t kn = k.v.s.n;
+#define KEY_IS(lit) (kn == sizeof(lit) - 1 && memcmp(kp, lit, kn) == 0)
+        if (KEY_IS("method")) {
+            rc = field_str(&r, "method", &out->method, &out->mlen);
+        } else if (KEY_IS("db")) {
+            nana_mp_reader peek = r;
+            nana_mp_item v;
+            if ((rc = nana_mp_read(&peek, &v))) return rc;
+            if (v.type == NANA_MP_NIL)
+                r = peek;
+            else
+                rc = field_str(&r, "db", &out->db, &out->dblen);
+        } else if (KEY_IS("table")) {
+            nana_mp_reader peek = r;
+            nana_mp_item v;
+            if ((rc = nana_mp_read(&peek, &v))) return rc;
+            if (v.type == NANA_MP_NIL)
+                r = peek;
+            else
+                rc = field_str(&r, "table", &out->table, &out->tlen);
+        } else if (KEY_IS("args") || KEY_IS("kwargs")) {
+            bool is_args = kn == 4;
+            nana_mp_item v;
+            if ((rc = nana_mp_read(&r, &v))) return rc;
+            if (v.type == NANA_MP_NIL) continue;
+            if (is_args && v.type != NANA_MP_ARRAY)
+                return nana_err_set(NANA_ERR_TYPE, "Invalid request: 'args' must be a list, not %s",
+                                    nana_mp_type_name(v.type));
+            if (!is_args && v.type != NANA_MP_MAP)
+                return nana_err_set(NANA_ERR_TYPE,
+                                    "Invalid request: 'kwargs' must be a dict, not %s",
+                                    nana_mp_type_name(v.type));
+            if (is_args) {
+                out->args = r;
+                out->nargs = v.v.count;
+                have_args = true;
+            } else {
+                out->kwargs = r;
+                out->nkwargs = v.v.count;
+                have_kwargs = true;
+            }
+            for (uint32_t j = 0; j < v.v.count * (is_args ? 1u : 2u) && !rc; j++)
+                rc = nana_mp_skip(&r, NANA_CALL_MAX_DEPTH);
+        } else {
+            rc = nana_mp_skip(&r, NANA_CALL_MAX_DEPTH); /* unknown fields are ignored */
+        }
+#undef KEY_IS
+        if (rc) return rc;
+    }
+    (void)have_args;
+    (void)have_kwargs;
+    if (!out->method) return nana_err_set(NANA_ERR_INVALID, "Invalid request: no 'method'");
+    out->m = nana_method_find(out->method, out->mlen);
+    return NANA_OK;
+}
+
+/* ---- binding ------------------------------------------------------------- */
+
+/* Reads a value into JSON text in the arena. */
+static int bind_json(nana_mp_reader *r, unsigned max_depth, nana_arena *arena, nana_arg *a)
+{
+    nana_buf tmp;
+    nana_buf_init(&tmp, 0);
+    int rc = nana_mp_to_json(r, &tmp, max_depth);
+    if (!rc) {
+        a->s = nana_arena_dup(arena, tmp.data ? tmp.data : "", tmp.len);
+        a->n = tmp.len;
+        if (!a->s) rc = nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    }
+    nana_buf_free(&tmp);
+    return rc;
+}
+
+/* The TypeError for an argument of the wrong type. */
+static int wrong_type(const nana_bind_spec *spec, const nana_param *p, const char *want,
+                      nana_mp_type got)
+{
+    return nana_err_set(NANA_ERR_TYPE, "%s() argument '%s' must be %s, not %s", spec->name, p->name,
+                        want, nana_mp_type_name(got));
+}
+
+/* Reads a str that must be valid UTF-8. */
+static int read_text(const nana_bind_spec *spec, const nana_param *p, nana_mp_reader *r,
+                     const char **s, uint32_t *n)
+{
+    nana_mp_item it;
+    int rc = nana_mp_read(r, &it);
+    if (rc) return rc;
+    if (it.type != NANA_MP_STR) return wrong_type(spec, p, "str", it.type);
+    if (!nana_utf8_valid((const char *)it.v.s.p, it.v.s.n))
+        return nana_err_set(NANA_ERR_INVALID, "%s() argument '%s' is not valid UTF-8", spec->name,
+                            p->name);
+    *s = (const char *)it.v.s.p;
+    *n = it.v.s.n;
+    return NANA_OK;
+}
+
+/* Reads a map of str -> value into pairs (values as JSON text). */
+static int bind_pairs(const nana_bind_spec *spec, const nana_param *p, nana_mp_reader *r,
+                      uint32_t count, unsigned max_depth, nana_arena *arena, nana_arg *a)
+{
+    a->pairs = nana_arena_alloc(arena, (count ? count : 1) * sizeof(nana_kv_pair));
+    if (!a->pairs) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < count; i++) {
+        const char *k;
+        uint32_t kn;
+        int rc = read_text(spec, p, r, &k, &kn);
+        if (rc == NANA_ERR_TYPE)
+            return nana_err_set(NANA_ERR_TYPE, "%s() keys of '%s' must be str", spec->name,
+                                p->name);
+        if (rc) return rc;
+        nana_arg v = {0};
+        if ((rc = bind_json(r, max_depth, arena, &v))) return rc;
+        a->pairs[i] = (nana_kv_pair){.key = k, .klen = kn, .value = v.s, .vlen = v.n};
+    }
+    a->count = count;
+    return NANA_OK;
+}
+
+/* Reads one argument for parameter |p|. */
+static int bind_one(const nana_bind_spec *spec, const nana_param *p, nana_mp_reader *r,
+                    unsigned max_depth, nana_arena *arena, nana_arg *a)
+{
+    nana_mp_reader peek = *r;
+    nana_mp_item it;
+    int rc = nana_mp_read(&peek, &it);
+    if (rc) return rc;
+    if (it.type == NANA_MP_NIL && (p->flags & P_NONE)) {
+        *r = peek;
+        return NANA_OK; /* None: as if left out */
+    }
+    a->set = true;
+    switch ((nana_ptype)p->type) {
+    case P_KEY:
+    case P_STR: {
+        const char *s;
+        uint32_t n;
+        if ((rc = read_text(spec, p, r, &s, &n))) return rc;
+        if (p->type == P_KEY) {
+            a->s = s;
+            a->n = n;
+            return NANA_OK;
+        }
+        if (memchr(s, 0, n)) return nana_err_set(NANA_ERR_INVALID, "embedded null character");
+        a->s = nana_arena_dup(arena, s, n);
+        a->n = n;
+        return a->s ? NANA_OK : nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    }
+    case P_BOOL:
+        *r = peek;
+        if (it.type == NANA_MP_BOOL)
+            a->b = it.v.b;
+        else if (it.type == NANA_MP_INT)
+            a->b = it.v.i != 0;
+        else if (it.type == NANA_MP_NIL)
+            a->b = false;
+        else
+            return wrong_type(spec, p, "bool", it.type);
+        return NANA_OK;
+    case P_INT:
+        *r = peek;
+        if (it.type != NANA_MP_INT) return wrong_type(spec, p, "int", it.type);
+        a->i = it.v.i;
+        return NANA_OK;
+    case P_VALUE:
+        return bind_json(r, max_depth, arena, a);
+    case P_LIST:
+        if (it.type != NANA_MP_ARRAY) return wrong_type(spec, p, "list", it.type);
+        return bind_json(r, max_depth, arena, a);
+    case P_OBJECT:
+        if (it.type != NANA_MP_MAP) return wrong_type(spec, p, "dict", it.type);
+        return bind_json(r, max_depth, arena, a);
+    case P_KEYS:
+        if (it.type != NANA_MP_ARRAY) return wrong_type(spec, p, "list", it.type);
+        *r = peek;
+        a->keys = nana_arena_alloc(arena, (it.v.count ? it.v.count : 1) * sizeof(nana_key));
+        if (!a->keys) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+        for (uint32_t i = 0; i < it.v.count; i++) {
+            const char *s;
+            uint32_t n;
+            if ((rc = read_text(spec, p, r, &s, &n)))
+                return rc == NANA_ERR_TYPE
+                           ? nana_err_set(NANA_ERR_TYPE, "%s() items of '%s' must be str",
+                                          spec->name, p->name)
+                           : rc;
+            a->keys[i] = (nana_key){.key = s, .klen = n};
+        }
+        a->count = it.v.count;
+        return NANA_OK;
+    case P_PAIRS:
+        if (it.type != NANA_MP_MAP) return wrong_type(spec, p, "dict", it.type);
+        *r = peek;
+        return bind_pairs(spec, p, r, it.v.count, max_depth, arena, a);
+    }
+    return nana_err_set(NANA_ERR_INTERNAL, "unknown parameter type");
+}
+
+int nana_call_bind(const nana_call *c, const nana_bind_spec *spec, unsigned max_depth,
+                   nana_arena *arena, nana_arg *out, nana_kv_pair **extra, size_t *nextra)
+{
+    memset(out, 0, sizeof(nana_arg) * NANA_MAX_PARAMS);
+    *extra = NULL;
+    *nextra = 0;
+    if (c->nargs > spec->nparams)
+        return nana_err_set(NANA_ERR_TYPE, "%s() takes %u positional argument%s but %u %s given",
+                            spec->name, spec->nparams, spec->nparams == 1 ? "" : "s", c->nargs,
+                            c->nargs == 1 ? "was" : "were");
+    bool given[NANA_MAX_PARAMS] = {0}; /* given, even as None (then .set stays false) */
+    nana_mp_reader r = c->args;
+    for (uint32_t i = 0; i < c->nargs; i++) {
+        int rc = bind_one(spec, &spec->params[i], &r, max_depth, arena, &out[i]);
+        if (rc) return rc;
+        given[i] = true;
+    }
+    r = c->kwargs;
+    if (spec->var_kwargs && c->nkwargs) {
+        *extra = nana_arena_alloc(arena, c->nkwargs * sizeof(nana_kv_pair));
+        if (!*extra) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < c->nkwargs; i++) {
+        nana_mp_item k;
+        int rc = nana_mp_read(&r, &k);
+        if (rc) return rc;
+        if (k.type != NANA_MP_STR)
+            return nana_err_set(NANA_ERR_TYPE, "%s() keywords must be strings", spec->name);
+        const char *kp = (const char *)k.v.s.p;
+        unsigned idx = spec->nparams;
+        for (unsigned j = 0; j < spec->nparams; j++) {
+            if (strlen(spec->params[j].name) == k.v.s.n &&
+                memcmp(spec->params[j].name, kp, k.v.s.n) == 0) {
+                idx = j;
+                break;
+            }
+        }
+        int shown = k.v.s.n > 64 ? 64 : (int)k.v.s.n;
+        if (idx == spec->nparams) {
+            if (!spec->var_kwargs)
+                return nana_err_set(NANA_ERR_TYPE, "%s() got an unexpected keyword argument '%.*s'",
+                                    spec->name, shown, kp);
+            if (!nana_utf8_valid(kp, k.v.s.n))
+                return nana_err_set(NANA_ERR_INVALID, "%s() keyword is not valid UTF-8",
+                                    spec->name);
+            nana_arg v = {0};
+            if ((rc = bind_json(&r, max_depth, arena, &v))) return rc;
+            (*extra)[(*nextra)++] =
+                (nana_kv_pair){.key = kp, .klen = k.v.s.n, .value = v.s, .vlen = v.n};
+            continue;
+        }
+        if (given[idx])
+            return nana_err_set(NANA_ERR_TYPE, "%s() got multiple values for argument '%.*s'",
+                                spec->name, shown, kp);
+        if ((rc = bind_one(spec, &spec->params[idx], &r, max_depth, arena, &out[idx]))) return rc;
+        given[idx] = true;
+    }
+    for (unsigned j = 0; j < spec->nparams; j++) {
+        if (!(spec->params[j].flags & P_OPT) && !given[j])
+            return nana_err_set(NANA_ERR_TYPE, "%s() missing 1 required positional argument: '%s'",
+                                spec->name, spec->params[j].name);
+    }
+    return NANA_OK;
+}

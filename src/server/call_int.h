@@ -1,0 +1,86 @@
+/*
+ * call_int.h - what call.c, methods.c and reply.c share inside the
+ * methods module: parameter specs, bound arguments, the per-call arena
+ * and the frame helpers. Not part of the module's public face.
+ */
+#ifndef NANA_CALL_INT_H
+#define NANA_CALL_INT_H
+
+#include "server/nana_methods.h"
+
+/* How an argument is read from msgpack. */
+typedef enum nana_ptype {
+    P_KEY,    /* str, kept as sent (no copy) */
+    P_STR,    /* str, copied with a NUL */
+    P_BOOL,   /* bool (ints and None by Python truthiness) */
+    P_INT,    /* int */
+    P_VALUE,  /* any value JSON can hold, as JSON text */
+    P_LIST,   /* array, as JSON text */
+    P_OBJECT, /* map, as JSON text */
+    P_KEYS,   /* array of str */
+    P_PAIRS,  /* map of str -> value */
+} nana_ptype;
+
+enum {
+    P_OPT = 1u << 0,   /* may be left out */
+    P_NONE = 1u << 1,  /* None counts as left out */
+    P_TABLE = 1u << 2, /* names a table: checked against the account's table allow-list */
+};
+
+#define NANA_MAX_PARAMS 8
+
+typedef struct nana_param {
+    const char *name;
+    uint8_t type;
+    uint8_t flags;
+} nana_param;
+
+/* One bound argument. Text is NUL-terminated and lives in the call's arena. */
+typedef struct nana_arg {
+    bool set;
+    const char *s;
+    size_t n;
+    int64_t i;
+    bool b;
+    nana_key *keys;
+    nana_kv_pair *pairs;
+    size_t count;
+} nana_arg;
+
+/* Memory for one call's arguments, freed at once at the end of the call. */
+typedef struct nana_arena_blk nana_arena_blk;
+typedef struct nana_arena {
+    nana_arena_blk *head;
+} nana_arena;
+
+/* Copies |n| bytes and a NUL into the arena; NULL when out of memory. */
+char *nana_arena_dup(nana_arena *a, const void *p, size_t n);
+/* |n| zeroed bytes, aligned for any object; NULL when out of memory. */
+void *nana_arena_alloc(nana_arena *a, size_t n);
+void nana_arena_free(nana_arena *a);
+
+/* The method spec the binder needs (the table lives in methods.c). */
+typedef struct nana_bind_spec {
+    const char *name;
+    const nana_param *params;
+    unsigned nparams;
+    bool var_kwargs; /* extra keyword arguments become key/value pairs (update) */
+} nana_bind_spec;
+
+/*
+ * Binds the call's args and kwargs to |spec|'s parameters into |out|
+ * (NANA_MAX_PARAMS entries). Extra keywords of a var_kwargs method go to
+ * extra and nextra. Errors: NANA_ERR_TYPE with Python's wording for arity
+ * and type mistakes, the value converter's errors for values.
+ */
+int nana_call_bind(const nana_call *c, const nana_bind_spec *spec, unsigned max_depth,
+                   nana_arena *arena, nana_arg *out, nana_kv_pair **extra, size_t *nextra);
+
+/* Frame helpers (reply.c): reserve the length, then patch it. */
+int nana_frame_begin(nana_buf *out, size_t *at);
+int nana_frame_end(nana_buf *out, size_t at);
+
+/* Python's name of a msgpack type ("int", "str", "bytes"...). */
+const char *nana_mp_type_name(nana_mp_type t);
+
+#endif

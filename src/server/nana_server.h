@@ -1,0 +1,87 @@
+/*
+ * nana_server.h - the NanaSQLite server: the store behind the QUIC
+ * endpoint, with accounts, policy, limits and bans. The module's whole
+ * public face; nanasqlite-server is a thin command line around it.
+ *
+ * Threads: the QUIC I/O threads run sessions (frames, authentication,
+ * policy, cache hits, queued writes); a pool of workers runs every other
+ * call against the store; one deadline thread answers calls that outlive
+ * their deadline; the accounts watcher reloads the accounts file.
+ */
+#ifndef NANA_SERVER_H
+#define NANA_SERVER_H
+
+#include "store/nana_store.h"
+#include "util/nana_err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nana_server nana_server;
+
+typedef struct nana_server_opts {
+    const char *host;            /* default "127.0.0.1" */
+    uint16_t port;               /* default 4433; 0 picks a free port */
+    unsigned threads;            /* QUIC I/O threads, default 1 */
+    unsigned workers;            /* store worker threads, default 8 */
+    const char *db_path;         /* the default database, default "server_db.sqlite" */
+    const char *db_dir;          /* where "db" names live; default: the accounts file's
+                                    db_dir, else the default database's directory */
+    const char *accounts_path;   /* accounts JSON; NULL: one account from public_key_path */
+    const char *public_key_path; /* default "nana_public.pub" (used without accounts) */
+    const char *cert_path;       /* default "cert.pem" */
+    const char *key_path;        /* default "key.pem" */
+    nana_sync_mode sync;         /* default NANA_SYNC_NORMAL */
+    /* limits (0 = default) */
+    size_t max_stream_bytes;      /* one request frame, default 10 MiB */
+    size_t max_conn_bytes;        /* half-received requests of one connection, default 50 MiB */
+    unsigned max_preauth_streams; /* half-received streams before authentication, default 50 */
+    unsigned max_connections;     /* default 10000 */
+    unsigned max_streams;         /* calls in flight per connection, default 128 */
+    double calls_per_sec;         /* per account unless its own limit is set, default 1e6 */
+    unsigned call_timeout_ms;     /* per call, default 15000 */
+    unsigned queue_limit;         /* calls waiting for a worker, default 4096 */
+    unsigned max_dbs;             /* databases open at once, default 64 */
+    unsigned idle_timeout_ms;     /* QUIC idle timeout, default 30000 */
+    unsigned challenge_ttl_ms;    /* default 30000 */
+    unsigned ban_failures;        /* failed authentications that ban, default 3 */
+    unsigned ban_seconds;         /* default 900 */
+    int no_bans;                  /* 1: never ban (tests) */
+    unsigned grace_ms;            /* graceful stop waits this long for calls, default 10000 */
+    int worker_delay_ms;          /* tests only: each worker call first sleeps this long */
+} nana_server_opts;
+
+/* Fills |o| with the defaults above. */
+void nana_server_opts_init(nana_server_opts *o);
+
+/*
+ * Loads keys, certificates and accounts, opens the default database, binds
+ * the port and starts every thread. *out owns the server (nana_server_stop).
+ * Errors name the file or setting at fault (NANA_ERR_NOTFOUND for a missing
+ * file, NANA_ERR_INVALID, NANA_ERR_IO, ...).
+ */
+int nana_server_start(const nana_server_opts *o, nana_server **out);
+
+/* The UDP port the server listens on. */
+uint16_t nana_server_port(const nana_server *s);
+
+/*
+ * Graceful stop: refuses new connections and calls, waits up to grace_ms
+ * for calls in flight to be answered, closes the connections, stops the
+ * threads, commits and closes the databases, and frees the server. Returns
+ * 0, or the first error from closing a database. NULL-safe.
+ */
+int nana_server_stop(nana_server *s);
+
+/* Counters for logs and tests. */
+typedef struct nana_server_stats {
+    uint64_t calls;         /* requests answered */
+    uint64_t cache_answers; /* answered on an I/O thread from the cache */
+    uint64_t auth_ok, auth_failed, bans;
+    uint64_t timeouts, busy, rate_limited;
+    uint64_t in_flight; /* calls received and not yet answered */
+} nana_server_stats;
+
+void nana_server_get_stats(nana_server *s, nana_server_stats *out);
+
+#endif

@@ -1,0 +1,826 @@
+/*
+ * session.c - one client connection of the NanaSQLite door, on the QUIC
+ * I/O thread that owns it.
+ *
+ * Each client-opened bidirectional stream carries one request frame (u32
+ * big-endian length + msgpack) and gets one reply frame and FIN. A frame
+ * that arrives whole in one piece (the common case) is handled straight
+ * from the packet's bytes; only frames split across packets are buffered,
+ * and those buffers are what the per-stream, per-connection and
+ * before-authentication limits bound.
+ *
+ * Authentication comes first (AUTH_START, challenge, signed response).
+ * After it, a call is checked against the method table and the account,
+ * answered from the cache when it can be, queued to the store's writer
+ * when it is a plain set, and otherwise handed to the worker pool with a
+ * deadline. Replies are sent without a copy and counted until the peer
+ * acknowledged them, which is what the graceful stop waits for.
+ */
+#include "server/server_int.h"
+
+#include "auth/nana_challenge.h"
+#include "util/nana_log.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Stream error codes we send with STOP_SENDING. */
+#define APP_FRAME_REFUSED 0x101
+
+/* A stream whose frame came in pieces. */
+typedef struct pstream {
+    int64_t sid;
+    nana_buf buf;
+    bool done; /* answered; waiting only for the peer's FIN */
+    struct pstream *next;
+} pstream;
+
+typedef struct session {
+    nana_server *srv;
+    nana_quic_handle h;
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    char peer[INET6_ADDRSTRLEN + 8];
+    bool authed;
+    nana_challenge ch;
+    nana_accounts *snap; /* the accounts the session authenticated against */
+    uint64_t gen;
+    const nana_account *acct; /* in snap */
+    uint8_t pk[32];           /* the key that authenticated */
+    char name[72];
+    nana_rate *rate;
+    pstream *partial;
+    unsigned npartial;
+    size_t buffered;
+    uint64_t calls;
+} session;
+
+/* A reply buffer: this header, then the frame. Freed when acknowledged. */
+typedef struct reply_hdr {
+    nana_server *srv;
+    size_t len;
+} reply_hdr;
+
+/* A call handed to a worker or the store's writer. */
+typedef struct srv_job {
+    nana_job base; /* first: the pool sees only this */
+    nana_server *srv;
+    nana_quic_handle h;
+    int64_t sid;
+    uint8_t *msg; /* the request's msgpack (owned) */
+    size_t len;
+    nana_call call; /* points into msg */
+    nana_accounts *snap;
+    const nana_account *acct;
+    nana_table *table; /* the async-set path */
+    nana_buf reply;
+} srv_job;
+
+static void addr_text(const struct sockaddr_storage *a, char *out, size_t n)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)a;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        snprintf(out, n, "%s:%u", host, port);
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)a;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        snprintf(out, n, "[%s]:%u", host, port);
+    }
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+static void reply_release(void *ctx)
+{
+    reply_hdr *r = ctx;
+    atomic_fetch_sub(&r->srv->pending, 1);
+    free(r);
+}
+
+/*
+ * Sends the frame built in |b| (after a reply_hdr reserved at its start) on
+ * |sid| with FIN, handing the buffer to the stream. The call was counted in
+ * pending by the caller; this uncounts it when the peer has it (or never will).
+ */
+static void send_built(nana_server *srv, nana_quic_conn *c, int64_t sid, nana_buf *b)
+{
+    size_t len = 0;
+    char *data = nana_buf_detach(b, &len);
+    if (!data) {
+        atomic_fetch_sub(&srv->pending, 1);
+        return;
+    }
+    reply_hdr *r = (reply_hdr *)(void *)data;
+    r->srv = srv;
+    r->len = len - sizeof(reply_hdr);
+    if (nana_quic_stream_send_ref(c, sid, data + sizeof(reply_hdr), r->len, 1, reply_release, r))
+        reply_release(r);
+}
+
+/* Starts a reply buffer with room for its header. */
+static int reply_buf(nana_buf *b)
+{
+    nana_buf_init(b, 0);
+    static const reply_hdr zero;
+    return nana_buf_append(b, &zero, sizeof(zero));
+}
+
+/* Builds and sends one immediate reply with |build| and its arguments. */
+#define REPLY(srv, c, sid, call)                                                                   \
+    do {                                                                                           \
+        nana_buf b_;                                                                               \
+        atomic_fetch_add(&(srv)->pending, 1);                                                      \
+        int rc_ = reply_buf(&b_);                                                                  \
+        if (!rc_) rc_ = call;                                                                      \
+        if (!rc_)                                                                                  \
+            send_built((srv), (c), (sid), &b_);                                                    \
+        else {                                                                                     \
+            nana_buf_free(&b_);                                                                    \
+            atomic_fetch_sub(&(srv)->pending, 1);                                                  \
+        }                                                                                          \
+    } while (0)
+
+/* Answers a call error |rc| (detail in nana_errmsg) at once. */
+static void reply_rc(nana_server *srv, nana_quic_conn *c, int64_t sid, int rc)
+{
+    char msg[NANA_ERRMSG_MAX];
+    snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+    bool expected;
+    (void)nana_error_type(rc, &expected);
+    if (!expected) nana_log(NANA_LOG_ERROR, "unexpected error %s: %s", nana_strerror(rc), msg);
+    REPLY(srv, c, sid, nana_reply_from_rc(&b_, rc, msg));
+}
+
+/* ---- jobs ------------------------------------------------------------------- */
+
+static void job_free(srv_job *j)
+{
+    nana_buf_free(&j->reply);
+    nana_accounts_unref(j->snap);
+    free(j->msg);
+    free(j);
+}
+
+/* Releases a job's reply once the peer has it (I/O thread). */
+static void job_release(void *ctx)
+{
+    srv_job *j = ctx;
+    atomic_fetch_sub(&j->srv->pending, 1);
+    job_free(j);
+}
+
+/* On the connection's I/O thread: sends the job's reply. */
+static void job_deliver(nana_quic_conn *c, void *arg)
+{
+    srv_job *j = arg;
+    if (!c || nana_quic_stream_send_ref(c, j->sid, j->reply.data, j->reply.len, 1, job_release, j))
+        job_release(j);
+}
+
+/* Hands a finished job's reply to its I/O thread (any thread). */
+static void job_post(srv_job *j)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        int rc = nana_quic_post(j->srv->ep, j->h, job_deliver, j);
+        if (rc == 0) return;
+        if (rc != NANA_ERR_BUSY) break;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    job_release(j);
+}
+
+/* The reply is ready: send it, unless the deadline thread answered already. */
+static void job_finished(srv_job *j)
+{
+    atomic_fetch_add(&j->srv->st_calls, 1);
+    if (nana_work_finish(j->srv->work, &j->base))
+        job_post(j);
+    else
+        job_release(j); /* the timeout reply went out; this one is dropped */
+}
+
+/* Deadline thread: answer with a timeout (and free the job if it never ran). */
+static void job_expire(nana_job *base, bool cancelled)
+{
+    srv_job *j = (srv_job *)base;
+    nana_server *srv = j->srv;
+    atomic_fetch_add(&srv->st_timeouts, 1);
+    /* The timeout reply is its own job-less reply; the job keeps its count. */
+    srv_job *t = calloc(1, sizeof(*t));
+    if (t) {
+        t->srv = srv;
+        t->h = j->h;
+        t->sid = j->sid;
+        nana_buf_init(&t->reply, 0);
+        char msg[96];
+        snprintf(msg, sizeof(msg), "Call timed out after %u ms", srv->o.call_timeout_ms);
+        atomic_fetch_add(&srv->pending, 1);
+        if (nana_reply_error(&t->reply, "RuntimeError", msg, "timeout"))
+            job_release(t);
+        else
+            job_post(t);
+    }
+    if (cancelled) job_release(j);
+}
+
+/* Worker: runs the call against the store and builds its reply. */
+static void job_run(nana_job *base)
+{
+    srv_job *j = (srv_job *)base;
+    nana_server *srv = j->srv;
+    if (srv->o.worker_delay_ms > 0) {
+        struct timespec ts = {srv->o.worker_delay_ms / 1000,
+                              (long)(srv->o.worker_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    nana_store *st = NULL;
+    nana_table *t = NULL;
+    const char *dbname =
+        j->call.db ? NULL : nana_dbs_default_name(srv->dbs); /* set below for named dbs */
+    char dbn[136];
+    if (j->call.db) {
+        snprintf(dbn, sizeof(dbn), "%.*s", (int)(j->call.dblen > 128 ? 128 : j->call.dblen),
+                 j->call.db);
+        dbname = dbn;
+    }
+    int rc = nana_dbs_get(srv->dbs, j->call.db, j->call.dblen, &st);
+    if (!rc && (nana_method_flags(j->call.m) & NANA_M_DICT)) {
+        if (!j->call.table) {
+            t = nana_store_default_table(st);
+        } else {
+            char tn[NANA_MAX_TABLE_NAME + 2];
+            if (j->call.tlen > NANA_MAX_TABLE_NAME)
+                rc = nana_err_set(NANA_ERR_VALIDATION, "Invalid table name: longer than %d",
+                                  NANA_MAX_TABLE_NAME);
+            else {
+                snprintf(tn, sizeof(tn), "%.*s", (int)j->call.tlen, j->call.table);
+                rc = nana_store_table(st, tn, NULL, &t);
+            }
+        }
+    }
+    if (!rc) {
+        nana_run_env env = {.store = st,
+                            .table = t,
+                            .acct = j->acct,
+                            .dbname = dbname,
+                            .backup_dir = nana_dbs_dir(srv->dbs)};
+        rc = nana_call_run(&j->call, &env, &j->reply);
+        if (rc) {
+            nana_log(NANA_LOG_ERROR, "call '%s' failed unexpectedly: %s: %s",
+                     nana_method_name(j->call.m), nana_strerror(rc), nana_errmsg());
+            nana_buf_free(&j->reply);
+            rc = nana_reply_internal(&j->reply);
+        }
+    } else {
+        char msg[NANA_ERRMSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+        rc = nana_reply_from_rc(&j->reply, rc, msg);
+    }
+    if (rc) nana_buf_free(&j->reply); /* out of memory: an empty reply still ends the stream */
+    job_finished(j);
+}
+
+/* Store writer thread: an asynchronous set committed or failed. */
+static void job_set_done(void *arg, int rc, const char *errmsg)
+{
+    srv_job *j = arg;
+    int wrc;
+    if (rc == 0) {
+        static const uint8_t ok[] = {0x00, 0x00, 0x00, 0x18, 0x82, 0xa6, 's', 't', 'a', 't',
+                                     'u',  's',  0xa7, 's',  'u',  'c',  'c', 'e', 's', 's',
+                                     0xa6, 'r',  'e',  's',  'u',  'l',  't', 0xc0};
+        wrc = nana_buf_append(&j->reply, ok, sizeof(ok));
+    } else {
+        wrc = nana_reply_from_rc(&j->reply, rc, errmsg ? errmsg : "");
+    }
+    if (wrc) nana_buf_free(&j->reply);
+    job_finished(j);
+}
+
+/* Builds a job for the call in |msg|; NULL when out of memory. */
+static srv_job *job_new(session *ss, int64_t sid, const uint8_t *msg, size_t len,
+                        const nana_call *call)
+{
+    srv_job *j = calloc(1, sizeof(*j));
+    if (!j) return NULL;
+    j->msg = malloc(len ? len : 1);
+    if (!j->msg) {
+        free(j);
+        return NULL;
+    }
+    memcpy(j->msg, msg, len);
+    j->len = len;
+    /* Re-parse over the copy so the call points into memory the job owns. */
+    if (nana_call_parse(j->msg, len, &j->call)) {
+        free(j->msg);
+        free(j);
+        return NULL;
+    }
+    (void)call;
+    j->srv = ss->srv;
+    j->h = ss->h;
+    j->sid = sid;
+    j->snap = nana_accounts_ref(ss->snap);
+    j->acct = ss->acct;
+    j->base.run = job_run;
+    j->base.expire = job_expire;
+    j->base.deadline = nana_now_ns() + (uint64_t)ss->srv->o.call_timeout_ms * 1000000ull;
+    nana_buf_init(&j->reply, 0);
+    return j;
+}
+
+/* ---- authentication --------------------------------------------------------- */
+
+static void auth_start(session *ss, nana_quic_conn *c, int64_t sid)
+{
+    nana_server *srv = ss->srv;
+    uint64_t now = nana_now_ns();
+    if (!srv->o.no_bans && nana_ban_check(srv->ban, (struct sockaddr *)&ss->addr, now)) {
+        REPLY(srv, c, sid, nana_reply_str(&b_, "AUTH_BANNED"));
+        return;
+    }
+    nana_challenge_issue(&ss->ch, now, (uint64_t)srv->o.challenge_ttl_ms * 1000000ull);
+    REPLY(srv, c, sid, nana_reply_challenge(&b_, ss->ch.bytes, sizeof(ss->ch.bytes)));
+}
+
+/* Reads {"type": "response", "data": bin, "account": str?}. */
+static bool read_response(const uint8_t *msg, size_t len, const uint8_t **sig, uint32_t *siglen,
+                          const char **acct, uint32_t *acctlen)
+{
+    nana_mp_reader r;
+    nana_mp_item it, k, v;
+    nana_mp_reader_init(&r, msg, len);
+    bool is_response = false;
+    *sig = NULL;
+    *acct = NULL;
+    if (nana_mp_read(&r, &it) || it.type != NANA_MP_MAP || it.v.count > 8) return false;
+    for (uint32_t i = 0; i < it.v.count; i++) {
+        if (nana_mp_read(&r, &k) || k.type != NANA_MP_STR) return false;
+        nana_mp_reader at = r;
+        if (nana_mp_read(&r, &v)) return false;
+        if (k.v.s.n == 4 && !memcmp(k.v.s.p, "type", 4)) {
+            is_response = v.type == NANA_MP_STR && v.v.s.n == 8 && !memcmp(v.v.s.p, "response", 8);
+        } else if (k.v.s.n == 4 && !memcmp(k.v.s.p, "data", 4)) {
+            if (v.type != NANA_MP_BIN) return false;
+            *sig = v.v.s.p;
+            *siglen = v.v.s.n;
+        } else if (k.v.s.n == 7 && !memcmp(k.v.s.p, "account", 7)) {
+            if (v.type == NANA_MP_STR) {
+                *acct = (const char *)v.v.s.p;
+                *acctlen = v.v.s.n;
+            } else if (v.type != NANA_MP_NIL) {
+                return false;
+            }
+        } else {
+            r = at;
+            if (nana_mp_skip(&r, 8)) return false;
+        }
+    }
+    return is_response && *sig && nana_mp_left(&r) == 0;
+}
+
+/* Is |msg| a map whose "type" is "response"? (an answer to a challenge) */
+static bool looks_like_response(const uint8_t *msg, size_t len)
+{
+    nana_mp_reader r;
+    nana_mp_item it;
+    nana_mp_reader_init(&r, msg, len);
+    return nana_mp_read(&r, &it) == 0 && it.type == NANA_MP_MAP && memmem(msg, len, "\xa4type", 5);
+}
+
+static void auth_response(session *ss, nana_quic_conn *c, int64_t sid, const uint8_t *msg,
+                          size_t len)
+{
+    nana_server *srv = ss->srv;
+    const struct sockaddr *sa = (const struct sockaddr *)&ss->addr;
+    uint64_t now = nana_now_ns();
+    if (!srv->o.no_bans && nana_ban_check(srv->ban, sa, now)) {
+        REPLY(srv, c, sid, nana_reply_str(&b_, "AUTH_BANNED"));
+        return;
+    }
+    const uint8_t *sig;
+    uint32_t siglen = 0, alen = 0;
+    const char *aname;
+    const char *why = NULL;
+    uint64_t gen;
+    nana_accounts *snap = nana_server_accounts(srv, &gen);
+    const nana_account *a = NULL;
+    if (!snap) {
+        why = "no accounts";
+    } else if (!read_response(msg, len, &sig, &siglen, &aname, &alen)) {
+        static const uint8_t no_key[32];
+        why = "malformed response";
+        (void)nana_challenge_verify(&ss->ch, no_key, 0, no_key, now); /* consumes the challenge */
+    } else if (aname) {
+        static const uint8_t no_key[32];
+        a = nana_accounts_find(snap, aname, alen);
+        if (!a) why = "unknown account";
+        /* Verified (and the challenge consumed) even for an unknown name. */
+        if (nana_challenge_verify(&ss->ch, sig, siglen, a ? a->public_key : no_key, now) && !why)
+            why = "bad signature or no live challenge";
+    } else {
+        unsigned which = 0;
+        size_t n = nana_accounts_count(snap);
+        if (nana_challenge_verify_any(&ss->ch, sig, siglen, nana_accounts_keys(snap), (unsigned)n,
+                                      &which, now))
+            why = "bad signature or no live challenge";
+        else
+            a = nana_accounts_at(snap, which);
+    }
+    if (!why && !nana_account_ip_allowed(a, sa)) why = "address not allowed for the account";
+    if (why) {
+        atomic_fetch_add(&srv->st_auth_failed, 1);
+        nana_accounts_unref(snap);
+        bool banned = !srv->o.no_bans && nana_ban_failure(srv->ban, sa, now);
+        nana_log(NANA_LOG_WARN, "conn %llu auth failed from %s: %s", (unsigned long long)ss->h,
+                 ss->peer, why);
+        if (banned) {
+            atomic_fetch_add(&srv->st_bans, 1);
+            nana_log(NANA_LOG_WARN, "%s banned for %u s after %u failed authentications", ss->peer,
+                     srv->o.ban_seconds, srv->o.ban_failures);
+        }
+        REPLY(srv, c, sid, nana_reply_str(&b_, banned ? "AUTH_BANNED" : "AUTH_FAILED"));
+        return;
+    }
+    if (!srv->o.no_bans) nana_ban_success(srv->ban, sa);
+    nana_accounts_unref(ss->snap);
+    ss->snap = snap;
+    ss->gen = gen;
+    ss->acct = a;
+    memcpy(ss->pk, a->public_key, 32);
+    snprintf(ss->name, sizeof(ss->name), "%s", a->name);
+    ss->rate = nana_server_rate(srv, a->name);
+    ss->authed = true;
+    atomic_fetch_add(&srv->st_auth_ok, 1);
+    nana_log(NANA_LOG_INFO, "conn %llu auth ok: account '%s' from %s", (unsigned long long)ss->h,
+             a->name, ss->peer);
+    REPLY(srv, c, sid, nana_reply_str(&b_, "AUTH_OK"));
+}
+
+/*
+ * After an accounts reload: finds the session's account again. False when it
+ * is gone, its key changed, or its address is no longer allowed.
+ */
+static bool refresh_account(session *ss)
+{
+    uint64_t gen = nana_server_accounts_gen(ss->srv);
+    if (gen == ss->gen) return true;
+    nana_accounts *snap = nana_server_accounts(ss->srv, &gen);
+    const nana_account *a = snap ? nana_accounts_find(snap, ss->name, strlen(ss->name)) : NULL;
+    if (!a || memcmp(a->public_key, ss->pk, 32) != 0 ||
+        !nana_account_ip_allowed(a, (const struct sockaddr *)&ss->addr)) {
+        nana_accounts_unref(snap);
+        return false;
+    }
+    nana_accounts_unref(ss->snap);
+    ss->snap = snap;
+    ss->gen = gen;
+    ss->acct = a;
+    return true;
+}
+
+/* ---- calls -------------------------------------------------------------------- */
+
+/*
+ * The async-set path: __setitem__(key, value) on an open table is queued
+ * to the store's writer from here, and answered when its group commits.
+ * Returns true when it took the call.
+ */
+static bool try_async_set(session *ss, int64_t sid, const uint8_t *msg, size_t len,
+                          const nana_call *call, nana_table *t)
+{
+    if (call->nargs != 2 || call->nkwargs) return false;
+    nana_mp_reader r = call->args;
+    nana_mp_item k;
+    if (nana_mp_read(&r, &k) || k.type != NANA_MP_STR) return false;
+    nana_buf val;
+    nana_buf_init(&val, 0);
+    if (nana_mp_to_json(&r, &val, NANA_DEFAULT_JSON_DEPTH)) {
+        nana_buf_free(&val);
+        return false; /* the worker reports the error in full */
+    }
+    srv_job *j = job_new(ss, sid, msg, len, call);
+    if (!j) {
+        nana_buf_free(&val);
+        return false;
+    }
+    j->table = t;
+    nana_work_track(ss->srv->work, &j->base);
+    int rc = nana_kv_set_async(t, (const char *)k.v.s.p, k.v.s.n, val.data ? val.data : "", val.len,
+                               job_set_done, j);
+    nana_buf_free(&val);
+    if (rc) {
+        /* Not queued (busy, bad key...): answer through the same path. */
+        char msg2[NANA_ERRMSG_MAX];
+        snprintf(msg2, sizeof(msg2), "%s", nana_errmsg());
+        job_set_done(j, rc, msg2);
+    }
+    return true;
+}
+
+static void handle_call(session *ss, nana_quic_conn *c, int64_t sid, const uint8_t *msg, size_t len)
+{
+    nana_server *srv = ss->srv;
+    if (atomic_load(&srv->draining)) {
+        REPLY(srv, c, sid,
+              nana_reply_error(&b_, "RuntimeError", "Server is shutting down", "shutdown"));
+        return;
+    }
+    if (!refresh_account(ss)) {
+        nana_log(NANA_LOG_INFO, "conn %llu: account '%s' was removed or changed; session ended",
+                 (unsigned long long)ss->h, ss->name);
+        ss->authed = false;
+        ss->acct = NULL;
+        REPLY(srv, c, sid,
+              nana_reply_error(&b_, "PermissionError",
+                               "Account no longer valid: authenticate again", NULL));
+        return;
+    }
+    nana_call call;
+    int rc = nana_call_parse(msg, len, &call);
+    if (rc) {
+        reply_rc(srv, c, sid, rc);
+        return;
+    }
+    char dbn[136];
+    const char *dbname = nana_dbs_default_name(srv->dbs);
+    if (call.db) {
+        snprintf(dbn, sizeof(dbn), "%.*s", (int)(call.dblen > 128 ? 128 : call.dblen), call.db);
+        dbname = dbn;
+    }
+    if ((rc = nana_call_allowed(&call, ss->acct, dbname))) {
+        reply_rc(srv, c, sid, rc);
+        return;
+    }
+    double limit =
+        ss->acct->max_calls_per_sec > 0 ? ss->acct->max_calls_per_sec : srv->o.calls_per_sec;
+    if (ss->rate && !nana_rate_take(ss->rate, limit, nana_now_ns())) {
+        atomic_fetch_add(&srv->st_rate, 1);
+        char m[128];
+        snprintf(m, sizeof(m), "Rate limit exceeded: %.0f calls/s for account '%s'", limit,
+                 ss->name);
+        REPLY(srv, c, sid, nana_reply_error(&b_, "RuntimeError", m, "rate_limited"));
+        return;
+    }
+    ss->calls++;
+    /* Fast paths need the store and table already open (never block here). */
+    unsigned fl = nana_method_flags(call.m);
+    nana_store *st = (fl & NANA_M_DICT) ? nana_dbs_peek(srv->dbs, call.db, call.dblen) : NULL;
+    nana_table *t = NULL;
+    if (st && !call.table)
+        t = nana_store_default_table(st);
+    else if (st && call.tlen <= NANA_MAX_TABLE_NAME) {
+        char tn[NANA_MAX_TABLE_NAME + 1];
+        snprintf(tn, sizeof(tn), "%.*s", (int)call.tlen, call.table);
+        t = nana_store_table_find(st, tn);
+    }
+    if (t && !nana_account_table_allowed(ss->acct, dbname, nana_table_name(t))) t = NULL;
+    if (t && (fl & NANA_M_CACHED)) {
+        nana_buf b;
+        atomic_fetch_add(&srv->pending, 1);
+        int hit = reply_buf(&b) ? -1 : nana_call_try_cached(&call, t, &b);
+        if (hit == 1) {
+            atomic_fetch_add(&srv->st_cache, 1);
+            atomic_fetch_add(&srv->st_calls, 1);
+            send_built(srv, c, sid, &b);
+            return;
+        }
+        nana_buf_free(&b);
+        atomic_fetch_sub(&srv->pending, 1);
+    }
+    atomic_fetch_add(&srv->pending, 1);
+    if (t && !strcmp(nana_method_name(call.m), "__setitem__") &&
+        try_async_set(ss, sid, msg, len, &call, t))
+        return;
+    srv_job *j = job_new(ss, sid, msg, len, &call);
+    if (!j) {
+        atomic_fetch_sub(&srv->pending, 1);
+        reply_rc(srv, c, sid, nana_err_set(NANA_ERR_NOMEM, "out of memory"));
+        return;
+    }
+    if ((rc = nana_work_submit(srv->work, &j->base))) {
+        if (rc == NANA_ERR_BUSY) atomic_fetch_add(&srv->st_busy, 1);
+        char m[NANA_ERRMSG_MAX];
+        snprintf(m, sizeof(m), "%s", nana_errmsg());
+        int wrc = nana_reply_error(&j->reply, "RuntimeError", m,
+                                   rc == NANA_ERR_BUSY ? "busy" : "shutdown");
+        if (wrc) nana_buf_free(&j->reply);
+        job_deliver(c, j);
+    }
+}
+
+/* One whole request frame's msgpack (I/O thread). */
+static void handle_frame(session *ss, nana_quic_conn *c, int64_t sid, const uint8_t *msg,
+                         size_t len)
+{
+    nana_server *srv = ss->srv;
+    if (nana_mp_is_str(msg, len, "AUTH_START")) {
+        if (ss->authed)
+            REPLY(srv, c, sid, nana_reply_status_error(&b_, "Already authenticated"));
+        else
+            auth_start(ss, c, sid);
+        return;
+    }
+    if (!ss->authed) {
+        if (looks_like_response(msg, len))
+            auth_response(ss, c, sid, msg, len);
+        else
+            REPLY(srv, c, sid,
+                  nana_reply_status_error(&b_, "Unauthorized: Please start with AUTH_START"));
+        return;
+    }
+    handle_call(ss, c, sid, msg, len);
+}
+
+/* ---- streams ------------------------------------------------------------------- */
+
+static pstream *ps_find(session *ss, int64_t sid)
+{
+    for (pstream *p = ss->partial; p; p = p->next)
+        if (p->sid == sid) return p;
+    return NULL;
+}
+
+static void ps_free(session *ss, pstream *p)
+{
+    for (pstream **pp = &ss->partial; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    if (!p->done) ss->npartial--;
+    ss->buffered -= p->buf.len;
+    nana_buf_free(&p->buf);
+    free(p);
+}
+
+/* Refuses a frame: an error reply, and no more reading of the stream. */
+static void refuse_frame(session *ss, nana_quic_conn *c, int64_t sid, const char *why)
+{
+    REPLY(ss->srv, c, sid, nana_reply_error(&b_, "ValueError", why, NULL));
+    (void)nana_quic_stream_stop_reading(c, sid, APP_FRAME_REFUSED);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* Marks a buffered stream answered: its bytes are dropped, the record waits for FIN. */
+static void ps_done(session *ss, pstream *p)
+{
+    if (p->done) return;
+    p->done = true;
+    ss->npartial--;
+    ss->buffered -= p->buf.len;
+    nana_buf_free(&p->buf);
+}
+
+static int on_stream_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
+                          int early, void *user)
+{
+    session *ss = nana_quic_conn_get_data(c);
+    if (!ss) return 0;
+    nana_server *srv = ss->srv;
+    size_t max_frame = srv->o.max_stream_bytes - 4;
+    pstream *p = ps_find(ss, sid);
+    if (p && p->done) {
+        if (fin) ps_free(ss, p);
+        return 0;
+    }
+    if (!p) {
+        /* The common case: the whole frame in one piece. */
+        if (len >= 4 && fin && (size_t)be32(data) + 4 == len && be32(data) <= max_frame) {
+            handle_frame(ss, c, sid, data + 4, len - 4);
+            return 0;
+        }
+        if (len == 0 && fin) {
+            refuse_frame(ss, c, sid, "Invalid frame: empty stream");
+            return 0;
+        }
+        if (!ss->authed && ss->npartial >= srv->o.max_preauth_streams) {
+            refuse_frame(ss, c, sid, "Too many unfinished requests before authentication");
+            return 0;
+        }
+        p = calloc(1, sizeof(*p));
+        if (!p) return NANA_ERR_NOMEM;
+        p->sid = sid;
+        nana_buf_init(&p->buf, srv->o.max_stream_bytes);
+        p->next = ss->partial;
+        ss->partial = p;
+        ss->npartial++;
+    }
+    /* How much of this piece the frame can still take. */
+    size_t have = p->buf.len;
+    if (have + len >= 4) {
+        uint8_t hdr[4];
+        for (size_t i = 0; i < 4; i++)
+            hdr[i] = i < have ? (uint8_t)p->buf.data[i] : data[i - have];
+        uint32_t flen = be32(hdr);
+        if (flen > max_frame) {
+            char m[128];
+            snprintf(m, sizeof(m), "Frame of %u bytes exceeds the limit of %zu bytes", flen,
+                     max_frame);
+            ps_done(ss, p);
+            refuse_frame(ss, c, sid, m);
+            return 0;
+        }
+        if (have + len > (size_t)flen + 4) {
+            ps_done(ss, p);
+            refuse_frame(ss, c, sid, "Invalid frame: bytes after the frame");
+            return 0;
+        }
+    }
+    if (ss->buffered + len > srv->o.max_conn_bytes) {
+        ps_done(ss, p);
+        refuse_frame(ss, c, sid,
+                     "Connection buffer limit reached: too much unfinished request data");
+        return 0;
+    }
+    if (nana_buf_append(&p->buf, data, len)) {
+        ps_done(ss, p);
+        refuse_frame(ss, c, sid, "Request too large");
+        return 0;
+    }
+    ss->buffered += len;
+    if (p->buf.len >= 4 && p->buf.len == (size_t)be32((const uint8_t *)p->buf.data) + 4) {
+        /* Whole: answer now. The record stays until the peer's FIN. */
+        handle_frame(ss, c, sid, (const uint8_t *)p->buf.data + 4, p->buf.len - 4);
+        ps_done(ss, p);
+        if (fin) ps_free(ss, p);
+        return 0;
+    }
+    if (fin) {
+        ps_done(ss, p);
+        ps_free(ss, p);
+        REPLY(srv, c, sid,
+              nana_reply_error(&b_, "ValueError",
+                               len + have < 4 ? "Invalid frame: shorter than its 4-byte length"
+                                              : "Invalid frame: truncated",
+                               NULL));
+    }
+    (void)early;
+    (void)user;
+    return 0;
+}
+
+static void on_stream_close(nana_quic_conn *c, int64_t sid, uint64_t app_error, void *user)
+{
+    session *ss = nana_quic_conn_get_data(c);
+    if (!ss) return;
+    pstream *p = ps_find(ss, sid);
+    if (p) ps_free(ss, p);
+}
+
+static int on_conn_open(nana_quic_conn *c, void *user)
+{
+    nana_server *srv = user;
+    session *ss = calloc(1, sizeof(*ss));
+    if (!ss) return NANA_ERR_NOMEM;
+    ss->srv = srv;
+    ss->h = nana_quic_conn_handle(c);
+    nana_quic_conn_peer(c, &ss->addr, &ss->alen);
+    addr_text(&ss->addr, ss->peer, sizeof(ss->peer));
+    nana_quic_conn_set_data(c, ss);
+    nana_log(NANA_LOG_INFO, "conn %llu open from %s", (unsigned long long)ss->h, ss->peer);
+    return 0;
+}
+
+static void on_conn_close(nana_quic_conn *c, void *user)
+{
+    session *ss = nana_quic_conn_get_data(c);
+    if (!ss) return;
+    nana_log(NANA_LOG_INFO, "conn %llu closed from %s (%s%s%s, %llu calls)",
+             (unsigned long long)ss->h, ss->peer, ss->authed ? "account '" : "not authenticated",
+             ss->authed ? ss->name : "", ss->authed ? "'" : "", (unsigned long long)ss->calls);
+    while (ss->partial)
+        ps_free(ss, ss->partial);
+    nana_accounts_unref(ss->snap);
+    nana_quic_conn_set_data(c, NULL);
+    free(ss);
+}
+
+int nana_session_accept(const struct sockaddr *addr, socklen_t len, void *user)
+{
+    nana_server *srv = user;
+    if (atomic_load(&srv->draining)) return 1;
+    if (srv->o.no_bans) return 0;
+    return nana_ban_check(srv->ban, addr, nana_now_ns());
+}
+
+const nana_quic_callbacks nana_session_callbacks = {
+    .conn_open = on_conn_open,
+    .conn_close = on_conn_close,
+    .stream_data = on_stream_data,
+    .stream_close = on_stream_close,
+    .accept = nana_session_accept,
+};

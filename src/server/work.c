@@ -1,0 +1,266 @@
+/*
+ * work.c - the worker pool and the deadline thread.
+ *
+ * Jobs wait in one bounded FIFO queue (a full queue is the caller's
+ * "busy"). Every job, queued or running, also sits on a deadline list;
+ * since all calls get the same timeout and arrive in order, appending
+ * keeps that list sorted, and the deadline thread only ever looks at its
+ * head. When a deadline passes, a queued job is taken off the queue and
+ * cancelled (it never runs), and a running one is answered with a timeout
+ * at once; its late result is dropped when it finishes. One mutex guards
+ * both lists; every operation on them is O(1).
+ */
+#include "server/server_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { J_QUEUED = 1, J_RUNNING = 2, J_DONE = 3 };
+
+struct nana_work {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;  /* workers: a job was queued, or stop */
+    pthread_cond_t dcv; /* deadline thread: the list changed, or stop */
+    nana_job *qhead, *qtail;
+    nana_job *dhead, *dtail;
+    unsigned queued, running, limit;
+    bool stop;
+    pthread_t *threads;
+    unsigned nthreads;
+    pthread_t deadline_thread;
+    bool deadline_started;
+};
+
+uint64_t nana_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void q_unlink(nana_work *w, nana_job *j)
+{
+    if (j->qprev)
+        j->qprev->qnext = j->qnext;
+    else
+        w->qhead = j->qnext;
+    if (j->qnext)
+        j->qnext->qprev = j->qprev;
+    else
+        w->qtail = j->qprev;
+    j->qprev = j->qnext = NULL;
+    w->queued--;
+}
+
+static void d_append(nana_work *w, nana_job *j)
+{
+    j->dnext = NULL;
+    j->dprev = w->dtail;
+    if (w->dtail)
+        w->dtail->dnext = j;
+    else
+        w->dhead = j;
+    w->dtail = j;
+}
+
+static void d_unlink(nana_work *w, nana_job *j)
+{
+    if (j->dprev)
+        j->dprev->dnext = j->dnext;
+    else
+        w->dhead = j->dnext;
+    if (j->dnext)
+        j->dnext->dprev = j->dprev;
+    else
+        w->dtail = j->dprev;
+    j->dprev = j->dnext = NULL;
+}
+
+/* A worker: takes jobs in order and runs them until told to stop. */
+static void *worker_main(void *arg)
+{
+    nana_work *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->qhead && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->stop) break;
+        nana_job *j = w->qhead;
+        q_unlink(w, j);
+        j->state = J_RUNNING;
+        w->running++;
+        pthread_mutex_unlock(&w->mu);
+        j->run(j); /* ends with nana_work_finish */
+        pthread_mutex_lock(&w->mu);
+        w->running--;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* The deadline thread: answers jobs whose deadline passed. */
+static void *deadline_main(void *arg)
+{
+    nana_work *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        nana_job *j = w->dhead;
+        uint64_t now = nana_now_ns();
+        if (j && j->deadline <= now) {
+            d_unlink(w, j);
+            if (j->state == J_QUEUED) {
+                q_unlink(w, j);
+                j->state = J_DONE;
+                j->expire(j, true);
+            } else {
+                j->timed_out = true;
+                j->expire(j, false);
+            }
+            continue;
+        }
+        if (!j) {
+            pthread_cond_wait(&w->dcv, &w->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t wait = j->deadline - now;
+        ts.tv_sec += (time_t)(wait / 1000000000ull);
+        ts.tv_nsec += (long)(wait % 1000000000ull);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->dcv, &w->mu, &ts);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int nana_work_new(unsigned workers, unsigned limit, nana_work **out)
+{
+    *out = NULL;
+    nana_work *w = calloc(1, sizeof(*w));
+    if (!w) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    w->threads = calloc(workers ? workers : 1, sizeof(pthread_t));
+    if (!w->threads) {
+        free(w);
+        return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    }
+    w->limit = limit ? limit : 4096;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->dcv, &ca);
+    pthread_condattr_destroy(&ca);
+    int err = pthread_create(&w->deadline_thread, NULL, deadline_main, w);
+    w->deadline_started = err == 0;
+    for (unsigned i = 0; !err && i < (workers ? workers : 1); i++) {
+        err = pthread_create(&w->threads[i], NULL, worker_main, w);
+        if (!err) w->nthreads++;
+    }
+    if (err) {
+        nana_work_stop(w);
+        nana_work_free(w);
+        return nana_err_set(NANA_ERR_NOMEM, "cannot start worker threads: %s", strerror(err));
+    }
+    *out = w;
+    return NANA_OK;
+}
+
+int nana_work_submit(nana_work *w, nana_job *j)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        return nana_err_set(NANA_ERR_CLOSED, "the server is stopping");
+    }
+    if (w->queued >= w->limit) {
+        pthread_mutex_unlock(&w->mu);
+        return nana_err_set(NANA_ERR_BUSY, "Server busy: %u calls are waiting, try again later",
+                            w->limit);
+    }
+    j->state = J_QUEUED;
+    j->timed_out = false;
+    j->qnext = NULL;
+    j->qprev = w->qtail;
+    if (w->qtail)
+        w->qtail->qnext = j;
+    else
+        w->qhead = j;
+    w->qtail = j;
+    w->queued++;
+    bool first = !w->dhead;
+    d_append(w, j);
+    pthread_cond_signal(&w->cv);
+    if (first) pthread_cond_signal(&w->dcv);
+    pthread_mutex_unlock(&w->mu);
+    return NANA_OK;
+}
+
+void nana_work_track(nana_work *w, nana_job *j)
+{
+    pthread_mutex_lock(&w->mu);
+    j->state = J_RUNNING;
+    j->timed_out = false;
+    bool first = !w->dhead;
+    d_append(w, j);
+    if (first) pthread_cond_signal(&w->dcv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+bool nana_work_finish(nana_work *w, nana_job *j)
+{
+    pthread_mutex_lock(&w->mu);
+    bool answer = !j->timed_out;
+    if (answer) d_unlink(w, j);
+    j->state = J_DONE;
+    pthread_mutex_unlock(&w->mu);
+    return answer;
+}
+
+unsigned nana_work_pending(nana_work *w)
+{
+    pthread_mutex_lock(&w->mu);
+    unsigned n = w->queued + w->running;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+void nana_work_stop(nana_work *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_cond_broadcast(&w->dcv);
+    pthread_mutex_unlock(&w->mu);
+    for (unsigned i = 0; i < w->nthreads; i++)
+        pthread_join(w->threads[i], NULL);
+    w->nthreads = 0;
+    if (w->deadline_started) pthread_join(w->deadline_thread, NULL);
+    w->deadline_started = false;
+    /* Cancel what never ran. */
+    pthread_mutex_lock(&w->mu);
+    while (w->qhead) {
+        nana_job *j = w->qhead;
+        q_unlink(w, j);
+        d_unlink(w, j);
+        j->state = J_DONE;
+        j->expire(j, true);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+void nana_work_free(nana_work *w)
+{
+    if (!w) return;
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->dcv);
+    free(w->threads);
+    free(w);
+}
