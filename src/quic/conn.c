@@ -968,18 +968,6 @@ int nana_quic_stream_reset(nana_quic_conn *c, int64_t sid, uint64_t app_error)
     return NANA_OK;
 }
 
-int nana_quic_stream_stop_reading(nana_quic_conn *c, int64_t sid, uint64_t app_error)
-{
-    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead)
-        return nana_err_set(NANA_ERR_CLOSED, "the connection is closed");
-    if (!nana_quic_stream_find(&c->streams, sid))
-        return nana_err_set(NANA_ERR_NOTFOUND, "no open stream %lld", (long long)sid);
-    int rv = nana_q_shutdown_stream_read(c->q, sid, app_error);
-    if (rv) return nana_err_set(NANA_ERR_NOTFOUND, "stop reading: %s", ngtcp2_strerror(rv));
-    nana_quic_shard_dirty(c->shard, c);
-    return NANA_OK;
-}
-
 int nana_quic_stream_open(nana_quic_conn *c, int64_t *sid)
 {
     if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead)

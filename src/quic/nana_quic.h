@@ -228,12 +228,6 @@ size_t nana_quic_stream_unacked(nana_quic_conn *c, int64_t sid);
 /* Abandons stream |sid| both ways (RESET_STREAM + STOP_SENDING). */
 int nana_quic_stream_reset(nana_quic_conn *c, int64_t sid, uint64_t app_error);
 
-/*
- * Stops reading stream |sid| (STOP_SENDING |app_error|): bytes still
- * arriving are dropped, while what we send on it (a reply) carries on.
- */
-int nana_quic_stream_stop_reading(nana_quic_conn *c, int64_t sid, uint64_t app_error);
-
 /* Opens a bidirectional stream. NANA_ERR_BUSY when the peer's limit is reached. */
 int nana_quic_stream_open(nana_quic_conn *c, int64_t *sid);
 

@@ -38,12 +38,6 @@ static inline int nana_q_shutdown_stream(ngtcp2_conn *conn, int64_t sid, uint64_
     return ngtcp2_conn_shutdown_stream(conn, sid, code);
 }
 
-/* Stops reading a stream (STOP_SENDING); our sending side carries on. */
-static inline int nana_q_shutdown_stream_read(ngtcp2_conn *conn, int64_t sid, uint64_t code)
-{
-    return ngtcp2_conn_shutdown_stream_read(conn, sid, code);
-}
-
 /* Gives the server (a validated token) or client (a token to send) to ngtcp2. */
 static inline void nana_q_settings_token(ngtcp2_settings *s, const uint8_t *tok, size_t len)
 {

@@ -26,9 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Stream error codes we send with STOP_SENDING. */
-#define APP_FRAME_REFUSED 0x101
-
 /* A stream whose frame came in pieces. */
 typedef struct pstream {
     int64_t sid;
@@ -663,11 +660,13 @@ static void ps_free(session *ss, pstream *p)
     free(p);
 }
 
-/* Refuses a frame: an error reply, and no more reading of the stream. */
+/*
+ * Refuses a frame with an error reply. The stream's record (kept "done"
+ * by the caller) makes the rest of its bytes be dropped as they arrive.
+ */
 static void refuse_frame(session *ss, nana_quic_conn *c, int64_t sid, const char *why)
 {
     REPLY(ss->srv, c, sid, nana_reply_error(&b_, "ValueError", why, NULL));
-    (void)nana_quic_stream_stop_reading(c, sid, APP_FRAME_REFUSED);
 }
 
 static uint32_t be32(const uint8_t *p)
@@ -707,10 +706,7 @@ static int on_stream_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, s
             refuse_frame(ss, c, sid, "Invalid frame: empty stream");
             return 0;
         }
-        if (!ss->authed && ss->npartial >= srv->o.max_preauth_streams) {
-            refuse_frame(ss, c, sid, "Too many unfinished requests before authentication");
-            return 0;
-        }
+        bool over = !ss->authed && ss->npartial >= srv->o.max_preauth_streams;
         p = calloc(1, sizeof(*p));
         if (!p) return NANA_ERR_NOMEM;
         p->sid = sid;
@@ -718,6 +714,12 @@ static int on_stream_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, s
         p->next = ss->partial;
         ss->partial = p;
         ss->npartial++;
+        if (over) {
+            ps_done(ss, p);
+            refuse_frame(ss, c, sid, "Too many unfinished requests before authentication");
+            if (fin) ps_free(ss, p);
+            return 0;
+        }
     }
     /* How much of this piece the frame can still take. */
     size_t have = p->buf.len;

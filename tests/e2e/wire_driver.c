@@ -7,7 +7,7 @@
  *
  * Commands (all take "id", a connection name; every wait is bounded):
  *   {"op":"connect","port":N,"ca":PATH[,"host":"127.0.0.1","name":"localhost"]}
- *   {"op":"auth","key":PATH[,"account":NAME,"corrupt":true,"no_start":true]}
+ *   {"op":"auth","key":PATH[,"account":NAME,"corrupt":true,"no_start":true,"delay_ms":N]}
  *   {"op":"call","method":M[,"args":[...],"kwargs":{...},"db":D,"table":T]}
  *   {"op":"calls","n":N,"method":M,...,"window":W}  N calls, W in flight; counts
  *   {"op":"raw","hex":H[,"fin":true,"wait":true]}    bytes on a new stream
@@ -398,6 +398,11 @@ static int do_auth(dconn *d, const nana_json *cmd, nana_buf *out)
             sodium_memzero(sk, sizeof(sk));
             return 0;
         }
+    }
+    int64_t delay = jint(cmd, "delay_ms", 0);
+    if (delay > 0) {
+        struct timespec nap = {delay / 1000, (long)(delay % 1000) * 1000000L};
+        nanosleep(&nap, NULL);
     }
     uint8_t sig[64];
     crypto_sign_detached(sig, NULL, challenge, 32, sk);

@@ -1,0 +1,654 @@
+#!/usr/bin/env python3
+"""End-to-end tests of nanasqlite-server: the real binary on a loopback port,
+driven over QUIC by wire_driver (one JSON command per line).
+
+Each test starts its own server in a fresh directory with the flags it
+needs, so limits can be set low enough to hit. Every wait is bounded.
+Ends with "N passed, M failed"; exit status 1 if anything failed.
+"""
+import argparse
+import json
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import traceback
+
+ARGS = None
+CHECKS = {"passed": 0, "failed": 0}
+
+
+def check(cond, what, detail=""):
+    if cond:
+        CHECKS["passed"] += 1
+    else:
+        CHECKS["failed"] += 1
+        print(f"  FAIL: {what} {detail}", flush=True)
+
+
+# ---- a tiny msgpack encoder for hostile frames -------------------------------
+
+def mp(v):
+    if v is None:
+        return b"\xc0"
+    if v is True:
+        return b"\xc3"
+    if v is False:
+        return b"\xc2"
+    if isinstance(v, int):
+        if 0 <= v < 128:
+            return bytes([v])
+        return b"\xd3" + struct.pack(">q", v)
+    if isinstance(v, float):
+        return b"\xcb" + struct.pack(">d", v)
+    if isinstance(v, str):
+        b = v.encode()
+        return b"\xdb" + struct.pack(">I", len(b)) + b
+    if isinstance(v, bytes):
+        return b"\xc6" + struct.pack(">I", len(v)) + v
+    if isinstance(v, (list, tuple)):
+        return b"\xdd" + struct.pack(">I", len(v)) + b"".join(mp(x) for x in v)
+    if isinstance(v, dict):
+        return b"\xdf" + struct.pack(">I", len(v)) + b"".join(mp(k) + mp(x) for k, x in v.items())
+    raise TypeError(v)
+
+
+def frame(body):
+    return (struct.pack(">I", len(body)) + body).hex()
+
+
+def call_frame(method, args=(), kwargs=None):
+    return frame(mp({"method": method, "args": list(args), "kwargs": kwargs or {}}))
+
+
+# ---- the server and the driver -----------------------------------------------
+
+class Server:
+    def __init__(self, name, flags=(), accounts=None, keys=("nana",)):
+        self.dir = os.path.join(ARGS.tmp, f"e2e-{name}-{os.getpid()}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.run_tool("nanasqlite-cert-gen")
+        for k in keys:
+            self.run_tool("nanasqlite-key-gen", "--prefix", k)
+        self.flags = list(flags)
+        if accounts is not None:
+            self.write_accounts(accounts)
+            self.flags += ["--accounts", "accounts.json"]
+        self.proc = None
+        self.port = None
+
+    def run_tool(self, tool, *args):
+        subprocess.run([os.path.join(ARGS.bin_dir, tool), *args], cwd=self.dir, check=True,
+                       stdout=subprocess.DEVNULL, timeout=60)
+
+    def pub(self, prefix):
+        with open(os.path.join(self.dir, f"{prefix}_public.pub")) as f:
+            return f.read().strip()
+
+    def write_accounts(self, accounts, path="accounts.json"):
+        doc = {"accounts": [dict(a, public_key=self.pub(a.pop("key", a["name"])))
+                            for a in [dict(x) for x in accounts]]}
+        tmp = os.path.join(self.dir, path + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.rename(tmp, os.path.join(self.dir, path))
+
+    def start(self, extra=(), expect_ok=True):
+        ready = os.path.join(self.dir, "port.txt")
+        if os.path.exists(ready):
+            os.unlink(ready)
+        self.log = open(os.path.join(self.dir, "server.log"), "a")
+        self.proc = subprocess.Popen(
+            [os.path.join(ARGS.bin_dir, "nanasqlite-server"), "--port", "0", "--ready-file",
+             "port.txt", "--log-level", "debug", *self.flags, *extra],
+            cwd=self.dir, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if os.path.exists(ready) and open(ready).read().strip():
+                self.port = int(open(ready).read())
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        if expect_ok:
+            raise RuntimeError("server did not start: " + self.log_text())
+        return self
+
+    def log_text(self):
+        with open(os.path.join(self.dir, "server.log")) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+class Driver:
+    def __init__(self, server):
+        self.server = server
+        self.p = subprocess.Popen([ARGS.driver, os.path.join(server.dir, "cert.pem")],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  cwd=server.dir)
+
+    def cmd(self, timeout=30, **c):
+        self.p.stdin.write(json.dumps(c) + "\n")
+        self.p.stdin.flush()
+        r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        if not r:
+            raise RuntimeError(f"driver timed out on {c}")
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError("driver exited")
+        return json.loads(line)
+
+    def connect(self, id="a"):
+        return self.cmd(op="connect", id=id, port=self.server.port, ca="cert.pem")
+
+    def auth(self, id="a", key="nana", **kw):
+        r = self.cmd(op="auth", id=id, key=f"{key}_private.pem", **kw)
+        return r.get("reply")
+
+    def login(self, id="a", key="nana", **kw):
+        r = self.connect(id)
+        check(r.get("open"), f"connect {id}", r)
+        return self.auth(id, key, **kw)
+
+    def call(self, method, *args, id="a", **kw):
+        c = {"op": "call", "id": id, "method": method, "args": list(args)}
+        c.update(kw)
+        return self.cmd(**c).get("reply")
+
+    def raw(self, hexstr, id="a", **kw):
+        return self.cmd(op="raw", id=id, hex=hexstr, **kw)
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=30)
+
+
+def ok(reply):
+    return isinstance(reply, dict) and reply.get("status") == "success"
+
+
+def result(reply):
+    return reply.get("result") if ok(reply) else ("ERR", reply)
+
+
+def err(reply, etype=None, contains=None, code=None):
+    if not isinstance(reply, dict) or reply.get("status") != "error":
+        return False
+    if etype and reply.get("error_type") != etype:
+        return False
+    if contains and contains not in reply.get("message", ""):
+        return False
+    if code and reply.get("code") != code:
+        return False
+    return True
+
+
+# ---- tests ---------------------------------------------------------------------
+
+def test_auth_flow():
+    s = Server("auth", ["--challenge-ttl-ms", "300", "--ban-failures", "100"]).start()
+    d = Driver(s)
+    check(d.connect().get("open"), "connect")
+    r = d.call("keys")
+    check(r == {"status": "error", "message": "Unauthorized: Please start with AUTH_START"},
+          "call before auth", r)
+    check(d.auth(corrupt=True) == "AUTH_FAILED", "bad signature fails")
+    check(d.auth(no_start=True) == "AUTH_FAILED", "response without a challenge fails")
+    check(d.auth(delay_ms=600) == "AUTH_FAILED", "expired challenge fails")
+    check(d.auth() == "AUTH_OK", "good signature")
+    r = d.cmd(op="raw", hex=frame(mp("AUTH_START")))["reply"]
+    check(r == {"status": "error", "message": "Already authenticated"}, "AUTH_START again", r)
+    check(ok(d.call("__setitem__", "hello", "world")), "set after auth")
+    # A second connection must authenticate on its own.
+    check(d.connect("b").get("open"), "second connection")
+    r = d.call("__getitem__", "hello", id="b")
+    check(err(r) and "Unauthorized" in r["message"], "second connection unauthenticated", r)
+    check(d.auth("b") == "AUTH_OK", "second connection auth")
+    check(result(d.call("__getitem__", "hello", id="b")) == "world", "shared data")
+    d.close()
+    check(s.stop() == 0, "server exits 0 on SIGTERM")
+    log = s.log_text()
+    check("auth failed" in log and "auth ok: account 'default'" in log, "auth results logged")
+    check("open from 127.0.0.1" in log and "closed from" in log, "connections logged")
+    with open(os.path.join(s.dir, "nana_private.pem")) as f:
+        secret = f.read().split("\n")[1]
+    check(secret not in log, "private key never logged")
+
+
+def test_dict_and_batch():
+    s = Server("dict").start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    c = d.call
+    check(ok(c("__setitem__", "k1", {"a": [1, 2.5, None, True], "b": "あ"})), "set nested")
+    check(result(c("__getitem__", "k1")) == {"a": [1, 2.5, None, True], "b": "あ"}, "get nested")
+    check(result(c("__contains__", "k1")) is True, "contains")
+    check(result(c("__contains__", "zz")) is False, "not contains")
+    check(result(c("__len__")) == 1, "len")
+    check(result(c("get", "zz")) is None, "get missing -> None")
+    check(result(c("get", "zz", 7)) == 7, "get with default")
+    check(result(c("setdefault", "k2", 5)) == 5, "setdefault stores")
+    check(result(c("setdefault", "k2", 9)) == 5, "setdefault keeps")
+    check(sorted(result(c("keys"))) == ["k1", "k2"], "keys")
+    check(len(result(c("values"))) == 2, "values")
+    check(["k2", 5] in result(c("items")), "items")
+    check(result(c("to_dict"))["k2"] == 5, "to_dict")
+    check(result(c("copy"))["k2"] == 5, "copy")
+    check(result(c("pop", "k2")) == 5, "pop")
+    check(result(c("pop", "k2", "dflt")) == "dflt", "pop default")
+    check(err(c("pop", "k2"), "KeyError", "'k2'"), "pop missing")
+    check(ok(c("update", {"u1": 1}, kwargs={"u2": 2})) if False else
+          ok(d.cmd(op="call", method="update", args=[{"u1": 1}], kwargs={"u2": 2})["reply"]),
+          "update mapping + kwargs")
+    check(result(c("get", "u2")) == 2, "update kwargs stored")
+    check(ok(c("batch_update", {"b1": 1, "b2": [2], "b3": {"x": 3}})), "batch_update")
+    check(result(c("batch_get", ["b1", "b2", "nope"])) == {"b1": 1, "b2": [2]}, "batch_get")
+    check(ok(c("batch_delete", ["b1", "b2", "nope"])), "batch_delete")
+    check(result(c("batch_get", ["b1", "b2", "b3"])) == {"b3": {"x": 3}}, "after batch_delete")
+    r = c("batch_update_partial", {"p1": 1, "p2": 2})
+    check(result(r) == {}, "batch_update_partial", r)
+    check(result(c("increment", "n")) == 1, "increment new")
+    check(result(d.cmd(op="call", method="increment", args=["n"], kwargs={"amount": 5})["reply"]) == 6,
+          "increment amount")
+    check(err(c("increment", "k1"), "TypeError"), "increment non-number")
+    check(result(c("patch", "b3", {"y": 4})) == {"x": 3, "y": 4}, "patch")
+    check(result(c("get_by_path", "k1", "$.a[1]")) == 2.5, "get_by_path")
+    check(ok(c("__delitem__", "k1")), "delitem")
+    check(err(c("__delitem__", "k1"), "KeyError", "'k1'"), "delitem missing")
+    k = c("popitem")
+    check(ok(k) and isinstance(k["result"], list) and len(k["result"]) == 2, "popitem", k)
+    # Another table of the same file.
+    check(ok(c("__setitem__", "t", 1, table="other")), "set other table")
+    check(result(c("keys", table="other")) == ["t"], "other table keys")
+    check(err(c("keys", table="bad name"), "NanaSQLiteValidationError"), "bad table name")
+    check(ok(c("clear")), "clear")
+    check(result(c("__len__")) == 0, "len after clear")
+    check(result(c("list_tables")) and "other" in result(c("list_tables")), "list_tables")
+    check(result(c("table_exists", "other")) is True, "table_exists")
+    check(isinstance(result(c("get_db_size")), int), "get_db_size")
+    # Many calls in flight on one connection, replies matched by stream.
+    r = d.cmd(op="calls", n=300, window=64, method="__getitem__", args=["t"], table="other")
+    check(r.get("success") == 300, "300 pipelined gets", r)
+    d.close()
+    check(s.stop() == 0, "stop")
+
+
+def test_errors_and_values():
+    s = Server("errors").start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    c = d.call
+    check(err(c("__getitem__", "no-such-key"), "KeyError", "'no-such-key'"), "KeyError repr")
+    check(c("__getitem__", "it's")["message"] == "\"it's\"", "KeyError repr with quote")
+    check(err(c("execute", "SELECT 1"), "PermissionError", "Method 'execute' is forbidden"),
+          "execute forbidden")
+    for m in ["vacuum", "pragma", "query", "count", "exists", "fetch_all", "fetch_one", "sql_insert",
+              "begin_transaction", "commit", "close", "backup", "restore", "drop_table",
+              "create_table", "load_all", "_secret", "__class__", "no_such_method"]:
+        check(err(c(m), "PermissionError", "forbidden or invalid"), f"{m} refused")
+    check(err(c("__getitem__"), "TypeError", "missing 1 required positional argument: 'key'"),
+          "missing argument")
+    check(err(c("__getitem__", "a", "b"), "TypeError", "takes 1 positional argument"),
+          "too many arguments")
+    check(err(d.cmd(op="call", method="get", args=["a"], kwargs={"key": "b"})["reply"], "TypeError",
+              "multiple values"), "argument twice")
+    check(err(c("__getitem__", 5), "TypeError", "must be str"), "key of wrong type")
+    check(err(c("batch_get", "notalist"), "TypeError"), "list expected")
+    # Values JSON cannot hold: refused as Python would, nothing stored.
+    r = d.raw(call_frame("__setitem__", ["b", b"\x00\x01"]))["reply"]
+    check(err(r, "TypeError", "bytes"), "bin value refused", r)
+    r = d.raw(call_frame("__setitem__", ["n", float("nan")]))["reply"]
+    check(err(r, "ValueError", "Out of range float"), "NaN refused", r)
+    r = d.raw(call_frame("__setitem__", ["m", {1: "x"}]))["reply"]
+    check(err(r, "TypeError"), "non-string map key refused", r)
+    check(err(c("__getitem__", "b"), "KeyError"), "nothing stored for refused values")
+    big = 2 ** 62
+    check(ok(c("__setitem__", "big", big)) and result(c("__getitem__", "big")) == big, "big int")
+    check(ok(c("__setitem__", "f", 0.1)) and result(c("__getitem__", "f")) == 0.1, "float exact")
+    deep = 1
+    for _ in range(300):
+        deep = [deep]
+    r = d.raw(call_frame("__setitem__", ["deep", deep]))["reply"]
+    check(err(r), "300-deep value refused", r)
+    check(s.alive(), "server alive after bad values")
+    d.close()
+    s.stop()
+
+
+def test_malformed_frames():
+    s = Server("frames", ["--max-request-bytes", "4096"]).start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    cases = {
+        "empty stream": "",
+        "short length": "0000",
+        "truncated": "0000001083a1",
+        "oversize length": "ffffffff",
+        "over the limit": "00002000" + "00" * 16,
+        "not msgpack": "00000003c1c1c1",
+        "bytes after the frame": "00000001c0" + "c0c0",
+        "msgpack array": frame(mp([1, 2])),
+        "msgpack int": frame(mp(7)),
+        "map without method": frame(mp({"args": []})),
+        "method not a string": frame(mp({"method": 5})),
+        "args not a list": frame(mp({"method": "keys", "args": 5})),
+        "kwargs not a map": frame(mp({"method": "keys", "kwargs": [1]})),
+        "non-string keys": frame(b"\x81\x01\x02"),
+        "deep nesting": frame(b"\x91" * 400 + b"\xc0"),
+        "zero-length frame": "00000000",
+        "count lies": frame(b"\xdd\xff\xff\xff\xff"),
+    }
+    for name, hx in cases.items():
+        r = d.raw(hx)
+        rep = r.get("reply")
+        check((err(rep) and rep.get("error_type") in ("ValueError", "TypeError")) or "reset" in r,
+              f"malformed: {name}", r)
+    check(result(d.call("__len__")) is not None and ok(d.call("__len__")),
+          "same connection still served")
+    check(d.login("b") == "AUTH_OK" and ok(d.call("__len__", id="b")), "others still served")
+    # A frame split across sends is put back together.
+    body = bytes.fromhex(call_frame("__setitem__", ["split", "yes"]))
+    r = d.cmd(op="raw", hex=body[:3].hex(), fin=False, wait=False)
+    r = d.cmd(op="more", sid=r["sid"], hex=body[3:].hex(), fin=True)
+    check(ok(r.get("reply")), "frame in pieces", r)
+    check(result(d.call("__getitem__", "split")) == "yes", "split frame stored")
+    check(s.alive(), "server alive")
+    d.close()
+    s.stop()
+
+
+def test_rbac_and_live_edit():
+    keys = ("admin", "reader", "limited", "tables", "blocked", "nobody")
+    accounts = [
+        {"name": "admin", "allowed_methods": ["__getitem__", "__setitem__", "keys", "vacuum",
+                                              "count", "query", "commit"]},
+        {"name": "reader", "read_only": True},
+        {"name": "limited", "allowed_dbs": ["server_db.sqlite", "a.db"],
+         "forbidden_methods": ["clear"]},
+        {"name": "tables", "allowed_dbs": {"server_db.sqlite": ["data"], "b.db": None}},
+        {"name": "blocked", "blocked_ips": ["127.0.0.0/8"]},
+    ]
+    s = Server("rbac", ["--ban-failures", "100"], accounts=accounts, keys=keys).start()
+    d = Driver(s)
+    check(d.login("adm", "admin", account="admin") == "AUTH_OK", "admin login")
+    check(ok(d.call("__setitem__", "x", 1, id="adm")), "admin set")
+    check(ok(d.call("vacuum", id="adm")), "admin granted vacuum")
+    check(result(d.call("count", id="adm")) == 1, "admin granted count (caller SQL)")
+    r = d.call("query", id="adm", kwargs={"where": "key = ?", "parameters": ["x"]})
+    check(ok(r) and len(r["result"]) == 1, "admin query with bound params", r)
+    r = d.call("query", id="adm", kwargs={"where": "1=1; DROP TABLE data"})
+    check(err(r, "NanaSQLiteValidationError"), "hostile SQL fragment refused", r)
+    check(err(d.call("__len__", id="adm"), "PermissionError"), "admin: unlisted method refused")
+    check(err(d.call("commit", id="adm"), "NanaSQLiteError", "not available"),
+          "granted but not available over the network")
+    check(d.login("rd", "reader") == "AUTH_OK", "reader login without account name")
+    check(result(d.call("__getitem__", "x", id="rd")) == 1, "reader reads")
+    check(err(d.call("__setitem__", "y", 2, id="rd"), "PermissionError", "read-only"),
+          "reader cannot write")
+    check(err(d.call("clear", id="rd"), "PermissionError"), "reader cannot clear")
+    check(d.login("lim", "limited", account="limited") == "AUTH_OK", "limited login")
+    check(ok(d.call("__setitem__", "a", 1, id="lim", db="a.db")), "limited: allowed db")
+    check(err(d.call("keys", id="lim", db="c.db"), "PermissionError", "not allowed"),
+          "limited: other db refused")
+    check(err(d.call("clear", id="lim"), "PermissionError"), "limited: forbidden method")
+    check(d.login("tab", "tables", account="tables") == "AUTH_OK", "tables login")
+    check(ok(d.call("keys", id="tab")), "tables: allowed table")
+    check(err(d.call("keys", id="tab", table="other"), "PermissionError", "Table 'other'"),
+          "tables: other table refused")
+    check(ok(d.call("__setitem__", "z", 1, id="tab", db="b.db", table="any")),
+          "tables: every table of b.db")
+    check(d.login("blk", "blocked", account="blocked") == "AUTH_FAILED", "blocked IP refused")
+    check(d.login("nob", "nobody") == "AUTH_FAILED", "unknown key refused")
+    check(d.login("wrong", "reader", account="admin") == "AUTH_FAILED", "key of another account")
+    # Live edit: the reader loses its account, nobody gains one.
+    s.write_accounts([a for a in accounts if a["name"] != "reader"] + [{"name": "nobody"}])
+    deadline = time.time() + 10
+    r = None
+    while time.time() < deadline:
+        r = d.call("__getitem__", "x", id="rd")
+        if err(r, "PermissionError"):
+            break
+        time.sleep(0.1)
+    check(err(r, "PermissionError", "no longer valid"), "removed account refused on next call", r)
+    check(d.login("nob2", "nobody") == "AUTH_OK", "added account logs in without restart")
+    check(ok(d.call("__getitem__", "x", id="adm")), "admin session unaffected")
+    # A broken edit keeps the last good accounts.
+    with open(os.path.join(s.dir, "accounts.json"), "w") as f:
+        f.write("{ this is not json")
+    time.sleep(0.5)
+    check(d.login("nob3", "nobody") == "AUTH_OK", "broken edit keeps the last good accounts")
+    check("not reloaded" in s.log_text(), "broken edit logged")
+    d.close()
+    s.stop()
+
+
+def test_paths():
+    s = Server("paths").start()
+    os.makedirs(os.path.join(s.dir, "sub"))
+    outside = os.path.join(ARGS.tmp, f"outside-{os.getpid()}.db")
+    open(outside, "w").close()
+    os.symlink(outside, os.path.join(s.dir, "evil.db"))
+    os.symlink("server_db.sqlite", os.path.join(s.dir, "alias.db"))
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    for name in ["../x.db", "/etc/passwd", "..", ".hidden", "sub/x.db", "a\\b", "", "x" * 200,
+                 "evil.db", "sub"]:
+        r = d.call("keys", db=name)
+        check(err(r, "PermissionError"), f"db name {name!r} refused", r)
+    check(ok(d.call("__setitem__", "via", "alias", db="alias.db")), "symlink inside the dir")
+    check(result(d.call("__getitem__", "via")) == "alias", "alias shares the default store")
+    check(os.path.getsize(outside) == 0, "nothing written outside")
+    os.unlink(outside)
+    d.close()
+    s.stop()
+
+
+def test_limits():
+    # Connections.
+    s = Server("conns", ["--max-connections", "2"]).start()
+    d = Driver(s)
+    check(d.connect("a").get("open") and d.connect("b").get("open"), "two connections")
+    r = d.connect("c")
+    check(not r.get("open"), "third connection refused", r)
+    d.close()
+    s.stop()
+    # Unfinished requests before authentication, and bytes per connection.
+    s = Server("preauth", ["--max-preauth-streams", "3", "--max-conn-bytes", "3000",
+                           "--max-request-bytes", "2048"]).start()
+    d = Driver(s)
+    check(d.connect().get("open"), "connect")
+    sids = [d.cmd(op="raw", hex="000003e8" + "00" * 10, fin=False, wait=False)["sid"]
+            for _ in range(4)]
+    r = d.cmd(op="wait", sid=sids[3])
+    check(err(r.get("reply"), contains="before authentication"), "4th unfinished stream refused", r)
+    check(d.login("b") == "AUTH_OK", "login b")
+    sids = [d.cmd(op="raw", id="b", hex="000007d0" + "00" * 1200, fin=False, wait=False)["sid"]
+            for _ in range(3)]
+    r = d.cmd(op="wait", id="b", sid=sids[2])
+    check(err(r.get("reply"), contains="Connection buffer limit"), "connection byte limit", r)
+    r = d.raw(frame(mp({"method": "__setitem__", "args": ["big", "x" * 3000], "kwargs": {}})),
+              id="b")
+    check(err(r.get("reply"), contains="exceeds the limit"), "request byte limit", r)
+    check(s.alive(), "alive")
+    d.close()
+    s.stop()
+    # Rate per account.
+    s = Server("rate", ["--rate-limit", "20"]).start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    r = d.cmd(op="calls", n=100, window=50, method="__len__")
+    check(r.get("errors", 0) > 0 and "rate_limited" in r.get("last_error", ""), "rate limited", r)
+    check(r.get("success", 0) >= 15, "calls within the rate pass", r)
+    d.close()
+    s.stop()
+    # Deadline: the caller gets a timeout, and queued work is cancelled.
+    s = Server("deadline", ["--workers", "1", "--call-timeout-ms", "300",
+                            "--test-worker-delay-ms", "700"]).start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    sids = [d.cmd(op="call", method="update", args=[{f"q{i}": i}], wait=False)["sid"]
+            for i in range(4)]
+    reps = [d.cmd(op="wait", sid=x)["reply"] for x in sids]
+    check(all(err(x, "RuntimeError", code="timeout") for x in reps), "calls timed out", reps)
+    time.sleep(1.0)
+    d.close()
+    s.stop()
+    s.flags = []
+    s.start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login after restart")
+    r = d.call("batch_get", ["q1", "q2", "q3"])
+    check(result(r) == {}, "queued calls were cancelled, not run", r)
+    d.close()
+    s.stop()
+    # Queue limit: overload answers busy.
+    s = Server("queue", ["--workers", "1", "--queue-limit", "2",
+                         "--test-worker-delay-ms", "200"]).start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    r = d.cmd(op="calls", n=10, window=10, method="keys")
+    check(r.get("errors", 0) > 0 and "busy" in r.get("last_error", ""), "busy answered", r)
+    d.close()
+    s.stop()
+    # Databases open at once.
+    s = Server("maxdbs", ["--max-dbs", "2"]).start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    check(ok(d.call("keys", db="one.db")), "second database opens")
+    r = d.call("keys", db="two.db")
+    check(err(r, code="busy") and "too many databases" in r["message"], "database limit", r)
+    d.close()
+    s.stop()
+
+
+def test_bans():
+    s = Server("bans", ["--ban-failures", "2", "--ban-seconds", "2"]).start()
+    d = Driver(s)
+    check(d.connect().get("open"), "connect")
+    check(d.auth(corrupt=True) == "AUTH_FAILED", "first failure")
+    check(d.auth(corrupt=True) == "AUTH_BANNED", "second failure bans")
+    check(d.auth() == "AUTH_BANNED", "banned even with the right key")
+    r = d.connect("b")
+    check(not r.get("open"), "banned address refused at the handshake", r)
+    time.sleep(2.5)
+    check(d.login("c") == "AUTH_OK", "ban expires")
+    check("banned for 2 s" in s.log_text(), "ban logged")
+    d.close()
+    s.stop()
+    s = Server("nobans", ["--no-bans"]).start()
+    d = Driver(s)
+    d.connect()
+    for _ in range(5):
+        d.auth(corrupt=True)
+    check(d.login("b") == "AUTH_OK", "--no-bans never bans")
+    d.close()
+    s.stop()
+
+
+def test_shutdown_keeps_acknowledged_writes():
+    s = Server("shutdown", ["--workers", "2", "--test-worker-delay-ms", "100"]).start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    sids = {}
+    for i in range(12):
+        sids[f"w{i}"] = d.cmd(op="call", method="update", args=[{f"w{i}": i}], wait=False)["sid"]
+    s.proc.send_signal(signal.SIGTERM)
+    acked = [k for k, sid in sids.items() if ok(d.cmd(op="wait", sid=sid)["reply"])]
+    rc = s.proc.wait(timeout=30)
+    s.log.close()
+    d.close()
+    check(rc == 0, "graceful stop exits 0", rc)
+    check(len(acked) == 12, "calls in flight were finished", acked)
+    s.start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login after restart")
+    got = result(d.call("batch_get", acked))
+    check(isinstance(got, dict) and sorted(got) == sorted(acked), "every acknowledged write kept",
+          got)
+    d.close()
+    s.stop()
+
+
+def test_command_line():
+    s = Server("cli")
+    os.unlink(os.path.join(s.dir, "cert.pem"))
+    p = subprocess.run([os.path.join(ARGS.bin_dir, "nanasqlite-server"), "--port", "0"],
+                       cwd=s.dir, capture_output=True, text=True, timeout=30)
+    check(p.returncode == 1 and "cert.pem" in p.stderr and p.stderr.count("\n") == 1,
+          "missing certificate named in one line", p.stderr)
+    s.run_tool("nanasqlite-cert-gen", "--force")
+    os.unlink(os.path.join(s.dir, "nana_public.pub"))
+    p = subprocess.run([os.path.join(ARGS.bin_dir, "nanasqlite-server"), "--port", "0"],
+                       cwd=s.dir, capture_output=True, text=True, timeout=30)
+    check(p.returncode == 1 and "nana_public.pub" in p.stderr, "missing public key named",
+          p.stderr)
+    p = subprocess.run([os.path.join(ARGS.bin_dir, "nanasqlite-server"), "--help"],
+                       capture_output=True, text=True, timeout=30)
+    check(p.returncode == 0 and "--synchronous" in p.stdout, "--help")
+    p = subprocess.run([os.path.join(ARGS.bin_dir, "nanasqlite-server"), "--version"],
+                       capture_output=True, text=True, timeout=30)
+    check(p.returncode == 0 and p.stdout.startswith("nanasqlite-server "), "--version")
+    p = subprocess.run([os.path.join(ARGS.bin_dir, "nanasqlite-server"), "--bogus"],
+                       capture_output=True, text=True, timeout=30)
+    check(p.returncode == 2, "unknown flag exits 2")
+    p = subprocess.run([os.path.join(ARGS.bin_dir, "nanasqlite-server"), "--synchronous", "x"],
+                       capture_output=True, text=True, timeout=30)
+    check(p.returncode == 2, "bad --synchronous exits 2")
+    # --synchronous full serves like normal.
+    s.run_tool("nanasqlite-key-gen", "--force")
+    s.flags = ["--synchronous", "full"]
+    s.start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK" and ok(d.call("__setitem__", "s", 1)), "synchronous full")
+    d.close()
+    check(s.stop(signal.SIGINT) == 0, "SIGINT stops with 0")
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", required=True)
+    ap.add_argument("--driver", required=True)
+    ap.add_argument("--tmp", default="/tmp")
+    ap.add_argument("only", nargs="*")
+    ARGS = ap.parse_args()
+    ARGS.bin_dir = os.path.abspath(ARGS.bin_dir)
+    ARGS.driver = os.path.abspath(ARGS.driver)
+    ARGS.tmp = os.path.abspath(ARGS.tmp)
+    os.makedirs(ARGS.tmp, exist_ok=True)
+    tests = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
+    for name, fn in tests:
+        if ARGS.only and name not in ARGS.only:
+            continue
+        print(f"{name}", flush=True)
+        before = CHECKS["failed"]
+        try:
+            fn()
+        except Exception:
+            CHECKS["failed"] += 1
+            traceback.print_exc()
+        print(f"  {'ok' if CHECKS['failed'] == before else 'FAILED'}", flush=True)
+    print(f"{CHECKS['passed']} passed, {CHECKS['failed']} failed")
+    return 1 if CHECKS["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
