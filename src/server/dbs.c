@@ -162,7 +162,7 @@ static int resolve(nana_dbs *d, const char *name, size_t len, char real[PATH_MAX
     struct stat st;
     if (lstat(path, &st) != 0) {
         if (errno != ENOENT) return refuse(name, len, "cannot be examined");
-        snprintf(real, PATH_MAX, "%s", path); /* a new file, created in the directory */
+        memcpy(real, path, strlen(path) + 1); /* a new file, created in the directory */
         return NANA_OK;
     }
     if (!realpath(path, real)) return refuse(name, len, "cannot be resolved");

@@ -132,6 +132,9 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        log = self.log_text()
+        check("Sanitizer" not in log and "runtime error:" not in log,
+              "no sanitizer report in the server log", self.dir)
         return self.proc.returncode
 
     def alive(self):
@@ -574,6 +577,7 @@ def test_shutdown_keeps_acknowledged_writes():
     acked = [k for k, sid in sids.items() if ok(d.cmd(op="wait", sid=sid)["reply"])]
     rc = s.proc.wait(timeout=30)
     s.log.close()
+    check("Sanitizer" not in s.log_text(), "no sanitizer report", s.dir)
     d.close()
     check(rc == 0, "graceful stop exits 0", rc)
     check(len(acked) == 12, "calls in flight were finished", acked)
