@@ -49,7 +49,11 @@ static int add_entry(nana_dbs *d, const char *name, size_t len, const char *real
         d->cap = cap;
     }
     db_entry *x = &d->e[d->n];
-    x->name = name ? strndup(name, len) : NULL;
+    x->name = NULL;
+    if (name && (x->name = malloc(len + 1))) { /* |name| is not NUL-terminated */
+        memcpy(x->name, name, len);
+        x->name[len] = 0;
+    }
     x->real = strdup(real);
     if ((name && !x->name) || !x->real) {
         free(x->name);
