@@ -110,6 +110,8 @@ static int field_str(nana_mp_reader *r, const char *field, const char **p, uint3
                             nana_mp_type_name(it.type));
     if (!nana_utf8_valid((const char *)it.v.s.p, it.v.s.n))
         return nana_err_set(NANA_ERR_INVALID, "Invalid request: '%s' is not valid UTF-8", field);
+    if (memchr(it.v.s.p, 0, it.v.s.n))
+        return nana_err_set(NANA_ERR_INVALID, "Invalid request: '%s' contains a NUL byte", field);
     *p = (const char *)it.v.s.p;
     *n = it.v.s.n;
     return NANA_OK;

@@ -37,14 +37,14 @@ typedef struct nana_param {
 
 /* One bound argument. Text is NUL-terminated and lives in the call's arena. */
 typedef struct nana_arg {
-    bool set;
     const char *s;
     size_t n;
     int64_t i;
-    bool b;
     nana_key *keys;
     nana_kv_pair *pairs;
     size_t count;
+    bool set;
+    bool b;
 } nana_arg;
 
 /* Memory for one call's arguments, freed at once at the end of the call. */

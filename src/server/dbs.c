@@ -30,6 +30,7 @@ typedef struct db_entry {
 struct nana_dbs {
     pthread_mutex_t mu;
     char dir[PATH_MAX];
+    char backup_dir[PATH_MAX];
     char default_name[256];
     nana_store_opts so;
     unsigned max_open, nopen;
@@ -81,7 +82,16 @@ int nana_dbs_open(const char *dir, const char *default_path, const nana_store_op
         return nana_err_set(e == ENOENT ? NANA_ERR_NOTFOUND : NANA_ERR_IO,
                             "database directory %s: %s", dir, strerror(e));
     }
-    d->so.backup_dir = d->dir;
+    /* backup()/restore() reach only <dir>/backups: never keys, certificates or databases. */
+    snprintf(d->backup_dir, sizeof(d->backup_dir), "%.*s/backups", PATH_MAX - 9, d->dir);
+    if (mkdir(d->backup_dir, 0700) != 0 && errno != EEXIST) {
+        int e = errno;
+        char msg[NANA_ERRMSG_MAX];
+        snprintf(msg, sizeof(msg), "backup directory %.160s: %s", d->backup_dir, strerror(e));
+        free(d);
+        return nana_err_set_str(NANA_ERR_IO, msg);
+    }
+    d->so.backup_dir = d->backup_dir;
     const char *base = strrchr(default_path, '/');
     snprintf(d->default_name, sizeof(d->default_name), "%s", base ? base + 1 : default_path);
     nana_store *st;
@@ -112,6 +122,11 @@ const char *nana_dbs_default_name(const nana_dbs *d)
 const char *nana_dbs_dir(const nana_dbs *d)
 {
     return d->dir;
+}
+
+const char *nana_dbs_backup_dir(const nana_dbs *d)
+{
+    return d->backup_dir;
 }
 
 /* The entry for |name| (NULL: the default); the caller holds the lock. */
@@ -212,15 +227,16 @@ int nana_dbs_get(nana_dbs *d, const char *name, size_t len, nana_store **out)
         pthread_mutex_unlock(&d->mu);
         return rc;
     }
-    /* Someone may have opened it meanwhile: keep theirs. */
-    db_entry *x = find_name(d, name, len);
-    if (x) {
+    /* Someone may have opened the same file meanwhile (by any name): keep theirs. */
+    for (size_t i = 0; i < d->n; i++) {
+        if (strcmp(d->e[i].real, real) != 0) continue;
         d->nopen--;
-        nana_store *theirs = x->store;
+        nana_store *theirs = d->e[i].store;
+        rc = find_name(d, name, len) ? NANA_OK : add_entry(d, name, len, real, theirs, false);
         pthread_mutex_unlock(&d->mu);
         nana_store_close(st);
-        *out = theirs;
-        return NANA_OK;
+        if (!rc) *out = theirs;
+        return rc;
     }
     rc = add_entry(d, name, len, real, st, true);
     if (rc) d->nopen--;

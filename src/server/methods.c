@@ -472,12 +472,12 @@ static int h_restore(exec *x)
 
 #define M(nm, fl, fn, ...)                                                                         \
     {                                                                                              \
-        .name = nm, .flags = fl, .run = fn, .params = {__VA_ARGS__},                               \
+        .name = (nm), .flags = (fl), .run = (fn), .params = {__VA_ARGS__},                         \
         .nparams = sizeof((nana_param[]){__VA_ARGS__}) / sizeof(nana_param)                        \
     }
 #define M0(nm, fl, fn)                                                                             \
     {                                                                                              \
-        .name = nm, .flags = fl, .run = fn, .nparams = 0                                           \
+        .name = (nm), .flags = (fl), .run = (fn), .nparams = 0                                     \
     }
 
 static const nana_method methods[] = {

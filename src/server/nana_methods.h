@@ -68,7 +68,8 @@ typedef struct nana_call {
     uint32_t tlen;
 } nana_call;
 
-/* Nesting accepted in a request (values may nest NANA_DEFAULT_JSON_DEPTH deep inside it). */
+/* Nesting accepted in a request frame as a whole (the msgpack transcoder
+ * itself limits one value to 128 levels). */
 #define NANA_CALL_MAX_DEPTH (NANA_DEFAULT_JSON_DEPTH + 3)
 
 /*

@@ -180,12 +180,13 @@ nana_rate *nana_server_rate(nana_server *s, const char *name)
 bool nana_rate_take(nana_rate *r, double rate, uint64_t now_ns)
 {
     /* A bucket of one second's calls, refilled continuously. */
+    double cap = rate < 1.0 ? 1.0 : rate; /* a rate below 1/s still allows one call */
     pthread_mutex_lock(&r->mu);
-    if (r->tokens < 0)
-        r->tokens = rate;
-    else {
+    if (r->tokens < 0) {
+        r->tokens = cap;
+    } else {
         double add = (double)(now_ns - r->last_ns) * 1e-9 * rate;
-        r->tokens = r->tokens + add > rate ? rate : r->tokens + add;
+        r->tokens = r->tokens + add > cap ? cap : r->tokens + add;
     }
     r->last_ns = now_ns;
     bool ok = r->tokens >= 1.0;
@@ -202,10 +203,15 @@ uint16_t nana_server_port(const nana_server *s)
 /* Frees everything a (partly) started server holds; returns the db close result. */
 static int server_free(nana_server *s)
 {
+    /*
+     * Workers and stores stop first, while the endpoint still takes their
+     * replies (cancelled calls, late results, async writes completing at
+     * close); the endpoint goes last and runs what was posted to it.
+     */
+    if (s->work) nana_work_stop(s->work);
+    int rc = nana_dbs_close(s->dbs);
     nana_quic_ep_del(s->ep);
     s->ep = NULL;
-    if (s->work) nana_work_stop(s->work);
-    int rc = nana_dbs_close(s->dbs); /* finishes async writes: their replies go nowhere */
     nana_work_free(s->work);
     nana_accounts_watch_stop(s->watch);
     nana_accounts_unref(s->fixed);

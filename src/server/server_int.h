@@ -36,6 +36,9 @@ const char *nana_dbs_default_name(const nana_dbs *d);
 /* The resolved database directory. */
 const char *nana_dbs_dir(const nana_dbs *d);
 
+/* Where backup() and restore() may write and read: <dir>/backups (made at open). */
+const char *nana_dbs_backup_dir(const nana_dbs *d);
+
 /* The store already open under |name| (NULL: the default), or NULL. Never blocks. */
 nana_store *nana_dbs_peek(nana_dbs *d, const char *name, size_t len);
 

@@ -26,6 +26,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * A response without an account name is checked against every key; past
+ * this many accounts the client must name its account (each check costs
+ * about 50 us of the I/O thread).
+ */
+#define MAX_UNNAMED_KEYS 64
+
+/* The stream error code of a reply that could not be sent (too large, say). */
+#define APP_REPLY_FAILED 0x102
+
 /* A stream whose frame came in pieces. */
 typedef struct pstream {
     int64_t sid;
@@ -117,8 +127,10 @@ static void send_built(nana_server *srv, nana_quic_conn *c, int64_t sid, nana_bu
     reply_hdr *r = (reply_hdr *)(void *)data;
     r->srv = srv;
     r->len = len - sizeof(reply_hdr);
-    if (nana_quic_stream_send_ref(c, sid, data + sizeof(reply_hdr), r->len, 1, reply_release, r))
+    if (nana_quic_stream_send_ref(c, sid, data + sizeof(reply_hdr), r->len, 1, reply_release, r)) {
         reply_release(r);
+        (void)nana_quic_stream_reset(c, sid, APP_REPLY_FAILED); /* never leave the caller waiting */
+    }
 }
 
 /* Starts a reply buffer with room for its header. */
@@ -177,8 +189,10 @@ static void job_release(void *ctx)
 static void job_deliver(nana_quic_conn *c, void *arg)
 {
     srv_job *j = arg;
-    if (!c || nana_quic_stream_send_ref(c, j->sid, j->reply.data, j->reply.len, 1, job_release, j))
-        job_release(j);
+    if (c && !nana_quic_stream_send_ref(c, j->sid, j->reply.data, j->reply.len, 1, job_release, j))
+        return;
+    if (c) (void)nana_quic_stream_reset(c, j->sid, APP_REPLY_FAILED); /* never leave it waiting */
+    job_release(j);
 }
 
 /* Hands a finished job's reply to its I/O thread (any thread). */
@@ -259,7 +273,15 @@ static void job_run(nana_job *base)
                                   NANA_MAX_TABLE_NAME);
             else {
                 snprintf(tn, sizeof(tn), "%.*s", (int)j->call.tlen, j->call.table);
-                rc = nana_store_table(st, tn, NULL, &t);
+                /* Refused tables and read-only callers never create a table. */
+                if (j->acct && !nana_account_table_allowed(j->acct, dbname, tn))
+                    rc = nana_err_set(NANA_ERR_PERM, "Table '%s' is not allowed for account '%s'",
+                                      tn, j->acct->name);
+                else if (!(t = nana_store_table_find(st, tn)) && j->acct && j->acct->read_only &&
+                         nana_sql_table_exists(st, tn) != 1)
+                    rc = nana_err_set(NANA_ERR_DB, "no such table: %s", tn);
+                else if (!t)
+                    rc = nana_store_table(st, tn, NULL, &t);
             }
         }
     }
@@ -268,7 +290,7 @@ static void job_run(nana_job *base)
                             .table = t,
                             .acct = j->acct,
                             .dbname = dbname,
-                            .backup_dir = nana_dbs_dir(srv->dbs)};
+                            .backup_dir = nana_dbs_backup_dir(srv->dbs)};
         rc = nana_call_run(&j->call, &env, &j->reply);
         if (rc) {
             nana_log(NANA_LOG_ERROR, "call '%s' failed unexpectedly: %s: %s",
@@ -388,9 +410,19 @@ static bool read_response(const uint8_t *msg, size_t len, const uint8_t **sig, u
 static bool looks_like_response(const uint8_t *msg, size_t len)
 {
     nana_mp_reader r;
-    nana_mp_item it;
+    nana_mp_item it, k, v;
     nana_mp_reader_init(&r, msg, len);
-    return nana_mp_read(&r, &it) == 0 && it.type == NANA_MP_MAP && memmem(msg, len, "\xa4type", 5);
+    if (nana_mp_read(&r, &it) || it.type != NANA_MP_MAP || it.v.count > 8) return false;
+    for (uint32_t i = 0; i < it.v.count; i++) {
+        if (nana_mp_read(&r, &k) || k.type != NANA_MP_STR) return false;
+        nana_mp_reader at = r;
+        if (nana_mp_read(&r, &v)) return false;
+        if (k.v.s.n == 4 && !memcmp(k.v.s.p, "type", 4))
+            return v.type == NANA_MP_STR && v.v.s.n == 8 && !memcmp(v.v.s.p, "response", 8);
+        r = at;
+        if (nana_mp_skip(&r, 8)) return false;
+    }
+    return false;
 }
 
 static void auth_response(session *ss, nana_quic_conn *c, int64_t sid, const uint8_t *msg,
@@ -423,6 +455,10 @@ static void auth_response(session *ss, nana_quic_conn *c, int64_t sid, const uin
         /* Verified (and the challenge consumed) even for an unknown name. */
         if (nana_challenge_verify(&ss->ch, sig, siglen, a ? a->public_key : no_key, now) && !why)
             why = "bad signature or no live challenge";
+    } else if (nana_accounts_count(snap) > MAX_UNNAMED_KEYS) {
+        static const uint8_t no_key[32];
+        (void)nana_challenge_verify(&ss->ch, no_key, 0, no_key, now); /* consumes the challenge */
+        why = "no account name given and too many accounts to try every key";
     } else {
         unsigned which = 0;
         size_t n = nana_accounts_count(snap);

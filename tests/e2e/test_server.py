@@ -213,6 +213,8 @@ def test_auth_flow():
     r = d.call("keys")
     check(r == {"status": "error", "message": "Unauthorized: Please start with AUTH_START"},
           "call before auth", r)
+    r = d.raw(frame(mp({"method": "keys", "note": "type"})))["reply"]
+    check(err(r) and "Unauthorized" in r["message"], "a call mentioning 'type' is no response", r)
     check(d.auth(corrupt=True) == "AUTH_FAILED", "bad signature fails")
     check(d.auth(no_start=True) == "AUTH_FAILED", "response without a challenge fails")
     check(d.auth(delay_ms=600) == "AUTH_FAILED", "expired challenge fails")
@@ -382,7 +384,7 @@ def test_rbac_and_live_edit():
     keys = ("admin", "reader", "limited", "tables", "blocked", "nobody")
     accounts = [
         {"name": "admin", "allowed_methods": ["__getitem__", "__setitem__", "keys", "vacuum",
-                                              "count", "query", "commit"]},
+                                              "count", "query", "commit", "backup"]},
         {"name": "reader", "read_only": True},
         {"name": "limited", "allowed_dbs": ["server_db.sqlite", "a.db"],
          "forbidden_methods": ["clear"]},
@@ -400,6 +402,12 @@ def test_rbac_and_live_edit():
     r = d.call("query", id="adm", kwargs={"where": "1=1; DROP TABLE data"})
     check(err(r, "NanaSQLiteValidationError"), "hostile SQL fragment refused", r)
     check(err(d.call("__len__", id="adm"), "PermissionError"), "admin: unlisted method refused")
+    check(ok(d.call("backup", "snap.db", id="adm")), "backup into the backups directory")
+    check(os.path.exists(os.path.join(s.dir, "backups", "snap.db")), "backup file written")
+    for dest in ["../key.pem", "key.pem/../../x", "/tmp/x.db"]:
+        r = d.call("backup", dest, id="adm")
+        check(err(r) and r["error_type"] in ("PermissionError", "NanaSQLiteValidationError"),
+              f"backup to {dest} refused", r)
     check(err(d.call("commit", id="adm"), "NanaSQLiteError", "not available"),
           "granted but not available over the network")
     check(d.login("rd", "reader") == "AUTH_OK", "reader login without account name")
@@ -407,6 +415,8 @@ def test_rbac_and_live_edit():
     check(err(d.call("__setitem__", "y", 2, id="rd"), "PermissionError", "read-only"),
           "reader cannot write")
     check(err(d.call("clear", id="rd"), "PermissionError"), "reader cannot clear")
+    check(err(d.call("keys", id="rd", table="fresh")), "reader cannot create a table by reading")
+    check(result(d.call("table_exists", "fresh", id="rd")) is False, "no table was created")
     check(d.login("lim", "limited", account="limited") == "AUTH_OK", "limited login")
     check(ok(d.call("__setitem__", "a", 1, id="lim", db="a.db")), "limited: allowed db")
     check(err(d.call("keys", id="lim", db="c.db"), "PermissionError", "not allowed"),
@@ -416,6 +426,7 @@ def test_rbac_and_live_edit():
     check(ok(d.call("keys", id="tab")), "tables: allowed table")
     check(err(d.call("keys", id="tab", table="other"), "PermissionError", "Table 'other'"),
           "tables: other table refused")
+    check(result(d.call("table_exists", "other", id="rd")) is False, "refused table not created")
     check(ok(d.call("__setitem__", "z", 1, id="tab", db="b.db", table="any")),
           "tables: every table of b.db")
     check(d.login("blk", "blocked", account="blocked") == "AUTH_FAILED", "blocked IP refused")
