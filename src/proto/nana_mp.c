@@ -308,7 +308,7 @@ int nana_mp_put_map(nana_buf *b, uint32_t n)
 
 /* ---- msgpack -> JSON ------------------------------------------------------ */
 
-static const char *type_name(nana_mp_type t)
+const char *nana_mp_type_name(nana_mp_type t)
 {
     switch (t) {
     case NANA_MP_NIL:
@@ -356,7 +356,7 @@ static int scalar_to_json(const nana_mp_item *it, nana_buf *out)
         return nana_json_write_string(out, (const char *)it->v.s.p, it->v.s.n);
     default:
         return nana_err_set(NANA_ERR_TYPE, "Object of type %s is not JSON serializable",
-                            type_name(it->type));
+                            nana_mp_type_name(it->type));
     }
 }
 
@@ -430,7 +430,7 @@ static int key_to_json(nana_mp_reader *r, nana_buf *out, keystack *k)
     int rc = nana_mp_read(r, &key);
     if (rc) return rc;
     if (key.type != NANA_MP_STR)
-        return nana_err_set(NANA_ERR_TYPE, "keys must be str, not %s", type_name(key.type));
+        return nana_err_set(NANA_ERR_TYPE, "keys must be str, not %s", nana_mp_type_name(key.type));
     size_t off = out->len;
     if ((rc = scalar_to_json(&key, out))) return rc;
     if ((rc = keys_push(k, (span){off, out->len - off}))) return rc;

@@ -80,6 +80,10 @@ static inline size_t nana_mp_left(const nana_mp_reader *r)
  */
 int nana_mp_read(nana_mp_reader *r, nana_mp_item *it);
 
+/* Python's name of a msgpack type ("NoneType", "int", "str", "bytes", "list",
+ * "dict"...), for TypeError messages. Static storage. */
+const char *nana_mp_type_name(nana_mp_type t);
+
 /* Skips one whole value, containers included, no deeper than |max_depth|
  * (NANA_ERR_TOOBIG beyond). */
 int nana_mp_skip(nana_mp_reader *r, unsigned max_depth);

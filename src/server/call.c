@@ -64,29 +64,17 @@ void nana_arena_free(nana_arena *a)
 
 /* ---- parsing ------------------------------------------------------------ */
 
-const char *nana_mp_type_name(nana_mp_type t)
+void nana_call_rebase(nana_call *c, const uint8_t *from, const uint8_t *to)
 {
-    switch (t) {
-    case NANA_MP_NIL:
-        return "NoneType";
-    case NANA_MP_BOOL:
-        return "bool";
-    case NANA_MP_INT:
-    case NANA_MP_UINT:
-        return "int";
-    case NANA_MP_FLOAT:
-        return "float";
-    case NANA_MP_STR:
-        return "str";
-    case NANA_MP_BIN:
-        return "bytes";
-    case NANA_MP_ARRAY:
-        return "list";
-    case NANA_MP_MAP:
-        return "dict";
-    default:
-        return "ExtType";
-    }
+#define MOVE(p) ((p) = (p) ? (const void *)(to + ((const uint8_t *)(p) - from)) : (p))
+    MOVE(c->method);
+    MOVE(c->db);
+    MOVE(c->table);
+    MOVE(c->args.p);
+    MOVE(c->args.end);
+    MOVE(c->kwargs.p);
+    MOVE(c->kwargs.end);
+#undef MOVE
 }
 
 bool nana_mp_is_str(const uint8_t *msg, size_t len, const char *s)
@@ -114,6 +102,18 @@ static int field_str(nana_mp_reader *r, const char *field, const char **p, uint3
         return nana_err_set(NANA_ERR_INVALID, "Invalid request: '%s' contains a NUL byte", field);
     *p = (const char *)it.v.s.p;
     *n = it.v.s.n;
+    return NANA_OK;
+}
+
+/* Like field_str, but None leaves the field unset. */
+static int field_opt_str(nana_mp_reader *r, const char *field, const char **p, uint32_t *n)
+{
+    nana_mp_reader peek = *r;
+    nana_mp_item v;
+    int rc = nana_mp_read(&peek, &v);
+    if (rc) return rc;
+    if (v.type != NANA_MP_NIL) return field_str(r, field, p, n);
+    *r = peek;
     return NANA_OK;
 }
 
@@ -150,21 +150,9 @@ int nana_call_parse(const uint8_t *msg, size_t len, nana_call *out)
         if (KEY_IS("method")) {
             rc = field_str(&r, "method", &out->method, &out->mlen);
         } else if (KEY_IS("db")) {
-            nana_mp_reader peek = r;
-            nana_mp_item v;
-            if ((rc = nana_mp_read(&peek, &v))) return rc;
-            if (v.type == NANA_MP_NIL)
-                r = peek;
-            else
-                rc = field_str(&r, "db", &out->db, &out->dblen);
+            rc = field_opt_str(&r, "db", &out->db, &out->dblen);
         } else if (KEY_IS("table")) {
-            nana_mp_reader peek = r;
-            nana_mp_item v;
-            if ((rc = nana_mp_read(&peek, &v))) return rc;
-            if (v.type == NANA_MP_NIL)
-                r = peek;
-            else
-                rc = field_str(&r, "table", &out->table, &out->tlen);
+            rc = field_opt_str(&r, "table", &out->table, &out->tlen);
         } else if (KEY_IS("args") || KEY_IS("kwargs")) {
             bool is_args = kn == 4;
             nana_mp_item v;

@@ -80,7 +80,4 @@ int nana_call_bind(const nana_call *c, const nana_bind_spec *spec, unsigned max_
 int nana_frame_begin(nana_buf *out, size_t *at);
 int nana_frame_end(nana_buf *out, size_t at);
 
-/* Python's name of a msgpack type ("int", "str", "bytes"...). */
-const char *nana_mp_type_name(nana_mp_type t);
-
 #endif

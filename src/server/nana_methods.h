@@ -81,6 +81,9 @@ typedef struct nana_call {
  */
 int nana_call_parse(const uint8_t *msg, size_t len, nana_call *out);
 
+/* Moves |c|'s pointers from the frame at |from| to an identical copy at |to|. */
+void nana_call_rebase(nana_call *c, const uint8_t *from, const uint8_t *to);
+
 /* True if |msg| is the msgpack string |s| (for "AUTH_START"). */
 bool nana_mp_is_str(const uint8_t *msg, size_t len, const char *s);
 

@@ -61,7 +61,6 @@ static void fill_defaults(nana_server_opts *o)
     DEF(public_key_path);
     DEF(cert_path);
     DEF(key_path);
-    DEF(sync);
     DEF(max_stream_bytes);
     DEF(max_conn_bytes);
     DEF(max_preauth_streams);

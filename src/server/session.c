@@ -337,13 +337,8 @@ static srv_job *job_new(session *ss, int64_t sid, const uint8_t *msg, size_t len
     }
     memcpy(j->msg, msg, len);
     j->len = len;
-    /* Re-parse over the copy so the call points into memory the job owns. */
-    if (nana_call_parse(j->msg, len, &j->call)) {
-        free(j->msg);
-        free(j);
-        return NULL;
-    }
-    (void)call;
+    j->call = *call;
+    nana_call_rebase(&j->call, msg, j->msg); /* point into the copy the job owns */
     j->srv = ss->srv;
     j->h = ss->h;
     j->sid = sid;
@@ -370,63 +365,58 @@ static void auth_start(session *ss, nana_quic_conn *c, int64_t sid)
     REPLY(srv, c, sid, nana_reply_challenge(&b_, ss->ch.bytes, sizeof(ss->ch.bytes)));
 }
 
-/* Reads {"type": "response", "data": bin, "account": str?}. */
-static bool read_response(const uint8_t *msg, size_t len, const uint8_t **sig, uint32_t *siglen,
-                          const char **acct, uint32_t *acctlen)
+/* A parsed answer to a challenge. */
+typedef struct auth_resp {
+    const uint8_t *sig;
+    uint32_t siglen;
+    const char *acct; /* NULL: no account name given */
+    uint32_t acctlen;
+} auth_resp;
+
+enum { RESP_NONE, RESP_BAD, RESP_OK };
+
+/*
+ * Reads {"type": "response", "data": bin, "account": str?} in one pass:
+ * RESP_NONE when |msg| is not a map whose "type" is "response" (the
+ * Unauthorized reply), RESP_BAD for a response of the wrong shape (a failed
+ * authentication), RESP_OK with the fields in *out.
+ */
+static int read_response(const uint8_t *msg, size_t len, auth_resp *out)
 {
     nana_mp_reader r;
     nana_mp_item it, k, v;
     nana_mp_reader_init(&r, msg, len);
-    bool is_response = false;
-    *sig = NULL;
-    *acct = NULL;
-    if (nana_mp_read(&r, &it) || it.type != NANA_MP_MAP || it.v.count > 8) return false;
-    for (uint32_t i = 0; i < it.v.count; i++) {
-        if (nana_mp_read(&r, &k) || k.type != NANA_MP_STR) return false;
-        nana_mp_reader at = r;
-        if (nana_mp_read(&r, &v)) return false;
-        if (k.v.s.n == 4 && !memcmp(k.v.s.p, "type", 4)) {
+    memset(out, 0, sizeof(*out));
+    bool is_response = false, bad = false;
+    if (nana_mp_read(&r, &it) || it.type != NANA_MP_MAP || it.v.count > 8) return RESP_NONE;
+    for (uint32_t i = 0; i < it.v.count && !bad; i++) {
+        nana_mp_reader at;
+        if (nana_mp_read(&r, &k) || k.type != NANA_MP_STR || (at = r, nana_mp_read(&r, &v))) {
+            bad = true;
+        } else if (k.v.s.n == 4 && !memcmp(k.v.s.p, "type", 4)) {
             is_response = v.type == NANA_MP_STR && v.v.s.n == 8 && !memcmp(v.v.s.p, "response", 8);
         } else if (k.v.s.n == 4 && !memcmp(k.v.s.p, "data", 4)) {
-            if (v.type != NANA_MP_BIN) return false;
-            *sig = v.v.s.p;
-            *siglen = v.v.s.n;
+            bad = v.type != NANA_MP_BIN;
+            out->sig = v.v.s.p;
+            out->siglen = v.v.s.n;
         } else if (k.v.s.n == 7 && !memcmp(k.v.s.p, "account", 7)) {
+            bad = v.type != NANA_MP_STR && v.type != NANA_MP_NIL;
             if (v.type == NANA_MP_STR) {
-                *acct = (const char *)v.v.s.p;
-                *acctlen = v.v.s.n;
-            } else if (v.type != NANA_MP_NIL) {
-                return false;
+                out->acct = (const char *)v.v.s.p;
+                out->acctlen = v.v.s.n;
             }
         } else {
             r = at;
-            if (nana_mp_skip(&r, 8)) return false;
+            bad = nana_mp_skip(&r, 8) != 0;
         }
     }
-    return is_response && *sig && nana_mp_left(&r) == 0;
+    if (!is_response) return RESP_NONE;
+    return bad || !out->sig || nana_mp_left(&r) ? RESP_BAD : RESP_OK;
 }
 
-/* Is |msg| a map whose "type" is "response"? (an answer to a challenge) */
-static bool looks_like_response(const uint8_t *msg, size_t len)
-{
-    nana_mp_reader r;
-    nana_mp_item it, k, v;
-    nana_mp_reader_init(&r, msg, len);
-    if (nana_mp_read(&r, &it) || it.type != NANA_MP_MAP || it.v.count > 8) return false;
-    for (uint32_t i = 0; i < it.v.count; i++) {
-        if (nana_mp_read(&r, &k) || k.type != NANA_MP_STR) return false;
-        nana_mp_reader at = r;
-        if (nana_mp_read(&r, &v)) return false;
-        if (k.v.s.n == 4 && !memcmp(k.v.s.p, "type", 4))
-            return v.type == NANA_MP_STR && v.v.s.n == 8 && !memcmp(v.v.s.p, "response", 8);
-        r = at;
-        if (nana_mp_skip(&r, 8)) return false;
-    }
-    return false;
-}
-
-static void auth_response(session *ss, nana_quic_conn *c, int64_t sid, const uint8_t *msg,
-                          size_t len)
+/* Checks an answer to the challenge (|shape| from read_response) and replies. */
+static void auth_response(session *ss, nana_quic_conn *c, int64_t sid, int shape,
+                          const auth_resp *resp)
 {
     nana_server *srv = ss->srv;
     const struct sockaddr *sa = (const struct sockaddr *)&ss->addr;
@@ -435,22 +425,21 @@ static void auth_response(session *ss, nana_quic_conn *c, int64_t sid, const uin
         REPLY(srv, c, sid, nana_reply_str(&b_, "AUTH_BANNED"));
         return;
     }
-    const uint8_t *sig;
-    uint32_t siglen = 0, alen = 0;
-    const char *aname;
+    const uint8_t *sig = resp->sig;
+    uint32_t siglen = resp->siglen;
     const char *why = NULL;
     uint64_t gen;
     nana_accounts *snap = nana_server_accounts(srv, &gen);
     const nana_account *a = NULL;
     if (!snap) {
         why = "no accounts";
-    } else if (!read_response(msg, len, &sig, &siglen, &aname, &alen)) {
+    } else if (shape != RESP_OK) {
         static const uint8_t no_key[32];
         why = "malformed response";
         (void)nana_challenge_verify(&ss->ch, no_key, 0, no_key, now); /* consumes the challenge */
-    } else if (aname) {
+    } else if (resp->acct) {
         static const uint8_t no_key[32];
-        a = nana_accounts_find(snap, aname, alen);
+        a = nana_accounts_find(snap, resp->acct, resp->acctlen);
         if (!a) why = "unknown account";
         /* Verified (and the challenge consumed) even for an unknown name. */
         if (nana_challenge_verify(&ss->ch, sig, siglen, a ? a->public_key : no_key, now) && !why)
@@ -663,8 +652,10 @@ static void handle_frame(session *ss, nana_quic_conn *c, int64_t sid, const uint
         return;
     }
     if (!ss->authed) {
-        if (looks_like_response(msg, len))
-            auth_response(ss, c, sid, msg, len);
+        auth_resp resp;
+        int shape = read_response(msg, len, &resp);
+        if (shape != RESP_NONE)
+            auth_response(ss, c, sid, shape, &resp);
         else
             REPLY(srv, c, sid,
                   nana_reply_status_error(&b_, "Unauthorized: Please start with AUTH_START"));

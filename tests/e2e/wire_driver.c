@@ -152,12 +152,6 @@ static void do_send(nana_quic_conn *c, void *arg)
     pthread_mutex_unlock(&mu);
 }
 
-/* Adopts a new connection's state (runs on the I/O thread before anything else). */
-static void do_attach(nana_quic_conn *c, void *arg)
-{
-    if (c) nana_quic_conn_set_data(c, arg);
-}
-
 /* ---- main thread side ------------------------------------------------------- */
 
 static void deadline(struct timespec *ts, unsigned ms)
@@ -436,8 +430,6 @@ static int do_calls(dconn *d, const nana_json *cmd, nana_buf *out)
     nana_buf_init(&f, 0);
     if (call_frame(cmd, &f)) return -1;
     int64_t *sids = calloc((size_t)window, sizeof(int64_t));
-    nana_buf counts;
-    nana_buf_init(&counts, 0);
     int64_t success = 0, failed = 0, lost = 0;
     char last_error[512] = "";
     for (int64_t done = 0; done < n;) {
@@ -472,7 +464,6 @@ static int do_calls(dconn *d, const nana_json *cmd, nana_buf *out)
     }
     free(sids);
     nana_buf_free(&f);
-    nana_buf_free(&counts);
     return 0;
 }
 
@@ -581,7 +572,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "wire_driver: %s\n", nana_errmsg());
         return 1;
     }
-    (void)do_attach;
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
