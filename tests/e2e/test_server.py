@@ -18,16 +18,11 @@ import sys
 import time
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serverlib  # noqa: E402
+from serverlib import CHECKS, Server, check  # noqa: E402
+
 ARGS = None
-CHECKS = {"passed": 0, "failed": 0}
-
-
-def check(cond, what, detail=""):
-    if cond:
-        CHECKS["passed"] += 1
-    else:
-        CHECKS["failed"] += 1
-        print(f"  FAIL: {what} {detail}", flush=True)
 
 
 # ---- a tiny msgpack encoder for hostile frames -------------------------------
@@ -66,80 +61,6 @@ def call_frame(method, args=(), kwargs=None):
 
 
 # ---- the server and the driver -----------------------------------------------
-
-class Server:
-    def __init__(self, name, flags=(), accounts=None, keys=("nana",)):
-        self.dir = os.path.join(ARGS.tmp, f"e2e-{name}-{os.getpid()}")
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
-        self.run_tool("nanasqlite-cert-gen")
-        for k in keys:
-            self.run_tool("nanasqlite-key-gen", "--prefix", k)
-        self.flags = list(flags)
-        if accounts is not None:
-            self.write_accounts(accounts)
-            self.flags += ["--accounts", "accounts.json"]
-        self.proc = None
-        self.port = None
-
-    def run_tool(self, tool, *args):
-        subprocess.run([os.path.join(ARGS.bin_dir, tool), *args], cwd=self.dir, check=True,
-                       stdout=subprocess.DEVNULL, timeout=60)
-
-    def pub(self, prefix):
-        with open(os.path.join(self.dir, f"{prefix}_public.pub")) as f:
-            return f.read().strip()
-
-    def write_accounts(self, accounts, path="accounts.json"):
-        doc = {"accounts": [dict(a, public_key=self.pub(a.pop("key", a["name"])))
-                            for a in [dict(x) for x in accounts]]}
-        tmp = os.path.join(self.dir, path + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-        os.rename(tmp, os.path.join(self.dir, path))
-
-    def start(self, extra=(), expect_ok=True):
-        ready = os.path.join(self.dir, "port.txt")
-        if os.path.exists(ready):
-            os.unlink(ready)
-        self.log = open(os.path.join(self.dir, "server.log"), "a")
-        self.proc = subprocess.Popen(
-            [os.path.join(ARGS.bin_dir, "nanasqlite-server"), "--port", "0", "--ready-file",
-             "port.txt", "--log-level", "debug", *self.flags, *extra],
-            cwd=self.dir, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if os.path.exists(ready) and open(ready).read().strip():
-                self.port = int(open(ready).read())
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        if expect_ok:
-            raise RuntimeError("server did not start: " + self.log_text())
-        return self
-
-    def log_text(self):
-        with open(os.path.join(self.dir, "server.log")) as f:
-            return f.read()
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        log = self.log_text()
-        check("Sanitizer" not in log and "runtime error:" not in log,
-              "no sanitizer report in the server log", self.dir)
-        return self.proc.returncode
-
-    def alive(self):
-        return self.proc.poll() is None
-
 
 class Driver:
     def __init__(self, server):
@@ -649,6 +570,7 @@ def main():
     ARGS.driver = os.path.abspath(ARGS.driver)
     ARGS.tmp = os.path.abspath(ARGS.tmp)
     os.makedirs(ARGS.tmp, exist_ok=True)
+    serverlib.ARGS = ARGS
     tests = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
     for name, fn in tests:
         if ARGS.only and name not in ARGS.only:

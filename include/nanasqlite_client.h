@@ -1,0 +1,248 @@
+/*
+ * nanasqlite_client.h - libnanasqlite-client: reach a NanaSQLite server
+ * (this project's nanasqlite-server, or the Python NanaSQLite-Server) over
+ * QUIC. This header is the library's whole public face.
+ *
+ * A nana_client is one logical connection: it connects, authenticates with
+ * an Ed25519 key (challenge-response), and carries many calls at once, each
+ * on its own QUIC stream, with each reply matched to its call by stream.
+ * When the connection drops it reconnects by itself (with backoff) and
+ * authenticates again. A call that was already sent when the connection
+ * was lost is never sent again: it completes with NANA_CLIENT_EUNKNOWN
+ * ("may or may not have run"), so a write is never repeated silently.
+ * Calls not yet sent wait for the new connection (within their timeout).
+ *
+ * A nana_pool spreads calls over several connections to one server
+ * (least-loaded first), opens and closes them between min and max, retires
+ * idle and old ones, and has a circuit breaker that fails calls at once
+ * after repeated connection failures and probes before letting them
+ * through again.
+ *
+ * Values cross this API as JSON text (the NanaSQLite data model is JSON);
+ * on the wire they travel as msgpack.
+ *
+ * Three ways to call, all thread-safe:
+ *   - blocking: nana_client_call / nana_pool_call;
+ *   - callback: nana_client_submit with a function, run on the library's
+ *     I/O thread (it must not block and must not make blocking calls);
+ *   - completion fd: nana_client_submit without a function; the result is
+ *     queued, nana_client_completion_fd() becomes readable, and
+ *     nana_client_next_done() takes results off the queue (for a caller's
+ *     event loop: epoll, asyncio's add_reader, ...).
+ *
+ * Memory: every nana_result filled by the library owns its strings; free
+ * them with nana_result_free. Strings passed in are copied before the
+ * function returns.
+ */
+#ifndef NANASQLITE_CLIENT_H
+#define NANASQLITE_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NANA_CLIENT_VERSION "0.1.0"
+
+/* What happened to a call (nana_result.status; also what functions return). */
+typedef enum nana_client_status {
+    NANA_CLIENT_OK = 0,
+    NANA_CLIENT_ESERVER = 1,   /* the server answered with an error: see error_type, message */
+    NANA_CLIENT_ETIMEOUT = 2,  /* no reply in time (a sent call may still run on the server) */
+    NANA_CLIENT_EUNKNOWN = 3,  /* connection lost after the call was sent: it may or may not have run */
+    NANA_CLIENT_ECONNECT = 4,  /* cannot connect (refused, unreachable, TLS failure) */
+    NANA_CLIENT_EAUTH = 5,     /* authentication refused (AUTH_FAILED or AUTH_BANNED) */
+    NANA_CLIENT_ECLOSED = 6,   /* the client or pool is closed */
+    NANA_CLIENT_EBUSY = 7,     /* too many calls queued, or the pool is exhausted */
+    NANA_CLIENT_EBREAKER = 8,  /* the pool's circuit breaker is open: failing fast */
+    NANA_CLIENT_EINVALID = 9,  /* bad argument (not JSON, bad option, unreadable key file) */
+    NANA_CLIENT_EPROTOCOL = 10, /* the server's reply is not a well-formed NanaSQLite reply */
+    NANA_CLIENT_ENOMEM = 11,
+} nana_client_status;
+
+/*
+ * The outcome of one call. status NANA_CLIENT_OK: |json| holds the result as
+ * JSON text. Otherwise |error_type| names the error and |message| says what
+ * happened: for ESERVER the server's own error_type (KeyError,
+ * PermissionError, NanaSQLiteDatabaseError, ...) and message, and |code|
+ * its optional machine-readable reason ("busy", "timeout", "rate_limited",
+ * "shutdown"); for the client's own errors a fixed name per status (see
+ * nana_client_status_name). All strings are NUL-terminated, owned by the
+ * result, NULL when absent.
+ */
+typedef struct nana_result {
+    int status; /* nana_client_status */
+    char *json;
+    size_t json_len;
+    char *error_type;
+    char *message;
+    char *code;
+    uint64_t token; /* the token given to nana_client_submit (completion fd) */
+} nana_result;
+
+/* Frees the strings of |r| and zeroes it. NULL-safe. */
+void nana_result_free(nana_result *r);
+
+/* The error_type the library uses for one of its own statuses:
+ * ETIMEOUT "TimeoutError", EUNKNOWN "UnknownOutcomeError", ECONNECT
+ * "NanaSQLiteConnectionError", EAUTH "AuthenticationError", ECLOSED
+ * "NanaSQLiteClosedError", EBUSY "BusyError", EBREAKER "CircuitOpenError",
+ * EINVALID "ValueError", EPROTOCOL "ProtocolError", ENOMEM "MemoryError".
+ * Static string. */
+const char *nana_client_status_name(int status);
+
+/* ---- connection options ------------------------------------------------ */
+
+typedef struct nana_client_opts {
+    const char *host;        /* numeric address or host name; default "127.0.0.1" */
+    uint16_t port;           /* default 4433 */
+    const char *server_name; /* name the server certificate must match; default "localhost" */
+    const char *ca_file;     /* PEM trust anchors; NULL: the system's trust store */
+    const char *key_file;    /* Ed25519 private key (PKCS#8 PEM); default "nana_private.pem" */
+    const char *account;     /* account name sent with the auth response; NULL: none */
+    const char *cert_file;   /* client certificate for mutual TLS (PEM); NULL: none */
+    const char *cert_key_file; /* its private key; default cert_file's own file */
+    unsigned connect_timeout_ms; /* handshake + authentication; default 10000 */
+    unsigned call_timeout_ms;    /* default per-call timeout; default 30000 */
+    unsigned reconnect_min_ms;   /* first backoff after a lost connection; default 100 */
+    unsigned reconnect_max_ms;   /* backoff cap (doubling with jitter); default 5000 */
+    unsigned max_queued;         /* calls waiting or in flight per client; default 65536 */
+    unsigned max_reply_bytes;    /* largest reply accepted; default 64 MiB */
+    unsigned idle_timeout_ms;    /* QUIC idle timeout; default 30000 (keep-alive PINGs at 1/3) */
+} nana_client_opts;
+
+/* Fills |o| with the defaults above. */
+void nana_client_opts_init(nana_client_opts *o);
+
+/* ---- one call ------------------------------------------------------------ */
+
+typedef struct nana_call_opts {
+    const char *db;      /* database file name on the server; NULL: its default */
+    const char *table;   /* NanaSQLite table; NULL: "data" (this server's extension) */
+    unsigned timeout_ms; /* 0: the client's call_timeout_ms */
+} nana_call_opts;
+
+/* ---- a client (one connection, reconnecting) -------------------------- */
+
+typedef struct nana_client nana_client;
+
+/*
+ * Connects and authenticates, waiting up to connect_timeout_ms. On success
+ * *out is the caller's (nana_client_close). On failure returns the status
+ * (ECONNECT, EAUTH, EINVALID, ENOMEM) and, if |err| is not NULL, fills it
+ * with the error (caller frees it with nana_result_free).
+ */
+int nana_client_connect(const nana_client_opts *o, nana_client **out, nana_result *err);
+
+/*
+ * Closes the client: calls still pending complete with ECLOSED (their
+ * callbacks run, queued results stay readable until this returns), the
+ * connection is closed and everything is freed. Must not be called from a
+ * callback. NULL-safe.
+ */
+void nana_client_close(nana_client *c);
+
+/*
+ * Calls |method| with |args_json| (a JSON array, NULL for []) and
+ * |kwargs_json| (a JSON object, NULL for {}), waiting for the reply.
+ * Fills |out| (caller frees with nana_result_free) and returns out->status.
+ * |co| may be NULL.
+ */
+int nana_client_call(nana_client *c, const char *method, const char *args_json,
+                     const char *kwargs_json, const nana_call_opts *co, nana_result *out);
+
+/* Called once per submitted call with its result, on the library's I/O
+ * thread (or on the submitting thread when submission itself fails).
+ * The result is the callee's: free it with nana_result_free. */
+typedef void (*nana_client_done_fn)(void *ud, nana_result *r);
+
+/*
+ * Starts a call and returns at once. With |done| set, done(ud, result)
+ * follows once. With |done| NULL the result is queued for
+ * nana_client_next_done with result.token = |token|. Returns NANA_CLIENT_OK
+ * when the call was accepted (the outcome follows), or an error status
+ * when it was not (nothing follows): EINVALID, EBUSY (max_queued), ECLOSED.
+ */
+int nana_client_submit(nana_client *c, const char *method, const char *args_json,
+                       const char *kwargs_json, const nana_call_opts *co, nana_client_done_fn done,
+                       void *ud, uint64_t token);
+
+/*
+ * A file descriptor that is readable while completed results wait in the
+ * queue (an eventfd). Owned by the client; do not close it.
+ */
+int nana_client_completion_fd(nana_client *c);
+
+/*
+ * Takes one completed result off the queue into |out| (caller frees).
+ * Returns 1 if it did, 0 if the queue is empty. Never blocks.
+ */
+int nana_client_next_done(nana_client *c, nana_result *out);
+
+/* Calls accepted and not yet completed. */
+unsigned nana_client_pending(nana_client *c);
+
+/* 1 while the client has an authenticated connection. */
+int nana_client_connected(nana_client *c);
+
+/* Reconnections made so far (after the first connection). */
+uint64_t nana_client_reconnects(nana_client *c);
+
+/* ---- a connection pool ----------------------------------------------------- */
+
+typedef struct nana_pool_opts {
+    unsigned min_conns;          /* kept open; default 1 */
+    unsigned max_conns;          /* never more; default 8 */
+    unsigned max_calls_per_conn; /* in flight on one connection before another is used; default 128 */
+    unsigned idle_ms;            /* close a connection above min_conns unused this long; default 60000 */
+    unsigned lifetime_ms;        /* retire a connection this old (after its calls); 0 = never (default) */
+    unsigned health_interval_ms; /* how often connections are checked and min_conns restored; default 1000 */
+    unsigned breaker_failures;   /* consecutive connection failures that open the breaker; default 5 */
+    unsigned breaker_open_ms;    /* how long it stays open before one probe; default 5000 */
+} nana_pool_opts;
+
+void nana_pool_opts_init(nana_pool_opts *p);
+
+typedef struct nana_pool nana_pool;
+
+/* Opens the pool and its first min_conns connections (waiting for at least
+ * one). Errors as nana_client_connect. */
+int nana_pool_open(const nana_client_opts *o, const nana_pool_opts *p, nana_pool **out,
+                   nana_result *err);
+
+/* Closes every connection (pending calls complete with ECLOSED) and frees
+ * the pool. NULL-safe. */
+void nana_pool_close(nana_pool *p);
+
+/* A blocking call on the least-loaded connection. EBUSY when every
+ * connection is at max_calls_per_conn and no more may be opened;
+ * EBREAKER while the breaker is open. */
+int nana_pool_call(nana_pool *p, const char *method, const char *args_json,
+                   const char *kwargs_json, const nana_call_opts *co, nana_result *out);
+
+/* nana_client_submit on the least-loaded connection (|done| required). */
+int nana_pool_submit(nana_pool *p, const char *method, const char *args_json,
+                     const char *kwargs_json, const nana_call_opts *co, nana_client_done_fn done,
+                     void *ud);
+
+typedef enum nana_breaker_state {
+    NANA_BREAKER_CLOSED = 0,    /* calls flow */
+    NANA_BREAKER_OPEN = 1,      /* calls fail fast with EBREAKER */
+    NANA_BREAKER_HALF_OPEN = 2, /* one probe connection is being tried */
+} nana_breaker_state;
+
+typedef struct nana_pool_stats {
+    unsigned conns;     /* connections open (authenticated) */
+    unsigned in_flight; /* calls pending over all connections */
+    int breaker;        /* nana_breaker_state */
+    uint64_t opened, closed_idle, closed_lifetime, connect_failures, breaker_trips;
+} nana_pool_stats;
+
+void nana_pool_stats_get(nana_pool *p, nana_pool_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,97 @@
+"""Shared by the end-to-end tests: a real nanasqlite-server started in a
+fresh directory on a loopback port (with its own certificate and keys), and
+a pass/fail counter. Every wait is bounded.
+
+Set ARGS (bin_dir, tmp) before starting a Server.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+ARGS = None  # set by the test runner: .bin_dir, .tmp
+CHECKS = {"passed": 0, "failed": 0}
+
+
+def check(cond, what, detail=""):
+    if cond:
+        CHECKS["passed"] += 1
+    else:
+        CHECKS["failed"] += 1
+        print(f"  FAIL: {what} {detail}", flush=True)
+
+
+class Server:
+    def __init__(self, name, flags=(), accounts=None, keys=("nana",)):
+        self.dir = os.path.join(ARGS.tmp, f"e2e-{name}-{os.getpid()}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.run_tool("nanasqlite-cert-gen")
+        for k in keys:
+            self.run_tool("nanasqlite-key-gen", "--prefix", k)
+        self.flags = list(flags)
+        if accounts is not None:
+            self.write_accounts(accounts)
+            self.flags += ["--accounts", "accounts.json"]
+        self.proc = None
+        self.port = None
+
+    def run_tool(self, tool, *args):
+        subprocess.run([os.path.join(ARGS.bin_dir, tool), *args], cwd=self.dir, check=True,
+                       stdout=subprocess.DEVNULL, timeout=60)
+
+    def pub(self, prefix):
+        with open(os.path.join(self.dir, f"{prefix}_public.pub")) as f:
+            return f.read().strip()
+
+    def write_accounts(self, accounts, path="accounts.json"):
+        doc = {"accounts": [dict(a, public_key=self.pub(a.pop("key", a["name"])))
+                            for a in [dict(x) for x in accounts]]}
+        tmp = os.path.join(self.dir, path + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.rename(tmp, os.path.join(self.dir, path))
+
+    def start(self, extra=(), expect_ok=True):
+        ready = os.path.join(self.dir, "port.txt")
+        if os.path.exists(ready):
+            os.unlink(ready)
+        self.log = open(os.path.join(self.dir, "server.log"), "a")
+        self.proc = subprocess.Popen(
+            [os.path.join(ARGS.bin_dir, "nanasqlite-server"), "--port", "0", "--ready-file",
+             "port.txt", "--log-level", "debug", *self.flags, *extra],
+            cwd=self.dir, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if os.path.exists(ready) and open(ready).read().strip():
+                self.port = int(open(ready).read())
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        if expect_ok:
+            raise RuntimeError("server did not start: " + self.log_text())
+        return self
+
+    def log_text(self):
+        with open(os.path.join(self.dir, "server.log")) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        log = self.log_text()
+        check("Sanitizer" not in log and "runtime error:" not in log,
+              "no sanitizer report in the server log", self.dir)
+        return self.proc.returncode
+
+    def alive(self):
+        return self.proc.poll() is None
