@@ -49,15 +49,16 @@ extern "C" {
 /* What happened to a call (nana_result.status; also what functions return). */
 typedef enum nana_client_status {
     NANA_CLIENT_OK = 0,
-    NANA_CLIENT_ESERVER = 1,   /* the server answered with an error: see error_type, message */
-    NANA_CLIENT_ETIMEOUT = 2,  /* no reply in time (a sent call may still run on the server) */
-    NANA_CLIENT_EUNKNOWN = 3,  /* connection lost after the call was sent: it may or may not have run */
-    NANA_CLIENT_ECONNECT = 4,  /* cannot connect (refused, unreachable, TLS failure) */
-    NANA_CLIENT_EAUTH = 5,     /* authentication refused (AUTH_FAILED or AUTH_BANNED) */
-    NANA_CLIENT_ECLOSED = 6,   /* the client or pool is closed */
-    NANA_CLIENT_EBUSY = 7,     /* too many calls queued, or the pool is exhausted */
-    NANA_CLIENT_EBREAKER = 8,  /* the pool's circuit breaker is open: failing fast */
-    NANA_CLIENT_EINVALID = 9,  /* bad argument (not JSON, bad option, unreadable key file) */
+    NANA_CLIENT_ESERVER = 1,  /* the server answered with an error: see error_type, message */
+    NANA_CLIENT_ETIMEOUT = 2, /* no reply in time (a sent call may still run on the server) */
+    NANA_CLIENT_EUNKNOWN =
+        3, /* connection lost after the call was sent: it may or may not have run */
+    NANA_CLIENT_ECONNECT = 4,   /* cannot connect (refused, unreachable, TLS failure) */
+    NANA_CLIENT_EAUTH = 5,      /* authentication refused (AUTH_FAILED or AUTH_BANNED) */
+    NANA_CLIENT_ECLOSED = 6,    /* the client or pool is closed */
+    NANA_CLIENT_EBUSY = 7,      /* too many calls queued, or the pool is exhausted */
+    NANA_CLIENT_EBREAKER = 8,   /* the pool's circuit breaker is open: failing fast */
+    NANA_CLIENT_EINVALID = 9,   /* bad argument (not JSON, bad option, unreadable key file) */
     NANA_CLIENT_EPROTOCOL = 10, /* the server's reply is not a well-formed NanaSQLite reply */
     NANA_CLIENT_ENOMEM = 11,
 } nana_client_status;
@@ -96,14 +97,14 @@ const char *nana_client_status_name(int status);
 /* ---- connection options ------------------------------------------------ */
 
 typedef struct nana_client_opts {
-    const char *host;        /* numeric address or host name; default "127.0.0.1" */
-    uint16_t port;           /* default 4433 */
-    const char *server_name; /* name the server certificate must match; default "localhost" */
-    const char *ca_file;     /* PEM trust anchors; NULL: the system's trust store */
-    const char *key_file;    /* Ed25519 private key (PKCS#8 PEM); default "nana_private.pem" */
-    const char *account;     /* account name sent with the auth response; NULL: none */
-    const char *cert_file;   /* client certificate for mutual TLS (PEM); NULL: none */
-    const char *cert_key_file; /* its private key; default cert_file's own file */
+    const char *host;            /* numeric address or host name; default "127.0.0.1" */
+    uint16_t port;               /* default 4433 */
+    const char *server_name;     /* name the server certificate must match; default "localhost" */
+    const char *ca_file;         /* PEM trust anchors; NULL: the system's trust store */
+    const char *key_file;        /* Ed25519 private key (PKCS#8 PEM); default "nana_private.pem" */
+    const char *account;         /* account name sent with the auth response; NULL: none */
+    const char *cert_file;       /* client certificate for mutual TLS (PEM); NULL: none */
+    const char *cert_key_file;   /* its private key; default cert_file's own file */
     unsigned connect_timeout_ms; /* handshake + authentication; default 10000 */
     unsigned call_timeout_ms;    /* default per-call timeout; default 30000 */
     unsigned reconnect_min_ms;   /* first backoff after a lost connection; default 100 */
@@ -193,14 +194,17 @@ uint64_t nana_client_reconnects(nana_client *c);
 /* ---- a connection pool ----------------------------------------------------- */
 
 typedef struct nana_pool_opts {
-    unsigned min_conns;          /* kept open; default 1 */
-    unsigned max_conns;          /* never more; default 8 */
-    unsigned max_calls_per_conn; /* in flight on one connection before another is used; default 128 */
-    unsigned idle_ms;            /* close a connection above min_conns unused this long; default 60000 */
-    unsigned lifetime_ms;        /* retire a connection this old (after its calls); 0 = never (default) */
-    unsigned health_interval_ms; /* how often connections are checked and min_conns restored; default 1000 */
-    unsigned breaker_failures;   /* consecutive connection failures that open the breaker; default 5 */
-    unsigned breaker_open_ms;    /* how long it stays open before one probe; default 5000 */
+    unsigned min_conns; /* kept open; default 1 */
+    unsigned max_conns; /* never more; default 8 */
+    unsigned
+        max_calls_per_conn; /* in flight on one connection before another is used; default 128 */
+    unsigned idle_ms;       /* close a connection above min_conns unused this long; default 60000 */
+    unsigned lifetime_ms; /* retire a connection this old (after its calls); 0 = never (default) */
+    unsigned health_interval_ms; /* how often connections are checked and min_conns restored;
+                                    default 1000 */
+    unsigned
+        breaker_failures;     /* consecutive connection failures that open the breaker; default 5 */
+    unsigned breaker_open_ms; /* how long it stays open before one probe; default 5000 */
 } nana_pool_opts;
 
 void nana_pool_opts_init(nana_pool_opts *p);
@@ -219,8 +223,8 @@ void nana_pool_close(nana_pool *p);
 /* A blocking call on the least-loaded connection. EBUSY when every
  * connection is at max_calls_per_conn and no more may be opened;
  * EBREAKER while the breaker is open. */
-int nana_pool_call(nana_pool *p, const char *method, const char *args_json,
-                   const char *kwargs_json, const nana_call_opts *co, nana_result *out);
+int nana_pool_call(nana_pool *p, const char *method, const char *args_json, const char *kwargs_json,
+                   const nana_call_opts *co, nana_result *out);
 
 /* nana_client_submit on the least-loaded connection (|done| required). */
 int nana_pool_submit(nana_pool *p, const char *method, const char *args_json,

@@ -327,6 +327,17 @@ static int cb_path_validation(ngtcp2_conn *q, uint32_t flags, const ngtcp2_path 
 }
 
 /* The callbacks every connection uses; crypto ones from ngtcp2_crypto. */
+/* The peer allows more streams of ours: a client waiting to open one can go on. */
+static int cb_extend_max_local_streams_bidi(ngtcp2_conn *q, uint64_t max, void *ud)
+{
+    (void)q;
+    (void)max;
+    nana_quic_conn *c = ud;
+    if (!c->app_opened || !app(c)->streams_available) return 0;
+    app(c)->streams_available(c, app_user(c));
+    return 0;
+}
+
 static void fill_callbacks(ngtcp2_callbacks *cb, bool client)
 {
     memset(cb, 0, sizeof(*cb));
@@ -354,6 +365,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool client)
     cb->stream_stop_sending = cb_stream_stop_sending;
     cb->acked_stream_data_offset = cb_acked;
     cb->extend_max_stream_data = cb_extend_max_stream_data;
+    cb->extend_max_local_streams_bidi = cb_extend_max_local_streams_bidi;
     cb->rand = cb_rand;
     cb->get_new_connection_id = cb_new_cid;
     cb->remove_connection_id = cb_remove_cid;

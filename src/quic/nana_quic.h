@@ -92,6 +92,12 @@ typedef struct nana_quic_callbacks {
      * Runs on the I/O thread for every first Initial: keep it cheap.
      */
     int (*accept)(const struct sockaddr *addr, socklen_t addrlen, void *user);
+    /*
+     * Optional: the peer raised its limit on our bidirectional streams, so
+     * nana_quic_stream_open may succeed again after NANA_ERR_BUSY. Runs
+     * only on connections conn_open was called for.
+     */
+    void (*streams_available)(nana_quic_conn *c, void *user);
 } nana_quic_callbacks;
 
 typedef struct nana_quic_config {
@@ -102,7 +108,8 @@ typedef struct nana_quic_config {
     /* TLS */
     const char *cert_file; /* PEM certificate chain (server; client for mTLS) */
     const char *key_file;  /* PEM private key for cert_file */
-    const char *ca_file;   /* PEM trust anchors for verifying the peer */
+    const char *ca_file;   /* PEM trust anchors for verifying the peer; client: NULL
+                              uses the system's trust store */
     nana_quic_client_auth client_auth;
     const char *const *alpn; /* server: protocols accepted; client: offered (first wins) */
     size_t nalpn;

@@ -119,8 +119,13 @@ int nana_quic_tls_init(nana_quic_tls *t, const nana_quic_config *cfg)
     }
     if (t->server && cfg->client_auth != NANA_QUIC_CLIENT_CERT_IGNORE && !t->have_ca)
         return nana_err_set(NANA_ERR_INVALID, "client certificates need ca_file");
-    if (!t->server && !t->have_ca)
-        return nana_err_set(NANA_ERR_INVALID, "a client needs ca_file to verify the server");
+    if (!t->server && !t->have_ca) {
+        rc = gnutls_certificate_set_x509_system_trust(t->cred);
+        if (rc <= 0)
+            return nana_err_set(NANA_ERR_IO, "no ca_file given and the system trust store is %s",
+                                rc < 0 ? gnutls_strerror(rc) : "empty");
+        t->have_ca = true;
+    }
     rc = gnutls_priority_init(&t->prio, PRIORITY, NULL);
     if (rc < 0) return nana_err_set(NANA_ERR_INTERNAL, "TLS priority: %s", gnutls_strerror(rc));
     if (cfg->nalpn) {

@@ -1,0 +1,987 @@
+/*
+ * client.c - one logical connection to a NanaSQLite server: connect,
+ * authenticate, carry many calls at once, reconnect when the connection
+ * is lost.
+ *
+ * States: CONNECTING (QUIC handshake) -> AUTH (AUTH_START, challenge,
+ * signed response) -> READY (calls flow) -> BACKOFF (waiting to try again)
+ * -> CONNECTING ... and CLOSED at the end. There is at most one live QUIC
+ * connection per client; callbacks of an older one (matched by handle)
+ * are ignored.
+ *
+ * A call is built into a request frame on the caller's thread, queued, and
+ * sent by the I/O thread on a new stream once the client is READY and the
+ * server allows another stream. Its reply is matched by stream id. When a
+ * connection ends, calls already sent complete with EUNKNOWN (they may or
+ * may not have run, so they are never sent again); calls still queued wait
+ * for the next connection, unless a connection attempt fails, which fails
+ * them too (fast errors while the server is down). Timeouts are fired by
+ * the runtime's maintenance thread through nc_client_tick.
+ *
+ * Results are delivered outside the client's lock: to the call's function,
+ * or to the completion queue whose eventfd a caller's event loop watches.
+ */
+#include "auth/nana_keys.h"
+#include "client_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <semaphore.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+typedef enum cstate { ST_CONNECTING, ST_AUTH, ST_READY, ST_BACKOFF, ST_CLOSED } cstate;
+
+/* The largest authentication reply read (a challenge is about 60 bytes). */
+#define AUTH_REPLY_MAX 4096
+
+/* A result waiting in the completion queue. */
+typedef struct done_node {
+    nana_result r;
+    struct done_node *next;
+} done_node;
+
+struct nana_client {
+    nc_rt *rt;
+    bool own_rt;
+    nc_pool_hooks hooks;
+    bool has_hooks;
+    /* options (copied) */
+    char addr[INET6_ADDRSTRLEN];
+    uint16_t port;
+    char *server_name, *account;
+    unsigned connect_timeout_ms, call_timeout_ms, reconnect_min_ms, reconnect_max_ms;
+    unsigned max_queued, max_reply_bytes;
+    uint8_t sk[64];
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* attempt finished (connect waiters) */
+    cstate state;
+    nana_quic_handle h;
+    bool closing_attempt; /* asked the I/O thread to abandon a stalled attempt */
+    uint64_t attempt_deadline, next_attempt;
+    unsigned backoff_ms;
+    int64_t auth_sid;
+    int auth_step; /* 0: AUTH_START sent; 1: response sent */
+    nana_buf auth_buf;
+    int fail_status; /* why the current attempt failed, once known */
+    char fail_msg[256];
+    uint64_t attempts_ok, attempts_failed, reconnects;
+    /* calls */
+    nc_call queue; /* sentinel: unsent calls, oldest first */
+    nc_call sent;  /* sentinel: calls on a stream */
+    nc_sidmap map;
+    unsigned pending;
+    bool flush_posted;
+    uint64_t next_ns; /* the earliest time the maintenance thread was asked for */
+    uint64_t created_ns, last_used_ns;
+    /* completions */
+    int efd;
+    done_node *done_head, *done_tail;
+};
+
+/* ---- lists ---------------------------------------------------------------- */
+
+static void list_init(nc_call *s)
+{
+    s->prev = s->next = s;
+}
+
+static bool list_empty(const nc_call *s)
+{
+    return s->next == s;
+}
+
+static void list_add_tail(nc_call *s, nc_call *c)
+{
+    c->prev = s->prev;
+    c->next = s;
+    s->prev->next = c;
+    s->prev = c;
+}
+
+static void list_del(nc_call *c)
+{
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    c->prev = c->next = c;
+}
+
+/* ---- completing calls -------------------------------------------------------- */
+
+/*
+ * Marks |call| finished with a client-side error (res set) or, with status
+ * -1, with its reply bytes still to be parsed; moves it to |done| (a plain
+ * list the caller delivers after unlocking). Lock held.
+ */
+typedef struct done_list {
+    nc_call *head, *tail;
+} done_list;
+
+static void finish(nana_client *c, nc_call *call, done_list *done, int status, const char *msg)
+{
+    list_del(call);
+    if (call->sid >= 0) nc_sidmap_del(&c->map, call->sid);
+    c->pending--;
+    c->last_used_ns = nc_now_ns();
+    call->status = status;
+    if (status >= 0) nc_result_error(&call->res, status, "%s", msg);
+    call->next = NULL;
+    if (done->tail)
+        done->tail->next = call;
+    else
+        done->head = call;
+    done->tail = call;
+}
+
+/* Pushes a result onto the completion queue and signals the eventfd. */
+static void push_done(nana_client *c, nana_result *r)
+{
+    done_node *n = malloc(sizeof(*n));
+    if (!n) {
+        nana_result_free(r); /* nothing to tell it with */
+        return;
+    }
+    n->r = *r;
+    n->next = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->done_tail)
+        c->done_tail->next = n;
+    else
+        c->done_head = n;
+    c->done_tail = n;
+    uint64_t one = 1;
+    ssize_t w = write(c->efd, &one, sizeof(one));
+    (void)w;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Delivers finished calls (no lock held): parses replies, runs functions or
+ * queues results, frees the calls. */
+static void deliver(nana_client *c, done_list *done)
+{
+    for (nc_call *call = done->head, *next; call; call = next) {
+        next = call->next;
+        nana_result r = call->res;
+        r.token = call->token;
+        if (call->status < 0)
+            nc_parse_reply((const uint8_t *)call->reply.data, call->reply.len, &r);
+        nana_buf_free(&call->frame);
+        nana_buf_free(&call->reply);
+        if (call->done)
+            call->done(call->ud, &r);
+        else
+            push_done(c, &r);
+        free(call);
+    }
+    done->head = done->tail = NULL;
+}
+
+/* Fails every call of list |s| with |status|. Lock held. */
+static void fail_list(nana_client *c, nc_call *s, done_list *done, int status, const char *msg)
+{
+    while (!list_empty(s))
+        finish(c, s->next, done, status, msg);
+}
+
+/* ---- the I/O thread side ------------------------------------------------------ */
+
+/* Sends queued calls while the server allows streams. I/O thread, lock held. */
+static void flush(nana_client *c, nana_quic_conn *qc, done_list *done)
+{
+    while (c->state == ST_READY && !list_empty(&c->queue)) {
+        nc_call *call = c->queue.next;
+        int64_t sid;
+        if (nana_quic_stream_open(qc, &sid)) return; /* BUSY: streams_available resumes */
+        if (nana_quic_stream_send(qc, sid, call->frame.data, call->frame.len, 1)) {
+            nana_quic_stream_reset(qc, sid, 0);
+            finish(c, call, done, NANA_CLIENT_EINVALID,
+                   "the request could not be sent (too large)");
+            continue;
+        }
+        if (nc_sidmap_put(&c->map, sid, call)) {
+            nana_quic_stream_reset(qc, sid, 0);
+            finish(c, call, done, NANA_CLIENT_ENOMEM, "out of memory");
+            continue;
+        }
+        call->sid = sid;
+        list_del(call);
+        list_add_tail(&c->sent, call);
+        nana_buf_free(&call->frame);
+    }
+}
+
+/* The client of a QUIC connection, if that connection is its current one. */
+static nana_client *current(nana_quic_conn *qc)
+{
+    nana_client *c = nana_quic_conn_get_data(qc);
+    if (!c) return NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->h != nana_quic_conn_handle(qc) || c->state == ST_CLOSED) {
+        pthread_mutex_unlock(&c->mu);
+        return NULL;
+    }
+    return c; /* locked */
+}
+
+/* Sends one frame on a new stream; returns its id or -1. Lock held. */
+static int64_t send_frame(nana_quic_conn *qc, const nana_buf *f)
+{
+    int64_t sid;
+    if (nana_quic_stream_open(qc, &sid)) return -1;
+    if (nana_quic_stream_send(qc, sid, f->data, f->len, 1)) return -1;
+    return sid;
+}
+
+/* Gives up the current attempt with |status| (the connection is closed; the
+ * failure is acted on in on_close). Lock held. */
+static void abandon(nana_client *c, nana_quic_conn *qc, int status, const char *msg)
+{
+    c->fail_status = status;
+    snprintf(c->fail_msg, sizeof(c->fail_msg), "%s", msg);
+    nana_quic_conn_close(qc, 0, "");
+}
+
+static int on_open(nana_quic_conn *qc, void *user)
+{
+    (void)user;
+    nana_client *c = current(qc);
+    if (!c) return 0;
+    if (c->state == ST_CONNECTING) {
+        nana_buf f;
+        nana_buf_init(&f, 0);
+        c->state = ST_AUTH;
+        c->auth_step = 0;
+        nana_buf_reset(&c->auth_buf);
+        c->auth_sid = nc_build_string_frame(&f, "AUTH_START") ? -1 : send_frame(qc, &f);
+        if (c->auth_sid < 0) abandon(c, qc, NANA_CLIENT_ECONNECT, "cannot start authentication");
+        nana_buf_free(&f);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+/* An authentication reply is complete. Lock held; returns 1 when the
+ * client just became READY. */
+static int auth_reply(nana_client *c, nana_quic_conn *qc)
+{
+    uint8_t challenge[32];
+    char msg[256];
+    nc_auth_reply a = nc_parse_auth_reply((const uint8_t *)c->auth_buf.data, c->auth_buf.len,
+                                          challenge, msg, sizeof(msg));
+    nana_buf_reset(&c->auth_buf);
+    if (a == NC_AUTH_CHALLENGE && c->auth_step == 0) {
+        uint8_t sig[64];
+        crypto_sign_detached(sig, NULL, challenge, sizeof(challenge), c->sk);
+        nana_buf f;
+        nana_buf_init(&f, 0);
+        c->auth_sid = nc_build_auth_response(&f, sig, c->account) ? -1 : send_frame(qc, &f);
+        nana_buf_free(&f);
+        c->auth_step = 1;
+        if (c->auth_sid < 0) abandon(c, qc, NANA_CLIENT_ECONNECT, "cannot send the auth response");
+        return 0;
+    }
+    if (a == NC_AUTH_OK && c->auth_step == 1) {
+        c->state = ST_READY;
+        if (c->attempts_ok++) c->reconnects++;
+        c->backoff_ms = c->reconnect_min_ms;
+        c->fail_status = 0;
+        pthread_cond_broadcast(&c->cv);
+        return 1;
+    }
+    if (a == NC_AUTH_FAILED)
+        abandon(c, qc, NANA_CLIENT_EAUTH,
+                "authentication failed (the server does not accept this key or account)");
+    else if (a == NC_AUTH_BANNED)
+        abandon(c, qc, NANA_CLIENT_EAUTH,
+                "authentication refused: this address is banned after repeated failures");
+    else
+        abandon(c, qc, NANA_CLIENT_EAUTH, msg);
+    return 0;
+}
+
+static int on_data(nana_quic_conn *qc, int64_t sid, const uint8_t *data, size_t len, int fin,
+                   int early, void *user)
+{
+    (void)early;
+    (void)user;
+    nana_client *c = current(qc);
+    if (!c) return 0;
+    done_list done = {0};
+    bool ready_now = false;
+    if (c->state == ST_AUTH && sid == c->auth_sid) {
+        if (c->auth_buf.len + len > AUTH_REPLY_MAX)
+            abandon(c, qc, NANA_CLIENT_EPROTOCOL, "the authentication reply is too large");
+        else if (len && nana_buf_append(&c->auth_buf, data, len))
+            abandon(c, qc, NANA_CLIENT_ENOMEM, "out of memory");
+        else if (fin)
+            ready_now = auth_reply(c, qc);
+    } else {
+        nc_call *call = nc_sidmap_get(&c->map, sid);
+        if (call) {
+            if (call->reply.len + len > c->max_reply_bytes) {
+                nana_quic_stream_reset(qc, sid, 0);
+                finish(c, call, &done, NANA_CLIENT_EPROTOCOL,
+                       "the reply is larger than max_reply_bytes");
+            } else if (len && nana_buf_append(&call->reply, data, len)) {
+                nana_quic_stream_reset(qc, sid, 0);
+                finish(c, call, &done, NANA_CLIENT_ENOMEM, "out of memory");
+            } else if (fin) {
+                finish(c, call, &done, -1, NULL);
+            }
+        }
+    }
+    if (c->state == ST_READY) flush(c, qc, &done);
+    pthread_mutex_unlock(&c->mu);
+    if (ready_now && c->has_hooks) c->hooks.attempt(c->hooks.pool, c, 1);
+    deliver(c, &done);
+    return 0;
+}
+
+static void on_stream_close(nana_quic_conn *qc, int64_t sid, uint64_t app_error, void *user)
+{
+    (void)app_error;
+    (void)user;
+    nana_client *c = current(qc);
+    if (!c) return;
+    done_list done = {0};
+    nc_call *call = nc_sidmap_get(&c->map, sid);
+    if (call)
+        finish(c, call, &done, NANA_CLIENT_EUNKNOWN,
+               "the call's stream ended without a reply (connection lost or stream reset): it "
+               "may or may not have run");
+    if (c->state == ST_READY) flush(c, qc, &done);
+    pthread_mutex_unlock(&c->mu);
+    deliver(c, &done);
+}
+
+static void on_streams_available(nana_quic_conn *qc, void *user)
+{
+    (void)user;
+    nana_client *c = current(qc);
+    if (!c) return;
+    done_list done = {0};
+    flush(c, qc, &done);
+    pthread_mutex_unlock(&c->mu);
+    deliver(c, &done);
+}
+
+/* Schedules the next attempt after a backoff with jitter. Lock held. */
+static void schedule_retry(nana_client *c)
+{
+    unsigned b = c->backoff_ms ? c->backoff_ms : 1;
+    unsigned jitter = randombytes_uniform(b / 2 + 1); /* 75% .. 125% */
+    c->next_attempt = nc_now_ns() + (uint64_t)(b - b / 4 + jitter) * 1000000ull;
+    unsigned nb = b * 2;
+    c->backoff_ms = nb > c->reconnect_max_ms ? c->reconnect_max_ms : nb;
+    c->state = ST_BACKOFF;
+}
+
+/* The current attempt or connection ended. Lock held; |done| collects the
+ * calls it fails. Returns 1 if a connection attempt failed. */
+static int connection_ended(nana_client *c, const char *why, done_list *done)
+{
+    bool attempt = c->state == ST_CONNECTING || c->state == ST_AUTH;
+    c->closing_attempt = false;
+    fail_list(c, &c->sent, done, NANA_CLIENT_EUNKNOWN,
+              "the connection was lost after the call was sent: it may or may not have run");
+    if (attempt) {
+        if (!c->fail_status) {
+            c->fail_status = NANA_CLIENT_ECONNECT;
+            snprintf(c->fail_msg, sizeof(c->fail_msg), "%s", why);
+        }
+        c->attempts_failed++;
+        /* Calls that waited through a failed attempt fail now, not at their timeout. */
+        fail_list(c, &c->queue, done, c->fail_status, c->fail_msg);
+    }
+    schedule_retry(c);
+    pthread_cond_broadcast(&c->cv);
+    return attempt;
+}
+
+static void on_close(nana_quic_conn *qc, void *user)
+{
+    (void)user;
+    nana_client *c = current(qc);
+    if (!c) return;
+    char why[256];
+    uint64_t code = 0;
+    int is_app = 0;
+    if (nana_quic_conn_peer_error(qc, &code, &is_app) && !is_app && code == 0x2)
+        snprintf(why, sizeof(why), "%s:%u refused the connection (server full or shutting down)",
+                 c->addr, c->port);
+    else if (nana_quic_conn_peer_error(qc, &code, &is_app) && !is_app && code > 0x100 &&
+             code < 0x200)
+        snprintf(why, sizeof(why), "TLS handshake with %s:%u failed (alert %llu)", c->addr, c->port,
+                 (unsigned long long)(code - 0x100));
+    else if (nana_quic_conn_peer_error(qc, &code, &is_app))
+        snprintf(why, sizeof(why), "%s:%u closed the connection (%s code 0x%llx)", c->addr, c->port,
+                 is_app ? "application" : "transport", (unsigned long long)code);
+    else
+        snprintf(why, sizeof(why), "no answer from %s:%u (is the server running?)", c->addr,
+                 c->port);
+    done_list done = {0};
+    int failed = connection_ended(c, why, &done);
+    uint64_t next = c->next_attempt;
+    pthread_mutex_unlock(&c->mu);
+    if (failed && c->has_hooks) c->hooks.attempt(c->hooks.pool, c, 0);
+    nc_rt_wake(c->rt, next);
+    deliver(c, &done);
+}
+
+const nana_quic_callbacks nc_client_callbacks = {
+    .conn_open = on_open,
+    .conn_close = on_close,
+    .stream_data = on_data,
+    .stream_close = on_stream_close,
+    .streams_available = on_streams_available,
+};
+
+/* Posted by a submit: sends what is queued. */
+static void flush_post(nana_quic_conn *qc, void *arg)
+{
+    nana_client *c = arg;
+    done_list done = {0};
+    pthread_mutex_lock(&c->mu);
+    c->flush_posted = false;
+    if (qc && c->h == nana_quic_conn_handle(qc) && c->state == ST_READY) flush(c, qc, &done);
+    pthread_mutex_unlock(&c->mu);
+    deliver(c, &done);
+}
+
+/* Posted by the maintenance thread: abandons a stalled attempt. */
+static void abandon_post(nana_quic_conn *qc, void *arg)
+{
+    nana_client *c = arg;
+    pthread_mutex_lock(&c->mu);
+    bool stalled = (c->state == ST_CONNECTING || c->state == ST_AUTH) && c->closing_attempt;
+    if (!stalled) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    if (qc && c->h == nana_quic_conn_handle(qc)) {
+        abandon(c, qc, NANA_CLIENT_ECONNECT, "");
+        snprintf(c->fail_msg, sizeof(c->fail_msg),
+                 "no authenticated connection to %s:%u within %u ms", c->addr, c->port,
+                 c->connect_timeout_ms);
+        pthread_mutex_unlock(&c->mu);
+        return; /* on_close follows */
+    }
+    /* The connection never came to be: the attempt failed here. */
+    done_list done = {0};
+    connection_ended(c, "the connection could not be started", &done);
+    uint64_t next = c->next_attempt;
+    pthread_mutex_unlock(&c->mu);
+    if (c->has_hooks) c->hooks.attempt(c->hooks.pool, c, 0);
+    nc_rt_wake(c->rt, next);
+    deliver(c, &done);
+}
+
+/* Posted by close: the connection forgets the client and closes. */
+typedef struct detach_req {
+    sem_t sem;
+} detach_req;
+
+static void detach_post(nana_quic_conn *qc, void *arg)
+{
+    detach_req *d = arg;
+    if (qc) {
+        nana_quic_conn_set_data(qc, NULL);
+        nana_quic_conn_close(qc, 0, "");
+    }
+    sem_post(&d->sem);
+}
+
+/* ---- attempts and the maintenance tick ----------------------------------------- */
+
+/* Starts a connection attempt. Lock held. */
+static void start_attempt(nana_client *c, uint64_t now)
+{
+    if (c->has_hooks && !c->hooks.may_connect(c->hooks.pool, c)) {
+        c->next_attempt = now + (uint64_t)c->reconnect_min_ms * 1000000ull;
+        return;
+    }
+    c->state = ST_CONNECTING;
+    c->fail_status = 0;
+    c->fail_msg[0] = '\0';
+    c->closing_attempt = false;
+    c->attempt_deadline = now + (uint64_t)c->connect_timeout_ms * 1000000ull;
+    nana_quic_handle h;
+    if (nana_quic_connect(nc_rt_ep(c->rt), c->addr, c->port, c->server_name, NULL, 0, c, &h)) {
+        /* Treated like a stalled attempt: the tick fails it at once. */
+        c->closing_attempt = true;
+        c->attempt_deadline = now;
+        snprintf(c->fail_msg, sizeof(c->fail_msg), "cannot start a connection: %s", nana_errmsg());
+        c->fail_status = NANA_CLIENT_ECONNECT;
+        c->h = 0;
+        return;
+    }
+    c->h = h;
+}
+
+/* Posted by the tick: resets the streams of timed-out calls so the server
+ * can drop them. |arg|: a count, then the stream ids; freed here. */
+static void reset_post(nana_quic_conn *qc, void *arg)
+{
+    uint64_t *ids = arg;
+    for (uint64_t i = 1; qc && i <= ids[0]; i++)
+        nana_quic_stream_reset(qc, (int64_t)ids[i], 0);
+    free(ids);
+}
+
+uint64_t nc_client_tick(nana_client *c, uint64_t now)
+{
+    done_list done = {0};
+    uint64_t resets[64];
+    size_t nresets = 0;
+    bool post_abandon = false;
+    pthread_mutex_lock(&c->mu);
+    if (c->state == ST_CLOSED) {
+        pthread_mutex_unlock(&c->mu);
+        return UINT64_MAX;
+    }
+    uint64_t next = UINT64_MAX;
+    /* Timeouts, sent and queued. */
+    nc_call *lists[2] = {&c->sent, &c->queue};
+    for (int l = 0; l < 2; l++) {
+        for (nc_call *call = lists[l]->next, *nx; call != lists[l]; call = nx) {
+            nx = call->next;
+            if (call->deadline_ns > now) {
+                if (call->deadline_ns < next) next = call->deadline_ns;
+                continue;
+            }
+            if (call->sid >= 0 && nresets < sizeof(resets) / sizeof(resets[0]))
+                resets[nresets++] = (uint64_t)call->sid;
+            char msg[128];
+            snprintf(msg, sizeof(msg), "no reply within %u ms%s", call->timeout_ms,
+                     call->sid >= 0 ? " (the call may still run on the server)" : "");
+            finish(c, call, &done, NANA_CLIENT_ETIMEOUT, msg);
+        }
+    }
+    if (c->state == ST_BACKOFF && now >= c->next_attempt) start_attempt(c, now);
+    if (c->state == ST_BACKOFF && c->next_attempt < next) next = c->next_attempt;
+    if ((c->state == ST_CONNECTING || c->state == ST_AUTH) && now >= c->attempt_deadline &&
+        !c->closing_attempt) {
+        c->closing_attempt = true;
+        post_abandon = true;
+    } else if (c->closing_attempt && c->h == 0) {
+        post_abandon = true; /* nana_quic_connect itself failed */
+    }
+    if ((c->state == ST_CONNECTING || c->state == ST_AUTH) && c->attempt_deadline < next)
+        next = c->attempt_deadline > now ? c->attempt_deadline : now + 1000000ull;
+    c->next_ns = next;
+    nana_quic_handle h = c->h;
+    pthread_mutex_unlock(&c->mu);
+    if (post_abandon) nc_rt_post(c->rt, h, abandon_post, c);
+    if (nresets) {
+        uint64_t *ids = malloc(sizeof(uint64_t) * (nresets + 1));
+        if (ids) {
+            ids[0] = nresets;
+            memcpy(ids + 1, resets, nresets * sizeof(uint64_t));
+            if (nc_rt_post(c->rt, h, reset_post, ids)) free(ids);
+        }
+    }
+    deliver(c, &done);
+    return next;
+}
+
+/* ---- creation and teardown ----------------------------------------------------- */
+
+int nc_load_key(const char *path, uint8_t sk[64], nana_result *err)
+{
+    if (sodium_init() < 0) return nc_result_error(err, NANA_CLIENT_ENOMEM, "libsodium failed");
+    if (nana_ed25519_read_private(path, sk))
+        return nc_result_error(err, NANA_CLIENT_EINVALID, "cannot use the private key: %s",
+                               nana_errmsg());
+    return NANA_CLIENT_OK;
+}
+
+int nc_resolve(const char *host, char *addr, size_t cap, int *family, nana_result *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM}, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc || !res)
+        return nc_result_error(err, NANA_CLIENT_ECONNECT, "cannot resolve '%s': %s", host,
+                               gai_strerror(rc));
+    const void *a = res->ai_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)res->ai_addr)->sin_addr;
+    *family = res->ai_family;
+    bool ok = inet_ntop(res->ai_family, a, addr, (socklen_t)cap) != NULL;
+    freeaddrinfo(res);
+    if (!ok) return nc_result_error(err, NANA_CLIENT_ECONNECT, "cannot resolve '%s'", host);
+    return NANA_CLIENT_OK;
+}
+
+void nana_client_opts_init(nana_client_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->host = "127.0.0.1";
+    o->port = 4433;
+    o->server_name = "localhost";
+    o->key_file = "nana_private.pem";
+    o->connect_timeout_ms = 10000;
+    o->call_timeout_ms = 30000;
+    o->reconnect_min_ms = 100;
+    o->reconnect_max_ms = 5000;
+    o->max_queued = 65536;
+    o->max_reply_bytes = 64u << 20;
+    o->idle_timeout_ms = 30000;
+}
+
+/* A malloc'd copy of |s| (NULL stays NULL); *ok cleared on failure. */
+static char *dup_opt(const char *s, bool *ok)
+{
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *ok = false;
+    return d;
+}
+
+int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const uint8_t sk[64],
+                  const nc_pool_hooks *hooks, nana_client **out, nana_result *err)
+{
+    nana_client *c = calloc(1, sizeof(*c));
+    if (!c) return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
+    bool ok = true;
+    c->rt = rt;
+    if (hooks) {
+        c->hooks = *hooks;
+        c->has_hooks = true;
+    }
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    c->port = o->port;
+    c->server_name = dup_opt(o->server_name, &ok);
+    c->account = dup_opt(o->account, &ok);
+    c->connect_timeout_ms = o->connect_timeout_ms;
+    c->call_timeout_ms = o->call_timeout_ms;
+    c->reconnect_min_ms = o->reconnect_min_ms;
+    c->reconnect_max_ms = o->reconnect_max_ms;
+    c->max_queued = o->max_queued;
+    c->max_reply_bytes = o->max_reply_bytes;
+    c->backoff_ms = o->reconnect_min_ms;
+    memcpy(c->sk, sk, 64);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    list_init(&c->queue);
+    list_init(&c->sent);
+    nana_buf_init(&c->auth_buf, 0);
+    c->created_ns = c->last_used_ns = nc_now_ns();
+    c->next_ns = UINT64_MAX;
+    c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!ok || c->efd < 0) {
+        c->state = ST_CLOSED;
+        nc_client_free(c);
+        return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory or file descriptors");
+    }
+    pthread_mutex_lock(&c->mu);
+    start_attempt(c, nc_now_ns());
+    pthread_mutex_unlock(&c->mu);
+    if (nc_rt_add(rt, c)) {
+        nc_client_free(c);
+        return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
+    }
+    nc_rt_wake(rt, c->attempt_deadline);
+    *out = c;
+    return NANA_CLIENT_OK;
+}
+
+void nc_client_free(nana_client *c)
+{
+    if (!c) return;
+    done_list done = {0};
+    pthread_mutex_lock(&c->mu);
+    bool was_open = c->state != ST_CLOSED;
+    c->state = ST_CLOSED;
+    fail_list(c, &c->sent, &done, NANA_CLIENT_ECLOSED, "the client was closed");
+    fail_list(c, &c->queue, &done, NANA_CLIENT_ECLOSED, "the client was closed");
+    nana_quic_handle h = c->h;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (was_open) {
+        nc_rt_remove(c->rt, c);
+        /* Once this runs on the I/O thread, no callback will see |c| again. */
+        detach_req d;
+        sem_init(&d.sem, 0, 0);
+        if (nc_rt_post(c->rt, h, detach_post, &d) == 0) {
+            while (sem_wait(&d.sem) && errno == EINTR) {
+            }
+        }
+        sem_destroy(&d.sem);
+    }
+    deliver(c, &done);
+    for (done_node *n = c->done_head, *nx; n; n = nx) {
+        nx = n->next;
+        nana_result_free(&n->r);
+        free(n);
+    }
+    nc_sidmap_free(&c->map);
+    nana_buf_free(&c->auth_buf);
+    sodium_memzero(c->sk, sizeof(c->sk));
+    if (c->efd >= 0) close(c->efd);
+    free(c->server_name);
+    free(c->account);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+int nc_client_wait_ready(nana_client *c, unsigned ms, nana_result *err)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->mu);
+    while (c->state != ST_READY && !c->attempts_failed && c->state != ST_CLOSED)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &ts)) break;
+    int rc = NANA_CLIENT_OK;
+    if (c->state == ST_READY)
+        rc = NANA_CLIENT_OK;
+    else if (c->attempts_failed)
+        rc = nc_result_error(err, c->fail_status ? c->fail_status : NANA_CLIENT_ECONNECT, "%s",
+                             c->fail_msg);
+    else if (c->state == ST_CLOSED)
+        rc = nc_result_error(err, NANA_CLIENT_ECLOSED, "the client was closed");
+    else
+        rc = nc_result_error(err, NANA_CLIENT_ECONNECT,
+                             "no authenticated connection to %s:%u within %u ms", c->addr, c->port,
+                             ms);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+void nc_client_info_get(nana_client *c, nc_client_info *out)
+{
+    pthread_mutex_lock(&c->mu);
+    out->ready = c->state == ST_READY;
+    out->connecting = c->state == ST_CONNECTING || c->state == ST_AUTH;
+    out->pending = c->pending;
+    out->created_ns = c->created_ns;
+    out->last_used_ns = c->last_used_ns;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void nc_client_fail_queued(nana_client *c, int status, const char *msg)
+{
+    done_list done = {0};
+    pthread_mutex_lock(&c->mu);
+    fail_list(c, &c->queue, &done, status, msg);
+    pthread_mutex_unlock(&c->mu);
+    deliver(c, &done);
+}
+
+void nc_client_kick(nana_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->state == ST_BACKOFF) c->next_attempt = 0;
+    pthread_mutex_unlock(&c->mu);
+    nc_rt_wake(c->rt, nc_now_ns());
+}
+
+/* ---- the public face ------------------------------------------------------------- */
+
+int nana_client_connect(const nana_client_opts *o, nana_client **out, nana_result *err)
+{
+    nana_result tmp = {0};
+    if (!err) err = &tmp;
+    memset(err, 0, sizeof(*err));
+    *out = NULL;
+    nana_client_opts d;
+    nana_client_opts_init(&d);
+    if (!o) o = &d;
+    uint8_t sk[64];
+    char addr[INET6_ADDRSTRLEN];
+    int family = AF_INET;
+    nc_rt *rt = NULL;
+    nana_client *c = NULL;
+    int rc = nc_load_key(o->key_file ? o->key_file : d.key_file, sk, err);
+    if (!rc) rc = nc_resolve(o->host ? o->host : d.host, addr, sizeof(addr), &family, err);
+    if (!rc) rc = nc_rt_new(o, family, NULL, NULL, 0, &rt, err);
+    if (!rc) rc = nc_client_new(rt, o, addr, sk, NULL, &c, err);
+    sodium_memzero(sk, sizeof(sk));
+    if (!rc) rc = nc_client_wait_ready(c, o->connect_timeout_ms + 1000, err);
+    if (rc) {
+        nc_client_free(c);
+        nc_rt_free(rt);
+        nana_result_free(&tmp);
+        return rc;
+    }
+    c->own_rt = true;
+    *out = c;
+    return NANA_CLIENT_OK;
+}
+
+void nana_client_close(nana_client *c)
+{
+    if (!c) return;
+    nc_rt *rt = c->own_rt ? c->rt : NULL;
+    nc_client_free(c);
+    nc_rt_free(rt);
+}
+
+int nc_submit(nana_client *c, const char *method, const char *args_json, const char *kwargs_json,
+              const nana_call_opts *co, nana_client_done_fn done, void *ud, uint64_t token,
+              nana_result *err)
+{
+    nc_call *call = calloc(1, sizeof(*call));
+    if (!call) return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
+    nana_buf_init(&call->frame, 0);
+    nana_buf_init(&call->reply, 0);
+    call->sid = -1;
+    call->done = done;
+    call->ud = ud;
+    call->token = token;
+    call->prev = call->next = call;
+    int rc = nc_build_call(&call->frame, method, args_json, kwargs_json, co, err);
+    if (rc) {
+        nana_buf_free(&call->frame);
+        free(call);
+        return rc;
+    }
+    call->timeout_ms = co && co->timeout_ms ? co->timeout_ms : c->call_timeout_ms;
+    uint64_t now = nc_now_ns();
+    call->deadline_ns = now + (uint64_t)call->timeout_ms * 1000000ull;
+    pthread_mutex_lock(&c->mu);
+    if (c->state == ST_CLOSED)
+        rc = nc_result_error(err, NANA_CLIENT_ECLOSED, "the client is closed");
+    else if (c->pending >= c->max_queued)
+        rc = nc_result_error(err, NANA_CLIENT_EBUSY, "%u calls already pending (max_queued)",
+                             c->pending);
+    if (rc) {
+        pthread_mutex_unlock(&c->mu);
+        nana_buf_free(&call->frame);
+        free(call);
+        return rc;
+    }
+    list_add_tail(&c->queue, call);
+    c->pending++;
+    c->last_used_ns = now;
+    bool wake = call->deadline_ns < c->next_ns;
+    if (wake) c->next_ns = call->deadline_ns;
+    bool post = c->state == ST_READY && !c->flush_posted;
+    if (post) c->flush_posted = true;
+    nana_quic_handle h = c->h;
+    pthread_mutex_unlock(&c->mu);
+    if (wake) nc_rt_wake(c->rt, call->deadline_ns);
+    if (post && nc_rt_post(c->rt, h, flush_post, c)) {
+        pthread_mutex_lock(&c->mu);
+        c->flush_posted = false;
+        pthread_mutex_unlock(&c->mu);
+    }
+    return NANA_CLIENT_OK;
+}
+
+int nana_client_submit(nana_client *c, const char *method, const char *args_json,
+                       const char *kwargs_json, const nana_call_opts *co, nana_client_done_fn done,
+                       void *ud, uint64_t token)
+{
+    nana_result err = {0};
+    int rc = nc_submit(c, method, args_json, kwargs_json, co, done, ud, token, &err);
+    nana_result_free(&err);
+    return rc;
+}
+
+/* A blocking call's rendezvous. */
+typedef struct waiter {
+    sem_t sem;
+    nana_result *out;
+} waiter;
+
+static void wake_waiter(void *ud, nana_result *r)
+{
+    waiter *w = ud;
+    *w->out = *r;
+    sem_post(&w->sem);
+}
+
+int nc_blocking(nc_submit_fn submit, void *ctx, nana_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    waiter w = {.out = out};
+    sem_init(&w.sem, 0, 0);
+    if (submit(ctx, wake_waiter, &w, out) == NANA_CLIENT_OK) {
+        while (sem_wait(&w.sem) && errno == EINTR) {
+        }
+    }
+    sem_destroy(&w.sem);
+    return out->status;
+}
+
+/* The arguments of one blocking call. */
+typedef struct call_args {
+    nana_client *c;
+    const char *method, *args, *kwargs;
+    const nana_call_opts *co;
+} call_args;
+
+static int submit_client(void *ctx, nana_client_done_fn done, void *ud, nana_result *err)
+{
+    call_args *a = ctx;
+    return nc_submit(a->c, a->method, a->args, a->kwargs, a->co, done, ud, 0, err);
+}
+
+int nana_client_call(nana_client *c, const char *method, const char *args_json,
+                     const char *kwargs_json, const nana_call_opts *co, nana_result *out)
+{
+    call_args a = {c, method, args_json, kwargs_json, co};
+    return nc_blocking(submit_client, &a, out);
+}
+
+int nana_client_completion_fd(nana_client *c)
+{
+    return c->efd;
+}
+
+int nana_client_next_done(nana_client *c, nana_result *out)
+{
+    pthread_mutex_lock(&c->mu);
+    done_node *n = c->done_head;
+    if (n) {
+        c->done_head = n->next;
+        if (!c->done_head) {
+            c->done_tail = NULL;
+            uint64_t v;
+            ssize_t r = read(c->efd, &v, sizeof(v)); /* empty: not readable any more */
+            (void)r;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!n) return 0;
+    *out = n->r;
+    free(n);
+    return 1;
+}
+
+unsigned nana_client_pending(nana_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    unsigned n = c->pending;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+int nana_client_connected(nana_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int r = c->state == ST_READY;
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+uint64_t nana_client_reconnects(nana_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t n = c->reconnects;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}

@@ -1,0 +1,195 @@
+/*
+ * client_int.h - what the parts of libnanasqlite-client share and nobody
+ * else sees: the runtime (one QUIC client endpoint plus a maintenance
+ * thread for timeouts, reconnects and pool upkeep), the call record, the
+ * stream-id map, and the frame and reply codecs.
+ *
+ * Threads: the endpoint's I/O thread runs every QUIC callback and every
+ * stream operation; the maintenance thread ("rt thread") fires timeouts,
+ * starts reconnects and runs the pool's upkeep; callers' threads submit.
+ * A client's mutex guards all of its state; the runtime's mutex guards its
+ * list of clients. Lock order: pool, then runtime, then client.
+ */
+#ifndef NANA_CLIENT_INT_H
+#define NANA_CLIENT_INT_H
+
+#include "nanasqlite_client.h"
+#include "quic/nana_quic.h"
+#include "util/nana_buf.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- time -------------------------------------------------------------- */
+
+/* Monotonic nanoseconds. */
+uint64_t nc_now_ns(void);
+
+/* ---- results and frames (reply.c; no I/O) -------------------------------- */
+
+/* Sets |r| to a client-side error of |status| with a formatted message.
+ * Returns |status|. */
+int nc_result_error(nana_result *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Builds a request frame (u32 big-endian length + msgpack map) for
+ * |method| with JSON |args_json| (an array; NULL: []) and |kwargs_json|
+ * (an object; NULL: {}), db and table from |co|. 0, or EINVALID / ENOMEM
+ * with |err| filled. |out| is the caller's.
+ */
+int nc_build_call(nana_buf *out, const char *method, const char *args_json, const char *kwargs_json,
+                  const nana_call_opts *co, nana_result *err);
+
+/* Builds the frame holding just the msgpack string |s| (AUTH_START). */
+int nc_build_string_frame(nana_buf *out, const char *s);
+
+/* Builds the auth response frame for |sig| (64 bytes) and |account|. */
+int nc_build_auth_response(nana_buf *out, const uint8_t sig[64], const char *account);
+
+/*
+ * Reads a reply frame into |r|: success -> OK with the result as JSON,
+ * error map -> ESERVER with the server's error_type, message and code;
+ * anything else -> EPROTOCOL. Returns r->status.
+ */
+int nc_parse_reply(const uint8_t *p, size_t n, nana_result *r);
+
+/* What an authentication reply says. */
+typedef enum nc_auth_reply {
+    NC_AUTH_CHALLENGE, /* {"type":"challenge","data":32 bytes}: |challenge| filled */
+    NC_AUTH_OK,        /* "AUTH_OK" */
+    NC_AUTH_FAILED,    /* "AUTH_FAILED" */
+    NC_AUTH_BANNED,    /* "AUTH_BANNED" */
+    NC_AUTH_ERROR,     /* an error map or anything else: |msg| says what */
+} nc_auth_reply;
+
+nc_auth_reply nc_parse_auth_reply(const uint8_t *p, size_t n, uint8_t challenge[32], char *msg,
+                                  size_t msgcap);
+
+/* ---- calls and the stream-id map (sidmap.c) ------------------------------ */
+
+typedef struct nc_call nc_call;
+struct nc_call {
+    nc_call *prev, *next; /* in the client's queue (unsent) or sent list */
+    nana_buf frame;       /* the request; freed once sent */
+    nana_buf reply;       /* reply bytes so far */
+    int64_t sid;          /* -1 until sent */
+    uint64_t deadline_ns;
+    unsigned timeout_ms;
+    nana_client_done_fn done; /* NULL: queue the result (completion fd) */
+    void *ud;
+    uint64_t token;
+    int status;      /* when finished: -1 reply to parse, else a client-side status */
+    nana_result res; /* the client-side error, when status >= 0 */
+};
+
+/* An open-addressing map from stream id to call (I/O thread + client lock). */
+typedef struct nc_sidmap {
+    int64_t *keys; /* -1: empty */
+    nc_call **vals;
+    size_t cap, len; /* cap a power of two */
+} nc_sidmap;
+
+int nc_sidmap_put(nc_sidmap *m, int64_t sid, nc_call *c);
+nc_call *nc_sidmap_get(const nc_sidmap *m, int64_t sid);
+nc_call *nc_sidmap_del(nc_sidmap *m, int64_t sid);
+void nc_sidmap_free(nc_sidmap *m);
+
+/* ---- the runtime (rt.c) ------------------------------------------------- */
+
+typedef struct nc_rt nc_rt;
+
+/*
+ * Starts an endpoint for servers of address family |family| (AF_INET or
+ * AF_INET6) with the TLS and timeout options of |o|, and its maintenance
+ * thread. |tick| (may be NULL) runs on that thread every |tick_ms| with
+ * |tick_arg| (the pool's upkeep). 0 or a status with |err| filled.
+ */
+int nc_rt_new(const nana_client_opts *o, int family, void (*tick)(void *arg), void *tick_arg,
+              unsigned tick_ms, nc_rt **out, nana_result *err);
+
+/* Stops the thread and the endpoint (every connection closes) and frees. */
+void nc_rt_free(nc_rt *rt);
+
+nana_quic_ep *nc_rt_ep(nc_rt *rt);
+
+/* Adds / removes a client from the maintenance thread's watch. */
+int nc_rt_add(nc_rt *rt, nana_client *c);
+void nc_rt_remove(nc_rt *rt, nana_client *c);
+
+/* Asks the maintenance thread to look again no later than |when_ns|. */
+void nc_rt_wake(nc_rt *rt, uint64_t when_ns);
+
+/* Runs fn(conn or NULL, arg) on the I/O thread, retrying while the post
+ * queue is full. 0, or -1 when the endpoint is shutting down. */
+int nc_rt_post(nc_rt *rt, nana_quic_handle h, void (*fn)(nana_quic_conn *c, void *arg), void *arg);
+
+/* ---- clients, as the runtime and the pool see them (client.c) ------------ */
+
+/* The pool's hooks into its clients. */
+typedef struct nc_pool_hooks {
+    /* A connection attempt finished: ok 1 (authenticated) or 0 (failed). */
+    void (*attempt)(void *pool, nana_client *c, int ok);
+    /* 1 if the client may start a connection attempt now (the breaker). */
+    int (*may_connect)(void *pool, nana_client *c);
+    void *pool;
+} nc_pool_hooks;
+
+/*
+ * Creates a client on |rt| and starts its first connection attempt without
+ * waiting. |sk| is the Ed25519 secret key (copied). The caller owns the
+ * client (nc_client_free).
+ */
+int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const uint8_t sk[64],
+                  const nc_pool_hooks *hooks, nana_client **out, nana_result *err);
+
+/* The QUIC callbacks every client connection uses (conn data: the client). */
+extern const nana_quic_callbacks nc_client_callbacks;
+
+/* Fails every pending call with ECLOSED, closes the connection, frees. */
+void nc_client_free(nana_client *c);
+
+/* The maintenance step: fires timeouts, starts due reconnects. Returns the
+ * next time it wants to run (ns), UINT64_MAX for none. */
+uint64_t nc_client_tick(nana_client *c, uint64_t now);
+
+/* Waits (up to |ms|) until the client is authenticated or its attempt
+ * failed; 0, or the attempt's error in |err|. */
+int nc_client_wait_ready(nana_client *c, unsigned ms, nana_result *err);
+
+/* State for the pool: authenticated now, calls pending, created and last
+ * used times. */
+typedef struct nc_client_info {
+    bool ready;
+    bool connecting;
+    unsigned pending;
+    uint64_t created_ns, last_used_ns;
+} nc_client_info;
+
+void nc_client_info_get(nana_client *c, nc_client_info *out);
+
+/* Fails every queued (unsent) call with |status| and |msg| (the breaker). */
+void nc_client_fail_queued(nana_client *c, int status, const char *msg);
+
+/* Starts a connection attempt now if the client has none (a breaker probe). */
+void nc_client_kick(nana_client *c);
+
+/* nana_client_submit that reports why a call was not accepted in |err|. */
+int nc_submit(nana_client *c, const char *method, const char *args_json, const char *kwargs_json,
+              const nana_call_opts *co, nana_client_done_fn done, void *ud, uint64_t token,
+              nana_result *err);
+
+/* Submits through |submit| (which fills |err| when it refuses) and waits for
+ * the result in |out|; returns out->status. */
+typedef int (*nc_submit_fn)(void *ctx, nana_client_done_fn done, void *ud, nana_result *err);
+int nc_blocking(nc_submit_fn submit, void *ctx, nana_result *out);
+
+/* Reads the Ed25519 key file into |sk|; 0 or EINVALID with |err|. */
+int nc_load_key(const char *path, uint8_t sk[64], nana_result *err);
+
+/* Resolves |host| to a numeric address string and its family. */
+int nc_resolve(const char *host, char *addr, size_t cap, int *family, nana_result *err);
+
+#endif

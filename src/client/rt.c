@@ -1,0 +1,200 @@
+/*
+ * rt.c - a client runtime: one QUIC client endpoint (one UDP socket, one
+ * I/O thread) shared by every connection of a client or a pool, and one
+ * maintenance thread that wakes when something is due: a call's timeout,
+ * a reconnect after backoff, a stalled handshake, the pool's upkeep. It
+ * sleeps on a condition variable until the earliest such time, so an idle
+ * client costs no wake-ups.
+ */
+#include "client_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct nc_rt {
+    nana_quic_ep *ep;
+    pthread_t thread;
+    bool started, stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* wakes the maintenance thread */
+    pthread_cond_t idle_cv; /* signalled when a client's tick ends */
+    nana_client **clients;
+    size_t n, cap;
+    nana_client *ticking; /* the client being ticked now, if any */
+    uint64_t wake_at;     /* when the thread will look next */
+    void (*tick)(void *arg);
+    void *tick_arg;
+    unsigned tick_ms;
+};
+
+nana_quic_ep *nc_rt_ep(nc_rt *rt)
+{
+    return rt->ep;
+}
+
+/* Waits on |cv| until |when| (monotonic ns). */
+static void wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t when)
+{
+    if (when == UINT64_MAX) {
+        pthread_cond_wait(cv, mu);
+        return;
+    }
+    struct timespec ts = {.tv_sec = (time_t)(when / 1000000000ull),
+                          .tv_nsec = (long)(when % 1000000000ull)};
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* The maintenance thread: runs due client ticks and the pool's upkeep. */
+static void *rt_main(void *arg)
+{
+    nc_rt *rt = arg;
+    uint64_t next_tick = rt->tick ? nc_now_ns() + (uint64_t)rt->tick_ms * 1000000ull : UINT64_MAX;
+    pthread_mutex_lock(&rt->mu);
+    while (!rt->stop) {
+        uint64_t now = nc_now_ns();
+        uint64_t next = next_tick;
+        if (rt->tick && now >= next_tick) {
+            pthread_mutex_unlock(&rt->mu);
+            rt->tick(rt->tick_arg);
+            pthread_mutex_lock(&rt->mu);
+            now = nc_now_ns();
+            next_tick = now + (uint64_t)rt->tick_ms * 1000000ull;
+            next = next_tick;
+        }
+        for (size_t i = 0; i < rt->n && !rt->stop; i++) {
+            nana_client *c = rt->clients[i];
+            rt->ticking = c;
+            pthread_mutex_unlock(&rt->mu);
+            uint64_t want = nc_client_tick(c, now);
+            pthread_mutex_lock(&rt->mu);
+            rt->ticking = NULL;
+            pthread_cond_broadcast(&rt->idle_cv);
+            if (want < next) next = want;
+        }
+        /* A wake asked for while we ticked stands. */
+        if (rt->wake_at && rt->wake_at < next) next = rt->wake_at;
+        rt->wake_at = next;
+        if (next > nc_now_ns() && !rt->stop) wait_until(&rt->cv, &rt->mu, next);
+        rt->wake_at = 0;
+    }
+    pthread_mutex_unlock(&rt->mu);
+    return NULL;
+}
+
+int nc_rt_new(const nana_client_opts *o, int family, void (*tick)(void *arg), void *tick_arg,
+              unsigned tick_ms, nc_rt **out, nana_result *err)
+{
+    nc_rt *rt = calloc(1, sizeof(*rt));
+    if (!rt) return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&rt->mu, NULL);
+    pthread_cond_init(&rt->cv, &ca);
+    pthread_cond_init(&rt->idle_cv, NULL);
+    pthread_condattr_destroy(&ca);
+    rt->tick = tick;
+    rt->tick_arg = tick_arg;
+    rt->tick_ms = tick_ms ? tick_ms : 1000;
+    nana_quic_config qc;
+    nana_quic_config_init(&qc);
+    qc.host = family == AF_INET6 ? "::" : NULL;
+    qc.ca_file = o->ca_file;
+    qc.cert_file = o->cert_file;
+    qc.key_file = o->cert_file ? (o->cert_key_file ? o->cert_key_file : o->cert_file) : NULL;
+    qc.cb = &nc_client_callbacks;
+    qc.idle_timeout_ms = o->idle_timeout_ms;
+    qc.keepalive_ms = o->idle_timeout_ms / 3;
+    qc.handshake_timeout_ms = o->connect_timeout_ms;
+    qc.max_streams_bidi = 1; /* the server opens none */
+    int rc = nana_quic_ep_new(&qc, &rt->ep);
+    if (rc) {
+        int status = rc == NANA_ERR_NOMEM ? NANA_CLIENT_ENOMEM : NANA_CLIENT_EINVALID;
+        nc_result_error(err, status, "cannot start the QUIC client: %s", nana_errmsg());
+        nc_rt_free(rt);
+        return status;
+    }
+    if (pthread_create(&rt->thread, NULL, rt_main, rt)) {
+        nc_rt_free(rt);
+        return nc_result_error(err, NANA_CLIENT_ENOMEM, "cannot start a thread");
+    }
+    rt->started = true;
+    *out = rt;
+    return NANA_CLIENT_OK;
+}
+
+void nc_rt_free(nc_rt *rt)
+{
+    if (!rt) return;
+    if (rt->started) {
+        pthread_mutex_lock(&rt->mu);
+        rt->stop = true;
+        pthread_cond_broadcast(&rt->cv);
+        pthread_mutex_unlock(&rt->mu);
+        pthread_join(rt->thread, NULL);
+    }
+    nana_quic_ep_del(rt->ep);
+    free(rt->clients);
+    pthread_mutex_destroy(&rt->mu);
+    pthread_cond_destroy(&rt->cv);
+    pthread_cond_destroy(&rt->idle_cv);
+    free(rt);
+}
+
+int nc_rt_add(nc_rt *rt, nana_client *c)
+{
+    pthread_mutex_lock(&rt->mu);
+    if (rt->n == rt->cap) {
+        size_t cap = rt->cap ? rt->cap * 2 : 8;
+        nana_client **v = realloc(rt->clients, cap * sizeof(*v));
+        if (!v) {
+            pthread_mutex_unlock(&rt->mu);
+            return NANA_CLIENT_ENOMEM;
+        }
+        rt->clients = v;
+        rt->cap = cap;
+    }
+    rt->clients[rt->n++] = c;
+    pthread_cond_broadcast(&rt->cv);
+    pthread_mutex_unlock(&rt->mu);
+    return NANA_CLIENT_OK;
+}
+
+void nc_rt_remove(nc_rt *rt, nana_client *c)
+{
+    pthread_mutex_lock(&rt->mu);
+    for (size_t i = 0; i < rt->n; i++) {
+        if (rt->clients[i] != c) continue;
+        memmove(&rt->clients[i], &rt->clients[i + 1], (rt->n - i - 1) * sizeof(*rt->clients));
+        rt->n--;
+        break;
+    }
+    /* Not while the maintenance thread is inside this client's tick. */
+    while (rt->ticking == c && !pthread_equal(pthread_self(), rt->thread))
+        pthread_cond_wait(&rt->idle_cv, &rt->mu);
+    pthread_mutex_unlock(&rt->mu);
+}
+
+void nc_rt_wake(nc_rt *rt, uint64_t when_ns)
+{
+    pthread_mutex_lock(&rt->mu);
+    if (rt->wake_at == 0 || when_ns < rt->wake_at) {
+        rt->wake_at = when_ns;
+        pthread_cond_signal(&rt->cv);
+    }
+    pthread_mutex_unlock(&rt->mu);
+}
+
+int nc_rt_post(nc_rt *rt, nana_quic_handle h, void (*fn)(nana_quic_conn *c, void *arg), void *arg)
+{
+    for (int tries = 0; tries < 10000; tries++) {
+        int rc = nana_quic_post(rt->ep, h, fn, arg);
+        if (rc == 0) return 0;
+        if (rc != NANA_ERR_BUSY) return -1;
+        struct timespec nap = {0, 1000000};
+        nanosleep(&nap, NULL);
+    }
+    return -1;
+}
