@@ -1,0 +1,645 @@
+/*
+ * test_client.c - libnanasqlite-client against the real nanasqlite-server
+ * binary on a loopback port: calls and errors, 1,000 calls in flight on
+ * one connection (each reply checked against its own call), the
+ * completion fd, timeouts, reconnect after a server restart, a server
+ * that vanishes mid-call, authentication and connection failures, and the
+ * pool (least-loaded spreading, exhaustion, idle and lifetime retirement,
+ * the circuit breaker opening, probing and closing).
+ *
+ * usage: test_client BIN_DIR TMP_DIR. Every wait is bounded. Ends with
+ * "N passed, M failed"; exit 1 on any failure.
+ */
+#include "nanasqlite_client.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int passed, failed;
+static const char *bin_dir;
+static char dir[PATH_MAX + 64];
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            passed++;                                                                              \
+        } else {                                                                                   \
+            failed++;                                                                              \
+            printf("  FAIL %s:%d: ", __FILE__, __LINE__);                                          \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {
+    }
+}
+
+/* ---- the server ------------------------------------------------------------ */
+
+typedef struct server {
+    pid_t pid;
+    unsigned port;
+} server;
+
+/* Runs a tool from bin_dir in the test directory; 0 on success. */
+static int run_tool(const char *tool, const char *arg1, const char *arg2)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (chdir(dir)) _exit(127);
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", bin_dir, tool);
+        if (!freopen("/dev/null", "w", stdout)) _exit(127);
+        execl(path, tool, arg1, arg2, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* Starts the server on |port| (0: any) with extra flags; waits for it. */
+static int server_start(server *s, unsigned port, const char *const *extra)
+{
+    char ready[sizeof(dir) + 16], portstr[16];
+    snprintf(ready, sizeof(ready), "%s/port.txt", dir);
+    unlink(ready);
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    const char *argv[32] = {"nanasqlite-server", "--port",    portstr,       "--ready-file",
+                            "port.txt",          "--no-bans", "--log-level", "debug"};
+    int n = 8;
+    for (int i = 0; extra && extra[i] && n < 30; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    s->pid = fork();
+    if (s->pid == 0) {
+        if (chdir(dir)) _exit(127);
+        if (!freopen("server.log", "a", stdout) || !freopen("server.log", "a", stderr)) _exit(127);
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/nanasqlite-server", bin_dir);
+        execv(path, (char *const *)(uintptr_t)argv);
+        _exit(127);
+    }
+    for (uint64_t end = now_ms() + 20000; now_ms() < end; sleep_ms(20)) {
+        FILE *f = fopen(ready, "r");
+        if (f) {
+            int got = fscanf(f, "%u", &s->port);
+            fclose(f);
+            if (got == 1 && s->port) return 0;
+        }
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) break;
+    }
+    printf("  server did not start (see %s/server.log)\n", dir);
+    return -1;
+}
+
+/* Stops the server with |sig|; returns its exit status (or -1). */
+static int server_stop(server *s, int sig)
+{
+    if (s->pid <= 0) return -1;
+    kill(s->pid, sig);
+    int st = 0;
+    for (uint64_t end = now_ms() + 30000; now_ms() < end; sleep_ms(10))
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &st, 0);
+    s->pid = 0;
+    return -1;
+}
+
+static void opts_for(nana_client_opts *o, unsigned port)
+{
+    static char ca[sizeof(dir) + 32], key[sizeof(dir) + 32];
+    snprintf(ca, sizeof(ca), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/nana_private.pem", dir);
+    nana_client_opts_init(o);
+    o->port = (uint16_t)port;
+    o->ca_file = ca;
+    o->key_file = key;
+    o->connect_timeout_ms = 3000;
+    o->call_timeout_ms = 10000;
+}
+
+/* One blocking call; returns the status and leaves the result in |r|. */
+static int call(nana_client *c, const char *m, const char *args, nana_result *r)
+{
+    nana_result_free(r);
+    return nana_client_call(c, m, args, NULL, NULL, r);
+}
+
+/* ---- calls and errors --------------------------------------------------------- */
+
+static void test_calls(void)
+{
+    printf("test_calls\n");
+    server s;
+    if (server_start(&s, 0, NULL)) {
+        failed++;
+        return;
+    }
+    nana_client_opts o;
+    opts_for(&o, s.port);
+    nana_client *c = NULL;
+    nana_result r = {0};
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_OK, "connect: %s", r.message);
+    if (!c) {
+        server_stop(&s, SIGTERM);
+        return;
+    }
+    CHECK(nana_client_connected(c) == 1, "connected");
+    CHECK(call(c, "__setitem__", "[\"k\", {\"a\": [1, 2.5, \"x\"], \"b\": null}]", &r) == 0,
+          "set: %s", r.message);
+    CHECK(call(c, "__getitem__", "[\"k\"]", &r) == 0 && r.json &&
+              !strcmp(r.json, "{\"a\":[1,2.5,\"x\"],\"b\":null}"),
+          "get: %s", r.json);
+    CHECK(call(c, "__getitem__", "[\"missing\"]", &r) == NANA_CLIENT_ESERVER &&
+              !strcmp(r.error_type, "KeyError") && !strcmp(r.message, "'missing'"),
+          "KeyError: %s %s", r.error_type, r.message);
+    CHECK(call(c, "vacuum", NULL, &r) == NANA_CLIENT_ESERVER &&
+              !strcmp(r.error_type, "PermissionError"),
+          "vacuum forbidden: %s", r.error_type);
+    CHECK(call(c, "no_such_method", NULL, &r) == NANA_CLIENT_ESERVER, "unknown method");
+    CHECK(call(c, "__getitem__", "[\"k\"", &r) == NANA_CLIENT_EINVALID &&
+              !strcmp(r.error_type, "ValueError") && strstr(r.message, "not valid JSON"),
+          "bad JSON refused locally: %s", r.message);
+    CHECK(call(c, "__getitem__", "{\"k\": 1}", &r) == NANA_CLIENT_EINVALID, "args not an array");
+    nana_result_free(&r);
+    CHECK(nana_client_call(c, "get", "[\"k\"]", "[1]", NULL, &r) == NANA_CLIENT_EINVALID,
+          "kwargs not an object");
+    CHECK(call(c, "", NULL, &r) == NANA_CLIENT_EINVALID, "empty method");
+    /* kwargs, db and table */
+    nana_result_free(&r);
+    CHECK(nana_client_call(c, "get", "[\"missing\"]", "{\"default\": 7}", NULL, &r) == 0 &&
+              !strcmp(r.json, "7"),
+          "kwargs default: %s", r.json);
+    nana_call_opts co = {.db = "other.db", .table = "t2"};
+    nana_result_free(&r);
+    CHECK(nana_client_call(c, "__setitem__", "[\"k\", 1]", NULL, &co, &r) == 0, "set in db/table");
+    nana_result_free(&r);
+    CHECK(nana_client_call(c, "__getitem__", "[\"k\"]", NULL, &co, &r) == 0 && !strcmp(r.json, "1"),
+          "get in db/table: %s", r.json);
+    CHECK(call(c, "__len__", NULL, &r) == 0 && !strcmp(r.json, "1"), "default table untouched");
+    co = (nana_call_opts){.db = "../escape.db"};
+    nana_result_free(&r);
+    CHECK(nana_client_call(c, "__len__", NULL, NULL, &co, &r) == NANA_CLIENT_ESERVER,
+          "db outside the directory refused: %s", r.message);
+    CHECK(!strcmp(nana_client_status_name(NANA_CLIENT_EUNKNOWN), "UnknownOutcomeError"),
+          "status names");
+    nana_result_free(&r);
+    nana_client_close(c);
+    CHECK(server_stop(&s, SIGTERM) == 0, "server exits 0");
+}
+
+/* ---- 1,000 calls in flight -------------------------------------------------- */
+
+typedef struct many {
+    atomic_int done, ok, mismatched;
+} many;
+
+typedef struct one_call {
+    many *m;
+    int i;
+} one_call;
+
+static void on_get(void *ud, nana_result *r)
+{
+    one_call *oc = ud;
+    char want[32];
+    snprintf(want, sizeof(want), "%d", oc->i * 7);
+    if (r->status == NANA_CLIENT_OK && r->json && !strcmp(r->json, want))
+        atomic_fetch_add(&oc->m->ok, 1);
+    else
+        atomic_fetch_add(&oc->m->mismatched, 1);
+    nana_result_free(r);
+    atomic_fetch_add(&oc->m->done, 1);
+}
+
+static void test_concurrency(void)
+{
+    printf("test_concurrency\n");
+    server s;
+    if (server_start(&s, 0, NULL)) {
+        failed++;
+        return;
+    }
+    nana_client_opts o;
+    opts_for(&o, s.port);
+    nana_client *c = NULL;
+    nana_result r = {0};
+    if (nana_client_connect(&o, &c, &r)) {
+        CHECK(0, "connect: %s", r.message);
+        server_stop(&s, SIGTERM);
+        return;
+    }
+    /* Distinct values per key, written in one batch. */
+    char *batch = malloc(64 * 1024);
+    size_t at = (size_t)snprintf(batch, 64, "[{");
+    for (int i = 0; i < 1000; i++)
+        at += (size_t)snprintf(batch + at, 64, "%s\"k%d\": %d", i ? "," : "", i, i * 7);
+    snprintf(batch + at, 8, "}]");
+    CHECK(call(c, "batch_update", batch, &r) == 0, "batch_update: %s", r.message);
+    free(batch);
+    /* 1,000 gets submitted at once: replies arrive in any order and each must
+     * reach its own call. */
+    many m = {0};
+    one_call *oc = calloc(1000, sizeof(*oc));
+    int accepted = 0;
+    for (int i = 0; i < 1000; i++) {
+        char args[32];
+        snprintf(args, sizeof(args), "[\"k%d\"]", i);
+        oc[i] = (one_call){&m, i};
+        accepted += nana_client_submit(c, "__getitem__", args, NULL, NULL, on_get, &oc[i], 0) == 0;
+    }
+    CHECK(accepted == 1000, "1000 accepted (%d)", accepted);
+    for (uint64_t end = now_ms() + 30000; atomic_load(&m.done) < accepted && now_ms() < end;)
+        sleep_ms(5);
+    CHECK(atomic_load(&m.ok) == 1000 && atomic_load(&m.mismatched) == 0,
+          "1000 replies, each to its call (ok %d, wrong %d)", atomic_load(&m.ok),
+          atomic_load(&m.mismatched));
+    CHECK(nana_client_pending(c) == 0, "nothing pending");
+    free(oc);
+
+    /* The completion fd: 200 calls with tokens, drained by an event loop. */
+    int fd = nana_client_completion_fd(c);
+    for (int i = 0; i < 200; i++) {
+        char args[32];
+        snprintf(args, sizeof(args), "[\"k%d\"]", i);
+        nana_client_submit(c, "__getitem__", args, NULL, NULL, NULL, NULL, (uint64_t)i + 1000);
+    }
+    int got = 0, right = 0;
+    uint64_t seen[4] = {0};
+    for (uint64_t end = now_ms() + 20000; got < 200 && now_ms() < end;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0) continue;
+        nana_result d;
+        while (nana_client_next_done(c, &d)) {
+            got++;
+            uint64_t i = d.token - 1000;
+            char want[32];
+            snprintf(want, sizeof(want), "%d", (int)i * 7);
+            if (i < 200 && !(seen[i / 64] & (1ull << (i % 64))) && d.json && !strcmp(d.json, want))
+                right++;
+            if (i < 200) seen[i / 64] |= 1ull << (i % 64);
+            nana_result_free(&d);
+        }
+    }
+    CHECK(got == 200 && right == 200, "completion fd delivered 200 (%d, %d right)", got, right);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&p, 1, 0) == 0, "fd not readable once drained");
+    nana_result_free(&r);
+    nana_client_close(c);
+    server_stop(&s, SIGTERM);
+}
+
+/* ---- timeouts, restarts, vanishing servers ------------------------------------ */
+
+static void test_timeouts_and_restart(void)
+{
+    printf("test_timeouts_and_restart\n");
+    server s;
+    const char *slow[] = {"--test-worker-delay-ms", "600", NULL};
+    if (server_start(&s, 0, slow)) {
+        failed++;
+        return;
+    }
+    unsigned port = s.port;
+    nana_client_opts o;
+    opts_for(&o, port);
+    o.reconnect_max_ms = 300;
+    nana_client *c = NULL;
+    nana_result r = {0};
+    if (nana_client_connect(&o, &c, &r)) {
+        CHECK(0, "connect: %s", r.message);
+        server_stop(&s, SIGTERM);
+        return;
+    }
+    nana_call_opts quick = {.timeout_ms = 100};
+    uint64_t t0 = now_ms();
+    CHECK(nana_client_call(c, "keys", NULL, NULL, &quick, &r) == NANA_CLIENT_ETIMEOUT &&
+              !strcmp(r.error_type, "TimeoutError"),
+          "timeout: %d %s", r.status, r.message);
+    uint64_t took = now_ms() - t0;
+    CHECK(took >= 90 && took < 2000, "timed out after about 100 ms (%llu)",
+          (unsigned long long)took);
+    CHECK(call(c, "keys", NULL, &r) == 0, "a later call works: %s", r.message);
+
+    /* Restart on the same port: the client reconnects by itself. */
+    CHECK(server_stop(&s, SIGTERM) == 0, "stop");
+    const char *fast[] = {NULL};
+    CHECK(server_start(&s, port, fast) == 0, "restart on port %u", port);
+    int ok = 0;
+    for (uint64_t end = now_ms() + 15000; !ok && now_ms() < end; sleep_ms(50))
+        ok = call(c, "__len__", NULL, &r) == 0;
+    CHECK(ok, "calls work after the restart: %s", r.message);
+    CHECK(nana_client_reconnects(c) >= 1, "reconnected (%llu)",
+          (unsigned long long)nana_client_reconnects(c));
+
+    /* The server goes away: calls fail with a connection error, fast. */
+    CHECK(server_stop(&s, SIGTERM) == 0, "stop again");
+    t0 = now_ms();
+    int st = 0;
+    for (uint64_t end = now_ms() + 15000; now_ms() < end; sleep_ms(50)) {
+        st = call(c, "__len__", NULL, &r);
+        if (st == NANA_CLIENT_ECONNECT) break;
+    }
+    CHECK(st == NANA_CLIENT_ECONNECT && !strcmp(r.error_type, "NanaSQLiteConnectionError"),
+          "server down: ECONNECT (%d %s)", st, r.message);
+    CHECK(now_ms() - t0 < 12000, "reported within the connect timeout");
+    nana_result_free(&r);
+    nana_client_close(c);
+}
+
+static atomic_int vanish_status = -1;
+
+static void on_vanish(void *ud, nana_result *r)
+{
+    (void)ud;
+    atomic_store(&vanish_status, r->status);
+    nana_result_free(r);
+}
+
+static void test_server_vanishes(void)
+{
+    printf("test_server_vanishes\n");
+    server s;
+    const char *slow[] = {"--test-worker-delay-ms", "3000", NULL};
+    if (server_start(&s, 0, slow)) {
+        failed++;
+        return;
+    }
+    nana_client_opts o;
+    opts_for(&o, s.port);
+    o.idle_timeout_ms = 1500; /* a killed server says nothing: the idle timeout notices */
+    nana_client *c = NULL;
+    nana_result r = {0};
+    if (nana_client_connect(&o, &c, &r)) {
+        CHECK(0, "connect: %s", r.message);
+        server_stop(&s, SIGTERM);
+        return;
+    }
+    nana_client_submit(c, "batch_update", "[{\"w\": 1}]", NULL, NULL, on_vanish, NULL, 0);
+    sleep_ms(300); /* the write is on its way / running */
+    server_stop(&s, SIGKILL);
+    uint64_t t0 = now_ms();
+    while (atomic_load(&vanish_status) < 0 && now_ms() - t0 < 8000)
+        sleep_ms(20);
+    CHECK(atomic_load(&vanish_status) == NANA_CLIENT_EUNKNOWN,
+          "a write in flight when the server vanished is reported unknown (%d)",
+          atomic_load(&vanish_status));
+    CHECK(nana_client_pending(c) == 0, "nothing left pending");
+    nana_client_close(c);
+}
+
+static void test_connect_failures(void)
+{
+    printf("test_connect_failures\n");
+    nana_client_opts o;
+    nana_client *c = NULL;
+    nana_result r = {0};
+    /* Nobody listening. */
+    opts_for(&o, 9); /* discard port: nothing answers QUIC there */
+    o.connect_timeout_ms = 500;
+    uint64_t t0 = now_ms();
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_ECONNECT && !c, "no server: ECONNECT (%s)",
+          r.message);
+    CHECK(now_ms() - t0 < 5000, "within the connect timeout");
+    nana_result_free(&r);
+    /* A key file that is not there. */
+    opts_for(&o, 9);
+    o.key_file = "/nonexistent/key.pem";
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_EINVALID && strstr(r.message, "key"),
+          "missing key: %s", r.message);
+    nana_result_free(&r);
+    /* The wrong key: AUTH_FAILED. */
+    server s;
+    if (server_start(&s, 0, NULL)) {
+        failed++;
+        return;
+    }
+    opts_for(&o, s.port);
+    char other[sizeof(dir) + 32];
+    snprintf(other, sizeof(other), "%s/other_private.pem", dir);
+    o.key_file = other;
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_EAUTH &&
+              !strcmp(r.error_type, "AuthenticationError"),
+          "wrong key: EAUTH (%s)", r.message);
+    nana_result_free(&r);
+    /* A CA that did not sign the server's certificate. */
+    opts_for(&o, s.port);
+    char badca[sizeof(dir) + 32];
+    snprintf(badca, sizeof(badca), "%s/other/cert.pem", dir);
+    o.ca_file = badca;
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_ECONNECT, "untrusted certificate: %s",
+          r.message);
+    nana_result_free(&r);
+    server_stop(&s, SIGTERM);
+}
+
+/* ---- the pool ------------------------------------------------------------------- */
+
+static atomic_int pool_done, pool_ok;
+
+static void on_pool(void *ud, nana_result *r)
+{
+    (void)ud;
+    if (r->status == NANA_CLIENT_OK) atomic_fetch_add(&pool_ok, 1);
+    atomic_fetch_add(&pool_done, 1);
+    nana_result_free(r);
+}
+
+static void test_pool(void)
+{
+    printf("test_pool\n");
+    server s;
+    const char *slow[] = {"--test-worker-delay-ms", "300", NULL};
+    if (server_start(&s, 0, slow)) {
+        failed++;
+        return;
+    }
+    unsigned port = s.port;
+    nana_client_opts o;
+    opts_for(&o, port);
+    o.reconnect_min_ms = 50;
+    o.reconnect_max_ms = 200;
+    o.connect_timeout_ms = 1000;
+    nana_pool_opts po;
+    nana_pool_opts_init(&po);
+    po.min_conns = 1;
+    po.max_conns = 3;
+    po.max_calls_per_conn = 2;
+    po.idle_ms = 300;
+    po.health_interval_ms = 50;
+    po.breaker_failures = 3;
+    po.breaker_open_ms = 500;
+    nana_pool *p = NULL;
+    nana_result r = {0};
+    if (nana_pool_open(&o, &po, &p, &r)) {
+        CHECK(0, "pool open: %s", r.message);
+        server_stop(&s, SIGTERM);
+        return;
+    }
+    CHECK(nana_pool_call(p, "__setitem__", "[\"a\", 1]", NULL, NULL, &r) == 0, "pool call: %s",
+          r.message);
+    nana_result_free(&r);
+    /* Six slow calls: two per connection on three connections; a seventh
+     * finds the pool exhausted. */
+    atomic_store(&pool_done, 0);
+    atomic_store(&pool_ok, 0);
+    int accepted = 0;
+    for (int i = 0; i < 6; i++)
+        accepted += nana_pool_submit(p, "keys", NULL, NULL, NULL, on_pool, NULL) == 0;
+    CHECK(accepted == 6, "six accepted (%d)", accepted);
+    CHECK(nana_pool_call(p, "keys", NULL, NULL, NULL, &r) == NANA_CLIENT_EBUSY &&
+              !strcmp(r.error_type, "BusyError"),
+          "seventh: pool exhausted (%d %s)", r.status, r.message);
+    nana_result_free(&r);
+    nana_pool_stats st;
+    nana_pool_stats_get(p, &st);
+    CHECK(st.opened == 3, "three connections opened (%llu)", (unsigned long long)st.opened);
+    for (uint64_t end = now_ms() + 10000; atomic_load(&pool_done) < 6 && now_ms() < end;)
+        sleep_ms(10);
+    CHECK(atomic_load(&pool_ok) == 6, "all six answered (%d)", atomic_load(&pool_ok));
+    /* Idle connections above min_conns close. */
+    for (uint64_t end = now_ms() + 5000; now_ms() < end; sleep_ms(50)) {
+        nana_pool_stats_get(p, &st);
+        if (st.conns == 1) break;
+    }
+    CHECK(st.conns == 1 && st.closed_idle == 2, "idle connections closed (conns %u, idle %llu)",
+          st.conns, (unsigned long long)st.closed_idle);
+
+    /* The breaker: the server goes; connection failures open it. */
+    CHECK(server_stop(&s, SIGTERM) == 0, "stop");
+    uint64_t t0 = now_ms();
+    int last = 0;
+    for (uint64_t end = now_ms() + 20000; now_ms() < end; sleep_ms(20)) {
+        last = nana_pool_call(p, "__len__", NULL, NULL, NULL, &r);
+        nana_result_free(&r);
+        if (last == NANA_CLIENT_EBREAKER) break;
+    }
+    nana_pool_stats_get(p, &st);
+    CHECK(last == NANA_CLIENT_EBREAKER && st.breaker == NANA_BREAKER_OPEN && st.breaker_trips == 1,
+          "breaker open after failures (%d, state %d, trips %llu)", last, st.breaker,
+          (unsigned long long)st.breaker_trips);
+    t0 = now_ms();
+    CHECK(nana_pool_call(p, "__len__", NULL, NULL, NULL, &r) == NANA_CLIENT_EBREAKER &&
+              now_ms() - t0 < 50,
+          "open breaker fails fast");
+    nana_result_free(&r);
+    /* Half-open with the server still away: the probe fails, open again. */
+    int saw_half = 0;
+    for (uint64_t end = now_ms() + 5000; now_ms() < end && !saw_half; sleep_ms(5)) {
+        nana_pool_stats_get(p, &st);
+        saw_half = st.breaker == NANA_BREAKER_HALF_OPEN;
+    }
+    CHECK(saw_half, "breaker goes half-open");
+    for (uint64_t end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
+        nana_pool_stats_get(p, &st);
+        if (st.breaker == NANA_BREAKER_OPEN) break;
+    }
+    CHECK(st.breaker == NANA_BREAKER_OPEN && st.breaker_trips == 1,
+          "failed probe opens it again (state %d)", st.breaker);
+    /* The server comes back: the next probe closes the breaker. */
+    CHECK(server_start(&s, port, NULL) == 0, "restart");
+    int ok = 0;
+    for (uint64_t end = now_ms() + 15000; !ok && now_ms() < end; sleep_ms(50)) {
+        ok = nana_pool_call(p, "__getitem__", "[\"a\"]", NULL, NULL, &r) == 0;
+        nana_result_free(&r);
+    }
+    nana_pool_stats_get(p, &st);
+    CHECK(ok && st.breaker == NANA_BREAKER_CLOSED, "breaker closed after a good probe (state %d)",
+          st.breaker);
+    nana_pool_close(p);
+
+    /* Lifetime: connections are retired and replaced. */
+    po.lifetime_ms = 200;
+    po.idle_ms = 60000;
+    CHECK(nana_pool_open(&o, &po, &p, &r) == 0, "pool open: %s", r.message);
+    nana_result_free(&r);
+    if (p) {
+        for (uint64_t end = now_ms() + 5000; now_ms() < end; sleep_ms(50)) {
+            nana_pool_stats_get(p, &st);
+            if (st.closed_lifetime >= 2) break;
+        }
+        CHECK(st.closed_lifetime >= 2 && st.opened >= 3, "retired by age (%llu, opened %llu)",
+              (unsigned long long)st.closed_lifetime, (unsigned long long)st.opened);
+        ok = 0;
+        for (uint64_t end = now_ms() + 5000; !ok && now_ms() < end; sleep_ms(20)) {
+            ok = nana_pool_call(p, "__getitem__", "[\"a\"]", NULL, NULL, &r) == 0;
+            nana_result_free(&r);
+        }
+        CHECK(ok, "calls still work");
+        nana_pool_close(p);
+    }
+    CHECK(server_stop(&s, SIGTERM) == 0, "server exits 0");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_client BIN_DIR TMP_DIR\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IONBF, 0); /* forked children must not repeat buffered output */
+    static char bin_abs[PATH_MAX], tmp_abs[PATH_MAX];
+    mkdir(argv[2], 0755);
+    if (!realpath(argv[1], bin_abs) || !realpath(argv[2], tmp_abs)) {
+        fprintf(stderr, "test_client: %s or %s does not exist\n", argv[1], argv[2]);
+        return 2;
+    }
+    bin_dir = bin_abs;
+    snprintf(dir, sizeof(dir), "%s/client-%d", tmp_abs, (int)getpid());
+    mkdir(dir, 0755);
+    char other[sizeof(dir) + 32];
+    snprintf(other, sizeof(other), "%s/other", dir);
+    mkdir(other, 0755);
+    if (run_tool("nanasqlite-cert-gen", NULL, NULL) || run_tool("nanasqlite-key-gen", NULL, NULL) ||
+        run_tool("nanasqlite-key-gen", "--prefix", "other") ||
+        run_tool("nanasqlite-cert-gen", "--out-dir", "other")) {
+        printf("cannot make certificates and keys in %s\n", dir);
+        return 1;
+    }
+    test_calls();
+    test_concurrency();
+    test_timeouts_and_restart();
+    test_server_vanishes();
+    test_connect_failures();
+    test_pool();
+    /* Any sanitizer report from the server (an instrumented build) fails the run. */
+    char log[sizeof(dir) + 16];
+    snprintf(log, sizeof(log), "%s/server.log", dir);
+    FILE *f = fopen(log, "r");
+    char line[4096];
+    int reports = 0;
+    while (f && fgets(line, sizeof(line), f))
+        reports += strstr(line, "Sanitizer") != NULL || strstr(line, "runtime error:") != NULL;
+    if (f) fclose(f);
+    CHECK(f && reports == 0, "no sanitizer report in %s (%d)", log, reports);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
