@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SOURCES := $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 LINT_SOURCES := $(shell git ls-files 'src/*.c' 'tools/*.c' 'bench/*.c' 2>/dev/null)
 
-.PHONY: all test run format format-check lint bench fuzz clean
+.PHONY: all test run install format format-check lint bench fuzz clean
 
 all:
 	cmake -S . -B $(BUILD) >/dev/null
@@ -16,6 +16,12 @@ test:
 
 run:
 	./scripts/run
+
+# The tools, libnanasqlite-client (.so, header, pkg-config file) under
+# PREFIX (default /usr/local); DESTDIR is honoured.
+PREFIX ?= /usr/local
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 format:
 	clang-format -i $(SOURCES)

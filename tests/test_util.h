@@ -39,4 +39,28 @@ static inline void test_db_remove(const char *path)
     unlink(p);
 }
 
+/* Lower-case hex of |n| bytes into a static buffer (frame comparisons). */
+static inline const char *test_hex(const void *p, size_t n)
+{
+    static char out[8192];
+    const unsigned char *b = (const unsigned char *)p;
+    size_t i = 0;
+    for (; i < n && i < sizeof(out) / 2 - 1; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+    out[2 * i] = 0;
+    return out;
+}
+
+/* Bytes from hex text; returns how many. */
+static inline size_t test_unhex(const char *h, unsigned char *out)
+{
+    size_t n = 0;
+    for (; h[0] && h[1]; h += 2) {
+        unsigned v;
+        if (sscanf(h, "%2x", &v) != 1) break;
+        out[n++] = (unsigned char)v;
+    }
+    return n;
+}
+
 #endif

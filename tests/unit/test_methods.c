@@ -14,33 +14,23 @@
 #include "auth/nana_keys.h"
 #include "server/nana_methods.h"
 #include "store_fixture.h"
+#include "test_util.h"
 
 #include <sodium.h>
 
 /* Hex of a buffer, for comparing with the captured frames. */
-static char *hex(const nana_buf *b)
+static const char *hex(const nana_buf *b)
 {
-    static char out[4096];
-    for (size_t i = 0; i < b->len && i < sizeof(out) / 2 - 1; i++)
-        snprintf(out + 2 * i, 3, "%02x", (unsigned char)b->data[i]);
-    out[2 * b->len] = 0;
-    return out;
+    return test_hex(b->data, b->len);
 }
 
-/* Bytes from hex. */
 static size_t unhex(const char *h, uint8_t *out)
 {
-    size_t n = 0;
-    for (; h[0] && h[1]; h += 2) {
-        unsigned v;
-        sscanf(h, "%2x", &v);
-        out[n++] = (uint8_t)v;
-    }
-    return n;
+    return test_unhex(h, out);
 }
 
 /* Runs a captured request frame against the store; returns the reply's hex. */
-static char *run_frame(fixture *f, const char *req_hex)
+static const char *run_frame(fixture *f, const char *req_hex)
 {
     static uint8_t frame[1024];
     size_t n = unhex(req_hex, frame);
@@ -51,7 +41,7 @@ static char *run_frame(fixture *f, const char *req_hex)
     nana_buf out;
     nana_buf_init(&out, 0);
     assert_int_equal(nana_call_run(&c, &env, &out), 0);
-    char *h = hex(&out);
+    const char *h = hex(&out);
     nana_buf_free(&out);
     return h;
 }
