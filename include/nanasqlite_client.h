@@ -23,8 +23,10 @@
  *
  * Three ways to call, all thread-safe:
  *   - blocking: nana_client_call / nana_pool_call;
- *   - callback: nana_client_submit with a function, run on the library's
- *     I/O thread (it must not block and must not make blocking calls);
+ *   - callback: nana_client_submit with a function, run on one of the
+ *     library's threads (or on the thread closing the client, for calls
+ *     the close cancels); it must not block and must not make blocking
+ *     calls;
  *   - completion fd: nana_client_submit without a function; the result is
  *     queued, nana_client_completion_fd() becomes readable, and
  *     nana_client_next_done() takes results off the queue (for a caller's
@@ -154,8 +156,8 @@ void nana_client_close(nana_client *c);
 int nana_client_call(nana_client *c, const char *method, const char *args_json,
                      const char *kwargs_json, const nana_call_opts *co, nana_result *out);
 
-/* Called once per submitted call with its result, on the library's I/O
- * thread (or on the submitting thread when submission itself fails).
+/* Called once per submitted call with its result, on one of the library's
+ * threads (see the top of this header).
  * The result is the callee's: free it with nana_result_free. */
 typedef void (*nana_client_done_fn)(void *ud, nana_result *r);
 
