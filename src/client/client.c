@@ -48,41 +48,37 @@ typedef struct done_node {
 
 struct nana_client {
     nc_rt *rt;
-    bool own_rt;
     nc_pool_hooks hooks;
-    bool has_hooks;
-    /* options (copied) */
-    char addr[INET6_ADDRSTRLEN];
-    uint16_t port;
-    char *server_name, *account;
-    unsigned connect_timeout_ms, call_timeout_ms, reconnect_min_ms, reconnect_max_ms;
-    unsigned max_queued, max_reply_bytes;
-    uint8_t sk[64];
-
+    char *server_name, *account; /* options (copied) */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* attempt finished (connect waiters) */
-    cstate state;
     nana_quic_handle h;
-    bool closing_attempt; /* asked the I/O thread to abandon a stalled attempt */
     uint64_t attempt_deadline, next_attempt;
-    unsigned backoff_ms;
-    int64_t auth_sid;
-    int auth_step; /* 0: AUTH_START sent; 1: response sent */
-    nana_buf auth_buf;
-    int fail_status; /* why the current attempt failed, once known */
-    char fail_msg[256];
     uint64_t attempts_ok, attempts_failed, reconnects;
+    int64_t auth_sid;
+    nana_buf auth_buf;
     /* calls */
     nc_call queue; /* sentinel: unsent calls, oldest first */
     nc_call sent;  /* sentinel: calls on a stream */
     nc_sidmap map;
-    unsigned pending;
-    bool flush_posted;
     uint64_t next_ns; /* the earliest time the maintenance thread was asked for */
     uint64_t created_ns, last_used_ns;
-    /* completions */
-    int efd;
-    done_node *done_head, *done_tail;
+    done_node *done_head, *done_tail; /* the completion queue */
+    unsigned connect_timeout_ms, call_timeout_ms, reconnect_min_ms, reconnect_max_ms;
+    unsigned max_queued, max_reply_bytes;
+    unsigned backoff_ms;
+    unsigned pending;
+    cstate state;
+    int auth_step;   /* 0: AUTH_START sent; 1: response sent */
+    int fail_status; /* why the current attempt failed, once known */
+    int efd;         /* the completion eventfd */
+    uint16_t port;
+    bool own_rt, has_hooks;
+    bool closing_attempt; /* asked the I/O thread to abandon a stalled attempt */
+    bool flush_posted;
+    char addr[INET6_ADDRSTRLEN];
+    uint8_t sk[64];
+    char fail_msg[384];
 };
 
 /* ---- lists ---------------------------------------------------------------- */
@@ -130,10 +126,10 @@ static void finish(nana_client *c, nc_call *call, done_list *done, int status, c
     c->pending--;
     c->last_used_ns = nc_now_ns();
     call->status = status;
-    if (status >= 0) nc_result_error(&call->res, status, "%s", msg);
-    call->next = NULL;
+    if (status >= 0) nc_result_set(&call->res, status, "%s", msg);
+    call->done_next = NULL;
     if (done->tail)
-        done->tail->next = call;
+        done->tail->done_next = call;
     else
         done->head = call;
     done->tail = call;
@@ -166,7 +162,7 @@ static void push_done(nana_client *c, nana_result *r)
 static void deliver(nana_client *c, done_list *done)
 {
     for (nc_call *call = done->head, *next; call; call = next) {
-        next = call->next;
+        next = call->done_next;
         nana_result r = call->res;
         r.token = call->token;
         if (call->status < 0)
@@ -185,8 +181,10 @@ static void deliver(nana_client *c, done_list *done)
 /* Fails every call of list |s| with |status|. Lock held. */
 static void fail_list(nana_client *c, nc_call *s, done_list *done, int status, const char *msg)
 {
-    while (!list_empty(s))
-        finish(c, s->next, done, status, msg);
+    for (nc_call *call = s->next, *nx; call != s; call = nx) {
+        nx = call->next;
+        finish(c, call, done, status, msg);
+    }
 }
 
 /* ---- the I/O thread side ------------------------------------------------------ */
@@ -409,10 +407,13 @@ static void on_close(nana_quic_conn *qc, void *user)
     (void)user;
     nana_client *c = current(qc);
     if (!c) return;
-    char why[256];
+    char why[384];
     uint64_t code = 0;
     int is_app = 0;
-    if (nana_quic_conn_peer_error(qc, &code, &is_app) && !is_app && code == 0x2)
+    char tls[256];
+    if (nana_quic_conn_tls_failure(qc, tls, sizeof(tls)))
+        snprintf(why, sizeof(why), "cannot connect to %s:%u: %s", c->addr, c->port, tls);
+    else if (nana_quic_conn_peer_error(qc, &code, &is_app) && !is_app && code == 0x2)
         snprintf(why, sizeof(why), "%s:%u refused the connection (server full or shutting down)",
                  c->addr, c->port);
     else if (nana_quic_conn_peer_error(qc, &code, &is_app) && !is_app && code > 0x100 &&

@@ -29,10 +29,13 @@ uint64_t nc_now_ns(void);
 
 /* ---- results and frames (reply.c; no I/O) -------------------------------- */
 
-/* Sets |r| to a client-side error of |status| with a formatted message.
- * Returns |status|. */
-int nc_result_error(nana_result *r, int status, const char *fmt, ...)
+/* Sets |r| to a client-side error of |status| with a formatted message. */
+void nc_result_set(nana_result *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* nc_result_set that evaluates to |status| (a macro, so that static
+ * analysis sees which status comes back, as with nana_err_set). */
+#define nc_result_error(r, status, ...) (nc_result_set((r), (status), __VA_ARGS__), (int)(status))
 
 /*
  * Builds a request frame (u32 big-endian length + msgpack map) for
@@ -73,6 +76,7 @@ nc_auth_reply nc_parse_auth_reply(const uint8_t *p, size_t n, uint8_t challenge[
 typedef struct nc_call nc_call;
 struct nc_call {
     nc_call *prev, *next; /* in the client's queue (unsent) or sent list */
+    nc_call *done_next;   /* in a list of finished calls being delivered */
     nana_buf frame;       /* the request; freed once sent */
     nana_buf reply;       /* reply bytes so far */
     int64_t sid;          /* -1 until sent */

@@ -206,9 +206,9 @@ static nana_client *choose(nana_pool *p, nana_result *err)
         return NULL;
     }
     if (any && any_pending < p->po.max_calls_per_conn) return any;
-    nc_result_error(err, NANA_CLIENT_EBUSY,
-                    "the pool is exhausted: %u connections with %u calls pending each", p->n,
-                    p->po.max_calls_per_conn);
+    nc_result_set(err, NANA_CLIENT_EBUSY,
+                  "the pool is exhausted: %u connections with %u calls pending each", p->n,
+                  p->po.max_calls_per_conn);
     return NULL;
 }
 

@@ -76,7 +76,7 @@ static char *dup_n(const void *p, size_t n)
     return s;
 }
 
-int nc_result_error(nana_result *r, int status, const char *fmt, ...)
+void nc_result_set(nana_result *r, int status, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -90,7 +90,6 @@ int nc_result_error(nana_result *r, int status, const char *fmt, ...)
     const char *name = nana_client_status_name(status);
     r->error_type = dup_n(name, strlen(name));
     r->message = dup_n(msg, strlen(msg));
-    return status;
 }
 
 /* Writes the u32 length in front of a frame built from offset 4. */

@@ -112,7 +112,7 @@ int nc_rt_new(const nana_client_opts *o, int family, void (*tick)(void *arg), vo
     int rc = nana_quic_ep_new(&qc, &rt->ep);
     if (rc) {
         int status = rc == NANA_ERR_NOMEM ? NANA_CLIENT_ENOMEM : NANA_CLIENT_EINVALID;
-        nc_result_error(err, status, "cannot start the QUIC client: %s", nana_errmsg());
+        nc_result_set(err, status, "cannot start the QUIC client: %s", nana_errmsg());
         nc_rt_free(rt);
         return status;
     }

@@ -642,6 +642,8 @@ static void fail(nana_quic_conn *c, int rv, uint64_t ts)
         conn_kill(c);
         return;
     case NGTCP2_ERR_CRYPTO:
+        c->tls_failed = true;
+        c->verify_status = gnutls_session_get_verify_cert_status(c->tls);
         if (c->shard->ep->debug) {
             gnutls_datum_t st = {NULL, 0};
             gnutls_certificate_verification_status_print(
@@ -903,6 +905,22 @@ const char *nana_quic_conn_alpn(const nana_quic_conn *c)
 int nana_quic_conn_early_accepted(const nana_quic_conn *c)
 {
     return c->early_accepted ? 1 : 0;
+}
+
+int nana_quic_conn_tls_failure(const nana_quic_conn *c, char *msg, size_t cap)
+{
+    if (!c->tls_failed) return 0;
+    if (!c->verify_status) {
+        snprintf(msg, cap, "the TLS handshake failed (alert %d)",
+                 (int)ngtcp2_conn_get_tls_alert(c->q));
+        return 1;
+    }
+    gnutls_datum_t st = {NULL, 0};
+    gnutls_certificate_verification_status_print(c->verify_status, GNUTLS_CRT_X509, &st, 0);
+    snprintf(msg, cap, "the peer's certificate does not verify: %s",
+             st.data ? (const char *)st.data : "unknown reason");
+    gnutls_free(st.data);
+    return 1;
 }
 
 int nana_quic_conn_peer_error(const nana_quic_conn *c, uint64_t *code, int *is_app)

@@ -207,6 +207,13 @@ int nana_quic_conn_early_accepted(const nana_quic_conn *c);
  */
 int nana_quic_conn_peer_error(const nana_quic_conn *c, uint64_t *code, int *is_app);
 
+/*
+ * 1 if our side failed the TLS handshake (a certificate that does not
+ * verify, say), with a readable reason in |msg|; 0 otherwise. Useful
+ * inside conn_close.
+ */
+int nana_quic_conn_tls_failure(const nana_quic_conn *c, char *msg, size_t cap);
+
 /* The peer's current address. */
 void nana_quic_conn_peer(const nana_quic_conn *c, struct sockaddr_storage *addr, socklen_t *len);
 

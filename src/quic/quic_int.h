@@ -151,8 +151,10 @@ struct nana_quic_conn {
     bool dead;       /* to be freed at the end of the round */
     bool in_dirty;   /* on the shard's write list */
     bool early_accepted;
-    bool close_pending; /* nana_quic_conn_close asked; done at the next write */
-    bool peer_closed;   /* the peer sent CONNECTION_CLOSE */
+    bool close_pending;     /* nana_quic_conn_close asked; done at the next write */
+    bool peer_closed;       /* the peer sent CONNECTION_CLOSE */
+    bool tls_failed;        /* our side failed the TLS handshake (see verify_status) */
+    unsigned verify_status; /* gnutls verification status of the peer's certificate */
     nana_q_ccerr pending_ccerr;
     struct nana_quic_conn *dirty_next;
     struct nana_quic_conn *dead_next;

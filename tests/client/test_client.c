@@ -454,8 +454,16 @@ static void test_connect_failures(void)
     char badca[sizeof(dir) + 32];
     snprintf(badca, sizeof(badca), "%s/other/cert.pem", dir);
     o.ca_file = badca;
-    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_ECONNECT, "untrusted certificate: %s",
-          r.message);
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_ECONNECT &&
+              strstr(r.message, "certificate does not verify"),
+          "untrusted certificate: %s", r.message);
+    nana_result_free(&r);
+    /* A name the certificate is not for. */
+    opts_for(&o, s.port);
+    o.server_name = "not-this-server.example";
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_ECONNECT &&
+              strstr(r.message, "certificate does not verify"),
+          "wrong server name: %s", r.message);
     nana_result_free(&r);
     server_stop(&s, SIGTERM);
 }

@@ -1,0 +1,789 @@
+/*
+ * cli_main.c - nanasqlite-cli: a NanaSQLite server from the shell.
+ *
+ * One-shot:     nanasqlite-cli [flags] get KEY      (one call, then exit)
+ * Interactive:  nanasqlite-cli [flags]              (a shell, one command per line)
+ *
+ * Both forms share one command table and one path: a command and its
+ * arguments become a method name, a JSON argument array and an optional
+ * JSON keyword object, checked here before anything is sent (so a typo in
+ * JSON never reaches the server), then one blocking nana_client_call. The
+ * result is one line of JSON on stdout; an error is one line on stderr,
+ * "error: <ErrorType>: <message>", and the exit status says whose fault it
+ * was: 1 the server refused the call, 2 the command line was wrong,
+ * 3 the server could not be reached or did not answer in time.
+ *
+ * The shell uses libedit on a terminal (line editing, history in
+ * ~/.nanasqlite_cli_history, completion of commands and, after "call", of
+ * the method names in the server's own method table). With standard input
+ * not a terminal it reads plain lines and prints only results and errors,
+ * so it can be scripted with a here-document.
+ */
+#include "conn_flags.h"
+#include "nanasqlite_client.h"
+#include "server/nana_methods.h"
+#include "util/nana_buf.h"
+#include "util/nana_err.h"
+#include "util/nana_json.h"
+
+#include <editline/readline.h>
+
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef NANA_VERSION
+#define NANA_VERSION NANA_CLIENT_VERSION
+#endif
+
+/* Exit statuses (and the shell's per-command outcome). */
+enum { EXIT_SERVER = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
+
+/* How a shell line's arguments are split after the command word. */
+enum {
+    SPLIT_WORDS, /* whitespace-separated words ("..." quotes one) */
+    SPLIT_REST,  /* one word, then the rest of the line as one argument */
+    SPLIT_JSON,  /* one word, then JSON values (an array, an object) */
+};
+
+/* Where a command may be used. */
+enum { IN_BOTH, IN_SHELL };
+
+static const struct command {
+    const char *name;
+    const char *method; /* the method it calls; NULL for "call" and local commands */
+    int min, max;       /* arguments after the command word */
+    int split;
+    int where;
+    const char *synopsis;
+    const char *help;
+} commands[] = {
+    {"get", "__getitem__", 1, 1, SPLIT_WORDS, IN_BOTH, "get KEY", "the value of KEY"},
+    {"set", "__setitem__", 2, 2, SPLIT_REST, IN_BOTH, "set KEY JSON", "store JSON under KEY"},
+    {"del", "__delitem__", 1, 1, SPLIT_WORDS, IN_BOTH, "del KEY", "delete KEY"},
+    {"has", "__contains__", 1, 1, SPLIT_WORDS, IN_BOTH, "has KEY", "true if KEY is stored"},
+    {"keys", "keys", 0, 0, SPLIT_WORDS, IN_BOTH, "keys", "every key of the table"},
+    {"len", "__len__", 0, 0, SPLIT_WORDS, IN_BOTH, "len", "how many keys the table holds"},
+    {"call", NULL, 1, 3, SPLIT_JSON, IN_BOTH, "call METHOD [ARGS [KWARGS]]",
+     "any method; ARGS a JSON array, KWARGS a JSON object"},
+    {"methods", NULL, 0, 0, SPLIT_WORDS, IN_BOTH, "methods",
+     "the methods the server offers over the network"},
+    {"use", NULL, 0, 1, SPLIT_WORDS, IN_SHELL, "use [DB]",
+     "call database DB from now on (none: the server's default)"},
+    {"table", NULL, 0, 1, SPLIT_WORDS, IN_SHELL, "table [NAME]",
+     "use table NAME from now on (none: \"data\")"},
+    {"help", NULL, 0, 0, SPLIT_WORDS, IN_BOTH, "help", "this list"},
+    {"quit", NULL, 0, 0, SPLIT_WORDS, IN_SHELL, "quit | exit", "leave (so does end of input)"},
+    {"exit", NULL, 0, 0, SPLIT_WORDS, IN_SHELL, NULL, NULL},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* Everything one run of the tool works with. */
+typedef struct cli {
+    nana_client_opts opts;
+    nana_client *client; /* NULL until the first call connects */
+    char *db, *table;    /* owned; NULL: the server's defaults */
+    bool compact;        /* --json-compact */
+} cli;
+
+/* The parts of one call, built and checked before anything is sent. */
+typedef struct request {
+    const char *method;
+    nana_buf args;      /* the JSON argument array */
+    const char *kwargs; /* a checked JSON object, or NULL */
+} request;
+
+/* Prints the one-shot usage: commands, options, connection flags, environment. */
+static void usage(FILE *out)
+{
+    fputs("usage: nanasqlite-cli [options] [COMMAND [ARGS...]]\n"
+          "\n"
+          "Calls a NanaSQLite server over QUIC. With a COMMAND it makes that one call and\n"
+          "prints the result as one line of JSON; without one it starts an interactive\n"
+          "shell (commands read line by line; scriptable when standard input is not a\n"
+          "terminal).\n"
+          "\n"
+          "commands:\n",
+          out);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (commands[i].synopsis && commands[i].where == IN_BOTH)
+            fprintf(out, "  %-30s %s\n", commands[i].synopsis, commands[i].help);
+    fputs("  A KEY starting with a double quote is read as a JSON string: '\"a\\tb\"' is a,\n"
+          "  TAB, b.\n"
+          "\n"
+          "options:\n"
+          "  --db NAME              database file on the server [the server's default]\n"
+          "  --table NAME           NanaSQLite table [data]\n"
+          "  --json-compact         results without spaces after ',' and ':'\n"
+          "  --help, --version\n",
+          out);
+    nana_conn_flags_help(out);
+    fputs("\n"
+          "environment: the NANASQLITE_* variables above; NANASQLITE_CLI_HISTORY names the\n"
+          "shell's history file [~/.nanasqlite_cli_history].\n"
+          "\n"
+          "exit status: 0 success, 1 the server answered with an error, 2 bad usage\n"
+          "(flags, commands or JSON; nothing is sent), 3 no answer (cannot connect, log-in\n"
+          "refused, timeout, connection lost).\n",
+          out);
+}
+
+/* Prints a local (not server) error, "error: TYPE: message"; returns |status|. */
+__attribute__((format(printf, 3, 4))) static int fail(int status, const char *type, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "error: %s: ", type);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return status;
+}
+
+/* The exit status for a failed call's nana_client_status. */
+static int status_exit(int st)
+{
+    if (st == NANA_CLIENT_ESERVER) return EXIT_SERVER;
+    if (st == NANA_CLIENT_EINVALID) return EXIT_USAGE;
+    return EXIT_CONNECT;
+}
+
+/* Prints a failed call's (or connection's) error; returns its exit status. */
+static int report(const nana_result *r)
+{
+    const char *type = r->error_type ? r->error_type : nana_client_status_name(r->status);
+    fprintf(stderr, "error: %s: %s", type, r->message ? r->message : "(no message)");
+    if (r->code) fprintf(stderr, " (code: %s)", r->code);
+    fputc('\n', stderr);
+    return status_exit(r->status);
+}
+
+/*
+ * Writes JSON text |j| as one line on stdout: whitespace outside strings
+ * dropped, and unless compact a space after each ',' and ':' (the layout
+ * of Python's json.dumps). Returns 0, or EXIT_SERVER if stdout fails.
+ */
+static int print_json(const cli *c, const char *j, size_t n)
+{
+    nana_buf b;
+    nana_buf_init(&b, 0);
+    int rc = nana_buf_reserve(&b, n + n / 4 + 2);
+    bool in_str = false;
+    for (size_t i = 0; !rc && i < n; i++) {
+        char ch = j[i];
+        if (in_str) {
+            rc = nana_buf_putc(&b, ch);
+            if (ch == '\\' && i + 1 < n)
+                rc = rc ? rc : nana_buf_putc(&b, j[++i]);
+            else if (ch == '"')
+                in_str = false;
+            continue;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') continue;
+        if (ch == '"') in_str = true;
+        rc = nana_buf_putc(&b, ch);
+        if (!rc && !c->compact && (ch == ',' || ch == ':')) rc = nana_buf_putc(&b, ' ');
+    }
+    if (!rc) rc = nana_buf_putc(&b, '\n');
+    if (rc) {
+        nana_buf_free(&b);
+        return fail(EXIT_SERVER, "MemoryError", "%s", "cannot format the result");
+    }
+    fwrite(b.data, 1, b.len, stdout);
+    nana_buf_free(&b);
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return fail(EXIT_SERVER, "OSError", "%s", "cannot write the result to standard output");
+    return 0;
+}
+
+/*
+ * Checks that |text| is one JSON value (of type |want|: '[' an array,
+ * '{' an object, 0 anything). |what| names it in the error. Returns 0 or
+ * EXIT_USAGE with the error printed.
+ */
+static int check_json(const char *what, const char *text, char want)
+{
+    if (nana_json_validate(text, strlen(text), NANA_JSON_ALLOW_NONFINITE,
+                           NANA_JSON_DEFAULT_MAX_DEPTH) != 0) {
+        /* Echo the start of the text: enough to spot the typo, never a screenful. */
+        fprintf(stderr, "error: ValueError: %s is not valid JSON (%s): %.60s%s\n", what,
+                nana_errmsg(), text, strlen(text) > 60 ? "..." : "");
+        return EXIT_USAGE;
+    }
+    const char *p = text + strspn(text, " \t\r\n");
+    if (want && *p != want)
+        return fail(EXIT_USAGE, "ValueError", "%s must be a JSON %s", what,
+                    want == '[' ? "array ([...])" : "object ({...})");
+    return 0;
+}
+
+/*
+ * Appends key argument |arg| to |out| as a JSON string. A word starting
+ * with '"' is taken as a JSON string already (so a key may hold spaces or
+ * escapes); any other word is the key itself. Returns 0 or EXIT_USAGE.
+ */
+static int put_key(nana_buf *out, const char *arg)
+{
+    if (arg[0] == '"') {
+        if (nana_json_validate(arg, strlen(arg), 0, 0) != 0)
+            return fail(EXIT_USAGE, "ValueError", "a quoted key must be one JSON string: %s", arg);
+        return nana_buf_puts(out, arg) ? fail(EXIT_USAGE, "MemoryError", "%s", "out of memory") : 0;
+    }
+    int rc = nana_json_write_string(out, arg, strlen(arg));
+    if (rc == NANA_ERR_INVALID)
+        return fail(EXIT_USAGE, "ValueError", "%s", "the key is not valid UTF-8");
+    return rc ? fail(EXIT_USAGE, "MemoryError", "%s", "out of memory") : 0;
+}
+
+/*
+ * A name argument (use DB, table NAME): a quoted word is a JSON string,
+ * decoded; "" means none. Sets *out to a copy (NULL for none). Returns 0
+ * or EXIT_USAGE.
+ */
+static int name_arg(const char *arg, char **out)
+{
+    *out = NULL;
+    if (arg[0] != '"') {
+        *out = strdup(arg);
+        return *out ? 0 : fail(EXIT_USAGE, "MemoryError", "%s", "out of memory");
+    }
+    nana_json_doc *d = NULL;
+    nana_json *v = NULL;
+    if (nana_json_parse(arg, strlen(arg), 0, 0, &d, &v) != 0 || v->type != NANA_JSON_STRING) {
+        if (d) nana_json_doc_free(d);
+        return fail(EXIT_USAGE, "ValueError", "a quoted name must be one JSON string: %s", arg);
+    }
+    if (v->n > 0 && strlen(v->u.str) != v->n) {
+        nana_json_doc_free(d);
+        return fail(EXIT_USAGE, "ValueError", "%s", "a name cannot contain NUL");
+    }
+    if (v->n > 0) *out = strdup(v->u.str);
+    bool oom = v->n > 0 && !*out;
+    nana_json_doc_free(d);
+    return oom ? fail(EXIT_USAGE, "MemoryError", "%s", "out of memory") : 0;
+}
+
+/* The command called |name|, or NULL. */
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+/*
+ * Builds the call for command |cmd| with its |argc| arguments into |rq|
+ * (rq->args initialised by the caller). Returns 0, or EXIT_USAGE with the
+ * error printed.
+ */
+static int build_request(const struct command *cmd, int argc, char **argv, request *rq)
+{
+    nana_buf *a = &rq->args;
+    rq->kwargs = NULL;
+    if (!cmd->method) { /* call METHOD [ARGS [KWARGS]] */
+        rq->method = argc > 0 ? argv[0] : NULL;
+        if (!rq->method || !rq->method[0])
+            return fail(EXIT_USAGE, "UsageError", "%s", "the method name is empty");
+        if (argc > 1 && check_json("ARGS", argv[1], '[')) return EXIT_USAGE;
+        if (argc > 2 && check_json("KWARGS", argv[2], '{')) return EXIT_USAGE;
+        if (argc > 2) rq->kwargs = argv[2];
+        if (nana_buf_puts(a, argc > 1 ? argv[1] : "[]"))
+            return fail(EXIT_USAGE, "MemoryError", "%s", "out of memory");
+        return 0;
+    }
+    rq->method = cmd->method;
+    if (argc == 2 && check_json("the value", argv[1], 0)) return EXIT_USAGE;
+    if (nana_buf_putc(a, '[')) return fail(EXIT_USAGE, "MemoryError", "%s", "out of memory");
+    if (argc > 0 && put_key(a, argv[0])) return EXIT_USAGE;
+    if (argc > 1 && (nana_buf_putc(a, ',') || nana_buf_puts(a, argv[1])))
+        return fail(EXIT_USAGE, "MemoryError", "%s", "out of memory");
+    if (nana_buf_putc(a, ']')) return fail(EXIT_USAGE, "MemoryError", "%s", "out of memory");
+    return 0;
+}
+
+/* Connects if not connected yet. Returns 0 or the exit status, error printed. */
+static int ensure_connected(cli *c)
+{
+    if (c->client) return 0;
+    nana_result err = {0};
+    int st = nana_client_connect(&c->opts, &c->client, &err);
+    if (st == NANA_CLIENT_OK) return 0;
+    c->client = NULL;
+    if (!err.error_type && !err.message) err.status = st;
+    int rc = report(&err);
+    nana_result_free(&err);
+    return rc;
+}
+
+/* Sends |rq| and prints its outcome. Returns 0 or the exit status. */
+static int send_request(cli *c, const request *rq)
+{
+    int rc = ensure_connected(c);
+    if (rc) return rc;
+    nana_call_opts co = {.db = c->db, .table = c->table, .timeout_ms = 0};
+    nana_result r = {0};
+    int st = nana_client_call(c->client, rq->method, rq->args.data, rq->kwargs, &co, &r);
+    if (st == NANA_CLIENT_OK)
+        rc = print_json(c, r.json ? r.json : "null", r.json ? r.json_len : 4);
+    else
+        rc = report(&r);
+    nana_result_free(&r);
+    return rc;
+}
+
+/* Prints the method names a client may call (the table without local-only ones). */
+static int list_methods(const cli *c)
+{
+    nana_buf b;
+    nana_buf_init(&b, 0);
+    int rc = nana_buf_putc(&b, '[');
+    for (size_t i = 0, n = 0; !rc && i < nana_method_count(); i++) {
+        const nana_method *m = nana_method_at(i);
+        if (nana_method_flags(m) & NANA_M_LOCAL) continue;
+        const char *name = nana_method_name(m);
+        if (n++) rc = nana_buf_putc(&b, ',');
+        if (!rc) rc = nana_json_write_string(&b, name, strlen(name));
+    }
+    if (!rc) rc = nana_buf_putc(&b, ']');
+    if (rc)
+        rc = fail(EXIT_SERVER, "MemoryError", "%s", "out of memory");
+    else
+        rc = print_json(c, b.data, b.len);
+    nana_buf_free(&b);
+    return rc;
+}
+
+/* Prints the shell's help. */
+static void shell_help(void)
+{
+    puts("commands:");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (commands[i].synopsis) printf("  %-30s %s\n", commands[i].synopsis, commands[i].help);
+    puts("A KEY or NAME in double quotes is a JSON string (\"a key\"). After set KEY the\n"
+         "rest of the line is the JSON value; after call METHOD, a JSON array of arguments\n"
+         "and optionally a JSON object of keyword arguments. Tab completes commands and,\n"
+         "after call, method names.");
+}
+
+/* Replaces the name *slot with name argument |arg| (or none). Returns 0 or EXIT_USAGE. */
+static int set_name(char **slot, int argc, char **argv)
+{
+    char *v = NULL;
+    if (argc > 0 && name_arg(argv[0], &v)) return EXIT_USAGE;
+    free(*slot);
+    *slot = v;
+    return 0;
+}
+
+/*
+ * Runs command |argv[0]| with its arguments (already split). |shell| says
+ * whether the interactive shell runs it. Returns 0 or the exit status.
+ */
+static int run_command(cli *c, int argc, char **argv, bool shell)
+{
+    const struct command *cmd = find_command(argv[0]);
+    if (!cmd) return fail(EXIT_USAGE, "UsageError", "unknown command '%s' (try help)", argv[0]);
+    if (cmd->where == IN_SHELL && !shell)
+        return fail(EXIT_USAGE, "UsageError",
+                    "'%s' works in the interactive shell only "
+                    "(one-shot: --db, --table)",
+                    argv[0]);
+    int n = argc - 1;
+    if (n < cmd->min || n > cmd->max) {
+        const char *syn = cmd->synopsis ? cmd->synopsis : cmd->name;
+        return fail(EXIT_USAGE, "UsageError", "usage: %s", syn);
+    }
+    if (strcmp(cmd->name, "help") == 0) {
+        if (shell)
+            shell_help();
+        else
+            usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd->name, "methods") == 0) return list_methods(c);
+    if (strcmp(cmd->name, "use") == 0) return set_name(&c->db, n, argv + 1);
+    if (strcmp(cmd->name, "table") == 0) return set_name(&c->table, n, argv + 1);
+    request rq;
+    nana_buf_init(&rq.args, 0);
+    int rc = build_request(cmd, n, argv + 1, &rq);
+    if (!rc) rc = send_request(c, &rq);
+    nana_buf_free(&rq.args);
+    return rc;
+}
+
+/* ---- the shell ------------------------------------------------------------ */
+
+static bool is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+static char *skip_space(char *p)
+{
+    while (is_space(*p))
+        p++;
+    return p;
+}
+
+/*
+ * Cuts the next word off *p: a "..." JSON string (kept with its quotes,
+ * decoded later) or a run of non-blanks. Returns the word (NUL-terminated
+ * in place) or NULL at the end of the line; -1 in *bad if a quoted word is
+ * unterminated or glued to what follows.
+ */
+static char *next_word(char **p, int *bad)
+{
+    char *s = skip_space(*p), *e = s;
+    if (!*s) {
+        *p = s;
+        return NULL;
+    }
+    if (*e == '"') {
+        for (e++; *e && *e != '"'; e++)
+            if (*e == '\\' && e[1]) e++;
+        if (*e != '"' || (e[1] && !is_space(e[1]))) {
+            *bad = -1;
+            return NULL;
+        }
+        e++;
+    } else {
+        while (*e && !is_space(*e))
+            e++;
+    }
+    *p = *e ? e + 1 : e;
+    *e = '\0';
+    return s;
+}
+
+/*
+ * The length of the JSON value at the start of |p| (an array or object by
+ * bracket matching, a string, or a bare run up to a blank), so "call m
+ * [1, 2] {"a": 1}" splits into its two values. Validation comes later.
+ */
+static size_t json_extent(const char *p)
+{
+    size_t i = 0;
+    if (p[0] != '[' && p[0] != '{' && p[0] != '"') {
+        while (p[i] && !is_space(p[i]))
+            i++;
+        return i;
+    }
+    int depth = 0;
+    bool in_str = false;
+    for (; p[i]; i++) {
+        char ch = p[i];
+        if (in_str) {
+            if (ch == '\\' && p[i + 1])
+                i++;
+            else if (ch == '"')
+                in_str = false;
+            if (!in_str && depth == 0) return i + 1;
+            continue;
+        }
+        if (ch == '"')
+            in_str = true;
+        else if (ch == '[' || ch == '{')
+            depth++;
+        else if ((ch == ']' || ch == '}') && --depth == 0)
+            return i + 1;
+    }
+    return i;
+}
+
+/* Trims blanks off the end of |s| in place. */
+static void rtrim(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && is_space(s[n - 1]))
+        s[--n] = '\0';
+}
+
+/*
+ * Splits a shell line into argv (at most 4 entries) the way its command
+ * wants (see SPLIT_*). Returns the count, 0 for a blank line, or -1 with
+ * the error printed.
+ */
+static int split_line(char *line, char **argv)
+{
+    int bad = 0, argc = 0;
+    char *p = line;
+    char *w = next_word(&p, &bad);
+    if (!w && bad) {
+        fail(0, "UsageError", "%s", "unterminated or misplaced quote");
+        return -1;
+    }
+    if (!w) return 0;
+    argv[argc++] = w;
+    const struct command *cmd = find_command(w);
+    int split = cmd ? cmd->split : SPLIT_WORDS;
+    while (argc < 4) {
+        if (split != SPLIT_WORDS && argc == 2) break;
+        w = next_word(&p, &bad);
+        if (bad) {
+            fail(0, "UsageError", "%s", "unterminated or misplaced quote");
+            return -1;
+        }
+        if (!w) return argc;
+        argv[argc++] = w;
+    }
+    p = skip_space(p);
+    rtrim(p);
+    if (!*p) return argc;
+    if (split == SPLIT_REST) {
+        argv[argc++] = p;
+    } else if (split == SPLIT_JSON) {
+        size_t n = json_extent(p);
+        char *rest = skip_space(p + n);
+        if (*rest) {
+            if (rest == p + n) {
+                fail(0, "UsageError", "%s", "put a space between ARGS and KWARGS");
+                return -1;
+            }
+            p[n] = '\0'; /* the blank between the two values */
+            argv[argc++] = p;
+            argv[argc++] = rest;
+        } else {
+            argv[argc++] = p;
+        }
+    } else {
+        argv[argc++] = p; /* one too many: the count check reports it */
+    }
+    return argc;
+}
+
+/* ---- completion (libedit) ---- */
+
+enum { COMPLETE_COMMAND, COMPLETE_METHOD };
+static int complete_kind;
+
+/* libedit generator: the next candidate starting with |text| (state 0 restarts). */
+static char *complete_next(const char *text, int state)
+{
+    static size_t idx;
+    size_t len = strlen(text);
+    if (state == 0) idx = 0;
+    if (complete_kind == COMPLETE_COMMAND) {
+        while (idx < NCOMMANDS) {
+            const char *name = commands[idx++].name;
+            if (strncmp(name, text, len) == 0) return strdup(name);
+        }
+        return NULL;
+    }
+    while (idx < nana_method_count()) {
+        const nana_method *m = nana_method_at(idx++);
+        if (nana_method_flags(m) & NANA_M_LOCAL) continue;
+        const char *name = nana_method_name(m);
+        if (strncmp(name, text, len) == 0) return strdup(name);
+    }
+    return NULL;
+}
+
+/* libedit hook: completes the command word, or the method after "call". */
+static char **complete(const char *text, int start, int end)
+{
+    (void)end;
+    rl_attempted_completion_over = 1; /* never fall back to file names */
+    const char *line = rl_line_buffer;
+    int i = 0, words = 0;
+    while (i < start) { /* count the words before |text| */
+        while (i < start && is_space(line[i]))
+            i++;
+        if (i >= start) break;
+        words++;
+        while (i < start && !is_space(line[i]))
+            i++;
+    }
+    if (words == 0) {
+        complete_kind = COMPLETE_COMMAND;
+    } else {
+        const char *w = line + strspn(line, " \t");
+        if (words != 1 || strncmp(w, "call", 4) != 0 || !is_space(w[4])) return NULL;
+        complete_kind = COMPLETE_METHOD;
+    }
+    return rl_completion_matches(text, complete_next);
+}
+
+/* The history file: $NANASQLITE_CLI_HISTORY, else ~/.nanasqlite_cli_history. Owned. */
+static char *history_path(void)
+{
+    const char *e = getenv("NANASQLITE_CLI_HISTORY");
+    if (e && *e) return strdup(e);
+    const char *home = getenv("HOME");
+    if (!home || !*home) {
+        const struct passwd *pw = getpwuid(getuid());
+        home = pw ? pw->pw_dir : NULL;
+    }
+    if (!home) return NULL;
+    size_t n = strlen(home) + sizeof("/.nanasqlite_cli_history");
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/.nanasqlite_cli_history", home);
+    return p;
+}
+
+/* The prompt: "nana> ", or with the database and table in use "nana app.db/t> ". */
+static void make_prompt(const cli *c, char *buf, size_t n)
+{
+    if (!c->db && !c->table)
+        snprintf(buf, n, "nana> ");
+    else
+        snprintf(buf, n, "nana %s%s%s> ", c->db ? c->db : "", c->table ? "/" : "",
+                 c->table ? c->table : "");
+}
+
+/*
+ * Reads the next line: with libedit on a terminal, else plainly. Returns
+ * a malloc'd line without its newline, or NULL at end of input.
+ */
+static char *read_line(const cli *c, bool tty)
+{
+    if (tty) {
+        char prompt[256];
+        make_prompt(c, prompt, sizeof(prompt));
+        char *l = readline(prompt);
+        if (l && *skip_space(l)) add_history(l);
+        return l;
+    }
+    char *l = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&l, &cap, stdin);
+    if (n < 0) {
+        free(l);
+        return NULL;
+    }
+    while (n > 0 && (l[n - 1] == '\n' || l[n - 1] == '\r'))
+        l[--n] = '\0';
+    return l;
+}
+
+/*
+ * The interactive shell: reads commands until quit, exit or end of input.
+ * Every error is printed and the shell goes on. Returns 0 if every command
+ * succeeded, else the status of the last one that failed.
+ */
+static int shell(cli *c)
+{
+    bool tty = isatty(STDIN_FILENO);
+    char *hist = NULL;
+    if (tty) {
+        rl_readline_name = "nanasqlite-cli";
+        rl_attempted_completion_function = complete;
+        using_history();
+        stifle_history(1000);
+        hist = history_path();
+        if (hist) (void)read_history(hist);
+        printf("nanasqlite-cli %s: %s port %u. Type help for commands, quit to leave.\n",
+               NANA_VERSION, c->opts.host, (unsigned)c->opts.port);
+        fflush(stdout);
+    }
+    int last = 0;
+    for (;;) {
+        char *line = read_line(c, tty);
+        if (!line) {
+            if (tty) putchar('\n');
+            break;
+        }
+        char *argv[4] = {NULL, NULL, NULL, NULL};
+        char *w = skip_space(line);
+        int argc = *w == '#' ? 0 : split_line(line, argv);
+        if (argc < 0) {
+            last = EXIT_USAGE;
+        } else if (argc > 0) {
+            if (strcmp(argv[0], "quit") == 0 || strcmp(argv[0], "exit") == 0) {
+                free(line);
+                break;
+            }
+            int rc = run_command(c, argc, argv, true);
+            if (rc) last = rc;
+        }
+        free(line);
+        fflush(stdout);
+    }
+    if (hist) {
+        /* A history that cannot be written is not worth failing over. */
+        mode_t old = umask(077); /* it may hold values: private from the start */
+        if (write_history(hist) == 0) (void)chmod(hist, 0600);
+        umask(old);
+        free(hist);
+    }
+    return last;
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+/* Takes the value of option argv[*i] ("--db NAME" or "--db=NAME"). NULL if missing. */
+static const char *opt_value(int argc, char **argv, int *i, size_t namelen)
+{
+    const char *a = argv[*i];
+    if (a[namelen] == '=') return a + namelen + 1;
+    if (*i + 1 >= argc) return NULL;
+    return argv[++*i];
+}
+
+/* True if argv entry |a| is option |name| or "name=...". */
+static bool is_opt(const char *a, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
+}
+
+int main(int argc, char **argv)
+{
+    cli c = {0};
+    nana_conn_flags f;
+    nana_conn_flags_init(&f);
+    char err[256];
+    const char *db_arg = NULL, *table_arg = NULL;
+    int i = 1;
+    while (i < argc && argv[i][0] == '-' && argv[i][1]) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("nanasqlite-cli %s (libnanasqlite-client %s)\n", NANA_VERSION,
+                   NANA_CLIENT_VERSION);
+            return 0;
+        }
+        if (strcmp(a, "--json-compact") == 0) {
+            c.compact = true;
+            i++;
+            continue;
+        }
+        if (is_opt(a, "--db") || is_opt(a, "--table")) {
+            bool db = is_opt(a, "--db");
+            const char *v = opt_value(argc, argv, &i, db ? 4 : 7);
+            if (!v || !*v)
+                return fail(EXIT_USAGE, "UsageError", "%s needs a NAME", db ? "--db" : "--table");
+            *(db ? &db_arg : &table_arg) = v;
+            i++;
+            continue;
+        }
+        int used = nana_conn_flag(&f, argc, argv, i, err, sizeof(err));
+        if (used < 0) return fail(EXIT_USAGE, "UsageError", "%s (see --help)", err);
+        if (used == 0) return fail(EXIT_USAGE, "UsageError", "unknown option %s (see --help)", a);
+        i += used;
+    }
+    if (nana_conn_flags_fill(&f, &c.opts, err, sizeof(err)))
+        return fail(EXIT_USAGE, "UsageError", "%s", err);
+    if ((db_arg && !(c.db = strdup(db_arg))) || (table_arg && !(c.table = strdup(table_arg)))) {
+        free(c.db);
+        return fail(EXIT_USAGE, "MemoryError", "%s", "out of memory");
+    }
+    int rc = i < argc ? run_command(&c, argc - i, argv + i, false) : shell(&c);
+    nana_client_close(c.client);
+    free(c.db);
+    free(c.table);
+    return rc;
+}
