@@ -48,6 +48,9 @@ extern "C" {
 
 #define NANA_CLIENT_VERSION "0.1.0"
 
+/* The version of the library actually loaded ("0.1.0"); static string. */
+const char *nana_client_version(void);
+
 /* What happened to a call (nana_result.status; also what functions return). */
 typedef enum nana_client_status {
     NANA_CLIENT_OK = 0,
@@ -141,9 +144,10 @@ int nana_client_connect(const nana_client_opts *o, nana_client **out, nana_resul
 
 /*
  * Closes the client: calls still pending complete with ECLOSED (their
- * callbacks run, queued results stay readable until this returns), the
- * connection is closed and everything is freed. Must not be called from a
- * callback. NULL-safe.
+ * callbacks run; results still in the completion queue are dropped), the
+ * connection is closed and everything is freed. The caller must make sure
+ * no other thread is using, or about to use, this client (as with free());
+ * it must not be called from a callback. NULL-safe.
  */
 void nana_client_close(nana_client *c);
 

@@ -24,6 +24,11 @@ uint64_t nc_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+const char *nana_client_version(void)
+{
+    return NANA_CLIENT_VERSION;
+}
+
 void nana_result_free(nana_result *r)
 {
     if (!r) return;

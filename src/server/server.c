@@ -7,9 +7,11 @@
 #include "server/server_int.h"
 
 #include "auth/nana_keys.h"
+#include "util/nana_file.h"
 #include "util/nana_log.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +201,30 @@ uint16_t nana_server_port(const nana_server *s)
     return nana_quic_ep_port(s->ep);
 }
 
+/*
+ * The QUIC endpoint's secret for address-validation tokens and stateless
+ * resets, derived from the TLS private key (keyed BLAKE2b) so that it stays
+ * the same across restarts: a client of a server that crashed and came
+ * back on the same port hears a stateless reset it can verify and
+ * reconnects at once, instead of waiting out its idle timeout. Only the
+ * holder of the key can compute it.
+ */
+static int static_secret_from_key(const char *key_path, uint8_t out[32])
+{
+    static const char label[] = "nanasqlite-server quic static secret v1";
+    char *pem = NULL;
+    size_t n = 0;
+    int rc = nana_file_read(key_path, "TLS private key", 1u << 20, &pem, &n);
+    if (rc) return rc;
+    rc = crypto_generichash(out, 32, (const unsigned char *)pem, n, (const unsigned char *)label,
+                            sizeof(label) - 1)
+             ? nana_err_set(NANA_ERR_INTERNAL, "cannot derive the QUIC secret")
+             : NANA_OK;
+    sodium_memzero(pem, n);
+    free(pem);
+    return rc;
+}
+
 /* Frees everything a (partly) started server holds; returns the db close result. */
 static int server_free(nana_server *s)
 {
@@ -276,7 +302,12 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     qc.stream_window = o->max_stream_bytes < (1u << 20) ? o->max_stream_bytes : (1u << 20);
     qc.cb = &nana_session_callbacks;
     qc.user = s;
-    if ((rc = nana_quic_ep_new(&qc, &s->ep))) {
+    uint8_t secret[32];
+    if ((rc = static_secret_from_key(o->key_path, secret))) goto fail;
+    qc.static_secret = secret;
+    rc = nana_quic_ep_new(&qc, &s->ep);
+    sodium_memzero(secret, sizeof(secret));
+    if (rc) {
         rc = wrap(rc, "listen");
         goto fail;
     }

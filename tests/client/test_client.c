@@ -413,6 +413,33 @@ static void test_server_vanishes(void)
           atomic_load(&vanish_status));
     CHECK(nana_client_pending(c) == 0, "nothing left pending");
     nana_client_close(c);
+
+    /* Killed and restarted on the same port: the new server's stateless
+     * reset (same secret, derived from its key) ends the old connection at
+     * once, long before the 30 s idle timeout. */
+    const char *fast[] = {NULL};
+    if (server_start(&s, 0, fast)) {
+        failed++;
+        return;
+    }
+    unsigned port = s.port;
+    opts_for(&o, port);
+    if (nana_client_connect(&o, &c, &r)) {
+        CHECK(0, "connect: %s", r.message);
+        server_stop(&s, SIGTERM);
+        return;
+    }
+    server_stop(&s, SIGKILL);
+    CHECK(server_start(&s, port, fast) == 0, "restart after kill -9");
+    uint64_t t1 = now_ms();
+    int ok = 0;
+    for (uint64_t end = now_ms() + 20000; !ok && now_ms() < end; sleep_ms(20))
+        ok = call(c, "__len__", NULL, &r) == 0;
+    CHECK(ok && now_ms() - t1 < 10000, "reconnected after kill -9 in %llu ms (%s)",
+          (unsigned long long)(now_ms() - t1), r.message);
+    nana_result_free(&r);
+    nana_client_close(c);
+    server_stop(&s, SIGTERM);
 }
 
 static void test_connect_failures(void)
