@@ -261,7 +261,42 @@ class _AsyncShared:
         self.closed = False
 
 
-class RemoteNanaSQLite:
+class _ClientBase:
+    """What both clients share: the constructor's arguments and table views."""
+
+    _shared_class = None  # the connection state class of the subclass
+
+    def __init__(self, host="127.0.0.1", port=4433, ca_cert_path="cert.pem",
+                 private_key_path="nana_private.pem", account_name=None, *,
+                 server_name="localhost", client_cert_path=None, client_key_path=None,
+                 timeout=30.0, connect_timeout=None, idle_timeout=None, db=None,
+                 table=None):
+        settings = _Settings(host, port, ca_cert_path, private_key_path, account_name,
+                             server_name, client_cert_path, client_key_path, timeout,
+                             connect_timeout, idle_timeout)
+        self._shared = self._shared_class(settings)
+        self._is_view = False
+        self._db = db
+        self._table = table
+        self._call_opts = _native.make_call_opts(db, table)
+
+    def table(self, name):
+        """A view on another table of the same database, sharing this connection.
+
+        Dict methods of the view work on table |name| (the server creates it
+        on first write). Closing the view does nothing; close this client.
+        """
+        view = object.__new__(type(self))
+        view._parent = self  # the connection lives as long as a view does
+        view._shared = self._shared
+        view._is_view = True
+        view._db = self._db
+        view._table = name
+        view._call_opts = _native.make_call_opts(self._db, name)
+        return view
+
+
+class RemoteNanaSQLite(_ClientBase):
     """An asyncio client of a NanaSQLite server: one QUIC connection, many calls at once.
 
     ::
@@ -289,19 +324,7 @@ class RemoteNanaSQLite:
     client belongs to the event loop it connected in.
     """
 
-    def __init__(self, host="127.0.0.1", port=4433, ca_cert_path="cert.pem",
-                 private_key_path="nana_private.pem", account_name=None, *,
-                 server_name="localhost", client_cert_path=None, client_key_path=None,
-                 timeout=30.0, connect_timeout=None, idle_timeout=None, db=None,
-                 table=None):
-        settings = _Settings(host, port, ca_cert_path, private_key_path, account_name,
-                             server_name, client_cert_path, client_key_path, timeout,
-                             connect_timeout, idle_timeout)
-        self._shared = _AsyncShared(settings)
-        self._is_view = False
-        self._db = db
-        self._table = table
-        self._call_opts = _native.make_call_opts(db, table)
+    _shared_class = _AsyncShared
 
     # ---- connection --------------------------------------------------------
 
@@ -367,21 +390,6 @@ class RemoteNanaSQLite:
         """True while the client has an authenticated connection."""
         link = self._shared.link
         return link is not None and bool(_native.lib.nana_client_connected(link.handle))
-
-    def table(self, name):
-        """A view on another table of the same database, sharing this connection.
-
-        Dict methods of the view work on table |name| (the server creates it
-        on first write). Closing the view does nothing; close this client.
-        """
-        view = object.__new__(type(self))
-        view._parent = self  # the connection lives as long as a view does
-        view._shared = self._shared
-        view._is_view = True
-        view._db = self._db
-        view._table = name
-        view._call_opts = _native.make_call_opts(self._db, name)
-        return view
 
     # ---- calls -------------------------------------------------------------
 
@@ -507,7 +515,7 @@ class _SyncShared:
                 self.cond.notify_all()
 
 
-class RemoteNanaSQLiteSync:
+class RemoteNanaSQLiteSync(_ClientBase):
     """A blocking, dict-like client of a NanaSQLite server.
 
     ::
@@ -526,19 +534,10 @@ class RemoteNanaSQLiteSync:
     several threads at once.
     """
 
-    def __init__(self, host="127.0.0.1", port=4433, ca_cert_path="cert.pem",
-                 private_key_path="nana_private.pem", account_name=None, *,
-                 server_name="localhost", client_cert_path=None, client_key_path=None,
-                 timeout=30.0, connect_timeout=None, idle_timeout=None, db=None,
-                 table=None):
-        settings = _Settings(host, port, ca_cert_path, private_key_path, account_name,
-                             server_name, client_cert_path, client_key_path, timeout,
-                             connect_timeout, idle_timeout)
-        self._shared = _SyncShared(settings)
-        self._is_view = False
-        self._db = db
-        self._table = table
-        self._call_opts = _native.make_call_opts(db, table)
+    _shared_class = _SyncShared
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self._shared.connect()
 
     def connect(self):
@@ -576,18 +575,6 @@ class RemoteNanaSQLiteSync:
         """True while the client has an authenticated connection."""
         h = self._shared.handle
         return h is not None and bool(_native.lib.nana_client_connected(h))
-
-    def table(self, name):
-        """A view on another table of the same database, sharing this connection
-        (closing the view does nothing; close this client)."""
-        view = object.__new__(type(self))
-        view._parent = self  # the connection lives as long as a view does
-        view._shared = self._shared
-        view._is_view = True
-        view._db = self._db
-        view._table = name
-        view._call_opts = _native.make_call_opts(self._db, name)
-        return view
 
     # ---- calls -------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""python/README.md's examples, run as scripts against a real server.
+"""The Python examples of python/README.md and of the top-level README (the
+quick start), run as scripts against a real server.
 
 Each ```python block of the README is run as written (only the port is
 changed to the test server's), from the server's directory so that
@@ -13,6 +14,7 @@ import unittest
 from _support import PYTHON_DIR, WAIT, ServerCase
 
 README = os.path.join(PYTHON_DIR, "README.md")
+TOP_README = os.path.join(os.path.dirname(PYTHON_DIR), "README.md")
 
 # What each block prints (in order), from the comments in the README.
 EXPECTED = [
@@ -22,8 +24,8 @@ EXPECTED = [
 ]
 
 
-def blocks():
-    with open(README, encoding="utf-8") as f:
+def blocks(path=README):
+    with open(path, encoding="utf-8") as f:
         text = f.read()
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
@@ -44,6 +46,11 @@ class ReadmeTest(ServerCase):
         for i, (code, expected) in enumerate(zip(found, EXPECTED)):
             with self.subTest(block=i):
                 self.assertEqual(self.run_block(code), expected)
+
+    def test_top_readme_quick_start(self):
+        found = blocks(TOP_README)
+        self.assertEqual(len(found), 1, "the top README has one Python quick start")
+        self.assertEqual(self.run_block(found[0]), EXPECTED[0])
 
 
 if __name__ == "__main__":

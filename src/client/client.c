@@ -593,7 +593,7 @@ uint64_t nc_client_tick(nana_client *c, uint64_t now)
 
 /* ---- creation and teardown ----------------------------------------------------- */
 
-int nc_load_key(const char *path, uint8_t sk[64], nana_result *err)
+static int load_key(const char *path, uint8_t sk[64], nana_result *err)
 {
     if (sodium_init() < 0) return nc_result_error(err, NANA_CLIENT_ENOMEM, "libsodium failed");
     if (nana_ed25519_read_private(path, sk))
@@ -602,7 +602,7 @@ int nc_load_key(const char *path, uint8_t sk[64], nana_result *err)
     return NANA_CLIENT_OK;
 }
 
-int nc_resolve(const char *host, char *addr, size_t cap, int *family, nana_result *err)
+static int resolve(const char *host, char *addr, size_t cap, int *family, nana_result *err)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM}, *res = NULL;
     int rc = getaddrinfo(host, NULL, &hints, &res);
@@ -617,6 +617,14 @@ int nc_resolve(const char *host, char *addr, size_t cap, int *family, nana_resul
     freeaddrinfo(res);
     if (!ok) return nc_result_error(err, NANA_CLIENT_ECONNECT, "cannot resolve '%s'", host);
     return NANA_CLIENT_OK;
+}
+
+int nc_load_target(const nana_client_opts *o, uint8_t sk[64], char addr[INET6_ADDRSTRLEN],
+                   int *family, nana_result *err)
+{
+    int rc = load_key(o->key_file ? o->key_file : "nana_private.pem", sk, err);
+    if (!rc) rc = resolve(o->host ? o->host : "127.0.0.1", addr, INET6_ADDRSTRLEN, family, err);
+    return rc;
 }
 
 void nana_client_opts_init(nana_client_opts *o)
@@ -657,7 +665,7 @@ int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const 
     }
     snprintf(c->addr, sizeof(c->addr), "%s", addr);
     c->port = o->port;
-    c->server_name = dup_opt(o->server_name, &ok);
+    c->server_name = dup_opt(o->server_name ? o->server_name : "localhost", &ok);
     c->account = dup_opt(o->account, &ok);
     c->connect_timeout_ms = o->connect_timeout_ms;
     c->call_timeout_ms = o->call_timeout_ms;
@@ -805,8 +813,7 @@ int nana_client_connect(const nana_client_opts *o, nana_client **out, nana_resul
     int family = AF_INET;
     nc_rt *rt = NULL;
     nana_client *c = NULL;
-    int rc = nc_load_key(o->key_file ? o->key_file : d.key_file, sk, err);
-    if (!rc) rc = nc_resolve(o->host ? o->host : d.host, addr, sizeof(addr), &family, err);
+    int rc = nc_load_target(o, sk, addr, &family, err);
     if (!rc) rc = nc_rt_new(o, family, NULL, NULL, 0, &rt, err);
     if (!rc) rc = nc_client_new(rt, o, addr, sk, NULL, &c, err);
     sodium_memzero(sk, sizeof(sk));
@@ -918,23 +925,16 @@ int nc_blocking(nc_submit_fn submit, void *ctx, nana_result *out)
     return out->status;
 }
 
-/* The arguments of one blocking call. */
-typedef struct call_args {
-    nana_client *c;
-    const char *method, *args, *kwargs;
-    const nana_call_opts *co;
-} call_args;
-
 static int submit_client(void *ctx, nana_client_done_fn done, void *ud, nana_result *err)
 {
-    call_args *a = ctx;
-    return nc_submit(a->c, a->method, a->args, a->kwargs, a->co, done, ud, 0, err);
+    nc_call_args *a = ctx;
+    return nc_submit(a->target, a->method, a->args, a->kwargs, a->co, done, ud, 0, err);
 }
 
 int nana_client_call(nana_client *c, const char *method, const char *args_json,
                      const char *kwargs_json, const nana_call_opts *co, nana_result *out)
 {
-    call_args a = {c, method, args_json, kwargs_json, co};
+    nc_call_args a = {c, method, args_json, kwargs_json, co};
     return nc_blocking(submit_client, &a, out);
 }
 

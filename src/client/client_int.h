@@ -17,6 +17,7 @@
 #include "quic/nana_quic.h"
 #include "util/nana_buf.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -185,15 +186,21 @@ int nc_submit(nana_client *c, const char *method, const char *args_json, const c
               const nana_call_opts *co, nana_client_done_fn done, void *ud, uint64_t token,
               nana_result *err);
 
+/* The arguments of one call, as the submit functions below get them. */
+typedef struct nc_call_args {
+    void *target; /* the client or the pool */
+    const char *method, *args, *kwargs;
+    const nana_call_opts *co;
+} nc_call_args;
+
 /* Submits through |submit| (which fills |err| when it refuses) and waits for
  * the result in |out|; returns out->status. */
 typedef int (*nc_submit_fn)(void *ctx, nana_client_done_fn done, void *ud, nana_result *err);
 int nc_blocking(nc_submit_fn submit, void *ctx, nana_result *out);
 
-/* Reads the Ed25519 key file into |sk|; 0 or EINVALID with |err|. */
-int nc_load_key(const char *path, uint8_t sk[64], nana_result *err);
-
-/* Resolves |host| to a numeric address string and its family. */
-int nc_resolve(const char *host, char *addr, size_t cap, int *family, nana_result *err);
+/* Reads |o|'s Ed25519 key file into |sk| (EINVALID when it cannot) and
+ * resolves its host to a numeric address and family (ECONNECT). */
+int nc_load_target(const nana_client_opts *o, uint8_t sk[64], char addr[INET6_ADDRSTRLEN],
+                   int *family, nana_result *err);
 
 #endif

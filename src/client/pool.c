@@ -216,16 +216,10 @@ static nana_client *choose(nana_pool *p, nana_result *err)
 
 /* A submission on the pool (with the lock held so the chosen connection
  * cannot be retired under it). */
-typedef struct pool_args {
-    nana_pool *p;
-    const char *method, *args, *kwargs;
-    const nana_call_opts *co;
-} pool_args;
-
 static int submit_pool(void *ctx, nana_client_done_fn done, void *ud, nana_result *err)
 {
-    pool_args *a = ctx;
-    nana_pool *p = a->p;
+    nc_call_args *a = ctx;
+    nana_pool *p = a->target;
     if (atomic_load(&p->breaker) == NANA_BREAKER_OPEN)
         return nc_result_error(err, NANA_CLIENT_EBREAKER,
                                "the circuit breaker is open after %u failed connection attempts",
@@ -247,7 +241,7 @@ static int submit_pool(void *ctx, nana_client_done_fn done, void *ud, nana_resul
 int nana_pool_call(nana_pool *p, const char *method, const char *args_json, const char *kwargs_json,
                    const nana_call_opts *co, nana_result *out)
 {
-    pool_args a = {p, method, args_json, kwargs_json, co};
+    nc_call_args a = {p, method, args_json, kwargs_json, co};
     return nc_blocking(submit_pool, &a, out);
 }
 
@@ -256,7 +250,7 @@ int nana_pool_submit(nana_pool *p, const char *method, const char *args_json,
                      void *ud)
 {
     if (!done) return NANA_CLIENT_EINVALID;
-    pool_args a = {p, method, args_json, kwargs_json, co};
+    nc_call_args a = {p, method, args_json, kwargs_json, co};
     nana_result err = {0};
     int rc = submit_pool(&a, done, ud, &err);
     nana_result_free(&err);
@@ -295,8 +289,7 @@ int nana_pool_open(const nana_client_opts *o, const nana_pool_opts *po, nana_poo
     int family = AF_INET;
     int rc = (o->server_name && !p->server_name) || (o->account && !p->account)
                  ? nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory")
-                 : nc_load_key(o->key_file ? o->key_file : d.key_file, p->sk, err);
-    if (!rc) rc = nc_resolve(o->host ? o->host : d.host, p->addr, sizeof(p->addr), &family, err);
+                 : nc_load_target(o, p->sk, p->addr, &family, err);
     if (!rc) rc = nc_rt_new(o, family, pool_tick, p, p->po.health_interval_ms, &p->rt, err);
     nana_client *first = NULL;
     if (!rc) {

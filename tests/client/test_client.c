@@ -145,6 +145,26 @@ static void opts_for(nana_client_opts *o, unsigned port)
     o->call_timeout_ms = 10000;
 }
 
+/* Starts a server with |flags| and connects a client with |o| (its port set
+ * to the server's). NULL, counted as a failure, when either fails. */
+static nana_client *start_connected(server *s, const char *const *flags, nana_client_opts *o)
+{
+    if (server_start(s, 0, flags)) {
+        failed++;
+        return NULL;
+    }
+    o->port = (uint16_t)s->port;
+    nana_client *c = NULL;
+    nana_result r = {0};
+    if (nana_client_connect(o, &c, &r)) {
+        CHECK(0, "connect: %s", r.message);
+        nana_result_free(&r);
+        server_stop(s, SIGTERM);
+        return NULL;
+    }
+    return c;
+}
+
 /* One blocking call; returns the status and leaves the result in |r|. */
 static int call(nana_client *c, const char *m, const char *args, nana_result *r)
 {
@@ -158,19 +178,11 @@ static void test_calls(void)
 {
     printf("test_calls\n");
     server s;
-    if (server_start(&s, 0, NULL)) {
-        failed++;
-        return;
-    }
     nana_client_opts o;
-    opts_for(&o, s.port);
-    nana_client *c = NULL;
+    opts_for(&o, 0);
+    nana_client *c = start_connected(&s, NULL, &o);
+    if (!c) return;
     nana_result r = {0};
-    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_OK, "connect: %s", r.message);
-    if (!c) {
-        server_stop(&s, SIGTERM);
-        return;
-    }
     CHECK(nana_client_connected(c) == 1, "connected");
     CHECK(call(c, "__setitem__", "[\"k\", {\"a\": [1, 2.5, \"x\"], \"b\": null}]", &r) == 0,
           "set: %s", r.message);
@@ -243,19 +255,11 @@ static void test_concurrency(void)
 {
     printf("test_concurrency\n");
     server s;
-    if (server_start(&s, 0, NULL)) {
-        failed++;
-        return;
-    }
     nana_client_opts o;
-    opts_for(&o, s.port);
-    nana_client *c = NULL;
+    opts_for(&o, 0);
+    nana_client *c = start_connected(&s, NULL, &o);
+    if (!c) return;
     nana_result r = {0};
-    if (nana_client_connect(&o, &c, &r)) {
-        CHECK(0, "connect: %s", r.message);
-        server_stop(&s, SIGTERM);
-        return;
-    }
     /* Distinct values per key, written in one batch. */
     char *batch = malloc(64 * 1024);
     size_t at = (size_t)snprintf(batch, 64, "[{");
@@ -323,21 +327,13 @@ static void test_timeouts_and_restart(void)
     printf("test_timeouts_and_restart\n");
     server s;
     const char *slow[] = {"--test-worker-delay-ms", "600", NULL};
-    if (server_start(&s, 0, slow)) {
-        failed++;
-        return;
-    }
-    unsigned port = s.port;
     nana_client_opts o;
-    opts_for(&o, port);
+    opts_for(&o, 0);
     o.reconnect_max_ms = 300;
-    nana_client *c = NULL;
+    nana_client *c = start_connected(&s, slow, &o);
+    if (!c) return;
+    unsigned port = s.port;
     nana_result r = {0};
-    if (nana_client_connect(&o, &c, &r)) {
-        CHECK(0, "connect: %s", r.message);
-        server_stop(&s, SIGTERM);
-        return;
-    }
     nana_call_opts quick = {.timeout_ms = 100};
     uint64_t t0 = now_ms();
     CHECK(nana_client_call(c, "keys", NULL, NULL, &quick, &r) == NANA_CLIENT_ETIMEOUT &&
@@ -388,20 +384,12 @@ static void test_server_vanishes(void)
     printf("test_server_vanishes\n");
     server s;
     const char *slow[] = {"--test-worker-delay-ms", "3000", NULL};
-    if (server_start(&s, 0, slow)) {
-        failed++;
-        return;
-    }
     nana_client_opts o;
-    opts_for(&o, s.port);
+    opts_for(&o, 0);
     o.idle_timeout_ms = 1500; /* a killed server says nothing: the idle timeout notices */
-    nana_client *c = NULL;
+    nana_client *c = start_connected(&s, slow, &o);
+    if (!c) return;
     nana_result r = {0};
-    if (nana_client_connect(&o, &c, &r)) {
-        CHECK(0, "connect: %s", r.message);
-        server_stop(&s, SIGTERM);
-        return;
-    }
     nana_client_submit(c, "batch_update", "[{\"w\": 1}]", NULL, NULL, on_vanish, NULL, 0);
     sleep_ms(300); /* the write is on its way / running */
     server_stop(&s, SIGKILL);
@@ -418,17 +406,9 @@ static void test_server_vanishes(void)
      * reset (same secret, derived from its key) ends the old connection at
      * once, long before the 30 s idle timeout. */
     const char *fast[] = {NULL};
-    if (server_start(&s, 0, fast)) {
-        failed++;
-        return;
-    }
+    opts_for(&o, 0);
+    if (!(c = start_connected(&s, fast, &o))) return;
     unsigned port = s.port;
-    opts_for(&o, port);
-    if (nana_client_connect(&o, &c, &r)) {
-        CHECK(0, "connect: %s", r.message);
-        server_stop(&s, SIGTERM);
-        return;
-    }
     server_stop(&s, SIGKILL);
     CHECK(server_start(&s, port, fast) == 0, "restart after kill -9");
     uint64_t t1 = now_ms();

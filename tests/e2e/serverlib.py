@@ -4,12 +4,14 @@ a pass/fail counter. Every wait is bounded.
 
 Set ARGS (bin_dir, tmp) before starting a Server.
 """
+import argparse
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+import traceback
 
 ARGS = None  # set by the test runner: .bin_dir, .tmp
 CHECKS = {"passed": 0, "failed": 0}
@@ -95,3 +97,39 @@ class Server:
 
     def alive(self):
         return self.proc.poll() is None
+
+
+def run_main(module_globals, driver=False):
+    """Parses the common arguments (--bin-dir, --tmp[, --driver], test names),
+    runs every test_* function of |module_globals| (or the named ones), and
+    returns the exit status; ends with "N passed, M failed"."""
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", required=True)
+    if driver:
+        ap.add_argument("--driver", required=True)
+    ap.add_argument("--tmp", default="/tmp")
+    ap.add_argument("only", nargs="*")
+    args = ap.parse_args()
+    args.bin_dir = os.path.abspath(args.bin_dir)
+    if driver:
+        args.driver = os.path.abspath(args.driver)
+    args.tmp = os.path.abspath(args.tmp)
+    os.makedirs(args.tmp, exist_ok=True)
+    ARGS = args
+    module_globals["ARGS"] = args
+    tests = [(n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f)]
+    for name, fn in tests:
+        if args.only and name not in args.only:
+            continue
+        print(f"{name}", flush=True)
+        before = CHECKS["failed"]
+        try:
+            fn()
+        except Exception:
+            CHECKS["failed"] += 1
+            traceback.print_exc()
+        print(f"  {'ok' if CHECKS['failed'] == before else 'FAILED'}", flush=True)
+    print(f"{CHECKS['passed']} passed, {CHECKS['failed']} failed")
+    return 1 if CHECKS["failed"] else 0
+

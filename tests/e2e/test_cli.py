@@ -11,7 +11,6 @@ Each test starts its own server in a fresh directory. Every wait is bounded.
 Ends with "N passed, M failed"; exit status 1 if anything failed.
 Usage: test_cli.py --bin-dir DIR [--tmp DIR] [test_name...]
 """
-import argparse
 import json
 import os
 import pty
@@ -24,11 +23,10 @@ import struct
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serverlib  # noqa: E402
-from serverlib import CHECKS, Server, check  # noqa: E402
+from serverlib import Server, check  # noqa: E402
 
 ARGS = None
 TIMEOUT = 60  # seconds for any one CLI run
@@ -541,30 +539,7 @@ def test_repl_pipe():
 
 
 def main():
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin-dir", required=True)
-    ap.add_argument("--tmp", default="/tmp")
-    ap.add_argument("only", nargs="*")
-    ARGS = ap.parse_args()
-    ARGS.bin_dir = os.path.abspath(ARGS.bin_dir)
-    ARGS.tmp = os.path.abspath(ARGS.tmp)
-    os.makedirs(ARGS.tmp, exist_ok=True)
-    serverlib.ARGS = ARGS
-    tests = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
-    for name, fn in tests:
-        if ARGS.only and name not in ARGS.only:
-            continue
-        print(f"{name}", flush=True)
-        before = CHECKS["failed"]
-        try:
-            fn()
-        except Exception:
-            CHECKS["failed"] += 1
-            traceback.print_exc()
-        print(f"  {'ok' if CHECKS['failed'] == before else 'FAILED'}", flush=True)
-    print(f"{CHECKS['passed']} passed, {CHECKS['failed']} failed")
-    return 1 if CHECKS["failed"] else 0
+    return serverlib.run_main(globals(), driver=False)
 
 
 if __name__ == "__main__":

@@ -6,21 +6,18 @@ Each test starts its own server in a fresh directory with the flags it
 needs, so limits can be set low enough to hit. Every wait is bounded.
 Ends with "N passed, M failed"; exit status 1 if anything failed.
 """
-import argparse
 import json
 import os
 import select
-import shutil
 import signal
 import struct
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serverlib  # noqa: E402
-from serverlib import CHECKS, Server, check  # noqa: E402
+from serverlib import Server, check  # noqa: E402
 
 ARGS = None
 
@@ -559,32 +556,7 @@ def test_command_line():
 
 
 def main():
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin-dir", required=True)
-    ap.add_argument("--driver", required=True)
-    ap.add_argument("--tmp", default="/tmp")
-    ap.add_argument("only", nargs="*")
-    ARGS = ap.parse_args()
-    ARGS.bin_dir = os.path.abspath(ARGS.bin_dir)
-    ARGS.driver = os.path.abspath(ARGS.driver)
-    ARGS.tmp = os.path.abspath(ARGS.tmp)
-    os.makedirs(ARGS.tmp, exist_ok=True)
-    serverlib.ARGS = ARGS
-    tests = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
-    for name, fn in tests:
-        if ARGS.only and name not in ARGS.only:
-            continue
-        print(f"{name}", flush=True)
-        before = CHECKS["failed"]
-        try:
-            fn()
-        except Exception:
-            CHECKS["failed"] += 1
-            traceback.print_exc()
-        print(f"  {'ok' if CHECKS['failed'] == before else 'FAILED'}", flush=True)
-    print(f"{CHECKS['passed']} passed, {CHECKS['failed']} failed")
-    return 1 if CHECKS["failed"] else 0
+    return serverlib.run_main(globals(), driver=True)
 
 
 if __name__ == "__main__":
