@@ -23,6 +23,7 @@
  */
 #include "auth/nana_keys.h"
 #include "client_int.h"
+#include "proto/nana_frame.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -256,7 +257,7 @@ static int on_open(nana_quic_conn *qc, void *user)
         c->state = ST_AUTH;
         c->auth_step = 0;
         nana_buf_reset(&c->auth_buf);
-        c->auth_sid = nc_build_string_frame(&f, "AUTH_START") ? -1 : send_frame(qc, &f);
+        c->auth_sid = nana_frame_string(&f, "AUTH_START") ? -1 : send_frame(qc, &f);
         if (c->auth_sid < 0) abandon(c, qc, NANA_CLIENT_ECONNECT, "cannot start authentication");
         nana_buf_free(&f);
     }
@@ -270,21 +271,21 @@ static int auth_reply(nana_client *c, nana_quic_conn *qc)
 {
     uint8_t challenge[32];
     char msg[256];
-    nc_auth_reply a = nc_parse_auth_reply((const uint8_t *)c->auth_buf.data, c->auth_buf.len,
-                                          challenge, msg, sizeof(msg));
+    nana_auth_reply a = nana_frame_auth_reply((const uint8_t *)c->auth_buf.data, c->auth_buf.len,
+                                              challenge, msg, sizeof(msg));
     nana_buf_reset(&c->auth_buf);
-    if (a == NC_AUTH_CHALLENGE && c->auth_step == 0) {
+    if (a == NANA_AUTH_CHALLENGE && c->auth_step == 0) {
         uint8_t sig[64];
         crypto_sign_detached(sig, NULL, challenge, sizeof(challenge), c->sk);
         nana_buf f;
         nana_buf_init(&f, 0);
-        c->auth_sid = nc_build_auth_response(&f, sig, c->account) ? -1 : send_frame(qc, &f);
+        c->auth_sid = nana_frame_auth_response(&f, sig, c->account) ? -1 : send_frame(qc, &f);
         nana_buf_free(&f);
         c->auth_step = 1;
         if (c->auth_sid < 0) abandon(c, qc, NANA_CLIENT_ECONNECT, "cannot send the auth response");
         return 0;
     }
-    if (a == NC_AUTH_OK && c->auth_step == 1) {
+    if (a == NANA_AUTH_OK && c->auth_step == 1) {
         c->state = ST_READY;
         if (c->attempts_ok++) c->reconnects++;
         c->backoff_ms = c->reconnect_min_ms;
@@ -292,10 +293,10 @@ static int auth_reply(nana_client *c, nana_quic_conn *qc)
         pthread_cond_broadcast(&c->cv);
         return 1;
     }
-    if (a == NC_AUTH_FAILED)
+    if (a == NANA_AUTH_FAILED)
         abandon(c, qc, NANA_CLIENT_EAUTH,
                 "authentication failed (the server does not accept this key or account)");
-    else if (a == NC_AUTH_BANNED)
+    else if (a == NANA_AUTH_BANNED)
         abandon(c, qc, NANA_CLIENT_EAUTH,
                 "authentication refused: this address is banned after repeated failures");
     else

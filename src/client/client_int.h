@@ -47,30 +47,12 @@ void nc_result_set(nana_result *r, int status, const char *fmt, ...)
 int nc_build_call(nana_buf *out, const char *method, const char *args_json, const char *kwargs_json,
                   const nana_call_opts *co, nana_result *err);
 
-/* Builds the frame holding just the msgpack string |s| (AUTH_START). */
-int nc_build_string_frame(nana_buf *out, const char *s);
-
-/* Builds the auth response frame for |sig| (64 bytes) and |account|. */
-int nc_build_auth_response(nana_buf *out, const uint8_t sig[64], const char *account);
-
 /*
  * Reads a reply frame into |r|: success -> OK with the result as JSON,
  * error map -> ESERVER with the server's error_type, message and code;
  * anything else -> EPROTOCOL. Returns r->status.
  */
 int nc_parse_reply(const uint8_t *p, size_t n, nana_result *r);
-
-/* What an authentication reply says. */
-typedef enum nc_auth_reply {
-    NC_AUTH_CHALLENGE, /* {"type":"challenge","data":32 bytes}: |challenge| filled */
-    NC_AUTH_OK,        /* "AUTH_OK" */
-    NC_AUTH_FAILED,    /* "AUTH_FAILED" */
-    NC_AUTH_BANNED,    /* "AUTH_BANNED" */
-    NC_AUTH_ERROR,     /* an error map or anything else: |msg| says what */
-} nc_auth_reply;
-
-nc_auth_reply nc_parse_auth_reply(const uint8_t *p, size_t n, uint8_t challenge[32], char *msg,
-                                  size_t msgcap);
 
 /* ---- calls and the stream-id map (sidmap.c) ------------------------------ */
 

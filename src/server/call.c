@@ -66,7 +66,7 @@ void nana_arena_free(nana_arena *a)
 
 void nana_call_rebase(nana_call *c, const uint8_t *from, const uint8_t *to)
 {
-#define MOVE(p) ((p) = (p) ? (const void *)(to + ((const uint8_t *)(p) - from)) : (p))
+#define MOVE(p) ((p) = (p) ? (const void *)(to + ((const uint8_t *)(p)-from)) : (p))
     MOVE(c->method);
     MOVE(c->db);
     MOVE(c->table);

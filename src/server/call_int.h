@@ -6,6 +6,7 @@
 #ifndef NANA_CALL_INT_H
 #define NANA_CALL_INT_H
 
+#include "proto/nana_frame.h"
 #include "server/nana_methods.h"
 
 /* How an argument is read from msgpack. */
@@ -75,9 +76,5 @@ typedef struct nana_bind_spec {
  */
 int nana_call_bind(const nana_call *c, const nana_bind_spec *spec, unsigned max_depth,
                    nana_arena *arena, nana_arg *out, nana_kv_pair **extra, size_t *nextra);
-
-/* Frame helpers (reply.c): reserve the length, then patch it. */
-int nana_frame_begin(nana_buf *out, size_t *at);
-int nana_frame_end(nana_buf *out, size_t at);
 
 #endif

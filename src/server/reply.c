@@ -10,27 +10,6 @@
 
 #include <string.h>
 
-/* Reserves the length prefix; returns the frame's start offset in *at. */
-int nana_frame_begin(nana_buf *out, size_t *at)
-{
-    *at = out->len;
-    static const uint8_t zero[4] = {0};
-    return nana_buf_append(out, zero, 4);
-}
-
-/* Patches the length of the frame started at |at|. */
-int nana_frame_end(nana_buf *out, size_t at)
-{
-    size_t n = out->len - at - 4;
-    if (n > UINT32_MAX) return nana_err_set(NANA_ERR_TOOBIG, "reply too large");
-    uint8_t *p = (uint8_t *)out->data + at;
-    p[0] = (uint8_t)(n >> 24);
-    p[1] = (uint8_t)(n >> 16);
-    p[2] = (uint8_t)(n >> 8);
-    p[3] = (uint8_t)n;
-    return NANA_OK;
-}
-
 int nana_reply_str(nana_buf *out, const char *s)
 {
     size_t at;

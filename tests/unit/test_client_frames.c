@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "client/client_int.h"
+#include "proto/nana_frame.h"
 #include "test_util.h"
 
 /* Builds a call frame and returns its hex. */
@@ -54,7 +55,7 @@ static void test_auth_frames_match_python_client(void **state)
     (void)state;
     nana_buf b;
     nana_buf_init(&b, 0);
-    assert_int_equal(nc_build_string_frame(&b, "AUTH_START"), 0);
+    assert_int_equal(nana_frame_string(&b, "AUTH_START"), 0);
     assert_string_equal(test_hex(b.data, b.len), "0000000baa415554485f5354415254");
     /* The captured response, rebuilt from its own signature. */
     static const char resp[] =
@@ -65,11 +66,11 @@ static void test_auth_frames_match_python_client(void **state)
     size_t n = test_unhex(resp, frame);
     assert_int_equal(n, 90);
     nana_buf_reset(&b);
-    assert_int_equal(nc_build_auth_response(&b, frame + n - 64, NULL), 0);
+    assert_int_equal(nana_frame_auth_response(&b, frame + n - 64, NULL), 0);
     assert_string_equal(test_hex(b.data, b.len), resp);
     /* With an account name: one more key. */
     nana_buf_reset(&b);
-    assert_int_equal(nc_build_auth_response(&b, frame + n - 64, "alice"), 0);
+    assert_int_equal(nana_frame_auth_response(&b, frame + n - 64, "alice"), 0);
     assert_int_equal(b.len, 90 + 8 + 6);
     nana_buf_free(&b);
 }
@@ -118,23 +119,23 @@ static void test_auth_replies(void **state)
     size_t n = test_unhex("0000003782a474797065a96368616c6c656e6765a464617461c420106d087731068c43"
                           "8dcd2f5990a27d94bfe56c6dfb64807dc64b31b2134d07d4",
                           frame);
-    assert_int_equal(nc_parse_auth_reply(frame, n, ch, msg, sizeof(msg)), NC_AUTH_CHALLENGE);
+    assert_int_equal(nana_frame_auth_reply(frame, n, ch, msg, sizeof(msg)), NANA_AUTH_CHALLENGE);
     assert_memory_equal(ch, frame + n - 32, 32);
     n = test_unhex("00000008a7415554485f4f4b", frame);
-    assert_int_equal(nc_parse_auth_reply(frame, n, ch, msg, sizeof(msg)), NC_AUTH_OK);
+    assert_int_equal(nana_frame_auth_reply(frame, n, ch, msg, sizeof(msg)), NANA_AUTH_OK);
     nana_buf b;
     nana_buf_init(&b, 0);
-    assert_int_equal(nc_build_string_frame(&b, "AUTH_FAILED"), 0);
-    assert_int_equal(nc_parse_auth_reply((const uint8_t *)b.data, b.len, ch, msg, sizeof(msg)),
-                     NC_AUTH_FAILED);
+    assert_int_equal(nana_frame_string(&b, "AUTH_FAILED"), 0);
+    assert_int_equal(nana_frame_auth_reply((const uint8_t *)b.data, b.len, ch, msg, sizeof(msg)),
+                     NANA_AUTH_FAILED);
     nana_buf_reset(&b);
-    assert_int_equal(nc_build_string_frame(&b, "AUTH_BANNED"), 0);
-    assert_int_equal(nc_parse_auth_reply((const uint8_t *)b.data, b.len, ch, msg, sizeof(msg)),
-                     NC_AUTH_BANNED);
+    assert_int_equal(nana_frame_string(&b, "AUTH_BANNED"), 0);
+    assert_int_equal(nana_frame_auth_reply((const uint8_t *)b.data, b.len, ch, msg, sizeof(msg)),
+                     NANA_AUTH_BANNED);
     nana_buf_reset(&b);
-    assert_int_equal(nc_build_string_frame(&b, "SOMETHING"), 0);
-    assert_int_equal(nc_parse_auth_reply((const uint8_t *)b.data, b.len, ch, msg, sizeof(msg)),
-                     NC_AUTH_ERROR);
+    assert_int_equal(nana_frame_string(&b, "SOMETHING"), 0);
+    assert_int_equal(nana_frame_auth_reply((const uint8_t *)b.data, b.len, ch, msg, sizeof(msg)),
+                     NANA_AUTH_ERROR);
     assert_non_null(strstr(msg, "SOMETHING"));
     nana_buf_free(&b);
 }
