@@ -10,7 +10,9 @@
  * authenticates again. A call that was already sent when the connection
  * was lost is never sent again: it completes with NANA_CLIENT_EUNKNOWN
  * ("may or may not have run"), so a write is never repeated silently.
- * Calls not yet sent wait for the new connection (within their timeout).
+ * Calls not yet sent wait for the new connection (within their timeout);
+ * when a whole connection attempt fails while they wait, they fail with
+ * ECONNECT.
  *
  * A nana_pool spreads calls over several connections to one server
  * (least-loaded first), opens and closes them between min and max, retires
@@ -101,6 +103,7 @@ const char *nana_client_status_name(int status);
 
 /* ---- connection options ------------------------------------------------ */
 
+/* Every option left 0 (or NULL) takes its default; times are capped at one day. */
 typedef struct nana_client_opts {
     const char *host;            /* numeric address or host name; default "127.0.0.1" */
     uint16_t port;               /* default 4433 */
@@ -170,7 +173,8 @@ typedef void (*nana_client_done_fn)(void *ud, nana_result *r);
  * follows once. With |done| NULL the result is queued for
  * nana_client_next_done with result.token = |token|. Returns NANA_CLIENT_OK
  * when the call was accepted (the outcome follows), or an error status
- * when it was not (nothing follows): EINVALID, EBUSY (max_queued), ECLOSED.
+ * when it was not (nothing follows): EINVALID, EBUSY (max_queued), ECLOSED,
+ * ENOMEM.
  */
 int nana_client_submit(nana_client *c, const char *method, const char *args_json,
                        const char *kwargs_json, const nana_call_opts *co, nana_client_done_fn done,
@@ -223,12 +227,15 @@ int nana_pool_open(const nana_client_opts *o, const nana_pool_opts *p, nana_pool
                    nana_result *err);
 
 /* Closes every connection (pending calls complete with ECLOSED) and frees
- * the pool. NULL-safe. */
+ * the pool. As with nana_client_close, no other thread may be using the
+ * pool, and it must not be called from a callback. NULL-safe. */
 void nana_pool_close(nana_pool *p);
 
 /* A blocking call on the least-loaded connection. EBUSY when every
  * connection is at max_calls_per_conn and no more may be opened;
- * EBREAKER while the breaker is open. */
+ * EBREAKER while the breaker is open (and, while it is half-open, when
+ * the probe's connection has no room). Calls queued on a connection that
+ * cannot reconnect because the breaker opened fail with EBREAKER. */
 int nana_pool_call(nana_pool *p, const char *method, const char *args_json, const char *kwargs_json,
                    const nana_call_opts *co, nana_result *out);
 

@@ -54,7 +54,9 @@ struct nana_client {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* attempt finished (connect waiters) */
     nana_quic_handle h;
+    nana_quic_handle abandon_h; /* the attempt an abandon_post was posted for */
     uint64_t attempt_deadline, next_attempt;
+    uint64_t attempt_start; /* when the current attempt began */
     uint64_t attempts_ok, attempts_failed, reconnects;
     int64_t auth_sid;
     nana_buf auth_buf;
@@ -376,8 +378,8 @@ static void schedule_retry(nana_client *c)
     unsigned b = c->backoff_ms ? c->backoff_ms : 1;
     unsigned jitter = randombytes_uniform(b / 2 + 1); /* 75% .. 125% */
     c->next_attempt = nc_now_ns() + (uint64_t)(b - b / 4 + jitter) * 1000000ull;
-    unsigned nb = b * 2;
-    c->backoff_ms = nb > c->reconnect_max_ms ? c->reconnect_max_ms : nb;
+    uint64_t nb = (uint64_t)b * 2;
+    c->backoff_ms = nb > c->reconnect_max_ms ? c->reconnect_max_ms : (unsigned)nb;
     c->state = ST_BACKOFF;
 }
 
@@ -395,8 +397,13 @@ static int connection_ended(nana_client *c, const char *why, done_list *done)
             snprintf(c->fail_msg, sizeof(c->fail_msg), "%s", why);
         }
         c->attempts_failed++;
-        /* Calls that waited through a failed attempt fail now, not at their timeout. */
-        fail_list(c, &c->queue, done, c->fail_status, c->fail_msg);
+        /* Calls that waited through a whole failed attempt fail now, not at
+         * their timeout; calls that came during it wait for the next one. */
+        for (nc_call *call = c->queue.next, *nx; call != &c->queue; call = nx) {
+            nx = call->next;
+            if (call->queued_ns <= c->attempt_start)
+                finish(c, call, done, c->fail_status, c->fail_msg);
+        }
     }
     schedule_retry(c);
     pthread_cond_broadcast(&c->cv);
@@ -461,7 +468,9 @@ static void abandon_post(nana_quic_conn *qc, void *arg)
 {
     nana_client *c = arg;
     pthread_mutex_lock(&c->mu);
-    bool stalled = (c->state == ST_CONNECTING || c->state == ST_AUTH) && c->closing_attempt;
+    /* Only for the attempt it was posted for (a later one has another handle). */
+    bool stalled = (c->state == ST_CONNECTING || c->state == ST_AUTH) && c->closing_attempt &&
+                   c->abandon_h == c->h;
     if (!stalled) {
         pthread_mutex_unlock(&c->mu);
         return;
@@ -501,18 +510,21 @@ static void detach_post(nana_quic_conn *qc, void *arg)
 
 /* ---- attempts and the maintenance tick ----------------------------------------- */
 
-/* Starts a connection attempt. Lock held. */
-static void start_attempt(nana_client *c, uint64_t now)
+/* Starts a connection attempt. Lock held. Returns 0, or -1 when the pool's
+ * circuit breaker refuses one (the client waits in BACKOFF). */
+static int start_attempt(nana_client *c, uint64_t now)
 {
     if (c->has_hooks && !c->hooks.may_connect(c->hooks.pool, c)) {
+        c->state = ST_BACKOFF;
         c->next_attempt = now + (uint64_t)c->reconnect_min_ms * 1000000ull;
-        return;
+        return -1;
     }
     c->state = ST_CONNECTING;
     c->fail_status = 0;
     c->fail_msg[0] = '\0';
     c->closing_attempt = false;
     c->attempt_deadline = now + (uint64_t)c->connect_timeout_ms * 1000000ull;
+    c->attempt_start = now;
     nana_quic_handle h;
     if (nana_quic_connect(nc_rt_ep(c->rt), c->addr, c->port, c->server_name, NULL, 0, c, &h)) {
         /* Treated like a stalled attempt: the tick fails it at once. */
@@ -521,9 +533,10 @@ static void start_attempt(nana_client *c, uint64_t now)
         snprintf(c->fail_msg, sizeof(c->fail_msg), "cannot start a connection: %s", nana_errmsg());
         c->fail_status = NANA_CLIENT_ECONNECT;
         c->h = 0;
-        return;
+        return 0;
     }
     c->h = h;
+    return 0;
 }
 
 /* Posted by the tick: resets the streams of timed-out calls so the server
@@ -565,7 +578,9 @@ uint64_t nc_client_tick(nana_client *c, uint64_t now)
             finish(c, call, &done, NANA_CLIENT_ETIMEOUT, msg);
         }
     }
-    if (c->state == ST_BACKOFF && now >= c->next_attempt) start_attempt(c, now);
+    if (c->state == ST_BACKOFF && now >= c->next_attempt && start_attempt(c, now))
+        fail_list(c, &c->queue, &done, NANA_CLIENT_EBREAKER,
+                  "the circuit breaker is open: no connection is attempted");
     if (c->state == ST_BACKOFF && c->next_attempt < next) next = c->next_attempt;
     if ((c->state == ST_CONNECTING || c->state == ST_AUTH) && now >= c->attempt_deadline &&
         !c->closing_attempt) {
@@ -574,12 +589,17 @@ uint64_t nc_client_tick(nana_client *c, uint64_t now)
     } else if (c->closing_attempt && c->h == 0) {
         post_abandon = true; /* nana_quic_connect itself failed */
     }
+    if (post_abandon) c->abandon_h = c->h;
     if ((c->state == ST_CONNECTING || c->state == ST_AUTH) && c->attempt_deadline < next)
         next = c->attempt_deadline > now ? c->attempt_deadline : now + 1000000ull;
     c->next_ns = next;
     nana_quic_handle h = c->h;
     pthread_mutex_unlock(&c->mu);
-    if (post_abandon) nc_rt_post(c->rt, h, abandon_post, c);
+    if (post_abandon && nc_rt_post(c->rt, h, abandon_post, c)) {
+        pthread_mutex_lock(&c->mu);
+        c->closing_attempt = c->h == 0; /* not posted: the next tick tries again */
+        pthread_mutex_unlock(&c->mu);
+    }
     if (nresets) {
         uint64_t *ids = malloc(sizeof(uint64_t) * (nresets + 1));
         if (ids) {
@@ -618,6 +638,12 @@ static int resolve(const char *host, char *addr, size_t cap, int *family, nana_r
     freeaddrinfo(res);
     if (!ok) return nc_result_error(err, NANA_CLIENT_ECONNECT, "cannot resolve '%s'", host);
     return NANA_CLIENT_OK;
+}
+
+unsigned nc_opt_ms(unsigned v, unsigned def)
+{
+    if (!v) return def;
+    return v > NC_MAX_MS ? NC_MAX_MS : v;
 }
 
 int nc_load_target(const nana_client_opts *o, uint8_t sk[64], char addr[INET6_ADDRSTRLEN],
@@ -668,13 +694,16 @@ int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const 
     c->port = o->port;
     c->server_name = dup_opt(o->server_name ? o->server_name : "localhost", &ok);
     c->account = dup_opt(o->account, &ok);
-    c->connect_timeout_ms = o->connect_timeout_ms;
-    c->call_timeout_ms = o->call_timeout_ms;
-    c->reconnect_min_ms = o->reconnect_min_ms;
-    c->reconnect_max_ms = o->reconnect_max_ms;
-    c->max_queued = o->max_queued;
-    c->max_reply_bytes = o->max_reply_bytes;
-    c->backoff_ms = o->reconnect_min_ms;
+    nana_client_opts d;
+    nana_client_opts_init(&d);
+    c->connect_timeout_ms = nc_opt_ms(o->connect_timeout_ms, d.connect_timeout_ms);
+    c->call_timeout_ms = nc_opt_ms(o->call_timeout_ms, d.call_timeout_ms);
+    c->reconnect_min_ms = nc_opt_ms(o->reconnect_min_ms, d.reconnect_min_ms);
+    c->reconnect_max_ms = nc_opt_ms(o->reconnect_max_ms, d.reconnect_max_ms);
+    if (c->reconnect_max_ms < c->reconnect_min_ms) c->reconnect_max_ms = c->reconnect_min_ms;
+    c->max_queued = o->max_queued ? o->max_queued : d.max_queued;
+    c->max_reply_bytes = o->max_reply_bytes ? o->max_reply_bytes : d.max_reply_bytes;
+    c->backoff_ms = c->reconnect_min_ms;
     memcpy(c->sk, sk, 64);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -781,15 +810,6 @@ void nc_client_info_get(nana_client *c, nc_client_info *out)
     pthread_mutex_unlock(&c->mu);
 }
 
-void nc_client_fail_queued(nana_client *c, int status, const char *msg)
-{
-    done_list done = {0};
-    pthread_mutex_lock(&c->mu);
-    fail_list(c, &c->queue, &done, status, msg);
-    pthread_mutex_unlock(&c->mu);
-    deliver(c, &done);
-}
-
 void nc_client_kick(nana_client *c)
 {
     pthread_mutex_lock(&c->mu);
@@ -818,7 +838,7 @@ int nana_client_connect(const nana_client_opts *o, nana_client **out, nana_resul
     if (!rc) rc = nc_rt_new(o, family, NULL, NULL, 0, &rt, err);
     if (!rc) rc = nc_client_new(rt, o, addr, sk, NULL, &c, err);
     sodium_memzero(sk, sizeof(sk));
-    if (!rc) rc = nc_client_wait_ready(c, o->connect_timeout_ms + 1000, err);
+    if (!rc) rc = nc_client_wait_ready(c, c->connect_timeout_ms + 1000, err);
     if (rc) {
         nc_client_free(c);
         nc_rt_free(rt);
@@ -859,6 +879,7 @@ int nc_submit(nana_client *c, const char *method, const char *args_json, const c
     }
     call->timeout_ms = co && co->timeout_ms ? co->timeout_ms : c->call_timeout_ms;
     uint64_t now = nc_now_ns();
+    call->queued_ns = now;
     call->deadline_ns = now + (uint64_t)call->timeout_ms * 1000000ull;
     pthread_mutex_lock(&c->mu);
     if (c->state == ST_CLOSED)

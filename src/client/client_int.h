@@ -63,6 +63,7 @@ struct nc_call {
     nana_buf frame;       /* the request; freed once sent */
     nana_buf reply;       /* reply bytes so far */
     int64_t sid;          /* -1 until sent */
+    uint64_t queued_ns;   /* when it was submitted */
     uint64_t deadline_ns;
     unsigned timeout_ms;
     nana_client_done_fn done; /* NULL: queue the result (completion fd) */
@@ -96,6 +97,9 @@ typedef struct nc_rt nc_rt;
  */
 int nc_rt_new(const nana_client_opts *o, int family, void (*tick)(void *arg), void *tick_arg,
               unsigned tick_ms, nc_rt **out, nana_result *err);
+
+/* Stops the maintenance thread (no tick runs after this returns). */
+void nc_rt_stop(nc_rt *rt);
 
 /* Stops the thread and the endpoint (every connection closes) and frees. */
 void nc_rt_free(nc_rt *rt);
@@ -157,9 +161,6 @@ typedef struct nc_client_info {
 
 void nc_client_info_get(nana_client *c, nc_client_info *out);
 
-/* Fails every queued (unsent) call with |status| and |msg| (the breaker). */
-void nc_client_fail_queued(nana_client *c, int status, const char *msg);
-
 /* Starts a connection attempt now if the client has none (a breaker probe). */
 void nc_client_kick(nana_client *c);
 
@@ -179,6 +180,12 @@ typedef struct nc_call_args {
  * the result in |out|; returns out->status. */
 typedef int (*nc_submit_fn)(void *ctx, nana_client_done_fn done, void *ud, nana_result *err);
 int nc_blocking(nc_submit_fn submit, void *ctx, nana_result *out);
+
+/* The longest time option honoured (one day); longer ones are capped. */
+#define NC_MAX_MS 86400000u
+
+/* A time option: |def| when 0, capped at NC_MAX_MS. */
+unsigned nc_opt_ms(unsigned v, unsigned def);
 
 /* Reads |o|'s Ed25519 key file into |sk| (EINVALID when it cannot) and
  * resolves its host to a numeric address and family (ECONNECT). */

@@ -39,6 +39,7 @@ struct nana_pool {
     bool *retiring;
     unsigned n, cap;
     bool closing;
+    bool opening;         /* nana_pool_open has not finished: no upkeep yet */
     atomic_int breaker;   /* nana_breaker_state */
     atomic_uint failures; /* connection attempts failed in a row */
     atomic_uint_fast64_t open_until;
@@ -137,7 +138,7 @@ static void pool_tick(void *arg)
     nana_client *drop[64];
     unsigned ndrop = 0;
     pthread_mutex_lock(&p->mu);
-    if (p->closing) {
+    if (p->closing || p->opening) {
         pthread_mutex_unlock(&p->mu);
         return;
     }
@@ -154,13 +155,20 @@ static void pool_tick(void *arg)
         bool old =
             p->po.lifetime_ms && now - in.created_ns > (uint64_t)p->po.lifetime_ms * 1000000ull;
         if (old) p->retiring[i] = true;
+        /* A connection in the middle of an attempt stays until it ends (it
+         * may be the breaker's probe, whose outcome the breaker waits for). */
+        if (in.connecting) {
+            if (!p->retiring[i]) live++;
+            i++;
+            continue;
+        }
         if (p->retiring[i] && in.pending == 0) {
             drop[ndrop++] = take_conn(p, i);
             p->closed_lifetime++;
             continue;
         }
         bool idle = in.pending == 0 && now - in.last_used_ns > (uint64_t)p->po.idle_ms * 1000000ull;
-        if (!p->retiring[i] && idle && p->n - ndrop > p->po.min_conns && live >= p->po.min_conns) {
+        if (!p->retiring[i] && idle && p->n > p->po.min_conns && live >= p->po.min_conns) {
             drop[ndrop++] = take_conn(p, i);
             p->closed_idle++;
             continue;
@@ -168,8 +176,9 @@ static void pool_tick(void *arg)
         if (!p->retiring[i]) live++;
         i++;
     }
+    /* Back up to min_conns (in half-open, the first new one is the probe). */
     while (live < p->po.min_conns && p->n < p->po.max_conns &&
-           atomic_load(&p->breaker) == NANA_BREAKER_CLOSED) {
+           atomic_load(&p->breaker) != NANA_BREAKER_OPEN) {
         nana_result err = {0};
         bool ok = add_conn(p, &err) != NULL;
         nana_result_free(&err);
@@ -181,7 +190,10 @@ static void pool_tick(void *arg)
         nc_client_free(drop[i]);
 }
 
-/* Picks the connection for a new call. Pool lock held. */
+/* Picks the connection for a new call. Pool lock held. The least-loaded
+ * authenticated connection with room; when all are full, a new one (up to
+ * max_conns); while none is authenticated (a reconnect), the call waits on
+ * an existing one rather than opening more. */
 static nana_client *choose(nana_pool *p, nana_result *err)
 {
     nana_client *best = NULL, *any = NULL;
@@ -194,21 +206,22 @@ static nana_client *choose(nana_pool *p, nana_result *err)
             best = p->conns[i];
             best_pending = in.pending;
         }
-        if ((in.ready || in.connecting) && in.pending < any_pending) {
+        if (in.pending < any_pending) {
             any = p->conns[i];
             any_pending = in.pending;
         }
     }
     if (best && best_pending < p->po.max_calls_per_conn) return best;
-    if (p->n < p->po.max_conns) {
-        nana_client *c = add_conn(p, err);
-        if (c) return c;
-        return NULL;
-    }
+    bool closed = atomic_load(&p->breaker) == NANA_BREAKER_CLOSED;
+    if ((best || !any) && p->n < p->po.max_conns && closed) return add_conn(p, err);
     if (any && any_pending < p->po.max_calls_per_conn) return any;
-    nc_result_set(err, NANA_CLIENT_EBUSY,
-                  "the pool is exhausted: %u connections with %u calls pending each", p->n,
-                  p->po.max_calls_per_conn);
+    if (!closed)
+        nc_result_set(err, NANA_CLIENT_EBREAKER,
+                      "the circuit breaker is half-open: its probe connection is being tried");
+    else
+        nc_result_set(err, NANA_CLIENT_EBUSY,
+                      "the pool is exhausted: %u connections with %u calls pending each", p->n,
+                      p->po.max_calls_per_conn);
     return NULL;
 }
 
@@ -292,6 +305,7 @@ int nana_pool_open(const nana_client_opts *o, const nana_pool_opts *po, nana_poo
                  : nc_load_target(o, p->sk, p->addr, &family, err);
     if (!rc) rc = nc_rt_new(o, family, pool_tick, p, p->po.health_interval_ms, &p->rt, err);
     nana_client *first = NULL;
+    p->opening = true;
     if (!rc) {
         pthread_mutex_lock(&p->mu);
         unsigned want = p->po.min_conns ? p->po.min_conns : 1;
@@ -302,7 +316,10 @@ int nana_pool_open(const nana_client_opts *o, const nana_pool_opts *po, nana_poo
         }
         pthread_mutex_unlock(&p->mu);
     }
-    if (!rc) rc = nc_client_wait_ready(first, o->connect_timeout_ms + 1000, err);
+    if (!rc) rc = nc_client_wait_ready(first, nc_opt_ms(o->connect_timeout_ms, 10000) + 1000, err);
+    pthread_mutex_lock(&p->mu);
+    p->opening = false;
+    pthread_mutex_unlock(&p->mu);
     if (rc) {
         nana_pool_close(p);
         nana_result_free(&tmp);
@@ -317,6 +334,9 @@ void nana_pool_close(nana_pool *p)
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->closing = true;
+    pthread_mutex_unlock(&p->mu);
+    nc_rt_stop(p->rt); /* no upkeep runs from here on */
+    pthread_mutex_lock(&p->mu);
     nana_client **conns = p->conns;
     unsigned n = p->n;
     p->conns = NULL;

@@ -105,9 +105,9 @@ int nc_rt_new(const nana_client_opts *o, int family, void (*tick)(void *arg), vo
     qc.cert_file = o->cert_file;
     qc.key_file = o->cert_file ? (o->cert_key_file ? o->cert_key_file : o->cert_file) : NULL;
     qc.cb = &nc_client_callbacks;
-    qc.idle_timeout_ms = o->idle_timeout_ms;
-    qc.keepalive_ms = o->idle_timeout_ms / 3;
-    qc.handshake_timeout_ms = o->connect_timeout_ms;
+    qc.idle_timeout_ms = nc_opt_ms(o->idle_timeout_ms, 30000);
+    qc.keepalive_ms = qc.idle_timeout_ms / 3;
+    qc.handshake_timeout_ms = nc_opt_ms(o->connect_timeout_ms, 10000);
     qc.max_streams_bidi = 1; /* the server opens none */
     int rc = nana_quic_ep_new(&qc, &rt->ep);
     if (rc) {
@@ -116,25 +116,31 @@ int nc_rt_new(const nana_client_opts *o, int family, void (*tick)(void *arg), vo
         nc_rt_free(rt);
         return status;
     }
+    *out = rt; /* before the thread starts: its first tick may use it */
     if (pthread_create(&rt->thread, NULL, rt_main, rt)) {
+        *out = NULL;
         nc_rt_free(rt);
         return nc_result_error(err, NANA_CLIENT_ENOMEM, "cannot start a thread");
     }
     rt->started = true;
-    *out = rt;
     return NANA_CLIENT_OK;
+}
+
+void nc_rt_stop(nc_rt *rt)
+{
+    if (!rt || !rt->started) return;
+    pthread_mutex_lock(&rt->mu);
+    rt->stop = true;
+    pthread_cond_broadcast(&rt->cv);
+    pthread_mutex_unlock(&rt->mu);
+    pthread_join(rt->thread, NULL);
+    rt->started = false;
 }
 
 void nc_rt_free(nc_rt *rt)
 {
     if (!rt) return;
-    if (rt->started) {
-        pthread_mutex_lock(&rt->mu);
-        rt->stop = true;
-        pthread_cond_broadcast(&rt->cv);
-        pthread_mutex_unlock(&rt->mu);
-        pthread_join(rt->thread, NULL);
-    }
+    nc_rt_stop(rt);
     nana_quic_ep_del(rt->ep);
     free(rt->clients);
     pthread_mutex_destroy(&rt->mu);

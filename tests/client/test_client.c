@@ -578,17 +578,47 @@ static void test_pool(void)
     }
     CHECK(st.breaker == NANA_BREAKER_OPEN && st.breaker_trips == 1,
           "failed probe opens it again (state %d)", st.breaker);
-    /* The server comes back: the next probe closes the breaker. */
+    /* The server comes back: the next probe closes the breaker. Calls made
+     * meanwhile fail fast (EBREAKER) or wait for the probe; none fails for
+     * a connection that was never tried. */
     CHECK(server_start(&s, port, NULL) == 0, "restart");
-    int ok = 0;
-    for (uint64_t end = now_ms() + 15000; !ok && now_ms() < end; sleep_ms(50)) {
+    int ok = 0, phantom = 0;
+    for (uint64_t end = now_ms() + 15000; !ok && now_ms() < end; sleep_ms(5)) {
         ok = nana_pool_call(p, "__getitem__", "[\"a\"]", NULL, NULL, &r) == 0;
+        phantom += r.message && strstr(r.message, "could not be started") != NULL;
         nana_result_free(&r);
     }
+    CHECK(phantom == 0, "no call failed on an untried connection (%d)", phantom);
     nana_pool_stats_get(p, &st);
     CHECK(ok && st.breaker == NANA_BREAKER_CLOSED, "breaker closed after a good probe (state %d)",
           st.breaker);
     nana_pool_close(p);
+
+    /* One connection, server restarted: calls wait for the reconnect instead
+     * of finding the pool "exhausted". */
+    po.max_conns = 1;
+    po.min_conns = 1;
+    CHECK(nana_pool_open(&o, &po, &p, &r) == 0, "pool of one: %s", r.message);
+    nana_result_free(&r);
+    if (p) {
+        CHECK(server_stop(&s, SIGTERM) == 0, "stop");
+        CHECK(server_start(&s, port, NULL) == 0, "restart");
+        CHECK(nana_pool_call(p, "__getitem__", "[\"a\"]", NULL, NULL, &r) == 0,
+              "a call during the reconnect waits for it (%d %s)", r.status, r.message);
+        nana_result_free(&r);
+        nana_pool_close(p);
+    }
+    po.max_conns = 3;
+
+    /* Upkeep cannot retire the first connection before open returns. */
+    po.lifetime_ms = 1;
+    po.health_interval_ms = 1;
+    for (int i = 0; i < 5; i++) {
+        CHECK(nana_pool_open(&o, &po, &p, &r) == 0, "open with a 1 ms lifetime: %s", r.message);
+        nana_result_free(&r);
+        nana_pool_close(p);
+    }
+    po.health_interval_ms = 50;
 
     /* Lifetime: connections are retired and replaced. */
     po.lifetime_ms = 200;

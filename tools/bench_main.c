@@ -1,0 +1,953 @@
+/*
+ * bench_main.c - nanasqlite-bench: load for a NanaSQLite server, measured
+ * the way redis-benchmark measures Redis (connections x calls in flight,
+ * total or duration, value size, key space), with latency percentiles
+ * from a log-linear histogram, open-loop runs at a fixed rate (latency
+ * counted from when a call was due, so a stalled server cannot hide it:
+ * no coordinated omission), and the server's CPU time per call read from
+ * /proc when its pid is given (client and server share the machine).
+ *
+ * The load generator speaks the wire protocol directly on the QUIC layer,
+ * lean on purpose: request frames are built once per kind and only the key
+ * digits are patched per call; replies are judged by their first bytes.
+ * Connections are spread over --threads QUIC endpoints (one UDP socket and
+ * one I/O thread each), so 10,000 connections need no thread per
+ * connection. Keys are "key:%012u" over --keyspace; GET runs are preceded
+ * by writing every key once (with the client library) so they hit data.
+ */
+#include "bench_hist.h"
+#include "conn_flags.h"
+#include "nanasqlite_client.h"
+#include "auth/nana_keys.h"
+#include "proto/nana_frame.h"
+#include "quic/nana_quic.h"
+#include "util/nana_buf.h"
+#include "util/nana_parse.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef NANA_VERSION
+#define NANA_VERSION NANA_CLIENT_VERSION
+#endif
+
+#define KEY_DIGITS     12
+#define MAX_PIPELINE   4096
+#define MAX_CONNS      100000
+#define MAX_THREADS    64
+#define MAX_HANDSHAKES 128 /* connection attempts in progress per thread */
+
+typedef enum { W_GET, W_SET, W_MIXED, W_BATCH } workload;
+
+/* ---- options -------------------------------------------------------------- */
+
+typedef struct options {
+    nana_client_opts co;
+    unsigned conns, pipeline, threads, value_size, keyspace, batch, read_pct;
+    uint64_t total;    /* -n; 0 when --duration is used */
+    double duration_s; /* --duration */
+    double rate;       /* --rate: calls per second over all connections; 0 closed loop */
+    workload w;
+    const char *wname;
+    const char *db, *table;
+    long server_pid;
+    bool json, csv, quiet, populate;
+} options;
+
+/* ---- state ------------------------------------------------------------------ */
+
+typedef struct shard shard;
+
+/* One call in flight on a connection. */
+typedef struct slot {
+    int64_t sid; /* -1: free */
+    uint64_t start_ns;
+    uint32_t got; /* reply bytes seen */
+    uint8_t head[24];
+    bool is_set;
+} slot;
+
+typedef enum { C_IDLE, C_CONNECTING, C_AUTH, C_READY, C_DEAD } cstate;
+
+typedef struct bconn {
+    shard *sh;
+    nana_quic_handle h;
+    nana_quic_conn *qc; /* while open: only the shard's I/O thread uses it */
+    cstate state;
+    int64_t auth_sid;
+    int auth_step;
+    nana_buf auth;
+    unsigned inflight;
+    slot *slots; /* pipeline of them */
+} bconn;
+
+struct shard {
+    unsigned id;
+    nana_quic_ep *ep;
+    bconn *conns;
+    unsigned nconns, next_connect, handshaking, next_pick;
+    uint64_t rng;
+    nana_buf get_tpl, set_tpl;
+    size_t get_key_at, set_key_at, *batch_key_at;
+    nana_hist hist;
+    uint64_t errors;
+    char first_error[256];
+    /* open loop: calls due but not yet sent (their due times) */
+    uint64_t *backlog;
+    size_t bl_head, bl_len, bl_cap;
+    uint64_t scheduled; /* calls scheduled so far */
+    atomic_uint_fast64_t started, done, dropped;
+    atomic_uint ready, failed;
+};
+
+static options opt;
+static shard *shards;
+static uint8_t secret_key[64];
+static atomic_bool stopping;
+static atomic_uint_fast64_t issued; /* calls started (for -n) */
+static uint64_t t_start_ns;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t next_rand(shard *sh)
+{
+    uint64_t x = sh->rng; /* xorshift64 */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    sh->rng = x;
+    return x;
+}
+
+/* ---- request frames ----------------------------------------------------------- */
+
+/* Writes key number |k| as KEY_DIGITS digits at |p|. */
+static void put_key(char *p, uint64_t k)
+{
+    for (int i = KEY_DIGITS - 1; i >= 0; i--) {
+        p[i] = (char)('0' + k % 10);
+        k /= 10;
+    }
+}
+
+/* Builds a request template: {"method": m, "args": [keys..., value?],
+ * "kwargs": {}, db?, table?}; |key_at| gets the offset of each key's digits. */
+static int build_template(nana_buf *b, const char *method, unsigned nkeys, bool as_list,
+                          bool with_value, size_t *key_at)
+{
+    char key[5 + KEY_DIGITS + 1];
+    memcpy(key, "key:", 4);
+    memset(key + 4, '0', KEY_DIGITS);
+    key[4 + KEY_DIGITS] = '\0';
+    size_t at;
+    int rc = nana_frame_begin(b, &at);
+    if (!rc) rc = nana_mp_put_map(b, 3u + (opt.db != NULL) + (opt.table != NULL));
+    if (!rc) rc = nana_mp_put_cstr(b, "method") || nana_mp_put_cstr(b, method);
+    if (!rc) rc = nana_mp_put_cstr(b, "args");
+    if (!rc) rc = nana_mp_put_array(b, as_list ? 1 : nkeys + (with_value ? 1 : 0));
+    if (!rc && as_list) rc = nana_mp_put_array(b, nkeys);
+    for (unsigned i = 0; !rc && i < nkeys; i++) {
+        rc = nana_mp_put_cstr(b, key);
+        key_at[i] = b->len - KEY_DIGITS;
+    }
+    if (!rc && with_value) {
+        /* The stored value is a JSON string of value_size bytes, quotes included. */
+        size_t n = opt.value_size > 2 ? opt.value_size - 2 : 0;
+        char *v = malloc(n + 1);
+        if (!v) return -1;
+        memset(v, 'x', n);
+        v[n] = '\0';
+        rc = nana_mp_put_str(b, v, n);
+        free(v);
+    }
+    if (!rc) rc = nana_mp_put_cstr(b, "kwargs") || nana_mp_put_map(b, 0);
+    if (!rc && opt.db) rc = nana_mp_put_cstr(b, "db") || nana_mp_put_cstr(b, opt.db);
+    if (!rc && opt.table) rc = nana_mp_put_cstr(b, "table") || nana_mp_put_cstr(b, opt.table);
+    return rc ? rc : nana_frame_end(b, at);
+}
+
+/* ---- the I/O thread side ----------------------------------------------------------- */
+
+static void record_error(shard *sh, const char *what)
+{
+    sh->errors++;
+    if (!sh->first_error[0]) snprintf(sh->first_error, sizeof(sh->first_error), "%s", what);
+}
+
+/* Starts one call on |c| (a free slot exists), due at |due_ns|. */
+static void send_call(bconn *c, nana_quic_conn *qc, uint64_t due_ns)
+{
+    shard *sh = c->sh;
+    slot *s = NULL;
+    for (unsigned i = 0; i < opt.pipeline && !s; i++)
+        if (c->slots[i].sid < 0) s = &c->slots[i];
+    if (!s) return;
+    bool is_set =
+        opt.w == W_SET || (opt.w == W_MIXED && next_rand(sh) % 100 >= (uint64_t)opt.read_pct);
+    nana_buf *tpl = is_set ? &sh->set_tpl : &sh->get_tpl;
+    if (opt.w == W_BATCH) {
+        for (unsigned i = 0; i < opt.batch; i++)
+            put_key(tpl->data + sh->batch_key_at[i], next_rand(sh) % opt.keyspace);
+    } else {
+        put_key(tpl->data + (is_set ? sh->set_key_at : sh->get_key_at),
+                next_rand(sh) % opt.keyspace);
+    }
+    int64_t sid;
+    if (nana_quic_stream_open(qc, &sid)) return; /* the server's stream limit: retried later */
+    if (nana_quic_stream_send(qc, sid, tpl->data, tpl->len, 1)) {
+        record_error(sh, "cannot send a request");
+        return;
+    }
+    atomic_fetch_add_explicit(&sh->started, 1, memory_order_relaxed);
+    s->sid = sid;
+    s->start_ns = due_ns;
+    s->got = 0;
+    s->is_set = is_set;
+    c->inflight++;
+}
+
+/* Whether another closed-loop call may start (the -n budget, the clock). */
+static bool may_issue(void)
+{
+    if (atomic_load_explicit(&stopping, memory_order_relaxed)) return false;
+    if (!opt.total) return true;
+    return atomic_fetch_add(&issued, 1) < opt.total;
+}
+
+/* Keeps |c| busy: pipeline calls in flight (closed loop). */
+static void fill(bconn *c, nana_quic_conn *qc)
+{
+    while (c->state == C_READY && c->inflight < opt.pipeline && may_issue()) {
+        unsigned before = c->inflight;
+        send_call(c, qc, now_ns());
+        if (c->inflight == before) break;
+    }
+}
+
+/* Sends due open-loop calls, oldest first, on connections with room
+ * (round robin). I/O thread. */
+static void drain_backlog(shard *sh)
+{
+    unsigned idle = 0;
+    while (sh->bl_len && idle < sh->nconns) {
+        bconn *c = &sh->conns[sh->next_pick++ % sh->nconns];
+        unsigned before = c->inflight;
+        if (c->state == C_READY && c->inflight < opt.pipeline)
+            send_call(c, c->qc, sh->backlog[sh->bl_head]);
+        if (c->inflight == before) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        sh->bl_head = (sh->bl_head + 1) % sh->bl_cap;
+        sh->bl_len--;
+    }
+}
+
+static void start_next_connect(shard *sh);
+
+static int on_open(nana_quic_conn *qc, void *user)
+{
+    (void)user;
+    bconn *c = nana_quic_conn_get_data(qc);
+    if (!c) return 0;
+    c->qc = qc;
+    c->state = C_AUTH;
+    c->auth_step = 0;
+    nana_buf f;
+    nana_buf_init(&f, 0);
+    int64_t sid = -1;
+    if (nana_frame_string(&f, "AUTH_START") || nana_quic_stream_open(qc, &sid) ||
+        nana_quic_stream_send(qc, sid, f.data, f.len, 1))
+        nana_quic_conn_close(qc, 0, "");
+    c->auth_sid = sid;
+    nana_buf_free(&f);
+    return 0;
+}
+
+static void on_close(nana_quic_conn *qc, void *user)
+{
+    (void)user;
+    bconn *c = nana_quic_conn_get_data(qc);
+    if (!c) return;
+    shard *sh = c->sh;
+    if (c->state == C_CONNECTING || c->state == C_AUTH) {
+        sh->handshaking--;
+        atomic_fetch_add(&sh->failed, 1);
+        record_error(sh, "a connection failed to open or authenticate");
+        start_next_connect(sh);
+    } else if (c->state == C_READY && !atomic_load(&stopping)) {
+        record_error(sh, "a connection closed during the run");
+    }
+    sh->errors += c->inflight;
+    atomic_fetch_add_explicit(&sh->done, c->inflight, memory_order_relaxed);
+    c->inflight = 0;
+    c->state = C_DEAD;
+    c->qc = NULL;
+}
+
+/* An authentication reply is complete. */
+static void auth_reply(bconn *c, nana_quic_conn *qc)
+{
+    uint8_t challenge[32];
+    char msg[256];
+    nana_auth_reply a = nana_frame_auth_reply((const uint8_t *)c->auth.data, c->auth.len, challenge,
+                                              msg, sizeof(msg));
+    nana_buf_reset(&c->auth);
+    if (a == NANA_AUTH_CHALLENGE && c->auth_step == 0) {
+        uint8_t sig[64];
+        crypto_sign_detached(sig, NULL, challenge, 32, secret_key);
+        nana_buf f;
+        nana_buf_init(&f, 0);
+        int64_t sid = -1;
+        if (nana_frame_auth_response(&f, sig, opt.co.account) || nana_quic_stream_open(qc, &sid) ||
+            nana_quic_stream_send(qc, sid, f.data, f.len, 1))
+            nana_quic_conn_close(qc, 0, "");
+        nana_buf_free(&f);
+        c->auth_sid = sid;
+        c->auth_step = 1;
+        return;
+    }
+    if (a == NANA_AUTH_OK && c->auth_step == 1) {
+        c->state = C_READY;
+        c->sh->handshaking--;
+        atomic_fetch_add(&c->sh->ready, 1);
+        start_next_connect(c->sh);
+        return;
+    }
+    record_error(c->sh, a == NANA_AUTH_FAILED   ? "authentication failed (key or account)"
+                        : a == NANA_AUTH_BANNED ? "authentication refused: address banned"
+                                                : msg);
+    nana_quic_conn_close(qc, 0, "");
+}
+
+/* A reply is complete: judge it by its first bytes. */
+static void reply_done(bconn *c, slot *s)
+{
+    shard *sh = c->sh;
+    static const uint8_t ok[] = "\x82\xa6status\xa7success";
+    uint64_t t = now_ns();
+    nana_hist_add(&sh->hist, t > s->start_ns ? t - s->start_ns : 0);
+    if (s->got < 4 + sizeof(ok) - 1 || memcmp(s->head + 4, ok, sizeof(ok) - 1) != 0) {
+        char what[128];
+        snprintf(what, sizeof(what), "an error reply (%s call)", s->is_set ? "a write" : "a read");
+        record_error(sh, what);
+    }
+    s->sid = -1;
+    c->inflight--;
+    atomic_fetch_add_explicit(&sh->done, 1, memory_order_relaxed);
+}
+
+static int on_data(nana_quic_conn *qc, int64_t sid, const uint8_t *data, size_t len, int fin,
+                   int early, void *user)
+{
+    (void)early;
+    (void)user;
+    bconn *c = nana_quic_conn_get_data(qc);
+    if (!c) return 0;
+    if (c->state == C_AUTH) {
+        if (sid != c->auth_sid) return 0;
+        if (c->auth.len + len > 4096) {
+            nana_quic_conn_close(qc, 0, "");
+            return 0;
+        }
+        if (len) nana_buf_append(&c->auth, data, len);
+        if (fin) auth_reply(c, qc);
+        return 0;
+    }
+    slot *s = NULL;
+    for (unsigned i = 0; i < opt.pipeline && !s; i++)
+        if (c->slots[i].sid == sid) s = &c->slots[i];
+    if (!s) return 0;
+    if (s->got < sizeof(s->head)) {
+        size_t take = sizeof(s->head) - s->got < len ? sizeof(s->head) - s->got : len;
+        memcpy(s->head + s->got, data, take);
+    }
+    s->got += (uint32_t)len;
+    if (!fin) return 0;
+    reply_done(c, s);
+    if (opt.rate > 0)
+        drain_backlog(c->sh); /* open loop: the freed slot takes the oldest due call */
+    else
+        fill(c, qc);
+    return 0;
+}
+
+static void on_stream_close(nana_quic_conn *qc, int64_t sid, uint64_t app_error, void *user)
+{
+    (void)app_error;
+    (void)user;
+    bconn *c = nana_quic_conn_get_data(qc);
+    if (!c || c->state != C_READY) return;
+    for (unsigned i = 0; i < opt.pipeline; i++)
+        if (c->slots[i].sid == sid) { /* reset without a reply */
+            record_error(c->sh, "a call's stream was reset");
+            c->slots[i].sid = -1;
+            c->inflight--;
+            atomic_fetch_add_explicit(&c->sh->done, 1, memory_order_relaxed);
+        }
+}
+
+/* The server raised its stream limit: calls that could not start go now. */
+static void on_streams_available(nana_quic_conn *qc, void *user)
+{
+    (void)user;
+    bconn *c = nana_quic_conn_get_data(qc);
+    if (!c || !t_start_ns) return;
+    if (opt.rate > 0)
+        drain_backlog(c->sh);
+    else
+        fill(c, qc);
+}
+
+static const nana_quic_callbacks callbacks = {
+    .conn_open = on_open,
+    .conn_close = on_close,
+    .stream_data = on_data,
+    .stream_close = on_stream_close,
+    .streams_available = on_streams_available,
+};
+
+/* Starts connection attempts up to the handshake cap (I/O thread, or the
+ * main thread before the I/O thread sees any connection of the shard). */
+static void start_next_connect(shard *sh)
+{
+    while (sh->handshaking < MAX_HANDSHAKES && sh->next_connect < sh->nconns) {
+        bconn *c = &sh->conns[sh->next_connect++];
+        c->state = C_CONNECTING;
+        sh->handshaking++;
+        if (nana_quic_connect(sh->ep, opt.co.host, opt.co.port, opt.co.server_name, NULL, 0, c,
+                              &c->h)) {
+            c->state = C_DEAD;
+            sh->handshaking--;
+            atomic_fetch_add(&sh->failed, 1);
+            record_error(sh, "cannot start a connection");
+        }
+    }
+}
+
+/* Posted once per shard at the start: closed-loop calls begin. */
+static void go_post(nana_quic_conn *unused, void *arg)
+{
+    (void)unused;
+    shard *sh = arg;
+    if (opt.rate > 0) return;
+    for (unsigned i = 0; i < sh->nconns; i++)
+        if (sh->conns[i].state == C_READY) fill(&sh->conns[i], sh->conns[i].qc);
+}
+
+/* Posted every millisecond in open-loop runs: the calls due by now join the
+ * backlog, which drains onto connections with room. */
+typedef struct pace {
+    shard *sh;
+    uint64_t now;
+} pace;
+
+static void pace_post(nana_quic_conn *unused, void *arg)
+{
+    (void)unused;
+    pace *p = arg;
+    shard *sh = p->sh;
+    double per_shard = opt.rate / opt.threads;
+    uint64_t due_total = (uint64_t)((double)(p->now - t_start_ns) / 1e9 * per_shard);
+    uint64_t cap = opt.total ? (opt.total + opt.threads - 1) / opt.threads : UINT64_MAX;
+    if (atomic_load(&stopping)) cap = sh->scheduled;
+    if (due_total > cap) due_total = cap;
+    while (sh->scheduled < due_total) {
+        uint64_t due = t_start_ns + (uint64_t)((double)sh->scheduled / per_shard * 1e9);
+        sh->scheduled++;
+        if (sh->bl_len == sh->bl_cap) { /* a backlog that large is a stalled server */
+            record_error(sh, "open-loop backlog full (the server is not keeping up)");
+            atomic_fetch_add_explicit(&sh->dropped, 1, memory_order_relaxed);
+            continue;
+        }
+        sh->backlog[(sh->bl_head + sh->bl_len) % sh->bl_cap] = due;
+        sh->bl_len++;
+    }
+    free(p);
+    drain_backlog(sh);
+}
+
+/* ---- setup: keys on the server --------------------------------------------------- */
+
+/* Writes every key of the key space once (batch_update, 1,000 per call) with
+ * the client library, so GET runs read data. 0 or -1 (message printed). */
+static int populate(void)
+{
+    nana_client *c = NULL;
+    nana_result r = {0};
+    if (nana_client_connect(&opt.co, &c, &r)) {
+        fprintf(stderr, "nanasqlite-bench: %s: %s\n", r.error_type, r.message);
+        nana_result_free(&r);
+        return -1;
+    }
+    size_t n = opt.value_size > 2 ? opt.value_size - 2 : 0;
+    char *value = malloc(n + 1);
+    nana_buf b;
+    nana_buf_init(&b, 0);
+    int rc = value ? 0 : -1;
+    if (value) {
+        memset(value, 'x', n);
+        value[n] = '\0';
+    }
+    nana_call_opts co = {.db = opt.db, .table = opt.table, .timeout_ms = 120000};
+    for (unsigned k = 0; !rc && k < opt.keyspace; k += 1000) {
+        nana_buf_reset(&b);
+        rc = nana_buf_puts(&b, "[{");
+        for (unsigned i = k; !rc && i < k + 1000 && i < opt.keyspace; i++)
+            rc = nana_buf_printf(&b, "%s\"key:%0*u\":\"%s\"", i > k ? "," : "", KEY_DIGITS, i,
+                                 value);
+        if (!rc) rc = nana_buf_puts(&b, "}]");
+        if (!rc && nana_client_call(c, "batch_update", b.data, NULL, &co, &r)) {
+            fprintf(stderr, "nanasqlite-bench: writing the keys: %s: %s\n", r.error_type,
+                    r.message);
+            rc = -1;
+        }
+        nana_result_free(&r);
+    }
+    nana_buf_free(&b);
+    free(value);
+    nana_client_close(c);
+    return rc;
+}
+
+/* ---- measuring ----------------------------------------------------------------------- */
+
+/* utime + stime of process |pid| in ns, or 0 when it cannot be read. */
+static uint64_t proc_cpu_ns(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (!p) return 0;
+    /* Fields after ")": state (3rd) ... utime (14th), stime (15th). */
+    uint64_t v[15] = {0};
+    char *save = NULL, *tok = strtok_r((char *)(uintptr_t)(p + 1), " ", &save);
+    for (int i = 3; tok && i <= 15; i++, tok = strtok_r(NULL, " ", &save))
+        if (i >= 14 && nana_parse_u64(tok, 0, UINT64_MAX, &v[i - 1])) return 0;
+    return (v[13] + v[14]) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+}
+
+static uint64_t self_cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_utime.tv_sec * 1000000000ull + (uint64_t)ru.ru_utime.tv_usec * 1000ull +
+           (uint64_t)ru.ru_stime.tv_sec * 1000000000ull + (uint64_t)ru.ru_stime.tv_usec * 1000ull;
+}
+
+static uint64_t sum_of(size_t off)
+{
+    uint64_t t = 0;
+    for (unsigned i = 0; i < opt.threads; i++)
+        t += atomic_load((atomic_uint_fast64_t *)((char *)&shards[i] + off));
+    return t;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&stopping, true);
+}
+
+/* ---- command line ------------------------------------------------------------------- */
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: nanasqlite-bench [options]\n\n"
+                 "Load for a NanaSQLite server over QUIC; prints calls per second and latency\n"
+                 "percentiles (and the server's CPU time per call with --server-pid).\n\n"
+                 "  -c N                connections [50]\n"
+                 "  -P N                calls in flight per connection [1]\n"
+                 "  -n N                calls in all [100000] (or --duration)\n"
+                 "  --duration SEC      run this long instead of -n\n"
+                 "  -d N                value size in bytes, as stored (JSON) [64]\n"
+                 "  -r N                key space: keys key:000000000000 .. N-1 [100000]\n"
+                 "  --workload W        get | set | mixed:R/W (reads:writes, e.g. 9/1) | batch:N\n"
+                 "                      (batch_get of N keys per call) [get]\n"
+                 "  --rate N            open loop: N calls per second in all, latency counted\n"
+                 "                      from when each call was due [closed loop]\n"
+                 "  --threads N         QUIC endpoints (UDP sockets, I/O threads) [1]\n"
+                 "  --no-populate       do not write the key space before a read workload\n"
+                 "  --server-pid PID    report the server's CPU time per call (from /proc)\n"
+                 "  --db NAME, --table NAME   where the keys live [server defaults]\n"
+                 "  --json              one JSON object on stdout\n"
+                 "  --csv               a CSV header and row on stdout\n"
+                 "  -q                  no progress line\n"
+                 "  --help, --version\n\n"
+                 "connection:\n");
+    nana_conn_flags_help(out);
+}
+
+/* Parses an unsigned number flag value within [lo, hi]. */
+static int num(const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    uint64_t x;
+    if (!v || nana_parse_u64(v, lo, hi, &x)) {
+        fprintf(stderr, "nanasqlite-bench: %s needs a number from %llu to %llu\n", flag,
+                (unsigned long long)lo, (unsigned long long)hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* Reads the command line into |opt|; 0, 1 (help/version printed), -1 (bad). */
+static int parse_args(int argc, char **argv)
+{
+    nana_conn_flags cf;
+    nana_conn_flags_init(&cf);
+    opt.conns = 50;
+    opt.pipeline = 1;
+    opt.threads = 1;
+    opt.value_size = 64;
+    opt.keyspace = 100000;
+    opt.total = 100000;
+    opt.w = W_GET;
+    opt.wname = "get";
+    opt.populate = true;
+    bool have_n = false;
+    for (int i = 1; i < argc; i++) {
+        char err[256];
+        int used = nana_conn_flag(&cf, argc, argv, i, err, sizeof(err));
+        if (used < 0) {
+            fprintf(stderr, "nanasqlite-bench: %s\n", err);
+            return -1;
+        }
+        if (used > 0) {
+            i += used - 1;
+            continue;
+        }
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint64_t x = 0;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 1;
+        } else if (!strcmp(a, "--version")) {
+            printf("nanasqlite-bench %s\n", NANA_VERSION);
+            return 1;
+        } else if (!strcmp(a, "-c")) {
+            if (num(a, v, 1, MAX_CONNS, &x)) return -1;
+            opt.conns = (unsigned)x;
+            i++;
+        } else if (!strcmp(a, "-P")) {
+            if (num(a, v, 1, MAX_PIPELINE, &x)) return -1;
+            opt.pipeline = (unsigned)x;
+            i++;
+        } else if (!strcmp(a, "-n")) {
+            if (num(a, v, 1, UINT64_MAX / 2, &x)) return -1;
+            opt.total = x;
+            have_n = true;
+            i++;
+        } else if (!strcmp(a, "--duration")) {
+            if (!v || nana_parse_double(v, 0.001, 86400, &opt.duration_s)) {
+                fprintf(stderr, "nanasqlite-bench: --duration needs seconds (0 to 86400)\n");
+                return -1;
+            }
+            i++;
+        } else if (!strcmp(a, "-d")) {
+            if (num(a, v, 2, 16u << 20, &x)) return -1;
+            opt.value_size = (unsigned)x;
+            i++;
+        } else if (!strcmp(a, "-r")) {
+            if (num(a, v, 1, UINT32_MAX, &x)) return -1;
+            opt.keyspace = (unsigned)x;
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (num(a, v, 1, MAX_THREADS, &x)) return -1;
+            opt.threads = (unsigned)x;
+            i++;
+        } else if (!strcmp(a, "--rate")) {
+            if (!v || nana_parse_double(v, 1, 1e8, &opt.rate)) {
+                fprintf(stderr, "nanasqlite-bench: --rate needs calls per second (0 to 1e8)\n");
+                return -1;
+            }
+            i++;
+        } else if (!strcmp(a, "--server-pid")) {
+            if (num(a, v, 1, 4194304, &x)) return -1;
+            opt.server_pid = (long)x;
+            i++;
+        } else if (!strcmp(a, "--workload") && v) {
+            uint64_t r = 0, w = 0, n = 0;
+            char part[32];
+            const char *slash = strchr(v, '/');
+            opt.wname = v;
+            if (!strcmp(v, "get")) {
+                opt.w = W_GET;
+            } else if (!strcmp(v, "set")) {
+                opt.w = W_SET;
+            } else if (!strncmp(v, "mixed:", 6) && slash &&
+                       (size_t)(slash - v - 6) < sizeof(part) &&
+                       (snprintf(part, sizeof(part), "%.*s", (int)(slash - v - 6), v + 6), 1) &&
+                       !nana_parse_u64(part, 0, 1000000, &r) &&
+                       !nana_parse_u64(slash + 1, 0, 1000000, &w) && r + w > 0) {
+                opt.w = W_MIXED;
+                opt.read_pct = (unsigned)(r * 100 / (r + w));
+            } else if (!strncmp(v, "batch:", 6) && !nana_parse_u64(v + 6, 1, 10000, &n)) {
+                opt.w = W_BATCH;
+                opt.batch = (unsigned)n;
+            } else {
+                fprintf(stderr, "nanasqlite-bench: --workload is get, set, mixed:R/W or "
+                                "batch:N (N 1 to 10000)\n");
+                return -1;
+            }
+            i++;
+        } else if (!strcmp(a, "--db") && v) {
+            opt.db = v;
+            i++;
+        } else if (!strcmp(a, "--table") && v) {
+            opt.table = v;
+            i++;
+        } else if (!strcmp(a, "--no-populate")) {
+            opt.populate = false;
+        } else if (!strcmp(a, "--json")) {
+            opt.json = true;
+        } else if (!strcmp(a, "--csv")) {
+            opt.csv = true;
+        } else if (!strcmp(a, "-q")) {
+            opt.quiet = true;
+        } else {
+            fprintf(stderr, "nanasqlite-bench: unknown or incomplete option '%s' (--help)\n", a);
+            return -1;
+        }
+    }
+    if (opt.duration_s > 0 && !have_n) opt.total = 0;
+    if (opt.threads > opt.conns) opt.threads = opt.conns;
+    char err[256];
+    if (nana_conn_flags_fill(&cf, &opt.co, err, sizeof(err))) {
+        fprintf(stderr, "nanasqlite-bench: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- running -------------------------------------------------------------------------- */
+
+/* Creates the shards: an endpoint each, their connections and templates. */
+static int make_shards(void)
+{
+    shards = calloc(opt.threads, sizeof(*shards));
+    if (!shards) return -1;
+    for (unsigned t = 0; t < opt.threads; t++) {
+        shard *sh = &shards[t];
+        sh->id = t;
+        sh->rng = 0x9e3779b97f4a7c15ull * (t + 1) ^ (uint64_t)now_ns();
+        sh->nconns = opt.conns / opt.threads + (t < opt.conns % opt.threads);
+        sh->conns = calloc(sh->nconns, sizeof(*sh->conns));
+        sh->batch_key_at = calloc(opt.batch ? opt.batch : 1, sizeof(size_t));
+        sh->bl_cap = 1u << 20;
+        sh->backlog = opt.rate > 0 ? calloc(sh->bl_cap, sizeof(uint64_t)) : NULL;
+        if (!sh->conns || !sh->batch_key_at || (opt.rate > 0 && !sh->backlog)) return -1;
+        for (unsigned i = 0; i < sh->nconns; i++) {
+            bconn *c = &sh->conns[i];
+            c->sh = sh;
+            nana_buf_init(&c->auth, 0);
+            c->slots = calloc(opt.pipeline, sizeof(slot));
+            if (!c->slots) return -1;
+            for (unsigned k = 0; k < opt.pipeline; k++)
+                c->slots[k].sid = -1;
+        }
+        nana_buf_init(&sh->get_tpl, 0);
+        nana_buf_init(&sh->set_tpl, 0);
+        int rc = opt.w == W_BATCH ? build_template(&sh->get_tpl, "batch_get", opt.batch, true,
+                                                   false, sh->batch_key_at)
+                                  : build_template(&sh->get_tpl, "__getitem__", 1, false, false,
+                                                   &sh->get_key_at);
+        if (!rc) rc = build_template(&sh->set_tpl, "__setitem__", 1, false, true, &sh->set_key_at);
+        if (rc) return -1;
+        nana_quic_config qc;
+        nana_quic_config_init(&qc);
+        qc.host = strchr(opt.co.host, ':') ? "::" : NULL;
+        qc.ca_file = opt.co.ca_file;
+        qc.cert_file = opt.co.cert_file;
+        qc.key_file = opt.co.cert_file
+                          ? (opt.co.cert_key_file ? opt.co.cert_key_file : opt.co.cert_file)
+                          : NULL;
+        qc.cb = &callbacks;
+        qc.max_connections = MAX_CONNS;
+        qc.max_streams_bidi = 1;
+        qc.idle_timeout_ms = 120000;
+        qc.handshake_timeout_ms = 30000;
+        if (nana_quic_ep_new(&qc, &sh->ep)) {
+            fprintf(stderr, "nanasqlite-bench: %s\n", nana_errmsg());
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Prints the results in the chosen form. */
+static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
+{
+    nana_hist all = {0};
+    uint64_t errors = 0, dropped = 0;
+    const char *first = "";
+    unsigned ready = 0, failed = 0;
+    for (unsigned i = 0; i < opt.threads; i++) {
+        nana_hist_merge(&all, &shards[i].hist);
+        errors += shards[i].errors;
+        dropped += atomic_load(&shards[i].dropped);
+        ready += atomic_load(&shards[i].ready);
+        failed += atomic_load(&shards[i].failed);
+        if (!*first && shards[i].first_error[0]) first = shards[i].first_error;
+    }
+    uint64_t calls = all.count;
+    double ops = secs > 0 ? (double)calls / secs : 0;
+    double us[6] = {(double)nana_hist_quantile(&all, 0.5) / 1e3,
+                    (double)nana_hist_quantile(&all, 0.9) / 1e3,
+                    (double)nana_hist_quantile(&all, 0.99) / 1e3,
+                    (double)nana_hist_quantile(&all, 0.999) / 1e3,
+                    (double)all.max_ns / 1e3,
+                    0};
+    double scpu = calls && server_cpu ? (double)server_cpu / 1e3 / (double)calls : 0;
+    double ccpu = calls ? (double)client_cpu / 1e3 / (double)calls : 0;
+    unsigned keys = opt.w == W_BATCH ? opt.batch : 1;
+    if (opt.json) {
+        printf("{\"proto\":\"nana\",\"workload\":\"%s\",\"connections\":%u,\"pipeline\":%u,"
+               "\"threads\":%u,\"value_size\":%u,\"keyspace\":%u,\"rate\":%.0f,"
+               "\"calls\":%llu,\"seconds\":%.3f,\"ops_per_sec\":%.1f,\"keys_per_sec\":%.1f,"
+               "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
+               "\"errors\":%llu,\"dropped\":%llu,\"connections_failed\":%u,"
+               "\"server_cpu_us_per_op\":%.3f,\"client_cpu_us_per_op\":%.3f}\n",
+               opt.wname, opt.conns, opt.pipeline, opt.threads, opt.value_size, opt.keyspace,
+               opt.rate, (unsigned long long)calls, secs, ops, ops * keys, us[0], us[1], us[2],
+               us[3], us[4], (unsigned long long)errors, (unsigned long long)dropped, failed, scpu,
+               ccpu);
+    } else if (opt.csv) {
+        printf("workload,connections,pipeline,threads,value_size,rate,calls,seconds,ops_per_sec,"
+               "p50_us,p90_us,p99_us,p999_us,max_us,errors,server_cpu_us_per_op,"
+               "client_cpu_us_per_op\n");
+        printf("%s,%u,%u,%u,%u,%.0f,%llu,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%llu,%.3f,%.3f\n",
+               opt.wname, opt.conns, opt.pipeline, opt.threads, opt.value_size, opt.rate,
+               (unsigned long long)calls, secs, ops, us[0], us[1], us[2], us[3], us[4],
+               (unsigned long long)errors, scpu, ccpu);
+    } else {
+        printf("====== %s ======\n", opt.wname);
+        printf("  %llu calls in %.2f seconds\n", (unsigned long long)calls, secs);
+        printf("  %u connections (%u failed), %u in flight each, %u threads, %u-byte values, "
+               "%u keys\n",
+               ready, failed, opt.pipeline, opt.threads, opt.value_size, opt.keyspace);
+        if (opt.rate > 0) printf("  open loop at %.0f calls/s\n", opt.rate);
+        printf("  latency (us): p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", us[0], us[1],
+               us[2], us[3], us[4]);
+        printf("  %.1f calls per second%s\n", ops, opt.w == W_BATCH ? " (batches)" : "");
+        if (server_cpu) printf("  server CPU: %.2f us per call\n", scpu);
+        printf("  client CPU: %.2f us per call\n", ccpu);
+    }
+    if (errors || dropped)
+        fprintf(stderr, "nanasqlite-bench: %llu errors, %llu dropped; first: %s\n",
+                (unsigned long long)errors, (unsigned long long)dropped, first);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = parse_args(argc, argv);
+    if (rc) return rc > 0 ? 0 : 2;
+    if (sodium_init() < 0 || nana_ed25519_read_private(opt.co.key_file, secret_key)) {
+        fprintf(stderr, "nanasqlite-bench: cannot use the private key: %s\n", nana_errmsg());
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); /* the open-loop pacer's naps are short */
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    if (opt.populate && opt.w != W_SET && populate()) return 3;
+    if (make_shards()) {
+        fprintf(stderr, "nanasqlite-bench: cannot set up the connections\n");
+        return 3;
+    }
+    /* Connect everything first; measure only once every connection is ready. */
+    for (unsigned t = 0; t < opt.threads; t++)
+        start_next_connect(&shards[t]);
+    bool tty = isatty(2) && !opt.quiet && !opt.json && !opt.csv;
+    for (uint64_t end = now_ns() + 120000000000ull; now_ns() < end && !atomic_load(&stopping);) {
+        unsigned settled = 0;
+        for (unsigned t = 0; t < opt.threads; t++)
+            settled += atomic_load(&shards[t].ready) + atomic_load(&shards[t].failed);
+        if (settled >= opt.conns) break;
+        sleep_ms(10);
+    }
+    unsigned ready = 0;
+    for (unsigned t = 0; t < opt.threads; t++)
+        ready += atomic_load(&shards[t].ready);
+    if (!ready) {
+        fprintf(stderr, "nanasqlite-bench: no connection could be opened (%s)\n",
+                shards[0].first_error[0] ? shards[0].first_error : "timed out");
+        return 3;
+    }
+    uint64_t cpu0 = opt.server_pid ? proc_cpu_ns(opt.server_pid) : 0, self0 = self_cpu_ns();
+    t_start_ns = now_ns();
+    for (unsigned t = 0; t < opt.threads; t++)
+        nana_quic_post(shards[t].ep, shards[t].conns[0].h, go_post, &shards[t]);
+    uint64_t last_print = t_start_ns, last_done = 0, last_due = 0;
+    const size_t done_off = offsetof(shard, done), started_off = offsetof(shard, started),
+                 dropped_off = offsetof(shard, dropped);
+    for (;;) {
+        uint64_t now = now_ns();
+        double el = (double)(now - t_start_ns) / 1e9;
+        if (opt.duration_s > 0 && el >= opt.duration_s) atomic_store(&stopping, true);
+        uint64_t done = sum_of(done_off), dropped = sum_of(dropped_off);
+        if (opt.total && done + dropped >= opt.total) break;
+        if (atomic_load(&stopping) && done >= sum_of(started_off)) break;
+        if (atomic_load(&stopping) && el > opt.duration_s + 10) break; /* replies never came */
+        /* Open loop: hand the calls that fell due since the last look to the
+         * I/O threads (every 100 us: latency counts from the due time, so
+         * this granularity adds at most that much). */
+        uint64_t due_now = opt.rate > 0 ? (uint64_t)(el * opt.rate) : 0;
+        bool post_due = opt.rate > 0 && due_now > last_due && !atomic_load(&stopping);
+        if (post_due) last_due = due_now;
+        if (post_due)
+            for (unsigned t = 0; t < opt.threads; t++) {
+                pace *p = malloc(sizeof(*p));
+                if (p) *p = (pace){&shards[t], now};
+                if (p && nana_quic_post(shards[t].ep, shards[t].conns[0].h, pace_post, p)) free(p);
+            }
+        if (tty && now - last_print >= 1000000000ull) {
+            fprintf(stderr, "\r%s: %.0f calls/s, %llu done   ", opt.wname,
+                    (double)(done - last_done) * 1e9 / (double)(now - last_print),
+                    (unsigned long long)done);
+            last_print = now;
+            last_done = done;
+        }
+        struct timespec nap = {0, opt.rate > 0 ? 100000L : 1000000L};
+        nanosleep(&nap, NULL);
+    }
+    atomic_store(&stopping, true);
+    double secs = (double)(now_ns() - t_start_ns) / 1e9;
+    uint64_t server_cpu = opt.server_pid ? proc_cpu_ns(opt.server_pid) - cpu0 : 0;
+    uint64_t client_cpu = self_cpu_ns() - self0;
+    if (tty) fprintf(stderr, "\r%60s\r", "");
+    for (unsigned t = 0; t < opt.threads; t++)
+        nana_quic_ep_del(shards[t].ep); /* the I/O threads stop: their stats are final */
+    report(secs, server_cpu, client_cpu);
+    sodium_memzero(secret_key, sizeof(secret_key));
+    return 0;
+}
