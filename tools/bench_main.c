@@ -15,7 +15,7 @@
  * connection. Keys are "key:%012u" over --keyspace; GET runs are preceded
  * by writing every key once (with the client library) so they hit data.
  */
-#include "bench_hist.h"
+#include "bench_hist.h" /* bench/: the histogram every benchmark uses */
 #include "conn_flags.h"
 #include "nanasqlite_client.h"
 #include "auth/nana_keys.h"
@@ -101,7 +101,7 @@ struct shard {
     uint64_t rng;
     nana_buf get_tpl, set_tpl;
     size_t get_key_at, set_key_at, *batch_key_at;
-    nana_hist hist;
+    hist hist;
     uint64_t errors;
     char first_error[256];
     /* open loop: calls due but not yet sent (their due times) */
@@ -344,7 +344,7 @@ static void reply_done(bconn *c, slot *s)
     shard *sh = c->sh;
     static const uint8_t ok[] = "\x82\xa6status\xa7success";
     uint64_t t = now_ns();
-    nana_hist_add(&sh->hist, t > s->start_ns ? t - s->start_ns : 0);
+    hist_add(&sh->hist, t > s->start_ns ? t - s->start_ns : 0);
     if (s->got < 4 + sizeof(ok) - 1 || memcmp(s->head + 4, ok, sizeof(ok) - 1) != 0) {
         char what[128];
         snprintf(what, sizeof(what), "an error reply (%s call)", s->is_set ? "a write" : "a read");
@@ -807,12 +807,13 @@ static int make_shards(void)
 /* Prints the results in the chosen form. */
 static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
 {
-    nana_hist all = {0};
+    static hist all;
+    memset(&all, 0, sizeof(all));
     uint64_t errors = 0, dropped = 0;
     const char *first = "";
     unsigned ready = 0, failed = 0;
     for (unsigned i = 0; i < opt.threads; i++) {
-        nana_hist_merge(&all, &shards[i].hist);
+        hist_merge(&all, &shards[i].hist);
         errors += shards[i].errors;
         dropped += atomic_load(&shards[i].dropped);
         ready += atomic_load(&shards[i].ready);
@@ -821,12 +822,9 @@ static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
     }
     uint64_t calls = all.count;
     double ops = secs > 0 ? (double)calls / secs : 0;
-    double us[6] = {(double)nana_hist_quantile(&all, 0.5) / 1e3,
-                    (double)nana_hist_quantile(&all, 0.9) / 1e3,
-                    (double)nana_hist_quantile(&all, 0.99) / 1e3,
-                    (double)nana_hist_quantile(&all, 0.999) / 1e3,
-                    (double)all.max_ns / 1e3,
-                    0};
+    double us[5] = {hist_quantile_us(&all, 0.5), hist_quantile_us(&all, 0.9),
+                    hist_quantile_us(&all, 0.99), hist_quantile_us(&all, 0.999),
+                    (double)all.max_ns / 1e3};
     double scpu = calls && server_cpu ? (double)server_cpu / 1e3 / (double)calls : 0;
     double ccpu = calls ? (double)client_cpu / 1e3 / (double)calls : 0;
     unsigned keys = opt.w == W_BATCH ? opt.batch : 1;
