@@ -731,6 +731,26 @@ int nana_call_run(const nana_call *c, const nana_run_env *env, nana_buf *out)
     return rc;
 }
 
+/*
+ * Appends cached value |v| (JSON text) as msgpack. The msgpack form is made
+ * once and kept with the value (nana_val_alt), so repeated reads of a hot
+ * key copy bytes instead of parsing JSON on the I/O thread.
+ */
+static int put_cached_value(nana_buf *out, nana_val *v)
+{
+    nana_val *mp = nana_val_alt(v);
+    if (!mp) {
+        nana_buf b;
+        nana_buf_init(&b, 0);
+        int rc = nana_mp_from_json_text(&b, v->data, v->len);
+        nana_val *made = rc ? NULL : nana_val_new(b.data, b.len);
+        nana_buf_free(&b);
+        if (!made) return rc ? rc : NANA_ERR_NOMEM;
+        mp = nana_val_set_alt(v, made);
+    }
+    return nana_buf_append(out, mp->data, mp->len);
+}
+
 int nana_call_try_cached(const nana_call *c, nana_table *t, nana_buf *out)
 {
     const nana_method *m = c->m;
@@ -751,7 +771,7 @@ int nana_call_try_cached(const nana_call *c, nana_table *t, nana_buf *out)
         if (m->run == h_contains)
             rc = nana_mp_put_bool(out, true);
         else
-            rc = nana_mp_from_json_text(out, v->data, v->len);
+            rc = put_cached_value(out, v);
     }
     nana_val_unref(v);
     if (!rc) rc = nana_frame_end(out, at);

@@ -17,7 +17,11 @@
 typedef struct nana_val {
     atomic_uint refs; /* owners; the value is freed when it drops to 0 */
     uint32_t len;     /* bytes in data, excluding the trailing NUL */
-    char data[];      /* len bytes + NUL */
+    /* The same value in another encoding, made once by whoever needs it
+     * (the NanaSQLite door keeps its msgpack form here, so a cached read
+     * is a copy, not a parse); freed with the value. */
+    _Atomic(struct nana_val *) alt;
+    char data[]; /* len bytes + NUL */
 } nana_val;
 
 /* Largest length a nana_val can carry. */
@@ -36,6 +40,19 @@ static inline nana_val *nana_val_ref(nana_val *v)
     atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
     return v;
 }
+
+/* The other encoding attached to |v|, or NULL (borrowed: valid while |v| is). */
+static inline nana_val *nana_val_alt(nana_val *v)
+{
+    return atomic_load_explicit(&v->alt, memory_order_acquire);
+}
+
+/*
+ * Attaches |alt| (taking the caller's reference) as |v|'s other encoding,
+ * unless another thread attached one first; then |alt| is dropped. Returns
+ * the encoding now attached (borrowed, like nana_val_alt).
+ */
+nana_val *nana_val_set_alt(nana_val *v, nana_val *alt);
 
 /* Drops one reference, freeing the value at zero. NULL-safe. */
 void nana_val_unref(nana_val *v);

@@ -77,6 +77,24 @@ static void test_val_refcount(void **state)
     nana_val_unref(e);
 }
 
+/* The other encoding: attached once, the first one wins, freed with the
+ * value (ASan would report the loser or the winner leaking). */
+static void test_val_alt(void **state)
+{
+    (void)state;
+    nana_val *v = nana_val_new("\"x\"", 3);
+    assert_null(nana_val_alt(v));
+    nana_val *a = nana_val_new("\xa1x", 2);
+    assert_ptr_equal(nana_val_set_alt(v, a), a);
+    assert_ptr_equal(nana_val_alt(v), a);
+    nana_val *b = nana_val_new("\xa1y", 2);
+    assert_ptr_equal(nana_val_set_alt(v, b), a); /* |b| was dropped */
+    nana_val_ref(v);
+    nana_val_unref(v);
+    assert_ptr_equal(nana_val_alt(v), a);
+    nana_val_unref(v); /* frees |a| too */
+}
+
 static void test_err_messages(void **state)
 {
     (void)state;
@@ -128,8 +146,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_append_and_detach), cmocka_unit_test(test_buf_limit),
-        cmocka_unit_test(test_val_refcount),          cmocka_unit_test(test_err_messages),
-        cmocka_unit_test(test_parse_numbers),
+        cmocka_unit_test(test_val_refcount),          cmocka_unit_test(test_val_alt),
+        cmocka_unit_test(test_err_messages),          cmocka_unit_test(test_parse_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
