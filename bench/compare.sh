@@ -68,29 +68,35 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nana-compare.XXXXXX")
 pids=()
 py_pid=
+# ours PID: PID is still a child of this script (not a recycled number).
+# shellcheck disable=SC2317  # called from the EXIT trap
+ours() {
+    [ "$(ps -o ppid= -p "$1" 2>/dev/null | tr -d ' ')" = "$$" ]
+}
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM HUP
-    if [ -n "$py_pid" ] && kill -0 "$py_pid" 2>/dev/null; then
+    if [ -n "$py_pid" ] && ours "$py_pid"; then
         kill -TERM "$py_pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$py_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$py_pid" 2>/dev/null || true
+        for _ in $(seq 50); do ours "$py_pid" || break; sleep 0.1; done
+        ours "$py_pid" && kill -KILL "$py_pid" 2>/dev/null
     fi
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do ours "$pid" && kill -TERM "$pid" 2>/dev/null; done
     for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        if kill -0 "$pid" 2>/dev/null; then
+        for _ in $(seq 50); do ours "$pid" || break; sleep 0.1; done
+        if ours "$pid"; then
             echo "compare.sh: $pid did not stop on SIGTERM; killing it" >&2
             kill -KILL "$pid" 2>/dev/null || true
         fi
         wait "$pid" 2>/dev/null || true
     done
-    if [ "$rc" != 0 ] && [ -d "$tmp" ]; then
+    case "$rc" in 0 | 129 | 130 | 143) ;; *)
         for log in "$tmp"/*.log; do
             [ -s "$log" ] && { echo "--- $log (last lines)" >&2; tail -n 5 "$log" >&2; }
         done
-    fi
+        ;;
+    esac
     rm -rf "$tmp"
     exit "$rc"
 }
@@ -143,6 +149,7 @@ start_redis() {
         done
         kill -TERM "$redis_pid" 2>/dev/null || true
         wait "$redis_pid" 2>/dev/null || true
+        unset 'pids[${#pids[@]}-1]'
         echo "compare.sh: $name did not start on port $port (attempt $attempt)" >&2
     done
     echo "compare.sh: cannot start $name; see the log above" >&2

@@ -90,7 +90,8 @@ typedef struct bconn {
     int auth_step;
     nana_buf auth;
     unsigned inflight;
-    slot *slots; /* pipeline of them */
+    bool has_room_queued; /* in the shard's room ring */
+    slot *slots;          /* pipeline of them */
 } bconn;
 
 struct shard {
@@ -108,6 +109,9 @@ struct shard {
     uint64_t *backlog;
     size_t bl_head, bl_len, bl_cap;
     uint64_t scheduled; /* calls scheduled so far */
+    /* open loop: connections that may take another call (a ring, each once) */
+    bconn **room;
+    size_t room_head, room_len;
     atomic_uint_fast64_t started, done, dropped;
     atomic_uint ready, failed;
 };
@@ -241,23 +245,32 @@ static void fill(bconn *c, nana_quic_conn *qc)
     }
 }
 
-/* Sends due open-loop calls, oldest first, on connections with room
- * (round robin). I/O thread. */
+/* Notes that |c| may take another open-loop call. I/O thread. */
+static void room_push(bconn *c)
+{
+    shard *sh = c->sh;
+    if (c->has_room_queued || c->state != C_READY || c->inflight >= opt.pipeline) return;
+    sh->room[(sh->room_head + sh->room_len) % sh->nconns] = c;
+    sh->room_len++;
+    c->has_room_queued = true;
+}
+
+/* Sends due open-loop calls, oldest first, on connections with room (no
+ * scan: the room ring holds exactly those). I/O thread. */
 static void drain_backlog(shard *sh)
 {
-    unsigned idle = 0;
-    while (sh->bl_len && idle < sh->nconns) {
-        bconn *c = &sh->conns[sh->next_pick++ % sh->nconns];
+    while (sh->bl_len && sh->room_len) {
+        bconn *c = sh->room[sh->room_head];
+        sh->room_head = (sh->room_head + 1) % sh->nconns;
+        sh->room_len--;
+        c->has_room_queued = false;
+        if (c->state != C_READY || c->inflight >= opt.pipeline) continue;
         unsigned before = c->inflight;
-        if (c->state == C_READY && c->inflight < opt.pipeline)
-            send_call(c, c->qc, sh->backlog[sh->bl_head]);
-        if (c->inflight == before) {
-            idle++;
-            continue;
-        }
-        idle = 0;
+        send_call(c, c->qc, sh->backlog[sh->bl_head]);
+        if (c->inflight == before) continue; /* the stream limit: streams_available */
         sh->bl_head = (sh->bl_head + 1) % sh->bl_cap;
         sh->bl_len--;
+        room_push(c);
     }
 }
 
@@ -296,7 +309,7 @@ static void on_close(nana_quic_conn *qc, void *user)
     } else if (c->state == C_READY && !atomic_load(&stopping)) {
         record_error(sh, "a connection closed during the run");
     }
-    sh->errors += c->inflight;
+    if (!atomic_load(&stopping)) sh->errors += c->inflight; /* else: the run is over */
     atomic_fetch_add_explicit(&sh->done, c->inflight, memory_order_relaxed);
     c->inflight = 0;
     c->state = C_DEAD;
@@ -327,6 +340,7 @@ static void auth_reply(bconn *c, nana_quic_conn *qc)
     }
     if (a == NANA_AUTH_OK && c->auth_step == 1) {
         c->state = C_READY;
+        if (opt.rate > 0) room_push(c);
         c->sh->handshaking--;
         atomic_fetch_add(&c->sh->ready, 1);
         start_next_connect(c->sh);
@@ -383,9 +397,10 @@ static int on_data(nana_quic_conn *qc, int64_t sid, const uint8_t *data, size_t 
     s->got += (uint32_t)len;
     if (!fin) return 0;
     reply_done(c, s);
-    if (opt.rate > 0)
-        drain_backlog(c->sh); /* open loop: the freed slot takes the oldest due call */
-    else
+    if (opt.rate > 0) {
+        room_push(c); /* open loop: the freed slot takes the oldest due call */
+        drain_backlog(c->sh);
+    } else
         fill(c, qc);
     return 0;
 }
@@ -398,7 +413,7 @@ static void on_stream_close(nana_quic_conn *qc, int64_t sid, uint64_t app_error,
     if (!c || c->state != C_READY) return;
     for (unsigned i = 0; i < opt.pipeline; i++)
         if (c->slots[i].sid == sid) { /* reset without a reply */
-            record_error(c->sh, "a call's stream was reset");
+            if (!atomic_load(&stopping)) record_error(c->sh, "a call's stream was reset");
             c->slots[i].sid = -1;
             c->inflight--;
             atomic_fetch_add_explicit(&c->sh->done, 1, memory_order_relaxed);
@@ -411,10 +426,12 @@ static void on_streams_available(nana_quic_conn *qc, void *user)
     (void)user;
     bconn *c = nana_quic_conn_get_data(qc);
     if (!c || !t_start_ns) return;
-    if (opt.rate > 0)
+    if (opt.rate > 0) {
+        room_push(c);
         drain_backlog(c->sh);
-    else
+    } else {
         fill(c, qc);
+    }
 }
 
 static const nana_quic_callbacks callbacks = {
@@ -765,7 +782,9 @@ static int make_shards(void)
         sh->batch_key_at = calloc(opt.batch ? opt.batch : 1, sizeof(size_t));
         sh->bl_cap = 1u << 20;
         sh->backlog = opt.rate > 0 ? calloc(sh->bl_cap, sizeof(uint64_t)) : NULL;
-        if (!sh->conns || !sh->batch_key_at || (opt.rate > 0 && !sh->backlog)) return -1;
+        sh->room = calloc(sh->nconns, sizeof(bconn *));
+        if (!sh->conns || !sh->batch_key_at || !sh->room || (opt.rate > 0 && !sh->backlog))
+            return -1;
         for (unsigned i = 0; i < sh->nconns; i++) {
             bconn *c = &sh->conns[i];
             c->sh = sh;
