@@ -25,6 +25,7 @@ import datetime
 import io
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -39,6 +40,7 @@ VALUE_SIZE = 64
 KEYS = 100000
 # First guesses of redis-benchmark's rate (ops/s) on this kind of machine, to
 # size -n for a run of about --seconds; later runs use the last measured rate.
+BUSY_CORES = 0.25  # more CPU than this used by others during a run: a noisy run
 REDIS_GUESS = {(1, 1): 25000, (50, 1): 60000, (16, 16): 500000, (16, 64): 1000000,
                (1, 256): 1000000}
 
@@ -64,6 +66,7 @@ def parse_args():
     p.add_argument("--command", default="")
     p.add_argument("--machine", default="")
     p.add_argument("--versions", default="")
+    p.add_argument("--server-args", default="", help="extra nanasqlite-server arguments (recorded)")
     return p.parse_args()
 
 
@@ -120,17 +123,42 @@ def alive(pid):
     return s[s.rindex(")") + 2] not in "ZX"
 
 
-def run_cmd(argv, timeout):
+def machine_ticks():
+    """(busy, steal) clock ticks of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    return v[0] + v[1] + v[2] + v[5] + v[6], v[7] if len(v) > 7 else 0
+
+
+def children_cpu_ns():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return int((ru.ru_utime + ru.ru_stime) * 1e9)
+
+
+def run_cmd(argv, timeout, pid=None):
     """Runs argv (killed when it outlives |timeout| s, or when we are stopped);
-    returns (returncode, stdout, stderr), returncode None on a timeout."""
+    returns (returncode, stdout, stderr, noise), returncode None on a timeout.
+    noise: the CPU the rest of the machine used meanwhile, in cores (all CPU
+    time minus the server's |pid| and the load generator's), and steal."""
+    m0, c0, s0, t0 = machine_ticks(), children_cpu_ns(), proc_cpu_ns(pid) if pid else 0, \
+        time.monotonic()
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                              stdin=subprocess.DEVNULL)
-        return out.returncode, out.stdout, out.stderr
+        rc, so, se = out.returncode, out.stdout, out.stderr
     except subprocess.TimeoutExpired as e:
         so = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
         se = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        return None, so, se + "\n(killed after %.0f s)" % timeout
+        rc, se = None, se + "\n(killed after %.0f s)" % timeout
+    wall = time.monotonic() - t0
+    m1, c1 = machine_ticks(), children_cpu_ns()
+    s1 = proc_cpu_ns(pid) if pid and alive(pid) else s0
+    busy_ns = (m1[0] - m0[0]) * 1e9 / CLK_TCK
+    other = (busy_ns - (c1 - c0) - (s1 - s0)) / 1e9 / wall if wall > 0 else 0
+    noise = dict(wall_seconds=round(wall, 3), other_cores=round(max(0.0, other), 3),
+                 steal_cores=round((m1[1] - m0[1]) / CLK_TCK / wall, 3) if wall > 0 else 0)
+    return rc, so, se, noise
 
 
 def record(row):
@@ -141,6 +169,8 @@ def record(row):
         if row.get("errors") or row.get("dropped"):
             extra = " errors %s dropped %s" % (row.get("errors"), row.get("dropped"))
         cpu = row.get("server_cpu_us_per_op")
+        if row.get("other_cores", 0) > BUSY_CORES:
+            extra += "  (other load %.2f cores)" % row["other_cores"]
         log("%-10s %-4s c=%-3d P=%-3d %s%10.0f ops/s  p99 %s us  server CPU %s us/op%s" % (
             row["server"], row["workload"], row["conns"], row["pipeline"],
             ("rate %d  " % row["rate"]) if row.get("rate") else "", row["ops_per_sec"],
@@ -177,7 +207,7 @@ def nana_run(workload, conns, pipeline, run, kind="throughput", rate=0):
             "--no-populate", "--json", "-q"]
     if rate:
         argv += ["--rate", str(int(rate))]
-    rc, so, se = run_cmd(argv, A.seconds + 60)
+    rc, so, se, noise = run_cmd(argv, A.seconds + 60, A.nana_pid)
     if rc != 0:
         return failed(base, "nanasqlite-bench exit %s: %s" % (rc, se))
     try:
@@ -189,7 +219,7 @@ def nana_run(workload, conns, pipeline, run, kind="throughput", rate=0):
                p50_us=j["p50_us"], p99_us=j["p99_us"], p999_us=j["p999_us"],
                max_us=j["max_us"], errors=j["errors"], dropped=j["dropped"],
                connections_failed=j["connections_failed"], calls=j["calls"],
-               seconds=j["seconds"], raw=j, argv=argv)
+               seconds=j["seconds"], raw=j, argv=argv, **noise)
     record(row)
 
 
@@ -210,9 +240,8 @@ def redis_run(server, workload, conns, pipeline, run):
     if A.client_threads == 1:
         argv[argv.index("--threads"):argv.index("--threads") + 2] = []
     pid = PIDS[server]
-    cpu0, t0 = proc_cpu_ns(pid), time.monotonic()
-    rc, so, se = run_cmd(argv, max(60.0, 20 * A.seconds))
-    wall = time.monotonic() - t0
+    cpu0 = proc_cpu_ns(pid)
+    rc, so, se, noise = run_cmd(argv, max(60.0, 20 * A.seconds), pid)
     cpu1 = proc_cpu_ns(pid) if alive(pid) else cpu0
     if rc != 0:
         return failed(base, "redis-benchmark exit %s: %s %s" % (rc, so, se))
@@ -226,10 +255,10 @@ def redis_run(server, workload, conns, pipeline, run):
     row.update(ops_per_sec=rps, server_cpu_us_per_op=(cpu1 - cpu0) / 1000.0 / n,
                p50_us=float(r[4]) * 1000, p99_us=float(r[6]) * 1000, p999_us=None,
                max_us=float(r[7]) * 1000, errors=0, dropped=0, calls=n, seconds=n / rps,
-               wall_seconds=wall, raw=dict(zip(["test", "rps", "avg_latency_ms", "min_latency_ms",
+               raw=dict(zip(["test", "rps", "avg_latency_ms", "min_latency_ms",
                                                 "p50_latency_ms", "p95_latency_ms",
                                                 "p99_latency_ms", "max_latency_ms"], r)),
-               argv=argv)
+               argv=argv, **noise)
     record(row)
 
 
@@ -241,7 +270,7 @@ def echo_run(scenario, run):
     rows_expected = 4 if scenario == "rpc" else 1
     argv = [ECHO_BENCH, "--port", str(A.echo_port), "--ca", A.echo_ca, "--server-pid",
             str(A.echo_pid), "--seconds", "%g" % A.seconds, "--json", "--scenario", scenario]
-    rc, so, se = run_cmd(argv, rows_expected * A.seconds + 60)
+    rc, so, se, noise = run_cmd(argv, rows_expected * A.seconds + 60, A.echo_pid)
     if rc != 0:
         return failed(base, "nanasqlite-bench-quic exit %s: %s" % (rc, se))
     for line in so.splitlines():
@@ -253,7 +282,7 @@ def echo_run(scenario, run):
         row.update(conns=j["conns"], pipeline=j["inflight"], ops_per_sec=j["ops_per_sec"],
                    server_cpu_us_per_op=j["server_cpu_us_per_op"], p50_us=j["p50_us"],
                    p99_us=j["p99_us"], p999_us=j["p999_us"], seconds=j["seconds"], raw=j,
-                   argv=argv)
+                   argv=argv, **noise)
         record(row)
 
 
@@ -264,7 +293,7 @@ def populate():
             "--ca", os.path.join(T, "cert.pem"), "--key", os.path.join(T, "nana_private.pem"),
             "-c", "1", "-P", "1", "-n", "1", "-d", str(VALUE_SIZE), "-r", str(KEYS),
             "--workload", "get", "--json", "-q"]
-    rc, so, se = run_cmd(argv, 300)
+    rc, so, se, _ = run_cmd(argv, 300)
     if rc != 0:
         sys.exit("compare.py: cannot write the keys into nanasqlite-server: %s" % se)
     # The key names redis-benchmark's -r draws (key:__rand_int__, 12 digits).
@@ -350,6 +379,15 @@ def tables(peak, rates):
     w("Medians of %d interleaved runs of %g s each; ops/s are each load generator's own "
       "count; server CPU is the server process's user+system time per call (all threads). "
       "Load average before / after: %s / %s." % (A.runs, A.seconds, load_before, loadavg()))
+    others = [r["other_cores"] for r in raw if r["ok"] and "other_cores" in r]
+    if others:
+        busy = sum(1 for o in others if o > BUSY_CORES)
+        w("")
+        w("Other load during the runs (CPU time of everything but the server under test and "
+          "its load generator, in cores): median %.2f, max %.2f; %d of %d runs above %.2f%s. "
+          "Machine busy before the start: %.2f cores." % (
+              statistics.median(others), max(others), busy, len(others), BUSY_CORES,
+              " (results.json: other_cores per run)" if busy else "", idle_check))
     w("")
     w("| shape c×P | workload | nanasqlite ops/s | redis ops/s | redis+TLS ops/s | "
       "nanasqlite / redis+TLS | server CPU µs/op nanasqlite | redis | redis+TLS | "
@@ -487,9 +525,11 @@ def save(peak, rates, done):
     doc = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                command=A.command, machine=A.machine, versions=A.versions, runs=A.runs,
                seconds=A.seconds, quick=A.quick, client_threads=A.client_threads,
+               nanasqlite_server_extra_args=A.server_args,
                value_size=VALUE_SIZE, keyspace=KEYS, complete=done,
                elapsed_seconds=round(time.time() - started, 1), peak_get_16x16=peak,
                loadavg_before=load_before, loadavg_after=loadavg(),
+               busy_cores_before=round(idle_check, 3), busy_threshold_cores=BUSY_CORES,
                latency_rates=[r for f, r in rates], runs_raw=raw)
     tmp = os.path.join(A.out, "results.json.tmp")
     with open(tmp, "w") as f:
@@ -497,8 +537,22 @@ def save(peak, rates, done):
     os.replace(tmp, os.path.join(A.out, "results.json"))
 
 
+def machine_busy_cores(seconds=1.0):
+    m0 = machine_ticks()
+    time.sleep(seconds)
+    return (machine_ticks()[0] - m0[0]) / CLK_TCK / seconds
+
+
+idle_check = 0.0
+
+
 def main():
+    global idle_check
     peak, rates, done = None, [], False
+    idle_check = machine_busy_cores()
+    if idle_check > BUSY_CORES:
+        log("warning: the machine is busy (%.2f cores in use before the start); the figures "
+            "will be noisy" % idle_check)
     try:
         populate()
         for run in range(1, A.runs + 1):

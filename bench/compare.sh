@@ -3,7 +3,7 @@
 # QUIC echo, in one go on this machine (issue 6).
 #
 # usage: bench/compare.sh [--quick] [--runs N] [--seconds S] [--out DIR]
-#                         [--client-threads N] [--no-build]
+#                         [--client-threads N] [--server-arg ARG]... [--no-build]
 #
 #   --quick             one run of 1.5 s per row, three load points (~2-3 min)
 #   --runs N            interleaved runs of every comparison [3]
@@ -11,6 +11,8 @@
 #   --out DIR           where results.json, table.md and the PNGs go [bench/results]
 #   --client-threads N  load generator threads (nanasqlite-bench --threads and
 #                       redis-benchmark --threads) [1]
+#   --server-arg ARG    one more nanasqlite-server argument (repeat it; e.g.
+#                       --server-arg --threads --server-arg 2)
 #   --no-build          use build/ as it is
 #
 # Builds build/ (the default build type), makes throw-away credentials in a
@@ -25,7 +27,7 @@ cd "$root"
 command_line="bench/compare.sh${*:+ $*}"
 
 quick=0 runs=3 seconds=3 out=bench/results client_threads=1 build=1
-runs_set=0 seconds_set=0
+runs_set=0 seconds_set=0 server_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) quick=1 ;;
@@ -33,8 +35,9 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=${2:?--seconds needs a number}; seconds_set=1; shift ;;
     --out) out=${2:?--out needs a directory}; shift ;;
     --client-threads) client_threads=${2:?--client-threads needs a number}; shift ;;
+    --server-arg) server_args+=("${2?--server-arg needs an argument}"); shift ;;
     --no-build) build=0 ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown argument: $1 (--help)" >&2; exit 2 ;;
     esac
     shift
@@ -76,6 +79,7 @@ ours() {
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     local rc=$? pid
+    set +e
     trap - EXIT INT TERM HUP
     if [ -n "$py_pid" ] && ours "$py_pid"; then
         kill -TERM "$py_pid" 2>/dev/null || true
@@ -160,13 +164,14 @@ echo "== credentials and servers in $tmp" >&2
 (cd "$tmp" && "$B/tools/nanasqlite-cert-gen" >/dev/null && "$B/tools/nanasqlite-key-gen" >/dev/null)
 "$B/tools/nanasqlite-quic-echo" certs "$tmp/echo" >/dev/null
 
-# nanasqlite-server: the defaults, except calls in flight per connection (256
-# for the 1x256 row) and the per-account rate limit (out of the way).
+# nanasqlite-server: the defaults, except calls in flight per connection (1024,
+# as for the QUIC echo: stream credit to spare at 1x256) and the per-account
+# rate limit (out of the way).
 (cd "$tmp" && exec "$B/tools/nanasqlite-server" --host 127.0.0.1 --port 0 \
     --ready-file "$tmp/nana.port" --db "$tmp/bench.sqlite" --cert "$tmp/cert.pem" \
     --key "$tmp/key.pem" --public-key "$tmp/nana_public.pub" --synchronous normal \
-    --max-streams 256 --rate-limit 1000000000 --grace-ms 1000 --log-level warn \
-    </dev/null >"$tmp/nanasqlite.log" 2>&1) &
+    --max-streams 1024 --rate-limit 1000000000 --grace-ms 1000 --log-level warn \
+    "${server_args[@]}" </dev/null >"$tmp/nanasqlite.log" 2>&1) &
 nana_pid=$!
 pids+=("$nana_pid")
 wait_ready "$nana_pid" "$tmp/nana.port" || { echo "compare.sh: nanasqlite-server did not start" >&2; exit 1; }
@@ -204,7 +209,8 @@ python3 "$root/bench/compare.py" --build "$B" --tmp "$tmp" --out "$out" --runs "
     --redis-port "$plain_port" --redis-pid "$plain_pid" \
     --tls-port "$tls_port" --tls-pid "$tls_pid" \
     --echo-port "$echo_port" --echo-pid "$echo_pid" --echo-ca "$tmp/echo/ca.pem" \
-    --command "$command_line" --machine "$machine" --versions "$versions" &
+    --command "$command_line" --machine "$machine" --versions "$versions" \
+    --server-args="${server_args[*]}" &
 py_pid=$!
 py_rc=0
 wait "$py_pid" || py_rc=$?

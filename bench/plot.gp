@@ -20,17 +20,16 @@ set logscale y
 set yrange [1000:*]
 set format y "%.0s%c"
 set grid ytics
-set key below
-set xlabel "shape c x P"
+set key below horizontal
 set ylabel "ops/s (log scale)"
 set title "GET"
 plot dir."/throughput.dat" using 2:xtic(1) title "nanasqlite-server" lc rgb "#1b7837", \
      ''                    using 3 title "redis" lc rgb "#b2abd2", \
      ''                    using 4 title "redis + TLS" lc rgb "#5e3c99"
-set title "SET"
-plot dir."/throughput.dat" every ::0::3 using 5:xtic(1) title "nanasqlite-server (synchronous=NORMAL)" lc rgb "#1b7837", \
-     ''                    every ::0::3 using 6 title "redis (no persistence)" lc rgb "#b2abd2", \
-     ''                    every ::0::3 using 7 title "redis + TLS (no persistence)" lc rgb "#5e3c99"
+set title "SET (nanasqlite-server: synchronous=NORMAL; redis: no persistence)"
+plot dir."/throughput.dat" every ::0::3 using 5:xtic(1) title "nanasqlite-server" lc rgb "#1b7837", \
+     ''                    every ::0::3 using 6 title "redis" lc rgb "#b2abd2", \
+     ''                    every ::0::3 using 7 title "redis + TLS" lc rgb "#5e3c99"
 unset multiplot
 
 # ---- nanasqlite latency vs offered load ------------------------------------------
