@@ -483,7 +483,8 @@ static void pace_post(nana_quic_conn *unused, void *arg)
     pace *p = arg;
     shard *sh = p->sh;
     double per_shard = opt.rate / opt.threads;
-    uint64_t due_total = (uint64_t)((double)(p->now - t_start_ns) / 1e9 * per_shard);
+    /* Call k is due at k / rate: by now, floor(elapsed * rate) + 1 of them. */
+    uint64_t due_total = (uint64_t)((double)(p->now - t_start_ns) / 1e9 * per_shard) + 1;
     uint64_t cap = opt.total ? (opt.total + opt.threads - 1) / opt.threads : UINT64_MAX;
     if (atomic_load(&stopping)) cap = sh->scheduled;
     if (due_total > cap) due_total = cap;
@@ -936,9 +937,8 @@ int main(int argc, char **argv)
         if (atomic_load(&stopping) && done >= sum_of(started_off)) break;
         if (atomic_load(&stopping) && el > opt.duration_s + 10) break; /* replies never came */
         /* Open loop: hand the calls that fell due since the last look to the
-         * I/O threads (every 100 us: latency counts from the due time, so
-         * this granularity adds at most that much). */
-        uint64_t due_now = opt.rate > 0 ? (uint64_t)(el * opt.rate) : 0;
+         * I/O threads (latency counts from each call's due time). */
+        uint64_t due_now = opt.rate > 0 ? (uint64_t)(el * opt.rate) + 1 : 0;
         bool post_due = opt.rate > 0 && due_now > last_due && !atomic_load(&stopping);
         if (post_due) last_due = due_now;
         if (post_due)
@@ -954,7 +954,17 @@ int main(int argc, char **argv)
             last_print = now;
             last_done = done;
         }
-        struct timespec nap = {0, opt.rate > 0 ? 100000L : 1000000L};
+        /* Closed loop: look every millisecond. Open loop: wake when the next
+         * call falls due (at least 100 us apart: fewer, larger batches at high
+         * rates; at most 1 ms). */
+        long nap_ns = 1000000L;
+        if (opt.rate > 0) {
+            uint64_t next_due = t_start_ns + (uint64_t)((double)last_due / opt.rate * 1e9);
+            uint64_t t = now_ns();
+            nap_ns = next_due > t ? (long)(next_due - t) : 0;
+            nap_ns = nap_ns < 100000L ? 100000L : nap_ns > 1000000L ? 1000000L : nap_ns;
+        }
+        struct timespec nap = {0, nap_ns};
         nanosleep(&nap, NULL);
     }
     atomic_store(&stopping, true);
