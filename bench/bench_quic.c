@@ -23,6 +23,7 @@
  */
 #include "auth/nana_certgen.h"
 #include "bench_hist.h"
+#include "bench_proc.h"
 #include "quic/nana_quic.h"
 #include "util/nana_parse.h"
 
@@ -170,42 +171,13 @@ static void pump_fn(nana_quic_conn *c, void *arg)
 
 /* ---- running a scenario ---------------------------------------------- */
 
-/* CPU time (user + system, ns) of process |pid| from /proc, 0 if unknown. */
-static uint64_t process_cpu_ns(long pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* Fields 14 and 15 (utime, stime) count from the ")" that ends the
-     * name (field 2): the 12th and 13th words after it. */
-    char *p = strrchr(buf, ')'), *save = NULL;
-    uint64_t ut = 0, st = 0;
-    if (!p) return 0;
-    int field = 2;
-    for (char *w = strtok_r(p + 1, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
-        field++;
-        if (field == 14 && nana_parse_u64(w, 0, UINT64_MAX, &ut) != 0) return 0;
-        if (field == 15) {
-            if (nana_parse_u64(w, 0, UINT64_MAX, &st) != 0) return 0;
-            break;
-        }
-    }
-    if (field != 15) return 0;
-    long hz = sysconf(_SC_CLK_TCK);
-    return (ut + st) * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
-}
-
 static long g_server_pid; /* --server-pid: the external server's CPU is measured */
 
 /* The server's CPU time so far (in-process endpoint or --server-pid). */
 static uint64_t server_cpu_ns(nana_quic_ep *server)
 {
     if (server) return nana_quic_ep_cpu_ns(server);
-    return g_server_pid ? process_cpu_ns(g_server_pid) : 0;
+    return g_server_pid ? bench_proc_cpu_ns(g_server_pid) : 0;
 }
 
 typedef struct result {

@@ -16,6 +16,7 @@
  * by writing every key once (with the client library) so they hit data.
  */
 #include "bench_hist.h" /* bench/: the histogram every benchmark uses */
+#include "bench_proc.h"
 #include "conn_flags.h"
 #include "nanasqlite_client.h"
 #include "auth/nana_keys.h"
@@ -548,26 +549,6 @@ static int populate(void)
 
 /* ---- measuring ----------------------------------------------------------------------- */
 
-/* utime + stime of process |pid| in ns, or 0 when it cannot be read. */
-static uint64_t proc_cpu_ns(long pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (!p) return 0;
-    /* Fields after ")": state (3rd) ... utime (14th), stime (15th). */
-    uint64_t v[15] = {0};
-    char *save = NULL, *tok = strtok_r((char *)(uintptr_t)(p + 1), " ", &save);
-    for (int i = 3; tok && i <= 15; i++, tok = strtok_r(NULL, " ", &save))
-        if (i >= 14 && nana_parse_u64(tok, 0, UINT64_MAX, &v[i - 1])) return 0;
-    return (v[13] + v[14]) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
-}
-
 static uint64_t self_cpu_ns(void)
 {
     struct rusage ru;
@@ -921,7 +902,7 @@ int main(int argc, char **argv)
                 shards[0].first_error[0] ? shards[0].first_error : "timed out");
         return 3;
     }
-    uint64_t cpu0 = opt.server_pid ? proc_cpu_ns(opt.server_pid) : 0, self0 = self_cpu_ns();
+    uint64_t cpu0 = opt.server_pid ? bench_proc_cpu_ns(opt.server_pid) : 0, self0 = self_cpu_ns();
     t_start_ns = now_ns();
     for (unsigned t = 0; t < opt.threads; t++)
         nana_quic_post(shards[t].ep, shards[t].conns[0].h, go_post, &shards[t]);
@@ -969,7 +950,7 @@ int main(int argc, char **argv)
     }
     atomic_store(&stopping, true);
     double secs = (double)(now_ns() - t_start_ns) / 1e9;
-    uint64_t server_cpu = opt.server_pid ? proc_cpu_ns(opt.server_pid) - cpu0 : 0;
+    uint64_t server_cpu = opt.server_pid ? bench_proc_cpu_ns(opt.server_pid) - cpu0 : 0;
     uint64_t client_cpu = self_cpu_ns() - self0;
     if (tty) fprintf(stderr, "\r%60s\r", "");
     for (unsigned t = 0; t < opt.threads; t++)
