@@ -133,12 +133,15 @@ static void send_built(nana_server *srv, nana_quic_conn *c, int64_t sid, nana_bu
     }
 }
 
-/* Starts a reply buffer with room for its header. */
+/* Starts a reply buffer with room for its header, sized for a typical
+ * reply so that building one costs one allocation, not a malloc and then
+ * reallocs as it grows. */
 static int reply_buf(nana_buf *b)
 {
     nana_buf_init(b, 0);
     static const reply_hdr zero;
-    return nana_buf_append(b, &zero, sizeof(zero));
+    int rc = nana_buf_reserve(b, 256);
+    return rc ? rc : nana_buf_append(b, &zero, sizeof(zero));
 }
 
 /* Builds and sends one immediate reply with |build| and its arguments. */
