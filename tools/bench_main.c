@@ -24,6 +24,7 @@
 #include "quic/nana_quic.h"
 #include "util/nana_buf.h"
 #include "util/nana_parse.h"
+#include "util/nana_time.h"
 
 #include <errno.h>
 #include <math.h>
@@ -123,13 +124,6 @@ static uint8_t secret_key[64];
 static atomic_bool stopping;
 static atomic_uint_fast64_t issued; /* calls started (for -n) */
 static uint64_t t_start_ns;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t next_rand(shard *sh)
 {
@@ -241,7 +235,7 @@ static void fill(bconn *c, nana_quic_conn *qc)
 {
     while (c->state == C_READY && c->inflight < opt.pipeline && may_issue()) {
         unsigned before = c->inflight;
-        send_call(c, qc, now_ns());
+        send_call(c, qc, nana_now_ns());
         if (c->inflight == before) break;
     }
 }
@@ -358,7 +352,7 @@ static void reply_done(bconn *c, slot *s)
 {
     shard *sh = c->sh;
     static const uint8_t ok[] = "\x82\xa6status\xa7success";
-    uint64_t t = now_ns();
+    uint64_t t = nana_now_ns();
     hist_add(&sh->hist, t > s->start_ns ? t - s->start_ns : 0);
     if (s->got < 4 + sizeof(ok) - 1 || memcmp(s->head + 4, ok, sizeof(ok) - 1) != 0) {
         char what[128];
@@ -758,7 +752,7 @@ static int make_shards(void)
     for (unsigned t = 0; t < opt.threads; t++) {
         shard *sh = &shards[t];
         sh->id = t;
-        sh->rng = 0x9e3779b97f4a7c15ull * (t + 1) ^ (uint64_t)now_ns();
+        sh->rng = 0x9e3779b97f4a7c15ull * (t + 1) ^ (uint64_t)nana_now_ns();
         sh->nconns = opt.conns / opt.threads + (t < opt.conns % opt.threads);
         sh->conns = calloc(sh->nconns, sizeof(*sh->conns));
         sh->batch_key_at = calloc(opt.batch ? opt.batch : 1, sizeof(size_t));
@@ -887,7 +881,8 @@ int main(int argc, char **argv)
     for (unsigned t = 0; t < opt.threads; t++)
         start_next_connect(&shards[t]);
     bool tty = isatty(2) && !opt.quiet && !opt.json && !opt.csv;
-    for (uint64_t end = now_ns() + 120000000000ull; now_ns() < end && !atomic_load(&stopping);) {
+    for (uint64_t end = nana_now_ns() + 120000000000ull;
+         nana_now_ns() < end && !atomic_load(&stopping);) {
         unsigned settled = 0;
         for (unsigned t = 0; t < opt.threads; t++)
             settled += atomic_load(&shards[t].ready) + atomic_load(&shards[t].failed);
@@ -903,14 +898,14 @@ int main(int argc, char **argv)
         return 3;
     }
     uint64_t cpu0 = opt.server_pid ? bench_proc_cpu_ns(opt.server_pid) : 0, self0 = self_cpu_ns();
-    t_start_ns = now_ns();
+    t_start_ns = nana_now_ns();
     for (unsigned t = 0; t < opt.threads; t++)
         nana_quic_post(shards[t].ep, shards[t].conns[0].h, go_post, &shards[t]);
     uint64_t last_print = t_start_ns, last_done = 0, last_due = 0;
     const size_t done_off = offsetof(shard, done), started_off = offsetof(shard, started),
                  dropped_off = offsetof(shard, dropped);
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = nana_now_ns();
         double el = (double)(now - t_start_ns) / 1e9;
         if (opt.duration_s > 0 && el >= opt.duration_s) atomic_store(&stopping, true);
         uint64_t done = sum_of(done_off), dropped = sum_of(dropped_off);
@@ -941,7 +936,7 @@ int main(int argc, char **argv)
         long nap_ns = 1000000L;
         if (opt.rate > 0) {
             uint64_t next_due = t_start_ns + (uint64_t)((double)last_due / opt.rate * 1e9);
-            uint64_t t = now_ns();
+            uint64_t t = nana_now_ns();
             nap_ns = next_due > t ? (long)(next_due - t) : 0;
             nap_ns = nap_ns < 100000L ? 100000L : nap_ns > 1000000L ? 1000000L : nap_ns;
         }
@@ -949,7 +944,7 @@ int main(int argc, char **argv)
         nanosleep(&nap, NULL);
     }
     atomic_store(&stopping, true);
-    double secs = (double)(now_ns() - t_start_ns) / 1e9;
+    double secs = (double)(nana_now_ns() - t_start_ns) / 1e9;
     uint64_t server_cpu = opt.server_pid ? bench_proc_cpu_ns(opt.server_pid) - cpu0 : 0;
     uint64_t client_cpu = self_cpu_ns() - self0;
     if (tty) fprintf(stderr, "\r%60s\r", "");

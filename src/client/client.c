@@ -127,7 +127,7 @@ static void finish(nana_client *c, nc_call *call, done_list *done, int status, c
     list_del(call);
     if (call->sid >= 0) nc_sidmap_del(&c->map, call->sid);
     c->pending--;
-    c->last_used_ns = nc_now_ns();
+    c->last_used_ns = nana_now_ns();
     call->status = status;
     if (status >= 0) nc_result_set(&call->res, status, "%s", msg);
     call->done_next = NULL;
@@ -377,7 +377,7 @@ static void schedule_retry(nana_client *c)
 {
     unsigned b = c->backoff_ms ? c->backoff_ms : 1;
     unsigned jitter = randombytes_uniform(b / 2 + 1); /* 75% .. 125% */
-    c->next_attempt = nc_now_ns() + (uint64_t)(b - b / 4 + jitter) * 1000000ull;
+    c->next_attempt = nana_now_ns() + (uint64_t)(b - b / 4 + jitter) * 1000000ull;
     uint64_t nb = (uint64_t)b * 2;
     c->backoff_ms = nb > c->reconnect_max_ms ? c->reconnect_max_ms : (unsigned)nb;
     c->state = ST_BACKOFF;
@@ -706,11 +706,11 @@ int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const 
     c->backoff_ms = c->reconnect_min_ms;
     memcpy(c->sk, sk, 64);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    nana_cond_init_monotonic(&c->cv);
     list_init(&c->queue);
     list_init(&c->sent);
     nana_buf_init(&c->auth_buf, 0);
-    c->created_ns = c->last_used_ns = nc_now_ns();
+    c->created_ns = c->last_used_ns = nana_now_ns();
     c->next_ns = UINT64_MAX;
     c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!ok || c->efd < 0) {
@@ -719,7 +719,7 @@ int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const 
         return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory or file descriptors");
     }
     pthread_mutex_lock(&c->mu);
-    start_attempt(c, nc_now_ns());
+    start_attempt(c, nana_now_ns());
     pthread_mutex_unlock(&c->mu);
     if (nc_rt_add(rt, c)) {
         nc_client_free(c);
@@ -772,14 +772,7 @@ void nc_client_free(nana_client *c)
 
 int nc_client_wait_ready(nana_client *c, unsigned ms, nana_result *err)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = nana_timespec_at(nana_now_ns() + (uint64_t)ms * 1000000ull);
     pthread_mutex_lock(&c->mu);
     while (c->state != ST_READY && !c->attempts_failed && c->state != ST_CLOSED)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &ts)) break;
@@ -815,7 +808,7 @@ void nc_client_kick(nana_client *c)
     pthread_mutex_lock(&c->mu);
     if (c->state == ST_BACKOFF) c->next_attempt = 0;
     pthread_mutex_unlock(&c->mu);
-    nc_rt_wake(c->rt, nc_now_ns());
+    nc_rt_wake(c->rt, nana_now_ns());
 }
 
 /* ---- the public face ------------------------------------------------------------- */
@@ -878,7 +871,7 @@ int nc_submit(nana_client *c, const char *method, const char *args_json, const c
         return rc;
     }
     call->timeout_ms = co && co->timeout_ms ? co->timeout_ms : c->call_timeout_ms;
-    uint64_t now = nc_now_ns();
+    uint64_t now = nana_now_ns();
     call->queued_ns = now;
     call->deadline_ns = now + (uint64_t)call->timeout_ms * 1000000ull;
     pthread_mutex_lock(&c->mu);

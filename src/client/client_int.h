@@ -16,17 +16,13 @@
 #include "nanasqlite_client.h"
 #include "quic/nana_quic.h"
 #include "util/nana_buf.h"
+#include "util/nana_time.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-/* ---- time -------------------------------------------------------------- */
-
-/* Monotonic nanoseconds. */
-uint64_t nc_now_ns(void);
 
 /* ---- results and frames (reply.c; no I/O) -------------------------------- */
 

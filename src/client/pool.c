@@ -89,7 +89,7 @@ static void attempt_done(void *arg, nana_client *c, int ok)
     unsigned f = atomic_fetch_add(&p->failures, 1) + 1;
     int b = atomic_load(&p->breaker);
     if (b == NANA_BREAKER_HALF_OPEN || (b == NANA_BREAKER_CLOSED && f >= p->po.breaker_failures)) {
-        atomic_store(&p->open_until, nc_now_ns() + (uint64_t)p->po.breaker_open_ms * 1000000ull);
+        atomic_store(&p->open_until, nana_now_ns() + (uint64_t)p->po.breaker_open_ms * 1000000ull);
         atomic_store(&p->breaker, NANA_BREAKER_OPEN);
         atomic_store(&p->probe_out, false);
         if (b == NANA_BREAKER_CLOSED) atomic_fetch_add(&p->breaker_trips, 1);
@@ -134,7 +134,7 @@ static nana_client *take_conn(nana_pool *p, unsigned i)
 static void pool_tick(void *arg)
 {
     nana_pool *p = arg;
-    uint64_t now = nc_now_ns();
+    uint64_t now = nana_now_ns();
     nana_client *drop[64];
     unsigned ndrop = 0;
     pthread_mutex_lock(&p->mu);

@@ -41,8 +41,7 @@ static void wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t when)
         pthread_cond_wait(cv, mu);
         return;
     }
-    struct timespec ts = {.tv_sec = (time_t)(when / 1000000000ull),
-                          .tv_nsec = (long)(when % 1000000000ull)};
+    struct timespec ts = nana_timespec_at(when);
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
@@ -50,16 +49,16 @@ static void wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t when)
 static void *rt_main(void *arg)
 {
     nc_rt *rt = arg;
-    uint64_t next_tick = rt->tick ? nc_now_ns() + (uint64_t)rt->tick_ms * 1000000ull : UINT64_MAX;
+    uint64_t next_tick = rt->tick ? nana_now_ns() + (uint64_t)rt->tick_ms * 1000000ull : UINT64_MAX;
     pthread_mutex_lock(&rt->mu);
     while (!rt->stop) {
-        uint64_t now = nc_now_ns();
+        uint64_t now = nana_now_ns();
         uint64_t next = next_tick;
         if (rt->tick && now >= next_tick) {
             pthread_mutex_unlock(&rt->mu);
             rt->tick(rt->tick_arg);
             pthread_mutex_lock(&rt->mu);
-            now = nc_now_ns();
+            now = nana_now_ns();
             next_tick = now + (uint64_t)rt->tick_ms * 1000000ull;
             next = next_tick;
         }
@@ -76,7 +75,7 @@ static void *rt_main(void *arg)
         /* A wake asked for while we ticked stands. */
         if (rt->wake_at && rt->wake_at < next) next = rt->wake_at;
         rt->wake_at = next;
-        if (next > nc_now_ns() && !rt->stop) wait_until(&rt->cv, &rt->mu, next);
+        if (next > nana_now_ns() && !rt->stop) wait_until(&rt->cv, &rt->mu, next);
         rt->wake_at = 0;
     }
     pthread_mutex_unlock(&rt->mu);
@@ -88,13 +87,9 @@ int nc_rt_new(const nana_client_opts *o, int family, void (*tick)(void *arg), vo
 {
     nc_rt *rt = calloc(1, sizeof(*rt));
     if (!rt) return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&rt->mu, NULL);
-    pthread_cond_init(&rt->cv, &ca);
+    nana_cond_init_monotonic(&rt->cv);
     pthread_cond_init(&rt->idle_cv, NULL);
-    pthread_condattr_destroy(&ca);
     rt->tick = tick;
     rt->tick_arg = tick_arg;
     rt->tick_ms = tick_ms ? tick_ms : 1000;

@@ -8,6 +8,7 @@
 #define NANA_SERVER_INT_H
 
 #include "auth/nana_accounts.h"
+#include "util/nana_time.h"
 #include "auth/nana_ban.h"
 #include "quic/nana_quic.h"
 #include "server/nana_methods.h"
@@ -100,9 +101,6 @@ void nana_work_stop(nana_work *w);
 
 /* Frees the pool (after nana_work_stop and after every tracked job finished). */
 void nana_work_free(nana_work *w);
-
-/* Monotonic clock in nanoseconds. */
-uint64_t nana_now_ns(void);
 
 /* ---- the server object (server.c) and sessions (session.c) ------------- */
 

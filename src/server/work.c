@@ -11,6 +11,7 @@
  * both lists; every operation on them is O(1).
  */
 #include "server/server_int.h"
+#include "util/nana_time.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,13 +33,6 @@ struct nana_work {
     pthread_t deadline_thread;
     bool deadline_started;
 };
-
-uint64_t nana_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void q_unlink(nana_work *w, nana_job *j)
 {
@@ -124,15 +118,7 @@ static void *deadline_main(void *arg)
             pthread_cond_wait(&w->dcv, &w->mu);
             continue;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t wait = j->deadline - now;
-        ts.tv_sec += (time_t)(wait / 1000000000ull);
-        ts.tv_nsec += (long)(wait % 1000000000ull);
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = nana_timespec_at(j->deadline);
         pthread_cond_timedwait(&w->dcv, &w->mu, &ts);
     }
     pthread_mutex_unlock(&w->mu);
@@ -152,11 +138,7 @@ int nana_work_new(unsigned workers, unsigned limit, nana_work **out)
     w->limit = limit ? limit : 4096;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->dcv, &ca);
-    pthread_condattr_destroy(&ca);
+    nana_cond_init_monotonic(&w->dcv);
     int err = pthread_create(&w->deadline_thread, NULL, deadline_main, w);
     w->deadline_started = err == 0;
     for (unsigned i = 0; !err && i < (workers ? workers : 1); i++) {

@@ -7,6 +7,7 @@
  * on a reader can modify the file.
  */
 #include "store/store_int.h"
+#include "util/nana_time.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,11 +25,7 @@ int nana_pool_open(nana_pool *p, const char *path, const nana_store_opts *o)
         return nana_err_set(NANA_ERR_NOMEM, "out of memory for the reader pool");
     }
     pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    nana_cond_init_monotonic(&p->cv);
     for (unsigned i = 0; i < o->readers; i++) {
         int rc = nana_conn_open(&p->conns[i], path, o, NANA_CONN_READER);
         if (rc) {
@@ -60,11 +57,7 @@ nana_conn *nana_pool_acquire(nana_pool *p, unsigned wait_ms)
 {
     pthread_mutex_lock(&p->mu);
     if (p->nfree == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)wait_ms * 1000000ull;
-        ts.tv_sec += (time_t)(ns / 1000000000ull);
-        ts.tv_nsec = (long)(ns % 1000000000ull);
+        struct timespec ts = nana_timespec_at(nana_now_ns() + (uint64_t)wait_ms * 1000000ull);
         while (p->nfree == 0) {
             if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT && p->nfree == 0) {
                 pthread_mutex_unlock(&p->mu);

@@ -26,6 +26,7 @@
  * caches; a commit empties them.
  */
 #include "store/store_int.h"
+#include "util/nana_time.h"
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -379,9 +380,8 @@ static void *writer_main(void *arg)
                 pthread_cond_wait(&w->cv_work, &w->mu);
                 continue;
             }
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += SWEEP_INTERVAL_MS / 1000;
+            struct timespec ts =
+                nana_timespec_at(nana_now_ns() + (uint64_t)SWEEP_INTERVAL_MS * 1000000ull);
             if (pthread_cond_timedwait(&w->cv_work, &w->mu, &ts) == ETIMEDOUT && w->count == 0 &&
                 !w->in_txn) {
                 pthread_mutex_unlock(&w->mu);
@@ -419,12 +419,8 @@ int nana_writer_start(nana_store *s)
         return nana_err_set(NANA_ERR_NOMEM, "out of memory for the write queue");
     }
     pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv_work, &ca);
-    pthread_cond_init(&w->cv_space, &ca);
-    pthread_condattr_destroy(&ca);
+    nana_cond_init_monotonic(&w->cv_work);
+    nana_cond_init_monotonic(&w->cv_space);
     if (pthread_create(&w->thread, NULL, writer_main, s) != 0) {
         free(w->ring);
         free(w->batch);
@@ -460,11 +456,8 @@ static int enqueue(nana_store *s, nana_wop *op, bool wait)
     nana_writer *w = &s->writer;
     pthread_mutex_lock(&w->mu);
     if (wait && w->count == w->cap && !w->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)s->opts.write_wait_ms * 1000000ull;
-        ts.tv_sec += (time_t)(ns / 1000000000ull);
-        ts.tv_nsec = (long)(ns % 1000000000ull);
+        struct timespec ts =
+            nana_timespec_at(nana_now_ns() + (uint64_t)s->opts.write_wait_ms * 1000000ull);
         while (w->count == w->cap && !w->stop) {
             if (pthread_cond_timedwait(&w->cv_space, &w->mu, &ts) == ETIMEDOUT) break;
         }
