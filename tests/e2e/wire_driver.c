@@ -18,7 +18,7 @@
  * shown as JSON with bin values as {"$bin":"hex"}.
  */
 #include "auth/nana_keys.h"
-#include "proto/nana_mp.h"
+#include "proto/nana_frame.h"
 #include "quic/nana_quic.h"
 #include "util/nana_json.h"
 
@@ -305,37 +305,28 @@ static int64_t jint(const nana_json *o, const char *k, int64_t def)
     return v && v->type == NANA_JSON_NUMBER && !nana_json_number_int64(v, &x) ? x : def;
 }
 
-/* Frames a msgpack body: u32 length + body. */
-static void frame(nana_buf *f, const nana_buf *body)
-{
-    uint8_t h[4] = {(uint8_t)(body->len >> 24), (uint8_t)(body->len >> 16),
-                    (uint8_t)(body->len >> 8), (uint8_t)body->len};
-    nana_buf_append(f, h, 4);
-    if (body->len) nana_buf_append(f, body->data, body->len);
-}
-
 /* Builds a call frame from a command's method/args/kwargs/db/table. */
 static int call_frame(const nana_json *cmd, nana_buf *f)
 {
-    nana_buf b;
-    nana_buf_init(&b, 0);
+    size_t at;
+    if (nana_frame_begin(f, &at)) return -1;
+    nana_buf *b = f; /* the body goes straight after the length */
     const nana_json *args = nana_json_object_get(cmd, "args", 4);
     const nana_json *kwargs = nana_json_object_get(cmd, "kwargs", 6);
     const char *db = jstr(cmd, "db", NULL), *table = jstr(cmd, "table", NULL);
     unsigned n = 3 + (db != NULL) + (table != NULL);
-    int rc = nana_mp_put_map(&b, n);
-    if (!rc) rc = nana_mp_put_cstr(&b, "method");
-    if (!rc) rc = nana_mp_put_cstr(&b, jstr(cmd, "method", ""));
-    if (!rc) rc = nana_mp_put_cstr(&b, "args");
-    if (!rc) rc = args ? nana_mp_from_json(&b, args) : nana_mp_put_array(&b, 0);
-    if (!rc) rc = nana_mp_put_cstr(&b, "kwargs");
-    if (!rc) rc = kwargs ? nana_mp_from_json(&b, kwargs) : nana_mp_put_map(&b, 0);
-    if (!rc && db) rc = nana_mp_put_cstr(&b, "db");
-    if (!rc && db) rc = nana_mp_put_cstr(&b, db);
-    if (!rc && table) rc = nana_mp_put_cstr(&b, "table");
-    if (!rc && table) rc = nana_mp_put_cstr(&b, table);
-    if (!rc) frame(f, &b);
-    nana_buf_free(&b);
+    int rc = nana_mp_put_map(b, n);
+    if (!rc) rc = nana_mp_put_cstr(b, "method");
+    if (!rc) rc = nana_mp_put_cstr(b, jstr(cmd, "method", ""));
+    if (!rc) rc = nana_mp_put_cstr(b, "args");
+    if (!rc) rc = args ? nana_mp_from_json(b, args) : nana_mp_put_array(b, 0);
+    if (!rc) rc = nana_mp_put_cstr(b, "kwargs");
+    if (!rc) rc = kwargs ? nana_mp_from_json(b, kwargs) : nana_mp_put_map(b, 0);
+    if (!rc && db) rc = nana_mp_put_cstr(b, "db");
+    if (!rc && db) rc = nana_mp_put_cstr(b, db);
+    if (!rc && table) rc = nana_mp_put_cstr(b, "table");
+    if (!rc && table) rc = nana_mp_put_cstr(b, table);
+    if (!rc) rc = nana_frame_end(f, at);
     return rc;
 }
 
@@ -370,25 +361,22 @@ static int do_auth(dconn *d, const nana_json *cmd, nana_buf *out)
 {
     uint8_t sk[64], challenge[32] = {0};
     if (nana_ed25519_read_private(jstr(cmd, "key", "nana_private.pem"), sk)) return -1;
-    nana_buf f, b;
+    nana_buf f;
     nana_buf_init(&f, 0);
-    nana_buf_init(&b, 0);
     if (!jbool(cmd, "no_start", false)) {
-        nana_mp_put_cstr(&b, "AUTH_START");
-        frame(&f, &b);
+        nana_frame_string(&f, "AUTH_START");
         int64_t sid = send_bytes(d, -1, (const uint8_t *)f.data, f.len, true);
         rstream *r = sid >= 0 ? wait_stream(d, sid, WAIT_MS) : NULL;
-        /* The challenge is the last 32 bytes of the reply map. */
+        char msg[256];
         pthread_mutex_lock(&mu);
-        bool got =
-            r && r->fin && r->buf.len > 40 && memmem(r->buf.data, r->buf.len, "challenge", 9);
-        if (got) memcpy(challenge, r->buf.data + r->buf.len - 32, 32);
+        bool got = r && r->fin &&
+                   nana_frame_auth_reply((const uint8_t *)r->buf.data, r->buf.len, challenge, msg,
+                                         sizeof(msg)) == NANA_AUTH_CHALLENGE;
         pthread_mutex_unlock(&mu);
         if (!got) {
             nana_buf_puts(out, ",\"challenge\":false");
             if (r) show_stream(out, r, d);
             nana_buf_free(&f);
-            nana_buf_free(&b);
             sodium_memzero(sk, sizeof(sk));
             return 0;
         }
@@ -402,22 +390,10 @@ static int do_auth(dconn *d, const nana_json *cmd, nana_buf *out)
     crypto_sign_detached(sig, NULL, challenge, 32, sk);
     sodium_memzero(sk, sizeof(sk));
     if (jbool(cmd, "corrupt", false)) sig[5] ^= 0x40;
-    const char *acct = jstr(cmd, "account", NULL);
-    nana_buf_reset(&b);
     nana_buf_reset(&f);
-    nana_mp_put_map(&b, acct ? 3 : 2);
-    nana_mp_put_cstr(&b, "type");
-    nana_mp_put_cstr(&b, "response");
-    nana_mp_put_cstr(&b, "data");
-    nana_mp_put_bin(&b, sig, 64);
-    if (acct) {
-        nana_mp_put_cstr(&b, "account");
-        nana_mp_put_cstr(&b, acct);
-    }
-    frame(&f, &b);
+    nana_frame_auth_response(&f, sig, jstr(cmd, "account", NULL));
     int rc = roundtrip(d, &f, true, true, out);
     nana_buf_free(&f);
-    nana_buf_free(&b);
     return rc;
 }
 
