@@ -5,6 +5,7 @@
 #ifndef NANA_TEST_UTIL_H
 #define NANA_TEST_UTIL_H
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,38 @@ static inline size_t test_unhex(const char *h, unsigned char *out)
         out[n++] = (unsigned char)v;
     }
     return n;
+}
+
+/* "<dir>/<name>", in one of four rotating buffers (several may be in use
+ * in one expression). */
+static inline const char *test_path(const char *dir, const char *name)
+{
+    static char bufs[4][512];
+    static int k;
+    char *b = bufs[k++ % 4];
+    snprintf(b, sizeof(bufs[0]), "%s/%s", dir, name);
+    return b;
+}
+
+/* An IPv4 or IPv6 socket address (port 4433) for address-based tests. */
+static inline struct sockaddr_storage test_addr(int family, const char *ip)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    int ok;
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(4433);
+        ok = inet_pton(AF_INET, ip, &in->sin_addr);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(4433);
+        ok = inet_pton(AF_INET6, ip, &in6->sin6_addr);
+    }
+    if (ok != 1) abort(); /* a typo in a test's address */
+    return ss;
 }
 
 #endif

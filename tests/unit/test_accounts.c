@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "auth/nana_accounts.h"
 #include "auth/nana_keys.h"
 #include "util/nana_err.h"
@@ -30,15 +32,7 @@ static char dir[256];
 static char key_line[3][NANA_OPENSSH_LINE_MAX];
 static uint8_t key_pk[3][32];
 
-/* "<dir>/<name>", in one of four rotating buffers. */
-static const char *path(const char *name)
-{
-    static char bufs[4][512];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, sizeof(bufs[0]), "%s/%s", dir, name);
-    return b;
-}
+#define path(name) test_path(dir, name)
 
 static void write_file(const char *p, const char *text, size_t len)
 {
@@ -86,28 +80,9 @@ static int parse_tpl(const char *tpl)
     return rc;
 }
 
-static struct sockaddr_storage v4(const char *ip)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-    in->sin_family = AF_INET;
-    in->sin_port = htons(4433);
-    assert_int_equal(inet_pton(AF_INET, ip, &in->sin_addr), 1);
-    return ss;
-}
-
-static struct sockaddr_storage v6(const char *ip)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    in6->sin6_family = AF_INET6;
-    assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
-    return ss;
-}
-
-#define SA(x) ((const struct sockaddr *)&(x))
+#define v4(ip) test_addr(AF_INET, ip)
+#define v6(ip) test_addr(AF_INET6, ip)
+#define SA(x)  ((const struct sockaddr *)&(x))
 
 static int setup(void **state)
 {

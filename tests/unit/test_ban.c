@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "auth/nana_ban.h"
 
 #include <arpa/inet.h>
@@ -17,28 +19,9 @@
 
 #define S 1000000000ull
 
-static struct sockaddr_storage v4(const char *ip)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-    in->sin_family = AF_INET;
-    in->sin_port = htons(1234);
-    inet_pton(AF_INET, ip, &in->sin_addr);
-    return ss;
-}
-
-static struct sockaddr_storage v6(const char *ip)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    in6->sin6_family = AF_INET6;
-    inet_pton(AF_INET6, ip, &in6->sin6_addr);
-    return ss;
-}
-
-#define SA(x) ((const struct sockaddr *)&(x))
+#define v4(ip) test_addr(AF_INET, ip)
+#define v6(ip) test_addr(AF_INET6, ip)
+#define SA(x)  ((const struct sockaddr *)&(x))
 
 static void test_threshold_and_expiry(void **state)
 {

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "auth/nana_keys.h"
 #include "util/nana_err.h"
 
@@ -21,14 +23,7 @@
 
 static char dir[256];
 
-static const char *path(const char *name)
-{
-    static char bufs[4][512];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, sizeof(bufs[0]), "%s/%s", dir, name);
-    return b;
-}
+#define path(name) test_path(dir, name)
 
 static void write_text(const char *name, const char *text)
 {
