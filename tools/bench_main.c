@@ -94,6 +94,10 @@ typedef struct bconn {
     unsigned inflight;
     bool has_room_queued; /* in the shard's room ring */
     slot *slots;          /* pipeline of them */
+    uint32_t *free_slots; /* a stack of free slot indexes */
+    unsigned nfree;
+    uint32_t *by_sid; /* slot index + 1 by (stream id / 4) & sid_mask; 0: none */
+    unsigned sid_mask;
 } bconn;
 
 struct shard {
@@ -190,14 +194,38 @@ static void record_error(shard *sh, const char *what)
     if (!sh->first_error[0]) snprintf(sh->first_error, sizeof(sh->first_error), "%s", what);
 }
 
+/*
+ * The slot of stream |sid| on |c|, or NULL. Stream ids of one connection
+ * are consecutive, so the index table almost always answers; a stream that
+ * stayed in flight while 4 x pipeline newer ones opened lost its entry and
+ * is found by a scan.
+ */
+static slot *slot_find(bconn *c, int64_t sid)
+{
+    uint32_t j = c->by_sid[((uint64_t)sid >> 2) & c->sid_mask];
+    if (j && c->slots[j - 1].sid == sid) return &c->slots[j - 1];
+    for (unsigned i = 0; i < opt.pipeline; i++)
+        if (c->slots[i].sid == sid) return &c->slots[i];
+    return NULL;
+}
+
+/* Gives slot |s| back (its call is over). */
+static void slot_release(bconn *c, slot *s)
+{
+    uint32_t *e = &c->by_sid[((uint64_t)s->sid >> 2) & c->sid_mask];
+    uint32_t idx = (uint32_t)(s - c->slots);
+    if (*e == idx + 1) *e = 0;
+    s->sid = -1;
+    c->free_slots[c->nfree++] = idx;
+    c->inflight--;
+}
+
 /* Starts one call on |c| (a free slot exists), due at |due_ns|. */
 static void send_call(bconn *c, nana_quic_conn *qc, uint64_t due_ns)
 {
     shard *sh = c->sh;
-    slot *s = NULL;
-    for (unsigned i = 0; i < opt.pipeline && !s; i++)
-        if (c->slots[i].sid < 0) s = &c->slots[i];
-    if (!s) return;
+    if (!c->nfree) return;
+    slot *s = &c->slots[c->free_slots[c->nfree - 1]];
     bool is_set =
         opt.w == W_SET || (opt.w == W_MIXED && next_rand(sh) % 100 >= (uint64_t)opt.read_pct);
     nana_buf *tpl = is_set ? &sh->set_tpl : &sh->get_tpl;
@@ -215,6 +243,8 @@ static void send_call(bconn *c, nana_quic_conn *qc, uint64_t due_ns)
         return;
     }
     atomic_fetch_add_explicit(&sh->started, 1, memory_order_relaxed);
+    c->nfree--;
+    c->by_sid[((uint64_t)sid >> 2) & c->sid_mask] = (uint32_t)(s - c->slots) + 1;
     s->sid = sid;
     s->start_ns = due_ns;
     s->got = 0;
@@ -359,8 +389,7 @@ static void reply_done(bconn *c, slot *s)
         snprintf(what, sizeof(what), "an error reply (%s call)", s->is_set ? "a write" : "a read");
         record_error(sh, what);
     }
-    s->sid = -1;
-    c->inflight--;
+    slot_release(c, s);
     atomic_fetch_add_explicit(&sh->done, 1, memory_order_relaxed);
 }
 
@@ -381,9 +410,7 @@ static int on_data(nana_quic_conn *qc, int64_t sid, const uint8_t *data, size_t 
         if (fin) auth_reply(c, qc);
         return 0;
     }
-    slot *s = NULL;
-    for (unsigned i = 0; i < opt.pipeline && !s; i++)
-        if (c->slots[i].sid == sid) s = &c->slots[i];
+    slot *s = slot_find(c, sid);
     if (!s) return 0;
     if (s->got < sizeof(s->head)) {
         size_t take = sizeof(s->head) - s->got < len ? sizeof(s->head) - s->got : len;
@@ -406,13 +433,11 @@ static void on_stream_close(nana_quic_conn *qc, int64_t sid, uint64_t app_error,
     (void)user;
     bconn *c = nana_quic_conn_get_data(qc);
     if (!c || c->state != C_READY) return;
-    for (unsigned i = 0; i < opt.pipeline; i++)
-        if (c->slots[i].sid == sid) { /* reset without a reply */
-            if (!atomic_load(&stopping)) record_error(c->sh, "a call's stream was reset");
-            c->slots[i].sid = -1;
-            c->inflight--;
-            atomic_fetch_add_explicit(&c->sh->done, 1, memory_order_relaxed);
-        }
+    slot *s = slot_find(c, sid);
+    if (!s) return;
+    if (!atomic_load(&stopping)) record_error(c->sh, "a call's stream was reset");
+    slot_release(c, s); /* reset without a reply */
+    atomic_fetch_add_explicit(&c->sh->done, 1, memory_order_relaxed);
 }
 
 /* The server raised its stream limit: calls that could not start go now. */
@@ -765,10 +790,18 @@ static int make_shards(void)
             bconn *c = &sh->conns[i];
             c->sh = sh;
             nana_buf_init(&c->auth, 0);
+            c->sid_mask = 1;
+            while (c->sid_mask < 4 * opt.pipeline)
+                c->sid_mask <<= 1;
             c->slots = calloc(opt.pipeline, sizeof(slot));
-            if (!c->slots) return -1;
-            for (unsigned k = 0; k < opt.pipeline; k++)
+            c->free_slots = calloc(opt.pipeline, sizeof(uint32_t));
+            c->by_sid = calloc(c->sid_mask, sizeof(uint32_t));
+            c->sid_mask--;
+            if (!c->slots || !c->free_slots || !c->by_sid) return -1;
+            for (unsigned k = 0; k < opt.pipeline; k++) {
                 c->slots[k].sid = -1;
+                c->free_slots[c->nfree++] = opt.pipeline - 1 - k;
+            }
         }
         nana_buf_init(&sh->get_tpl, 0);
         nana_buf_init(&sh->set_tpl, 0);
