@@ -514,6 +514,7 @@ void nana_quic_shard_flush(nana_quic_shard *sh, uint64_t ts)
         c->in_dirty = false;
         nana_quic_conn_write(c, ts);
     }
+    if (sh->tx && sh->tx->flush) sh->tx->flush(sh->tx);
     while (sh->dead) {
         nana_quic_conn *c = sh->dead;
         sh->dead = c->dead_next;

@@ -9,10 +9,10 @@
  * A round: read up to a few hundred datagrams with recvmmsg (UDP GRO can
  * fold many into one buffer; they are split by segment size), feed each to
  * the shard, run the posted functions, then flush: timers, then one write
- * per touched connection, sent as GSO batches (one sendmsg for up to 64
- * equal-sized packets), with sendmmsg-style fallback when the kernel has
- * no UDP_SEGMENT. Buffers are allocated once per thread; the packet path
- * allocates nothing.
+ * per touched connection into the thread's send queue (txq.c), which
+ * leaves in one sendmmsg for all of them: runs of equal-sized packets as
+ * GSO messages, single datagrams where the kernel has no UDP_SEGMENT.
+ * Buffers are allocated once per thread; the packet path allocates nothing.
  */
 #include "quic/quic_int.h"
 
@@ -30,9 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
 #ifndef UDP_GRO
 #define UDP_GRO 104
 #endif
@@ -46,12 +43,12 @@ typedef struct nana_quic_io {
     nana_quic_tx tx;
     nana_quic_shard *sh;
     bool pwait2; /* epoll_pwait2 works (nanosecond timeouts) */
-    bool gso_ok;
     struct mmsghdr msgs[RX_BATCH];
     struct iovec iov[RX_BATCH];
     ngtcp2_sockaddr_union from[RX_BATCH];
     uint8_t *bufs; /* RX_BATCH * RX_BUF */
     uint8_t ctl[RX_BATCH][CMSG_SPACE_ALL];
+    nana_quic_txq txq; /* the round's outgoing datagrams */
 } nana_quic_io;
 
 uint64_t nana_quic_now(void)
@@ -65,33 +62,6 @@ uint64_t nana_quic_now(void)
 /* Sending                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Adds the source-address cmsg for a wildcard-bound socket. */
-static size_t put_pktinfo(struct msghdr *m, uint8_t *ctl, size_t cap, const ngtcp2_addr *local)
-{
-    size_t used = m->msg_controllen;
-    struct cmsghdr *cm = (struct cmsghdr *)(ctl + used);
-    if (local->addr->sa_family == AF_INET) {
-        if (used + CMSG_SPACE(sizeof(struct in_pktinfo)) > cap) return used;
-        cm->cmsg_level = IPPROTO_IP;
-        cm->cmsg_type = IP_PKTINFO;
-        cm->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
-        struct in_pktinfo pi;
-        memset(&pi, 0, sizeof(pi));
-        pi.ipi_spec_dst = ((const struct sockaddr_in *)local->addr)->sin_addr;
-        memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-        return used + CMSG_SPACE(sizeof(struct in_pktinfo));
-    }
-    if (used + CMSG_SPACE(sizeof(struct in6_pktinfo)) > cap) return used;
-    cm->cmsg_level = IPPROTO_IPV6;
-    cm->cmsg_type = IPV6_PKTINFO;
-    cm->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
-    struct in6_pktinfo pi;
-    memset(&pi, 0, sizeof(pi));
-    pi.ipi6_addr = ((const struct sockaddr_in6 *)local->addr)->sin6_addr;
-    memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-    return used + CMSG_SPACE(sizeof(struct in6_pktinfo));
-}
-
 /* True if the socket is bound to a wildcard address (we must name the source). */
 static bool bound_wildcard(const nana_quic_shard *sh)
 {
@@ -99,66 +69,16 @@ static bool bound_wildcard(const nana_quic_shard *sh)
     return memcmp(&sh->local.in6.sin6_addr, &in6addr_any, sizeof(in6addr_any)) == 0;
 }
 
-/* Sends |len| bytes as datagrams of |seg| bytes (the last may be shorter). */
+/* The tx sink: queues the packets; io_flush sends the round's queue. */
 static void io_send(nana_quic_tx *tx, const ngtcp2_path *path, const uint8_t *data, size_t len,
                     size_t seg)
 {
-    nana_quic_io *io = (nana_quic_io *)tx;
-    nana_quic_shard *sh = io->sh;
-    uint8_t ctl[CMSG_SPACE_ALL];
-    struct iovec iov = {.iov_base = (void *)(uintptr_t)data, .iov_len = len};
-    struct msghdr m = {
-        .msg_name = path->remote.addr,
-        .msg_namelen = path->remote.addrlen,
-        .msg_iov = &iov,
-        .msg_iovlen = 1,
-        .msg_control = ctl,
-        .msg_controllen = 0,
-    };
-    memset(ctl, 0, sizeof(ctl));
-    if (sh->ep->cfg.server && bound_wildcard(sh))
-        m.msg_controllen = put_pktinfo(&m, ctl, sizeof(ctl), &path->local);
-    size_t count = (len + seg - 1) / seg;
-    if (count > 1 && io->gso_ok) {
-        struct cmsghdr *cm = (struct cmsghdr *)(ctl + m.msg_controllen);
-        cm->cmsg_level = SOL_UDP;
-        cm->cmsg_type = UDP_SEGMENT;
-        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        uint16_t s16 = (uint16_t)seg;
-        memcpy(CMSG_DATA(cm), &s16, sizeof(s16));
-        m.msg_controllen += CMSG_SPACE(sizeof(uint16_t));
-        ssize_t r;
-        do
-            r = sendmsg(sh->fd, &m, MSG_DONTWAIT);
-        while (r < 0 && errno == EINTR);
-        sh->st.sendmsg_calls++;
-        if (r >= 0) {
-            sh->st.datagrams_out += count;
-            return;
-        }
-        if (errno != EIO && errno != EINVAL && errno != EOPNOTSUPP)
-            return;         /* dropped: QUIC recovers */
-        io->gso_ok = false; /* no GSO here: fall back for good */
-        m.msg_controllen -= CMSG_SPACE(sizeof(uint16_t));
-    }
-    /* One datagram per packet, in one sendmmsg. */
-    struct mmsghdr mm[NANA_Q_TX_BURST];
-    struct iovec iv[NANA_Q_TX_BURST];
-    size_t n = 0;
-    for (size_t off = 0; off < len && n < NANA_Q_TX_BURST; off += seg, n++) {
-        iv[n].iov_base = (void *)(uintptr_t)(data + off);
-        iv[n].iov_len = len - off < seg ? len - off : seg;
-        mm[n].msg_hdr = m;
-        mm[n].msg_hdr.msg_iov = &iv[n];
-        mm[n].msg_hdr.msg_iovlen = 1;
-        mm[n].msg_len = 0;
-    }
-    int r;
-    do
-        r = sendmmsg(sh->fd, mm, (unsigned)n, MSG_DONTWAIT);
-    while (r < 0 && errno == EINTR);
-    sh->st.sendmsg_calls++;
-    if (r > 0) sh->st.datagrams_out += (uint64_t)r;
+    nana_quic_txq_add(&((nana_quic_io *)tx)->txq, path, data, len, seg);
+}
+
+static void io_flush(nana_quic_tx *tx)
+{
+    nana_quic_txq_flush(&((nana_quic_io *)tx)->txq);
 }
 
 /* ------------------------------------------------------------------ */
@@ -411,7 +331,7 @@ static int io_setup(nana_quic_ep *ep, nana_quic_shard *sh, const ngtcp2_sockaddr
     sh->io = io;
     io->sh = sh;
     io->tx.send = io_send;
-    io->gso_ok = true;
+    io->tx.flush = io_flush;
     io->pwait2 = true;
     sh->tx = &io->tx;
     io->bufs = malloc((size_t)RX_BATCH * RX_BUF);
@@ -421,6 +341,7 @@ static int io_setup(nana_quic_ep *ep, nana_quic_shard *sh, const ngtcp2_sockaddr
     socklen_t l = sizeof(sh->local);
     getsockname(sh->fd, &sh->local.sa, &l);
     sh->local_len = l;
+    nana_quic_txq_init(&io->txq, sh->fd, ep->cfg.server && bound_wildcard(sh), &sh->st);
     sh->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     sh->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (sh->efd < 0 || sh->epfd < 0)
@@ -705,6 +626,8 @@ static void do_rebind(nana_quic_conn *unused, void *arg)
     rebind_req *r = arg;
     nana_quic_shard *sh = &r->ep->shards[0];
     int old = sh->fd;
+    nana_quic_txq_flush(&sh->io->txq); /* what was queued leaves by the old socket */
+    sh->io->txq.fd = r->fd;
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = r->fd};
     epoll_ctl(sh->epfd, EPOLL_CTL_DEL, old, NULL);
     epoll_ctl(sh->epfd, EPOLL_CTL_ADD, r->fd, &ev);

@@ -24,6 +24,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #define NANA_Q_CIDLEN       18
 #define NANA_Q_MAX_UDP      1452 /* payload we send; fits 1500-byte paths, v4 and v6 */
@@ -240,7 +242,41 @@ void nana_quic_cidmap_del(nana_quic_cidmap *m, const ngtcp2_cid *cid);
 typedef struct nana_quic_tx {
     void (*send)(struct nana_quic_tx *tx, const ngtcp2_path *path, const uint8_t *data, size_t len,
                  size_t segment);
+    /* Sends whatever send() queued; called at the end of every round.
+     * NULL: send() sends at once. */
+    void (*flush)(struct nana_quic_tx *tx);
 } nana_quic_tx;
+
+/* The send queue of one I/O thread (txq.c): the datagrams of a round, for
+ * every connection, copied here and sent with as few sendmmsg calls as fit. */
+#define NANA_Q_TXQ_MSGS  64          /* messages (datagrams or GSO runs) per sendmmsg */
+#define NANA_Q_TXQ_BYTES (4 * 65536) /* bytes queued before a flush */
+#define NANA_Q_TXQ_CTL   64          /* control bytes per message: source address + segment */
+#define NANA_Q_GSO_BYTES 65000       /* bytes in one GSO message (a UDP send is < 64 KiB) */
+
+typedef struct nana_quic_txq {
+    int fd;
+    bool name_source; /* wildcard-bound server: every message names its source address */
+    bool gso_ok;      /* cleared for good when the kernel refuses UDP_SEGMENT */
+    nana_quic_stats *st;
+    size_t n, used; /* messages and bytes queued */
+    struct mmsghdr mm[NANA_Q_TXQ_MSGS];
+    struct iovec iov[NANA_Q_TXQ_MSGS];
+    ngtcp2_sockaddr_union to[NANA_Q_TXQ_MSGS];
+    _Alignas(struct cmsghdr) uint8_t ctl[NANA_Q_TXQ_MSGS][NANA_Q_TXQ_CTL];
+    size_t ctl_base[NANA_Q_TXQ_MSGS]; /* control bytes before the segment control */
+    uint16_t seg[NANA_Q_TXQ_MSGS];    /* GSO segment size, 0 for one datagram */
+    uint8_t buf[NANA_Q_TXQ_BYTES];
+} nana_quic_txq;
+
+/* Sets up an empty queue sending on |fd|; counts into |st|. */
+void nana_quic_txq_init(nana_quic_txq *q, int fd, bool name_source, nana_quic_stats *st);
+/* Queues |len| bytes of packets to |path|, |seg| bytes each (the last may be
+ * shorter; 0 or |len|: one packet). Sends the queue first if it is full. */
+void nana_quic_txq_add(nana_quic_txq *q, const ngtcp2_path *path, const uint8_t *data, size_t len,
+                       size_t seg);
+/* Sends everything queued; what the kernel will not take is dropped. */
+void nana_quic_txq_flush(nana_quic_txq *q);
 
 /* A posted function waiting for its I/O thread (loop.c). */
 typedef struct nana_quic_post_item {
