@@ -12,6 +12,13 @@
  * before reading SQLite and fills the cache only if it is unchanged, so a
  * read that raced a commit can never put an older value over a newer one.
  *
+ * An entry can also keep its value's encoded (wire) form right after its
+ * key, once a network thread made it (nana_cache_keep_encoded): a cached
+ * read then touches the bucket and this one allocation and copies bytes,
+ * instead of following the entry to the value and the value to its
+ * encoding, three allocations on three pages, each a cache and TLB miss
+ * with a key space larger than the caches.
+ *
  * A TTL cache that deletes expired rows keeps a tombstone (val == NULL)
  * for an expired key until the writer has deleted its row: reads see the
  * key as absent at once, and a fill cannot bring the old row back.
@@ -30,7 +37,8 @@ struct nana_cache_entry {
     uint64_t stored_ms; /* when the value was stored (TTL) */
     nana_val *val;      /* NULL: tombstone of an expired key awaiting its delete */
     uint32_t klen;
-    char key[];
+    uint32_t elen; /* bytes of |val|'s encoded (wire) form kept after the key; 0: none */
+    char key[];    /* klen bytes, then elen bytes of the encoded form */
 };
 
 static uint64_t cache_hash(const nana_cache *c, const char *key, size_t klen)
@@ -67,6 +75,14 @@ static void entry_free(nana_cache_entry *e)
 }
 
 static void remove_entry(nana_cache *c, nana_cache_entry *e);
+
+/* Turns an expired entry into a tombstone: absent until its row is deleted. */
+static void make_tombstone(nana_cache_entry *e)
+{
+    nana_val_unref(e->val);
+    e->val = NULL;
+    e->elen = 0;
+}
 
 /* Frees every entry but the tombstones (their rows still have to be
  * deleted, or an expired key would come back). Lock held. */
@@ -213,6 +229,7 @@ static void store_locked(nana_cache *c, const char *key, size_t klen, uint64_t h
     if (e) {
         nana_val_unref(e->val);
         e->val = nana_val_ref(v);
+        e->elen = 0; /* the encoded form was the old value's */
         e->stored_ms = now_ms;
         list_unlink(c, e);
         list_push_head(c, e);
@@ -222,6 +239,7 @@ static void store_locked(nana_cache *c, const char *key, size_t klen, uint64_t h
     if (!e) return; /* a cache that cannot grow is still correct */
     e->hash = h;
     e->klen = (uint32_t)klen;
+    e->elen = 0;
     memcpy(e->key, key, klen);
     e->val = nana_val_ref(v);
     e->stored_ms = now_ms;
@@ -234,6 +252,34 @@ static void store_locked(nana_cache *c, const char *key, size_t klen, uint64_t h
     maybe_grow(c);
 }
 
+/* Finds the live entry for |key| (lock held): expires it if its TTL
+ * passed, moves it to the head of an LRU list. NULL for a miss, a
+ * tombstone or an entry that just expired (*was_expired set for those two). */
+static nana_cache_entry *lookup_locked(nana_cache *c, const char *key, size_t klen, uint64_t h,
+                                       uint64_t now_ms, int *was_expired)
+{
+    nana_cache_entry *e = find(c, key, klen, h, NULL);
+    if (e && !e->val) {
+        /* Tombstone: expired, row delete pending. Reads as absent. */
+        *was_expired = 1;
+        return NULL;
+    }
+    if (e && expired(c, e, now_ms)) {
+        if (c->opts.ttl_delete_rows) {
+            make_tombstone(e);
+            *was_expired = 1;
+        } else {
+            remove_entry(c, e);
+        }
+        return NULL;
+    }
+    if (e && c->opts.kind == NANA_CACHE_LRU && c->lru_head != e) {
+        list_unlink(c, e);
+        list_push_head(c, e);
+    }
+    return e;
+}
+
 int nana_cache_get(nana_cache *c, const char *key, size_t klen, uint64_t now_ms, nana_val **out,
                    uint64_t *seq, int *was_expired)
 {
@@ -244,36 +290,72 @@ int nana_cache_get(nana_cache *c, const char *key, size_t klen, uint64_t now_ms,
     }
     uint64_t h = cache_hash(c, key, klen);
     pthread_mutex_lock(&c->mu);
-    nana_cache_entry *e = find(c, key, klen, h, NULL);
-    if (e && !e->val) {
-        /* Tombstone: expired, row delete pending. Reads as absent. */
-        *seq = c->write_seq;
-        *was_expired = 1;
-        pthread_mutex_unlock(&c->mu);
-        return 0;
-    }
-    if (e && expired(c, e, now_ms)) {
-        if (c->opts.ttl_delete_rows) {
-            nana_val_unref(e->val);
-            e->val = NULL;
-            *was_expired = 1;
-        } else {
-            remove_entry(c, e);
-        }
-        e = NULL;
-    }
+    nana_cache_entry *e = lookup_locked(c, key, klen, h, now_ms, was_expired);
     if (!e) {
         *seq = c->write_seq;
         pthread_mutex_unlock(&c->mu);
         return 0;
     }
-    if (c->opts.kind == NANA_CACHE_LRU && c->lru_head != e) {
-        list_unlink(c, e);
-        list_push_head(c, e);
-    }
     *out = nana_val_ref(e->val);
     pthread_mutex_unlock(&c->mu);
     return 1;
+}
+
+int nana_cache_get_encoded(nana_cache *c, const char *key, size_t klen, uint64_t now_ms,
+                           nana_buf *out, nana_val **v)
+{
+    if (c->opts.kind == NANA_CACHE_NONE) return NANA_CACHED_MISS;
+    uint64_t h = cache_hash(c, key, klen);
+    int was_expired = 0;
+    pthread_mutex_lock(&c->mu);
+    nana_cache_entry *e = lookup_locked(c, key, klen, h, now_ms, &was_expired);
+    int rc = NANA_CACHED_MISS;
+    if (e && e->elen) {
+        if (nana_buf_append(out, e->key + e->klen, e->elen) == NANA_OK) rc = NANA_CACHED_ENCODED;
+    } else if (e) {
+        *v = nana_val_ref(e->val);
+        rc = NANA_CACHED_VALUE;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+bool nana_cache_keep_encoded(nana_cache *c, const char *key, size_t klen, const nana_val *v,
+                             const void *enc, size_t elen)
+{
+    if (elen == 0 || elen > NANA_KV_ENCODED_MAX) return false;
+    if (c->opts.kind == NANA_CACHE_NONE) return true;
+    uint64_t h = cache_hash(c, key, klen);
+    pthread_mutex_lock(&c->mu);
+    nana_cache_entry **link = NULL;
+    nana_cache_entry *e = find(c, key, klen, h, &link);
+    /* Only for the value it was made from, and once. */
+    if (!e || e->val != v || e->elen) {
+        pthread_mutex_unlock(&c->mu);
+        return true;
+    }
+    nana_cache_entry *n = malloc(sizeof(*n) + klen + elen);
+    if (!n) { /* the entry stays as it was: still correct */
+        pthread_mutex_unlock(&c->mu);
+        return true;
+    }
+    memcpy(n, e, sizeof(*e) + klen);
+    memcpy(n->key + klen, enc, elen);
+    n->elen = (uint32_t)elen;
+    /* Put the new entry where the old one was: its chain slot and its
+     * neighbours on the list. */
+    *link = n;
+    if (n->prev)
+        n->prev->next = n;
+    else
+        c->lru_head = n;
+    if (n->next)
+        n->next->prev = n;
+    else
+        c->lru_tail = n;
+    free(e);
+    pthread_mutex_unlock(&c->mu);
+    return true;
 }
 
 void nana_cache_fill(nana_cache *c, const char *key, size_t klen, nana_val *v, uint64_t now_ms,
@@ -325,10 +407,7 @@ size_t nana_cache_take_expired(nana_cache *c, uint64_t now_ms, nana_val **keys, 
         nana_val *k = nana_val_new(e->key, e->klen);
         if (!k) break;
         keys[n++] = k;
-        if (e->val) {
-            nana_val_unref(e->val);
-            e->val = NULL; /* tombstone until the row is gone */
-        }
+        if (e->val) make_tombstone(e); /* until the row is gone */
     }
     pthread_mutex_unlock(&c->mu);
     return n;
@@ -340,10 +419,7 @@ int nana_cache_is_dead(nana_cache *c, const char *key, size_t klen, uint64_t now
     pthread_mutex_lock(&c->mu);
     nana_cache_entry *e = find(c, key, klen, cache_hash(c, key, klen), NULL);
     int dead = 0;
-    if (e && e->val && expired(c, e, now_ms)) {
-        nana_val_unref(e->val);
-        e->val = NULL;
-    }
+    if (e && e->val && expired(c, e, now_ms)) make_tombstone(e);
     if (e && !e->val) dead = 1;
     pthread_mutex_unlock(&c->mu);
     return dead;

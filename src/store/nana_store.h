@@ -39,9 +39,11 @@
 #ifndef NANA_STORE_H
 #define NANA_STORE_H
 
+#include "util/nana_buf.h"
 #include "util/nana_err.h"
 #include "util/nana_val.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -192,6 +194,37 @@ int nana_kv_get(nana_table *t, const char *key, size_t klen, nana_val **out);
  * hit, 0 on a miss (ask nana_kv_get), or a negative error for a bad key.
  */
 int nana_kv_get_cached(nana_table *t, const char *key, size_t klen, nana_val **out);
+
+/* Largest encoded form a cache entry keeps with it; larger values keep
+ * theirs with the value (nana_val_set_alt), so a big value is not held twice. */
+#define NANA_KV_ENCODED_MAX 1024
+
+/* What nana_kv_get_cached_encoded found. */
+enum {
+    NANA_CACHED_MISS = 0,    /* not cached: ask nana_kv_get */
+    NANA_CACHED_ENCODED = 1, /* the value's encoded form was appended to |out| */
+    NANA_CACHED_VALUE = 2,   /* cached, not yet encoded: *v holds a new reference */
+};
+
+/*
+ * The I/O thread's fast read of db[key] from the cache only: when the
+ * cache keeps the value's encoded (wire) form, appends it to |out|
+ * (copying bytes from one allocation, no reference taken). Returns a
+ * NANA_CACHED_* code, or a negative error for a bad key. On
+ * NANA_CACHED_VALUE the caller encodes *v, may hand the encoding back with
+ * nana_kv_keep_encoded, and unrefs *v.
+ */
+int nana_kv_get_cached_encoded(nana_table *t, const char *key, size_t klen, nana_buf *out,
+                               nana_val **v);
+
+/*
+ * Offers the encoded form of |v| (the value nana_kv_get_cached_encoded
+ * returned for |key|) to the cache, so later reads copy it. Returns false
+ * if it is too large to keep with the entry (keep it with the value:
+ * nana_val_set_alt); true if kept or no longer wanted.
+ */
+bool nana_kv_keep_encoded(nana_table *t, const char *key, size_t klen, const nana_val *v,
+                          const void *enc, size_t elen);
 
 /* db.get(key, default): the stored value, or a copy of |def| (JSON) if absent. */
 int nana_kv_get_default(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,

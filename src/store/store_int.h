@@ -112,6 +112,24 @@ bool nana_cache_enabled(const nana_cache *c);
 int nana_cache_get(nana_cache *c, const char *key, size_t klen, uint64_t now_ms, nana_val **out,
                    uint64_t *seq, int *expired);
 
+/*
+ * The network threads' read: looks |key| up and, if its entry keeps an
+ * encoded form, appends it to |out| under the cache's lock (no reference
+ * taken, one allocation touched). A TTL entry that expired is a miss (the
+ * store's own read deletes its row). Returns a NANA_CACHED_* code.
+ */
+int nana_cache_get_encoded(nana_cache *c, const char *key, size_t klen, uint64_t now_ms,
+                           nana_buf *out, nana_val **v);
+
+/*
+ * Keeps |elen| bytes of |enc| as the encoded form of |key|'s value, if the
+ * entry still holds |v| (the value it was made from) and has none yet. Returns
+ * false if the form is too large to keep inline (the caller keeps it with
+ * the value), true otherwise (kept, or not needed any more).
+ */
+bool nana_cache_keep_encoded(nana_cache *c, const char *key, size_t klen, const nana_val *v,
+                             const void *enc, size_t elen);
+
 /* Inserts a value read from SQLite, unless a write happened since |seq|. */
 void nana_cache_fill(nana_cache *c, const char *key, size_t klen, nana_val *v, uint64_t now_ms,
                      uint64_t seq);

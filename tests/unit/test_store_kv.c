@@ -372,6 +372,128 @@ static void test_lru_cache(void **state)
     assert_int_equal(nana_store_table(f->s, "ttl2", &badttl, &t), NANA_ERR_INVALID);
 }
 
+/* Reads |key| through the I/O thread's path: the code, and the bytes it
+ * appended (NUL-terminated in |got|) or the value it returned. */
+static int encoded_get(nana_table *t, const char *key, char *got, size_t cap, nana_val **v)
+{
+    nana_buf b;
+    nana_buf_init(&b, 0);
+    *v = NULL;
+    int rc = nana_kv_get_cached_encoded(t, key, strlen(key), &b, v);
+    assert_true(b.len < cap);
+    memcpy(got, b.data ? b.data : "", b.len);
+    got[b.len] = 0;
+    nana_buf_free(&b);
+    return rc;
+}
+
+/* The encoded form kept with a cache entry (nana_kv_keep_encoded): only for
+ * the value it was made from, dropped when the key is written, kept through
+ * LRU moves and evictions of its neighbours, refused when too large. */
+static void test_cache_encoded_form(void **state)
+{
+    fixture *f = *state;
+    nana_cache_opts lru = {.kind = NANA_CACHE_LRU, .size = 3};
+    nana_table *t;
+    assert_int_equal(nana_store_table(f->s, "enc", &lru, &t), 0);
+    char got[2048];
+    nana_val *v;
+    assert_int_equal(encoded_get(t, "a", got, sizeof(got), &v), NANA_CACHED_MISS);
+    assert_int_equal(nana_kv_set(t, K("a"), K("1")), 0);
+    assert_int_equal(nana_kv_set(t, K("b"), K("2")), 0);
+    assert_int_equal(nana_kv_set(t, K("c"), K("3")), 0);
+
+    /* No form yet: the value comes back, and a stale form is not kept. */
+    assert_int_equal(encoded_get(t, "a", got, sizeof(got), &v), NANA_CACHED_VALUE);
+    assert_string_equal(v->data, "1");
+    nana_val *old = v;
+    assert_int_equal(nana_kv_set(t, K("a"), K("10")), 0);
+    assert_true(nana_kv_keep_encoded(t, K("a"), old, "OLD", 3)); /* a holds another value now */
+    nana_val_unref(old);
+    assert_int_equal(encoded_get(t, "a", got, sizeof(got), &v), NANA_CACHED_VALUE);
+    assert_string_equal(v->data, "10");
+    assert_true(nana_kv_keep_encoded(t, K("a"), v, "A10", 3));
+    nana_val_unref(v);
+    assert_int_equal(encoded_get(t, "a", got, sizeof(got), &v), NANA_CACHED_ENCODED);
+    assert_string_equal(got, "A10");
+    assert_null(v);
+
+    /* Forms for every entry; the entries moved in memory, the LRU order
+     * must still be right: reading b makes c the oldest, d evicts it. */
+    for (const char *k = "bc"; *k; k++) {
+        char key[2] = {*k, 0}, form[3] = {'F', *k, 0};
+        assert_int_equal(encoded_get(t, key, got, sizeof(got), &v), NANA_CACHED_VALUE);
+        assert_true(nana_kv_keep_encoded(t, key, 1, v, form, 2));
+        nana_val_unref(v);
+    }
+    assert_int_equal(encoded_get(t, "b", got, sizeof(got), &v), NANA_CACHED_ENCODED);
+    assert_string_equal(got, "Fb");
+    assert_int_equal(encoded_get(t, "a", got, sizeof(got), &v), NANA_CACHED_ENCODED);
+    assert_int_equal(nana_kv_set(t, K("d"), K("4")), 0); /* evicts c, the oldest */
+    assert_int_equal(encoded_get(t, "c", got, sizeof(got), &v), NANA_CACHED_MISS);
+    assert_int_equal(encoded_get(t, "b", got, sizeof(got), &v), NANA_CACHED_ENCODED);
+    assert_string_equal(got, "Fb");
+    assert_int_equal(encoded_get(t, "a", got, sizeof(got), &v), NANA_CACHED_ENCODED);
+    assert_string_equal(got, "A10");
+    expect_get(t, "c", "3"); /* still in SQLite */
+    /* Walk the list both ways: evictions from the tail (prev links), and a
+     * clear from the head (next links) that frees every entry once. */
+    for (int i = 0; i < 5; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "e%d", i);
+        assert_int_equal(nana_kv_set(t, K(key), K("0")), 0);
+    }
+    assert_int_equal(encoded_get(t, "a", got, sizeof(got), &v), NANA_CACHED_MISS);
+    expect_get(t, "a", "10");
+    expect_get(t, "b", "2");
+    assert_int_equal(encoded_get(t, "b", got, sizeof(got), &v), NANA_CACHED_VALUE);
+    assert_true(nana_kv_keep_encoded(t, K("b"), v, "Fb", 2));
+    nana_val_unref(v);
+    /* An entry given its form while not the most recent: its newer
+     * neighbour must point at the moved entry, as the clear walks it. */
+    nana_val *vb;
+    assert_int_equal(encoded_get(t, "b", got, sizeof(got), &vb), NANA_CACHED_ENCODED);
+    assert_int_equal(nana_kv_set(t, K("x"), K("5")), 0);
+    assert_int_equal(encoded_get(t, "x", got, sizeof(got), &vb), NANA_CACHED_VALUE);
+    assert_int_equal(nana_kv_set(t, K("y"), K("6")), 0); /* y, x, b */
+    assert_true(nana_kv_keep_encoded(t, K("x"), vb, "Fx", 2));
+    nana_val_unref(vb);
+    assert_int_equal(encoded_get(t, "x", got, sizeof(got), &vb), NANA_CACHED_ENCODED);
+    assert_string_equal(got, "Fx");
+    assert_int_equal(nana_kv_set(t, K("y"), K("7")), 0); /* y, x, b again */
+    assert_int_equal(encoded_get(t, "y", got, sizeof(got), &vb), NANA_CACHED_VALUE);
+    assert_int_equal(nana_kv_set(t, K("z"), K("8")), 0); /* z, y, x */
+    assert_true(nana_kv_keep_encoded(t, K("y"), vb, "Fy", 2));
+    nana_val_unref(vb);
+    assert_int_equal(nana_kv_clear(t), 0);
+    assert_int_equal(encoded_get(t, "b", got, sizeof(got), &v), NANA_CACHED_MISS);
+    assert_int_equal(nana_kv_set(t, K("a"), K("10")), 0);
+    assert_int_equal(nana_kv_set(t, K("b"), K("2")), 0);
+
+    /* A write drops the form; a delete drops the entry. */
+    assert_int_equal(nana_kv_set(t, K("b"), K("20")), 0);
+    assert_int_equal(encoded_get(t, "b", got, sizeof(got), &v), NANA_CACHED_VALUE);
+    assert_string_equal(v->data, "20");
+    /* Too large to keep with the entry: the caller keeps it with the value. */
+    static char big[NANA_KV_ENCODED_MAX + 1];
+    memset(big, 'x', sizeof(big));
+    assert_false(nana_kv_keep_encoded(t, K("b"), v, big, sizeof(big)));
+    assert_true(nana_kv_keep_encoded(t, K("b"), v, big, sizeof(big) - 1));
+    nana_val_unref(v);
+    assert_int_equal(encoded_get(t, "b", got, sizeof(got), &v), NANA_CACHED_ENCODED);
+    assert_int_equal(strlen(got), sizeof(big) - 1);
+    assert_int_equal(nana_kv_delete(t, K("a")), 0);
+    assert_int_equal(encoded_get(t, "a", got, sizeof(got), &v), NANA_CACHED_MISS);
+
+    /* Bad keys are errors; a table without a cache always misses. */
+    assert_true(nana_kv_get_cached_encoded(t, "\xff", 1, NULL, &v) < 0); /* not UTF-8 */
+    nana_cache_opts none = {.kind = NANA_CACHE_NONE};
+    nana_table *tn;
+    assert_int_equal(nana_store_table(f->s, "enc_none", &none, &tn), 0);
+    assert_int_equal(nana_kv_set(tn, K("a"), K("1")), 0);
+    assert_int_equal(encoded_get(tn, "a", got, sizeof(got), &v), NANA_CACHED_MISS);
+}
+
 static uint64_t fake_now;
 static uint64_t fake_clock(void *arg)
 {
@@ -515,6 +637,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lru_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_encoded_form, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
