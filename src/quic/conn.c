@@ -963,6 +963,7 @@ static int stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t 
         release(ctx); /* nothing to keep */
     }
     if (fin) s->fin_queued = true;
+    c->shard->unflushed += len;
     send_list_add(c, s);
     nana_quic_shard_dirty(c->shard, c);
     return NANA_OK;

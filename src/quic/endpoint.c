@@ -497,6 +497,7 @@ void nana_quic_shard_recv(nana_quic_shard *sh, const ngtcp2_path *path, const ui
 void nana_quic_shard_flush(nana_quic_shard *sh, uint64_t ts)
 {
     sh->now = ts;
+    sh->unflushed = 0;
     /* Due timers: take each off the heap first, so a timer that ngtcp2
      * leaves unchanged until the next write cannot spin here. */
     while (sh->heap_len && sh->heap[0]->expiry <= ts) {

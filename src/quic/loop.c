@@ -155,6 +155,7 @@ static int read_batch(nana_quic_io *io, uint64_t ts)
     }
     int n = recvmmsg(sh->fd, io->msgs, RX_BATCH, MSG_DONTWAIT, NULL);
     if (n <= 0) return 0;
+    bool early = !sh->ep->cfg.server;
     for (int i = 0; i < n; i++) {
         struct msghdr *m = &io->msgs[i].msg_hdr;
         size_t len = io->msgs[i].msg_len;
@@ -183,8 +184,19 @@ static int read_batch(nana_quic_io *io, uint64_t ts)
             .remote = {.addr = &io->from[i].sa, .addrlen = m->msg_namelen},
         };
         const uint8_t *p = io->iov[i].iov_base;
-        for (size_t off = 0; off < len; off += seg)
+        for (size_t off = 0; off < len; off += seg) {
             nana_quic_shard_recv(sh, &path, p + off, len - off < seg ? len - off : seg, 0, ts);
+            /* A client with requests worth a couple of packets waiting
+             * sends them now rather than after the whole batch: the server
+             * then works on the first requests while this thread turns the
+             * rest of a burst of replies (one GRO'd read) into new ones,
+             * instead of the two sides taking turns (one connection, 256
+             * calls in flight: ~340K -> ~600K calls/s). A server does not:
+             * its many connections keep the clients busy, and sending
+             * early there cost more system calls than it won (16 x 64:
+             * ~670K without, ~460K with). */
+            if (early && sh->unflushed >= NANA_Q_EARLY_FLUSH) nana_quic_shard_flush(sh, ts);
+        }
     }
     return n;
 }

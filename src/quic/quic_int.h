@@ -27,10 +27,13 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#define NANA_Q_CIDLEN       18
-#define NANA_Q_MAX_UDP      1452 /* payload we send; fits 1500-byte paths, v4 and v6 */
-#define NANA_Q_MAX_SHARDS   64
-#define NANA_Q_TX_BURST     64 /* packets written per connection per round */
+#define NANA_Q_CIDLEN     18
+#define NANA_Q_MAX_UDP    1452 /* payload we send; fits 1500-byte paths, v4 and v6 */
+#define NANA_Q_MAX_SHARDS 64
+#define NANA_Q_TX_BURST   64 /* packets written per connection per round */
+/* Stream bytes a client queues in a round that send the round's output
+ * early, before the rest of the received datagrams are read (read_batch). */
+#define NANA_Q_EARLY_FLUSH  (2 * NANA_Q_MAX_UDP)
 #define NANA_Q_SECRETLEN    32
 #define NANA_Q_ALPN_MAX     32
 #define NANA_Q_NS           1000000000ull
@@ -303,6 +306,7 @@ struct nana_quic_shard {
     size_t heap_len, heap_cap;
     nana_quic_conn *dirty; /* connections to write at the end of the round */
     nana_quic_conn *dead;  /* connections to free at the end of the round */
+    size_t unflushed;      /* stream bytes queued since the last flush */
     nana_quic_tx *tx;
     uint8_t *txbuf; /* NANA_Q_TX_BURST * NANA_Q_MAX_UDP */
     unsigned handshaking;
