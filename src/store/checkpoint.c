@@ -13,6 +13,17 @@
  * pages while new frames are appended. If the WAL still grows past a hard
  * bound (the checkpointer cannot keep up), the writer checkpoints inline,
  * as SQLite would have, so the WAL file stays bounded.
+ *
+ * The WAL only starts over from its beginning when a write transaction
+ * finds every frame already copied back, and under a steady stream of
+ * commits the checkpointer is always a few commits behind. So once it has
+ * copied the bulk, the writer copies the tail itself after its next commit
+ * (a few frames): the following transaction restarts the WAL. Without that
+ * the WAL stayed past the threshold for good and every commit set off
+ * another checkpoint, two fsyncs each (one a commit at a time: ~1.5
+ * checkpoints per commit, the WAL growing to the hard bound). The hook
+ * also starts the checkpointer only when it is idle, not again for every
+ * commit that lands while it runs.
  */
 #include "store/store_int.h"
 
@@ -21,6 +32,16 @@
 
 /* WAL pages beyond checkpoint_pages at which the writer checkpoints itself. */
 #define CKPT_HARD_FACTOR 16
+/* Frames left by a background checkpoint that the writer copies itself;
+ * a longer tail gets another background run first. */
+#define CKPT_TAIL_MAX 256
+
+/* nana_ckpt.state: what the checkpointer is doing, for the writer's hook. */
+enum {
+    CK_IDLE = 0, /* waiting for the WAL to pass the threshold */
+    CK_BUSY = 1, /* asked to run, or running */
+    CK_TAIL = 2, /* it ran: the writer copies the frames committed since */
+};
 
 /* Called by SQLite on the writer thread after each commit. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
@@ -28,16 +49,23 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     nana_store *s = arg;
     nana_ckpt *k = &s->ckpt;
     int pages = (int)s->opts.checkpoint_pages;
-    if (frames >= CKPT_HARD_FACTOR * pages) {
+    int st = atomic_load_explicit(&k->state, memory_order_acquire);
+    if (st == CK_TAIL &&
+        frames - atomic_load_explicit(&k->copied, memory_order_relaxed) > CKPT_TAIL_MAX) {
+        st = CK_IDLE; /* many commits landed while it ran: another run first */
+        atomic_store_explicit(&k->state, CK_IDLE, memory_order_release);
+    }
+    if (frames >= CKPT_HARD_FACTOR * pages || st == CK_TAIL) {
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (st == CK_TAIL) atomic_store_explicit(&k->state, CK_IDLE, memory_order_release);
+        k->tails++;
         return SQLITE_OK;
     }
-    if (frames >= pages) {
+    if (frames >= pages && st == CK_IDLE) {
+        atomic_store_explicit(&k->state, CK_BUSY, memory_order_release);
         pthread_mutex_lock(&k->mu);
-        if (!k->pending) {
-            k->pending = true;
-            pthread_cond_signal(&k->cv);
-        }
+        k->pending = true;
+        pthread_cond_signal(&k->cv);
         pthread_mutex_unlock(&k->mu);
     }
     return SQLITE_OK;
@@ -57,6 +85,12 @@ static void *ckpt_main(void *arg)
         int log = 0, done = 0;
         int rc =
             sqlite3_wal_checkpoint_v2(k->conn.db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        (void)done;
+        /* Frames committed after it began are left (it saw the WAL as it
+         * was then: |log| frames): the writer copies them if they are few,
+         * which is next to free when there are none. */
+        atomic_store_explicit(&k->copied, rc == SQLITE_OK ? log : 0, memory_order_relaxed);
+        atomic_store_explicit(&k->state, rc == SQLITE_OK ? CK_TAIL : CK_IDLE, memory_order_release);
         pthread_mutex_lock(&k->mu);
         if (rc == SQLITE_OK) k->runs++;
     }
@@ -68,6 +102,8 @@ int nana_ckpt_start(nana_store *s)
 {
     nana_ckpt *k = &s->ckpt;
     memset(k, 0, sizeof(*k));
+    atomic_init(&k->state, CK_IDLE);
+    atomic_init(&k->copied, 0);
     if (s->opts.read_only) return NANA_OK;
     int rc = nana_conn_open(&k->conn, s->path, &s->opts, NANA_CONN_CHECKPOINT);
     if (rc) return rc;

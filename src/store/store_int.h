@@ -233,7 +233,10 @@ typedef struct nana_ckpt {
     pthread_cond_t cv;
     bool pending; /* the WAL passed the threshold since the last run */
     bool stop;
-    uint64_t runs; /* checkpoints completed (for tests) */
+    atomic_int state;  /* CK_* in checkpoint.c: set by both threads, read by the writer */
+    atomic_int copied; /* WAL frames the last background checkpoint covered */
+    uint64_t runs;     /* checkpoints completed by the thread (for tests) */
+    uint64_t tails;    /* checkpoints run by the writer itself (writer thread only; tests) */
 } nana_ckpt;
 
 /* Starts the checkpointer and hooks the writer connection's commits. */

@@ -360,9 +360,52 @@ static void test_async_set(void **state)
     test_db_remove(path);
 }
 
+/* One commit at a time (a client waiting for each write) past the
+ * checkpoint threshold: the WAL starts over after each checkpoint instead
+ * of staying past the threshold, and the checkpointer runs once per
+ * threshold's worth of frames, not after every commit. */
+static void test_checkpoint_restarts_wal(void **state)
+{
+    (void)state;
+    char path[512];
+    test_db_path(path, sizeof(path), "ckpt");
+    nana_store_opts o;
+    nana_store_opts_init(&o);
+    o.checkpoint_pages = 100;
+    nana_store *s;
+    assert_int_equal(nana_store_open(path, &o, &s), 0);
+    nana_table *t = nana_store_default_table(s);
+    char wal[600];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    enum { N = 3000 };
+    long long wal_max = 0;
+    for (int i = 0; i < N; i++) {
+        char key[32], val[64];
+        snprintf(key, sizeof(key), "k%07d", (i * 7919) % 100000); /* pages all over the tree */
+        snprintf(val, sizeof(val), "\"%040d\"", i);
+        assert_int_equal(nana_kv_set(t, K(key), K(val)), 0);
+        struct stat sb;
+        if (i % 50 == 0 && stat(wal, &sb) == 0 && sb.st_size > wal_max) wal_max = sb.st_size;
+    }
+    uint64_t runs = s->ckpt.runs, tails = s->ckpt.tails;
+    printf("%d commits: %llu background checkpoints, %llu by the writer, WAL at most %lld bytes\n",
+           N, (unsigned long long)runs, (unsigned long long)tails, wal_max);
+    assert_true(runs > 0);
+    assert_true(runs < N / 20); /* was about one per commit */
+    assert_true(tails <= runs + 1);
+    /* A page is 4 KiB: the WAL stays within a few thresholds' worth. */
+    assert_true(wal_max < 8ll * 100 * 4096);
+    int64_t n = 0;
+    assert_int_equal(nana_kv_len(t, &n), 0);
+    assert_true(n > 0);
+    assert_int_equal(nana_store_close(s), 0);
+    test_db_remove(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_checkpoint_restarts_wal),
         cmocka_unit_test(test_group_commit_and_isolation),
         cmocka_unit_test(test_atomic_increment),
         cmocka_unit_test(test_bounded_queue_and_foreign_lock),
