@@ -83,7 +83,13 @@ typedef struct srv_job {
     const nana_account *acct;
     nana_table *table; /* the async-set path */
     nana_buf reply;
+    bool ok_set; /* the async set committed: the reply is set_ok_frame */
 } srv_job;
+
+/* The reply to a committed __setitem__: {"status": "success", "result": None}. */
+static const uint8_t set_ok_frame[] = {0x00, 0x00, 0x00, 0x18, 0x82, 0xa6, 's', 't', 'a', 't',
+                                       'u',  's',  0xa7, 's',  'u',  'c',  'c', 'e', 's', 's',
+                                       0xa6, 'r',  'e',  's',  'u',  'l',  't', 0xc0};
 
 static void addr_text(const struct sockaddr_storage *a, char *out, size_t n)
 {
@@ -192,8 +198,9 @@ static void job_release(void *ctx)
 static void job_deliver(nana_quic_conn *c, void *arg)
 {
     srv_job *j = arg;
-    if (c && !nana_quic_stream_send_ref(c, j->sid, j->reply.data, j->reply.len, 1, job_release, j))
-        return;
+    const void *data = j->ok_set ? (const void *)set_ok_frame : (const void *)j->reply.data;
+    size_t len = j->ok_set ? sizeof(set_ok_frame) : j->reply.len;
+    if (c && !nana_quic_stream_send_ref(c, j->sid, data, len, 1, job_release, j)) return;
     if (c) (void)nana_quic_stream_reset(c, j->sid, APP_REPLY_FAILED); /* never leave it waiting */
     job_release(j);
 }
@@ -314,34 +321,33 @@ static void job_run(nana_job *base)
 static void job_set_done(void *arg, int rc, const char *errmsg)
 {
     srv_job *j = arg;
-    int wrc;
     if (rc == 0) {
-        static const uint8_t ok[] = {0x00, 0x00, 0x00, 0x18, 0x82, 0xa6, 's', 't', 'a', 't',
-                                     'u',  's',  0xa7, 's',  'u',  'c',  'c', 'e', 's', 's',
-                                     0xa6, 'r',  'e',  's',  'u',  'l',  't', 0xc0};
-        wrc = nana_buf_append(&j->reply, ok, sizeof(ok));
-    } else {
-        wrc = nana_reply_from_rc(&j->reply, rc, errmsg ? errmsg : "");
+        j->ok_set = true; /* a constant frame: nothing to build on the writer's thread */
+    } else if (nana_reply_from_rc(&j->reply, rc, errmsg ? errmsg : "")) {
+        nana_buf_free(&j->reply);
     }
-    if (wrc) nana_buf_free(&j->reply);
     job_finished(j);
 }
 
-/* Builds a job for the call in |msg|; NULL when out of memory. */
+/* Builds a job for the call in |msg| (NULL: a job that never runs on a
+ * worker, like an async set, and needs no copy of its request); NULL when
+ * out of memory. */
 static srv_job *job_new(session *ss, int64_t sid, const uint8_t *msg, size_t len,
                         const nana_call *call)
 {
     srv_job *j = calloc(1, sizeof(*j));
     if (!j) return NULL;
-    j->msg = malloc(len ? len : 1);
-    if (!j->msg) {
-        free(j);
-        return NULL;
+    if (msg) {
+        j->msg = malloc(len ? len : 1);
+        if (!j->msg) {
+            free(j);
+            return NULL;
+        }
+        memcpy(j->msg, msg, len);
+        j->len = len;
+        j->call = *call;
+        nana_call_rebase(&j->call, msg, j->msg); /* point into the copy the job owns */
     }
-    memcpy(j->msg, msg, len);
-    j->len = len;
-    j->call = *call;
-    nana_call_rebase(&j->call, msg, j->msg); /* point into the copy the job owns */
     j->srv = ss->srv;
     j->h = ss->h;
     j->sid = sid;
@@ -519,8 +525,7 @@ static bool refresh_account(session *ss)
  * to the store's writer from here, and answered when its group commits.
  * Returns true when it took the call.
  */
-static bool try_async_set(session *ss, int64_t sid, const uint8_t *msg, size_t len,
-                          const nana_call *call, nana_table *t)
+static bool try_async_set(session *ss, int64_t sid, const nana_call *call, nana_table *t)
 {
     if (call->nargs != 2 || call->nkwargs) return false;
     nana_mp_reader r = call->args;
@@ -532,7 +537,7 @@ static bool try_async_set(session *ss, int64_t sid, const uint8_t *msg, size_t l
         nana_buf_free(&val);
         return false; /* the worker reports the error in full */
     }
-    srv_job *j = job_new(ss, sid, msg, len, call);
+    srv_job *j = job_new(ss, sid, NULL, 0, NULL);
     if (!j) {
         nana_buf_free(&val);
         return false;
@@ -622,8 +627,7 @@ static void handle_call(session *ss, nana_quic_conn *c, int64_t sid, const uint8
         atomic_fetch_sub(&srv->pending, 1);
     }
     atomic_fetch_add(&srv->pending, 1);
-    if (t && !strcmp(nana_method_name(call.m), "__setitem__") &&
-        try_async_set(ss, sid, msg, len, &call, t))
+    if (t && !strcmp(nana_method_name(call.m), "__setitem__") && try_async_set(ss, sid, &call, t))
         return;
     srv_job *j = job_new(ss, sid, msg, len, &call);
     if (!j) {
