@@ -281,7 +281,11 @@ static void room_push(bconn *c)
 }
 
 /* Sends due open-loop calls, oldest first, on connections with room (no
- * scan: the room ring holds exactly those). I/O thread. */
+ * scan: the room ring holds exactly those). A connection takes as many as
+ * it has room for before the next one is used, so the calls due in one
+ * tick share packets (one call per packet costs the server and this
+ * process a datagram each way per call, several times a call's own work).
+ * I/O thread. */
 static void drain_backlog(shard *sh)
 {
     while (sh->bl_len && sh->room_len) {
@@ -289,12 +293,13 @@ static void drain_backlog(shard *sh)
         sh->room_head = (sh->room_head + 1) % sh->nconns;
         sh->room_len--;
         c->has_room_queued = false;
-        if (c->state != C_READY || c->inflight >= opt.pipeline) continue;
-        unsigned before = c->inflight;
-        send_call(c, c->qc, sh->backlog[sh->bl_head]);
-        if (c->inflight == before) continue; /* the stream limit: streams_available */
-        sh->bl_head = (sh->bl_head + 1) % sh->bl_cap;
-        sh->bl_len--;
+        while (sh->bl_len && c->state == C_READY && c->inflight < opt.pipeline) {
+            unsigned before = c->inflight;
+            send_call(c, c->qc, sh->backlog[sh->bl_head]);
+            if (c->inflight == before) break; /* the stream limit: streams_available */
+            sh->bl_head = (sh->bl_head + 1) % sh->bl_cap;
+            sh->bl_len--;
+        }
         room_push(c);
     }
 }
@@ -490,21 +495,16 @@ static void go_post(nana_quic_conn *unused, void *arg)
         if (sh->conns[i].state == C_READY) fill(&sh->conns[i], sh->conns[i].qc);
 }
 
-/* Posted every millisecond in open-loop runs: the calls due by now join the
- * backlog, which drains onto connections with room. */
-typedef struct pace {
-    shard *sh;
-    uint64_t now;
-} pace;
-
-static void pace_post(nana_quic_conn *unused, void *arg)
+/* The I/O thread's tick in open-loop runs (nana_quic_ep_set_tick): the
+ * calls due by now join the backlog, which drains onto connections with
+ * room, in the same round as the replies just read. */
+static void pace_tick(void *arg)
 {
-    (void)unused;
-    pace *p = arg;
-    shard *sh = p->sh;
+    shard *sh = arg;
     double per_shard = opt.rate / opt.threads;
     /* Call k is due at k / rate: by now, floor(elapsed * rate) + 1 of them. */
-    uint64_t due_total = (uint64_t)((double)(p->now - t_start_ns) / 1e9 * per_shard) + 1;
+    uint64_t now = nana_now_ns();
+    uint64_t due_total = (uint64_t)((double)(now - t_start_ns) / 1e9 * per_shard) + 1;
     uint64_t cap = opt.total ? (opt.total + opt.threads - 1) / opt.threads : UINT64_MAX;
     if (atomic_load(&stopping)) cap = sh->scheduled;
     if (due_total > cap) due_total = cap;
@@ -519,8 +519,17 @@ static void pace_post(nana_quic_conn *unused, void *arg)
         sh->backlog[(sh->bl_head + sh->bl_len) % sh->bl_cap] = due;
         sh->bl_len++;
     }
-    free(p);
     drain_backlog(sh);
+}
+
+/* How often an I/O thread looks for due calls: every 8 calls' worth of
+ * time per thread, from 10 us (more often costs wake-ups for nothing) to
+ * 100 us (a call waits at most that long past its due time to be sent,
+ * and the wait counts in its latency). */
+static uint64_t pace_interval_ns(void)
+{
+    double ns = 8e9 / (opt.rate / opt.threads);
+    return ns < 10000.0 ? 10000 : ns > 100000.0 ? 100000 : (uint64_t)ns;
 }
 
 /* ---- setup: keys on the server --------------------------------------------------- */
@@ -932,9 +941,15 @@ int main(int argc, char **argv)
     }
     uint64_t cpu0 = opt.server_pid ? bench_proc_cpu_ns(opt.server_pid) : 0, self0 = self_cpu_ns();
     t_start_ns = nana_now_ns();
-    for (unsigned t = 0; t < opt.threads; t++)
+    for (unsigned t = 0; t < opt.threads; t++) {
         nana_quic_post(shards[t].ep, shards[t].conns[0].h, go_post, &shards[t]);
-    uint64_t last_print = t_start_ns, last_done = 0, last_due = 0;
+        if (opt.rate > 0 &&
+            nana_quic_ep_set_tick(shards[t].ep, pace_interval_ns(), pace_tick, &shards[t])) {
+            fprintf(stderr, "nanasqlite-bench: cannot pace the open loop: %s\n", nana_errmsg());
+            return 1;
+        }
+    }
+    uint64_t last_print = t_start_ns, last_done = 0;
     const size_t done_off = offsetof(shard, done), started_off = offsetof(shard, started),
                  dropped_off = offsetof(shard, dropped);
     for (;;) {
@@ -945,17 +960,6 @@ int main(int argc, char **argv)
         if (opt.total && done + dropped >= opt.total) break;
         if (atomic_load(&stopping) && done >= sum_of(started_off)) break;
         if (atomic_load(&stopping) && el > opt.duration_s + 10) break; /* replies never came */
-        /* Open loop: hand the calls that fell due since the last look to the
-         * I/O threads (latency counts from each call's due time). */
-        uint64_t due_now = opt.rate > 0 ? (uint64_t)(el * opt.rate) + 1 : 0;
-        bool post_due = opt.rate > 0 && due_now > last_due && !atomic_load(&stopping);
-        if (post_due) last_due = due_now;
-        if (post_due)
-            for (unsigned t = 0; t < opt.threads; t++) {
-                pace *p = malloc(sizeof(*p));
-                if (p) *p = (pace){&shards[t], now};
-                if (p && nana_quic_post(shards[t].ep, shards[t].conns[0].h, pace_post, p)) free(p);
-            }
         if (tty && now - last_print >= 1000000000ull) {
             fprintf(stderr, "\r%s: %.0f calls/s, %llu done   ", opt.wname,
                     (double)(done - last_done) * 1e9 / (double)(now - last_print),
@@ -963,17 +967,8 @@ int main(int argc, char **argv)
             last_print = now;
             last_done = done;
         }
-        /* Closed loop: look every millisecond. Open loop: wake when the next
-         * call falls due (at least 100 us apart: fewer, larger batches at high
-         * rates; at most 1 ms). */
-        long nap_ns = 1000000L;
-        if (opt.rate > 0) {
-            uint64_t next_due = t_start_ns + (uint64_t)((double)last_due / opt.rate * 1e9);
-            uint64_t t = nana_now_ns();
-            nap_ns = next_due > t ? (long)(next_due - t) : 0;
-            nap_ns = nap_ns < 100000L ? 100000L : nap_ns > 1000000L ? 1000000L : nap_ns;
-        }
-        struct timespec nap = {0, nap_ns};
+        /* The I/O threads pace an open loop themselves: look every millisecond. */
+        struct timespec nap = {0, 1000000L};
         nanosleep(&nap, NULL);
     }
     atomic_store(&stopping, true);

@@ -277,6 +277,10 @@ static int wait_events(nana_quic_io *io, struct epoll_event *ev, int max)
     nana_quic_shard *sh = io->sh;
     uint64_t now = nana_quic_now();
     uint64_t d = nana_quic_shard_next_timeout(sh, now);
+    if (sh->tick_fn) {
+        uint64_t t = sh->tick_next > now ? sh->tick_next - now : 0;
+        if (t < d) d = t;
+    }
     if (io->pwait2) {
         struct timespec to, *top = NULL;
         if (d != UINT64_MAX) {
@@ -318,6 +322,11 @@ static void *io_main(void *arg)
         if (posted) run_posts(sh, ts);
         for (int r = 0; readable && r < RX_ROUNDS; r++)
             if (read_batch(io, ts) < RX_BATCH) break;
+        if (sh->tick_fn && ts >= sh->tick_next) {
+            sh->now = ts;
+            sh->tick_next = ts + sh->tick_ns;
+            sh->tick_fn(sh->tick_arg);
+        }
         nana_quic_shard_flush(sh, ts);
         if (posted) {
             pthread_mutex_lock(&sh->post_mu);
@@ -687,6 +696,43 @@ int nana_quic_ep_rebind(nana_quic_ep *ep)
     }
     while (!atomic_load(&r.done))
         usleep(200);
+    return NANA_OK;
+}
+
+typedef struct tick_req {
+    nana_quic_shard *sh;
+    uint64_t ns;
+    void (*fn)(void *arg);
+    void *arg;
+} tick_req;
+
+/* On an I/O thread: installs (or removes) its tick. */
+static void do_set_tick(nana_quic_conn *unused, void *arg)
+{
+    (void)unused;
+    tick_req *r = arg;
+    nana_quic_shard *sh = r->sh;
+    sh->tick_fn = r->ns ? r->fn : NULL;
+    sh->tick_arg = r->arg;
+    sh->tick_ns = r->ns;
+    sh->tick_next = nana_quic_now();
+    free(r);
+}
+
+int nana_quic_ep_set_tick(nana_quic_ep *ep, uint64_t interval_ns, void (*fn)(void *arg), void *arg)
+{
+    if (interval_ns && !fn) return nana_err_set(NANA_ERR_INVALID, "a tick needs a function");
+    for (unsigned i = 0; i < ep->nshards; i++) {
+        tick_req *r = malloc(sizeof(*r));
+        if (!r) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+        *r = (tick_req){&ep->shards[i], interval_ns, fn, arg};
+        /* any handle of shard i: the function needs no connection */
+        int rc = nana_quic_post(ep, ((uint64_t)1 << 8) | i, do_set_tick, r);
+        if (rc) {
+            free(r);
+            return rc;
+        }
+    }
     return NANA_OK;
 }
 

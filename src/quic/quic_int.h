@@ -307,6 +307,10 @@ struct nana_quic_shard {
     nana_quic_conn *dirty; /* connections to write at the end of the round */
     nana_quic_conn *dead;  /* connections to free at the end of the round */
     size_t unflushed;      /* stream bytes queued since the last flush */
+    /* nana_quic_ep_set_tick: fn(arg) every tick_ns between rounds */
+    void (*tick_fn)(void *arg);
+    void *tick_arg;
+    uint64_t tick_ns, tick_next;
     nana_quic_tx *tx;
     uint8_t *txbuf; /* NANA_Q_TX_BURST * NANA_Q_MAX_UDP */
     unsigned handshaking;
