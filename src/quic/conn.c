@@ -196,7 +196,7 @@ static int cb_acked(ngtcp2_conn *q, int64_t sid, uint64_t offset, uint64_t datal
     (void)sud;
     nana_quic_conn *c = ud;
     nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
-    if (s) nana_quic_stream_acked(s, offset + datalen);
+    if (s) nana_quic_stream_acked(&c->streams, s, offset + datalen);
     return 0;
 }
 
@@ -419,6 +419,7 @@ static nana_quic_conn *conn_alloc(nana_quic_shard *sh, bool client)
         return NULL;
     }
     c->shard = sh;
+    c->streams.objs = &sh->objs;
     c->is_client = client;
     c->state = CONN_HANDSHAKE;
     c->heap_idx = SIZE_MAX;
@@ -957,7 +958,7 @@ static int stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t 
     if ((uint64_t)len + (s->queued - s->base_off) > limit)
         return nana_err_set(NANA_ERR_TOOBIG, "stream send buffer would pass %zu bytes", limit);
     if (len) {
-        int rc = nana_quic_stream_queue(s, data, len, copy, release, ctx);
+        int rc = nana_quic_stream_queue(&c->streams, s, data, len, copy, release, ctx);
         if (rc) return rc;
     } else if (release) {
         release(ctx); /* nothing to keep */

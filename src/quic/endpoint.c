@@ -41,6 +41,7 @@ int nana_quic_shard_init(nana_quic_shard *sh, nana_quic_ep *ep, unsigned index)
     if (rc) return rc;
     sh->nhandles = 1024;
     sh->handles = calloc(sh->nhandles, sizeof(*sh->handles));
+    nana_quic_objs_init(&sh->objs);
     sh->txbuf = malloc((size_t)NANA_Q_TX_BURST * NANA_Q_MAX_UDP);
     if (!sh->handles || !sh->txbuf) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     return NANA_OK;
@@ -55,6 +56,7 @@ void nana_quic_shard_free(nana_quic_shard *sh)
     free(sh->handles);
     free(sh->heap);
     free(sh->txbuf);
+    nana_quic_objs_free(&sh->objs);
     nana_quic_post_item *it = sh->post_head;
     while (it) {
         nana_quic_post_item *n = it->next;

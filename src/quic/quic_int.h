@@ -23,6 +23,8 @@
 #include <gnutls/gnutls.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include "util/nana_freelist.h"
+
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -110,9 +112,19 @@ typedef struct nana_quic_stream {
     bool closed;  /* ngtcp2 closed it; freed after the callback */
 } nana_quic_stream;
 
+/* The I/O thread's kept stream and chunk objects (one per shard): a call's
+ * stream and its reply's chunk come from here, not from malloc. */
+typedef struct nana_quic_objs {
+    nana_freelist streams; /* nana_quic_stream */
+    nana_freelist chunks;  /* nana_quic_chunk that reference the caller's bytes */
+} nana_quic_objs;
+
+#define NANA_Q_OBJS_KEPT 4096 /* objects of each kind a shard keeps */
+
 typedef struct nana_quic_stream_table {
     nana_quic_stream **buckets;
     size_t nbuckets, count;
+    nana_quic_objs *objs; /* the owning shard's */
 } nana_quic_stream_table;
 
 nana_quic_stream *nana_quic_stream_find(nana_quic_stream_table *t, int64_t id);
@@ -121,10 +133,13 @@ void nana_quic_stream_remove(nana_quic_stream_table *t, nana_quic_stream *s);
 void nana_quic_stream_table_free(nana_quic_stream_table *t);
 /* Appends bytes to a stream's send queue: copied with |copy|, else
  * referenced until acknowledged, then release(ctx) (if not NULL). */
-int nana_quic_stream_queue(nana_quic_stream *s, const void *data, size_t len, bool copy,
-                           void (*release)(void *ctx), void *ctx);
+int nana_quic_stream_queue(nana_quic_stream_table *t, nana_quic_stream *s, const void *data,
+                           size_t len, bool copy, void (*release)(void *ctx), void *ctx);
+/* Sets up a shard's kept objects; frees them. */
+void nana_quic_objs_init(nana_quic_objs *o);
+void nana_quic_objs_free(nana_quic_objs *o);
 /* Frees queued bytes below |acked_to|. */
-void nana_quic_stream_acked(nana_quic_stream *s, uint64_t acked_to);
+void nana_quic_stream_acked(nana_quic_stream_table *t, nana_quic_stream *s, uint64_t acked_to);
 /* Up to |max| vectors of unsent bytes from sent_off, stopping once they
  * hold |enough| bytes (what one packet can carry); returns the count. */
 size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max, size_t enough);
@@ -307,6 +322,7 @@ struct nana_quic_shard {
     nana_quic_conn *dirty; /* connections to write at the end of the round */
     nana_quic_conn *dead;  /* connections to free at the end of the round */
     size_t unflushed;      /* stream bytes queued since the last flush */
+    nana_quic_objs objs;   /* kept stream and chunk objects */
     /* nana_quic_ep_set_tick: fn(arg) every tick_ns between rounds */
     void (*tick_fn)(void *arg);
     void *tick_arg;

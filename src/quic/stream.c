@@ -7,6 +7,9 @@
  * order per stream, which lets us free chunks from the head. A chunk holds
  * a copy of the caller's bytes, or (nana_quic_stream_send_ref) points at
  * the caller's buffer and calls its release function when done with it.
+ *
+ * Streams and referencing chunks come from the shard's free lists
+ * (nana_quic_objs), so a call costs no malloc here once the lists are warm.
  */
 #include "quic/quic_int.h"
 
@@ -15,6 +18,7 @@
 
 struct nana_quic_chunk {
     nana_quic_chunk *next;
+    bool kept; /* from the shard's free list (references the caller's bytes) */
     size_t len;
     const uint8_t *bytes;       /* data, or the caller's buffer */
     void (*release)(void *ctx); /* for the caller's buffer; may be NULL */
@@ -22,11 +26,28 @@ struct nana_quic_chunk {
     uint8_t data[];
 };
 
-/* Frees a chunk, giving a referenced buffer back to its owner. */
-static void chunk_free(nana_quic_chunk *c)
+void nana_quic_objs_init(nana_quic_objs *o)
 {
-    if (c->release) c->release(c->ctx);
-    free(c);
+    nana_freelist_init(&o->streams, sizeof(nana_quic_stream), NANA_Q_OBJS_KEPT);
+    nana_freelist_init(&o->chunks, sizeof(nana_quic_chunk), NANA_Q_OBJS_KEPT);
+}
+
+void nana_quic_objs_free(nana_quic_objs *o)
+{
+    nana_freelist_drain(&o->streams);
+    nana_freelist_drain(&o->chunks);
+}
+
+/* Frees a chunk, giving a referenced buffer back to its owner. */
+static void chunk_free(nana_quic_stream_table *t, nana_quic_chunk *c)
+{
+    void (*release)(void *ctx) = c->release;
+    void *ctx = c->ctx;
+    if (c->kept && t->objs)
+        nana_freelist_put(&t->objs->chunks, c);
+    else
+        free(c);
+    if (release) release(ctx);
 }
 
 static size_t bucket(const nana_quic_stream_table *t, int64_t id)
@@ -68,11 +89,12 @@ static int grow(nana_quic_stream_table *t)
 nana_quic_stream *nana_quic_stream_add(nana_quic_stream_table *t, int64_t id)
 {
     if (t->count >= t->nbuckets && grow(t)) return NULL;
-    nana_quic_stream *s = calloc(1, sizeof(*s));
+    nana_quic_stream *s = t->objs ? nana_freelist_get(&t->objs->streams) : malloc(sizeof(*s));
     if (!s) {
         (void)nana_err_set(NANA_ERR_NOMEM, "out of memory for a stream");
         return NULL;
     }
+    memset(s, 0, sizeof(*s));
     s->id = id;
     size_t b = bucket(t, id);
     s->hnext = t->buckets[b];
@@ -81,15 +103,18 @@ nana_quic_stream *nana_quic_stream_add(nana_quic_stream_table *t, int64_t id)
     return s;
 }
 
-static void stream_free(nana_quic_stream *s)
+static void stream_free(nana_quic_stream_table *t, nana_quic_stream *s)
 {
     nana_quic_chunk *c = s->head;
     while (c) {
         nana_quic_chunk *n = c->next;
-        chunk_free(c);
+        chunk_free(t, c);
         c = n;
     }
-    free(s);
+    if (t->objs)
+        nana_freelist_put(&t->objs->streams, s);
+    else
+        free(s);
 }
 
 void nana_quic_stream_remove(nana_quic_stream_table *t, nana_quic_stream *s)
@@ -101,7 +126,7 @@ void nana_quic_stream_remove(nana_quic_stream_table *t, nana_quic_stream *s)
         *p = s->hnext;
         t->count--;
     }
-    stream_free(s);
+    stream_free(t, s);
 }
 
 void nana_quic_stream_table_free(nana_quic_stream_table *t)
@@ -110,7 +135,7 @@ void nana_quic_stream_table_free(nana_quic_stream_table *t)
         nana_quic_stream *s = t->buckets[i];
         while (s) {
             nana_quic_stream *n = s->hnext;
-            stream_free(s);
+            stream_free(t, s);
             s = n;
         }
     }
@@ -119,17 +144,21 @@ void nana_quic_stream_table_free(nana_quic_stream_table *t)
     t->nbuckets = t->count = 0;
 }
 
-int nana_quic_stream_queue(nana_quic_stream *s, const void *data, size_t len, bool copy,
-                           void (*release)(void *ctx), void *ctx)
+int nana_quic_stream_queue(nana_quic_stream_table *t, nana_quic_stream *s, const void *data,
+                           size_t len, bool copy, void (*release)(void *ctx), void *ctx)
 {
-    nana_quic_chunk *c = malloc(sizeof(*c) + (copy ? len : 0));
+    bool kept = !copy && t->objs;
+    nana_quic_chunk *c =
+        kept ? nana_freelist_get(&t->objs->chunks) : malloc(sizeof(*c) + (copy ? len : 0));
     if (!c) return nana_err_set(NANA_ERR_NOMEM, "out of memory for %zu bytes of stream data", len);
     c->next = NULL;
+    c->kept = kept;
     c->len = len;
     if (copy) {
         memcpy(c->data, data, len);
         c->bytes = c->data;
         c->release = NULL;
+        c->ctx = NULL;
     } else {
         c->bytes = data;
         c->release = release;
@@ -148,7 +177,7 @@ int nana_quic_stream_queue(nana_quic_stream *s, const void *data, size_t len, bo
     return NANA_OK;
 }
 
-void nana_quic_stream_acked(nana_quic_stream *s, uint64_t acked_to)
+void nana_quic_stream_acked(nana_quic_stream_table *t, nana_quic_stream *s, uint64_t acked_to)
 {
     while (s->head && s->base_off + s->head->len <= acked_to) {
         nana_quic_chunk *c = s->head;
@@ -159,7 +188,7 @@ void nana_quic_stream_acked(nana_quic_stream *s, uint64_t acked_to)
         s->base_off += c->len;
         s->head = c->next;
         if (!s->head) s->tail = NULL;
-        chunk_free(c);
+        chunk_free(t, c);
     }
 }
 
