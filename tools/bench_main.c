@@ -495,10 +495,14 @@ static void go_post(nana_quic_conn *unused, void *arg)
         if (sh->conns[i].state == C_READY) fill(&sh->conns[i], sh->conns[i].qc);
 }
 
+#define PACE_MIN_NS 20000ull   /* an open loop's I/O thread looks for due calls at most this often \
+                                */
+#define PACE_MAX_NS 1000000ull /* and at least this often (a stop is noticed) */
+
 /* The I/O thread's tick in open-loop runs (nana_quic_ep_set_tick): the
  * calls due by now join the backlog, which drains onto connections with
  * room, in the same round as the replies just read. */
-static void pace_tick(void *arg)
+static uint64_t pace_tick(void *arg)
 {
     shard *sh = arg;
     double per_shard = opt.rate / opt.threads;
@@ -520,16 +524,13 @@ static void pace_tick(void *arg)
         sh->bl_len++;
     }
     drain_backlog(sh);
-}
-
-/* How often an I/O thread looks for due calls: every 8 calls' worth of
- * time per thread, from 10 us (more often costs wake-ups for nothing) to
- * 100 us (a call waits at most that long past its due time to be sent,
- * and the wait counts in its latency). */
-static uint64_t pace_interval_ns(void)
-{
-    double ns = 8e9 / (opt.rate / opt.threads);
-    return ns < 10000.0 ? 10000 : ns > 100000.0 ? 100000 : (uint64_t)ns;
+    /* Look again when the next call falls due, but no sooner than
+     * PACE_MIN_NS (a few calls then share a round and its packets at high
+     * rates; a wake-up costs more than a call's own work here). */
+    uint64_t next_due = t_start_ns + (uint64_t)((double)sh->scheduled / per_shard * 1e9);
+    uint64_t t = nana_now_ns();
+    uint64_t wait = next_due > t ? next_due - t : 0;
+    return wait < PACE_MIN_NS ? PACE_MIN_NS : wait > PACE_MAX_NS ? PACE_MAX_NS : wait;
 }
 
 /* ---- setup: keys on the server --------------------------------------------------- */
@@ -944,7 +945,7 @@ int main(int argc, char **argv)
     for (unsigned t = 0; t < opt.threads; t++) {
         nana_quic_post(shards[t].ep, shards[t].conns[0].h, go_post, &shards[t]);
         if (opt.rate > 0 &&
-            nana_quic_ep_set_tick(shards[t].ep, pace_interval_ns(), pace_tick, &shards[t])) {
+            nana_quic_ep_set_tick(shards[t].ep, PACE_MIN_NS, pace_tick, &shards[t])) {
             fprintf(stderr, "nanasqlite-bench: cannot pace the open loop: %s\n", nana_errmsg());
             return 1;
         }

@@ -324,8 +324,8 @@ static void *io_main(void *arg)
             if (read_batch(io, ts) < RX_BATCH) break;
         if (sh->tick_fn && ts >= sh->tick_next) {
             sh->now = ts;
-            sh->tick_next = ts + sh->tick_ns;
-            sh->tick_fn(sh->tick_arg);
+            uint64_t next = sh->tick_fn(sh->tick_arg);
+            sh->tick_next = ts + (next ? next : sh->tick_ns);
         }
         nana_quic_shard_flush(sh, ts);
         if (posted) {
@@ -702,7 +702,7 @@ int nana_quic_ep_rebind(nana_quic_ep *ep)
 typedef struct tick_req {
     nana_quic_shard *sh;
     uint64_t ns;
-    void (*fn)(void *arg);
+    uint64_t (*fn)(void *arg);
     void *arg;
 } tick_req;
 
@@ -719,7 +719,8 @@ static void do_set_tick(nana_quic_conn *unused, void *arg)
     free(r);
 }
 
-int nana_quic_ep_set_tick(nana_quic_ep *ep, uint64_t interval_ns, void (*fn)(void *arg), void *arg)
+int nana_quic_ep_set_tick(nana_quic_ep *ep, uint64_t interval_ns, uint64_t (*fn)(void *arg),
+                          void *arg)
 {
     if (interval_ns && !fn) return nana_err_set(NANA_ERR_INVALID, "a tick needs a function");
     for (unsigned i = 0; i < ep->nshards; i++) {

@@ -151,14 +151,16 @@ int nana_quic_ep_new(const nana_quic_config *cfg, nana_quic_ep **out);
 void nana_quic_ep_del(nana_quic_ep *ep);
 
 /*
- * Runs fn(arg) on each of the endpoint's I/O threads about every
- * |interval_ns| (0 stops it), between reading datagrams and writing: what
- * it queues on streams leaves in the same round. The wait for datagrams
- * ends in time for it, so no other thread has to wake this one to make it
- * happen (a load generator's pacing). Applied by the I/O threads
+ * Runs fn(arg) on each of the endpoint's I/O threads, between reading
+ * datagrams and writing: what it queues on streams leaves in the same
+ * round. fn returns how long until it wants to run again, in ns (0: after
+ * |interval_ns|). The wait for datagrams ends in time for it, so no other
+ * thread has to wake this one to make it happen (a load generator's
+ * pacing). |interval_ns| 0 stops it. Applied by the I/O threads
  * themselves, shortly after the call; fn must stay valid until stopped.
  */
-int nana_quic_ep_set_tick(nana_quic_ep *ep, uint64_t interval_ns, void (*fn)(void *arg), void *arg);
+int nana_quic_ep_set_tick(nana_quic_ep *ep, uint64_t interval_ns, uint64_t (*fn)(void *arg),
+                          void *arg);
 
 /* The UDP port the endpoint is bound to. */
 uint16_t nana_quic_ep_port(const nana_quic_ep *ep);

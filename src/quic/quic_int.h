@@ -324,7 +324,7 @@ struct nana_quic_shard {
     size_t unflushed;      /* stream bytes queued since the last flush */
     nana_quic_objs objs;   /* kept stream and chunk objects */
     /* nana_quic_ep_set_tick: fn(arg) every tick_ns between rounds */
-    void (*tick_fn)(void *arg);
+    uint64_t (*tick_fn)(void *arg);
     void *tick_arg;
     uint64_t tick_ns, tick_next;
     nana_quic_tx *tx;
