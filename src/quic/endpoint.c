@@ -188,18 +188,18 @@ void nana_quic_shard_dead(nana_quic_shard *sh, nana_quic_conn *c)
 
 static void heap_swap(nana_quic_shard *sh, size_t a, size_t b)
 {
-    nana_quic_conn *t = sh->heap[a];
+    nana_quic_heap_ent t = sh->heap[a];
     sh->heap[a] = sh->heap[b];
     sh->heap[b] = t;
-    sh->heap[a]->heap_idx = a;
-    sh->heap[b]->heap_idx = b;
+    sh->heap[a].c->heap_idx = a;
+    sh->heap[b].c->heap_idx = b;
 }
 
 static void sift_up(nana_quic_shard *sh, size_t i)
 {
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (sh->heap[p]->expiry <= sh->heap[i]->expiry) break;
+        if (sh->heap[p].expiry <= sh->heap[i].expiry) break;
         heap_swap(sh, p, i);
         i = p;
     }
@@ -209,8 +209,8 @@ static void sift_down(nana_quic_shard *sh, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < sh->heap_len && sh->heap[l]->expiry < sh->heap[m]->expiry) m = l;
-        if (r < sh->heap_len && sh->heap[r]->expiry < sh->heap[m]->expiry) m = r;
+        if (l < sh->heap_len && sh->heap[l].expiry < sh->heap[m].expiry) m = l;
+        if (r < sh->heap_len && sh->heap[r].expiry < sh->heap[m].expiry) m = r;
         if (m == i) break;
         heap_swap(sh, m, i);
         i = m;
@@ -220,11 +220,11 @@ static void sift_down(nana_quic_shard *sh, size_t i)
 void nana_quic_heap_remove(nana_quic_shard *sh, nana_quic_conn *c)
 {
     size_t i = c->heap_idx;
-    if (i == SIZE_MAX || i >= sh->heap_len || sh->heap[i] != c) return;
+    if (i == SIZE_MAX || i >= sh->heap_len || sh->heap[i].c != c) return;
     sh->heap_len--;
     if (i != sh->heap_len) {
         sh->heap[i] = sh->heap[sh->heap_len];
-        sh->heap[i]->heap_idx = i;
+        sh->heap[i].c->heap_idx = i;
         sift_down(sh, i);
         sift_up(sh, i);
     }
@@ -240,25 +240,31 @@ void nana_quic_heap_update(nana_quic_shard *sh, nana_quic_conn *c)
     if (c->heap_idx == SIZE_MAX) {
         if (sh->heap_len == sh->heap_cap) {
             size_t cap = sh->heap_cap ? sh->heap_cap * 2 : 64;
-            nana_quic_conn **h = realloc(sh->heap, cap * sizeof(*h));
+            nana_quic_heap_ent *h = realloc(sh->heap, cap * sizeof(*h));
             if (!h) return; /* the connection still works; its timer is late */
             sh->heap = h;
             sh->heap_cap = cap;
         }
         c->heap_idx = sh->heap_len;
-        sh->heap[sh->heap_len++] = c;
+        sh->heap[sh->heap_len++] = (nana_quic_heap_ent){c->expiry, c};
         sift_up(sh, c->heap_idx);
         return;
     }
-    sift_up(sh, c->heap_idx);
-    sift_down(sh, c->heap_idx);
+    nana_quic_heap_ent *e = &sh->heap[c->heap_idx];
+    if (e->expiry == c->expiry) return; /* unchanged: nothing moves */
+    bool earlier = c->expiry < e->expiry;
+    e->expiry = c->expiry;
+    if (earlier)
+        sift_up(sh, c->heap_idx);
+    else
+        sift_down(sh, c->heap_idx);
 }
 
 uint64_t nana_quic_shard_next_timeout(nana_quic_shard *sh, uint64_t ts)
 {
     if (sh->dirty || sh->dead) return 0;
     if (!sh->heap_len) return UINT64_MAX;
-    uint64_t e = sh->heap[0]->expiry;
+    uint64_t e = sh->heap[0].expiry;
     return e <= ts ? 0 : e - ts;
 }
 
@@ -502,8 +508,8 @@ void nana_quic_shard_flush(nana_quic_shard *sh, uint64_t ts)
     sh->unflushed = 0;
     /* Due timers: take each off the heap first, so a timer that ngtcp2
      * leaves unchanged until the next write cannot spin here. */
-    while (sh->heap_len && sh->heap[0]->expiry <= ts) {
-        nana_quic_conn *c = sh->heap[0];
+    while (sh->heap_len && sh->heap[0].expiry <= ts) {
+        nana_quic_conn *c = sh->heap[0].c;
         nana_quic_heap_remove(sh, c);
         nana_quic_conn_expire(c, ts);
         if (!c->dead && (c->state == CONN_CLOSING || c->state == CONN_DRAINING))

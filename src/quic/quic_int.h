@@ -309,6 +309,14 @@ typedef struct nana_quic_post_item {
     ngtcp2_socklen local_len, remote_len;
 } nana_quic_post_item;
 
+/* A timer heap slot: the key beside the connection, so sifting compares
+ * within the array instead of reading a connection per comparison (10,000
+ * connections: those reads were cache misses, sift_down ~7% of a run). */
+typedef struct nana_quic_heap_ent {
+    uint64_t expiry; /* the connection's expiry when it was last placed */
+    nana_quic_conn *c;
+} nana_quic_heap_ent;
+
 struct nana_quic_shard {
     nana_quic_ep *ep;
     unsigned index;
@@ -317,7 +325,7 @@ struct nana_quic_shard {
     nana_quic_conn *conns;    /* list */
     nana_quic_conn **handles; /* handle -> conn (chained by hnext) */
     size_t nhandles;
-    nana_quic_conn **heap; /* timer min-heap on expiry */
+    nana_quic_heap_ent *heap; /* timer min-heap on expiry */
     size_t heap_len, heap_cap;
     nana_quic_conn *dirty; /* connections to write at the end of the round */
     nana_quic_conn *dead;  /* connections to free at the end of the round */
