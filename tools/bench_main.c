@@ -495,9 +495,12 @@ static void go_post(nana_quic_conn *unused, void *arg)
         if (sh->conns[i].state == C_READY) fill(&sh->conns[i], sh->conns[i].qc);
 }
 
-#define PACE_MIN_NS 20000ull   /* an open loop's I/O thread looks for due calls at most this often \
-                                */
-#define PACE_MAX_NS 1000000ull /* and at least this often (a stop is noticed) */
+/* An open loop's I/O thread looks for due calls at most every PACE_MIN_NS
+ * (the calls due meanwhile share a round and its packets; a call may be
+ * sent up to that late, and the delay counts in its latency) and at least
+ * every PACE_MAX_NS (so a stop is noticed). */
+#define PACE_MIN_NS 50000ull
+#define PACE_MAX_NS 1000000ull
 
 /* The I/O thread's tick in open-loop runs (nana_quic_ep_set_tick): the
  * calls due by now join the backlog, which drains onto connections with
