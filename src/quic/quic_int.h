@@ -35,7 +35,7 @@
 #define NANA_Q_TX_BURST   64 /* packets written per connection per round */
 /* Stream bytes a client queues in a round that send the round's output
  * early, before the rest of the received datagrams are read (read_batch). */
-#define NANA_Q_EARLY_FLUSH  (2 * NANA_Q_MAX_UDP)
+#define NANA_Q_EARLY_FLUSH  ((size_t)2 * NANA_Q_MAX_UDP)
 #define NANA_Q_SECRETLEN    32
 #define NANA_Q_ALPN_MAX     32
 #define NANA_Q_NS           1000000000ull
@@ -267,10 +267,10 @@ typedef struct nana_quic_tx {
 
 /* The send queue of one I/O thread (txq.c): the datagrams of a round, for
  * every connection, copied here and sent with as few sendmmsg calls as fit. */
-#define NANA_Q_TXQ_MSGS  64          /* messages (datagrams or GSO runs) per sendmmsg */
-#define NANA_Q_TXQ_BYTES (4 * 65536) /* bytes queued before a flush */
-#define NANA_Q_TXQ_CTL   64          /* control bytes per message: source address + segment */
-#define NANA_Q_GSO_BYTES 65000       /* bytes in one GSO message (a UDP send is < 64 KiB) */
+#define NANA_Q_TXQ_MSGS  64                  /* messages (datagrams or GSO runs) per sendmmsg */
+#define NANA_Q_TXQ_BYTES ((size_t)4 * 65536) /* bytes queued before a flush */
+#define NANA_Q_TXQ_CTL   64    /* control bytes per message: source address + segment */
+#define NANA_Q_GSO_BYTES 65000 /* bytes in one GSO message (a UDP send is < 64 KiB) */
 
 typedef struct nana_quic_txq {
     int fd;
