@@ -188,11 +188,13 @@ int nana_mp_skip(nana_mp_reader *r, unsigned max_depth)
 {
     /* Items still to skip at each open level: iterative, no recursion. */
     uint64_t pending = 1;
-    uint64_t stack[64] = {0};
+    uint64_t stack[64]; /* written before read: no need to clear 512 bytes per call */
     unsigned depth = 0;
     if (max_depth > 64) max_depth = 64;
     while (pending || depth) {
         if (!pending) {
+            /* depth > 0 here: stack[depth - 1] was pushed below */
+            // cppcheck-suppress uninitvar
             pending = stack[--depth];
             continue;
         }
