@@ -190,7 +190,7 @@ int nana_mp_skip(nana_mp_reader *r, unsigned max_depth)
     uint64_t pending = 1;
     uint64_t stack[64]; /* written before read: no need to clear 512 bytes per call */
     unsigned depth = 0;
-    if (max_depth > 64) max_depth = 64;
+    if (max_depth > NANA_MP_SKIP_MAX_DEPTH) max_depth = NANA_MP_SKIP_MAX_DEPTH;
     while (pending || depth) {
         if (!pending) {
             /* depth > 0 here: stack[depth - 1] was pushed below */

@@ -84,6 +84,10 @@ int nana_mp_read(nana_mp_reader *r, nana_mp_item *it);
  * "dict"...), for TypeError messages. Static storage. */
 const char *nana_mp_type_name(nana_mp_type t);
 
+/* The deepest nana_mp_skip goes, whatever |max_depth| asks: containers
+ * nested deeper are refused with NANA_ERR_TOOBIG. */
+#define NANA_MP_SKIP_MAX_DEPTH 64
+
 /* Skips one whole value, containers included, no deeper than |max_depth|
  * (NANA_ERR_TOOBIG beyond). */
 int nana_mp_skip(nana_mp_reader *r, unsigned max_depth);

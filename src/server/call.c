@@ -10,6 +10,7 @@
  */
 #include "server/call_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,14 +118,12 @@ static int field_opt_str(nana_mp_reader *r, const char *field, const char **p, u
     return NANA_OK;
 }
 
-int nana_call_parse(const uint8_t *msg, size_t len, nana_call *out)
+/* Checks that |msg| is one well-formed msgpack message, nested no deeper
+ * than NANA_CALL_MAX_DEPTH, with nothing after it. */
+static int check_whole(const uint8_t *msg, size_t len)
 {
-    memset(out, 0, sizeof(*out));
-    nana_mp_reader r;
-    nana_mp_item it;
-    nana_mp_reader_init(&r, msg, len);
-    /* The whole message must be well formed before any field is trusted. */
-    nana_mp_reader whole = r;
+    nana_mp_reader whole;
+    nana_mp_reader_init(&whole, msg, len);
     int rc = nana_mp_skip(&whole, NANA_CALL_MAX_DEPTH);
     if (rc == NANA_ERR_TOOBIG)
         return nana_err_set(NANA_ERR_TOOBIG, "Invalid request: nested deeper than %d levels",
@@ -132,7 +131,23 @@ int nana_call_parse(const uint8_t *msg, size_t len, nana_call *out)
     if (rc) return nana_err_set(NANA_ERR_INVALID, "Invalid request: not a msgpack message");
     if (nana_mp_left(&whole))
         return nana_err_set(NANA_ERR_INVALID, "Invalid request: bytes after the message");
-    if ((rc = nana_mp_read(&r, &it))) return rc;
+    return NANA_OK;
+}
+
+/* The depth check_whole enforces: nana_mp_skip goes no deeper than its own cap. */
+#define CALL_DEPTH                                                                                 \
+    (NANA_CALL_MAX_DEPTH < NANA_MP_SKIP_MAX_DEPTH ? NANA_CALL_MAX_DEPTH : NANA_MP_SKIP_MAX_DEPTH)
+
+/* Reads the request map's fields into |out| (see nana_call_parse). Every
+ * value is read or skipped, with depth limits counted from the top of the
+ * message, so a message this accepts is also one check_whole accepts. */
+static int parse_fields(const uint8_t *msg, size_t len, nana_call *out)
+{
+    nana_mp_reader r;
+    nana_mp_item it;
+    nana_mp_reader_init(&r, msg, len);
+    int rc = nana_mp_read(&r, &it);
+    if (rc) return rc;
     if (it.type != NANA_MP_MAP)
         return nana_err_set(NANA_ERR_INVALID,
                             "Invalid request: expected a map with 'method', got %s",
@@ -174,19 +189,39 @@ int nana_call_parse(const uint8_t *msg, size_t len, nana_call *out)
                 out->nkwargs = v.v.count;
                 have_kwargs = true;
             }
+            /* their elements sit two levels down: the map, then the list or dict */
             for (uint32_t j = 0; j < v.v.count * (is_args ? 1u : 2u) && !rc; j++)
-                rc = nana_mp_skip(&r, NANA_CALL_MAX_DEPTH);
+                rc = nana_mp_skip(&r, CALL_DEPTH - 2);
         } else {
-            rc = nana_mp_skip(&r, NANA_CALL_MAX_DEPTH); /* unknown fields are ignored */
+            /* unknown fields are ignored; their values sit one level down */
+            rc = nana_mp_skip(&r, CALL_DEPTH - 1);
         }
 #undef KEY_IS
         if (rc) return rc;
     }
     (void)have_args;
     (void)have_kwargs;
+    if (nana_mp_left(&r))
+        return nana_err_set(NANA_ERR_INVALID, "Invalid request: bytes after the message");
     if (!out->method) return nana_err_set(NANA_ERR_INVALID, "Invalid request: no 'method'");
     out->m = nana_method_find(out->method, out->mlen);
     return NANA_OK;
+}
+
+int nana_call_parse(const uint8_t *msg, size_t len, nana_call *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* One walk over a good message. A bad one is walked again as a whole
+     * first, so the caller sees the same error as if the whole message had
+     * been checked before any field: malformed or too deep beats a field
+     * of the wrong type. */
+    int rc = parse_fields(msg, len, out);
+    if (rc == NANA_OK) return NANA_OK;
+    char first[NANA_ERRMSG_MAX];
+    snprintf(first, sizeof(first), "%s", nana_errmsg());
+    int wrc = check_whole(msg, len);
+    if (wrc) return wrc;
+    return nana_err_set(rc, "%s", first);
 }
 
 /* ---- binding ------------------------------------------------------------- */

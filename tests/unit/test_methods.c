@@ -182,6 +182,57 @@ static void test_binding(void **state)
     memset(deep, 0x91, sizeof(deep) - 1);
     deep[sizeof(deep) - 1] = 0xc0;
     assert_int_equal(nana_call_parse(deep, sizeof(deep), &c), NANA_ERR_TOOBIG);
+
+    /* The depth limit counts from the top of the message wherever the
+     * nesting sits: {"method": "get", "args": [[[...null]]]} and the same
+     * depth under an unknown field. */
+    for (int extra = 0; extra <= 1; extra++) {
+        for (int unknown = 0; unknown <= 1; unknown++) {
+            uint8_t m[NANA_CALL_MAX_DEPTH + 64];
+            size_t n = 0;
+            m[n++] = 0x82;
+            m[n++] = 0xa6;
+            memcpy(m + n, "method", 6);
+            n += 6;
+            m[n++] = 0xa3;
+            memcpy(m + n, "get", 3);
+            n += 3;
+            if (unknown) {
+                m[n++] = 0xa5;
+                memcpy(m + n, "other", 5);
+                n += 5;
+            } else {
+                m[n++] = 0xa4;
+                memcpy(m + n, "args", 4);
+                n += 4;
+            }
+            /* containers up to exactly the limit, map included (nana_mp_skip's cap) */
+            int depth = NANA_CALL_MAX_DEPTH < NANA_MP_SKIP_MAX_DEPTH ? NANA_CALL_MAX_DEPTH
+                                                                     : NANA_MP_SKIP_MAX_DEPTH;
+            int lists = depth - 1 + extra;
+            for (int i = 0; i < lists; i++)
+                m[n++] = 0x91;
+            m[n++] = 0xc0;
+            int rc = nana_call_parse(m, n, &c);
+            if (extra) {
+                assert_int_equal(rc, NANA_ERR_TOOBIG);
+                assert_non_null(strstr(nana_errmsg(), "nested deeper than"));
+            } else {
+                assert_int_equal(rc, 0);
+            }
+        }
+    }
+    /* A malformed message wins over a field of the wrong type before it:
+     * {"method": 5, "args": <a string that runs past the end>}. */
+    static const uint8_t bad_late[] = {0x82, 0xa6, 'm', 'e', 't', 'h', 'o',  'd',
+                                       0x05, 0xa4, 'a', 'r', 'g', 's', 0xa5, 'x'};
+    assert_int_equal(nana_call_parse(bad_late, sizeof(bad_late), &c), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "not a msgpack message"));
+    /* ... while a well-formed one gets the field's own error. */
+    static const uint8_t bad_type[] = {0x81, 0xa6, 'm', 'e', 't', 'h', 'o', 'd', 0x05};
+    assert_int_not_equal(nana_call_parse(bad_type, sizeof(bad_type), &c), 0);
+    assert_null(strstr(nana_errmsg(), "not a msgpack message"));
+    assert_non_null(strstr(nana_errmsg(), "method"));
 }
 
 /* Parses an accounts file with one account per policy shape. */
