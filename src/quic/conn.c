@@ -991,6 +991,12 @@ int nana_quic_stream_send_ref(nana_quic_conn *c, int64_t sid, const void *data, 
     return stream_send(c, sid, data, len, fin, false, release, ctx);
 }
 
+int nana_quic_stream_send_copy(nana_quic_conn *c, int64_t sid, const void *data, size_t len,
+                               int fin, void (*release)(void *ctx), void *ctx)
+{
+    return stream_send(c, sid, data, len, fin, true, release, ctx);
+}
+
 size_t nana_quic_stream_unacked(nana_quic_conn *c, int64_t sid)
 {
     nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);

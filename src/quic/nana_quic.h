@@ -248,6 +248,17 @@ int nana_quic_stream_send(nana_quic_conn *c, int64_t sid, const void *data, size
 int nana_quic_stream_send_ref(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin,
                               void (*release)(void *ctx), void *ctx);
 
+/*
+ * nana_quic_stream_send (a copy: |data| is the caller's again on return)
+ * that also calls release(ctx), like nana_quic_stream_send_ref, once the
+ * peer acknowledged the bytes or the stream or connection is gone: for a
+ * caller that counts what is still in flight. Copies of short messages
+ * live in kept objects of the I/O thread, so this allocates nothing once
+ * warm. Same errors and release rules as nana_quic_stream_send_ref.
+ */
+int nana_quic_stream_send_copy(nana_quic_conn *c, int64_t sid, const void *data, size_t len,
+                               int fin, void (*release)(void *ctx), void *ctx);
+
 /* Bytes queued on |sid| and not yet acknowledged (backpressure). */
 size_t nana_quic_stream_unacked(nana_quic_conn *c, int64_t sid);
 

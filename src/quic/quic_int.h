@@ -117,7 +117,10 @@ typedef struct nana_quic_stream {
 typedef struct nana_quic_objs {
     nana_freelist streams; /* nana_quic_stream */
     nana_freelist chunks;  /* nana_quic_chunk that reference the caller's bytes */
+    nana_freelist small;   /* nana_quic_chunk with a copy of up to NANA_Q_SMALL_COPY bytes */
 } nana_quic_objs;
+
+#define NANA_Q_SMALL_COPY 224 /* bytes a kept copying chunk holds (a request, a short reply) */
 
 #define NANA_Q_OBJS_KEPT 4096 /* objects of each kind a shard keeps */
 
@@ -135,6 +138,7 @@ void nana_quic_stream_table_free(nana_quic_stream_table *t);
  * referenced until acknowledged, then release(ctx) (if not NULL). */
 int nana_quic_stream_queue(nana_quic_stream_table *t, nana_quic_stream *s, const void *data,
                            size_t len, bool copy, void (*release)(void *ctx), void *ctx);
+/* (With |copy|, |release| is still called when the copy is acknowledged.) */
 /* Sets up a shard's kept objects; frees them. */
 void nana_quic_objs_init(nana_quic_objs *o);
 void nana_quic_objs_free(nana_quic_objs *o);

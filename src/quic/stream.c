@@ -16,9 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { CHUNK_MALLOC = 0, CHUNK_REF = 1, CHUNK_SMALL = 2 }; /* where a chunk came from */
+
 struct nana_quic_chunk {
     nana_quic_chunk *next;
-    bool kept; /* from the shard's free list (references the caller's bytes) */
+    uint8_t kept; /* CHUNK_*: the shard's list it goes back to */
     size_t len;
     const uint8_t *bytes;       /* data, or the caller's buffer */
     void (*release)(void *ctx); /* for the caller's buffer; may be NULL */
@@ -30,12 +32,14 @@ void nana_quic_objs_init(nana_quic_objs *o)
 {
     nana_freelist_init(&o->streams, sizeof(nana_quic_stream), NANA_Q_OBJS_KEPT);
     nana_freelist_init(&o->chunks, sizeof(nana_quic_chunk), NANA_Q_OBJS_KEPT);
+    nana_freelist_init(&o->small, sizeof(nana_quic_chunk) + NANA_Q_SMALL_COPY, NANA_Q_OBJS_KEPT);
 }
 
 void nana_quic_objs_free(nana_quic_objs *o)
 {
     nana_freelist_drain(&o->streams);
     nana_freelist_drain(&o->chunks);
+    nana_freelist_drain(&o->small);
 }
 
 /* Frees a chunk, giving a referenced buffer back to its owner. */
@@ -43,8 +47,10 @@ static void chunk_free(nana_quic_stream_table *t, nana_quic_chunk *c)
 {
     void (*release)(void *ctx) = c->release;
     void *ctx = c->ctx;
-    if (c->kept && t->objs)
+    if (c->kept == CHUNK_REF && t->objs)
         nana_freelist_put(&t->objs->chunks, c);
+    else if (c->kept == CHUNK_SMALL && t->objs)
+        nana_freelist_put(&t->objs->small, c);
     else
         free(c);
     if (release) release(ctx);
@@ -147,9 +153,13 @@ void nana_quic_stream_table_free(nana_quic_stream_table *t)
 int nana_quic_stream_queue(nana_quic_stream_table *t, nana_quic_stream *s, const void *data,
                            size_t len, bool copy, void (*release)(void *ctx), void *ctx)
 {
-    bool kept = !copy && t->objs;
-    nana_quic_chunk *c =
-        kept ? nana_freelist_get(&t->objs->chunks) : malloc(sizeof(*c) + (copy ? len : 0));
+    uint8_t kept = !t->objs                   ? CHUNK_MALLOC
+                   : !copy                    ? CHUNK_REF
+                   : len <= NANA_Q_SMALL_COPY ? CHUNK_SMALL
+                                              : CHUNK_MALLOC;
+    nana_quic_chunk *c = kept == CHUNK_REF     ? nana_freelist_get(&t->objs->chunks)
+                         : kept == CHUNK_SMALL ? nana_freelist_get(&t->objs->small)
+                                               : malloc(sizeof(*c) + (copy ? len : 0));
     if (!c) return nana_err_set(NANA_ERR_NOMEM, "out of memory for %zu bytes of stream data", len);
     c->next = NULL;
     c->kept = kept;
@@ -157,8 +167,8 @@ int nana_quic_stream_queue(nana_quic_stream_table *t, nana_quic_stream *s, const
     if (copy) {
         memcpy(c->data, data, len);
         c->bytes = c->data;
-        c->release = NULL;
-        c->ctx = NULL;
+        c->release = release;
+        c->ctx = ctx;
     } else {
         c->bytes = data;
         c->release = release;

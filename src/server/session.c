@@ -62,6 +62,7 @@ typedef struct session {
     unsigned npartial;
     size_t buffered;
     uint64_t calls;
+    nana_buf scratch; /* where cached replies are built; kept between calls */
 } session;
 
 /* A reply buffer: this header, then the frame. Freed when acknowledged. */
@@ -139,15 +140,56 @@ static void send_built(nana_server *srv, nana_quic_conn *c, int64_t sid, nana_bu
     }
 }
 
-/* Starts a reply buffer with room for its header, sized for a typical
- * reply so that building one costs one allocation, not a malloc and then
- * reallocs as it grows. */
-static int reply_buf(nana_buf *b)
+/* Empties |b| (keeping its allocation) and reserves its reply header,
+ * with room for a typical reply, so that building one costs at most one
+ * allocation, not a malloc and then reallocs as it grows. */
+static int reply_restart(nana_buf *b)
 {
-    nana_buf_init(b, 0);
+    nana_buf_reset(b);
     static const reply_hdr zero;
     int rc = nana_buf_reserve(b, 256);
     return rc ? rc : nana_buf_append(b, &zero, sizeof(zero));
+}
+
+/* Starts a new reply buffer (see reply_restart). */
+static int reply_buf(nana_buf *b)
+{
+    nana_buf_init(b, 0);
+    return reply_restart(b);
+}
+
+/* Releases one counted reply whose bytes the stream copied. */
+static void copied_release(void *ctx)
+{
+    nana_server *srv = ctx;
+    atomic_fetch_sub(&srv->pending, 1);
+}
+
+/* Replies up to this size are copied into the stream (kept objects of the
+ * I/O thread) and the session's buffer is used again; larger ones hand the
+ * buffer itself to the stream, as send_built does. */
+#define REPLY_COPY_MAX 4096
+
+/*
+ * Sends the frame built in the session's scratch buffer (after a reply_hdr
+ * reserved at its start, see reply_buf) on |sid| with FIN; the call was
+ * counted in pending by the caller. A cached read on a warm server then
+ * allocates nothing.
+ */
+static void send_scratch(session *ss, nana_quic_conn *c, int64_t sid)
+{
+    nana_buf *b = &ss->scratch;
+    size_t flen = b->len - sizeof(reply_hdr);
+    if (flen > REPLY_COPY_MAX) {
+        send_built(ss->srv, c, sid, b); /* the buffer goes with the reply */
+        nana_buf_init(b, 0);
+        return;
+    }
+    if (nana_quic_stream_send_copy(c, sid, b->data + sizeof(reply_hdr), flen, 1, copied_release,
+                                   ss->srv)) {
+        copied_release(ss->srv);
+        (void)nana_quic_stream_reset(c, sid, APP_REPLY_FAILED); /* never leave the caller waiting */
+    }
 }
 
 /* Builds and sends one immediate reply with |build| and its arguments. */
@@ -614,16 +656,14 @@ static void handle_call(session *ss, nana_quic_conn *c, int64_t sid, const uint8
     }
     if (t && !nana_account_table_allowed(ss->acct, dbname, nana_table_name(t))) t = NULL;
     if (t && (fl & NANA_M_CACHED)) {
-        nana_buf b;
         atomic_fetch_add(&srv->pending, 1);
-        int hit = reply_buf(&b) ? -1 : nana_call_try_cached(&call, t, &b);
+        int hit = reply_restart(&ss->scratch) ? -1 : nana_call_try_cached(&call, t, &ss->scratch);
         if (hit == 1) {
             atomic_fetch_add(&srv->st_cache, 1);
             atomic_fetch_add(&srv->st_calls, 1);
-            send_built(srv, c, sid, &b);
+            send_scratch(ss, c, sid);
             return;
         }
-        nana_buf_free(&b);
         atomic_fetch_sub(&srv->pending, 1);
     }
     atomic_fetch_add(&srv->pending, 1);
@@ -840,6 +880,7 @@ static void on_conn_close(nana_quic_conn *c, void *user)
              ss->authed ? ss->name : "", ss->authed ? "'" : "", (unsigned long long)ss->calls);
     while (ss->partial)
         ps_free(ss, ss->partial);
+    nana_buf_free(&ss->scratch);
     nana_accounts_unref(ss->snap);
     nana_quic_conn_set_data(c, NULL);
     free(ss);

@@ -721,6 +721,56 @@ static void test_core_send_ref(void **state)
     assert_int_equal(pending, 1);
 }
 
+/* Bytes sent by copy with a release: the caller's buffer is free again at
+ * once (overwritten here before anything is sent), short copies and long
+ * ones arrive intact, and each release runs once: after the
+ * acknowledgement, or when the connection goes before it. */
+static void test_core_send_copy(void **state)
+{
+    (void)state;
+    vnet n;
+    vn_start(&n, NULL, NULL);
+    nana_quic_conn *c = vn_open(&n);
+    static uint8_t buf[20000];
+    size_t sizes[4] = {1, 100, 224, 20000}; /* the last two: either side of a kept copy's size */
+    int released[4] = {0};
+    int64_t sid;
+    assert_int_equal(nana_quic_stream_open(c, &sid), 0);
+    qt_stream *s = &n.c.streams[n.c.nstreams++];
+    memset(s, 0, sizeof(*s));
+    s->sid = sid;
+    s->seed = 11;
+    uint64_t off = 0;
+    for (int i = 0; i < 4; i++) {
+        qt_fill(buf, sizes[i], off, s->seed);
+        assert_int_equal(
+            nana_quic_stream_send_copy(c, sid, buf, sizes[i], i == 3, count_release, &released[i]),
+            0);
+        memset(buf, 0xee, sizeof(buf)); /* the stream kept its own copy */
+        off += sizes[i];
+    }
+    assert_int_equal(released[0] + released[1] + released[2] + released[3], 0);
+    vn_flush(&n);
+    assert_true(vn_run(&n, all_fins, 5000));
+    assert_false(s->mismatch);
+    assert_int_equal(s->received, off);
+    assert_true(vn_run(&n, NULL, 200)); /* the last acknowledgements */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(released[i], 1);
+    /* Never acknowledged: released when the connection is freed. */
+    int pending = 0;
+    assert_int_equal(nana_quic_stream_open(c, &sid), 0);
+    n.block[VN_TO_SRV] = true;
+    assert_int_equal(nana_quic_stream_send_copy(c, sid, buf, 50, 1, count_release, &pending), 0);
+    vn_flush(&n);
+    assert_int_equal(pending, 0);
+    /* An error: not queued, so never released. */
+    assert_int_equal(nana_quic_stream_send_copy(c, sid, buf, 1, 0, count_release, &pending),
+                     NANA_ERR_INVALID); /* after FIN */
+    vn_stop(&n);
+    assert_int_equal(pending, 1);
+}
+
 /* NAT rebinding: the server sees a new client address and keeps going. */
 static void test_core_nat_rebinding(void **state)
 {
@@ -818,6 +868,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_core_stream_limit),
         cmocka_unit_test(test_core_send_buffer_limit),
         cmocka_unit_test(test_core_send_ref),
+        cmocka_unit_test(test_core_send_copy),
         cmocka_unit_test(test_core_nat_rebinding),
         cmocka_unit_test(test_core_garbage),
     };
