@@ -755,6 +755,7 @@ void nana_quic_ep_stats(nana_quic_ep *ep, nana_quic_stats *out)
         out->datagrams_in += s->datagrams_in;
         out->datagrams_out += s->datagrams_out;
         out->sendmsg_calls += s->sendmsg_calls;
+        out->datagrams_unsent += s->datagrams_unsent;
     }
 }
 

@@ -285,6 +285,8 @@ typedef struct nana_quic_stats {
     uint64_t early_accepted;  /* handshakes that accepted 0-RTT */
     uint64_t migrations;      /* connections whose peer address changed */
     uint64_t datagrams_in, datagrams_out, sendmsg_calls;
+    uint64_t
+        datagrams_unsent; /* the kernel would not take them (full socket, refused): QUIC resends */
 } nana_quic_stats;
 
 /* Totals over all I/O threads (approximate while they run). */

@@ -126,13 +126,20 @@ void nana_quic_txq_flush(nana_quic_txq *q)
         /* Message i failed. */
         if (r < 0 && q->seg[i] && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP)) {
             q->gso_ok = false; /* no GSO on this kernel or device: split for good */
-            q->st->datagrams_out += send_split(q, i);
+            size_t sent = send_split(q, i);
+            q->st->datagrams_out += sent;
+            q->st->datagrams_unsent += datagrams_of(q, i) - sent;
             i++;
             continue;
         }
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
-            break; /* the socket is full: drop the rest, loss recovery resends */
-        i++;       /* this destination refused it: drop just this one */
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+            /* the socket is full: drop the rest, loss recovery resends */
+            for (; i < q->n; i++)
+                q->st->datagrams_unsent += datagrams_of(q, i);
+            break;
+        }
+        q->st->datagrams_unsent += datagrams_of(q, i); /* this destination refused it */
+        i++;
     }
     q->n = 0;
     q->used = 0;

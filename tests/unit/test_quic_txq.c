@@ -246,6 +246,7 @@ static void test_txq_refused_destination(void **state)
     nana_quic_txq_add(r.q, &p0, data, lens[1], 0);
     nana_quic_txq_flush(r.q);
     assert_int_equal(r.st.datagrams_out, 2);
+    assert_int_equal(r.st.datagrams_unsent, 1); /* counted, not silent */
     assert_int_equal(r.q->n, 0);
     unsigned next = 0;
     assert_int_equal(drain(&r, 0, &next, lens), 2);
