@@ -118,25 +118,25 @@ static int field_opt_str(nana_mp_reader *r, const char *field, const char **p, u
     return NANA_OK;
 }
 
+/* The nesting a request may have: nana_mp_skip goes no deeper than its own cap. */
+#define CALL_DEPTH                                                                                 \
+    (NANA_CALL_MAX_DEPTH < NANA_MP_SKIP_MAX_DEPTH ? NANA_CALL_MAX_DEPTH : NANA_MP_SKIP_MAX_DEPTH)
+
 /* Checks that |msg| is one well-formed msgpack message, nested no deeper
- * than NANA_CALL_MAX_DEPTH, with nothing after it. */
+ * than CALL_DEPTH, with nothing after it. */
 static int check_whole(const uint8_t *msg, size_t len)
 {
     nana_mp_reader whole;
     nana_mp_reader_init(&whole, msg, len);
-    int rc = nana_mp_skip(&whole, NANA_CALL_MAX_DEPTH);
+    int rc = nana_mp_skip(&whole, CALL_DEPTH);
     if (rc == NANA_ERR_TOOBIG)
         return nana_err_set(NANA_ERR_TOOBIG, "Invalid request: nested deeper than %d levels",
-                            NANA_CALL_MAX_DEPTH);
+                            CALL_DEPTH);
     if (rc) return nana_err_set(NANA_ERR_INVALID, "Invalid request: not a msgpack message");
     if (nana_mp_left(&whole))
         return nana_err_set(NANA_ERR_INVALID, "Invalid request: bytes after the message");
     return NANA_OK;
 }
-
-/* The depth check_whole enforces: nana_mp_skip goes no deeper than its own cap. */
-#define CALL_DEPTH                                                                                 \
-    (NANA_CALL_MAX_DEPTH < NANA_MP_SKIP_MAX_DEPTH ? NANA_CALL_MAX_DEPTH : NANA_MP_SKIP_MAX_DEPTH)
 
 /* Reads the request map's fields into |out| (see nana_call_parse). Every
  * value is read or skipped, with depth limits counted from the top of the
