@@ -21,15 +21,10 @@
 #include <time.h>
 
 #include "bench_hist.h"
+#include "util/nana_parse.h"
+#include "util/nana_time.h"
 
 static atomic_bool stop_spinning;
-
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
 
 /* A thread that keeps a core busy until told to stop. */
 static void *spin_main(void *arg)
@@ -41,13 +36,12 @@ static void *spin_main(void *arg)
     return NULL;
 }
 
-/* Parses a positive number for |flag|; exits 2 when it is not one. */
-static double number(const char *flag, const char *s)
+/* Parses |s| as a number in [lo, hi] for |flag|; exits 2 when it is not one. */
+static double number(const char *flag, const char *s, double lo, double hi)
 {
-    char *end = NULL;
-    double v = s ? strtod(s, &end) : 0;
-    if (!s || end == s || *end || !(v >= 0) || v > 1e9) {
-        fprintf(stderr, "nanasqlite-bench-hiccup: %s needs a number\n", flag);
+    double v = 0;
+    if (!s || nana_parse_double(s, lo, hi, &v)) {
+        fprintf(stderr, "nanasqlite-bench-hiccup: %s needs a number from %g to %g\n", flag, lo, hi);
         exit(2);
     }
     return v;
@@ -60,13 +54,13 @@ int main(int argc, char **argv)
     int json = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds")) {
-            seconds = number(argv[i], argv[i + 1]);
+            seconds = number(argv[i], argv[i + 1], 0.01, 3600);
             i++;
         } else if (!strcmp(argv[i], "--sleep-us")) {
-            sleep_us = number(argv[i], argv[i + 1]);
+            sleep_us = number(argv[i], argv[i + 1], 1, 1e6);
             i++;
         } else if (!strcmp(argv[i], "--busy")) {
-            busy = (unsigned)number(argv[i], argv[i + 1]);
+            busy = (unsigned)number(argv[i], argv[i + 1], 0, 64);
             i++;
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
@@ -76,7 +70,6 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (busy > 64) busy = 64;
     pthread_t spinners[64];
     unsigned started = 0;
     for (; started < busy; started++)
@@ -85,11 +78,12 @@ int main(int argc, char **argv)
     static hist h;
     struct timespec nap = {(time_t)(sleep_us / 1e6),
                            (long)((uint64_t)(sleep_us * 1000) % 1000000000ull)};
-    uint64_t interval = (uint64_t)(sleep_us * 1000), end = now_ns() + (uint64_t)(seconds * 1e9);
+    uint64_t interval = (uint64_t)(sleep_us * 1000),
+             end = nana_now_ns() + (uint64_t)(seconds * 1e9);
     uint64_t over_1ms = 0, over_10ms = 0, n = 0;
-    for (uint64_t t0 = now_ns(); t0 < end; t0 = now_ns()) {
+    for (uint64_t t0 = nana_now_ns(); t0 < end; t0 = nana_now_ns()) {
         nanosleep(&nap, NULL);
-        uint64_t late = now_ns() - t0;
+        uint64_t late = nana_now_ns() - t0;
         late = late > interval ? late - interval : 0;
         hist_add(&h, late);
         over_1ms += late > 1000000ull;

@@ -110,6 +110,21 @@ def test_command_line():
           (r.returncode, r.stderr))
 
 
+def test_hiccup():
+    """nanasqlite-bench-hiccup: a short run prints its JSON, bad flags exit 2."""
+    tool = os.path.join(ARGS.bin_dir, "..", "bench", "nanasqlite-bench-hiccup")
+    r = subprocess.run([tool, "--seconds", "0.3", "--sleep-us", "200", "--busy", "1", "--json"],
+                       capture_output=True, text=True, timeout=60)
+    j = json.loads(r.stdout) if r.returncode == 0 else None
+    check(j is not None and j["busy"] == 1 and j["wakeups"] > 0 and j["sleep_us"] == 200
+          and j["late_max_us"] >= j["late_p50_us"] >= 0, "hiccup JSON", (r.returncode, r.stdout))
+    for bad in (["--seconds", "0"], ["--busy", "65"], ["--sleep-us", "x"], ["--bogus"],
+                ["--seconds"]):
+        r = subprocess.run([tool, *bad], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 2 and "nanasqlite-bench-hiccup" in r.stderr + r.stdout,
+              f"hiccup bad flag {bad} exits 2", (r.returncode, r.stderr))
+
+
 def main():
     return serverlib.run_main(globals())
 
