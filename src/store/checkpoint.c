@@ -82,10 +82,9 @@ static void *ckpt_main(void *arg)
         if (k->stop) break;
         k->pending = false;
         pthread_mutex_unlock(&k->mu);
-        int log = 0, done = 0;
+        int log = 0;
         int rc =
-            sqlite3_wal_checkpoint_v2(k->conn.db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-        (void)done;
+            sqlite3_wal_checkpoint_v2(k->conn.db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, NULL);
         /* Frames committed after it began are left (it saw the WAL as it
          * was then: |log| frames): the writer copies them if they are few,
          * which is next to free when there are none. */
