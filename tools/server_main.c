@@ -49,6 +49,15 @@ static const char usage[] =
     "  --max-request-bytes N  one request frame, per stream [10485760]\n"
     "  --max-conn-bytes N     unfinished request bytes per connection [52428800]\n"
     "  --max-preauth-streams N  unfinished requests before authentication [50]\n"
+    "  --max-conns-per-addr N connections from one address (IPv4, IPv6 /64) [256]\n"
+    "  --max-unauthenticated N  connections not logged in yet [1024]\n"
+    "  --auth-timeout-ms N    a connection must log in this soon [5000]\n"
+    "  --max-preauth-request-bytes N  one request before login [4096]\n"
+    "  --max-buffered-bytes N unfinished request bytes, server-wide [536870912]\n"
+    "  --request-idle-ms N    an unfinished request idle this long is refused [10000]\n"
+    "  --request-timeout-ms N a request must be whole this soon [120000]\n"
+    "  --max-unread-reply-bytes N  replies queued unread per connection [67108864]\n"
+    "  --reply-stall-ms N     a connection not reading its replies this long closes [30000]\n"
     "  --rate-limit N         calls per second per account [1000000]\n"
     "  --call-timeout-ms N    deadline of one call [15000]\n"
     "  --queue-limit N        calls waiting for a worker before 'busy' [4096]\n"
@@ -142,6 +151,24 @@ int main(int argc, char **argv)
             o.max_stream_bytes = num(f, v, 64, (uint64_t)1 << 31);
         else if (!strcmp(f, "--max-conn-bytes"))
             o.max_conn_bytes = num(f, v, 64, (uint64_t)1 << 40);
+        else if (!strcmp(f, "--max-conns-per-addr"))
+            o.max_conns_per_addr = (unsigned)num(f, v, 1, 1000000);
+        else if (!strcmp(f, "--max-unauthenticated"))
+            o.max_unauthenticated = (unsigned)num(f, v, 1, 1000000);
+        else if (!strcmp(f, "--auth-timeout-ms"))
+            o.auth_timeout_ms = (unsigned)num(f, v, 100, 600000);
+        else if (!strcmp(f, "--max-preauth-request-bytes"))
+            o.max_preauth_request_bytes = num(f, v, 256, 1048576);
+        else if (!strcmp(f, "--max-buffered-bytes"))
+            o.max_buffered_bytes = num(f, v, 65536, (uint64_t)1 << 40);
+        else if (!strcmp(f, "--request-idle-ms"))
+            o.request_idle_ms = (unsigned)num(f, v, 100, 3600000);
+        else if (!strcmp(f, "--request-timeout-ms"))
+            o.request_timeout_ms = (unsigned)num(f, v, 100, 3600000);
+        else if (!strcmp(f, "--max-unread-reply-bytes"))
+            o.max_unread_reply_bytes = num(f, v, 65536, (uint64_t)1 << 40);
+        else if (!strcmp(f, "--reply-stall-ms"))
+            o.reply_stall_ms = (unsigned)num(f, v, 100, 3600000);
         else if (!strcmp(f, "--max-preauth-streams"))
             o.max_preauth_streams = (unsigned)num(f, v, 1, 65536);
         else if (!strcmp(f, "--rate-limit"))

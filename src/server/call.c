@@ -165,6 +165,9 @@ static int parse_fields(const uint8_t *msg, size_t len, nana_call *out)
         if (KEY_IS("method")) {
             rc = field_str(&r, "method", &out->method, &out->mlen);
         } else if (KEY_IS("db")) {
+            nana_mp_reader peek = r;
+            nana_mp_item v;
+            if (!nana_mp_read(&peek, &v) && v.type == NANA_MP_NIL) out->db_nil = true;
             rc = field_opt_str(&r, "db", &out->db, &out->dblen);
         } else if (KEY_IS("table")) {
             rc = field_opt_str(&r, "table", &out->table, &out->tlen);

@@ -37,6 +37,15 @@ typedef struct nana_server_opts {
     size_t max_conn_bytes;        /* half-received requests of one connection, default 50 MiB */
     unsigned max_preauth_streams; /* half-received streams before authentication, default 50 */
     unsigned max_connections;     /* default 10000 */
+    unsigned max_conns_per_addr;  /* connections from one address (IPv4, IPv6 /64), default 256 */
+    unsigned max_unauthenticated; /* connections not logged in (handshakes too), default 1024 */
+    unsigned auth_timeout_ms;     /* log in this soon after the first packet, default 5000 */
+    size_t max_preauth_request_bytes; /* one request frame before login, default 4096 */
+    size_t max_buffered_bytes; /* unfinished request bytes, server-wide, default 512 MiB */
+    unsigned request_idle_ms;  /* an unfinished request idle this long is refused, default 10000 */
+    unsigned request_timeout_ms;   /* a request must be whole this soon, default 120000 */
+    size_t max_unread_reply_bytes; /* replies queued on a connection, unread, default 64 MiB */
+    unsigned reply_stall_ms; /* unread replies making no progress this long close it, 30000 */
     unsigned max_streams;         /* calls in flight per connection, default 128 */
     double calls_per_sec;         /* per account unless its own limit is set, default 1e6 */
     unsigned call_timeout_ms;     /* per call, default 15000 */

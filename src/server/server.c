@@ -11,6 +11,7 @@
 #include "util/nana_log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,15 @@ void nana_server_opts_init(nana_server_opts *o)
     o->max_conn_bytes = (size_t)50 * 1024 * 1024;
     o->max_preauth_streams = 50;
     o->max_connections = 10000;
+    o->max_conns_per_addr = 256;
+    o->max_unauthenticated = 1024;
+    o->auth_timeout_ms = 5000;
+    o->max_preauth_request_bytes = 4096;
+    o->max_buffered_bytes = (size_t)512 * 1024 * 1024;
+    o->request_idle_ms = 10000;
+    o->request_timeout_ms = 120000;
+    o->max_unread_reply_bytes = (size_t)64 * 1024 * 1024;
+    o->reply_stall_ms = 30000;
     o->max_streams = 128;
     o->calls_per_sec = 1e6;
     o->call_timeout_ms = 15000;
@@ -67,6 +77,15 @@ static void fill_defaults(nana_server_opts *o)
     DEF(max_conn_bytes);
     DEF(max_preauth_streams);
     DEF(max_connections);
+    DEF(max_conns_per_addr);
+    DEF(max_unauthenticated);
+    DEF(auth_timeout_ms);
+    DEF(max_preauth_request_bytes);
+    DEF(max_buffered_bytes);
+    DEF(request_idle_ms);
+    DEF(request_timeout_ms);
+    DEF(max_unread_reply_bytes);
+    DEF(reply_stall_ms);
     DEF(max_streams);
     DEF(call_timeout_ms);
     DEF(queue_limit);
@@ -196,6 +215,20 @@ bool nana_rate_take(nana_rate *r, double rate, uint64_t now_ns)
     return ok;
 }
 
+/*
+ * Housekeeping on the deadline thread when no call is in flight: after
+ * calls were served, freed memory goes back to the system (a burst of
+ * large replies leaves the process at its earlier size, not its peak).
+ */
+static void server_idle(void *arg)
+{
+    nana_server *s = arg;
+    uint64_t calls = atomic_load(&s->st_calls);
+    if (calls == s->trimmed_at_calls || atomic_load(&s->pending) != 0) return;
+    s->trimmed_at_calls = calls;
+    malloc_trim(0);
+}
+
 uint16_t nana_server_port(const nana_server *s)
 {
     return nana_quic_ep_port(s->ep);
@@ -284,6 +317,12 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     so.query_timeout_ms = o->call_timeout_ms;
     if ((rc = nana_dbs_open(s->db_dir, o->db_path, &so, o->max_dbs, &s->dbs))) goto fail;
     if ((rc = nana_work_new(o->workers, o->queue_limit, &s->work))) goto fail;
+    nana_work_set_idle(s->work, server_idle, s);
+    /* Large buffers (replies, values) are mapped and unmapped on their own,
+     * so freeing them returns the memory at once: a fixed threshold, not
+     * glibc's adaptive one, which after the first large free keeps every
+     * later large buffer in the heap. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     static const char *const alpn[] = {"nanasqlite"};
     nana_quic_config qc;
     nana_quic_config_init(&qc);
@@ -297,6 +336,10 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     qc.nalpn = 1;
     qc.allow_no_alpn = 1;
     qc.max_connections = o->max_connections;
+    qc.max_conns_per_addr = o->max_conns_per_addr;
+    qc.max_untrusted = o->max_unauthenticated;
+    qc.untrusted_timeout_ms = o->auth_timeout_ms;
+    qc.trust_by_app = 1; /* a connection is trusted once its client logged in */
     qc.max_streams_bidi = o->max_streams;
     qc.idle_timeout_ms = o->idle_timeout_ms;
     qc.stream_window = o->max_stream_bytes < (1u << 20) ? o->max_stream_bytes : (1u << 20);

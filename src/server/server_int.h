@@ -92,6 +92,13 @@ void nana_work_track(nana_work *w, nana_job *j);
  */
 bool nana_work_finish(nana_work *w, nana_job *j);
 
+/*
+ * Calls fn(arg) on the deadline thread, outside the pool's lock, at most
+ * once a second while no deadline is being watched (housekeeping when
+ * idle). NULL stops it.
+ */
+void nana_work_set_idle(nana_work *w, void (*fn)(void *arg), void *arg);
+
 /* Jobs queued and running (for the graceful stop). */
 unsigned nana_work_pending(nana_work *w);
 
@@ -123,9 +130,11 @@ struct nana_server {
     nana_accounts *fixed;       /* without one: the public key's single account */
     atomic_bool draining;
     atomic_uint_fast64_t pending; /* calls accepted whose reply is not yet acknowledged */
+    atomic_size_t buffered;       /* bytes reserved by unfinished requests, all connections */
+    uint64_t trimmed_at_calls;    /* st_calls when freed memory was last given back */
     /* statistics */
     atomic_uint_fast64_t st_calls, st_cache, st_auth_ok, st_auth_failed, st_bans, st_timeouts,
-        st_busy, st_rate;
+        st_busy, st_rate, st_unread, st_stalled, st_request_timeouts;
     /* rate buckets, one per account name ever seen (bounded) */
     pthread_mutex_t rate_mu;
     nana_rate **rates;

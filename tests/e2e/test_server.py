@@ -395,11 +395,20 @@ def test_paths():
 
 def test_limits():
     # Connections.
+    # Connections: logged-in ones hold their places; a newcomer is refused.
     s = Server("conns", ["--max-connections", "2"]).start()
     d = Driver(s)
-    check(d.connect("a").get("open") and d.connect("b").get("open"), "two connections")
+    check(d.login("a") == "AUTH_OK" and d.login("b") == "AUTH_OK", "two connections")
     r = d.connect("c")
     check(not r.get("open"), "third connection refused", r)
+    d.close()
+    s.stop()
+    # Connections not logged in never keep a newcomer out: the oldest makes room.
+    s = Server("conns-unauth", ["--max-connections", "2"]).start()
+    d = Driver(s)
+    check(d.connect("a").get("open") and d.connect("b").get("open"), "two connections")
+    check(d.login("c") == "AUTH_OK", "a third client logs in", s.dir)
+    check((d.call("__len__", id="c") or {}).get("status") == "success", "and is served")
     d.close()
     s.stop()
     # Unfinished requests before authentication, and bytes per connection.
@@ -407,7 +416,7 @@ def test_limits():
                            "--max-request-bytes", "2048"]).start()
     d = Driver(s)
     check(d.connect().get("open"), "connect")
-    sids = [d.cmd(op="raw", hex="000003e8" + "00" * 10, fin=False, wait=False)["sid"]
+    sids = [d.cmd(op="raw", hex="00000064" + "00" * 10, fin=False, wait=False)["sid"]
             for _ in range(4)]
     r = d.cmd(op="wait", sid=sids[3])
     check(err(r.get("reply"), contains="before authentication"), "4th unfinished stream refused", r)
