@@ -401,6 +401,7 @@ def test_limits():
     check(d.login("a") == "AUTH_OK" and d.login("b") == "AUTH_OK", "two connections")
     r = d.connect("c")
     check(not r.get("open"), "third connection refused", r)
+    check(r.get("close_reason") == "server full", "the refusal says the server is full", r)
     d.close()
     s.stop()
     # Connections not logged in never keep a newcomer out: the oldest makes room.
@@ -480,6 +481,85 @@ def test_limits():
     s.stop()
 
 
+
+def test_login_limits():
+    """Before login: a small frame limit, a deadline, and caps that never keep a
+    client that logs in out."""
+    s = Server("prelogin", ["--auth-timeout-ms", "600", "--max-preauth-request-bytes", "512",
+                            "--max-conns-per-addr", "3"]).start()
+    d = Driver(s)
+    check(d.connect().get("open"), "connect")
+    r = d.raw(frame(mp({"type": "response", "data": b"x" * 600})))
+    check(err(r.get("reply"), "ValueError", contains="before authentication"),
+          "a large frame before login is refused", r)
+    r = d.cmd(op="raw", hex="00100000" + "00" * 100, fin=False, wait=True)
+    check(err(r.get("reply"), contains="before authentication"),
+          "a large split frame before login is refused at its length", r)
+    time.sleep(1.0)
+    r = d.cmd(op="raw", hex=frame(mp("AUTH_START")))
+    check(not r.get("ok") or r.get("closed") is not None, "not logged in in time: closed", r)
+    check(d.login("b") == "AUTH_OK", "a client that logs in at once is served")
+    time.sleep(1.0)
+    check(ok(d.call("__len__", id="b")), "and stays, past the deadline")
+    # Three not logged in from this address, then one that logs in: it gets in.
+    for i in range(3):
+        d.connect(f"idle{i}")
+    check(d.login("c") == "AUTH_OK", "the fourth logs in: the oldest idle one made room")
+    check(ok(d.call("__len__", id="c")), "and is served")
+    check("not logged in" not in s.log_text() or s.alive(), "alive")
+    d.close()
+    s.stop()
+
+
+def test_request_deadlines_and_budget():
+    s = Server("reqlimits", ["--request-idle-ms", "400", "--request-timeout-ms", "1500",
+                             "--max-buffered-bytes", "300000"]).start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    # A length prefix, then silence: answered at the idle deadline.
+    t0 = time.time()
+    r = d.cmd(op="raw", hex="00001000" + "00" * 10, fin=False, wait=True)
+    took = time.time() - t0
+    check(err(r.get("reply"), "ValueError", contains="timed out"), "idle request refused", r)
+    check(0.3 < took < 5, "at its idle deadline", took)
+    # Bytes that keep coming, too slowly: answered at the total deadline.
+    sid = d.cmd(op="raw", hex="00001000" + "00" * 10, fin=False, wait=False)["sid"]
+    for _ in range(6):
+        time.sleep(0.3)
+        d.cmd(op="more", sid=sid, hex="00" * 10, fin=False, wait=False)
+    r = d.cmd(op="wait", sid=sid)
+    check(err(r.get("reply"), contains="not whole within"), "slow request refused", r)
+    # The server-wide budget: large unfinished requests fill it; another large one
+    # is refused as busy while a small call goes on.
+    check(d.login("b") == "AUTH_OK", "login b")
+    d.cmd(op="raw", id="b", hex="00020000" + "00" * 100, fin=False, wait=False)
+    d.cmd(op="raw", id="b", hex="00020000" + "00" * 100, fin=False, wait=False)
+    r = d.cmd(op="raw", id="b", hex="00020000" + "00" * 100, fin=False, wait=True)
+    check(err(r.get("reply"), "RuntimeError", contains="request buffer budget"),
+          "a large request past the budget is refused", r)
+    check(ok(d.call("__len__")), "a small call goes on")
+    check(s.alive(), "alive")
+    d.close()
+    s.stop()
+
+
+def test_connection_database():
+    """A call that names no database uses the one the connection named last
+    (as the Python server does); "db": nil names the default."""
+    s = Server("stickydb").start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    check(ok(d.call("__setitem__", "k", "default")), "set in the default database")
+    check(ok(d.call("__setitem__", "k", "other", db="other.db")), "set in other.db")
+    check(result(d.call("__getitem__", "k")) == "other", "no db: the one named last")
+    r = d.raw(frame(mp({"method": "__getitem__", "args": ["k"], "kwargs": {}, "db": None})))
+    check(result(r.get("reply")) == "default", "db nil: the default database", r)
+    check(result(d.call("__getitem__", "k")) == "default", "and it is remembered", r)
+    check(d.login("b") == "AUTH_OK", "login b")
+    check(result(d.call("__getitem__", "k", id="b")) == "default", "per connection")
+    d.close()
+    s.stop()
+
 def test_bans():
     s = Server("bans", ["--ban-failures", "2", "--ban-seconds", "2"]).start()
     d = Driver(s)
@@ -489,6 +569,7 @@ def test_bans():
     check(d.auth() == "AUTH_BANNED", "banned even with the right key")
     r = d.connect("b")
     check(not r.get("open"), "banned address refused at the handshake", r)
+    check(r.get("close_reason") == "banned", "the refusal says the address is banned", r)
     time.sleep(2.5)
     check(d.login("c") == "AUTH_OK", "ban expires")
     check("banned for 2 s" in s.log_text(), "ban logged")
