@@ -374,7 +374,7 @@ static void test_extensions(void **state)
     time_t nb = gnutls_x509_crt_get_activation_time(srv);
     time_t na = gnutls_x509_crt_get_expiration_time(srv);
     assert_true(nb >= now - 3600 - 60 && nb <= now - 3600 + 60);
-    assert_true(na >= now + 7 * 86400 - 60 && na <= now + 7 * 86400 + 60);
+    assert_true(na >= now + (time_t)7 * 86400 - 60 && na <= now + (time_t)7 * 86400 + 60);
 
     /* SHA-256 signatures from the ECDSA CA. */
     assert_int_equal(gnutls_x509_crt_get_signature_algorithm(srv), GNUTLS_SIGN_ECDSA_SHA256);
