@@ -1,8 +1,11 @@
 /*
- * cert_gen.c - nanasqlite-cert-gen: writes a self-signed server
- * certificate and its key, cert.pem and key.pem (0600), in the current
- * directory, valid for localhost, 127.0.0.1, ::1 and every --host given.
- * Clients trust cert.pem itself (the Python client does exactly that).
+ * cert_gen.c - nanasqlite-cert-gen: writes a server certificate and its
+ * key, cert.pem and key.pem (0600), in the current directory, valid for
+ * localhost, 127.0.0.1, ::1 and every --host given, signed by a development
+ * CA (ca.pem, ca-key.pem) that is made on first use and reused after, or by
+ * the CA named with --ca and --ca-key. cert.pem holds the certificate then
+ * the CA's. Clients trust ca.pem; cert.pem works as a trust file too (the
+ * Python client loads it).
  */
 #include "auth/nana_certgen.h"
 #include "util/nana_err.h"
@@ -16,9 +19,13 @@
 static const char usage[] =
     "usage: nanasqlite-cert-gen [--host NAME-OR-IP]... [--days N] [--rsa] [--out-dir DIR] "
     "[--force]\n"
-    "  writes cert.pem and key.pem (0600): a self-signed certificate for localhost,\n"
-    "  127.0.0.1, ::1 and each --host; ECDSA P-256 unless --rsa (RSA-2048);\n"
-    "  valid --days days (default 365). --force replaces existing files.\n";
+    "                           [--ca FILE --ca-key FILE]\n"
+    "  writes cert.pem and key.pem (0600): a server certificate for localhost,\n"
+    "  127.0.0.1, ::1 and each --host, followed in cert.pem by its CA's certificate;\n"
+    "  ECDSA P-256 unless --rsa (RSA-2048); valid --days days (default 365).\n"
+    "  The CA is --ca/--ca-key, else ca.pem and ca-key.pem (0600) in the same\n"
+    "  directory, made when neither exists. Clients trust ca.pem (or cert.pem).\n"
+    "  --force replaces cert.pem and key.pem; a CA is never replaced.\n";
 
 #define MAX_HOSTS 32
 
@@ -28,7 +35,7 @@ int main(int argc, char **argv)
     size_t ndns = 1, nip = 2;
     uint64_t days = 365;
     int force = 0;
-    const char *dir = ".";
+    const char *dir = ".", *ca = NULL, *ca_key = NULL;
     nana_key_algo algo = NANA_KEY_ECDSA_P256;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -56,6 +63,10 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--out-dir") && i + 1 < argc) {
             dir = argv[++i];
+        } else if (!strcmp(a, "--ca") && i + 1 < argc) {
+            ca = argv[++i];
+        } else if (!strcmp(a, "--ca-key") && i + 1 < argc) {
+            ca_key = argv[++i];
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage, stdout);
             return 0;
@@ -64,9 +75,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    char cert[1024], key[1024];
-    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
-    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    if (!ca != !ca_key) {
+        fprintf(stderr, "nanasqlite-cert-gen: --ca and --ca-key go together\n%s", usage);
+        return 2;
+    }
     nana_cert_spec spec = {.common_name = "localhost",
                            .dns_names = dns,
                            .n_dns = ndns,
@@ -75,11 +87,20 @@ int main(int argc, char **argv)
                            .days = (unsigned)days,
                            .algo = algo,
                            .server = 1};
-    if (nana_certgen_write(&spec, NULL, NULL, cert, key, force)) {
+    nana_dev_server_files f;
+    if (nana_certgen_dev_server(dir, &spec, ca, ca_key, force, &f)) {
         fprintf(stderr, "nanasqlite-cert-gen: %s%s\n", nana_errmsg(),
                 force ? "" : " (use --force to replace it)");
         return 1;
     }
-    printf("wrote %s and %s (private key, keep it secret)\n", cert, key);
+    if (f.ca_made)
+        printf("wrote %s and %s: a new development CA (its key, keep it secret)\n", f.ca_cert,
+               f.ca_key);
+    else
+        printf("using the CA %s\n", f.ca_cert);
+    printf("wrote %s (the server certificate, then the CA's) and %s (private key, keep it "
+           "secret)\n",
+           f.cert, f.key);
+    printf("clients trust %s (or %s)\n", f.ca_cert, f.cert);
     return 0;
 }
