@@ -235,8 +235,11 @@ typedef struct nana_ckpt {
     bool stop;
     atomic_int state;  /* CK_* in checkpoint.c: set by both threads, read by the writer */
     atomic_int copied; /* WAL frames the last background checkpoint covered */
-    uint64_t runs;     /* checkpoints completed by the thread (for tests) */
-    uint64_t tails;    /* checkpoints run by the writer itself (writer thread only; tests) */
+    /* for tests: */
+    atomic_uint_fast64_t runs;   /* checkpoints completed by the thread */
+    atomic_uint_fast64_t tails;  /* tails copied by the writer after a run */
+    atomic_uint_fast64_t forced; /* checkpoints the writer ran itself at the hard bound */
+    atomic_int last_frames;      /* WAL frames after the writer's last commit */
 } nana_ckpt;
 
 /* Starts the checkpointer and hooks the writer connection's commits. */
