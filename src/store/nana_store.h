@@ -87,7 +87,7 @@ typedef struct nana_store_opts {
     unsigned busy_timeout_ms; /* wait for another process's lock, default 5000 */
     size_t max_key_bytes;     /* default 4096 (NANA_DEFAULT_MAX_KEY) */
     size_t max_value_bytes;   /* default 8 MiB (NANA_DEFAULT_MAX_VALUE) */
-    unsigned max_json_depth;  /* nesting limit of stored values, default 256 */
+    unsigned max_json_depth;  /* nesting limit of stored values, default 128 */
     size_t max_clause_bytes;  /* limit of a WHERE/ORDER BY/GROUP BY clause, default 1000 */
     size_t max_result_bytes;  /* limit of one result (keys(), to_dict(), query()), default 64 MiB */
     int64_t max_db_bytes;   /* the file stops growing here (writes fail NANA_ERR_FULL); 0 = none */
@@ -108,7 +108,7 @@ typedef struct nana_store_opts {
 #define NANA_DEFAULT_MAX_VALUE   ((size_t)8 * 1024 * 1024)
 #define NANA_DEFAULT_MAX_CLAUSE  1000
 #define NANA_DEFAULT_MAX_RESULT  ((size_t)64 * 1024 * 1024)
-#define NANA_DEFAULT_JSON_DEPTH  256
+#define NANA_DEFAULT_JSON_DEPTH  128 /* arrays and objects, the value itself included */
 #define NANA_MAX_TABLE_NAME      128
 #define NANA_DEFAULT_MAX_TABLES  1024
 #define NANA_DEFAULT_QUEUE_BYTES ((size_t)256 * 1024 * 1024)
@@ -230,6 +230,25 @@ bool nana_kv_keep_encoded(nana_table *t, const char *key, size_t klen, const nan
 int nana_kv_get_default(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
                         nana_val **out);
 
+/*
+ * db.get_fresh(key, default): like nana_kv_get_default, but read from
+ * SQLite even when the cache holds the key, and what was read replaces
+ * what the cache held (unless a write raced the read). For a file that
+ * another program changed behind the store's back.
+ */
+int nana_kv_get_fresh(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
+                      nana_val **out);
+
+/*
+ * db.is_cached(key): 1 if the table's cache holds a live value for |key|,
+ * 0 if not (or the table has no cache), a negative error for a bad key.
+ * Looking does not count as a use (LRU order and TTL are untouched).
+ */
+int nana_kv_is_cached(nana_table *t, const char *key, size_t klen);
+
+/* db.clear_cache(): empties the table's cache; the data stays. */
+void nana_kv_clear_cache(nana_table *t);
+
 /* db[key] = value. |value| must be valid JSON within the size limits. */
 int nana_kv_set(nana_table *t, const char *key, size_t klen, const char *value, size_t vlen);
 
@@ -264,13 +283,20 @@ int nana_kv_contains(nana_table *t, const char *key, size_t klen);
 /* len(db). */
 int nana_kv_len(nana_table *t, int64_t *out);
 
-/* keys() / values() / items() as a JSON array ([k, ...], [v, ...], [[k, v], ...]),
- * in row order. Bounded by max_result_bytes (NANA_ERR_TOOBIG beyond it). */
+/*
+ * keys() / values() / items() as a JSON array ([k, ...], [v, ...], [[k, v], ...]).
+ * keys() is in key order (byte order of the UTF-8 text, SQLite's BINARY
+ * collation); values() and items() are in row order: insertion order,
+ * where updating a key keeps its place. These are the orders Python
+ * NanaSQLite gives on the same file (keys() from the key's index, the
+ * others from its loaded cache); neither depends on this store's cache.
+ * Bounded by max_result_bytes (NANA_ERR_TOOBIG beyond it).
+ */
 int nana_kv_keys(nana_table *t, nana_val **out);
 int nana_kv_values(nana_table *t, nana_val **out);
 int nana_kv_items(nana_table *t, nana_val **out);
 
-/* to_dict() / copy(): the whole table as one JSON object. */
+/* to_dict() / copy(): the whole table as one JSON object, in row order. */
 int nana_kv_to_dict(nana_table *t, nana_val **out);
 
 /*
@@ -280,7 +306,8 @@ int nana_kv_to_dict(nana_table *t, nana_val **out);
 int nana_kv_pop(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
                 nana_val **out);
 
-/* popitem(): removes the most recently inserted row and returns [key, value].
+/* popitem(): removes the first key in key order (the first keys() gives, as
+ * Python's MutableMapping.popitem does) and returns [key, value].
  * NANA_ERR_NOTFOUND when the table is empty. */
 int nana_kv_popitem(nana_table *t, nana_val **out);
 

@@ -131,10 +131,14 @@ static int table_sql(nana_table *t)
         [SQL_DEL] = "DELETE FROM @T WHERE key=? RETURNING value",
         [SQL_HAS] = "SELECT 1 FROM @T WHERE key=?",
         [SQL_LEN] = "SELECT COUNT(*) FROM @T",
-        [SQL_KEYS] = "SELECT key FROM @T ORDER BY rowid",
+        /* keys() in key order, as NanaSQLite's plain SELECT gets it from the
+         * key's index; values and items in row (insertion) order, the order
+         * of NanaSQLite's loaded cache. See STORE.md. */
+        [SQL_KEYS] = "SELECT key FROM @T ORDER BY key",
         [SQL_VALUES] = "SELECT value FROM @T ORDER BY rowid",
         [SQL_ITEMS] = "SELECT key,value FROM @T ORDER BY rowid",
-        [SQL_LAST] = "DELETE FROM @T WHERE rowid=(SELECT max(rowid) FROM @T) RETURNING key,value",
+        [SQL_FIRST] = ("DELETE FROM @T WHERE rowid=(SELECT rowid FROM @T ORDER BY key LIMIT 1) "
+                       "RETURNING key,value"),
         [SQL_CLEAR] = "DELETE FROM @T",
         [SQL_CREATE] = "CREATE TABLE IF NOT EXISTS @T (key TEXT PRIMARY KEY, value TEXT)",
         [SQL_GET_PATH] = "SELECT json_quote(json_extract(value,?)) FROM @T WHERE key=?",

@@ -130,6 +130,24 @@ int nana_cache_get_encoded(nana_cache *c, const char *key, size_t klen, uint64_t
 bool nana_cache_keep_encoded(nana_cache *c, const char *key, size_t klen, const nana_val *v,
                              const void *enc, size_t elen);
 
+/*
+ * Looks at |key| without touching the LRU order or expiring anything:
+ * returns 1 if it has a live entry (a value whose TTL has not passed),
+ * else 0. *seq receives the write sequence (for nana_cache_fill); *dead is
+ * set to 1 if the key expired in a table that deletes expired rows (its
+ * row is still there until the sweep, but it reads as absent).
+ */
+int nana_cache_peek(nana_cache *c, const char *key, size_t klen, uint64_t now_ms, uint64_t *seq,
+                    int *dead);
+
+/*
+ * Puts what a read past the cache found (|v|, or NULL for an absent key)
+ * in place of whatever the cache holds for |key|, unless a write happened
+ * since |seq|. A tombstone stays (its row still has to be deleted).
+ */
+void nana_cache_refresh(nana_cache *c, const char *key, size_t klen, nana_val *v, uint64_t now_ms,
+                        uint64_t seq);
+
 /* Inserts a value read from SQLite, unless a write happened since |seq|. */
 void nana_cache_fill(nana_cache *c, const char *key, size_t klen, nana_val *v, uint64_t now_ms,
                      uint64_t seq);
@@ -174,7 +192,7 @@ enum {
     SQL_KEYS,
     SQL_VALUES,
     SQL_ITEMS,
-    SQL_LAST,
+    SQL_FIRST, /* popitem: the first key in key order */
     SQL_CLEAR,
     SQL_CREATE,
     SQL_GET_PATH,

@@ -229,7 +229,7 @@ def test_errors_and_values():
         check(err(c(m), "PermissionError", "forbidden or invalid"), f"{m} refused")
     check(err(c("__getitem__"), "TypeError", "missing 1 required positional argument: 'key'"),
           "missing argument")
-    check(err(c("__getitem__", "a", "b"), "TypeError", "takes 1 positional argument"),
+    check(err(c("__getitem__", "a", "b"), "TypeError", "takes 2 positional arguments"),
           "too many arguments")
     check(err(d.cmd(op="call", method="get", args=["a"], kwargs={"key": "b"})["reply"], "TypeError",
               "multiple values"), "argument twice")
@@ -254,6 +254,132 @@ def test_errors_and_values():
     check(s.alive(), "server alive after bad values")
     d.close()
     s.stop()
+
+
+def nested(depth, inner=None):
+    """A value nested |depth| levels: lists around |inner| (default: an empty
+    list, which counts as a level itself)."""
+    v = [] if inner is None else inner
+    for _ in range(depth - (1 if inner is None else 0)):
+        v = [v]
+    return v
+
+
+def test_python_compat():
+    """Where an unmodified client could tell this server from the Python
+    NanaSQLite-Server: listing orders, popitem, get_fresh / is_cached /
+    clear_cache, the wording of TypeErrors, and how deep values may nest."""
+    s = Server("compat").start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    for k in ["b", "é", "10", "B", "9", "a"]:
+        check(ok(d.call("__setitem__", k, 0)), f"set {k}")
+    check(ok(d.call("__setitem__", "b", 1)), "an update")
+    check(ok(d.call("__delitem__", "10")) and ok(d.call("__setitem__", "10", 2)), "a re-insert")
+    by_key = ["10", "9", "B", "a", "b", "é"]  # byte order of the UTF-8 text
+    by_insert = [["b", 1], ["é", 0], ["B", 0], ["9", 0], ["a", 0], ["10", 2]]
+
+    def orders(when):
+        c = d.call
+        check(result(c("keys")) == by_key, f"keys() in key order ({when})", c("keys"))
+        check(result(c("items")) == by_insert, f"items() in insertion order ({when})", c("items"))
+        check(result(c("values")) == [v for _, v in by_insert], f"values() ({when})")
+        for m in ("to_dict", "copy"):
+            r = result(c(m))
+            check(isinstance(r, dict) and [list(x) for x in r.items()] == by_insert,
+                  f"{m}() in insertion order ({when})", r)
+
+    orders("as written")
+    for k in by_key:
+        d.call("__getitem__", k)
+    orders("all cached")
+    # The same from the file alone, after a restart.
+    d.close()
+    check(s.stop() == 0, "stop")
+    s.start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login after restart")
+    c = d.call
+    orders("after a restart")
+    check(result(c("popitem")) == ["10", 2], "popitem() takes the first key in key order")
+    check(result(c("popitem")) == ["9", 0], "popitem() again")
+    check(result(c("keys")) == by_key[2:], "popitem() removed them")
+
+    # is_cached, clear_cache, get_fresh
+    check(result(c("is_cached", "zz")) is False, "is_cached: absent key")
+    check(result(c("__getitem__", "a")) == 0 and result(c("is_cached", "a")) is True,
+          "is_cached after a read")
+    r = c("clear_cache")
+    check(ok(r) and r["result"] is None, "clear_cache returns None", r)
+    check(result(c("is_cached", "a")) is False, "is_cached after clear_cache")
+    check(result(c("__getitem__", "a")) == 0, "data intact after clear_cache")
+    check(result(c("get_fresh", "zz")) is None and result(c("get_fresh", "zz", 5)) == 5,
+          "get_fresh default")
+    # Another program changes the file: get answers from the cache,
+    # get_fresh from the file, and get follows it afterwards.
+    check(ok(c("__setitem__", "x", "old")) and result(c("get", "x")) == "old", "x cached")
+    import sqlite3
+    db = sqlite3.connect(os.path.join(s.dir, "server_db.sqlite"), timeout=10)
+    db.execute("UPDATE data SET value = ? WHERE key = ?", ('"new"', "x"))
+    db.commit()
+    db.close()
+    check(result(c("get", "x")) == "old", "get still answers from the cache")
+    check(result(c("get_fresh", "x")) == "new", "get_fresh reads the file")
+    check(result(c("get", "x")) == "new", "get_fresh refreshed the cache")
+    check(err(d.cmd(op="call", method="get_fresh", args=["x"], kwargs={"bogus": 1})["reply"],
+              "TypeError", "NanaSQLite.get_fresh() got an unexpected keyword argument 'bogus'"),
+          "get_fresh binds like Python")
+
+    # TypeErrors word for word as CPython words them for bound methods.
+    words = [
+        (("get", ["a", 1, 2]), "NanaSQLite.get() takes from 2 to 3 positional arguments but 4 "
+                               "were given"),
+        (("keys", [1]), "NanaSQLite.keys() takes 1 positional argument but 2 were given"),
+        (("popitem", [1]), "MutableMapping.popitem() takes 1 positional argument but 2 were given"),
+        (("__setitem__", []), "NanaSQLite.__setitem__() missing 2 required positional "
+                              "arguments: 'key' and 'value'"),
+        (("is_cached", []), "NanaSQLite.is_cached() missing 1 required positional argument: "
+                            "'key'"),
+        (("clear_cache", [1]), "NanaSQLite.clear_cache() takes 1 positional argument but 2 "
+                               "were given"),
+    ]
+    for (m, args), want in words:
+        r = c(m, *args)
+        check(err(r, "TypeError") and r["message"] == want, f"TypeError of {m}{tuple(args)}", r)
+    r = d.cmd(op="call", method="pop", args=["zz"], kwargs={"default": 1})["reply"]
+    check(err(r, "TypeError") and r["message"] ==
+          "NanaSQLite.pop() got an unexpected keyword argument 'default'", "pop(default=)", r)
+    check(result(c("pop", "zz", 1, 2)) == 1, "pop(key, *args)")
+
+    # Values nest up to 128 levels over the wire, refused at 129 naming the limit,
+    # whether __setitem__ is queued straight from the network thread (two
+    # positional arguments) or bound by a worker (the value as a keyword).
+    def set_deep(key, depth, how):
+        if how == "fast":
+            return d.raw(call_frame("__setitem__", [key, nested(depth)]))["reply"]
+        return d.raw(call_frame("__setitem__", [key], {"value": nested(depth)}))["reply"]
+
+    for depth in (64, 127, 128):
+        for how in ("fast", "worker"):
+            r = set_deep("deep", depth, how)
+            check(ok(r), f"{depth}-deep value stored ({how})", r)
+            check(result(c("__getitem__", "deep")) == nested(depth),
+                  f"{depth}-deep value read back ({how})")
+            check(ok(c("__delitem__", "deep")), "delete it")
+    for how in ("fast", "worker"):
+        r = set_deep("deep2", 129, how)
+        check(err(r, "ValueError") and r["message"] == "nested deeper than 128 levels",
+              f"129-deep value refused ({how})", r)
+    check(err(c("__getitem__", "deep2"), "KeyError"), "nothing stored for it")
+    r = d.raw(call_frame("batch_update", [{"m1": nested(128), "m2": 1}]))["reply"]
+    check(ok(r) and result(c("get", "m1")) == nested(128), "128-deep value of a mapping", r)
+    r = d.raw(call_frame("batch_update", [{"m3": nested(129)}]))["reply"]
+    check(err(r, "ValueError", "a value may nest at most 128"), "129-deep value of a mapping", r)
+    r = d.raw(call_frame("update", [], {"k": nested(128)}))["reply"]
+    check(ok(r), "128-deep keyword value of update", r)
+    check(s.alive(), "server alive")
+    d.close()
+    check(s.stop() == 0, "stop")
 
 
 def test_malformed_frames():
