@@ -674,7 +674,7 @@ static bool try_async_set(session *ss, int64_t sid, const nana_call *call, nana_
     if (nana_mp_read(&r, &k) || k.type != NANA_MP_STR) return false;
     nana_buf val;
     nana_buf_init(&val, 0);
-    if (nana_mp_to_json(&r, &val, NANA_DEFAULT_JSON_DEPTH)) {
+    if (nana_mp_to_json(&r, &val, NANA_VALUE_MAX_DEPTH)) {
         nana_buf_free(&val);
         return false; /* the worker reports the error in full */
     }
