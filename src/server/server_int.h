@@ -121,6 +121,10 @@ struct nana_server {
     nana_ban *ban;
     nana_accounts_watch *watch; /* with an accounts file */
     nana_accounts *fixed;       /* without one: the public key's single account */
+    nana_quic_callbacks cb;     /* the session callbacks, with the accept hook gated on |ready| */
+    /* Set (release) once everything the session callbacks read is in place
+     * (ep, dbs, work); until then every connection is refused. */
+    atomic_bool ready;
     atomic_bool draining;
     atomic_uint_fast64_t pending; /* calls accepted whose reply is not yet acknowledged */
     /* statistics */
