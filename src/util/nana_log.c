@@ -159,7 +159,8 @@ static void scan_finished(uint64_t now, summary *sm, size_t *n)
 {
     if (now < next_scan_ns) return;
     next_scan_ns = now + LOG_SCAN_NS;
-    for (size_t i = 0; i < LOG_CLASSES; i++) {
+    /* Two summaries stay free: an evicted class's and the caller's own. */
+    for (size_t i = 0; i < LOG_CLASSES && *n + 2 < SUMMARY_MAX; i++) {
         log_class *c = &classes[i];
         if (!c->fmt || !c->suppressed) continue;
         refill(c, now);
