@@ -389,21 +389,25 @@ int nana_dbs_get(nana_dbs *d, const char *name, size_t len, nana_store **out)
     bool exists;
     struct stat id;
     if ((rc = resolve(d, name, len, real, &exists, &id))) goto out;
+    bool found = false; /* the file is open (or refused) already: |st| is its store */
     pthread_mutex_lock(&d->mu);
     if ((x = find_name(d, name, len))) { /* opened meanwhile under this name */
+        found = true;
         st = x->store;
     } else if (exists && (x = find_file(d, &id))) {
         /* Another name of a file already open (or refused). */
+        found = true;
+        st = x->store;
         if (!x->name && !(len == strlen(d->default_name) && !memcmp(name, d->default_name, len)))
             rc = refuse(name, len, "is another name of the default database");
-        else if (!(rc = add_entry(d, name, len, real, &id, x->store, false)))
-            st = x->store;
+        else
+            rc = add_entry(d, name, len, real, &id, st, false); /* may move the entries */
     } else if (exists) {
         rc = check_not_companion(d, name, len, &id);
     }
     pthread_mutex_unlock(&d->mu);
     if (rc) goto out;
-    if (x) {
+    if (found) {
         if (refused_store(d, st))
             rc = refuse_damaged(name, len, d->default_name);
         else

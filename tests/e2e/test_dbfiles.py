@@ -138,6 +138,23 @@ def test_name_attacks_keep_the_default_database():
           "the lock file is removed at stop")
 
 
+def test_many_names_of_one_file():
+    """Links to one named database share its store, however many (the
+    registry grows while the file's entry is in hand)."""
+    s = Server("manynames").start()
+    d = driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    check(ok(d.call("__setitem__", "k", "v", db="target.db")), "target.db")
+    for i in range(20):
+        os.symlink("target.db", os.path.join(s.dir, f"name{i}.db"))
+    for i in range(20):
+        r = d.call("__getitem__", "k", db=f"name{i}.db")
+        check(result(r) == "v", f"name{i}.db shares the store", r)
+    check(s.alive(), "alive")
+    d.close()
+    check(s.stop() == 0, "stop")
+
+
 def test_two_servers_one_file():
     a = Server("twoa").start()
     d = driver(a)

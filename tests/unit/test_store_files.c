@@ -156,7 +156,7 @@ static void damage(const char *path)
                                         "pagetype='leaf' ORDER BY pageno",
                                         -1, &st, NULL),
                      SQLITE_OK);
-    int pages[4096], n = 0;
+    int pages[4096] = {0}, n = 0;
     while (sqlite3_step(st) == SQLITE_ROW && n < 4096)
         pages[n++] = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
