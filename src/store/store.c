@@ -455,6 +455,11 @@ int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out
     s->opts.backup_dir = s->backup_dir;
 
     bool created = false;
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        rc = nana_err_set(NANA_ERR_IO, "the database path is not a regular file");
+        goto fail;
+    }
     rc = nana_dblock_take(path, o->read_only, &s->lock);
     if (rc) goto fail;
     switch (nana_store_file_kind(path)) {
