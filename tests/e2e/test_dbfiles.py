@@ -292,6 +292,11 @@ def test_failed_start_creates_nothing():
     p = run_server(s, "--port", "0", "--db", db, "--cert", "bad.pem")
     check(p.returncode == 1, "bad certificate: exit 1", p.stderr)
     check(os.listdir(data) == [], "bad certificate: nothing created", os.listdir(data))
+    p = run_server(s, "--check-at-open", "sometimes")
+    check(p.returncode == 2 and "quick, full or none" in p.stderr, "bad --check-at-open", p.stderr)
+    p = run_server(s, "--help")
+    check(p.returncode == 0 and "--check-at-open" in p.stdout and "--allow-corrupt" in p.stdout,
+          "--help lists the database flags")
     # A good start then creates the database, its lock and backups/.
     s.flags = ["--db", db]
     s.start()
