@@ -39,6 +39,9 @@ static const char usage[] =
     "  --workers N            store worker threads (default 8)\n"
     "  --synchronous MODE     normal (default) or full (an acknowledged write\n"
     "                         survives power loss)\n"
+    "  --check-at-open MODE   check each database file before serving it: quick\n"
+    "                         (default), full (also every index) or none\n"
+    "  --allow-corrupt        serve a damaged database anyway, for recovery\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --ready-file FILE      write the port number here once serving\n"
     "  --version, --help\n"
@@ -99,6 +102,10 @@ int main(int argc, char **argv)
             o.no_bans = 1;
             continue;
         }
+        if (!strcmp(f, "--allow-corrupt")) {
+            o.allow_corrupt = 1;
+            continue;
+        }
         if (i + 1 >= argc || strncmp(f, "--", 2) != 0) {
             fprintf(stderr, "nanasqlite-server: %s %s\n%s", f,
                     strncmp(f, "--", 2) ? "is not an option" : "needs a value", usage);
@@ -134,6 +141,17 @@ int main(int argc, char **argv)
                 o.sync = NANA_SYNC_FULL;
             else {
                 fprintf(stderr, "nanasqlite-server: --synchronous must be normal or full\n");
+                return 2;
+            }
+        } else if (!strcmp(f, "--check-at-open")) {
+            if (!strcmp(v, "quick"))
+                o.open_check = NANA_CHECK_QUICK;
+            else if (!strcmp(v, "full"))
+                o.open_check = NANA_CHECK_FULL;
+            else if (!strcmp(v, "none"))
+                o.open_check = NANA_CHECK_NONE;
+            else {
+                fprintf(stderr, "nanasqlite-server: --check-at-open must be quick, full or none\n");
                 return 2;
             }
         } else if (!strcmp(f, "--log-level")) {

@@ -325,6 +325,8 @@ const char *nana_quic_refuse_reason(int why)
         return "banned";
     case NANA_QUIC_REFUSE_ADDR:
         return "too many connections from this address";
+    case NANA_QUIC_REFUSE_STARTING:
+        return "starting";
     default:
         return "refused";
     }

@@ -126,7 +126,14 @@ static int open_socket(const ngtcp2_sockaddr_union *addr, socklen_t alen, bool r
     if (bind(fd, &addr->sa, alen) != 0) {
         int e = errno;
         close(fd);
-        return nana_err_set(NANA_ERR_IO, "bind: %s", strerror(e));
+        char host[INET6_ADDRSTRLEN] = "?";
+        bool v6 = addr->sa.sa_family == AF_INET6;
+        inet_ntop(addr->sa.sa_family,
+                  v6 ? (const void *)&addr->in6.sin6_addr : (const void *)&addr->in.sin_addr, host,
+                  sizeof(host));
+        return nana_err_set(NANA_ERR_IO, "cannot bind %s port %u: %s", host,
+                            (unsigned)ntohs(v6 ? addr->in6.sin6_port : addr->in.sin_port),
+                            strerror(e));
     }
     *out = fd;
     return NANA_OK;

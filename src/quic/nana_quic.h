@@ -114,6 +114,7 @@ enum {
     NANA_QUIC_REFUSE_STOPPING = 2, /* "shutting down" */
     NANA_QUIC_REFUSE_BANNED = 3,   /* "banned" */
     NANA_QUIC_REFUSE_ADDR = 4,     /* "too many connections from this address" */
+    NANA_QUIC_REFUSE_STARTING = 5, /* "starting" */
 };
 
 /* The reason phrase sent for a NANA_QUIC_REFUSE_* code ("refused" for others). */

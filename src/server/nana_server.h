@@ -58,16 +58,23 @@ typedef struct nana_server_opts {
     int no_bans;                  /* 1: never ban (tests) */
     unsigned grace_ms;            /* graceful stop waits this long for calls, default 10000 */
     int worker_delay_ms;          /* tests only: each worker call first sleeps this long */
+    /* databases */
+    nana_open_check open_check; /* check of each database file at open, default quick */
+    int allow_corrupt;          /* 1: serve damaged databases anyway (for recovery) */
 } nana_server_opts;
 
 /* Fills |o| with the defaults above. */
 void nana_server_opts_init(nana_server_opts *o);
 
 /*
- * Loads keys, certificates and accounts, opens the default database, binds
- * the port and starts every thread. *out owns the server (nana_server_stop).
- * Errors name the file or setting at fault (NANA_ERR_NOTFOUND for a missing
- * file, NANA_ERR_INVALID, NANA_ERR_IO, ...).
+ * Loads keys, certificates and accounts, binds the port, then opens the
+ * default database and starts every thread. Everything that can fail
+ * without leaving anything behind comes first: a failed start creates no
+ * file or directory. Connections are refused until the start finished.
+ * *out owns the server (nana_server_stop). Errors name the file, address
+ * or setting at fault (NANA_ERR_NOTFOUND for a missing file, NANA_ERR_BUSY
+ * for a database another server holds, NANA_ERR_CORRUPT for a damaged
+ * one, NANA_ERR_INVALID, NANA_ERR_IO, ...).
  */
 int nana_server_start(const nana_server_opts *o, nana_server **out);
 

@@ -284,6 +284,14 @@ static int server_free(nana_server *s)
     return rc;
 }
 
+/* The accept hook: nothing is accepted until the server is fully set up. */
+static int server_accept(const struct sockaddr *addr, socklen_t len, void *user)
+{
+    nana_server *s = user;
+    if (!atomic_load_explicit(&s->ready, memory_order_acquire)) return NANA_QUIC_REFUSE_STARTING;
+    return nana_session_accept(addr, len, user);
+}
+
 int nana_server_start(const nana_server_opts *opts, nana_server **out)
 {
     *out = NULL;
@@ -292,7 +300,9 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     s->o = *opts;
     fill_defaults(&s->o);
     pthread_mutex_init(&s->rate_mu, NULL);
+    atomic_init(&s->ready, false);
     const nana_server_opts *o = &s->o;
+    /* First what fails without side effects: files, accounts, the port. */
     int rc = need_file(o->cert_path, "certificate");
     if (!rc) rc = need_file(o->key_path, "private key");
     if (!rc) rc = load_accounts(s);
@@ -311,19 +321,9 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         rc = nana_err_set(NANA_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    nana_store_opts so;
-    nana_store_opts_init(&so);
-    so.sync = o->sync;
-    so.query_timeout_ms = o->call_timeout_ms;
-    if ((rc = nana_dbs_open(s->db_dir, o->db_path, &so, o->max_dbs, &s->dbs))) goto fail;
-    if ((rc = nana_work_new(o->workers, o->queue_limit, &s->work))) goto fail;
-    nana_work_set_idle(s->work, server_idle, s);
-    /* Large buffers (replies, values) are mapped and unmapped on their own,
-     * so freeing them returns the memory at once: a fixed threshold, not
-     * glibc's adaptive one, which after the first large free keeps every
-     * later large buffer in the heap. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     static const char *const alpn[] = {"nanasqlite"};
+    s->cb = nana_session_callbacks;
+    s->cb.accept = server_accept;
     nana_quic_config qc;
     nana_quic_config_init(&qc);
     qc.server = 1;
@@ -343,7 +343,7 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     qc.max_streams_bidi = o->max_streams;
     qc.idle_timeout_ms = o->idle_timeout_ms;
     qc.stream_window = o->max_stream_bytes < (1u << 20) ? o->max_stream_bytes : (1u << 20);
-    qc.cb = &nana_session_callbacks;
+    qc.cb = &s->cb;
     qc.user = s;
     uint8_t secret[32];
     if ((rc = static_secret_from_key(o->key_path, secret))) goto fail;
@@ -354,6 +354,23 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         rc = wrap(rc, "listen");
         goto fail;
     }
+    /* Then what creates files: the databases (and backups/), the workers. */
+    nana_store_opts so;
+    nana_store_opts_init(&so);
+    so.sync = o->sync;
+    so.query_timeout_ms = o->call_timeout_ms;
+    so.open_check = o->open_check;
+    so.allow_corrupt = o->allow_corrupt;
+    if ((rc = nana_dbs_open(s->db_dir, o->db_path, &so, o->max_dbs, &s->dbs))) goto fail;
+    if ((rc = nana_work_new(o->workers, o->queue_limit, &s->work))) goto fail;
+    nana_work_set_idle(s->work, server_idle, s);
+    /* Large buffers (replies, values) are mapped and unmapped on their own,
+     * so freeing them returns the memory at once: a fixed threshold, not
+     * glibc's adaptive one, which after the first large free keeps every
+     * later large buffer in the heap. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    /* Publishes ep, dbs and work to the I/O threads (acquire in server_accept). */
+    atomic_store_explicit(&s->ready, true, memory_order_release);
     *out = s;
     return NANA_OK;
 fail : {
@@ -380,6 +397,7 @@ int nana_server_stop(nana_server *s)
                  (unsigned long long)left);
     int rc = server_free(s);
     if (rc) nana_log(NANA_LOG_ERROR, "closing a database failed: %s", nana_errmsg());
+    nana_log_flush(); /* report floods that ended since their last line */
     return rc;
 }
 

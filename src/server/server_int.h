@@ -40,6 +40,13 @@ const char *nana_dbs_dir(const nana_dbs *d);
 /* Where backup() and restore() may write and read: <dir>/backups (made at open). */
 const char *nana_dbs_backup_dir(const nana_dbs *d);
 
+/*
+ * Checks the form of a requested database name, without touching the file
+ * system: a plain file name, none of the reserved names. 0, or NANA_ERR_PERM
+ * with the message the client gets.
+ */
+int nana_dbs_check_name(const char *name, size_t len);
+
 /* The store already open under |name| (NULL: the default), or NULL. Never blocks. */
 nana_store *nana_dbs_peek(nana_dbs *d, const char *name, size_t len);
 
@@ -128,6 +135,10 @@ struct nana_server {
     nana_ban *ban;
     nana_accounts_watch *watch; /* with an accounts file */
     nana_accounts *fixed;       /* without one: the public key's single account */
+    nana_quic_callbacks cb;     /* the session callbacks, with the accept hook gated on |ready| */
+    /* Set (release) once everything the session callbacks read is in place
+     * (ep, dbs, work); until then every connection is refused. */
+    atomic_bool ready;
     atomic_bool draining;
     atomic_uint_fast64_t pending; /* calls accepted whose reply is not yet acknowledged */
     atomic_size_t buffered;       /* bytes reserved by unfinished requests, all connections */

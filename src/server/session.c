@@ -738,7 +738,9 @@ static void handle_call(session *ss, nana_quic_conn *c, int64_t sid, const uint8
         reply_rc(srv, c, sid, rc);
         return;
     }
-    if (named_db && call.dblen <= MAX_STICKY_DB) {
+    /* Remembered once it passed the policy and the name's form, as the
+     * Python server remembers a name only after checking it. */
+    if (named_db && call.dblen <= MAX_STICKY_DB && !nana_dbs_check_name(call.db, call.dblen)) {
         memcpy(ss->sticky_db, call.db, call.dblen);
         ss->sticky_db[call.dblen] = 0;
         ss->sticky_len = call.dblen;

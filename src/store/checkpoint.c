@@ -90,6 +90,9 @@ static void *ckpt_main(void *arg)
         /* Frames committed after it began are left (it saw the WAL as it
          * was then: |log| frames): the writer copies them if they are few,
          * which is next to free when there are none. */
+        int prim = rc & 0xff;
+        if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
+            nana_conn_err(&k->conn, rc, "checkpoint");
         atomic_store_explicit(&k->copied, rc == SQLITE_OK ? log : 0, memory_order_relaxed);
         atomic_store_explicit(&k->state, rc == SQLITE_OK ? CK_TAIL : CK_IDLE, memory_order_release);
         pthread_mutex_lock(&k->mu);
@@ -112,6 +115,7 @@ int nana_ckpt_start(nana_store *s)
     if (s->opts.read_only) return NANA_OK;
     int rc = nana_conn_open(&k->conn, s->path, &s->opts, NANA_CONN_CHECKPOINT);
     if (rc) return rc;
+    k->conn.store = s;
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cv, NULL);
     if (pthread_create(&k->thread, NULL, ckpt_main, s) != 0) {

@@ -23,7 +23,7 @@ int nana_step(nana_conn *c, sqlite3_stmt *st, const char *what)
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) return 1;
     if (rc == SQLITE_DONE) return 0;
-    return nana_sqlite_err(c->db, rc, what);
+    return nana_conn_err(c, rc, what);
 }
 
 /* Refuses a stored BLOB: NanaSQLite writes those only when it encrypts values. */

@@ -39,7 +39,8 @@
  * the address of an SQL string that lives as long as the store. */
 typedef struct nana_conn {
     sqlite3 *db;
-    const char **stmt_keys; /* open-addressed table of SQL string addresses */
+    struct nana_store *store; /* its store (for nana_conn_err), set after opening */
+    const char **stmt_keys;   /* open-addressed table of SQL string addresses */
     sqlite3_stmt **stmts;
     size_t stmt_cap; /* power of two, 0 when empty */
     size_t stmt_count;
@@ -77,6 +78,34 @@ int nana_conn_exec(nana_conn *c, const char *sql);
  * |what| names the operation ("get", "commit"...).
  */
 int nana_sqlite_err(sqlite3 *db, int rc, const char *what);
+
+/*
+ * nana_sqlite_err for an error on one of a store's own connections: an
+ * SQLITE_CORRUPT or SQLITE_NOTADB also marks the store damaged (see
+ * nana_store_mark_damaged).
+ */
+int nana_conn_err(nana_conn *c, int rc, const char *what);
+
+/* ------------------------------------------------------------------ */
+/* The lock file (lock.c)                                              */
+/* ------------------------------------------------------------------ */
+
+/* An exclusive lock on "<database>-lock", held while the store lives. */
+typedef struct nana_dblock {
+    int fd;     /* -1: not held */
+    char *path; /* the lock file */
+} nana_dblock;
+
+/*
+ * Takes the lock of the database at |path|, recording this process as its
+ * holder. NANA_ERR_BUSY, naming the holder, if another process (or another
+ * store of this one) holds it. A read-only store in a directory it cannot
+ * write goes on without a lock (out->fd == -1).
+ */
+int nana_dblock_take(const char *path, bool read_only, nana_dblock *out);
+
+/* Removes the lock file and releases the lock. Safe on a lock not held. */
+void nana_dblock_drop(nana_dblock *l);
 
 /* ------------------------------------------------------------------ */
 /* Cache (cache.c)                                                     */
@@ -281,6 +310,8 @@ struct nana_store {
     atomic_int txn_active;      /* an explicit transaction is open */
     atomic_uintptr_t txn_owner; /* nana_thread_token() of its owner */
     atomic_bool closing;
+    nana_dblock lock;    /* one process per database file */
+    atomic_bool damaged; /* SQLite found the file corrupt: see nana_store_mark_damaged */
     /* statistics */
     atomic_uint_fast64_t st_hits, st_misses, st_sqlite_reads, st_commits, st_writes;
 };
@@ -295,6 +326,17 @@ static inline bool nana_in_own_txn(nana_store *s)
     return atomic_load_explicit(&s->txn_active, memory_order_acquire) &&
            atomic_load_explicit(&s->txn_owner, memory_order_acquire) == nana_thread_token();
 }
+
+/*
+ * Records that the file is damaged (an SQLITE_CORRUPT or SQLITE_NOTADB, or
+ * a failed check at open): logged once as an error naming the file, and
+ * from then on the writer refuses every write (unless allow_corrupt) and
+ * nana_store_damaged() is true. |why| is SQLite's detail.
+ */
+void nana_store_mark_damaged(nana_store *s, const char *why);
+
+/* The error a refused call on a damaged store returns (NANA_ERR_CORRUPT). */
+int nana_store_damaged_err(void);
 
 /* Current time for caches, in milliseconds. */
 uint64_t nana_store_now(nana_store *s);
@@ -382,7 +424,8 @@ int nana_store_read(nana_store *s, nana_read_fn fn, void *arg);
 void nana_ttl_sweep(nana_store *s);
 
 /* Reader pool (pool.c). */
-int nana_pool_open(nana_pool *p, const char *path, const nana_store_opts *o);
+/* Opens o->readers read-only connections to |path| for the store |owner|. */
+int nana_pool_open(nana_pool *p, const char *path, const nana_store_opts *o, nana_store *owner);
 void nana_pool_close(nana_pool *p);
 /* A free reader, waiting up to |wait_ms|; NULL (NANA_ERR_BUSY set) on timeout. */
 nana_conn *nana_pool_acquire(nana_pool *p, unsigned wait_ms);

@@ -505,14 +505,19 @@ def test_paths():
     open(outside, "w").close()
     os.symlink(outside, os.path.join(s.dir, "evil.db"))
     os.symlink("server_db.sqlite", os.path.join(s.dir, "alias.db"))
+    os.symlink("kept.db", os.path.join(s.dir, "kept-link.db"))
     d = Driver(s)
     check(d.login() == "AUTH_OK", "login")
     for name in ["../x.db", "/etc/passwd", "..", ".hidden", "sub/x.db", "a\\b", "", "x" * 200,
                  "evil.db", "sub"]:
         r = d.call("keys", db=name)
         check(err(r, "PermissionError"), f"db name {name!r} refused", r)
-    check(ok(d.call("__setitem__", "via", "alias", db="alias.db")), "symlink inside the dir")
-    check(result(d.call("__getitem__", "via")) == "alias", "alias shares the default store")
+    r = d.call("__setitem__", "via", "alias", db="alias.db")
+    check(err(r, "PermissionError", "another name of the default database"),
+          "a link to the default database is refused (it would bypass allowed_dbs)", r)
+    check(ok(d.call("__setitem__", "via", "link", db="kept.db")), "a named database")
+    check(result(d.call("__getitem__", "via", db="kept-link.db")) == "link",
+          "a link inside the dir shares the named database's store")
     check(os.path.getsize(outside) == 0, "nothing written outside")
     os.unlink(outside)
     d.close()
