@@ -7,17 +7,27 @@
  * those from one client address (max_conns_per_addr; an IPv4 address, or
  * the /64 of an IPv6 one, since one host holds a whole /64), and those the
  * layer above has not trusted yet (max_untrusted: still in the handshake,
- * or open but not logged in). Untrusted connections are also kept in age
- * order, globally and per address.
+ * or open but not logged in).
  *
- * When a new client would pass a limit, the oldest untrusted connection
- * that stands in its way is evicted (closed) to make room: for the
- * per-address limit the oldest untrusted one of that address, for the
- * others the oldest untrusted one anywhere. Only when every connection in
- * the way is trusted is the newcomer refused. So a flood of connections
- * that never log in only ever displaces itself, and a client that logs in
- * within its first moments always gets in; once trusted, a connection is
- * never evicted. Untrusted connections also have a deadline (conn.c).
+ * When a new client would pass a limit, an untrusted connection that
+ * stands in its way is evicted (closed) to make room: for the per-address
+ * limit one of that address, for the others one from anywhere. Only when
+ * every connection in the way is trusted is the newcomer refused. So a
+ * flood of connections that never log in cannot keep anyone out, and once
+ * trusted a connection is never evicted. Untrusted connections also have a
+ * deadline (conn.c).
+ *
+ * Which untrusted connection goes: of two different ones picked at random,
+ * the older (so never the youngest). A
+ * pure oldest-first rule lets a flood from the address of a real client
+ * evict that client whenever the flood opens as many connections as the
+ * limit while the client is logging in, however slowly the client's
+ * address was flooded before; a random pick gives every connection the
+ * same small chance per newcomer, and taking the older of two makes the
+ * chance of the youngest (the one still logging in) smaller still: about
+ * k^2/n^2 after k newcomers among n, against k/n for one random pick.
+ * Untrusted connections are kept in arrays (per address and in all) so a
+ * random pick costs nothing.
  *
  * An evicted connection leaves the counts at once; its own entry is
  * released with the connection later.
@@ -33,7 +43,8 @@ struct nana_quic_admit_addr {
     uint8_t key[9]; /* family byte + 4 (IPv4) or 8 (IPv6 /64) bytes, zero-padded */
     unsigned count; /* counted connections */
     unsigned refs;  /* entries pointing here, counted or evicted */
-    nana_quic_admit_ent *uhead, *utail; /* its untrusted ones, oldest first */
+    nana_quic_admit_ent **u; /* its untrusted connections, in no order */
+    unsigned nu, ucap;
     struct nana_quic_admit_addr *hnext;
 };
 
@@ -72,6 +83,8 @@ int nana_quic_admit_init(nana_quic_admit *a, unsigned max_total, unsigned max_pe
     a->nbuckets = 256;
     a->buckets = calloc(a->nbuckets, sizeof(*a->buckets));
     randombytes_buf(a->hash_key, sizeof(a->hash_key));
+    randombytes_buf(&a->rng, sizeof(a->rng));
+    a->rng |= 1;
     if (!a->buckets) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     return NANA_OK;
 }
@@ -83,13 +96,28 @@ void nana_quic_admit_free(nana_quic_admit *a)
         nana_quic_admit_addr *x = a->buckets[i];
         while (x) {
             nana_quic_admit_addr *n = x->hnext;
+            free(x->u);
             free(x);
             x = n;
         }
     }
     free(a->buckets);
+    free(a->g);
     a->buckets = NULL;
     pthread_mutex_destroy(&a->mu);
+}
+
+/* A random number below |n| (n > 0); the lock is held. Not secret: it only
+ * has to be unknown to clients when they connect (xorshift64*, seeded from
+ * the system's random source). */
+static unsigned rand_below(nana_quic_admit *a, unsigned n)
+{
+    uint64_t x = a->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    a->rng = x;
+    return (unsigned)(((x * 0x2545F4914F6CDD1Dull) >> 32) % n);
 }
 
 /* The bucket of |key| (SipHash: client addresses are chosen by clients). */
@@ -150,31 +178,33 @@ static void drop_addr_if_empty(nana_quic_admit *a, nana_quic_admit_addr *x)
         p = &(*p)->hnext;
     if (*p) *p = x->hnext;
     a->naddrs--;
+    free(x->u);
     free(x);
 }
 
-/* Takes |e| off both untrusted lists (lock held). */
+/* Makes room for one more in the array |*arr| of |*cap|; false if out of memory. */
+static bool reserve(nana_quic_admit_ent ***arr, unsigned *cap, unsigned n)
+{
+    if (n < *cap) return true;
+    unsigned c = *cap ? *cap * 2 : 8;
+    nana_quic_admit_ent **t = realloc(*arr, c * sizeof(*t));
+    if (!t) return false;
+    *arr = t;
+    *cap = c;
+    return true;
+}
+
+/* Takes |e| off both untrusted arrays (lock held): the last takes its slot. */
 static void unlist(nana_quic_admit *a, nana_quic_admit_ent *e)
 {
     if (!e->listed) return;
     nana_quic_admit_addr *x = e->addr;
-    if (e->aprev)
-        e->aprev->anext = e->anext;
-    else
-        x->uhead = e->anext;
-    if (e->anext)
-        e->anext->aprev = e->aprev;
-    else
-        x->utail = e->aprev;
-    if (e->gprev)
-        e->gprev->gnext = e->gnext;
-    else
-        a->ghead = e->gnext;
-    if (e->gnext)
-        e->gnext->gprev = e->gprev;
-    else
-        a->gtail = e->gprev;
-    e->aprev = e->anext = e->gprev = e->gnext = NULL;
+    nana_quic_admit_ent *last = x->u[--x->nu];
+    x->u[e->aidx] = last;
+    last->aidx = e->aidx;
+    last = a->g[--a->ng];
+    a->g[e->gidx] = last;
+    last->gidx = e->gidx;
     e->listed = false;
     a->untrusted--;
 }
@@ -187,6 +217,16 @@ static void uncount(nana_quic_admit *a, nana_quic_admit_ent *e)
     e->counted = false;
     e->addr->count--;
     a->total--;
+}
+
+/* Of two different untrusted entries of |arr| (n > 0) picked at random, the
+ * older: so the youngest is never the one. */
+static nana_quic_admit_ent *pick(nana_quic_admit *a, nana_quic_admit_ent **arr, unsigned n)
+{
+    if (n == 1) return arr[0];
+    unsigned i = rand_below(a, n), j = rand_below(a, n - 1);
+    if (j >= i) j++;
+    return arr[i]->seq < arr[j]->seq ? arr[i] : arr[j];
 }
 
 /* Evicts |e| to make room: records its handle for the caller to close. */
@@ -209,21 +249,21 @@ int nana_quic_admit_enter(nana_quic_admit *a, const struct sockaddr *addr, nana_
     pthread_mutex_lock(&a->mu);
     nana_quic_admit_addr *x = find_addr(a, key, true);
     int refuse = 0;
-    if (!x) {
+    if (!x || !reserve(&x->u, &x->ucap, x->nu) || !reserve(&a->g, &a->gcap, a->ng)) {
         refuse = NANA_QUIC_REFUSE_FULL;
     } else if (x->count >= a->max_per_addr) {
-        if (x->uhead)
-            evict(a, x->uhead, r);
+        if (x->nu)
+            evict(a, pick(a, x->u, x->nu), r);
         else
             refuse = NANA_QUIC_REFUSE_ADDR;
     }
     if (!refuse && a->total >= a->max_total) {
-        if (a->ghead)
-            evict(a, a->ghead, r);
+        if (a->ng)
+            evict(a, pick(a, a->g, a->ng), r);
         else
             refuse = NANA_QUIC_REFUSE_FULL;
     }
-    if (!refuse && a->untrusted >= a->max_untrusted && a->ghead) evict(a, a->ghead, r);
+    if (!refuse && a->untrusted >= a->max_untrusted && a->ng) evict(a, pick(a, a->g, a->ng), r);
     if (refuse) {
         if (x) drop_addr_if_empty(a, x);
         a->refused++;
@@ -234,23 +274,16 @@ int nana_quic_admit_enter(nana_quic_admit *a, const struct sockaddr *addr, nana_
     e->addr = x;
     x->refs++;
     e->handle = h;
+    e->seq = ++a->seq;
     e->counted = true;
     e->listed = true;
     x->count++;
     a->total++;
     a->untrusted++;
-    e->aprev = x->utail;
-    if (x->utail)
-        x->utail->anext = e;
-    else
-        x->uhead = e;
-    x->utail = e;
-    e->gprev = a->gtail;
-    if (a->gtail)
-        a->gtail->gnext = e;
-    else
-        a->ghead = e;
-    a->gtail = e;
+    e->aidx = x->nu;
+    x->u[x->nu++] = e;
+    e->gidx = a->ng;
+    a->g[a->ng++] = e;
     pthread_mutex_unlock(&a->mu);
     *out = e;
     return 0;

@@ -141,9 +141,10 @@ typedef struct nana_quic_config {
     unsigned max_conns_per_addr;
     /* server: connections not yet trusted (nana_quic_conn_trust), handshakes
      * included, default 1024. When a new client would pass this, or
-     * max_connections, or its address's limit, the oldest untrusted
-     * connection in the way is closed to make room; only when all in the way
-     * are trusted is the client refused. */
+     * max_connections, or its address's limit, an untrusted connection in
+     * the way is closed to make room (the older of two picked at random, so
+     * never the newest); only when all in the way are trusted is the client
+     * refused. */
     unsigned max_untrusted;
     /* server: an untrusted connection is closed this long after its first
      * packet, default 10000 */

@@ -166,10 +166,11 @@ typedef struct nana_quic_admit_addr nana_quic_admit_addr;
 typedef struct nana_quic_admit_ent {
     nana_quic_admit_addr *addr;
     nana_quic_handle handle;
-    bool counted; /* holds a place (false once evicted or gone) */
-    bool listed;  /* on the untrusted lists */
-    struct nana_quic_admit_ent *aprev, *anext; /* its address's untrusted, oldest first */
-    struct nana_quic_admit_ent *gprev, *gnext; /* every untrusted, oldest first */
+    uint64_t seq;    /* admission order: lower is older */
+    bool counted;    /* holds a place (false once evicted or gone) */
+    bool listed;     /* in the untrusted arrays */
+    unsigned aidx;   /* its index in its address's untrusted array */
+    unsigned gidx;   /* its index in the endpoint's untrusted array */
 } nana_quic_admit_ent;
 
 typedef struct nana_quic_admit {
@@ -177,7 +178,10 @@ typedef struct nana_quic_admit {
     unsigned max_total, max_per_addr, max_untrusted;
     unsigned total, untrusted;
     uint64_t evicted, refused;
-    nana_quic_admit_ent *ghead, *gtail;
+    uint64_t seq; /* admissions so far */
+    uint64_t rng; /* for picking whom to evict */
+    nana_quic_admit_ent **g; /* every untrusted connection, in no order */
+    unsigned ng, gcap;
     nana_quic_admit_addr **buckets;
     size_t nbuckets, naddrs;
     uint8_t hash_key[16];

@@ -957,7 +957,7 @@ static bool watched_closing(vnet *n)
     return conn_closing(watched);
 }
 
-/* A new client past its address's limit closes the oldest untrusted
+/* A new client past its address's limit closes an untrusted
  * connection of that address; when all are trusted it is refused. */
 static void test_core_evicts_untrusted(void **state)
 {
@@ -1004,7 +1004,7 @@ static void srv_one_untrusted(nana_quic_config *cfg)
     cfg->max_untrusted = 1;
 }
 
-/* Past max_untrusted the oldest untrusted connection makes room. */
+/* Past max_untrusted an untrusted connection makes room. */
 static void test_core_untrusted_cap(void **state)
 {
     (void)state;
@@ -1094,7 +1094,7 @@ static void test_admit_prefixes(void **state)
     assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&other, 3, &e[2], &r), 0);
     assert_int_equal(r.nvictims, 0); /* another /64 */
     assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&x3, 4, &e[3], &r), 0);
-    assert_int_equal(r.nvictims, 1); /* same /64: the oldest of it makes room */
+    assert_int_equal(r.nvictims, 1); /* same /64: with two, the older makes room */
     assert_int_equal(r.victims[0], 1);
     assert_true(nana_quic_admit_trust(&a, e[1]));
     assert_true(nana_quic_admit_trust(&a, e[3]));
