@@ -760,6 +760,8 @@ func replySummary(r interface{}) (status, errType, msg string) {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
 
+func secs(d time.Duration) float64 { return math.Round(float64(d)/1e7) / 100 }
+
 // backstop ends the process if something ignores every deadline.
 func backstop(d time.Duration, mode string) {
 	time.AfterFunc(d, func() {
@@ -872,7 +874,7 @@ func runFlood(args []string) {
 				}
 			}
 			if now >= int64(*n) {
-				fullOnce.Do(func() { fullAt = time.Since(start).Seconds() })
+				fullOnce.Do(func() { fullAt = secs(time.Since(start)) })
 			}
 			mu.Lock()
 			live[conn] = struct{}{}
@@ -923,7 +925,7 @@ loop:
 			lastOpened = o
 			if c.verbose {
 				emit(os.Stderr, map[string]interface{}{
-					"t": ms(time.Since(start)) / 1000, "attempts": atomic.LoadInt64(&attempts),
+					"t": secs(time.Since(start)), "attempts": atomic.LoadInt64(&attempts),
 					"opened": o, "open": atomic.LoadInt64(&open), "refused": atomic.LoadInt64(&refused),
 					"failed": atomic.LoadInt64(&failed), "closed_by_server": atomic.LoadInt64(&closedByServer),
 				})
@@ -955,7 +957,7 @@ loop:
 	out := map[string]interface{}{
 		"mode":             "flood",
 		"conns":            *n,
-		"seconds":          ms(time.Since(start)) / 1000,
+		"seconds":          secs(time.Since(start)),
 		"attempts":         atomic.LoadInt64(&attempts),
 		"opened":           atomic.LoadInt64(&opened),
 		"refused":          atomic.LoadInt64(&refused),
@@ -1425,7 +1427,7 @@ func runUnread(args []string) {
 		"closed_after_ms":  closedMs,
 		"outcomes":         outcomes.snapshot(),
 		"reply_bytes_read": replyBytes,
-		"seconds":          ms(time.Since(start)) / 1000,
+		"seconds":          secs(time.Since(start)),
 	})
 	os.Exit(0)
 }
