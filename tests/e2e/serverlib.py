@@ -99,10 +99,11 @@ class Server:
         return self.proc.poll() is None
 
 
-def run_main(module_globals, driver=False):
-    """Parses the common arguments (--bin-dir, --tmp[, --driver], test names),
-    runs every test_* function of |module_globals| (or the named ones), and
-    returns the exit status; ends with "N passed, M failed"."""
+def run_main(module_globals, driver=False, extra_args=None, setup=None):
+    """Parses the common arguments (--bin-dir, --tmp[, --driver], test names,
+    and whatever |extra_args| adds to the parser), calls |setup| (if given)
+    once, runs every test_* function of |module_globals| (or the named ones),
+    and returns the exit status; ends with "N passed, M failed"."""
     global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
@@ -110,6 +111,8 @@ def run_main(module_globals, driver=False):
         ap.add_argument("--driver", required=True)
     ap.add_argument("--tmp", default="/tmp")
     ap.add_argument("only", nargs="*")
+    if extra_args:
+        extra_args(ap)
     args = ap.parse_args()
     args.bin_dir = os.path.abspath(args.bin_dir)
     if driver:
@@ -118,6 +121,10 @@ def run_main(module_globals, driver=False):
     os.makedirs(args.tmp, exist_ok=True)
     ARGS = args
     module_globals["ARGS"] = args
+    if setup and not setup():
+        CHECKS["failed"] += 1
+        print(f"{CHECKS['passed']} passed, {CHECKS['failed']} failed")
+        return 1
     tests = [(n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f)]
     for name, fn in tests:
         if args.only and name not in args.only:

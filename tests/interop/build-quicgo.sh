@@ -1,11 +1,15 @@
 #!/bin/sh
-# Build the quic-go interop peer (tests/interop/quicgo_peer.go) offline against
-# Debian's quic-go 0.29 (golang-github-lucas-clemente-quic-go-dev) and golang-go.
+# Build a Go program that uses quic-go offline against Debian's quic-go 0.29
+# (golang-github-lucas-clemente-quic-go-dev) and golang-go. By default the
+# interop peer (tests/interop/quicgo_peer.go).
 #
-#   tests/interop/build-quicgo.sh [OUTDIR]   (default: <repo root>/build/interop)
+#   tests/interop/build-quicgo.sh [OUTDIR [SOURCE.go]]
+#       OUTDIR default: <repo root>/build/interop
+#       SOURCE default: tests/interop/quicgo_peer.go (relative to the repo root)
 #
-# Produces OUTDIR/quicgo_peer. Quiet on success, idempotent (go's build cache
-# lives in OUTDIR/.gocache, so reruns are fast). Works as root with no $HOME.
+# Produces OUTDIR/<SOURCE's name without .go>. Quiet on success, idempotent
+# (go's build cache lives in OUTDIR/.gocache, so reruns are fast). Works as
+# root with no $HOME.
 set -eu
 
 # The repository root (this script lives in tests/interop/).
@@ -14,6 +18,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # OUTDIR is relative to the caller's directory; the default is relative to
 # the repository root.
 OUT=${1:-$ROOT/build/interop}
+SRC=${2:-tests/interop/quicgo_peer.go}
+NAME=$(basename "$SRC" .go)
 # QUICGO_GOPATH overrides where the Debian Go sources live (for testing).
 GOPATH_DEBIAN=${QUICGO_GOPATH:-/usr/share/gocode}
 QUICGO_SRC=$GOPATH_DEBIAN/src/github.com/lucas-clemente/quic-go
@@ -37,7 +43,7 @@ cd "$ROOT"
 if ! env GOPATH="$GOPATH_DEBIAN" GO111MODULE=off GOFLAGS= GOENV=off \
         GOCACHE="$OUT/.gocache" GOTMPDIR="$OUT/.gotmp" HOME="${HOME:-$OUT}" \
         GOTOOLCHAIN=local CGO_ENABLED=0 \
-        go build -o "$OUT/quicgo_peer" tests/interop/quicgo_peer.go; then
-    echo "build-quicgo.sh: go build of tests/interop/quicgo_peer.go failed" >&2
+        go build -o "$OUT/$NAME" "$SRC"; then
+    echo "build-quicgo.sh: go build of $SRC failed" >&2
     exit 1
 fi
