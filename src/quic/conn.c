@@ -1115,11 +1115,15 @@ int nana_quic_conn_close(nana_quic_conn *c, uint64_t app_error, const char *reas
 {
     if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead) return NANA_OK;
     /* Deferred to the write step: this may run inside an ngtcp2 callback,
-     * where writing a packet is not allowed. The reason is not kept (it
-     * would have to outlive the call); the code says enough. */
-    (void)reason;
+     * where writing a packet is not allowed. The reason (printable ASCII,
+     * cut at 63 bytes) is kept in the connection until then. */
     if (!c->close_pending) {
-        nana_q_ccerr_set_application(&c->pending_ccerr, app_error, NULL, 0);
+        size_t n = 0;
+        for (; reason && reason[n] && n + 1 < sizeof(c->close_reason); n++)
+            c->close_reason[n] = reason[n] >= 0x20 && reason[n] < 0x7f ? reason[n] : '?';
+        c->close_reason[n] = 0;
+        nana_q_ccerr_set_application(&c->pending_ccerr, app_error,
+                                     (const uint8_t *)c->close_reason, n);
         c->close_pending = true;
     }
     nana_quic_shard_dirty(c->shard, c);

@@ -336,7 +336,8 @@ int nana_quic_stream_reset(nana_quic_conn *c, int64_t sid, uint64_t app_error);
 /* Opens a bidirectional stream. NANA_ERR_BUSY when the peer's limit is reached. */
 int nana_quic_stream_open(nana_quic_conn *c, int64_t *sid);
 
-/* Closes the connection with an application error code and reason. */
+/* Closes the connection with an application error code and a reason phrase
+ * (may be NULL; printable ASCII, at most 63 bytes are sent). */
 int nana_quic_conn_close(nana_quic_conn *c, uint64_t app_error, const char *reason);
 
 /* ---- statistics -------------------------------------------------------- */

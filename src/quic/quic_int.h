@@ -43,6 +43,7 @@
 #define NANA_Q_CLOSE_SLACK  ((uint64_t)1 << 24) /* ~17 ms: closing periods end on these ticks */
 #define NANA_Q_RESET_KEYS   8                   /* client: reset tokens remembered per connection */
 #define NANA_Q_MIN_RESET_RX 21 /* smallest datagram taken as a stateless reset (RFC 9000 10.3) */
+#define NANA_Q_MAX_UDP_RX   1500 /* a client's first datagram we keep for later (longer: dropped) */
 
 /* ------------------------------------------------------------------ */
 /* TLS (tls.c)                                                          */
@@ -238,6 +239,7 @@ struct nana_quic_conn {
     bool tls_failed;        /* our side failed the TLS handshake (see verify_status) */
     unsigned verify_status; /* gnutls verification status of the peer's certificate */
     nana_q_ccerr pending_ccerr;
+    char close_reason[64]; /* the reason phrase pending_ccerr points at */
     struct nana_quic_conn *dirty_next;
     struct nana_quic_conn *dead_next;
     struct nana_quic_conn *next, *prev; /* shard's list */
@@ -381,6 +383,20 @@ typedef struct nana_quic_post_item {
     ngtcp2_socklen local_len, remote_len;
 } nana_quic_post_item;
 
+/* A new client's first datagram, waiting for the end of the round (see
+ * nana_quic_shard_recv): handshakes go after the packets of connections
+ * that exist, so a flood of new clients cannot slow those down. */
+#define NANA_Q_ACCEPT_QUEUE      256 /* datagrams waiting; more replace a random one */
+#define NANA_Q_ACCEPTS_PER_ROUND 16  /* taken per round; the rest wait for the next */
+
+typedef struct nana_quic_pending {
+    ngtcp2_sockaddr_union local, remote;
+    ngtcp2_socklen local_len, remote_len;
+    uint32_t ecn;
+    size_t len;
+    uint8_t data[NANA_Q_MAX_UDP_RX];
+} nana_quic_pending;
+
 /* A timer heap slot: the key beside the connection, so sifting compares
  * within the array instead of reading a connection per comparison (10,000
  * connections: those reads were cache misses, sift_down ~7% of a run). */
@@ -416,6 +432,9 @@ struct nana_quic_shard {
     uint64_t rng_ctr;
     uint64_t now; /* timestamp of the round */
     nana_quic_stats st;
+    /* new clients' first datagrams (a ring), handshaken at the end of a round */
+    nana_quic_pending *pending;
+    size_t npending, pending_head;
     /* I/O side (loop.c) */
     pthread_t thread;
     bool started;

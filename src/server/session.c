@@ -1103,7 +1103,7 @@ static void on_timer(nana_quic_conn *c, void *user)
                      "conn %llu from %s: %llu bytes of replies unread for %u ms; closing it",
                      (unsigned long long)ss->h, ss->peer, (unsigned long long)held,
                      srv->o.reply_stall_ms);
-            (void)nana_quic_conn_close(c, APP_READER_STALLED, "replies unread");
+            (void)nana_quic_conn_close(c, APP_READER_STALLED, "replies not read in time");
             return;
         }
     }
