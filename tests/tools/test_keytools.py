@@ -5,8 +5,10 @@ Usage: test_keytools.py KEY_GEN CERT_GEN
 
 Runs both tools in a fresh directory: the files they write, their modes
 (private keys 0600), refusal to overwrite without --force, --force,
---prefix, --host (names checked), --rsa, bad flags, when --force is suggested, and the formats (PKCS#8 Ed25519 PEM,
-an OpenSSH ssh-ed25519 line, PEM certificates). Prints "N passed, N failed".
+--prefix, --host (names and addresses checked), --rsa, bad flags, when
+--force is suggested (only when a file is in the way), and the formats
+(PKCS#8 Ed25519 PEM, an OpenSSH ssh-ed25519 line, PEM certificates).
+Prints "N passed, N failed".
 """
 import base64
 import os
