@@ -1,8 +1,11 @@
 /*
- * cert_gen.c - nanasqlite-cert-gen: writes a self-signed server
- * certificate and its key, cert.pem and key.pem (0600), in the current
- * directory, valid for localhost, 127.0.0.1, ::1 and every --host given.
- * Clients trust cert.pem itself (the Python client does exactly that).
+ * cert_gen.c - nanasqlite-cert-gen: writes a server certificate and its
+ * key, cert.pem and key.pem (0600), in the current directory, valid for
+ * localhost, 127.0.0.1, ::1 and every --host given, signed by a development
+ * CA (ca.pem, ca-key.pem) that is made on first use and reused after, or by
+ * the CA named with --ca and --ca-key. cert.pem holds the certificate then
+ * the CA's. Clients trust ca.pem; cert.pem works as a trust file too (the
+ * Python client loads it).
  */
 #include "auth/nana_certgen.h"
 #include "util/nana_err.h"
@@ -26,7 +29,7 @@ typedef struct cert_args {
     cert_names names;
     unsigned days;
     bool rsa, force;
-    const char *dir;
+    const char *dir, *ca, *ca_key;
 } cert_args;
 
 /* True if |h| is a DNS name: dot-separated labels of letters, digits and
@@ -99,7 +102,20 @@ static const nana_opt rows[] = {
      .def = ".",
      .arg = "DIR",
      .help = "where cert.pem and key.pem are written"},
-    {.name = "force", .kind = NANA_OPT_FLAG, AT(force), .help = "replace existing files"},
+    {.name = "ca",
+     .kind = NANA_OPT_PATH,
+     AT(ca),
+     .def_doc = "ca.pem, made if neither it nor ca-key.pem exists",
+     .help = "the CA that signs the certificate (with --ca-key)"},
+    {.name = "ca-key",
+     .kind = NANA_OPT_PATH,
+     AT(ca_key),
+     .def_doc = "ca-key.pem",
+     .help = "that CA's private key"},
+    {.name = "force",
+     .kind = NANA_OPT_FLAG,
+     AT(force),
+     .help = "replace cert.pem and key.pem (a CA is never replaced)"},
 };
 
 /* True if the last error says a file is in the way (nana_file: "... exists"). */
@@ -118,8 +134,11 @@ int main(int argc, char **argv)
     nana_opt_table table = {rows, sizeof(rows) / sizeof(rows[0]), &a};
     nana_opt_prog prog = {
         .name = "nanasqlite-cert-gen",
-        .about = "Writes cert.pem and key.pem (0600): a self-signed certificate for localhost,\n"
-                 "127.0.0.1, ::1 and each --host. Existing files are kept unless --force.\n",
+        .about = "Writes cert.pem and key.pem (0600): a server certificate for localhost,\n"
+                 "127.0.0.1, ::1 and each --host, followed in cert.pem by its CA's certificate;\n"
+                 "ECDSA P-256 unless --rsa (RSA-2048). The CA is --ca/--ca-key, else ca.pem and\n"
+                 "ca-key.pem (0600) in the same directory, made when neither exists. Clients\n"
+                 "trust ca.pem (or cert.pem). Existing files are kept unless --force.\n",
         .epilog = "exit status: 0 written, 1 not written (the reason on stderr), 2 bad command "
                   "line.\n",
         .tables = &table,
@@ -127,15 +146,16 @@ int main(int argc, char **argv)
     int first;
     int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &first));
     if (status >= 0) return status;
+    if (!a.ca != !a.ca_key) {
+        fprintf(stderr, "nanasqlite-cert-gen: --ca and --ca-key go together\n");
+        return 2;
+    }
     const char *const *dns = a.names.dns, *const *ips = a.names.ips;
     size_t ndns = a.names.ndns, nip = a.names.nip;
     uint64_t days = a.days;
     int force = a.force;
-    const char *dir = a.dir;
+    const char *dir = a.dir, *ca = a.ca, *ca_key = a.ca_key;
     nana_key_algo algo = a.rsa ? NANA_KEY_RSA_2048 : NANA_KEY_ECDSA_P256;
-    char cert[1024], key[1024];
-    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
-    snprintf(key, sizeof(key), "%s/key.pem", dir);
     nana_cert_spec spec = {.common_name = "localhost",
                            .dns_names = dns,
                            .n_dns = ndns,
@@ -144,11 +164,20 @@ int main(int argc, char **argv)
                            .days = (unsigned)days,
                            .algo = algo,
                            .server = 1};
-    if (nana_certgen_write(&spec, NULL, NULL, cert, key, force)) {
+    nana_dev_server_files f;
+    if (nana_certgen_dev_server(dir, &spec, ca, ca_key, force, &f)) {
         fprintf(stderr, "nanasqlite-cert-gen: %s%s\n", nana_errmsg(),
                 !force && error_is_exists() ? " (use --force to replace it)" : "");
         return 1;
     }
-    printf("wrote %s and %s (private key, keep it secret)\n", cert, key);
+    if (f.ca_made)
+        printf("wrote %s and %s: a new development CA (its key, keep it secret)\n", f.ca_cert,
+               f.ca_key);
+    else
+        printf("using the CA %s\n", f.ca_cert);
+    printf("wrote %s (the server certificate, then the CA's) and %s (private key, keep it "
+           "secret)\n",
+           f.cert, f.key);
+    printf("clients trust %s (or %s)\n", f.ca_cert, f.cert);
     return 0;
 }

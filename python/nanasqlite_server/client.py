@@ -611,7 +611,7 @@ class RemoteNanaSQLiteSync(_ClientBase):
         return iter(self.keys())
 
     def keys(self):
-        """The list of keys of the table, in row order."""
+        """The list of keys of the table, in key order (byte order of the UTF-8 text)."""
         return self._call("keys")
 
     def get(self, key, default=None):

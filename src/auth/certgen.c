@@ -12,6 +12,7 @@
  */
 #include "auth/nana_certgen.h"
 
+#include "util/nana_buf.h"
 #include "util/nana_err.h"
 #include "util/nana_file.h"
 
@@ -123,21 +124,53 @@ static int check_args(const nana_cert_spec *spec, const char *issuer_cert, const
     return 0;
 }
 
+/* The certificates of an issuer's PEM file: the issuer itself first, then
+ * (for a chain file) the certificates above it. */
+typedef struct {
+    gnutls_x509_crt_t *crts; /* GnuTLS-allocated array; NULL when there is no issuer */
+    unsigned n;
+} issuer_chain;
+
+/* Frees every certificate of |c| and the array. NULL-safe. */
+static void issuer_chain_free(issuer_chain *c)
+{
+    for (unsigned i = 0; i < c->n; i++)
+        gnutls_x509_crt_deinit(c->crts[i]);
+    if (c->crts) gnutls_free(c->crts);
+    c->crts = NULL;
+    c->n = 0;
+}
+
 /*
- * Loads the issuer's certificate and key from PEM files into *crt and *key
- * (caller deinits them, also on failure) and checks that the certificate is a
- * CA allowed to sign certificates and that the key belongs to it.
+ * Loads the issuer's certificates and key from PEM files into *chain and
+ * *key (the caller frees both, also on failure) and checks that the first
+ * certificate is a CA allowed to sign certificates and that the key belongs
+ * to it. With |sorted| the file must hold at most NANA_CERT_MAX_CHAIN
+ * certificates, each issued by the next (the order a chain is sent in).
  */
-static int load_issuer(const char *cert_path, const char *key_path, gnutls_x509_crt_t *crt,
+static int load_issuer(const char *cert_path, const char *key_path, int sorted, issuer_chain *chain,
                        gnutls_x509_privkey_t *key)
 {
     gnutls_datum_t pem = {NULL, 0};
     int rc = read_file(cert_path, "issuer certificate", &pem);
     if (rc) return rc;
-    int g = gnutls_x509_crt_init(crt);
-    if (g >= 0) g = gnutls_x509_crt_import(*crt, &pem, GNUTLS_X509_FMT_PEM);
+    unsigned flags = sorted ? GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED : 0;
+    int g = gnutls_x509_crt_list_import2(&chain->crts, &chain->n, &pem, GNUTLS_X509_FMT_PEM, flags);
     wipe_free(&pem);
+    if (g == GNUTLS_E_CERTIFICATE_LIST_UNSORTED)
+        return nana_err_set(NANA_ERR_INVALID,
+                            "issuer certificate %s: each certificate must be followed by its "
+                            "issuer's",
+                            cert_path);
     if (g < 0) return gtls_fail(g, NANA_ERR_INVALID, "issuer certificate");
+    if (chain->n == 0)
+        return nana_err_set(NANA_ERR_INVALID, "issuer certificate %s holds no certificate",
+                            cert_path);
+    if (sorted && chain->n > NANA_CERT_MAX_CHAIN)
+        return nana_err_set(NANA_ERR_INVALID,
+                            "issuer certificate %s holds %u certificates, the limit is %u",
+                            cert_path, chain->n, NANA_CERT_MAX_CHAIN);
+    gnutls_x509_crt_t crt = chain->crts[0];
 
     rc = read_file(key_path, "issuer key", &pem);
     if (rc) return rc;
@@ -148,18 +181,18 @@ static int load_issuer(const char *cert_path, const char *key_path, gnutls_x509_
 
     unsigned critical = 0, is_ca = 0;
     int pathlen = -1;
-    g = gnutls_x509_crt_get_basic_constraints(*crt, &critical, &is_ca, &pathlen);
+    g = gnutls_x509_crt_get_basic_constraints(crt, &critical, &is_ca, &pathlen);
     if (g < 0 || !is_ca)
         return nana_err_set(NANA_ERR_INVALID, "issuer certificate %s is not a CA", cert_path);
     unsigned usage = 0;
-    g = gnutls_x509_crt_get_key_usage(*crt, &usage, &critical);
+    g = gnutls_x509_crt_get_key_usage(crt, &usage, &critical);
     if (g >= 0 && !(usage & GNUTLS_KEY_KEY_CERT_SIGN))
         return nana_err_set(NANA_ERR_INVALID, "issuer certificate %s may not sign certificates",
                             cert_path);
 
     unsigned char crt_id[KEY_ID_MAX], key_id[KEY_ID_MAX];
     size_t crt_len = sizeof(crt_id), key_len = sizeof(key_id);
-    g = gnutls_x509_crt_get_key_id(*crt, GNUTLS_KEYID_USE_SHA256, crt_id, &crt_len);
+    g = gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, crt_id, &crt_len);
     if (g < 0) return gtls_fail(g, NANA_ERR_INVALID, "issuer certificate key id");
     g = gnutls_x509_privkey_get_key_id(*key, GNUTLS_KEYID_USE_SHA256, key_id, &key_len);
     if (g < 0) return gtls_fail(g, NANA_ERR_INVALID, "issuer key id");
@@ -329,7 +362,30 @@ static int sign_cert(gnutls_x509_crt_t crt, gnutls_x509_crt_t signer,
     return 0;
 }
 
-/* Writes all of |data| to |fd| and syncs it; on failure sets the detail. */
+/* Appends |crt| as one PEM block to |out|. */
+static int append_pem(gnutls_x509_crt_t crt, nana_buf *out)
+{
+    gnutls_datum_t pem = {NULL, 0};
+    int g = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem);
+    if (g < 0) return gtls_fail(g, NANA_ERR_INTERNAL, "certificate export");
+    int rc = nana_buf_append(out, pem.data, pem.size);
+    gnutls_free(pem.data);
+    return rc;
+}
+
+/* Builds the certificate file's text in |out| (the caller frees it with
+ * nana_buf_free): |crt| as PEM, then, when |chain| is set, every issuer
+ * certificate in the order of the issuer's file, each re-encoded from its
+ * parsed form so nothing but certificates reaches the file. */
+static int export_cert_file(gnutls_x509_crt_t crt, const issuer_chain *issuers, int chain,
+                            nana_buf *out)
+{
+    int rc = append_pem(crt, out);
+    for (unsigned i = 0; rc == 0 && chain && i < issuers->n; i++)
+        rc = append_pem(issuers->crts[i], out);
+    return rc;
+}
+
 int nana_certgen_write(const nana_cert_spec *spec, const char *issuer_cert_pem_path,
                        const char *issuer_key_pem_path, const char *cert_path, const char *key_path,
                        int overwrite)
@@ -343,14 +399,19 @@ int nana_certgen_write(const nana_cert_spec *spec, const char *issuer_cert_pem_p
         if (rc) return rc;
     }
 
-    gnutls_x509_crt_t issuer_crt = NULL, crt = NULL;
+    issuer_chain issuers = {NULL, 0};
+    gnutls_x509_crt_t issuer_crt = NULL, crt = NULL; /* issuer_crt: issuers.crts[0] */
     gnutls_x509_privkey_t issuer_key = NULL, key = NULL;
-    gnutls_datum_t cert_pem = {NULL, 0}, key_pem = {NULL, 0};
+    gnutls_datum_t key_pem = {NULL, 0};
+    nana_buf cert_file;
+    nana_buf_init(&cert_file, 0);
     int g;
 
     if (issuer_cert_pem_path) {
-        rc = load_issuer(issuer_cert_pem_path, issuer_key_pem_path, &issuer_crt, &issuer_key);
+        rc = load_issuer(issuer_cert_pem_path, issuer_key_pem_path, spec->chain, &issuers,
+                         &issuer_key);
         if (rc) goto out;
+        issuer_crt = issuers.crts[0];
     }
     rc = generate_key(spec->algo, &key);
     if (rc) goto out;
@@ -363,11 +424,8 @@ int nana_certgen_write(const nana_cert_spec *spec, const char *issuer_cert_pem_p
     if (rc) goto out;
     rc = issuer_crt ? sign_cert(crt, issuer_crt, issuer_key) : sign_cert(crt, crt, key);
     if (rc) goto out;
-    g = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &cert_pem);
-    if (g < 0) {
-        rc = gtls_fail(g, NANA_ERR_INTERNAL, "certificate export");
-        goto out;
-    }
+    rc = export_cert_file(crt, &issuers, spec->chain, &cert_file);
+    if (rc) goto out;
     g = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN,
                                           &key_pem);
     if (g < 0) {
@@ -375,14 +433,14 @@ int nana_certgen_write(const nana_cert_spec *spec, const char *issuer_cert_pem_p
         goto out;
     }
     rc = nana_file_write_pair(key_path, key_pem.data, key_pem.size, "key file", cert_path,
-                              cert_pem.data, cert_pem.size, "certificate file", overwrite);
+                              cert_file.data, cert_file.len, "certificate file", overwrite);
 
 out:
     wipe_gnutls_free(&key_pem);
-    if (cert_pem.data) gnutls_free(cert_pem.data);
+    nana_buf_free(&cert_file);
     if (crt) gnutls_x509_crt_deinit(crt);
     if (key) gnutls_x509_privkey_deinit(key);
-    if (issuer_crt) gnutls_x509_crt_deinit(issuer_crt);
+    issuer_chain_free(&issuers);
     if (issuer_key) gnutls_x509_privkey_deinit(issuer_key);
     return rc;
 }

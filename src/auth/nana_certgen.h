@@ -4,7 +4,8 @@
  *
  * One call makes a fresh key pair and a certificate for it, signed either by
  * an existing CA (certificate + key in PEM files) or by the new key itself,
- * and writes both as PEM files: the certificate world-readable (0644), the
+ * and writes both as PEM files (the certificate optionally followed by its
+ * issuer's, the chain a server sends): the certificate world-readable (0644), the
  * private key as unencrypted PKCS#8 that is never readable by anyone but the
  * owner (0600 from the moment it exists). A second call computes the SHA-256
  * fingerprints used for pinning. Everything is done in memory before the
@@ -26,8 +27,9 @@ typedef enum {
     NANA_KEY_ED25519 = 2,    /* Ed25519 (RFC 8410), pure EdDSA: no separate hash */
 } nana_key_algo;
 
-/* What to put in the certificate. The caller owns every pointer; they are
- * only read during nana_certgen_write(). */
+/* What to put in the certificate, and whether its file also carries the
+ * issuer's certificates. The caller owns every pointer; they are only read
+ * during nana_certgen_write(). */
 typedef struct nana_cert_spec {
     const char *common_name;      /* subject CN; required, non-empty */
     const char *const *dns_names; /* subjectAltName DNS entries (may be NULL if n_dns == 0) */
@@ -40,10 +42,16 @@ typedef struct nana_cert_spec {
                            leaf usage when server or client is also set) */
     int server;         /* extKeyUsage serverAuth */
     int client;         /* extKeyUsage clientAuth */
+    int chain;          /* the certificate file gets the issuer file's certificates after the
+                           new one (the chain a TLS server sends); no effect when self-signed */
 } nana_cert_spec;
 
 /* Upper bound on nana_cert_spec.days (about 100 years). */
 #define NANA_CERT_MAX_DAYS 36500u
+
+/* Most certificates an issuer file may hold when its chain is copied
+ * (nana_cert_spec.chain): the issuer and the certificates above it. */
+#define NANA_CERT_MAX_CHAIN 8u
 
 /*
  * Generates a new key of spec->algo and an X.509 v3 certificate for it with
@@ -52,7 +60,10 @@ typedef struct nana_cert_spec {
  * cRLSign for a CA. The certificate is signed (SHA-256; pure EdDSA when the
  * signing key is Ed25519) by the issuer given as two PEM files (the issuer
  * must be a CA and the key must match its certificate), or self-signed when
- * both issuer paths are NULL. Writes cert_path (PEM, mode 0644) and key_path
+ * both issuer paths are NULL. Writes cert_path (PEM, mode 0644; with
+ * spec->chain and an issuer, the new certificate followed by every
+ * certificate of the issuer file, which must then be in chain order, each
+ * issued by the next, at most NANA_CERT_MAX_CHAIN of them) and key_path
  * (PKCS#8 PEM, unencrypted, mode 0600; the file is created with mode 0600 so
  * it is never readable by others, even briefly).
  *
@@ -81,6 +92,57 @@ int nana_certgen_write(const nana_cert_spec *spec, const char *issuer_cert_pem_p
  */
 int nana_cert_fingerprints(const char *cert_pem_path, uint8_t cert_sha256[32],
                            uint8_t spki_sha256[32]);
+
+/*
+ * A server's development credentials, as nanasqlite-cert-gen writes them
+ * into a directory. A development CA signs the server certificate, so every
+ * TLS stack accepts the result (BoringSSL, for one, refuses a self-signed
+ * leaf as its own trust anchor):
+ *   ca.pem, ca-key.pem   the CA (CN "nanasqlite development CA" and a
+ *                        random tag), kept to issue more certificates
+ *   cert.pem             the server certificate followed by the CA's: the
+ *                        chain the server sends, and a file clients may
+ *                        trust as well as ca.pem
+ *   key.pem              the server certificate's key
+ * Keys are 0600, certificates 0644.
+ */
+#define NANA_DEV_CA_FILE     "ca.pem"
+#define NANA_DEV_CA_KEY_FILE "ca-key.pem"
+#define NANA_DEV_CERT_FILE   "cert.pem"
+#define NANA_DEV_KEY_FILE    "key.pem"
+
+/* Validity of a development CA made by nana_certgen_dev_server (10 years;
+ * longer when the server certificate asks for more). */
+#define NANA_DEV_CA_DAYS 3650u
+
+/* Longest path nana_certgen_dev_server builds, NUL included. */
+#define NANA_DEV_PATH_MAX 1024
+
+/* The files nana_certgen_dev_server used, for messages. */
+typedef struct nana_dev_server_files {
+    char ca_cert[NANA_DEV_PATH_MAX]; /* the CA that signed the server certificate */
+    char ca_key[NANA_DEV_PATH_MAX];
+    char cert[NANA_DEV_PATH_MAX]; /* <dir>/cert.pem */
+    char key[NANA_DEV_PATH_MAX];  /* <dir>/key.pem */
+    int ca_made;                  /* 1 when this call made the CA */
+} nana_dev_server_files;
+
+/*
+ * Writes <dir>/cert.pem and <dir>/key.pem: a new key and a certificate of
+ * |server| (which must not be a CA; its |chain| is ignored and always on)
+ * signed by a CA, with cert.pem holding the certificate then the CA's.
+ * The CA is |ca_cert| + |ca_key| when given (both or neither; the CA's
+ * files are only read). Otherwise it is <dir>/ca.pem + <dir>/ca-key.pem:
+ * used when both exist, made first (a key of |server->algo|, valid
+ * NANA_DEV_CA_DAYS or |server->days| if longer) when neither does, and an
+ * error when only one does. A CA is never replaced: |overwrite| replaces cert.pem and key.pem
+ * only (without it they must not exist, checked before anything is made).
+ * On error nothing new is left behind, a CA made by this call included.
+ * |dir| must exist. Fills |out| (owned by the caller; may be NULL). Errors
+ * as nana_certgen_write, NANA_ERR_INVALID for a too long path.
+ */
+int nana_certgen_dev_server(const char *dir, const nana_cert_spec *server, const char *ca_cert,
+                            const char *ca_key, int overwrite, nana_dev_server_files *out);
 
 /*
  * Writes a development certificate set into |dir| (created 0700 when it

@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ typedef struct done_node {
 
 struct nana_client {
     nc_rt *rt;
+    atomic_bool named_db; /* a call named a database: later ones without say "db": nil */
     nc_pool_hooks hooks;
     char *server_name, *account; /* options (copied) */
     pthread_mutex_t mu;
@@ -432,9 +434,24 @@ static void on_close(nana_quic_conn *qc, void *user)
     char tls[256];
     if (nana_quic_conn_tls_failure(qc, tls, sizeof(tls)))
         snprintf(why, sizeof(why), "cannot connect to %s:%u: %s", c->addr, c->port, tls);
-    else if (nana_quic_conn_peer_error(qc, &code, &is_app) && !is_app && code == 0x2)
-        snprintf(why, sizeof(why), "%s:%u refused the connection (server full or shutting down)",
-                 c->addr, c->port);
+    else if (nana_quic_conn_peer_error(qc, &code, &is_app) && !is_app && code == 0x2) {
+        /* CONNECTION_REFUSED: the server's reason phrase tells a ban from a full server. */
+        char reason[128];
+        nana_quic_conn_peer_reason(qc, reason, sizeof(reason));
+        if (!strcmp(reason, "banned")) {
+            snprintf(why, sizeof(why),
+                     "%s:%u refused the connection: this address is banned after repeated "
+                     "failed logins (try again later)",
+                     c->addr, c->port);
+            if (!c->fail_status) {
+                c->fail_status = NANA_CLIENT_EAUTH;
+                snprintf(c->fail_msg, sizeof(c->fail_msg), "%s", why);
+            }
+        } else {
+            snprintf(why, sizeof(why), "%s:%u refused the connection (%s)", c->addr, c->port,
+                     reason[0] ? reason : "server full or shutting down");
+        }
+    }
     else if (nana_quic_conn_peer_error(qc, &code, &is_app) && !is_app && code > 0x100 &&
              code < 0x200)
         snprintf(why, sizeof(why), "TLS handshake with %s:%u failed (alert %llu)", c->addr, c->port,
@@ -894,7 +911,12 @@ int nc_submit(nana_client *c, const char *method, const char *args_json, const c
     call->ud = ud;
     call->token = token;
     call->prev = call->next = call;
-    int rc = nc_build_call(&call->frame, method, args_json, kwargs_json, co, err);
+    /* Once this client named a database, a call naming none says so: the
+     * server would otherwise use the database its connection named last. */
+    bool named = co && co->db;
+    if (named) atomic_store(&c->named_db, true);
+    int rc = nc_build_call_db(&call->frame, method, args_json, kwargs_json, co,
+                              !named && atomic_load(&c->named_db), err);
     if (rc) {
         nana_buf_free(&call->frame);
         free(call);

@@ -44,6 +44,16 @@ int nc_build_call(nana_buf *out, const char *method, const char *args_json, cons
                   const nana_call_opts *co, nana_result *err);
 
 /*
+ * nc_build_call that, with |default_db| and no db in |co|, says "db": nil:
+ * the server's default database, not the one the connection named last
+ * (a server keeps that for calls that name none, as the Python server
+ * does).
+ */
+int nc_build_call_db(nana_buf *out, const char *method, const char *args_json,
+                     const char *kwargs_json, const nana_call_opts *co, bool default_db,
+                     nana_result *err);
+
+/*
  * Reads a reply frame into |r|: success -> OK with the result as JSON,
  * error map -> ESERVER with the server's error_type, message and code;
  * anything else -> EPROTOCOL. Returns r->status.

@@ -112,12 +112,20 @@ static int put_json(nana_buf *out, const char *text, nana_json_type want, const 
 int nc_build_call(nana_buf *out, const char *method, const char *args_json, const char *kwargs_json,
                   const nana_call_opts *co, nana_result *err)
 {
+    return nc_build_call_db(out, method, args_json, kwargs_json, co, false, err);
+}
+
+int nc_build_call_db(nana_buf *out, const char *method, const char *args_json,
+                     const char *kwargs_json, const nana_call_opts *co, bool default_db,
+                     nana_result *err)
+{
     if (!method || !*method)
         return nc_result_error(err, NANA_CLIENT_EINVALID, "a call needs a method name");
     const char *db = co ? co->db : NULL, *table = co ? co->table : NULL;
+    bool db_nil = !db && default_db;
     size_t at;
     int rc = nana_frame_begin(out, &at);
-    if (!rc) rc = nana_mp_put_map(out, 3u + (db != NULL) + (table != NULL));
+    if (!rc) rc = nana_mp_put_map(out, 3u + (db != NULL || db_nil) + (table != NULL));
     if (!rc) rc = nana_mp_put_cstr(out, "method");
     if (!rc) rc = nana_mp_put_cstr(out, method);
     if (!rc) rc = nana_mp_put_cstr(out, "args");
@@ -131,6 +139,7 @@ int nc_build_call(nana_buf *out, const char *method, const char *args_json, cons
                      : (nana_mp_put_map(out, 0) ? NANA_CLIENT_ENOMEM : 0);
     if (rc) return rc == NANA_CLIENT_ENOMEM ? nc_result_error(err, rc, "out of memory") : rc;
     if (db) rc = nana_mp_put_cstr(out, "db") || nana_mp_put_cstr(out, db);
+    if (db_nil) rc = nana_mp_put_cstr(out, "db") || nana_mp_put_nil(out);
     if (!rc && table) rc = nana_mp_put_cstr(out, "table") || nana_mp_put_cstr(out, table);
     if (rc) return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
     if (nana_frame_end(out, at))

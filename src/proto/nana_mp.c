@@ -188,9 +188,9 @@ int nana_mp_skip(nana_mp_reader *r, unsigned max_depth)
 {
     /* Items still to skip at each open level: iterative, no recursion. */
     uint64_t pending = 1;
-    uint64_t stack[64]; /* written before read: no need to clear 512 bytes per call */
+    uint64_t stack[NANA_MP_MAX_DEPTH]; /* written before read: never cleared */
     unsigned depth = 0;
-    if (max_depth > NANA_MP_SKIP_MAX_DEPTH) max_depth = NANA_MP_SKIP_MAX_DEPTH;
+    if (max_depth > NANA_MP_MAX_DEPTH) max_depth = NANA_MP_MAX_DEPTH;
     while (pending || depth) {
         if (!pending) {
             /* depth > 0 here: stack[depth - 1] was pushed below */
@@ -203,10 +203,11 @@ int nana_mp_skip(nana_mp_reader *r, unsigned max_depth)
         if (rc) return rc;
         pending--;
         if (it.type == NANA_MP_ARRAY || it.type == NANA_MP_MAP) {
-            uint64_t n = (uint64_t)it.v.count * (it.type == NANA_MP_MAP ? 2 : 1);
-            if (!n) continue;
+            /* This container is level depth + 1, empty or not. */
             if (depth >= max_depth)
                 return nana_err_set(NANA_ERR_TOOBIG, "msgpack: nested deeper than %u", max_depth);
+            uint64_t n = (uint64_t)it.v.count * (it.type == NANA_MP_MAP ? 2 : 1);
+            if (!n) continue;
             stack[depth++] = pending;
             pending = n;
         }
@@ -441,22 +442,23 @@ static int key_to_json(nana_mp_reader *r, nana_buf *out, keystack *k)
 
 int nana_mp_to_json(nana_mp_reader *r, nana_buf *out, unsigned max_depth)
 {
-    level stack[128];
+    level stack[NANA_MP_MAX_DEPTH];
     unsigned depth = 0;
     keystack keys;
     keys.v = keys.inl;
     keys.n = 0;
     keys.cap = sizeof(keys.inl) / sizeof(keys.inl[0]);
     int rc = NANA_OK;
-    if (max_depth > 128) max_depth = 128;
+    if (max_depth > NANA_MP_MAX_DEPTH) max_depth = NANA_MP_MAX_DEPTH;
     for (;;) {
         nana_mp_item it;
         if ((rc = nana_mp_read(r, &it))) break;
+        if ((it.type == NANA_MP_ARRAY || it.type == NANA_MP_MAP) && depth >= max_depth) {
+            /* this container, empty or not, would be level depth + 1 */
+            rc = nana_err_set(NANA_ERR_TOOBIG, "nested deeper than %u levels", max_depth);
+            break;
+        }
         if ((it.type == NANA_MP_ARRAY || it.type == NANA_MP_MAP) && it.v.count) {
-            if (depth >= max_depth) {
-                rc = nana_err_set(NANA_ERR_TOOBIG, "nested deeper than %u levels", max_depth);
-                break;
-            }
             bool map = it.type == NANA_MP_MAP;
             stack[depth++] = (level){.left = it.v.count, .map = map, .base = keys.n};
             if ((rc = nana_buf_putc(out, map ? '{' : '['))) break;

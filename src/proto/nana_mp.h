@@ -84,12 +84,20 @@ int nana_mp_read(nana_mp_reader *r, nana_mp_item *it);
  * "dict"...), for TypeError messages. Static storage. */
 const char *nana_mp_type_name(nana_mp_type t);
 
-/* The deepest nana_mp_skip goes, whatever |max_depth| asks: containers
- * nested deeper are refused with NANA_ERR_TOOBIG. */
-#define NANA_MP_SKIP_MAX_DEPTH 64
+/*
+ * Nesting, as every depth limit here counts it: the number of arrays and
+ * maps on the deepest path through a value, the value itself included and
+ * empty ones too. A scalar nests 0 levels, [] and [1] 1, {"a": [[]]} 3;
+ * nana_json_validate counts JSON text the same way.
+ *
+ * The deepest nana_mp_skip and nana_mp_to_json go, whatever |max_depth|
+ * asks: both walk without recursion on a fixed stack of this many levels
+ * (2 KiB and 4 KiB), and refuse deeper containers with NANA_ERR_TOOBIG.
+ */
+#define NANA_MP_MAX_DEPTH 256
 
-/* Skips one whole value, containers included, no deeper than |max_depth|
- * (NANA_ERR_TOOBIG beyond). */
+/* Skips one whole value, containers included, nested no deeper than
+ * |max_depth| (NANA_ERR_TOOBIG beyond). */
 int nana_mp_skip(nana_mp_reader *r, unsigned max_depth);
 
 /* Writers: append the smallest encoding; 0 or the nana_buf error. */
@@ -112,7 +120,8 @@ int nana_mp_put_map(nana_buf *b, uint32_t n);
  * are not strings; NANA_ERR_INVALID for NaN or infinity ("Out of range float
  * values are not JSON compliant", Python's ValueError) and for strings that
  * are not UTF-8 or malformed msgpack; NANA_ERR_TOOBIG nested deeper than
- * |max_depth|. On error |out| may hold a partial text.
+ * |max_depth| (at most NANA_MP_MAX_DEPTH), with the message "nested deeper
+ * than N levels". On error |out| may hold a partial text.
  */
 int nana_mp_to_json(nana_mp_reader *r, nana_buf *out, unsigned max_depth);
 

@@ -293,6 +293,9 @@ static int cb_handshake_completed(ngtcp2_conn *q, void *ud)
         if (c->early_accepted) sh->st.early_accepted++;
     }
     if (!c->is_client) {
+        /* Without trust_by_app a finished handshake is all the trust there is. */
+        if (!sh->ep->cfg.trust_by_app && !c->trusted && c->admit)
+            c->trusted = nana_quic_admit_trust(&sh->ep->admit, c->admit);
         if (sh->ep->tls.enable_0rtt) gnutls_session_ticket_send(c->tls, 1, 0);
         /* NEW_TOKEN: the client may skip the Retry next time, from any port. */
         const ngtcp2_path *p = ngtcp2_conn_get_path(q);
@@ -423,6 +426,9 @@ static nana_quic_conn *conn_alloc(nana_quic_shard *sh, bool client)
     c->is_client = client;
     c->state = CONN_HANDSHAKE;
     c->heap_idx = SIZE_MAX;
+    c->trusted = client; /* admission is a server's business */
+    c->trust_deadline = UINT64_MAX;
+    c->app_timer = UINT64_MAX;
     c->conn_ref.get_conn = get_conn;
     c->conn_ref.user_data = c;
     return c;
@@ -447,7 +453,8 @@ static int conn_setup_tls(nana_quic_conn *c, const char *server_name, const uint
 
 int nana_quic_conn_accept(nana_quic_shard *sh, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd,
                           const ngtcp2_cid *odcid, const ngtcp2_cid *retry_scid,
-                          const uint8_t *token, size_t tokenlen, uint64_t ts, nana_quic_conn **out)
+                          const uint8_t *token, size_t tokenlen, nana_quic_handle handle,
+                          uint64_t ts, nana_quic_conn **out)
 {
     nana_quic_conn *c = conn_alloc(sh, false);
     if (!c) return NANA_ERR_NOMEM;
@@ -476,7 +483,7 @@ int nana_quic_conn_accept(nana_quic_shard *sh, const ngtcp2_path *path, const ng
     }
     int rc = conn_setup_tls(c, NULL, NULL, 0);
     if (rc) return rc;
-    c->handle = nana_quic_shard_new_handle(sh);
+    c->handle = handle;
     /* Route the client's chosen DCIDs and our first SCID here. */
     c->odcid = *odcid;
     c->odcid_mapped = nana_quic_cidmap_put(&sh->cids, odcid, c) == 0;
@@ -826,6 +833,9 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
     nana_quic_conn_update_timer(c);
 }
 
+/* The reason phrase of a connection closed at its untrusted deadline. */
+static const char untrusted_reason[] = "not logged in in time";
+
 void nana_quic_conn_expire(nana_quic_conn *c, uint64_t ts)
 {
     if (c->dead) return;
@@ -833,10 +843,25 @@ void nana_quic_conn_expire(nana_quic_conn *c, uint64_t ts)
         if (ts >= c->close_deadline) conn_kill(c);
         return;
     }
-    int rv = ngtcp2_conn_handle_expiry(c->q, ts);
-    if (rv) {
-        fail(c, rv, ts);
+    if (!c->trusted && ts >= c->trust_deadline) {
+        c->shard->st.untrusted_timeouts++;
+        nana_q_ccerr e;
+        nana_q_ccerr_set_transport(&e, NGTCP2_CONNECTION_REFUSED,
+                                   (const uint8_t *)untrusted_reason, sizeof(untrusted_reason) - 1);
+        nana_quic_conn_start_close(c, &e, ts);
         return;
+    }
+    if (ts >= c->app_timer) {
+        c->app_timer = UINT64_MAX;
+        if (app(c)->timer && c->app_opened) app(c)->timer(c, app_user(c));
+        if (c->dead || c->state == CONN_CLOSING || c->state == CONN_DRAINING) return;
+    }
+    if (ngtcp2_conn_get_expiry(c->q) <= ts) {
+        int rv = ngtcp2_conn_handle_expiry(c->q, ts);
+        if (rv) {
+            fail(c, rv, ts);
+            return;
+        }
     }
     nana_quic_shard_dirty(c->shard, c);
 }
@@ -848,7 +873,10 @@ void nana_quic_conn_update_timer(nana_quic_conn *c)
     } else if (c->state == CONN_CLOSING || c->state == CONN_DRAINING) {
         c->expiry = c->close_deadline;
     } else {
-        c->expiry = ngtcp2_conn_get_expiry(c->q);
+        uint64_t e = ngtcp2_conn_get_expiry(c->q);
+        if (c->app_timer < e) e = c->app_timer;
+        if (!c->trusted && c->trust_deadline < e) e = c->trust_deadline;
+        c->expiry = e;
     }
     nana_quic_heap_update(c->shard, c);
 }
@@ -880,6 +908,7 @@ void nana_quic_conn_free(nana_quic_conn *c)
     if (c->q) ngtcp2_conn_del(c->q);
     if (c->tls) gnutls_deinit(c->tls);
     free(c->close_pkt);
+    nana_quic_admit_leave(&sh->ep->admit, c->admit);
     atomic_fetch_sub(&sh->ep->conns, 1);
     free(c);
 }
@@ -911,6 +940,43 @@ const nana_quic_identity *nana_quic_conn_identity(const nana_quic_conn *c)
 const char *nana_quic_conn_alpn(const nana_quic_conn *c)
 {
     return c->alpn;
+}
+
+int nana_quic_conn_trust(nana_quic_conn *c)
+{
+    if (c->trusted) return NANA_OK;
+    if (c->admit && !nana_quic_admit_trust(&c->shard->ep->admit, c->admit))
+        return nana_err_set(NANA_ERR_CLOSED, "the connection is being closed to make room");
+    c->trusted = true;
+    nana_quic_conn_update_timer(c);
+    return NANA_OK;
+}
+
+void nana_quic_conn_set_timer(nana_quic_conn *c, uint64_t when)
+{
+    if (c->app_timer == when) return;
+    c->app_timer = when;
+    if (!c->dead) nana_quic_conn_update_timer(c);
+}
+
+uint64_t nana_quic_conn_now(const nana_quic_conn *c)
+{
+    return c->shard->now;
+}
+
+void nana_quic_conn_peer_reason(const nana_quic_conn *c, char *out, size_t cap)
+{
+    if (!cap) return;
+    out[0] = 0;
+    if (!c->q || !c->peer_closed) return;
+    nana_q_ccerr e;
+    nana_q_conn_get_ccerr(c->q, &e);
+    size_t n = 0;
+    for (size_t i = 0; e.reason && i < e.reasonlen && n + 1 < cap; i++) {
+        uint8_t ch = e.reason[i];
+        out[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    out[n] = 0;
 }
 
 int nana_quic_conn_early_accepted(const nana_quic_conn *c)
@@ -997,6 +1063,12 @@ int nana_quic_stream_send_copy(nana_quic_conn *c, int64_t sid, const void *data,
     return stream_send(c, sid, data, len, fin, true, release, ctx);
 }
 
+void nana_quic_conn_send_state(const nana_quic_conn *c, uint64_t *held, uint64_t *acked)
+{
+    *held = c->streams.held_bytes;
+    *acked = c->streams.acked_bytes;
+}
+
 size_t nana_quic_stream_unacked(nana_quic_conn *c, int64_t sid)
 {
     nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
@@ -1026,6 +1098,17 @@ int nana_quic_stream_open(nana_quic_conn *c, int64_t *sid)
     if (rv) return nana_err_set(NANA_ERR_INTERNAL, "open stream: %s", ngtcp2_strerror(rv));
     if (!nana_quic_stream_add(&c->streams, *sid)) return NANA_ERR_NOMEM;
     return NANA_OK;
+}
+
+void nana_quic_conn_close_transport(nana_quic_conn *c, uint64_t code, const char *reason)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead) return;
+    if (!c->close_pending) {
+        nana_q_ccerr_set_transport(&c->pending_ccerr, code,
+                                   (const uint8_t *)reason, reason ? strlen(reason) : 0);
+        c->close_pending = true;
+    }
+    nana_quic_shard_dirty(c->shard, c);
 }
 
 int nana_quic_conn_close(nana_quic_conn *c, uint64_t app_error, const char *reason)

@@ -314,13 +314,65 @@ static void send_retry(nana_quic_shard *sh, const ngtcp2_path *path, const ngtcp
     }
 }
 
-/* Closes a would-be connection in its Initial packet, keeping no state. */
-static void send_refusal(nana_quic_shard *sh, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd,
-                         uint64_t code)
+const char *nana_quic_refuse_reason(int why)
 {
-    ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(sh->txbuf, NANA_Q_MAX_UDP, hd->version,
-                                                          &hd->scid, &hd->dcid, code, NULL, 0);
+    switch (why) {
+    case NANA_QUIC_REFUSE_FULL:
+        return "server full";
+    case NANA_QUIC_REFUSE_STOPPING:
+        return "shutting down";
+    case NANA_QUIC_REFUSE_BANNED:
+        return "banned";
+    case NANA_QUIC_REFUSE_ADDR:
+        return "too many connections from this address";
+    case NANA_QUIC_REFUSE_STARTING:
+        return "starting";
+    default:
+        return "refused";
+    }
+}
+
+/* Closes a would-be connection in its Initial packet, keeping no state;
+ * |reason| (may be NULL) is the phrase the client reads. */
+static void send_refusal(nana_quic_shard *sh, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd,
+                         uint64_t code, const char *reason)
+{
+    ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
+        sh->txbuf, NANA_Q_MAX_UDP, hd->version, &hd->scid, &hd->dcid, code,
+        (const uint8_t *)reason, reason ? strlen(reason) : 0);
     if (n > 0) reply(sh, path, sh->txbuf, (size_t)n);
+}
+
+/* Refuses a new client with CONNECTION_REFUSED for NANA_QUIC_REFUSE_* |why|. */
+static void refuse(nana_quic_shard *sh, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd, int why)
+{
+    send_refusal(sh, path, hd, NGTCP2_CONNECTION_REFUSED, nana_quic_refuse_reason(why));
+    sh->st.conns_refused++;
+}
+
+/* The reason phrase of a connection closed to make room for a new client. */
+static const char evicted_reason[] = "closed to make room: too many connections not logged in";
+
+/* On the victim's I/O thread: closes a connection evicted by another thread. */
+static void evict_posted(nana_quic_conn *c, void *arg)
+{
+    (void)arg;
+    if (c) nana_quic_conn_close_transport(c, NGTCP2_CONNECTION_REFUSED, evicted_reason);
+}
+
+/* Closes the untrusted connections admission chose to make room. */
+static void evict_victims(nana_quic_shard *sh, const nana_quic_admit_result *r)
+{
+    for (unsigned i = 0; i < r->nvictims; i++) {
+        nana_quic_handle h = r->victims[i];
+        sh->st.conns_evicted++;
+        if ((h & 0xff) == sh->index) {
+            nana_quic_conn *c = nana_quic_shard_by_handle(sh, h);
+            if (c) nana_quic_conn_close_transport(c, NGTCP2_CONNECTION_REFUSED, evicted_reason);
+        } else {
+            (void)nana_quic_post(sh->ep, h, evict_posted, NULL); /* gone or stopping: fine */
+        }
+    }
 }
 
 static void send_stateless_reset(nana_quic_shard *sh, const ngtcp2_path *path,
@@ -398,12 +450,15 @@ static void accept_new(nana_quic_shard *sh, const ngtcp2_path *path, const uint8
         return;
     }
     const nana_quic_callbacks *cb = &sh->ep->cb;
-    if (atomic_load(&sh->ep->closing) ||
-        atomic_load(&sh->ep->conns) >= sh->ep->cfg.max_connections ||
-        (cb->accept &&
-         cb->accept(path->remote.addr, (socklen_t)path->remote.addrlen, sh->ep->cfg.user))) {
-        send_refusal(sh, path, &hd, NGTCP2_CONNECTION_REFUSED);
-        sh->st.conns_refused++;
+    if (atomic_load(&sh->ep->closing)) {
+        refuse(sh, path, &hd, NANA_QUIC_REFUSE_STOPPING);
+        return;
+    }
+    int why = cb->accept ? cb->accept(path->remote.addr, (socklen_t)path->remote.addrlen,
+                                      sh->ep->cfg.user)
+                         : 0;
+    if (why) {
+        refuse(sh, path, &hd, why);
         return;
     }
     ngtcp2_cid odcid = hd.dcid;
@@ -417,7 +472,7 @@ static void accept_new(nana_quic_shard *sh, const ngtcp2_path *path, const uint8
                                                  sh->ep->secret, NANA_Q_SECRETLEN, hd.version,
                                                  path->remote.addr, path->remote.addrlen, &hd.dcid,
                                                  RETRY_TOKEN_TIMEOUT, ts) != 0) {
-                send_refusal(sh, path, &hd, NGTCP2_INVALID_TOKEN);
+                send_refusal(sh, path, &hd, NGTCP2_INVALID_TOKEN, NULL);
                 sh->st.packets_dropped++;
                 return;
             }
@@ -441,11 +496,24 @@ static void accept_new(nana_quic_shard *sh, const ngtcp2_path *path, const uint8
         send_retry(sh, path, &hd, ts);
         return;
     }
+    /* A place in the counts, maybe evicting untrusted connections for it. */
+    nana_quic_handle h = nana_quic_shard_new_handle(sh);
+    nana_quic_admit_ent *ent;
+    nana_quic_admit_result ar;
+    why = nana_quic_admit_enter(&sh->ep->admit, path->remote.addr, h, &ent, &ar);
+    if (why) {
+        refuse(sh, path, &hd, why);
+        return;
+    }
+    evict_victims(sh, &ar);
     nana_quic_conn *c;
-    if (nana_quic_conn_accept(sh, path, &hd, &odcid, retry_scid, token, tokenlen, ts, &c)) {
+    if (nana_quic_conn_accept(sh, path, &hd, &odcid, retry_scid, token, tokenlen, h, ts, &c)) {
+        nana_quic_admit_leave(&sh->ep->admit, ent);
         sh->st.packets_dropped++;
         return;
     }
+    c->admit = ent;
+    c->trust_deadline = ts + (uint64_t)sh->ep->cfg.untrusted_timeout_ms * 1000000ull;
     nana_quic_conn_read(c, path, pkt, len, ecn, ts);
     if (!c->dead) nana_quic_conn_update_timer(c);
 }

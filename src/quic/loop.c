@@ -126,7 +126,14 @@ static int open_socket(const ngtcp2_sockaddr_union *addr, socklen_t alen, bool r
     if (bind(fd, &addr->sa, alen) != 0) {
         int e = errno;
         close(fd);
-        return nana_err_set(NANA_ERR_IO, "bind: %s", strerror(e));
+        char host[INET6_ADDRSTRLEN] = "?";
+        bool v6 = addr->sa.sa_family == AF_INET6;
+        inet_ntop(addr->sa.sa_family,
+                  v6 ? (const void *)&addr->in6.sin6_addr : (const void *)&addr->in.sin_addr, host,
+                  sizeof(host));
+        return nana_err_set(NANA_ERR_IO, "cannot bind %s port %u: %s", host,
+                            (unsigned)ntohs(v6 ? addr->in6.sin6_port : addr->in.sin_port),
+                            strerror(e));
     }
     *out = fd;
     return NANA_OK;
@@ -452,6 +459,9 @@ void nana_quic_config_init(nana_quic_config *c)
     memset(c, 0, sizeof(*c));
     c->threads = 1;
     c->max_connections = 10000;
+    c->max_conns_per_addr = 256;
+    c->max_untrusted = 1024;
+    c->untrusted_timeout_ms = 10000;
     c->max_streams_bidi = 100;
     c->stream_window = (uint64_t)1 << 20;
     c->conn_window = (uint64_t)16 << 20;
@@ -472,6 +482,9 @@ static int settle_config(nana_quic_config *c)
     if (c->threads > NANA_Q_MAX_SHARDS)
         return nana_err_set(NANA_ERR_INVALID, "at most %d I/O threads", NANA_Q_MAX_SHARDS);
     if (!c->max_connections) c->max_connections = d.max_connections;
+    if (!c->max_conns_per_addr) c->max_conns_per_addr = d.max_conns_per_addr;
+    if (!c->max_untrusted) c->max_untrusted = d.max_untrusted;
+    if (!c->untrusted_timeout_ms) c->untrusted_timeout_ms = d.untrusted_timeout_ms;
     if (!c->max_streams_bidi) c->max_streams_bidi = d.max_streams_bidi;
     if (!c->stream_window) c->stream_window = d.stream_window;
     if (!c->conn_window) c->conn_window = d.conn_window;
@@ -496,6 +509,7 @@ void nana_quic_ep_del(nana_quic_ep *ep)
         }
         free(ep->shards);
     }
+    nana_quic_admit_free(&ep->admit);
     nana_quic_tls_free(&ep->tls);
     sodium_memzero(ep->secret, sizeof(ep->secret));
     free(ep);
@@ -520,6 +534,9 @@ static int ep_build(const nana_quic_config *cfg, bool start_io, nana_quic_ep **o
     else
         randombytes_buf(ep->secret, NANA_Q_SECRETLEN);
     if ((rc = nana_quic_tls_init(&ep->tls, &ep->cfg))) goto fail;
+    if ((rc = nana_quic_admit_init(&ep->admit, ep->cfg.max_connections,
+                                   ep->cfg.max_conns_per_addr, ep->cfg.max_untrusted)))
+        goto fail;
     ep->nshards = ep->cfg.threads;
     ep->shards = calloc(ep->nshards, sizeof(*ep->shards));
     if (!ep->shards) {
@@ -756,7 +773,13 @@ void nana_quic_ep_stats(nana_quic_ep *ep, nana_quic_stats *out)
         out->datagrams_out += s->datagrams_out;
         out->sendmsg_calls += s->sendmsg_calls;
         out->datagrams_unsent += s->datagrams_unsent;
+        out->conns_evicted += s->conns_evicted;
+        out->untrusted_timeouts += s->untrusted_timeouts;
     }
+    unsigned total, untrusted;
+    uint64_t evicted, refused;
+    nana_quic_admit_counts(&ep->admit, &total, &untrusted, &evicted, &refused);
+    out->conns_untrusted = untrusted;
 }
 
 uint64_t nana_quic_ep_cpu_ns(nana_quic_ep *ep)

@@ -87,9 +87,11 @@ typedef struct nana_quic_callbacks {
     void (*session_ticket)(nana_quic_conn *c, const uint8_t *data, size_t len, void *user);
     /*
      * Server only, optional: a new client at |addr| wants a connection.
-     * Return 0 to go on, nonzero to refuse it with CONNECTION_REFUSED before
-     * any state is kept or any TLS work is done (a banned address, say).
-     * Runs on the I/O thread for every first Initial: keep it cheap.
+     * Return 0 to go on, or a NANA_QUIC_REFUSE_* reason to refuse it with
+     * CONNECTION_REFUSED (and that reason's phrase, which the client can
+     * read with nana_quic_conn_peer_reason) before any state is kept or any
+     * TLS work is done. Runs on the I/O thread for every first Initial:
+     * keep it cheap.
      */
     int (*accept)(const struct sockaddr *addr, socklen_t addrlen, void *user);
     /*
@@ -98,7 +100,25 @@ typedef struct nana_quic_callbacks {
      * only on connections conn_open was called for.
      */
     void (*streams_available)(nana_quic_conn *c, void *user);
+    /* Optional: the time set with nana_quic_conn_set_timer has come. */
+    void (*timer)(nana_quic_conn *c, void *user);
 } nana_quic_callbacks;
+
+/*
+ * Why a server refuses a new client (the accept callback's answer; the
+ * transport itself refuses with FULL and ADDR). Each is sent as the reason
+ * phrase of the CONNECTION_REFUSED close (see nana_quic_refuse_reason).
+ */
+enum {
+    NANA_QUIC_REFUSE_FULL = 1,     /* "server full" */
+    NANA_QUIC_REFUSE_STOPPING = 2, /* "shutting down" */
+    NANA_QUIC_REFUSE_BANNED = 3,   /* "banned" */
+    NANA_QUIC_REFUSE_ADDR = 4,     /* "too many connections from this address" */
+    NANA_QUIC_REFUSE_STARTING = 5, /* "starting" */
+};
+
+/* The reason phrase sent for a NANA_QUIC_REFUSE_* code ("refused" for others). */
+const char *nana_quic_refuse_reason(int why);
 
 typedef struct nana_quic_config {
     int server;       /* 1: server endpoint; 0: client endpoint */
@@ -117,6 +137,21 @@ typedef struct nana_quic_config {
     int enable_0rtt;   /* server: session tickets with early data; default off */
     /* limits (0 = default) */
     unsigned max_connections;      /* default 10000; more are refused with CONNECTION_REFUSED */
+    /* server: connections from one client address (IPv4, or an IPv6 /64), default 256 */
+    unsigned max_conns_per_addr;
+    /* server: connections not yet trusted (nana_quic_conn_trust), handshakes
+     * included, default 1024. When a new client would pass this, or
+     * max_connections, or its address's limit, the oldest untrusted
+     * connection in the way is closed to make room; only when all in the way
+     * are trusted is the client refused. */
+    unsigned max_untrusted;
+    /* server: an untrusted connection is closed this long after its first
+     * packet, default 10000 */
+    unsigned untrusted_timeout_ms;
+    /* server: 1: a connection stays untrusted until the layer above calls
+     * nana_quic_conn_trust (its client logged in); 0: it is trusted once its
+     * handshake completes */
+    int trust_by_app;
     unsigned max_streams_bidi;     /* concurrent peer-opened streams per connection, default 100 */
     uint64_t stream_window;        /* per-stream flow-control window, default 1 MiB */
     uint64_t conn_window;          /* per-connection window, default 16 MiB */
@@ -206,6 +241,31 @@ const nana_quic_identity *nana_quic_conn_identity(const nana_quic_conn *c);
 /* The negotiated ALPN protocol, "" when none. */
 const char *nana_quic_conn_alpn(const nana_quic_conn *c);
 
+/*
+ * Server: the layer above vouches for the connection (its client logged
+ * in; see trust_by_app): it no longer counts against max_untrusted, is never closed to make
+ * room for others, and has no untrusted deadline. Returns 0, or
+ * NANA_ERR_CLOSED when the connection was already chosen to be closed.
+ */
+int nana_quic_conn_trust(nana_quic_conn *c);
+
+/*
+ * Asks for the timer callback at |when| (the endpoint's clock, see
+ * nana_quic_conn_now); UINT64_MAX cancels. One timer per connection: a
+ * new time replaces the old.
+ */
+void nana_quic_conn_set_timer(nana_quic_conn *c, uint64_t when);
+
+/* The endpoint's clock in ns as of this I/O round (monotonic). */
+uint64_t nana_quic_conn_now(const nana_quic_conn *c);
+
+/*
+ * The reason phrase of the CONNECTION_CLOSE the peer sent (printable ASCII,
+ * NUL-terminated, at most |cap| - 1 bytes); "" when none. Useful inside
+ * conn_close, with nana_quic_conn_peer_error.
+ */
+void nana_quic_conn_peer_reason(const nana_quic_conn *c, char *out, size_t cap);
+
 /* 1 if the handshake resumed a session and 0-RTT data was accepted. */
 int nana_quic_conn_early_accepted(const nana_quic_conn *c);
 
@@ -259,6 +319,13 @@ int nana_quic_stream_send_ref(nana_quic_conn *c, int64_t sid, const void *data, 
 int nana_quic_stream_send_copy(nana_quic_conn *c, int64_t sid, const void *data, size_t len,
                                int fin, void (*release)(void *ctx), void *ctx);
 
+/*
+ * What the connection holds for the peer: *held, bytes queued on all its
+ * streams and not yet acknowledged; *acked, bytes acknowledged so far in
+ * all (a reader that makes progress moves it).
+ */
+void nana_quic_conn_send_state(const nana_quic_conn *c, uint64_t *held, uint64_t *acked);
+
 /* Bytes queued on |sid| and not yet acknowledged (backpressure). */
 size_t nana_quic_stream_unacked(nana_quic_conn *c, int64_t sid);
 
@@ -287,6 +354,9 @@ typedef struct nana_quic_stats {
     uint64_t datagrams_in, datagrams_out, sendmsg_calls;
     uint64_t
         datagrams_unsent; /* the kernel would not take them (full socket, refused): QUIC resends */
+    uint64_t conns_evicted;      /* untrusted connections closed to make room for new clients */
+    uint64_t untrusted_timeouts; /* untrusted connections closed at their deadline */
+    uint64_t conns_untrusted;    /* connections not yet trusted now */
 } nana_quic_stats;
 
 /* Totals over all I/O threads (approximate while they run). */

@@ -128,6 +128,8 @@ typedef struct nana_quic_stream_table {
     nana_quic_stream **buckets;
     size_t nbuckets, count;
     nana_quic_objs *objs; /* the owning shard's */
+    uint64_t held_bytes;  /* queued on every stream, not yet acknowledged */
+    uint64_t acked_bytes; /* acknowledged so far, in all */
 } nana_quic_stream_table;
 
 nana_quic_stream *nana_quic_stream_find(nana_quic_stream_table *t, int64_t id);
@@ -153,6 +155,58 @@ size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max, s
 /* ------------------------------------------------------------------ */
 
 typedef struct nana_quic_shard nana_quic_shard;
+
+/* ------------------------------------------------------------------ */
+/* Admission (admit.c): the endpoint-wide connection counts             */
+/* ------------------------------------------------------------------ */
+
+typedef struct nana_quic_admit_addr nana_quic_admit_addr;
+
+/* One server connection's place in the counts (owned by the connection). */
+typedef struct nana_quic_admit_ent {
+    nana_quic_admit_addr *addr;
+    nana_quic_handle handle;
+    bool counted; /* holds a place (false once evicted or gone) */
+    bool listed;  /* on the untrusted lists */
+    struct nana_quic_admit_ent *aprev, *anext; /* its address's untrusted, oldest first */
+    struct nana_quic_admit_ent *gprev, *gnext; /* every untrusted, oldest first */
+} nana_quic_admit_ent;
+
+typedef struct nana_quic_admit {
+    pthread_mutex_t mu;
+    unsigned max_total, max_per_addr, max_untrusted;
+    unsigned total, untrusted;
+    uint64_t evicted, refused;
+    nana_quic_admit_ent *ghead, *gtail;
+    nana_quic_admit_addr **buckets;
+    size_t nbuckets, naddrs;
+    uint8_t hash_key[16];
+} nana_quic_admit;
+
+/* What admitting a client needs done: untrusted connections to close. */
+typedef struct nana_quic_admit_result {
+    nana_quic_handle victims[3];
+    unsigned nvictims;
+} nana_quic_admit_result;
+
+int nana_quic_admit_init(nana_quic_admit *a, unsigned max_total, unsigned max_per_addr,
+                         unsigned max_untrusted);
+void nana_quic_admit_free(nana_quic_admit *a);
+/*
+ * Gives a new connection from |addr| (to be handle |h|) a place: 0 with *out
+ * its entry (untrusted; the caller owns it until nana_quic_admit_leave) and
+ * in |r| the connections evicted to make room, which the caller closes; or
+ * a NANA_QUIC_REFUSE_* reason.
+ */
+int nana_quic_admit_enter(nana_quic_admit *a, const struct sockaddr *addr, nana_quic_handle h,
+                          nana_quic_admit_ent **out, nana_quic_admit_result *r);
+/* Marks |e| trusted: never evicted. False if it was evicted already. */
+bool nana_quic_admit_trust(nana_quic_admit *a, nana_quic_admit_ent *e);
+/* Gives up |e|'s place and frees it. NULL-safe. */
+void nana_quic_admit_leave(nana_quic_admit *a, nana_quic_admit_ent *e);
+/* Current counts (for statistics and tests). */
+void nana_quic_admit_counts(nana_quic_admit *a, unsigned *total, unsigned *untrusted,
+                            uint64_t *evicted, uint64_t *refused);
 
 typedef enum {
     CONN_HANDSHAKE,
@@ -199,6 +253,11 @@ struct nana_quic_conn {
     nana_quic_identity identity;
     char alpn[NANA_Q_ALPN_MAX + 1];
     void *user; /* nana_quic_conn_set_data */
+    /* server: admission (admit.c) */
+    nana_quic_admit_ent *admit; /* its place in the counts */
+    bool trusted;               /* the layer above trusted it (nana_quic_conn_trust) */
+    uint64_t trust_deadline;    /* untrusted: closed at this time */
+    uint64_t app_timer;         /* nana_quic_conn_set_timer; UINT64_MAX: none */
     /* client */
     char server_name[256]; /* GnuTLS keeps a pointer to it for the session's life */
     uint8_t *resume;       /* TLS session data for resumption (client) */
@@ -213,7 +272,12 @@ struct nana_quic_conn {
 /* Creates a server connection for an acceptable first Initial packet. */
 int nana_quic_conn_accept(nana_quic_shard *sh, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd,
                           const ngtcp2_cid *odcid, const ngtcp2_cid *retry_scid,
-                          const uint8_t *token, size_t tokenlen, uint64_t ts, nana_quic_conn **out);
+                          const uint8_t *token, size_t tokenlen, nana_quic_handle handle,
+                          uint64_t ts, nana_quic_conn **out);
+
+/* Closes a connection from the transport's side: CONNECTION_CLOSE with
+ * transport error |code| and the static |reason|, at the next write. */
+void nana_quic_conn_close_transport(nana_quic_conn *c, uint64_t code, const char *reason);
 
 /* Creates a client connection to |remote| from the shard's socket. */
 int nana_quic_conn_connect(nana_quic_shard *sh, const struct sockaddr *remote, socklen_t remote_len,
@@ -371,6 +435,7 @@ struct nana_quic_ep {
     nana_quic_shard *shards;
     unsigned nshards;
     atomic_uint conns; /* alive, all shards */
+    nana_quic_admit admit; /* server: who may hold a connection */
     atomic_bool closing;
     uint16_t port;
     char **alpn_copy;

@@ -47,6 +47,7 @@ static void chunk_free(nana_quic_stream_table *t, nana_quic_chunk *c)
 {
     void (*release)(void *ctx) = c->release;
     void *ctx = c->ctx;
+    t->held_bytes -= c->len;
     if (c->kept == CHUNK_REF && t->objs)
         nana_freelist_put(&t->objs->chunks, c);
     else if (c->kept == CHUNK_SMALL && t->objs)
@@ -184,6 +185,7 @@ int nana_quic_stream_queue(nana_quic_stream_table *t, nana_quic_stream *s, const
         s->cursor_off = s->queued;
     }
     s->queued += len;
+    t->held_bytes += len;
     return NANA_OK;
 }
 
@@ -198,6 +200,7 @@ void nana_quic_stream_acked(nana_quic_stream_table *t, nana_quic_stream *s, uint
         s->base_off += c->len;
         s->head = c->next;
         if (!s->head) s->tail = NULL;
+        t->acked_bytes += c->len;
         chunk_free(t, c);
     }
 }

@@ -118,9 +118,10 @@ static int field_opt_str(nana_mp_reader *r, const char *field, const char **p, u
     return NANA_OK;
 }
 
-/* The nesting a request may have: nana_mp_skip goes no deeper than its own cap. */
-#define CALL_DEPTH                                                                                 \
-    (NANA_CALL_MAX_DEPTH < NANA_MP_SKIP_MAX_DEPTH ? NANA_CALL_MAX_DEPTH : NANA_MP_SKIP_MAX_DEPTH)
+/* The nesting a request may have; nana_mp_skip and the transcoder can walk it. */
+#define CALL_DEPTH NANA_CALL_MAX_DEPTH
+_Static_assert(NANA_CALL_MAX_DEPTH <= NANA_MP_MAX_DEPTH, "the request walk must reach every value");
+_Static_assert(NANA_VALUE_MAX_DEPTH <= NANA_MP_MAX_DEPTH, "the transcoder must reach every value");
 
 /* Checks that |msg| is one well-formed msgpack message, nested no deeper
  * than CALL_DEPTH, with nothing after it. */
@@ -130,8 +131,10 @@ static int check_whole(const uint8_t *msg, size_t len)
     nana_mp_reader_init(&whole, msg, len);
     int rc = nana_mp_skip(&whole, CALL_DEPTH);
     if (rc == NANA_ERR_TOOBIG)
-        return nana_err_set(NANA_ERR_TOOBIG, "Invalid request: nested deeper than %d levels",
-                            CALL_DEPTH);
+        return nana_err_set(NANA_ERR_TOOBIG,
+                            "Invalid request: nested deeper than %d levels (a value may nest at "
+                            "most %d)",
+                            CALL_DEPTH, NANA_VALUE_MAX_DEPTH);
     if (rc) return nana_err_set(NANA_ERR_INVALID, "Invalid request: not a msgpack message");
     if (nana_mp_left(&whole))
         return nana_err_set(NANA_ERR_INVALID, "Invalid request: bytes after the message");
@@ -165,6 +168,9 @@ static int parse_fields(const uint8_t *msg, size_t len, nana_call *out)
         if (KEY_IS("method")) {
             rc = field_str(&r, "method", &out->method, &out->mlen);
         } else if (KEY_IS("db")) {
+            nana_mp_reader peek = r;
+            nana_mp_item v;
+            if (!nana_mp_read(&peek, &v) && v.type == NANA_MP_NIL) out->db_nil = true;
             rc = field_opt_str(&r, "db", &out->db, &out->dblen);
         } else if (KEY_IS("table")) {
             rc = field_opt_str(&r, "table", &out->table, &out->tlen);
@@ -226,6 +232,18 @@ int nana_call_parse(const uint8_t *msg, size_t len, nana_call *out)
 
 /* ---- binding ------------------------------------------------------------- */
 
+/* The name CPython puts in a method's TypeErrors: "NanaSQLite.get". */
+typedef struct qualname {
+    char s[96];
+} qualname;
+
+static qualname qual_of(const nana_bind_spec *spec)
+{
+    qualname q;
+    snprintf(q.s, sizeof(q.s), "%s.%s", spec->owner ? spec->owner : "NanaSQLite", spec->name);
+    return q;
+}
+
 /* Reads a value into JSON text in the arena. */
 static int bind_json(nana_mp_reader *r, unsigned max_depth, nana_arena *arena, nana_arg *a)
 {
@@ -242,23 +260,22 @@ static int bind_json(nana_mp_reader *r, unsigned max_depth, nana_arena *arena, n
 }
 
 /* The TypeError for an argument of the wrong type. */
-static int wrong_type(const nana_bind_spec *spec, const nana_param *p, const char *want,
-                      nana_mp_type got)
+static int wrong_type(const char *qual, const nana_param *p, const char *want, nana_mp_type got)
 {
-    return nana_err_set(NANA_ERR_TYPE, "%s() argument '%s' must be %s, not %s", spec->name, p->name,
-                        want, nana_mp_type_name(got));
+    return nana_err_set(NANA_ERR_TYPE, "%s() argument '%s' must be %s, not %s", qual, p->name, want,
+                        nana_mp_type_name(got));
 }
 
 /* Reads a str that must be valid UTF-8. */
-static int read_text(const nana_bind_spec *spec, const nana_param *p, nana_mp_reader *r,
-                     const char **s, uint32_t *n)
+static int read_text(const char *qual, const nana_param *p, nana_mp_reader *r, const char **s,
+                     uint32_t *n)
 {
     nana_mp_item it;
     int rc = nana_mp_read(r, &it);
     if (rc) return rc;
-    if (it.type != NANA_MP_STR) return wrong_type(spec, p, "str", it.type);
+    if (it.type != NANA_MP_STR) return wrong_type(qual, p, "str", it.type);
     if (!nana_utf8_valid((const char *)it.v.s.p, it.v.s.n))
-        return nana_err_set(NANA_ERR_INVALID, "%s() argument '%s' is not valid UTF-8", spec->name,
+        return nana_err_set(NANA_ERR_INVALID, "%s() argument '%s' is not valid UTF-8", qual,
                             p->name);
     *s = (const char *)it.v.s.p;
     *n = it.v.s.n;
@@ -266,18 +283,17 @@ static int read_text(const nana_bind_spec *spec, const nana_param *p, nana_mp_re
 }
 
 /* Reads a map of str -> value into pairs (values as JSON text). */
-static int bind_pairs(const nana_bind_spec *spec, const nana_param *p, nana_mp_reader *r,
-                      uint32_t count, unsigned max_depth, nana_arena *arena, nana_arg *a)
+static int bind_pairs(const char *qual, const nana_param *p, nana_mp_reader *r, uint32_t count,
+                      unsigned max_depth, nana_arena *arena, nana_arg *a)
 {
     a->pairs = nana_arena_alloc(arena, (count ? count : 1) * sizeof(nana_kv_pair));
     if (!a->pairs) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     for (uint32_t i = 0; i < count; i++) {
         const char *k;
         uint32_t kn;
-        int rc = read_text(spec, p, r, &k, &kn);
+        int rc = read_text(qual, p, r, &k, &kn);
         if (rc == NANA_ERR_TYPE)
-            return nana_err_set(NANA_ERR_TYPE, "%s() keys of '%s' must be str", spec->name,
-                                p->name);
+            return nana_err_set(NANA_ERR_TYPE, "%s() keys of '%s' must be str", qual, p->name);
         if (rc) return rc;
         nana_arg v = {0};
         if ((rc = bind_json(r, max_depth, arena, &v))) return rc;
@@ -288,8 +304,8 @@ static int bind_pairs(const nana_bind_spec *spec, const nana_param *p, nana_mp_r
 }
 
 /* Reads one argument for parameter |p|. */
-static int bind_one(const nana_bind_spec *spec, const nana_param *p, nana_mp_reader *r,
-                    unsigned max_depth, nana_arena *arena, nana_arg *a)
+static int bind_one(const char *qual, const nana_param *p, nana_mp_reader *r, unsigned max_depth,
+                    nana_arena *arena, nana_arg *a)
 {
     nana_mp_reader peek = *r;
     nana_mp_item it;
@@ -305,7 +321,7 @@ static int bind_one(const nana_bind_spec *spec, const nana_param *p, nana_mp_rea
     case P_STR: {
         const char *s;
         uint32_t n;
-        if ((rc = read_text(spec, p, r, &s, &n))) return rc;
+        if ((rc = read_text(qual, p, r, &s, &n))) return rc;
         if (p->type == P_KEY) {
             a->s = s;
             a->n = n;
@@ -325,44 +341,187 @@ static int bind_one(const nana_bind_spec *spec, const nana_param *p, nana_mp_rea
         else if (it.type == NANA_MP_NIL)
             a->b = false;
         else
-            return wrong_type(spec, p, "bool", it.type);
+            return wrong_type(qual, p, "bool", it.type);
         return NANA_OK;
     case P_INT:
         *r = peek;
-        if (it.type != NANA_MP_INT) return wrong_type(spec, p, "int", it.type);
+        if (it.type != NANA_MP_INT) return wrong_type(qual, p, "int", it.type);
         a->i = it.v.i;
         return NANA_OK;
     case P_VALUE:
         return bind_json(r, max_depth, arena, a);
     case P_LIST:
-        if (it.type != NANA_MP_ARRAY) return wrong_type(spec, p, "list", it.type);
+        if (it.type != NANA_MP_ARRAY) return wrong_type(qual, p, "list", it.type);
         return bind_json(r, max_depth, arena, a);
     case P_OBJECT:
-        if (it.type != NANA_MP_MAP) return wrong_type(spec, p, "dict", it.type);
+        if (it.type != NANA_MP_MAP) return wrong_type(qual, p, "dict", it.type);
         return bind_json(r, max_depth, arena, a);
     case P_KEYS:
-        if (it.type != NANA_MP_ARRAY) return wrong_type(spec, p, "list", it.type);
+        if (it.type != NANA_MP_ARRAY) return wrong_type(qual, p, "list", it.type);
         *r = peek;
         a->keys = nana_arena_alloc(arena, (it.v.count ? it.v.count : 1) * sizeof(nana_key));
         if (!a->keys) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
         for (uint32_t i = 0; i < it.v.count; i++) {
             const char *s;
             uint32_t n;
-            if ((rc = read_text(spec, p, r, &s, &n)))
+            if ((rc = read_text(qual, p, r, &s, &n)))
                 return rc == NANA_ERR_TYPE
-                           ? nana_err_set(NANA_ERR_TYPE, "%s() items of '%s' must be str",
-                                          spec->name, p->name)
+                           ? nana_err_set(NANA_ERR_TYPE, "%s() items of '%s' must be str", qual,
+                                          p->name)
                            : rc;
             a->keys[i] = (nana_key){.key = s, .klen = n};
         }
         a->count = it.v.count;
         return NANA_OK;
     case P_PAIRS:
-        if (it.type != NANA_MP_MAP) return wrong_type(spec, p, "dict", it.type);
+        if (it.type != NANA_MP_MAP) return wrong_type(qual, p, "dict", it.type);
         *r = peek;
-        return bind_pairs(spec, p, r, it.v.count, max_depth, arena, a);
+        return bind_pairs(qual, p, r, it.v.count, max_depth, arena, a);
     }
     return nana_err_set(NANA_ERR_INTERNAL, "unknown parameter type");
+}
+
+/* The shape of a parameter list (see call_int.h for its order). */
+typedef struct sig {
+    unsigned npos;   /* positional-or-keyword parameters */
+    unsigned ndef;   /* ... of which have a default */
+    int varargs;     /* index of the *args parameter, or -1 */
+    unsigned kwonly; /* index of the first keyword-only parameter */
+} sig;
+
+static sig sig_of(const nana_bind_spec *spec)
+{
+    sig g = {0, 0, -1, spec->nparams};
+    for (unsigned j = 0; j < spec->nparams; j++) {
+        unsigned fl = spec->params[j].flags;
+        if (fl & P_KWONLY) {
+            if (g.kwonly == spec->nparams) g.kwonly = j;
+        } else if (fl & P_VARARGS) {
+            g.varargs = (int)j;
+        } else {
+            g.npos++;
+            if (fl & P_OPT) g.ndef++;
+        }
+    }
+    return g;
+}
+
+/* The parameter a keyword names (any but *args), or nparams. */
+static unsigned param_named(const nana_bind_spec *spec, const char *name, size_t n)
+{
+    for (unsigned j = 0; j < spec->nparams; j++) {
+        const nana_param *p = &spec->params[j];
+        if (!(p->flags & P_VARARGS) && strlen(p->name) == n && memcmp(p->name, name, n) == 0)
+            return j;
+    }
+    return spec->nparams;
+}
+
+/* Reads a keyword's name: a str (Python's keywords are strings) in UTF-8. */
+static int read_keyword(const char *qual, nana_mp_reader *r, const char **kp, size_t *kn)
+{
+    nana_mp_item k;
+    int rc = nana_mp_read(r, &k);
+    if (rc) return rc;
+    if (k.type != NANA_MP_STR)
+        return nana_err_set(NANA_ERR_TYPE, "%s() keywords must be strings", qual);
+    if (!nana_utf8_valid((const char *)k.v.s.p, k.v.s.n))
+        return nana_err_set(NANA_ERR_INVALID, "%s() keyword is not valid UTF-8", qual);
+    *kp = (const char *)k.v.s.p;
+    *kn = k.v.s.n;
+    return NANA_OK;
+}
+
+/*
+ * The missing-arguments TypeError: "f() missing 2 required positional
+ * arguments: 'a' and 'b'" (three or more: "'a', 'b', and 'c'"), naming the
+ * parameters in [from, to) that are required and not given.
+ */
+static int missing(const char *qual, const nana_bind_spec *spec, const bool *given, unsigned from,
+                   unsigned to, const char *kind)
+{
+    unsigned idx[NANA_MAX_PARAMS], n = 0;
+    for (unsigned j = from; j < to; j++)
+        if (!(spec->params[j].flags & (P_OPT | P_VARARGS)) && !given[j]) idx[n++] = j;
+    if (!n) return NANA_OK;
+    char names[NANA_MAX_PARAMS * 40] = "";
+    size_t at = 0;
+    for (unsigned i = 0; i < n && at < sizeof(names); i++) {
+        const char *sep = i == 0 ? "" : n == 2 ? " and " : i + 1 == n ? ", and " : ", ";
+        int w = snprintf(names + at, sizeof(names) - at, "%s'%s'", sep, spec->params[idx[i]].name);
+        if (w < 0) break;
+        at += (size_t)w;
+    }
+    return nana_err_set(NANA_ERR_TYPE, "%s() missing %u required %s argument%s: %s", qual, n, kind,
+                        n == 1 ? "" : "s", names);
+}
+
+/*
+ * The too-many-positional TypeError, counting self as CPython does for a
+ * bound method: "f() takes from 2 to 3 positional arguments but 4 were
+ * given", with "(and 1 keyword-only argument)" when some were given.
+ */
+static int too_many(const char *qual, sig g, uint32_t nargs, unsigned kwonly_given)
+{
+    unsigned argc = g.npos + 1, given = nargs + 1;
+    char takes[48], extra[80] = "";
+    bool plural = true;
+    if (g.ndef)
+        snprintf(takes, sizeof(takes), "from %u to %u", argc - g.ndef, argc);
+    else {
+        snprintf(takes, sizeof(takes), "%u", argc);
+        plural = argc != 1;
+    }
+    if (kwonly_given)
+        snprintf(extra, sizeof(extra), " positional argument%s (and %u keyword-only argument%s)",
+                 given != 1 ? "s" : "", kwonly_given, kwonly_given != 1 ? "s" : "");
+    return nana_err_set(NANA_ERR_TYPE, "%s() takes %s positional argument%s but %u%s %s given",
+                        qual, takes, plural ? "s" : "", given, extra,
+                        given == 1 && !kwonly_given ? "was" : "were");
+}
+
+/*
+ * The arity check, before any value is converted: which parameters the
+ * call gives, and CPython's TypeError if it does not bind. Sets given[]
+ * and *nextra_kw (keywords that go to **kwargs).
+ */
+static int check_arity(const nana_call *c, const nana_bind_spec *spec, const char *qual, sig g,
+                       bool *given, uint32_t *nextra_kw)
+{
+    uint32_t bound = c->nargs < g.npos ? c->nargs : g.npos;
+    for (uint32_t i = 0; i < bound; i++)
+        given[i] = true;
+    *nextra_kw = 0;
+    nana_mp_reader r = c->kwargs;
+    for (uint32_t i = 0; i < c->nkwargs; i++) {
+        const char *kp;
+        size_t kn;
+        int rc = read_keyword(qual, &r, &kp, &kn);
+        if (rc) return rc;
+        int shown = kn > 64 ? 64 : (int)kn;
+        unsigned j = param_named(spec, kp, kn);
+        if (j == spec->nparams) {
+            if (!spec->var_kwargs)
+                return nana_err_set(NANA_ERR_TYPE, "%s() got an unexpected keyword argument '%.*s'",
+                                    qual, shown, kp);
+            (*nextra_kw)++;
+        } else if (given[j]) {
+            return nana_err_set(NANA_ERR_TYPE, "%s() got multiple values for argument '%.*s'", qual,
+                                shown, kp);
+        } else {
+            given[j] = true;
+        }
+        if ((rc = nana_mp_skip(&r, NANA_MP_MAX_DEPTH))) return rc;
+    }
+    if (c->nargs > g.npos && g.varargs < 0) {
+        unsigned kwonly_given = 0;
+        for (unsigned j = g.kwonly; j < spec->nparams; j++)
+            kwonly_given += given[j];
+        return too_many(qual, g, c->nargs, kwonly_given);
+    }
+    int rc = missing(qual, spec, given, 0, g.kwonly, "positional");
+    if (!rc) rc = missing(qual, spec, given, g.kwonly, spec->nparams, "keyword-only");
+    return rc;
 }
 
 int nana_call_bind(const nana_call *c, const nana_bind_spec *spec, unsigned max_depth,
@@ -371,61 +530,46 @@ int nana_call_bind(const nana_call *c, const nana_bind_spec *spec, unsigned max_
     memset(out, 0, sizeof(nana_arg) * NANA_MAX_PARAMS);
     *extra = NULL;
     *nextra = 0;
-    if (c->nargs > spec->nparams)
-        return nana_err_set(NANA_ERR_TYPE, "%s() takes %u positional argument%s but %u %s given",
-                            spec->name, spec->nparams, spec->nparams == 1 ? "" : "s", c->nargs,
-                            c->nargs == 1 ? "was" : "were");
+    qualname q = qual_of(spec);
+    sig g = sig_of(spec);
     bool given[NANA_MAX_PARAMS] = {0}; /* given, even as None (then .set stays false) */
+    uint32_t nextra_kw = 0;
+    int rc = check_arity(c, spec, q.s, g, given, &nextra_kw);
+    if (rc) return rc;
+
+    /* The call binds: convert its values, positional ones first. */
     nana_mp_reader r = c->args;
     for (uint32_t i = 0; i < c->nargs; i++) {
-        int rc = bind_one(spec, &spec->params[i], &r, max_depth, arena, &out[i]);
+        if (i < g.npos)
+            rc = bind_one(q.s, &spec->params[i], &r, max_depth, arena, &out[i]);
+        else if (i == g.npos && g.varargs >= 0) /* the first of *args */
+            rc = bind_one(q.s, &spec->params[g.varargs], &r, max_depth, arena, &out[g.varargs]);
+        else /* the rest of *args: the method ignores them, as NanaSQLite's does */
+            rc = nana_mp_skip(&r, NANA_MP_MAX_DEPTH);
         if (rc) return rc;
-        given[i] = true;
     }
-    r = c->kwargs;
-    if (spec->var_kwargs && c->nkwargs) {
-        *extra = nana_arena_alloc(arena, c->nkwargs * sizeof(nana_kv_pair));
+    if (nextra_kw) {
+        *extra = nana_arena_alloc(arena, nextra_kw * sizeof(nana_kv_pair));
         if (!*extra) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     }
+    r = c->kwargs;
     for (uint32_t i = 0; i < c->nkwargs; i++) {
-        nana_mp_item k;
-        int rc = nana_mp_read(&r, &k);
-        if (rc) return rc;
-        if (k.type != NANA_MP_STR)
-            return nana_err_set(NANA_ERR_TYPE, "%s() keywords must be strings", spec->name);
-        const char *kp = (const char *)k.v.s.p;
-        unsigned idx = spec->nparams;
-        for (unsigned j = 0; j < spec->nparams; j++) {
-            if (strlen(spec->params[j].name) == k.v.s.n &&
-                memcmp(spec->params[j].name, kp, k.v.s.n) == 0) {
-                idx = j;
-                break;
-            }
-        }
-        int shown = k.v.s.n > 64 ? 64 : (int)k.v.s.n;
-        if (idx == spec->nparams) {
-            if (!spec->var_kwargs)
-                return nana_err_set(NANA_ERR_TYPE, "%s() got an unexpected keyword argument '%.*s'",
-                                    spec->name, shown, kp);
-            if (!nana_utf8_valid(kp, k.v.s.n))
-                return nana_err_set(NANA_ERR_INVALID, "%s() keyword is not valid UTF-8",
-                                    spec->name);
+        const char *kp;
+        size_t kn;
+        if ((rc = read_keyword(q.s, &r, &kp, &kn))) return rc;
+        unsigned j = param_named(spec, kp, kn);
+        if (j < spec->nparams) {
+            rc = bind_one(q.s, &spec->params[j], &r, max_depth, arena, &out[j]);
+        } else if (*extra && *nextra < nextra_kw) {
             nana_arg v = {0};
-            if ((rc = bind_json(&r, max_depth, arena, &v))) return rc;
-            (*extra)[(*nextra)++] =
-                (nana_kv_pair){.key = kp, .klen = k.v.s.n, .value = v.s, .vlen = v.n};
-            continue;
+            rc = bind_json(&r, max_depth, arena, &v);
+            if (!rc)
+                (*extra)[(*nextra)++] =
+                    (nana_kv_pair){.key = kp, .klen = kn, .value = v.s, .vlen = v.n};
+        } else {
+            rc = nana_err_set(NANA_ERR_INTERNAL, "a keyword the arity check did not count");
         }
-        if (given[idx])
-            return nana_err_set(NANA_ERR_TYPE, "%s() got multiple values for argument '%.*s'",
-                                spec->name, shown, kp);
-        if ((rc = bind_one(spec, &spec->params[idx], &r, max_depth, arena, &out[idx]))) return rc;
-        given[idx] = true;
-    }
-    for (unsigned j = 0; j < spec->nparams; j++) {
-        if (!(spec->params[j].flags & P_OPT) && !given[j])
-            return nana_err_set(NANA_ERR_TYPE, "%s() missing 1 required positional argument: '%s'",
-                                spec->name, spec->params[j].name);
+        if (rc) return rc;
     }
     return NANA_OK;
 }

@@ -22,10 +22,18 @@ typedef enum nana_ptype {
     P_PAIRS,  /* map of str -> value */
 } nana_ptype;
 
+/*
+ * A parameter list reads like a Python signature: the positional-or-keyword
+ * parameters first (optional ones last), then at most one P_VARARGS, then
+ * the P_KWONLY ones.
+ */
 enum {
-    P_OPT = 1u << 0,   /* may be left out */
-    P_NONE = 1u << 1,  /* None counts as left out */
-    P_TABLE = 1u << 2, /* names a table: checked against the account's table allow-list */
+    P_OPT = 1u << 0,     /* may be left out (has a default) */
+    P_NONE = 1u << 1,    /* None counts as left out */
+    P_TABLE = 1u << 2,   /* names a table: checked against the account's table allow-list */
+    P_VARARGS = 1u << 3, /* *args: takes the positional arguments past the named ones and
+                            binds the first of them, if any; never named by keyword */
+    P_KWONLY = 1u << 4,  /* keyword-only */
 };
 
 #define NANA_MAX_PARAMS 8
@@ -62,6 +70,7 @@ void nana_arena_free(nana_arena *a);
 
 /* The method spec the binder needs (the table lives in methods.c). */
 typedef struct nana_bind_spec {
+    const char *owner; /* the Python class that defines it, for messages; NULL: "NanaSQLite" */
     const char *name;
     const nana_param *params;
     unsigned nparams;
@@ -70,9 +79,16 @@ typedef struct nana_bind_spec {
 
 /*
  * Binds the call's args and kwargs to |spec|'s parameters into |out|
- * (NANA_MAX_PARAMS entries). Extra keywords of a var_kwargs method go to
- * extra and nextra. Errors: NANA_ERR_TYPE with Python's wording for arity
- * and type mistakes, the value converter's errors for values.
+ * (NANA_MAX_PARAMS entries), as CPython binds a call to a bound method
+ * (self counts in the numbers), with its TypeErrors word for word and in
+ * its order: a keyword that is not a string, unknown (unless var_kwargs)
+ * or given twice; then too many positional arguments; then every missing
+ * positional one; then every missing keyword-only one. Only a call that
+ * binds has its values converted, so a value's own error (a key that is
+ * not a str, a value JSON cannot hold) comes after the arity errors.
+ * Extra keywords of a var_kwargs method go to extra and nextra.
+ * Errors: NANA_ERR_TYPE for arity and type mistakes, the value
+ * converter's errors for values.
  */
 int nana_call_bind(const nana_call *c, const nana_bind_spec *spec, unsigned max_depth,
                    nana_arena *arena, nana_arg *out, nana_kv_pair **extra, size_t *nextra);

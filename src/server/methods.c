@@ -25,6 +25,7 @@ typedef struct exec {
 typedef int (*handler_fn)(exec *x);
 
 struct nana_method {
+    const char *owner; /* the Python class defining it, for TypeErrors; NULL: NanaSQLite */
     const char *name;
     unsigned flags;
     handler_fn run;
@@ -141,6 +142,26 @@ static int h_popitem(exec *x)
     return table_result(x, nana_kv_popitem);
 }
 
+/* get_fresh(key, default=None): get, but read from SQLite past the cache. */
+static int h_get_fresh(exec *x)
+{
+    nana_val *v = NULL;
+    int rc = nana_kv_get_fresh(T, A(0).s, A(0).n, OPT(1), A(1).n, &v);
+    return put_val_rc(x, rc, v);
+}
+
+static int h_is_cached(exec *x)
+{
+    return put_bool_rc(x, nana_kv_is_cached(T, A(0).s, A(0).n));
+}
+
+static int h_clear_cache(exec *x)
+{
+    nana_kv_clear_cache(T);
+    return nana_mp_put_nil(x->out);
+}
+
+/* pop(key, *args): args[0], when given, is the default. */
 static int h_pop(exec *x)
 {
     nana_val *v = NULL;
@@ -420,6 +441,11 @@ static int h_restore(exec *x)
     {                                                                                              \
         n, P_VALUE, P_OPT                                                                          \
     }
+/* *args whose first element is a value (pop's default) */
+#define VARG(n)                                                                                    \
+    {                                                                                              \
+        n, P_VALUE, P_OPT | P_VARARGS                                                              \
+    }
 /* an optional value where None means "no value" */
 #define NVAL(n)                                                                                    \
     {                                                                                              \
@@ -488,13 +514,17 @@ static const nana_method methods[] = {
     M("__contains__", RD | DICT | NANA_M_CACHED, h_contains, KEY("key")),
     M0("__len__", RD | DICT, h_len),
     M("get", RD | DICT | NANA_M_CACHED, h_get, KEY("key"), OVAL("default")),
+    M("get_fresh", RD | DICT, h_get_fresh, KEY("key"), OVAL("default")),
+    M("is_cached", RD | DICT, h_is_cached, KEY("key")),
+    M0("clear_cache", RD | DICT, h_clear_cache),
     M0("keys", RD | DICT, h_keys),
     M0("values", RD | DICT, h_values),
     M0("items", RD | DICT, h_items),
     M0("to_dict", RD | DICT, h_to_dict),
     M0("copy", RD | DICT, h_to_dict),
-    M("pop", WR | DICT, h_pop, KEY("key"), OVAL("default")),
-    M0("popitem", WR | DICT, h_popitem),
+    M("pop", WR | DICT, h_pop, KEY("key"), VARG("args")),
+    /* NanaSQLite inherits popitem from collections.abc.MutableMapping */
+    {.owner = "MutableMapping", .name = "popitem", .flags = WR | DICT, .run = h_popitem},
     M("setdefault", WR | DICT, h_setdefault, KEY("key"), OVAL("default")),
     {.name = "update",
      .flags = WR | DICT,
@@ -706,8 +736,8 @@ int nana_call_run(const nana_call *c, const nana_run_env *env, nana_buf *out)
     nana_arg a[NANA_MAX_PARAMS];
     nana_kv_pair *extra = NULL;
     size_t nextra = 0;
-    nana_bind_spec spec = {m->name, m->params, m->nparams, m->var_kwargs};
-    unsigned depth = env->max_depth ? env->max_depth : NANA_DEFAULT_JSON_DEPTH;
+    nana_bind_spec spec = {m->owner, m->name, m->params, m->nparams, m->var_kwargs};
+    unsigned depth = env->max_depth ? env->max_depth : NANA_VALUE_MAX_DEPTH;
     int rc = nana_call_bind(c, &spec, depth, &arena, a, &extra, &nextra);
     if (!rc) rc = tables_allowed(m, a, env);
     if (!rc && (m->flags & NANA_M_DICT) && !env->table)

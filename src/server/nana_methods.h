@@ -64,13 +64,26 @@ typedef struct nana_call {
     uint32_t nkwargs;
     const char *db; /* NULL: the default database */
     uint32_t dblen;
+    bool db_nil; /* "db": nil, the default database (absent: the connection's last) */
     const char *table; /* NULL: the default table */
     uint32_t tlen;
 } nana_call;
 
-/* Nesting accepted in a request frame as a whole (the msgpack transcoder
- * itself limits one value to 128 levels). */
-#define NANA_CALL_MAX_DEPTH (NANA_DEFAULT_JSON_DEPTH + 3)
+/*
+ * Value nesting: how deep one value may nest (arrays and maps on its
+ * deepest path, the value itself and empty ones included, as nana_mp.h
+ * counts). It is the store's own limit on stored values, so a value the
+ * transcoder accepts is never refused by the store's check: 128.
+ */
+#define NANA_VALUE_MAX_DEPTH NANA_DEFAULT_JSON_DEPTH
+
+/*
+ * Nesting accepted in a request as a whole: a value nested
+ * NANA_VALUE_MAX_DEPTH levels sits under at most three levels of the
+ * request's own structure (the request map, "args", and a mapping
+ * argument such as batch_update's, whose values are the stored values).
+ */
+#define NANA_CALL_MAX_DEPTH (NANA_VALUE_MAX_DEPTH + 3)
 
 /*
  * Parses one request (the msgpack after the length). The whole message must
@@ -104,7 +117,7 @@ typedef struct nana_run_env {
     const nana_account *acct; /* NULL: unrestricted */
     const char *dbname;       /* for the account's table allow-list */
     const char *backup_dir;   /* relative backup/restore paths are taken inside it */
-    unsigned max_depth;       /* nesting of values, default NANA_DEFAULT_JSON_DEPTH */
+    unsigned max_depth;       /* nesting of values, default NANA_VALUE_MAX_DEPTH */
 } nana_run_env;
 
 /*

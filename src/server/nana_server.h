@@ -39,6 +39,15 @@ typedef struct nana_server_opts {
     size_t max_conn_bytes;        /* half-received requests of one connection, default 50 MiB */
     unsigned max_preauth_streams; /* half-received streams before authentication, default 50 */
     unsigned max_connections;     /* default 10000 */
+    unsigned max_conns_per_addr;  /* connections from one address (IPv4, IPv6 /64), default 256 */
+    unsigned max_unauthenticated; /* connections not logged in (handshakes too), default 1024 */
+    unsigned auth_timeout_ms;     /* log in this soon after the first packet, default 5000 */
+    size_t max_preauth_request_bytes; /* one request frame before login, default 4096 */
+    size_t max_buffered_bytes; /* unfinished request bytes, server-wide, default 512 MiB */
+    unsigned request_idle_ms;  /* an unfinished request idle this long is refused, default 10000 */
+    unsigned request_timeout_ms;   /* a request must be whole this soon, default 120000 */
+    size_t max_unread_reply_bytes; /* replies queued on a connection, unread, default 64 MiB */
+    unsigned reply_stall_ms; /* unread replies making no progress this long close it, 30000 */
     unsigned max_streams;         /* calls in flight per connection, default 128 */
     double calls_per_sec;         /* per account unless its own limit is set, default 1e6 */
     unsigned call_timeout_ms;     /* per call, default 15000 */
@@ -51,6 +60,9 @@ typedef struct nana_server_opts {
     int no_bans;                  /* 1: never ban (tests) */
     unsigned grace_ms;            /* graceful stop waits this long for calls, default 10000 */
     int worker_delay_ms;          /* tests only: each worker call first sleeps this long */
+    /* databases */
+    nana_open_check open_check; /* check of each database file at open, default quick */
+    int allow_corrupt;          /* 1: serve damaged databases anyway (for recovery) */
     /* for the program around the server (nanasqlite-server), not nana_server_start */
     nana_log_level log_level; /* default NANA_LOG_INFO */
     const char *ready_file;   /* the port is written here once serving; NULL: none */
@@ -69,10 +81,14 @@ const nana_opt *nana_server_options(size_t *n);
 void nana_server_opts_init(nana_server_opts *o);
 
 /*
- * Loads keys, certificates and accounts, opens the default database, binds
- * the port and starts every thread. *out owns the server (nana_server_stop).
- * Errors name the file or setting at fault (NANA_ERR_NOTFOUND for a missing
- * file, NANA_ERR_INVALID, NANA_ERR_IO, ...).
+ * Loads keys, certificates and accounts, binds the port, then opens the
+ * default database and starts every thread. Everything that can fail
+ * without leaving anything behind comes first: a failed start creates no
+ * file or directory. Connections are refused until the start finished.
+ * *out owns the server (nana_server_stop). Errors name the file, address
+ * or setting at fault (NANA_ERR_NOTFOUND for a missing file, NANA_ERR_BUSY
+ * for a database another server holds, NANA_ERR_CORRUPT for a damaged
+ * one, NANA_ERR_INVALID, NANA_ERR_IO, ...).
  */
 int nana_server_start(const nana_server_opts *o, nana_server **out);
 

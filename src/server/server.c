@@ -11,6 +11,7 @@
 #include "util/nana_log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,15 @@ static void fill_defaults(nana_server_opts *o)
     DEF(max_conn_bytes);
     DEF(max_preauth_streams);
     DEF(max_connections);
+    DEF(max_conns_per_addr);
+    DEF(max_unauthenticated);
+    DEF(auth_timeout_ms);
+    DEF(max_preauth_request_bytes);
+    DEF(max_buffered_bytes);
+    DEF(request_idle_ms);
+    DEF(request_timeout_ms);
+    DEF(max_unread_reply_bytes);
+    DEF(reply_stall_ms);
     DEF(max_streams);
     DEF(call_timeout_ms);
     DEF(queue_limit);
@@ -170,6 +180,20 @@ bool nana_rate_take(nana_rate *r, double rate, uint64_t now_ns)
     return ok;
 }
 
+/*
+ * Housekeeping on the deadline thread when no call is in flight: after
+ * calls were served, freed memory goes back to the system (a burst of
+ * large replies leaves the process at its earlier size, not its peak).
+ */
+static void server_idle(void *arg)
+{
+    nana_server *s = arg;
+    uint64_t calls = atomic_load(&s->st_calls);
+    if (calls == s->trimmed_at_calls || atomic_load(&s->pending) != 0) return;
+    s->trimmed_at_calls = calls;
+    malloc_trim(0);
+}
+
 uint16_t nana_server_port(const nana_server *s)
 {
     return nana_quic_ep_port(s->ep);
@@ -225,6 +249,14 @@ static int server_free(nana_server *s)
     return rc;
 }
 
+/* The accept hook: nothing is accepted until the server is fully set up. */
+static int server_accept(const struct sockaddr *addr, socklen_t len, void *user)
+{
+    nana_server *s = user;
+    if (!atomic_load_explicit(&s->ready, memory_order_acquire)) return NANA_QUIC_REFUSE_STARTING;
+    return nana_session_accept(addr, len, user);
+}
+
 int nana_server_start(const nana_server_opts *opts, nana_server **out)
 {
     *out = NULL;
@@ -233,7 +265,9 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     s->o = *opts;
     fill_defaults(&s->o);
     pthread_mutex_init(&s->rate_mu, NULL);
+    atomic_init(&s->ready, false);
     const nana_server_opts *o = &s->o;
+    /* First what fails without side effects: files, accounts, the port. */
     int rc = need_file(o->cert_path, "certificate");
     if (!rc) rc = need_file(o->key_path, "private key");
     if (!rc) rc = load_accounts(s);
@@ -252,13 +286,9 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         rc = nana_err_set(NANA_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    nana_store_opts so;
-    nana_store_opts_init(&so);
-    so.sync = o->sync;
-    so.query_timeout_ms = o->call_timeout_ms;
-    if ((rc = nana_dbs_open(s->db_dir, o->db_path, &so, o->max_dbs, &s->dbs))) goto fail;
-    if ((rc = nana_work_new(o->workers, o->queue_limit, &s->work))) goto fail;
     static const char *const alpn[] = {"nanasqlite"};
+    s->cb = nana_session_callbacks;
+    s->cb.accept = server_accept;
     nana_quic_config qc;
     nana_quic_config_init(&qc);
     qc.server = 1;
@@ -271,10 +301,14 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     qc.nalpn = 1;
     qc.allow_no_alpn = 1;
     qc.max_connections = o->max_connections;
+    qc.max_conns_per_addr = o->max_conns_per_addr;
+    qc.max_untrusted = o->max_unauthenticated;
+    qc.untrusted_timeout_ms = o->auth_timeout_ms;
+    qc.trust_by_app = 1; /* a connection is trusted once its client logged in */
     qc.max_streams_bidi = o->max_streams;
     qc.idle_timeout_ms = o->idle_timeout_ms;
     qc.stream_window = o->max_stream_bytes < (1u << 20) ? o->max_stream_bytes : (1u << 20);
-    qc.cb = &nana_session_callbacks;
+    qc.cb = &s->cb;
     qc.user = s;
     uint8_t secret[32];
     if ((rc = static_secret_from_key(o->key_path, secret))) goto fail;
@@ -285,6 +319,23 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         rc = wrap(rc, "listen");
         goto fail;
     }
+    /* Then what creates files: the databases (and backups/), the workers. */
+    nana_store_opts so;
+    nana_store_opts_init(&so);
+    so.sync = o->sync;
+    so.query_timeout_ms = o->call_timeout_ms;
+    so.open_check = o->open_check;
+    so.allow_corrupt = o->allow_corrupt;
+    if ((rc = nana_dbs_open(s->db_dir, o->db_path, &so, o->max_dbs, &s->dbs))) goto fail;
+    if ((rc = nana_work_new(o->workers, o->queue_limit, &s->work))) goto fail;
+    nana_work_set_idle(s->work, server_idle, s);
+    /* Large buffers (replies, values) are mapped and unmapped on their own,
+     * so freeing them returns the memory at once: a fixed threshold, not
+     * glibc's adaptive one, which after the first large free keeps every
+     * later large buffer in the heap. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    /* Publishes ep, dbs and work to the I/O threads (acquire in server_accept). */
+    atomic_store_explicit(&s->ready, true, memory_order_release);
     *out = s;
     return NANA_OK;
 fail : {
@@ -311,6 +362,7 @@ int nana_server_stop(nana_server *s)
                  (unsigned long long)left);
     int rc = server_free(s);
     if (rc) nana_log(NANA_LOG_ERROR, "closing a database failed: %s", nana_errmsg());
+    nana_log_flush(); /* report floods that ended since their last line */
     return rc;
 }
 

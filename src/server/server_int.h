@@ -40,6 +40,13 @@ const char *nana_dbs_dir(const nana_dbs *d);
 /* Where backup() and restore() may write and read: <dir>/backups (made at open). */
 const char *nana_dbs_backup_dir(const nana_dbs *d);
 
+/*
+ * Checks the form of a requested database name, without touching the file
+ * system: a plain file name, none of the reserved names. 0, or NANA_ERR_PERM
+ * with the message the client gets.
+ */
+int nana_dbs_check_name(const char *name, size_t len);
+
 /* The store already open under |name| (NULL: the default), or NULL. Never blocks. */
 nana_store *nana_dbs_peek(nana_dbs *d, const char *name, size_t len);
 
@@ -92,6 +99,13 @@ void nana_work_track(nana_work *w, nana_job *j);
  */
 bool nana_work_finish(nana_work *w, nana_job *j);
 
+/*
+ * Calls fn(arg) on the deadline thread, outside the pool's lock, at most
+ * once a second while no deadline is being watched (housekeeping when
+ * idle). NULL stops it.
+ */
+void nana_work_set_idle(nana_work *w, void (*fn)(void *arg), void *arg);
+
 /* Jobs queued and running (for the graceful stop). */
 unsigned nana_work_pending(nana_work *w);
 
@@ -121,11 +135,17 @@ struct nana_server {
     nana_ban *ban;
     nana_accounts_watch *watch; /* with an accounts file */
     nana_accounts *fixed;       /* without one: the public key's single account */
+    nana_quic_callbacks cb;     /* the session callbacks, with the accept hook gated on |ready| */
+    /* Set (release) once everything the session callbacks read is in place
+     * (ep, dbs, work); until then every connection is refused. */
+    atomic_bool ready;
     atomic_bool draining;
     atomic_uint_fast64_t pending; /* calls accepted whose reply is not yet acknowledged */
+    atomic_size_t buffered;       /* bytes reserved by unfinished requests, all connections */
+    uint64_t trimmed_at_calls;    /* st_calls when freed memory was last given back */
     /* statistics */
     atomic_uint_fast64_t st_calls, st_cache, st_auth_ok, st_auth_failed, st_bans, st_timeouts,
-        st_busy, st_rate;
+        st_busy, st_rate, st_unread, st_stalled, st_request_timeouts;
     /* rate buckets, one per account name ever seen (bounded) */
     pthread_mutex_t rate_mu;
     nana_rate **rates;

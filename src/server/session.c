@@ -36,11 +36,24 @@
 /* The stream error code of a reply that could not be sent (too large, say). */
 #define APP_REPLY_FAILED 0x102
 
+/* The connection error code when replies waited unread too long (reply_stall_ms). */
+#define APP_READER_STALLED 0x103
+
+/* Frames up to this size are never refused by the server-wide budget of
+ * unfinished request bytes (max_buffered_bytes): small calls go on. */
+#define SMALL_FRAME ((size_t)64 * 1024)
+
+/* The longest database name a connection remembers (as dbs.c allows). */
+#define MAX_STICKY_DB 128
+
 /* A stream whose frame came in pieces. */
 typedef struct pstream {
     int64_t sid;
     nana_buf buf;
-    bool done; /* answered; waiting only for the peer's FIN */
+    bool done;         /* answered; waiting only for the peer's FIN */
+    size_t reserved;   /* bytes held in the connection's and the server's budgets */
+    uint64_t first_ns; /* when its first byte came */
+    uint64_t last_ns;  /* when its last byte came */
     struct pstream *next;
 } pstream;
 
@@ -60,9 +73,17 @@ typedef struct session {
     nana_rate *rate;
     pstream *partial;
     unsigned npartial;
-    size_t buffered;
+    size_t buffered; /* bytes reserved by this connection's unfinished requests */
     uint64_t calls;
     nana_buf scratch; /* where cached replies are built; kept between calls */
+    uint64_t timer_at; /* when the connection's timer is set for (UINT64_MAX: not set) */
+    /* replies nobody reads (reply_stall_ms): watched while any are held */
+    bool stall_watch;
+    uint64_t last_acked;  /* acknowledged bytes at the last look */
+    uint64_t progress_ns; /* when they last moved */
+    /* the database the last call named, used by calls that name none */
+    char sticky_db[MAX_STICKY_DB + 1];
+    uint32_t sticky_len;
 } session;
 
 /* A reply buffer: this header, then the frame. Freed when acknowledged. */
@@ -110,6 +131,40 @@ static void addr_text(const struct sockaddr_storage *a, char *out, size_t n)
 }
 
 /* ---- sending -------------------------------------------------------------- */
+
+static void rearm(session *ss, nana_quic_conn *c);
+
+/*
+ * Whether a reply of |len| bytes must be held back: the connection already
+ * holds replies its client has not read and this one would take them past
+ * max_unread_reply_bytes (a reply alone may be larger). Then |msg| says so.
+ */
+static bool unread_over(nana_server *srv, nana_quic_conn *c, size_t len, char *msg, size_t cap)
+{
+    uint64_t held, acked;
+    nana_quic_conn_send_state(c, &held, &acked);
+    if (!held || held + len <= srv->o.max_unread_reply_bytes) return false;
+    atomic_fetch_add(&srv->st_unread, 1);
+    snprintf(msg, cap,
+             "Reply of %zu bytes held back: %llu bytes of earlier replies on this connection are "
+             "still unread (limit %zu); read them, then call again",
+             len, (unsigned long long)held, srv->o.max_unread_reply_bytes);
+    return true;
+}
+
+/* Starts watching the connection's unread replies once it holds some: a
+ * client that stops reading is closed after reply_stall_ms (on_timer). */
+static void watch_replies(session *ss, nana_quic_conn *c)
+{
+    if (ss->stall_watch) return;
+    uint64_t held, acked;
+    nana_quic_conn_send_state(c, &held, &acked);
+    if (!held) return;
+    ss->stall_watch = true;
+    ss->last_acked = acked;
+    ss->progress_ns = nana_quic_conn_now(c);
+    rearm(ss, c);
+}
 
 static void reply_release(void *ctx)
 {
@@ -180,16 +235,28 @@ static void send_scratch(session *ss, nana_quic_conn *c, int64_t sid)
 {
     nana_buf *b = &ss->scratch;
     size_t flen = b->len - sizeof(reply_hdr);
+    char why[256];
+    if (unread_over(ss->srv, c, flen, why, sizeof(why))) {
+        if (reply_restart(b) || nana_reply_error(b, "RuntimeError", why, "unread")) {
+            copied_release(ss->srv);
+            (void)nana_quic_stream_reset(c, sid, APP_REPLY_FAILED);
+            return;
+        }
+        flen = b->len - sizeof(reply_hdr);
+    }
     if (flen > REPLY_COPY_MAX) {
         send_built(ss->srv, c, sid, b); /* the buffer goes with the reply */
         nana_buf_init(b, 0);
+        watch_replies(ss, c);
         return;
     }
     if (nana_quic_stream_send_copy(c, sid, b->data + sizeof(reply_hdr), flen, 1, copied_release,
                                    ss->srv)) {
         copied_release(ss->srv);
         (void)nana_quic_stream_reset(c, sid, APP_REPLY_FAILED); /* never leave the caller waiting */
+        return;
     }
+    if (!ss->stall_watch) watch_replies(ss, c);
 }
 
 /* Builds and sends one immediate reply with |build| and its arguments. */
@@ -240,9 +307,19 @@ static void job_release(void *ctx)
 static void job_deliver(nana_quic_conn *c, void *arg)
 {
     srv_job *j = arg;
+    session *ss = c ? nana_quic_conn_get_data(c) : NULL;
+    char why[256];
+    if (ss && !j->ok_set && unread_over(j->srv, c, j->reply.len, why, sizeof(why))) {
+        nana_buf_free(&j->reply); /* the large reply goes now, not when acknowledged */
+        nana_buf_init(&j->reply, 0);
+        if (nana_reply_error(&j->reply, "RuntimeError", why, "unread")) nana_buf_free(&j->reply);
+    }
     const void *data = j->ok_set ? (const void *)set_ok_frame : (const void *)j->reply.data;
     size_t len = j->ok_set ? sizeof(set_ok_frame) : j->reply.len;
-    if (c && !nana_quic_stream_send_ref(c, j->sid, data, len, 1, job_release, j)) return;
+    if (c && !nana_quic_stream_send_ref(c, j->sid, data, len, 1, job_release, j)) {
+        if (ss && !j->ok_set) watch_replies(ss, c);
+        return;
+    }
     if (c) (void)nana_quic_stream_reset(c, j->sid, APP_REPLY_FAILED); /* never leave it waiting */
     job_release(j);
 }
@@ -380,7 +457,12 @@ static srv_job *job_new(session *ss, int64_t sid, const uint8_t *msg, size_t len
     srv_job *j = calloc(1, sizeof(*j));
     if (!j) return NULL;
     if (msg) {
-        j->msg = malloc(len ? len : 1);
+        /* A database name remembered by the connection (not in |msg|) is
+         * copied after the request. */
+        bool own_db = call->db && ((const uint8_t *)call->db < msg ||
+                                   (const uint8_t *)call->db >= msg + len);
+        size_t extra = own_db ? call->dblen : 0;
+        j->msg = malloc(len + extra + 1);
         if (!j->msg) {
             free(j);
             return NULL;
@@ -388,7 +470,15 @@ static srv_job *job_new(session *ss, int64_t sid, const uint8_t *msg, size_t len
         memcpy(j->msg, msg, len);
         j->len = len;
         j->call = *call;
+        const char *db = call->db;
+        j->call.db = NULL;
         nana_call_rebase(&j->call, msg, j->msg); /* point into the copy the job owns */
+        if (own_db) {
+            memcpy(j->msg + len, db, extra);
+            j->call.db = (const char *)j->msg + len;
+        } else if (db) {
+            j->call.db = (const char *)j->msg + ((const uint8_t *)db - msg);
+        }
     }
     j->srv = ss->srv;
     j->h = ss->h;
@@ -532,6 +622,15 @@ static void auth_response(session *ss, nana_quic_conn *c, int64_t sid, int shape
     snprintf(ss->name, sizeof(ss->name), "%s", a->name);
     ss->rate = nana_server_rate(srv, a->name);
     ss->authed = true;
+    /* Logged in: no longer one of the connections that may be closed for others. */
+    if (nana_quic_conn_trust(c)) {
+        ss->authed = false;
+        nana_accounts_unref(ss->snap);
+        ss->snap = NULL;
+        ss->acct = NULL;
+        REPLY(srv, c, sid, nana_reply_str(&b_, "AUTH_FAILED"));
+        return;
+    }
     atomic_fetch_add(&srv->st_auth_ok, 1);
     nana_log(NANA_LOG_INFO, "conn %llu auth ok: account '%s' from %s", (unsigned long long)ss->h,
              a->name, ss->peer);
@@ -575,7 +674,7 @@ static bool try_async_set(session *ss, int64_t sid, const nana_call *call, nana_
     if (nana_mp_read(&r, &k) || k.type != NANA_MP_STR) return false;
     nana_buf val;
     nana_buf_init(&val, 0);
-    if (nana_mp_to_json(&r, &val, NANA_DEFAULT_JSON_DEPTH)) {
+    if (nana_mp_to_json(&r, &val, NANA_VALUE_MAX_DEPTH)) {
         nana_buf_free(&val);
         return false; /* the worker reports the error in full */
     }
@@ -622,6 +721,13 @@ static void handle_call(session *ss, nana_quic_conn *c, int64_t sid, const uint8
         reply_rc(srv, c, sid, rc);
         return;
     }
+    /* A call that names no database uses the one the connection last named. */
+    bool named_db = call.db != NULL;
+    if (call.db_nil) ss->sticky_len = 0; /* "db": nil names the default database */
+    if (!named_db && ss->sticky_len) {
+        call.db = ss->sticky_db;
+        call.dblen = ss->sticky_len;
+    }
     char dbn[136];
     const char *dbname = nana_dbs_default_name(srv->dbs);
     if (call.db) {
@@ -631,6 +737,13 @@ static void handle_call(session *ss, nana_quic_conn *c, int64_t sid, const uint8
     if ((rc = nana_call_allowed(&call, ss->acct, dbname))) {
         reply_rc(srv, c, sid, rc);
         return;
+    }
+    /* Remembered once it passed the policy and the name's form, as the
+     * Python server remembers a name only after checking it. */
+    if (named_db && call.dblen <= MAX_STICKY_DB && !nana_dbs_check_name(call.db, call.dblen)) {
+        memcpy(ss->sticky_db, call.db, call.dblen);
+        ss->sticky_db[call.dblen] = 0;
+        ss->sticky_len = call.dblen;
     }
     double limit =
         ss->acct->max_calls_per_sec > 0 ? ss->acct->max_calls_per_sec : srv->o.calls_per_sec;
@@ -720,6 +833,15 @@ static pstream *ps_find(session *ss, int64_t sid)
     return NULL;
 }
 
+/* Gives back what |p| reserved in the connection's and the server's budgets. */
+static void ps_unreserve(session *ss, pstream *p)
+{
+    if (!p->reserved) return;
+    ss->buffered -= p->reserved;
+    atomic_fetch_sub(&ss->srv->buffered, p->reserved);
+    p->reserved = 0;
+}
+
 static void ps_free(session *ss, pstream *p)
 {
     for (pstream **pp = &ss->partial; *pp; pp = &(*pp)->next) {
@@ -729,18 +851,25 @@ static void ps_free(session *ss, pstream *p)
         }
     }
     if (!p->done) ss->npartial--;
-    ss->buffered -= p->buf.len;
+    ps_unreserve(ss, p);
     nana_buf_free(&p->buf);
     free(p);
 }
 
 /*
- * Refuses a frame with an error reply. The stream's record (kept "done"
- * by the caller) makes the rest of its bytes be dropped as they arrive.
+ * Refuses a frame with an error reply of type |type|. The stream's record
+ * (kept "done" by the caller) makes the rest of its bytes be dropped as
+ * they arrive.
  */
+static void refuse_frame_as(session *ss, nana_quic_conn *c, int64_t sid, const char *type,
+                            const char *why, const char *code)
+{
+    REPLY(ss->srv, c, sid, nana_reply_error(&b_, type, why, code));
+}
+
 static void refuse_frame(session *ss, nana_quic_conn *c, int64_t sid, const char *why)
 {
-    REPLY(ss->srv, c, sid, nana_reply_error(&b_, "ValueError", why, NULL));
+    refuse_frame_as(ss, c, sid, "ValueError", why, NULL);
 }
 
 static uint32_t be32(const uint8_t *p)
@@ -754,22 +883,93 @@ static void ps_done(session *ss, pstream *p)
     if (p->done) return;
     p->done = true;
     ss->npartial--;
-    ss->buffered -= p->buf.len;
+    ps_unreserve(ss, p);
     nana_buf_free(&p->buf);
+}
+
+/* When an unfinished request |p| is refused: idle too long, or too slow in all. */
+static uint64_t ps_deadline(const nana_server *srv, const pstream *p)
+{
+    uint64_t idle = p->last_ns + (uint64_t)srv->o.request_idle_ms * 1000000ull;
+    uint64_t whole = p->first_ns + (uint64_t)srv->o.request_timeout_ms * 1000000ull;
+    return idle < whole ? idle : whole;
+}
+
+/* Sets the connection's timer for its next deadline: the first unfinished
+ * request's, and the next look at unread replies. */
+static void rearm(session *ss, nana_quic_conn *c)
+{
+    uint64_t next = UINT64_MAX;
+    for (pstream *p = ss->partial; p; p = p->next) {
+        if (p->done) continue;
+        uint64_t d = ps_deadline(ss->srv, p);
+        if (d < next) next = d;
+    }
+    if (ss->stall_watch) {
+        uint64_t d = ss->progress_ns + (uint64_t)ss->srv->o.reply_stall_ms * 1000000ull;
+        if (d < next) next = d;
+    }
+    if (next != ss->timer_at) {
+        ss->timer_at = next;
+        nana_quic_conn_set_timer(c, next);
+    }
+}
+
+/*
+ * Reserves the whole frame's |need| bytes (its length prefix included) for
+ * |p| once its length is known, in the connection's budget and, for a
+ * large frame, the server's. Returns NULL, or why the frame is refused
+ * (the error type in *type, the code in *code).
+ */
+static const char *ps_reserve(session *ss, pstream *p, size_t need, const char **type,
+                              const char **code, char *msg, size_t cap)
+{
+    nana_server *srv = ss->srv;
+    *type = "ValueError";
+    *code = NULL;
+    if (ss->buffered + need > srv->o.max_conn_bytes) {
+        snprintf(msg, cap,
+                 "Connection buffer limit reached: unfinished requests on this connection "
+                 "would hold %zu bytes (limit %zu)",
+                 ss->buffered + need, srv->o.max_conn_bytes);
+        return msg;
+    }
+    size_t now = atomic_fetch_add(&srv->buffered, need) + need;
+    if (need > SMALL_FRAME && now > srv->o.max_buffered_bytes) {
+        atomic_fetch_sub(&srv->buffered, need);
+        atomic_fetch_add(&srv->st_busy, 1);
+        *type = "RuntimeError";
+        *code = "busy";
+        snprintf(msg, cap,
+                 "Server busy: the request buffer budget (%zu bytes for unfinished requests) is "
+                 "exhausted; a request of %zu bytes must wait, try again later",
+                 srv->o.max_buffered_bytes, need);
+        return msg;
+    }
+    p->reserved = need;
+    ss->buffered += need;
+    return NULL;
 }
 
 static int on_stream_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
                           int early, void *user)
 {
+    (void)early;
+    (void)user;
     session *ss = nana_quic_conn_get_data(c);
     if (!ss) return 0;
     nana_server *srv = ss->srv;
-    size_t max_frame = srv->o.max_stream_bytes - 4;
+    /* Before login a frame is an AUTH_START or a signed answer: a few KiB at most. */
+    size_t limit = srv->o.max_stream_bytes;
+    if (!ss->authed && srv->o.max_preauth_request_bytes < limit)
+        limit = srv->o.max_preauth_request_bytes;
+    size_t max_frame = limit - 4;
     pstream *p = ps_find(ss, sid);
     if (p && p->done) {
         if (fin) ps_free(ss, p);
         return 0;
     }
+    uint64_t now = nana_quic_conn_now(c);
     if (!p) {
         /* The common case: the whole frame in one piece. */
         if (len >= 4 && fin && (size_t)be32(data) + 4 == len && be32(data) <= max_frame) {
@@ -784,7 +984,8 @@ static int on_stream_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, s
         p = calloc(1, sizeof(*p));
         if (!p) return NANA_ERR_NOMEM;
         p->sid = sid;
-        nana_buf_init(&p->buf, srv->o.max_stream_bytes);
+        p->first_ns = p->last_ns = now;
+        nana_buf_init(&p->buf, limit);
         p->next = ss->partial;
         ss->partial = p;
         ss->npartial++;
@@ -794,7 +995,9 @@ static int on_stream_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, s
             if (fin) ps_free(ss, p);
             return 0;
         }
+        rearm(ss, c);
     }
+    p->last_ns = now;
     /* How much of this piece the frame can still take. */
     size_t have = p->buf.len;
     if (have + len >= 4) {
@@ -803,9 +1006,9 @@ static int on_stream_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, s
             hdr[i] = i < have ? (uint8_t)p->buf.data[i] : data[i - have];
         uint32_t flen = be32(hdr);
         if (flen > max_frame) {
-            char m[128];
-            snprintf(m, sizeof(m), "Frame of %u bytes exceeds the limit of %zu bytes", flen,
-                     max_frame);
+            char m[160];
+            snprintf(m, sizeof(m), "Frame of %u bytes exceeds the limit of %zu bytes%s", flen,
+                     max_frame, ss->authed ? "" : " before authentication");
             ps_done(ss, p);
             refuse_frame(ss, c, sid, m);
             return 0;
@@ -815,19 +1018,22 @@ static int on_stream_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, s
             refuse_frame(ss, c, sid, "Invalid frame: bytes after the frame");
             return 0;
         }
-    }
-    if (ss->buffered + len > srv->o.max_conn_bytes) {
-        ps_done(ss, p);
-        refuse_frame(ss, c, sid,
-                     "Connection buffer limit reached: too much unfinished request data");
-        return 0;
+        if (!p->reserved) {
+            const char *type, *code;
+            char m[256];
+            const char *why = ps_reserve(ss, p, (size_t)flen + 4, &type, &code, m, sizeof(m));
+            if (why) {
+                ps_done(ss, p);
+                refuse_frame_as(ss, c, sid, type, why, code);
+                return 0;
+            }
+        }
     }
     if (nana_buf_append(&p->buf, data, len)) {
         ps_done(ss, p);
         refuse_frame(ss, c, sid, "Request too large");
         return 0;
     }
-    ss->buffered += len;
     if (p->buf.len >= 4 && p->buf.len == (size_t)be32((const uint8_t *)p->buf.data) + 4) {
         /* Whole: answer now. The record stays until the peer's FIN. */
         handle_frame(ss, c, sid, (const uint8_t *)p->buf.data + 4, p->buf.len - 4);
@@ -844,8 +1050,6 @@ static int on_stream_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, s
                                               : "Invalid frame: truncated",
                                NULL));
     }
-    (void)early;
-    (void)user;
     return 0;
 }
 
@@ -857,6 +1061,55 @@ static void on_stream_close(nana_quic_conn *c, int64_t sid, uint64_t app_error, 
     if (p) ps_free(ss, p);
 }
 
+/*
+ * The connection's timer: refuses unfinished requests past their
+ * deadlines, and closes a connection whose unread replies made no progress
+ * for reply_stall_ms (the peer stopped reading; what it holds is freed).
+ */
+static void on_timer(nana_quic_conn *c, void *user)
+{
+    (void)user;
+    session *ss = nana_quic_conn_get_data(c);
+    if (!ss) return;
+    nana_server *srv = ss->srv;
+    ss->timer_at = UINT64_MAX;
+    uint64_t now = nana_quic_conn_now(c);
+    for (pstream *p = ss->partial, *next; p; p = next) {
+        next = p->next;
+        if (p->done || now < ps_deadline(srv, p)) continue;
+        bool idle = now >= p->last_ns + (uint64_t)srv->o.request_idle_ms * 1000000ull;
+        char m[160];
+        if (idle)
+            snprintf(m, sizeof(m), "Request timed out: no bytes of it for %u ms",
+                     srv->o.request_idle_ms);
+        else
+            snprintf(m, sizeof(m), "Request timed out: not whole within %u ms",
+                     srv->o.request_timeout_ms);
+        atomic_fetch_add(&srv->st_request_timeouts, 1);
+        ps_done(ss, p);
+        refuse_frame(ss, c, p->sid, m);
+    }
+    if (ss->stall_watch) {
+        uint64_t held, acked;
+        nana_quic_conn_send_state(c, &held, &acked);
+        if (!held) {
+            ss->stall_watch = false;
+        } else if (acked != ss->last_acked) {
+            ss->last_acked = acked;
+            ss->progress_ns = now;
+        } else if (now - ss->progress_ns >= (uint64_t)srv->o.reply_stall_ms * 1000000ull) {
+            atomic_fetch_add(&srv->st_stalled, 1);
+            nana_log(NANA_LOG_WARN,
+                     "conn %llu from %s: %llu bytes of replies unread for %u ms; closing it",
+                     (unsigned long long)ss->h, ss->peer, (unsigned long long)held,
+                     srv->o.reply_stall_ms);
+            (void)nana_quic_conn_close(c, APP_READER_STALLED, "replies unread");
+            return;
+        }
+    }
+    rearm(ss, c);
+}
+
 static int on_conn_open(nana_quic_conn *c, void *user)
 {
     nana_server *srv = user;
@@ -864,6 +1117,7 @@ static int on_conn_open(nana_quic_conn *c, void *user)
     if (!ss) return NANA_ERR_NOMEM;
     ss->srv = srv;
     ss->h = nana_quic_conn_handle(c);
+    ss->timer_at = UINT64_MAX;
     nana_quic_conn_peer(c, &ss->addr, &ss->alen);
     addr_text(&ss->addr, ss->peer, sizeof(ss->peer));
     nana_quic_conn_set_data(c, ss);
@@ -889,9 +1143,9 @@ static void on_conn_close(nana_quic_conn *c, void *user)
 int nana_session_accept(const struct sockaddr *addr, socklen_t len, void *user)
 {
     nana_server *srv = user;
-    if (atomic_load(&srv->draining)) return 1;
+    if (atomic_load(&srv->draining)) return NANA_QUIC_REFUSE_STOPPING;
     if (srv->o.no_bans) return 0;
-    return nana_ban_check(srv->ban, addr, nana_now_ns());
+    return nana_ban_check(srv->ban, addr, nana_now_ns()) ? NANA_QUIC_REFUSE_BANNED : 0;
 }
 
 const nana_quic_callbacks nana_session_callbacks = {
@@ -900,4 +1154,5 @@ const nana_quic_callbacks nana_session_callbacks = {
     .stream_data = on_stream_data,
     .stream_close = on_stream_close,
     .accept = nana_session_accept,
+    .timer = on_timer,
 };

@@ -42,6 +42,9 @@ struct nana_work {
     unsigned nthreads;
     pthread_t deadline_thread;
     bool deadline_started;
+    void (*idle)(void *arg); /* nana_work_set_idle */
+    void *idle_arg;
+    uint64_t idle_last;
 };
 
 static void q_unlink(nana_work *w, nana_job *j)
@@ -124,6 +127,16 @@ static void *deadline_main(void *arg)
             }
             continue;
         }
+        if (!j && w->idle && now - w->idle_last >= DEADLINE_IDLE_NS) {
+            /* No deadline to watch: the owner's housekeeping, outside the lock. */
+            void (*fn)(void *) = w->idle;
+            void *idle_arg = w->idle_arg;
+            w->idle_last = now;
+            pthread_mutex_unlock(&w->mu);
+            fn(idle_arg);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
         w->dwake = j ? j->deadline : now + DEADLINE_IDLE_NS;
         struct timespec ts = nana_timespec_at(w->dwake);
         pthread_cond_timedwait(&w->dcv, &w->mu, &ts);
@@ -131,6 +144,14 @@ static void *deadline_main(void *arg)
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
+}
+
+void nana_work_set_idle(nana_work *w, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&w->mu);
+    w->idle = fn;
+    w->idle_arg = arg;
+    pthread_mutex_unlock(&w->mu);
 }
 
 int nana_work_new(unsigned workers, unsigned limit, nana_work **out)

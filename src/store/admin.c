@@ -13,6 +13,8 @@
 #include "util/nana_json.h"
 
 #include <ctype.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +105,7 @@ static int pragma_exec(nana_wop *op, nana_conn *c)
     pragma_op *o = (pragma_op *)op;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(c->db, o->sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) return nana_sqlite_err(c->db, rc, "pragma");
+    if (rc != SQLITE_OK) return nana_conn_err(c, rc, "pragma");
     nana_buf b;
     nana_buf_init(&b, 0);
     rc = 0;
@@ -250,6 +252,52 @@ static int canonical_path(const char *path, const char *what, char **out)
     return NANA_OK;
 }
 
+/* True if the path component at |p| (up to '/' or the end) begins with a
+ * URI scheme: a letter, then letters, digits, '+', '-' or '.', then ':'. */
+static bool component_has_scheme(const char *p)
+{
+    if (!isalpha((unsigned char)*p)) return false;
+    for (p++; *p && *p != '/'; p++) {
+        if (*p == ':') return true;
+        if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.') return false;
+    }
+    return false;
+}
+
+/*
+ * The form of a backup or restore path, before anything is resolved: at
+ * most PATH_MAX - 1 bytes, a file name (last component) of at most
+ * NANA_MAX_BACKUP_NAME bytes, ":memory:" refused, and no component that
+ * begins with a URI scheme ("file:", "http:"...), whatever SQLite would
+ * make of it.
+ */
+static int check_path_form(const char *path, const char *what)
+{
+    size_t n = strlen(path);
+    if (strcmp(path, ":memory:") == 0)
+        return nana_err_set(NANA_ERR_VALIDATION,
+                            "%s must be a file path, not an in-memory or URI database", what);
+    for (const char *p = path; p;) {
+        if (component_has_scheme(p))
+            return nana_err_set(NANA_ERR_VALIDATION,
+                                "%s must be a file path, not an in-memory or URI database "
+                                "(no part of it may begin with a scheme such as 'file:')",
+                                what);
+        const char *slash = strchr(p, '/');
+        p = slash ? slash + 1 : NULL;
+    }
+    if (n >= PATH_MAX)
+        return nana_err_set(NANA_ERR_VALIDATION, "%s is %zu bytes; the limit is %d", what, n,
+                            PATH_MAX - 1);
+    const char *slash = strrchr(path, '/');
+    size_t base = n - (slash ? (size_t)(slash + 1 - path) : 0);
+    if (base > NANA_MAX_BACKUP_NAME)
+        return nana_err_set(NANA_ERR_VALIDATION,
+                            "the file name of %s is %zu bytes; the limit is %d", what, base,
+                            NANA_MAX_BACKUP_NAME);
+    return NANA_OK;
+}
+
 /*
  * Checks a backup destination or restore source: a file path (no
  * in-memory or URI name), none of the database's own files (the main
@@ -258,12 +306,10 @@ static int canonical_path(const char *path, const char *what, char **out)
 static int check_other_file(nana_store *s, const char *path, const char *what)
 {
     if (!path || !path[0]) return nana_err_set(NANA_ERR_VALIDATION, "%s is empty", what);
-    if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
-        return nana_err_set(NANA_ERR_VALIDATION,
-                            "%s must be a file path, not an in-memory or URI database", what);
-    char *full;
-    int rc = canonical_path(path, what, &full);
+    int rc = check_path_form(path, what);
     if (rc) return rc;
+    char *full;
+    if ((rc = canonical_path(path, what, &full))) return rc;
     size_t n = strlen(s->canon_path);
     if (strncmp(full, s->canon_path, n) == 0 &&
         (full[n] == '\0' || strcmp(full + n, "-wal") == 0 || strcmp(full + n, "-shm") == 0 ||

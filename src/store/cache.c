@@ -358,6 +358,24 @@ bool nana_cache_keep_encoded(nana_cache *c, const char *key, size_t klen, const 
     return true;
 }
 
+int nana_cache_peek(nana_cache *c, const char *key, size_t klen, uint64_t now_ms, uint64_t *seq,
+                    int *dead)
+{
+    *dead = 0;
+    if (c->opts.kind == NANA_CACHE_NONE) {
+        *seq = 0;
+        return 0;
+    }
+    uint64_t h = cache_hash(c, key, klen);
+    pthread_mutex_lock(&c->mu);
+    *seq = c->write_seq;
+    nana_cache_entry *e = find(c, key, klen, h, NULL);
+    int live = e && e->val && !expired(c, e, now_ms);
+    if (e && !live && c->opts.kind == NANA_CACHE_TTL && c->opts.ttl_delete_rows) *dead = 1;
+    pthread_mutex_unlock(&c->mu);
+    return live;
+}
+
 void nana_cache_fill(nana_cache *c, const char *key, size_t klen, nana_val *v, uint64_t now_ms,
                      uint64_t seq)
 {
@@ -366,6 +384,22 @@ void nana_cache_fill(nana_cache *c, const char *key, size_t klen, nana_val *v, u
     pthread_mutex_lock(&c->mu);
     if (c->write_seq == seq && !find(c, key, klen, h, NULL))
         store_locked(c, key, klen, h, v, now_ms);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void nana_cache_refresh(nana_cache *c, const char *key, size_t klen, nana_val *v, uint64_t now_ms,
+                        uint64_t seq)
+{
+    if (c->opts.kind == NANA_CACHE_NONE) return;
+    uint64_t h = cache_hash(c, key, klen);
+    pthread_mutex_lock(&c->mu);
+    nana_cache_entry *e = find(c, key, klen, h, NULL);
+    if (c->write_seq == seq && !(e && !e->val)) {
+        if (v)
+            store_locked(c, key, klen, h, v, now_ms);
+        else if (e)
+            remove_entry(c, e);
+    }
     pthread_mutex_unlock(&c->mu);
 }
 

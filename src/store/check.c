@@ -8,6 +8,7 @@
 #include "util/nana_json.h"
 
 #include <string.h>
+#include <strings.h>
 
 int nana_check_key(const nana_store *s, const char *key, size_t klen)
 {
@@ -27,6 +28,11 @@ int nana_check_value(const nana_store *s, const char *val, size_t vlen)
         return nana_err_set(NANA_ERR_TOOBIG, "value is %zu bytes, the limit is %zu", vlen,
                             s->opts.max_value_bytes);
     return nana_json_validate(val, vlen, 0, s->opts.max_json_depth);
+}
+
+int nana_name_reserved(const char *name)
+{
+    return name && strncasecmp(name, "sqlite_", 7) == 0;
 }
 
 int nana_identifier_valid(const char *name)

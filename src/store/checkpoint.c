@@ -49,6 +49,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     nana_store *s = arg;
     nana_ckpt *k = &s->ckpt;
     int pages = (int)s->opts.checkpoint_pages;
+    atomic_store_explicit(&k->last_frames, frames, memory_order_relaxed);
     int st = atomic_load_explicit(&k->state, memory_order_acquire);
     if (st == CK_TAIL &&
         frames - atomic_load_explicit(&k->copied, memory_order_relaxed) > CKPT_TAIL_MAX) {
@@ -58,7 +59,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     if (frames >= CKPT_HARD_FACTOR * pages || st == CK_TAIL) {
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         if (st == CK_TAIL) atomic_store_explicit(&k->state, CK_IDLE, memory_order_release);
-        k->tails++;
+        atomic_fetch_add_explicit(st == CK_TAIL ? &k->tails : &k->forced, 1,
+                                  memory_order_relaxed);
         return SQLITE_OK;
     }
     if (frames >= pages && st == CK_IDLE) {
@@ -88,10 +90,13 @@ static void *ckpt_main(void *arg)
         /* Frames committed after it began are left (it saw the WAL as it
          * was then: |log| frames): the writer copies them if they are few,
          * which is next to free when there are none. */
+        int prim = rc & 0xff;
+        if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
+            nana_conn_err(&k->conn, rc, "checkpoint");
         atomic_store_explicit(&k->copied, rc == SQLITE_OK ? log : 0, memory_order_relaxed);
         atomic_store_explicit(&k->state, rc == SQLITE_OK ? CK_TAIL : CK_IDLE, memory_order_release);
         pthread_mutex_lock(&k->mu);
-        if (rc == SQLITE_OK) k->runs++;
+        if (rc == SQLITE_OK) atomic_fetch_add_explicit(&k->runs, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&k->mu);
     return NULL;
@@ -103,9 +108,14 @@ int nana_ckpt_start(nana_store *s)
     memset(k, 0, sizeof(*k));
     atomic_init(&k->state, CK_IDLE);
     atomic_init(&k->copied, 0);
+    atomic_init(&k->runs, 0);
+    atomic_init(&k->tails, 0);
+    atomic_init(&k->forced, 0);
+    atomic_init(&k->last_frames, 0);
     if (s->opts.read_only) return NANA_OK;
     int rc = nana_conn_open(&k->conn, s->path, &s->opts, NANA_CONN_CHECKPOINT);
     if (rc) return rc;
+    k->conn.store = s;
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cv, NULL);
     if (pthread_create(&k->thread, NULL, ckpt_main, s) != 0) {

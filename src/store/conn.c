@@ -69,12 +69,24 @@ int nana_sqlite_err(sqlite3 *db, int rc, const char *what)
     }
 }
 
+int nana_conn_err(nana_conn *c, int rc, const char *what)
+{
+    int code = nana_sqlite_err(c->db, rc, what);
+    if (code == NANA_ERR_CORRUPT && c->store) {
+        char msg[NANA_ERRMSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+        nana_store_mark_damaged(c->store, msg);
+        nana_err_set_str(code, msg);
+    }
+    return code;
+}
+
 int nana_conn_exec(nana_conn *c, const char *sql)
 {
     char *err = NULL;
     int rc = sqlite3_exec(c->db, sql, NULL, NULL, &err);
     sqlite3_free(err);
-    if (rc != SQLITE_OK) return nana_sqlite_err(c->db, rc, sql);
+    if (rc != SQLITE_OK) return nana_conn_err(c, rc, sql);
     return NANA_OK;
 }
 
@@ -83,7 +95,7 @@ static int pragma_text(nana_conn *c, const char *sql, char *out, size_t outlen)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) return nana_sqlite_err(c->db, rc, "open");
+    if (rc != SQLITE_OK) return nana_conn_err(c, rc, "open");
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         const unsigned char *t = sqlite3_column_text(st, 0);
@@ -93,7 +105,7 @@ static int pragma_text(nana_conn *c, const char *sql, char *out, size_t outlen)
         out[0] = '\0';
         rc = SQLITE_OK;
     }
-    int ret = rc == SQLITE_OK ? NANA_OK : nana_sqlite_err(c->db, rc, "open");
+    int ret = rc == SQLITE_OK ? NANA_OK : nana_conn_err(c, rc, "open");
     sqlite3_finalize(st);
     return ret;
 }
@@ -241,7 +253,7 @@ sqlite3_stmt *nana_conn_stmt(nana_conn *c, const char *sql, int *rcp)
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK) {
-        *rcp = nana_sqlite_err(c->db, rc, "prepare");
+        *rcp = nana_conn_err(c, rc, "prepare");
         return NULL;
     }
     size_t i = stmt_slot(c->stmt_keys, c->stmt_cap, sql);

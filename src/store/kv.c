@@ -23,7 +23,7 @@ int nana_step(nana_conn *c, sqlite3_stmt *st, const char *what)
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) return 1;
     if (rc == SQLITE_DONE) return 0;
-    return nana_sqlite_err(c->db, rc, what);
+    return nana_conn_err(c, rc, what);
 }
 
 /* Refuses a stored BLOB: NanaSQLite writes those only when it encrypts values. */
@@ -177,16 +177,74 @@ int nana_kv_get(nana_table *t, const char *key, size_t klen, nana_val **out)
     return rc;
 }
 
+/* The result of a read with a default: |rc| as is unless the key was
+ * absent, then a copy of |def| (JSON; NULL means null). */
+static int or_default(int rc, const char *def, size_t dlen, nana_val **out)
+{
+    if (rc != NANA_ERR_NOTFOUND) return rc;
+    *out = def ? nana_val_new(def, dlen) : nana_val_new("null", 4);
+    return *out ? NANA_OK : NANA_ERR_NOMEM;
+}
+
 int nana_kv_get_default(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
                         nana_val **out)
 {
     int rc = nana_check_key(t->store, key, klen);
     if (rc) return rc;
     if (def && (rc = nana_json_validate(def, dlen, 0, t->store->opts.max_json_depth))) return rc;
-    rc = nana_kv_lookup(t, key, klen, out);
-    if (rc != NANA_ERR_NOTFOUND) return rc;
-    *out = def ? nana_val_new(def, dlen) : nana_val_new("null", 4);
-    return *out ? NANA_OK : NANA_ERR_NOMEM;
+    return or_default(nana_kv_lookup(t, key, klen, out), def, dlen, out);
+}
+
+/*
+ * The value of |key| read from SQLite even when the cache holds it. What
+ * was read replaces what the cache held (a value, or no entry for an
+ * absent key) unless a write raced the read: for a file changed by another
+ * program. A key whose TTL passed in a table that deletes expired rows is
+ * absent, as for get.
+ */
+static int lookup_fresh(nana_table *t, const char *key, size_t klen, nana_val **out)
+{
+    nana_store *s = t->store;
+    get_arg a = {.t = t, .key = key, .klen = klen};
+    if (nana_in_own_txn(s)) {
+        int rc = nana_store_read(s, read_get, &a);
+        if (!rc) *out = a.val;
+        return rc;
+    }
+    uint64_t now = t->cache.opts.kind == NANA_CACHE_TTL ? nana_store_now(s) : 0, seq;
+    int dead;
+    (void)nana_cache_peek(&t->cache, key, klen, now, &seq, &dead);
+    if (dead) return NANA_ERR_NOTFOUND;
+    atomic_fetch_add_explicit(&s->st_misses, 1, memory_order_relaxed);
+    int rc = nana_store_read(s, read_get, &a);
+    if (rc && rc != NANA_ERR_NOTFOUND) return rc;
+    nana_cache_refresh(&t->cache, key, klen, rc ? NULL : a.val, now, seq);
+    if (!rc) *out = a.val;
+    return rc;
+}
+
+int nana_kv_get_fresh(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
+                      nana_val **out)
+{
+    int rc = nana_check_key(t->store, key, klen);
+    if (rc) return rc;
+    if (def && (rc = nana_json_validate(def, dlen, 0, t->store->opts.max_json_depth))) return rc;
+    return or_default(lookup_fresh(t, key, klen, out), def, dlen, out);
+}
+
+int nana_kv_is_cached(nana_table *t, const char *key, size_t klen)
+{
+    nana_store *s = t->store;
+    int rc = nana_check_key(s, key, klen);
+    if (rc) return rc;
+    uint64_t now = t->cache.opts.kind == NANA_CACHE_TTL ? nana_store_now(s) : 0, seq;
+    int dead;
+    return nana_cache_peek(&t->cache, key, klen, now, &seq, &dead);
+}
+
+void nana_kv_clear_cache(nana_table *t)
+{
+    nana_cache_clear(&t->cache);
 }
 
 typedef struct has_arg {
@@ -588,7 +646,7 @@ static int popitem_exec(nana_wop *op, nana_conn *c)
     nana_val_unref(o->key);
     o->key = NULL;
     int rc;
-    sqlite3_stmt *st = nana_conn_stmt(c, op->tbl->sql[SQL_LAST], &rc);
+    sqlite3_stmt *st = nana_conn_stmt(c, op->tbl->sql[SQL_FIRST], &rc);
     if (!st) return rc;
     rc = nana_step(c, st, "popitem");
     if (rc == 0) {

@@ -75,9 +75,18 @@ typedef enum nana_sync_mode {
     NANA_SYNC_OFF = 0,    /* synchronous=OFF: for tests and throwaway data only */
 } nana_sync_mode;
 
+/* What nana_store_open checks before serving an existing file. */
+typedef enum nana_open_check {
+    NANA_CHECK_QUICK = 0, /* PRAGMA quick_check: every page read once (the default) */
+    NANA_CHECK_FULL = 1,  /* PRAGMA integrity_check: also every index against its table */
+    NANA_CHECK_NONE = 2,  /* no check: corruption shows only when a damaged page is read */
+} nana_open_check;
+
 typedef struct nana_store_opts {
-    int read_only;            /* open read-only: writes fail with NANA_ERR_READONLY */
-    nana_sync_mode sync;      /* default NANA_SYNC_NORMAL */
+    int read_only;              /* open read-only: writes fail with NANA_ERR_READONLY */
+    nana_open_check open_check; /* default NANA_CHECK_QUICK */
+    int allow_corrupt;   /* 1: open and serve a damaged file (for recovery); default 0: refuse it */
+    nana_sync_mode sync; /* default NANA_SYNC_NORMAL */
     unsigned cache_size_mb;   /* SQLite page cache per connection, default 64 */
     int64_t mmap_size;        /* bytes of memory-mapped I/O, default 268435456 */
     unsigned readers;         /* reader connections in the pool, default 4 */
@@ -87,7 +96,7 @@ typedef struct nana_store_opts {
     unsigned busy_timeout_ms; /* wait for another process's lock, default 5000 */
     size_t max_key_bytes;     /* default 4096 (NANA_DEFAULT_MAX_KEY) */
     size_t max_value_bytes;   /* default 8 MiB (NANA_DEFAULT_MAX_VALUE) */
-    unsigned max_json_depth;  /* nesting limit of stored values, default 256 */
+    unsigned max_json_depth;  /* nesting limit of stored values, default 128 */
     size_t max_clause_bytes;  /* limit of a WHERE/ORDER BY/GROUP BY clause, default 1000 */
     size_t max_result_bytes;  /* limit of one result (keys(), to_dict(), query()), default 64 MiB */
     int64_t max_db_bytes;   /* the file stops growing here (writes fail NANA_ERR_FULL); 0 = none */
@@ -108,8 +117,9 @@ typedef struct nana_store_opts {
 #define NANA_DEFAULT_MAX_VALUE   ((size_t)8 * 1024 * 1024)
 #define NANA_DEFAULT_MAX_CLAUSE  1000
 #define NANA_DEFAULT_MAX_RESULT  ((size_t)64 * 1024 * 1024)
-#define NANA_DEFAULT_JSON_DEPTH  256
+#define NANA_DEFAULT_JSON_DEPTH  128 /* arrays and objects, the value itself included */
 #define NANA_MAX_TABLE_NAME      128
+#define NANA_MAX_BACKUP_NAME     128 /* bytes of a backup/restore file name */
 #define NANA_DEFAULT_MAX_TABLES  1024
 #define NANA_DEFAULT_QUEUE_BYTES ((size_t)256 * 1024 * 1024)
 
@@ -120,16 +130,45 @@ void nana_store_opts_init(nana_store_opts *o);
 /* Opening, closing, tables                                            */
 /* ------------------------------------------------------------------ */
 
+/* The lock file beside every open database: "<database file>-lock". */
+#define NANA_STORE_LOCK_SUFFIX "-lock"
+
 /*
  * Opens (creating if absent, unless read_only) the database at |path|,
  * applies NanaSQLite's pragmas, creates the default table, and starts the
  * writer thread. |o| may be NULL for defaults. On success *out owns the
  * store (close with nana_store_close).
- * Errors: NANA_ERR_CORRUPT (not a database), NANA_ERR_READONLY (the file is
- * not writable and read_only was not asked for), NANA_ERR_IO (cannot open),
- * NANA_ERR_INVALID (bad option), NANA_ERR_NOMEM.
+ *
+ * First it takes the file's lock ("<path>-lock", see NANA_STORE_LOCK_SUFFIX):
+ * one store per database file, in this process or any other. An existing
+ * file that does not begin with SQLite's header is refused untouched. Then
+ * the file is checked (o->open_check); a damaged one is refused unless
+ * o->allow_corrupt, and logged as an error either way. If the open fails
+ * after it created the file, the file is removed again.
+ * Errors: NANA_ERR_CORRUPT (not a database, or damaged), NANA_ERR_BUSY
+ * (another process holds the file: the message names it), NANA_ERR_READONLY
+ * (the file is not writable and read_only was not asked for), NANA_ERR_IO
+ * (cannot open), NANA_ERR_INVALID (bad option), NANA_ERR_NOMEM.
  */
 int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out);
+
+/* What is at a path, judged by its first 16 bytes (nana_store_file_kind). */
+typedef enum nana_file_kind {
+    NANA_FILE_ABSENT = 0, /* nothing there */
+    NANA_FILE_EMPTY = 1,  /* a regular file of 0 bytes */
+    NANA_FILE_SQLITE = 2, /* a regular file beginning with "SQLite format 3\0" */
+    NANA_FILE_OTHER = 3,  /* anything else: another format, a directory, unreadable */
+} nana_file_kind;
+
+/* Classifies what is at |path| (links followed). Never modifies it. */
+nana_file_kind nana_store_file_kind(const char *path);
+
+/*
+ * 1 once the store's file was found damaged (at open with allow_corrupt,
+ * or an SQLITE_CORRUPT / SQLITE_NOTADB since), else 0. A damaged store
+ * refuses writes unless it was opened with allow_corrupt.
+ */
+int nana_store_damaged(const nana_store *s);
 
 /*
  * Finishes queued writes, stops the writer, closes every connection and
@@ -167,6 +206,13 @@ const char *nana_table_name(const nana_table *t);
 
 /* 1 if |name| is a valid NanaSQLite table or column identifier, else 0. */
 int nana_identifier_valid(const char *name);
+
+/*
+ * 1 if |name| begins with "sqlite_" in any case: SQLite keeps its own
+ * tables and indexes under such names (sqlite_master, sqlite_schema,
+ * sqlite_sequence, sqlite_stat1...), and no call reaches them.
+ */
+int nana_name_reserved(const char *name);
 
 /* ------------------------------------------------------------------ */
 /* Dict operations (one NanaSQLite table)                              */
@@ -230,6 +276,25 @@ bool nana_kv_keep_encoded(nana_table *t, const char *key, size_t klen, const nan
 int nana_kv_get_default(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
                         nana_val **out);
 
+/*
+ * db.get_fresh(key, default): like nana_kv_get_default, but read from
+ * SQLite even when the cache holds the key, and what was read replaces
+ * what the cache held (unless a write raced the read). For a file that
+ * another program changed behind the store's back.
+ */
+int nana_kv_get_fresh(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
+                      nana_val **out);
+
+/*
+ * db.is_cached(key): 1 if the table's cache holds a live value for |key|,
+ * 0 if not (or the table has no cache), a negative error for a bad key.
+ * Looking does not count as a use (LRU order and TTL are untouched).
+ */
+int nana_kv_is_cached(nana_table *t, const char *key, size_t klen);
+
+/* db.clear_cache(): empties the table's cache; the data stays. */
+void nana_kv_clear_cache(nana_table *t);
+
 /* db[key] = value. |value| must be valid JSON within the size limits. */
 int nana_kv_set(nana_table *t, const char *key, size_t klen, const char *value, size_t vlen);
 
@@ -264,13 +329,20 @@ int nana_kv_contains(nana_table *t, const char *key, size_t klen);
 /* len(db). */
 int nana_kv_len(nana_table *t, int64_t *out);
 
-/* keys() / values() / items() as a JSON array ([k, ...], [v, ...], [[k, v], ...]),
- * in row order. Bounded by max_result_bytes (NANA_ERR_TOOBIG beyond it). */
+/*
+ * keys() / values() / items() as a JSON array ([k, ...], [v, ...], [[k, v], ...]).
+ * keys() is in key order (byte order of the UTF-8 text, SQLite's BINARY
+ * collation); values() and items() are in row order: insertion order,
+ * where updating a key keeps its place. These are the orders Python
+ * NanaSQLite gives on the same file (keys() from the key's index, the
+ * others from its loaded cache); neither depends on this store's cache.
+ * Bounded by max_result_bytes (NANA_ERR_TOOBIG beyond it).
+ */
 int nana_kv_keys(nana_table *t, nana_val **out);
 int nana_kv_values(nana_table *t, nana_val **out);
 int nana_kv_items(nana_table *t, nana_val **out);
 
-/* to_dict() / copy(): the whole table as one JSON object. */
+/* to_dict() / copy(): the whole table as one JSON object, in row order. */
 int nana_kv_to_dict(nana_table *t, nana_val **out);
 
 /*
@@ -280,7 +352,8 @@ int nana_kv_to_dict(nana_table *t, nana_val **out);
 int nana_kv_pop(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
                 nana_val **out);
 
-/* popitem(): removes the most recently inserted row and returns [key, value].
+/* popitem(): removes the first key in key order (the first keys() gives, as
+ * Python's MutableMapping.popitem does) and returns [key, value].
  * NANA_ERR_NOTFOUND when the table is empty. */
 int nana_kv_popitem(nana_table *t, nana_val **out);
 
@@ -529,9 +602,12 @@ int nana_store_pragma(nana_store *s, const char *name, const char *value, nana_v
 /*
  * backup(dest): an online copy of the database (a consistent snapshot)
  * into the file |dest|, which is overwritten. Refuses (NANA_ERR_VALIDATION)
- * ":memory:" and URIs, the database's own files (compared after resolving
- * directories and links), a symbolic link as the last path component, and
- * with backup_dir set, anything outside that directory.
+ * ":memory:", any path with a component that begins with a URI scheme
+ * ("file:"...), a file name over NANA_MAX_BACKUP_NAME bytes or a path of
+ * PATH_MAX bytes or more, the database's own files (compared after
+ * resolving directories and links), a symbolic link as the last path
+ * component, and with backup_dir set (NANA_ERR_PERM), anything outside
+ * that directory.
  */
 int nana_store_backup(nana_store *s, const char *dest);
 

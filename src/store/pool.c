@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-int nana_pool_open(nana_pool *p, const char *path, const nana_store_opts *o)
+int nana_pool_open(nana_pool *p, const char *path, const nana_store_opts *o, nana_store *owner)
 {
     memset(p, 0, sizeof(*p));
     p->conns = calloc(o->readers, sizeof(*p->conns));
@@ -33,6 +33,7 @@ int nana_pool_open(nana_pool *p, const char *path, const nana_store_opts *o)
             nana_pool_close(p);
             return rc;
         }
+        p->conns[i].store = owner;
         p->free_idx[i] = i;
     }
     p->n = o->readers;

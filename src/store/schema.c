@@ -205,7 +205,7 @@ int nana_sql_add_column(nana_store *s, const char *table, const char *column, co
 
 static const char sql_table_exists[] = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?";
 static const char sql_list_tables[] = "SELECT name FROM sqlite_master WHERE type='table' "
-                                      "ORDER BY name";
+                                      "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name";
 static const char sql_list_indexes[] =
     "SELECT name, tbl_name, sql FROM sqlite_master WHERE type='index' "
     "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND (?1 IS NULL OR tbl_name=?1) ORDER BY name";
@@ -229,7 +229,7 @@ static int read_intro(nana_conn *c, void *arg)
         st = nana_conn_stmt(c, a->sql, &rc);
     } else {
         int r = sqlite3_prepare_v2(c->db, a->sql_buf, -1, &st, NULL);
-        if (r != SQLITE_OK) rc = nana_sqlite_err(c->db, r, "schema");
+        if (r != SQLITE_OK) rc = nana_conn_err(c, r, "schema");
     }
     if (!st) return rc;
     if (a->param) rc = nana_bind_text(st, 1, a->param, strlen(a->param));
@@ -295,6 +295,7 @@ static int intro(nana_store *s, intro_arg *a, nana_val **out)
 int nana_sql_table_exists(nana_store *s, const char *table)
 {
     if (!table) return nana_err_set(NANA_ERR_INVALID, "table name is NULL");
+    if (nana_name_reserved(table)) return nana_sql_check_identifier(table, "table");
     intro_arg a = {.sql = sql_table_exists, .param = table, .kind = 0};
     int rc = intro(s, &a, NULL);
     return rc ? rc : (a.value ? 1 : 0);
@@ -318,6 +319,7 @@ int nana_sql_table_schema(nana_store *s, const char *table, nana_val **out)
 
 int nana_sql_list_indexes(nana_store *s, const char *table, nana_val **out)
 {
+    if (table && nana_name_reserved(table)) return nana_sql_check_identifier(table, "table");
     intro_arg a = {.sql = sql_list_indexes, .param = table, .kind = 3};
     return intro(s, &a, out);
 }

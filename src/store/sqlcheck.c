@@ -264,6 +264,11 @@ int nana_sql_check_identifier(const char *name, const char *what)
                             "Invalid identifier '%.64s' (%s): must start with a letter or "
                             "underscore and contain only ASCII letters, digits and underscores",
                             name, what);
+    if (nana_name_reserved(name))
+        return nana_err_set(NANA_ERR_VALIDATION,
+                            "Invalid identifier '%.64s' (%s): names beginning with 'sqlite_' "
+                            "belong to SQLite's internal tables",
+                            name, what);
     return NANA_OK;
 }
 

@@ -34,6 +34,12 @@ static int authorizer(void *arg, int action, const char *a1, const char *a2, con
 {
     const auth_ctx *ctx = arg;
     (void)db;
+    /* SQLite's own tables (the schema, sqlite_sequence, sqlite_stat*) are
+     * never read or written by a caller's statement, trigger or not. */
+    if (a1 && nana_name_reserved(a1) &&
+        (action == SQLITE_READ || action == SQLITE_INSERT || action == SQLITE_UPDATE ||
+         action == SQLITE_DELETE))
+        return SQLITE_DENY;
     if (trigger) return SQLITE_OK; /* inside a trigger the schema's owner decided */
     switch (action) {
     case SQLITE_SELECT:
@@ -61,7 +67,7 @@ static int prepare_guarded(nana_conn *c, const char *sql, auth_ctx *ctx, sqlite3
     if (rc == SQLITE_AUTH)
         return nana_err_set(NANA_ERR_VALIDATION, "the statement reaches outside the table or "
                                                  "calls a function that is not allowed");
-    if (rc != SQLITE_OK) return nana_sqlite_err(c->db, rc, "prepare");
+    if (rc != SQLITE_OK) return nana_conn_err(c, rc, "prepare");
     return NANA_OK;
 }
 

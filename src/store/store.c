@@ -9,13 +9,19 @@
  */
 #include "store/store_int.h"
 
+#include "util/nana_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void nana_store_opts_init(nana_store_opts *o)
 {
@@ -82,8 +88,11 @@ static int check_opts(const nana_store_opts *o)
         return nana_err_set(NANA_ERR_INVALID, "max_queue_bytes must be >= 1");
     if (o->sync != NANA_SYNC_NORMAL && o->sync != NANA_SYNC_FULL && o->sync != NANA_SYNC_OFF)
         return nana_err_set(NANA_ERR_INVALID, "unknown synchronous mode");
-    if (!nana_identifier_valid(o->default_table))
+    if (!nana_identifier_valid(o->default_table) || nana_name_reserved(o->default_table))
         return nana_err_set(NANA_ERR_VALIDATION, "invalid default table name");
+    if (o->open_check != NANA_CHECK_QUICK && o->open_check != NANA_CHECK_FULL &&
+        o->open_check != NANA_CHECK_NONE)
+        return nana_err_set(NANA_ERR_INVALID, "unknown open_check %d", (int)o->open_check);
     return check_cache_opts(&o->cache);
 }
 
@@ -131,10 +140,14 @@ static int table_sql(nana_table *t)
         [SQL_DEL] = "DELETE FROM @T WHERE key=? RETURNING value",
         [SQL_HAS] = "SELECT 1 FROM @T WHERE key=?",
         [SQL_LEN] = "SELECT COUNT(*) FROM @T",
-        [SQL_KEYS] = "SELECT key FROM @T ORDER BY rowid",
+        /* keys() in key order, as NanaSQLite's plain SELECT gets it from the
+         * key's index; values and items in row (insertion) order, the order
+         * of NanaSQLite's loaded cache. See STORE.md. */
+        [SQL_KEYS] = "SELECT key FROM @T ORDER BY key",
         [SQL_VALUES] = "SELECT value FROM @T ORDER BY rowid",
         [SQL_ITEMS] = "SELECT key,value FROM @T ORDER BY rowid",
-        [SQL_LAST] = "DELETE FROM @T WHERE rowid=(SELECT max(rowid) FROM @T) RETURNING key,value",
+        [SQL_FIRST] = ("DELETE FROM @T WHERE rowid=(SELECT rowid FROM @T ORDER BY key LIMIT 1) "
+                       "RETURNING key,value"),
         [SQL_CLEAR] = "DELETE FROM @T",
         [SQL_CREATE] = "CREATE TABLE IF NOT EXISTS @T (key TEXT PRIMARY KEY, value TEXT)",
         [SQL_GET_PATH] = "SELECT json_quote(json_extract(value,?)) FROM @T WHERE key=?",
@@ -163,6 +176,7 @@ int nana_table_obtain(nana_store *s, const char *name, const nana_cache_opts *ca
                             "Invalid identifier '%.*s': must start with a letter or underscore "
                             "and contain only ASCII letters, digits and underscores (at most %d)",
                             64, name ? name : "", NANA_MAX_TABLE_NAME);
+    if (nana_name_reserved(name)) return nana_sql_check_identifier(name, "table");
     if (cache) {
         int rc = check_cache_opts(cache);
         if (rc) return rc;
@@ -276,6 +290,7 @@ static void store_free(nana_store *s)
         t = n;
     }
     pthread_mutex_destroy(&s->tables_mu);
+    nana_dblock_drop(&s->lock);
     free(s->default_table_name);
     free(s->canon_path);
     free(s->backup_dir);
@@ -296,6 +311,116 @@ static void sqlite_setup(void)
 
 static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
 
+nana_file_kind nana_store_file_kind(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return errno == ENOENT ? NANA_FILE_ABSENT : NANA_FILE_OTHER;
+    if (!S_ISREG(st.st_mode)) return NANA_FILE_OTHER;
+    if (st.st_size == 0) return NANA_FILE_EMPTY;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return NANA_FILE_OTHER;
+    static const char header[16] = "SQLite format 3";
+    char h[16];
+    ssize_t n = pread(fd, h, sizeof(h), 0);
+    close(fd);
+    return n == (ssize_t)sizeof(h) && memcmp(h, header, sizeof(h)) == 0 ? NANA_FILE_SQLITE
+                                                                        : NANA_FILE_OTHER;
+}
+
+int nana_store_damaged(const nana_store *s)
+{
+    return atomic_load_explicit(&s->damaged, memory_order_acquire) ? 1 : 0;
+}
+
+int nana_store_damaged_err(void)
+{
+    return nana_err_set(NANA_ERR_CORRUPT,
+                        "the database file is damaged and is no longer served (the server log "
+                        "names the problem)");
+}
+
+void nana_store_mark_damaged(nana_store *s, const char *why)
+{
+    if (atomic_exchange_explicit(&s->damaged, true, memory_order_acq_rel)) return;
+    nana_log_always(NANA_LOG_ERROR, "database %s is damaged (%s): %s",
+                    s->canon_path ? s->canon_path : s->path, why,
+                    s->opts.allow_corrupt ? "serving it anyway for recovery (allow_corrupt)"
+                                          : "it is not served any more");
+}
+
+/*
+ * Creates the database file if nothing is at |path| (never following a
+ * link there), so that a failed open can remove exactly what it made.
+ * Sets *created when it did.
+ */
+static int create_file(const char *path, bool *created)
+{
+    *created = false;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        close(fd);
+        *created = true;
+        return NANA_OK;
+    }
+    if (errno == EEXIST) return NANA_OK; /* made meanwhile: judged by SQLite like any file */
+    return nana_err_set(errno == EACCES ? NANA_ERR_READONLY : NANA_ERR_IO,
+                        "cannot create the database file: %s", strerror(errno));
+}
+
+/* Removes a database file this open created, with whatever SQLite put beside it. */
+static void remove_created(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        char p[PATH_MAX];
+        int n = snprintf(p, sizeof(p), "%s%s", path, suffixes[i]);
+        if (n > 0 && (size_t)n < sizeof(p)) unlink(p);
+    }
+}
+
+/*
+ * The check at open (opts.open_check): quick_check or integrity_check on
+ * the writer connection. A problem marks the store damaged (and logs it);
+ * unless allow_corrupt the open then fails with NANA_ERR_CORRUPT.
+ */
+static int check_file(nana_store *s)
+{
+    if (s->opts.open_check == NANA_CHECK_NONE) return NANA_OK;
+    nana_conn *c = &s->writer.conn;
+    const char *what = s->opts.open_check == NANA_CHECK_FULL ? "integrity_check" : "quick_check";
+    const char *sql = s->opts.open_check == NANA_CHECK_FULL ? "PRAGMA integrity_check(1)"
+                                                            : "PRAGMA quick_check(1)";
+    sqlite3_stmt *st = NULL;
+    char first[160] = "";
+    int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        rc = nana_conn_err(c, rc, what);
+    } else {
+        rc = nana_step(c, st, what);
+        if (rc == 1) {
+            const unsigned char *t = sqlite3_column_text(st, 0);
+            snprintf(first, sizeof(first), "%s", t ? (const char *)t : "");
+            for (char *p = first; *p; p++)
+                if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' '; /* one log line */
+            rc = NANA_OK;
+            if (strcmp(first, "ok") != 0) {
+                char why[200];
+                snprintf(why, sizeof(why), "%s: %s", what, first);
+                nana_store_mark_damaged(s, why);
+            }
+        } else if (rc == 0) {
+            rc = NANA_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc && rc != NANA_ERR_CORRUPT) return rc;
+    if (nana_store_damaged(s) && !s->opts.allow_corrupt)
+        return nana_err_set(NANA_ERR_CORRUPT,
+                            "the database file is damaged (%s found: %.120s); it is not served",
+                            what, first[0] ? first : "an unreadable page");
+    return NANA_OK;
+}
+
 int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out)
 {
     pthread_once(&sqlite_once, sqlite_setup);
@@ -315,6 +440,7 @@ int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out
     nana_store *s = calloc(1, sizeof(*s));
     if (!s) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     s->opts = *o;
+    s->lock.fd = -1;
     pthread_mutex_init(&s->tables_mu, NULL);
     s->path = strdup(path);
     s->default_table_name = strdup(o->default_table);
@@ -332,22 +458,43 @@ int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out
     }
     s->opts.backup_dir = s->backup_dir;
 
+    bool created = false;
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        rc = nana_err_set(NANA_ERR_IO, "the database path is not a regular file");
+        goto fail;
+    }
+    rc = nana_dblock_take(path, o->read_only, &s->lock);
+    if (rc) goto fail;
+    switch (nana_store_file_kind(path)) {
+    case NANA_FILE_OTHER:
+        rc = nana_err_set(NANA_ERR_CORRUPT, "the file is not a database (it does not begin with "
+                                            "SQLite's header); it was left untouched");
+        goto fail;
+    case NANA_FILE_ABSENT:
+        if (!o->read_only && (rc = create_file(path, &created))) goto fail;
+        break;
+    default:
+        break;
+    }
     rc = nana_conn_open(&s->writer.conn, path, &s->opts, NANA_CONN_WRITER);
     if (rc) goto fail;
+    s->writer.conn.store = s;
     s->canon_path = realpath(path, NULL);
     if (!s->canon_path) {
         rc = nana_err_set(NANA_ERR_IO, "cannot resolve the database path");
         goto fail;
     }
-    bool created;
-    rc = nana_table_obtain(s, s->default_table_name, NULL, &s->default_table, &created);
+    if ((rc = check_file(s))) goto fail;
+    bool table_created;
+    rc = nana_table_obtain(s, s->default_table_name, NULL, &s->default_table, &table_created);
     if (rc) goto fail;
     if (!s->opts.read_only) {
         rc = nana_conn_exec(&s->writer.conn, s->default_table->sql[SQL_CREATE]);
         if (rc) goto fail;
     }
     atomic_store(&s->default_table->ready, true);
-    rc = nana_pool_open(&s->pool, path, &s->opts);
+    rc = nana_pool_open(&s->pool, path, &s->opts, s);
     if (rc) goto fail;
     rc = nana_ckpt_start(s);
     if (rc) goto fail;
@@ -362,6 +509,9 @@ int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out
 fail : {
     char msg[NANA_ERRMSG_MAX];
     snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+    nana_pool_close(&s->pool);
+    nana_conn_close(&s->writer.conn);
+    if (created) remove_created(path);
     store_free(s);
     return nana_err_set_str(rc, msg);
 }

@@ -39,7 +39,8 @@
  * the address of an SQL string that lives as long as the store. */
 typedef struct nana_conn {
     sqlite3 *db;
-    const char **stmt_keys; /* open-addressed table of SQL string addresses */
+    struct nana_store *store; /* its store (for nana_conn_err), set after opening */
+    const char **stmt_keys;   /* open-addressed table of SQL string addresses */
     sqlite3_stmt **stmts;
     size_t stmt_cap; /* power of two, 0 when empty */
     size_t stmt_count;
@@ -77,6 +78,34 @@ int nana_conn_exec(nana_conn *c, const char *sql);
  * |what| names the operation ("get", "commit"...).
  */
 int nana_sqlite_err(sqlite3 *db, int rc, const char *what);
+
+/*
+ * nana_sqlite_err for an error on one of a store's own connections: an
+ * SQLITE_CORRUPT or SQLITE_NOTADB also marks the store damaged (see
+ * nana_store_mark_damaged).
+ */
+int nana_conn_err(nana_conn *c, int rc, const char *what);
+
+/* ------------------------------------------------------------------ */
+/* The lock file (lock.c)                                              */
+/* ------------------------------------------------------------------ */
+
+/* An exclusive lock on "<database>-lock", held while the store lives. */
+typedef struct nana_dblock {
+    int fd;     /* -1: not held */
+    char *path; /* the lock file */
+} nana_dblock;
+
+/*
+ * Takes the lock of the database at |path|, recording this process as its
+ * holder. NANA_ERR_BUSY, naming the holder, if another process (or another
+ * store of this one) holds it. A read-only store in a directory it cannot
+ * write goes on without a lock (out->fd == -1).
+ */
+int nana_dblock_take(const char *path, bool read_only, nana_dblock *out);
+
+/* Removes the lock file and releases the lock. Safe on a lock not held. */
+void nana_dblock_drop(nana_dblock *l);
 
 /* ------------------------------------------------------------------ */
 /* Cache (cache.c)                                                     */
@@ -130,6 +159,24 @@ int nana_cache_get_encoded(nana_cache *c, const char *key, size_t klen, uint64_t
 bool nana_cache_keep_encoded(nana_cache *c, const char *key, size_t klen, const nana_val *v,
                              const void *enc, size_t elen);
 
+/*
+ * Looks at |key| without touching the LRU order or expiring anything:
+ * returns 1 if it has a live entry (a value whose TTL has not passed),
+ * else 0. *seq receives the write sequence (for nana_cache_fill); *dead is
+ * set to 1 if the key expired in a table that deletes expired rows (its
+ * row is still there until the sweep, but it reads as absent).
+ */
+int nana_cache_peek(nana_cache *c, const char *key, size_t klen, uint64_t now_ms, uint64_t *seq,
+                    int *dead);
+
+/*
+ * Puts what a read past the cache found (|v|, or NULL for an absent key)
+ * in place of whatever the cache holds for |key|, unless a write happened
+ * since |seq|. A tombstone stays (its row still has to be deleted).
+ */
+void nana_cache_refresh(nana_cache *c, const char *key, size_t klen, nana_val *v, uint64_t now_ms,
+                        uint64_t seq);
+
 /* Inserts a value read from SQLite, unless a write happened since |seq|. */
 void nana_cache_fill(nana_cache *c, const char *key, size_t klen, nana_val *v, uint64_t now_ms,
                      uint64_t seq);
@@ -174,7 +221,7 @@ enum {
     SQL_KEYS,
     SQL_VALUES,
     SQL_ITEMS,
-    SQL_LAST,
+    SQL_FIRST, /* popitem: the first key in key order */
     SQL_CLEAR,
     SQL_CREATE,
     SQL_GET_PATH,
@@ -235,8 +282,11 @@ typedef struct nana_ckpt {
     bool stop;
     atomic_int state;  /* CK_* in checkpoint.c: set by both threads, read by the writer */
     atomic_int copied; /* WAL frames the last background checkpoint covered */
-    uint64_t runs;     /* checkpoints completed by the thread (for tests) */
-    uint64_t tails;    /* checkpoints run by the writer itself (writer thread only; tests) */
+    /* for tests: */
+    atomic_uint_fast64_t runs;   /* checkpoints completed by the thread */
+    atomic_uint_fast64_t tails;  /* tails copied by the writer after a run */
+    atomic_uint_fast64_t forced; /* checkpoints the writer ran itself at the hard bound */
+    atomic_int last_frames;      /* WAL frames after the writer's last commit */
 } nana_ckpt;
 
 /* Starts the checkpointer and hooks the writer connection's commits. */
@@ -260,6 +310,8 @@ struct nana_store {
     atomic_int txn_active;      /* an explicit transaction is open */
     atomic_uintptr_t txn_owner; /* nana_thread_token() of its owner */
     atomic_bool closing;
+    nana_dblock lock;    /* one process per database file */
+    atomic_bool damaged; /* SQLite found the file corrupt: see nana_store_mark_damaged */
     /* statistics */
     atomic_uint_fast64_t st_hits, st_misses, st_sqlite_reads, st_commits, st_writes;
 };
@@ -274,6 +326,17 @@ static inline bool nana_in_own_txn(nana_store *s)
     return atomic_load_explicit(&s->txn_active, memory_order_acquire) &&
            atomic_load_explicit(&s->txn_owner, memory_order_acquire) == nana_thread_token();
 }
+
+/*
+ * Records that the file is damaged (an SQLITE_CORRUPT or SQLITE_NOTADB, or
+ * a failed check at open): logged once as an error naming the file, and
+ * from then on the writer refuses every write (unless allow_corrupt) and
+ * nana_store_damaged() is true. |why| is SQLite's detail.
+ */
+void nana_store_mark_damaged(nana_store *s, const char *why);
+
+/* The error a refused call on a damaged store returns (NANA_ERR_CORRUPT). */
+int nana_store_damaged_err(void);
 
 /* Current time for caches, in milliseconds. */
 uint64_t nana_store_now(nana_store *s);
@@ -361,7 +424,8 @@ int nana_store_read(nana_store *s, nana_read_fn fn, void *arg);
 void nana_ttl_sweep(nana_store *s);
 
 /* Reader pool (pool.c). */
-int nana_pool_open(nana_pool *p, const char *path, const nana_store_opts *o);
+/* Opens o->readers read-only connections to |path| for the store |owner|. */
+int nana_pool_open(nana_pool *p, const char *path, const nana_store_opts *o, nana_store *owner);
 void nana_pool_close(nana_pool *p);
 /* A free reader, waiting up to |wait_ms|; NULL (NANA_ERR_BUSY set) on timeout. */
 nana_conn *nana_pool_acquire(nana_pool *p, unsigned wait_ms);

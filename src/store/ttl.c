@@ -42,6 +42,7 @@ static void sweep_table(nana_store *s, nana_table *t, uint64_t now)
 
 void nana_ttl_sweep(nana_store *s)
 {
+    if (nana_store_damaged(s) && !s->opts.allow_corrupt) return; /* never write into it */
     uint64_t now = nana_store_now(s);
     pthread_mutex_lock(&s->tables_mu);
     nana_table *t = s->tables;

@@ -108,6 +108,12 @@ static int run_exec(nana_wop *op, nana_conn *c, bool savepoint)
 
 static void run_group(nana_store *s, nana_wop **ops, unsigned n);
 
+/* True once the file is known damaged and the store may not write into it. */
+static bool writes_refused(nana_store *s)
+{
+    return nana_store_damaged(s) && !s->opts.allow_corrupt;
+}
+
 /* Runs each op in a transaction of its own (error isolation path). */
 static void run_each(nana_store *s, nana_wop **ops, unsigned n)
 {
@@ -122,7 +128,7 @@ static void run_each(nana_store *s, nana_wop **ops, unsigned n)
 static void run_group(nana_store *s, nana_wop **ops, unsigned n)
 {
     nana_conn *c = &s->writer.conn;
-    int rc = nana_conn_exec(c, "BEGIN IMMEDIATE");
+    int rc = writes_refused(s) ? nana_store_damaged_err() : nana_conn_exec(c, "BEGIN IMMEDIATE");
     if (rc) {
         /* Copy the detail first: a completion callback may overwrite it. */
         char msg[NANA_ERRMSG_MAX];
@@ -266,7 +272,9 @@ static void run_single(nana_store *s, nana_wop *op)
     bool defer = false;
     bool ended = false, committed = false;
     op_reset(op);
-    if (op->flags & WOP_TXN_BEGIN) {
+    if (!(op->flags & (WOP_READ | WOP_TXN_COMMIT | WOP_TXN_ROLLBACK)) && writes_refused(s)) {
+        rc = nana_store_damaged_err();
+    } else if (op->flags & WOP_TXN_BEGIN) {
         if (w->in_txn) {
             rc = nana_err_set(NANA_ERR_TXN,
                               "Transaction already in progress. SQLite does not support nested "

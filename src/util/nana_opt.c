@@ -68,13 +68,14 @@ static int flag_word(const char *s)
     return -1;
 }
 
-/* Writes the allowed words of an enum row, comma-separated, into |buf|. */
+/* Writes the allowed words of an enum row into |buf|: "a, b or c". */
 static void enum_words(const nana_opt *row, char *buf, size_t n)
 {
     size_t at = 0;
     buf[0] = '\0';
     for (size_t i = 0; row->words && row->words[i] && at < n; i++) {
-        int w = snprintf(buf + at, n - at, "%s%s", i ? ", " : "", row->words[i]);
+        const char *sep = i == 0 ? "" : row->words[i + 1] ? ", " : " or ";
+        int w = snprintf(buf + at, n - at, "%s%s", sep, row->words[i]);
         if (w < 0) break;
         at += (size_t)w;
     }

@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,9 @@ static int run_tool(const char *tool, const char *arg1, const char *arg2)
 }
 
 /* Starts the server on |port| (0: any) with extra flags; waits for it. */
+/* Set by a test that wants bans (server_start passes --no-bans otherwise). */
+static bool with_bans;
+
 static int server_start(server *s, unsigned port, const char *const *extra)
 {
     char ready[sizeof(dir) + 16], portstr[16];
@@ -90,6 +94,11 @@ static int server_start(server *s, unsigned port, const char *const *extra)
     const char *argv[32] = {"nanasqlite-server", "--port",    portstr,       "--ready-file",
                             "port.txt",          "--no-bans", "--log-level", "debug"};
     int n = 8;
+    if (with_bans) { /* drop --no-bans */
+        argv[5] = "--log-level";
+        argv[6] = "debug";
+        n = 7;
+    }
     for (int i = 0; extra && extra[i] && n < 30; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -511,6 +520,26 @@ static void test_connect_failures(void)
     CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_ECONNECT &&
               strstr(r.message, "certificate does not verify"),
           "wrong server name: %s", r.message);
+    nana_result_free(&r);
+    server_stop(&s, SIGTERM);
+    /* A banned address is told so at the handshake: an authentication
+     * error that names the ban, not "server full". */
+    with_bans = true;
+    const char *const one_failure[] = {"--ban-failures", "1", NULL};
+    int started = server_start(&s, 0, one_failure);
+    with_bans = false;
+    if (started) {
+        failed++;
+        return;
+    }
+    opts_for(&o, s.port);
+    o.key_file = other;
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_EAUTH, "wrong key: EAUTH (%s)",
+          r.message);
+    nana_result_free(&r);
+    opts_for(&o, s.port);
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_EAUTH && strstr(r.message, "banned"),
+          "banned at the handshake: EAUTH naming the ban (%s)", r.message);
     nana_result_free(&r);
     server_stop(&s, SIGTERM);
 }

@@ -138,6 +138,47 @@ class PythonWritesCReads(unittest.TestCase):
         self.assertTrue(same(loads(rows["user:1"]), SAMPLES["user:1"]))
 
 
+class OrdersAsNanaSQLite(unittest.TestCase):
+    """keys() and items() in the orders NanaSQLite gives on the same file:
+    its keys() runs SELECT key FROM data (SQLite answers from the key's
+    index), and with bulk_load its items()/values()/to_dict() list its cache,
+    filled by SELECT key, value FROM data (row order). Asked of SQLite here,
+    with NanaSQLite's own statements, on a file whose row order, key order
+    and character order all differ (updates through INSERT OR REPLACE move
+    a row to the end)."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.db = os.path.join(self.dir.name, "order.sqlite")
+        con = sqlite3.connect(self.db)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute(NANA_DDL.format("data"))
+        for i, k in enumerate(["b", "é", "10", "B", "9", "a", "b", "Z", "é"]):
+            con.execute('INSERT OR REPLACE INTO "data" (key, value) VALUES (?, ?)',
+                        (k, json.dumps(i)))
+        con.commit()
+        self.nana_keys = [r[0] for r in con.execute("SELECT key FROM data")]
+        self.nana_items = [[k, json.loads(v)] for k, v in
+                           con.execute("SELECT key, value FROM data")]
+        con.close()
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def test_orders(self):
+        self.assertEqual(self.nana_keys, ["10", "9", "B", "Z", "a", "b", "é"])  # the index
+        self.assertNotEqual([k for k, _ in self.nana_items], self.nana_keys)
+        rc, out, err = run_tool(self.db, "keys")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(loads(out), self.nana_keys)
+        rc, out, err = run_tool(self.db, "items")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(loads(out), self.nana_items)
+        rc, out, err = run_tool(self.db, "dump")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual([[k, v] for k, v in loads(out).items()], self.nana_items)
+
+
 class CWritesPythonReads(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()

@@ -72,7 +72,9 @@ def test_workloads():
 
 
 def test_open_loop_threads_connections():
-    s = Server("bench-open", flags=["--max-connections", "1000"]).start()
+    # 300 connections from one address: more than its default cap.
+    s = Server("bench-open", flags=["--max-connections", "1000",
+                                    "--max-conns-per-addr", "1000"]).start()
     rc, j, err = run_json(s, "-c", "8", "-P", "4", "--rate", "2000", "--duration", "1.5",
                           "-r", "1000")
     check(rc == 0 and j and j["errors"] == 0 and j["rate"] == 2000, "open loop run", err)

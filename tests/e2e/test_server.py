@@ -231,7 +231,7 @@ def test_errors_and_values():
         check(err(c(m), "PermissionError", "forbidden or invalid"), f"{m} refused")
     check(err(c("__getitem__"), "TypeError", "missing 1 required positional argument: 'key'"),
           "missing argument")
-    check(err(c("__getitem__", "a", "b"), "TypeError", "takes 1 positional argument"),
+    check(err(c("__getitem__", "a", "b"), "TypeError", "takes 2 positional arguments"),
           "too many arguments")
     check(err(d.cmd(op="call", method="get", args=["a"], kwargs={"key": "b"})["reply"], "TypeError",
               "multiple values"), "argument twice")
@@ -256,6 +256,132 @@ def test_errors_and_values():
     check(s.alive(), "server alive after bad values")
     d.close()
     s.stop()
+
+
+def nested(depth, inner=None):
+    """A value nested |depth| levels: lists around |inner| (default: an empty
+    list, which counts as a level itself)."""
+    v = [] if inner is None else inner
+    for _ in range(depth - (1 if inner is None else 0)):
+        v = [v]
+    return v
+
+
+def test_python_compat():
+    """Where an unmodified client could tell this server from the Python
+    NanaSQLite-Server: listing orders, popitem, get_fresh / is_cached /
+    clear_cache, the wording of TypeErrors, and how deep values may nest."""
+    s = Server("compat").start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    for k in ["b", "é", "10", "B", "9", "a"]:
+        check(ok(d.call("__setitem__", k, 0)), f"set {k}")
+    check(ok(d.call("__setitem__", "b", 1)), "an update")
+    check(ok(d.call("__delitem__", "10")) and ok(d.call("__setitem__", "10", 2)), "a re-insert")
+    by_key = ["10", "9", "B", "a", "b", "é"]  # byte order of the UTF-8 text
+    by_insert = [["b", 1], ["é", 0], ["B", 0], ["9", 0], ["a", 0], ["10", 2]]
+
+    def orders(when):
+        c = d.call
+        check(result(c("keys")) == by_key, f"keys() in key order ({when})", c("keys"))
+        check(result(c("items")) == by_insert, f"items() in insertion order ({when})", c("items"))
+        check(result(c("values")) == [v for _, v in by_insert], f"values() ({when})")
+        for m in ("to_dict", "copy"):
+            r = result(c(m))
+            check(isinstance(r, dict) and [list(x) for x in r.items()] == by_insert,
+                  f"{m}() in insertion order ({when})", r)
+
+    orders("as written")
+    for k in by_key:
+        d.call("__getitem__", k)
+    orders("all cached")
+    # The same from the file alone, after a restart.
+    d.close()
+    check(s.stop() == 0, "stop")
+    s.start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login after restart")
+    c = d.call
+    orders("after a restart")
+    check(result(c("popitem")) == ["10", 2], "popitem() takes the first key in key order")
+    check(result(c("popitem")) == ["9", 0], "popitem() again")
+    check(result(c("keys")) == by_key[2:], "popitem() removed them")
+
+    # is_cached, clear_cache, get_fresh
+    check(result(c("is_cached", "zz")) is False, "is_cached: absent key")
+    check(result(c("__getitem__", "a")) == 0 and result(c("is_cached", "a")) is True,
+          "is_cached after a read")
+    r = c("clear_cache")
+    check(ok(r) and r["result"] is None, "clear_cache returns None", r)
+    check(result(c("is_cached", "a")) is False, "is_cached after clear_cache")
+    check(result(c("__getitem__", "a")) == 0, "data intact after clear_cache")
+    check(result(c("get_fresh", "zz")) is None and result(c("get_fresh", "zz", 5)) == 5,
+          "get_fresh default")
+    # Another program changes the file: get answers from the cache,
+    # get_fresh from the file, and get follows it afterwards.
+    check(ok(c("__setitem__", "x", "old")) and result(c("get", "x")) == "old", "x cached")
+    import sqlite3
+    db = sqlite3.connect(os.path.join(s.dir, "server_db.sqlite"), timeout=10)
+    db.execute("UPDATE data SET value = ? WHERE key = ?", ('"new"', "x"))
+    db.commit()
+    db.close()
+    check(result(c("get", "x")) == "old", "get still answers from the cache")
+    check(result(c("get_fresh", "x")) == "new", "get_fresh reads the file")
+    check(result(c("get", "x")) == "new", "get_fresh refreshed the cache")
+    check(err(d.cmd(op="call", method="get_fresh", args=["x"], kwargs={"bogus": 1})["reply"],
+              "TypeError", "NanaSQLite.get_fresh() got an unexpected keyword argument 'bogus'"),
+          "get_fresh binds like Python")
+
+    # TypeErrors word for word as CPython words them for bound methods.
+    words = [
+        (("get", ["a", 1, 2]), "NanaSQLite.get() takes from 2 to 3 positional arguments but 4 "
+                               "were given"),
+        (("keys", [1]), "NanaSQLite.keys() takes 1 positional argument but 2 were given"),
+        (("popitem", [1]), "MutableMapping.popitem() takes 1 positional argument but 2 were given"),
+        (("__setitem__", []), "NanaSQLite.__setitem__() missing 2 required positional "
+                              "arguments: 'key' and 'value'"),
+        (("is_cached", []), "NanaSQLite.is_cached() missing 1 required positional argument: "
+                            "'key'"),
+        (("clear_cache", [1]), "NanaSQLite.clear_cache() takes 1 positional argument but 2 "
+                               "were given"),
+    ]
+    for (m, args), want in words:
+        r = c(m, *args)
+        check(err(r, "TypeError") and r["message"] == want, f"TypeError of {m}{tuple(args)}", r)
+    r = d.cmd(op="call", method="pop", args=["zz"], kwargs={"default": 1})["reply"]
+    check(err(r, "TypeError") and r["message"] ==
+          "NanaSQLite.pop() got an unexpected keyword argument 'default'", "pop(default=)", r)
+    check(result(c("pop", "zz", 1, 2)) == 1, "pop(key, *args)")
+
+    # Values nest up to 128 levels over the wire, refused at 129 naming the limit,
+    # whether __setitem__ is queued straight from the network thread (two
+    # positional arguments) or bound by a worker (the value as a keyword).
+    def set_deep(key, depth, how):
+        if how == "fast":
+            return d.raw(call_frame("__setitem__", [key, nested(depth)]))["reply"]
+        return d.raw(call_frame("__setitem__", [key], {"value": nested(depth)}))["reply"]
+
+    for depth in (64, 127, 128):
+        for how in ("fast", "worker"):
+            r = set_deep("deep", depth, how)
+            check(ok(r), f"{depth}-deep value stored ({how})", r)
+            check(result(c("__getitem__", "deep")) == nested(depth),
+                  f"{depth}-deep value read back ({how})")
+            check(ok(c("__delitem__", "deep")), "delete it")
+    for how in ("fast", "worker"):
+        r = set_deep("deep2", 129, how)
+        check(err(r, "ValueError") and r["message"] == "nested deeper than 128 levels",
+              f"129-deep value refused ({how})", r)
+    check(err(c("__getitem__", "deep2"), "KeyError"), "nothing stored for it")
+    r = d.raw(call_frame("batch_update", [{"m1": nested(128), "m2": 1}]))["reply"]
+    check(ok(r) and result(c("get", "m1")) == nested(128), "128-deep value of a mapping", r)
+    r = d.raw(call_frame("batch_update", [{"m3": nested(129)}]))["reply"]
+    check(err(r, "ValueError", "a value may nest at most 128"), "129-deep value of a mapping", r)
+    r = d.raw(call_frame("update", [], {"k": nested(128)}))["reply"]
+    check(ok(r), "128-deep keyword value of update", r)
+    check(s.alive(), "server alive")
+    d.close()
+    check(s.stop() == 0, "stop")
 
 
 def test_malformed_frames():
@@ -381,14 +507,19 @@ def test_paths():
     open(outside, "w").close()
     os.symlink(outside, os.path.join(s.dir, "evil.db"))
     os.symlink("server_db.sqlite", os.path.join(s.dir, "alias.db"))
+    os.symlink("kept.db", os.path.join(s.dir, "kept-link.db"))
     d = Driver(s)
     check(d.login() == "AUTH_OK", "login")
     for name in ["../x.db", "/etc/passwd", "..", ".hidden", "sub/x.db", "a\\b", "", "x" * 200,
                  "evil.db", "sub"]:
         r = d.call("keys", db=name)
         check(err(r, "PermissionError"), f"db name {name!r} refused", r)
-    check(ok(d.call("__setitem__", "via", "alias", db="alias.db")), "symlink inside the dir")
-    check(result(d.call("__getitem__", "via")) == "alias", "alias shares the default store")
+    r = d.call("__setitem__", "via", "alias", db="alias.db")
+    check(err(r, "PermissionError", "another name of the default database"),
+          "a link to the default database is refused (it would bypass allowed_dbs)", r)
+    check(ok(d.call("__setitem__", "via", "link", db="kept.db")), "a named database")
+    check(result(d.call("__getitem__", "via", db="kept-link.db")) == "link",
+          "a link inside the dir shares the named database's store")
     check(os.path.getsize(outside) == 0, "nothing written outside")
     os.unlink(outside)
     d.close()
@@ -397,11 +528,21 @@ def test_paths():
 
 def test_limits():
     # Connections.
+    # Connections: logged-in ones hold their places; a newcomer is refused.
     s = Server("conns", ["--max-connections", "2"]).start()
     d = Driver(s)
-    check(d.connect("a").get("open") and d.connect("b").get("open"), "two connections")
+    check(d.login("a") == "AUTH_OK" and d.login("b") == "AUTH_OK", "two connections")
     r = d.connect("c")
     check(not r.get("open"), "third connection refused", r)
+    check(r.get("close_reason") == "server full", "the refusal says the server is full", r)
+    d.close()
+    s.stop()
+    # Connections not logged in never keep a newcomer out: the oldest makes room.
+    s = Server("conns-unauth", ["--max-connections", "2"]).start()
+    d = Driver(s)
+    check(d.connect("a").get("open") and d.connect("b").get("open"), "two connections")
+    check(d.login("c") == "AUTH_OK", "a third client logs in", s.dir)
+    check((d.call("__len__", id="c") or {}).get("status") == "success", "and is served")
     d.close()
     s.stop()
     # Unfinished requests before authentication, and bytes per connection.
@@ -409,7 +550,7 @@ def test_limits():
                            "--max-request-bytes", "2048"]).start()
     d = Driver(s)
     check(d.connect().get("open"), "connect")
-    sids = [d.cmd(op="raw", hex="000003e8" + "00" * 10, fin=False, wait=False)["sid"]
+    sids = [d.cmd(op="raw", hex="00000064" + "00" * 10, fin=False, wait=False)["sid"]
             for _ in range(4)]
     r = d.cmd(op="wait", sid=sids[3])
     check(err(r.get("reply"), contains="before authentication"), "4th unfinished stream refused", r)
@@ -473,6 +614,85 @@ def test_limits():
     s.stop()
 
 
+
+def test_login_limits():
+    """Before login: a small frame limit, a deadline, and caps that never keep a
+    client that logs in out."""
+    s = Server("prelogin", ["--auth-timeout-ms", "600", "--max-preauth-request-bytes", "512",
+                            "--max-conns-per-addr", "3"]).start()
+    d = Driver(s)
+    check(d.connect().get("open"), "connect")
+    r = d.raw(frame(mp({"type": "response", "data": b"x" * 600})))
+    check(err(r.get("reply"), "ValueError", contains="before authentication"),
+          "a large frame before login is refused", r)
+    r = d.cmd(op="raw", hex="00100000" + "00" * 100, fin=False, wait=True)
+    check(err(r.get("reply"), contains="before authentication"),
+          "a large split frame before login is refused at its length", r)
+    time.sleep(1.0)
+    r = d.cmd(op="raw", hex=frame(mp("AUTH_START")))
+    check(not r.get("ok") or r.get("closed") is not None, "not logged in in time: closed", r)
+    check(d.login("b") == "AUTH_OK", "a client that logs in at once is served")
+    time.sleep(1.0)
+    check(ok(d.call("__len__", id="b")), "and stays, past the deadline")
+    # Three not logged in from this address, then one that logs in: it gets in.
+    for i in range(3):
+        d.connect(f"idle{i}")
+    check(d.login("c") == "AUTH_OK", "the fourth logs in: the oldest idle one made room")
+    check(ok(d.call("__len__", id="c")), "and is served")
+    check("not logged in" not in s.log_text() or s.alive(), "alive")
+    d.close()
+    s.stop()
+
+
+def test_request_deadlines_and_budget():
+    s = Server("reqlimits", ["--request-idle-ms", "400", "--request-timeout-ms", "1500",
+                             "--max-buffered-bytes", "300000"]).start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    # A length prefix, then silence: answered at the idle deadline.
+    t0 = time.time()
+    r = d.cmd(op="raw", hex="00001000" + "00" * 10, fin=False, wait=True)
+    took = time.time() - t0
+    check(err(r.get("reply"), "ValueError", contains="timed out"), "idle request refused", r)
+    check(0.3 < took < 5, "at its idle deadline", took)
+    # Bytes that keep coming, too slowly: answered at the total deadline.
+    sid = d.cmd(op="raw", hex="00001000" + "00" * 10, fin=False, wait=False)["sid"]
+    for _ in range(6):
+        time.sleep(0.3)
+        d.cmd(op="more", sid=sid, hex="00" * 10, fin=False, wait=False)
+    r = d.cmd(op="wait", sid=sid)
+    check(err(r.get("reply"), contains="not whole within"), "slow request refused", r)
+    # The server-wide budget: large unfinished requests fill it; another large one
+    # is refused as busy while a small call goes on.
+    check(d.login("b") == "AUTH_OK", "login b")
+    d.cmd(op="raw", id="b", hex="00020000" + "00" * 100, fin=False, wait=False)
+    d.cmd(op="raw", id="b", hex="00020000" + "00" * 100, fin=False, wait=False)
+    r = d.cmd(op="raw", id="b", hex="00020000" + "00" * 100, fin=False, wait=True)
+    check(err(r.get("reply"), "RuntimeError", contains="request buffer budget"),
+          "a large request past the budget is refused", r)
+    check(ok(d.call("__len__")), "a small call goes on")
+    check(s.alive(), "alive")
+    d.close()
+    s.stop()
+
+
+def test_connection_database():
+    """A call that names no database uses the one the connection named last
+    (as the Python server does); "db": nil names the default."""
+    s = Server("stickydb").start()
+    d = Driver(s)
+    check(d.login() == "AUTH_OK", "login")
+    check(ok(d.call("__setitem__", "k", "default")), "set in the default database")
+    check(ok(d.call("__setitem__", "k", "other", db="other.db")), "set in other.db")
+    check(result(d.call("__getitem__", "k")) == "other", "no db: the one named last")
+    r = d.raw(frame(mp({"method": "__getitem__", "args": ["k"], "kwargs": {}, "db": None})))
+    check(result(r.get("reply")) == "default", "db nil: the default database", r)
+    check(result(d.call("__getitem__", "k")) == "default", "and it is remembered", r)
+    check(d.login("b") == "AUTH_OK", "login b")
+    check(result(d.call("__getitem__", "k", id="b")) == "default", "per connection")
+    d.close()
+    s.stop()
+
 def test_bans():
     s = Server("bans", ["--ban-failures", "2", "--ban-seconds", "2"]).start()
     d = Driver(s)
@@ -482,6 +702,7 @@ def test_bans():
     check(d.auth() == "AUTH_BANNED", "banned even with the right key")
     r = d.connect("b")
     check(not r.get("open"), "banned address refused at the handshake", r)
+    check(r.get("close_reason") == "banned", "the refusal says the address is banned", r)
     time.sleep(2.5)
     check(d.login("c") == "AUTH_OK", "ban expires")
     check("banned for 2 s" in s.log_text(), "ban logged")
@@ -592,9 +813,9 @@ def test_flag_errors():
         (["--db", ""], "nanasqlite-server: --db: the value is empty"),
         (["--no-bans=yes"], "nanasqlite-server: --no-bans takes no value"),
         (["--synchronous", "x"],
-         'nanasqlite-server: --synchronous: "x" is not one of normal, full'),
+         'nanasqlite-server: --synchronous: "x" is not one of normal or full'),
         (["--log-level", "loud"],
-         'nanasqlite-server: --log-level: "loud" is not one of error, warn, info, debug'),
+         'nanasqlite-server: --log-level: "loud" is not one of error, warn, info or debug'),
         (["serve"], 'nanasqlite-server: unexpected argument "serve" (options start with --)'),
     ]
     for args, want in cases:

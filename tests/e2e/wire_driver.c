@@ -44,6 +44,7 @@ typedef struct dconn {
     nana_quic_handle h;
     bool open, closed;
     uint64_t close_code;
+    char close_reason[128]; /* the reason phrase of the peer's CONNECTION_CLOSE */
     rstream *streams;
     struct dconn *next;
 } dconn;
@@ -88,6 +89,7 @@ static void on_close(nana_quic_conn *c, void *user)
         uint64_t code = 0;
         int app = 0;
         if (nana_quic_conn_peer_error(c, &code, &app)) d->close_code = code;
+        nana_quic_conn_peer_reason(c, d->close_reason, sizeof(d->close_reason));
     }
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
@@ -461,9 +463,11 @@ static int do_connect(const nana_json *cmd, const char *id, nana_buf *out)
         if (pthread_cond_timedwait(&cv, &mu, &ts)) break;
     bool open = d->open && !d->closed;
     uint64_t code = d->close_code;
+    char reason[sizeof(d->close_reason)];
+    memcpy(reason, d->close_reason, sizeof(reason));
     pthread_mutex_unlock(&mu);
-    nana_buf_printf(out, ",\"open\":%s,\"close_code\":%llu", open ? "true" : "false",
-                    (unsigned long long)code);
+    nana_buf_printf(out, ",\"open\":%s,\"close_code\":%llu,\"close_reason\":\"%s\"",
+                    open ? "true" : "false", (unsigned long long)code, reason);
     return 0;
 }
 

@@ -68,28 +68,42 @@ static int setup(void **state)
     return 0;
 }
 
+/* Removes |path| and, when it is a directory, everything in it. */
+static void remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+                char sub[1024];
+                snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+                remove_tree(sub);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
 static int teardown(void **state)
 {
     scratch *s = *state;
-    DIR *d = opendir(s->dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            unlink(sp(s, e->d_name));
-        }
-        closedir(d);
-    }
-    rmdir(s->dir);
+    remove_tree(s->dir);
     free(s);
     return 0;
 }
 
-/* Number of entries in the scratch directory besides . and .. */
-static int count_files(const scratch *s)
+/* Number of entries in directory |path| besides . and .. */
+static int count_in(const char *path)
 {
     int n = 0;
-    DIR *d = opendir(s->dir);
+    DIR *d = opendir(path);
     assert_non_null(d);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -97,6 +111,12 @@ static int count_files(const scratch *s)
     }
     closedir(d);
     return n;
+}
+
+/* Number of entries in the scratch directory besides . and .. */
+static int count_files(const scratch *s)
+{
+    return count_in(s->dir);
 }
 
 static gnutls_x509_crt_t load_crt(const char *path)
@@ -354,7 +374,7 @@ static void test_extensions(void **state)
     time_t nb = gnutls_x509_crt_get_activation_time(srv);
     time_t na = gnutls_x509_crt_get_expiration_time(srv);
     assert_true(nb >= now - 3600 - 60 && nb <= now - 3600 + 60);
-    assert_true(na >= now + 7 * 86400 - 60 && na <= now + 7 * 86400 + 60);
+    assert_true(na >= now + (time_t)7 * 86400 - 60 && na <= now + (time_t)7 * 86400 + 60);
 
     /* SHA-256 signatures from the ECDSA CA. */
     assert_int_equal(gnutls_x509_crt_get_signature_algorithm(srv), GNUTLS_SIGN_ECDSA_SHA256);
@@ -572,6 +592,371 @@ static void test_bad_input(void **state)
     assert_int_equal(count_files(s), n);
 }
 
+/* Every certificate of a PEM file, in file order; *n gets the count. The
+ * caller frees them with free_list(). */
+static gnutls_x509_crt_t *load_list(const char *path, unsigned *n)
+{
+    gnutls_datum_t d = {NULL, 0};
+    assert_int_equal(gnutls_load_file(path, &d), 0);
+    gnutls_x509_crt_t *list = NULL;
+    assert_int_equal(gnutls_x509_crt_list_import2(&list, n, &d, GNUTLS_X509_FMT_PEM, 0), 0);
+    gnutls_free(d.data);
+    return list;
+}
+
+static void free_list(gnutls_x509_crt_t *list, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(list[i]);
+    gnutls_free(list);
+}
+
+/* 1 if certificate |i| of file |a| and certificate |j| of file |b| are the
+ * same certificate (DER-equal). */
+static int same_cert(const char *a, unsigned i, const char *b, unsigned j)
+{
+    unsigned na = 0, nb = 0;
+    gnutls_x509_crt_t *la = load_list(a, &na), *lb = load_list(b, &nb);
+    assert_true(i < na && j < nb);
+    int same = gnutls_x509_crt_equals(la[i], lb[j]) != 0;
+    free_list(la, na);
+    free_list(lb, nb);
+    return same;
+}
+
+static unsigned cert_count(const char *path)
+{
+    unsigned n = 0;
+    gnutls_x509_crt_t *list = load_list(path, &n);
+    free_list(list, n);
+    return n;
+}
+
+/*
+ * Verifies the chain file |chain_path| (leaf first, as a server sends it)
+ * against the trust anchors of |ca_path| with the serverAuth purpose and the
+ * name |host|. Returns the GnuTLS status: 0 means trusted.
+ */
+static unsigned verify_chain(const char *ca_path, const char *chain_path, const char *host)
+{
+    gnutls_x509_trust_list_t tl;
+    assert_int_equal(gnutls_x509_trust_list_init(&tl, 0), 0);
+    assert_true(
+        gnutls_x509_trust_list_add_trust_file(tl, ca_path, NULL, GNUTLS_X509_FMT_PEM, 0, 0) > 0);
+    unsigned n = 0;
+    gnutls_x509_crt_t *chain = load_list(chain_path, &n);
+    gnutls_typed_vdata_st vdata[2] = {
+        {GNUTLS_DT_KEY_PURPOSE_OID, (unsigned char *)(uintptr_t)GNUTLS_KP_TLS_WWW_SERVER, 0},
+        {GNUTLS_DT_DNS_HOSTNAME, (unsigned char *)(uintptr_t)host, 0},
+    };
+    unsigned status = ~0u;
+    assert_int_equal(gnutls_x509_trust_list_verify_crt2(tl, chain, n, vdata, 2, 0, &status, NULL),
+                     0);
+    free_list(chain, n);
+    gnutls_x509_trust_list_deinit(tl, 1);
+    return status;
+}
+
+/* nana_cert_spec.chain: the certificate file holds the new certificate, then
+ * the issuer file's certificates; chains of intermediates; the order and the
+ * NANA_CERT_MAX_CHAIN limit of the issuer file; no effect when self-signed. */
+static void test_chain_file(void **state)
+{
+    scratch *s = *state;
+    nana_cert_spec root = ca_spec(NANA_KEY_ECDSA_P256);
+    assert_int_equal(nana_certgen_write(&root, NULL, NULL, sp(s, "root.pem"), sp(s, "root.key"), 0),
+                     0);
+    nana_cert_spec srv = server_spec(NANA_KEY_ECDSA_P256);
+    srv.chain = 1;
+    assert_int_equal(nana_certgen_write(&srv, sp(s, "root.pem"), sp(s, "root.key"),
+                                        sp(s, "srv.pem"), sp(s, "srv.key"), 0),
+                     0);
+    assert_int_equal(cert_count(sp(s, "srv.pem")), 2);
+    assert_true(same_cert(sp(s, "srv.pem"), 1, sp(s, "root.pem"), 0));
+    assert_false(same_cert(sp(s, "srv.pem"), 0, sp(s, "root.pem"), 0));
+    assert_key_matches(sp(s, "srv.pem"), sp(s, "srv.key")); /* the first is the new one */
+    assert_int_equal(file_mode(sp(s, "srv.pem")), 0644);
+    assert_int_equal(file_mode(sp(s, "srv.key")), 0600);
+    assert_int_equal(verify_chain(sp(s, "root.pem"), sp(s, "srv.pem"), "localhost"), 0);
+    /* The chain file is a trust file too (the CA in it is the anchor). */
+    assert_int_equal(verify_chain(sp(s, "srv.pem"), sp(s, "srv.pem"), "localhost"), 0);
+    assert_int_not_equal(verify_chain(sp(s, "root.pem"), sp(s, "srv.pem"), "example.com"), 0);
+
+    /* An intermediate whose file is itself a chain: the leaf's file gets all three. */
+    nana_cert_spec mid = ca_spec(NANA_KEY_ED25519);
+    mid.common_name = "intermediate";
+    mid.chain = 1;
+    assert_int_equal(nana_certgen_write(&mid, sp(s, "root.pem"), sp(s, "root.key"),
+                                        sp(s, "mid.pem"), sp(s, "mid.key"), 0),
+                     0);
+    assert_int_equal(cert_count(sp(s, "mid.pem")), 2);
+    assert_int_equal(nana_certgen_write(&srv, sp(s, "mid.pem"), sp(s, "mid.key"), sp(s, "leaf.pem"),
+                                        sp(s, "leaf.key"), 0),
+                     0);
+    assert_int_equal(cert_count(sp(s, "leaf.pem")), 3);
+    assert_true(same_cert(sp(s, "leaf.pem"), 1, sp(s, "mid.pem"), 0));
+    assert_true(same_cert(sp(s, "leaf.pem"), 2, sp(s, "root.pem"), 0));
+    assert_int_equal(verify_chain(sp(s, "root.pem"), sp(s, "leaf.pem"), "localhost"), 0);
+
+    /* Without the flag only the new certificate is written (as before). */
+    nana_cert_spec plain = server_spec(NANA_KEY_ECDSA_P256);
+    assert_int_equal(nana_certgen_write(&plain, sp(s, "mid.pem"), sp(s, "mid.key"),
+                                        sp(s, "plain.pem"), sp(s, "plain.key"), 0),
+                     0);
+    assert_int_equal(cert_count(sp(s, "plain.pem")), 1);
+    /* Self-signed: nothing to add. */
+    assert_int_equal(nana_certgen_write(&srv, NULL, NULL, sp(s, "self.pem"), sp(s, "self.key"), 0),
+                     0);
+    assert_int_equal(cert_count(sp(s, "self.pem")), 1);
+
+    /* An issuer file out of chain order is refused for a chain (nothing
+     * written) but still usable for a lone certificate. */
+    FILE *f = fopen(sp(s, "unsorted.pem"), "w");
+    assert_non_null(f);
+    gnutls_datum_t d = {NULL, 0};
+    assert_int_equal(gnutls_load_file(sp(s, "root.pem"), &d), 0);
+    fwrite(d.data, 1, d.size, f);
+    gnutls_free(d.data);
+    assert_int_equal(gnutls_load_file(sp(s, "leaf.pem"), &d), 0);
+    fwrite(d.data, 1, d.size, f);
+    gnutls_free(d.data);
+    fclose(f);
+    int n = count_files(s);
+    assert_int_equal(nana_certgen_write(&srv, sp(s, "unsorted.pem"), sp(s, "root.key"),
+                                        sp(s, "x.pem"), sp(s, "x.key"), 0),
+                     NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "followed by its issuer"));
+    assert_int_equal(count_files(s), n);
+    assert_int_equal(nana_certgen_write(&plain, sp(s, "unsorted.pem"), sp(s, "root.key"),
+                                        sp(s, "x.pem"), sp(s, "x.key"), 0),
+                     0);
+    assert_int_equal(cert_count(sp(s, "x.pem")), 1);
+}
+
+/* The NANA_CERT_MAX_CHAIN limit: an issuer file of that many certificates is
+ * copied, one more is refused (without the flag the file is still usable). */
+static void test_chain_limit(void **state)
+{
+    scratch *s = *state;
+    char prev_crt[1024], prev_key[1024], crt[1024], key[1024];
+    nana_cert_spec ca = ca_spec(NANA_KEY_ECDSA_P256);
+    sp_copy(s, "ca0.pem", prev_crt);
+    sp_copy(s, "ca0.key", prev_key);
+    assert_int_equal(nana_certgen_write(&ca, NULL, NULL, prev_crt, prev_key, 0), 0);
+    ca.chain = 1;
+    for (unsigned i = 1; i <= NANA_CERT_MAX_CHAIN; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "ca%u.pem", i);
+        sp_copy(s, name, crt);
+        snprintf(name, sizeof(name), "ca%u.key", i);
+        sp_copy(s, name, key);
+        /* The issuer file holds i certificates: at most the limit, accepted. */
+        assert_int_equal(nana_certgen_write(&ca, prev_crt, prev_key, crt, key, 0), 0);
+        assert_int_equal(cert_count(crt), i + 1);
+        memcpy(prev_crt, crt, sizeof(crt));
+        memcpy(prev_key, key, sizeof(key));
+    }
+    /* prev_crt now holds NANA_CERT_MAX_CHAIN + 1 certificates. */
+    nana_cert_spec srv = server_spec(NANA_KEY_ECDSA_P256);
+    srv.chain = 1;
+    int n = count_files(s);
+    assert_int_equal(
+        nana_certgen_write(&srv, prev_crt, prev_key, sp(s, "srv.pem"), sp(s, "srv.key"), 0),
+        NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "the limit is"));
+    assert_int_equal(count_files(s), n);
+    srv.chain = 0;
+    assert_int_equal(
+        nana_certgen_write(&srv, prev_crt, prev_key, sp(s, "srv.pem"), sp(s, "srv.key"), 0), 0);
+}
+
+/* Makes directory "<scratch>/<name>" and copies its path into |out|. */
+static const char *sub_dir(const scratch *s, const char *name, char out[1024])
+{
+    sp_copy(s, name, out);
+    assert_int_equal(mkdir(out, 0700), 0);
+    return out;
+}
+
+/* Path "<dir>/<name>" in a static rotating buffer, like sp(). */
+static const char *in_dir(const char *dir, const char *name)
+{
+    static char bufs[8][2100]; /* room for a 1024-byte dir and a name */
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof(bufs[0]), "%s/%s", dir, name);
+    return b;
+}
+
+/* nana_certgen_dev_server: a CA made on first use and reused after, never
+ * replaced (not even with |overwrite|); cert.pem is the chain; keys 0600; a
+ * second server certificate from an existing CA elsewhere; a half-present CA
+ * refused; nothing left behind on failure. */
+static void test_dev_server(void **state)
+{
+    scratch *s = *state;
+    char a[1024], b[1024], c[1024];
+    sub_dir(s, "a", a);
+    nana_cert_spec srv = server_spec(NANA_KEY_ECDSA_P256);
+    nana_dev_server_files f;
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(nana_certgen_dev_server(a, &srv, NULL, NULL, 0, &f), 0);
+    assert_int_equal(f.ca_made, 1);
+    assert_string_equal(f.ca_cert, in_dir(a, "ca.pem"));
+    assert_string_equal(f.ca_key, in_dir(a, "ca-key.pem"));
+    assert_string_equal(f.cert, in_dir(a, "cert.pem"));
+    assert_string_equal(f.key, in_dir(a, "key.pem"));
+    assert_int_equal(count_in(a), 4);
+    assert_int_equal(file_mode(f.ca_key), 0600);
+    assert_int_equal(file_mode(f.key), 0600);
+    assert_int_equal(file_mode(f.ca_cert), 0644);
+    assert_int_equal(file_mode(f.cert), 0644);
+    assert_int_equal(cert_count(f.cert), 2);
+    assert_int_equal(cert_count(f.ca_cert), 1);
+    assert_true(same_cert(f.cert, 1, f.ca_cert, 0));
+    assert_key_matches(f.cert, f.key);
+    assert_key_matches(f.ca_cert, f.ca_key);
+    assert_int_equal(verify_chain(f.ca_cert, f.cert, "localhost"), 0);
+    assert_int_equal(verify_chain(f.cert, f.cert, "127.0.0.1"), 0);
+
+    /* The CA: a CA only (no leaf usage), a tagged name, ten years. */
+    gnutls_x509_crt_t ca = load_crt(f.ca_cert);
+    unsigned usage = 0, critical = 0, is_ca = 0;
+    int pathlen = 0;
+    assert_int_equal(gnutls_x509_crt_get_key_usage(ca, &usage, &critical), 0);
+    assert_int_equal(usage, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN);
+    assert_int_equal(gnutls_x509_crt_get_basic_constraints(ca, &critical, &is_ca, &pathlen), 1);
+    char dn[256];
+    size_t dn_len = sizeof(dn);
+    assert_int_equal(
+        gnutls_x509_crt_get_dn_by_oid(ca, GNUTLS_OID_X520_COMMON_NAME, 0, 0, dn, &dn_len), 0);
+    assert_int_equal(strncmp(dn, "nanasqlite development CA ", 26), 0);
+    assert_int_equal(strlen(dn), 26 + 8);
+    time_t na = gnutls_x509_crt_get_expiration_time(ca);
+    assert_true(na >= time(NULL) + (time_t)NANA_DEV_CA_DAYS * 86400 - 60);
+    gnutls_x509_crt_deinit(ca);
+    /* The server certificate is a plain leaf. */
+    gnutls_x509_crt_t leaf = load_crt(f.cert);
+    assert_int_equal(gnutls_x509_crt_get_basic_constraints(leaf, &critical, &is_ca, &pathlen), 0);
+    assert_false(is_ca);
+    gnutls_x509_crt_deinit(leaf);
+
+    /* Again without overwrite: refused, nothing changes. */
+    uint8_t ca1[32], cert1[32], k[32], ca2[32], cert2[32];
+    assert_int_equal(nana_cert_fingerprints(in_dir(a, "ca.pem"), ca1, k), 0);
+    assert_int_equal(nana_cert_fingerprints(in_dir(a, "cert.pem"), cert1, k), 0);
+    assert_int_equal(nana_certgen_dev_server(a, &srv, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "exists"));
+    assert_int_equal(nana_cert_fingerprints(in_dir(a, "cert.pem"), cert2, k), 0);
+    assert_memory_equal(cert1, cert2, 32);
+    assert_int_equal(count_in(a), 4);
+
+    /* With overwrite: a new server certificate from the same CA. */
+    assert_int_equal(chmod(in_dir(a, "key.pem"), 0644), 0);
+    assert_int_equal(nana_certgen_dev_server(a, &srv, NULL, NULL, 1, &f), 0);
+    assert_int_equal(f.ca_made, 0);
+    assert_int_equal(nana_cert_fingerprints(in_dir(a, "ca.pem"), ca2, k), 0);
+    assert_memory_equal(ca1, ca2, 32);
+    assert_int_equal(nana_cert_fingerprints(in_dir(a, "cert.pem"), cert2, k), 0);
+    assert_memory_not_equal(cert1, cert2, 32);
+    assert_int_equal(file_mode(in_dir(a, "key.pem")), 0600);
+    assert_int_equal(count_in(a), 4);
+    assert_int_equal(verify_chain(in_dir(a, "ca.pem"), in_dir(a, "cert.pem"), "localhost"), 0);
+
+    /* A second server, elsewhere, from the first one's CA: only its own pair. */
+    char ca_path[1024], ca_key[1024];
+    snprintf(ca_path, sizeof(ca_path), "%s", in_dir(a, "ca.pem"));
+    snprintf(ca_key, sizeof(ca_key), "%s", in_dir(a, "ca-key.pem"));
+    sub_dir(s, "b", b);
+    nana_cert_spec rsa = server_spec(NANA_KEY_RSA_2048);
+    assert_int_equal(nana_certgen_dev_server(b, &rsa, ca_path, ca_key, 0, &f), 0);
+    assert_int_equal(f.ca_made, 0);
+    assert_string_equal(f.ca_cert, ca_path);
+    assert_int_equal(count_in(b), 2);
+    assert_true(same_cert(in_dir(b, "cert.pem"), 1, ca_path, 0));
+    assert_int_equal(verify_chain(ca_path, in_dir(b, "cert.pem"), "localhost"), 0);
+    assert_int_equal(file_mode(in_dir(b, "key.pem")), 0600);
+    assert_int_equal(nana_cert_fingerprints(ca_path, ca2, k), 0);
+    assert_memory_equal(ca1, ca2, 32);
+    /* A new CA takes the server's key algorithm. */
+    sub_dir(s, "r", c);
+    assert_int_equal(nana_certgen_dev_server(c, &rsa, NULL, NULL, 0, &f), 0);
+    ca = load_crt(f.ca_cert);
+    assert_int_equal(gnutls_x509_crt_get_pk_algorithm(ca, NULL), GNUTLS_PK_RSA);
+    gnutls_x509_crt_deinit(ca);
+}
+
+/* nana_certgen_dev_server's refusals: each leaves nothing new behind, a CA
+ * it made for nothing included, and never touches an existing CA or pair. */
+static void test_dev_server_refusals(void **state)
+{
+    scratch *s = *state;
+    char a[1024], b[1024], c[1024], d[1024];
+    nana_cert_spec srv = server_spec(NANA_KEY_ECDSA_P256);
+    nana_dev_server_files f;
+
+    /* An older self-signed pair without a CA: kept, and no CA made for it. */
+    sub_dir(s, "old", a);
+    assert_int_equal(
+        nana_certgen_write(&srv, NULL, NULL, in_dir(a, "cert.pem"), in_dir(a, "key.pem"), 0), 0);
+    assert_int_equal(nana_certgen_dev_server(a, &srv, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "exists"));
+    assert_int_equal(count_in(a), 2);
+
+    /* Half a CA: the certificate without its key, or the key alone. */
+    sub_dir(s, "half", b);
+    assert_int_equal(nana_certgen_dev_server(b, &srv, NULL, NULL, 0, &f), 0);
+    assert_int_equal(unlink(in_dir(b, "ca-key.pem")), 0);
+    assert_int_equal(unlink(in_dir(b, "cert.pem")), 0);
+    assert_int_equal(unlink(in_dir(b, "key.pem")), 0);
+    assert_int_equal(nana_certgen_dev_server(b, &srv, NULL, NULL, 1, &f), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "ca-key.pem does not"));
+    assert_int_equal(count_in(b), 1);
+    assert_int_equal(rename(in_dir(b, "ca.pem"), in_dir(b, "ca-key.pem")), 0);
+    assert_int_equal(nana_certgen_dev_server(b, &srv, NULL, NULL, 1, &f), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "ca.pem does not"));
+    assert_int_equal(count_in(b), 1);
+
+    /* The server certificate cannot be written after the CA was made: the
+     * new CA goes too. (cert.pem is a directory; with overwrite the early
+     * existence check does not apply.) */
+    sub_dir(s, "fail", c);
+    assert_int_equal(mkdir(in_dir(c, "cert.pem"), 0700), 0);
+    assert_int_not_equal(nana_certgen_dev_server(c, &srv, NULL, NULL, 1, &f), 0);
+    assert_int_equal(count_in(c), 1);
+    assert_int_equal(nana_certgen_dev_server(c, &srv, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_int_equal(count_in(c), 1);
+    /* A bad server spec: refused, no CA left either. */
+    sub_dir(s, "bad", d);
+    nana_cert_spec bad = srv;
+    bad.days = 0;
+    assert_int_equal(nana_certgen_dev_server(d, &bad, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_int_equal(count_in(d), 0);
+
+    /* Bad arguments. */
+    bad = srv;
+    bad.is_ca = 1;
+    assert_int_equal(nana_certgen_dev_server(d, &bad, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_int_equal(nana_certgen_dev_server(NULL, &srv, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_int_equal(nana_certgen_dev_server("", &srv, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_int_equal(nana_certgen_dev_server(d, NULL, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_int_equal(nana_certgen_dev_server(d, &srv, in_dir(b, "ca-key.pem"), NULL, 0, &f),
+                     NANA_ERR_INVALID);
+    assert_int_equal(nana_certgen_dev_server(d, &srv, "", "", 0, &f), NANA_ERR_INVALID);
+    /* A named CA that is not a CA (the older self-signed certificate). */
+    assert_int_equal(
+        nana_certgen_dev_server(d, &srv, in_dir(a, "cert.pem"), in_dir(a, "key.pem"), 0, &f),
+        NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "not a CA"));
+    assert_int_equal(count_in(d), 0);
+    char longdir[1100];
+    memset(longdir, 'x', sizeof(longdir) - 1);
+    longdir[sizeof(longdir) - 1] = '\0';
+    assert_int_equal(nana_certgen_dev_server(longdir, &srv, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_int_equal(nana_certgen_dev_server(d, &srv, NULL, NULL, 0, NULL), 0); /* out optional */
+    assert_int_equal(count_in(d), 4);
+}
+
 /* The development set: every file, keys 0600, chains that verify, the
  * untrusted client not trusted by the dev CA; bad arguments refused. */
 static void test_dev_set(void **state)
@@ -612,6 +997,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fingerprints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dev_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dev_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dev_server_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

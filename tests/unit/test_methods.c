@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "auth/nana_keys.h"
+#include "server/call_int.h"
 #include "server/nana_methods.h"
 #include "store_fixture.h"
 #include "test_util.h"
@@ -151,19 +152,94 @@ static void expect(fixture *f, const char *json, const char *want_type, const ch
     nana_buf_free(&out);
 }
 
+/* The message of running |json| past the policy (so admin methods bind too). */
+static const char *bind_message(fixture *f, const char *json)
+{
+    static char msg[512];
+    uint8_t m[512];
+    size_t n = body(m, sizeof(m), json);
+    nana_call c;
+    assert_int_equal(nana_call_parse(m, n, &c), 0);
+    nana_run_env env = {.store = f->s, .table = f->t, .dbname = "db"};
+    nana_buf out;
+    nana_buf_init(&out, 0);
+    assert_int_equal(nana_call_run(&c, &env, &out), 0);
+    nana_buf j;
+    nana_buf_init(&j, 0);
+    nana_mp_reader r;
+    nana_mp_reader_init(&r, out.data + 4, out.len - 4);
+    assert_int_equal(nana_mp_to_json(&r, &j, 8), 0);
+    snprintf(msg, sizeof(msg), "%s", j.data);
+    nana_buf_free(&j);
+    nana_buf_free(&out);
+    return msg;
+}
+
+/* Asserts the TypeError CPython raises for the same call of a bound method. */
+static void type_error(fixture *f, const char *json, const char *want)
+{
+    char full[400];
+    snprintf(full, sizeof(full),
+             "{\"status\":\"error\",\"error_type\":\"TypeError\",\"message\":\"%s\"}", want);
+    const char *got = bind_message(f, json);
+    if (strcmp(got, full) != 0) fail_msg("request %s\ngot  %s\nwant %s", json, got, full);
+}
+
 static void test_binding(void **state)
 {
     fixture *f = *state;
-    expect(f, "{\"method\":\"__getitem__\",\"args\":[]}", "TypeError",
-           "__getitem__() missing 1 required positional argument: 'key'");
-    expect(f, "{\"method\":\"__getitem__\",\"args\":[\"a\",\"b\"]}", "TypeError",
-           "takes 1 positional argument but 2 were given");
-    expect(f, "{\"method\":\"get\",\"args\":[\"a\"],\"kwargs\":{\"key\":\"b\"}}", "TypeError",
-           "multiple values for argument 'key'");
-    expect(f, "{\"method\":\"get\",\"kwargs\":{\"bogus\":1,\"key\":\"a\"}}", "TypeError",
-           "unexpected keyword argument 'bogus'");
-    expect(f, "{\"method\":\"__getitem__\",\"args\":[1]}", "TypeError", "must be str, not int");
-    expect(f, "{\"method\":\"batch_get\",\"args\":[[1]]}", "TypeError", "must be str");
+    /* Word for word what CPython says for NanaSQLite's bound methods: self counts. */
+    type_error(f, "{\"method\":\"__getitem__\",\"args\":[]}",
+               "NanaSQLite.__getitem__() missing 1 required positional argument: 'key'");
+    type_error(f, "{\"method\":\"__getitem__\",\"args\":[\"a\",\"b\"]}",
+               "NanaSQLite.__getitem__() takes 2 positional arguments but 3 were given");
+    type_error(f, "{\"method\":\"get\",\"args\":[\"a\",\"b\",\"c\"]}",
+               "NanaSQLite.get() takes from 2 to 3 positional arguments but 4 were given");
+    type_error(f, "{\"method\":\"keys\",\"args\":[1]}",
+               "NanaSQLite.keys() takes 1 positional argument but 2 were given");
+    type_error(f, "{\"method\":\"list_indexes\",\"args\":[null,2]}",
+               "NanaSQLite.list_indexes() takes from 1 to 2 positional arguments but 3 were given");
+    type_error(f, "{\"method\":\"update\",\"args\":[{},{}]}",
+               "NanaSQLite.update() takes from 1 to 2 positional arguments but 3 were given");
+    type_error(f, "{\"method\":\"popitem\",\"args\":[1]}",
+               "MutableMapping.popitem() takes 1 positional argument but 2 were given");
+    type_error(f, "{\"method\":\"get\",\"args\":[\"a\"],\"kwargs\":{\"key\":\"b\"}}",
+               "NanaSQLite.get() got multiple values for argument 'key'");
+    type_error(f, "{\"method\":\"get\",\"kwargs\":{\"bogus\":1,\"key\":\"a\"}}",
+               "NanaSQLite.get() got an unexpected keyword argument 'bogus'");
+    type_error(f, "{\"method\":\"__setitem__\"}",
+               "NanaSQLite.__setitem__() missing 2 required positional arguments: 'key' and "
+               "'value'");
+    type_error(f, "{\"method\":\"create_index\",\"kwargs\":{\"unique\":true}}",
+               "NanaSQLite.create_index() missing 3 required positional arguments: 'index_name', "
+               "'table_name', and 'columns'");
+    type_error(f, "{\"method\":\"sql_update\",\"args\":[\"t\"],\"kwargs\":{\"where\":\"1\"}}",
+               "NanaSQLite.sql_update() missing 1 required positional argument: 'data'");
+    /* CPython's order: keyword mistakes, then too many, then missing; and
+     * only then the method's own checks of the values. */
+    type_error(f, "{\"method\":\"get\",\"args\":[\"a\",1,2],\"kwargs\":{\"key\":\"b\"}}",
+               "NanaSQLite.get() got multiple values for argument 'key'");
+    type_error(f, "{\"method\":\"get\",\"args\":[\"a\",1,2],\"kwargs\":{\"zz\":1}}",
+               "NanaSQLite.get() got an unexpected keyword argument 'zz'");
+    type_error(f, "{\"method\":\"get\",\"args\":[5,1,2]}",
+               "NanaSQLite.get() takes from 2 to 3 positional arguments but 4 were given");
+    type_error(f, "{\"method\":\"__setitem__\",\"args\":[5]}",
+               "NanaSQLite.__setitem__() missing 1 required positional argument: 'value'");
+    type_error(f, "{\"method\":\"__getitem__\",\"args\":[1]}",
+               "NanaSQLite.__getitem__() argument 'key' must be str, not int");
+    type_error(f, "{\"method\":\"batch_get\",\"args\":[[1]]}",
+               "NanaSQLite.batch_get() items of 'keys' must be str");
+    /* pop(key, *args): extra positional arguments are fine, default= is not a keyword. */
+    type_error(f, "{\"method\":\"pop\",\"kwargs\":{\"key\":\"a\",\"default\":1}}",
+               "NanaSQLite.pop() got an unexpected keyword argument 'default'");
+    type_error(f, "{\"method\":\"pop\",\"args\":[]}",
+               "NanaSQLite.pop() missing 1 required positional argument: 'key'");
+    assert_string_equal(bind_message(f, "{\"method\":\"pop\",\"args\":[\"nope\",7,8,9]}"),
+                        "{\"status\":\"success\",\"result\":7}");
+    assert_string_equal(bind_message(f, "{\"method\":\"pop\",\"args\":[\"nope\",null]}"),
+                        "{\"status\":\"success\",\"result\":null}");
+    assert_non_null(strstr(bind_message(f, "{\"method\":\"pop\",\"args\":[\"nope\"]}"),
+                           "\"error_type\":\"KeyError\""));
     expect(f, "{\"method\":\"get\",\"kwargs\":{\"key\":\"zz\",\"default\":[1]}}", NULL, NULL);
     expect(f, "{\"method\":\"update\",\"kwargs\":{\"k1\":1,\"k2\":{\"a\":null}}}", NULL, NULL);
     expect(f, "{\"method\":\"__getitem__\",\"args\":[\"k2\"]}", NULL, NULL);
@@ -207,8 +283,7 @@ static void test_binding(void **state)
                 n += 4;
             }
             /* containers up to exactly the limit, map included (nana_mp_skip's cap) */
-            int depth = NANA_CALL_MAX_DEPTH < NANA_MP_SKIP_MAX_DEPTH ? NANA_CALL_MAX_DEPTH
-                                                                     : NANA_MP_SKIP_MAX_DEPTH;
+            int depth = NANA_CALL_MAX_DEPTH;
             int lists = depth - 1 + extra;
             for (int i = 0; i < lists; i++)
                 m[n++] = 0x91;
@@ -235,6 +310,162 @@ static void test_binding(void **state)
     assert_int_not_equal(nana_call_parse(bad_type, sizeof(bad_type), &c), 0);
     assert_null(strstr(nana_errmsg(), "not a msgpack message"));
     assert_non_null(strstr(nana_errmsg(), "method"));
+}
+
+/* The binder's message for |json| (method name ignored) against |spec|, or "ok". */
+static const char *bind_spec_message(const nana_bind_spec *spec, const char *json)
+{
+    static char msg[NANA_ERRMSG_MAX];
+    uint8_t m[256];
+    size_t n = body(m, sizeof(m), json);
+    nana_call c;
+    assert_int_equal(nana_call_parse(m, n, &c), 0);
+    nana_arena arena = {0};
+    nana_arg a[NANA_MAX_PARAMS];
+    nana_kv_pair *extra;
+    size_t nextra;
+    int rc = nana_call_bind(&c, spec, NANA_VALUE_MAX_DEPTH, &arena, a, &extra, &nextra);
+    snprintf(msg, sizeof(msg), "%s", rc ? nana_errmsg() : "ok");
+    nana_arena_free(&arena);
+    return msg;
+}
+
+/* Keyword-only parameters, which no NanaSQLite method of the table has yet:
+ * def f(self, a, b=None, *, c, d=None), as CPython words its errors. */
+static void test_binding_keyword_only(void **state)
+{
+    (void)state;
+    static const nana_param params[] = {{"a", P_VALUE, 0},
+                                        {"b", P_VALUE, P_OPT},
+                                        {"c", P_VALUE, P_KWONLY},
+                                        {"d", P_VALUE, P_KWONLY | P_OPT}};
+    nana_bind_spec spec = {"T", "f", params, 4, false};
+    assert_string_equal(
+        bind_spec_message(&spec, "{\"method\":\"f\",\"args\":[1],\"kwargs\":{\"c\":1}}"), "ok");
+    assert_string_equal(bind_spec_message(&spec, "{\"method\":\"f\",\"args\":[1,2]}"),
+                        "T.f() missing 1 required keyword-only argument: 'c'");
+    assert_string_equal(bind_spec_message(&spec, "{\"method\":\"f\",\"args\":[]}"),
+                        "T.f() missing 1 required positional argument: 'a'");
+    assert_string_equal(
+        bind_spec_message(&spec, "{\"method\":\"f\",\"args\":[1,2,3],\"kwargs\":{\"c\":1}}"),
+        "T.f() takes from 2 to 3 positional arguments but 4 positional arguments (and 1 "
+        "keyword-only argument) were given");
+    assert_string_equal(
+        bind_spec_message(&spec,
+                          "{\"method\":\"f\",\"args\":[1,2,3],\"kwargs\":{\"c\":1,\"d\":2}}"),
+        "T.f() takes from 2 to 3 positional arguments but 4 positional arguments (and 2 "
+        "keyword-only arguments) were given");
+    assert_string_equal(bind_spec_message(&spec, "{\"method\":\"f\",\"args\":[1,2,3]}"),
+                        "T.f() takes from 2 to 3 positional arguments but 4 were given");
+    assert_string_equal(
+        bind_spec_message(&spec, "{\"method\":\"f\",\"kwargs\":{\"c\":1,\"a\":2,\"b\":3}}"), "ok");
+    /* a parameter without defaults and one positional: "takes 2 ... but 3" */
+    static const nana_param one[] = {{"a", P_VALUE, 0}};
+    nana_bind_spec spec1 = {NULL, "g", one, 1, false};
+    assert_string_equal(bind_spec_message(&spec1, "{\"method\":\"g\",\"args\":[1,2]}"),
+                        "NanaSQLite.g() takes 2 positional arguments but 3 were given");
+    nana_bind_spec spec0 = {NULL, "h", NULL, 0, false};
+    assert_string_equal(bind_spec_message(&spec0, "{\"method\":\"h\",\"args\":[1]}"),
+                        "NanaSQLite.h() takes 1 positional argument but 2 were given");
+    assert_string_equal(bind_spec_message(&spec0, "{\"method\":\"h\",\"args\":[1,2]}"),
+                        "NanaSQLite.h() takes 1 positional argument but 3 were given");
+}
+
+/* Builds {"method": m, "args": <prefix> <d lists around an empty one>} by hand
+ * (the prefix opens "args" and holds what comes before the value). */
+static size_t nested_call(uint8_t *out, const char *method, const uint8_t *pre, size_t npre, int d)
+{
+    size_t n = 0, ml = strlen(method);
+    out[n++] = 0x82;
+    out[n++] = 0xa6;
+    memcpy(out + n, "method", 6);
+    n += 6;
+    out[n++] = (uint8_t)(0xa0 | ml);
+    memcpy(out + n, method, ml);
+    n += ml;
+    out[n++] = 0xa4;
+    memcpy(out + n, "args", 4);
+    n += 4;
+    memcpy(out + n, pre, npre);
+    n += npre;
+    for (int i = 0; i < d; i++)
+        out[n++] = 0x91; /* [ */
+    out[n++] = 0x90;     /* the innermost list is empty: it counts too */
+    return n;
+}
+
+/* Runs a parsed frame past the policy; the reply as JSON text. */
+static const char *run_parsed(fixture *f, const uint8_t *m, size_t n)
+{
+    static char got[512];
+    nana_call c;
+    int rc = nana_call_parse(m, n, &c);
+    nana_buf out, j;
+    nana_buf_init(&out, 0);
+    nana_buf_init(&j, 0);
+    if (rc) {
+        assert_int_equal(nana_reply_from_rc(&out, rc, nana_errmsg()), 0);
+    } else {
+        nana_run_env env = {.store = f->s, .table = f->t, .dbname = "db"};
+        assert_int_equal(nana_call_run(&c, &env, &out), 0);
+    }
+    nana_mp_reader r;
+    nana_mp_reader_init(&r, out.data + 4, out.len - 4);
+    assert_int_equal(nana_mp_to_json(&r, &j, NANA_MP_MAX_DEPTH), 0);
+    snprintf(got, sizeof(got), "%s", j.data);
+    nana_buf_free(&out);
+    nana_buf_free(&j);
+    return got;
+}
+
+/* Values nest up to 128 levels (the value itself and empty lists count),
+ * as an argument and as a value of a mapping argument; 129 is a ValueError
+ * naming the limit; a request nested past that is refused by the parser. */
+static void test_value_depth(void **state)
+{
+    fixture *f = *state;
+    static const uint8_t set_pre[] = {0x92, 0xa1, 'd'};      /* ["d", */
+    static const uint8_t bu_pre[] = {0x91, 0x81, 0xa1, 'd'}; /* [{"d": */
+    static const char too_deep[] = "{\"status\":\"error\",\"error_type\":\"ValueError\","
+                                   "\"message\":\"nested deeper than 128 levels\"}";
+    static const char too_deep_request[] =
+        "{\"status\":\"error\",\"error_type\":\"ValueError\",\"message\":\"Invalid request: "
+        "nested deeper than 131 levels (a value may nest at most 128)\"}";
+    uint8_t m[NANA_CALL_MAX_DEPTH + 64];
+    for (int which = 0; which < 2; which++) {
+        const char *method = which ? "batch_update" : "__setitem__";
+        const uint8_t *pre = which ? bu_pre : set_pre;
+        size_t npre = which ? sizeof(bu_pre) : sizeof(set_pre);
+        /* d lists around the innermost empty one: the value nests d + 1 */
+        size_t n = nested_call(m, method, pre, npre, NANA_VALUE_MAX_DEPTH - 1);
+        assert_string_equal(run_parsed(f, m, n), "{\"status\":\"success\",\"result\":null}");
+        nana_val *v;
+        assert_int_equal(nana_kv_get(f->t, K("d"), &v), 0);
+        assert_int_equal(v->len, 2 * NANA_VALUE_MAX_DEPTH);
+        nana_val_unref(v);
+        assert_int_equal(nana_kv_delete(f->t, K("d")), 0);
+        /* 129: as an argument the transcoder refuses it; as a mapping's value
+         * the request is one level deeper than any good one, and the parser
+         * refuses it, naming the value limit too */
+        n = nested_call(m, method, pre, npre, NANA_VALUE_MAX_DEPTH);
+        assert_string_equal(run_parsed(f, m, n), which ? too_deep_request : too_deep);
+        assert_int_equal(nana_kv_contains(f->t, K("d")), 0);
+    }
+    /* get's default may nest as deep, and comes back as sent */
+    static const uint8_t get_pre[] = {0x92, 0xa1, 'z'};
+    size_t n = nested_call(m, "get", get_pre, sizeof(get_pre), NANA_VALUE_MAX_DEPTH - 1);
+    assert_non_null(strstr(run_parsed(f, m, n), "\"success\""));
+    n = nested_call(m, "get", get_pre, sizeof(get_pre), NANA_VALUE_MAX_DEPTH);
+    assert_string_equal(run_parsed(f, m, n), too_deep);
+    /* Deeper still: the request is refused whatever it holds. */
+    n = nested_call(m, "batch_update", bu_pre, sizeof(bu_pre), NANA_VALUE_MAX_DEPTH + 1);
+    nana_call c;
+    assert_int_equal(nana_call_parse(m, n, &c), NANA_ERR_TOOBIG);
+    assert_string_equal(
+        nana_errmsg(),
+        "Invalid request: nested deeper than 131 levels (a value may nest at most 128)");
+    assert_int_equal(NANA_CALL_MAX_DEPTH, 131);
+    assert_int_equal(NANA_VALUE_MAX_DEPTH, 128);
 }
 
 /* Parses an accounts file with one account per policy shape. */
@@ -380,6 +611,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wire_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binding, setup, teardown),
+        cmocka_unit_test(test_binding_keyword_only),
+        cmocka_unit_test_setup_teardown(test_value_depth, setup, teardown),
         cmocka_unit_test(test_policy),
         cmocka_unit_test(test_py_repr),
     };

@@ -12,6 +12,7 @@
 
 #include "proto/nana_mp.h"
 #include "util/nana_err.h"
+#include "util/nana_json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,13 +280,83 @@ static void test_refusals(void **state)
     nana_buf_free(&j);
 }
 
+/*
+ * One way of counting nesting everywhere: the value itself and empty
+ * containers count, so the transcoder, the skipper and the JSON validator
+ * agree at every depth; and neither goes past NANA_MP_MAX_DEPTH, whatever
+ * the caller asks, with no recursion (the cap bounds their stacks).
+ */
+static void test_depth_counting(void **state)
+{
+    (void)state;
+    enum { N = NANA_MP_MAX_DEPTH + 2 };
+    static uint8_t mp[N + 1];
+    static char json[2 * N + 1];
+    nana_buf j;
+    nana_buf_init(&j, 0);
+    static const unsigned limits[] = {1, 2, 64, 127, 128, 129, NANA_MP_MAX_DEPTH};
+    for (size_t li = 0; li < sizeof(limits) / sizeof(limits[0]); li++) {
+        unsigned lim = limits[li];
+        for (unsigned d = lim - 1; d <= lim + 1; d++) {
+            /* d nested lists, the innermost empty; and the same with a map on top */
+            for (unsigned map = 0; map <= 1 && map <= d; map++) {
+                size_t n = 0;
+                if (map) {
+                    mp[n++] = 0x81;
+                    mp[n++] = 0xa1;
+                    mp[n++] = 'k';
+                }
+                for (unsigned i = map; i + 1 < d; i++)
+                    mp[n++] = 0x91;
+                if (d > map)
+                    mp[n++] = 0x90;
+                else
+                    mp[n++] = 0xc0; /* a scalar (d == 0), or the map's value (d == 1) */
+                bool fits = d <= lim;
+                nana_mp_reader r;
+                nana_mp_reader_init(&r, mp, n);
+                nana_buf_reset(&j);
+                int rc = nana_mp_to_json(&r, &j, lim);
+                assert_int_equal(rc, fits ? 0 : NANA_ERR_TOOBIG);
+                if (rc) {
+                    char want[48];
+                    snprintf(want, sizeof(want), "nested deeper than %u levels", lim);
+                    assert_string_equal(nana_errmsg(), want);
+                } else {
+                    assert_int_equal(nana_json_validate(j.data, j.len, 0, lim), 0);
+                    if (d) assert_int_not_equal(nana_json_validate(j.data, j.len, 0, d - 1), 0);
+                }
+                nana_mp_reader_init(&r, mp, n);
+                assert_int_equal(nana_mp_skip(&r, lim), fits ? 0 : NANA_ERR_TOOBIG);
+            }
+        }
+        /* the JSON validator counts the same way on the same shape */
+        memset(json, '[', lim);
+        memset(json + lim, ']', lim);
+        assert_int_equal(nana_json_validate(json, 2 * (size_t)lim, 0, lim), 0);
+        assert_int_not_equal(nana_json_validate(json, 2 * (size_t)lim, 0, lim - 1), 0);
+    }
+    /* Asking for more than the cap gets the cap. */
+    for (unsigned d = NANA_MP_MAX_DEPTH; d <= NANA_MP_MAX_DEPTH + 1; d++) {
+        memset(mp, 0x91, d - 1);
+        mp[d - 1] = 0x90;
+        nana_mp_reader r;
+        nana_mp_reader_init(&r, mp, d);
+        nana_buf_reset(&j);
+        int want = d <= NANA_MP_MAX_DEPTH ? 0 : NANA_ERR_TOOBIG;
+        assert_int_equal(nana_mp_to_json(&r, &j, 100000), want);
+        nana_mp_reader_init(&r, mp, d);
+        assert_int_equal(nana_mp_skip(&r, 100000), want);
+    }
+    nana_buf_free(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_wire_samples),
-        cmocka_unit_test(test_integer_widths),
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_wire_samples),   cmocka_unit_test(test_integer_widths),
+        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_depth_counting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -246,7 +246,7 @@ static void test_errors(void **state)
     BAD("--rate: 0.1 is out of range (0.5..1000000)", "--rate", "0.1");
     BAD("--rate: \"nan\" is not a number (0.5..1000000)", "--rate", "nan");
     BAD("--rate: inf is out of range (0.5..1000000)", "--rate", "inf");
-    BAD("--mode: \"fast\" is not one of normal, full", "--mode", "fast");
+    BAD("--mode: \"fast\" is not one of normal or full", "--mode", "fast");
     BAD("--host: the value is empty", "--host", "");
     BAD("--host: the value is empty", "--host=");
     BAD("--quiet takes no value", "--quiet=1");
@@ -317,7 +317,7 @@ static void test_help_and_version(void **state)
     assert_non_null(strstr(h, "(0..65535) [$TEST_OPT_PORT, else 4433]"));
     assert_non_null(strstr(h, "(1..64) [1]"));
     assert_non_null(strstr(h, "[none, said in words]"));
-    assert_non_null(strstr(h, "(normal, full) [normal]"));
+    assert_non_null(strstr(h, "(normal or full) [normal]"));
     assert_non_null(strstr(h, "  --pair A/B "));
     assert_non_null(strstr(h, "  -q, --quiet "));
     assert_null(strstr(h, "secret-hook"));
@@ -447,6 +447,17 @@ static void test_server_table(void **state)
     assert_int_equal(o.no_bans, 0);
     assert_int_equal(o.grace_ms, 10000);
     assert_int_equal(o.log_level, NANA_LOG_INFO);
+    assert_int_equal(o.max_conns_per_addr, 256);
+    assert_int_equal(o.max_unauthenticated, 1024);
+    assert_int_equal(o.auth_timeout_ms, 5000);
+    assert_int_equal(o.max_preauth_request_bytes, 4096);
+    assert_int_equal(o.max_buffered_bytes, 512u << 20);
+    assert_int_equal(o.request_idle_ms, 10000);
+    assert_int_equal(o.request_timeout_ms, 120000);
+    assert_int_equal(o.max_unread_reply_bytes, 64u << 20);
+    assert_int_equal(o.reply_stall_ms, 30000);
+    assert_int_equal(o.open_check, NANA_CHECK_QUICK);
+    assert_int_equal(o.allow_corrupt, 0);
     assert_null(o.ready_file);
     /* Every visible row has a group, and each option is found by its name. */
     for (size_t i = 0; i < n; i++) {

@@ -849,6 +849,286 @@ static void test_core_garbage(void **state)
     vn_stop(&n);
 }
 
+/* ---- admission: connections not yet trusted ---------------------------- */
+
+/* A server conn_open that trusts every connection at once (a logged-in client). */
+static int trusting_open(nana_quic_conn *c, void *user)
+{
+    assert_int_equal(nana_quic_conn_trust(c), 0);
+    return qt_srv_open(c, user);
+}
+
+static uint64_t timer_fired_at;
+
+/* A server conn_open that asks for its timer 1.5 s after it opened. */
+static int timer_open(nana_quic_conn *c, void *user)
+{
+    nana_quic_conn_set_timer(c, nana_quic_conn_now(c) + 1500000000ull);
+    return qt_srv_open(c, user);
+}
+
+static void timer_cb(nana_quic_conn *c, void *user)
+{
+    (void)user;
+    timer_fired_at = nana_quic_conn_now(c);
+}
+
+static nana_quic_callbacks admit_cb;
+
+static void srv_trust_by_app(nana_quic_config *cfg)
+{
+    cfg->trust_by_app = 1;
+    cfg->untrusted_timeout_ms = 2000;
+    cfg->max_conns_per_addr = 2;
+    cfg->idle_timeout_ms = 60000;
+}
+
+static void srv_trust_on_open(nana_quic_config *cfg)
+{
+    srv_trust_by_app(cfg);
+    admit_cb = *cfg->cb;
+    admit_cb.conn_open = trusting_open;
+    cfg->cb = &admit_cb;
+}
+
+static void srv_with_timer(nana_quic_config *cfg)
+{
+    admit_cb = *cfg->cb;
+    admit_cb.conn_open = timer_open;
+    admit_cb.timer = timer_cb;
+    cfg->cb = &admit_cb;
+}
+
+/* The reason phrase of the CONNECTION_CLOSE a client connection received. */
+static void cli_reason(nana_quic_conn *c, char *out, size_t cap)
+{
+    nana_quic_conn_peer_reason(c, out, cap);
+}
+
+static void admit_counts(vnet *n, unsigned *total, unsigned *untrusted)
+{
+    uint64_t evicted, refused;
+    nana_quic_admit_counts(&n->srv->admit, total, untrusted, &evicted, &refused);
+}
+
+/* A connection the application never trusts is closed at its deadline;
+ * one it trusts stays. */
+static void test_core_untrusted_deadline(void **state)
+{
+    (void)state;
+    vnet n;
+    vn_start(&n, srv_trust_by_app, cli_keepalive);
+    uint64_t t0 = n.now;
+    nana_quic_conn *c = vn_open(&n);
+    assert_true(vn_run(&n, cli_closed, 10000));
+    assert_true(n.now - t0 >= 1900ull * 1000000);
+    assert_true(n.now - t0 < 3000ull * 1000000);
+    assert_int_equal(n.c.peer_error, 1);
+    assert_int_equal(n.c.peer_app, 0);
+    assert_int_equal(n.c.peer_code, NGTCP2_CONNECTION_REFUSED);
+    char reason[128];
+    cli_reason(c, reason, sizeof(reason));
+    assert_string_equal(reason, "not logged in in time");
+    assert_int_equal(n.srv->shards[0].st.untrusted_timeouts, 1);
+    vn_stop(&n);
+
+    vn_start(&n, srv_trust_on_open, cli_keepalive);
+    vn_open(&n);
+    assert_false(vn_run(&n, cli_closed, 20000)); /* trusted: open after 20 virtual seconds */
+    unsigned total, untrusted;
+    admit_counts(&n, &total, &untrusted);
+    assert_int_equal(total, 1);
+    assert_int_equal(untrusted, 0);
+    vn_stop(&n);
+}
+
+static bool conn_closing(nana_quic_conn *c)
+{
+    return c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead;
+}
+
+/* The client connection a test waits on (read before its draining period
+ * ends and it is freed). */
+static nana_quic_conn *watched;
+
+static bool watched_closing(vnet *n)
+{
+    (void)n;
+    return conn_closing(watched);
+}
+
+/* A new client past its address's limit closes the oldest untrusted
+ * connection of that address; when all are trusted it is refused. */
+static void test_core_evicts_untrusted(void **state)
+{
+    (void)state;
+    vnet n;
+    vn_start(&n, srv_trust_by_app, NULL);
+    nana_quic_conn *c1 = vn_open(&n);
+    n.c.opened = 0;
+    nana_quic_conn *c2 = vn_open(&n);
+    n.c.opened = 0;
+    watched = c1;
+    nana_quic_conn *c3 = vn_open(&n); /* the third from one address */
+    assert_true(vn_run(&n, watched_closing, 200));
+    char reason[128];
+    cli_reason(c1, reason, sizeof(reason));
+    assert_string_equal(reason, "closed to make room: too many connections not logged in");
+    assert_false(conn_closing(c2));
+    assert_false(conn_closing(c3));
+    assert_int_equal(n.srv->shards[0].st.conns_evicted, 1);
+    unsigned total, untrusted;
+    admit_counts(&n, &total, &untrusted);
+    assert_int_equal(total, 2);
+    assert_int_equal(untrusted, 2);
+    /* Both logged in: the next one is refused, and says why. */
+    for (nana_quic_conn *s = n.srv->shards[0].conns; s; s = s->next)
+        if (!conn_closing(s)) assert_int_equal(nana_quic_conn_trust(s), 0);
+    admit_counts(&n, &total, &untrusted);
+    assert_int_equal(untrusted, 0);
+    n.c.closed = 0;
+    watched = vn_connect(&n);
+    nana_quic_conn *c4 = watched;
+    assert_true(vn_run(&n, watched_closing, 500));
+    cli_reason(c4, reason, sizeof(reason));
+    assert_string_equal(reason, "too many connections from this address");
+    assert_false(conn_closing(c2));
+    assert_false(conn_closing(c3));
+    assert_int_equal(n.srv->shards[0].st.conns_refused, 1);
+    vn_stop(&n);
+}
+
+static void srv_one_untrusted(nana_quic_config *cfg)
+{
+    cfg->trust_by_app = 1;
+    cfg->max_untrusted = 1;
+}
+
+/* Past max_untrusted the oldest untrusted connection makes room. */
+static void test_core_untrusted_cap(void **state)
+{
+    (void)state;
+    vnet n;
+    vn_start(&n, srv_one_untrusted, NULL);
+    watched = vn_open(&n);
+    n.c.opened = 0;
+    nana_quic_conn *c2 = vn_open(&n);
+    assert_true(vn_run(&n, watched_closing, 200));
+    assert_false(conn_closing(c2));
+    unsigned total, untrusted;
+    admit_counts(&n, &total, &untrusted);
+    assert_int_equal(total, 1);
+    assert_int_equal(untrusted, 1);
+    vn_stop(&n);
+}
+
+/* The application's timer fires at the time asked for, on the fake clock. */
+static void test_core_app_timer(void **state)
+{
+    (void)state;
+    vnet n;
+    timer_fired_at = 0;
+    vn_start(&n, srv_with_timer, cli_keepalive);
+    vn_open(&n);
+    uint64_t opened = n.now;
+    assert_true(vn_run(&n, NULL, 3000));
+    assert_true(timer_fired_at >= opened + 1400000000ull);
+    assert_true(timer_fired_at <= opened + 1600000000ull);
+    vn_stop(&n);
+}
+
+/* What a connection holds for its peer goes down as the peer acknowledges it. */
+static bool srv_got_all(vnet *n)
+{
+    return atomic_load(&n->s.bytes) >= 50000;
+}
+
+static void test_core_send_state(void **state)
+{
+    (void)state;
+    vnet n;
+    vn_start(&n, NULL, NULL);
+    nana_quic_conn *c = vn_open(&n);
+    send_stream(&n, c, 50000);
+    vn_flush(&n);
+    assert_true(vn_run(&n, srv_got_all, 2000));
+    n.block[VN_TO_SRV] = true; /* the echo goes out; no ACK comes back */
+    assert_true(vn_run(&n, NULL, 20));
+    uint64_t held = 0, acked = 0;
+    nana_quic_conn_send_state(srv_conn(&n), &held, &acked);
+    assert_true(held > 0);
+    assert_true(held + acked <= 50000);
+    n.block[VN_TO_SRV] = false;
+    assert_true(vn_run(&n, all_fins, 20000));
+    assert_true(vn_run(&n, NULL, 500)); /* the last ACKs */
+    nana_quic_conn_send_state(srv_conn(&n), &held, &acked);
+    assert_int_equal(held, 0);
+    assert_int_equal(acked, 50000);
+    vn_stop(&n);
+}
+
+/* Client addresses are counted per IPv4 address and per IPv6 /64
+ * (IPv4-mapped IPv6 counts as the IPv4 address). */
+static void addr6(struct sockaddr_in6 *a, const char *ip)
+{
+    memset(a, 0, sizeof(*a));
+    a->sin6_family = AF_INET6;
+    assert_int_equal(inet_pton(AF_INET6, ip, &a->sin6_addr), 1);
+}
+
+static void test_admit_prefixes(void **state)
+{
+    (void)state;
+    nana_quic_admit a;
+    assert_int_equal(nana_quic_admit_init(&a, 100, 2, 100), 0);
+    struct sockaddr_in6 x1, x2, x3, other;
+    addr6(&x1, "2001:db8::1");
+    addr6(&x2, "2001:db8::ffff:2");
+    addr6(&x3, "2001:db8::3:0:0:3");
+    addr6(&other, "2001:db8:0:1::1");
+    nana_quic_admit_ent *e[8];
+    nana_quic_admit_result r;
+    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&x1, 1, &e[0], &r), 0);
+    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&x2, 2, &e[1], &r), 0);
+    assert_int_equal(r.nvictims, 0);
+    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&other, 3, &e[2], &r), 0);
+    assert_int_equal(r.nvictims, 0); /* another /64 */
+    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&x3, 4, &e[3], &r), 0);
+    assert_int_equal(r.nvictims, 1); /* same /64: the oldest of it makes room */
+    assert_int_equal(r.victims[0], 1);
+    assert_true(nana_quic_admit_trust(&a, e[1]));
+    assert_true(nana_quic_admit_trust(&a, e[3]));
+    assert_false(nana_quic_admit_trust(&a, e[0])); /* evicted */
+    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&x1, 5, &e[4], &r),
+                     NANA_QUIC_REFUSE_ADDR);
+    /* IPv4 and IPv4-mapped IPv6 are one address. */
+    struct sockaddr_in v4;
+    memset(&v4, 0, sizeof(v4));
+    v4.sin_family = AF_INET;
+    inet_pton(AF_INET, "198.51.100.7", &v4.sin_addr);
+    struct sockaddr_in6 mapped;
+    addr6(&mapped, "::ffff:198.51.100.7");
+    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&v4, 6, &e[5], &r), 0);
+    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&mapped, 7, &e[6], &r), 0);
+    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&v4, 8, &e[7], &r), 0);
+    assert_int_equal(r.nvictims, 1);
+    assert_int_equal(r.victims[0], 6);
+    unsigned total, untrusted;
+    uint64_t evicted, refused;
+    nana_quic_admit_counts(&a, &total, &untrusted, &evicted, &refused);
+    assert_int_equal(total, 5); /* x2, other, x3, mapped, v4 again */
+    assert_int_equal(untrusted, 3);
+    assert_int_equal(evicted, 2);
+    assert_int_equal(refused, 1);
+    for (int i = 0; i < 8; i++)
+        if (i != 4) nana_quic_admit_leave(&a, e[i]);
+    nana_quic_admit_counts(&a, &total, &untrusted, &evicted, &refused);
+    assert_int_equal(total, 0);
+    assert_int_equal(untrusted, 0);
+    assert_int_equal(a.naddrs, 0);
+    nana_quic_admit_free(&a);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -871,6 +1151,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_core_send_copy),
         cmocka_unit_test(test_core_nat_rebinding),
         cmocka_unit_test(test_core_garbage),
+        cmocka_unit_test(test_core_untrusted_deadline),
+        cmocka_unit_test(test_core_evicts_untrusted),
+        cmocka_unit_test(test_core_untrusted_cap),
+        cmocka_unit_test(test_core_app_timer),
+        cmocka_unit_test(test_core_send_state),
+        cmocka_unit_test(test_admit_prefixes),
     };
     if (argc > 1) cmocka_set_test_filter(argv[1]);
     return cmocka_run_group_tests(tests, qt_group_setup, qt_group_teardown);

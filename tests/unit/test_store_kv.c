@@ -78,14 +78,156 @@ static void test_len_keys_values_items(void **state)
     assert_int_equal(nana_kv_set(t, K("b"), K("2")), 0);
     assert_int_equal(nana_kv_len(t, &n), 0);
     assert_int_equal(n, 3);
+    /* keys() in key order (Python NanaSQLite's SELECT reads the key's index);
+     * values(), items() and to_dict() in insertion order (its loaded cache). */
     assert_int_equal(nana_kv_keys(t, &v), 0);
-    expect_val(v, "[\"b\",\"a\",\"c\\\"q\"]");
+    expect_val(v, "[\"a\",\"b\",\"c\\\"q\"]");
     assert_int_equal(nana_kv_values(t, &v), 0);
     expect_val(v, "[2,\"x\",[true]]");
     assert_int_equal(nana_kv_items(t, &v), 0);
     expect_val(v, "[[\"b\",2],[\"a\",\"x\"],[\"c\\\"q\",[true]]]");
     assert_int_equal(nana_kv_to_dict(t, &v), 0);
     expect_val(v, "{\"b\":2,\"a\":\"x\",\"c\\\"q\":[true]}");
+}
+
+/* The orders of keys() and items() on keys whose key order, insertion
+ * order and byte order differ from their character order, whatever the
+ * table's cache, and after updates, deletes and re-inserts. */
+static void test_listing_order(void **state)
+{
+    fixture *f = *state;
+    nana_cache_opts none = {.kind = NANA_CACHE_NONE}, lru = {.kind = NANA_CACHE_LRU, .size = 1};
+    nana_table *tabs[3] = {f->t, NULL, NULL};
+    assert_int_equal(nana_store_table(f->s, "nocache", &none, &tabs[1]), 0);
+    assert_int_equal(nana_store_table(f->s, "lru1", &lru, &tabs[2]), 0);
+    static const char *const ins[] = {"b", "\xc3\xa9", "10", "B", "9", "a"};
+    for (int i = 0; i < 3; i++) {
+        nana_table *t = tabs[i];
+        nana_val *v;
+        for (size_t k = 0; k < sizeof(ins) / sizeof(ins[0]); k++)
+            assert_int_equal(nana_kv_set(t, K(ins[k]), K("0")), 0);
+        assert_int_equal(nana_kv_set(t, K("b"), K("1")), 0); /* an update keeps its place */
+        assert_int_equal(nana_kv_delete(t, K("10")), 0);
+        assert_int_equal(nana_kv_set(t, K("10"), K("2")), 0); /* a re-insert goes last */
+        for (int pass = 0; pass < 2; pass++) { /* cold, then with whatever got cached */
+            expect_get(t, "a", "0");
+            /* byte order of the UTF-8 text: digits, upper case, lower case, then é */
+            assert_int_equal(nana_kv_keys(t, &v), 0);
+            expect_val(v, "[\"10\",\"9\",\"B\",\"a\",\"b\",\"\xc3\xa9\"]");
+            assert_int_equal(nana_kv_items(t, &v), 0);
+            expect_val(v, "[[\"b\",1],[\"\xc3\xa9\",0],[\"B\",0],[\"9\",0],[\"a\",0],"
+                          "[\"10\",2]]");
+            assert_int_equal(nana_kv_to_dict(t, &v), 0);
+            expect_val(v, "{\"b\":1,\"\xc3\xa9\":0,\"B\":0,\"9\":0,\"a\":0,\"10\":2}");
+        }
+        /* popitem takes the first key in key order, cached or not */
+        assert_int_equal(nana_kv_popitem(t, &v), 0);
+        expect_val(v, "[\"10\",2]");
+        expect_get(t, "9", "0");
+        assert_int_equal(nana_kv_popitem(t, &v), 0);
+        expect_val(v, "[\"9\",0]");
+        assert_int_equal(nana_kv_contains(t, K("9")), 0);
+        assert_int_equal(nana_kv_keys(t, &v), 0);
+        expect_val(v, "[\"B\",\"a\",\"b\",\"\xc3\xa9\"]");
+    }
+}
+
+/* get_fresh reads SQLite past the cache, is_cached says what the cache
+ * holds without counting as a use, clear_cache empties it. */
+static void test_fresh_is_cached_clear_cache(void **state)
+{
+    fixture *f = *state;
+    nana_table *t = f->t;
+    nana_val *v;
+    assert_int_equal(nana_kv_is_cached(t, K("k")), 0);
+    assert_int_equal(nana_kv_get_fresh(t, K("k"), K("5"), &v), 0);
+    expect_val(v, "5");
+    assert_int_equal(nana_kv_get_fresh(t, K("k"), NULL, 0, &v), 0);
+    expect_val(v, "null");
+    assert_int_equal(nana_kv_get_fresh(t, K("k"), K("{bad"), &v), NANA_ERR_JSON);
+    assert_int_equal(nana_kv_is_cached(t, K("k")), 0); /* absent keys are not remembered */
+    assert_int_equal(nana_kv_set(t, K("k"), K("null")), 0);
+    assert_int_equal(nana_kv_is_cached(t, K("k")), 1);
+    /* a stored null is a value, not an absent key */
+    assert_int_equal(nana_kv_get_fresh(t, K("k"), K("5"), &v), 0);
+    expect_val(v, "null");
+    assert_int_equal(nana_kv_set(t, K("k"), K("[1]")), 0);
+    nana_kv_clear_cache(t);
+    assert_int_equal(nana_kv_is_cached(t, K("k")), 0);
+    assert_int_equal(nana_kv_get_fresh(t, K("k"), NULL, 0, &v), 0);
+    expect_val(v, "[1]");
+    assert_int_equal(nana_kv_is_cached(t, K("k")), 1); /* the fresh read refilled it */
+    nana_kv_clear_cache(t);
+    expect_get(t, "k", "[1]"); /* data intact */
+    assert_int_equal(nana_kv_is_cached(t, K("k")), 1);
+    assert_int_equal(nana_kv_is_cached(t, "\xff", 1), NANA_ERR_INVALID);
+    assert_int_equal(nana_kv_get_fresh(t, "\xff", 1, NULL, 0, &v), NANA_ERR_INVALID);
+
+    /* Another program changes the file behind the store's back: get keeps
+     * answering from the cache, get_fresh reads the file and puts what it
+     * read in the cache (a new value, or no entry for a deleted row). */
+    assert_int_equal(nana_kv_set(t, K("k2"), K("\"old\"")), 0);
+    assert_int_equal(nana_kv_set(t, K("k3"), K("3")), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE data SET value='\"new\"' WHERE key='k2';"
+                                  "DELETE FROM data WHERE key='k3'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    expect_get(t, "k2", "\"old\"");
+    assert_int_equal(nana_kv_get_fresh(t, K("k2"), NULL, 0, &v), 0);
+    expect_val(v, "\"new\"");
+    expect_get(t, "k2", "\"new\"");
+    expect_get(t, "k3", "3");
+    assert_int_equal(nana_kv_get_fresh(t, K("k3"), K("\"gone\""), &v), 0);
+    expect_val(v, "\"gone\"");
+    assert_int_equal(nana_kv_is_cached(t, K("k3")), 0);
+    assert_int_equal(nana_kv_get(t, K("k3"), &v), NANA_ERR_NOTFOUND);
+
+    /* is_cached does not touch the LRU order: with room for two, looking
+     * at "x" does not save it from eviction, reading it does. */
+    nana_cache_opts lru = {.kind = NANA_CACHE_LRU, .size = 2};
+    nana_table *l;
+    assert_int_equal(nana_store_table(f->s, "lru2", &lru, &l), 0);
+    assert_int_equal(nana_kv_set(l, K("x"), K("1")), 0);
+    assert_int_equal(nana_kv_set(l, K("y"), K("2")), 0);
+    assert_int_equal(nana_kv_is_cached(l, K("x")), 1);
+    assert_int_equal(nana_kv_set(l, K("z"), K("3")), 0);
+    assert_int_equal(nana_kv_is_cached(l, K("x")), 0);
+    assert_int_equal(nana_kv_is_cached(l, K("y")), 1);
+    expect_get(l, "y", "2");
+    assert_int_equal(nana_kv_set(l, K("w"), K("4")), 0);
+    assert_int_equal(nana_kv_is_cached(l, K("y")), 1);
+    assert_int_equal(nana_kv_is_cached(l, K("z")), 0);
+
+    /* a table without a cache never has anything cached */
+    nana_cache_opts none = {.kind = NANA_CACHE_NONE};
+    nana_table *n;
+    assert_int_equal(nana_store_table(f->s, "none", &none, &n), 0);
+    assert_int_equal(nana_kv_set(n, K("x"), K("1")), 0);
+    assert_int_equal(nana_kv_is_cached(n, K("x")), 0);
+    assert_int_equal(nana_kv_get_fresh(n, K("x"), NULL, 0, &v), 0);
+    expect_val(v, "1");
+    nana_kv_clear_cache(n);
+}
+
+/* Stored values nest at most 128 levels by default, counted as the wire's
+ * transcoder counts (the value itself and empty containers included). */
+static void test_default_depth(void **state)
+{
+    fixture *f = *state;
+    char deep[2 * 130 + 1];
+    for (int d = 127; d <= 129; d++) {
+        memset(deep, '[', (size_t)d);
+        memset(deep + d, ']', (size_t)d);
+        int rc = nana_kv_set(f->t, "d", 1, deep, 2 * (size_t)d);
+        assert_int_equal(rc, d <= NANA_DEFAULT_JSON_DEPTH ? 0 : NANA_ERR_JSON);
+        if (rc) assert_non_null(strstr(nana_errmsg(), "nesting too deep (limit 128)"));
+    }
+    assert_int_equal(NANA_DEFAULT_JSON_DEPTH, 128);
 }
 
 static void test_get_default_pop_popitem_setdefault(void **state)
@@ -110,15 +252,18 @@ static void test_get_default_pop_popitem_setdefault(void **state)
     assert_int_equal(nana_kv_pop(t, K("x"), K("\"dflt\""), &v), 0);
     expect_val(v, "\"dflt\"");
 
-    /* popitem: last inserted first; empty is NOTFOUND */
+    /* popitem: the first key in key order, not the last inserted; empty is NOTFOUND */
     assert_int_equal(nana_kv_popitem(t, &v), NANA_ERR_NOTFOUND);
     assert_int_equal(nana_kv_set(t, K("first"), K("1")), 0);
     assert_int_equal(nana_kv_set(t, K("second"), K("2")), 0);
+    assert_int_equal(nana_kv_set(t, K("another"), K("3")), 0);
     assert_int_equal(nana_kv_popitem(t, &v), 0);
-    expect_val(v, "[\"second\",2]");
-    assert_int_equal(nana_kv_contains(t, K("second")), 0);
+    expect_val(v, "[\"another\",3]");
+    assert_int_equal(nana_kv_contains(t, K("another")), 0);
     assert_int_equal(nana_kv_popitem(t, &v), 0);
     expect_val(v, "[\"first\",1]");
+    assert_int_equal(nana_kv_popitem(t, &v), 0);
+    expect_val(v, "[\"second\",2]");
     assert_int_equal(nana_kv_popitem(t, &v), NANA_ERR_NOTFOUND);
 
     /* setdefault */
@@ -629,6 +774,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_set_get_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_len_keys_values_items, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listing_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_is_cached_clear_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_default_pop_popitem_setdefault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_get_many, setup, teardown),

@@ -1,0 +1,288 @@
+/*
+ * admit.c - who may hold a server connection.
+ *
+ * A client that never logs in must not be able to take the places of
+ * clients that do. The endpoint counts its live connections three ways,
+ * under one lock shared by its I/O threads: all of them (max_connections),
+ * those from one client address (max_conns_per_addr; an IPv4 address, or
+ * the /64 of an IPv6 one, since one host holds a whole /64), and those the
+ * layer above has not trusted yet (max_untrusted: still in the handshake,
+ * or open but not logged in). Untrusted connections are also kept in age
+ * order, globally and per address.
+ *
+ * When a new client would pass a limit, the oldest untrusted connection
+ * that stands in its way is evicted (closed) to make room: for the
+ * per-address limit the oldest untrusted one of that address, for the
+ * others the oldest untrusted one anywhere. Only when every connection in
+ * the way is trusted is the newcomer refused. So a flood of connections
+ * that never log in only ever displaces itself, and a client that logs in
+ * within its first moments always gets in; once trusted, a connection is
+ * never evicted. Untrusted connections also have a deadline (conn.c).
+ *
+ * An evicted connection leaves the counts at once; its own entry is
+ * released with the connection later.
+ */
+#include "quic/quic_int.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Connections from one address prefix. */
+struct nana_quic_admit_addr {
+    uint8_t key[9]; /* family byte + 4 (IPv4) or 8 (IPv6 /64) bytes, zero-padded */
+    unsigned count; /* counted connections */
+    unsigned refs;  /* entries pointing here, counted or evicted */
+    nana_quic_admit_ent *uhead, *utail; /* its untrusted ones, oldest first */
+    struct nana_quic_admit_addr *hnext;
+};
+
+/* Builds the prefix key of |sa|: IPv4 (also IPv4-mapped IPv6) or an IPv6 /64. */
+static void addr_key(const struct sockaddr *sa, uint8_t key[9])
+{
+    memset(key, 0, 9);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        key[0] = 4;
+        memcpy(key + 1, &in->sin_addr, 4);
+        return;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        const uint8_t *b = in6->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(b, mapped, 12) == 0) {
+            key[0] = 4;
+            memcpy(key + 1, b + 12, 4);
+        } else {
+            key[0] = 6;
+            memcpy(key + 1, b, 8);
+        }
+    }
+}
+
+int nana_quic_admit_init(nana_quic_admit *a, unsigned max_total, unsigned max_per_addr,
+                         unsigned max_untrusted)
+{
+    memset(a, 0, sizeof(*a));
+    pthread_mutex_init(&a->mu, NULL);
+    a->max_total = max_total;
+    a->max_per_addr = max_per_addr;
+    a->max_untrusted = max_untrusted;
+    a->nbuckets = 256;
+    a->buckets = calloc(a->nbuckets, sizeof(*a->buckets));
+    randombytes_buf(a->hash_key, sizeof(a->hash_key));
+    if (!a->buckets) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    return NANA_OK;
+}
+
+void nana_quic_admit_free(nana_quic_admit *a)
+{
+    if (!a->buckets) return;
+    for (size_t i = 0; i < a->nbuckets; i++) {
+        nana_quic_admit_addr *x = a->buckets[i];
+        while (x) {
+            nana_quic_admit_addr *n = x->hnext;
+            free(x);
+            x = n;
+        }
+    }
+    free(a->buckets);
+    a->buckets = NULL;
+    pthread_mutex_destroy(&a->mu);
+}
+
+/* The bucket of |key| (SipHash: client addresses are chosen by clients). */
+static size_t bucket_of(const nana_quic_admit *a, const uint8_t key[9], size_t nbuckets)
+{
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, key, 9, a->hash_key);
+    uint64_t v;
+    memcpy(&v, h, sizeof(v));
+    return (size_t)(v & (nbuckets - 1));
+}
+
+/* Doubles the table when it holds more prefixes than buckets (lock held). */
+static void grow(nana_quic_admit *a)
+{
+    if (a->naddrs < a->nbuckets) return;
+    size_t n = a->nbuckets * 2;
+    nana_quic_admit_addr **t = calloc(n, sizeof(*t));
+    if (!t) return; /* longer chains, still correct */
+    for (size_t i = 0; i < a->nbuckets; i++) {
+        nana_quic_admit_addr *x = a->buckets[i];
+        while (x) {
+            nana_quic_admit_addr *next = x->hnext;
+            size_t j = bucket_of(a, x->key, n);
+            x->hnext = t[j];
+            t[j] = x;
+            x = next;
+        }
+    }
+    free(a->buckets);
+    a->buckets = t;
+    a->nbuckets = n;
+}
+
+/* The record of prefix |key|, made if |create| (lock held); NULL if absent or no memory. */
+static nana_quic_admit_addr *find_addr(nana_quic_admit *a, const uint8_t key[9], bool create)
+{
+    size_t j = bucket_of(a, key, a->nbuckets);
+    for (nana_quic_admit_addr *x = a->buckets[j]; x; x = x->hnext)
+        if (memcmp(x->key, key, 9) == 0) return x;
+    if (!create) return NULL;
+    nana_quic_admit_addr *x = calloc(1, sizeof(*x));
+    if (!x) return NULL;
+    memcpy(x->key, key, 9);
+    x->hnext = a->buckets[j];
+    a->buckets[j] = x;
+    a->naddrs++;
+    grow(a);
+    return x;
+}
+
+/* Drops the record of a prefix no entry points to any more (lock held). */
+static void drop_addr_if_empty(nana_quic_admit *a, nana_quic_admit_addr *x)
+{
+    if (x->refs) return;
+    nana_quic_admit_addr **p = &a->buckets[bucket_of(a, x->key, a->nbuckets)];
+    while (*p && *p != x)
+        p = &(*p)->hnext;
+    if (*p) *p = x->hnext;
+    a->naddrs--;
+    free(x);
+}
+
+/* Takes |e| off both untrusted lists (lock held). */
+static void unlist(nana_quic_admit *a, nana_quic_admit_ent *e)
+{
+    if (!e->listed) return;
+    nana_quic_admit_addr *x = e->addr;
+    if (e->aprev)
+        e->aprev->anext = e->anext;
+    else
+        x->uhead = e->anext;
+    if (e->anext)
+        e->anext->aprev = e->aprev;
+    else
+        x->utail = e->aprev;
+    if (e->gprev)
+        e->gprev->gnext = e->gnext;
+    else
+        a->ghead = e->gnext;
+    if (e->gnext)
+        e->gnext->gprev = e->gprev;
+    else
+        a->gtail = e->gprev;
+    e->aprev = e->anext = e->gprev = e->gnext = NULL;
+    e->listed = false;
+    a->untrusted--;
+}
+
+/* Takes |e| out of every count (lock held): it no longer holds a place. */
+static void uncount(nana_quic_admit *a, nana_quic_admit_ent *e)
+{
+    if (!e->counted) return;
+    unlist(a, e);
+    e->counted = false;
+    e->addr->count--;
+    a->total--;
+}
+
+/* Evicts |e| to make room: records its handle for the caller to close. */
+static void evict(nana_quic_admit *a, nana_quic_admit_ent *e, nana_quic_admit_result *r)
+{
+    r->victims[r->nvictims++] = e->handle;
+    uncount(a, e);
+    a->evicted++;
+}
+
+int nana_quic_admit_enter(nana_quic_admit *a, const struct sockaddr *addr, nana_quic_handle h,
+                          nana_quic_admit_ent **out, nana_quic_admit_result *r)
+{
+    *out = NULL;
+    memset(r, 0, sizeof(*r));
+    uint8_t key[9];
+    addr_key(addr, key);
+    nana_quic_admit_ent *e = calloc(1, sizeof(*e));
+    if (!e) return NANA_QUIC_REFUSE_FULL;
+    pthread_mutex_lock(&a->mu);
+    nana_quic_admit_addr *x = find_addr(a, key, true);
+    int refuse = 0;
+    if (!x) {
+        refuse = NANA_QUIC_REFUSE_FULL;
+    } else if (x->count >= a->max_per_addr) {
+        if (x->uhead)
+            evict(a, x->uhead, r);
+        else
+            refuse = NANA_QUIC_REFUSE_ADDR;
+    }
+    if (!refuse && a->total >= a->max_total) {
+        if (a->ghead)
+            evict(a, a->ghead, r);
+        else
+            refuse = NANA_QUIC_REFUSE_FULL;
+    }
+    if (!refuse && a->untrusted >= a->max_untrusted && a->ghead) evict(a, a->ghead, r);
+    if (refuse) {
+        if (x) drop_addr_if_empty(a, x);
+        a->refused++;
+        pthread_mutex_unlock(&a->mu);
+        free(e);
+        return refuse;
+    }
+    e->addr = x;
+    x->refs++;
+    e->handle = h;
+    e->counted = true;
+    e->listed = true;
+    x->count++;
+    a->total++;
+    a->untrusted++;
+    e->aprev = x->utail;
+    if (x->utail)
+        x->utail->anext = e;
+    else
+        x->uhead = e;
+    x->utail = e;
+    e->gprev = a->gtail;
+    if (a->gtail)
+        a->gtail->gnext = e;
+    else
+        a->ghead = e;
+    a->gtail = e;
+    pthread_mutex_unlock(&a->mu);
+    *out = e;
+    return 0;
+}
+
+bool nana_quic_admit_trust(nana_quic_admit *a, nana_quic_admit_ent *e)
+{
+    pthread_mutex_lock(&a->mu);
+    bool ok = e->counted;
+    unlist(a, e);
+    pthread_mutex_unlock(&a->mu);
+    return ok;
+}
+
+void nana_quic_admit_leave(nana_quic_admit *a, nana_quic_admit_ent *e)
+{
+    if (!e) return;
+    pthread_mutex_lock(&a->mu);
+    uncount(a, e);
+    e->addr->refs--;
+    drop_addr_if_empty(a, e->addr);
+    pthread_mutex_unlock(&a->mu);
+    free(e);
+}
+
+void nana_quic_admit_counts(nana_quic_admit *a, unsigned *total, unsigned *untrusted,
+                            uint64_t *evicted, uint64_t *refused)
+{
+    pthread_mutex_lock(&a->mu);
+    *total = a->total;
+    *untrusted = a->untrusted;
+    *evicted = a->evicted;
+    *refused = a->refused;
+    pthread_mutex_unlock(&a->mu);
+}
