@@ -25,9 +25,18 @@ from test_server import err, ok, result  # noqa: E402
 ARGS = None
 
 
+class DefaultDbDriver(ts.Driver):
+    """A driver whose calls name the default database (db nil) unless they name
+    another: a connection would otherwise keep using the last database named."""
+
+    def call(self, method, *args, id="a", **kw):
+        kw.setdefault("db", None)
+        return super().call(method, *args, id=id, **kw)
+
+
 def driver(s):
     ts.ARGS = serverlib.ARGS  # the driver reads its path from test_server's arguments
-    return ts.Driver(s)
+    return DefaultDbDriver(s)
 
 
 def run_server(s, *flags, wait=15):

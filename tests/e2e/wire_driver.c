@@ -8,7 +8,7 @@
  * Commands (all take "id", a connection name; every wait is bounded):
  *   {"op":"connect","port":N,"ca":PATH[,"host":"127.0.0.1","name":"localhost"]}
  *   {"op":"auth","key":PATH[,"account":NAME,"corrupt":true,"no_start":true,"delay_ms":N]}
- *   {"op":"call","method":M[,"args":[...],"kwargs":{...},"db":D,"table":T]}
+ *   {"op":"call","method":M[,"args":[...],"kwargs":{...},"db":D,"table":T]}  (db null: nil)
  *   {"op":"calls","n":N,"method":M,...,"window":W}  N calls, W in flight; counts
  *   {"op":"raw","hex":H[,"fin":true,"wait":true]}    bytes on a new stream
  *   {"op":"more","sid":S,"hex":H[,"fin":true,"wait":true]}
@@ -316,7 +316,10 @@ static int call_frame(const nana_json *cmd, nana_buf *f)
     const nana_json *args = nana_json_object_get(cmd, "args", 4);
     const nana_json *kwargs = nana_json_object_get(cmd, "kwargs", 6);
     const char *db = jstr(cmd, "db", NULL), *table = jstr(cmd, "table", NULL);
-    unsigned n = 3 + (db != NULL) + (table != NULL);
+    /* "db": null is sent as nil: the default database, not the connection's last. */
+    const nana_json *dbv = nana_json_object_get(cmd, "db", 2);
+    bool db_nil = dbv && dbv->type == NANA_JSON_NULL;
+    unsigned n = 3 + (db != NULL || db_nil) + (table != NULL);
     int rc = nana_mp_put_map(b, n);
     if (!rc) rc = nana_mp_put_cstr(b, "method");
     if (!rc) rc = nana_mp_put_cstr(b, jstr(cmd, "method", ""));
@@ -326,6 +329,7 @@ static int call_frame(const nana_json *cmd, nana_buf *f)
     if (!rc) rc = kwargs ? nana_mp_from_json(b, kwargs) : nana_mp_put_map(b, 0);
     if (!rc && db) rc = nana_mp_put_cstr(b, "db");
     if (!rc && db) rc = nana_mp_put_cstr(b, db);
+    if (!rc && db_nil) rc = nana_mp_put_cstr(b, "db") || nana_mp_put_nil(b);
     if (!rc && table) rc = nana_mp_put_cstr(b, "table");
     if (!rc && table) rc = nana_mp_put_cstr(b, table);
     if (!rc) rc = nana_frame_end(f, at);
