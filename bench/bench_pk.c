@@ -5,7 +5,7 @@
  * CertificateVerify) and an X25519 key pair (its key share). Prints the
  * median of five rounds of N operations each.
  */
-#include "util/nana_parse.h"
+#include "util/nana_opt.h"
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
@@ -58,14 +58,24 @@ static double x25519_keygen_us(unsigned n)
 
 int main(int argc, char **argv)
 {
-    uint64_t n = 2000;
-    if (argc > 2 && !strcmp(argv[1], "--ops") && nana_parse_u64(argv[2], 1, 1000000, &n) == 0) {
-        argc -= 2;
-    }
-    if (argc != 1) {
-        fprintf(stderr, "usage: nanasqlite-bench-pk [--ops N]   (default 2000 per round)\n");
-        return 2;
-    }
+    unsigned n = 0;
+    static const nana_opt rows[] = {{.name = "ops",
+                                     .kind = NANA_OPT_UINT,
+                                     .offset = 0,
+                                     .size = sizeof(unsigned),
+                                     .min = 1,
+                                     .max = 1000000,
+                                     .def = "2000",
+                                     .help = "operations per round"}};
+    nana_opt_table table = {rows, 1, &n};
+    nana_opt_prog prog = {.name = "nanasqlite-bench-pk",
+                          .about = "What an ECDSA P-256 signature and an X25519 key pair cost with "
+                                   "GnuTLS here\n(median of five rounds).\n",
+                          .tables = &table,
+                          .ntables = 1};
+    int first;
+    int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &first));
+    if (status >= 0) return status;
     gnutls_privkey_t key;
     if (gnutls_privkey_init(&key) < 0 ||
         gnutls_privkey_generate(key, GNUTLS_PK_ECDSA,

@@ -25,7 +25,7 @@
 #include "bench_hist.h"
 #include "bench_proc.h"
 #include "quic/nana_quic.h"
-#include "util/nana_parse.h"
+#include "util/nana_opt.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -293,48 +293,75 @@ static void print_result(const result *r, bool json)
     fflush(stdout);
 }
 
+/* The command line. */
+typedef struct quic_args {
+    double seconds;
+    bool json;
+    int scenario; /* index in scenario_words, -1: all */
+    unsigned ext_port;
+    const char *ext_ca;
+    uint64_t server_pid;
+} quic_args;
+
+#define AT(m) NANA_OPT_AT(quic_args, m)
+
+static const char *const scenario_words[] = {"rpc", "rpc16conns", "handshake", "bulk", NULL};
+
+static const nana_opt rows[] = {
+    {.name = "seconds",
+     .kind = NANA_OPT_DOUBLE,
+     AT(seconds),
+     .dmin = 0.001,
+     .dmax = 3600,
+     .def = "3",
+     .arg = "S",
+     .help = "duration of each scenario"},
+    {.name = "scenario",
+     .kind = NANA_OPT_ENUM,
+     AT(scenario),
+     .words = scenario_words,
+     .def_doc = "all",
+     .help = "only this one"},
+    {.name = "json", .kind = NANA_OPT_FLAG, AT(json), .help = "one JSON object per line"},
+    {.name = "port",
+     .kind = NANA_OPT_UINT,
+     AT(ext_port),
+     .min = 1,
+     .max = 65535,
+     .def_doc = "start one",
+     .help = "load an external echo server on 127.0.0.1 (name localhost)"},
+    {.name = "ca", .kind = NANA_OPT_PATH, AT(ext_ca), .help = "that server's CA (with --port)"},
+    {.name = "server-pid",
+     .kind = NANA_OPT_UINT,
+     AT(server_pid),
+     .min = 1,
+     .max = 1u << 30,
+     .arg = "PID",
+     .def_doc = "the built-in server",
+     .help = "whose CPU time is measured"},
+};
+
 int main(int argc, char **argv)
 {
-    double seconds = 3;
-    bool json = false;
-    const char *only = NULL, *ext_ca = NULL, *trust = NULL;
-    uint64_t ext_port = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-            if (nana_parse_double(argv[++i], 0.001, 3600, &seconds) != 0) {
-                fprintf(stderr, "--seconds must be in [0.001, 3600]\n");
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (!strcmp(argv[i], "--scenario") && i + 1 < argc) {
-            only = argv[++i];
-        } else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
-            /* an external echo server on 127.0.0.1 */
-            if (nana_parse_u64(argv[++i], 1, 65535, &ext_port) != 0) {
-                fprintf(stderr, "--port must be in [1, 65535]\n");
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--ca") && i + 1 < argc) {
-            ext_ca = argv[++i];
-        } else if (!strcmp(argv[i], "--server-pid") && i + 1 < argc) {
-            uint64_t pid;
-            if (nana_parse_u64(argv[++i], 1, 1u << 30, &pid) != 0) {
-                fprintf(stderr, "--server-pid must be a process id\n");
-                return 2;
-            }
-            g_server_pid = (long)pid;
-        } else {
-            fprintf(stderr,
-                    "usage: nanasqlite-bench-quic [--seconds S] [--json] "
-                    "[--scenario rpc|rpc16conns|handshake|bulk] [--port P --ca F "
-                    "[--server-pid PID]]\n"
-                    "  --port/--ca: load an external echo server on 127.0.0.1 (name "
-                    "localhost) instead of starting one;\n"
-                    "  --server-pid: measure that process's CPU time (else not measured)\n");
-            return 2;
-        }
-    }
+    quic_args a;
+    memset(&a, 0, sizeof(a));
+    a.scenario = -1;
+    nana_opt_table table = {rows, sizeof(rows) / sizeof(rows[0]), &a};
+    nana_opt_prog prog = {.name = "nanasqlite-bench-quic",
+                          .about =
+                              "The QUIC transport alone on loopback: echo RPCs, handshakes and "
+                              "bulk transfer.\n",
+                          .tables = &table,
+                          .ntables = 1};
+    int first;
+    int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &first));
+    if (status >= 0) return status;
+    double seconds = a.seconds;
+    bool json = a.json;
+    const char *only = a.scenario >= 0 ? scenario_words[a.scenario] : NULL, *ext_ca = a.ext_ca,
+               *trust = NULL;
+    uint64_t ext_port = a.ext_port;
+    if (a.server_pid) g_server_pid = (long)a.server_pid;
     /* Certificates in a scratch directory. */
     char dir[] = "/tmp/nanasqlite-bench-quic-XXXXXX";
     if (!mkdtemp(dir)) return 1;

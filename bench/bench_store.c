@@ -24,7 +24,7 @@
  * are counted and reported, not fatal.
  */
 #include "store/nana_store.h"
-#include "util/nana_parse.h"
+#include "util/nana_opt.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -1167,108 +1167,125 @@ static void print_summary(double set_rate, double async_rate, const double naive
 /* Command line                                                        */
 /* ------------------------------------------------------------------ */
 
-static void usage(void)
+/* Writes the paragraph under the usage line (scenarios and their sizes) into |buf|. */
+static void describe(char *buf, size_t n)
 {
-    printf("usage: nanasqlite-bench-store [options]\n"
-           "\n"
-           "Measures the store (src/store) and the naive one-autocommit-per-write baseline.\n"
-           "Every scenario runs for --seconds or %llu operations, whichever comes first.\n"
-           "\n"
-           "scenarios (--scenario NAME, default all):\n"
-           "  cached_get      nana_kv_get on a warm unbounded cache, 1 thread\n"
-           "  uncached_get    nana_kv_get on a table without cache, 1 and --threads threads\n"
-           "  set_concurrent  --writers threads of nana_kv_set (group commit)\n"
-           "  set_async       1 thread keeping --writers nana_kv_set_async writes in flight\n"
-           "  set_async_256   the same with %u writes in flight\n"
-           "  batch_update    nana_kv_batch_update of %d pairs per call, 1 thread\n"
-           "  naive           naive_shared, naive_conns and naive_1thread:\n"
-           "  naive_shared    --writers threads, ONE raw SQLite connection behind a mutex,\n"
-           "                  one autocommitted INSERT OR REPLACE per write\n"
-           "  naive_conns     --writers threads, each with ITS OWN connection to the file\n"
-           "                  (busy_timeout %u ms), one autocommitted write each; SQLITE_BUSY\n"
-           "                  failures are counted and reported\n"
-           "  naive_1thread   1 thread, one connection, autocommitted writes\n"
-           "  all             everything, then set_concurrent and set_async over the naive ones\n"
-           "\n"
-           "options:\n"
-           "  --seconds S       duration of each scenario (default 3)\n"
-           "  --writers W       writer threads of set_concurrent, naive_shared and naive_conns,\n"
-           "                    writes in flight of set_async (default 64)\n"
-           "  --threads T       reader threads of the second uncached_get run (default 2)\n"
-           "  --keys N          key space of every scenario (default %lu for gets, %lu for\n"
-           "                    writes; max %lu)\n"
-           "  --value-size B    bytes of each JSON string value, >= 2 (default 64; max %lu)\n"
-           "  --sync MODE       normal or full, for the store and the baseline (default normal)\n"
-           "  --dir DIR         where the database files go (default: a new directory in /tmp,\n"
-           "                    removed at exit); the files are removed at exit either way\n"
-           "  --json            one JSON object per scenario and line on stdout\n"
-           "                    (machine facts and the summary go to stderr)\n"
-           "  --help            this text\n",
-           MAX_OPS, ASYNC_WIDE, UPDATE_BATCH, NAIVE_BUSY_MS, DEFAULT_GETKEYS, DEFAULT_SETKEYS,
-           MAX_KEYS, MAX_VALUE_SIZE);
+    snprintf(
+        buf, n,
+        "Measures the store (src/store) and the naive one-autocommit-per-write baseline.\n"
+        "Every scenario runs for --seconds or %llu operations, whichever comes first.\n"
+        "\n"
+        "scenarios (--scenario NAME, default all):\n"
+        "  cached_get      nana_kv_get on a warm unbounded cache, 1 thread\n"
+        "  uncached_get    nana_kv_get on a table without cache, 1 and --threads threads\n"
+        "  set_concurrent  --writers threads of nana_kv_set (group commit)\n"
+        "  set_async       1 thread keeping --writers nana_kv_set_async writes in flight\n"
+        "  set_async_256   the same with %u writes in flight\n"
+        "  batch_update    nana_kv_batch_update of %d pairs per call, 1 thread\n"
+        "  naive           naive_shared, naive_conns and naive_1thread:\n"
+        "  naive_shared    --writers threads, ONE raw SQLite connection behind a mutex,\n"
+        "                  one autocommitted INSERT OR REPLACE per write\n"
+        "  naive_conns     --writers threads, each with ITS OWN connection to the file\n"
+        "                  (busy_timeout %u ms), one autocommitted write each; SQLITE_BUSY\n"
+        "                  failures are counted and reported\n"
+        "  naive_1thread   1 thread, one connection, autocommitted writes\n"
+        "  all             everything, then set_concurrent and set_async over the naive ones\n",
+        MAX_OPS, ASYNC_WIDE, UPDATE_BATCH, NAIVE_BUSY_MS);
 }
 
-/* Parses an unsigned integer in [lo, hi] for |flag|, or exits 2. */
-static unsigned long parse_ulong(const char *flag, const char *s, unsigned long lo,
-                                 unsigned long hi)
+/* Reads --scenario: one of g_scens, "naive" or "all". */
+static int parse_scenario(const nana_opt *row, const char *v, void *field)
 {
-    uint64_t v;
-    if (nana_parse_u64(s, lo, hi, &v) != 0) die_usage(flag, s);
-    return (unsigned long)v;
+    (void)row;
+    bool ok = !strcmp(v, "all") || !strcmp(v, "naive");
+    for (size_t k = 0; k < NSCENS; k++)
+        ok = ok || !strcmp(v, g_scens[k].name);
+    if (!ok) return nana_err_set(NANA_ERR_INVALID, "\"%.64s\" is not a scenario (see --help)", v);
+    memcpy(field, &v, sizeof(v));
+    return 0;
 }
 
-/* The argument after argv[*i], or exits 2. */
-static const char *flag_arg(int argc, char **argv, int *i)
-{
-    if (*i + 1 >= argc) die_usage("missing value for", argv[*i]);
-    return argv[++*i];
-}
+#define AT(m) NANA_OPT_AT(bench_opts, m)
 
-/* Fills g_opt from the command line; exits 0 after --help, 2 on a bad flag. */
+static const char *const sync_words[] = {"normal", "full", NULL};
+static const int sync_values[] = {NANA_SYNC_NORMAL, NANA_SYNC_FULL};
+
+static const nana_opt rows[] = {
+    {.name = "scenario",
+     .kind = NANA_OPT_CUSTOM,
+     AT(scenario),
+     .parse = parse_scenario,
+     .def = "all",
+     .arg = "NAME",
+     .help = "what to measure (the list above)"},
+    {.name = "seconds",
+     .kind = NANA_OPT_DOUBLE,
+     AT(seconds),
+     .dmin = 0.001,
+     .dmax = 3600,
+     .def = "3",
+     .arg = "S",
+     .help = "duration of each scenario"},
+    {.name = "writers",
+     .kind = NANA_OPT_UINT,
+     AT(writers),
+     .min = 1,
+     .max = MAX_WRITERS,
+     .def = "64",
+     .help = "writer threads (naive_*, set_concurrent), writes in flight (set_async)"},
+    {.name = "threads",
+     .kind = NANA_OPT_UINT,
+     AT(threads),
+     .min = 1,
+     .max = MAX_THREADS,
+     .def = "2",
+     .help = "reader threads of the second uncached_get run"},
+    {.name = "keys",
+     .kind = NANA_OPT_UINT,
+     AT(keys),
+     .min = 1,
+     .max = MAX_KEYS,
+     .def_doc = "10000 for gets, 100000 for writes",
+     .help = "key space of every scenario"},
+    {.name = "value-size",
+     .kind = NANA_OPT_UINT,
+     AT(value_size),
+     .min = 2,
+     .max = MAX_VALUE_SIZE,
+     .def = "64",
+     .arg = "B",
+     .help = "bytes of each JSON string value"},
+    {.name = "sync",
+     .kind = NANA_OPT_ENUM,
+     AT(sync),
+     .words = sync_words,
+     .values = sync_values,
+     .def = "normal",
+     .arg = "MODE",
+     .help = "for the store and the baseline"},
+    {.name = "dir",
+     .kind = NANA_OPT_PATH,
+     AT(dir),
+     .def_doc = "a new directory in /tmp",
+     .arg = "DIR",
+     .help = "where the database files go (removed at exit either way)"},
+    {.name = "json",
+     .kind = NANA_OPT_FLAG,
+     AT(json),
+     .help = "one JSON object per scenario and line on stdout (facts on stderr)"},
+};
+
+/* Fills g_opt from the command line; exits 0 after --help or --version, 2 on a bad flag. */
 static void parse_args(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage();
-            exit(0);
-        } else if (!strcmp(a, "--seconds")) {
-            const char *v = flag_arg(argc, argv, &i);
-            double d;
-            if (nana_parse_double(v, 0.001, 3600.0, &d) != 0)
-                die_usage("--seconds must be in [0.001, 3600]", v);
-            g_opt.seconds = d;
-        } else if (!strcmp(a, "--writers")) {
-            g_opt.writers = (unsigned)parse_ulong(a, flag_arg(argc, argv, &i), 1, MAX_WRITERS);
-        } else if (!strcmp(a, "--threads")) {
-            g_opt.threads = (unsigned)parse_ulong(a, flag_arg(argc, argv, &i), 1, MAX_THREADS);
-        } else if (!strcmp(a, "--keys")) {
-            g_opt.keys = parse_ulong(a, flag_arg(argc, argv, &i), 1, MAX_KEYS);
-        } else if (!strcmp(a, "--value-size")) {
-            g_opt.value_size = parse_ulong(a, flag_arg(argc, argv, &i), 2, MAX_VALUE_SIZE);
-        } else if (!strcmp(a, "--sync")) {
-            const char *v = flag_arg(argc, argv, &i);
-            if (!strcmp(v, "normal"))
-                g_opt.sync = NANA_SYNC_NORMAL;
-            else if (!strcmp(v, "full"))
-                g_opt.sync = NANA_SYNC_FULL;
-            else
-                die_usage("--sync must be normal or full", v);
-        } else if (!strcmp(a, "--dir")) {
-            g_opt.dir = flag_arg(argc, argv, &i);
-        } else if (!strcmp(a, "--scenario")) {
-            const char *v = flag_arg(argc, argv, &i);
-            bool ok = !strcmp(v, "all") || !strcmp(v, "naive");
-            for (size_t k = 0; k < NSCENS; k++)
-                ok = ok || !strcmp(v, g_scens[k].name);
-            if (!ok) die_usage("unknown scenario", v);
-            g_opt.scenario = v;
-        } else if (!strcmp(a, "--json")) {
-            g_opt.json = true;
-        } else {
-            die_usage("unknown option", a);
-        }
-    }
+    static char about[2048];
+    describe(about, sizeof(about));
+    nana_opt_table table = {rows, sizeof(rows) / sizeof(rows[0]), &g_opt};
+    nana_opt_prog prog = {
+        .name = "nanasqlite-bench-store", .about = about, .tables = &table, .ntables = 1};
+    int first;
+    int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &first));
+    if (status >= 0) exit(status);
 }
 
 int main(int argc, char **argv)

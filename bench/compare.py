@@ -33,7 +33,7 @@ import sys
 import time
 
 SERVERS = ["nanasqlite", "redis", "redis-tls"]
-SHAPES = [(1, 1), (50, 1), (16, 16), (16, 64)]  # (connections, pipeline) of issue 6
+SHAPES = [(1, 1), (50, 1), (16, 16), (16, 64)]  # (connections, pipeline) the targets name
 PIPE_SHAPE = (1, 256)  # pipelined GET on one connection
 LAT_SHAPE = (16, 16)  # latency vs offered load
 VALUE_SIZE = 64
@@ -461,9 +461,9 @@ def tables(peak, rates):
             fmt_f(g("p99_us"), 0), fmt_f(g("p999_us"), 0), fmt_f(g("max_us"), 0),
             fmt_f(g("server_cpu_us_per_op")), (" " + "; ".join(t)) if t else ""))
 
-    # The targets of issue 6 that this run measures.
+    # The server's targets that this run measures.
     w("")
-    w("Targets of issue 6 measured by this run:")
+    w("Targets measured by this run:")
     w("")
     w("| target | measured (median) | |")
     w("|---|---|---|")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # nanasqlite-server beside Redis 7 (with and without TLS) and beside the bare
-# QUIC echo, in one go on this machine (issue 6).
+# QUIC echo, in one go on this machine.
 #
 # usage: bench/compare.sh [--quick] [--runs N] [--seconds S] [--out DIR]
 #                         [--client-threads N] [--server-arg ARG]... [--no-build]

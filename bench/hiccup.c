@@ -9,7 +9,7 @@
  * spin meanwhile, as a load generator and a server do when they share the
  * machine's cores.
  *
- * usage: nanasqlite-bench-hiccup [--seconds S] [--sleep-us U] [--busy N] [--json]
+ * usage: nanasqlite-bench-hiccup [--seconds S] [--sleep-us U] [--busy N] [--json] (--help)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,7 +21,7 @@
 #include <time.h>
 
 #include "bench_hist.h"
-#include "util/nana_parse.h"
+#include "util/nana_opt.h"
 #include "util/nana_time.h"
 
 static atomic_bool stop_spinning;
@@ -36,40 +36,57 @@ static void *spin_main(void *arg)
     return NULL;
 }
 
-/* Parses |s| as a number in [lo, hi] for |flag|; exits 2 when it is not one. */
-static double number(const char *flag, const char *s, double lo, double hi)
-{
-    double v = 0;
-    if (!s || nana_parse_double(s, lo, hi, &v)) {
-        fprintf(stderr, "nanasqlite-bench-hiccup: %s needs a number from %g to %g\n", flag, lo, hi);
-        exit(2);
-    }
-    return v;
-}
+/* The command line. */
+typedef struct hiccup_args {
+    double seconds, sleep_us;
+    unsigned busy;
+    bool json;
+} hiccup_args;
+
+#define AT(m) NANA_OPT_AT(hiccup_args, m)
+
+static const nana_opt rows[] = {
+    {.name = "seconds",
+     .kind = NANA_OPT_DOUBLE,
+     AT(seconds),
+     .dmin = 0.01,
+     .dmax = 3600,
+     .def = "10",
+     .arg = "S",
+     .help = "how long to measure"},
+    {.name = "sleep-us",
+     .kind = NANA_OPT_DOUBLE,
+     AT(sleep_us),
+     .dmin = 1,
+     .dmax = 1e6,
+     .def = "500",
+     .arg = "U",
+     .help = "each sleep asks for this many microseconds"},
+    {.name = "busy",
+     .kind = NANA_OPT_UINT,
+     AT(busy),
+     .min = 0,
+     .max = 64,
+     .def = "0",
+     .help = "threads spinning meanwhile"},
+    {.name = "json", .kind = NANA_OPT_FLAG, AT(json), .help = "one JSON object on stdout"},
+};
 
 int main(int argc, char **argv)
 {
-    double seconds = 10, sleep_us = 500;
-    unsigned busy = 0;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--seconds")) {
-            seconds = number(argv[i], argv[i + 1], 0.01, 3600);
-            i++;
-        } else if (!strcmp(argv[i], "--sleep-us")) {
-            sleep_us = number(argv[i], argv[i + 1], 1, 1e6);
-            i++;
-        } else if (!strcmp(argv[i], "--busy")) {
-            busy = (unsigned)number(argv[i], argv[i + 1], 0, 64);
-            i++;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else {
-            fprintf(stderr, "usage: nanasqlite-bench-hiccup [--seconds S] [--sleep-us U] "
-                            "[--busy N] [--json]\n");
-            return 2;
-        }
-    }
+    hiccup_args a;
+    memset(&a, 0, sizeof(a));
+    nana_opt_table table = {rows, sizeof(rows) / sizeof(rows[0]), &a};
+    nana_opt_prog prog = {.name = "nanasqlite-bench-hiccup",
+                          .about = "How late this machine wakes a sleeping thread.\n",
+                          .tables = &table,
+                          .ntables = 1};
+    int first;
+    int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &first));
+    if (status >= 0) return status;
+    double seconds = a.seconds, sleep_us = a.sleep_us;
+    unsigned busy = a.busy;
+    int json = a.json;
     pthread_t spinners[64];
     unsigned started = 0;
     for (; started < busy; started++)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Instructions per call, end to end, in the server: the repeatable measure
-of its cost on a noisy machine (issue 6).
+of its cost on a noisy machine.
 
 Starts nanasqlite-server under valgrind's callgrind (every thread counted:
 I/O, workers, writer), writes the key space, then for each shape runs

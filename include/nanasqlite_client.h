@@ -11,8 +11,8 @@
  * was lost is never sent again: it completes with NANA_CLIENT_EUNKNOWN
  * ("may or may not have run"), so a write is never repeated silently.
  * Calls not yet sent wait for the new connection (within their timeout);
- * when a whole connection attempt fails while they wait, they fail with
- * ECONNECT.
+ * when a whole connection attempt fails while they wait, or when they have
+ * waited connect_timeout_ms for a connection, they fail with ECONNECT.
  *
  * A nana_pool spreads calls over several connections to one server
  * (least-loaded first), opens and closes them between min and max, retires

@@ -23,6 +23,7 @@
 #include "proto/nana_frame.h"
 #include "quic/nana_quic.h"
 #include "util/nana_buf.h"
+#include "util/nana_opt.h"
 #include "util/nana_parse.h"
 #include "util/nana_time.h"
 
@@ -41,10 +42,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef NANA_VERSION
-#define NANA_VERSION NANA_CLIENT_VERSION
-#endif
-
 #define KEY_DIGITS     12
 #define MAX_PIPELINE   4096
 #define MAX_CONNS      100000
@@ -55,17 +52,24 @@ typedef enum { W_GET, W_SET, W_MIXED, W_BATCH } workload;
 
 /* ---- options -------------------------------------------------------------- */
 
+/* --workload: what each call does. */
+typedef struct workload_spec {
+    workload kind;
+    unsigned read_pct; /* mixed: reads per 100 calls */
+    unsigned batch;    /* batch: keys per call */
+    const char *name;  /* as given */
+} workload_spec;
+
 typedef struct options {
     nana_client_opts co;
-    unsigned conns, pipeline, threads, value_size, keyspace, batch, read_pct;
+    unsigned conns, pipeline, threads, value_size, keyspace;
     uint64_t total;    /* -n; 0 when --duration is used */
     double duration_s; /* --duration */
     double rate;       /* --rate: calls per second over all connections; 0 closed loop */
-    workload w;
-    const char *wname;
+    workload_spec wl;
     const char *db, *table;
-    long server_pid;
-    bool json, csv, quiet, populate;
+    uint64_t server_pid;
+    bool json, csv, quiet, no_populate;
 } options;
 
 /* ---- state ------------------------------------------------------------------ */
@@ -226,11 +230,11 @@ static void send_call(bconn *c, nana_quic_conn *qc, uint64_t due_ns)
     shard *sh = c->sh;
     if (!c->nfree) return;
     slot *s = &c->slots[c->free_slots[c->nfree - 1]];
-    bool is_set =
-        opt.w == W_SET || (opt.w == W_MIXED && next_rand(sh) % 100 >= (uint64_t)opt.read_pct);
+    bool is_set = opt.wl.kind == W_SET ||
+                  (opt.wl.kind == W_MIXED && next_rand(sh) % 100 >= (uint64_t)opt.wl.read_pct);
     nana_buf *tpl = is_set ? &sh->set_tpl : &sh->get_tpl;
-    if (opt.w == W_BATCH) {
-        for (unsigned i = 0; i < opt.batch; i++)
+    if (opt.wl.kind == W_BATCH) {
+        for (unsigned i = 0; i < opt.wl.batch; i++)
             put_key(tpl->data + sh->batch_key_at[i], next_rand(sh) % opt.keyspace);
     } else {
         put_key(tpl->data + (is_set ? sh->set_key_at : sh->get_key_at),
@@ -611,172 +615,189 @@ static void on_signal(int sig)
 
 /* ---- command line ------------------------------------------------------------------- */
 
-static void usage(FILE *out)
+/* Reads --workload: get | set | mixed:R/W | batch:N. */
+static int parse_workload(const nana_opt *row, const char *v, void *field)
 {
-    fprintf(out, "usage: nanasqlite-bench [options]\n\n"
-                 "Load for a NanaSQLite server over QUIC; prints calls per second and latency\n"
-                 "percentiles (and the server's CPU time per call with --server-pid).\n\n"
-                 "  -c N                connections [50]\n"
-                 "  -P N                calls in flight per connection [1]\n"
-                 "  -n N                calls in all [100000] (or --duration)\n"
-                 "  --duration SEC      run this long instead of -n\n"
-                 "  -d N                value size in bytes, as stored (JSON) [64]\n"
-                 "  -r N                key space: keys key:000000000000 .. N-1 [100000]\n"
-                 "  --workload W        get | set | mixed:R/W (reads:writes, e.g. 9/1) | batch:N\n"
-                 "                      (batch_get of N keys per call) [get]\n"
-                 "  --rate N            open loop: N calls per second in all, latency counted\n"
-                 "                      from when each call was due [closed loop]\n"
-                 "  --threads N         QUIC endpoints (UDP sockets, I/O threads) [1]\n"
-                 "  --no-populate       do not write the key space before a read workload\n"
-                 "  --server-pid PID    report the server's CPU time per call (from /proc)\n"
-                 "  --db NAME, --table NAME   where the keys live [server defaults]\n"
-                 "  --json              one JSON object on stdout\n"
-                 "  --csv               a CSV header and row on stdout\n"
-                 "  -q                  no progress line\n"
-                 "  --help, --version\n\n"
-                 "connection:\n");
-    nana_conn_flags_help(out);
-}
-
-/* Parses an unsigned number flag value within [lo, hi]. */
-static int num(const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    uint64_t x;
-    if (!v || nana_parse_u64(v, lo, hi, &x)) {
-        fprintf(stderr, "nanasqlite-bench: %s needs a number from %llu to %llu\n", flag,
-                (unsigned long long)lo, (unsigned long long)hi);
-        return -1;
+    (void)row;
+    workload_spec *wl = field;
+    uint64_t r = 0, w = 0, n = 0;
+    char part[32];
+    const char *slash = strchr(v, '/');
+    if (!strcmp(v, "get")) {
+        *wl = (workload_spec){.kind = W_GET, .name = v};
+    } else if (!strcmp(v, "set")) {
+        *wl = (workload_spec){.kind = W_SET, .name = v};
+    } else if (!strncmp(v, "mixed:", 6) && slash && (size_t)(slash - v - 6) < sizeof(part) &&
+               (snprintf(part, sizeof(part), "%.*s", (int)(slash - v - 6), v + 6), 1) &&
+               !nana_parse_u64(part, 0, 1000000, &r) &&
+               !nana_parse_u64(slash + 1, 0, 1000000, &w) && r + w > 0) {
+        *wl =
+            (workload_spec){.kind = W_MIXED, .read_pct = (unsigned)(r * 100 / (r + w)), .name = v};
+    } else if (!strncmp(v, "batch:", 6) && !nana_parse_u64(v + 6, 1, 10000, &n)) {
+        *wl = (workload_spec){.kind = W_BATCH, .batch = (unsigned)n, .name = v};
+    } else {
+        return nana_err_set(NANA_ERR_INVALID,
+                            "\"%.64s\" is not get, set, mixed:R/W (reads/writes, 0..1000000) "
+                            "or batch:N (1..10000)",
+                            v);
     }
-    *out = x;
     return 0;
 }
 
-/* Reads the command line into |opt|; 0, 1 (help/version printed), -1 (bad). */
+#define DEFAULT_TOTAL 100000
+#define STR_(x)       #x
+#define STR(x)        STR_(x)
+
+#define AT(member) NANA_OPT_AT(options, member)
+
+static const char G_LOAD[] = "load";
+static const char G_OUT[] = "output";
+
+static const nana_opt rows[] = {
+    {.name = "conns",
+     .short_name = 'c',
+     .kind = NANA_OPT_UINT,
+     AT(conns),
+     .min = 1,
+     .max = MAX_CONNS,
+     .def = "50",
+     .group = G_LOAD,
+     .help = "connections"},
+    {.name = "pipeline",
+     .short_name = 'P',
+     .kind = NANA_OPT_UINT,
+     AT(pipeline),
+     .min = 1,
+     .max = MAX_PIPELINE,
+     .def = "1",
+     .group = G_LOAD,
+     .help = "calls in flight per connection"},
+    {.name = "calls",
+     .short_name = 'n',
+     .kind = NANA_OPT_UINT,
+     AT(total),
+     .min = 1,
+     .max = UINT64_MAX / 2,
+     .def_doc = STR(DEFAULT_TOTAL) ", none with --duration",
+     .group = G_LOAD,
+     .help = "calls in all"},
+    {.name = "duration",
+     .kind = NANA_OPT_DOUBLE,
+     AT(duration_s),
+     .dmin = 0.001,
+     .dmax = 86400,
+     .group = G_LOAD,
+     .arg = "SEC",
+     .help = "run this long instead of -n"},
+    {.name = "value-size",
+     .short_name = 'd',
+     .kind = NANA_OPT_UINT,
+     AT(value_size),
+     .min = 2,
+     .max = 16u << 20,
+     .def = "64",
+     .group = G_LOAD,
+     .help = "value size in bytes, as stored (JSON)"},
+    {.name = "keyspace",
+     .short_name = 'r',
+     .kind = NANA_OPT_UINT,
+     AT(keyspace),
+     .min = 1,
+     .max = UINT32_MAX,
+     .def = "100000",
+     .group = G_LOAD,
+     .help = "keys key:000000000000 .. N-1"},
+    {.name = "workload",
+     .kind = NANA_OPT_CUSTOM,
+     AT(wl),
+     .parse = parse_workload,
+     .def = "get",
+     .group = G_LOAD,
+     .arg = "W",
+     .help = "get | set | mixed:R/W (reads/writes, e.g. 9/1) | batch:N (batch_get of N keys)"},
+    {.name = "rate",
+     .kind = NANA_OPT_DOUBLE,
+     AT(rate),
+     .dmin = 1,
+     .dmax = 1e8,
+     .def_doc = "closed loop",
+     .group = G_LOAD,
+     .arg = "N",
+     .help = "open loop: N calls per second in all, latency from when each was due"},
+    {.name = "threads",
+     .kind = NANA_OPT_UINT,
+     AT(threads),
+     .min = 1,
+     .max = MAX_THREADS,
+     .def = "1",
+     .group = G_LOAD,
+     .help = "QUIC endpoints (UDP sockets, I/O threads)"},
+    {.name = "no-populate",
+     .kind = NANA_OPT_FLAG,
+     AT(no_populate),
+     .group = G_LOAD,
+     .help = "do not write the key space before a read workload"},
+    {.name = "db",
+     .kind = NANA_OPT_STRING,
+     AT(db),
+     .def_doc = "the server's default",
+     .group = G_LOAD,
+     .arg = "NAME",
+     .help = "database the keys are written to (a scratch one: bench.sqlite)"},
+    {.name = "table",
+     .kind = NANA_OPT_STRING,
+     AT(table),
+     .def_doc = "data",
+     .group = G_LOAD,
+     .arg = "NAME",
+     .help = "table the keys are written to"},
+    {.name = "server-pid",
+     .kind = NANA_OPT_UINT,
+     AT(server_pid),
+     .min = 1,
+     .max = 4194304,
+     .group = G_OUT,
+     .arg = "PID",
+     .help = "report the server's CPU time per call (from /proc)"},
+    {.name = "json",
+     .kind = NANA_OPT_FLAG,
+     AT(json),
+     .group = G_OUT,
+     .help = "one JSON object on stdout"},
+    {.name = "csv",
+     .kind = NANA_OPT_FLAG,
+     AT(csv),
+     .group = G_OUT,
+     .help = "a CSV header and row on stdout"},
+    {.name = "quiet",
+     .short_name = 'q',
+     .kind = NANA_OPT_FLAG,
+     AT(quiet),
+     .group = G_OUT,
+     .help = "no progress line"},
+};
+
+/* Reads the command line into |opt|; 0, 1 (help/version printed), -1 (bad, printed). */
 static int parse_args(int argc, char **argv)
 {
     nana_conn_flags cf;
-    nana_conn_flags_init(&cf);
-    opt.conns = 50;
-    opt.pipeline = 1;
-    opt.threads = 1;
-    opt.value_size = 64;
-    opt.keyspace = 100000;
-    opt.total = 100000;
-    opt.w = W_GET;
-    opt.wname = "get";
-    opt.populate = true;
-    bool have_n = false;
-    for (int i = 1; i < argc; i++) {
-        char err[256];
-        int used = nana_conn_flag(&cf, argc, argv, i, err, sizeof(err));
-        if (used < 0) {
-            fprintf(stderr, "nanasqlite-bench: %s\n", err);
-            return -1;
-        }
-        if (used > 0) {
-            i += used - 1;
-            continue;
-        }
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        uint64_t x = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 1;
-        } else if (!strcmp(a, "--version")) {
-            printf("nanasqlite-bench %s\n", NANA_VERSION);
-            return 1;
-        } else if (!strcmp(a, "-c")) {
-            if (num(a, v, 1, MAX_CONNS, &x)) return -1;
-            opt.conns = (unsigned)x;
-            i++;
-        } else if (!strcmp(a, "-P")) {
-            if (num(a, v, 1, MAX_PIPELINE, &x)) return -1;
-            opt.pipeline = (unsigned)x;
-            i++;
-        } else if (!strcmp(a, "-n")) {
-            if (num(a, v, 1, UINT64_MAX / 2, &x)) return -1;
-            opt.total = x;
-            have_n = true;
-            i++;
-        } else if (!strcmp(a, "--duration")) {
-            if (!v || nana_parse_double(v, 0.001, 86400, &opt.duration_s)) {
-                fprintf(stderr, "nanasqlite-bench: --duration needs seconds (0 to 86400)\n");
-                return -1;
-            }
-            i++;
-        } else if (!strcmp(a, "-d")) {
-            if (num(a, v, 2, 16u << 20, &x)) return -1;
-            opt.value_size = (unsigned)x;
-            i++;
-        } else if (!strcmp(a, "-r")) {
-            if (num(a, v, 1, UINT32_MAX, &x)) return -1;
-            opt.keyspace = (unsigned)x;
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (num(a, v, 1, MAX_THREADS, &x)) return -1;
-            opt.threads = (unsigned)x;
-            i++;
-        } else if (!strcmp(a, "--rate")) {
-            if (!v || nana_parse_double(v, 1, 1e8, &opt.rate)) {
-                fprintf(stderr, "nanasqlite-bench: --rate needs calls per second (0 to 1e8)\n");
-                return -1;
-            }
-            i++;
-        } else if (!strcmp(a, "--server-pid")) {
-            if (num(a, v, 1, 4194304, &x)) return -1;
-            opt.server_pid = (long)x;
-            i++;
-        } else if (!strcmp(a, "--workload") && v) {
-            uint64_t r = 0, w = 0, n = 0;
-            char part[32];
-            const char *slash = strchr(v, '/');
-            opt.wname = v;
-            if (!strcmp(v, "get")) {
-                opt.w = W_GET;
-            } else if (!strcmp(v, "set")) {
-                opt.w = W_SET;
-            } else if (!strncmp(v, "mixed:", 6) && slash &&
-                       (size_t)(slash - v - 6) < sizeof(part) &&
-                       (snprintf(part, sizeof(part), "%.*s", (int)(slash - v - 6), v + 6), 1) &&
-                       !nana_parse_u64(part, 0, 1000000, &r) &&
-                       !nana_parse_u64(slash + 1, 0, 1000000, &w) && r + w > 0) {
-                opt.w = W_MIXED;
-                opt.read_pct = (unsigned)(r * 100 / (r + w));
-            } else if (!strncmp(v, "batch:", 6) && !nana_parse_u64(v + 6, 1, 10000, &n)) {
-                opt.w = W_BATCH;
-                opt.batch = (unsigned)n;
-            } else {
-                fprintf(stderr, "nanasqlite-bench: --workload is get, set, mixed:R/W or "
-                                "batch:N (N 1 to 10000)\n");
-                return -1;
-            }
-            i++;
-        } else if (!strcmp(a, "--db") && v) {
-            opt.db = v;
-            i++;
-        } else if (!strcmp(a, "--table") && v) {
-            opt.table = v;
-            i++;
-        } else if (!strcmp(a, "--no-populate")) {
-            opt.populate = false;
-        } else if (!strcmp(a, "--json")) {
-            opt.json = true;
-        } else if (!strcmp(a, "--csv")) {
-            opt.csv = true;
-        } else if (!strcmp(a, "-q")) {
-            opt.quiet = true;
-        } else {
-            fprintf(stderr, "nanasqlite-bench: unknown or incomplete option '%s' (--help)\n", a);
-            return -1;
-        }
-    }
-    if (opt.duration_s > 0 && !have_n) opt.total = 0;
+    nana_opt_table tables[2] = {{rows, sizeof(rows) / sizeof(rows[0]), &opt},
+                                nana_conn_flags_table(&cf)};
+    nana_opt_prog prog = {
+        .name = "nanasqlite-bench",
+        .about = "Load for a NanaSQLite server over QUIC; prints calls per second and latency\n"
+                 "percentiles (and the server's CPU time per call with --server-pid). Keys are\n"
+                 "written to the database and table named: give a scratch one (--db).\n",
+        .epilog = "exit status: 0 done, 1 the run failed, 2 bad command line, 3 no connection.\n",
+        .tables = tables,
+        .ntables = 2};
+    int first;
+    int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &first));
+    if (status >= 0) return status ? -1 : 1;
+    if (!opt.total) opt.total = opt.duration_s > 0 ? 0 : DEFAULT_TOTAL;
     if (opt.threads > opt.conns) opt.threads = opt.conns;
-    char err[256];
-    if (nana_conn_flags_fill(&cf, &opt.co, err, sizeof(err))) {
-        fprintf(stderr, "nanasqlite-bench: %s\n", err);
-        return -1;
-    }
+    nana_conn_flags_finish(&cf);
+    opt.co = cf.o;
     return 0;
 }
 
@@ -793,7 +814,7 @@ static int make_shards(void)
         sh->rng = 0x9e3779b97f4a7c15ull * (t + 1) ^ (uint64_t)nana_now_ns();
         sh->nconns = opt.conns / opt.threads + (t < opt.conns % opt.threads);
         sh->conns = calloc(sh->nconns, sizeof(*sh->conns));
-        sh->batch_key_at = calloc(opt.batch ? opt.batch : 1, sizeof(size_t));
+        sh->batch_key_at = calloc(opt.wl.batch ? opt.wl.batch : 1, sizeof(size_t));
         sh->bl_cap = 1u << 20;
         sh->backlog = opt.rate > 0 ? calloc(sh->bl_cap, sizeof(uint64_t)) : NULL;
         sh->room = calloc(sh->nconns, sizeof(bconn *));
@@ -818,10 +839,10 @@ static int make_shards(void)
         }
         nana_buf_init(&sh->get_tpl, 0);
         nana_buf_init(&sh->set_tpl, 0);
-        int rc = opt.w == W_BATCH ? build_template(&sh->get_tpl, "batch_get", opt.batch, true,
-                                                   false, sh->batch_key_at)
-                                  : build_template(&sh->get_tpl, "__getitem__", 1, false, false,
-                                                   &sh->get_key_at);
+        int rc = opt.wl.kind == W_BATCH ? build_template(&sh->get_tpl, "batch_get", opt.wl.batch,
+                                                         true, false, sh->batch_key_at)
+                                        : build_template(&sh->get_tpl, "__getitem__", 1, false,
+                                                         false, &sh->get_key_at);
         if (!rc) rc = build_template(&sh->set_tpl, "__setitem__", 1, false, true, &sh->set_key_at);
         if (rc) return -1;
         nana_quic_config qc;
@@ -868,7 +889,7 @@ static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
                     (double)all.max_ns / 1e3};
     double scpu = calls && server_cpu ? (double)server_cpu / 1e3 / (double)calls : 0;
     double ccpu = calls ? (double)client_cpu / 1e3 / (double)calls : 0;
-    unsigned keys = opt.w == W_BATCH ? opt.batch : 1;
+    unsigned keys = opt.wl.kind == W_BATCH ? opt.wl.batch : 1;
     if (opt.json) {
         printf("{\"proto\":\"nana\",\"workload\":\"%s\",\"connections\":%u,\"pipeline\":%u,"
                "\"threads\":%u,\"value_size\":%u,\"keyspace\":%u,\"rate\":%.0f,"
@@ -876,7 +897,7 @@ static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
                "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
                "\"errors\":%llu,\"dropped\":%llu,\"connections_failed\":%u,"
                "\"server_cpu_us_per_op\":%.3f,\"client_cpu_us_per_op\":%.3f}\n",
-               opt.wname, opt.conns, opt.pipeline, opt.threads, opt.value_size, opt.keyspace,
+               opt.wl.name, opt.conns, opt.pipeline, opt.threads, opt.value_size, opt.keyspace,
                opt.rate, (unsigned long long)calls, secs, ops, ops * keys, us[0], us[1], us[2],
                us[3], us[4], (unsigned long long)errors, (unsigned long long)dropped, failed, scpu,
                ccpu);
@@ -885,11 +906,11 @@ static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
                "p50_us,p90_us,p99_us,p999_us,max_us,errors,server_cpu_us_per_op,"
                "client_cpu_us_per_op\n");
         printf("%s,%u,%u,%u,%u,%.0f,%llu,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%llu,%.3f,%.3f\n",
-               opt.wname, opt.conns, opt.pipeline, opt.threads, opt.value_size, opt.rate,
+               opt.wl.name, opt.conns, opt.pipeline, opt.threads, opt.value_size, opt.rate,
                (unsigned long long)calls, secs, ops, us[0], us[1], us[2], us[3], us[4],
                (unsigned long long)errors, scpu, ccpu);
     } else {
-        printf("====== %s ======\n", opt.wname);
+        printf("====== %s ======\n", opt.wl.name);
         printf("  %llu calls in %.2f seconds\n", (unsigned long long)calls, secs);
         printf("  %u connections (%u failed), %u in flight each, %u threads, %u-byte values, "
                "%u keys\n",
@@ -897,7 +918,7 @@ static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
         if (opt.rate > 0) printf("  open loop at %.0f calls/s\n", opt.rate);
         printf("  latency (us): p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", us[0], us[1],
                us[2], us[3], us[4]);
-        printf("  %.1f calls per second%s\n", ops, opt.w == W_BATCH ? " (batches)" : "");
+        printf("  %.1f calls per second%s\n", ops, opt.wl.kind == W_BATCH ? " (batches)" : "");
         if (server_cpu) printf("  server CPU: %.2f us per call\n", scpu);
         printf("  client CPU: %.2f us per call\n", ccpu);
     }
@@ -918,7 +939,7 @@ int main(int argc, char **argv)
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); /* the open-loop pacer's naps are short */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    if (opt.populate && opt.w != W_SET && populate()) return 3;
+    if (!opt.no_populate && opt.wl.kind != W_SET && populate()) return 3;
     if (make_shards()) {
         fprintf(stderr, "nanasqlite-bench: cannot set up the connections\n");
         return 3;
@@ -943,7 +964,8 @@ int main(int argc, char **argv)
                 shards[0].first_error[0] ? shards[0].first_error : "timed out");
         return 3;
     }
-    uint64_t cpu0 = opt.server_pid ? bench_proc_cpu_ns(opt.server_pid) : 0, self0 = self_cpu_ns();
+    uint64_t cpu0 = opt.server_pid ? bench_proc_cpu_ns((long)opt.server_pid) : 0,
+             self0 = self_cpu_ns();
     t_start_ns = nana_now_ns();
     for (unsigned t = 0; t < opt.threads; t++) {
         nana_quic_post(shards[t].ep, shards[t].conns[0].h, go_post, &shards[t]);
@@ -965,7 +987,7 @@ int main(int argc, char **argv)
         if (atomic_load(&stopping) && done >= sum_of(started_off)) break;
         if (atomic_load(&stopping) && el > opt.duration_s + 10) break; /* replies never came */
         if (tty && now - last_print >= 1000000000ull) {
-            fprintf(stderr, "\r%s: %.0f calls/s, %llu done   ", opt.wname,
+            fprintf(stderr, "\r%s: %.0f calls/s, %llu done   ", opt.wl.name,
                     (double)(done - last_done) * 1e9 / (double)(now - last_print),
                     (unsigned long long)done);
             last_print = now;
@@ -977,7 +999,7 @@ int main(int argc, char **argv)
     }
     atomic_store(&stopping, true);
     double secs = (double)(nana_now_ns() - t_start_ns) / 1e9;
-    uint64_t server_cpu = opt.server_pid ? bench_proc_cpu_ns(opt.server_pid) - cpu0 : 0;
+    uint64_t server_cpu = opt.server_pid ? bench_proc_cpu_ns((long)opt.server_pid) - cpu0 : 0;
     uint64_t client_cpu = self_cpu_ns() - self0;
     if (tty) fprintf(stderr, "\r%60s\r", "");
     for (unsigned t = 0; t < opt.threads; t++)

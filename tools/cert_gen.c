@@ -9,76 +9,153 @@
  */
 #include "auth/nana_certgen.h"
 #include "util/nana_err.h"
-#include "util/nana_parse.h"
+#include "util/nana_opt.h"
 
 #include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: nanasqlite-cert-gen [--host NAME-OR-IP]... [--days N] [--rsa] [--out-dir DIR] "
-    "[--force]\n"
-    "                           [--ca FILE --ca-key FILE]\n"
-    "  writes cert.pem and key.pem (0600): a server certificate for localhost,\n"
-    "  127.0.0.1, ::1 and each --host, followed in cert.pem by its CA's certificate;\n"
-    "  ECDSA P-256 unless --rsa (RSA-2048); valid --days days (default 365).\n"
-    "  The CA is --ca/--ca-key, else ca.pem and ca-key.pem (0600) in the same\n"
-    "  directory, made when neither exists. Clients trust ca.pem (or cert.pem).\n"
-    "  --force replaces cert.pem and key.pem; a CA is never replaced.\n";
-
 #define MAX_HOSTS 32
+
+/* The names the certificate is for: localhost, 127.0.0.1, ::1 and each --host. */
+typedef struct cert_names {
+    const char *dns[MAX_HOSTS + 1], *ips[MAX_HOSTS + 2];
+    size_t ndns, nip;
+} cert_names;
+
+/* The command line. */
+typedef struct cert_args {
+    cert_names names;
+    unsigned days;
+    bool rsa, force;
+    const char *dir, *ca, *ca_key;
+} cert_args;
+
+/* True if |h| is a DNS name: dot-separated labels of letters, digits and
+ * inner hyphens, 1 to 63 bytes each, 253 in all; "*." may lead. */
+static bool is_dns_name(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253) return false;
+    if (strncmp(h, "*.", 2) == 0 && n > 2) h += 2;
+    for (const char *label = h;;) {
+        size_t len = strcspn(label, ".");
+        if (len == 0 || len > 63 || label[0] == '-' || label[len - 1] == '-') return false;
+        for (size_t i = 0; i < len; i++) {
+            char c = label[i];
+            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-';
+            if (!ok) return false;
+        }
+        if (!label[len]) return true;
+        label += len + 1;
+    }
+}
+
+/* Reads one --host into the names: an IPv4 or IPv6 address, or a DNS name. */
+static int add_host(const nana_opt *row, const char *h, void *field)
+{
+    (void)row;
+    cert_names *names = field;
+    unsigned char tmp[16];
+    bool ip = inet_pton(AF_INET, h, tmp) == 1 || inet_pton(AF_INET6, h, tmp) == 1;
+    if (!ip && !is_dns_name(h))
+        return nana_err_set(NANA_ERR_INVALID,
+                            "\"%.64s\" is not a host name (letters, digits, hyphens, dots) or an "
+                            "IP address",
+                            h);
+    if ((ip ? names->nip : names->ndns) >= MAX_HOSTS)
+        return nana_err_set(NANA_ERR_INVALID, "at most %d names and %d addresses", MAX_HOSTS,
+                            MAX_HOSTS);
+    if (ip)
+        names->ips[names->nip++] = h;
+    else
+        names->dns[names->ndns++] = h;
+    return 0;
+}
+
+#define AT(member) NANA_OPT_AT(cert_args, member)
+
+static const nana_opt rows[] = {
+    {.name = "host",
+     .kind = NANA_OPT_CUSTOM,
+     AT(names),
+     .parse = add_host,
+     .def_doc = "localhost, 127.0.0.1 and ::1, always",
+     .arg = "NAME-OR-IP",
+     .help = "another name or address the certificate is for (repeatable)"},
+    {.name = "days",
+     .kind = NANA_OPT_UINT,
+     AT(days),
+     .min = 1,
+     .max = NANA_CERT_MAX_DAYS,
+     .def = "365",
+     .help = "how long the certificate is valid"},
+    {.name = "rsa",
+     .kind = NANA_OPT_FLAG,
+     AT(rsa),
+     .help = "an RSA-2048 key instead of ECDSA P-256"},
+    {.name = "out-dir",
+     .kind = NANA_OPT_PATH,
+     AT(dir),
+     .def = ".",
+     .arg = "DIR",
+     .help = "where cert.pem and key.pem are written"},
+    {.name = "ca",
+     .kind = NANA_OPT_PATH,
+     AT(ca),
+     .def_doc = "ca.pem, made if neither it nor ca-key.pem exists",
+     .help = "the CA that signs the certificate (with --ca-key)"},
+    {.name = "ca-key",
+     .kind = NANA_OPT_PATH,
+     AT(ca_key),
+     .def_doc = "ca-key.pem",
+     .help = "that CA's private key"},
+    {.name = "force",
+     .kind = NANA_OPT_FLAG,
+     AT(force),
+     .help = "replace cert.pem and key.pem (a CA is never replaced)"},
+};
+
+/* True if the last error says a file is in the way (nana_file: "... exists"). */
+static bool error_is_exists(void)
+{
+    const char *m = nana_errmsg();
+    size_t n = strlen(m);
+    return n > 7 && strcmp(m + n - 7, " exists") == 0;
+}
 
 int main(int argc, char **argv)
 {
-    const char *dns[MAX_HOSTS + 1] = {"localhost"}, *ips[MAX_HOSTS + 2] = {"127.0.0.1", "::1"};
-    size_t ndns = 1, nip = 2;
-    uint64_t days = 365;
-    int force = 0;
-    const char *dir = ".", *ca = NULL, *ca_key = NULL;
-    nana_key_algo algo = NANA_KEY_ECDSA_P256;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--force")) {
-            force = 1;
-        } else if (!strcmp(a, "--rsa")) {
-            algo = NANA_KEY_RSA_2048;
-        } else if (!strcmp(a, "--host") && i + 1 < argc) {
-            const char *h = argv[++i];
-            unsigned char tmp[16];
-            bool ip = inet_pton(AF_INET, h, tmp) == 1 || inet_pton(AF_INET6, h, tmp) == 1;
-            if ((ip ? nip : ndns) >= MAX_HOSTS) {
-                fprintf(stderr, "nanasqlite-cert-gen: at most %d --host names\n", MAX_HOSTS);
-                return 2;
-            }
-            if (ip)
-                ips[nip++] = h;
-            else
-                dns[ndns++] = h;
-        } else if (!strcmp(a, "--days") && i + 1 < argc) {
-            if (nana_parse_u64(argv[++i], 1, NANA_CERT_MAX_DAYS, &days)) {
-                fprintf(stderr, "nanasqlite-cert-gen: --days must be 1 to %u\n",
-                        NANA_CERT_MAX_DAYS);
-                return 2;
-            }
-        } else if (!strcmp(a, "--out-dir") && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(a, "--ca") && i + 1 < argc) {
-            ca = argv[++i];
-        } else if (!strcmp(a, "--ca-key") && i + 1 < argc) {
-            ca_key = argv[++i];
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "nanasqlite-cert-gen: unknown option %s\n%s", a, usage);
-            return 2;
-        }
-    }
-    if (!ca != !ca_key) {
-        fprintf(stderr, "nanasqlite-cert-gen: --ca and --ca-key go together\n%s", usage);
+    cert_args a;
+    memset(&a, 0, sizeof(a));
+    a.names = (cert_names){.dns = {"localhost"}, .ips = {"127.0.0.1", "::1"}, .ndns = 1, .nip = 2};
+    nana_opt_table table = {rows, sizeof(rows) / sizeof(rows[0]), &a};
+    nana_opt_prog prog = {
+        .name = "nanasqlite-cert-gen",
+        .about = "Writes cert.pem and key.pem (0600): a server certificate for localhost,\n"
+                 "127.0.0.1, ::1 and each --host, followed in cert.pem by its CA's certificate;\n"
+                 "ECDSA P-256 unless --rsa (RSA-2048). The CA is --ca/--ca-key, else ca.pem and\n"
+                 "ca-key.pem (0600) in the same directory, made when neither exists. Clients\n"
+                 "trust ca.pem (or cert.pem). Existing files are kept unless --force.\n",
+        .epilog = "exit status: 0 written, 1 not written (the reason on stderr), 2 bad command "
+                  "line.\n",
+        .tables = &table,
+        .ntables = 1};
+    int first;
+    int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &first));
+    if (status >= 0) return status;
+    if (!a.ca != !a.ca_key) {
+        fprintf(stderr, "nanasqlite-cert-gen: --ca and --ca-key go together\n");
         return 2;
     }
+    const char *const *dns = a.names.dns, *const *ips = a.names.ips;
+    size_t ndns = a.names.ndns, nip = a.names.nip;
+    uint64_t days = a.days;
+    int force = a.force;
+    const char *dir = a.dir, *ca = a.ca, *ca_key = a.ca_key;
+    nana_key_algo algo = a.rsa ? NANA_KEY_RSA_2048 : NANA_KEY_ECDSA_P256;
     nana_cert_spec spec = {.common_name = "localhost",
                            .dns_names = dns,
                            .n_dns = ndns,
@@ -90,7 +167,7 @@ int main(int argc, char **argv)
     nana_dev_server_files f;
     if (nana_certgen_dev_server(dir, &spec, ca, ca_key, force, &f)) {
         fprintf(stderr, "nanasqlite-cert-gen: %s%s\n", nana_errmsg(),
-                force ? "" : " (use --force to replace it)");
+                !force && error_is_exists() ? " (use --force to replace it)" : "");
         return 1;
     }
     if (f.ca_made)

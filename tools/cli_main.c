@@ -25,10 +25,15 @@
 #include "util/nana_buf.h"
 #include "util/nana_err.h"
 #include "util/nana_json.h"
+#include "util/nana_opt.h"
 
 #include <editline/readline.h>
 
+#include <errno.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -36,10 +41,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#ifndef NANA_VERSION
-#define NANA_VERSION NANA_CLIENT_VERSION
-#endif
 
 /* Exit statuses (and the shell's per-command outcome). */
 enum { EXIT_SERVER = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
@@ -99,39 +100,77 @@ typedef struct request {
     const char *kwargs; /* a checked JSON object, or NULL */
 } request;
 
+/* The command line: the tool's own options, then the connection flags. */
+typedef struct cli_args {
+    const char *db, *table;
+    bool compact;
+} cli_args;
+
+#define AT(member) NANA_OPT_AT(cli_args, member)
+
+static const nana_opt cli_rows[] = {
+    {.name = "db",
+     .kind = NANA_OPT_STRING,
+     AT(db),
+     .def_doc = "the server's default",
+     .group = "options",
+     .arg = "NAME",
+     .help = "database file on the server"},
+    {.name = "table",
+     .kind = NANA_OPT_STRING,
+     AT(table),
+     .def_doc = "data",
+     .group = "options",
+     .arg = "NAME",
+     .help = "NanaSQLite table"},
+    {.name = "json-compact",
+     .kind = NANA_OPT_FLAG,
+     AT(compact),
+     .group = "options",
+     .help = "results without spaces after ',' and ':'"},
+};
+
+static const char epilog[] =
+    "environment: the NANASQLITE_* variables above; NANASQLITE_CLI_HISTORY names the\n"
+    "shell's history file [~/.nanasqlite_cli_history].\n"
+    "\n"
+    "In the shell on a terminal, Ctrl-C clears the line and Ctrl-D (or quit) leaves.\n"
+    "\n"
+    "exit status: 0 success, 1 the server answered with an error, 2 bad usage\n"
+    "(flags, commands or JSON; nothing is sent), 3 no answer (cannot connect, log-in\n"
+    "refused, timeout, connection lost).\n";
+
+/* The program's description for nana_opt: set up by main, used by "help". */
+static nana_opt_prog prog;
+
+/* Writes the paragraph under the usage line: what the tool does, the commands. */
+static void describe(char *buf, size_t n)
+{
+    size_t at = 0;
+    int w =
+        snprintf(buf, n, "%s",
+                 "Calls a NanaSQLite server over QUIC. With a COMMAND it makes that one call and\n"
+                 "prints the result as one line of JSON; without one it starts an interactive\n"
+                 "shell (commands read line by line; scriptable when standard input is not a\n"
+                 "terminal).\n"
+                 "\n"
+                 "commands:\n");
+    for (size_t i = 0; w >= 0 && (at += (size_t)w) < n && i < NCOMMANDS; i++) {
+        w = 0;
+        if (commands[i].synopsis && commands[i].where == IN_BOTH)
+            w = snprintf(buf + at, n - at, "  %-30s %s\n", commands[i].synopsis, commands[i].help);
+    }
+    if (w >= 0 && at < n)
+        snprintf(
+            buf + at, n - at, "%s",
+            "  A KEY starting with a double quote is read as a JSON string: '\"a\\tb\"' is a,\n"
+            "  TAB, b.\n");
+}
+
 /* Prints the one-shot usage: commands, options, connection flags, environment. */
 static void usage(FILE *out)
 {
-    fputs("usage: nanasqlite-cli [options] [COMMAND [ARGS...]]\n"
-          "\n"
-          "Calls a NanaSQLite server over QUIC. With a COMMAND it makes that one call and\n"
-          "prints the result as one line of JSON; without one it starts an interactive\n"
-          "shell (commands read line by line; scriptable when standard input is not a\n"
-          "terminal).\n"
-          "\n"
-          "commands:\n",
-          out);
-    for (size_t i = 0; i < NCOMMANDS; i++)
-        if (commands[i].synopsis && commands[i].where == IN_BOTH)
-            fprintf(out, "  %-30s %s\n", commands[i].synopsis, commands[i].help);
-    fputs("  A KEY starting with a double quote is read as a JSON string: '\"a\\tb\"' is a,\n"
-          "  TAB, b.\n"
-          "\n"
-          "options:\n"
-          "  --db NAME              database file on the server [the server's default]\n"
-          "  --table NAME           NanaSQLite table [data]\n"
-          "  --json-compact         results without spaces after ',' and ':'\n"
-          "  --help, --version\n",
-          out);
-    nana_conn_flags_help(out);
-    fputs("\n"
-          "environment: the NANASQLITE_* variables above; NANASQLITE_CLI_HISTORY names the\n"
-          "shell's history file [~/.nanasqlite_cli_history].\n"
-          "\n"
-          "exit status: 0 success, 1 the server answered with an error, 2 bad usage\n"
-          "(flags, commands or JSON; nothing is sent), 3 no answer (cannot connect, log-in\n"
-          "refused, timeout, connection lost).\n",
-          out);
+    nana_opt_help(&prog, out);
 }
 
 /* Prints a local (not server) error, "error: TYPE: message"; returns |status|. */
@@ -637,16 +676,77 @@ static void make_prompt(const cli *c, char *buf, size_t n)
                  c->table ? c->table : "");
 }
 
+/* ---- Ctrl-C at the prompt ---- */
+
+/*
+ * Ctrl-C (SIGINT) in the shell on a terminal: the handler only notes it.
+ * libedit reads keys through read_key, which gives up the line when it
+ * sees the note (readline's convention: Ctrl-C clears the line, Ctrl-D
+ * leaves). A Ctrl-C while a command runs is dropped: the command ends by
+ * itself within its timeout.
+ */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* One byte of the terminal into *b: 0, or -1 at end of input or on Ctrl-C. */
+static int read_byte(int fd, unsigned char *b)
+{
+    for (;;) {
+        if (interrupted) return -1;
+        ssize_t n = read(fd, b, 1);
+        if (n == 1) return 0;
+        if (n < 0 && errno == EINTR) continue; /* the loop looks at |interrupted| */
+        return -1;
+    }
+}
+
+/*
+ * libedit's key reader on a terminal (rl_getc_function): the next
+ * character as a Unicode code point (UTF-8 decoded; a broken sequence
+ * gives U+FFFD), or EOF at end of input and on Ctrl-C.
+ */
+static int read_key(FILE *in)
+{
+    int fd = fileno(in);
+    unsigned char b;
+    if (read_byte(fd, &b)) return EOF;
+    int more = b < 0x80             ? 0
+               : (b & 0xE0) == 0xC0 ? 1
+               : (b & 0xF0) == 0xE0 ? 2
+               : (b & 0xF8) == 0xF0 ? 3
+                                    : -1;
+    if (more < 0) return 0xFFFD;
+    int cp = more ? b & (0x3F >> more) : b;
+    for (int i = 0; i < more; i++) {
+        if (read_byte(fd, &b)) return EOF;
+        if ((b & 0xC0) != 0x80) return 0xFFFD;
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    return cp;
+}
+
 /*
  * Reads the next line: with libedit on a terminal, else plainly. Returns
- * a malloc'd line without its newline, or NULL at end of input.
+ * a malloc'd line without its newline, or NULL at end of input. On a
+ * terminal, Ctrl-C drops the line being typed and asks for a new one.
  */
 static char *read_line(const cli *c, bool tty)
 {
-    if (tty) {
+    while (tty) {
         char prompt[256];
         make_prompt(c, prompt, sizeof(prompt));
+        interrupted = 0;
         char *l = readline(prompt);
+        if (!l && interrupted) {
+            fputs("^C\n", stdout);
+            fflush(stdout);
+            continue;
+        }
         if (l && *skip_space(l)) add_history(l);
         return l;
     }
@@ -672,6 +772,15 @@ static int shell(cli *c)
     bool tty = isatty(STDIN_FILENO);
     char *hist = NULL;
     if (tty) {
+        /* Keys and values are UTF-8 whatever the locale says. */
+        const char *cs = setlocale(LC_CTYPE, "") ? nl_langinfo(CODESET) : "";
+        if (strcmp(cs, "UTF-8") != 0) setlocale(LC_CTYPE, "C.UTF-8");
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_sigint; /* no SA_RESTART: a read in progress returns */
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        rl_getc_function = read_key;
         rl_readline_name = "nanasqlite-cli";
         rl_attempted_completion_function = complete;
         using_history();
@@ -679,7 +788,7 @@ static int shell(cli *c)
         hist = history_path();
         if (hist) (void)read_history(hist);
         printf("nanasqlite-cli %s: %s port %u. Type help for commands, quit to leave.\n",
-               NANA_VERSION, c->opts.host, (unsigned)c->opts.port);
+               nana_opt_version(), c->opts.host, (unsigned)c->opts.port);
         fflush(stdout);
     }
     int last = 0;
@@ -717,71 +826,37 @@ static int shell(cli *c)
 
 /* ---- main ------------------------------------------------------------------- */
 
-/* Takes the value of option argv[*i] ("--db NAME" or "--db=NAME"). NULL if missing. */
-static const char *opt_value(int argc, char **argv, int *i, size_t namelen)
-{
-    const char *a = argv[*i];
-    if (a[namelen] == '=') return a + namelen + 1;
-    if (*i + 1 >= argc) return NULL;
-    return argv[++*i];
-}
-
-/* True if argv entry |a| is option |name| or "name=...". */
-static bool is_opt(const char *a, const char *name)
-{
-    size_t n = strlen(name);
-    return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
-}
-
 int main(int argc, char **argv)
 {
     cli c = {0};
+    cli_args a = {0};
     nana_conn_flags f;
-    nana_conn_flags_init(&f);
-    char err[256];
-    const char *db_arg = NULL, *table_arg = NULL;
-    int i = 1;
-    while (i < argc && argv[i][0] == '-' && argv[i][1]) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0) {
-            i++;
-            break;
-        }
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (strcmp(a, "--version") == 0) {
-            printf("nanasqlite-cli %s (libnanasqlite-client %s)\n", NANA_VERSION,
-                   NANA_CLIENT_VERSION);
-            return 0;
-        }
-        if (strcmp(a, "--json-compact") == 0) {
-            c.compact = true;
-            i++;
-            continue;
-        }
-        if (is_opt(a, "--db") || is_opt(a, "--table")) {
-            bool db = is_opt(a, "--db");
-            const char *v = opt_value(argc, argv, &i, db ? 4 : 7);
-            if (!v || !*v)
-                return fail(EXIT_USAGE, "UsageError", "%s needs a NAME", db ? "--db" : "--table");
-            *(db ? &db_arg : &table_arg) = v;
-            i++;
-            continue;
-        }
-        int used = nana_conn_flag(&f, argc, argv, i, err, sizeof(err));
-        if (used < 0) return fail(EXIT_USAGE, "UsageError", "%s (see --help)", err);
-        if (used == 0) return fail(EXIT_USAGE, "UsageError", "unknown option %s (see --help)", a);
-        i += used;
-    }
-    if (nana_conn_flags_fill(&f, &c.opts, err, sizeof(err)))
-        return fail(EXIT_USAGE, "UsageError", "%s", err);
-    if ((db_arg && !(c.db = strdup(db_arg))) || (table_arg && !(c.table = strdup(table_arg)))) {
+    nana_opt_table tables[2] = {{cli_rows, sizeof(cli_rows) / sizeof(cli_rows[0]), &a},
+                                nana_conn_flags_table(&f)};
+    static char about[2048], version[96];
+    describe(about, sizeof(about));
+    snprintf(version, sizeof(version), "%s (libnanasqlite-client %s)", nana_opt_version(),
+             NANA_CLIENT_VERSION);
+    prog = (nana_opt_prog){.name = "nanasqlite-cli",
+                           .version = version,
+                           .usage = "[options] [COMMAND [ARGS...]]",
+                           .about = about,
+                           .epilog = epilog,
+                           .tables = tables,
+                           .ntables = 2,
+                           .positional = 1};
+    int i;
+    int rc = nana_opt_parse(&prog, argc, argv, &i);
+    if (rc == NANA_OPT_DONE) return 0;
+    if (rc) return fail(EXIT_USAGE, "UsageError", "%s (see --help)", nana_errmsg());
+    nana_conn_flags_finish(&f);
+    c.opts = f.o;
+    c.compact = a.compact;
+    if ((a.db && !(c.db = strdup(a.db))) || (a.table && !(c.table = strdup(a.table)))) {
         free(c.db);
         return fail(EXIT_USAGE, "MemoryError", "%s", "out of memory");
     }
-    int rc = i < argc ? run_command(&c, argc - i, argv + i, false) : shell(&c);
+    rc = i < argc ? run_command(&c, argc - i, argv + i, false) : shell(&c);
     nana_client_close(c.client);
     free(c.db);
     free(c.table);

@@ -13,6 +13,7 @@
  */
 #include "auth/nana_certgen.h"
 #include "quic/nana_quic.h"
+#include "util/nana_opt.h"
 #include "util/nana_parse.h"
 
 #include <pthread.h>
@@ -26,16 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage:\n"
-    "  nanasqlite-quic-echo certs DIR\n"
-    "      write a test CA, server and client certificates into DIR\n"
-    "  nanasqlite-quic-echo server --listen HOST:PORT --cert F --key F [--ca F]\n"
-    "      [--client-cert ignore|request|require] [--alpn NAME] [--require-alpn]\n"
-    "      [--threads N] [--retry auto|always|never] [--0rtt] [--ready-file F]\n"
-    "      [--max-seconds N] [--max-streams N]\n"
-    "  nanasqlite-quic-echo client --connect HOST:PORT --ca F [--server-name N]\n"
-    "      [--alpn NAME] [--cert F --key F] [--streams N] [--size BYTES] [--timeout S]\n";
+static const char about[] =
+    "The QUIC transport alone, as an echo server and client:\n"
+    "  nanasqlite-quic-echo certs DIR       write a test CA, server and client certificates\n"
+    "  nanasqlite-quic-echo server [options] echo every stream back (server --help)\n"
+    "  nanasqlite-quic-echo client [options] send streams and check the echo (client --help)\n";
 
 static uint8_t pattern(uint64_t i, uint8_t seed)
 {
@@ -62,14 +58,21 @@ static int split_hostport(const char *s, char *host, size_t n, uint16_t *port)
     return 0;
 }
 
-/* Parses the numeric value |v| of |flag| in [lo, hi]; prints why and returns
- * -1 when it is not one. */
-static int num_flag(const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+/* Where --listen or --connect points. */
+typedef struct endpoint_addr {
+    char host[128];
+    uint16_t port;
+} endpoint_addr;
+
+/* Reads HOST:PORT (IPv6 as [addr]:port) into an endpoint_addr. */
+static int parse_hostport(const nana_opt *row, const char *v, void *field)
 {
-    if (nana_parse_u64(v, lo, hi, out) == 0) return 0;
-    fprintf(stderr, "%s must be a whole number in [%llu, %llu], got '%s'\n", flag,
-            (unsigned long long)lo, (unsigned long long)hi, v);
-    return -1;
+    (void)row;
+    endpoint_addr *a = field;
+    if (split_hostport(v, a->host, sizeof(a->host), &a->port))
+        return nana_err_set(NANA_ERR_INVALID,
+                            "\"%.64s\" is not HOST:PORT (port 0..65535, [IPv6]:PORT)", v);
+    return 0;
 }
 
 static int die(const char *what)
@@ -105,66 +108,110 @@ static int srv_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, size_t 
     return nana_quic_stream_send(c, sid, data, len, fin) ? -1 : 0;
 }
 
+/* The server's command line. */
+typedef struct srv_args {
+    nana_quic_config cfg;
+    endpoint_addr listen;
+    const char *alpn, *ready;
+    unsigned max_seconds;
+    bool require_alpn;
+} srv_args;
+
+#define SAT(member) NANA_OPT_AT(srv_args, member)
+
+static const char *const client_cert_words[] = {"ignore", "request", "require", NULL};
+static const int client_cert_values[] = {
+    NANA_QUIC_CLIENT_CERT_IGNORE, NANA_QUIC_CLIENT_CERT_REQUEST, NANA_QUIC_CLIENT_CERT_REQUIRE};
+static const char *const retry_words[] = {"auto", "always", "never", NULL};
+static const int retry_values[] = {NANA_QUIC_RETRY_AUTO, NANA_QUIC_RETRY_ALWAYS,
+                                   NANA_QUIC_RETRY_NEVER};
+
+static const nana_opt srv_rows[] = {
+    {.name = "listen",
+     .kind = NANA_OPT_CUSTOM,
+     SAT(listen),
+     .parse = parse_hostport,
+     .def = "127.0.0.1:0",
+     .arg = "HOST:PORT",
+     .help = "address and UDP port (0: a free one)"},
+    {.name = "cert", .kind = NANA_OPT_PATH, SAT(cfg.cert_file), .help = "certificate chain (PEM)"},
+    {.name = "key", .kind = NANA_OPT_PATH, SAT(cfg.key_file), .help = "its private key (PEM)"},
+    {.name = "ca", .kind = NANA_OPT_PATH, SAT(cfg.ca_file), .help = "CA for client certificates"},
+    {.name = "client-cert",
+     .kind = NANA_OPT_ENUM,
+     SAT(cfg.client_auth),
+     .words = client_cert_words,
+     .values = client_cert_values,
+     .def = "ignore",
+     .help = "ask clients for a certificate"},
+    {.name = "alpn",
+     .kind = NANA_OPT_STRING,
+     SAT(alpn),
+     .def = "nanasqlite",
+     .arg = "NAME",
+     .help = "protocol accepted"},
+    {.name = "require-alpn",
+     .kind = NANA_OPT_FLAG,
+     SAT(require_alpn),
+     .help = "refuse clients that offer no ALPN"},
+    {.name = "threads",
+     .kind = NANA_OPT_UINT,
+     SAT(cfg.threads),
+     .min = 1,
+     .max = 64,
+     .def = "1",
+     .help = "I/O threads"},
+    {.name = "retry",
+     .kind = NANA_OPT_ENUM,
+     SAT(cfg.retry),
+     .words = retry_words,
+     .values = retry_values,
+     .def = "auto",
+     .help = "when to send a Retry"},
+    {.name = "0rtt",
+     .kind = NANA_OPT_FLAG,
+     SAT(cfg.enable_0rtt),
+     .help = "session tickets with early data"},
+    {.name = "ready-file",
+     .kind = NANA_OPT_PATH,
+     SAT(ready),
+     .help = "the port is written here once listening"},
+    {.name = "max-seconds",
+     .kind = NANA_OPT_UINT,
+     SAT(max_seconds),
+     .min = 1,
+     .max = 86400,
+     .def = "120",
+     .help = "stop after this long"},
+    {.name = "max-streams",
+     .kind = NANA_OPT_UINT,
+     SAT(cfg.max_streams_bidi),
+     .min = 1,
+     .max = 1u << 20,
+     .def = "100",
+     .help = "streams in flight per connection"},
+};
+
 static int cmd_server(int argc, char **argv)
 {
-    nana_quic_config cfg;
-    nana_quic_config_init(&cfg);
+    srv_args a;
+    memset(&a, 0, sizeof(a));
+    nana_quic_config_init(&a.cfg);
+    nana_opt_table table = {srv_rows, sizeof(srv_rows) / sizeof(srv_rows[0]), &a};
+    nana_opt_prog prog = {.name = "nanasqlite-quic-echo server",
+                          .about = "Echoes every stream back and FINs when the client does.\n",
+                          .tables = &table,
+                          .ntables = 1};
+    int first;
+    int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &first));
+    if (status >= 0) return status;
+    nana_quic_config cfg = a.cfg;
     cfg.server = 1;
-    cfg.allow_no_alpn = 1;
-    char host[128] = "127.0.0.1";
-    uint16_t port = 0;
-    const char *alpn[1] = {"nanasqlite"};
-    const char *ready = NULL;
-    uint64_t max_seconds = 120, threads = 1, max_streams = 100;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--require-alpn")) {
-            cfg.allow_no_alpn = 0;
-            continue;
-        }
-        if (!strcmp(a, "--0rtt")) {
-            cfg.enable_0rtt = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "%s needs a value\n%s", a, usage);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--listen")) {
-            if (split_hostport(v, host, sizeof(host), &port))
-                return fprintf(stderr, "bad --listen\n"), 2;
-        } else if (!strcmp(a, "--cert")) {
-            cfg.cert_file = v;
-        } else if (!strcmp(a, "--key")) {
-            cfg.key_file = v;
-        } else if (!strcmp(a, "--ca")) {
-            cfg.ca_file = v;
-        } else if (!strcmp(a, "--client-cert")) {
-            cfg.client_auth = !strcmp(v, "require")   ? NANA_QUIC_CLIENT_CERT_REQUIRE
-                              : !strcmp(v, "request") ? NANA_QUIC_CLIENT_CERT_REQUEST
-                                                      : NANA_QUIC_CLIENT_CERT_IGNORE;
-        } else if (!strcmp(a, "--alpn")) {
-            alpn[0] = v;
-        } else if (!strcmp(a, "--threads")) {
-            if (num_flag(a, v, 1, 64, &threads)) return 2;
-            cfg.threads = (unsigned)threads;
-        } else if (!strcmp(a, "--retry")) {
-            cfg.retry = !strcmp(v, "always")  ? NANA_QUIC_RETRY_ALWAYS
-                        : !strcmp(v, "never") ? NANA_QUIC_RETRY_NEVER
-                                              : NANA_QUIC_RETRY_AUTO;
-        } else if (!strcmp(a, "--ready-file")) {
-            ready = v;
-        } else if (!strcmp(a, "--max-seconds")) {
-            if (num_flag(a, v, 1, 86400, &max_seconds)) return 2;
-        } else if (!strcmp(a, "--max-streams")) {
-            if (num_flag(a, v, 1, 1u << 20, &max_streams)) return 2;
-            cfg.max_streams_bidi = (unsigned)max_streams;
-        } else {
-            fprintf(stderr, "unknown option %s\n%s", a, usage);
-            return 2;
-        }
-    }
+    cfg.allow_no_alpn = !a.require_alpn;
+    const char *alpn[1] = {a.alpn};
+    const char *host = a.listen.host, *ready = a.ready;
+    uint16_t port = a.listen.port;
+    uint64_t max_seconds = a.max_seconds;
     static const nana_quic_callbacks cb = {.stream_data = srv_data};
     cfg.host = host;
     cfg.port = port;
@@ -277,50 +324,91 @@ static void cli_send(nana_quic_conn *c, void *arg)
     free(buf);
 }
 
+/* The client's command line. */
+typedef struct cli_args {
+    nana_quic_config cfg;
+    endpoint_addr connect;
+    const char *server_name, *alpn;
+    uint64_t nstreams, size;
+    unsigned timeout;
+    bool no_alpn;
+} cli_args;
+
+#define CAT(member) NANA_OPT_AT(cli_args, member)
+
+static const nana_opt cli_rows[] = {
+    {.name = "connect",
+     .kind = NANA_OPT_CUSTOM,
+     CAT(connect),
+     .parse = parse_hostport,
+     .def = "127.0.0.1:4433",
+     .arg = "HOST:PORT",
+     .help = "the server"},
+    {.name = "ca",
+     .kind = NANA_OPT_PATH,
+     CAT(cfg.ca_file),
+     .def_doc = "the system store",
+     .help = "CA to check the server with"},
+    {.name = "server-name",
+     .kind = NANA_OPT_STRING,
+     CAT(server_name),
+     .def = "localhost",
+     .arg = "NAME",
+     .help = "name the server certificate must carry"},
+    {.name = "alpn",
+     .kind = NANA_OPT_STRING,
+     CAT(alpn),
+     .def = "nanasqlite",
+     .arg = "NAME",
+     .help = "protocol offered"},
+    {.name = "no-alpn", .kind = NANA_OPT_FLAG, CAT(no_alpn), .help = "offer no ALPN"},
+    {.name = "cert", .kind = NANA_OPT_PATH, CAT(cfg.cert_file), .help = "client certificate"},
+    {.name = "key", .kind = NANA_OPT_PATH, CAT(cfg.key_file), .help = "its private key"},
+    {.name = "streams",
+     .kind = NANA_OPT_UINT,
+     CAT(nstreams),
+     .min = 0,
+     .max = 1000000,
+     .def = "1",
+     .help = "streams to open"},
+    {.name = "size",
+     .kind = NANA_OPT_UINT,
+     CAT(size),
+     .min = 0,
+     .max = (uint64_t)1 << 34,
+     .def = "1000",
+     .arg = "BYTES",
+     .help = "bytes sent on each stream"},
+    {.name = "timeout",
+     .kind = NANA_OPT_UINT,
+     CAT(timeout),
+     .min = 1,
+     .max = 86400,
+     .def = "30",
+     .arg = "SEC",
+     .help = "give up after this long"},
+};
+
 static int cmd_client(int argc, char **argv)
 {
-    nana_quic_config cfg;
-    nana_quic_config_init(&cfg);
-    char host[128] = "127.0.0.1";
-    uint16_t port = 0;
-    const char *server_name = "localhost", *alpn[1] = {"nanasqlite"};
-    uint64_t nstreams = 1, size = 1000, timeout = 30;
-    bool no_alpn = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--no-alpn")) {
-            no_alpn = true;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "%s needs a value\n%s", a, usage);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--connect")) {
-            if (split_hostport(v, host, sizeof(host), &port))
-                return fprintf(stderr, "bad --connect\n"), 2;
-        } else if (!strcmp(a, "--ca")) {
-            cfg.ca_file = v;
-        } else if (!strcmp(a, "--server-name")) {
-            server_name = v;
-        } else if (!strcmp(a, "--alpn")) {
-            alpn[0] = v;
-        } else if (!strcmp(a, "--cert")) {
-            cfg.cert_file = v;
-        } else if (!strcmp(a, "--key")) {
-            cfg.key_file = v;
-        } else if (!strcmp(a, "--streams")) {
-            if (num_flag(a, v, 0, 1000000, &nstreams)) return 2;
-        } else if (!strcmp(a, "--size")) {
-            if (num_flag(a, v, 0, (uint64_t)1 << 34, &size)) return 2;
-        } else if (!strcmp(a, "--timeout")) {
-            if (num_flag(a, v, 1, 86400, &timeout)) return 2;
-        } else {
-            fprintf(stderr, "unknown option %s\n%s", a, usage);
-            return 2;
-        }
-    }
+    cli_args a;
+    memset(&a, 0, sizeof(a));
+    nana_quic_config_init(&a.cfg);
+    nana_opt_table table = {cli_rows, sizeof(cli_rows) / sizeof(cli_rows[0]), &a};
+    nana_opt_prog prog = {
+        .name = "nanasqlite-quic-echo client",
+        .about = "Opens --streams streams, sends --size bytes on each, checks the echo byte for\n"
+                 "byte and prints \"ok streams=N bytes=T\".\n",
+        .tables = &table,
+        .ntables = 1};
+    int first;
+    int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &first));
+    if (status >= 0) return status;
+    nana_quic_config cfg = a.cfg;
+    const char *host = a.connect.host, *server_name = a.server_name, *alpn[1] = {a.alpn};
+    uint16_t port = a.connect.port;
+    uint64_t nstreams = a.nstreams, size = a.size, timeout = a.timeout;
+    bool no_alpn = a.no_alpn;
     cli k;
     memset(&k, 0, sizeof(k));
     pthread_mutex_init(&k.mu, NULL);
@@ -342,7 +430,7 @@ static int cmd_client(int argc, char **argv)
         return die("connect");
     }
     time_t deadline = time(NULL) + (time_t)timeout;
-    int status = 1;
+    status = 1;
     pthread_mutex_lock(&k.mu);
     while (!k.opened && !k.closed && time(NULL) < deadline) {
         struct timespec ts = {time(NULL) + 1, 0};
@@ -379,13 +467,18 @@ static int cmd_client(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help")) {
-        fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    if (!strcmp(argv[1], "certs") && argc == 3) return cmd_certs(argv[2]);
-    if (!strcmp(argv[1], "server")) return cmd_server(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "client")) return cmd_client(argc - 2, argv + 2);
-    fputs(usage, stderr);
+    nana_opt_prog prog = {.name = "nanasqlite-quic-echo",
+                          .usage = "certs DIR | server [options] | client [options]",
+                          .about = about,
+                          .positional = 1};
+    int first;
+    int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &first));
+    if (status >= 0) return status;
+    const char *cmd = first < argc ? argv[first] : "";
+    if (!strcmp(cmd, "certs") && argc - first == 2) return cmd_certs(argv[first + 1]);
+    if (!strcmp(cmd, "server")) return cmd_server(argc - first, argv + first);
+    if (!strcmp(cmd, "client")) return cmd_client(argc - first, argv + first);
+    fprintf(stderr, "nanasqlite-quic-echo: %s (see --help)\n",
+            *cmd ? "unknown command or wrong arguments" : "a command is needed");
     return 2;
 }

@@ -11,6 +11,7 @@
  */
 #include "store/nana_store.h"
 #include "util/nana_json.h"
+#include "util/nana_opt.h"
 #include "util/nana_parse.h"
 
 #include <stdbool.h>
@@ -19,10 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage: nanasqlite-store [--db FILE] [--table NAME] [--cache lru:N|ttl:SECONDS|none]\n"
-    "                        [--sync normal|full] [COMMAND [ARGS...]]\n"
-    "\n"
+static const char about[] =
     "Opens FILE (default ./server_db.sqlite) as a NanaSQLite database and runs one\n"
     "COMMAND, or reads commands line by line from standard input when none is given.\n"
     "\n"
@@ -41,6 +39,52 @@ static const char usage[] =
     "  query WHERE [PARAMS] rows of the table matching WHERE (PARAMS: JSON array)\n"
     "  demo                 write a few sample keys and print them\n"
     "  help | quit\n";
+
+static const char epilog[] =
+    "Results are JSON on stdout; errors go to stderr as \"error: CODE: detail\".\n"
+    "exit status: 0 success, 1 an error, 2 bad command line.\n";
+
+/* The command line. */
+typedef struct store_args {
+    const char *path, *table;
+    nana_store_opts so;
+} store_args;
+
+static int parse_cache(const nana_opt *row, const char *arg, void *field);
+
+#define AT(member) NANA_OPT_AT(store_args, member)
+
+static const char *const sync_words[] = {"normal", "full", NULL};
+static const int sync_values[] = {NANA_SYNC_NORMAL, NANA_SYNC_FULL};
+
+static const nana_opt rows[] = {
+    {.name = "db",
+     .kind = NANA_OPT_PATH,
+     AT(path),
+     .def = "server_db.sqlite",
+     .help = "the database file"},
+    {.name = "table",
+     .kind = NANA_OPT_STRING,
+     AT(table),
+     .def_doc = "data",
+     .arg = "NAME",
+     .help = "NanaSQLite table"},
+    {.name = "cache",
+     .kind = NANA_OPT_CUSTOM,
+     AT(so.cache),
+     .parse = parse_cache,
+     .def = "unbounded",
+     .arg = "KIND",
+     .help = "lru:N | ttl:SECONDS | none | unbounded"},
+    {.name = "sync",
+     .kind = NANA_OPT_ENUM,
+     AT(so.sync),
+     .words = sync_words,
+     .values = sync_values,
+     .def = "normal",
+     .arg = "MODE",
+     .help = "full: a committed write survives power loss"},
+};
 
 /* Prints an error for the last failed call; returns 1. */
 static int report(int rc)
@@ -137,7 +181,7 @@ static int run(nana_store *s, nana_table *t, int argc, char **argv)
         return 2;
     }
     if (strcmp(cmd, "help") == 0) {
-        fputs(usage, stdout);
+        fputs(about, stdout);
         return 0;
     }
     if (strcmp(cmd, "demo") == 0) return demo(t);
@@ -284,68 +328,52 @@ static int shell(nana_store *s, nana_table *t, const char *path)
     return status ? 1 : 0;
 }
 
-/* Parses --cache lru:N | ttl:SECONDS | none | unbounded. */
-static int parse_cache(const char *arg, nana_cache_opts *c)
+/* Reads --cache lru:N | ttl:SECONDS | none | unbounded into a nana_cache_opts. */
+static int parse_cache(const nana_opt *row, const char *arg, void *field)
 {
-    memset(c, 0, sizeof(*c));
+    (void)row;
+    nana_cache_opts *c = field;
+    nana_cache_opts v;
+    memset(&v, 0, sizeof(v));
+    uint64_t n = 0;
     if (strcmp(arg, "none") == 0) {
-        c->kind = NANA_CACHE_NONE;
+        v.kind = NANA_CACHE_NONE;
     } else if (strcmp(arg, "unbounded") == 0) {
-        c->kind = NANA_CACHE_UNBOUNDED;
-    } else if (strncmp(arg, "lru:", 4) == 0) {
-        c->kind = NANA_CACHE_LRU;
-        uint64_t n;
-        if (nana_parse_u64(arg + 4, 1, SIZE_MAX, &n) != 0) return -1;
-        c->size = (size_t)n;
-    } else if (strncmp(arg, "ttl:", 4) == 0) {
-        c->kind = NANA_CACHE_TTL;
-        if (nana_parse_double(arg + 4, 0.001, 1e9, &c->ttl_seconds) != 0) return -1;
+        v.kind = NANA_CACHE_UNBOUNDED;
+    } else if (strncmp(arg, "lru:", 4) == 0 && nana_parse_u64(arg + 4, 1, SIZE_MAX, &n) == 0) {
+        v.kind = NANA_CACHE_LRU;
+        v.size = (size_t)n;
+    } else if (strncmp(arg, "ttl:", 4) == 0 &&
+               nana_parse_double(arg + 4, 0.001, 1e9, &v.ttl_seconds) == 0) {
+        v.kind = NANA_CACHE_TTL;
     } else {
-        return -1;
+        return nana_err_set(NANA_ERR_INVALID,
+                            "\"%.64s\" is not lru:N (N >= 1), ttl:SECONDS (0.001..1e9), none or "
+                            "unbounded",
+                            arg);
     }
+    *c = v;
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    const char *path = "server_db.sqlite", *table = NULL;
-    nana_store_opts o;
-    nana_store_opts_init(&o);
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
-        const char *opt = argv[i];
-        if (strcmp(opt, "--help") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "error: %s needs a value\n%s", opt, usage);
-            return 2;
-        }
-        const char *val = argv[++i];
-        if (strcmp(opt, "--db") == 0) {
-            path = val;
-        } else if (strcmp(opt, "--table") == 0) {
-            table = val;
-        } else if (strcmp(opt, "--cache") == 0) {
-            if (parse_cache(val, &o.cache)) {
-                fprintf(stderr, "error: bad --cache value '%s'\n", val);
-                return 2;
-            }
-        } else if (strcmp(opt, "--sync") == 0) {
-            if (strcmp(val, "normal") == 0)
-                o.sync = NANA_SYNC_NORMAL;
-            else if (strcmp(val, "full") == 0)
-                o.sync = NANA_SYNC_FULL;
-            else {
-                fprintf(stderr, "error: --sync must be normal or full\n");
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "error: unknown option %s\n%s", opt, usage);
-            return 2;
-        }
-    }
+    store_args a;
+    memset(&a, 0, sizeof(a));
+    nana_store_opts_init(&a.so);
+    nana_opt_table table = {rows, sizeof(rows) / sizeof(rows[0]), &a};
+    nana_opt_prog prog = {.name = "nanasqlite-store",
+                          .usage = "[options] [COMMAND [ARGS...]]",
+                          .about = about,
+                          .epilog = epilog,
+                          .tables = &table,
+                          .ntables = 1,
+                          .positional = 1};
+    int i;
+    int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &i));
+    if (status >= 0) return status;
+    const char *path = a.path, *table_name = a.table;
+    nana_store_opts o = a.so;
     o.readers = 2;
     nana_store *s;
     int rc = nana_store_open(path, &o, &s);
@@ -354,12 +382,12 @@ int main(int argc, char **argv)
         return 1;
     }
     nana_table *t = nana_store_default_table(s);
-    if (table && (rc = nana_store_table(s, table, NULL, &t))) {
+    if (table_name && (rc = nana_store_table(s, table_name, NULL, &t))) {
         report(rc);
         nana_store_close(s);
         return 1;
     }
-    int status = i < argc ? run(s, t, argc - i, argv + i) : shell(s, t, path);
+    status = i < argc ? run(s, t, argc - i, argv + i) : shell(s, t, path);
     nana_store_close(s);
     return status;
 }

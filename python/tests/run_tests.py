@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Runs the Python package's tests and ends with one line "N passed, M failed".
 
-    NANASQLITE_BIN_DIR=build/tools \\
-    NANASQLITE_CLIENT_LIB=build/src/client/libnanasqlite-client.so \\
-        python3 python/tests/run_tests.py [-k PATTERN] [-q]
+    python3 python/tests/run_tests.py [-k PATTERN] [-q]     # from the repository's top
+    python3 tests/run_tests.py [-k PATTERN] [-q]            # from python/
 
---bin-dir and --lib may be given instead of the environment variables;
-with neither, build/tools and build/src/client/libnanasqlite-client.so
-next to python/ are used if they exist. Skipped tests are reported before
-the final line and count as neither. Exit status 1 if anything failed.
+The server binaries and the C library are the build's, found from this
+file's place in the repository (build/tools and
+build/src/client/libnanasqlite-client.so), wherever it is run from.
+--bin-dir and --lib (or NANASQLITE_BIN_DIR and NANASQLITE_CLIENT_LIB) name
+others; a relative path is taken from the current directory, and one that
+does not hold what it should stops the run at once with exit status 2.
+Skipped tests are reported before the final line and count as neither.
+Exit status 1 if anything failed.
 """
 import argparse
 import os
@@ -28,18 +31,22 @@ def main():
     ap.add_argument("-q", "--quiet", action="store_true", help="one character per test")
     args = ap.parse_args()
 
-    if args.bin_dir:
-        os.environ["NANASQLITE_BIN_DIR"] = os.path.abspath(args.bin_dir)
-    elif not os.environ.get("NANASQLITE_BIN_DIR"):
-        default = os.path.join(REPO, "build", "tools")
-        if os.path.exists(os.path.join(default, "nanasqlite-server")):
-            os.environ["NANASQLITE_BIN_DIR"] = default
-    if args.lib:
-        os.environ["NANASQLITE_CLIENT_LIB"] = os.path.abspath(args.lib)
-    elif not os.environ.get("NANASQLITE_CLIENT_LIB"):
-        default = os.path.join(REPO, "build", "src", "client", "libnanasqlite-client.so")
-        if os.path.exists(default):
-            os.environ["NANASQLITE_CLIENT_LIB"] = default
+    bin_dir = args.bin_dir or os.environ.get("NANASQLITE_BIN_DIR") or \
+        os.path.join(REPO, "build", "tools")
+    lib = args.lib or os.environ.get("NANASQLITE_CLIENT_LIB") or \
+        os.path.join(REPO, "build", "src", "client", "libnanasqlite-client.so")
+    bin_dir, lib = os.path.abspath(bin_dir), os.path.abspath(lib)
+    if not os.access(os.path.join(bin_dir, "nanasqlite-server"), os.X_OK):
+        print(f"run_tests.py: no nanasqlite-server in {bin_dir}: build the project first "
+              "(make, at the repository's top) or name the folder with --bin-dir",
+              file=sys.stderr)
+        return 2
+    if not os.path.exists(lib):
+        print(f"run_tests.py: no {lib}: build the project first (make) or name the library "
+              "with --lib", file=sys.stderr)
+        return 2
+    os.environ["NANASQLITE_BIN_DIR"] = bin_dir
+    os.environ["NANASQLITE_CLIENT_LIB"] = lib
 
     sys.path.insert(0, HERE)
     loader = unittest.TestLoader()

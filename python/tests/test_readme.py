@@ -1,5 +1,6 @@
 """The Python examples of python/README.md and of the top-level README (the
-quick start), run as scripts against a real server.
+quick start), run as scripts against a real server; and the README's test
+commands, run from the folders it names.
 
 Each ```python block of the README is run as written (only the port is
 changed to the test server's), from the server's directory so that
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import unittest
 
-from _support import PYTHON_DIR, WAIT, ServerCase
+from _support import PYTHON_DIR, REPO_DIR, WAIT, ServerCase
 
 README = os.path.join(PYTHON_DIR, "README.md")
 TOP_README = os.path.join(os.path.dirname(PYTHON_DIR), "README.md")
@@ -51,6 +52,45 @@ class ReadmeTest(ServerCase):
         found = blocks(TOP_README)
         self.assertEqual(len(found), 1, "the top README has one Python quick start")
         self.assertEqual(self.run_block(found[0]), EXPECTED[0])
+
+
+def test_commands():
+    """The commands of the README's "Tests" section: (folder to run in, argv)."""
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("\n## Tests\n", 1)[1].split("\n## ", 1)[0]
+    found = []
+    for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S):
+        for line in block.splitlines():
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            script = words[1]
+            where = REPO_DIR if script.startswith("python/") else PYTHON_DIR
+            found.append((where, words))
+    return found
+
+
+class ReadmeTestCommandsTest(unittest.TestCase):
+    """The test command in python/README.md works as written, from the top of the repository
+    and from python/, with nothing set in the environment (only -k narrows it here)."""
+
+    def test_documented_test_commands(self):
+        if not os.access(os.path.join(REPO_DIR, "build", "tools", "nanasqlite-server"), os.X_OK):
+            self.skipTest("the documented command uses the default build (build/), not built")
+        found = test_commands()
+        self.assertEqual([w for w, _ in found], [REPO_DIR, PYTHON_DIR], found)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NANASQLITE_")}
+        for where, words in found:
+            with self.subTest(folder=where):
+                self.assertEqual(words[0], "python3")
+                self.assertTrue(os.path.exists(os.path.join(where, words[1])), words)
+                r = subprocess.run([sys.executable, *words[1:], "-k", "test_examples", "-q"],
+                                   cwd=where, env=env, capture_output=True, text=True,
+                                   timeout=10 * WAIT)
+                last = (r.stdout.strip().splitlines() or [""])[-1]
+                self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-2000:])
+                self.assertRegex(last, r"^[1-9]\d* passed, 0 failed$")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@
  * connection ends, calls already sent complete with EUNKNOWN (they may or
  * may not have run, so they are never sent again); calls still queued wait
  * for the next connection, unless a connection attempt fails, which fails
- * them too (fast errors while the server is down). Timeouts are fired by
- * the runtime's maintenance thread through nc_client_tick.
+ * them too (fast errors while the server is down). A call waits for a
+ * connection at most connect_timeout_ms, wherever in an attempt (or a
+ * back-off) it arrived. Timeouts are fired by the runtime's maintenance
+ * thread through nc_client_tick.
  *
  * Results are delivered outside the client's lock: to the call's function,
  * or to the completion queue whose eventfd a caller's event loop watches.
@@ -84,6 +86,8 @@ struct nana_client {
     char addr[INET6_ADDRSTRLEN];
     uint8_t sk[64];
     char fail_msg[384];
+    char last_fail_msg[384]; /* why the last failed attempt failed, and its status */
+    int last_fail_status;
 };
 
 /* ---- lists ---------------------------------------------------------------- */
@@ -393,11 +397,18 @@ static int connection_ended(nana_client *c, const char *why, done_list *done)
     c->closing_attempt = false;
     fail_list(c, &c->sent, done, NANA_CLIENT_EUNKNOWN,
               "the connection was lost after the call was sent: it may or may not have run");
+    if (!attempt) { /* a connection was lost: the queued calls wait for the next one */
+        uint64_t until = nana_now_ns() + (uint64_t)c->connect_timeout_ms * 1000000ull;
+        for (nc_call *call = c->queue.next; call != &c->queue; call = call->next)
+            call->conn_deadline_ns = until;
+    }
     if (attempt) {
         if (!c->fail_status) {
             c->fail_status = NANA_CLIENT_ECONNECT;
             snprintf(c->fail_msg, sizeof(c->fail_msg), "%s", why);
         }
+        snprintf(c->last_fail_msg, sizeof(c->last_fail_msg), "%s", c->fail_msg);
+        c->last_fail_status = c->fail_status;
         c->attempts_failed++;
         /* Calls that waited through a whole failed attempt fail now, not at
          * their timeout; calls that came during it wait for the next one. */
@@ -578,6 +589,25 @@ uint64_t nc_client_tick(nana_client *c, uint64_t now)
         return UINT64_MAX;
     }
     uint64_t next = UINT64_MAX;
+    /* Unsent calls that waited a whole connect timeout for a connection. */
+    for (nc_call *call = c->queue.next, *nx; c->state != ST_READY && call != &c->queue; call = nx) {
+        nx = call->next;
+        if (!call->conn_deadline_ns) continue;
+        if (call->conn_deadline_ns > now) {
+            if (call->conn_deadline_ns < next) next = call->conn_deadline_ns;
+            continue;
+        }
+        char msg[sizeof(c->last_fail_msg)];
+        int st = NANA_CLIENT_ECONNECT;
+        if (c->last_fail_msg[0]) {
+            snprintf(msg, sizeof(msg), "%s", c->last_fail_msg);
+            st = c->last_fail_status ? c->last_fail_status : st;
+        } else {
+            snprintf(msg, sizeof(msg), "no connection to %s:%u within %u ms", c->addr, c->port,
+                     c->connect_timeout_ms);
+        }
+        finish(c, call, &done, st, msg);
+    }
     /* Timeouts, sent and queued. */
     nc_call *lists[2] = {&c->sent, &c->queue};
     for (int l = 0; l < 2; l++) {
@@ -911,13 +941,18 @@ int nc_submit(nana_client *c, const char *method, const char *args_json, const c
     list_add_tail(&c->queue, call);
     c->pending++;
     c->last_used_ns = now;
-    bool wake = call->deadline_ns < c->next_ns;
-    if (wake) c->next_ns = call->deadline_ns;
+    if (c->state != ST_READY)
+        call->conn_deadline_ns = now + (uint64_t)c->connect_timeout_ms * 1000000ull;
+    uint64_t first = call->conn_deadline_ns && call->conn_deadline_ns < call->deadline_ns
+                         ? call->conn_deadline_ns
+                         : call->deadline_ns;
+    bool wake = first < c->next_ns;
+    if (wake) c->next_ns = first;
     bool post = c->state == ST_READY && !c->flush_posted;
     if (post) c->flush_posted = true;
     nana_quic_handle h = c->h;
     pthread_mutex_unlock(&c->mu);
-    if (wake) nc_rt_wake(c->rt, call->deadline_ns);
+    if (wake) nc_rt_wake(c->rt, first);
     if (post && nc_rt_post(c->rt, h, flush_post, c)) {
         pthread_mutex_lock(&c->mu);
         c->flush_posted = false;

@@ -71,6 +71,8 @@ struct nc_call {
     int64_t sid;          /* -1 until sent */
     uint64_t queued_ns;   /* when it was submitted */
     uint64_t deadline_ns;
+    uint64_t conn_deadline_ns; /* unsent while not connected: fails with ECONNECT at this time
+                                  (one connect timeout after it began to wait); 0: none */
     unsigned timeout_ms;
     nana_client_done_fn done; /* NULL: queue the result (completion fd) */
     void *ud;

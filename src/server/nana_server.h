@@ -13,6 +13,8 @@
 
 #include "store/nana_store.h"
 #include "util/nana_err.h"
+#include "util/nana_log.h"
+#include "util/nana_opt.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -61,9 +63,21 @@ typedef struct nana_server_opts {
     /* databases */
     nana_open_check open_check; /* check of each database file at open, default quick */
     int allow_corrupt;          /* 1: serve damaged databases anyway (for recovery) */
+    /* for the program around the server (nanasqlite-server), not nana_server_start */
+    nana_log_level log_level; /* default NANA_LOG_INFO */
+    const char *ready_file;   /* the port is written here once serving; NULL: none */
 } nana_server_opts;
 
-/* Fills |o| with the defaults above. */
+/*
+ * The server's options, one row each (src/server/options.c): name, type,
+ * range, default, group and help, with offsets into nana_server_opts. The
+ * command line, its --help, docs/CONFIG.md and a configuration file all
+ * read these rows; a new option is one new row (and its field above).
+ * Sets *n to the number of rows.
+ */
+const nana_opt *nana_server_options(size_t *n);
+
+/* Fills |o| with the defaults of the option rows (everything else zero). */
 void nana_server_opts_init(nana_server_opts *o);
 
 /*

@@ -22,42 +22,7 @@
 
 #define MAX_RATE_BUCKETS 100000
 
-void nana_server_opts_init(nana_server_opts *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->host = "127.0.0.1";
-    o->port = 4433;
-    o->threads = 1;
-    o->workers = 8;
-    o->db_path = "server_db.sqlite";
-    o->public_key_path = "nana_public.pub";
-    o->cert_path = "cert.pem";
-    o->key_path = "key.pem";
-    o->sync = NANA_SYNC_NORMAL;
-    o->max_stream_bytes = (size_t)10 * 1024 * 1024;
-    o->max_conn_bytes = (size_t)50 * 1024 * 1024;
-    o->max_preauth_streams = 50;
-    o->max_connections = 10000;
-    o->max_conns_per_addr = 256;
-    o->max_unauthenticated = 1024;
-    o->auth_timeout_ms = 5000;
-    o->max_preauth_request_bytes = 4096;
-    o->max_buffered_bytes = (size_t)512 * 1024 * 1024;
-    o->request_idle_ms = 10000;
-    o->request_timeout_ms = 120000;
-    o->max_unread_reply_bytes = (size_t)64 * 1024 * 1024;
-    o->reply_stall_ms = 30000;
-    o->max_streams = 128;
-    o->calls_per_sec = 1e6;
-    o->call_timeout_ms = 15000;
-    o->queue_limit = 4096;
-    o->max_dbs = 64;
-    o->idle_timeout_ms = 30000;
-    o->challenge_ttl_ms = 30000;
-    o->ban_failures = 3;
-    o->ban_seconds = 900;
-    o->grace_ms = 10000;
-}
+/* nana_server_opts_init (the defaults) is in options.c, with the option rows. */
 
 /* Fills the zero fields of |o| from the defaults. */
 static void fill_defaults(nana_server_opts *o)

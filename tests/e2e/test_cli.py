@@ -489,6 +489,41 @@ def test_repl_pty():
     check(s.stop() == 0, "server stops cleanly")
 
 
+def test_repl_ctrl_c():
+    """readline's convention on a terminal: Ctrl-C drops the line being typed and gives a new
+    prompt (nothing is sent, the shell stays); Ctrl-D leaves."""
+    s = Server("cli-ctrlc").start()
+    env = clean_env(TERM="dumb", NANASQLITE_CLI_HISTORY=os.path.join(s.dir, "history"))
+    p = Pty([cli_path(), "--port", str(s.port)], s.dir, env)
+    try:
+        p.expect("nana> ")
+        p.send("set lost 1")
+        p.expect("set lost 1")
+        p.send(b"\x03")
+        got = p.expect("nana> ")
+        check("^C" in got and "null" not in got and "error" not in got,
+              "Ctrl-C drops the line and prompts again", got)
+        p.send("set kept 2\r")
+        out = lines_of(p.expect("nana> "), "set kept 2")
+        check(out == ["null"], "the shell goes on after Ctrl-C", out)
+        p.send(b"\x03")
+        p.expect("nana> ")
+        p.send("set k \"キー\"\r")
+        out = lines_of(p.expect("nana> "), 'set k "キー"')
+        check(out == ["null"], "a UTF-8 value typed on the terminal", out)
+        p.send("get k\r")
+        out = lines_of(p.expect("nana> "), "get k")
+        check(out == ['"キー"'], "comes back intact", out)
+        p.send(b"\x04")
+        check(p.wait() == 0, "Ctrl-D leaves with 0")
+    finally:
+        p.wait(timeout=1)
+    c = Cli(s)
+    c.err("the line dropped by Ctrl-C was never sent", "get", "lost", rc=1, etype="KeyError")
+    c.ok("the line after it was", "get", "kept", want=2)
+    check(s.stop() == 0, "server stops cleanly")
+
+
 def test_repl_pipe():
     s = Server("cli-pipe").start()
     script = "\n".join([

@@ -8,7 +8,9 @@ Ends with "N passed, M failed"; exit status 1 if anything failed.
 """
 import json
 import os
+import re
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -779,6 +781,89 @@ def test_command_line():
     check(d.login() == "AUTH_OK" and ok(d.call("__setitem__", "s", 1)), "synchronous full")
     d.close()
     check(s.stop(signal.SIGINT) == 0, "SIGINT stops with 0")
+
+
+def server_run(*args, cwd=None):
+    """Runs nanasqlite-server with |args| to completion (bad flags end it at once)."""
+    return subprocess.run([os.path.join(ARGS.bin_dir, "nanasqlite-server"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_flag_errors():
+    """A bad command line: exactly one line naming the problem and what is allowed, exit 2,
+    nothing created."""
+    d = os.path.join(ARGS.tmp, f"e2e-flags-{os.getpid()}")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    cases = [
+        (["--port", "abc"], 'nanasqlite-server: --port: "abc" is not a number (0..65535)'),
+        (["--port", "70000"], "nanasqlite-server: --port: 70000 is out of range (0..65535)"),
+        (["--port=70000"], "nanasqlite-server: --port: 70000 is out of range (0..65535)"),
+        (["--port", "-1"], 'nanasqlite-server: --port: "-1" is not a number (0..65535)'),
+        (["--threads", "0"], "nanasqlite-server: --threads: 0 is out of range (1..64)"),
+        (["--workers", "257"], "nanasqlite-server: --workers: 257 is out of range (1..256)"),
+        (["--rate-limit", "0.5"],
+         "nanasqlite-server: --rate-limit: 0.5 is out of range (1..1000000000)"),
+        (["--max-request-bytes", "10MB"],
+         'nanasqlite-server: --max-request-bytes: "10MB" is not a number (64..2147483648)'),
+        (["--bogus"], "nanasqlite-server: unknown option --bogus"),
+        (["--port", "4433", "--bogus"], "nanasqlite-server: unknown option --bogus"),
+        (["--bogus=1"], "nanasqlite-server: unknown option --bogus"),
+        (["--port"], "nanasqlite-server: --port needs a value"),
+        (["--db", ""], "nanasqlite-server: --db: the value is empty"),
+        (["--no-bans=yes"], "nanasqlite-server: --no-bans takes no value"),
+        (["--synchronous", "x"],
+         'nanasqlite-server: --synchronous: "x" is not one of normal or full'),
+        (["--log-level", "loud"],
+         'nanasqlite-server: --log-level: "loud" is not one of error, warn, info or debug'),
+        (["serve"], 'nanasqlite-server: unexpected argument "serve" (options start with --)'),
+    ]
+    for args, want in cases:
+        p = server_run(*args, cwd=d)
+        check(p.returncode == 2 and p.stderr == want + "\n" and p.stdout == "",
+              f"{args}: exit 2 and {want!r}", (p.returncode, p.stderr))
+    check(os.listdir(d) == [], "a bad command line creates nothing", os.listdir(d))
+    p = server_run("--version")
+    check(p.returncode == 0 and re.fullmatch(r"nanasqlite-server \d+\.\d+\.\d+\n", p.stdout),
+          "--version", p.stdout)
+    p = server_run("--help")
+    check(p.returncode == 0 and "--max-connections N" in p.stdout and "(1..64) [1]" in p.stdout
+          and "--test-worker-delay-ms" not in p.stdout, "--help from the table", p.stdout[:300])
+    p = server_run("--help-markdown")
+    check(p.returncode == 0 and "| `--port` | 0..65535 | `4433` |" in p.stdout,
+          "--help-markdown", p.stdout[:300])
+
+
+def test_ready_file():
+    """--ready-file: --name=value works; a missing folder fails the start before anything is
+    made, naming the path; the file appears once serving and is gone after a graceful stop."""
+    s = Server("ready")
+    p = server_run("--port=0", "--ready-file=no/such/dir/port.txt", cwd=s.dir)
+    check(p.returncode == 1 and p.stderr.count("\n") == 1 and "no/such/dir/port.txt" in p.stderr
+          and "does not exist" in p.stderr, "missing folder: exit 1, path named", p.stderr)
+    check(not os.path.exists(os.path.join(s.dir, "server_db.sqlite")),
+          "nothing created before the ready-file check", os.listdir(s.dir))
+    os.makedirs(os.path.join(s.dir, "run"))
+    s.start(extra=["--db=main.sqlite"])
+    check(os.path.exists(os.path.join(s.dir, "main.sqlite")), "--db=value used")
+    s.stop()
+    check(not os.path.exists(os.path.join(s.dir, "port.txt")), "ready file removed at stop")
+    proc = subprocess.Popen([os.path.join(ARGS.bin_dir, "nanasqlite-server"), "--port=0",
+                             "--ready-file=run/port.txt"], cwd=s.dir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ready = os.path.join(s.dir, "run", "port.txt")
+    port = None
+    deadline = time.time() + 20
+    while time.time() < deadline and proc.poll() is None and port is None:
+        if os.path.exists(ready):
+            port = open(ready).read().strip()
+        time.sleep(0.02)
+    check(port is not None and port.isdigit() and int(port) > 0, "ready file holds the port",
+          port)
+    check(os.listdir(os.path.join(s.dir, "run")) == ["port.txt"], "no temporary file left")
+    proc.send_signal(signal.SIGINT)
+    check(proc.wait(timeout=30) == 0, "SIGINT stops it with 0")
+    check(not os.path.exists(ready), "ready file removed after SIGINT")
 
 
 def main():

@@ -5,11 +5,13 @@ Usage: test_keytools.py KEY_GEN CERT_GEN
 
 Runs both tools in a fresh directory: the files they write, their modes
 (private keys 0600), refusal to overwrite without --force, --force,
---prefix, --host, --rsa, bad flags, and the formats (PKCS#8 Ed25519 PEM,
-an OpenSSH ssh-ed25519 line, PEM certificates). For cert-gen also the
-development CA: made once (ca.pem, ca-key.pem 0600), reused and never
-replaced, cert.pem = the server certificate then the CA's, --ca/--ca-key
-for a second server, half a CA refused. Prints "N passed, N failed".
+--prefix, --host (names and addresses checked), --rsa, bad flags, when
+--force is suggested (only when a file is in the way), and the formats
+(PKCS#8 Ed25519 PEM, an OpenSSH ssh-ed25519 line, PEM certificates). For
+cert-gen also the development CA: made once (ca.pem, ca-key.pem 0600),
+reused and never replaced, cert.pem = the server certificate then the CA's,
+--ca/--ca-key for a second server, half a CA refused. Prints "N passed, N
+failed".
 """
 import base64
 import os
@@ -86,6 +88,14 @@ with tempfile.TemporaryDirectory() as d:
           os.path.exists(os.path.join(d, "alice_private.pem")) and
           os.path.exists(os.path.join(d, "alice_public.pub")), r.stderr)
     check("key-gen bad flag", run(KEY_GEN, "--bogus", cwd=d).returncode == 2)
+    r = run(KEY_GEN, cwd=d)
+    check("key-gen: an existing file suggests --force",
+          r.returncode == 1 and r.stderr.rstrip().endswith("exists (use --force to replace it)"),
+          r.stderr)
+    r = run(KEY_GEN, "--prefix", "nana-test", cwd="/proc")  # nothing can be created there
+    check("key-gen: another error does not suggest --force",
+          r.returncode == 1 and "nana-test_private.pem" in r.stderr and "--force" not in r.stderr,
+          r.stderr)
     check("key-gen bad prefix", run(KEY_GEN, "--prefix", "../x", cwd=d).returncode == 2)
 
     r = run(CERT_GEN, "--host", "db.example.com", "--host", "10.1.2.3", cwd=d)
@@ -116,6 +126,22 @@ with tempfile.TemporaryDirectory() as d:
     check("--force: issued by the same CA", pem_blocks(cert)[1] == ca_der[0])
     check("cert-gen bad days", run(CERT_GEN, "--days", "0", cwd=d).returncode == 2)
     check("cert-gen bad flag", run(CERT_GEN, "--bogus", cwd=d).returncode == 2)
+    for host in ("bad host name!", "-lead.example", "a..b", "x" * 64 + ".com", "db_1.example",
+                 ""):
+        r = run(CERT_GEN, "--host", host, "--out-dir", "elsewhere", cwd=d)
+        check(f"cert-gen refuses --host {host!r}", r.returncode == 2 and "--host" in r.stderr
+              and not os.path.exists(os.path.join(d, "elsewhere")), r.stderr)
+    os.mkdir(os.path.join(d, "elsewhere"))
+    r = run(CERT_GEN, "--host", "*.example.org", "--host", "fe80::1", "--host", "A-1.b2.example",
+            "--out-dir", "elsewhere", cwd=d)
+    check("cert-gen takes a wildcard, IPv6 and mixed-case names", r.returncode == 0, r.stderr)
+    r = run(CERT_GEN, "--out-dir", "elsewhere", cwd=d)
+    check("cert-gen: an existing file suggests --force",
+          r.returncode == 1 and r.stderr.rstrip().endswith("exists (use --force to replace it)"),
+          r.stderr)
+    r = run(CERT_GEN, "--out-dir", "no/such/dir", cwd=d)
+    check("cert-gen: a missing folder does not suggest --force",
+          r.returncode == 1 and "no/such/dir" in r.stderr and "--force" not in r.stderr, r.stderr)
 
     # A second server from the first one's CA, in another directory.
     two = os.path.join(d, "two")
