@@ -451,9 +451,8 @@ static void on_close(nana_quic_conn *qc, void *user)
             snprintf(why, sizeof(why), "%s:%u refused the connection (%s)", c->addr, c->port,
                      reason[0] ? reason : "server full or shutting down");
         }
-    }
-    else if (nana_quic_conn_peer_error(qc, &code, &is_app) && !is_app && code > 0x100 &&
-             code < 0x200)
+    } else if (nana_quic_conn_peer_error(qc, &code, &is_app) && !is_app && code > 0x100 &&
+               code < 0x200)
         snprintf(why, sizeof(why), "TLS handshake with %s:%u failed (alert %llu)", c->addr, c->port,
                  (unsigned long long)(code - 0x100));
     else if (nana_quic_conn_peer_error(qc, &code, &is_app))

@@ -40,9 +40,9 @@
 
 /* Connections from one address prefix. */
 struct nana_quic_admit_addr {
-    uint8_t key[9]; /* family byte + 4 (IPv4) or 8 (IPv6 /64) bytes, zero-padded */
-    unsigned count; /* counted connections */
-    unsigned refs;  /* entries pointing here, counted or evicted */
+    uint8_t key[9];          /* family byte + 4 (IPv4) or 8 (IPv6 /64) bytes, zero-padded */
+    unsigned count;          /* counted connections */
+    unsigned refs;           /* entries pointing here, counted or evicted */
     nana_quic_admit_ent **u; /* its untrusted connections, in no order */
     unsigned nu, ucap;
     struct nana_quic_admit_addr *hnext;

@@ -846,8 +846,8 @@ void nana_quic_conn_expire(nana_quic_conn *c, uint64_t ts)
     if (!c->trusted && ts >= c->trust_deadline) {
         c->shard->st.untrusted_timeouts++;
         nana_q_ccerr e;
-        nana_q_ccerr_set_transport(&e, NGTCP2_CONNECTION_REFUSED,
-                                   (const uint8_t *)untrusted_reason, sizeof(untrusted_reason) - 1);
+        nana_q_ccerr_set_transport(&e, NGTCP2_CONNECTION_REFUSED, (const uint8_t *)untrusted_reason,
+                                   sizeof(untrusted_reason) - 1);
         nana_quic_conn_start_close(c, &e, ts);
         return;
     }
@@ -1104,8 +1104,8 @@ void nana_quic_conn_close_transport(nana_quic_conn *c, uint64_t code, const char
 {
     if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead) return;
     if (!c->close_pending) {
-        nana_q_ccerr_set_transport(&c->pending_ccerr, code,
-                                   (const uint8_t *)reason, reason ? strlen(reason) : 0);
+        nana_q_ccerr_set_transport(&c->pending_ccerr, code, (const uint8_t *)reason,
+                                   reason ? strlen(reason) : 0);
         c->close_pending = true;
     }
     nana_quic_shard_dirty(c->shard, c);
@@ -1122,8 +1122,8 @@ int nana_quic_conn_close(nana_quic_conn *c, uint64_t app_error, const char *reas
         for (; reason && reason[n] && n + 1 < sizeof(c->close_reason); n++)
             c->close_reason[n] = reason[n] >= 0x20 && reason[n] < 0x7f ? reason[n] : '?';
         c->close_reason[n] = 0;
-        nana_q_ccerr_set_application(&c->pending_ccerr, app_error,
-                                     (const uint8_t *)c->close_reason, n);
+        nana_q_ccerr_set_application(&c->pending_ccerr, app_error, (const uint8_t *)c->close_reason,
+                                     n);
         c->close_pending = true;
     }
     nana_quic_shard_dirty(c->shard, c);

@@ -339,8 +339,8 @@ static void send_refusal(nana_quic_shard *sh, const ngtcp2_path *path, const ngt
                          uint64_t code, const char *reason)
 {
     ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
-        sh->txbuf, NANA_Q_MAX_UDP, hd->version, &hd->scid, &hd->dcid, code,
-        (const uint8_t *)reason, reason ? strlen(reason) : 0);
+        sh->txbuf, NANA_Q_MAX_UDP, hd->version, &hd->scid, &hd->dcid, code, (const uint8_t *)reason,
+        reason ? strlen(reason) : 0);
     if (n > 0) reply(sh, path, sh->txbuf, (size_t)n);
 }
 
@@ -455,9 +455,9 @@ static void accept_new(nana_quic_shard *sh, const ngtcp2_path *path, const uint8
         refuse(sh, path, &hd, NANA_QUIC_REFUSE_STOPPING);
         return;
     }
-    int why = cb->accept ? cb->accept(path->remote.addr, (socklen_t)path->remote.addrlen,
-                                      sh->ep->cfg.user)
-                         : 0;
+    int why = cb->accept
+                  ? cb->accept(path->remote.addr, (socklen_t)path->remote.addrlen, sh->ep->cfg.user)
+                  : 0;
     if (why) {
         refuse(sh, path, &hd, why);
         return;

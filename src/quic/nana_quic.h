@@ -136,7 +136,7 @@ typedef struct nana_quic_config {
     int allow_no_alpn; /* server: also accept clients that offer no ALPN */
     int enable_0rtt;   /* server: session tickets with early data; default off */
     /* limits (0 = default) */
-    unsigned max_connections;      /* default 10000; more are refused with CONNECTION_REFUSED */
+    unsigned max_connections; /* default 10000; more are refused with CONNECTION_REFUSED */
     /* server: connections from one client address (IPv4, or an IPv6 /64), default 256 */
     unsigned max_conns_per_addr;
     /* server: connections not yet trusted (nana_quic_conn_trust), handshakes

@@ -42,7 +42,7 @@
 #define NANA_Q_MAX_POSTS    65536 /* posts waiting for one I/O thread; more get NANA_ERR_BUSY */
 #define NANA_Q_CLOSE_SLACK  ((uint64_t)1 << 24) /* ~17 ms: closing periods end on these ticks */
 #define NANA_Q_RESET_KEYS   8                   /* client: reset tokens remembered per connection */
-#define NANA_Q_MIN_RESET_RX 21 /* smallest datagram taken as a stateless reset (RFC 9000 10.3) */
+#define NANA_Q_MIN_RESET_RX 21   /* smallest datagram taken as a stateless reset (RFC 9000 10.3) */
 #define NANA_Q_MAX_UDP_RX   1500 /* a client's first datagram we keep for later (longer: dropped) */
 
 /* ------------------------------------------------------------------ */
@@ -167,11 +167,11 @@ typedef struct nana_quic_admit_addr nana_quic_admit_addr;
 typedef struct nana_quic_admit_ent {
     nana_quic_admit_addr *addr;
     nana_quic_handle handle;
-    uint64_t seq;    /* admission order: lower is older */
-    bool counted;    /* holds a place (false once evicted or gone) */
-    bool listed;     /* in the untrusted arrays */
-    unsigned aidx;   /* its index in its address's untrusted array */
-    unsigned gidx;   /* its index in the endpoint's untrusted array */
+    uint64_t seq;  /* admission order: lower is older */
+    bool counted;  /* holds a place (false once evicted or gone) */
+    bool listed;   /* in the untrusted arrays */
+    unsigned aidx; /* its index in its address's untrusted array */
+    unsigned gidx; /* its index in the endpoint's untrusted array */
 } nana_quic_admit_ent;
 
 typedef struct nana_quic_admit {
@@ -179,8 +179,8 @@ typedef struct nana_quic_admit {
     unsigned max_total, max_per_addr, max_untrusted;
     unsigned total, untrusted;
     uint64_t evicted, refused;
-    uint64_t seq; /* admissions so far */
-    uint64_t rng; /* for picking whom to evict */
+    uint64_t seq;            /* admissions so far */
+    uint64_t rng;            /* for picking whom to evict */
     nana_quic_admit_ent **g; /* every untrusted connection, in no order */
     unsigned ng, gcap;
     nana_quic_admit_addr **buckets;
@@ -457,7 +457,7 @@ struct nana_quic_ep {
     uint8_t secret[NANA_Q_SECRETLEN];
     nana_quic_shard *shards;
     unsigned nshards;
-    atomic_uint conns; /* alive, all shards */
+    atomic_uint conns;     /* alive, all shards */
     nana_quic_admit admit; /* server: who may hold a connection */
     atomic_bool closing;
     uint16_t port;

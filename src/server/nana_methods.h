@@ -64,7 +64,7 @@ typedef struct nana_call {
     uint32_t nkwargs;
     const char *db; /* NULL: the default database */
     uint32_t dblen;
-    bool db_nil; /* "db": nil, the default database (absent: the connection's last) */
+    bool db_nil;       /* "db": nil, the default database (absent: the connection's last) */
     const char *table; /* NULL: the default table */
     uint32_t tlen;
 } nana_call;

@@ -43,23 +43,23 @@ typedef struct nana_server_opts {
     unsigned max_unauthenticated; /* connections not logged in (handshakes too), default 1024 */
     unsigned auth_timeout_ms;     /* log in this soon after the first packet, default 5000 */
     size_t max_preauth_request_bytes; /* one request frame before login, default 4096 */
-    size_t max_buffered_bytes; /* unfinished request bytes, server-wide, default 512 MiB */
-    unsigned request_idle_ms;  /* an unfinished request idle this long is refused, default 10000 */
+    size_t max_buffered_bytes;        /* unfinished request bytes, server-wide, default 512 MiB */
+    unsigned request_idle_ms; /* an unfinished request idle this long is refused, default 10000 */
     unsigned request_timeout_ms;   /* a request must be whole this soon, default 120000 */
     size_t max_unread_reply_bytes; /* replies queued on a connection, unread, default 64 MiB */
-    unsigned reply_stall_ms; /* unread replies making no progress this long close it, 30000 */
-    unsigned max_streams;         /* calls in flight per connection, default 128 */
-    double calls_per_sec;         /* per account unless its own limit is set, default 1e6 */
-    unsigned call_timeout_ms;     /* per call, default 15000 */
-    unsigned queue_limit;         /* calls waiting for a worker, default 4096 */
-    unsigned max_dbs;             /* databases open at once, default 64 */
-    unsigned idle_timeout_ms;     /* QUIC idle timeout, default 30000 */
-    unsigned challenge_ttl_ms;    /* default 30000 */
-    unsigned ban_failures;        /* failed authentications that ban, default 3 */
-    unsigned ban_seconds;         /* default 900 */
-    int no_bans;                  /* 1: never ban (tests) */
-    unsigned grace_ms;            /* graceful stop waits this long for calls, default 10000 */
-    int worker_delay_ms;          /* tests only: each worker call first sleeps this long */
+    unsigned reply_stall_ms;       /* unread replies making no progress this long close it, 30000 */
+    unsigned max_streams;          /* calls in flight per connection, default 128 */
+    double calls_per_sec;          /* per account unless its own limit is set, default 1e6 */
+    unsigned call_timeout_ms;      /* per call, default 15000 */
+    unsigned queue_limit;          /* calls waiting for a worker, default 4096 */
+    unsigned max_dbs;              /* databases open at once, default 64 */
+    unsigned idle_timeout_ms;      /* QUIC idle timeout, default 30000 */
+    unsigned challenge_ttl_ms;     /* default 30000 */
+    unsigned ban_failures;         /* failed authentications that ban, default 3 */
+    unsigned ban_seconds;          /* default 900 */
+    int no_bans;                   /* 1: never ban (tests) */
+    unsigned grace_ms;             /* graceful stop waits this long for calls, default 10000 */
+    int worker_delay_ms;           /* tests only: each worker call first sleeps this long */
     /* databases */
     nana_open_check open_check; /* check of each database file at open, default quick */
     int allow_corrupt;          /* 1: serve damaged databases anyway (for recovery) */

@@ -75,7 +75,7 @@ typedef struct session {
     unsigned npartial;
     size_t buffered; /* bytes reserved by this connection's unfinished requests */
     uint64_t calls;
-    nana_buf scratch; /* where cached replies are built; kept between calls */
+    nana_buf scratch;  /* where cached replies are built; kept between calls */
     uint64_t timer_at; /* when the connection's timer is set for (UINT64_MAX: not set) */
     /* replies nobody reads (reply_stall_ms): watched while any are held */
     bool stall_watch;
@@ -459,8 +459,8 @@ static srv_job *job_new(session *ss, int64_t sid, const uint8_t *msg, size_t len
     if (msg) {
         /* A database name remembered by the connection (not in |msg|) is
          * copied after the request. */
-        bool own_db = call->db && ((const uint8_t *)call->db < msg ||
-                                   (const uint8_t *)call->db >= msg + len);
+        bool own_db =
+            call->db && ((const uint8_t *)call->db < msg || (const uint8_t *)call->db >= msg + len);
         size_t extra = own_db ? call->dblen : 0;
         j->msg = malloc(len + extra + 1);
         if (!j->msg) {

@@ -59,8 +59,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     if (frames >= CKPT_HARD_FACTOR * pages || st == CK_TAIL) {
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         if (st == CK_TAIL) atomic_store_explicit(&k->state, CK_IDLE, memory_order_release);
-        atomic_fetch_add_explicit(st == CK_TAIL ? &k->tails : &k->forced, 1,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(st == CK_TAIL ? &k->tails : &k->forced, 1, memory_order_relaxed);
         return SQLITE_OK;
     }
     if (frames >= pages && st == CK_IDLE) {

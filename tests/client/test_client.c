@@ -534,8 +534,7 @@ static void test_connect_failures(void)
     }
     opts_for(&o, s.port);
     o.key_file = other;
-    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_EAUTH, "wrong key: EAUTH (%s)",
-          r.message);
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_EAUTH, "wrong key: EAUTH (%s)", r.message);
     nana_result_free(&r);
     opts_for(&o, s.port);
     CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_EAUTH && strstr(r.message, "banned"),
