@@ -237,6 +237,7 @@ struct nana_quic_conn {
     bool close_pending;     /* nana_quic_conn_close asked; done at the next write */
     bool peer_closed;       /* the peer sent CONNECTION_CLOSE */
     bool tls_failed;        /* our side failed the TLS handshake (see verify_status) */
+    bool trusted;           /* server: the layer above trusted it (nana_quic_conn_trust) */
     unsigned verify_status; /* gnutls verification status of the peer's certificate */
     nana_q_ccerr pending_ccerr;
     char close_reason[64]; /* the reason phrase pending_ccerr points at */
@@ -261,7 +262,6 @@ struct nana_quic_conn {
     void *user; /* nana_quic_conn_set_data */
     /* server: admission (admit.c) */
     nana_quic_admit_ent *admit; /* its place in the counts */
-    bool trusted;               /* the layer above trusted it (nana_quic_conn_trust) */
     uint64_t trust_deadline;    /* untrusted: closed at this time */
     uint64_t app_timer;         /* nana_quic_conn_set_timer; UINT64_MAX: none */
     /* client */
