@@ -673,6 +673,30 @@ static void fail(nana_quic_conn *c, int rv, uint64_t ts)
 /* Reading, writing, timers                                             */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Server: the bytes of the Initial packets that open a datagram shorter
+ * than 1200 bytes (0 if it does not open with one, or one cannot be read
+ * whole). RFC 9000 14.1 has the server discard such an Initial packet, but
+ * not the packets coalesced after it; ngtcp2 0.12 drops the whole datagram.
+ * A client that sends an unpadded ACK-only Initial in front of its
+ * Handshake Finished and first request (aioquic before 1.2) would then
+ * wait for its PTO to resend the Finished.
+ */
+static size_t short_initial_prefix(nana_quic_conn *c, const uint8_t *pkt, size_t len)
+{
+    if (len >= NGTCP2_MAX_UDP_PAYLOAD_SIZE) return 0;
+    uint32_t version = ngtcp2_conn_get_client_chosen_version(c->q);
+    size_t off = 0;
+    while (off < len && (pkt[off] & 0x80)) {
+        ngtcp2_pkt_hd hd;
+        ngtcp2_ssize n = ngtcp2_pkt_decode_hd_long(&hd, pkt + off, len - off);
+        if (n < 0 || hd.type != NGTCP2_PKT_INITIAL || hd.version != version) break;
+        if (hd.len > len - off - (size_t)n) break; /* claims more than the datagram holds */
+        off += (size_t)n + hd.len;
+    }
+    return off;
+}
+
 void nana_quic_conn_read(nana_quic_conn *c, const ngtcp2_path *path, const uint8_t *pkt, size_t len,
                          uint32_t ecn, uint64_t ts)
 {
@@ -685,6 +709,12 @@ void nana_quic_conn_read(nana_quic_conn *c, const ngtcp2_path *path, const uint8
             send_one(c, path, c->close_pkt, c->close_len);
         }
         return;
+    }
+    if (!c->is_client && len && (pkt[0] & 0x80)) {
+        size_t skip = short_initial_prefix(c, pkt, len);
+        if (skip == len) return;
+        pkt += skip;
+        len -= skip;
     }
     ngtcp2_pkt_info pi = {.ecn = (uint8_t)ecn};
     int rv = ngtcp2_conn_read_pkt(c->q, path, &pi, pkt, len, ts);
