@@ -754,32 +754,154 @@ int nana_quic_ep_set_tick(nana_quic_ep *ep, uint64_t interval_ns, uint64_t (*fn)
     return NANA_OK;
 }
 
-void nana_quic_ep_stats(nana_quic_ep *ep, nana_quic_stats *out)
+/* Adds one shard's counters to |out|. */
+static void stats_add(nana_quic_stats *out, const nana_quic_stats *s)
+{
+    out->conns_accepted += s->conns_accepted;
+    out->conns_open += s->conns_open;
+    out->conns_refused += s->conns_refused;
+    out->retries_sent += s->retries_sent;
+    out->vn_sent += s->vn_sent;
+    out->resets_sent += s->resets_sent;
+    out->packets_dropped += s->packets_dropped;
+    out->handshakes_done += s->handshakes_done;
+    out->early_accepted += s->early_accepted;
+    out->migrations += s->migrations;
+    out->datagrams_in += s->datagrams_in;
+    out->datagrams_out += s->datagrams_out;
+    out->sendmsg_calls += s->sendmsg_calls;
+    out->datagrams_unsent += s->datagrams_unsent;
+    out->conns_evicted += s->conns_evicted;
+    out->untrusted_timeouts += s->untrusted_timeouts;
+}
+
+/*
+ * A request for the counters of every I/O thread. The counters are plain
+ * fields that only their thread writes, so only that thread may read them
+ * while it runs: each thread copies its own into its slot here. The caller
+ * may stop waiting before every thread answered, so the last of the caller
+ * and the threads to let go frees it.
+ */
+typedef struct stats_req {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned refs;    /* the caller + threads that still hold it */
+    unsigned waiting; /* threads yet to answer */
+    nana_quic_stats st[NANA_Q_MAX_SHARDS];
+    bool answered[NANA_Q_MAX_SHARDS];
+} stats_req;
+
+/* Lets go of a request; frees it if nobody else holds it. */
+static void stats_req_release(stats_req *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool last = --r->refs == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (!last) return;
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+/* A stats_req slot travelling to one I/O thread. */
+typedef struct stats_ask {
+    stats_req *r;
+    nana_quic_shard *sh;
+} stats_ask;
+
+/* On an I/O thread: copies its counters into the request. */
+static void do_stats(nana_quic_conn *unused, void *arg)
+{
+    (void)unused;
+    stats_ask *a = arg;
+    stats_req *r = a->r;
+    pthread_mutex_lock(&r->mu);
+    r->st[a->sh->index] = a->sh->st;
+    r->answered[a->sh->index] = true;
+    r->waiting--;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    free(a);
+    stats_req_release(r);
+}
+
+/* True if the calling thread is |sh|'s running I/O thread. */
+static bool on_io_thread(const nana_quic_shard *sh)
+{
+    return sh->started && pthread_equal(pthread_self(), sh->thread);
+}
+
+int nana_quic_ep_stats(nana_quic_ep *ep, nana_quic_stats *out)
 {
     memset(out, 0, sizeof(*out));
+    stats_req *r = calloc(1, sizeof(*r));
+    if (!r) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    r->refs = 1;
+    int rc = NANA_OK;
     for (unsigned i = 0; i < ep->nshards; i++) {
-        const nana_quic_stats *s = &ep->shards[i].st;
-        out->conns_accepted += s->conns_accepted;
-        out->conns_open += s->conns_open;
-        out->conns_refused += s->conns_refused;
-        out->retries_sent += s->retries_sent;
-        out->vn_sent += s->vn_sent;
-        out->resets_sent += s->resets_sent;
-        out->packets_dropped += s->packets_dropped;
-        out->handshakes_done += s->handshakes_done;
-        out->early_accepted += s->early_accepted;
-        out->migrations += s->migrations;
-        out->datagrams_in += s->datagrams_in;
-        out->datagrams_out += s->datagrams_out;
-        out->sendmsg_calls += s->sendmsg_calls;
-        out->datagrams_unsent += s->datagrams_unsent;
-        out->conns_evicted += s->conns_evicted;
-        out->untrusted_timeouts += s->untrusted_timeouts;
+        nana_quic_shard *sh = &ep->shards[i];
+        if (!sh->started || on_io_thread(sh)) {
+            /* No thread (detached, or already stopped), or this is it. */
+            r->st[i] = sh->st;
+            r->answered[i] = true;
+            continue;
+        }
+        stats_ask *a = malloc(sizeof(*a));
+        nana_quic_post_item *it = calloc(1, sizeof(*it));
+        if (!a || !it) {
+            free(a);
+            free(it);
+            rc = nana_err_set(NANA_ERR_NOMEM, "out of memory");
+            continue;
+        }
+        *a = (stats_ask){r, sh};
+        it->handle = i; /* serial 0 of shard i: no connection has it */
+        it->fn = do_stats;
+        it->arg = a;
+        pthread_mutex_lock(&r->mu);
+        r->refs++;
+        r->waiting++;
+        pthread_mutex_unlock(&r->mu);
+        int prc = nana_quic_io_post(sh, it);
+        if (prc) {
+            pthread_mutex_lock(&r->mu);
+            r->refs--;
+            r->waiting--;
+            pthread_mutex_unlock(&r->mu);
+            free(a);
+            free(it);
+            rc = prc;
+        }
     }
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += NANA_QUIC_STATS_WAIT_MS / 1000;
+    dl.tv_nsec += (long)(NANA_QUIC_STATS_WAIT_MS % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (r->waiting && pthread_cond_timedwait(&r->cv, &r->mu, &dl) == 0) {
+    }
+    if (r->waiting && !rc)
+        rc = nana_err_set(NANA_ERR_BUSY, "%u I/O threads did not report within %d ms", r->waiting,
+                          NANA_QUIC_STATS_WAIT_MS);
+    for (unsigned i = 0; i < ep->nshards; i++)
+        if (r->answered[i]) stats_add(out, &r->st[i]);
+    pthread_mutex_unlock(&r->mu);
+    stats_req_release(r);
     unsigned total, untrusted;
     uint64_t evicted, refused;
     nana_quic_admit_counts(&ep->admit, &total, &untrusted, &evicted, &refused);
     out->conns_untrusted = untrusted;
+    return rc;
 }
 
 uint64_t nana_quic_ep_cpu_ns(nana_quic_ep *ep)

@@ -361,8 +361,15 @@ typedef struct nana_quic_stats {
     uint64_t conns_untrusted;    /* connections not yet trusted now */
 } nana_quic_stats;
 
-/* Totals over all I/O threads (approximate while they run). */
-void nana_quic_ep_stats(nana_quic_ep *ep, nana_quic_stats *out);
+/* Totals over all I/O threads. Each thread copies its own counters when
+ * asked (a post), so the packet path pays nothing for them; the call waits
+ * up to NANA_QUIC_STATS_WAIT_MS for each thread. On the endpoint's own I/O
+ * thread, or on an endpoint with no threads, the counters are read
+ * directly. NANA_ERR_BUSY if a thread did not answer in time or its post
+ * queue is full, NANA_ERR_CLOSED while the endpoint shuts down; *out then
+ * holds what the other threads reported. */
+#define NANA_QUIC_STATS_WAIT_MS 5000
+int nana_quic_ep_stats(nana_quic_ep *ep, nana_quic_stats *out);
 
 /* CPU time the endpoint's I/O threads have used, in nanoseconds (for
  * benchmarks: CPU per operation compares fairly when peers share cores). */
