@@ -299,13 +299,15 @@ int nana_pool_open(const nana_client_opts *o, const nana_pool_opts *po, nana_poo
     p->o.server_name = p->server_name;
     p->o.account = p->account;
     p->hooks = (nc_pool_hooks){.attempt = attempt_done, .may_connect = may_connect, .pool = p};
+    /* Set before the maintenance thread starts (it reads it under the lock):
+     * no upkeep until the first connections are made. */
+    p->opening = true;
     int family = AF_INET;
     int rc = (o->server_name && !p->server_name) || (o->account && !p->account)
                  ? nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory")
                  : nc_load_target(o, p->sk, p->addr, &family, err);
     if (!rc) rc = nc_rt_new(o, family, pool_tick, p, p->po.health_interval_ms, &p->rt, err);
     nana_client *first = NULL;
-    p->opening = true;
     if (!rc) {
         pthread_mutex_lock(&p->mu);
         unsigned want = p->po.min_conns ? p->po.min_conns : 1;
