@@ -40,10 +40,11 @@ bench: all
 	$(BUILD)/bench/nanasqlite-bench-store
 	$(BUILD)/bench/nanasqlite-bench-quic
 
-# libFuzzer harnesses (needs clang).
+# libFuzzer harnesses (clang): build them and run each briefly (scripts/fuzz;
+# FUZZ_SECONDS per harness, default 20).
+FUZZ_SECONDS ?= 20
 fuzz:
-	CC=clang cmake -S . -B build-fuzz -DNANA_FUZZ=ON -DNANA_BUILD_TESTS=OFF >/dev/null
-	cmake --build build-fuzz -j $(JOBS)
+	./scripts/fuzz $(FUZZ_SECONDS)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz
