@@ -218,6 +218,9 @@ static bool limit_allows(const char *fmt, nana_log_level level, summary *sm, siz
 
 /* Formats and writes one line. */
 static void log_v(nana_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void log_v(nana_log_level level, const char *fmt, va_list ap)
 {
     char text[LOG_TEXT_MAX];
     int w = vsnprintf(text, sizeof(text), fmt, ap);
