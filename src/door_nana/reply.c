@@ -6,7 +6,7 @@
  * the msgpack map follows, and the length is patched at the end, so a
  * reply costs one buffer and no copy.
  */
-#include "server/call_int.h"
+#include "door_nana/door_int.h"
 
 #include <string.h>
 
@@ -67,10 +67,11 @@ int nana_reply_internal(nana_buf *out)
     return nana_reply_error(out, "InternalServerError", "An unexpected error occurred", NULL);
 }
 
-const char *nana_error_type(int rc, bool *expected)
+const char *nana_error_type(int code, const char **code_field, bool *expected)
 {
     *expected = true;
-    switch (rc) {
+    *code_field = NULL;
+    switch (code) {
     case NANA_ERR_NOTFOUND:
         return "KeyError";
     case NANA_ERR_INVALID:
@@ -84,6 +85,7 @@ const char *nana_error_type(int rc, bool *expected)
     case NANA_ERR_TXN:
         return "NanaSQLiteTransactionError";
     case NANA_ERR_BUSY:
+        *code_field = "busy";
         return "NanaSQLiteLockError";
     case NANA_ERR_DB:
     case NANA_ERR_CORRUPT:
@@ -92,91 +94,93 @@ const char *nana_error_type(int rc, bool *expected)
         return "NanaSQLiteDatabaseError";
     case NANA_ERR_CLOSED:
         return "NanaSQLiteClosedError";
-    case NANA_ERR_TIMEOUT:
-        return "RuntimeError";
     case NANA_ERR_PERM:
         return "PermissionError";
+    case NANA_ERR_UNAVAILABLE:
+        return "NanaSQLiteError";
+    case NANA_ERR_TIMEOUT:
+        *code_field = "timeout";
+        return "RuntimeError";
+    case NANA_ERR_OVERLOAD:
+        *code_field = "busy";
+        return "RuntimeError";
+    case NANA_ERR_RATE:
+        *code_field = "rate_limited";
+        return "RuntimeError";
+    case NANA_ERR_SHUTDOWN:
+        *code_field = "shutdown";
+        return "RuntimeError";
+    case NANA_ERR_TOOEARLY:
+        *code_field = "too_early";
+        return "RuntimeError";
     default:
         *expected = false;
         return "InternalServerError";
     }
 }
 
-int nana_reply_from_rc(nana_buf *out, int rc, const char *msg)
+int nana_reply_from_error(nana_buf *out, const nana_error *e)
 {
     bool expected;
-    const char *type = nana_error_type(rc, &expected);
+    const char *code;
+    const char *type = nana_error_type(e->code, &code, &expected);
     if (!expected) return nana_reply_internal(out);
-    const char *code = rc == NANA_ERR_TIMEOUT ? "timeout" : rc == NANA_ERR_BUSY ? "busy" : NULL;
-    return nana_reply_error(out, type, msg, code);
+    return nana_reply_error(out, type, e->msg, code);
 }
 
-/* Decodes one UTF-8 sequence at |p| (valid UTF-8 assumed); returns its length. */
-static size_t utf8_next(const unsigned char *p, size_t left, uint32_t *cp)
+int nana_reply_success_begin(nana_buf *out, size_t *at)
 {
-    if (p[0] < 0x80 || left < 2) {
-        *cp = p[0];
-        return 1;
-    }
-    if ((p[0] & 0xE0) == 0xC0) {
-        *cp = ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
-        return 2;
-    }
-    if ((p[0] & 0xF0) == 0xE0 && left >= 3) {
-        *cp = ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-        return 3;
-    }
-    if (left >= 4) {
-        *cp = ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3F) << 12) |
-              ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-        return 4;
-    }
-    *cp = p[0];
-    return 1;
-}
-
-/*
- * Python's str.isprintable() for the code points that matter in keys:
- * controls (C0, DEL, C1), the no-break and soft-hyphen spaces, line and
- * paragraph separators and the surrogate/private-use areas are not.
- */
-static bool py_printable(uint32_t cp)
-{
-    if (cp < 0x20 || (cp >= 0x7F && cp <= 0xA0) || cp == 0xAD) return false;
-    if (cp == 0x2028 || cp == 0x2029 || (cp >= 0x200B && cp <= 0x200F)) return false;
-    if (cp >= 0xD800 && cp <= 0xF8FF) return false;
-    if (cp == 0xFEFF || (cp >= 0xFFF0 && cp <= 0xFFFF)) return false;
-    return true;
-}
-
-int nana_py_repr_str(nana_buf *out, const char *s, size_t n)
-{
-    bool has_single = memchr(s, '\'', n) != NULL, has_double = memchr(s, '"', n) != NULL;
-    char q = has_single && !has_double ? '"' : '\'';
-    int rc = nana_buf_putc(out, q);
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (!rc && i < n) {
-        uint32_t cp;
-        size_t k = utf8_next(p + i, n - i, &cp);
-        if (cp == (uint32_t)q || cp == '\\')
-            rc = nana_buf_printf(out, "\\%c", (char)cp);
-        else if (cp == '\n')
-            rc = nana_buf_puts(out, "\\n");
-        else if (cp == '\r')
-            rc = nana_buf_puts(out, "\\r");
-        else if (cp == '\t')
-            rc = nana_buf_puts(out, "\\t");
-        else if (py_printable(cp))
-            rc = nana_buf_append(out, p + i, k);
-        else if (cp <= 0xFF)
-            rc = nana_buf_printf(out, "\\x%02x", cp);
-        else if (cp <= 0xFFFF)
-            rc = nana_buf_printf(out, "\\u%04x", cp);
-        else
-            rc = nana_buf_printf(out, "\\U%08x", cp);
-        i += k;
-    }
-    if (!rc) rc = nana_buf_putc(out, q);
+    int rc = nana_frame_begin(out, at);
+    if (!rc) rc = nana_mp_put_map(out, 2);
+    if (!rc) rc = nana_mp_put_cstr(out, "status");
+    if (!rc) rc = nana_mp_put_cstr(out, "success");
+    if (!rc) rc = nana_mp_put_cstr(out, "result");
     return rc;
 }
+
+int nana_reply_encode_value(nana_buf *out, const char *json, size_t len)
+{
+    return nana_mp_from_json_text(out, json, len);
+}
+
+int nana_reply_answer(nana_buf *out, const nana_core_result *r, const nana_error *e)
+{
+    if (e && e->code) return nana_reply_from_error(out, e);
+    size_t start = out->len, at;
+    int rc = nana_reply_success_begin(out, &at);
+    if (!rc) {
+        switch (r->kind) {
+        case NANA_RES_NIL:
+        case NANA_RES_ENCODED: /* not here: the caller's buffer has it */
+            rc = nana_mp_put_nil(out);
+            break;
+        case NANA_RES_BOOL:
+            rc = nana_mp_put_bool(out, r->b);
+            break;
+        case NANA_RES_INT:
+            rc = nana_mp_put_int(out, r->i);
+            break;
+        case NANA_RES_VAL: {
+            nana_val *alt = nana_val_alt(r->v);
+            rc = alt && alt->form == NANA_DOOR_FORM_MSGPACK
+                     ? nana_buf_append(out, alt->data, alt->len)
+                     : nana_mp_from_json_text(out, r->v->data, r->v->len);
+            break;
+        }
+        }
+    }
+    if (!rc) rc = nana_frame_end(out, at);
+    if (rc) { /* a value that does not convert, or no memory: an error reply instead */
+        out->len = start;
+        if (out->data) out->data[start] = 0;
+        nana_error err;
+        nana_error_capture(&err, rc);
+        rc = nana_reply_from_error(out, &err);
+    }
+    return rc;
+}
+
+/* {"status": "success", "result": None}: the reply to a committed plain write. */
+const uint8_t nana_reply_set_ok[28] = {0x00, 0x00, 0x00, 0x18, 0x82, 0xa6, 's', 't', 'a', 't',
+                                       'u',  's',  0xa7, 's',  'u',  'c',  'c', 'e', 's', 's',
+                                       0xa6, 'r',  'e',  's',  'u',  'l',  't', 0xc0};
