@@ -73,20 +73,21 @@ static void release(nana_core_call *c)
     c->door->release(c);
 }
 
-/* Answers a started call with an error at once (on the calling thread). */
-static void fail_now(nana_core_call *c)
-{
-    nana_core_result_clear(&c->res);
-    answer(c);
-    release(c);
-}
-
 /* Logs an error that should not happen; the client hears only that it did. */
 static void log_unexpected(const nana_core_call *c, const nana_error *e)
 {
     if (nana_core_error_expected(e->code)) return;
     nana_log(NANA_LOG_ERROR, "call '%s' failed unexpectedly: %s: %s",
              c->m ? nana_method_name(c->m) : "?", nana_strerror(e->code), e->msg);
+}
+
+/* Answers a started call with its error at once (on the calling thread). */
+static void fail_now(nana_core_call *c)
+{
+    log_unexpected(c, &c->err);
+    nana_core_result_clear(&c->res);
+    answer(c);
+    release(c);
 }
 
 /* ---- the database and table ------------------------------------------------- */
@@ -135,8 +136,8 @@ static int open_target(nana_core *core, nana_core_call *c, const char *dbname, n
     snprintf(tn, sizeof(tn), "%.*s", (int)c->tlen, c->table);
     const nana_account *a = c->acct;
     if (a && !nana_account_table_allowed(a, dbname, tn))
-        return nana_error_setf(err, NANA_ERR_PERM, "Table '%s' is not allowed for account '%s'",
-                               tn, a->name);
+        return nana_error_setf(err, NANA_ERR_PERM, "Table '%s' is not allowed for account '%s'", tn,
+                               a->name);
     if ((c->in.t = nana_store_table_find(st, tn))) return NANA_OK;
     if (a && a->read_only && nana_sql_table_exists(st, tn) != 1)
         return nana_error_setf(err, NANA_ERR_DB, "no such table: %s", tn);
@@ -190,8 +191,8 @@ int nana_core_try(nana_core *core, nana_core_call *c, nana_buf *enc)
     int rc = c->door->bind(c, &spec, NANA_VALUE_MAX_DEPTH, &arena, &args, &c->err);
     int hit = 0;
     if (!rc)
-        hit = nana_method_try_cached(c->m, c->in.t, args.a[0].s, args.a[0].n, c->door, enc,
-                                     &c->res);
+        hit =
+            nana_method_try_cached(c->m, c->in.t, args.a[0].s, args.a[0].n, c->door, enc, &c->res);
     nana_arena_free(&arena);
     if (rc) return NANA_CORE_DONE; /* the arguments do not bind: a TypeError now */
     if (hit <= 0) {
@@ -325,8 +326,8 @@ static void start_async(nana_core *core, nana_core_call *c)
         fail_now(c);
         return;
     }
-    rc = nana_kv_set_async(c->in.t, args.a[0].s, args.a[0].n, args.a[1].s, args.a[1].n,
-                           async_done, c);
+    rc = nana_kv_set_async(c->in.t, args.a[0].s, args.a[0].n, args.a[1].s, args.a[1].n, async_done,
+                           c);
     if (rc) {
         /* Not queued (busy, a bad key...): answered through the same path. */
         char msg[NANA_ERRMSG_MAX];
@@ -395,8 +396,7 @@ int nana_core_new(const nana_core_opts *o, nana_core **out)
     if (!core->o.call_timeout_ms) core->o.call_timeout_ms = d.call_timeout_ms;
     if (core->o.calls_per_sec <= 0) core->o.calls_per_sec = d.calls_per_sec;
     int rc = nana_rates_new(&core->rates);
-    if (!rc)
-        rc = nana_dbs_open(o->db_dir, o->db_path, &core->o.store, core->o.max_dbs, &core->dbs);
+    if (!rc) rc = nana_dbs_open(o->db_dir, o->db_path, &core->o.store, core->o.max_dbs, &core->dbs);
     if (!rc) rc = nana_work_new(core->o.workers, core->o.queue_limit, &core->work);
     if (rc) {
         nana_error e;

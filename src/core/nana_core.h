@@ -52,16 +52,16 @@
 /* What a method is (nana_method_flags). Fast paths and policy follow these
  * flags, never the method's name. */
 enum {
-    NANA_M_READ = 1u << 0,   /* reads only */
-    NANA_M_WRITE = 1u << 1,  /* changes data: refused to read-only accounts */
-    NANA_M_ADMIN = 1u << 2,  /* refused unless the account's allowed_methods lists it */
-    NANA_M_SQL = 1u << 3,    /* takes caller-written SQL fragments: likewise */
-    NANA_M_LOCAL = 1u << 4,  /* NanaSQLite has it, but it cannot run over the network */
-    NANA_M_DICT = 1u << 5,   /* works on the call's NanaSQLite table */
-    NANA_M_CACHED = 1u << 6, /* a cache hit answers it on the calling thread */
-    NANA_M_ASYNC = 1u << 7,  /* a plain write the store's writer takes as it comes */
+    NANA_M_READ = 1u << 0,        /* reads only */
+    NANA_M_WRITE = 1u << 1,       /* changes data: refused to read-only accounts */
+    NANA_M_ADMIN = 1u << 2,       /* refused unless the account's allowed_methods lists it */
+    NANA_M_SQL = 1u << 3,         /* takes caller-written SQL fragments: likewise */
+    NANA_M_LOCAL = 1u << 4,       /* NanaSQLite has it, but it cannot run over the network */
+    NANA_M_DICT = 1u << 5,        /* works on the call's NanaSQLite table */
+    NANA_M_CACHED = 1u << 6,      /* a cache hit answers it on the calling thread */
+    NANA_M_ASYNC = 1u << 7,       /* a plain write the store's writer takes as it comes */
     NANA_M_REPLAY_SAFE = 1u << 8, /* may run from 0-RTT data (a replay does no harm) */
-    NANA_M_EXISTS = 1u << 9, /* answers whether the key exists (the cache hit is true) */
+    NANA_M_EXISTS = 1u << 9,      /* answers whether the key exists (the cache hit is true) */
 };
 
 typedef struct nana_method nana_method;
@@ -145,8 +145,8 @@ enum { NANA_CORE_DONE = 0, NANA_CORE_QUEUE = 1 };
 struct nana_core_call {
     /* the door's */
     const nana_door_ops *door;
-    const nana_method *m;     /* NULL: not in the table (refused by policy) */
-    const char *method;       /* the name as the client sent it, for messages */
+    const nana_method *m; /* NULL: not in the table (refused by policy) */
+    const char *method;   /* the name as the client sent it, for messages */
     uint32_t mlen;
     const nana_account *acct; /* NULL: unrestricted */
     const char *db;           /* NULL: the default database */
@@ -175,15 +175,15 @@ struct nana_core_call {
 typedef struct nana_core nana_core;
 
 typedef struct nana_core_opts {
-    const char *db_dir;        /* where calls' "db" names live */
-    const char *db_path;       /* the default database */
-    nana_store_opts store;     /* for every database it opens */
-    unsigned max_dbs;          /* databases open at once, default 64 */
-    unsigned workers;          /* worker threads, default 8 */
-    unsigned queue_limit;      /* calls waiting for a worker, default 4096 */
-    unsigned call_timeout_ms;  /* a call's deadline when the door sets none, default 15000 */
-    double calls_per_sec;      /* per account unless its own limit is set, default 1e6 */
-    int worker_delay_ms;       /* tests only: each worker call first sleeps this long */
+    const char *db_dir;       /* where calls' "db" names live */
+    const char *db_path;      /* the default database */
+    nana_store_opts store;    /* for every database it opens */
+    unsigned max_dbs;         /* databases open at once, default 64 */
+    unsigned workers;         /* worker threads, default 8 */
+    unsigned queue_limit;     /* calls waiting for a worker, default 4096 */
+    unsigned call_timeout_ms; /* a call's deadline when the door sets none, default 15000 */
+    double calls_per_sec;     /* per account unless its own limit is set, default 1e6 */
+    int worker_delay_ms;      /* tests only: each worker call first sleeps this long */
 } nana_core_opts;
 
 /* Fills |o| with the defaults above (no paths). */

@@ -32,7 +32,7 @@ typedef enum nana_expiry {
  * expire and deadline; the rest is the pool's.
  */
 struct nana_job {
-    uint64_t deadline;      /* nana_now_ns() time */
+    uint64_t deadline;        /* nana_now_ns() time */
     void (*run)(nana_job *j); /* on a worker; must end with nana_work_finish */
     /* The deadline passed or the pool stopped (see nana_expiry); called on
      * the deadline thread or in nana_work_stop, never under the lock. */
@@ -61,11 +61,11 @@ int nana_work_track(nana_work *w, nana_job *j);
 
 /* What the owner does when its job finished (nana_work_finish). */
 typedef enum nana_finish {
-    NANA_FINISH_ANSWER = 0,  /* in time: answer it, then it is the owner's again */
-    NANA_FINISH_DROP = 1,    /* answered at its deadline already: drop the result; it is
-                                the owner's again */
-    NANA_FINISH_LATER = 2,   /* answered at its deadline, and expire() is still running:
-                                drop the result; late() will be called once it returned */
+    NANA_FINISH_ANSWER = 0, /* in time: answer it, then it is the owner's again */
+    NANA_FINISH_DROP = 1,   /* answered at its deadline already: drop the result; it is
+                               the owner's again */
+    NANA_FINISH_LATER = 2,  /* answered at its deadline, and expire() is still running:
+                               drop the result; late() will be called once it returned */
 } nana_finish;
 
 /* |j| finished (on its worker, or the store's callback). */

@@ -27,10 +27,11 @@ typedef struct door_call {
     int64_t sid;
     uint8_t *msg; /* the request's copy (NULL when it was bound before queueing ended) */
     nana_accounts *snap;
-    nana_buf reply;   /* the encoded answer */
-    nana_door_post post; /* takes it to the connection's thread */
-    bool set_ok;      /* the answer is nana_reply_set_ok */
-    atomic_int refs;  /* the core's, and the reply's */
+    nana_buf reply;       /* the encoded answer */
+    nana_door_post post;  /* takes it to the connection's thread */
+    const uint8_t *fixed; /* the answer is this constant frame (set_ok, internal) */
+    size_t fixed_len;
+    atomic_int refs; /* the core's, and the reply's */
 } door_call;
 
 static void call_unref(door_call *dc)
@@ -77,20 +78,23 @@ static void deliver(void *conn, void *arg)
         reply_release(dc);
         return;
     }
-    const void *data = dc->set_ok ? (const void *)nana_reply_set_ok : (const void *)dc->reply.data;
-    size_t len = dc->set_ok ? sizeof(nana_reply_set_ok) : dc->reply.len;
+    const void *data = dc->fixed ? (const void *)dc->fixed : (const void *)dc->reply.data;
+    size_t len = dc->fixed ? dc->fixed_len : dc->reply.len;
     char why[256];
-    if (!dc->set_ok && nana_door_unread_over(d, conn, len, why, sizeof(why))) {
+    if (!dc->fixed && nana_door_unread_over(d, conn, len, why, sizeof(why))) {
         nana_buf_free(&dc->reply); /* the large reply goes now, not when acknowledged */
         nana_buf_init(&dc->reply, 0);
-        if (nana_reply_error(&dc->reply, "RuntimeError", why, "unread"))
+        if (nana_reply_error(&dc->reply, "RuntimeError", why, "unread")) {
             nana_buf_free(&dc->reply);
-        data = dc->reply.data;
-        len = dc->reply.len;
+            dc->fixed = nana_reply_internal_frame;
+            dc->fixed_len = sizeof(nana_reply_internal_frame);
+        }
+        data = dc->fixed ? (const void *)dc->fixed : (const void *)dc->reply.data;
+        len = dc->fixed ? dc->fixed_len : dc->reply.len;
     }
     if (!d->io->send_ref(conn, dc->sid, data, len, 1, reply_release, dc)) {
         nana_session *s = d->io->session(conn);
-        if (s && !dc->set_ok) nana_session_watch(s, conn);
+        if (s && !dc->fixed) nana_session_watch(s, conn);
         return;
     }
     (void)d->io->reset(conn, dc->sid, APP_REPLY_FAILED); /* never leave the caller waiting */
@@ -104,10 +108,15 @@ static void door_answer(nana_core_call *c)
     door_call *dc = (door_call *)(void *)c;
     nana_door *d = dc->door;
     if (!c->err.code && c->res.kind == NANA_RES_NIL && (nana_method_flags(c->m) & NANA_M_ASYNC)) {
-        dc->set_ok = true; /* a constant frame: nothing to build */
+        dc->fixed = nana_reply_set_ok; /* a constant frame: nothing to build */
+        dc->fixed_len = sizeof(nana_reply_set_ok);
     } else {
         nana_buf_reset(&dc->reply);
-        if (nana_reply_answer(&dc->reply, &c->res, &c->err)) nana_buf_free(&dc->reply);
+        if (nana_reply_answer(&dc->reply, &c->res, &c->err)) { /* no memory for it */
+            nana_buf_free(&dc->reply);
+            dc->fixed = nana_reply_internal_frame;
+            dc->fixed_len = sizeof(nana_reply_internal_frame);
+        }
     }
     nana_core_result_clear(&c->res);
     dc->post = (nana_door_post){deliver, dc};
@@ -146,7 +155,8 @@ int nana_door_queue(nana_door *d, const nana_door_req *q, uint64_t handle, int64
      * remembered (not in the frame) is copied after them. */
     if (!nana_core_binds_now(&q->call)) {
         const nana_core_call *c = &q->call;
-        bool own_db = c->db && ((const uint8_t *)c->db < msg || (const uint8_t *)c->db >= msg + len);
+        bool own_db =
+            c->db && ((const uint8_t *)c->db < msg || (const uint8_t *)c->db >= msg + len);
         size_t extra = own_db ? c->dblen : 0;
         dc->msg = nana_malloc(len + extra + 1);
         if (!dc->msg) {

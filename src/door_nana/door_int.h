@@ -115,6 +115,10 @@ const char *nana_error_type(int code, const char **code_field, bool *expected);
 /* The reply to a committed plain write: {"status": "success", "result": None}. */
 extern const uint8_t nana_reply_set_ok[28];
 
+/* InternalServerError "An unexpected error occurred", built in advance: the
+ * answer when no reply can be built (out of memory). */
+extern const uint8_t nana_reply_internal_frame[86];
+
 /* ---- the door ------------------------------------------------------------------ */
 
 struct nana_door {

@@ -204,8 +204,22 @@ static void send_scratch(nana_session *s, void *conn, int64_t sid)
     if (!s->stall_watch) nana_session_watch(s, conn);
 }
 
-/* Builds one immediate reply with |call| (writing to b_) and sends it. A
- * reply that cannot be built (no memory) resets the stream instead. */
+/* Answers InternalServerError from a frame built in advance: what a client
+ * gets when no reply can be built (out of memory); a reset if even that
+ * cannot be queued. */
+static void send_internal(nana_session *s, void *conn, int64_t sid)
+{
+    nana_door *d = s->d;
+    nana_core_hold(d->core);
+    if (d->io->send_ref(conn, sid, nana_reply_internal_frame, sizeof(nana_reply_internal_frame), 1,
+                        copied_release, d)) {
+        copied_release(d);
+        (void)d->io->reset(conn, sid, APP_REPLY_FAILED);
+    }
+}
+
+/* Builds one immediate reply with |call| (writing to b_) and sends it; one
+ * that cannot be built (no memory) is answered InternalServerError. */
 #define REPLY(s, conn, sid, call)                                                                  \
     do {                                                                                           \
         nana_buf *b_ = &(s)->scratch;                                                              \
@@ -214,7 +228,7 @@ static void send_scratch(nana_session *s, void *conn, int64_t sid)
         if (!rc_)                                                                                  \
             send_scratch((s), (conn), (sid));                                                      \
         else                                                                                       \
-            (void)(s)->d->io->reset((conn), (sid), APP_REPLY_FAILED);                              \
+            send_internal((s), (conn), (sid));                                                     \
     } while (0)
 
 /* Answers error |e| at once; an unexpected one is logged, its detail kept

@@ -20,7 +20,10 @@ typedef struct nana_arena {
 } nana_arena;
 
 /* An empty arena with no block of its own. */
-#define NANA_ARENA_INIT {NULL, NULL, 0, 0}
+#define NANA_ARENA_INIT                                                                            \
+    {                                                                                              \
+        NULL, NULL, 0, 0                                                                           \
+    }
 
 /* An empty arena that uses |block| (|cap| bytes, kept by the caller) first. */
 void nana_arena_init(nana_arena *a, void *block, size_t cap);
