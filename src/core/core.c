@@ -165,7 +165,7 @@ int nana_core_try(nana_core *core, nana_core_call *c, nana_buf *enc)
     const nana_account *a = c->acct;
     if (a) {
         double limit = a->max_calls_per_sec > 0 ? a->max_calls_per_sec : core->o.calls_per_sec;
-        if (!nana_rates_take(core->rates, a->name, c->rate, limit, nana_now_ns())) {
+        if (!nana_rates_take(core->rates, a, c->rate, limit, nana_now_ns())) {
             atomic_fetch_add_explicit(&core->st_rate, 1, memory_order_relaxed);
             nana_error_setf(&c->err, NANA_ERR_RATE,
                             "Rate limit exceeded: %.0f calls/s for account '%s'", limit, a->name);
@@ -183,17 +183,24 @@ int nana_core_try(nana_core *core, nana_core_call *c, nana_buf *enc)
         c->in.t = t;
     }
     if (!c->in.t || !(fl & NANA_M_CACHED)) return NANA_CORE_QUEUE;
-    /* A read the cache may answer: bind its arguments here. */
-    nana_arena arena;
-    nana_arena_init(&arena, try_block, sizeof(try_block));
-    nana_args args;
-    nana_bind_spec spec = nana_method_spec(c->m);
-    int rc = c->door->bind(c, &spec, NANA_VALUE_MAX_DEPTH, &arena, &args, &c->err);
-    int hit = 0;
-    if (!rc)
-        hit =
-            nana_method_try_cached(c->m, c->in.t, args.a[0].s, args.a[0].n, c->door, enc, &c->res);
-    nana_arena_free(&arena);
+    /* A read the cache may answer: its key, at once when the door can say,
+     * else bound in full here. */
+    const char *key;
+    size_t klen;
+    int rc = NANA_OK, hit = 0;
+    if (c->door->only_key && c->door->only_key(c, &key, &klen)) {
+        hit = nana_method_try_cached(c->m, c->in.t, key, klen, c->door, enc, &c->res);
+    } else {
+        nana_arena arena;
+        nana_arena_init(&arena, try_block, sizeof(try_block));
+        nana_args args;
+        nana_bind_spec spec = nana_method_spec(c->m);
+        rc = c->door->bind(c, &spec, NANA_VALUE_MAX_DEPTH, &arena, &args, &c->err);
+        if (!rc)
+            hit = nana_method_try_cached(c->m, c->in.t, args.a[0].s, args.a[0].n, c->door, enc,
+                                         &c->res);
+        nana_arena_free(&arena);
+    }
     if (rc) return NANA_CORE_DONE; /* the arguments do not bind: a TypeError now */
     if (hit <= 0) {
         nana_error_clear(&c->err);

@@ -62,11 +62,12 @@ typedef struct nana_rates nana_rates;
 int nana_rates_new(nana_rates **out);
 void nana_rates_free(nana_rates *r);
 
-/* Takes one call of account |name| at |rate| calls/s; false when over the
- * limit (when no bucket can be had, the table full or out of memory, the
- * call is let through). |hint| (may be NULL) remembers the bucket between
- * calls of one connection, so the table is searched once. */
-bool nana_rates_take(nana_rates *r, const char *name, nana_rate **hint, double rate,
+/* Takes one call of account |a| (its bucket is by name) at |rate| calls/s;
+ * false when over the limit (when no bucket can be had, the table full or
+ * out of memory, the call is let through). |hint| (may be NULL) remembers
+ * the bucket between calls of one connection, so the table is searched
+ * once per account object (an accounts reload makes new ones). */
+bool nana_rates_take(nana_rates *r, const nana_account *a, nana_rate_hint *hint, double rate,
                      uint64_t now_ns);
 
 /* ---- methods (methods.c) -------------------------------------------------- */

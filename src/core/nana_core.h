@@ -110,8 +110,13 @@ void nana_core_result_clear(nana_core_result *r);
 
 typedef struct nana_core_call nana_core_call;
 
-/* An account's rate bucket (the core's; a door keeps a pointer per connection). */
+/* An account's rate bucket (the core's), as a connection remembers it
+ * between calls so the core finds it without a search. */
 typedef struct nana_rate nana_rate;
+typedef struct nana_rate_hint {
+    nana_rate *bucket;
+    const nana_account *acct; /* the account it was found for */
+} nana_rate_hint;
 
 /* What the core needs from a door, one per door kind (static). */
 typedef struct nana_door_ops {
@@ -123,6 +128,10 @@ typedef struct nana_door_ops {
      */
     int (*bind)(const nana_core_call *c, const nana_bind_spec *spec, unsigned max_depth,
                 nana_arena *arena, nana_args *out, nana_error *err);
+    /* Optional, the cache's fast path: true with the key when the call's
+     * arguments are exactly one positional str (and nothing else), so a
+     * cached read needs no binding at all; false to bind in full. */
+    bool (*only_key)(const nana_core_call *c, const char **key, size_t *klen);
     /* The answer is in c->res / c->err: called once per started call, never
      * under a core lock, on a worker, the store's writer or the deadline
      * thread. The door encodes it and takes it to its connection. */
@@ -153,9 +162,9 @@ struct nana_core_call {
     uint32_t dblen;
     const char *table; /* NULL: the default table */
     uint32_t tlen;
-    uint64_t deadline; /* nana_now_ns() time; 0: the core's call timeout from now */
-    bool early;        /* it came as 0-RTT data: replay-safe methods only */
-    nana_rate **rate;  /* where the connection keeps its account's bucket (may be NULL) */
+    uint64_t deadline;    /* nana_now_ns() time; 0: the core's call timeout from now */
+    bool early;           /* it came as 0-RTT data: replay-safe methods only */
+    nana_rate_hint *rate; /* where the connection keeps its account's bucket (may be NULL) */
     /* the answer */
     nana_core_result res;
     nana_error err; /* err.code != 0: the call failed (res is nil) */

@@ -113,11 +113,16 @@ static nana_rate *bucket(nana_rates *rs, const char *name)
     return r;
 }
 
-bool nana_rates_take(nana_rates *rs, const char *name, nana_rate **hint, double rate,
+bool nana_rates_take(nana_rates *rs, const nana_account *a, nana_rate_hint *hint, double rate,
                      uint64_t now_ns)
 {
-    nana_rate *r = hint && *hint && strcmp((*hint)->name, name) == 0 ? *hint : bucket(rs, name);
-    if (hint) *hint = r;
+    nana_rate *r;
+    if (hint && hint->bucket && hint->acct == a) {
+        r = hint->bucket;
+    } else {
+        r = bucket(rs, a->name);
+        if (hint) *hint = (nana_rate_hint){r, a};
+    }
     if (!r) return true;
     double cap = rate < 1.0 ? 1.0 : rate; /* a rate below 1/s still allows one call */
     pthread_mutex_lock(&r->mu);

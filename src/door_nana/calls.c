@@ -136,8 +136,23 @@ static int door_bind(const nana_core_call *c, const nana_bind_spec *spec, unsign
     return rc ? nana_error_capture(err, rc) : NANA_OK;
 }
 
+/* The key of a call whose arguments are one positional str and nothing
+ * else (the cache's fast path needs no binding then). */
+static bool door_only_key(const nana_core_call *c, const char **key, size_t *klen)
+{
+    const nana_door_req *q = (const nana_door_req *)(const void *)c;
+    if (q->r.nargs != 1 || q->r.nkwargs) return false;
+    nana_mp_reader r = q->r.args;
+    nana_mp_item it;
+    if (nana_mp_read(&r, &it) || it.type != NANA_MP_STR) return false;
+    *key = (const char *)it.v.s.p;
+    *klen = it.v.s.n;
+    return true;
+}
+
 const nana_door_ops nana_door_core_ops = {
     .bind = door_bind,
+    .only_key = door_only_key,
     .answer = door_answer,
     .release = door_release,
     .encode = nana_reply_encode_value,
@@ -184,7 +199,7 @@ int nana_door_queue(nana_door *d, const nana_door_req *q, uint64_t handle, int64
     nana_buf_init(&dc->reply, 0);
     atomic_init(&dc->refs, 2);
     dc->q.call.door = &nana_door_core_ops;
-    dc->q.call.rate = NULL; /* taken already */
+    dc->q.call.rate = NULL; /* the rate was taken in nana_core_try */
     nana_core_hold(d->core);
     nana_core_start(d->core, &dc->q.call);
     return NANA_OK;

@@ -185,15 +185,19 @@ int nana_request_parse(const uint8_t *msg, size_t len, nana_request *out)
 /* ---- binding ------------------------------------------------------------- */
 
 /* The name CPython puts in a method's TypeErrors: "NanaSQLite.get". */
-typedef struct qualname {
+/* A method's qualified name for its messages, made only when a message
+ * needs it (a call that binds never formats it). */
+typedef struct qualname_lazy {
+    const nana_bind_spec *spec;
     char s[96];
-} qualname;
+} qualname_lazy;
 
-static qualname qual_of(const nana_bind_spec *spec)
+static const char *qual_str(qualname_lazy *q)
 {
-    qualname q;
-    snprintf(q.s, sizeof(q.s), "%s.%s", spec->owner ? spec->owner : "NanaSQLite", spec->name);
-    return q;
+    if (!q->s[0])
+        snprintf(q->s, sizeof(q->s), "%s.%s", q->spec->owner ? q->spec->owner : "NanaSQLite",
+                 q->spec->name);
+    return q->s;
 }
 
 /* Reads a value into JSON text in the arena. */
@@ -212,22 +216,22 @@ static int bind_json(nana_mp_reader *r, unsigned max_depth, nana_arena *arena, n
 }
 
 /* The TypeError for an argument of the wrong type. */
-static int wrong_type(const char *qual, const nana_param *p, const char *want, nana_mp_type got)
+static int wrong_type(qualname_lazy *qn, const nana_param *p, const char *want, nana_mp_type got)
 {
-    return nana_err_set(NANA_ERR_TYPE, "%s() argument '%s' must be %s, not %s", qual, p->name, want,
-                        nana_mp_type_name(got));
+    return nana_err_set(NANA_ERR_TYPE, "%s() argument '%s' must be %s, not %s", qual_str(qn),
+                        p->name, want, nana_mp_type_name(got));
 }
 
 /* Reads a str that must be valid UTF-8. */
-static int read_text(const char *qual, const nana_param *p, nana_mp_reader *r, const char **s,
+static int read_text(qualname_lazy *qn, const nana_param *p, nana_mp_reader *r, const char **s,
                      uint32_t *n)
 {
     nana_mp_item it;
     int rc = nana_mp_read(r, &it);
     if (rc) return rc;
-    if (it.type != NANA_MP_STR) return wrong_type(qual, p, "str", it.type);
+    if (it.type != NANA_MP_STR) return wrong_type(qn, p, "str", it.type);
     if (!nana_utf8_valid((const char *)it.v.s.p, it.v.s.n))
-        return nana_err_set(NANA_ERR_INVALID, "%s() argument '%s' is not valid UTF-8", qual,
+        return nana_err_set(NANA_ERR_INVALID, "%s() argument '%s' is not valid UTF-8", qual_str(qn),
                             p->name);
     *s = (const char *)it.v.s.p;
     *n = it.v.s.n;
@@ -235,7 +239,7 @@ static int read_text(const char *qual, const nana_param *p, nana_mp_reader *r, c
 }
 
 /* Reads a map of str -> value into pairs (values as JSON text). */
-static int bind_pairs(const char *qual, const nana_param *p, nana_mp_reader *r, uint32_t count,
+static int bind_pairs(qualname_lazy *qn, const nana_param *p, nana_mp_reader *r, uint32_t count,
                       unsigned max_depth, nana_arena *arena, nana_arg *a)
 {
     a->pairs = nana_arena_alloc(arena, (count ? count : 1) * sizeof(nana_kv_pair));
@@ -243,9 +247,10 @@ static int bind_pairs(const char *qual, const nana_param *p, nana_mp_reader *r, 
     for (uint32_t i = 0; i < count; i++) {
         const char *k;
         uint32_t kn;
-        int rc = read_text(qual, p, r, &k, &kn);
+        int rc = read_text(qn, p, r, &k, &kn);
         if (rc == NANA_ERR_TYPE)
-            return nana_err_set(NANA_ERR_TYPE, "%s() keys of '%s' must be str", qual, p->name);
+            return nana_err_set(NANA_ERR_TYPE, "%s() keys of '%s' must be str", qual_str(qn),
+                                p->name);
         if (rc) return rc;
         nana_arg v = {0};
         if ((rc = bind_json(r, max_depth, arena, &v))) return rc;
@@ -256,7 +261,7 @@ static int bind_pairs(const char *qual, const nana_param *p, nana_mp_reader *r, 
 }
 
 /* Reads one argument for parameter |p|. */
-static int bind_one(const char *qual, const nana_param *p, nana_mp_reader *r, unsigned max_depth,
+static int bind_one(qualname_lazy *qn, const nana_param *p, nana_mp_reader *r, unsigned max_depth,
                     nana_arena *arena, nana_arg *a)
 {
     nana_mp_reader peek = *r;
@@ -273,7 +278,7 @@ static int bind_one(const char *qual, const nana_param *p, nana_mp_reader *r, un
     case P_STR: {
         const char *s;
         uint32_t n;
-        if ((rc = read_text(qual, p, r, &s, &n))) return rc;
+        if ((rc = read_text(qn, p, r, &s, &n))) return rc;
         if (p->type == P_KEY) {
             a->s = s;
             a->n = n;
@@ -293,42 +298,42 @@ static int bind_one(const char *qual, const nana_param *p, nana_mp_reader *r, un
         else if (it.type == NANA_MP_NIL)
             a->b = false;
         else
-            return wrong_type(qual, p, "bool", it.type);
+            return wrong_type(qn, p, "bool", it.type);
         return NANA_OK;
     case P_INT:
         *r = peek;
-        if (it.type != NANA_MP_INT) return wrong_type(qual, p, "int", it.type);
+        if (it.type != NANA_MP_INT) return wrong_type(qn, p, "int", it.type);
         a->i = it.v.i;
         return NANA_OK;
     case P_VALUE:
         return bind_json(r, max_depth, arena, a);
     case P_LIST:
-        if (it.type != NANA_MP_ARRAY) return wrong_type(qual, p, "list", it.type);
+        if (it.type != NANA_MP_ARRAY) return wrong_type(qn, p, "list", it.type);
         return bind_json(r, max_depth, arena, a);
     case P_OBJECT:
-        if (it.type != NANA_MP_MAP) return wrong_type(qual, p, "dict", it.type);
+        if (it.type != NANA_MP_MAP) return wrong_type(qn, p, "dict", it.type);
         return bind_json(r, max_depth, arena, a);
     case P_KEYS:
-        if (it.type != NANA_MP_ARRAY) return wrong_type(qual, p, "list", it.type);
+        if (it.type != NANA_MP_ARRAY) return wrong_type(qn, p, "list", it.type);
         *r = peek;
         a->keys = nana_arena_alloc(arena, (it.v.count ? it.v.count : 1) * sizeof(nana_key));
         if (!a->keys) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
         for (uint32_t i = 0; i < it.v.count; i++) {
             const char *s;
             uint32_t n;
-            if ((rc = read_text(qual, p, r, &s, &n)))
+            if ((rc = read_text(qn, p, r, &s, &n)))
                 return rc == NANA_ERR_TYPE
-                           ? nana_err_set(NANA_ERR_TYPE, "%s() items of '%s' must be str", qual,
-                                          p->name)
+                           ? nana_err_set(NANA_ERR_TYPE, "%s() items of '%s' must be str",
+                                          qual_str(qn), p->name)
                            : rc;
             a->keys[i] = (nana_key){.key = s, .klen = n};
         }
         a->count = it.v.count;
         return NANA_OK;
     case P_PAIRS:
-        if (it.type != NANA_MP_MAP) return wrong_type(qual, p, "dict", it.type);
+        if (it.type != NANA_MP_MAP) return wrong_type(qn, p, "dict", it.type);
         *r = peek;
-        return bind_pairs(qual, p, r, it.v.count, max_depth, arena, a);
+        return bind_pairs(qn, p, r, it.v.count, max_depth, arena, a);
     }
     return nana_err_set(NANA_ERR_INTERNAL, "unknown parameter type");
 }
@@ -370,15 +375,15 @@ static unsigned param_named(const nana_bind_spec *spec, const char *name, size_t
 }
 
 /* Reads a keyword's name: a str (Python's keywords are strings) in UTF-8. */
-static int read_keyword(const char *qual, nana_mp_reader *r, const char **kp, size_t *kn)
+static int read_keyword(qualname_lazy *qn, nana_mp_reader *r, const char **kp, size_t *kn)
 {
     nana_mp_item k;
     int rc = nana_mp_read(r, &k);
     if (rc) return rc;
     if (k.type != NANA_MP_STR)
-        return nana_err_set(NANA_ERR_TYPE, "%s() keywords must be strings", qual);
+        return nana_err_set(NANA_ERR_TYPE, "%s() keywords must be strings", qual_str(qn));
     if (!nana_utf8_valid((const char *)k.v.s.p, k.v.s.n))
-        return nana_err_set(NANA_ERR_INVALID, "%s() keyword is not valid UTF-8", qual);
+        return nana_err_set(NANA_ERR_INVALID, "%s() keyword is not valid UTF-8", qual_str(qn));
     *kp = (const char *)k.v.s.p;
     *kn = k.v.s.n;
     return NANA_OK;
@@ -389,7 +394,7 @@ static int read_keyword(const char *qual, nana_mp_reader *r, const char **kp, si
  * arguments: 'a' and 'b'" (three or more: "'a', 'b', and 'c'"), naming the
  * parameters in [from, to) that are required and not given.
  */
-static int missing(const char *qual, const nana_bind_spec *spec, const bool *given, unsigned from,
+static int missing(qualname_lazy *qn, const nana_bind_spec *spec, const bool *given, unsigned from,
                    unsigned to, const char *kind)
 {
     unsigned idx[NANA_MAX_PARAMS], n = 0;
@@ -404,8 +409,8 @@ static int missing(const char *qual, const nana_bind_spec *spec, const bool *giv
         if (w < 0) break;
         at += (size_t)w;
     }
-    return nana_err_set(NANA_ERR_TYPE, "%s() missing %u required %s argument%s: %s", qual, n, kind,
-                        n == 1 ? "" : "s", names);
+    return nana_err_set(NANA_ERR_TYPE, "%s() missing %u required %s argument%s: %s", qual_str(qn),
+                        n, kind, n == 1 ? "" : "s", names);
 }
 
 /*
@@ -413,7 +418,7 @@ static int missing(const char *qual, const nana_bind_spec *spec, const bool *giv
  * bound method: "f() takes from 2 to 3 positional arguments but 4 were
  * given", with "(and 1 keyword-only argument)" when some were given.
  */
-static int too_many(const char *qual, sig g, uint32_t nargs, unsigned kwonly_given)
+static int too_many(qualname_lazy *qn, sig g, uint32_t nargs, unsigned kwonly_given)
 {
     unsigned argc = g.npos + 1, given = nargs + 1;
     char takes[48], extra[80] = "";
@@ -428,7 +433,7 @@ static int too_many(const char *qual, sig g, uint32_t nargs, unsigned kwonly_giv
         snprintf(extra, sizeof(extra), " positional argument%s (and %u keyword-only argument%s)",
                  given != 1 ? "s" : "", kwonly_given, kwonly_given != 1 ? "s" : "");
     return nana_err_set(NANA_ERR_TYPE, "%s() takes %s positional argument%s but %u%s %s given",
-                        qual, takes, plural ? "s" : "", given, extra,
+                        qual_str(qn), takes, plural ? "s" : "", given, extra,
                         given == 1 && !kwonly_given ? "was" : "were");
 }
 
@@ -437,7 +442,7 @@ static int too_many(const char *qual, sig g, uint32_t nargs, unsigned kwonly_giv
  * call gives, and CPython's TypeError if it does not bind. Sets given[]
  * and *nextra_kw (keywords that go to **kwargs).
  */
-static int check_arity(const nana_request *c, const nana_bind_spec *spec, const char *qual, sig g,
+static int check_arity(const nana_request *c, const nana_bind_spec *spec, qualname_lazy *qn, sig g,
                        bool *given, uint32_t *nextra_kw)
 {
     uint32_t bound = c->nargs < g.npos ? c->nargs : g.npos;
@@ -448,18 +453,18 @@ static int check_arity(const nana_request *c, const nana_bind_spec *spec, const 
     for (uint32_t i = 0; i < c->nkwargs; i++) {
         const char *kp;
         size_t kn;
-        int rc = read_keyword(qual, &r, &kp, &kn);
+        int rc = read_keyword(qn, &r, &kp, &kn);
         if (rc) return rc;
         int shown = kn > 64 ? 64 : (int)kn;
         unsigned j = param_named(spec, kp, kn);
         if (j == spec->nparams) {
             if (!spec->var_kwargs)
                 return nana_err_set(NANA_ERR_TYPE, "%s() got an unexpected keyword argument '%.*s'",
-                                    qual, shown, kp);
+                                    qual_str(qn), shown, kp);
             (*nextra_kw)++;
         } else if (given[j]) {
-            return nana_err_set(NANA_ERR_TYPE, "%s() got multiple values for argument '%.*s'", qual,
-                                shown, kp);
+            return nana_err_set(NANA_ERR_TYPE, "%s() got multiple values for argument '%.*s'",
+                                qual_str(qn), shown, kp);
         } else {
             given[j] = true;
         }
@@ -469,10 +474,10 @@ static int check_arity(const nana_request *c, const nana_bind_spec *spec, const 
         unsigned kwonly_given = 0;
         for (unsigned j = g.kwonly; j < spec->nparams; j++)
             kwonly_given += given[j];
-        return too_many(qual, g, c->nargs, kwonly_given);
+        return too_many(qn, g, c->nargs, kwonly_given);
     }
-    int rc = missing(qual, spec, given, 0, g.kwonly, "positional");
-    if (!rc) rc = missing(qual, spec, given, g.kwonly, spec->nparams, "keyword-only");
+    int rc = missing(qn, spec, given, 0, g.kwonly, "positional");
+    if (!rc) rc = missing(qn, spec, given, g.kwonly, spec->nparams, "keyword-only");
     return rc;
 }
 
@@ -482,21 +487,23 @@ int nana_request_bind(const nana_request *c, const nana_bind_spec *spec, unsigne
     nana_arg *out = args->a;
     nana_kv_pair **extra = &args->extra;
     size_t *nextra = &args->nextra;
-    memset(args, 0, sizeof(*args));
-    qualname q = qual_of(spec);
+    memset(args->a, 0, spec->nparams * sizeof(args->a[0])); /* the rest is never read */
+    *extra = NULL;
+    *nextra = 0;
+    qualname_lazy q = {spec, ""};
     sig g = sig_of(spec);
     bool given[NANA_MAX_PARAMS] = {0}; /* given, even as None (then .set stays false) */
     uint32_t nextra_kw = 0;
-    int rc = check_arity(c, spec, q.s, g, given, &nextra_kw);
+    int rc = check_arity(c, spec, &q, g, given, &nextra_kw);
     if (rc) return rc;
 
     /* The call binds: convert its values, positional ones first. */
     nana_mp_reader r = c->args;
     for (uint32_t i = 0; i < c->nargs; i++) {
         if (i < g.npos)
-            rc = bind_one(q.s, &spec->params[i], &r, max_depth, arena, &out[i]);
+            rc = bind_one(&q, &spec->params[i], &r, max_depth, arena, &out[i]);
         else if (i == g.npos && g.varargs >= 0) /* the first of *args */
-            rc = bind_one(q.s, &spec->params[g.varargs], &r, max_depth, arena, &out[g.varargs]);
+            rc = bind_one(&q, &spec->params[g.varargs], &r, max_depth, arena, &out[g.varargs]);
         else /* the rest of *args: the method ignores them, as NanaSQLite's does */
             rc = nana_mp_skip(&r, NANA_MP_MAX_DEPTH);
         if (rc) return rc;
@@ -509,10 +516,10 @@ int nana_request_bind(const nana_request *c, const nana_bind_spec *spec, unsigne
     for (uint32_t i = 0; i < c->nkwargs; i++) {
         const char *kp;
         size_t kn;
-        if ((rc = read_keyword(q.s, &r, &kp, &kn))) return rc;
+        if ((rc = read_keyword(&q, &r, &kp, &kn))) return rc;
         unsigned j = param_named(spec, kp, kn);
         if (j < spec->nparams) {
-            rc = bind_one(q.s, &spec->params[j], &r, max_depth, arena, &out[j]);
+            rc = bind_one(&q, &spec->params[j], &r, max_depth, arena, &out[j]);
         } else if (*extra && *nextra < nextra_kw) {
             nana_arg v = {0};
             rc = bind_json(&r, max_depth, arena, &v);

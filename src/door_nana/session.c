@@ -81,7 +81,7 @@ struct nana_session {
     const nana_account *acct; /* in snap */
     uint8_t pk[32];           /* the key that logged in */
     char name[72];
-    nana_rate *rate; /* the account's rate bucket, as the core found it */
+    nana_rate_hint rate; /* the account's rate bucket, as the core found it */
     pstream *partial;
     unsigned npartial;
     size_t buffered; /* bytes reserved by this connection's unfinished requests */
@@ -425,8 +425,7 @@ static void handle_call(nana_session *s, void *conn, int64_t sid, const uint8_t 
                                NULL));
         return;
     }
-    nana_door_req q;
-    memset(&q.call, 0, sizeof(q.call));
+    nana_door_req q; /* the fields the core reads are all set below (no memset: hot path) */
     int rc = nana_request_parse(msg, len, &q.r);
     if (rc) {
         nana_error e;
@@ -447,8 +446,11 @@ static void handle_call(nana_session *s, void *conn, int64_t sid, const uint8_t 
     c->dblen = named_db ? q.r.dblen : s->sticky_len;
     c->table = q.r.table;
     c->tlen = q.r.tlen;
+    c->deadline = 0;
     c->early = early;
     c->rate = &s->rate;
+    c->res.kind = NANA_RES_NIL;
+    c->res.v = NULL;
     s->calls++;
     nana_buf *b = &s->scratch;
     size_t at = 0;

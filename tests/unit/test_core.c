@@ -82,7 +82,7 @@ static int f_encode(nana_buf *out, const char *json, size_t len)
     return rc;
 }
 
-static const nana_door_ops fake_ops = {f_bind, f_answer, f_release, f_encode, 7};
+static const nana_door_ops fake_ops = {f_bind, NULL, f_answer, f_release, f_encode, 7};
 
 /* A call of |method| with string arguments |a0|, |a1| (NULL: absent). */
 static void fcall_init(fcall *f, const char *method, const char *a0, const char *a1)

@@ -142,8 +142,8 @@ static nana_session *f_session(void *conn)
     return ((fconn *)conn)->s;
 }
 
-static const nana_door_io fake_io = {f_send,      f_send,  f_reset,      f_close, f_trust,
-                                     f_set_timer, f_now,   f_send_state, f_post,  f_session};
+static const nana_door_io fake_io = {f_send,      f_send, f_reset,      f_close, f_trust,
+                                     f_set_timer, f_now,  f_send_state, f_post,  f_session};
 
 /* Runs the posted replies (the connection's thread's turn). Returns how many. */
 static size_t run_posts(fconn *c)
@@ -308,8 +308,8 @@ static const char *call(env *e, int64_t sid, const char *json)
 static void login(env *e)
 {
     uint8_t f[256];
-    static const uint8_t start[] = {0, 0, 0, 11, 0xaa, 'A', 'U', 'T', 'H', '_',
-                                    'S', 'T', 'A', 'R', 'T'};
+    static const uint8_t start[] = {0,   0,   0,   11,  0xaa, 'A', 'U', 'T',
+                                    'H', '_', 'S', 'T', 'A',  'R', 'T'};
     assert_int_equal(nana_session_data(e->conn.s, &e->conn, 0, start, sizeof(start), 1, 0), 0);
     fstream *s0 = fs(&e->conn, 0);
     assert_true(s0->fin);
@@ -365,8 +365,9 @@ static void test_login_and_calls(void **state)
                         "{\"status\":\"success\",\"result\":{\"a\":1}}");
     assert_string_equal(call(&e, 20, "{\"method\":\"get\",\"args\":[\"zz\",7],\"kwargs\":{}}"),
                         "{\"status\":\"success\",\"result\":7}");
-    assert_string_equal(call(&e, 24, "{\"method\":\"__getitem__\",\"args\":[\"zz\"],\"kwargs\":{}}"),
-                        "{\"status\":\"error\",\"error_type\":\"KeyError\",\"message\":\"'zz'\"}");
+    assert_string_equal(
+        call(&e, 24, "{\"method\":\"__getitem__\",\"args\":[\"zz\"],\"kwargs\":{}}"),
+        "{\"status\":\"error\",\"error_type\":\"KeyError\",\"message\":\"'zz'\"}");
     assert_string_equal(call(&e, 28, "{\"method\":\"vacuum\",\"args\":[],\"kwargs\":{}}"),
                         "{\"status\":\"error\",\"error_type\":\"PermissionError\",\"message\":"
                         "\"Method 'vacuum' is forbidden or invalid\"}");
@@ -413,8 +414,9 @@ static void test_limits_on_the_fake_clock(void **state)
     /* Replies nobody reads: past the budget an error takes the reply's place;
      * no progress for reply_stall_ms closes the connection. */
     e.conn.held = 60000; /* unread bytes of earlier replies */
-    const char *r = call(&e, 48, "{\"method\":\"__setitem__\",\"args\":[\"big\",\"" \
-                                 "0123456789012345678901234567890123456789\"],\"kwargs\":{}}");
+    const char *r = call(&e, 48,
+                         "{\"method\":\"__setitem__\",\"args\":[\"big\",\""
+                         "0123456789012345678901234567890123456789\"],\"kwargs\":{}}");
     assert_non_null(strstr(r, "success"));
     char json[200];
     snprintf(json, sizeof(json), "{\"method\":\"get\",\"args\":[\"big\"],\"kwargs\":{}}");
@@ -443,8 +445,9 @@ static void test_failing_allocations(void **state)
     env e;
     env_up(&e, "nomem", NULL);
     login(&e);
-    assert_non_null(strstr(call(&e, 8, "{\"method\":\"__setitem__\",\"args\":[\"k\",[1,2]],"
-                                       "\"kwargs\":{}}"),
+    assert_non_null(strstr(call(&e, 8,
+                                "{\"method\":\"__setitem__\",\"args\":[\"k\",[1,2]],"
+                                "\"kwargs\":{}}"),
                            "success"));
     static const char *const calls[] = {
         "{\"method\":\"__getitem__\",\"args\":[\"k\"],\"kwargs\":{}}",
@@ -478,8 +481,8 @@ static void test_failing_allocations(void **state)
                 if (rc) /* the transport closes the connection: fine, if nothing leaks */
                     assert_int_equal(rc, NANA_ERR_NOMEM);
                 else if (!s->fin && !s->reset)
-                    fail_msg("call %zu, allocation %lu%s failing: stream %lld unanswered", k,
-                             nth, sticky ? " and on" : "", (long long)sid);
+                    fail_msg("call %zu, allocation %lu%s failing: stream %lld unanswered", k, nth,
+                             sticky ? " and on" : "", (long long)sid);
                 ack_all(&e.conn);
                 sid = sid + 4 >= MAX_SIDS * 4 ? 12 : sid + 4;
                 if (!failed) break; /* the call ran through without a failure */
@@ -489,8 +492,8 @@ static void test_failing_allocations(void **state)
         fstream *s = fs(&e.conn, sid);
         nana_buf_free(&s->out);
         memset(s, 0, sizeof(*s));
-        assert_non_null(strstr(call(&e, sid, "{\"method\":\"__len__\",\"args\":[],\"kwargs\":{}}"),
-                               "success"));
+        assert_non_null(
+            strstr(call(&e, sid, "{\"method\":\"__len__\",\"args\":[],\"kwargs\":{}}"), "success"));
         ack_all(&e.conn);
         sid = sid + 4 >= MAX_SIDS * 4 ? 12 : sid + 4;
     }
