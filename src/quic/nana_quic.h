@@ -325,7 +325,8 @@ void nana_quic_conn_peer(const nana_quic_conn *c, struct sockaddr_storage *addr,
 /*
  * Queues |len| bytes on stream |sid| (copied; kept until acknowledged),
  * then FIN if |fin|. NANA_ERR_NOTFOUND for an unknown or closed stream,
- * NANA_ERR_INVALID after FIN, NANA_ERR_TOOBIG past max_stream_send_buffer.
+ * NANA_ERR_INVALID after FIN or on the peer's one-way stream (or a connection
+ * with a source), NANA_ERR_TOOBIG past max_stream_send_buffer.
  */
 int nana_quic_stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin);
 

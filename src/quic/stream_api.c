@@ -17,6 +17,16 @@ static bool closing(const nana_quic_conn *c)
     return c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead;
 }
 
+/* Whether we may send on |sid| (|write|) or read it: not on the other
+ * side's one-way streams (RFC 9000 2.1: bit 1 marks a one-way stream, bit
+ * 0 one the server opened). */
+static bool stream_goes(const nana_quic_conn *c, int64_t sid, bool write)
+{
+    if (!(sid & 2)) return true;
+    bool ours = (sid & 1) == (c->is_client ? 0 : 1);
+    return ours == write;
+}
+
 /* Queues bytes on a stream, copied or referenced (see the two callers). */
 static int stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin,
                        bool copy, void (*release)(void *ctx), void *ctx)
@@ -26,6 +36,9 @@ static int stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t 
     if (!s || s->closed)
         return nana_err_set(NANA_ERR_NOTFOUND, "no open stream %lld", (long long)sid);
     if (c->source) return nana_err_set(NANA_ERR_INVALID, "the connection sends from its source");
+    if (!stream_goes(c, sid, true))
+        return nana_err_set(NANA_ERR_INVALID, "stream %lld is the peer's one-way stream",
+                            (long long)sid);
     if (s->fin_queued)
         return nana_err_set(NANA_ERR_INVALID, "stream %lld is finished", (long long)sid);
     size_t limit = c->shard->ep->cfg.max_stream_send_buffer;
@@ -106,14 +119,6 @@ int nana_quic_stream_open(nana_quic_conn *c, int64_t *sid)
 int nana_quic_stream_open_uni(nana_quic_conn *c, int64_t *sid)
 {
     return stream_open(c, sid, false);
-}
-
-/* Whether we may send on |sid| (|write|) or read it: not on the other
- * side's one-way streams. */
-static bool stream_goes(const nana_quic_conn *c, int64_t sid, bool write)
-{
-    if (ngtcp2_is_bidi_stream(sid)) return true;
-    return ngtcp2_conn_is_local_stream(c->q, sid) == write;
 }
 
 int nana_quic_stream_shutdown_write(nana_quic_conn *c, int64_t sid, uint64_t app_error)
