@@ -1311,6 +1311,49 @@ static void test_core_stream_credit_never_stalls(void **state)
     vn_stop(&n);
 }
 
+static void count_stop(void *arg, int64_t sid, uint64_t code)
+{
+    uint64_t *seen = arg;
+    seen[0]++;
+    seen[1] = (uint64_t)sid;
+    seen[2] = code;
+}
+
+/* The walk over a decrypted packet's frames finds STOP_SENDING behind any
+ * other frame, and stops, reporting nothing past it, at a frame cut short. */
+static void test_core_frames_scan(void **state)
+{
+    (void)state;
+    static const uint8_t pkt[] = {
+        0x02, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00,                       /* ACK, one extra range */
+        0x0f, 0x00, 0x00, 0x03, 'a',  'b',  'c',                        /* STREAM, OFF LEN FIN */
+        0x04, 0x08, 0x01, 0x00,                                         /* RESET_STREAM */
+        0x18, 0x01, 0x00, 0x02, 7,    7,    1,    2,  3, 4, 5, 6, 7, 8, /* NEW_CONNECTION_ID */
+        9,    10,   11,   12,   13,   14,   15,   16,                   /* its token */
+        0x1a, 1,    2,    3,    4,    5,    6,    7,  8,                /* PATH_CHALLENGE */
+        0x05, 0x08, 0x41, 0x0c,                                         /* STOP_SENDING(8, 0x10c) */
+        0x00, 0x00                                                      /* PADDING */
+    };
+    uint64_t seen[3] = {0};
+    assert_int_equal(nana_quic_frames_scan(pkt, sizeof(pkt), count_stop, seen), 0);
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[1], 8);
+    assert_int_equal(seen[2], 0x10c);
+    /* Every shorter cut either ends between frames or is refused, and the
+     * STOP_SENDING is reported only when it is there whole. */
+    for (size_t len = 0; len < sizeof(pkt); len++) {
+        memset(seen, 0, sizeof(seen));
+        int rc = nana_quic_frames_scan(pkt, len, count_stop, seen);
+        assert_true(rc == 0 || rc == -1);
+        assert_int_equal(seen[0], len >= sizeof(pkt) - 2 ? 1 : 0);
+    }
+    /* An unknown frame type stops the walk. */
+    static const uint8_t odd[] = {0x40, 0x20, 0x05, 0x00, 0x00};
+    memset(seen, 0, sizeof(seen));
+    assert_int_equal(nana_quic_frames_scan(odd, sizeof(odd), count_stop, seen), -1);
+    assert_int_equal(seen[0], 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1345,6 +1388,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_core_uni_streams),
         cmocka_unit_test(test_core_datagrams_per_call),
         cmocka_unit_test(test_core_stream_credit_never_stalls),
+        cmocka_unit_test(test_core_frames_scan),
     };
     if (argc > 1) cmocka_set_test_filter(argv[1]);
     return cmocka_run_group_tests(tests, qt_group_setup, qt_group_teardown);

@@ -544,7 +544,7 @@ static void test_h3_large_response(void **state)
     n.drop_every = 50;
     for (int i = 0; i < 100000 && !waiting->ended; i++) {
         uint64_t n_new = waiting->body - waiting->consumed;
-        if (n_new > 32 * 1024) n_new = 32 * 1024;
+        if (n_new > (uint64_t)32 * 1024) n_new = (uint64_t)32 * 1024;
         if (n_new) assert_int_equal(h3p_consume(hc, waiting->sid, n_new), 0);
         waiting->consumed += n_new;
         vn_flush(&n);
