@@ -1,7 +1,8 @@
 /*
  * conn.c - one QUIC connection: ngtcp2's callbacks, reading datagrams,
- * writing packets (coalesced, GSO-batched), timers, closing and draining,
- * and the stream functions of the public API.
+ * writing packets (coalesced, GSO-batched) from the streams' queues or
+ * from the connection's source, timers, closing and draining. The stream
+ * functions of the public API are in stream_api.c.
  *
  * Life of a connection: created by the shard (accept or connect), fed
  * datagrams by nana_quic_conn_read, written once per I/O round by
