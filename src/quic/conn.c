@@ -1,7 +1,8 @@
 /*
  * conn.c - one QUIC connection: ngtcp2's callbacks, reading datagrams,
- * writing packets (coalesced, GSO-batched), timers, closing and draining,
- * and the stream functions of the public API.
+ * writing packets (coalesced, GSO-batched) from the streams' queues or
+ * from the connection's source, timers, closing and draining. The stream
+ * functions of the public API are in stream_api.c.
  *
  * Life of a connection: created by the shard (accept or connect), fed
  * datagrams by nana_quic_conn_read, written once per I/O round by
@@ -78,38 +79,6 @@ static void app_gone(nana_quic_conn *c)
     c->send_head = c->send_tail = NULL;
 }
 
-static void send_list_add(nana_quic_conn *c, nana_quic_stream *s)
-{
-    if (s->in_send_list || s->blocked) return;
-    s->in_send_list = true;
-    s->snext = NULL;
-    if (c->send_tail)
-        c->send_tail->snext = s;
-    else
-        c->send_head = s;
-    c->send_tail = s;
-}
-
-static void send_list_remove(nana_quic_conn *c, nana_quic_stream *s)
-{
-    if (!s->in_send_list) return;
-    nana_quic_stream **p = &c->send_head, *prev = NULL;
-    while (*p && *p != s) {
-        prev = *p;
-        p = &(*p)->snext;
-    }
-    if (*p) *p = s->snext;
-    if (c->send_tail == s) c->send_tail = prev;
-    s->in_send_list = false;
-    s->snext = NULL;
-}
-
-/* True if the stream has something left to send (bytes or a FIN). */
-static bool has_pending(const nana_quic_stream *s)
-{
-    return s->sent_off < s->queued || (s->fin_queued && !s->fin_sent);
-}
-
 /* ------------------------------------------------------------------ */
 /* ngtcp2 callbacks                                                     */
 /* ------------------------------------------------------------------ */
@@ -132,19 +101,36 @@ static int cb_recv_stream_data(ngtcp2_conn *q, uint32_t flags, int64_t sid, uint
         cb->stream_data(c, sid, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0,
                         (flags & NANA_Q_STREAM_DATA_EARLY) != 0, app_user(c)) < 0)
         return NGTCP2_ERR_CALLBACK_FAILURE;
-    /* The layer above has the bytes: give the credit back. */
-    ngtcp2_conn_extend_max_stream_offset(q, sid, len);
-    ngtcp2_conn_extend_max_offset(q, len);
+    /* The layer above has the bytes: give the credit back (unless it
+     * says itself when it consumed them). */
+    if (!c->credit_by_app) {
+        ngtcp2_conn_extend_max_stream_offset(q, sid, len);
+        ngtcp2_conn_extend_max_offset(q, len);
+    }
     return 0;
 }
 
+/* The peer opened stream |sid| (ngtcp2 calls this for remote streams only). */
 static int cb_stream_open(ngtcp2_conn *q, int64_t sid, void *ud)
 {
     (void)q;
     nana_quic_conn *c = ud;
-    if (!nana_quic_stream_find(&c->streams, sid) && !nana_quic_stream_add(&c->streams, sid))
-        return NGTCP2_ERR_CALLBACK_FAILURE;
+    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
+    if (!s && !(s = nana_quic_stream_add(&c->streams, sid))) return NGTCP2_ERR_CALLBACK_FAILURE;
+    s->peer_opened = true;
+    nana_quic_credit_opened(ngtcp2_is_bidi_stream(sid) ? &c->bidi_credit : &c->uni_credit, sid);
     return 0;
+}
+
+/* Runs stop_sending for a stream whose STOP_SENDING was seen. */
+static int tell_stop(nana_quic_conn *c, nana_quic_stream *s)
+{
+    s->stop_pending = false;
+    if (c->stops_pending) c->stops_pending--;
+    if (s->stop_told || s->closed) return 0;
+    s->stop_told = true;
+    if (!c->app_opened || !app(c)->stop_sending) return 0;
+    return app(c)->stop_sending(c, s->id, s->stop_code, app_user(c));
 }
 
 static int cb_stream_close(ngtcp2_conn *q, uint32_t flags, int64_t sid, uint64_t app_error,
@@ -154,38 +140,33 @@ static int cb_stream_close(ngtcp2_conn *q, uint32_t flags, int64_t sid, uint64_t
     nana_quic_conn *c = ud;
     nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
     if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET)) app_error = 0;
-    if (s) {
-        s->closed = true;
-        send_list_remove(c, s);
-        if (c->app_opened && app(c)->stream_close)
-            app(c)->stream_close(c, sid, app_error, app_user(c));
-        nana_quic_stream_remove(&c->streams, s);
+    if (!s) return 0;
+    int rv = s->stop_pending ? tell_stop(c, s) : 0;
+    s->closed = true;
+    nana_quic_send_list_remove(c, s);
+    if (c->app_opened && app(c)->stream_close) app(c)->stream_close(c, sid, app_error, app_user(c));
+    /* Stream credit for the peer, in batches (credit.c). Streams ngtcp2
+     * closed without stream_open it credits itself. */
+    if (s->peer_opened) {
+        bool bidi = ngtcp2_is_bidi_stream(sid);
+        uint32_t n = nana_quic_credit_closed(bidi ? &c->bidi_credit : &c->uni_credit);
+        if (n && bidi) ngtcp2_conn_extend_max_streams_bidi(q, n);
+        if (n && !bidi) ngtcp2_conn_extend_max_streams_uni(q, n);
     }
-    if (!ngtcp2_conn_is_local_stream(q, sid) && ngtcp2_is_bidi_stream(sid))
-        ngtcp2_conn_extend_max_streams_bidi(q, 1);
-    else if (!ngtcp2_conn_is_local_stream(q, sid))
-        ngtcp2_conn_extend_max_streams_uni(q, 1);
-    return 0;
+    nana_quic_stream_remove(&c->streams, s);
+    return rv < 0 ? NGTCP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 static int cb_stream_reset(ngtcp2_conn *q, int64_t sid, uint64_t final_size, uint64_t app_error,
                            void *ud, void *sud)
 {
     (void)final_size;
-    (void)ud;
-    (void)sud;
-    ngtcp2_conn_shutdown_stream_read(q, sid, app_error);
-    return 0;
-}
-
-static int cb_stream_stop_sending(ngtcp2_conn *q, int64_t sid, uint64_t app_error, void *ud,
-                                  void *sud)
-{
     (void)sud;
     nana_quic_conn *c = ud;
-    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
-    if (s) send_list_remove(c, s);
-    ngtcp2_conn_shutdown_stream_write(q, sid, app_error);
+    if (c->app_opened && app(c)->stream_reset &&
+        app(c)->stream_reset(c, sid, app_error, app_user(c)) < 0)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    ngtcp2_conn_shutdown_stream_read(q, sid, app_error);
     return 0;
 }
 
@@ -195,6 +176,8 @@ static int cb_acked(ngtcp2_conn *q, int64_t sid, uint64_t offset, uint64_t datal
     (void)q;
     (void)sud;
     nana_quic_conn *c = ud;
+    if (c->source)
+        return c->source->acked(c, sid, offset, datalen) < 0 ? NGTCP2_ERR_CALLBACK_FAILURE : 0;
     nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
     if (s) nana_quic_stream_acked(&c->streams, s, offset + datalen);
     return 0;
@@ -209,7 +192,8 @@ static int cb_extend_max_stream_data(ngtcp2_conn *q, int64_t sid, uint64_t max, 
     nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
     if (s && s->blocked) {
         s->blocked = false;
-        if (has_pending(s)) send_list_add(c, s);
+        if (c->source) return c->source->unblocked(c, sid) < 0 ? NGTCP2_ERR_CALLBACK_FAILURE : 0;
+        if (nana_quic_stream_has_pending(s)) nana_quic_send_list_add(c, s);
     }
     return 0;
 }
@@ -341,6 +325,60 @@ static int cb_extend_max_local_streams_bidi(ngtcp2_conn *q, uint64_t max, void *
     return 0;
 }
 
+/* The peer allows more unidirectional streams of ours. */
+static int cb_extend_max_local_streams_uni(ngtcp2_conn *q, uint64_t max, void *ud)
+{
+    (void)q;
+    (void)max;
+    nana_quic_conn *c = ud;
+    if (c->app_opened && app(c)->uni_streams_available)
+        app(c)->uni_streams_available(c, app_user(c));
+    return 0;
+}
+
+/* The connection whose packet this thread is reading, when its endpoint
+ * wants the peer's STOP_SENDING frames (see cb_decrypt); else NULL. */
+static _Thread_local nana_quic_conn *stop_watch;
+
+/* A STOP_SENDING frame in a packet of |arg| (a connection): marks the
+ * stream, told to the layer above once ngtcp2 has read the packet. Streams
+ * we do not know are left alone (no state for what a peer names). */
+static void saw_stop(void *arg, int64_t sid, uint64_t code)
+{
+    nana_quic_conn *c = arg;
+    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
+    if (!s || s->stop_pending || s->stop_told) return;
+    s->stop_pending = true;
+    s->stop_code = code;
+    c->stops_pending++;
+}
+
+/* ngtcp2's decryption; for a watched connection (stop_watch) the frames
+ * of each 1-RTT packet are walked for STOP_SENDING, which ngtcp2 0.12
+ * handles without telling anyone. */
+static int cb_decrypt(uint8_t *dest, const ngtcp2_crypto_aead *aead,
+                      const ngtcp2_crypto_aead_ctx *aead_ctx, const uint8_t *ciphertext,
+                      size_t ciphertextlen, const uint8_t *nonce, size_t noncelen,
+                      const uint8_t *aad, size_t aadlen)
+{
+    int rv = ngtcp2_crypto_decrypt_cb(dest, aead, aead_ctx, ciphertext, ciphertextlen, nonce,
+                                      noncelen, aad, aadlen);
+    if (rv == 0 && stop_watch && aadlen && !(aad[0] & 0x80) && ciphertextlen >= aead->max_overhead)
+        (void)nana_quic_frames_scan(dest, ciphertextlen - aead->max_overhead, saw_stop, stop_watch);
+    return rv;
+}
+
+/* Tells the layer above of the STOP_SENDING frames the last packets held. */
+static int tell_stops(nana_quic_conn *c)
+{
+    nana_quic_stream_table *t = &c->streams;
+    for (size_t i = 0; i < t->nbuckets && c->stops_pending; i++)
+        for (nana_quic_stream *s = t->buckets[i]; s; s = s->hnext)
+            if (s->stop_pending && tell_stop(c, s) < 0) return -1;
+    c->stops_pending = 0;
+    return 0;
+}
+
 static void fill_callbacks(ngtcp2_callbacks *cb, bool client)
 {
     memset(cb, 0, sizeof(*cb));
@@ -354,7 +392,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool client)
     }
     cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
     cb->encrypt = ngtcp2_crypto_encrypt_cb;
-    cb->decrypt = ngtcp2_crypto_decrypt_cb;
+    cb->decrypt = cb_decrypt;
     cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
     cb->update_key = ngtcp2_crypto_update_key_cb;
     cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
@@ -365,10 +403,10 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool client)
     cb->stream_open = cb_stream_open;
     cb->stream_close = cb_stream_close;
     cb->stream_reset = cb_stream_reset;
-    cb->stream_stop_sending = cb_stream_stop_sending;
     cb->acked_stream_data_offset = cb_acked;
     cb->extend_max_stream_data = cb_extend_max_stream_data;
     cb->extend_max_local_streams_bidi = cb_extend_max_local_streams_bidi;
+    cb->extend_max_local_streams_uni = cb_extend_max_local_streams_uni;
     cb->rand = cb_rand;
     cb->get_new_connection_id = cb_new_cid;
     cb->remove_connection_id = cb_remove_cid;
@@ -408,7 +446,9 @@ static void fill_settings(nana_quic_conn *c, ngtcp2_settings *s, ngtcp2_transpor
     p->initial_max_stream_data_uni = cfg->stream_window;
     p->initial_max_data = cfg->conn_window;
     p->initial_max_streams_bidi = c->is_client ? 0 : cfg->max_streams_bidi;
-    p->initial_max_streams_uni = 3;
+    p->initial_max_streams_uni = cfg->max_streams_uni ? cfg->max_streams_uni : NANA_Q_UNI_STREAMS;
+    nana_quic_credit_init(&c->bidi_credit, (uint32_t)p->initial_max_streams_bidi);
+    nana_quic_credit_init(&c->uni_credit, (uint32_t)p->initial_max_streams_uni);
     p->max_idle_timeout = (uint64_t)cfg->idle_timeout_ms * 1000000ull;
     p->active_connection_id_limit = 3; /* spare CIDs for migration, no more */
 }
@@ -717,7 +757,10 @@ void nana_quic_conn_read(nana_quic_conn *c, const ngtcp2_path *path, const uint8
         len -= skip;
     }
     ngtcp2_pkt_info pi = {.ecn = (uint8_t)ecn};
+    if (app(c)->stop_sending) stop_watch = c;
     int rv = ngtcp2_conn_read_pkt(c->q, path, &pi, pkt, len, ts);
+    stop_watch = NULL;
+    if (!rv && c->stops_pending && tell_stops(c) < 0) rv = NGTCP2_ERR_CALLBACK_FAILURE;
     if (rv) {
         fail(c, rv, ts);
         return;
@@ -739,7 +782,33 @@ static void stream_advance(nana_quic_conn *c, nana_quic_stream *s, ngtcp2_ssize 
 {
     if (n > 0) s->sent_off += (uint64_t)n;
     if (fin && s->sent_off == s->queued) s->fin_sent = true;
-    if (!has_pending(s)) send_list_remove(c, s);
+    if (!nana_quic_stream_has_pending(s)) nana_quic_send_list_remove(c, s);
+}
+
+/*
+ * A source's stream that ngtcp2 would not write to (error |n| of
+ * writev_stream): tells the source. Returns 1 when the write goes on, 0
+ * when |n| is no stream error, -1 when the source failed.
+ */
+static int pull_refused(nana_quic_conn *c, int64_t sid, ngtcp2_ssize n, ngtcp2_ssize ndatalen)
+{
+    const nana_quic_source *src = c->source;
+    nana_quic_stream *s;
+    switch (n) {
+    case NGTCP2_ERR_WRITE_MORE:
+        return src->sent(c, sid, (size_t)ndatalen) < 0 ? -1 : 1;
+    case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+        s = nana_quic_stream_find(&c->streams, sid);
+        if (s) s->blocked = true; /* unblocked from cb_extend_max_stream_data */
+        src->blocked(c, sid);
+        return 1;
+    case NGTCP2_ERR_STREAM_SHUT_WR:
+    case NGTCP2_ERR_STREAM_NOT_FOUND:
+        src->write_shut(c, sid);
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
@@ -757,16 +826,29 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
     ngtcp2_path_storage_zero(&ps);
     ngtcp2_path_storage_zero(&batch_ps);
     ngtcp2_pkt_info pi;
-    nana_quic_stream *s = c->send_head;
+    nana_quic_stream *s = c->source ? NULL : c->send_head;
+    unsigned spins = 0; /* source answers that put nothing in a packet */
     while (npkts < max_pkts) {
         ngtcp2_vec vec[16];
         size_t nvec = 0;
         int64_t sid = -1;
         uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
         bool fin = false;
-        if (s && (s->closed || s->blocked || !has_pending(s))) {
+        if (c->source) {
+            /* Pull-style: the source says what goes next (nghttp3_vec and
+             * nana_quic_vec have ngtcp2_vec's layout). */
+            int f = 0;
+            long k = c->source->pull(c, &sid, &f, (nana_quic_vec *)(void *)vec, 16);
+            if (k < 0 || k > 16) {
+                flush_batch(c, &batch_ps.path, total, seg);
+                fail(c, NGTCP2_ERR_CALLBACK_FAILURE, ts);
+                return;
+            }
+            nvec = sid >= 0 ? (size_t)k : 0;
+            if (sid >= 0 && f) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+        } else if (s && (s->closed || s->blocked || !nana_quic_stream_has_pending(s))) {
             nana_quic_stream *next = s->snext;
-            send_list_remove(c, s);
+            nana_quic_send_list_remove(c, s);
             s = next ? next : c->send_head;
             continue;
         }
@@ -786,7 +868,12 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
                                                    &ndatalen, flags, sid, vec, nvec, ts);
         if (n < 0) {
             /* The stream errors only come back when a stream was given. */
-            if (s && n == NGTCP2_ERR_WRITE_MORE) {
+            if (c->source && sid >= 0) {
+                int r = pull_refused(c, sid, n, ndatalen);
+                if (r > 0 && (n == NGTCP2_ERR_WRITE_MORE || ++spins < NANA_Q_PULL_SPINS)) continue;
+                if (r > 0) break; /* a source that keeps offering what cannot go */
+                if (r < 0) n = NGTCP2_ERR_CALLBACK_FAILURE;
+            } else if (s && n == NGTCP2_ERR_WRITE_MORE) {
                 stream_advance(c, s, ndatalen, fin);
                 s = s->in_send_list ? s->snext : c->send_head;
                 if (!s) s = c->send_head;
@@ -795,7 +882,7 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
             if (s && n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
                 s->blocked = true;
                 nana_quic_stream *next = s->snext;
-                send_list_remove(c, s);
+                nana_quic_send_list_remove(c, s);
                 s = next ? next : c->send_head;
                 continue;
             }
@@ -803,7 +890,7 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
                 nana_quic_stream *next = s->snext;
                 s->fin_sent = true;
                 s->sent_off = s->queued;
-                send_list_remove(c, s);
+                nana_quic_send_list_remove(c, s);
                 s = next ? next : c->send_head;
                 continue;
             }
@@ -811,7 +898,13 @@ void nana_quic_conn_write(nana_quic_conn *c, uint64_t ts)
             fail(c, (int)n, ts);
             return;
         }
-        if (s && ndatalen >= 0) {
+        if (c->source) {
+            if (sid >= 0 && ndatalen >= 0 && c->source->sent(c, sid, (size_t)ndatalen) < 0) {
+                flush_batch(c, &batch_ps.path, total, seg);
+                fail(c, NGTCP2_ERR_CALLBACK_FAILURE, ts);
+                return;
+            }
+        } else if (s && ndatalen >= 0) {
             nana_quic_stream *cur = s;
             stream_advance(c, cur, ndatalen, fin);
             s = cur->in_send_list ? (cur->snext ? cur->snext : c->send_head) : c->send_head;
@@ -1047,87 +1140,6 @@ void nana_quic_conn_peer(const nana_quic_conn *c, struct sockaddr_storage *addr,
     const ngtcp2_path *p = ngtcp2_conn_get_path(c->q);
     memcpy(addr, p->remote.addr, p->remote.addrlen);
     *len = (socklen_t)p->remote.addrlen;
-}
-
-/* Queues bytes on a stream, copied or referenced (see the two callers). */
-static int stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin,
-                       bool copy, void (*release)(void *ctx), void *ctx)
-{
-    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead)
-        return nana_err_set(NANA_ERR_CLOSED, "the connection is closed");
-    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
-    if (!s || s->closed)
-        return nana_err_set(NANA_ERR_NOTFOUND, "no open stream %lld", (long long)sid);
-    if (s->fin_queued)
-        return nana_err_set(NANA_ERR_INVALID, "stream %lld is finished", (long long)sid);
-    size_t limit = c->shard->ep->cfg.max_stream_send_buffer;
-    if ((uint64_t)len + (s->queued - s->base_off) > limit)
-        return nana_err_set(NANA_ERR_TOOBIG, "stream send buffer would pass %zu bytes", limit);
-    if (len) {
-        int rc = nana_quic_stream_queue(&c->streams, s, data, len, copy, release, ctx);
-        if (rc) return rc;
-    } else if (release) {
-        release(ctx); /* nothing to keep */
-    }
-    if (fin) s->fin_queued = true;
-    c->shard->unflushed += len;
-    send_list_add(c, s);
-    nana_quic_shard_dirty(c->shard, c);
-    return NANA_OK;
-}
-
-int nana_quic_stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin)
-{
-    return stream_send(c, sid, data, len, fin, true, NULL, NULL);
-}
-
-int nana_quic_stream_send_ref(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin,
-                              void (*release)(void *ctx), void *ctx)
-{
-    return stream_send(c, sid, data, len, fin, false, release, ctx);
-}
-
-int nana_quic_stream_send_copy(nana_quic_conn *c, int64_t sid, const void *data, size_t len,
-                               int fin, void (*release)(void *ctx), void *ctx)
-{
-    return stream_send(c, sid, data, len, fin, true, release, ctx);
-}
-
-void nana_quic_conn_send_state(const nana_quic_conn *c, uint64_t *held, uint64_t *acked)
-{
-    *held = c->streams.held_bytes;
-    *acked = c->streams.acked_bytes;
-}
-
-size_t nana_quic_stream_unacked(nana_quic_conn *c, int64_t sid)
-{
-    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
-    return s ? (size_t)(s->queued - s->base_off) : 0;
-}
-
-int nana_quic_stream_reset(nana_quic_conn *c, int64_t sid, uint64_t app_error)
-{
-    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead)
-        return nana_err_set(NANA_ERR_CLOSED, "the connection is closed");
-    nana_quic_stream *s = nana_quic_stream_find(&c->streams, sid);
-    if (!s) return nana_err_set(NANA_ERR_NOTFOUND, "no open stream %lld", (long long)sid);
-    send_list_remove(c, s);
-    int rv = nana_q_shutdown_stream(c->q, sid, app_error);
-    if (rv) return nana_err_set(NANA_ERR_NOTFOUND, "stream reset: %s", ngtcp2_strerror(rv));
-    nana_quic_shard_dirty(c->shard, c);
-    return NANA_OK;
-}
-
-int nana_quic_stream_open(nana_quic_conn *c, int64_t *sid)
-{
-    if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->dead)
-        return nana_err_set(NANA_ERR_CLOSED, "the connection is closed");
-    int rv = ngtcp2_conn_open_bidi_stream(c->q, sid, NULL);
-    if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
-        return nana_err_set(NANA_ERR_BUSY, "the peer allows no more streams now");
-    if (rv) return nana_err_set(NANA_ERR_INTERNAL, "open stream: %s", ngtcp2_strerror(rv));
-    if (!nana_quic_stream_add(&c->streams, *sid)) return NANA_ERR_NOMEM;
-    return NANA_OK;
 }
 
 void nana_quic_conn_close_transport(nana_quic_conn *c, uint64_t code, const char *reason)

@@ -16,6 +16,13 @@
  * a stream or connection is gone. Flow control credit is returned as soon
  * as stream_data returns.
  *
+ * A layer that runs its own protocol library on top (HTTP/3 with
+ * nghttp3) can instead, per connection: return flow-control credit
+ * itself as it consumes bytes (nana_quic_conn_set_credit_by_app), and
+ * hand its bytes out as the connection has room (a source, see
+ * nana_quic_conn_set_source), with both stream directions, the peer's
+ * RESET_STREAM and STOP_SENDING, and unidirectional streams.
+ *
  * Errors: 0 or a negative NANA_ERR_* (util/nana_err.h) with a detail in
  * nana_errmsg().
  */
@@ -102,6 +109,28 @@ typedef struct nana_quic_callbacks {
     void (*streams_available)(nana_quic_conn *c, void *user);
     /* Optional: the time set with nana_quic_conn_set_timer has come. */
     void (*timer)(nana_quic_conn *c, void *user);
+    /*
+     * Optional: the peer reset its sending side of stream |sid|
+     * (RESET_STREAM with |app_error|): no more bytes come on it. Runs
+     * before the stream's stream_close.
+     */
+    int (*stream_reset)(nana_quic_conn *c, int64_t sid, uint64_t app_error, void *user);
+    /*
+     * Optional: the peer asked us to stop sending on stream |sid|
+     * (STOP_SENDING with |app_error|): it reads nothing more of it. The
+     * transport has already answered with RESET_STREAM carrying the same
+     * code; sends on the stream are dropped from now on. Runs at most once
+     * per stream, for streams the transport knows (opened by us, or by the
+     * peer with data before). With this callback set, every 1-RTT packet of
+     * the endpoint's connections is scanned for the frame (ngtcp2 0.12
+     * reports it to no callback), a cost only an endpoint that sets it pays.
+     */
+    int (*stop_sending)(nana_quic_conn *c, int64_t sid, uint64_t app_error, void *user);
+    /*
+     * Optional: the peer raised its limit on our unidirectional streams,
+     * so nana_quic_stream_open_uni may succeed again after NANA_ERR_BUSY.
+     */
+    void (*uni_streams_available)(nana_quic_conn *c, void *user);
 } nana_quic_callbacks;
 
 /*
@@ -153,7 +182,10 @@ typedef struct nana_quic_config {
      * nana_quic_conn_trust (its client logged in); 0: it is trusted once its
      * handshake completes */
     int trust_by_app;
-    unsigned max_streams_bidi;     /* concurrent peer-opened streams per connection, default 100 */
+    unsigned max_streams_bidi; /* concurrent peer-opened streams per connection, default 100 */
+    /* concurrent peer-opened unidirectional streams per connection, default
+     * 3 (what HTTP/3 needs: control, QPACK encoder and decoder) */
+    unsigned max_streams_uni;
     uint64_t stream_window;        /* per-stream flow-control window, default 1 MiB */
     uint64_t conn_window;          /* per-connection window, default 16 MiB */
     unsigned idle_timeout_ms;      /* default 30000 */
@@ -293,7 +325,8 @@ void nana_quic_conn_peer(const nana_quic_conn *c, struct sockaddr_storage *addr,
 /*
  * Queues |len| bytes on stream |sid| (copied; kept until acknowledged),
  * then FIN if |fin|. NANA_ERR_NOTFOUND for an unknown or closed stream,
- * NANA_ERR_INVALID after FIN, NANA_ERR_TOOBIG past max_stream_send_buffer.
+ * NANA_ERR_INVALID after FIN or on the peer's one-way stream (or a connection
+ * with a source), NANA_ERR_TOOBIG past max_stream_send_buffer.
  */
 int nana_quic_stream_send(nana_quic_conn *c, int64_t sid, const void *data, size_t len, int fin);
 
@@ -335,6 +368,107 @@ int nana_quic_stream_reset(nana_quic_conn *c, int64_t sid, uint64_t app_error);
 
 /* Opens a bidirectional stream. NANA_ERR_BUSY when the peer's limit is reached. */
 int nana_quic_stream_open(nana_quic_conn *c, int64_t *sid);
+
+/*
+ * Opens a unidirectional stream (we send, the peer reads). NANA_ERR_BUSY
+ * when the peer's limit is reached (uni_streams_available says when it
+ * rose).
+ */
+int nana_quic_stream_open_uni(nana_quic_conn *c, int64_t *sid);
+
+/*
+ * Abandons only the sending side of |sid|: RESET_STREAM with |app_error|;
+ * whatever was queued and not yet acknowledged is dropped. The peer may go
+ * on sending. NANA_ERR_NOTFOUND for an unknown stream, NANA_ERR_INVALID for
+ * a stream we cannot send on (the peer's unidirectional stream).
+ */
+int nana_quic_stream_shutdown_write(nana_quic_conn *c, int64_t sid, uint64_t app_error);
+
+/*
+ * Abandons only the receiving side of |sid|: STOP_SENDING with
+ * |app_error|; no more stream_data for it. Bytes that still arrive count
+ * against no window. We may go on sending. NANA_ERR_NOTFOUND for an
+ * unknown stream, NANA_ERR_INVALID for a stream we cannot read (our own
+ * unidirectional stream).
+ */
+int nana_quic_stream_shutdown_read(nana_quic_conn *c, int64_t sid, uint64_t app_error);
+
+/* ---- flow control returned by the layer above ------------------------- */
+
+/*
+ * From now on the connection's receive windows open only as the layer
+ * above says it consumed bytes (nana_quic_stream_consumed), not when
+ * stream_data returns. Meant for conn_open (before any stream_data), by a
+ * layer that keeps bytes for later or parses them with a library that
+ * reports what it consumed. Every byte stream_data delivered must be
+ * reported consumed sooner or later (even on a stream that was reset or
+ * closed since), or the connection's window shrinks for good.
+ */
+void nana_quic_conn_set_credit_by_app(nana_quic_conn *c);
+
+/*
+ * The layer above consumed |n| more bytes of stream |sid|: its window and
+ * the connection's grow by |n| (a stream that is gone grows only the
+ * connection's). NANA_ERR_CLOSED when the connection is closing.
+ */
+int nana_quic_stream_consumed(nana_quic_conn *c, int64_t sid, uint64_t n);
+
+/* ---- pull-style sending ------------------------------------------------ */
+
+/* Bytes to send; the layout of ngtcp2_vec and nghttp3_vec. */
+typedef struct nana_quic_vec {
+    uint8_t *base; /* only read */
+    size_t len;
+} nana_quic_vec;
+
+/*
+ * A connection's source: instead of queueing bytes on streams, the layer
+ * above hands them out when the connection can send (HTTP/3: nghttp3's
+ * writev / add_write_offset / add_ack_offset / block / unblock /
+ * shutdown_stream_write map one to one). The bytes stay the source's:
+ * they must stay valid and unchanged until acked says the peer has them
+ * (the transport resends lost bytes from them). All run on the I/O
+ * thread; the int ones may return a negative value to close the
+ * connection (internal error). Per-connection state: nana_quic_conn_get_data.
+ */
+typedef struct nana_quic_source {
+    /*
+     * The next bytes to send, of one stream: fills up to |max| vectors
+     * and sets *sid (-1: nothing to send now) and *fin (the stream ends
+     * after these bytes; with no vectors: a FIN alone). Returns the number
+     * of vectors filled.
+     */
+    long (*pull)(nana_quic_conn *c, int64_t *sid, int *fin, nana_quic_vec *v, size_t max);
+    /* The first |n| bytes pulled (and the FIN, when *fin was set and all
+     * were taken; |n| may then be 0) went into a packet: pull the rest
+     * from there next time. */
+    int (*sent)(nana_quic_conn *c, int64_t sid, size_t n);
+    /* The peer acknowledged |n| more bytes of |sid| (offsets |off| to
+     * |off| + |n|, in order): they may be freed. */
+    int (*acked)(nana_quic_conn *c, int64_t sid, uint64_t off, uint64_t n);
+    /* Flow control stops |sid| (pull nothing more of it until unblocked). */
+    void (*blocked)(nana_quic_conn *c, int64_t sid);
+    /* The peer opened |sid|'s window again after blocked. */
+    int (*unblocked)(nana_quic_conn *c, int64_t sid);
+    /* Nothing more can be sent on |sid| (reset by either side, or gone):
+     * pull nothing more of it. */
+    void (*write_shut)(nana_quic_conn *c, int64_t sid);
+} nana_quic_source;
+
+/*
+ * Makes the connection send only what |src| hands out (|src| must outlive
+ * the connection; NULL goes back to queued sending). The stream_send
+ * functions are refused on such a connection (NANA_ERR_INVALID). Meant for
+ * conn_open.
+ */
+void nana_quic_conn_set_source(nana_quic_conn *c, const nana_quic_source *src);
+
+/*
+ * The source has bytes again after it had none (it is asked at every
+ * write of the connection anyway, which follows every packet received;
+ * call this after new bytes came from elsewhere: a post, a timer).
+ */
+void nana_quic_conn_source_ready(nana_quic_conn *c);
 
 /* Closes the connection with an application error code and a reason phrase
  * (may be NULL; printable ASCII, at most 63 bytes are sent). */

@@ -12,6 +12,16 @@
  *   NGTCP2_STREAM_DATA_FLAG_EARLY                 NGTCP2_STREAM_DATA_FLAG_0RTT
  *   ngtcp2_conn_get_conn_stat                     ngtcp2_conn_get_conn_info
  *   params.original_dcid (always set)             + params.original_dcid_present
+ *
+ * Behaviour of 0.12 the transport works around or lives with:
+ *   - A peer's STOP_SENDING reaches no callback (ngtcp2 answers it with
+ *     RESET_STREAM itself); conn.c finds the frames in decrypted packets
+ *     for endpoints that ask for them (the stop_sending callback).
+ *   - A peer's one-way stream is never closed (its send side is never
+ *     marked acknowledged), so stream_close never runs for it and its
+ *     stream credit does not come back: max_streams_uni is a limit for the
+ *     connection's life. 1.x closes them once read; credit.c then returns
+ *     their credit like that of two-way streams.
  */
 #ifndef NANA_QUIC_COMPAT_H
 #define NANA_QUIC_COMPAT_H

@@ -44,6 +44,8 @@
 #define NANA_Q_RESET_KEYS   8                   /* client: reset tokens remembered per connection */
 #define NANA_Q_MIN_RESET_RX 21   /* smallest datagram taken as a stateless reset (RFC 9000 10.3) */
 #define NANA_Q_MAX_UDP_RX   1500 /* a client's first datagram we keep for later (longer: dropped) */
+#define NANA_Q_UNI_STREAMS  3    /* default max_streams_uni: HTTP/3's control and QPACK streams */
+#define NANA_Q_PULL_SPINS   1024 /* source answers in one write that put nothing in a packet */
 
 /* ------------------------------------------------------------------ */
 /* TLS (tls.c)                                                          */
@@ -109,8 +111,12 @@ typedef struct nana_quic_stream {
     bool fin_queued;                /* FIN goes after the last byte */
     bool fin_sent;
     bool in_send_list;
-    bool blocked; /* flow control: wait for extend_max_stream_data */
-    bool closed;  /* ngtcp2 closed it; freed after the callback */
+    bool blocked;       /* flow control: wait for extend_max_stream_data */
+    bool closed;        /* ngtcp2 closed it; freed after the callback */
+    bool peer_opened;   /* the peer opened it (stream_open): its close returns stream credit */
+    bool stop_pending;  /* the peer's STOP_SENDING was seen; stop_sending not yet run */
+    bool stop_told;     /* stop_sending ran */
+    uint64_t stop_code; /* the STOP_SENDING's code */
 } nana_quic_stream;
 
 /* The I/O thread's kept stream and chunk objects (one per shard): a call's
@@ -147,6 +153,12 @@ void nana_quic_objs_init(nana_quic_objs *o);
 void nana_quic_objs_free(nana_quic_objs *o);
 /* Frees queued bytes below |acked_to|. */
 void nana_quic_stream_acked(nana_quic_stream_table *t, nana_quic_stream *s, uint64_t acked_to);
+/* True if the stream has something left to send (bytes or a FIN). */
+static inline bool nana_quic_stream_has_pending(const nana_quic_stream *s)
+{
+    return s->sent_off < s->queued || (s->fin_queued && !s->fin_sent);
+}
+
 /* Up to |max| vectors of unsent bytes from sent_off, stopping once they
  * hold |enough| bytes (what one packet can carry); returns the count. */
 size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max, size_t enough);
@@ -213,6 +225,15 @@ void nana_quic_admit_leave(nana_quic_admit *a, nana_quic_admit_ent *e);
 void nana_quic_admit_counts(nana_quic_admit *a, unsigned *total, unsigned *untrusted,
                             uint64_t *evicted, uint64_t *refused);
 
+/* The streams of one kind the peer may open, and the credit we hold back
+ * (stream credit goes back in batches, see credit.c). */
+typedef struct nana_quic_credit {
+    uint64_t granted; /* MAX_STREAMS we sent (initial limit included) */
+    uint64_t opened;  /* streams the peer opened (highest stream number + 1) */
+    uint32_t pending; /* closed since the last MAX_STREAMS: not yet returned */
+    uint32_t window;  /* the configured limit */
+} nana_quic_credit;
+
 typedef enum {
     CONN_HANDSHAKE,
     CONN_OPEN,
@@ -256,7 +277,11 @@ struct nana_quic_conn {
     ngtcp2_cid rcid; /* server after Retry: the client's second DCID */
     bool rcid_mapped;
     nana_quic_stream_table streams;
-    nana_quic_stream *send_head, *send_tail; /* streams with bytes to send */
+    nana_quic_stream *send_head, *send_tail;  /* streams with bytes to send */
+    const nana_quic_source *source;           /* pull-style sending (nana_quic_conn_set_source) */
+    bool credit_by_app;                       /* windows open by nana_quic_stream_consumed */
+    unsigned stops_pending;                   /* streams with stop_pending set */
+    nana_quic_credit bidi_credit, uni_credit; /* peer-opened streams: MAX_STREAMS batching */
     nana_quic_identity identity;
     char alpn[NANA_Q_ALPN_MAX + 1];
     void *user; /* nana_quic_conn_set_data */
@@ -274,6 +299,47 @@ struct nana_quic_conn {
     unsigned nreset_keys;
     ngtcp2_sockaddr_union remote_store, local_store;
 };
+
+/* A connection's list of streams with bytes to send (push-style). */
+static inline void nana_quic_send_list_add(nana_quic_conn *c, nana_quic_stream *s)
+{
+    if (s->in_send_list || s->blocked) return;
+    s->in_send_list = true;
+    s->snext = NULL;
+    if (c->send_tail)
+        c->send_tail->snext = s;
+    else
+        c->send_head = s;
+    c->send_tail = s;
+}
+
+static inline void nana_quic_send_list_remove(nana_quic_conn *c, nana_quic_stream *s)
+{
+    if (!s->in_send_list) return;
+    nana_quic_stream **p = &c->send_head, *prev = NULL;
+    while (*p && *p != s) {
+        prev = *p;
+        p = &(*p)->snext;
+    }
+    if (*p) *p = s->snext;
+    if (c->send_tail == s) c->send_tail = prev;
+    s->in_send_list = false;
+    s->snext = NULL;
+}
+
+/* Stream credit (credit.c): |window| streams allowed at first. */
+void nana_quic_credit_init(nana_quic_credit *k, uint32_t window);
+/* The peer opened stream |sid| of this kind. */
+void nana_quic_credit_opened(nana_quic_credit *k, int64_t sid);
+/* One of the peer's streams closed: how many streams of credit to return
+ * now (0: hold it back). */
+uint32_t nana_quic_credit_closed(nana_quic_credit *k);
+
+/* The frames of a decrypted 1-RTT packet payload (frames.c): calls
+ * on_stop(arg, sid, code) for each STOP_SENDING frame. Returns 0, or -1
+ * for a payload it cannot read whole (it stops there). */
+int nana_quic_frames_scan(const uint8_t *p, size_t len,
+                          void (*on_stop)(void *arg, int64_t sid, uint64_t code), void *arg);
 
 /* Creates a server connection for an acceptable first Initial packet. */
 int nana_quic_conn_accept(nana_quic_shard *sh, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd,
