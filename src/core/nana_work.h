@@ -40,9 +40,18 @@ struct nana_job {
     /* After a RUNNING expiry whose job finished meanwhile: the owner's last
      * word on it (see nana_work_finish). */
     void (*late)(nana_job *j);
+    /* The owner's promise that this job's deadline is no earlier than that
+     * of any job it submitted before with the same promise (every call with
+     * the same timeout from now): such jobs wait in a plain list in arrival
+     * order, O(1) in and out, instead of the heap. A deadline slightly out
+     * of order (two threads' clocks read a moment apart) is answered that
+     * moment late. */
+    bool in_order;
     /* the pool's */
     nana_job *qprev, *qnext;
+    nana_job *dprev, *dnext; /* the in-order list */
     size_t heap_idx;
+    bool listed; /* on the in-order list */
     int state;
     bool expiring; /* its expire() is being called */
     bool finished; /* nana_work_finish came while it was */

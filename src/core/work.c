@@ -43,6 +43,7 @@ struct nana_work {
     nana_job *qhead, *qtail;
     nana_job **heap; /* min-heap on deadline */
     size_t nheap, heap_cap;
+    nana_job *dhead, *dtail; /* in-order jobs (nana_job.in_order), earliest first */
     uint64_t dwake; /* the deadline thread looks at the heap again by then */
     unsigned queued, running, limit;
     bool stop;
@@ -104,10 +105,11 @@ static void h_down(nana_work *w, size_t i)
     }
 }
 
-/* Room for one more in the heap; false when out of memory. */
-static bool h_reserve(nana_work *w)
+/* Room for one more in the heap (none needed for an in-order job); false
+ * when out of memory. */
+static bool h_reserve(nana_work *w, const nana_job *j)
 {
-    if (w->nheap < w->heap_cap) return true;
+    if (j->in_order || w->nheap < w->heap_cap) return true;
     size_t cap = w->heap_cap ? w->heap_cap * 2 : 256;
     nana_job **h = nana_realloc(w->heap, cap * sizeof(*h));
     if (!h) return false;
@@ -116,17 +118,42 @@ static bool h_reserve(nana_work *w)
     return true;
 }
 
-/* Adds |j| (room reserved); wakes the deadline thread if it is the earliest. */
+/* Adds |j| to the heap (room reserved) or the in-order list; wakes the
+ * deadline thread if it is the earliest. */
 static void h_push(nana_work *w, nana_job *j)
 {
-    j->heap_idx = w->nheap;
-    w->heap[w->nheap++] = j;
-    h_up(w, j->heap_idx);
+    if (j->in_order) {
+        j->dnext = NULL;
+        j->dprev = w->dtail;
+        if (w->dtail)
+            w->dtail->dnext = j;
+        else
+            w->dhead = j;
+        w->dtail = j;
+        j->listed = true;
+    } else {
+        j->heap_idx = w->nheap;
+        w->heap[w->nheap++] = j;
+        h_up(w, j->heap_idx);
+    }
     if (j->deadline < w->dwake) pthread_cond_signal(&w->dcv);
 }
 
 static void h_remove(nana_work *w, nana_job *j)
 {
+    if (j->listed) {
+        if (j->dprev)
+            j->dprev->dnext = j->dnext;
+        else
+            w->dhead = j->dnext;
+        if (j->dnext)
+            j->dnext->dprev = j->dprev;
+        else
+            w->dtail = j->dprev;
+        j->dprev = j->dnext = NULL;
+        j->listed = false;
+        return;
+    }
     size_t i = j->heap_idx;
     if (i == SIZE_MAX || i >= w->nheap || w->heap[i] != j) return;
     w->nheap--;
@@ -170,8 +197,10 @@ static void *worker_main(void *arg)
 static nana_job *take_expired(nana_work *w, uint64_t now)
 {
     nana_job *list = NULL, **tail = &list;
-    while (w->nheap && w->heap[0]->deadline <= now) {
-        nana_job *j = w->heap[0];
+    for (;;) {
+        nana_job *j = w->nheap && w->heap[0]->deadline <= now ? w->heap[0] : NULL;
+        if (!j && w->dhead && w->dhead->deadline <= now) j = w->dhead;
+        if (!j) break;
         h_remove(w, j);
         if (j->state == J_QUEUED) {
             q_unlink(w, j);
@@ -211,7 +240,7 @@ static void *deadline_main(void *arg)
             pthread_mutex_lock(&w->mu);
             continue;
         }
-        if (!w->nheap && w->idle && now - w->idle_last >= DEADLINE_IDLE_NS) {
+        if (!w->nheap && !w->dhead && w->idle && now - w->idle_last >= DEADLINE_IDLE_NS) {
             /* No deadline to watch: the owner's housekeeping, outside the lock. */
             void (*fn)(void *) = w->idle;
             void *idle_arg = w->idle_arg;
@@ -221,7 +250,10 @@ static void *deadline_main(void *arg)
             pthread_mutex_lock(&w->mu);
             continue;
         }
-        w->dwake = w->nheap ? w->heap[0]->deadline : now + DEADLINE_IDLE_NS;
+        uint64_t next = now + DEADLINE_IDLE_NS;
+        if (w->nheap && w->heap[0]->deadline < next) next = w->heap[0]->deadline;
+        if (w->dhead && w->dhead->deadline < next) next = w->dhead->deadline;
+        w->dwake = next;
         struct timespec ts = nana_timespec_at(w->dwake);
         pthread_cond_timedwait(&w->dcv, &w->mu, &ts);
         w->dwake = 0; /* awake: every new job is seen on the next pass */
@@ -278,7 +310,7 @@ int nana_work_submit(nana_work *w, nana_job *j)
     else if (w->queued >= w->limit)
         rc = nana_err_set(NANA_ERR_BUSY, "Server busy: %u calls are waiting, try again later",
                           w->limit);
-    else if (!h_reserve(w))
+    else if (!h_reserve(w, j))
         rc = nana_err_set(NANA_ERR_NOMEM, "out of memory for a call's deadline");
     if (rc) {
         pthread_mutex_unlock(&w->mu);
@@ -306,7 +338,7 @@ int nana_work_track(nana_work *w, nana_job *j)
     int rc = NANA_OK;
     if (w->stop)
         rc = nana_err_set(NANA_ERR_CLOSED, "the server is stopping");
-    else if (!h_reserve(w))
+    else if (!h_reserve(w, j))
         rc = nana_err_set(NANA_ERR_NOMEM, "out of memory for a call's deadline");
     if (!rc) {
         j->state = J_RUNNING;

@@ -476,6 +476,9 @@ static int check_arity(const nana_request *c, const nana_bind_spec *spec, qualna
             kwonly_given += given[j];
         return too_many(qn, g, c->nargs, kwonly_given);
     }
+    /* Every positional parameter given and no keyword-only one: nothing can
+     * be missing (the common call: all arguments by position). */
+    if (c->nargs >= g.npos && g.kwonly == spec->nparams) return NANA_OK;
     int rc = missing(qn, spec, given, 0, g.kwonly, "positional");
     if (!rc) rc = missing(qn, spec, given, g.kwonly, spec->nparams, "keyword-only");
     return rc;

@@ -144,6 +144,61 @@ static void test_own_deadlines(void **state)
     nana_work_free(w);
 }
 
+/* Jobs promised in deadline order (the core's own timeout) wait in a list
+ * beside the heap: mixed with a job of its own deadline, every job is
+ * answered at its time, a listed job finished early (taken out of the
+ * middle of the list) never is, and a listed job queued behind a busy
+ * worker is cancelled at its deadline. */
+static void test_in_order_jobs(void **state)
+{
+    (void)state;
+    nana_work *w;
+    assert_int_equal(nana_work_new(1, 16, &w), 0);
+    current = w;
+    tjob a = {0}, b = {0}, c = {0}, own = {0}, busy = {0}, queued = {0};
+    uint64_t t0 = nana_now_ns();
+    tjob *listed[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        listed[i]->base.expire = tjob_expire;
+        listed[i]->base.in_order = true;
+        listed[i]->base.deadline = t0 + (uint64_t)(60 + 10 * i) * 1000000ull;
+        assert_int_equal(nana_work_track(w, &listed[i]->base), 0);
+    }
+    own.base.expire = tjob_expire;
+    own.base.deadline = t0 + 65000000ull; /* between a and b */
+    assert_int_equal(nana_work_track(w, &own.base), 0);
+    busy.base.run = tjob_run_slow;
+    busy.base.expire = tjob_expire;
+    busy.base.in_order = true;
+    busy.base.deadline = t0 + 90000000ull;
+    assert_int_equal(nana_work_submit(w, &busy.base), 0);
+    queued.base.run = tjob_run_slow;
+    queued.base.expire = tjob_expire;
+    queued.base.in_order = true;
+    queued.base.deadline = t0 + 100000000ull;
+    assert_int_equal(nana_work_submit(w, &queued.base), 0);
+    assert_int_equal(nana_work_finish(w, &b.base), NANA_FINISH_ANSWER); /* in time */
+    wait_expired(&queued, 3000000000ull);
+    wait_expired(&busy, 3000000000ull);
+    assert_int_equal(atomic_load(&a.expired), 1);
+    assert_int_equal(atomic_load(&own.expired), 1);
+    assert_int_equal(atomic_load(&b.expired), 0);
+    assert_int_equal(atomic_load(&c.expired), 1);
+    assert_int_equal(atomic_load(&busy.expired), 1);
+    assert_int_equal(atomic_load(&queued.expired), 1);
+    assert_true(atomic_load(&a.expired_at) <= atomic_load(&own.expired_at));
+    assert_true(atomic_load(&own.expired_at) <= atomic_load(&c.expired_at));
+    assert_true(atomic_load(&c.expired_at) - t0 >= 80000000ull);
+    assert_true(atomic_load(&queued.expired_at) - t0 >= 100000000ull);
+    assert_true(atomic_load(&queued.expired_at) - t0 < 600000000ull);
+    tjob *done[] = {&a, &c, &own};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(nana_work_finish(w, &done[i]->base), NANA_FINISH_DROP);
+    nana_work_stop(w);
+    assert_int_equal(nana_work_finish(w, &busy.base), NANA_FINISH_DROP);
+    nana_work_free(w);
+}
+
 /* A running job that finishes while its expire() still runs: the owner
  * hears late() once expire() returned, never before. */
 typedef struct ljob {
@@ -201,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_short_deadline_wakes_the_thread),
         cmocka_unit_test(test_queued_and_finished_jobs),
         cmocka_unit_test(test_own_deadlines),
+        cmocka_unit_test(test_in_order_jobs),
         cmocka_unit_test(test_late_finish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
