@@ -44,7 +44,7 @@ struct nana_work {
     nana_job **heap; /* min-heap on deadline */
     size_t nheap, heap_cap;
     nana_job *dhead, *dtail; /* in-order jobs (nana_job.in_order), earliest first */
-    uint64_t dwake; /* the deadline thread looks at the heap again by then */
+    uint64_t dwake;          /* the deadline thread looks at the heap again by then */
     unsigned queued, running, limit;
     bool stop;
     pthread_t *threads;

@@ -58,6 +58,9 @@ typedef struct nana_door_io {
     int (*close)(void *conn, uint64_t code, const char *reason);
     /* The client logged in: it keeps its place (see QUIC.md, admission). */
     int (*trust)(void *conn);
+    /* The client asked to log in: of connections not logged in, it is the
+     * last to be closed to make room. */
+    void (*engage)(void *conn);
     /* Asks for nana_session_timer at |when| (the connection's clock);
      * UINT64_MAX cancels. */
     void (*set_timer)(void *conn, uint64_t when);

@@ -260,6 +260,7 @@ static void auth_start(nana_session *s, void *conn, int64_t sid)
         REPLY(s, conn, sid, nana_reply_str(b_, "AUTH_BANNED"));
         return;
     }
+    d->io->engage(conn);
     nana_challenge_issue(&s->ch, now, (uint64_t)d->o.challenge_ttl_ms * 1000000ull);
     REPLY(s, conn, sid, nana_reply_challenge(b_, s->ch.bytes, sizeof(s->ch.bytes)));
 }

@@ -29,6 +29,14 @@
  * Untrusted connections are kept in arrays (per address and in all) so a
  * random pick costs nothing.
  *
+ * A connection whose client has spoken the protocol above (asked to log
+ * in: nana_quic_conn_engage) is evicted only when no connection in the way
+ * has not: a flood that completes handshakes and then idles cannot push
+ * out a client in the middle of its login, however long the login takes.
+ * A flood that also asks to log in is back to the random pick above, and
+ * pays a request and a challenge per connection. Each array keeps the
+ * connections not engaged in front, so the pick still costs nothing.
+ *
  * An evicted connection leaves the counts at once; its own entry is
  * released with the connection later.
  */
@@ -37,16 +45,6 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Connections from one address prefix. */
-struct nana_quic_admit_addr {
-    uint8_t key[9];          /* family byte + 4 (IPv4) or 8 (IPv6 /64) bytes, zero-padded */
-    unsigned count;          /* counted connections */
-    unsigned refs;           /* entries pointing here, counted or evicted */
-    nana_quic_admit_ent **u; /* its untrusted connections, in no order */
-    unsigned nu, ucap;
-    struct nana_quic_admit_addr *hnext;
-};
 
 /* Builds the prefix key of |sa|: IPv4 (also IPv4-mapped IPv6) or an IPv6 /64. */
 static void addr_key(const struct sockaddr *sa, uint8_t key[9])
@@ -96,13 +94,13 @@ void nana_quic_admit_free(nana_quic_admit *a)
         nana_quic_admit_addr *x = a->buckets[i];
         while (x) {
             nana_quic_admit_addr *n = x->hnext;
-            free(x->u);
+            free(x->u.v);
             free(x);
             x = n;
         }
     }
     free(a->buckets);
-    free(a->g);
+    free(a->g.v);
     a->buckets = NULL;
     pthread_mutex_destroy(&a->mu);
 }
@@ -178,33 +176,71 @@ static void drop_addr_if_empty(nana_quic_admit *a, nana_quic_admit_addr *x)
         p = &(*p)->hnext;
     if (*p) *p = x->hnext;
     a->naddrs--;
-    free(x->u);
+    free(x->u.v);
     free(x);
 }
 
-/* Makes room for one more in the array |*arr| of |*cap|; false if out of memory. */
-static bool reserve(nana_quic_admit_ent ***arr, unsigned *cap, unsigned n)
+/* Makes room for one more in |l|; false if out of memory. */
+static bool reserve(nana_quic_admit_list *l)
 {
-    if (n < *cap) return true;
-    unsigned c = *cap ? *cap * 2 : 8;
-    nana_quic_admit_ent **t = realloc(*arr, c * sizeof(*t));
+    if (l->n < l->cap) return true;
+    unsigned c = l->cap ? l->cap * 2 : 8;
+    nana_quic_admit_ent **t = realloc(l->v, c * sizeof(*t));
     if (!t) return false;
-    *arr = t;
-    *cap = c;
+    l->v = t;
+    l->cap = c;
     return true;
 }
 
-/* Takes |e| off both untrusted arrays (lock held): the last takes its slot. */
+/* Where |e| stands in the endpoint's list (|global|) or its address's. */
+static unsigned *slot(nana_quic_admit_ent *e, bool global)
+{
+    return global ? &e->gidx : &e->aidx;
+}
+
+/* Puts |e| at index |i| of |l|. */
+static void place(nana_quic_admit_list *l, unsigned i, nana_quic_admit_ent *e, bool global)
+{
+    l->v[i] = e;
+    *slot(e, global) = i;
+}
+
+/* Swaps the entries at |i| and |j| of |l|. */
+static void swap(nana_quic_admit_list *l, unsigned i, unsigned j, bool global)
+{
+    nana_quic_admit_ent *t = l->v[i];
+    place(l, i, l->v[j], global);
+    place(l, j, t, global);
+}
+
+/* Adds not-engaged |e| to |l| (room reserved). */
+static void list_add(nana_quic_admit_list *l, nana_quic_admit_ent *e, bool global)
+{
+    place(l, l->n++, e, global);
+    swap(l, l->nfresh++, l->n - 1, global);
+}
+
+/* Moves |e| of |l| to the engaged part. */
+static void list_engage(nana_quic_admit_list *l, nana_quic_admit_ent *e, bool global)
+{
+    unsigned i = *slot(e, global);
+    if (i >= l->nfresh) return;
+    swap(l, i, --l->nfresh, global);
+}
+
+/* Takes |e| out of |l|: the last entry takes its slot. */
+static void list_remove(nana_quic_admit_list *l, nana_quic_admit_ent *e, bool global)
+{
+    list_engage(l, e, global);
+    place(l, *slot(e, global), l->v[--l->n], global);
+}
+
+/* Takes |e| off both untrusted lists (lock held). */
 static void unlist(nana_quic_admit *a, nana_quic_admit_ent *e)
 {
     if (!e->listed) return;
-    nana_quic_admit_addr *x = e->addr;
-    nana_quic_admit_ent *last = x->u[--x->nu];
-    x->u[e->aidx] = last;
-    last->aidx = e->aidx;
-    last = a->g[--a->ng];
-    a->g[e->gidx] = last;
-    last->gidx = e->gidx;
+    list_remove(&e->addr->u, e, false);
+    list_remove(&a->g, e, true);
     e->listed = false;
     a->untrusted--;
 }
@@ -219,14 +255,16 @@ static void uncount(nana_quic_admit *a, nana_quic_admit_ent *e)
     a->total--;
 }
 
-/* Of two different untrusted entries of |arr| (n > 0) picked at random, the
- * older: so the youngest is never the one. */
-static nana_quic_admit_ent *pick(nana_quic_admit *a, nana_quic_admit_ent **arr, unsigned n)
+/* Whom of |l| (not empty) to evict: of two different entries picked at
+ * random among those not engaged (among all when every one is), the older;
+ * so the youngest is never the one. */
+static nana_quic_admit_ent *pick(nana_quic_admit *a, const nana_quic_admit_list *l)
 {
-    if (n == 1) return arr[0];
+    unsigned n = l->nfresh ? l->nfresh : l->n;
+    if (n == 1) return l->v[0];
     unsigned i = rand_below(a, n), j = rand_below(a, n - 1);
     if (j >= i) j++;
-    return arr[i]->seq < arr[j]->seq ? arr[i] : arr[j];
+    return l->v[i]->seq < l->v[j]->seq ? l->v[i] : l->v[j];
 }
 
 /* Evicts |e| to make room: records its handle for the caller to close. */
@@ -249,21 +287,21 @@ int nana_quic_admit_enter(nana_quic_admit *a, const struct sockaddr *addr, nana_
     pthread_mutex_lock(&a->mu);
     nana_quic_admit_addr *x = find_addr(a, key, true);
     int refuse = 0;
-    if (!x || !reserve(&x->u, &x->ucap, x->nu) || !reserve(&a->g, &a->gcap, a->ng)) {
+    if (!x || !reserve(&x->u) || !reserve(&a->g)) {
         refuse = NANA_QUIC_REFUSE_FULL;
     } else if (x->count >= a->max_per_addr) {
-        if (x->nu)
-            evict(a, pick(a, x->u, x->nu), r);
+        if (x->u.n)
+            evict(a, pick(a, &x->u), r);
         else
             refuse = NANA_QUIC_REFUSE_ADDR;
     }
     if (!refuse && a->total >= a->max_total) {
-        if (a->ng)
-            evict(a, pick(a, a->g, a->ng), r);
+        if (a->g.n)
+            evict(a, pick(a, &a->g), r);
         else
             refuse = NANA_QUIC_REFUSE_FULL;
     }
-    if (!refuse && a->untrusted >= a->max_untrusted && a->ng) evict(a, pick(a, a->g, a->ng), r);
+    if (!refuse && a->untrusted >= a->max_untrusted && a->g.n) evict(a, pick(a, &a->g), r);
     if (refuse) {
         if (x) drop_addr_if_empty(a, x);
         a->refused++;
@@ -280,10 +318,8 @@ int nana_quic_admit_enter(nana_quic_admit *a, const struct sockaddr *addr, nana_
     x->count++;
     a->total++;
     a->untrusted++;
-    e->aidx = x->nu;
-    x->u[x->nu++] = e;
-    e->gidx = a->ng;
-    a->g[a->ng++] = e;
+    list_add(&x->u, e, false);
+    list_add(&a->g, e, true);
     pthread_mutex_unlock(&a->mu);
     *out = e;
     return 0;
@@ -296,6 +332,17 @@ bool nana_quic_admit_trust(nana_quic_admit *a, nana_quic_admit_ent *e)
     unlist(a, e);
     pthread_mutex_unlock(&a->mu);
     return ok;
+}
+
+void nana_quic_admit_engage(nana_quic_admit *a, nana_quic_admit_ent *e)
+{
+    pthread_mutex_lock(&a->mu);
+    if (e->listed && !e->engaged) {
+        e->engaged = true;
+        list_engage(&e->addr->u, e, false);
+        list_engage(&a->g, e, true);
+    }
+    pthread_mutex_unlock(&a->mu);
 }
 
 void nana_quic_admit_leave(nana_quic_admit *a, nana_quic_admit_ent *e)

@@ -1075,6 +1075,11 @@ int nana_quic_conn_trust(nana_quic_conn *c)
     return NANA_OK;
 }
 
+void nana_quic_conn_engage(nana_quic_conn *c)
+{
+    if (!c->trusted && c->admit) nana_quic_admit_engage(&c->shard->ep->admit, c->admit);
+}
+
 void nana_quic_conn_set_timer(nana_quic_conn *c, uint64_t when)
 {
     if (c->app_timer == when) return;

@@ -283,6 +283,14 @@ const char *nana_quic_conn_alpn(const nana_quic_conn *c);
 int nana_quic_conn_trust(nana_quic_conn *c);
 
 /*
+ * Server: the layer above saw the client speak its protocol (it asked to
+ * log in) but does not trust it yet. While it stays untrusted such a
+ * connection is closed to make room only when no connection in the way
+ * has not been engaged.
+ */
+void nana_quic_conn_engage(nana_quic_conn *c);
+
+/*
  * Asks for the timer callback at |when| (the endpoint's clock, see
  * nana_quic_conn_now); UINT64_MAX cancels. One timer per connection: a
  * new time replaces the old.

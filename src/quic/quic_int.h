@@ -181,20 +181,36 @@ typedef struct nana_quic_admit_ent {
     nana_quic_handle handle;
     uint64_t seq;  /* admission order: lower is older */
     bool counted;  /* holds a place (false once evicted or gone) */
-    bool listed;   /* in the untrusted arrays */
-    unsigned aidx; /* its index in its address's untrusted array */
-    unsigned gidx; /* its index in the endpoint's untrusted array */
+    bool listed;   /* in the untrusted lists */
+    bool engaged;  /* its client spoke the protocol (nana_quic_admit_engage) */
+    unsigned aidx; /* its index in its address's untrusted list */
+    unsigned gidx; /* its index in the endpoint's untrusted list */
 } nana_quic_admit_ent;
+
+/* Untrusted entries in no order, those not engaged first: v[0, nfresh)
+ * are not engaged, v[nfresh, n) are. */
+typedef struct nana_quic_admit_list {
+    nana_quic_admit_ent **v;
+    unsigned n, nfresh, cap;
+} nana_quic_admit_list;
+
+/* Connections from one address prefix. */
+struct nana_quic_admit_addr {
+    uint8_t key[9];         /* family byte + 4 (IPv4) or 8 (IPv6 /64) bytes, zero-padded */
+    unsigned count;         /* counted connections */
+    unsigned refs;          /* entries pointing here, counted or evicted */
+    nana_quic_admit_list u; /* its untrusted connections */
+    struct nana_quic_admit_addr *hnext;
+};
 
 typedef struct nana_quic_admit {
     pthread_mutex_t mu;
     unsigned max_total, max_per_addr, max_untrusted;
     unsigned total, untrusted;
     uint64_t evicted, refused;
-    uint64_t seq;            /* admissions so far */
-    uint64_t rng;            /* for picking whom to evict */
-    nana_quic_admit_ent **g; /* every untrusted connection, in no order */
-    unsigned ng, gcap;
+    uint64_t seq;           /* admissions so far */
+    uint64_t rng;           /* for picking whom to evict */
+    nana_quic_admit_list g; /* every untrusted connection */
     nana_quic_admit_addr **buckets;
     size_t nbuckets, naddrs;
     uint8_t hash_key[16];
@@ -219,6 +235,9 @@ int nana_quic_admit_enter(nana_quic_admit *a, const struct sockaddr *addr, nana_
                           nana_quic_admit_ent **out, nana_quic_admit_result *r);
 /* Marks |e| trusted: never evicted. False if it was evicted already. */
 bool nana_quic_admit_trust(nana_quic_admit *a, nana_quic_admit_ent *e);
+/* Marks untrusted |e| engaged: evicted only when no entry in the way is
+ * not. No effect on a trusted or evicted entry. */
+void nana_quic_admit_engage(nana_quic_admit *a, nana_quic_admit_ent *e);
 /* Gives up |e|'s place and frees it. NULL-safe. */
 void nana_quic_admit_leave(nana_quic_admit *a, nana_quic_admit_ent *e);
 /* Current counts (for statistics and tests). */

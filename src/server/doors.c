@@ -45,6 +45,11 @@ static int q_trust(void *conn)
     return nana_quic_conn_trust(conn);
 }
 
+static void q_engage(void *conn)
+{
+    nana_quic_conn_engage(conn);
+}
+
 static void q_set_timer(void *conn, uint64_t when)
 {
     nana_quic_conn_set_timer(conn, when);
@@ -82,6 +87,7 @@ const nana_door_io nana_doors_quic_io = {
     .reset = q_reset,
     .close = q_close,
     .trust = q_trust,
+    .engage = q_engage,
     .set_timer = q_set_timer,
     .now = q_now,
     .send_state = q_send_state,

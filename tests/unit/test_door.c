@@ -46,7 +46,7 @@ typedef struct fconn {
     fstream st[MAX_SIDS];
     uint64_t now;
     uint64_t timer;
-    bool trusted, closed;
+    bool trusted, engaged, closed;
     uint64_t close_code;
     uint64_t held, acked; /* what send_state says */
     /* posted replies, waiting for the "connection's thread" (the test) */
@@ -106,6 +106,11 @@ static int f_trust(void *conn)
     return NANA_OK;
 }
 
+static void f_engage(void *conn)
+{
+    ((fconn *)conn)->engaged = true;
+}
+
 static void f_set_timer(void *conn, uint64_t when)
 {
     ((fconn *)conn)->timer = when;
@@ -142,8 +147,19 @@ static nana_session *f_session(void *conn)
     return ((fconn *)conn)->s;
 }
 
-static const nana_door_io fake_io = {f_send,      f_send, f_reset,      f_close, f_trust,
-                                     f_set_timer, f_now,  f_send_state, f_post,  f_session};
+static const nana_door_io fake_io = {
+    .send_ref = f_send,
+    .send_copy = f_send,
+    .reset = f_reset,
+    .close = f_close,
+    .trust = f_trust,
+    .engage = f_engage,
+    .set_timer = f_set_timer,
+    .now = f_now,
+    .send_state = f_send_state,
+    .post = f_post,
+    .session = f_session,
+};
 
 /* Runs the posted replies (the connection's thread's turn). Returns how many. */
 static size_t run_posts(fconn *c)
@@ -354,7 +370,9 @@ static void test_login_and_calls(void **state)
                         "{\"status\":\"error\",\"message\":\"Unauthorized: Please start with "
                         "AUTH_START\"}");
     assert_false(e.conn.trusted);
+    assert_false(e.conn.engaged);
     login(&e);
+    assert_true(e.conn.engaged); /* at its AUTH_START */
     assert_string_equal(
         call(&e, 8, "{\"method\":\"__setitem__\",\"args\":[\"k\",{\"a\":1}],\"kwargs\":{}}"),
         "{\"status\":\"success\",\"result\":null}");

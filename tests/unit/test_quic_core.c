@@ -870,6 +870,118 @@ static void test_admit_prefixes(void **state)
     nana_quic_admit_free(&a);
 }
 
+/* Connections whose clients asked to log in (engaged) are evicted only when
+ * no connection in the way is not: 200 newcomers from one address with a
+ * limit of 8 never push out the two engaged ones; once every one in the
+ * way is engaged, the pick is among all again. */
+static void test_admit_engaged(void **state)
+{
+    (void)state;
+    nana_quic_admit a;
+    assert_int_equal(nana_quic_admit_init(&a, 1000, 8, 1000), 0);
+    struct sockaddr_in v4;
+    memset(&v4, 0, sizeof(v4));
+    v4.sin_family = AF_INET;
+    inet_pton(AF_INET, "192.0.2.1", &v4.sin_addr);
+    enum { N = 208 };
+    nana_quic_admit_ent *e[N + 8] = {0};
+    bool gone[N + 8] = {0};
+    nana_quic_admit_result r;
+    for (unsigned i = 0; i < 8; i++)
+        assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&v4, i, &e[i], &r), 0);
+    nana_quic_admit_engage(&a, e[2]);
+    nana_quic_admit_engage(&a, e[5]);
+    nana_quic_admit_engage(&a, e[5]); /* twice: no change */
+    for (unsigned i = 8; i < N; i++) {
+        assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&v4, i, &e[i], &r), 0);
+        assert_int_equal(r.nvictims, 1);
+        assert_true(r.victims[0] != 2 && r.victims[0] != 5 && r.victims[0] != i);
+        assert_false(gone[r.victims[0]]);
+        gone[r.victims[0]] = true;
+    }
+    assert_true(nana_quic_admit_trust(&a, e[2])); /* still counted */
+    /* Every untrusted one in the way engaged: one of them goes. */
+    unsigned engaged = 0;
+    for (unsigned i = 0; i < N; i++)
+        if (!gone[i] && i != 2) {
+            nana_quic_admit_engage(&a, e[i]);
+            engaged++;
+        }
+    assert_int_equal(engaged, 7);
+    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&v4, N, &e[N], &r), 0);
+    assert_int_equal(r.nvictims, 1);
+    assert_true(r.victims[0] != 2 && r.victims[0] < N && !gone[r.victims[0]]);
+    assert_false(nana_quic_admit_trust(&a, e[r.victims[0]])); /* evicted */
+    unsigned total, untrusted;
+    uint64_t evicted, refused;
+    nana_quic_admit_counts(&a, &total, &untrusted, &evicted, &refused);
+    assert_int_equal(total, 8);
+    assert_int_equal(untrusted, 7);
+    for (unsigned i = 0; i <= N; i++)
+        nana_quic_admit_leave(&a, e[i]);
+    nana_quic_admit_counts(&a, &total, &untrusted, &evicted, &refused);
+    assert_int_equal(total, 0);
+    assert_int_equal(untrusted, 0);
+    nana_quic_admit_free(&a);
+}
+
+/* The untrusted lists stay consistent through any mix of entering,
+ * engaging, trusting and leaving: every entry knows its index, the entries
+ * not engaged come first, and the counts add up. */
+static void check_list(const nana_quic_admit_list *l, bool global)
+{
+    for (unsigned i = 0; i < l->n; i++) {
+        assert_int_equal(global ? l->v[i]->gidx : l->v[i]->aidx, i);
+        assert_int_equal(l->v[i]->engaged, i >= l->nfresh);
+        assert_true(l->v[i]->listed);
+    }
+}
+
+static void test_admit_lists_random(void **state)
+{
+    (void)state;
+    nana_quic_admit a;
+    assert_int_equal(nana_quic_admit_init(&a, 40, 12, 30), 0);
+    enum { SLOTS = 64 };
+    nana_quic_admit_ent *e[SLOTS] = {0};
+    uint32_t seed = 12345;
+    for (unsigned step = 0; step < 20000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned k = (seed >> 8) % SLOTS, op = (seed >> 20) % 4;
+        struct sockaddr_in v4;
+        memset(&v4, 0, sizeof(v4));
+        v4.sin_family = AF_INET;
+        v4.sin_addr.s_addr = htonl(0xc0000200u + (seed >> 24) % 4);
+        if (!e[k]) {
+            nana_quic_admit_result r;
+            (void)nana_quic_admit_enter(&a, (struct sockaddr *)&v4, k, &e[k], &r);
+        } else if (op == 0) {
+            nana_quic_admit_engage(&a, e[k]);
+        } else if (op == 1) {
+            (void)nana_quic_admit_trust(&a, e[k]);
+        } else if (op == 2) {
+            nana_quic_admit_leave(&a, e[k]);
+            e[k] = NULL;
+        }
+        check_list(&a.g, true);
+        unsigned listed = 0, counted = 0;
+        for (unsigned i = 0; i < SLOTS; i++) {
+            if (!e[i]) continue;
+            listed += e[i]->listed;
+            counted += e[i]->counted;
+            check_list(&e[i]->addr->u, false);
+        }
+        assert_int_equal(listed, a.g.n);
+        assert_int_equal(listed, a.untrusted);
+        assert_int_equal(counted, a.total);
+        assert_true(a.total <= 40);
+    }
+    for (unsigned i = 0; i < SLOTS; i++)
+        nana_quic_admit_leave(&a, e[i]);
+    assert_int_equal(a.naddrs, 0);
+    nana_quic_admit_free(&a);
+}
+
 /* Takes the first datagram in flight (which must go to the server). */
 static vdgram take_first(vnet *n)
 {
@@ -1382,6 +1494,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_core_app_timer),
         cmocka_unit_test(test_core_send_state),
         cmocka_unit_test(test_admit_prefixes),
+        cmocka_unit_test(test_admit_engaged),
+        cmocka_unit_test(test_admit_lists_random),
         cmocka_unit_test(test_core_short_initial_coalesced),
         cmocka_unit_test(test_core_credit_by_app),
         cmocka_unit_test(test_core_reset_and_stop_codes),
