@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define FP     NANA_FINGERPRINT_BYTES
+#define FP     ((size_t)NANA_FINGERPRINT_BYTES)
 #define PIN    "sha256/"
 #define PINLEN (sizeof(PIN) - 1)
 #define B64LEN 44 /* standard base64 of 32 bytes, with one '=' */
