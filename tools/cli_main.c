@@ -21,7 +21,7 @@
  */
 #include "conn_flags.h"
 #include "nanasqlite_client.h"
-#include "server/nana_methods.h"
+#include "core/nana_core.h"
 #include "util/nana_buf.h"
 #include "util/nana_err.h"
 #include "util/nana_json.h"

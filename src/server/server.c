@@ -1,17 +1,17 @@
 /*
- * server.c - starting and stopping the server: options, files, the QUIC
- * endpoint with the session callbacks, the databases, the worker pool,
- * bans, accounts (a file watched for edits, or one public key), the
- * per-account rate buckets, and the graceful stop.
+ * server.c - starting and stopping the server: options, files, accounts (a
+ * file watched for edits, or one public key), bans, the QUIC endpoint with
+ * the door seam's callbacks (doors.c), the call core (databases, workers,
+ * deadlines) and the NanaSQLite door, and the graceful stop.
  */
 #include "server/server_int.h"
 
 #include "auth/nana_keys.h"
 #include "util/nana_file.h"
 #include "util/nana_log.h"
+#include "util/nana_time.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +19,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#define MAX_RATE_BUCKETS 100000
 
 /* nana_server_opts_init (the defaults) is in options.c, with the option rows. */
 
@@ -134,66 +132,6 @@ uint64_t nana_server_accounts_gen(nana_server *s)
     return s->watch ? nana_accounts_watch_generation(s->watch) : 1;
 }
 
-nana_rate *nana_server_rate(nana_server *s, const char *name)
-{
-    pthread_mutex_lock(&s->rate_mu);
-    for (size_t i = 0; i < s->nrates; i++) {
-        if (strcmp(s->rates[i]->name, name) == 0) {
-            nana_rate *r = s->rates[i];
-            pthread_mutex_unlock(&s->rate_mu);
-            return r;
-        }
-    }
-    nana_rate *r = NULL;
-    if (s->nrates < MAX_RATE_BUCKETS && (r = calloc(1, sizeof(*r)))) {
-        nana_rate **grown = realloc(s->rates, (s->nrates + 1) * sizeof(*grown));
-        if (!grown) {
-            free(r);
-            r = NULL;
-        } else {
-            s->rates = grown;
-            pthread_mutex_init(&r->mu, NULL);
-            snprintf(r->name, sizeof(r->name), "%s", name);
-            r->tokens = -1; /* full on first use */
-            s->rates[s->nrates++] = r;
-        }
-    }
-    pthread_mutex_unlock(&s->rate_mu);
-    return r;
-}
-
-bool nana_rate_take(nana_rate *r, double rate, uint64_t now_ns)
-{
-    /* A bucket of one second's calls, refilled continuously. */
-    double cap = rate < 1.0 ? 1.0 : rate; /* a rate below 1/s still allows one call */
-    pthread_mutex_lock(&r->mu);
-    if (r->tokens < 0) {
-        r->tokens = cap;
-    } else {
-        double add = (double)(now_ns - r->last_ns) * 1e-9 * rate;
-        r->tokens = r->tokens + add > cap ? cap : r->tokens + add;
-    }
-    r->last_ns = now_ns;
-    bool ok = r->tokens >= 1.0;
-    if (ok) r->tokens -= 1.0;
-    pthread_mutex_unlock(&r->mu);
-    return ok;
-}
-
-/*
- * Housekeeping on the deadline thread when no call is in flight: after
- * calls were served, freed memory goes back to the system (a burst of
- * large replies leaves the process at its earlier size, not its peak).
- */
-static void server_idle(void *arg)
-{
-    nana_server *s = arg;
-    uint64_t calls = atomic_load(&s->st_calls);
-    if (calls == s->trimmed_at_calls || atomic_load(&s->pending) != 0) return;
-    s->trimmed_at_calls = calls;
-    malloc_trim(0);
-}
-
 uint16_t nana_server_port(const nana_server *s)
 {
     return nana_quic_ep_port(s->ep);
@@ -231,30 +169,27 @@ static int server_free(nana_server *s)
      * replies (cancelled calls, late results, async writes completing at
      * close); the endpoint goes last and runs what was posted to it.
      */
-    if (s->work) nana_work_stop(s->work);
-    int rc = nana_dbs_close(s->dbs);
+    int rc = nana_core_stop(s->core);
     nana_quic_ep_del(s->ep);
     s->ep = NULL;
-    nana_work_free(s->work);
+    nana_door_free(s->nana_door);
+    nana_core_free(s->core);
     nana_accounts_watch_stop(s->watch);
     nana_accounts_unref(s->fixed);
     nana_ban_free(s->ban);
-    for (size_t i = 0; i < s->nrates; i++) {
-        pthread_mutex_destroy(&s->rates[i]->mu);
-        free(s->rates[i]);
-    }
-    free(s->rates);
-    pthread_mutex_destroy(&s->rate_mu);
     free(s);
     return rc;
 }
 
-/* The accept hook: nothing is accepted until the server is fully set up. */
-static int server_accept(const struct sockaddr *addr, socklen_t len, void *user)
+/* The accounts, as the doors see them. */
+static nana_accounts *accounts_get(void *ctx, uint64_t *gen)
 {
-    nana_server *s = user;
-    if (!atomic_load_explicit(&s->ready, memory_order_acquire)) return NANA_QUIC_REFUSE_STARTING;
-    return nana_session_accept(addr, len, user);
+    return nana_server_accounts(ctx, gen);
+}
+
+static uint64_t accounts_gen(void *ctx)
+{
+    return nana_server_accounts_gen(ctx);
 }
 
 int nana_server_start(const nana_server_opts *opts, nana_server **out)
@@ -264,8 +199,8 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     if (!s) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     s->o = *opts;
     fill_defaults(&s->o);
-    pthread_mutex_init(&s->rate_mu, NULL);
     atomic_init(&s->ready, false);
+    atomic_init(&s->draining, false);
     const nana_server_opts *o = &s->o;
     /* First what fails without side effects: files, accounts, the port. */
     int rc = need_file(o->cert_path, "certificate");
@@ -286,9 +221,6 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         rc = nana_err_set(NANA_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    static const char *const alpn[] = {"nanasqlite"};
-    s->cb = nana_session_callbacks;
-    s->cb.accept = server_accept;
     nana_quic_config qc;
     nana_quic_config_init(&qc);
     qc.server = 1;
@@ -308,8 +240,8 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
                                             "certificates that client certificates must chain to");
         goto fail;
     }
-    qc.alpn = alpn;
-    qc.nalpn = 1;
+    qc.alpn = nana_doors_alpn;
+    qc.nalpn = nana_doors_nalpn;
     qc.allow_no_alpn = 1;
     qc.max_connections = o->max_connections;
     qc.max_conns_per_addr = o->max_conns_per_addr;
@@ -319,7 +251,7 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     qc.max_streams_bidi = o->max_streams;
     qc.idle_timeout_ms = o->idle_timeout_ms;
     qc.stream_window = o->max_stream_bytes < (1u << 20) ? o->max_stream_bytes : (1u << 20);
-    qc.cb = &s->cb;
+    qc.cb = &nana_doors_quic_callbacks;
     qc.user = s;
     uint8_t secret[32];
     if ((rc = static_secret_from_key(o->key_path, secret))) goto fail;
@@ -331,29 +263,50 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         goto fail;
     }
     /* Then what creates files: the databases (and backups/), the workers. */
-    nana_store_opts so;
-    nana_store_opts_init(&so);
-    so.sync = o->sync;
-    so.query_timeout_ms = o->call_timeout_ms;
-    so.open_check = o->open_check;
-    so.allow_corrupt = o->allow_corrupt;
-    if ((rc = nana_dbs_open(s->db_dir, o->db_path, &so, o->max_dbs, &s->dbs))) goto fail;
-    if ((rc = nana_work_new(o->workers, o->queue_limit, &s->work))) goto fail;
-    nana_work_set_idle(s->work, server_idle, s);
-    /* Large buffers (replies, values) are mapped and unmapped on their own,
-     * so freeing them returns the memory at once: a fixed threshold, not
-     * glibc's adaptive one, which after the first large free keeps every
-     * later large buffer in the heap. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    /* Publishes ep, dbs and work to the I/O threads (acquire in server_accept). */
+    nana_core_opts co;
+    nana_core_opts_init(&co);
+    co.db_dir = s->db_dir;
+    co.db_path = o->db_path;
+    co.store.sync = o->sync;
+    co.store.query_timeout_ms = o->call_timeout_ms;
+    co.store.open_check = o->open_check;
+    co.store.allow_corrupt = o->allow_corrupt;
+    co.max_dbs = o->max_dbs;
+    co.workers = o->workers;
+    co.queue_limit = o->queue_limit;
+    co.call_timeout_ms = o->call_timeout_ms;
+    co.calls_per_sec = o->calls_per_sec;
+    co.worker_delay_ms = o->worker_delay_ms;
+    if ((rc = nana_core_new(&co, &s->core))) goto fail;
+    nana_door_opts dopt;
+    nana_door_opts_init(&dopt);
+    dopt.max_request_bytes = o->max_stream_bytes;
+    dopt.max_conn_bytes = o->max_conn_bytes;
+    dopt.max_preauth_request_bytes = o->max_preauth_request_bytes;
+    dopt.max_preauth_streams = o->max_preauth_streams;
+    dopt.max_buffered_bytes = o->max_buffered_bytes;
+    dopt.request_idle_ms = o->request_idle_ms;
+    dopt.request_timeout_ms = o->request_timeout_ms;
+    dopt.max_unread_reply_bytes = o->max_unread_reply_bytes;
+    dopt.reply_stall_ms = o->reply_stall_ms;
+    dopt.challenge_ttl_ms = o->challenge_ttl_ms;
+    dopt.call_timeout_ms = o->call_timeout_ms;
+    dopt.ban_seconds = o->ban_seconds;
+    dopt.ban_failures = o->ban_failures;
+    dopt.no_bans = o->no_bans;
+    nana_door_accounts acc = {accounts_get, accounts_gen, s};
+    if ((rc = nana_door_new(s->core, &dopt, &nana_doors_quic_io, s->ep, &acc, s->ban,
+                            &s->nana_door)))
+        goto fail;
+    /* Publishes ep, core and the door to the I/O threads (acquire in the accept hook). */
     atomic_store_explicit(&s->ready, true, memory_order_release);
     *out = s;
     return NANA_OK;
 fail : {
-    char msg[NANA_ERRMSG_MAX];
-    snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+    nana_error e;
+    nana_error_capture(&e, rc);
     server_free(s);
-    return nana_err_set_str(rc, msg);
+    return nana_err_set_str(rc, e.msg);
 }
 }
 
@@ -361,10 +314,11 @@ int nana_server_stop(nana_server *s)
 {
     if (!s) return NANA_OK;
     atomic_store(&s->draining, true);
+    nana_core_drain(s->core);
     uint64_t until = nana_now_ns() + (uint64_t)s->o.grace_ms * 1000000ull;
-    uint64_t left = atomic_load(&s->pending);
+    uint64_t left = nana_core_held(s->core);
     if (left) nana_log(NANA_LOG_INFO, "stopping: waiting for %llu calls", (unsigned long long)left);
-    while ((left = atomic_load(&s->pending)) > 0 && nana_now_ns() < until) {
+    while ((left = nana_core_held(s->core)) > 0 && nana_now_ns() < until) {
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
@@ -379,13 +333,17 @@ int nana_server_stop(nana_server *s)
 
 void nana_server_get_stats(nana_server *s, nana_server_stats *out)
 {
-    out->calls = atomic_load(&s->st_calls);
-    out->cache_answers = atomic_load(&s->st_cache);
-    out->auth_ok = atomic_load(&s->st_auth_ok);
-    out->auth_failed = atomic_load(&s->st_auth_failed);
-    out->bans = atomic_load(&s->st_bans);
-    out->timeouts = atomic_load(&s->st_timeouts);
-    out->busy = atomic_load(&s->st_busy);
-    out->rate_limited = atomic_load(&s->st_rate);
-    out->in_flight = atomic_load(&s->pending);
+    nana_core_stats cs;
+    nana_core_get_stats(s->core, &cs);
+    nana_door_stats ds;
+    nana_door_get_stats(s->nana_door, &ds);
+    out->calls = cs.calls;
+    out->cache_answers = cs.cache_answers;
+    out->auth_ok = ds.auth_ok;
+    out->auth_failed = ds.auth_failed;
+    out->bans = ds.bans;
+    out->timeouts = cs.timeouts;
+    out->busy = cs.busy + ds.busy;
+    out->rate_limited = cs.rate_limited;
+    out->in_flight = nana_core_held(s->core);
 }

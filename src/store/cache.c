@@ -38,6 +38,7 @@ struct nana_cache_entry {
     nana_val *val;      /* NULL: tombstone of an expired key awaiting its delete */
     uint32_t klen;
     uint32_t elen; /* bytes of |val|'s encoded (wire) form kept after the key; 0: none */
+    uint8_t eform; /* which wire form (the caller's tag) */
     char key[];    /* klen bytes, then elen bytes of the encoded form */
 };
 
@@ -302,7 +303,7 @@ int nana_cache_get(nana_cache *c, const char *key, size_t klen, uint64_t now_ms,
 }
 
 int nana_cache_get_encoded(nana_cache *c, const char *key, size_t klen, uint64_t now_ms,
-                           nana_buf *out, nana_val **v)
+                           uint8_t form, nana_buf *out, nana_val **v)
 {
     if (c->opts.kind == NANA_CACHE_NONE) return NANA_CACHED_MISS;
     uint64_t h = cache_hash(c, key, klen);
@@ -310,7 +311,7 @@ int nana_cache_get_encoded(nana_cache *c, const char *key, size_t klen, uint64_t
     pthread_mutex_lock(&c->mu);
     nana_cache_entry *e = lookup_locked(c, key, klen, h, now_ms, &was_expired);
     int rc = NANA_CACHED_MISS;
-    if (e && e->elen) {
+    if (e && e->elen && e->eform == form) {
         if (nana_buf_append(out, e->key + e->klen, e->elen) == NANA_OK) rc = NANA_CACHED_ENCODED;
     } else if (e) {
         *v = nana_val_ref(e->val);
@@ -321,7 +322,7 @@ int nana_cache_get_encoded(nana_cache *c, const char *key, size_t klen, uint64_t
 }
 
 bool nana_cache_keep_encoded(nana_cache *c, const char *key, size_t klen, const nana_val *v,
-                             const void *enc, size_t elen)
+                             uint8_t form, const void *enc, size_t elen)
 {
     if (elen == 0 || elen > NANA_KV_ENCODED_MAX) return false;
     if (c->opts.kind == NANA_CACHE_NONE) return true;
@@ -342,6 +343,7 @@ bool nana_cache_keep_encoded(nana_cache *c, const char *key, size_t klen, const 
     memcpy(n, e, sizeof(*e) + klen);
     memcpy(n->key + klen, enc, elen);
     n->elen = (uint32_t)elen;
+    n->eform = form;
     /* Put the new entry where the old one was: its chain slot and its
      * neighbours on the list. */
     *link = n;

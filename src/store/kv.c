@@ -142,23 +142,23 @@ int nana_kv_get_cached(nana_table *t, const char *key, size_t klen, nana_val **o
     return 1;
 }
 
-int nana_kv_get_cached_encoded(nana_table *t, const char *key, size_t klen, nana_buf *out,
-                               nana_val **v)
+int nana_kv_get_cached_encoded(nana_table *t, const char *key, size_t klen, uint8_t form,
+                               nana_buf *out, nana_val **v)
 {
     nana_store *s = t->store;
     int rc = nana_check_key(s, key, klen);
     if (rc) return rc;
     if (nana_in_own_txn(s) || !nana_cache_enabled(&t->cache)) return NANA_CACHED_MISS;
     uint64_t now = t->cache.opts.kind == NANA_CACHE_TTL ? nana_store_now(s) : 0;
-    rc = nana_cache_get_encoded(&t->cache, key, klen, now, out, v);
+    rc = nana_cache_get_encoded(&t->cache, key, klen, now, form, out, v);
     if (rc != NANA_CACHED_MISS) atomic_fetch_add_explicit(&s->st_hits, 1, memory_order_relaxed);
     return rc;
 }
 
 bool nana_kv_keep_encoded(nana_table *t, const char *key, size_t klen, const nana_val *v,
-                          const void *enc, size_t elen)
+                          uint8_t form, const void *enc, size_t elen)
 {
-    return nana_cache_keep_encoded(&t->cache, key, klen, v, enc, elen);
+    return nana_cache_keep_encoded(&t->cache, key, klen, v, form, enc, elen);
 }
 
 /* Sets the KeyError-style detail for a missing key: the key in quotes. */

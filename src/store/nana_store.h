@@ -254,14 +254,15 @@ enum {
 
 /*
  * The I/O thread's fast read of db[key] from the cache only: when the
- * cache keeps the value's encoded (wire) form, appends it to |out|
+ * cache keeps the value's encoded (wire) form |form| (a tag the caller
+ * chooses, one per wire format; an entry keeps one form), appends it to |out|
  * (copying bytes from one allocation, no reference taken). Returns a
  * NANA_CACHED_* code, or a negative error for a bad key. On
  * NANA_CACHED_VALUE the caller encodes *v, may hand the encoding back with
  * nana_kv_keep_encoded, and unrefs *v.
  */
-int nana_kv_get_cached_encoded(nana_table *t, const char *key, size_t klen, nana_buf *out,
-                               nana_val **v);
+int nana_kv_get_cached_encoded(nana_table *t, const char *key, size_t klen, uint8_t form,
+                               nana_buf *out, nana_val **v);
 
 /*
  * Offers the encoded form of |v| (the value nana_kv_get_cached_encoded
@@ -270,7 +271,7 @@ int nana_kv_get_cached_encoded(nana_table *t, const char *key, size_t klen, nana
  * nana_val_set_alt); true if kept or no longer wanted.
  */
 bool nana_kv_keep_encoded(nana_table *t, const char *key, size_t klen, const nana_val *v,
-                          const void *enc, size_t elen);
+                          uint8_t form, const void *enc, size_t elen);
 
 /* db.get(key, default): the stored value, or a copy of |def| (JSON) if absent. */
 int nana_kv_get_default(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,

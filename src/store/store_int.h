@@ -148,7 +148,7 @@ int nana_cache_get(nana_cache *c, const char *key, size_t klen, uint64_t now_ms,
  * store's own read deletes its row). Returns a NANA_CACHED_* code.
  */
 int nana_cache_get_encoded(nana_cache *c, const char *key, size_t klen, uint64_t now_ms,
-                           nana_buf *out, nana_val **v);
+                           uint8_t form, nana_buf *out, nana_val **v);
 
 /*
  * Keeps |elen| bytes of |enc| as the encoded form of |key|'s value, if the
@@ -157,7 +157,7 @@ int nana_cache_get_encoded(nana_cache *c, const char *key, size_t klen, uint64_t
  * the value), true otherwise (kept, or not needed any more).
  */
 bool nana_cache_keep_encoded(nana_cache *c, const char *key, size_t klen, const nana_val *v,
-                             const void *enc, size_t elen);
+                             uint8_t form, const void *enc, size_t elen);
 
 /*
  * Looks at |key| without touching the LRU order or expiring anything:

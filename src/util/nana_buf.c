@@ -4,6 +4,7 @@
 #include "util/nana_buf.h"
 
 #include "util/nana_err.h"
+#include "util/nana_mem.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@ void nana_buf_init(nana_buf *b, size_t limit)
 void nana_buf_free(nana_buf *b)
 {
     if (!b) return;
-    free(b->data);
+    nana_free(b->data);
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
@@ -49,7 +50,7 @@ int nana_buf_reserve(nana_buf *b, size_t extra)
         }
         cap *= 2;
     }
-    char *p = realloc(b->data, cap);
+    char *p = nana_realloc(b->data, cap);
     if (!p) return nana_err_set(NANA_ERR_NOMEM, "out of memory growing a buffer to %zu bytes", cap);
     b->data = p;
     b->cap = cap;
@@ -102,7 +103,7 @@ char *nana_buf_detach(nana_buf *b, size_t *len)
     char *p = b->data;
     size_t n = b->len;
     if (!p) {
-        p = malloc(1);
+        p = nana_malloc(1);
         if (!p) return NULL;
         p[0] = '\0';
         n = 0;

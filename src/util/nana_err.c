@@ -50,6 +50,16 @@ const char *nana_strerror(int code)
         return "NANA_ERR_INTERNAL";
     case NANA_ERR_PERM:
         return "NANA_ERR_PERM";
+    case NANA_ERR_TOOEARLY:
+        return "NANA_ERR_TOOEARLY";
+    case NANA_ERR_UNAVAILABLE:
+        return "NANA_ERR_UNAVAILABLE";
+    case NANA_ERR_OVERLOAD:
+        return "NANA_ERR_OVERLOAD";
+    case NANA_ERR_RATE:
+        return "NANA_ERR_RATE";
+    case NANA_ERR_SHUTDOWN:
+        return "NANA_ERR_SHUTDOWN";
     default:
         return "NANA_ERR_UNKNOWN";
     }
@@ -74,4 +84,21 @@ void nana_err_copy(const char *msg)
 const char *nana_errmsg(void)
 {
     return tls_errmsg;
+}
+
+int nana_error_capture(nana_error *e, int code)
+{
+    e->code = code;
+    snprintf(e->msg, sizeof(e->msg), "%s", nana_errmsg());
+    return code;
+}
+
+int nana_error_setf(nana_error *e, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    va_end(ap);
+    e->code = code;
+    return code;
 }

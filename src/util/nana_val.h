@@ -17,6 +17,7 @@
 typedef struct nana_val {
     atomic_uint refs; /* owners; the value is freed when it drops to 0 */
     uint32_t len;     /* bytes in data, excluding the trailing NUL */
+    uint8_t form;     /* for an alt: which encoding it is (the maker's tag); 0 otherwise */
     /* The same value in another encoding, made once by whoever needs it
      * (the NanaSQLite door keeps its msgpack form here, so a cached read
      * is a copy, not a parse); freed with the value. */

@@ -524,7 +524,7 @@ static int encoded_get(nana_table *t, const char *key, char *got, size_t cap, na
     nana_buf b;
     nana_buf_init(&b, 0);
     *v = NULL;
-    int rc = nana_kv_get_cached_encoded(t, key, strlen(key), &b, v);
+    int rc = nana_kv_get_cached_encoded(t, key, strlen(key), 1, &b, v);
     assert_true(b.len < cap);
     memcpy(got, b.data ? b.data : "", b.len);
     got[b.len] = 0;
@@ -553,11 +553,11 @@ static void test_cache_encoded_form(void **state)
     assert_string_equal(v->data, "1");
     nana_val *old = v;
     assert_int_equal(nana_kv_set(t, K("a"), K("10")), 0);
-    assert_true(nana_kv_keep_encoded(t, K("a"), old, "OLD", 3)); /* a holds another value now */
+    assert_true(nana_kv_keep_encoded(t, K("a"), old, 1, "OLD", 3)); /* a holds another value now */
     nana_val_unref(old);
     assert_int_equal(encoded_get(t, "a", got, sizeof(got), &v), NANA_CACHED_VALUE);
     assert_string_equal(v->data, "10");
-    assert_true(nana_kv_keep_encoded(t, K("a"), v, "A10", 3));
+    assert_true(nana_kv_keep_encoded(t, K("a"), v, 1, "A10", 3));
     nana_val_unref(v);
     assert_int_equal(encoded_get(t, "a", got, sizeof(got), &v), NANA_CACHED_ENCODED);
     assert_string_equal(got, "A10");
@@ -568,7 +568,7 @@ static void test_cache_encoded_form(void **state)
     for (const char *k = "bc"; *k; k++) {
         char key[2] = {*k, 0}, form[3] = {'F', *k, 0};
         assert_int_equal(encoded_get(t, key, got, sizeof(got), &v), NANA_CACHED_VALUE);
-        assert_true(nana_kv_keep_encoded(t, key, 1, v, form, 2));
+        assert_true(nana_kv_keep_encoded(t, key, 1, v, 1, form, 2));
         nana_val_unref(v);
     }
     assert_int_equal(encoded_get(t, "b", got, sizeof(got), &v), NANA_CACHED_ENCODED);
@@ -592,7 +592,7 @@ static void test_cache_encoded_form(void **state)
     expect_get(t, "a", "10");
     expect_get(t, "b", "2");
     assert_int_equal(encoded_get(t, "b", got, sizeof(got), &v), NANA_CACHED_VALUE);
-    assert_true(nana_kv_keep_encoded(t, K("b"), v, "Fb", 2));
+    assert_true(nana_kv_keep_encoded(t, K("b"), v, 1, "Fb", 2));
     nana_val_unref(v);
     /* An entry given its form while not the most recent: its newer
      * neighbour must point at the moved entry, as the clear walks it. */
@@ -601,14 +601,14 @@ static void test_cache_encoded_form(void **state)
     assert_int_equal(nana_kv_set(t, K("x"), K("5")), 0);
     assert_int_equal(encoded_get(t, "x", got, sizeof(got), &vb), NANA_CACHED_VALUE);
     assert_int_equal(nana_kv_set(t, K("y"), K("6")), 0); /* y, x, b */
-    assert_true(nana_kv_keep_encoded(t, K("x"), vb, "Fx", 2));
+    assert_true(nana_kv_keep_encoded(t, K("x"), vb, 1, "Fx", 2));
     nana_val_unref(vb);
     assert_int_equal(encoded_get(t, "x", got, sizeof(got), &vb), NANA_CACHED_ENCODED);
     assert_string_equal(got, "Fx");
     assert_int_equal(nana_kv_set(t, K("y"), K("7")), 0); /* y, x, b again */
     assert_int_equal(encoded_get(t, "y", got, sizeof(got), &vb), NANA_CACHED_VALUE);
     assert_int_equal(nana_kv_set(t, K("z"), K("8")), 0); /* z, y, x */
-    assert_true(nana_kv_keep_encoded(t, K("y"), vb, "Fy", 2));
+    assert_true(nana_kv_keep_encoded(t, K("y"), vb, 1, "Fy", 2));
     nana_val_unref(vb);
     assert_int_equal(nana_kv_clear(t), 0);
     assert_int_equal(encoded_get(t, "b", got, sizeof(got), &v), NANA_CACHED_MISS);
@@ -622,8 +622,8 @@ static void test_cache_encoded_form(void **state)
     /* Too large to keep with the entry: the caller keeps it with the value. */
     static char big[NANA_KV_ENCODED_MAX + 1];
     memset(big, 'x', sizeof(big));
-    assert_false(nana_kv_keep_encoded(t, K("b"), v, big, sizeof(big)));
-    assert_true(nana_kv_keep_encoded(t, K("b"), v, big, sizeof(big) - 1));
+    assert_false(nana_kv_keep_encoded(t, K("b"), v, 1, big, sizeof(big)));
+    assert_true(nana_kv_keep_encoded(t, K("b"), v, 1, big, sizeof(big) - 1));
     nana_val_unref(v);
     assert_int_equal(encoded_get(t, "b", got, sizeof(got), &v), NANA_CACHED_ENCODED);
     assert_int_equal(strlen(got), sizeof(big) - 1);
@@ -631,7 +631,20 @@ static void test_cache_encoded_form(void **state)
     assert_int_equal(encoded_get(t, "a", got, sizeof(got), &v), NANA_CACHED_MISS);
 
     /* Bad keys are errors; a table without a cache always misses. */
-    assert_true(nana_kv_get_cached_encoded(t, "\xff", 1, NULL, &v) < 0); /* not UTF-8 */
+    assert_true(nana_kv_get_cached_encoded(t, "\xff", 1, 1, NULL, &v) < 0); /* not UTF-8 */
+    /* A form is returned only to whoever asks for that form. */
+    assert_int_equal(nana_kv_set(t, K("f"), K("9")), 0);
+    assert_int_equal(encoded_get(t, "f", got, sizeof(got), &v), NANA_CACHED_VALUE);
+    assert_true(nana_kv_keep_encoded(t, K("f"), v, 1, "F9", 2));
+    nana_val_unref(v);
+    nana_buf other;
+    nana_buf_init(&other, 0);
+    assert_int_equal(nana_kv_get_cached_encoded(t, K("f"), 2, &other, &v), NANA_CACHED_VALUE);
+    assert_int_equal(other.len, 0);
+    nana_val_unref(v);
+    nana_buf_free(&other);
+    assert_int_equal(encoded_get(t, "f", got, sizeof(got), &v), NANA_CACHED_ENCODED);
+    assert_string_equal(got, "F9");
     nana_cache_opts none = {.kind = NANA_CACHE_NONE};
     nana_table *tn;
     assert_int_equal(nana_store_table(f->s, "enc_none", &none, &tn), 0);

@@ -1,71 +1,22 @@
 /*
- * call.c - reading a request: the frame's shape (nana_call_parse) and the
- * binding of its args/kwargs to a method's parameters the way Python binds
- * a call (positional first, then keywords; missing, repeated and unknown
- * names are TypeErrors worded as Python words them).
+ * request.c - reading a request: the frame's shape (nana_request_parse)
+ * and the binding of its args/kwargs to a method's parameters the way
+ * Python binds a call (positional first, then keywords; missing, repeated
+ * and unknown names are TypeErrors worded as Python words them).
  *
- * Nothing is copied while parsing: a nana_call points into the frame.
- * Binding converts values to JSON text in a per-call arena; keys stay
+ * Nothing is copied while parsing: a nana_request points into the frame.
+ * Binding converts values to JSON text in the call's arena; keys stay
  * pointers into the frame.
  */
-#include "server/call_int.h"
+#include "door_nana/door_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- arena ------------------------------------------------------------ */
-
-struct nana_arena_blk {
-    nana_arena_blk *next;
-    size_t used, cap;
-    _Alignas(max_align_t) char data[];
-};
-
-#define ARENA_BLOCK 4096
-
-void *nana_arena_alloc(nana_arena *a, size_t n)
-{
-    n = (n + _Alignof(max_align_t) - 1) & ~(size_t)(_Alignof(max_align_t) - 1);
-    nana_arena_blk *b = a->head;
-    if (!b || b->cap - b->used < n) {
-        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-        b = malloc(sizeof(*b) + cap);
-        if (!b) return NULL;
-        b->cap = cap;
-        b->used = 0;
-        b->next = a->head;
-        a->head = b;
-    }
-    void *p = b->data + b->used;
-    b->used += n;
-    memset(p, 0, n);
-    return p;
-}
-
-char *nana_arena_dup(nana_arena *a, const void *p, size_t n)
-{
-    char *d = nana_arena_alloc(a, n + 1);
-    if (!d) return NULL;
-    if (n) memcpy(d, p, n);
-    d[n] = 0;
-    return d;
-}
-
-void nana_arena_free(nana_arena *a)
-{
-    nana_arena_blk *b = a->head;
-    while (b) {
-        nana_arena_blk *next = b->next;
-        free(b);
-        b = next;
-    }
-    a->head = NULL;
-}
-
 /* ---- parsing ------------------------------------------------------------ */
 
-void nana_call_rebase(nana_call *c, const uint8_t *from, const uint8_t *to)
+void nana_request_rebase(nana_request *c, const uint8_t *from, const uint8_t *to)
 {
 #define MOVE(p) ((p) = (p) ? (const void *)(to + ((const uint8_t *)(p)-from)) : (p))
     MOVE(c->method);
@@ -119,8 +70,9 @@ static int field_opt_str(nana_mp_reader *r, const char *field, const char **p, u
 }
 
 /* The nesting a request may have; nana_mp_skip and the transcoder can walk it. */
-#define CALL_DEPTH NANA_CALL_MAX_DEPTH
-_Static_assert(NANA_CALL_MAX_DEPTH <= NANA_MP_MAX_DEPTH, "the request walk must reach every value");
+#define CALL_DEPTH NANA_REQUEST_MAX_DEPTH
+_Static_assert(NANA_REQUEST_MAX_DEPTH <= NANA_MP_MAX_DEPTH,
+               "the request walk must reach every value");
 _Static_assert(NANA_VALUE_MAX_DEPTH <= NANA_MP_MAX_DEPTH, "the transcoder must reach every value");
 
 /* Checks that |msg| is one well-formed msgpack message, nested no deeper
@@ -141,10 +93,10 @@ static int check_whole(const uint8_t *msg, size_t len)
     return NANA_OK;
 }
 
-/* Reads the request map's fields into |out| (see nana_call_parse). Every
+/* Reads the request map's fields into |out| (see nana_request_parse). Every
  * value is read or skipped, with depth limits counted from the top of the
  * message, so a message this accepts is also one check_whole accepts. */
-static int parse_fields(const uint8_t *msg, size_t len, nana_call *out)
+static int parse_fields(const uint8_t *msg, size_t len, nana_request *out)
 {
     nana_mp_reader r;
     nana_mp_item it;
@@ -214,7 +166,7 @@ static int parse_fields(const uint8_t *msg, size_t len, nana_call *out)
     return NANA_OK;
 }
 
-int nana_call_parse(const uint8_t *msg, size_t len, nana_call *out)
+int nana_request_parse(const uint8_t *msg, size_t len, nana_request *out)
 {
     memset(out, 0, sizeof(*out));
     /* One walk over a good message. A bad one is walked again as a whole
@@ -485,7 +437,7 @@ static int too_many(const char *qual, sig g, uint32_t nargs, unsigned kwonly_giv
  * call gives, and CPython's TypeError if it does not bind. Sets given[]
  * and *nextra_kw (keywords that go to **kwargs).
  */
-static int check_arity(const nana_call *c, const nana_bind_spec *spec, const char *qual, sig g,
+static int check_arity(const nana_request *c, const nana_bind_spec *spec, const char *qual, sig g,
                        bool *given, uint32_t *nextra_kw)
 {
     uint32_t bound = c->nargs < g.npos ? c->nargs : g.npos;
@@ -524,12 +476,13 @@ static int check_arity(const nana_call *c, const nana_bind_spec *spec, const cha
     return rc;
 }
 
-int nana_call_bind(const nana_call *c, const nana_bind_spec *spec, unsigned max_depth,
-                   nana_arena *arena, nana_arg *out, nana_kv_pair **extra, size_t *nextra)
+int nana_request_bind(const nana_request *c, const nana_bind_spec *spec, unsigned max_depth,
+                      nana_arena *arena, nana_args *args)
 {
-    memset(out, 0, sizeof(nana_arg) * NANA_MAX_PARAMS);
-    *extra = NULL;
-    *nextra = 0;
+    nana_arg *out = args->a;
+    nana_kv_pair **extra = &args->extra;
+    size_t *nextra = &args->nextra;
+    memset(args, 0, sizeof(*args));
     qualname q = qual_of(spec);
     sig g = sig_of(spec);
     bool given[NANA_MAX_PARAMS] = {0}; /* given, even as None (then .set stays false) */

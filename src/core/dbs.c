@@ -32,7 +32,7 @@
  * name must not race. A database found damaged stays refused until the
  * server restarts (with allow_corrupt it is served).
  */
-#include "server/server_int.h"
+#include "core/core_int.h"
 
 #include "util/nana_log.h"
 

@@ -1,14 +1,14 @@
 /*
- * methods.c - the one method table of the NanaSQLite door, the policy it
- * decides, and running a call against the store.
+ * methods.c - the one method table and the methods themselves.
  *
  * Each row names a NanaSQLite method, says what it is (read, write,
- * admin, caller-written SQL, not available over the network), lists its
- * parameters as Python declares them, and points at a small handler that
- * calls the store and appends the result as msgpack. Policy reads only
- * the row and the account, so adding a method is adding a row.
+ * admin, caller-written SQL, not available over the network, and which
+ * fast path may answer it), lists its parameters as Python declares them,
+ * and points at a small handler that calls the store and returns its
+ * answer as a value. Policy and fast paths read only the row, so adding a
+ * method is adding a row; no door encodes anything here.
  */
-#include "server/call_int.h"
+#include "core/core_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +18,7 @@ typedef struct exec {
     const nana_arg *a;
     const nana_kv_pair *extra;
     size_t nextra;
-    nana_buf *out;
+    nana_core_result *res;
     nana_arena *arena;
 } exec;
 
@@ -36,33 +36,41 @@ struct nana_method {
 
 /* ---- result helpers ----------------------------------------------------- */
 
-/* Appends a stored JSON value as msgpack and releases it. */
+/* The stored JSON value |v| (a reference the result takes) as the answer. */
 static int put_val(exec *x, nana_val *v)
 {
-    int rc = nana_mp_from_json_text(x->out, v->data, v->len);
-    nana_val_unref(v);
-    return rc;
+    x->res->kind = NANA_RES_VAL;
+    x->res->v = v;
+    return NANA_OK;
 }
 
 static int put_nil_rc(exec *x, int rc)
 {
-    return rc ? rc : nana_mp_put_nil(x->out);
+    (void)x;
+    return rc;
 }
 
 static int put_int_rc(exec *x, int rc, int64_t v)
 {
-    return rc ? rc : nana_mp_put_int(x->out, v);
+    if (rc) return rc;
+    x->res->kind = NANA_RES_INT;
+    x->res->i = v;
+    return NANA_OK;
 }
 
 /* rc is 1/0 (true/false) or a negative error. */
 static int put_bool_rc(exec *x, int rc)
 {
-    return rc < 0 ? rc : nana_mp_put_bool(x->out, rc != 0);
+    if (rc < 0) return rc;
+    x->res->kind = NANA_RES_BOOL;
+    x->res->b = rc != 0;
+    return NANA_OK;
 }
 
 static int put_val_rc(exec *x, int rc, nana_val *v)
 {
-    return rc ? rc : put_val(x, v);
+    if (rc) return rc;
+    return put_val(x, v);
 }
 
 #define T    (x->env->table)
@@ -158,7 +166,7 @@ static int h_is_cached(exec *x)
 static int h_clear_cache(exec *x)
 {
     nana_kv_clear_cache(T);
-    return nana_mp_put_nil(x->out);
+    return NANA_OK;
 }
 
 /* pop(key, *args): args[0], when given, is the default. */
@@ -186,7 +194,7 @@ static int h_clear(exec *x)
 static int h_update(exec *x)
 {
     size_t n = A(0).count + x->nextra;
-    if (n == 0) return nana_mp_put_nil(x->out);
+    if (n == 0) return NANA_OK;
     nana_kv_pair *all = nana_arena_alloc(x->arena, n * sizeof(*all));
     if (!all) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     if (A(0).count) memcpy(all, A(0).pairs, A(0).count * sizeof(*all));
@@ -422,7 +430,8 @@ static int h_restore(exec *x)
 
 /* ---- the table -------------------------------------------------------------- */
 
-#define RD    NANA_M_READ
+/* Reads change no data: a replay of one (0-RTT) does no harm. */
+#define RD    (NANA_M_READ | NANA_M_REPLAY_SAFE)
 #define WR    NANA_M_WRITE
 #define ADMIN NANA_M_ADMIN
 #define SQL   NANA_M_SQL
@@ -509,9 +518,9 @@ static int h_restore(exec *x)
 static const nana_method methods[] = {
     /* dict methods on the request's table */
     M("__getitem__", RD | DICT | NANA_M_CACHED, h_getitem, KEY("key")),
-    M("__setitem__", WR | DICT, h_setitem, KEY("key"), VAL("value")),
+    M("__setitem__", WR | DICT | NANA_M_ASYNC, h_setitem, KEY("key"), VAL("value")),
     M("__delitem__", WR | DICT, h_delitem, KEY("key")),
-    M("__contains__", RD | DICT | NANA_M_CACHED, h_contains, KEY("key")),
+    M("__contains__", RD | DICT | NANA_M_CACHED | NANA_M_EXISTS, h_contains, KEY("key")),
     M0("__len__", RD | DICT, h_len),
     M("get", RD | DICT | NANA_M_CACHED, h_get, KEY("key"), OVAL("default")),
     M("get_fresh", RD | DICT, h_get_fresh, KEY("key"), OVAL("default")),
@@ -619,6 +628,11 @@ unsigned nana_method_flags(const nana_method *m)
     return m->flags;
 }
 
+nana_bind_spec nana_method_spec(const nana_method *m)
+{
+    return (nana_bind_spec){m->owner, m->name, m->params, m->nparams, m->var_kwargs};
+}
+
 size_t nana_method_count(void)
 {
     return NMETHODS;
@@ -634,187 +648,169 @@ const nana_method *nana_method_at(size_t i)
 static const char *const dunders[] = {"__getitem__", "__setitem__", "__delitem__", "__contains__",
                                       "__len__"};
 
-static int forbidden(const nana_call *c)
+static int forbidden(const nana_core_call *c, nana_error *err)
 {
     int shown = c->mlen > 64 ? 64 : (int)c->mlen;
-    return nana_err_set(NANA_ERR_PERM, "Method '%.*s' is forbidden or invalid", shown, c->method);
+    return nana_error_setf(err, NANA_ERR_PERM, "Method '%.*s' is forbidden or invalid", shown,
+                           c->method ? c->method : "");
 }
 
-int nana_call_allowed(const nana_call *c, const nana_account *a, const char *dbname)
+int nana_core_allowed(const nana_core_call *c, const char *dbname, nana_error *err)
 {
     if (c->mlen && c->method[0] == '_') {
         bool dunder = false;
         for (size_t i = 0; i < sizeof(dunders) / sizeof(dunders[0]); i++)
             dunder |= strlen(dunders[i]) == c->mlen && memcmp(dunders[i], c->method, c->mlen) == 0;
-        if (!dunder) return forbidden(c);
+        if (!dunder) return forbidden(c, err);
     }
-    if (!c->m) return forbidden(c);
+    if (!c->m) return forbidden(c, err);
     unsigned fl = c->m->flags;
+    const nana_account *a = c->acct;
     bool listed = false, refused = false;
     if (a) listed = nana_account_method_listed(a, c->m->name, &refused);
-    if (refused) return forbidden(c);
+    if (refused) return forbidden(c, err);
     if (a && !a->default_methods) {
-        if (!listed) return forbidden(c);
+        if (!listed) return forbidden(c, err);
     } else if (fl & (NANA_M_ADMIN | NANA_M_SQL)) {
-        return forbidden(c);
+        return forbidden(c, err);
     }
     if (a && a->read_only && (fl & NANA_M_WRITE))
-        return nana_err_set(NANA_ERR_PERM, "Account '%s' is read-only: '%s' writes", a->name,
-                            c->m->name);
+        return nana_error_setf(err, NANA_ERR_PERM, "Account '%s' is read-only: '%s' writes",
+                               a->name, c->m->name);
     if (a && !nana_account_db_allowed(a, dbname))
-        return nana_err_set(NANA_ERR_PERM, "Database '%.64s' is not allowed for account '%s'",
-                            dbname, a->name);
+        return nana_error_setf(err, NANA_ERR_PERM,
+                               "Database '%.64s' is not allowed for account '%s'", dbname, a->name);
+    if (c->early && !(fl & NANA_M_REPLAY_SAFE))
+        return nana_error_setf(err, NANA_ERR_TOOEARLY,
+                               "Method '%s' may not run from early (0-RTT) data: send it again "
+                               "once the handshake is done",
+                               c->m->name);
     return NANA_OK;
 }
 
 /* The account's table allow-list, for the tables the bound call touches. */
-static int tables_allowed(const nana_method *m, const nana_arg *a, const nana_run_env *env)
+static int tables_allowed(const nana_method *m, const nana_arg *a, const nana_run_env *env,
+                          nana_error *err)
 {
     if (!env->acct) return NANA_OK;
     const char *deflt = nana_table_name(nana_store_default_table(env->store));
     if ((m->flags & NANA_M_DICT) && env->table) {
         const char *t = nana_table_name(env->table);
         if (!nana_account_table_allowed(env->acct, env->dbname, t))
-            return nana_err_set(NANA_ERR_PERM, "Table '%s' is not allowed for account '%s'", t,
-                                env->acct->name);
+            return nana_error_setf(err, NANA_ERR_PERM, "Table '%s' is not allowed for account '%s'",
+                                   t, env->acct->name);
     }
     for (unsigned i = 0; i < m->nparams; i++) {
         if (!(m->params[i].flags & P_TABLE)) continue;
         const char *t = a[i].set ? a[i].s : deflt;
         if (!nana_account_table_allowed(env->acct, env->dbname, t))
-            return nana_err_set(NANA_ERR_PERM, "Table '%.128s' is not allowed for account '%s'", t,
-                                env->acct->name);
+            return nana_error_setf(err, NANA_ERR_PERM,
+                                   "Table '%.128s' is not allowed for account '%s'", t,
+                                   env->acct->name);
     }
     return NANA_OK;
 }
 
 /* ---- running ------------------------------------------------------------------- */
 
-/* Cuts |out| back to |len| bytes (dropping a half-written frame). */
-static void buf_cut(nana_buf *out, size_t len)
+/*
+ * The error of a failed method, from the store's detail message: a missing
+ * key's KeyError carries Python's repr() of the key (cut after 200 bytes,
+ * never inside a character), as NanaSQLite's does.
+ */
+static int method_error(const nana_method *m, const nana_arg *a, int rc, nana_error *err)
 {
-    out->len = len;
-    if (out->data) out->data[len] = 0;
-}
-
-/* Appends the error frame for a failed call; returns rc itself if it was unexpected. */
-static int error_frame(const nana_method *m, const nana_arg *a, int rc, nana_buf *out)
-{
-    bool expected;
-    (void)nana_error_type(rc, &expected);
-    if (!expected) return rc;
-    char msg[NANA_ERRMSG_MAX];
-    snprintf(msg, sizeof(msg), "%s", nana_errmsg());
-    if (rc == NANA_ERR_NOTFOUND && m && m->nparams && m->params[0].type == P_KEY && a[0].set) {
-        /* KeyError carries Python's repr() of the key, as NanaSQLite's does. */
+    nana_error_capture(err, rc);
+    if (rc == NANA_ERR_NOTFOUND && m->nparams && m->params[0].type == P_KEY && a[0].set) {
         nana_buf r;
         nana_buf_init(&r, 0);
         size_t shown = a[0].n > 200 ? 200 : a[0].n;
         while (shown > 0 && shown < a[0].n && ((unsigned char)a[0].s[shown] & 0xC0) == 0x80)
-            shown--; /* never cut a character in half */
-        int wrc = nana_py_repr_str(&r, a[0].s, shown);
-        if (!wrc) snprintf(msg, sizeof(msg), "%s%s", r.data, shown < a[0].n ? "..." : "");
+            shown--;
+        if (!nana_py_repr_str(&r, a[0].s, shown))
+            snprintf(err->msg, sizeof(err->msg), "%s%s", r.data, shown < a[0].n ? "..." : "");
         nana_buf_free(&r);
     }
-    return nana_reply_from_rc(out, rc, msg);
-}
-
-int nana_call_run(const nana_call *c, const nana_run_env *env, nana_buf *out)
-{
-    const nana_method *m = c->m;
-    if (!m) return nana_reply_from_rc(out, forbidden(c), nana_errmsg());
-    if (m->flags & NANA_M_LOCAL) {
-        char msg[160];
-        snprintf(msg, sizeof(msg),
-                 "Method '%s' is not available over the network (it needs a caller's own "
-                 "connection or raw SQL)",
-                 m->name);
-        return nana_reply_error(out, "NanaSQLiteError", msg, NULL);
-    }
-    size_t start = out->len;
-    nana_arena arena = {0};
-    nana_arg a[NANA_MAX_PARAMS];
-    nana_kv_pair *extra = NULL;
-    size_t nextra = 0;
-    nana_bind_spec spec = {m->owner, m->name, m->params, m->nparams, m->var_kwargs};
-    unsigned depth = env->max_depth ? env->max_depth : NANA_VALUE_MAX_DEPTH;
-    int rc = nana_call_bind(c, &spec, depth, &arena, a, &extra, &nextra);
-    if (!rc) rc = tables_allowed(m, a, env);
-    if (!rc && (m->flags & NANA_M_DICT) && !env->table)
-        rc = nana_err_set(NANA_ERR_INTERNAL, "no table for a dict method");
-    size_t at = 0;
-    if (!rc) rc = nana_frame_begin(out, &at);
-    if (!rc) rc = nana_mp_put_map(out, 2);
-    if (!rc) rc = nana_mp_put_cstr(out, "status");
-    if (!rc) rc = nana_mp_put_cstr(out, "success");
-    if (!rc) rc = nana_mp_put_cstr(out, "result");
-    if (!rc) {
-        exec x = {env, a, extra, nextra, out, &arena};
-        rc = m->run(&x);
-    }
-    if (!rc) rc = nana_frame_end(out, at);
-    if (rc) {
-        buf_cut(out, start);
-        rc = error_frame(m, a, rc, out);
-    }
-    nana_arena_free(&arena);
     return rc;
 }
 
-/*
- * Appends cached value |v| (JSON text) of |key| as msgpack, and keeps the
- * msgpack form so the next read of a hot key copies bytes instead of
- * parsing JSON on the I/O thread: with the cache entry (one allocation to
- * touch per read) when it is small, else with the value (nana_val_alt).
- */
-static int put_cached_value(nana_buf *out, nana_table *t, const char *key, size_t klen, nana_val *v)
+int nana_method_run(const nana_method *m, const nana_run_env *env, const nana_args *args,
+                    nana_arena *arena, nana_core_result *res, nana_error *err)
 {
-    nana_val *mp = nana_val_alt(v);
-    if (mp) return nana_buf_append(out, mp->data, mp->len);
-    size_t start = out->len;
-    int rc = nana_mp_from_json_text(out, v->data, v->len);
+    nana_core_result_clear(res);
+    if (m->flags & NANA_M_LOCAL)
+        return nana_error_setf(err, NANA_ERR_UNAVAILABLE,
+                               "Method '%s' is not available over the network (it needs a "
+                               "caller's own connection or raw SQL)",
+                               m->name);
+    int rc = tables_allowed(m, args->a, env, err);
     if (rc) return rc;
-    const char *enc = out->data + start;
-    size_t elen = out->len - start;
-    if (nana_kv_keep_encoded(t, key, klen, v, enc, elen)) return NANA_OK;
-    nana_val *made = nana_val_new(enc, elen);
-    if (made) nana_val_set_alt(v, made); /* without it the next read converts again */
+    if ((m->flags & NANA_M_DICT) && !env->table)
+        return nana_error_setf(err, NANA_ERR_INTERNAL, "no table for a dict method");
+    exec x = {env, args->a, args->extra, args->nextra, res, arena};
+    rc = m->run(&x);
+    if (rc) {
+        nana_core_result_clear(res);
+        return method_error(m, args->a, rc, err);
+    }
     return NANA_OK;
 }
 
-/* Answers GET or `in` from the cache when it can (see the header). */
-int nana_call_try_cached(const nana_call *c, nana_table *t, nana_buf *out)
+/*
+ * Appends cached value |v| (JSON text) of |key| in the door's wire form,
+ * and keeps that form so the next read of a hot key copies bytes instead
+ * of converting on the calling thread: with the cache entry (one
+ * allocation to touch per read) when it is small, else with the value
+ * (nana_val_alt, when no other door's form is there already).
+ */
+static int put_cached_value(nana_buf *out, nana_table *t, const char *key, size_t klen, nana_val *v,
+                            const nana_door_ops *door)
 {
-    const nana_method *m = c->m;
-    if (!m || !(m->flags & NANA_M_CACHED) || c->nkwargs || c->nargs != 1) return 0;
-    nana_mp_reader r = c->args;
-    nana_mp_item it;
-    if (nana_mp_read(&r, &it) || it.type != NANA_MP_STR) return 0;
-    const char *key = (const char *)it.v.s.p;
-    size_t klen = it.v.s.n;
-    size_t at = 0, start = out->len;
-    int rc = nana_frame_begin(out, &at);
-    if (!rc) rc = nana_mp_put_map(out, 2);
-    if (!rc) rc = nana_mp_put_cstr(out, "status");
-    if (!rc) rc = nana_mp_put_cstr(out, "success");
-    if (!rc) rc = nana_mp_put_cstr(out, "result");
-    int hit = NANA_CACHED_MISS;
+    nana_val *alt = nana_val_alt(v);
+    if (alt && alt->form == door->form) return nana_buf_append(out, alt->data, alt->len);
+    size_t start = out->len;
+    int rc = door->encode(out, v->data, v->len);
+    if (rc) return rc;
+    const char *enc = out->data + start;
+    size_t elen = out->len - start;
+    if (nana_kv_keep_encoded(t, key, klen, v, door->form, enc, elen) || alt) return NANA_OK;
+    nana_val *made = nana_val_new(enc, elen);
+    if (made) {
+        made->form = door->form;
+        nana_val_set_alt(v, made); /* without it the next read converts again */
+    }
+    return NANA_OK;
+}
+
+int nana_method_try_cached(const nana_method *m, nana_table *t, const char *key, size_t klen,
+                           const nana_door_ops *door, nana_buf *enc, nana_core_result *res)
+{
     nana_val *v = NULL;
-    if (!rc) {
-        if (m->run == h_contains) {
-            hit = nana_kv_get_cached(t, key, klen, &v);
-            if (hit > 0) rc = nana_mp_put_bool(out, true);
-        } else {
-            hit = nana_kv_get_cached_encoded(t, key, klen, out, &v);
-            if (hit == NANA_CACHED_VALUE) rc = put_cached_value(out, t, key, klen, v);
+    int hit;
+    if ((m->flags & NANA_M_EXISTS) || !enc) {
+        hit = nana_kv_get_cached(t, key, klen, &v);
+        if (hit <= 0) return hit;
+        if (m->flags & NANA_M_EXISTS) {
+            nana_val_unref(v);
+            res->kind = NANA_RES_BOOL;
+            res->b = true;
+            return 1;
         }
-        nana_val_unref(v);
+        res->kind = NANA_RES_VAL;
+        res->v = v;
+        return 1;
     }
-    if (!rc && hit > 0) rc = nana_frame_end(out, at);
-    if (rc || hit <= 0) {
-        /* a miss or a bad key: the store's threads answer */
-        buf_cut(out, start);
-        return rc && hit > 0 ? rc : 0;
+    size_t start = enc->len;
+    hit = nana_kv_get_cached_encoded(t, key, klen, door->form, enc, &v);
+    int rc = NANA_OK;
+    if (hit == NANA_CACHED_VALUE) rc = put_cached_value(enc, t, key, klen, v, door);
+    nana_val_unref(v);
+    if (hit <= 0) return hit;
+    if (rc) { /* out of memory: the store's threads answer instead */
+        enc->len = start;
+        if (enc->data) enc->data[start] = 0;
+        return 0;
     }
+    res->kind = NANA_RES_ENCODED;
     return 1;
 }

@@ -1,0 +1,157 @@
+/*
+ * doors.c - the seam between the transport and the doors: the one place
+ * that owns the QUIC endpoint's callbacks and picks, for each connection
+ * as it opens, the door its negotiated ALPN names. "nanasqlite", or no
+ * ALPN at all (the Python client offers none), is the NanaSQLite door; the
+ * TLS handshake has already refused any protocol the endpoint does not
+ * offer. A door sees its connection only through the io it is given here.
+ */
+#include "server/server_int.h"
+
+#include "util/nana_log.h"
+#include "util/nana_time.h"
+
+#include <string.h>
+
+const char *const nana_doors_alpn[] = {"nanasqlite"};
+const size_t nana_doors_nalpn = 1;
+
+/* ---- the NanaSQLite door's io over a QUIC connection ----------------------------- */
+
+static int q_send_ref(void *conn, int64_t sid, const void *data, size_t len, int fin,
+                      void (*release)(void *ctx), void *ctx)
+{
+    return nana_quic_stream_send_ref(conn, sid, data, len, fin, release, ctx);
+}
+
+static int q_send_copy(void *conn, int64_t sid, const void *data, size_t len, int fin,
+                       void (*release)(void *ctx), void *ctx)
+{
+    return nana_quic_stream_send_copy(conn, sid, data, len, fin, release, ctx);
+}
+
+static int q_reset(void *conn, int64_t sid, uint64_t code)
+{
+    return nana_quic_stream_reset(conn, sid, code);
+}
+
+static int q_close(void *conn, uint64_t code, const char *reason)
+{
+    return nana_quic_conn_close(conn, code, reason);
+}
+
+static int q_trust(void *conn)
+{
+    return nana_quic_conn_trust(conn);
+}
+
+static void q_set_timer(void *conn, uint64_t when)
+{
+    nana_quic_conn_set_timer(conn, when);
+}
+
+static uint64_t q_now(void *conn)
+{
+    return nana_quic_conn_now(conn);
+}
+
+static void q_send_state(void *conn, uint64_t *held, uint64_t *acked)
+{
+    nana_quic_conn_send_state(conn, held, acked);
+}
+
+static void q_post_run(nana_quic_conn *c, void *arg)
+{
+    nana_door_post *p = arg;
+    p->fn(c, p->arg);
+}
+
+static int q_post(void *ep, uint64_t handle, nana_door_post *p)
+{
+    return nana_quic_post(ep, handle, q_post_run, p);
+}
+
+static nana_session *q_session(void *conn)
+{
+    return nana_quic_conn_get_data(conn);
+}
+
+const nana_door_io nana_doors_quic_io = {
+    .send_ref = q_send_ref,
+    .send_copy = q_send_copy,
+    .reset = q_reset,
+    .close = q_close,
+    .trust = q_trust,
+    .set_timer = q_set_timer,
+    .now = q_now,
+    .send_state = q_send_state,
+    .post = q_post,
+    .session = q_session,
+};
+
+/* ---- the endpoint's callbacks ------------------------------------------------------ */
+
+/* The accept hook: nothing is accepted until the server is fully set up,
+ * nor while it stops, nor from a banned address. */
+static int on_accept(const struct sockaddr *addr, socklen_t len, void *user)
+{
+    (void)len;
+    nana_server *s = user;
+    if (!atomic_load_explicit(&s->ready, memory_order_acquire)) return NANA_QUIC_REFUSE_STARTING;
+    if (atomic_load(&s->draining)) return NANA_QUIC_REFUSE_STOPPING;
+    if (s->o.no_bans) return 0;
+    return nana_ban_check(s->ban, addr, nana_now_ns()) ? NANA_QUIC_REFUSE_BANNED : 0;
+}
+
+static int on_conn_open(nana_quic_conn *c, void *user)
+{
+    nana_server *s = user;
+    const char *alpn = nana_quic_conn_alpn(c);
+    if (alpn[0] && strcmp(alpn, "nanasqlite") != 0) return NANA_ERR_INVALID; /* no door */
+    nana_session_info info = {.handle = nana_quic_conn_handle(c)};
+    nana_quic_conn_peer(c, &info.addr, &info.alen);
+    nana_session *ss = nana_session_new(s->nana_door, &info);
+    if (!ss) return NANA_ERR_NOMEM;
+    nana_quic_conn_set_data(c, ss);
+    return 0;
+}
+
+static void on_conn_close(nana_quic_conn *c, void *user)
+{
+    (void)user;
+    nana_session *ss = nana_quic_conn_get_data(c);
+    nana_quic_conn_set_data(c, NULL);
+    nana_session_free(ss);
+}
+
+static int on_stream_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
+                          int early, void *user)
+{
+    (void)user;
+    nana_session *ss = nana_quic_conn_get_data(c);
+    return ss ? nana_session_data(ss, c, sid, data, len, fin, early) : 0;
+}
+
+static void on_stream_close(nana_quic_conn *c, int64_t sid, uint64_t app_error, void *user)
+{
+    (void)app_error;
+    (void)user;
+    nana_session *ss = nana_quic_conn_get_data(c);
+    if (ss) nana_session_stream_closed(ss, c, sid);
+}
+
+static void on_timer(nana_quic_conn *c, void *user)
+{
+    (void)user;
+    nana_session *ss = nana_quic_conn_get_data(c);
+    if (ss) nana_session_timer(ss, c);
+}
+
+const nana_quic_callbacks nana_doors_quic_callbacks = {
+    .conn_open = on_conn_open,
+    .conn_close = on_conn_close,
+    .stream_data = on_stream_data,
+    .stream_close = on_stream_close,
+    .accept = on_accept,
+    .timer = on_timer,
+};
