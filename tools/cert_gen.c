@@ -6,8 +6,14 @@
  * the CA named with --ca and --ca-key. cert.pem holds the certificate then
  * the CA's. Clients trust ca.pem; cert.pem works as a trust file too (the
  * Python client loads it).
+ *
+ * --client NAME issues a client certificate from the same CA instead
+ * (NAME.pem, NAME-key.pem), for mutual TLS, and prints its fingerprints as
+ * an account in the accounts file names them; --fingerprint FILE prints
+ * those of an existing certificate and writes nothing.
  */
 #include "auth/nana_certgen.h"
+#include "auth/nana_identity.h"
 #include "util/nana_err.h"
 #include "util/nana_opt.h"
 
@@ -30,6 +36,8 @@ typedef struct cert_args {
     unsigned days;
     bool rsa, force;
     const char *dir, *ca, *ca_key;
+    const char *client;      /* --client NAME: a client certificate instead */
+    const char *fingerprint; /* --fingerprint FILE: print, write nothing */
 } cert_args;
 
 /* True if |h| is a DNS name: dot-separated labels of letters, digits and
@@ -75,6 +83,14 @@ static int add_host(const nana_opt *row, const char *h, void *field)
     return 0;
 }
 
+/* True if the last error says a file is in the way (nana_file: "... exists"). */
+static bool error_is_exists(void)
+{
+    const char *m = nana_errmsg();
+    size_t n = strlen(m);
+    return n > 7 && strcmp(m + n - 7, " exists") == 0;
+}
+
 #define AT(member) NANA_OPT_AT(cert_args, member)
 
 static const nana_opt rows[] = {
@@ -116,14 +132,60 @@ static const nana_opt rows[] = {
      .kind = NANA_OPT_FLAG,
      AT(force),
      .help = "replace cert.pem and key.pem (a CA is never replaced)"},
+    {.name = "client",
+     .kind = NANA_OPT_STRING,
+     AT(client),
+     .arg = "NAME",
+     .help = "a client certificate NAME.pem, NAME-key.pem for mutual TLS instead"},
+    {.name = "fingerprint",
+     .kind = NANA_OPT_PATH,
+     AT(fingerprint),
+     .help = "print a certificate's fingerprints for the accounts file; write nothing"},
 };
 
-/* True if the last error says a file is in the way (nana_file: "... exists"). */
-static bool error_is_exists(void)
+/*
+ * Prints the fingerprints of the first certificate in |path| as the two
+ * members an account of the accounts file names it with, indented by
+ * |indent|. Returns 0, or 1 after printing the reason.
+ */
+static int print_fingerprints(const char *path, const char *indent)
 {
-    const char *m = nana_errmsg();
-    size_t n = strlen(m);
-    return n > 7 && strcmp(m + n - 7, " exists") == 0;
+    uint8_t cert[NANA_FINGERPRINT_BYTES], spki[NANA_FINGERPRINT_BYTES];
+    if (nana_cert_fingerprints(path, cert, spki)) {
+        fprintf(stderr, "nanasqlite-cert-gen: %s: %s\n", path, nana_errmsg());
+        return 1;
+    }
+    char hex[NANA_FINGERPRINT_HEX_MAX], pin[NANA_FINGERPRINT_PIN_MAX];
+    nana_fingerprint_hex(cert, hex);
+    nana_fingerprint_pin(spki, pin);
+    printf("%s\"client_cert_sha256\": [\"%s\"],\n", indent, hex);
+    printf("%s\"client_spki_sha256\": [\"%s\"]\n", indent, pin);
+    return 0;
+}
+
+/* Issues the client certificate of --client; returns the exit status. */
+static int issue_client(const cert_args *a, nana_key_algo algo)
+{
+    nana_cert_spec spec = {.common_name = a->client, .days = a->days, .algo = algo, .client = 1};
+    nana_dev_server_files f;
+    if (nana_certgen_dev_client(a->dir, &spec, a->ca, a->ca_key, a->force, &f)) {
+        fprintf(stderr, "nanasqlite-cert-gen: %s%s\n", nana_errmsg(),
+                !a->force && error_is_exists() ? " (use --force to replace it)" : "");
+        return 1;
+    }
+    if (f.ca_made)
+        printf("wrote %s and %s: a new development CA (its key, keep it secret)\n", f.ca_cert,
+               f.ca_key);
+    else
+        printf("using the CA %s\n", f.ca_cert);
+    printf("wrote %s (a client certificate for %s) and %s (its private key, keep it secret)\n",
+           f.cert, a->client, f.key);
+    printf("the account it logs in as names it in the accounts file by either fingerprint:\n");
+    if (print_fingerprints(f.cert, "  ")) return 1;
+    printf("servers ask for it with --client-ca %s; clients show it with --cert %s --cert-key "
+           "%s\n",
+           f.ca_cert, f.cert, f.key);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -138,7 +200,12 @@ int main(int argc, char **argv)
                  "127.0.0.1, ::1 and each --host, followed in cert.pem by its CA's certificate;\n"
                  "ECDSA P-256 unless --rsa (RSA-2048). The CA is --ca/--ca-key, else ca.pem and\n"
                  "ca-key.pem (0600) in the same directory, made when neither exists. Clients\n"
-                 "trust ca.pem (or cert.pem). Existing files are kept unless --force.\n",
+                 "trust ca.pem (or cert.pem). Existing files are kept unless --force.\n"
+                 "\n"
+                 "With --client NAME it writes a client certificate from the same CA instead,\n"
+                 "NAME.pem and NAME-key.pem (0600), for a server started with --client-ca\n"
+                 "ca.pem, and prints its fingerprints as the accounts file takes them.\n"
+                 "--fingerprint FILE prints those of an existing certificate.\n",
         .epilog = "exit status: 0 written, 1 not written (the reason on stderr), 2 bad command "
                   "line.\n",
         .tables = &table,
@@ -150,12 +217,32 @@ int main(int argc, char **argv)
         fprintf(stderr, "nanasqlite-cert-gen: --ca and --ca-key go together\n");
         return 2;
     }
+    bool hosts = a.names.ndns > 1 || a.names.nip > 2;
+    if (a.fingerprint && (a.client || a.ca || hosts || a.force || a.rsa)) {
+        fprintf(stderr, "nanasqlite-cert-gen: --fingerprint only reads a certificate; it takes "
+                        "no other option\n");
+        return 2;
+    }
+    if (a.fingerprint) return print_fingerprints(a.fingerprint, "");
+    if (a.client && hosts) {
+        fprintf(stderr, "nanasqlite-cert-gen: --host names a server; a --client certificate "
+                        "names no host\n");
+        return 2;
+    }
+    if (a.client && !nana_certgen_client_name_valid(a.client)) {
+        fprintf(stderr,
+                "nanasqlite-cert-gen: --client: \"%.64s\" cannot name a client: use 1..%d of "
+                "A-Z a-z 0-9 _ . @ -, not starting with . or -, and not ca, ca-key, cert or key\n",
+                a.client, NANA_DEV_CLIENT_NAME_MAX);
+        return 2;
+    }
     const char *const *dns = a.names.dns, *const *ips = a.names.ips;
     size_t ndns = a.names.ndns, nip = a.names.nip;
     uint64_t days = a.days;
     int force = a.force;
     const char *dir = a.dir, *ca = a.ca, *ca_key = a.ca_key;
     nana_key_algo algo = a.rsa ? NANA_KEY_RSA_2048 : NANA_KEY_ECDSA_P256;
+    if (a.client) return issue_client(&a, algo);
     nana_cert_spec spec = {.common_name = "localhost",
                            .dns_names = dns,
                            .n_dns = ndns,

@@ -57,14 +57,27 @@ typedef struct name_ix {
     uint32_t idx;
 } name_ix;
 
+/* Which list of an account a fingerprint comes from. */
+enum { FP_CERT = 0, FP_SPKI = 1 };
+
+/* One entry of the fingerprint index: every fingerprint of every account. */
+typedef struct fp_ix {
+    uint8_t fp[NANA_FINGERPRINT_BYTES];
+    uint32_t kind; /* FP_CERT or FP_SPKI */
+    uint32_t idx;  /* the account */
+    uint32_t pos;  /* the place in its list, for messages */
+} fp_ix;
+
 struct nana_accounts {
     atomic_size_t refs;
     size_t count;
     nana_account *accounts; /* count, file order */
     uint8_t *keys;          /* count * 32 */
     name_ix *by_name;       /* count, sorted by name */
-    char *db_dir;           /* NULL if absent */
-    chunk *chunks;          /* the arena: every allocation above */
+    fp_ix *by_fp;           /* nfp, sorted by kind then fingerprint */
+    size_t nfp;
+    char *db_dir;  /* NULL if absent */
+    chunk *chunks; /* the arena: every allocation above */
 };
 
 /* Zeroed memory for |n| bytes, owned by the snapshot's arena; NULL on OOM. */
@@ -421,6 +434,65 @@ static int parse_dbs(nana_accounts *a, const nana_json *v, const char *where, na
     return NANA_OK;
 }
 
+/*
+ * Reads the list of fingerprints |v| at |where| into *out (arena memory)
+ * and *n. Repeats are left for index_accounts to refuse, with both places.
+ */
+static int fingerprint_list(nana_accounts *a, const nana_json *v, const char *where,
+                            uint8_t (**out)[NANA_FINGERPRINT_BYTES], size_t *n)
+{
+    int rc = want_list(v, where, "SHA-256 fingerprints");
+    if (rc) return rc;
+    uint8_t(*fps)[NANA_FINGERPRINT_BYTES] = arena_alloc(a, (v->n ? v->n : 1) * sizeof(*fps));
+    if (!fps) return nana_err_set(NANA_ERR_NOMEM, "out of memory reading the accounts");
+    for (uint32_t i = 0; i < v->n; i++) {
+        const nana_json *e = v->u.items[i];
+        char at[192];
+        snprintf(at, sizeof(at), "%s[%u]", where, (unsigned)i);
+        if (e->type != NANA_JSON_STRING)
+            return bad(at, "must be a string: 64 hex digits (colons allowed between pairs) or "
+                           "sha256/BASE64");
+        if (nana_fingerprint_parse(e->u.str, e->n, fps[i]) != 0) {
+            char why[NANA_ERRMSG_MAX];
+            snprintf(why, sizeof(why), "%s", nana_errmsg());
+            return bad(at, "%s", why);
+        }
+    }
+    *out = fps;
+    *n = v->n;
+    return NANA_OK;
+}
+
+/* Reads "login": "key", "certificate" or "key+certificate". */
+static int parse_login(const nana_json *v, const char *where, nana_login *out)
+{
+    static const nana_login all[] = {NANA_LOGIN_KEY, NANA_LOGIN_CERT, NANA_LOGIN_KEY_CERT};
+    for (size_t i = 0; v->type == NANA_JSON_STRING && i < sizeof(all) / sizeof(all[0]); i++) {
+        const char *w = nana_login_name(all[i]);
+        if (v->n == strlen(w) && memcmp(v->u.str, w, v->n) == 0) {
+            *out = all[i];
+            return NANA_OK;
+        }
+    }
+    return bad(where, "must be \"key\", \"certificate\" or \"key+certificate\"");
+}
+
+/* Checks that the account's login fits the credentials it names. */
+static int check_login(const char *where, const nana_account *acc, bool have_key)
+{
+    bool certs = acc->n_cert_sha256 + acc->n_spki_sha256 > 0;
+    if ((acc->login & NANA_LOGIN_KEY) && !have_key) return bad(where, "\"public_key\" is missing");
+    if (!(acc->login & NANA_LOGIN_KEY) && have_key)
+        return bad(where, "\"public_key\" is given but the account logs in by certificate alone; "
+                          "remove the key or use \"login\": \"key+certificate\"");
+    if ((acc->login & NANA_LOGIN_CERT) && !certs)
+        return bad(where,
+                   "\"login\": \"%s\" needs a certificate: \"client_cert_sha256\" or "
+                   "\"client_spki_sha256\"",
+                   nana_login_name(acc->login));
+    return NANA_OK;
+}
+
 /* Reads account |ai| from |obj| into |acc| (strings and lists in the arena). */
 static int parse_account(nana_accounts *a, size_t ai, const nana_json *obj, nana_account *acc)
 {
@@ -429,6 +501,7 @@ static int parse_account(nana_accounts *a, size_t ai, const nana_json *obj, nana
     if (obj->type != NANA_JSON_OBJECT) return bad(where, "must be an object");
     acc->default_methods = true;
     acc->all_dbs = true;
+    acc->login = NANA_LOGIN_KEY;
     bool have_name = false, have_key = false;
     for (uint32_t i = 0; i < obj->n; i++) {
         const nana_json_member *m = &obj->u.members[i];
@@ -456,6 +529,12 @@ static int parse_account(nana_accounts *a, size_t ai, const nana_json *obj, nana
                 return bad(at, "%s", why);
             }
             have_key = true;
+        } else if (key_is(m, "login")) {
+            rc = parse_login(v, at, &acc->login);
+        } else if (key_is(m, "client_cert_sha256")) {
+            rc = fingerprint_list(a, v, at, &acc->cert_sha256, &acc->n_cert_sha256);
+        } else if (key_is(m, "client_spki_sha256")) {
+            rc = fingerprint_list(a, v, at, &acc->spki_sha256, &acc->n_spki_sha256);
         } else if (key_is(m, "allowed_methods")) {
             if (v->type != NANA_JSON_NULL) {
                 acc->default_methods = false;
@@ -488,8 +567,7 @@ static int parse_account(nana_accounts *a, size_t ai, const nana_json *obj, nana
         if (rc) return rc;
     }
     if (!have_name) return bad(where, "\"name\" is missing");
-    if (!have_key) return bad(where, "\"public_key\" is missing");
-    return NANA_OK;
+    return check_login(where, acc, have_key);
 }
 
 static int name_ix_cmp(const void *pa, const void *pb)
@@ -514,9 +592,72 @@ static int key_ix_cmp(const void *pa, const void *pb)
     return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
+static int fp_ix_cmp(const void *pa, const void *pb)
+{
+    const fp_ix *a = pa, *b = pb;
+    if (a->kind != b->kind) return a->kind < b->kind ? -1 : 1;
+    int c = memcmp(a->fp, b->fp, sizeof(a->fp));
+    if (c) return c;
+    if (a->idx != b->idx) return a->idx < b->idx ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+/* The JSON key of a fingerprint list. */
+static const char *fp_list_name(uint32_t kind)
+{
+    return kind == FP_CERT ? "client_cert_sha256" : "client_spki_sha256";
+}
+
 /*
- * Builds the name index and the key array, refusing a name or a key that
- * two accounts share (the message names the later account and the earlier).
+ * Builds the fingerprint index (arena memory), refusing a fingerprint
+ * listed twice, in one account or in two: each names at most one account.
+ */
+static int index_fingerprints(nana_accounts *a)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->count; i++)
+        n += a->accounts[i].n_cert_sha256 + a->accounts[i].n_spki_sha256;
+    a->nfp = n;
+    if (n == 0) return NANA_OK;
+    a->by_fp = arena_alloc(a, n * sizeof(*a->by_fp));
+    if (!a->by_fp) return nana_err_set(NANA_ERR_NOMEM, "out of memory indexing the accounts");
+    size_t k = 0;
+    for (size_t i = 0; i < a->count; i++) {
+        const nana_account *acc = &a->accounts[i];
+        for (size_t j = 0; j < acc->n_cert_sha256; j++, k++) {
+            memcpy(a->by_fp[k].fp, acc->cert_sha256[j], NANA_FINGERPRINT_BYTES);
+            a->by_fp[k].kind = FP_CERT;
+            a->by_fp[k].idx = (uint32_t)i;
+            a->by_fp[k].pos = (uint32_t)j;
+        }
+        for (size_t j = 0; j < acc->n_spki_sha256; j++, k++) {
+            memcpy(a->by_fp[k].fp, acc->spki_sha256[j], NANA_FINGERPRINT_BYTES);
+            a->by_fp[k].kind = FP_SPKI;
+            a->by_fp[k].idx = (uint32_t)i;
+            a->by_fp[k].pos = (uint32_t)j;
+        }
+    }
+    qsort(a->by_fp, n, sizeof(*a->by_fp), fp_ix_cmp);
+    for (size_t i = 1; i < n; i++) {
+        const fp_ix *p = &a->by_fp[i - 1], *e = &a->by_fp[i];
+        if (p->kind == e->kind && memcmp(p->fp, e->fp, NANA_FINGERPRINT_BYTES) == 0) {
+            char where[128];
+            const char *list = fp_list_name(e->kind);
+            snprintf(where, sizeof(where), "accounts[%u].%s[%u]", (unsigned)e->idx, list,
+                     (unsigned)e->pos);
+            return bad(where,
+                       "the same fingerprint as accounts[%u].%s[%u]; a certificate names "
+                       "one account",
+                       (unsigned)p->idx, list, (unsigned)p->pos);
+        }
+    }
+    return NANA_OK;
+}
+
+/*
+ * Builds the name index, the key array and the fingerprint index, refusing
+ * a name, a key or a fingerprint that two accounts share (the message names
+ * the later account and the earlier).
  */
 static int index_accounts(nana_accounts *a)
 {
@@ -548,13 +689,15 @@ static int index_accounts(nana_accounts *a)
         }
     }
     for (size_t i = 1; i < a->count && !rc; i++) {
-        if (memcmp(keys[i - 1].key, keys[i].key, 32) == 0) {
+        /* Accounts without a key (certificate login) share the zero key. */
+        if (memcmp(keys[i - 1].key, keys[i].key, 32) == 0 &&
+            (a->accounts[keys[i].idx].login & NANA_LOGIN_KEY)) {
             snprintf(where, sizeof(where), "accounts[%u].public_key", (unsigned)keys[i].idx);
             rc = bad(where, "the same key as accounts[%u]", (unsigned)keys[i - 1].idx);
         }
     }
     free(keys);
-    return rc;
+    return rc ? rc : index_fingerprints(a);
 }
 
 /* Reads the top-level object into |a|. */
@@ -671,6 +814,7 @@ int nana_accounts_single(const uint8_t pk[32], const char *name, nana_accounts *
     nana_account *acc = &a->accounts[0];
     acc->name = copy;
     memcpy(acc->public_key, pk, 32);
+    acc->login = NANA_LOGIN_KEY;
     acc->default_methods = true;
     acc->all_dbs = true;
     int rc = index_accounts(a);
@@ -680,6 +824,76 @@ int nana_accounts_single(const uint8_t pk[32], const char *name, nana_accounts *
     }
     *out = a;
     return NANA_OK;
+}
+
+/* ---- certificates ---- */
+
+/* The index entry of fingerprint |fp| of |kind|, or NULL. */
+static const fp_ix *find_fp(const nana_accounts *a, uint32_t kind, const uint8_t *fp)
+{
+    if (a->nfp == 0 || nana_fingerprint_is_zero(fp)) return NULL;
+    fp_ix key;
+    memset(&key, 0, sizeof(key));
+    memcpy(key.fp, fp, NANA_FINGERPRINT_BYTES);
+    key.kind = kind;
+    size_t lo = 0, hi = a->nfp;
+    while (lo < hi) { /* the first entry not below (kind, fp): each is listed once */
+        size_t mid = lo + (hi - lo) / 2;
+        if (fp_ix_cmp(&a->by_fp[mid], &key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < a->nfp && a->by_fp[lo].kind == kind &&
+        memcmp(a->by_fp[lo].fp, fp, NANA_FINGERPRINT_BYTES) == 0)
+        return &a->by_fp[lo];
+    return NULL;
+}
+
+const nana_account *nana_accounts_find_by_identity(const nana_accounts *a,
+                                                   const nana_cert_identity *id)
+{
+    if (!a || !id || !id->verified) return NULL;
+    const fp_ix *by_cert = find_fp(a, FP_CERT, id->cert_sha256);
+    const fp_ix *by_spki = find_fp(a, FP_SPKI, id->spki_sha256);
+    if (by_cert && by_spki && by_cert->idx != by_spki->idx) {
+        (void)nana_err_set(NANA_ERR_PERM,
+                           "the client certificate names account %s and its public key "
+                           "account %s; refusing both",
+                           a->accounts[by_cert->idx].name, a->accounts[by_spki->idx].name);
+        return NULL;
+    }
+    const fp_ix *e = by_cert ? by_cert : by_spki;
+    return e ? &a->accounts[e->idx] : NULL;
+}
+
+/* True if the list fps[0..n) holds |fp|. */
+static bool fp_listed(uint8_t (*fps)[NANA_FINGERPRINT_BYTES], size_t n, const uint8_t *fp)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(fps[i], fp, NANA_FINGERPRINT_BYTES) == 0) return true;
+    return false;
+}
+
+bool nana_account_names_identity(const nana_account *a, const nana_cert_identity *id)
+{
+    if (!a || !id || !id->verified) return false;
+    return (!nana_fingerprint_is_zero(id->cert_sha256) &&
+            fp_listed(a->cert_sha256, a->n_cert_sha256, id->cert_sha256)) ||
+           (!nana_fingerprint_is_zero(id->spki_sha256) &&
+            fp_listed(a->spki_sha256, a->n_spki_sha256, id->spki_sha256));
+}
+
+const char *nana_login_name(nana_login login)
+{
+    switch (login) {
+    case NANA_LOGIN_CERT:
+        return "certificate";
+    case NANA_LOGIN_KEY_CERT:
+        return "key+certificate";
+    default:
+        return "key";
+    }
 }
 
 /* ---- questions about one account ---- */

@@ -8,7 +8,9 @@
  * issued by a CA is what every stack expects. The CA is made once and then
  * reused, never replaced, so clients that trust it keep working when the
  * server certificate is issued again, and more certificates (another
- * server's, a client's) can come from it later.
+ * server's, a client's) can come from it later: a client certificate
+ * issued from it (nana_certgen_dev_client) is what a server started with
+ * --client-ca ca.pem accepts for mutual TLS.
  */
 #include "auth/nana_certgen.h"
 
@@ -19,6 +21,7 @@
 #include <gnutls/gnutls.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,9 +59,9 @@ static int make_ca(const char *cert, const char *key, nana_key_algo algo, unsign
 }
 
 /* Picks the CA: the caller's files, or <dir>/ca.pem + <dir>/ca-key.pem,
- * made when neither exists (f->ca_made is then 1). Fills f->ca_cert and
- * f->ca_key. */
-static int choose_ca(const char *dir, const nana_cert_spec *server, const char *ca_cert,
+ * made when neither exists (f->ca_made is then 1) with |leaf|'s algorithm
+ * and at least its validity. Fills f->ca_cert and f->ca_key. */
+static int choose_ca(const char *dir, const nana_cert_spec *leaf, const char *ca_cert,
                      const char *ca_key, nana_dev_server_files *f)
 {
     f->ca_made = 0;
@@ -80,9 +83,44 @@ static int choose_ca(const char *dir, const nana_cert_spec *server, const char *
                             "development CA",
                             have_cert ? f->ca_cert : f->ca_key, have_cert ? f->ca_key : f->ca_cert,
                             have_cert ? f->ca_cert : f->ca_key);
-    unsigned days = server->days > NANA_DEV_CA_DAYS ? server->days : NANA_DEV_CA_DAYS;
-    rc = make_ca(f->ca_cert, f->ca_key, server->algo, days);
+    unsigned days = leaf->days > NANA_DEV_CA_DAYS ? leaf->days : NANA_DEV_CA_DAYS;
+    rc = make_ca(f->ca_cert, f->ca_key, leaf->algo, days);
     if (rc == 0) f->ca_made = 1;
+    return rc;
+}
+
+/*
+ * Issues |leaf| from the CA that choose_ca picks, as <dir>/<cert_name> and
+ * <dir>/<key_name>; |chain| appends the CA's certificate. Fills |out|.
+ */
+static int dev_issue(const char *dir, const nana_cert_spec *leaf_spec, const char *cert_name,
+                     const char *key_name, int chain, const char *ca_cert, const char *ca_key,
+                     int overwrite, nana_dev_server_files *out)
+{
+    if (!ca_cert != !ca_key || (ca_cert && (!*ca_cert || !*ca_key)))
+        return nana_err_set(NANA_ERR_INVALID, "a CA needs both its certificate and its key");
+    nana_dev_server_files f;
+    memset(&f, 0, sizeof(f));
+    int rc = dev_path(f.cert, dir, cert_name);
+    if (rc == 0) rc = dev_path(f.key, dir, key_name);
+    if (rc == 0 && !overwrite) {
+        /* Refuse before a CA is made for a certificate that cannot be written. */
+        rc = nana_file_refuse_existing(f.key, "key file");
+        if (rc == 0) rc = nana_file_refuse_existing(f.cert, "certificate file");
+    }
+    if (rc == 0) rc = choose_ca(dir, leaf_spec, ca_cert, ca_key, &f);
+    if (rc) return rc;
+
+    nana_cert_spec leaf = *leaf_spec;
+    leaf.chain = chain;
+    rc = nana_certgen_write(&leaf, f.ca_cert, f.ca_key, f.cert, f.key, overwrite);
+    if (rc && f.ca_made) {
+        /* A new CA that signed nothing is useless: leave nothing behind. */
+        unlink(f.ca_key);
+        unlink(f.ca_cert);
+        f.ca_made = 0;
+    }
+    if (rc == 0 && out) *out = f;
     return rc;
 }
 
@@ -93,29 +131,42 @@ int nana_certgen_dev_server(const char *dir, const nana_cert_spec *server, const
         return nana_err_set(NANA_ERR_INVALID, "a directory and a server certificate are needed");
     if (server->is_ca)
         return nana_err_set(NANA_ERR_INVALID, "the server certificate must not be a CA");
-    if (!ca_cert != !ca_key || (ca_cert && (!*ca_cert || !*ca_key)))
-        return nana_err_set(NANA_ERR_INVALID, "a CA needs both its certificate and its key");
-    nana_dev_server_files f;
-    memset(&f, 0, sizeof(f));
-    int rc = dev_path(f.cert, dir, NANA_DEV_CERT_FILE);
-    if (rc == 0) rc = dev_path(f.key, dir, NANA_DEV_KEY_FILE);
-    if (rc == 0 && !overwrite) {
-        /* Refuse before a CA is made for a certificate that cannot be written. */
-        rc = nana_file_refuse_existing(f.key, "key file");
-        if (rc == 0) rc = nana_file_refuse_existing(f.cert, "certificate file");
-    }
-    if (rc == 0) rc = choose_ca(dir, server, ca_cert, ca_key, &f);
-    if (rc) return rc;
+    return dev_issue(dir, server, NANA_DEV_CERT_FILE, NANA_DEV_KEY_FILE, 1, ca_cert, ca_key,
+                     overwrite, out);
+}
 
-    nana_cert_spec leaf = *server;
-    leaf.chain = 1;
-    rc = nana_certgen_write(&leaf, f.ca_cert, f.ca_key, f.cert, f.key, overwrite);
-    if (rc && f.ca_made) {
-        /* A new CA that signed nothing is useless: leave nothing behind. */
-        unlink(f.ca_key);
-        unlink(f.ca_cert);
-        f.ca_made = 0;
+bool nana_certgen_client_name_valid(const char *name)
+{
+    static const char *const taken[] = {"ca", "ca-key", "cert", "key"};
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > NANA_DEV_CLIENT_NAME_MAX || name[0] == '.' || name[0] == '-') return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == '@' || c == '-';
+        if (!ok) return false;
     }
-    if (rc == 0 && out) *out = f;
-    return rc;
+    for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++)
+        if (strcmp(name, taken[i]) == 0) return false;
+    return true;
+}
+
+int nana_certgen_dev_client(const char *dir, const nana_cert_spec *client, const char *ca_cert,
+                            const char *ca_key, int overwrite, nana_dev_server_files *out)
+{
+    if (!dir || !*dir || !client)
+        return nana_err_set(NANA_ERR_INVALID, "a directory and a client certificate are needed");
+    if (client->is_ca || client->server || !client->client)
+        return nana_err_set(
+            NANA_ERR_INVALID,
+            "a client certificate is for TLS clients only (not a CA, not a server)");
+    if (!nana_certgen_client_name_valid(client->common_name))
+        return nana_err_set(NANA_ERR_INVALID,
+                            "a client name is 1..%d of A-Z a-z 0-9 _ . @ -, not starting with . "
+                            "or -, and not ca, ca-key, cert or key (the server's files)",
+                            NANA_DEV_CLIENT_NAME_MAX);
+    char cert_name[NANA_DEV_CLIENT_NAME_MAX + 8], key_name[NANA_DEV_CLIENT_NAME_MAX + 16];
+    snprintf(cert_name, sizeof(cert_name), "%s.pem", client->common_name);
+    snprintf(key_name, sizeof(key_name), "%s-key.pem", client->common_name);
+    return dev_issue(dir, client, cert_name, key_name, 0, ca_cert, ca_key, overwrite, out);
 }

@@ -24,6 +24,9 @@ int nana_challenge_verify_any(nana_challenge *c, const uint8_t *sig, uint64_t si
     if (siglen != crypto_sign_BYTES)
         return nana_err_set(NANA_ERR_PERM, "a signature is %d bytes", crypto_sign_BYTES);
     for (unsigned i = 0; i < npk; i++) {
+        /* 32 zero bytes stand for "no key" (an account that logs in by
+         * certificate): never a key, whatever libsodium would say. */
+        if (sodium_is_zero(pks + 32 * (size_t)i, 32)) continue;
         if (crypto_sign_verify_detached(sig, c->bytes, sizeof(c->bytes), pks + 32 * (size_t)i) ==
             0) {
             if (which) *which = i;

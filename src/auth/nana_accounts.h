@@ -11,12 +11,24 @@
  *
  *   {"db_dir": "/srv/dbs",
  *    "accounts": [{"name": "admin", "public_key": "ssh-ed25519 AAAA...",
+ *                  "login": "key" | "certificate" | "key+certificate",
+ *                  "client_cert_sha256": ["ab:cd:...", ...],
+ *                  "client_spki_sha256": ["sha256/BASE64=", ...],
  *                  "allowed_methods": null | ["get", ...],
  *                  "forbidden_methods": ["clear"],
  *                  "allowed_dbs": null | ["a.db"] | {"a.db": ["data"], "b.db": null},
  *                  "read_only": false,
  *                  "allowed_ips": ["10.0.0.0/8", "::1"], "blocked_ips": ["10.0.0.5"],
  *                  "max_calls_per_sec": 1000}]}
+ *
+ * An account may name client certificates (mutual TLS) by fingerprint
+ * (nana_identity.h): of the certificate, or of its public key. A verified
+ * client certificate then selects the account (nana_accounts_find_by_identity),
+ * in every door. "login" says how the account logs in on the NanaSQLite
+ * door: "key" (the default) answers the Ed25519 challenge; "certificate"
+ * is logged in by its verified certificate alone, at connect, and has no
+ * public_key; "key+certificate" needs both. An account that logs in by
+ * certificate must name one.
  *
  * Unknown keys and wrong types are errors; every message names the place
  * ("accounts[2].allowed_ips[0]: ..."). The accounts file can be watched:
@@ -28,6 +40,8 @@
  */
 #ifndef NANA_ACCOUNTS_H
 #define NANA_ACCOUNTS_H
+
+#include "auth/nana_identity.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,10 +95,26 @@ typedef struct nana_account_db {
     size_t ntables;
 } nana_account_db;
 
+/*
+ * How an account logs in on the NanaSQLite door: bits, so a door asks
+ * (login & NANA_LOGIN_KEY) for "a signature is needed" and
+ * (login & NANA_LOGIN_CERT) for "a certificate that names it is needed".
+ */
+typedef enum nana_login {
+    NANA_LOGIN_KEY = 1,                                     /* "key": the Ed25519 challenge */
+    NANA_LOGIN_CERT = 2,                                    /* "certificate": mutual TLS alone */
+    NANA_LOGIN_KEY_CERT = NANA_LOGIN_KEY | NANA_LOGIN_CERT, /* "key+certificate": both */
+} nana_login;
+
 /* One account. All memory belongs to the snapshot that holds it. */
 typedef struct nana_account {
     char *name;
-    uint8_t public_key[32];
+    uint8_t public_key[32]; /* all zero when login is NANA_LOGIN_CERT (no key) */
+    nana_login login;       /* default NANA_LOGIN_KEY */
+    uint8_t (*cert_sha256)[NANA_FINGERPRINT_BYTES]; /* client certificates naming it */
+    size_t n_cert_sha256;
+    uint8_t (*spki_sha256)[NANA_FINGERPRINT_BYTES]; /* client public keys (pins) naming it */
+    size_t n_spki_sha256;
     bool read_only;
     bool default_methods;   /* allowed_methods was null/absent: the server's default */
     char **allowed_methods; /* else only these (sorted, unique) */
@@ -147,9 +177,23 @@ const nana_account *nana_accounts_find(const nana_accounts *a, const char *name,
 
 /*
  * count * 32 bytes: the public keys back to back in account order (for
- * nana_challenge_verify_any), owned by the snapshot.
+ * nana_challenge_verify_any), owned by the snapshot. An account that logs
+ * in by certificate alone has 32 zero bytes there, which never verify.
  */
 const uint8_t *nana_accounts_keys(const nana_accounts *a);
+
+/*
+ * The account a verified client certificate names: the one whose
+ * client_cert_sha256 holds id->cert_sha256, or whose client_spki_sha256
+ * holds id->spki_sha256 (each fingerprint names at most one account in a
+ * snapshot). NULL when |id| is NULL or not verified, when no account names
+ * it, or when its certificate names one account and its public key another:
+ * that is refused rather than guessed, with NANA_ERR_PERM and both names in
+ * nana_errmsg() for the log. O(log n); owned by the snapshot. Whether the
+ * account may log in this way is the caller's question (login, addresses).
+ */
+const nana_account *nana_accounts_find_by_identity(const nana_accounts *a,
+                                                   const nana_cert_identity *id);
 
 /* The file's "db_dir", owned by the snapshot; NULL when it had none. */
 const char *nana_accounts_db_dir(const nana_accounts *a);
@@ -169,6 +213,16 @@ bool nana_account_ip_allowed(const nana_account *a, const struct sockaddr *addr)
  * names it (false when default_methods: the server's policy decides).
  */
 bool nana_account_method_listed(const nana_account *a, const char *method, bool *forbidden);
+
+/*
+ * True if |id| is a verified certificate that |a| names (by either
+ * fingerprint): what a door checks for a "key+certificate" login after
+ * the signature, and again for any certificate login after a reload.
+ */
+bool nana_account_names_identity(const nana_account *a, const nana_cert_identity *id);
+
+/* The word "login" takes for |login| ("key", "certificate", "key+certificate"). */
+const char *nana_login_name(nana_login login);
 
 /* True if the account may open database |db| (all_dbs, or |db| is listed). */
 bool nana_account_db_allowed(const nana_account *a, const char *db);

@@ -17,6 +17,7 @@
 #ifndef NANA_CERTGEN_H
 #define NANA_CERTGEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -118,12 +119,12 @@ int nana_cert_fingerprints(const char *cert_pem_path, uint8_t cert_sha256[32],
 /* Longest path nana_certgen_dev_server builds, NUL included. */
 #define NANA_DEV_PATH_MAX 1024
 
-/* The files nana_certgen_dev_server used, for messages. */
+/* The files nana_certgen_dev_server (or nana_certgen_dev_client) used, for messages. */
 typedef struct nana_dev_server_files {
     char ca_cert[NANA_DEV_PATH_MAX]; /* the CA that signed the server certificate */
     char ca_key[NANA_DEV_PATH_MAX];
-    char cert[NANA_DEV_PATH_MAX]; /* <dir>/cert.pem */
-    char key[NANA_DEV_PATH_MAX];  /* <dir>/key.pem */
+    char cert[NANA_DEV_PATH_MAX]; /* <dir>/cert.pem, or a client's <dir>/<CN>.pem */
+    char key[NANA_DEV_PATH_MAX];  /* <dir>/key.pem, or a client's <dir>/<CN>-key.pem */
     int ca_made;                  /* 1 when this call made the CA */
 } nana_dev_server_files;
 
@@ -142,6 +143,32 @@ typedef struct nana_dev_server_files {
  * as nana_certgen_write, NANA_ERR_INVALID for a too long path.
  */
 int nana_certgen_dev_server(const char *dir, const nana_cert_spec *server, const char *ca_cert,
+                            const char *ca_key, int overwrite, nana_dev_server_files *out);
+
+/* Longest client name nana_certgen_dev_client takes (an account name's limit). */
+#define NANA_DEV_CLIENT_NAME_MAX 64
+
+/*
+ * True if |name| may name a client certificate in a directory of
+ * development credentials: 1..NANA_DEV_CLIENT_NAME_MAX bytes of
+ * A-Z a-z 0-9 _ . @ -, not starting with '.' or '-' (no hidden files, no
+ * names read as flags), and none of "ca", "ca-key", "cert", "key", whose
+ * files are the CA's and the server's.
+ */
+bool nana_certgen_client_name_valid(const char *name);
+
+/*
+ * Writes <dir>/<CN>.pem and <dir>/<CN>-key.pem (0600): a new key and a
+ * client certificate (extKeyUsage clientAuth) of |client|, whose
+ * common_name must pass nana_certgen_client_name_valid and which must have
+ * |client| set and neither |is_ca| nor |server|; the file holds the
+ * certificate alone. The CA is chosen, made and never replaced exactly as
+ * for nana_certgen_dev_server, so a server's development CA issues its
+ * clients' certificates too. |overwrite| replaces the client's two files
+ * only. Fills |out| (cert and key are the client's). Errors as
+ * nana_certgen_dev_server.
+ */
+int nana_certgen_dev_client(const char *dir, const nana_cert_spec *client, const char *ca_cert,
                             const char *ca_key, int overwrite, nana_dev_server_files *out);
 
 /*

@@ -26,9 +26,9 @@ void nana_challenge_issue(nana_challenge *c, uint64_t now, uint64_t lifetime_ns)
 
 /*
  * Checks a response: 0 if |sig| (64 bytes) is a valid Ed25519 signature of
- * the live, unexpired challenge by |pk|. The challenge is consumed either
- * way. NANA_ERR_PERM: bad signature; NANA_ERR_TIMEOUT: expired;
- * NANA_ERR_INVALID: no challenge was issued (or it was used).
+ * the live, unexpired challenge by |pk|; a |pk| of 32 zero bytes is no key
+ * and verifies nothing. The challenge is consumed either way. NANA_ERR_PERM: bad signature;
+ * NANA_ERR_TIMEOUT: expired; NANA_ERR_INVALID: no challenge was issued (or it was used).
  */
 int nana_challenge_verify(nana_challenge *c, const uint8_t *sig, uint64_t siglen,
                           const uint8_t pk[32], uint64_t now);

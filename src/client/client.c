@@ -4,7 +4,8 @@
  * is lost.
  *
  * States: CONNECTING (QUIC handshake) -> AUTH (AUTH_START, challenge,
- * signed response) -> READY (calls flow) -> BACKOFF (waiting to try again)
+ * signed response; or AUTH_START answered AUTH_OK at once when the client
+ * certificate logs the account in) -> READY (calls flow) -> BACKOFF (waiting to try again)
  * -> CONNECTING ... and CLOSED at the end. There is at most one live QUIC
  * connection per client; callbacks of an older one (matched by handle)
  * are ignored.
@@ -76,7 +77,7 @@ struct nana_client {
     unsigned backoff_ms;
     unsigned pending;
     cstate state;
-    int auth_step;   /* 0: AUTH_START sent; 1: response sent */
+    bool responded;  /* in AUTH: the signed response was sent (else only AUTH_START) */
     int fail_status; /* why the current attempt failed, once known */
     int efd;         /* the completion eventfd */
     uint16_t port;
@@ -84,7 +85,7 @@ struct nana_client {
     bool closing_attempt; /* asked the I/O thread to abandon a stalled attempt */
     bool flush_posted;
     char addr[INET6_ADDRSTRLEN];
-    uint8_t sk[64];
+    nc_key key;
     char fail_msg[384];
     char last_fail_msg[384]; /* why the last failed attempt failed, and its status */
     int last_fail_status;
@@ -263,7 +264,7 @@ static int on_open(nana_quic_conn *qc, void *user)
         nana_buf f;
         nana_buf_init(&f, 0);
         c->state = ST_AUTH;
-        c->auth_step = 0;
+        c->responded = false;
         nana_buf_reset(&c->auth_buf);
         c->auth_sid = nana_frame_string(&f, "AUTH_START") ? -1 : send_frame(qc, &f);
         if (c->auth_sid < 0) abandon(c, qc, NANA_CLIENT_ECONNECT, "cannot start authentication");
@@ -279,21 +280,23 @@ static int auth_reply(nana_client *c, nana_quic_conn *qc)
 {
     uint8_t challenge[32];
     char msg[256];
-    nana_auth_reply a = nana_frame_auth_reply((const uint8_t *)c->auth_buf.data, c->auth_buf.len,
-                                              challenge, msg, sizeof(msg));
+    int status = 0;
+    nc_auth_step next =
+        nc_auth_next((const uint8_t *)c->auth_buf.data, c->auth_buf.len, c->responded, c->key.have,
+                     challenge, &status, msg, sizeof(msg));
     nana_buf_reset(&c->auth_buf);
-    if (a == NANA_AUTH_CHALLENGE && c->auth_step == 0) {
+    if (next == NC_AUTH_SIGN) {
         uint8_t sig[64];
-        crypto_sign_detached(sig, NULL, challenge, sizeof(challenge), c->sk);
+        crypto_sign_detached(sig, NULL, challenge, sizeof(challenge), c->key.sk);
         nana_buf f;
         nana_buf_init(&f, 0);
         c->auth_sid = nana_frame_auth_response(&f, sig, c->account) ? -1 : send_frame(qc, &f);
         nana_buf_free(&f);
-        c->auth_step = 1;
+        c->responded = true;
         if (c->auth_sid < 0) abandon(c, qc, NANA_CLIENT_ECONNECT, "cannot send the auth response");
         return 0;
     }
-    if (a == NANA_AUTH_OK && c->auth_step == 1) {
+    if (next == NC_AUTH_DONE) {
         c->state = ST_READY;
         if (c->attempts_ok++) c->reconnects++;
         c->backoff_ms = c->reconnect_min_ms;
@@ -301,14 +304,13 @@ static int auth_reply(nana_client *c, nana_quic_conn *qc)
         pthread_cond_broadcast(&c->cv);
         return 1;
     }
-    if (a == NANA_AUTH_FAILED)
-        abandon(c, qc, NANA_CLIENT_EAUTH,
-                "authentication failed (the server does not accept this key or account)");
-    else if (a == NANA_AUTH_BANNED)
-        abandon(c, qc, NANA_CLIENT_EAUTH,
-                "authentication refused: this address is banned after repeated failures");
-    else
-        abandon(c, qc, NANA_CLIENT_EAUTH, msg);
+    if (!c->responded && !c->key.have && status == NANA_CLIENT_EAUTH && c->key.why[0]) {
+        char full[sizeof(c->fail_msg)];
+        snprintf(full, sizeof(full), "%.200s (%.170s)", msg, c->key.why);
+        abandon(c, qc, status, full);
+    } else {
+        abandon(c, qc, status, msg);
+    }
     return 0;
 }
 
@@ -660,12 +662,23 @@ uint64_t nc_client_tick(nana_client *c, uint64_t now)
 
 /* ---- creation and teardown ----------------------------------------------------- */
 
-static int load_key(const char *path, uint8_t sk[64], nana_result *err)
+/*
+ * Reads the Ed25519 key at |path| into |key|. With |optional| a file that
+ * does not exist is no error: key->have stays false and key->why says so.
+ */
+static int load_key(const char *path, bool optional, nc_key *key, nana_result *err)
 {
+    memset(key, 0, sizeof(*key));
     if (sodium_init() < 0) return nc_result_error(err, NANA_CLIENT_ENOMEM, "libsodium failed");
-    if (nana_ed25519_read_private(path, sk))
+    int rc = nana_ed25519_read_private(path, key->sk);
+    if (rc == NANA_ERR_NOTFOUND && optional) {
+        snprintf(key->why, sizeof(key->why), "%s", nana_errmsg());
+        return NANA_CLIENT_OK;
+    }
+    if (rc)
         return nc_result_error(err, NANA_CLIENT_EINVALID, "cannot use the private key: %s",
                                nana_errmsg());
+    key->have = true;
     return NANA_CLIENT_OK;
 }
 
@@ -692,10 +705,11 @@ unsigned nc_opt_ms(unsigned v, unsigned def)
     return v > NC_MAX_MS ? NC_MAX_MS : v;
 }
 
-int nc_load_target(const nana_client_opts *o, uint8_t sk[64], char addr[INET6_ADDRSTRLEN],
-                   int *family, nana_result *err)
+int nc_load_target(const nana_client_opts *o, nc_key *key, char addr[INET6_ADDRSTRLEN], int *family,
+                   nana_result *err)
 {
-    int rc = load_key(o->key_file ? o->key_file : "nana_private.pem", sk, err);
+    int rc =
+        load_key(o->key_file ? o->key_file : "nana_private.pem", o->cert_file != NULL, key, err);
     if (!rc) rc = resolve(o->host ? o->host : "127.0.0.1", addr, INET6_ADDRSTRLEN, family, err);
     return rc;
 }
@@ -725,7 +739,7 @@ static char *dup_opt(const char *s, bool *ok)
     return d;
 }
 
-int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const uint8_t sk[64],
+int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const nc_key *key,
                   const nc_pool_hooks *hooks, nana_client **out, nana_result *err)
 {
     nana_client *c = calloc(1, sizeof(*c));
@@ -750,7 +764,7 @@ int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const 
     c->max_queued = o->max_queued ? o->max_queued : d.max_queued;
     c->max_reply_bytes = o->max_reply_bytes ? o->max_reply_bytes : d.max_reply_bytes;
     c->backoff_ms = c->reconnect_min_ms;
-    memcpy(c->sk, sk, 64);
+    c->key = *key;
     pthread_mutex_init(&c->mu, NULL);
     nana_cond_init_monotonic(&c->cv);
     list_init(&c->queue);
@@ -807,7 +821,7 @@ void nc_client_free(nana_client *c)
     }
     nc_sidmap_free(&c->map);
     nana_buf_free(&c->auth_buf);
-    sodium_memzero(c->sk, sizeof(c->sk));
+    sodium_memzero(&c->key, sizeof(c->key));
     if (c->efd >= 0) close(c->efd);
     free(c->server_name);
     free(c->account);
@@ -868,15 +882,15 @@ int nana_client_connect(const nana_client_opts *o, nana_client **out, nana_resul
     nana_client_opts d;
     nana_client_opts_init(&d);
     if (!o) o = &d;
-    uint8_t sk[64];
+    nc_key key;
     char addr[INET6_ADDRSTRLEN];
     int family = AF_INET;
     nc_rt *rt = NULL;
     nana_client *c = NULL;
-    int rc = nc_load_target(o, sk, addr, &family, err);
+    int rc = nc_load_target(o, &key, addr, &family, err);
     if (!rc) rc = nc_rt_new(o, family, NULL, NULL, 0, &rt, err);
-    if (!rc) rc = nc_client_new(rt, o, addr, sk, NULL, &c, err);
-    sodium_memzero(sk, sizeof(sk));
+    if (!rc) rc = nc_client_new(rt, o, addr, &key, NULL, &c, err);
+    sodium_memzero(&key, sizeof(key));
     if (!rc) rc = nc_client_wait_ready(c, c->connect_timeout_ms + 1000, err);
     if (rc) {
         nc_client_free(c);

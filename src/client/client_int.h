@@ -60,6 +60,27 @@ int nc_build_call_db(nana_buf *out, const char *method, const char *args_json,
  */
 int nc_parse_reply(const uint8_t *p, size_t n, nana_result *r);
 
+/* What to do after an authentication reply (nc_auth_next). */
+typedef enum nc_auth_step {
+    NC_AUTH_SIGN, /* a challenge: sign it and send the response */
+    NC_AUTH_DONE, /* logged in */
+    NC_AUTH_FAIL, /* the attempt failed: *status and |msg| say why */
+} nc_auth_step;
+
+/*
+ * Reads the server's reply |p|/|n| to the client's last authentication
+ * message and says what comes next. |responded|: false after AUTH_START,
+ * true after the signed response. AUTH_OK logs in after either: a server
+ * answers AUTH_START with AUTH_OK when the client's verified certificate
+ * logs its account in (no challenge). A challenge after AUTH_START is
+ * NC_AUTH_SIGN (|challenge| filled) when |have_key|, else a failure
+ * saying that the account wants a key. Anything else fails with *status
+ * EAUTH (refused), or EPROTOCOL (a second challenge); |msg| (|msgcap|
+ * bytes) is filled on failure.
+ */
+nc_auth_step nc_auth_next(const uint8_t *p, size_t n, bool responded, bool have_key,
+                          uint8_t challenge[32], int *status, char *msg, size_t msgcap);
+
 /* ---- calls and the stream-id map (sidmap.c) ------------------------------ */
 
 typedef struct nc_call nc_call;
@@ -136,12 +157,18 @@ typedef struct nc_pool_hooks {
     void *pool;
 } nc_pool_hooks;
 
+/* The Ed25519 key a client signs challenges with, if it has one. */
+typedef struct nc_key {
+    uint8_t sk[64];
+    bool have;     /* false: no key; only a certificate login can succeed */
+    char why[256]; /* when !have: why the key file was not used, for the error */
+} nc_key;
+
 /*
  * Creates a client on |rt| and starts its first connection attempt without
- * waiting. |sk| is the Ed25519 secret key (copied). The caller owns the
- * client (nc_client_free).
+ * waiting. |key| is copied. The caller owns the client (nc_client_free).
  */
-int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const uint8_t sk[64],
+int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const nc_key *key,
                   const nc_pool_hooks *hooks, nana_client **out, nana_result *err);
 
 /* The QUIC callbacks every client connection uses (conn data: the client). */
@@ -195,9 +222,14 @@ int nc_blocking(nc_submit_fn submit, void *ctx, nana_result *out);
 /* A time option: |def| when 0, capped at NC_MAX_MS. */
 unsigned nc_opt_ms(unsigned v, unsigned def);
 
-/* Reads |o|'s Ed25519 key file into |sk| (EINVALID when it cannot) and
- * resolves its host to a numeric address and family (ECONNECT). */
-int nc_load_target(const nana_client_opts *o, uint8_t sk[64], char addr[INET6_ADDRSTRLEN],
-                   int *family, nana_result *err);
+/*
+ * Reads |o|'s Ed25519 key file into |key| and resolves its host to a
+ * numeric address and family (ECONNECT). A key that cannot be used is
+ * EINVALID, except that with a client certificate (cert_file) a key file
+ * that does not exist leaves key->have false: the certificate may log the
+ * account in alone. The caller wipes |key| after use.
+ */
+int nc_load_target(const nana_client_opts *o, nc_key *key, char addr[INET6_ADDRSTRLEN], int *family,
+                   nana_result *err);
 
 #endif

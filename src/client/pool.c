@@ -32,7 +32,7 @@ struct nana_pool {
     char *server_name, *account; /* owned copies behind o's pointers */
     nana_pool_opts po;
     char addr[INET6_ADDRSTRLEN];
-    uint8_t sk[64];
+    nc_key key;
     nc_pool_hooks hooks;
     pthread_mutex_t mu;
     nana_client **conns;
@@ -112,7 +112,7 @@ static nana_client *add_conn(nana_pool *p, nana_result *err)
         p->cap = cap;
     }
     nana_client *c = NULL;
-    if (nc_client_new(p->rt, &p->o, p->addr, p->sk, &p->hooks, &c, err)) return NULL;
+    if (nc_client_new(p->rt, &p->o, p->addr, &p->key, &p->hooks, &c, err)) return NULL;
     p->conns[p->n] = c;
     p->retiring[p->n] = false;
     p->n++;
@@ -305,7 +305,7 @@ int nana_pool_open(const nana_client_opts *o, const nana_pool_opts *po, nana_poo
     int family = AF_INET;
     int rc = (o->server_name && !p->server_name) || (o->account && !p->account)
                  ? nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory")
-                 : nc_load_target(o, p->sk, p->addr, &family, err);
+                 : nc_load_target(o, &p->key, p->addr, &family, err);
     if (!rc) rc = nc_rt_new(o, family, pool_tick, p, p->po.health_interval_ms, &p->rt, err);
     nana_client *first = NULL;
     if (!rc) {
@@ -351,7 +351,7 @@ void nana_pool_close(nana_pool *p)
     free(p->retiring);
     free(p->server_name);
     free(p->account);
-    sodium_memzero(p->sk, sizeof(p->sk));
+    sodium_memzero(&p->key, sizeof(p->key));
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

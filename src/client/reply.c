@@ -204,3 +204,36 @@ int nc_parse_reply(const uint8_t *p, size_t n, nana_result *r)
     }
     return nc_result_error(r, NANA_CLIENT_EPROTOCOL, "the reply has no status");
 }
+
+nc_auth_step nc_auth_next(const uint8_t *p, size_t n, bool responded, bool have_key,
+                          uint8_t challenge[32], int *status, char *msg, size_t msgcap)
+{
+    nana_auth_reply a = nana_frame_auth_reply(p, n, challenge, msg, msgcap);
+    *status = NANA_CLIENT_EAUTH;
+    switch (a) {
+    case NANA_AUTH_OK:
+        return NC_AUTH_DONE;
+    case NANA_AUTH_CHALLENGE:
+        if (responded) {
+            *status = NANA_CLIENT_EPROTOCOL;
+            snprintf(msg, msgcap, "the server sent a second challenge after the signed response");
+            return NC_AUTH_FAIL;
+        }
+        if (have_key) return NC_AUTH_SIGN;
+        snprintf(msg, msgcap,
+                 "the server asks to sign a challenge (the account logs in with a key, or no "
+                 "client certificate logged it in), but no private key was loaded");
+        return NC_AUTH_FAIL;
+    case NANA_AUTH_FAILED:
+        snprintf(msg, msgcap,
+                 "authentication failed (the server does not accept this key, certificate or "
+                 "account)");
+        return NC_AUTH_FAIL;
+    case NANA_AUTH_BANNED:
+        snprintf(msg, msgcap,
+                 "authentication refused: this address is banned after repeated failures");
+        return NC_AUTH_FAIL;
+    default:
+        return NC_AUTH_FAIL; /* |msg| says what was wrong with the reply */
+    }
+}

@@ -21,6 +21,13 @@
 
 typedef struct nana_server nana_server;
 
+/* Whether clients are asked for a certificate (mutual TLS); needs client_ca_path. */
+typedef enum nana_client_certs {
+    NANA_CLIENT_CERTS_DEFAULT = 0, /* request, when client_ca_path is set */
+    NANA_CLIENT_CERTS_REQUEST = 1, /* ask; a certificate given must verify against the CA */
+    NANA_CLIENT_CERTS_REQUIRE = 2, /* refuse a client without one at the handshake */
+} nana_client_certs;
+
 typedef struct nana_server_opts {
     const char *host;            /* default "127.0.0.1" */
     uint16_t port;               /* default 4433; 0 picks a free port */
@@ -34,6 +41,9 @@ typedef struct nana_server_opts {
     const char *cert_path;       /* default "cert.pem" */
     const char *key_path;        /* default "key.pem" */
     nana_sync_mode sync;         /* default NANA_SYNC_NORMAL */
+    /* mutual TLS */
+    const char *client_ca_path;     /* PEM CAs of client certificates; NULL: none are asked for */
+    nana_client_certs client_certs; /* with client_ca_path; default request */
     /* limits (0 = default) */
     size_t max_stream_bytes;      /* one request frame, default 10 MiB */
     size_t max_conn_bytes;        /* half-received requests of one connection, default 50 MiB */

@@ -16,6 +16,7 @@
 
 static const char G_SERVE[] = "serving";
 static const char G_FILES[] = "files";
+static const char G_CLIENT_CERTS[] = "client certificates";
 static const char G_LIMITS[] = "limits";
 static const char G_BANS[] = "bans";
 
@@ -24,6 +25,9 @@ static const int sync_values[] = {NANA_SYNC_NORMAL, NANA_SYNC_FULL};
 
 static const char *const check_words[] = {"quick", "full", "none", NULL};
 static const int check_values[] = {NANA_CHECK_QUICK, NANA_CHECK_FULL, NANA_CHECK_NONE};
+
+static const char *const client_cert_words[] = {"request", "require", NULL};
+static const int client_cert_values[] = {NANA_CLIENT_CERTS_REQUEST, NANA_CLIENT_CERTS_REQUIRE};
 
 static const char *const level_words[] = {"error", "warn", "info", "debug", NULL};
 static const int level_values[] = {NANA_LOG_ERROR, NANA_LOG_WARN, NANA_LOG_INFO, NANA_LOG_DEBUG};
@@ -136,6 +140,22 @@ static const nana_opt rows[] = {
      .def = "key.pem",
      .group = G_FILES,
      .help = "the certificate's private key (PEM)"},
+    /* client certificates */
+    {.name = "client-ca",
+     .kind = NANA_OPT_PATH,
+     AT(client_ca_path),
+     .def_doc = "none: no client certificates are asked for",
+     .group = G_CLIENT_CERTS,
+     .help = "CA certificates (PEM) that issue client certificates (mutual TLS)"},
+    {.name = "client-certs",
+     .kind = NANA_OPT_ENUM,
+     AT(client_certs),
+     .words = client_cert_words,
+     .values = client_cert_values,
+     .def_doc = "request (with --client-ca)",
+     .group = G_CLIENT_CERTS,
+     .arg = "MODE",
+     .help = "require: refuse clients without a certificate at the handshake"},
     /* limits */
     {.name = "max-connections",
      .kind = NANA_OPT_UINT,

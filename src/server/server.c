@@ -229,6 +229,17 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     qc.threads = o->threads;
     qc.cert_file = o->cert_path;
     qc.key_file = o->key_path;
+    if (o->client_ca_path) { /* mutual TLS: the client's certificate must chain to these */
+        if ((rc = need_file(o->client_ca_path, "client CA"))) goto fail;
+        qc.ca_file = o->client_ca_path;
+        qc.client_auth = o->client_certs == NANA_CLIENT_CERTS_REQUIRE
+                             ? NANA_QUIC_CLIENT_CERT_REQUIRE
+                             : NANA_QUIC_CLIENT_CERT_REQUEST;
+    } else if (o->client_certs) {
+        rc = nana_err_set(NANA_ERR_INVALID, "--client-certs needs --client-ca: the CA "
+                                            "certificates that client certificates must chain to");
+        goto fail;
+    }
     qc.alpn = nana_doors_alpn;
     qc.nalpn = nana_doors_nalpn;
     qc.allow_no_alpn = 1;

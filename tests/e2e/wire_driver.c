@@ -16,6 +16,10 @@
  *   {"op":"close"}
  * Replies: {"ok":true,...} or {"ok":false,"error":text}. A reply frame is
  * shown as JSON with bin values as {"$bin":"hex"}.
+ *
+ * Usage: wire_driver [CA [CERT KEY]]: the server is checked against CA
+ * (default cert.pem); with CERT and KEY every connection shows that client
+ * certificate to a server that asks for one (mutual TLS).
  */
 #include "auth/nana_keys.h"
 #include "proto/nana_frame.h"
@@ -549,6 +553,10 @@ int main(int argc, char **argv)
     nana_quic_config qc;
     nana_quic_config_init(&qc);
     qc.ca_file = ca;
+    if (argc > 3) {
+        qc.cert_file = argv[2];
+        qc.key_file = argv[3];
+    }
     qc.cb = &cb;
     qc.max_streams_bidi = 16;
     qc.idle_timeout_ms = 60000;

@@ -4,7 +4,9 @@
  * CIDR rules for IPv4, IPv6 and IPv4 seen through IPv6; the questions the
  * server asks of an account; the single-key snapshot; and the watcher
  * picking up edits in place and by rename while keeping the last good
- * accounts over broken and deleted files. Every wait is bounded.
+ * accounts over broken and deleted files; client certificate fingerprints
+ * in every written form, the login modes, lookups by certificate, their
+ * refusals and their reload. Every wait is bounded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -739,9 +741,374 @@ static void test_watch_logs(void **state)
     assert_non_null(strstr(text, want));
 }
 
+/* ---- client certificates ---- */
+
+/* Fingerprints in each written form. A is 01 02 .. 20, B is a0 a1 .. bf. */
+#define A_HEX "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20"
+#define A_COLONS                                                                                   \
+    "01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:1E:"   \
+    "1F:20"
+#define A_PIN "sha256/AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
+#define B_HEX "A0A1A2A3A4A5A6A7A8A9AAABACADAEAFB0B1B2B3B4B5B6B7B8B9BABBBCBDBEBF"
+#define B_PIN "sha256/oKGio6SlpqeoqaqrrK2ur7CxsrO0tba3uLm6u7y9vr8="
+#define C_PIN "sha256///////////////////////////////////////////8="
+#define D_COLONS                                                                                   \
+    "5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:5a:"   \
+    "5a:01"
+
+static void fp_fill(uint8_t fp[32], int which)
+{
+    for (int i = 0; i < 32; i++)
+        fp[i] = which == 'A'   ? (uint8_t)(i + 1)
+                : which == 'B' ? (uint8_t)(0xa0 + i)
+                : which == 'C' ? 0xff
+                               : (uint8_t)(i == 31 ? 0x01 : 0x5a);
+}
+
+/* A verified identity with certificate fingerprint |cert| and key fingerprint |spki|
+ * (letters as fp_fill; 0: a fingerprint no account names). */
+static nana_cert_identity ident(int cert, int spki)
+{
+    nana_cert_identity id;
+    memset(&id, 0, sizeof(id));
+    id.verified = true;
+    if (cert)
+        fp_fill(id.cert_sha256, cert);
+    else
+        memset(id.cert_sha256, 0x33, 32);
+    if (spki)
+        fp_fill(id.spki_sha256, spki);
+    else
+        memset(id.spki_sha256, 0x44, 32);
+    snprintf(id.subject, sizeof(id.subject), "CN=test");
+    return id;
+}
+
+static void test_fingerprints(void **state)
+{
+    (void)state;
+    uint8_t want[32], got[32];
+    fp_fill(want, 'A');
+    static const char *const forms[] = {
+        A_HEX, A_COLONS, A_PIN,
+        /* upper and lower case mixed */
+        "0102030405060708090A0b0C0d0E0f101112131415161718191a1B1c1D1e1F20"};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        memset(got, 0, sizeof(got));
+        if (nana_fingerprint_parse(forms[i], strlen(forms[i]), got) != 0)
+            fail_msg("form %zu refused: %s", i, nana_errmsg());
+        assert_memory_equal(got, want, 32);
+    }
+    /* Not NUL-terminated: only |len| bytes are read. */
+    char longer[80];
+    snprintf(longer, sizeof(longer), "%sXYZ", A_HEX);
+    assert_int_equal(nana_fingerprint_parse(longer, 64, got), 0);
+    assert_memory_equal(got, want, 32);
+    /* The writers, and back. */
+    char hex[NANA_FINGERPRINT_HEX_MAX], pin[NANA_FINGERPRINT_PIN_MAX];
+    nana_fingerprint_hex(want, hex);
+    assert_string_equal(hex, "01:02:03:04:05:06:07:08:09:0a:0b:0c:0d:0e:0f:10:11:12:13:14:15:16:"
+                             "17:18:19:1a:1b:1c:1d:1e:1f:20");
+    nana_fingerprint_pin(want, pin);
+    assert_string_equal(pin, A_PIN);
+    fp_fill(want, 'C');
+    nana_fingerprint_pin(want, pin);
+    assert_string_equal(pin, C_PIN);
+    assert_int_equal(nana_fingerprint_parse(pin, strlen(pin), got), 0);
+    assert_memory_equal(got, want, 32);
+    assert_false(nana_fingerprint_is_zero(want));
+
+    /* Refusals: each with a piece of its message. */
+    static const struct {
+        const char *text, *msg;
+    } bad[] = {
+        {"", "this is 0 characters"},
+        {"0102", "this is 4 characters"},
+        {A_HEX "00", "this is 66 characters"}, /* 33 bytes */
+        {"0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2", "63 characters"},
+        {"0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1fg0",
+         "character 63 of the fingerprint is not a hex digit"},
+        {"x102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
+         "character 1 of the fingerprint is not a hex digit"},
+        {" 102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20", "not a hex digit"},
+        {"01-02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:"
+         "1E:1F:20",
+         "character 3 of the fingerprint should be a colon"},
+        {"0:102:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:"
+         "1E:1F:20",
+         "not a hex digit"},
+        {"01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:"
+         "1E:1F:20:",
+         "96 characters"},
+        {"0000000000000000000000000000000000000000000000000000000000000000", "all zero bytes"},
+        {"sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "all zero bytes"},
+        {"sha256/AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA", "44 characters ending in '='"},
+        {"sha256/AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA==", "44 characters"},
+        {"sha256/AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyB=", "44 characters"}, /* stray bits */
+        {"sha256/AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eH*A=", "44 characters"},
+        {"sha256/AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAA", "44 characters"},
+        {"sha256/", "44 characters"},
+        {"SHA256/AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=", "51 characters"},
+        {"sha256:" A_HEX, "71 characters"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(got, 0x77, sizeof(got));
+        int rc = nana_fingerprint_parse(bad[i].text, strlen(bad[i].text), got);
+        if (rc != NANA_ERR_INVALID || !strstr(nana_errmsg(), bad[i].msg))
+            fail_msg("case %zu: rc %d, message '%s', wanted '%s'", i, rc, nana_errmsg(),
+                     bad[i].msg);
+        for (int k = 0; k < 32; k++)
+            assert_int_equal(got[k], 0x77); /* untouched on error */
+    }
+}
+
+static const char CERTS[] =
+    "{\"accounts\": [\n"
+    "  {\"name\": \"plain\", \"public_key\": \"$0\"},\n"
+    "  {\"name\": \"alice\", \"login\": \"certificate\",\n"
+    "   \"client_cert_sha256\": [\"" A_HEX "\"], \"client_spki_sha256\": [\"" D_COLONS "\"]},\n"
+    "  {\"name\": \"bob\", \"public_key\": \"$1\", \"login\": \"key+certificate\",\n"
+    "   \"client_spki_sha256\": [\"" B_PIN "\"]},\n"
+    "  {\"name\": \"carol\", \"public_key\": \"$2\", \"login\": \"key\",\n"
+    "   \"client_cert_sha256\": [\"" C_PIN "\"]},\n"
+    "  {\"name\": \"dave\", \"login\": \"certificate\",\n"
+    "   \"client_cert_sha256\": [\"" B_HEX "\"]}\n"
+    " ]}\n";
+
+static void test_certificate_accounts(void **state)
+{
+    (void)state;
+    char *json = expand(CERTS);
+    nana_accounts *a = NULL;
+    if (nana_accounts_parse(json, strlen(json), &a)) fail_msg("refused: %s", nana_errmsg());
+    free(json);
+    assert_int_equal(nana_accounts_count(a), 5);
+    const nana_account *plain = nana_accounts_at(a, 0), *alice = nana_accounts_at(a, 1),
+                       *bob = nana_accounts_at(a, 2), *carol = nana_accounts_at(a, 3),
+                       *dave = nana_accounts_at(a, 4);
+    assert_int_equal(plain->login, NANA_LOGIN_KEY);
+    assert_int_equal(plain->n_cert_sha256 + plain->n_spki_sha256, 0);
+    assert_int_equal(alice->login, NANA_LOGIN_CERT);
+    assert_int_equal(bob->login, NANA_LOGIN_KEY_CERT);
+    assert_int_equal(carol->login, NANA_LOGIN_KEY);
+    assert_string_equal(nana_login_name(alice->login), "certificate");
+    assert_string_equal(nana_login_name(bob->login), "key+certificate");
+    assert_string_equal(nana_login_name(carol->login), "key");
+    uint8_t fp[32], zero[32] = {0};
+    assert_int_equal(alice->n_cert_sha256, 1);
+    fp_fill(fp, 'A');
+    assert_memory_equal(alice->cert_sha256[0], fp, 32);
+    assert_int_equal(alice->n_spki_sha256, 1);
+    fp_fill(fp, 'D');
+    assert_memory_equal(alice->spki_sha256[0], fp, 32);
+    /* Accounts without a key have 32 zero bytes in the key array, which never
+     * verify; the others keep theirs, in account order. */
+    assert_memory_equal(nana_accounts_keys(a) + 32, zero, 32);
+    assert_memory_equal(nana_accounts_keys(a) + 4 * 32, zero, 32);
+    assert_memory_equal(nana_accounts_keys(a) + 2 * 32, key_pk[1], 32);
+    assert_memory_equal(bob->public_key, key_pk[1], 32);
+
+    /* Lookups by either fingerprint, in any account's login mode. */
+    nana_cert_identity id = ident('A', 0);
+    assert_ptr_equal(nana_accounts_find_by_identity(a, &id), alice);
+    id = ident(0, 'D');
+    assert_ptr_equal(nana_accounts_find_by_identity(a, &id), alice);
+    id = ident('A', 'D'); /* both name alice: fine */
+    assert_ptr_equal(nana_accounts_find_by_identity(a, &id), alice);
+    id = ident(0, 'B');
+    assert_ptr_equal(nana_accounts_find_by_identity(a, &id), bob);
+    id = ident('C', 0);
+    assert_ptr_equal(nana_accounts_find_by_identity(a, &id), carol);
+    id = ident('B', 0); /* B is dave's certificate and bob's key: kinds do not mix */
+    assert_ptr_equal(nana_accounts_find_by_identity(a, &id), dave);
+    /* Nobody's. */
+    id = ident(0, 0);
+    assert_null(nana_accounts_find_by_identity(a, &id));
+    id = ident(0, 'A'); /* A is a certificate fingerprint, not a key's */
+    assert_null(nana_accounts_find_by_identity(a, &id));
+    /* Not verified, or no identity at all. */
+    id = ident('A', 'D');
+    id.verified = false;
+    assert_null(nana_accounts_find_by_identity(a, &id));
+    assert_null(nana_accounts_find_by_identity(a, NULL));
+    memset(&id, 0, sizeof(id));
+    id.verified = true; /* a verified identity with zero hashes matches nothing */
+    assert_null(nana_accounts_find_by_identity(a, &id));
+    /* The certificate names one account, its key another: refused, both named. */
+    id = ident('A', 'B');
+    assert_null(nana_accounts_find_by_identity(a, &id));
+    assert_non_null(strstr(nana_errmsg(), "names account alice and its public key account bob"));
+
+    /* Does an account name this certificate? */
+    id = ident(0, 'B');
+    assert_true(nana_account_names_identity(bob, &id));
+    assert_false(nana_account_names_identity(alice, &id));
+    assert_false(nana_account_names_identity(plain, &id));
+    id.verified = false;
+    assert_false(nana_account_names_identity(bob, &id));
+    assert_false(nana_account_names_identity(bob, NULL));
+    id = ident('A', 0);
+    assert_true(nana_account_names_identity(alice, &id));
+    nana_accounts_unref(a);
+
+    /* A snapshot without certificates, and the single-key one: no match, login by key. */
+    assert_int_equal(nana_accounts_single(key_pk[0], NULL, &a), 0);
+    assert_int_equal(nana_accounts_at(a, 0)->login, NANA_LOGIN_KEY);
+    id = ident('A', 'D');
+    assert_null(nana_accounts_find_by_identity(a, &id));
+    nana_accounts_unref(a);
+}
+
+#define CERT1(fields)    "{\"accounts\": [{\"name\": \"a\", \"public_key\": \"$0\"" fields "}]}"
+#define CERTONLY(fields) "{\"accounts\": [{\"name\": \"a\", \"login\": \"certificate\"" fields "}]}"
+
+static const bad_case BAD_CERTS[] = {
+    {CERT1(", \"client_cert_sha256\": \"" A_HEX "\""),
+     "accounts[0].client_cert_sha256: must be a list of SHA-256 fingerprints"},
+    {CERT1(", \"client_spki_sha256\": null"),
+     "accounts[0].client_spki_sha256: must be a list of SHA-256 fingerprints"},
+    {CERT1(", \"client_cert_sha256\": [1]"),
+     "accounts[0].client_cert_sha256[0]: must be a string: 64 hex digits"},
+    {CERT1(", \"client_cert_sha256\": [\"" A_HEX "\", \"abc\"]"),
+     "accounts[0].client_cert_sha256[1]: a SHA-256 fingerprint is 64 hex digits"},
+    {CERT1(", \"client_spki_sha256\": [\"" A_HEX "0\"]"),
+     "accounts[0].client_spki_sha256[0]: a SHA-256 fingerprint is 64 hex digits (or 32 pairs "
+     "joined by colons) or sha256/ and 44 characters of base64; this is 65 characters"},
+    {CERT1(", \"client_spki_sha256\": [\"zz02030405060708090a0b0c0d0e0f101112131415161718191a1b1c"
+           "1d1e1f20\"]"),
+     "accounts[0].client_spki_sha256[0]: character 1 of the fingerprint is not a hex digit"},
+    {CERT1(", \"client_spki_sha256\": [\"sha256/AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHy==\"]"),
+     "accounts[0].client_spki_sha256[0]: after sha256/ a fingerprint is the standard base64"},
+    {CERT1(", \"client_cert_sha256\": [\"sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"]"),
+     "accounts[0].client_cert_sha256[0]: the fingerprint is all zero bytes"},
+    {CERT1(", \"login\": \"cert\""),
+     "accounts[0].login: must be \"key\", \"certificate\" or \"key+certificate\""},
+    {CERT1(", \"login\": null"), "accounts[0].login: must be"},
+    {CERT1(", \"login\": \"Key\""), "accounts[0].login: must be"},
+    {CERT1(", \"login\": \"key+certificate\""),
+     "accounts[0]: \"login\": \"key+certificate\" needs a certificate: \"client_cert_sha256\" or "
+     "\"client_spki_sha256\""},
+    {CERT1(", \"login\": \"key+certificate\", \"client_cert_sha256\": []"),
+     "accounts[0]: \"login\": \"key+certificate\" needs a certificate"},
+    {CERTONLY(""), "accounts[0]: \"login\": \"certificate\" needs a certificate"},
+    {CERTONLY(", \"client_cert_sha256\": [\"" A_HEX "\"], \"public_key\": \"$0\""),
+     "accounts[0]: \"public_key\" is given but the account logs in by certificate alone"},
+    {"{\"accounts\": [{\"name\": \"a\", \"client_cert_sha256\": [\"" A_HEX "\"]}]}",
+     "accounts[0]: \"public_key\" is missing"},
+    {"{\"accounts\": [{\"name\": \"a\", \"login\": \"key+certificate\", \"client_cert_sha256\": "
+     "[\"" A_HEX "\"]}]}",
+     "accounts[0]: \"public_key\" is missing"},
+    /* Each fingerprint names one account: repeats refused in any written form. */
+    {"{\"accounts\": [{\"name\": \"a\", \"public_key\": \"$0\", \"client_cert_sha256\": [\"" A_HEX
+     "\"]}, {\"name\": \"b\", \"login\": \"certificate\", \"client_cert_sha256\": [\"" B_HEX
+     "\", \"" A_PIN "\"]}]}",
+     "accounts[1].client_cert_sha256[1]: the same fingerprint as "
+     "accounts[0].client_cert_sha256[0]"},
+    {"{\"accounts\": [{\"name\": \"a\", \"login\": \"certificate\", \"client_spki_sha256\": "
+     "[\"" B_PIN
+     "\"]}, {\"name\": \"b\", \"login\": \"certificate\", \"client_spki_sha256\": [\"" B_HEX
+     "\"]}]}",
+     "accounts[1].client_spki_sha256[0]: the same fingerprint as "
+     "accounts[0].client_spki_sha256[0]"},
+    {CERT1(", \"client_cert_sha256\": [\"" A_COLONS "\", \"" B_HEX "\", \"" A_HEX "\"]"),
+     "accounts[0].client_cert_sha256[2]: the same fingerprint as "
+     "accounts[0].client_cert_sha256[0]"},
+    {NULL, NULL},
+};
+
+static void test_certificate_refusals(void **state)
+{
+    (void)state;
+    for (int i = 0; BAD_CERTS[i].tpl; i++) {
+        int rc = parse_tpl(BAD_CERTS[i].tpl);
+        if (rc != NANA_ERR_INVALID || !strstr(nana_errmsg(), BAD_CERTS[i].msg))
+            fail_msg("case %d: rc %d, message '%s', wanted '%s'", i, rc, nana_errmsg(),
+                     BAD_CERTS[i].msg);
+    }
+    /* Allowed: two accounts without keys (their zero keys are not a repeat); one
+     * certificate named by its own hash in one account and by its key's in
+     * another (kinds differ; a client showing it is refused at lookup). */
+    assert_int_equal(parse_tpl("{\"accounts\": [{\"name\": \"a\", \"login\": \"certificate\", "
+                               "\"client_cert_sha256\": [\"" A_HEX "\"]}, {\"name\": \"b\", "
+                               "\"login\": \"certificate\", \"client_spki_sha256\": [\"" A_HEX
+                               "\"]}]}"),
+                     0);
+    /* The fingerprint list limit is the list limit. */
+    char *head = expand("{\"accounts\": [{\"name\": \"a\", \"public_key\": \"$0\", "
+                        "\"client_cert_sha256\": [");
+    char *list = repeat(head, "\"" A_HEX "\"", NANA_ACCOUNTS_LIST_MAX + 1, "]}]}");
+    nana_accounts *a = NULL;
+    assert_int_equal(nana_accounts_parse(list, strlen(list), &a), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "accounts[0].client_cert_sha256: 1001 entries, the "
+                                          "limit is 1000"));
+    free(head);
+    free(list);
+}
+
+/* Writes an accounts file with one account |name| that logs in by the
+ * certificate of fingerprint |fp| (as written in the file). */
+static void write_cert_account(const char *p, const char *name, const char *fp)
+{
+    char text[512];
+    int n = snprintf(text, sizeof(text),
+                     "{\"accounts\": [{\"name\": \"%s\", \"login\": \"certificate\", "
+                     "\"client_cert_sha256\": [\"%s\"]}]}\n",
+                     name, fp);
+    assert_true(n > 0 && (size_t)n < sizeof(text));
+    write_file(p, text, (size_t)n);
+}
+
+/* The accounts watcher with certificate accounts: a new fingerprint is
+ * picked up; a file with a repeated fingerprint is kept out. */
+static void test_certificate_reload(void **state)
+{
+    (void)state;
+    char file[512];
+    snprintf(file, sizeof(file), "%s", path("a.json"));
+    write_cert_account(file, "first", A_HEX);
+    nana_accounts_watch *w = NULL;
+    assert_int_equal(nana_accounts_watch_start(file, NULL, &w), 0);
+    nana_accounts *held = nana_accounts_watch_current(w);
+    nana_cert_identity id_a = ident('A', 0), id_b = ident('B', 0);
+    assert_string_equal(nana_accounts_find_by_identity(held, &id_a)->name, "first");
+
+    /* The certificate changes: the old one no longer logs in, the new one does. */
+    write_cert_account(file, "second", B_PIN);
+    uint64_t g = wait_for(w, 1, "second");
+    nana_accounts *cur = nana_accounts_watch_current(w);
+    assert_null(nana_accounts_find_by_identity(cur, &id_a));
+    assert_string_equal(nana_accounts_find_by_identity(cur, &id_b)->name, "second");
+    nana_accounts_unref(cur);
+    /* Whoever holds the old snapshot still sees it as it was. */
+    assert_string_equal(nana_accounts_find_by_identity(held, &id_a)->name, "first");
+    nana_accounts_unref(held);
+
+    /* A repeated fingerprint: refused, the last good accounts stay. */
+    sleep_ms(100);
+    g = nana_accounts_watch_generation(w);
+    char text[512];
+    int n = snprintf(text, sizeof(text),
+                     "{\"accounts\": [{\"name\": \"x\", \"login\": \"certificate\", "
+                     "\"client_cert_sha256\": [\"%s\"]}, {\"name\": \"y\", \"login\": "
+                     "\"certificate\", \"client_cert_sha256\": [\"%s\"]}]}\n",
+                     A_HEX, A_COLONS);
+    write_file(file, text, (size_t)n);
+    check_kept(w, g, "second");
+    assert_int_equal(nana_accounts_watch_reload(w), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "the same fingerprint"));
+    cur = nana_accounts_watch_current(w);
+    assert_string_equal(nana_accounts_find_by_identity(cur, &id_b)->name, "second");
+    nana_accounts_unref(cur);
+    nana_accounts_watch_stop(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fingerprints),
+        cmocka_unit_test(test_certificate_accounts),
+        cmocka_unit_test(test_certificate_refusals),
+        cmocka_unit_test(test_certificate_reload),
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_limits),

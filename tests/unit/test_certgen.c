@@ -957,6 +957,96 @@ static void test_dev_server_refusals(void **state)
     assert_int_equal(count_in(d), 4);
 }
 
+/* nana_certgen_dev_client: a client certificate from the server's development
+ * CA (made when missing, never replaced), NAME.pem alone and NAME-key.pem
+ * 0600, verifying for clientAuth and not serverAuth; names that would clash
+ * with the server's files, hide or read as flags refused; a spec that is
+ * not a client's refused; nothing left behind by a refusal. */
+static void test_dev_client(void **state)
+{
+    scratch *s = *state;
+    char a[1024], b[1024];
+    sub_dir(s, "a", a);
+    nana_cert_spec srv = server_spec(NANA_KEY_ECDSA_P256);
+    nana_dev_server_files f;
+    assert_int_equal(nana_certgen_dev_server(a, &srv, NULL, NULL, 0, &f), 0);
+    uint8_t ca1[32], ca2[32], cert1[32], cert2[32], k1[32], k2[32];
+    assert_int_equal(nana_cert_fingerprints(f.ca_cert, ca1, k1), 0);
+
+    nana_cert_spec cli = client_spec(NANA_KEY_ECDSA_P256);
+    cli.common_name = "alice@app.example";
+    assert_int_equal(nana_certgen_dev_client(a, &cli, NULL, NULL, 0, &f), 0);
+    assert_int_equal(f.ca_made, 0);
+    assert_string_equal(f.cert, in_dir(a, "alice@app.example.pem"));
+    assert_string_equal(f.key, in_dir(a, "alice@app.example-key.pem"));
+    assert_int_equal(count_in(a), 6);
+    assert_int_equal(file_mode(f.key), 0600);
+    assert_int_equal(file_mode(f.cert), 0644);
+    assert_int_equal(cert_count(f.cert), 1);
+    assert_key_matches(f.cert, f.key);
+    assert_int_equal(verify_with(f.ca_cert, f.cert, GNUTLS_KP_TLS_WWW_CLIENT, NULL), 0);
+    assert_int_not_equal(verify_with(f.ca_cert, f.cert, GNUTLS_KP_TLS_WWW_SERVER, NULL), 0);
+    assert_int_equal(nana_cert_fingerprints(f.ca_cert, ca2, k2), 0);
+    assert_memory_equal(ca1, ca2, 32); /* the CA is reused */
+    gnutls_x509_crt_t crt = load_crt(f.cert);
+    char dn[128];
+    size_t dn_len = sizeof(dn);
+    assert_int_equal(
+        gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, dn, &dn_len), 0);
+    assert_string_equal(dn, "alice@app.example");
+    gnutls_x509_crt_deinit(crt);
+
+    /* Again: refused without overwrite, replaced with it (the CA stays). */
+    assert_int_equal(nana_cert_fingerprints(f.cert, cert1, k1), 0);
+    assert_int_equal(nana_certgen_dev_client(a, &cli, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "exists"));
+    assert_int_equal(nana_certgen_dev_client(a, &cli, NULL, NULL, 1, &f), 0);
+    assert_int_equal(nana_cert_fingerprints(f.cert, cert2, k2), 0);
+    assert_memory_not_equal(cert1, cert2, 32);
+    assert_memory_not_equal(k1, k2, 32);
+    assert_int_equal(nana_cert_fingerprints(f.ca_cert, ca2, k2), 0);
+    assert_memory_equal(ca1, ca2, 32);
+    assert_int_equal(count_in(a), 6);
+
+    /* In a directory without a CA: one is made. */
+    sub_dir(s, "b", b);
+    cli.common_name = "bob";
+    assert_int_equal(nana_certgen_dev_client(b, &cli, NULL, NULL, 0, &f), 0);
+    assert_int_equal(f.ca_made, 1);
+    assert_int_equal(count_in(b), 4);
+    assert_int_equal(verify_with(f.ca_cert, f.cert, GNUTLS_KP_TLS_WWW_CLIENT, NULL), 0);
+
+    /* Names. */
+    static const char *const bad_names[] = {
+        "ca",  "ca-key", "cert",
+        "key", "",       ".x",
+        "-x",  "a/b",    "../x",
+        "a b", "a\\b",   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"};
+    for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+        assert_false(nana_certgen_client_name_valid(bad_names[i]));
+        cli.common_name = bad_names[i];
+        assert_int_equal(nana_certgen_dev_client(a, &cli, NULL, NULL, 1, &f), NANA_ERR_INVALID);
+    }
+    assert_false(nana_certgen_client_name_valid(NULL));
+    assert_true(nana_certgen_client_name_valid("cas"));
+    assert_true(nana_certgen_client_name_valid("a.b_c@d-e"));
+    assert_int_equal(count_in(a), 6);
+    /* Not a client's spec. */
+    cli.common_name = "carol";
+    nana_cert_spec bad = cli;
+    bad.is_ca = 1;
+    assert_int_equal(nana_certgen_dev_client(a, &bad, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    bad = cli;
+    bad.server = 1;
+    assert_int_equal(nana_certgen_dev_client(a, &bad, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    bad = cli;
+    bad.client = 0;
+    assert_int_equal(nana_certgen_dev_client(a, &bad, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_int_equal(nana_certgen_dev_client(NULL, &cli, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_int_equal(nana_certgen_dev_client(a, NULL, NULL, NULL, 0, &f), NANA_ERR_INVALID);
+    assert_int_equal(count_in(a), 6);
+}
+
 /* The development set: every file, keys 0600, chains that verify, the
  * untrusted client not trusted by the dev CA; bad arguments refused. */
 static void test_dev_set(void **state)
@@ -1001,6 +1091,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chain_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dev_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dev_server_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dev_client, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,8 @@
  * NanaSQLite-Server client sent in the captured session
  * (../shared/wire-samples-nanasqlite.txt), and it reads the captured server
  * replies (challenge, AUTH_OK, results, errors) as the Python client does.
- * Also: the stream-id map under churn, and hostile reply frames.
+ * Also: the login steps (challenge, or AUTH_OK at once for a certificate
+ * login), the stream-id map under churn, and hostile reply frames.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -140,6 +141,90 @@ static void test_auth_replies(void **state)
     nana_buf_free(&b);
 }
 
+/*
+ * The login steps the client takes on each authentication reply, after
+ * AUTH_START and after the signed response. AUTH_OK straight after
+ * AUTH_START is a certificate login: done, no challenge signed, and no
+ * key needed. A challenge without a key, a second challenge, refusals and
+ * junk fail with a status and a message.
+ */
+static void test_auth_steps(void **state)
+{
+    (void)state;
+    unsigned char challenge_frame[128], ok_frame[16], ch[32];
+    char msg[256];
+    int status = -1;
+    size_t nch = test_unhex("0000003782a474797065a96368616c6c656e6765a464617461c420106d087731068c"
+                            "438dcd2f5990a27d94bfe56c6dfb64807dc64b31b2134d07d4",
+                            challenge_frame);
+    size_t nok = test_unhex("00000008a7415554485f4f4b", ok_frame);
+
+    /* Certificate login: AUTH_START answered AUTH_OK, with or without a key. */
+    assert_int_equal(nc_auth_next(ok_frame, nok, false, false, ch, &status, msg, sizeof(msg)),
+                     NC_AUTH_DONE);
+    assert_int_equal(nc_auth_next(ok_frame, nok, false, true, ch, &status, msg, sizeof(msg)),
+                     NC_AUTH_DONE);
+    /* Key login: a challenge to sign, then AUTH_OK. */
+    memset(ch, 0, sizeof(ch));
+    assert_int_equal(nc_auth_next(challenge_frame, nch, false, true, ch, &status, msg, sizeof(msg)),
+                     NC_AUTH_SIGN);
+    assert_memory_equal(ch, challenge_frame + nch - 32, 32);
+    assert_int_equal(nc_auth_next(ok_frame, nok, true, true, ch, &status, msg, sizeof(msg)),
+                     NC_AUTH_DONE);
+    /* A challenge but no key: the account wants one. */
+    assert_int_equal(
+        nc_auth_next(challenge_frame, nch, false, false, ch, &status, msg, sizeof(msg)),
+        NC_AUTH_FAIL);
+    assert_int_equal(status, NANA_CLIENT_EAUTH);
+    assert_non_null(strstr(msg, "no private key was loaded"));
+    /* A second challenge after the response: a protocol error. */
+    assert_int_equal(nc_auth_next(challenge_frame, nch, true, true, ch, &status, msg, sizeof(msg)),
+                     NC_AUTH_FAIL);
+    assert_int_equal(status, NANA_CLIENT_EPROTOCOL);
+    assert_non_null(strstr(msg, "second challenge"));
+    /* Refusals, at either step. */
+    nana_buf b;
+    nana_buf_init(&b, 0);
+    for (int responded = 0; responded < 2; responded++) {
+        nana_buf_reset(&b);
+        assert_int_equal(nana_frame_string(&b, "AUTH_FAILED"), 0);
+        status = -1;
+        assert_int_equal(nc_auth_next((const uint8_t *)b.data, b.len, responded, true, ch, &status,
+                                      msg, sizeof(msg)),
+                         NC_AUTH_FAIL);
+        assert_int_equal(status, NANA_CLIENT_EAUTH);
+        assert_non_null(strstr(msg, "authentication failed"));
+        nana_buf_reset(&b);
+        assert_int_equal(nana_frame_string(&b, "AUTH_BANNED"), 0);
+        status = -1;
+        assert_int_equal(nc_auth_next((const uint8_t *)b.data, b.len, responded, false, ch, &status,
+                                      msg, sizeof(msg)),
+                         NC_AUTH_FAIL);
+        assert_int_equal(status, NANA_CLIENT_EAUTH);
+        assert_non_null(strstr(msg, "banned"));
+    }
+    /* Junk and error maps: failures that say what came. */
+    nana_buf_reset(&b);
+    assert_int_equal(nana_frame_string(&b, "AUTH_MAYBE"), 0);
+    assert_int_equal(
+        nc_auth_next((const uint8_t *)b.data, b.len, false, true, ch, &status, msg, sizeof(msg)),
+        NC_AUTH_FAIL);
+    assert_int_equal(status, NANA_CLIENT_EAUTH);
+    assert_non_null(strstr(msg, "AUTH_MAYBE"));
+    nana_buf_free(&b);
+    static const char *junk[] = {"", "00000008a7415554485f4f", "00000009a7415554485f4f4bc0",
+                                 "00000001c0"};
+    for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+        unsigned char f[64];
+        size_t n = test_unhex(junk[i], f);
+        status = -1;
+        assert_int_equal(nc_auth_next(f, n, false, true, ch, &status, msg, sizeof(msg)),
+                         NC_AUTH_FAIL);
+        assert_int_equal(status, NANA_CLIENT_EAUTH);
+        assert_non_null(strstr(msg, "malformed"));
+    }
+}
+
 /* Hostile or broken replies are protocol errors, never crashes. */
 static void test_bad_replies(void **state)
 {
@@ -234,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_auth_frames_match_python_client),
         cmocka_unit_test(test_replies_read_like_python_client),
         cmocka_unit_test(test_auth_replies),
+        cmocka_unit_test(test_auth_steps),
         cmocka_unit_test(test_bad_replies),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_sidmap_churn),

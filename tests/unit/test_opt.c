@@ -430,6 +430,8 @@ static void test_server_table(void **state)
     assert_string_equal(o.public_key_path, "nana_public.pub");
     assert_string_equal(o.cert_path, "cert.pem");
     assert_string_equal(o.key_path, "key.pem");
+    assert_null(o.client_ca_path);
+    assert_int_equal(o.client_certs, NANA_CLIENT_CERTS_DEFAULT);
     assert_int_equal(o.sync, NANA_SYNC_NORMAL);
     assert_int_equal(o.max_stream_bytes, 10u << 20);
     assert_int_equal(o.max_conn_bytes, 50u << 20);
@@ -459,6 +461,19 @@ static void test_server_table(void **state)
     assert_int_equal(o.open_check, NANA_CHECK_QUICK);
     assert_int_equal(o.allow_corrupt, 0);
     assert_null(o.ready_file);
+    /* Mutual TLS: the CA file and the two modes, nothing else. */
+    const nana_opt *ca = nana_opt_find(&t, "client-ca"), *mode = nana_opt_find(&t, "client-certs");
+    assert_non_null(ca);
+    assert_non_null(mode);
+    assert_int_equal(nana_opt_set(ca, &o, "clients.pem", "--client-ca"), 0);
+    assert_string_equal(o.client_ca_path, "clients.pem");
+    assert_int_equal(nana_opt_set(mode, &o, "require", "--client-certs"), 0);
+    assert_int_equal(o.client_certs, NANA_CLIENT_CERTS_REQUIRE);
+    assert_int_equal(nana_opt_set(mode, &o, "request", "--client-certs"), 0);
+    assert_int_equal(o.client_certs, NANA_CLIENT_CERTS_REQUEST);
+    assert_int_equal(nana_opt_set(mode, &o, "ignore", "--client-certs"), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "--client-certs"));
+    assert_int_equal(o.client_certs, NANA_CLIENT_CERTS_REQUEST);
     /* Every visible row has a group, and each option is found by its name. */
     for (size_t i = 0; i < n; i++) {
         assert_ptr_equal(nana_opt_find(&t, r[i].name), &r[i]);
