@@ -134,10 +134,18 @@ typedef struct nana_session_info {
     uint64_t handle; /* the connection's name for post() */
     struct sockaddr_storage addr;
     socklen_t alen;
+    nana_cert_identity identity; /* the client's verified certificate, if any */
 } nana_session_info;
 
 /* A connection opened: its session (NULL when out of memory: close it). */
 nana_session *nana_session_new(nana_door *d, const nana_session_info *info);
+
+/*
+ * The session's connection is usable (call once, after nana_session_new):
+ * a verified client certificate that names an account logging in by
+ * certificate alone logs it in now, and the connection is trusted.
+ */
+void nana_session_start(nana_session *s, void *conn);
 
 /* Bytes of stream |sid| arrived (|fin|: its last). 0, or an error that
  * closes the connection. */

@@ -13,7 +13,11 @@
  * connection's timer watches its idle and total deadlines. Before login a
  * frame is a few KiB at most.
  *
- * Login comes first (AUTH_START, challenge, signed answer). After it, a
+ * Login comes first (AUTH_START, challenge, signed answer), unless the
+ * client's verified certificate names an account that logs in by
+ * certificate: then the session is logged in from the start, and an
+ * AUTH_START is answered AUTH_OK. An account that logs in by key and
+ * certificate needs both the signature and the certificate. After login, a
  * request is parsed and handed to the call core (nana_core_try): a refusal
  * or a cache hit is answered at once from the session's kept buffer (no
  * allocation); anything else becomes a queued call (calls.c) answered
@@ -75,6 +79,8 @@ struct nana_session {
     socklen_t alen;
     char peer[INET6_ADDRSTRLEN + 8];
     bool authed;
+    bool by_cert;          /* logged in by its client certificate alone */
+    nana_cert_identity id; /* its verified client certificate, if any */
     nana_challenge ch;
     nana_accounts *snap; /* the accounts the session logged in against */
     uint64_t gen;
@@ -252,12 +258,72 @@ static void reply_answer(nana_session *s, void *conn, int64_t sid, nana_core_cal
 
 /* ---- login ---------------------------------------------------------------------- */
 
+/* Logs |s| in as account |a| of |snap| (its reference passes to |s|). */
+static void log_in(nana_session *s, nana_accounts *snap, uint64_t gen, const nana_account *a,
+                   bool by_cert)
+{
+    nana_door *d = s->d;
+    nana_accounts_unref(s->snap);
+    s->snap = snap;
+    s->gen = gen;
+    s->acct = a;
+    memcpy(s->pk, a->public_key, 32);
+    snprintf(s->name, sizeof(s->name), "%s", a->name);
+    s->authed = true;
+    s->by_cert = by_cert;
+    atomic_fetch_add(&d->st_auth_ok, 1);
+    nana_log(NANA_LOG_INFO, "conn %llu auth ok: account '%s' from %s%s", (unsigned long long)s->h,
+             a->name, s->peer, by_cert ? " by client certificate" : "");
+}
+
+/*
+ * The certificate login: true (and |s| logged in, the connection trusted)
+ * when the client's verified certificate names an account that logs in by
+ * certificate alone and may from this address.
+ */
+static bool cert_login(nana_session *s, void *conn)
+{
+    nana_door *d = s->d;
+    if (!s->id.verified) return false;
+    uint64_t gen = 0;
+    nana_accounts *snap = d->accounts.get(d->accounts.ctx, &gen);
+    nana_err_copy(""); /* a refusal's reason comes back here */
+    const nana_account *a = snap ? nana_accounts_find_by_identity(snap, &s->id) : NULL;
+    const char *why = NULL;
+    if (!a)
+        why = nana_errmsg()[0] ? nana_errmsg() : NULL;
+    else if (a->login != NANA_LOGIN_CERT)
+        a = NULL; /* it logs in with its key (and certificate) */
+    else if (!nana_account_ip_allowed(a, (const struct sockaddr *)&s->addr))
+        why = "address not allowed for the account";
+    else if (d->io->trust(conn))
+        why = "the connection was closed to make room meanwhile";
+    if (!a || why) {
+        if (why)
+            nana_log(NANA_LOG_WARN, "conn %llu certificate login refused from %s: %s",
+                     (unsigned long long)s->h, s->peer, why);
+        nana_accounts_unref(snap);
+        return false;
+    }
+    log_in(s, snap, gen, a, true);
+    return true;
+}
+
+void nana_session_start(nana_session *s, void *conn)
+{
+    if (s->id.verified && !s->authed) (void)cert_login(s, conn);
+}
+
 static void auth_start(nana_session *s, void *conn, int64_t sid)
 {
     nana_door *d = s->d;
     uint64_t now = d->io->now(conn);
     if (!d->o.no_bans && nana_ban_check(d->ban, (struct sockaddr *)&s->addr, now)) {
         REPLY(s, conn, sid, nana_reply_str(b_, "AUTH_BANNED"));
+        return;
+    }
+    if (cert_login(s, conn)) {
+        REPLY(s, conn, sid, nana_reply_str(b_, "AUTH_OK"));
         return;
     }
     d->io->engage(conn);
@@ -356,6 +422,8 @@ static void auth_response(nana_session *s, void *conn, int64_t sid, int shape,
             a = nana_accounts_at(snap, which);
     }
     if (!why && !nana_account_ip_allowed(a, sa)) why = "address not allowed for the account";
+    if (!why && (a->login & NANA_LOGIN_CERT) && !nana_account_names_identity(a, &s->id))
+        why = "the account also needs its client certificate, and this one does not name it";
     /* Logged in: the connection keeps its place (it is no longer one that
      * may be closed to make room for others). */
     if (!why && d->io->trust(conn)) why = "the connection was closed to make room meanwhile";
@@ -374,22 +442,15 @@ static void auth_response(nana_session *s, void *conn, int64_t sid, int shape,
         return;
     }
     if (!d->o.no_bans) nana_ban_success(d->ban, sa);
-    nana_accounts_unref(s->snap);
-    s->snap = snap;
-    s->gen = gen;
-    s->acct = a;
-    memcpy(s->pk, a->public_key, 32);
-    snprintf(s->name, sizeof(s->name), "%s", a->name);
-    s->authed = true;
-    atomic_fetch_add(&d->st_auth_ok, 1);
-    nana_log(NANA_LOG_INFO, "conn %llu auth ok: account '%s' from %s", (unsigned long long)s->h,
-             a->name, s->peer);
+    log_in(s, snap, gen, a, false);
     REPLY(s, conn, sid, nana_reply_str(b_, "AUTH_OK"));
 }
 
 /*
  * After an accounts reload: finds the session's account again. False when it
- * is gone, its key changed, or its address is no longer allowed.
+ * is gone, its key changed, its address is no longer allowed, or it no
+ * longer logs in the way the session did (by certificate alone, or with a
+ * certificate it still names).
  */
 static bool refresh_account(nana_session *s)
 {
@@ -398,7 +459,10 @@ static bool refresh_account(nana_session *s)
     if (gen == s->gen) return true;
     nana_accounts *snap = d->accounts.get(d->accounts.ctx, &gen);
     const nana_account *a = snap ? nana_accounts_find(snap, s->name, strlen(s->name)) : NULL;
-    if (!a || memcmp(a->public_key, s->pk, 32) != 0 ||
+    bool same_login =
+        a && (s->by_cert ? a->login == NANA_LOGIN_CERT : (a->login & NANA_LOGIN_KEY) != 0) &&
+        (!(a->login & NANA_LOGIN_CERT) || nana_account_names_identity(a, &s->id));
+    if (!same_login || memcmp(a->public_key, s->pk, 32) != 0 ||
         !nana_account_ip_allowed(a, (const struct sockaddr *)&s->addr)) {
         nana_accounts_unref(snap);
         return false;
@@ -420,6 +484,7 @@ static void handle_call(nana_session *s, void *conn, int64_t sid, const uint8_t 
         nana_log(NANA_LOG_INFO, "conn %llu: account '%s' was removed or changed; session ended",
                  (unsigned long long)s->h, s->name);
         s->authed = false;
+        s->by_cert = false;
         s->acct = NULL;
         REPLY(s, conn, sid,
               nana_reply_error(b_, "PermissionError", "Account no longer valid: authenticate again",
@@ -491,7 +556,9 @@ static void handle_frame(nana_session *s, void *conn, int64_t sid, const uint8_t
                          bool early)
 {
     if (nana_mp_is_str(msg, len, "AUTH_START")) {
-        if (s->authed)
+        if (s->authed && s->by_cert)
+            REPLY(s, conn, sid, nana_reply_str(b_, "AUTH_OK"));
+        else if (s->authed)
             REPLY(s, conn, sid, nana_reply_status_error(b_, "Already authenticated"));
         else
             auth_start(s, conn, sid);
@@ -790,6 +857,7 @@ nana_session *nana_session_new(nana_door *d, const nana_session_info *info)
     s->timer_at = UINT64_MAX;
     memcpy(&s->addr, &info->addr, sizeof(s->addr));
     s->alen = info->alen;
+    s->id = info->identity;
     addr_text(&s->addr, s->peer, sizeof(s->peer));
     nana_buf_init(&s->scratch, 0);
     nana_log(NANA_LOG_INFO, "conn %llu open from %s", (unsigned long long)s->h, s->peer);

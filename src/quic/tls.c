@@ -290,6 +290,25 @@ void nana_quic_tls_new_token(nana_quic_conn *c, const uint8_t *token, size_t len
     emit_ticket(c, token, len);
 }
 
+/*
+ * The server's check of a client certificate (mutual TLS), run by GnuTLS
+ * when the client's Certificate message arrives. A certificate given must
+ * verify against the client CAs; none at all is the request mode's "no
+ * certificate" (require mode never gets here without one: GnuTLS refuses
+ * first). GnuTLS's own check (gnutls_session_set_verify_cert) would refuse
+ * a client without a certificate in request mode too.
+ */
+static int verify_client_cert(gnutls_session_t s)
+{
+    unsigned n = 0;
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+    if (!peers || n == 0) return 0;
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers2(s, &status) < 0 || status != 0)
+        return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR;
+    return 0;
+}
+
 int nana_quic_tls_session(nana_quic_tls *t, nana_quic_conn *c, const char *server_name,
                           const uint8_t *tls_session, size_t tls_session_len)
 {
@@ -338,7 +357,7 @@ int nana_quic_tls_session(nana_quic_tls *t, nana_quic_conn *c, const char *serve
             gnutls_certificate_server_set_request(
                 c->tls, t->client_auth == NANA_QUIC_CLIENT_CERT_REQUIRE ? GNUTLS_CERT_REQUIRE
                                                                         : GNUTLS_CERT_REQUEST);
-            gnutls_session_set_verify_cert(c->tls, NULL, 0);
+            gnutls_session_set_verify_function(c->tls, verify_client_cert);
             /* Do not list our CAs to the client: a GnuTLS client would then
              * quietly withhold a certificate from any other CA, and the
              * refusal would not say it was untrusted. Also saves bytes. */

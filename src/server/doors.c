@@ -11,6 +11,7 @@
 #include "util/nana_log.h"
 #include "util/nana_time.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const char *const nana_doors_alpn[] = {"nanasqlite"};
@@ -116,9 +117,17 @@ static int on_conn_open(nana_quic_conn *c, void *user)
     if (alpn[0] && strcmp(alpn, "nanasqlite") != 0) return NANA_ERR_INVALID; /* no door */
     nana_session_info info = {.handle = nana_quic_conn_handle(c)};
     nana_quic_conn_peer(c, &info.addr, &info.alen);
+    const nana_quic_identity *id = nana_quic_conn_identity(c);
+    if (id->verified) {
+        info.identity.verified = true;
+        memcpy(info.identity.cert_sha256, id->cert_sha256, sizeof(id->cert_sha256));
+        memcpy(info.identity.spki_sha256, id->spki_sha256, sizeof(id->spki_sha256));
+        snprintf(info.identity.subject, sizeof(info.identity.subject), "%s", id->subject);
+    }
     nana_session *ss = nana_session_new(s->nana_door, &info);
     if (!ss) return NANA_ERR_NOMEM;
     nana_quic_conn_set_data(c, ss);
+    nana_session_start(ss, c);
     return 0;
 }
 

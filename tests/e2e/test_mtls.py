@@ -5,23 +5,19 @@ nanasqlite-cert-gen --client from the server's development CA, accounts that
 name them by fingerprint, and real clients (nanasqlite-cli and wire_driver)
 that show them.
 
-What the transport does is tested as it stands: the start refuses bad
-settings, a certificate of another CA is refused at the handshake, --client-certs
-require refuses a client without one, and a key login works with a
-certificate shown. The tests marked @pending("door") check the certificate
-login of the NanaSQLite door: an account with "login": "certificate" is
-logged in by its verified certificate at connect (AUTH_START is answered
-AUTH_OK, and a call sent first is served), "key+certificate" needs both, and
-an account that stops naming the certificate loses the session at its next
-call. Those marked @pending("request") check that --client-certs request
-lets clients without a certificate in. Until its PENDING flag is set, a
-marked test's failures are counted as expected failures, and one that passes
-is a failure that says to set the flag.
+The transport: the start refuses bad settings, a certificate of another CA
+is refused at the handshake, --client-certs require refuses a client without
+one, --client-certs request lets clients without one in, and a key login
+works with a certificate shown. The NanaSQLite door: an account with
+"login": "certificate" is logged in by its verified certificate at connect
+(AUTH_START is answered AUTH_OK, and a call sent first is served),
+"key+certificate" needs both, an account that logs in by certificate cannot
+be reached with a key, and an account that stops naming the certificate
+loses the session at its next call.
 
 Every wait is bounded. Ends with "N passed, M failed".
 Usage: test_mtls.py --bin-dir DIR --driver WIRE_DRIVER [--tmp DIR] [test_name...]
 """
-import functools
 import json
 import os
 import select
@@ -36,46 +32,6 @@ from serverlib import Server, check  # noqa: E402
 
 ARGS = None
 TIMEOUT = 60  # seconds for one CLI run
-
-# What these tests wait for, each with the reason its tests fail until then.
-# Set a flag to True (or its environment variable to 1) once it is done.
-PENDING = {
-    "door": (os.environ.get("NANA_MTLS_DOOR") == "1",
-             "the NanaSQLite door does not log accounts in by certificate yet"),
-    "request": (os.environ.get("NANA_MTLS_REQUEST") == "1",
-                "the transport refuses a client without a certificate in request mode too "
-                "(GnuTLS runs the verify callback, which finds no certificate)"),
-}
-EXPECTED_FAILURES = []
-
-
-def pending(what):
-    """Marks a test that fails until PENDING[what] is done. Until then its
-    failed checks are expected (not counted) and a pass is a failure that
-    says to set the flag."""
-    done, why = PENDING[what]
-
-    def mark(fn):
-        @functools.wraps(fn)
-        def wrapped():
-            if done:
-                return fn()
-            failed = serverlib.CHECKS["failed"]
-            try:
-                fn()
-            except Exception as e:  # an expected failure may throw
-                print(f"  (raised {type(e).__name__}: {e})", flush=True)
-                serverlib.CHECKS["failed"] += 1
-            if serverlib.CHECKS["failed"] > failed:
-                EXPECTED_FAILURES.append(fn.__name__)
-                print(f"  expected failure ({serverlib.CHECKS['failed'] - failed} checks): "
-                      f"{why}", flush=True)
-                serverlib.CHECKS["failed"] = failed
-            else:
-                check(False, f"{fn.__name__} passed: set PENDING[{what!r}] (no longer: {why})")
-        return wrapped
-    return mark
-
 
 # ---- set-up ---------------------------------------------------------------------
 
@@ -242,7 +198,6 @@ def test_key_login_with_certificate():
     s.stop()
 
 
-@pending("request")
 def test_request_lets_clients_without_certificate_in():
     s = Server("mtls-request", ["--client-ca", "ca.pem", "--client-certs", "request"])
     s.start()
@@ -318,7 +273,6 @@ def test_certificate_account_needs_its_certificate():
     s.stop()
 
 
-@pending("request")
 def test_certificate_account_refuses_clients_without_certificate():
     s = Server("mtls-nocert", ["--client-ca", "ca.pem", "--accounts", "accounts.json",
                                "--no-bans"], keys=("nana", "other"))
@@ -342,7 +296,6 @@ def test_certificate_account_refuses_clients_without_certificate():
 
 # ---- the door's certificate login ---------------------------------------------
 
-@pending("door")
 def test_certificate_login():
     s = Server("mtls-login", ["--client-ca", "ca.pem", "--accounts", "accounts.json"])
     cdir, fps = issue_client(s, "alice")
@@ -367,7 +320,6 @@ def test_certificate_login():
     s.stop()
 
 
-@pending("door")
 def test_key_and_certificate():
     s = Server("mtls-both", ["--client-ca", "ca.pem", "--accounts", "accounts.json",
                              "--no-bans"], keys=("nana", "other"))
@@ -391,7 +343,6 @@ def test_key_and_certificate():
     s.stop()
 
 
-@pending("door")
 def test_certificate_reload():
     """The account stops naming the certificate: the session ends at its next call."""
     s = Server("mtls-reload", ["--client-ca", "ca.pem", "--accounts", "accounts.json"])
@@ -416,11 +367,7 @@ def test_certificate_reload():
 
 
 def main():
-    rc = serverlib.run_main(globals(), driver=True)
-    if EXPECTED_FAILURES:
-        print(f"expected failures (see PENDING): "
-              f"{', '.join(EXPECTED_FAILURES)}")
-    return rc
+    return serverlib.run_main(globals(), driver=True)
 
 
 if __name__ == "__main__":

@@ -199,7 +199,7 @@ typedef struct env {
 static nana_accounts *acc_get(void *ctx, uint64_t *gen)
 {
     *gen = 1;
-    return nana_accounts_ref(ctx);
+    return nana_accounts_ref(((env *)ctx)->accounts);
 }
 
 static uint64_t acc_gen(void *ctx)
@@ -230,7 +230,7 @@ static void env_up(env *e, const char *name, void (*tweak)(nana_door_opts *))
     nana_door_opts_init(&o);
     o.no_bans = 1;
     if (tweak) tweak(&o);
-    nana_door_accounts acc = {acc_get, acc_gen, e->accounts};
+    nana_door_accounts acc = {acc_get, acc_gen, e};
     assert_int_equal(nana_door_new(e->core, &o, &fake_io, NULL, &acc, NULL, &e->door), 0);
     pthread_mutex_init(&e->conn.mu, NULL);
     e->conn.now = 1000000000ull;
@@ -320,8 +320,8 @@ static const char *call(env *e, int64_t sid, const char *json)
     return reply_json(e, sid);
 }
 
-/* Logs in on streams 0 and 4. */
-static void login(env *e)
+/* Answers a challenge on streams 0 and 4; returns the answer (JSON). */
+static const char *try_login(env *e)
 {
     uint8_t f[256];
     static const uint8_t start[] = {0,   0,   0,   11,  0xaa, 'A', 'U', 'T',
@@ -354,8 +354,86 @@ static void login(env *e)
     f[2] = (uint8_t)(body >> 8);
     f[3] = (uint8_t)body;
     assert_int_equal(nana_session_data(e->conn.s, &e->conn, 4, f, n, 1, 0), 0);
-    assert_string_equal(reply_json(e, 4), "\"AUTH_OK\"");
+    return reply_json(e, 4);
+}
+
+/* Logs in on streams 0 and 4. */
+static void login(env *e)
+{
+    assert_string_equal(try_login(e), "\"AUTH_OK\"");
     assert_true(e->conn.trusted);
+}
+
+/* A new session on the env's connection, showing |id| (NULL: no certificate). */
+static void reopen(env *e, const nana_cert_identity *id)
+{
+    nana_session_free(e->conn.s);
+    for (int i = 0; i < MAX_SIDS; i++) {
+        nana_buf_free(&e->conn.st[i].out);
+        memset(&e->conn.st[i], 0, sizeof(e->conn.st[i]));
+    }
+    e->conn.trusted = e->conn.engaged = false;
+    nana_session_info info = {.handle = 7, .alen = sizeof(struct sockaddr_in)};
+    struct sockaddr_in *in = (struct sockaddr_in *)&info.addr;
+    in->sin_family = AF_INET;
+    inet_pton(AF_INET, "192.0.2.9", &in->sin_addr);
+    if (id) info.identity = *id;
+    e->conn.s = nana_session_new(e->door, &info);
+    assert_non_null(e->conn.s);
+    nana_session_start(e->conn.s, &e->conn);
+}
+
+/* Client certificates: an account that logs in by certificate alone is
+ * logged in when the connection starts (trusted at once, a call served
+ * with no AUTH_START, AUTH_START answered AUTH_OK); another certificate, or
+ * one naming a key+certificate account, logs nobody in; the key alone
+ * cannot log in a key+certificate account. */
+static void test_certificate_login(void **state)
+{
+    (void)state;
+    env e;
+    env_up(&e, "cert", NULL);
+    nana_accounts_unref(e.accounts);
+    /* bob's key as an OpenSSH line: "ssh-ed25519 " + base64(string type, string key) */
+    uint8_t blob[4 + 11 + 4 + 32] = {0,   0,   0,   11,  's', 's', 'h', '-', 'e', 'd',
+                                     '2', '5', '5', '1', '9', 0,   0,   0,   32};
+    memcpy(blob + 19, e.pk, 32);
+    char b64[128], pkhex[160], json[1024];
+    sodium_bin2base64(b64, sizeof(b64), blob, sizeof(blob), sodium_base64_VARIANT_ORIGINAL);
+    snprintf(pkhex, sizeof(pkhex), "ssh-ed25519 %s", b64);
+    snprintf(json, sizeof(json),
+             "{\"accounts\": [{\"name\": \"alice\", \"login\": \"certificate\", "
+             "\"client_cert_sha256\": [\"%s\"]}, "
+             "{\"name\": \"bob\", \"login\": \"key+certificate\", \"public_key\": \"%s\", "
+             "\"client_cert_sha256\": [\"%s\"]}]}",
+             "1111111111111111111111111111111111111111111111111111111111111111", pkhex,
+             "2222222222222222222222222222222222222222222222222222222222222222");
+    int rc = nana_accounts_parse(json, strlen(json), &e.accounts);
+    if (rc) fail_msg("accounts: %s", nana_errmsg());
+    nana_cert_identity alice = {.verified = true}, bob = {.verified = true};
+    memset(alice.cert_sha256, 0x11, 32);
+    memset(bob.cert_sha256, 0x22, 32);
+    reopen(&e, &alice);
+    assert_true(e.conn.trusted);
+    assert_string_equal(call(&e, 8, "{\"method\":\"__len__\",\"args\":[],\"kwargs\":{}}"),
+                        "{\"status\":\"success\",\"result\":0}");
+    uint8_t start[] = {0, 0, 0, 11, 0xaa, 'A', 'U', 'T', 'H', '_', 'S', 'T', 'A', 'R', 'T'};
+    assert_int_equal(nana_session_data(e.conn.s, &e.conn, 12, start, sizeof(start), 1, 0), 0);
+    assert_string_equal(reply_json(&e, 12), "\"AUTH_OK\"");
+    /* bob's certificate: bob signs as well, so nothing happens at start. */
+    reopen(&e, &bob);
+    assert_false(e.conn.trusted);
+    login(&e);
+    /* bob's key without his certificate, or with alice's: refused. */
+    reopen(&e, NULL);
+    assert_string_equal(try_login(&e), "\"AUTH_FAILED\"");
+    assert_false(e.conn.trusted);
+    nana_cert_identity other = {.verified = true};
+    memset(other.cert_sha256, 0x33, 32);
+    reopen(&e, &other); /* names no account */
+    assert_false(e.conn.trusted);
+    assert_string_equal(try_login(&e), "\"AUTH_FAILED\"");
+    env_down(&e);
 }
 
 /* ---- tests ---------------------------------------------------------------------- */
@@ -522,6 +600,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_login_and_calls),
+        cmocka_unit_test(test_certificate_login),
         cmocka_unit_test(test_limits_on_the_fake_clock),
         cmocka_unit_test(test_failing_allocations),
     };
