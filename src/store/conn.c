@@ -110,6 +110,30 @@ static int pragma_text(nana_conn *c, const char *sql, char *out, size_t outlen)
     return ret;
 }
 
+/* Sets the connection's defensive settings and reads each back: 0, or an
+ * error naming the one SQLite would not take. */
+static int defend(nana_conn *c)
+{
+    static const struct {
+        int op, want;
+        const char *name;
+    } set[] = {
+        {SQLITE_DBCONFIG_DEFENSIVE, 1, "DEFENSIVE"},
+        {SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, "TRUSTED_SCHEMA off"},
+        {SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, "ENABLE_LOAD_EXTENSION off"},
+    };
+    for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++) {
+        int now = -1;
+        int rc = sqlite3_db_config(c->db, set[i].op, set[i].want, &now);
+        if (rc != SQLITE_OK || now != set[i].want)
+            return nana_err_set(NANA_ERR_INTERNAL,
+                                "SQLite would not take the setting %s (%s); not opening "
+                                "the database without it",
+                                set[i].name, sqlite3_errstr(rc));
+    }
+    return NANA_OK;
+}
+
 int nana_conn_open(nana_conn *c, const char *path, const nana_store_opts *o, nana_conn_role role)
 {
     memset(c, 0, sizeof(*c));
@@ -131,14 +155,14 @@ int nana_conn_open(nana_conn *c, const char *path, const nana_store_opts *o, nan
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, (int)o->busy_timeout_ms);
     /* Defence in depth: no writable schema tricks, no untrusted functions
-     * in schema, no extension loading. */
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+     * in schema, no extension loading. A connection without them is not
+     * opened. */
+    int ret = defend(c);
+    if (ret) goto fail;
 
     char buf[64];
     /* Touch the schema first: a non-database file fails here, clearly. */
-    int ret = pragma_text(c, "PRAGMA schema_version", buf, sizeof(buf));
+    ret = pragma_text(c, "PRAGMA schema_version", buf, sizeof(buf));
     if (ret) goto fail;
     if (writer && !o->read_only) {
         if (sqlite3_db_readonly(c->db, "main") == 1) {
