@@ -27,6 +27,7 @@ typedef int (*handler_fn)(exec *x);
 struct nana_method {
     const char *owner; /* the Python class defining it, for TypeErrors; NULL: NanaSQLite */
     const char *name;
+    unsigned char nlen; /* strlen(name) */
     unsigned flags;
     handler_fn run;
     nana_param params[NANA_MAX_PARAMS];
@@ -507,21 +508,21 @@ static int h_restore(exec *x)
 
 #define M(nm, fl, fn, ...)                                                                         \
     {                                                                                              \
-        .name = (nm), .flags = (fl), .run = (fn), .params = {__VA_ARGS__},                         \
+        .name = (nm), .nlen = sizeof(nm) - 1, .flags = (fl), .run = (fn), .params = {__VA_ARGS__}, \
         .nparams = sizeof((nana_param[]){__VA_ARGS__}) / sizeof(nana_param)                        \
     }
 #define M0(nm, fl, fn)                                                                             \
     {                                                                                              \
-        .name = (nm), .flags = (fl), .run = (fn), .nparams = 0                                     \
+        .name = (nm), .nlen = sizeof(nm) - 1, .flags = (fl), .run = (fn), .nparams = 0             \
     }
 
 static const nana_method methods[] = {
     /* dict methods on the request's table */
-    M("__getitem__", RD | DICT | NANA_M_CACHED, h_getitem, KEY("key")),
-    M("__setitem__", WR | DICT | NANA_M_ASYNC, h_setitem, KEY("key"), VAL("value")),
-    M("__delitem__", WR | DICT, h_delitem, KEY("key")),
-    M("__contains__", RD | DICT | NANA_M_CACHED | NANA_M_EXISTS, h_contains, KEY("key")),
-    M0("__len__", RD | DICT, h_len),
+    M("__getitem__", RD | DICT | NANA_M_CACHED | NANA_M_DUNDER, h_getitem, KEY("key")),
+    M("__setitem__", WR | DICT | NANA_M_ASYNC | NANA_M_DUNDER, h_setitem, KEY("key"), VAL("value")),
+    M("__delitem__", WR | DICT | NANA_M_DUNDER, h_delitem, KEY("key")),
+    M("__contains__", RD | DICT | NANA_M_CACHED | NANA_M_EXISTS | NANA_M_DUNDER, h_contains, KEY("key")),
+    M0("__len__", RD | DICT | NANA_M_DUNDER, h_len),
     M("get", RD | DICT | NANA_M_CACHED, h_get, KEY("key"), OVAL("default")),
     M("get_fresh", RD | DICT, h_get_fresh, KEY("key"), OVAL("default")),
     M("is_cached", RD | DICT, h_is_cached, KEY("key")),
@@ -533,9 +534,10 @@ static const nana_method methods[] = {
     M0("copy", RD | DICT, h_to_dict),
     M("pop", WR | DICT, h_pop, KEY("key"), VARG("args")),
     /* NanaSQLite inherits popitem from collections.abc.MutableMapping */
-    {.owner = "MutableMapping", .name = "popitem", .flags = WR | DICT, .run = h_popitem},
+    {.owner = "MutableMapping", .name = "popitem", .nlen = 7, .flags = WR | DICT, .run = h_popitem},
     M("setdefault", WR | DICT, h_setdefault, KEY("key"), OVAL("default")),
     {.name = "update",
+     .nlen = 6,
      .flags = WR | DICT,
      .run = h_update,
      .params = {{"mapping", P_PAIRS, P_OPT | P_NONE}},
@@ -612,8 +614,7 @@ static const nana_method methods[] = {
 const nana_method *nana_method_find(const char *name, size_t len)
 {
     for (size_t i = 0; i < NMETHODS; i++) {
-        if (strlen(methods[i].name) == len && memcmp(methods[i].name, name, len) == 0)
-            return &methods[i];
+        if (methods[i].nlen == len && memcmp(methods[i].name, name, len) == 0) return &methods[i];
     }
     return NULL;
 }
@@ -645,8 +646,6 @@ const nana_method *nana_method_at(size_t i)
 
 /* ---- policy ------------------------------------------------------------------ */
 
-static const char *const dunders[] = {"__getitem__", "__setitem__", "__delitem__", "__contains__",
-                                      "__len__"};
 
 static int forbidden(const nana_core_call *c, nana_error *err)
 {
@@ -657,14 +656,10 @@ static int forbidden(const nana_core_call *c, nana_error *err)
 
 int nana_core_allowed(const nana_core_call *c, const char *dbname, nana_error *err)
 {
-    if (c->mlen && c->method[0] == '_') {
-        bool dunder = false;
-        for (size_t i = 0; i < sizeof(dunders) / sizeof(dunders[0]); i++)
-            dunder |= strlen(dunders[i]) == c->mlen && memcmp(dunders[i], c->method, c->mlen) == 0;
-        if (!dunder) return forbidden(c, err);
-    }
     if (!c->m) return forbidden(c, err);
     unsigned fl = c->m->flags;
+    /* Of the names that start with "_", only the listed dunders are callable. */
+    if (c->method[0] == '_' && !(fl & NANA_M_DUNDER)) return forbidden(c, err);
     const nana_account *a = c->acct;
     bool listed = false, refused = false;
     if (a) listed = nana_account_method_listed(a, c->m->name, &refused);

@@ -62,6 +62,7 @@ enum {
     NANA_M_ASYNC = 1u << 7,       /* a plain write the store's writer takes as it comes */
     NANA_M_REPLAY_SAFE = 1u << 8, /* may run from 0-RTT data (a replay does no harm) */
     NANA_M_EXISTS = 1u << 9,      /* answers whether the key exists (the cache hit is true) */
+    NANA_M_DUNDER = 1u << 10,     /* a "__name__" method callers may use (others are private) */
 };
 
 typedef struct nana_method nana_method;

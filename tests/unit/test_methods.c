@@ -549,6 +549,26 @@ static int allowed(const char *method, const nana_account *a, const char *db)
     return nana_call_allowed(&c, a, db);
 }
 
+/* The method table: every method is found by its own name (and not by a
+ * prefix of it), and the callable dunders are exactly the five dict ones. */
+static void test_method_table(void **state)
+{
+    (void)state;
+    unsigned dunders = 0;
+    for (size_t i = 0; i < nana_method_count(); i++) {
+        const nana_method *m = nana_method_at(i);
+        const char *name = nana_method_name(m);
+        assert_ptr_equal(nana_method_find(name, strlen(name)), m);
+        assert_true(nana_method_find(name, strlen(name) - 1) != m);
+        if (nana_method_flags(m) & NANA_M_DUNDER) {
+            assert_memory_equal(name, "__", 2);
+            dunders++;
+        }
+    }
+    assert_int_equal(dunders, 5);
+    assert_null(nana_method_find("__getitem__x", 12));
+}
+
 static void test_policy(void **state)
 {
     (void)state;
@@ -661,6 +681,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_binding, setup, teardown),
         cmocka_unit_test(test_binding_keyword_only),
         cmocka_unit_test_setup_teardown(test_value_depth, setup, teardown),
+        cmocka_unit_test(test_method_table),
         cmocka_unit_test(test_policy),
         cmocka_unit_test(test_py_repr),
     };
