@@ -321,14 +321,22 @@ bool nana_core_binds_now(const nana_core_call *c)
  */
 static void start_async(nana_core *core, nana_core_call *c)
 {
+    /* The writer copies the key and the value: the bound arguments live
+     * only until it has, here on the stack (a large value spills into
+     * blocks freed below). */
+    _Alignas(max_align_t) char block[1024];
+    nana_arena arena;
+    nana_arena_init(&arena, block, sizeof(block));
     nana_args args;
     nana_bind_spec spec = nana_method_spec(c->m);
-    if (c->door->bind(c, &spec, NANA_VALUE_MAX_DEPTH, &c->in.arena, &args, &c->err)) {
+    if (c->door->bind(c, &spec, NANA_VALUE_MAX_DEPTH, &arena, &args, &c->err)) {
+        nana_arena_free(&arena);
         fail_now(c);
         return;
     }
     int rc = nana_work_track(core->work, &c->in.job);
     if (rc) {
+        nana_arena_free(&arena);
         nana_error_capture(&c->err, rc == NANA_ERR_CLOSED ? NANA_ERR_SHUTDOWN : rc);
         fail_now(c);
         return;
@@ -339,8 +347,11 @@ static void start_async(nana_core *core, nana_core_call *c)
         /* Not queued (busy, a bad key...): answered through the same path. */
         char msg[NANA_ERRMSG_MAX];
         snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+        nana_arena_free(&arena);
         async_done(c, rc, msg);
+        return;
     }
+    nana_arena_free(&arena);
 }
 
 void nana_core_start(nana_core *core, nana_core_call *c)

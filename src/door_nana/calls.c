@@ -162,9 +162,13 @@ const nana_door_ops nana_door_core_ops = {
 int nana_door_queue(nana_door *d, const nana_door_req *q, uint64_t handle, int64_t sid,
                     const uint8_t *msg, size_t len, nana_accounts *snap)
 {
-    door_call *dc = nana_calloc(1, sizeof(*dc));
+    door_call *dc = nana_malloc(sizeof(*dc)); /* every field set below (no memset: hot path) */
     if (!dc) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     dc->q = *q;
+    dc->msg = NULL;
+    dc->post = (nana_door_post){0};
+    dc->fixed = NULL;
+    dc->fixed_len = 0;
     /* The request's bytes, unless the core binds them before start returns
      * (then nothing reads them later); a database name the connection
      * remembered (not in the frame) is copied after them. */

@@ -205,7 +205,11 @@ static int bind_json(nana_mp_reader *r, unsigned max_depth, nana_arena *arena, n
 {
     nana_buf tmp;
     nana_buf_init(&tmp, 0);
-    int rc = nana_mp_to_json(r, &tmp, max_depth);
+    /* Room for most values at once (a small value's JSON is rarely more
+     * than twice its msgpack): one allocation instead of a few. */
+    size_t left = nana_mp_left(r);
+    int rc = nana_buf_reserve(&tmp, (left < 4096 ? left : 4096) * 2 + 32);
+    if (!rc) rc = nana_mp_to_json(r, &tmp, max_depth);
     if (!rc) {
         a->s = nana_arena_dup(arena, tmp.data ? tmp.data : "", tmp.len);
         a->n = tmp.len;
