@@ -521,7 +521,8 @@ static const nana_method methods[] = {
     M("__getitem__", RD | DICT | NANA_M_CACHED | NANA_M_DUNDER, h_getitem, KEY("key")),
     M("__setitem__", WR | DICT | NANA_M_ASYNC | NANA_M_DUNDER, h_setitem, KEY("key"), VAL("value")),
     M("__delitem__", WR | DICT | NANA_M_DUNDER, h_delitem, KEY("key")),
-    M("__contains__", RD | DICT | NANA_M_CACHED | NANA_M_EXISTS | NANA_M_DUNDER, h_contains, KEY("key")),
+    M("__contains__", RD | DICT | NANA_M_CACHED | NANA_M_EXISTS | NANA_M_DUNDER, h_contains,
+      KEY("key")),
     M0("__len__", RD | DICT | NANA_M_DUNDER, h_len),
     M("get", RD | DICT | NANA_M_CACHED, h_get, KEY("key"), OVAL("default")),
     M("get_fresh", RD | DICT, h_get_fresh, KEY("key"), OVAL("default")),
@@ -645,7 +646,6 @@ const nana_method *nana_method_at(size_t i)
 }
 
 /* ---- policy ------------------------------------------------------------------ */
-
 
 static int forbidden(const nana_core_call *c, nana_error *err)
 {

@@ -2,7 +2,7 @@
  * test_quic_h3.c - HTTP/3 (Debian's nghttp3) on the QUIC transport, both
  * sides, on the virtual network of quic_vnet.h: what the gRPC door will
  * stand on. The server and the client each run nghttp3 through the glue
- * of h3_peer.h: one-way control streams, credit returned only as bytes are
+ * of src/h3 (through h3_peer.h): one-way control streams, credit returned only as bytes are
  * consumed, the peer's RESET_STREAM and STOP_SENDING, and pull-style
  * sending (nghttp3 hands out its bytes as the connection has room).
  *
@@ -222,7 +222,7 @@ static void free_chunks(void)
 static int s_end_stream(nghttp3_conn *h3, int64_t sid, void *cu, void *su)
 {
     (void)su;
-    h3p_conn *hc = cu;
+    h3p_conn *hc = h3p_from(cu);
     sreq *r = sreq_of(sid, 1);
     r->ended = 1;
     if (strcmp(r->path, "/hold") == 0) return 0;
@@ -283,7 +283,7 @@ static void srv_h3(nana_quic_config *cfg)
 {
     static const char *const alpn[] = {"h3"};
     static nana_quic_callbacks cb;
-    cb = h3p_quic_callbacks;
+    cb = h3p_callbacks();
     cb.timer = s_timer;
     memset(&srv_peer, 0, sizeof(srv_peer));
     srv_peer.server = 1;
@@ -387,7 +387,9 @@ static void cli_h3(nana_quic_config *cfg)
     cli_peer.cb.recv_data = c_data;
     cli_peer.cb.end_stream = c_end_stream;
     cli_peer.cb.stream_close = c_stream_close;
-    cfg->cb = &h3p_quic_callbacks;
+    static nana_quic_callbacks cb;
+    cb = h3p_callbacks();
+    cfg->cb = &cb;
     cfg->user = &cli_peer;
     cfg->alpn = alpn;
     cfg->nalpn = 1;
