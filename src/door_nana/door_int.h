@@ -7,6 +7,7 @@
 #ifndef NANA_DOOR_INT_H
 #define NANA_DOOR_INT_H
 
+#include "bind/nana_bind.h"
 #include "door_nana/nana_door.h"
 #include "proto/nana_frame.h"
 #include "proto/nana_mp.h"
@@ -56,18 +57,8 @@ void nana_request_rebase(nana_request *r, const uint8_t *from, const uint8_t *to
 /* True if |msg| is the msgpack string |s| (for "AUTH_START"). */
 bool nana_mp_is_str(const uint8_t *msg, size_t len, const char *s);
 
-/*
- * Binds the request's args and kwargs to |spec|'s parameters into |out|,
- * as CPython binds a call to a bound method (self counts in the numbers),
- * with its TypeErrors word for word and in its order: a keyword that is not
- * a string, unknown (unless var_kwargs) or given twice; then too many
- * positional arguments; then every missing positional one; then every
- * missing keyword-only one. Only a call that binds has its values
- * converted, so a value's own error (a key that is not a str, a value JSON
- * cannot hold) comes after the arity errors. Errors: NANA_ERR_TYPE for
- * arity and type mistakes, the value converter's errors for values; the
- * detail as the thread's message.
- */
+/* Binds the request's args and kwargs to |spec|'s parameters into |out|
+ * (nana_bind_call, which says how). */
 int nana_request_bind(const nana_request *r, const nana_bind_spec *spec, unsigned max_depth,
                       nana_arena *arena, nana_args *out);
 

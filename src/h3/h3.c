@@ -94,8 +94,7 @@ static int on_recv_data(nghttp3_conn *h3, int64_t sid, const uint8_t *data, size
     nana_h3_conn *hc = cu;
     if (hc->app->cb.recv_data && hc->app->cb.recv_data(h3, sid, data, len, cu, su))
         return NGHTTP3_ERR_CALLBACK_FAILURE;
-    if (hc->app->auto_consume && nana_h3_consume(hc, sid, len))
-        return NGHTTP3_ERR_CALLBACK_FAILURE;
+    if (hc->app->auto_consume && nana_h3_consume(hc, sid, len)) return NGHTTP3_ERR_CALLBACK_FAILURE;
     return 0;
 }
 
@@ -223,9 +222,9 @@ int nana_h3_open(nana_quic_conn *qc, const nana_h3_app *app, void *user, nana_h3
                             "HTTP/3 connection: %s", nghttp3_strerror(rv));
     }
     if (app->server)
-        nghttp3_conn_set_max_client_streams_bidi(
-            hc->h3, app->max_client_streams_bidi ? app->max_client_streams_bidi : (uint64_t)1
-                                                                                      << 60);
+        nghttp3_conn_set_max_client_streams_bidi(hc->h3, app->max_client_streams_bidi
+                                                             ? app->max_client_streams_bidi
+                                                             : (uint64_t)1 << 60);
     int rc = bind_streams(hc);
     if (rc) return rc;
     *out = hc;
