@@ -39,14 +39,15 @@ static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
     return ((nana_quic_conn *)ref->user_data)->q;
 }
 
+/* The connection's callbacks: its own, or the endpoint's. */
 static const nana_quic_callbacks *app(const nana_quic_conn *c)
 {
-    return &c->shard->ep->cb;
+    return c->cb ? c->cb : &c->shard->ep->cb;
 }
 
 static void *app_user(const nana_quic_conn *c)
 {
-    return c->shard->ep->cfg.user;
+    return c->cb ? c->cb_user : c->shard->ep->cfg.user;
 }
 
 /* Tells the layer above that the connection is usable (once). */
@@ -1053,6 +1054,12 @@ void nana_quic_conn_set_data(nana_quic_conn *c, void *data)
 void *nana_quic_conn_get_data(const nana_quic_conn *c)
 {
     return c->user;
+}
+
+void nana_quic_conn_set_callbacks(nana_quic_conn *c, const nana_quic_callbacks *cb, void *user)
+{
+    c->cb = cb;
+    c->cb_user = user;
 }
 
 const nana_quic_identity *nana_quic_conn_identity(const nana_quic_conn *c)

@@ -268,6 +268,16 @@ nana_quic_handle nana_quic_conn_handle(const nana_quic_conn *c);
 void nana_quic_conn_set_data(nana_quic_conn *c, void *data);
 void *nana_quic_conn_get_data(const nana_quic_conn *c);
 
+/*
+ * Gives the connection callbacks of its own (|cb| must outlive it; NULL
+ * goes back to the endpoint's), called with |user|. Meant for conn_open:
+ * a server with several protocols on one endpoint picks them by the ALPN
+ * there. The endpoint's conn_open has run by then; every later callback
+ * (conn_close included) is the connection's, and only a connection whose
+ * callbacks include stop_sending pays for watching for that frame.
+ */
+void nana_quic_conn_set_callbacks(nana_quic_conn *c, const nana_quic_callbacks *cb, void *user);
+
 /* The verified client identity (all zero when none). */
 const nana_quic_identity *nana_quic_conn_identity(const nana_quic_conn *c);
 

@@ -296,8 +296,10 @@ struct nana_quic_conn {
     ngtcp2_cid rcid; /* server after Retry: the client's second DCID */
     bool rcid_mapped;
     nana_quic_stream_table streams;
-    nana_quic_stream *send_head, *send_tail;  /* streams with bytes to send */
-    const nana_quic_source *source;           /* pull-style sending (nana_quic_conn_set_source) */
+    nana_quic_stream *send_head, *send_tail; /* streams with bytes to send */
+    const nana_quic_source *source;          /* pull-style sending (nana_quic_conn_set_source) */
+    const nana_quic_callbacks *cb; /* its own callbacks (nana_quic_conn_set_callbacks), or NULL */
+    void *cb_user;
     bool credit_by_app;                       /* windows open by nana_quic_stream_consumed */
     unsigned stops_pending;                   /* streams with stop_pending set */
     nana_quic_credit bidi_credit, uni_credit; /* peer-opened streams: MAX_STREAMS batching */

@@ -4,7 +4,9 @@
  * as it opens, the door its negotiated ALPN names. "nanasqlite", or no
  * ALPN at all (the Python client offers none), is the NanaSQLite door; the
  * TLS handshake has already refused any protocol the endpoint does not
- * offer. A door sees its connection only through the io it is given here.
+ * offer. Each connection then gets its door's own transport callbacks
+ * (nana_quic_conn_set_callbacks), so nothing is dispatched per packet. A
+ * door sees its connection only through the io it is given here.
  */
 #include "server/server_int.h"
 
@@ -110,6 +112,8 @@ static int on_accept(const struct sockaddr *addr, socklen_t len, void *user)
     return nana_ban_check(s->ban, addr, nana_now_ns()) ? NANA_QUIC_REFUSE_BANNED : 0;
 }
 
+static const nana_quic_callbacks nana_conn_callbacks;
+
 static int on_conn_open(nana_quic_conn *c, void *user)
 {
     nana_server *s = user;
@@ -127,6 +131,7 @@ static int on_conn_open(nana_quic_conn *c, void *user)
     nana_session *ss = nana_session_new(s->nana_door, &info);
     if (!ss) return NANA_ERR_NOMEM;
     nana_quic_conn_set_data(c, ss);
+    nana_quic_conn_set_callbacks(c, &nana_conn_callbacks, s);
     nana_session_start(ss, c);
     return 0;
 }
@@ -143,30 +148,32 @@ static int on_stream_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, s
                           int early, void *user)
 {
     (void)user;
-    nana_session *ss = nana_quic_conn_get_data(c);
-    return ss ? nana_session_data(ss, c, sid, data, len, fin, early) : 0;
+    return nana_session_data(nana_quic_conn_get_data(c), c, sid, data, len, fin, early);
 }
 
 static void on_stream_close(nana_quic_conn *c, int64_t sid, uint64_t app_error, void *user)
 {
     (void)app_error;
     (void)user;
-    nana_session *ss = nana_quic_conn_get_data(c);
-    if (ss) nana_session_stream_closed(ss, c, sid);
+    nana_session_stream_closed(nana_quic_conn_get_data(c), c, sid);
 }
 
 static void on_timer(nana_quic_conn *c, void *user)
 {
     (void)user;
-    nana_session *ss = nana_quic_conn_get_data(c);
-    if (ss) nana_session_timer(ss, c);
+    nana_session_timer(nana_quic_conn_get_data(c), c);
 }
 
-const nana_quic_callbacks nana_doors_quic_callbacks = {
-    .conn_open = on_conn_open,
+/* A NanaSQLite door connection's own callbacks (set when it opens). */
+static const nana_quic_callbacks nana_conn_callbacks = {
     .conn_close = on_conn_close,
     .stream_data = on_stream_data,
     .stream_close = on_stream_close,
-    .accept = on_accept,
     .timer = on_timer,
+};
+
+/* The endpoint's: who may connect, and which door a connection opens. */
+const nana_quic_callbacks nana_doors_quic_callbacks = {
+    .conn_open = on_conn_open,
+    .accept = on_accept,
 };

@@ -360,6 +360,83 @@ static void test_core_accept_hook(void **state)
     vn_stop(&n);
 }
 
+/* A connection's own callbacks (nana_quic_conn_set_callbacks in conn_open)
+ * get its streams and its close, with their own user pointer; the
+ * endpoint's stream callbacks are not called for it. */
+static atomic_int own_data_calls, own_closes, ep_data_calls, ep_closes;
+static qt_server *own_srv;
+
+static int own_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
+                    int early, void *user)
+{
+    assert_ptr_equal(user, &own_data_calls);
+    atomic_fetch_add(&own_data_calls, 1);
+    return qt_srv_data(c, sid, data, len, fin, early, own_srv);
+}
+
+static void own_close(nana_quic_conn *c, void *user)
+{
+    (void)c;
+    assert_ptr_equal(user, &own_data_calls);
+    atomic_fetch_add(&own_closes, 1);
+}
+
+static const nana_quic_callbacks own_cb = {.stream_data = own_data, .conn_close = own_close};
+
+static int own_open(nana_quic_conn *c, void *user)
+{
+    own_srv = user;
+    nana_quic_conn_set_callbacks(c, &own_cb, &own_data_calls);
+    return qt_srv_open(c, user);
+}
+
+static int ep_data(nana_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
+                   int early, void *user)
+{
+    atomic_fetch_add(&ep_data_calls, 1);
+    return qt_srv_data(c, sid, data, len, fin, early, user);
+}
+
+static void ep_close(nana_quic_conn *c, void *user)
+{
+    (void)c;
+    (void)user;
+    atomic_fetch_add(&ep_closes, 1);
+}
+
+static void srv_own_callbacks(nana_quic_config *cfg)
+{
+    static nana_quic_callbacks cb;
+    cb = *cfg->cb;
+    cb.conn_open = own_open;
+    cb.stream_data = ep_data;
+    cb.conn_close = ep_close;
+    cfg->cb = &cb;
+}
+
+static void test_core_conn_callbacks(void **state)
+{
+    (void)state;
+    atomic_store(&own_data_calls, 0);
+    atomic_store(&own_closes, 0);
+    atomic_store(&ep_data_calls, 0);
+    atomic_store(&ep_closes, 0);
+    vnet n;
+    vn_start(&n, srv_own_callbacks, NULL);
+    nana_quic_conn *c = vn_open(&n);
+    for (int i = 0; i < 4; i++)
+        send_stream(&n, c, 2000);
+    vn_flush(&n);
+    assert_true(vn_run(&n, all_fins, 5000));
+    for (size_t i = 0; i < n.c.nstreams; i++)
+        assert_int_equal(n.c.streams[i].received, 2000);
+    assert_true(atomic_load(&own_data_calls) >= 4);
+    assert_int_equal(atomic_load(&ep_data_calls), 0);
+    vn_stop(&n);
+    assert_int_equal(atomic_load(&own_closes), 1);
+    assert_int_equal(atomic_load(&ep_closes), 0);
+}
+
 static void srv_four_streams(nana_quic_config *cfg)
 {
     cfg->max_streams_bidi = 4;
@@ -1493,6 +1570,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_core_untrusted_cap),
         cmocka_unit_test(test_core_app_timer),
         cmocka_unit_test(test_core_send_state),
+        cmocka_unit_test(test_core_conn_callbacks),
         cmocka_unit_test(test_admit_prefixes),
         cmocka_unit_test(test_admit_engaged),
         cmocka_unit_test(test_admit_lists_random),
