@@ -637,3 +637,23 @@ void nana_quic_shard_close_all(nana_quic_shard *sh, uint64_t ts)
         nana_quic_conn_start_close(c, &e, ts);
     }
 }
+
+void nana_quic_shard_rebound(nana_quic_shard *sh, uint64_t ts)
+{
+    sh->now = ts;
+    for (nana_quic_conn *c = sh->conns; c; c = c->next) {
+        if (c->dead || c->state == CONN_CLOSING || c->state == CONN_DRAINING) continue;
+        memcpy(&c->local_store, &sh->local, sh->local_len);
+        ngtcp2_path path = *ngtcp2_conn_get_path(c->q);
+        path.local.addr = &c->local_store.sa;
+        path.local.addrlen = sh->local_len;
+        path.user_data = NULL;
+        /* ngtcp2 migrates only once the handshake is confirmed and while a
+         * spare connection ID is left; otherwise the connection just takes
+         * the new address, which the server sees as a NAT rebinding (and
+         * validates), instead of keeping an address no packet comes to. */
+        if (ngtcp2_conn_initiate_immediate_migration(c->q, &path, ts) != 0)
+            ngtcp2_conn_set_local_addr(c->q, &path.local);
+        nana_quic_shard_dirty(sh, c);
+    }
+}

@@ -439,17 +439,7 @@ static void do_rebind(nana_loop *loop, struct nana_loop_post *p)
     io->txq.fd = r->fd;
     socklen_t l = sizeof(sh->local);
     if (getsockname(io->fd, &sh->local.sa, &l) == 0) sh->local_len = l;
-    sh->now = nana_loop_now(loop);
-    for (nana_quic_conn *c = sh->conns; c; c = c->next) {
-        if (c->dead || c->state == CONN_CLOSING || c->state == CONN_DRAINING) continue;
-        memcpy(&c->local_store, &sh->local, sh->local_len);
-        ngtcp2_path path = *ngtcp2_conn_get_path(c->q);
-        path.local.addr = &c->local_store.sa;
-        path.local.addrlen = sh->local_len;
-        path.user_data = NULL;
-        ngtcp2_conn_initiate_immediate_migration(c->q, &path, sh->now);
-        nana_quic_shard_dirty(sh, c);
-    }
+    nana_quic_shard_rebound(sh, nana_loop_now(loop));
     atomic_store(&r->done, 1);
 }
 

@@ -475,6 +475,10 @@ void nana_quic_shard_rand(nana_quic_shard *sh, uint8_t *buf, size_t len);
 /* Fills |cid| with a fresh CID of this shard. */
 void nana_quic_shard_new_cid(nana_quic_shard *sh, ngtcp2_cid *cid);
 
+/* Client: the shard's socket changed (sh->local is its new address); every
+ * live connection moves to it. */
+void nana_quic_shard_rebound(nana_quic_shard *sh, uint64_t ts);
+
 /* Closes every connection of the shard (endpoint shutdown). */
 void nana_quic_shard_close_all(nana_quic_shard *sh, uint64_t ts);
 
