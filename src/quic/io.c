@@ -398,12 +398,12 @@ int nana_quic_connect(nana_quic_ep *ep, const char *host, uint16_t port, const c
     }
     r->data = conn_data;
     r->handle = nana_quic_shard_new_handle(sh);
-    if ((rc = nana_loop_post_open(sh->io->loop, &r->post))) {
+    *out = r->handle; /* before the post: the request is the I/O thread's after it */
+    if (nana_loop_post_open(sh->io->loop, &r->post) != 0) {
         free(r->ticket);
         free(r);
         return nana_err_set(NANA_ERR_CLOSED, "the endpoint is shutting down");
     }
-    *out = r->handle;
     return NANA_OK;
 }
 
@@ -456,7 +456,7 @@ int nana_quic_ep_rebind(nana_quic_ep *ep)
     rebind_req r = {.post.run = do_rebind, .sh = sh};
     atomic_init(&r.done, 0);
     if ((rc = nana_quic_udp_open(&any, alen, false, false, &r.fd))) return rc;
-    if ((rc = nana_loop_post_open(sh->io->loop, &r.post))) {
+    if (nana_loop_post_open(sh->io->loop, &r.post) != 0) {
         close(r.fd);
         return nana_err_set(NANA_ERR_CLOSED, "the endpoint is shutting down");
     }
