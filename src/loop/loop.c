@@ -8,9 +8,9 @@
  * writes the loop's eventfd, which wakes the wait. The loop reads the
  * eventfd before it takes the list, so a post made after the take writes it
  * again and is never left waiting. When the loop stops it runs the posts
- * queued by then and marks itself done; later posts stay queued until the
- * owner hands them back to their posters with nana_loop_drain. Every post
- * thus either runs or is drained.
+ * queued by then and marks itself done; later posts stay queued until
+ * nana_loop_drain cancels them (their run function with no loop). Every
+ * post thus runs exactly once, on the loop or cancelled: none is lost.
  *
  * The wait's timeout is the earliest timer (timer.c). epoll_pwait2 takes it
  * in nanoseconds, so pacing and loss timers need no timerfd (one system call
@@ -155,17 +155,16 @@ static void run_list(nana_loop *loop, struct nana_loop_post *p)
     }
 }
 
-size_t nana_loop_drain(nana_loop *loop, void (*fn)(struct nana_loop_post *post, void *arg),
-                       void *arg)
+size_t nana_loop_drain(nana_loop *loop)
 {
     size_t n = 0;
-    struct nana_loop_post *p = take_posts(loop, false);
-    while (p) {
-        struct nana_loop_post *next = p->next;
-        if (fn) fn(p, arg);
-        p = next;
-        n++;
-    }
+    struct nana_loop_post *p;
+    while ((p = take_posts(loop, false))) /* a cancelled post may post again */
+        for (; p; n++) {
+            struct nana_loop_post *next = p->next;
+            p->run(NULL, p);
+            p = next;
+        }
     return n;
 }
 
@@ -332,7 +331,7 @@ int nana_loop_run(nana_loop *loop)
         loop->stopping = true;
         pthread_mutex_unlock(&loop->mu);
     }
-    /* The end: the posts queued by now run; later ones wait for a drain. */
+    /* The end: the posts queued by now run; later ones wait to be cancelled. */
     loop->now = nana_loop_clock();
     run_list(loop, take_posts(loop, true));
     run_hooks(loop, loop->exit_hooks);
@@ -392,7 +391,7 @@ void nana_loop_free(nana_loop *loop)
         nana_loop_stop(loop);
         nana_loop_join(loop);
     }
-    (void)nana_loop_drain(loop, NULL, NULL);
+    (void)nana_loop_drain(loop);
     close(loop->efd);
     close(loop->epfd);
     pthread_mutex_destroy(&loop->mu);

@@ -62,8 +62,8 @@ int nana_loop_run(nana_loop *loop);
  * Asks the loop to stop (any thread, also the loop's own; returns at once).
  * The loop finishes its iteration, then runs the posts queued by then, then
  * its exit hooks (nana_loop_exit_hook_add) and returns. Posts that arrive
- * later never run: see nana_loop_drain. Once asked to stop, a loop does not
- * run again.
+ * later are cancelled: see nana_loop_drain. Once asked to stop, a loop does
+ * not run again.
  */
 void nana_loop_stop(nana_loop *loop);
 
@@ -71,8 +71,9 @@ void nana_loop_stop(nana_loop *loop);
  * Not on the loop's own thread. */
 void nana_loop_join(nana_loop *loop);
 
-/* Stops and joins a started loop, drains it and frees it. The sources,
- * timers and hooks still linked are the caller's. NULL-safe. */
+/* Stops and joins a started loop, drains it (nana_loop_drain) and frees
+ * it. The sources, timers and hooks still linked are the caller's.
+ * NULL-safe. */
 void nana_loop_free(nana_loop *loop);
 
 /* True if the calling thread is the one running |loop|. */
@@ -92,9 +93,12 @@ uint64_t nana_loop_cpu_ns(const nana_loop *loop);
 
 /*
  * A post: embed a struct nana_loop_post in your own object, set |run|, and
- * pass it to nana_loop_post. run(loop, post) is called on the loop's thread
- * (put the post first in your struct, or subtract its offset, to get back to
- * your object). A post may be posted again once its run function started.
+ * pass it to nana_loop_post. run(loop, post) is called exactly once: on the
+ * loop's thread, or, when the loop ended before it could run the post, with
+ * |loop| NULL on the thread that drains or frees the loop (the post is
+ * cancelled: release what it holds, touch nothing of the loop's). Put the
+ * post first in your struct, or subtract its offset, to get back to your
+ * object. A post may be posted again once its run function started.
  * (No typedef: the function has the name.)
  */
 struct nana_loop_post {
@@ -107,28 +111,27 @@ struct nana_loop_post {
  * never sleeps: a mutex held for a few instructions, and an eventfd write
  * when the queue was empty. Posts run in the order they were posted
  * (one poster's posts in its order; between posters, the order they took
- * the mutex). A post queued after the loop stopped is handed to
- * nana_loop_drain instead.
+ * the mutex). A post that arrives after the loop ended is cancelled by
+ * nana_loop_drain (run with |loop| NULL) instead.
  */
 void nana_loop_post(nana_loop *loop, struct nana_loop_post *post);
 
 /*
  * nana_loop_post, unless the loop was asked to stop: then |post| is not
- * queued and NANA_ERR_CLOSED is returned. A post accepted here always runs.
+ * queued and NANA_ERR_CLOSED is returned. A post accepted here always runs
+ * on the loop's thread (never cancelled).
  */
 int nana_loop_post_open(nana_loop *loop, struct nana_loop_post *post);
 
 /*
- * Hands every post the loop will never run to fn(post, arg) on the calling
- * thread, in the order they were posted, and returns how many. Only once
- * the loop has returned (or never ran); posts that arrive meanwhile are
- * handed over by a later call. A post goes either to its run function on
- * the loop's thread or here, never both, never neither. nana_loop_free
- * drains with |fn| NULL (the posts are only dropped), so an owner whose
- * posts hold resources drains first.
+ * Cancels every post the loop will never run: calls run(NULL, post) for
+ * each on the calling thread, in the order they were posted, and returns
+ * how many. Only once the loop has returned (or if it never ran); posts
+ * that arrive meanwhile are cancelled by a later call, at the latest by
+ * nana_loop_free. So every post is run exactly once, by the loop or
+ * cancelled here: none is lost.
  */
-size_t nana_loop_drain(nana_loop *loop, void (*fn)(struct nana_loop_post *post, void *arg),
-                       void *arg);
+size_t nana_loop_drain(nana_loop *loop);
 
 /* ---- file descriptor sources ---------------------------------------- */
 

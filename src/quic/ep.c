@@ -192,15 +192,17 @@ static void stats_req_release(stats_req *r)
     free(r);
 }
 
-/* On an I/O thread: copies its counters into the request. */
+/* On an I/O thread: copies its counters into the request (cancelled: no
+ * answer, the request is only let go). */
 static void do_stats(nana_loop *loop, struct nana_loop_post *p)
 {
-    (void)loop;
     stats_ask *a = (stats_ask *)p;
     stats_req *r = a->r;
     pthread_mutex_lock(&r->mu);
-    r->st[a->sh->index] = a->sh->st;
-    r->answered[a->sh->index] = true;
+    if (loop) {
+        r->st[a->sh->index] = a->sh->st;
+        r->answered[a->sh->index] = true;
+    }
     r->waiting--;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);

@@ -182,13 +182,6 @@ int nana_quic_io_start(nana_quic_ep *ep)
     return NANA_OK;
 }
 
-/* Frees a nana_quic_post item the stopped loop never ran. */
-static void drop_item(struct nana_loop_post *p, void *arg)
-{
-    (void)arg;
-    free(p);
-}
-
 void nana_quic_io_stop(nana_quic_ep *ep)
 {
     /* First every loop refuses new posts, then each says goodbye and ends. */
@@ -198,9 +191,10 @@ void nana_quic_io_stop(nana_quic_ep *ep)
         nana_quic_io *io = ep->shards[i].io;
         if (!io || !io->loop) continue;
         nana_loop_join(io->loop);
-        /* Posts accepted before the stop ran; the endpoint makes no others.
-         * The items of nana_quic_post are all that could be left. */
-        (void)nana_loop_drain(io->loop, drop_item, NULL);
+        /* The endpoint's own posts were all accepted before the stop, so
+         * they ran; others' posts that came too late are cancelled now,
+         * while the endpoint is still whole. */
+        (void)nana_loop_drain(io->loop);
     }
 }
 
@@ -259,13 +253,13 @@ typedef struct post_item {
     void *arg;
 } post_item;
 
-/* On the connection's thread: runs the posted function. */
+/* On the connection's thread: runs the posted function (with no
+ * connection if the loop ended first, which nana_loop_post_open prevents). */
 static void run_item(nana_loop *loop, struct nana_loop_post *p)
 {
-    (void)loop;
     post_item *it = (post_item *)p;
     atomic_fetch_sub_explicit(&it->io->nposts, 1, memory_order_relaxed);
-    nana_quic_conn *c = nana_quic_conn_by_handle(it->io->sh->ep, it->handle);
+    nana_quic_conn *c = loop ? nana_quic_conn_by_handle(it->io->sh->ep, it->handle) : NULL;
     it->fn(c, it->arg);
     free(it);
 }
@@ -310,6 +304,10 @@ typedef struct fwd_item {
 static void run_fwd(nana_loop *loop, struct nana_loop_post *p)
 {
     fwd_item *f = (fwd_item *)p;
+    if (!loop) { /* cancelled */
+        free(f);
+        return;
+    }
     ngtcp2_path path = {
         .local = {.addr = &f->local.sa, .addrlen = f->local_len},
         .remote = {.addr = &f->remote.sa, .addrlen = f->remote_len},
@@ -356,11 +354,13 @@ static void do_connect(nana_loop *loop, struct nana_loop_post *p)
 {
     connect_req *r = (connect_req *)p;
     nana_quic_shard *sh = r->sh;
-    sh->now = nana_loop_now(loop);
     nana_quic_conn *c;
-    if (nana_quic_conn_connect(sh, &r->remote.sa, r->remote_len, r->server_name, r->ticket,
-                               r->ticket_len, r->data, r->handle, sh->now, &c) == 0)
-        nana_quic_shard_dirty(sh, c);
+    if (loop) { /* never cancelled: posted with nana_loop_post_open */
+        sh->now = nana_loop_now(loop);
+        if (nana_quic_conn_connect(sh, &r->remote.sa, r->remote_len, r->server_name, r->ticket,
+                                   r->ticket_len, r->data, r->handle, sh->now, &c) == 0)
+            nana_quic_shard_dirty(sh, c);
+    }
     free(r->ticket);
     free(r);
 }
@@ -421,6 +421,12 @@ typedef struct rebind_req {
 static void do_rebind(nana_loop *loop, struct nana_loop_post *p)
 {
     rebind_req *r = (rebind_req *)p;
+    if (!loop) { /* cancelled */
+        r->rc = nana_err_set(NANA_ERR_CLOSED, "the endpoint is shutting down");
+        snprintf(r->msg, sizeof(r->msg), "%s", nana_errmsg());
+        atomic_store(&r->done, 1);
+        return;
+    }
     nana_quic_shard *sh = r->sh;
     nana_quic_io *io = sh->io;
     unsigned next = 1 - io->cur;
@@ -486,6 +492,10 @@ static void do_set_tick(nana_loop *loop, struct nana_loop_post *p)
 {
     tick_req *r = (tick_req *)p;
     nana_quic_io *io = r->io;
+    if (!loop) { /* cancelled */
+        free(r);
+        return;
+    }
     io->tick_fn = r->ns ? r->fn : NULL;
     io->tick_arg = r->arg;
     io->tick_ns = r->ns;
