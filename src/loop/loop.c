@@ -313,10 +313,9 @@ static int iterate(nana_loop *loop)
     return stop ? 0 : 1;
 }
 
-int nana_loop_run(nana_loop *loop)
+/* Runs the loop on the calling thread until it stops (see nana_loop_run). */
+static int run_loop(nana_loop *loop)
 {
-    if (loop->ran) return nana_err_set(NANA_ERR_INVALID, "the event loop already ran");
-    loop->ran = true;
     const nana_loop *outer = current_loop;
     current_loop = loop;
     loop->now = nana_loop_clock();
@@ -339,6 +338,13 @@ int nana_loop_run(nana_loop *loop)
     return rc ? nana_err_set_str(rc, msg) : NANA_OK;
 }
 
+int nana_loop_run(nana_loop *loop)
+{
+    if (loop->ran) return nana_err_set(NANA_ERR_INVALID, "the event loop already ran");
+    loop->ran = true;
+    return run_loop(loop);
+}
+
 void nana_loop_stop(nana_loop *loop)
 {
     pthread_mutex_lock(&loop->mu);
@@ -353,17 +359,16 @@ static void *loop_main(void *arg)
 {
     nana_loop *loop = arg;
     pthread_setname_np(pthread_self(), loop->name);
-    (void)nana_loop_run(loop); /* an error is logged there */
+    (void)run_loop(loop); /* an error is logged there */
     return NULL;
 }
 
 int nana_loop_start(nana_loop *loop)
 {
-    if (loop->started || loop->ran)
-        return nana_err_set(NANA_ERR_INVALID, "the event loop already runs");
+    if (loop->ran) return nana_err_set(NANA_ERR_INVALID, "the event loop already runs");
     if (pthread_create(&loop->thread, NULL, loop_main, loop) != 0)
         return nana_err_set(NANA_ERR_NOMEM, "cannot start the thread of event loop %s", loop->name);
-    loop->started = true;
+    loop->ran = loop->started = true;
     return NANA_OK;
 }
 

@@ -17,7 +17,7 @@ struct nana_loop {
     char name[16];
     pthread_t thread; /* nana_loop_start's */
     bool started;     /* a thread was started and not joined yet */
-    bool ran;         /* nana_loop_run was entered: it never runs twice */
+    bool ran;         /* run or started (by the owner's thread): it never runs twice */
     /* posts (under mu) */
     pthread_mutex_t mu;
     struct nana_loop_post *head, *tail;

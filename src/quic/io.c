@@ -27,7 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The io of a loop object embedded in it at |off|. */
+/* The io that embeds the loop object |ptr| as its field |member|. */
 #define IO_OF(ptr, member) ((nana_quic_io *)(void *)((char *)(ptr)-offsetof(nana_quic_io, member)))
 
 /* ------------------------------------------------------------------ */
