@@ -492,6 +492,19 @@ static int conn_setup_tls(nana_quic_conn *c, const char *server_name, const uint
     return NANA_OK;
 }
 
+/* Routes a new connection's first SCID to it: without that no packet could
+ * reach it. On failure frees the connection (not yet linked anywhere) and
+ * returns the error. */
+static int conn_route_scid(nana_quic_shard *sh, const ngtcp2_cid *scid, nana_quic_conn *c)
+{
+    int rc = nana_quic_cidmap_put(&sh->cids, scid, c);
+    if (!rc) return NANA_OK;
+    ngtcp2_conn_del(c->q);
+    gnutls_deinit(c->tls);
+    free(c);
+    return rc;
+}
+
 int nana_quic_conn_accept(nana_quic_shard *sh, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd,
                           const ngtcp2_cid *odcid, const ngtcp2_cid *retry_scid,
                           const uint8_t *token, size_t tokenlen, nana_quic_handle handle,
@@ -525,14 +538,14 @@ int nana_quic_conn_accept(nana_quic_shard *sh, const ngtcp2_path *path, const ng
     int rc = conn_setup_tls(c, NULL, NULL, 0);
     if (rc) return rc;
     c->handle = handle;
-    /* Route the client's chosen DCIDs and our first SCID here. */
+    if ((rc = conn_route_scid(sh, &scid, c))) return rc;
+    /* Route the client's chosen DCIDs here too. */
     c->odcid = *odcid;
     c->odcid_mapped = nana_quic_cidmap_put(&sh->cids, odcid, c) == 0;
     if (retry_scid) {
         c->rcid = hd->dcid;
         c->rcid_mapped = nana_quic_cidmap_put(&sh->cids, &hd->dcid, c) == 0;
     }
-    nana_quic_cidmap_put(&sh->cids, &scid, c);
     nana_quic_shard_link(sh, c);
     sh->handshaking++;
     sh->st.conns_accepted++;
@@ -602,7 +615,7 @@ int nana_quic_conn_connect(nana_quic_shard *sh, const struct sockaddr *remote, s
     int rc = conn_setup_tls(c, server_name, tls_sess, tls_len);
     if (rc) return rc;
     c->handle = handle;
-    nana_quic_cidmap_put(&sh->cids, &scid, c);
+    if ((rc = conn_route_scid(sh, &scid, c))) return rc;
     nana_quic_shard_link(sh, c);
     atomic_fetch_add(&sh->ep->conns, 1);
     *out = c;

@@ -10,7 +10,7 @@
  * gets a Stateless Reset (rate-limited, always smaller than what came in,
  * so it can never amplify) or is dropped. nana_quic_shard_flush then runs
  * due timers, writes every connection touched this round and frees the
- * dead ones. No socket, no clock: both are the caller's (loop.c), which
+ * dead ones. No socket, no clock: both are the caller's (io.c), which
  * is what lets tests drive a shard with fake datagrams and fake time.
  */
 #include "quic/quic_int.h"
@@ -33,9 +33,7 @@ int nana_quic_shard_init(nana_quic_shard *sh, nana_quic_ep *ep, unsigned index)
     memset(sh, 0, sizeof(*sh));
     sh->ep = ep;
     sh->index = index;
-    sh->fd = sh->efd = sh->epfd = -1;
     randombytes_buf(sh->rng_key, sizeof(sh->rng_key));
-    pthread_mutex_init(&sh->post_mu, NULL);
     int rc = nana_quic_cidmap_init(&sh->cids);
     if (!rc) rc = nana_quic_cidmap_init(&sh->resets);
     if (rc) return rc;
@@ -58,14 +56,6 @@ void nana_quic_shard_free(nana_quic_shard *sh)
     free(sh->txbuf);
     free(sh->pending);
     nana_quic_objs_free(&sh->objs);
-    nana_quic_post_item *it = sh->post_head;
-    while (it) {
-        nana_quic_post_item *n = it->next;
-        free(it->pkt);
-        free(it);
-        it = n;
-    }
-    pthread_mutex_destroy(&sh->post_mu);
 }
 
 nana_quic_handle nana_quic_shard_new_handle(nana_quic_shard *sh)
@@ -404,30 +394,6 @@ static void send_stateless_reset(nana_quic_shard *sh, const ngtcp2_path *path,
     }
 }
 
-/* Hands a packet of another shard's connection to that shard's thread. */
-static void forward(nana_quic_shard *sh, unsigned to, const ngtcp2_path *path, const uint8_t *pkt,
-                    size_t len)
-{
-    nana_quic_shard *dst = &sh->ep->shards[to];
-    nana_quic_post_item *it = calloc(1, sizeof(*it));
-    if (!it) return;
-    it->pkt = malloc(len);
-    if (!it->pkt) {
-        free(it);
-        return;
-    }
-    memcpy(it->pkt, pkt, len);
-    it->pktlen = len;
-    memcpy(&it->local, path->local.addr, path->local.addrlen);
-    memcpy(&it->remote, path->remote.addr, path->remote.addrlen);
-    it->local_len = path->local.addrlen;
-    it->remote_len = path->remote.addrlen;
-    if (nana_quic_io_post(dst, it)) {
-        free(it->pkt);
-        free(it);
-    }
-}
-
 /* True if a new client must prove its address with a Retry first. */
 static bool need_retry(nana_quic_shard *sh)
 {
@@ -623,7 +589,7 @@ void nana_quic_shard_recv(nana_quic_shard *sh, const ngtcp2_path *path, const ui
          * address changed), or one we do not know. */
         if (vc.dcidlen == NANA_Q_CIDLEN && vc.dcid[0] != sh->index &&
             vc.dcid[0] < sh->ep->nshards) {
-            forward(sh, vc.dcid[0], path, pkt, len);
+            nana_quic_io_forward(&sh->ep->shards[vc.dcid[0]], path, pkt, len);
             return;
         }
         send_stateless_reset(sh, path, &vc, len, ts);
@@ -669,5 +635,25 @@ void nana_quic_shard_close_all(nana_quic_shard *sh, uint64_t ts)
         nana_q_ccerr e;
         nana_q_ccerr_set_application(&e, 0, NULL, 0);
         nana_quic_conn_start_close(c, &e, ts);
+    }
+}
+
+void nana_quic_shard_rebound(nana_quic_shard *sh, uint64_t ts)
+{
+    sh->now = ts;
+    for (nana_quic_conn *c = sh->conns; c; c = c->next) {
+        if (c->dead || c->state == CONN_CLOSING || c->state == CONN_DRAINING) continue;
+        memcpy(&c->local_store, &sh->local, sh->local_len);
+        ngtcp2_path path = *ngtcp2_conn_get_path(c->q);
+        path.local.addr = &c->local_store.sa;
+        path.local.addrlen = sh->local_len;
+        path.user_data = NULL;
+        /* ngtcp2 migrates only once the handshake is confirmed and while a
+         * spare connection ID is left; otherwise the connection just takes
+         * the new address, which the server sees as a NAT rebinding (and
+         * validates), instead of keeping an address no packet comes to. */
+        if (ngtcp2_conn_initiate_immediate_migration(c->q, &path, ts) != 0)
+            ngtcp2_conn_set_local_addr(c->q, &path.local);
+        nana_quic_shard_dirty(sh, c);
     }
 }

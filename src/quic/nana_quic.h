@@ -29,6 +29,7 @@
 #ifndef NANA_QUIC_H
 #define NANA_QUIC_H
 
+#include "loop/nana_loop.h"
 #include "util/nana_err.h"
 
 #include <netinet/in.h>
@@ -242,6 +243,27 @@ uint16_t nana_quic_ep_port(const nana_quic_ep *ep);
  */
 int nana_quic_post(nana_quic_ep *ep, nana_quic_handle h, void (*fn)(nana_quic_conn *c, void *arg),
                    void *arg);
+
+/*
+ * The event loops the endpoint runs on, one per I/O thread (loop/nana_loop.h):
+ * another transport can watch its own descriptors on them, and a post to a
+ * connection's loop runs on the thread that owns the connection. The loops
+ * are the endpoint's: they live until nana_quic_ep_del. NULL (and 0 loops)
+ * for an endpoint without threads.
+ */
+unsigned nana_quic_ep_nloops(const nana_quic_ep *ep);
+nana_loop *nana_quic_ep_loop(nana_quic_ep *ep, unsigned i);
+/* The loop whose thread owns connection |h| (any thread). */
+nana_loop *nana_quic_handle_loop(nana_quic_ep *ep, nana_quic_handle h);
+/* The loop whose thread owns |c|. */
+nana_loop *nana_quic_conn_loop(const nana_quic_conn *c);
+
+/*
+ * On the thread of the loop that owns |h| (a post's run function, say): the
+ * connection, or NULL when it is gone or closing, or when called from any
+ * other thread. What the caller queues on it is sent this iteration.
+ */
+nana_quic_conn *nana_quic_conn_by_handle(nana_quic_ep *ep, nana_quic_handle h);
 
 /*
  * Client: starts a connection to host:port (numeric address) verifying the

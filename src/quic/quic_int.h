@@ -6,9 +6,9 @@
  * context and one shard per I/O thread. A shard is a sans-I/O core: it
  * takes datagrams in (nana_quic_shard_recv: bytes, path, timestamp), keeps
  * its connections in a CID table and a timer heap, and hands datagrams out
- * through a tx sink; it never touches a socket or a clock itself. The I/O
- * thread (loop.c) owns the socket, the clock, epoll and the post queue,
- * and calls the shard.
+ * through a tx sink; it never touches a socket or a clock itself. Its I/O
+ * side (io.c, udp.c: the socket, the event loop it runs on, see
+ * src/loop/nana_loop.h) calls the shard.
  *
  * Connection IDs the server issues are NANA_Q_CIDLEN bytes whose first
  * byte is the shard's index, so a packet that reaches the wrong thread
@@ -39,7 +39,7 @@
 #define NANA_Q_SECRETLEN    32
 #define NANA_Q_ALPN_MAX     32
 #define NANA_Q_NS           1000000000ull
-#define NANA_Q_MAX_POSTS    65536 /* posts waiting for one I/O thread; more get NANA_ERR_BUSY */
+#define NANA_Q_MAX_POSTS    65536 /* nana_quic_post items waiting for one I/O thread; more: BUSY */
 #define NANA_Q_CLOSE_SLACK  ((uint64_t)1 << 24) /* ~17 ms: closing periods end on these ticks */
 #define NANA_Q_RESET_KEYS   8                   /* client: reset tokens remembered per connection */
 #define NANA_Q_MIN_RESET_RX 21   /* smallest datagram taken as a stateless reset (RFC 9000 10.3) */
@@ -457,19 +457,6 @@ void nana_quic_txq_add(nana_quic_txq *q, const ngtcp2_path *path, const uint8_t 
 /* Sends everything queued; what the kernel will not take is dropped. */
 void nana_quic_txq_flush(nana_quic_txq *q);
 
-/* A posted function waiting for its I/O thread (loop.c). */
-typedef struct nana_quic_post_item {
-    struct nana_quic_post_item *next;
-    nana_quic_handle handle;
-    void (*fn)(nana_quic_conn *c, void *arg);
-    void *arg;
-    /* forwarded datagram (migration across threads) */
-    uint8_t *pkt;
-    size_t pktlen;
-    ngtcp2_sockaddr_union local, remote;
-    ngtcp2_socklen local_len, remote_len;
-} nana_quic_post_item;
-
 /* A new client's first datagram, waiting for the end of the round (see
  * nana_quic_shard_recv): handshakes go after the packets of connections
  * that exist, so a flood of new clients cannot slow those down. */
@@ -506,10 +493,6 @@ struct nana_quic_shard {
     nana_quic_conn *dead;  /* connections to free at the end of the round */
     size_t unflushed;      /* stream bytes queued since the last flush */
     nana_quic_objs objs;   /* kept stream and chunk objects */
-    /* nana_quic_ep_set_tick: fn(arg) every tick_ns between rounds */
-    uint64_t (*tick_fn)(void *arg);
-    void *tick_arg;
-    uint64_t tick_ns, tick_next;
     nana_quic_tx *tx;
     uint8_t *txbuf; /* NANA_Q_TX_BURST * NANA_Q_MAX_UDP */
     unsigned handshaking;
@@ -522,19 +505,9 @@ struct nana_quic_shard {
     /* new clients' first datagrams (a ring), handshaken at the end of a round */
     nana_quic_pending *pending;
     size_t npending, pending_head;
-    /* I/O side (loop.c) */
-    pthread_t thread;
-    bool started;
-    int fd;  /* UDP socket */
-    int efd; /* eventfd for posts */
-    int epfd;
-    ngtcp2_sockaddr_union local; /* bound address */
+    ngtcp2_sockaddr_union local; /* the socket's bound address */
     ngtcp2_socklen local_len;
-    pthread_mutex_t post_mu;
-    nana_quic_post_item *post_head, *post_tail;
-    size_t nposts; /* items in the post queue */
-    bool stopping;
-    struct nana_quic_io *io; /* receive/send buffers */
+    struct nana_quic_io *io; /* its I/O side (io_int.h); NULL when detached */
 };
 
 struct nana_quic_ep {
@@ -589,8 +562,9 @@ void nana_quic_shard_rand(nana_quic_shard *sh, uint8_t *buf, size_t len);
 /* Fills |cid| with a fresh CID of this shard. */
 void nana_quic_shard_new_cid(nana_quic_shard *sh, ngtcp2_cid *cid);
 
-/* Monotonic nanoseconds (loop.c: the one place that reads the clock). */
-uint64_t nana_quic_now(void);
+/* Client: the shard's socket changed (sh->local is its new address); every
+ * live connection moves to it. */
+void nana_quic_shard_rebound(nana_quic_shard *sh, uint64_t ts);
 
 /* Closes every connection of the shard (endpoint shutdown). */
 void nana_quic_shard_close_all(nana_quic_shard *sh, uint64_t ts);
@@ -601,9 +575,12 @@ void nana_quic_shard_close_all(nana_quic_shard *sh, uint64_t ts);
  * nana_quic_ep_del. */
 int nana_quic_ep_new_detached(const nana_quic_config *cfg, nana_quic_ep **out);
 
-/* I/O threads (loop.c). */
+/* The I/O side (io.c): sockets and event loops; stopping them; handing a
+ * datagram of another shard's connection to that shard's thread (copied). */
 int nana_quic_io_start(nana_quic_ep *ep);
 void nana_quic_io_stop(nana_quic_ep *ep);
-int nana_quic_io_post(nana_quic_shard *sh, nana_quic_post_item *it);
+void nana_quic_io_teardown(nana_quic_shard *sh);
+void nana_quic_io_forward(nana_quic_shard *to, const ngtcp2_path *path, const uint8_t *pkt,
+                          size_t len);
 
 #endif

@@ -104,7 +104,7 @@ static size_t send_split(nana_quic_txq *q, size_t i)
     }
     int r;
     do
-        r = sendmmsg(q->fd, mm, (unsigned)n, MSG_DONTWAIT);
+        r = nana_loop_sys_calls.sendmmsg(q->fd, mm, (unsigned)n, MSG_DONTWAIT);
     while (r < 0 && errno == EINTR);
     q->st->sendmsg_calls++;
     return r > 0 ? (size_t)r : 0;
@@ -114,7 +114,7 @@ void nana_quic_txq_flush(nana_quic_txq *q)
 {
     size_t i = 0;
     while (i < q->n) {
-        int r = sendmmsg(q->fd, q->mm + i, (unsigned)(q->n - i), MSG_DONTWAIT);
+        int r = nana_loop_sys_calls.sendmmsg(q->fd, q->mm + i, (unsigned)(q->n - i), MSG_DONTWAIT);
         q->st->sendmsg_calls++;
         if (r > 0) {
             for (size_t k = i; k < i + (size_t)r; k++)

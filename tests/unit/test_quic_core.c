@@ -613,6 +613,51 @@ static void test_core_nat_rebinding(void **state)
     vn_stop(&n);
 }
 
+/* The client's socket changes (nana_quic_ep_rebind) before the server's
+ * HANDSHAKE_DONE arrived, when ngtcp2 will not migrate yet: the connection
+ * takes the new address all the same and carries on. */
+static void test_core_rebind_unconfirmed(void **state)
+{
+    (void)state;
+    vnet n;
+    vn_start(&n, NULL, NULL);
+    nana_quic_conn *c = vn_open(&n);
+    /* The client's Finished reaches the server from the old address; the
+     * server's HANDSHAKE_DONE goes to the old socket, which is gone. */
+    n.block[VN_TO_CLI] = true;
+    while (n.qlen) {
+        vdgram *d = &n.q[n.qhead];
+        n.qhead = (n.qhead + 1) % VN_QCAP;
+        n.qlen--;
+        if (d->to == VN_TO_SRV) vn_deliver_to(&n, d->to, d->data, d->len);
+    }
+    vn_flush(&n);
+    n.block[VN_TO_CLI] = false;
+    assert_int_equal(n.srv->shards[0].st.handshakes_done, 1);
+    nana_quic_shard *sh = &n.cli->shards[0];
+    set_addr(&n.cli_addr, "192.0.2.2", 50001);
+    n.cli_seen = n.cli_addr;
+    memcpy(&sh->local, &n.cli_addr, sizeof(struct sockaddr_in));
+    nana_quic_shard_rebound(sh, n.now);
+    const ngtcp2_path *p = ngtcp2_conn_get_path(c->q);
+    assert_int_equal(ntohs(((const struct sockaddr_in *)p->local.addr)->sin_port), 50001);
+    send_stream(&n, c, 3000);
+    vn_flush(&n);
+    assert_true(vn_run(&n, all_fins, 5000));
+    assert_false(n.c.streams[0].mismatch);
+    /* Confirmed now: a second change is a real migration. */
+    set_addr(&n.cli_addr, "192.0.2.2", 50002);
+    n.cli_seen = n.cli_addr;
+    memcpy(&sh->local, &n.cli_addr, sizeof(struct sockaddr_in));
+    nana_quic_shard_rebound(sh, n.now);
+    send_stream(&n, c, 3000);
+    vn_flush(&n);
+    assert_true(vn_run(&n, all_fins, 5000));
+    assert_false(n.c.streams[1].mismatch);
+    assert_false(n.c.closed);
+    vn_stop(&n);
+}
+
 /* Garbage of every shape reaches the server; its connection carries on. */
 static void test_core_garbage(void **state)
 {
@@ -1564,6 +1609,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_core_send_ref),
         cmocka_unit_test(test_core_send_copy),
         cmocka_unit_test(test_core_nat_rebinding),
+        cmocka_unit_test(test_core_rebind_unconfirmed),
         cmocka_unit_test(test_core_garbage),
         cmocka_unit_test(test_core_untrusted_deadline),
         cmocka_unit_test(test_core_evicts_untrusted),
