@@ -119,8 +119,9 @@ static void door_answer(nana_core_call *c)
         }
     }
     nana_core_result_clear(&c->res);
-    dc->post = (nana_door_post){deliver, dc};
-    if (d->io->post(d->ep, dc->handle, &dc->post)) reply_release(dc); /* the endpoint stops */
+    dc->post.fn = deliver;
+    dc->post.arg = dc;
+    d->io->post(d->ep, dc->handle, &dc->post);
 }
 
 static void door_release(nana_core_call *c)

@@ -23,6 +23,7 @@
 #include "auth/nana_accounts.h"
 #include "auth/nana_ban.h"
 #include "core/nana_core.h"
+#include "loop/nana_loop.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,8 +35,11 @@ typedef struct nana_session nana_session;
 /* A function to run on a connection's thread (nana_door_io's post); the
  * poster embeds it in its own object, so posting allocates nothing. */
 typedef struct nana_door_post {
+    struct nana_loop_post lp;          /* the transport's: how it reaches the thread */
     void (*fn)(void *conn, void *arg); /* conn is NULL when the connection is gone */
     void *arg;
+    void *ep; /* the transport's: where |handle| lives */
+    uint64_t handle;
 } nana_door_post;
 
 /*
@@ -71,11 +75,12 @@ typedef struct nana_door_io {
     void (*send_state)(void *conn, uint64_t *held, uint64_t *acked);
     /*
      * Any thread: runs p->fn(conn, p->arg) on connection |handle|'s thread,
-     * with conn NULL when it is gone. |p| stays the poster's and must live
-     * until then. Returns 0, or an error when it will not run (the
-     * endpoint stopping).
+     * with conn NULL when it is gone (or the endpoint stopped first). |p|
+     * stays the poster's and must live until then; set fn and arg, the
+     * rest is the transport's. Never fails, never allocates, never sleeps:
+     * fn runs exactly once.
      */
-    int (*post)(void *ep, uint64_t handle, nana_door_post *p);
+    void (*post)(void *ep, uint64_t handle, nana_door_post *p);
     /* The session of |conn| (what the server keeps for it), NULL if none. */
     nana_session *(*session)(void *conn);
 } nana_door_io;

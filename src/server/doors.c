@@ -68,15 +68,19 @@ static void q_send_state(void *conn, uint64_t *held, uint64_t *acked)
     nana_quic_conn_send_state(conn, held, acked);
 }
 
-static void q_post_run(nana_quic_conn *c, void *arg)
+/* On the loop of the post's connection (|loop| NULL: the loop ended first). */
+static void q_post_run(nana_loop *loop, struct nana_loop_post *lp)
 {
-    nana_door_post *p = arg;
-    p->fn(c, p->arg);
+    nana_door_post *p = (nana_door_post *)(void *)lp;
+    p->fn(loop ? nana_quic_conn_by_handle(p->ep, p->handle) : NULL, p->arg);
 }
 
-static int q_post(void *ep, uint64_t handle, nana_door_post *p)
+static void q_post(void *ep, uint64_t handle, nana_door_post *p)
 {
-    return nana_quic_post(ep, handle, q_post_run, p);
+    p->ep = ep;
+    p->handle = handle;
+    p->lp.run = q_post_run;
+    nana_loop_post(nana_quic_handle_loop(ep, handle), &p->lp);
 }
 
 static nana_session *q_session(void *conn)
