@@ -53,6 +53,9 @@ for key in order:
         note = "rows/s %.0f" % med(key, "rows_per_sec")
     if "sqlite_reads" in rows[key][0]:
         note = "sqlite_reads %d" % med(key, "sqlite_reads")
+    if med(key, "bytes_written_per_op"):
+        note += "%s%.0f B written per write" % ("; " if note else "",
+                                                med(key, "bytes_written_per_op"))
     print("| %s | %d | %.0f | %.0f..%.0f | %.1f | %.1f | %.1f | %s |" % (
         key[0], key[1], statistics.median(ops), min(ops), max(ops), med(key, "p50_us"),
         med(key, "p99_us"), med(key, "p999_us"), note))
