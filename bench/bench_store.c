@@ -510,9 +510,12 @@ static uint64_t bytes_written(void)
     FILE *f = fopen("/proc/self/io", "r");
     if (!f) return 0;
     char line[128];
-    unsigned long long v = 0;
+    uint64_t v = 0;
     while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "wchar: %llu", &v) == 1) break;
+        if (!strncmp(line, "wchar: ", 7)) {
+            v = strtoull(line + 7, NULL, 10);
+            break;
+        }
     fclose(f);
     return v;
 }
