@@ -30,7 +30,7 @@ if (get) {
          ''                    using 3 title "redis" lc rgb "#b2abd2", \
          ''                    using 4 title "redis + TLS" lc rgb "#5e3c99"
 }
-set title "SET, a new value each (nanasqlite: WAL, synchronous=NORMAL; redis: AOF, everysec)"
+set title "SET, a new value each (WAL, synchronous=NORMAL / AOF, everysec)"
 plot dir."/throughput.dat" every ::0::3 using 5:xtic(1) title "nanasqlite-server" lc rgb "#1b7837", \
      ''                    every ::0::3 using 6 title "redis" lc rgb "#b2abd2", \
      ''                    every ::0::3 using 7 title "redis + TLS" lc rgb "#5e3c99"
