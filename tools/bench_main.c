@@ -810,8 +810,7 @@ static const nana_opt rows[] = {
      .max = 16u << 20,
      .def = "64",
      .group = G_LOAD,
-     .help = "value size in bytes, as stored (JSON); a write's value starts with a counter "
-             "(up to " STR(VALUE_DIGITS) " digits), so every write changes the stored value"},
+     .help = "value size in bytes, as stored (JSON); each write's starts with a counter"},
     {.name = "keyspace",
      .short_name = 'r',
      .kind = NANA_OPT_UINT,
@@ -850,9 +849,8 @@ static const nana_opt rows[] = {
      .kind = NANA_OPT_FLAG,
      AT(realtime),
      .group = G_LOAD,
-     .help = "run the I/O threads under SCHED_FIFO, priority " STR(
-         RT_PRIORITY) " (needs root or "
-                      "CAP_SYS_NICE): no SCHED_OTHER thread, kernel threads included, delays them"},
+     .help = "I/O threads under SCHED_FIFO " STR(RT_PRIORITY) ", ahead of every ordinary thread "
+                                                              "(root or CAP_SYS_NICE)"},
     {.name = "no-populate",
      .kind = NANA_OPT_FLAG,
      AT(no_populate),
