@@ -15,7 +15,11 @@
  * times its own operations with CLOCK_MONOTONIC into a private log-linear
  * histogram; the histograms are merged afterwards, so timing adds no
  * shared state. Keys and values are built before the clock starts, and
- * every thread draws keys from its own xorshift generator.
+ * every thread draws keys from its own xorshift generator. Every write
+ * stamps a counter into the first characters of its value (value_stamp),
+ * so no write stores what its key already holds: SQLite does not rewrite
+ * a row whose new content is identical, and a write that changes nothing
+ * reaches no page and no WAL frame.
  *
  * This is a benchmark, not a test: it reports numbers and never judges
  * them. It exits 1 when an operation fails, 2 on a bad command line. The
@@ -51,6 +55,7 @@
 #define PRELOAD_BATCH   1000        /* pairs per batch_update while preloading */
 #define KEY_WIDTH       16          /* bytes reserved per precomputed key (with NUL) */
 #define NVALUES         16          /* distinct precomputed values */
+#define VALUE_DIGITS    12          /* a write's counter, at the start of its value */
 #define MAX_KEYS        10000000ul
 #define MAX_VALUE_SIZE  (1024ul * 1024ul)
 #define MAX_WRITERS     1024ul
@@ -346,6 +351,22 @@ static const char *value_at(const valueset *v, size_t i)
     return v->buf + (i % NVALUES) * v->len;
 }
 
+/*
+ * Copies value |i| of |v| to |dst| with |stamp| written over its first
+ * characters after the opening quote (as many of its last VALUE_DIGITS
+ * decimal digits as fit), so writes with different stamps store different
+ * values of the same size.
+ */
+static void value_stamp(const valueset *v, size_t i, uint64_t stamp, char *dst)
+{
+    memcpy(dst, value_at(v, i), v->len);
+    size_t n = v->len - 2 < VALUE_DIGITS ? v->len - 2 : VALUE_DIGITS;
+    for (size_t j = n; j-- > 0;) {
+        dst[1 + j] = (char)('0' + stamp % 10);
+        stamp /= 10;
+    }
+}
+
 /* xorshift64*: a fast generator, one per thread. */
 static uint64_t rng_next(uint64_t *s)
 {
@@ -455,6 +476,7 @@ typedef struct worker {
     uint64_t ops;    /* operations done: gets, sets, batch calls, inserts */
     uint64_t rows;   /* rows written by batch calls */
     uint64_t errors; /* naive_conns: writes that failed with SQLITE_BUSY */
+    uint64_t writes; /* writes stamped (see write_stamp) */
     hist h;
 } worker;
 
@@ -476,9 +498,27 @@ typedef struct result {
     uint64_t ops;
     uint64_t rows;
     uint64_t errors;
+    uint64_t written; /* bytes this process handed to write system calls meanwhile */
     double seconds;
     hist h;
 } result;
+
+/* Bytes this process has passed to write(2) and the like so far (wchar in
+ * /proc/self/io: WAL frames, checkpoints, the reports), 0 when unknown. */
+static uint64_t bytes_written(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    if (!f) return 0;
+    char line[128];
+    uint64_t v = 0;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, "wchar: ", 7)) {
+            v = strtoull(line + 7, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
 
 /* True while the worker has time and operations left. */
 static bool keep_going(const worker *w, uint64_t now)
@@ -496,6 +536,13 @@ static size_t pick_write_key(worker *w)
     if (n < parts) return rng_below(&w->rng, n);
     size_t mine = (n - w->id + parts - 1) / parts; /* keys id + parts * j below n */
     return w->id + parts * rng_below(&w->rng, mine);
+}
+
+/* The stamp of this worker's next write: a counter unique over the
+ * scenario's threads (thread i counts i, i + T, i + 2T, ...). */
+static uint64_t write_stamp(worker *w)
+{
+    return w->writes++ * w->sc->nthreads + w->id;
 }
 
 /* cached_get: gets timed in batches of GET_BATCH, one sample per batch. */
@@ -540,17 +587,19 @@ static void body_get_each(worker *w)
 static void body_set(worker *w)
 {
     const scenario *sc = w->sc;
+    char *value = xcalloc(1, sc->vals->len);
     for (;;) {
         size_t k = pick_write_key(w);
+        value_stamp(sc->vals, k, write_stamp(w), value);
         uint64_t t0 = now_ns();
-        int rc = nana_kv_set(sc->table, key_at(sc->keys, k), sc->keys->klen, value_at(sc->vals, k),
-                             sc->vals->len);
+        int rc = nana_kv_set(sc->table, key_at(sc->keys, k), sc->keys->klen, value, sc->vals->len);
         uint64_t t1 = now_ns();
         if (rc) die_store(rc, "nana_kv_set");
         hist_add(&w->h, t1 - t0);
         w->ops++;
         if (!keep_going(w, t1)) break;
     }
+    free(value);
 }
 
 /* batch_update: UPDATE_BATCH consecutive keys from a random start per call. */
@@ -559,13 +608,16 @@ static void body_batch(worker *w)
     const scenario *sc = w->sc;
     size_t n = sc->keys->n, per = n < UPDATE_BATCH ? n : UPDATE_BATCH;
     nana_kv_pair *pairs = xcalloc(per, sizeof(*pairs));
+    char *values = xcalloc(per, sc->vals->len);
     for (;;) {
         size_t start = rng_below(&w->rng, n);
         for (size_t i = 0; i < per; i++) {
             size_t k = (start + i) % n;
+            char *value = values + i * sc->vals->len;
+            value_stamp(sc->vals, k, write_stamp(w), value);
             pairs[i] = (nana_kv_pair){.key = key_at(sc->keys, k),
                                       .klen = sc->keys->klen,
-                                      .value = value_at(sc->vals, k),
+                                      .value = value,
                                       .vlen = sc->vals->len};
         }
         uint64_t t0 = now_ns();
@@ -577,6 +629,7 @@ static void body_batch(worker *w)
         w->rows += per;
         if (!keep_going(w, t1)) break;
     }
+    free(values);
     free(pairs);
 }
 
@@ -586,11 +639,12 @@ static void body_naive(worker *w)
 {
     const scenario *sc = w->sc;
     naive_db *d = sc->naive_per_thread ? &sc->naive[w->id] : sc->naive;
+    char *value = xcalloc(1, sc->vals->len);
     for (;;) {
         size_t k = pick_write_key(w);
+        value_stamp(sc->vals, k, write_stamp(w), value);
         uint64_t t0 = now_ns();
-        bool ok = naive_write(d, key_at(sc->keys, k), sc->keys->klen, value_at(sc->vals, k),
-                              sc->vals->len);
+        bool ok = naive_write(d, key_at(sc->keys, k), sc->keys->klen, value, sc->vals->len);
         uint64_t t1 = now_ns();
         if (ok) {
             hist_add(&w->h, t1 - t0);
@@ -600,6 +654,7 @@ static void body_naive(worker *w)
         }
         if (!keep_going(w, t1)) break;
     }
+    free(value);
 }
 
 /* ------------------------------------------------------------------ */
@@ -777,7 +832,7 @@ static void body_set_async(worker *w)
             free_list = sl->next; /* before the submit: the callback reuses sl->next */
             size_t k = rng_below(&w->rng, sc->keys->n);
             memcpy(sl->key, key_at(sc->keys, k), sc->keys->klen);
-            memcpy(sl->value, value_at(sc->vals, k), sc->vals->len);
+            value_stamp(sc->vals, k, write_stamp(w), sl->value);
             sl->submit_ns = now_ns();
             int rc = nana_kv_set_async(sc->table, sl->key, sc->keys->klen, sl->value, sc->vals->len,
                                        async_done, sl);
@@ -829,11 +884,12 @@ static void run_threads(scenario *sc, unsigned nthreads, result *out)
         if ((rc = pthread_create(&ws[i].th, NULL, worker_main, &ws[i])) != 0)
             die_errno(rc, "pthread_create");
     }
+    memset(out, 0, sizeof(*out));
+    uint64_t w0 = bytes_written();
     uint64_t t0 = now_ns();
     sc->deadline_ns = t0 + (uint64_t)(g_opt.seconds * 1e9);
     rc = pthread_barrier_wait(&sc->start);
     if (rc != 0 && rc != PTHREAD_BARRIER_SERIAL_THREAD) die_errno(rc, "pthread_barrier_wait");
-    memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < nthreads; i++) {
         if ((rc = pthread_join(ws[i].th, NULL)) != 0) die_errno(rc, "pthread_join");
         out->ops += ws[i].ops;
@@ -842,6 +898,7 @@ static void run_threads(scenario *sc, unsigned nthreads, result *out)
         hist_merge(&out->h, &ws[i].h);
     }
     out->seconds = (double)(now_ns() - t0) / 1e9;
+    out->written = bytes_written() - w0;
     if ((rc = pthread_barrier_destroy(&sc->start)) != 0) die_errno(rc, "pthread_barrier_destroy");
     free(ws);
 }
@@ -863,19 +920,23 @@ static void report(const char *name, unsigned threads, const result *r, const ch
     double p50 = hist_quantile_us(&r->h, 0.50), p90 = hist_quantile_us(&r->h, 0.90);
     double p99 = hist_quantile_us(&r->h, 0.99), p999 = hist_quantile_us(&r->h, 0.999);
     double max = (double)r->h.max_ns / 1000.0;
+    uint64_t writes = r->rows ? r->rows : r->ops; /* rows written, for batch calls */
+    double per_write = writes ? (double)r->written / (double)writes : 0.0;
     if (g_opt.json) {
         printf("{\"scenario\":\"%s\",\"threads\":%u,\"ops\":%" PRIu64 ",\"seconds\":%.3f,"
                "\"ops_per_sec\":%.1f,\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,"
-               "\"p999_us\":%.3f,\"max_us\":%.3f%s}\n",
-               name, threads, r->ops, r->seconds, ops_s, p50, p90, p99, p999, max, json_extra);
+               "\"p999_us\":%.3f,\"max_us\":%.3f,\"bytes_written\":%" PRIu64
+               ",\"bytes_written_per_op\":%.1f%s}\n",
+               name, threads, r->ops, r->seconds, ops_s, p50, p90, p99, p999, max, r->written,
+               per_write, json_extra);
     } else {
         if (!g_header_done) {
             printf("\n%-15s %7s %12s %9s %9s %9s %9s %10s  %s\n", "scenario", "threads", "ops/s",
                    "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "notes");
             g_header_done = true;
         }
-        printf("%-15s %7u %12.0f %9.2f %9.2f %9.2f %9.2f %10.1f  %s\n", name, threads, ops_s, p50,
-               p90, p99, p999, max, note);
+        printf("%-15s %7u %12.0f %9.2f %9.2f %9.2f %9.2f %10.1f  %s; written %.0f B/write\n", name,
+               threads, ops_s, p50, p90, p99, p999, max, note, per_write);
     }
     if (fflush(stdout) != 0) die_errno(errno, "stdout");
 }
@@ -1254,7 +1315,8 @@ static const nana_opt rows[] = {
      .max = MAX_VALUE_SIZE,
      .def = "64",
      .arg = "B",
-     .help = "bytes of each JSON string value"},
+     .help = "bytes of each JSON string value; a write stamps a counter into its first "
+             "characters (up to 12 digits), so no write stores what its key holds"},
     {.name = "sync",
      .kind = NANA_OPT_ENUM,
      AT(sync),

@@ -12,12 +12,16 @@ Servers, loaded by their own load generators, all on loopback:
   redis       redis-server without TLS, loaded by redis-benchmark
   redis-tls   redis-server with TLS only, loaded by redis-benchmark --tls
               (server CPU: /proc/PID/stat utime+stime before and after the
-              run, divided by the run's calls)
+              run, divided by the run's calls); both append every write to
+              their AOF (compare.sh starts them so)
   quic-echo   nanasqlite-quic-echo, loaded by nanasqlite-bench-quic (the bare
               transport: a 64-byte request echoed on its own stream)
 
 Every comparison runs --runs times, interleaved (nanasqlite, redis,
-redis-tls, nanasqlite, ...), and the tables show medians.
+redis-tls, nanasqlite, ...), and the tables show medians. Every SET stores a
+new value on both sides: nanasqlite-bench puts a counter at the start of
+each value, and redis-benchmark runs "SET key:__rand_int__ VALUE" with
+__rand_int__ (a random 12-digit number) at the start of a 64-byte VALUE.
 """
 import argparse
 import csv
@@ -43,6 +47,17 @@ KEYS = 100000
 BUSY_CORES = 0.25  # more CPU than this used by others during a run: a noisy run
 REDIS_GUESS = {(1, 1): 25000, (50, 1): 60000, (16, 16): 500000, (16, 64): 1000000,
                (1, 256): 1000000}
+# redis-benchmark's SET value: a random 12-digit number (__rand_int__, redrawn
+# for every command) and then "x" up to VALUE_SIZE bytes, so that every SET
+# stores a new value, as nanasqlite-bench's SETs do.
+SET_VALUE = "__rand_int__" + "x" * (VALUE_SIZE - 12)
+# What compare.sh starts: both sides survive the server process dying (a
+# commit or a command reaches the file before its reply); both may lose
+# about the last second on a power failure.
+DURABILITY = ("nanasqlite commits every SET to SQLite's WAL (synchronous=NORMAL: written "
+              "before the reply, fsync at checkpoints); redis and redis+TLS append every SET "
+              "to their AOF (appendonly yes, appendfsync everysec: written before the reply, "
+              "fsync once a second), no RDB snapshots")
 
 
 def parse_args():
@@ -67,7 +82,14 @@ def parse_args():
     p.add_argument("--machine", default="")
     p.add_argument("--versions", default="")
     p.add_argument("--server-args", default="", help="extra nanasqlite-server arguments (recorded)")
-    return p.parse_args()
+    p.add_argument("--workloads", default="get,set",
+                   help="get,set (everything), get or set (only those rows; set leaves out the "
+                        "QUIC echo and the latency-vs-load runs, which are GETs)")
+    a = p.parse_args()
+    a.workloads = [w for w in a.workloads.split(",") if w]
+    if not a.workloads or any(w not in ("get", "set") for w in a.workloads):
+        p.error("--workloads: get, set or get,set")
+    return a
 
 
 A = parse_args()
@@ -235,10 +257,14 @@ def redis_run(server, workload, conns, pipeline, run):
     argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(A.tls_port if tls else A.redis_port)]
     if tls:
         argv += ["--tls", "--cacert", os.path.join(T, "cert.pem")]
-    argv += ["-t", workload, "-c", str(conns), "-P", str(pipeline), "-d", str(VALUE_SIZE),
-             "-r", str(KEYS), "-n", str(n), "--threads", str(A.client_threads), "--csv"]
-    if A.client_threads == 1:
-        argv[argv.index("--threads"):argv.index("--threads") + 2] = []
+    argv += ["-c", str(conns), "-P", str(pipeline), "-d", str(VALUE_SIZE), "-r", str(KEYS),
+             "-n", str(n), "--csv"]
+    if A.client_threads != 1:
+        argv += ["--threads", str(A.client_threads)]
+    if workload == "set":
+        argv += ["SET", "key:__rand_int__", SET_VALUE]  # a new value every time
+    else:
+        argv += ["-t", workload]
     pid = PIDS[server]
     cpu0 = proc_cpu_ns(pid)
     rc, so, se, noise = run_cmd(argv, max(60.0, 20 * A.seconds), pid)
@@ -313,12 +339,14 @@ def populate():
 
 def throughput_round(run):
     for conns, pipeline in SHAPES:
-        for workload in ("get", "set"):
+        for workload in A.workloads:
             for server in SERVERS:
                 if server == "nanasqlite":
                     nana_run(workload, conns, pipeline, run)
                 else:
                     redis_run(server, workload, conns, pipeline, run)
+    if "get" not in A.workloads:
+        return
     for server in SERVERS:
         if server == "nanasqlite":
             nana_run("get", PIPE_SHAPE[0], PIPE_SHAPE[1], run)
@@ -375,10 +403,14 @@ def trouble(server, workload, conns, pipeline, kind="throughput", rate=None):
 def tables(peak, rates):
     out = []
     w = out.append
-    shapes = [(c, p, wl) for c, p in SHAPES for wl in ("get", "set")] + [PIPE_SHAPE + ("get",)]
+    get = "get" in A.workloads
+    shapes = [(c, p, wl) for c, p in SHAPES for wl in A.workloads] + \
+        ([PIPE_SHAPE + ("get",)] if get else [])
     w("Medians of %d interleaved runs of %g s each; ops/s are each load generator's own "
       "count; server CPU is the server process's user+system time per call (all threads). "
       "Load average before / after: %s / %s." % (A.runs, A.seconds, load_before, loadavg()))
+    w("")
+    w("Durability: %s." % DURABILITY)
     others = [r["other_cores"] for r in raw if r["ok"] and "other_cores" in r]
     if others:
         busy = sum(1 for o in others if o > BUSY_CORES)
@@ -426,6 +458,14 @@ def tables(peak, rates):
         for n in notes:
             w("‡ " + n)
 
+    if get:
+        echo_and_latency(w, peak, rates)
+    targets(w, rates)
+    return "\n".join(out) + "\n"
+
+
+def echo_and_latency(w, peak, rates):
+    """The tables of GETs beside the QUIC echo and of latency vs load."""
     w("")
     w("Cached GET beside the bare QUIC echo (nanasqlite-quic-echo loaded by "
       "nanasqlite-bench-quic: a 64-byte request echoed on its own stream, no "
@@ -461,7 +501,10 @@ def tables(peak, rates):
             fmt_f(g("p99_us"), 0), fmt_f(g("p999_us"), 0), fmt_f(g("max_us"), 0),
             fmt_f(g("server_cpu_us_per_op")), (" " + "; ".join(t)) if t else ""))
 
-    # The server's targets that this run measures.
+
+def targets(w, rates):
+    """The server's targets that this run measures."""
+    get, set_ = "get" in A.workloads, "set" in A.workloads
     w("")
     w("Targets measured by this run:")
     w("")
@@ -476,16 +519,19 @@ def tables(peak, rates):
         w("| %s | %s | %s |" % (name, fmt % value, "met" if ok else "**missed**"))
 
     nm = lambda wl, c, p, f="ops_per_sec": med("throughput", "nanasqlite", wl, c, p, f)
-    target("cached GET 16×64 ≥ 400,000 ops/s", nm("get", 16, 64), 400000)
-    target("GET 50×1 ≥ 100,000 ops/s", nm("get", 50, 1), 100000)
-    target("SET 16×64 (synchronous=NORMAL) ≥ 150,000 ops/s", nm("set", 16, 64), 150000)
-    target("pipelined GET 1×256 ≥ 500,000 ops/s", nm("get", 1, 256), 500000)
-    half = [r for f, r in rates if f == 0.5]
-    target("p99 ≤ 1 ms at half the peak rate (open loop, 16×16)",
-           med("latency", "nanasqlite", "get", 16, 16, "p99_us", half[0]) if half else None,
-           1000, "%.0f µs", higher=False)
-    for c, p in SHAPES + [PIPE_SHAPE]:
-        for wl in ("get", "set") if (c, p) != PIPE_SHAPE else ("get",):
+    if get:
+        target("cached GET 16×64 ≥ 400,000 ops/s", nm("get", 16, 64), 400000)
+        target("GET 50×1 ≥ 100,000 ops/s", nm("get", 50, 1), 100000)
+    if set_:
+        target("SET 16×64 (synchronous=NORMAL) ≥ 150,000 ops/s", nm("set", 16, 64), 150000)
+    if get:
+        target("pipelined GET 1×256 ≥ 500,000 ops/s", nm("get", 1, 256), 500000)
+        half = [r for f, r in rates if f == 0.5]
+        target("p99 ≤ 1 ms at half the peak rate (open loop, 16×16)",
+               med("latency", "nanasqlite", "get", 16, 16, "p99_us", half[0]) if half else None,
+               1000, "%.0f µs", higher=False)
+    for c, p in SHAPES + ([PIPE_SHAPE] if get else []):
+        for wl in A.workloads if (c, p) != PIPE_SHAPE else ("get",):
             a, b = nm(wl, c, p), med("throughput", "redis-tls", wl, c, p, "ops_per_sec")
             target("%s %d×%d throughput ≥ redis+TLS" % (wl.upper(), c, p),
                    a / b if a and b else None, 1.0, "%.2fx")
@@ -493,12 +539,11 @@ def tables(peak, rates):
             b = med("throughput", "redis-tls", wl, c, p, "server_cpu_us_per_op")
             target("%s %d×%d server CPU/op ≤ redis+TLS" % (wl.upper(), c, p),
                    a / b if a and b else None, 1.0, "%.2fx", higher=False)
-    for c, p in [(1, 1), PIPE_SHAPE, (16, 16)]:
+    for c, p in [(1, 1), PIPE_SHAPE, (16, 16)] if get else []:
         g = nm("get", c, p)
         e = med("echo", "quic-echo", "echo", c, p, "ops_per_sec")
         target("cached GET %d×%d ≥ 50%% of the QUIC echo" % (c, p),
                g / e if g and e else None, 0.5, "%.2fx")
-    return "\n".join(out) + "\n"
 
 
 def write_plot_data(rates):
@@ -525,7 +570,8 @@ def save(peak, rates, done):
     doc = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                command=A.command, machine=A.machine, versions=A.versions, runs=A.runs,
                seconds=A.seconds, quick=A.quick, client_threads=A.client_threads,
-               nanasqlite_server_extra_args=A.server_args,
+               nanasqlite_server_extra_args=A.server_args, workloads=A.workloads,
+               durability=DURABILITY, redis_set_value=SET_VALUE,
                value_size=VALUE_SIZE, keyspace=KEYS, complete=done,
                elapsed_seconds=round(time.time() - started, 1), peak_get_16x16=peak,
                loadavg_before=load_before, loadavg_after=loadavg(),

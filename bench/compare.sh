@@ -4,6 +4,7 @@
 #
 # usage: bench/compare.sh [--quick] [--runs N] [--seconds S] [--out DIR]
 #                         [--client-threads N] [--server-arg ARG]... [--no-build]
+#                         [--workloads get,set]
 #
 #   --quick             one run of 1.5 s per row, three load points (~2-3 min)
 #   --runs N            interleaved runs of every comparison [3]
@@ -14,12 +15,17 @@
 #   --server-arg ARG    one more nanasqlite-server argument (repeat it; e.g.
 #                       --server-arg --threads --server-arg 2)
 #   --no-build          use build/ as it is
+#   --workloads W       get,set (everything) [default], get, or set (only the
+#                       SET rows: no QUIC echo, no latency-vs-load runs)
 #
 # Builds build/ (the default build type), makes throw-away credentials in a
 # temporary directory, starts nanasqlite-server, redis-server (plain),
 # redis-server (TLS only) and nanasqlite-quic-echo on 127.0.0.1 with free
 # ports, runs bench/compare.py against them, draws bench/plot.gp, and stops
-# everything it started on exit, Ctrl-C or failure.
+# everything it started on exit, Ctrl-C or failure. Durability is the same on
+# both sides: nanasqlite writes every SET to SQLite's WAL before answering
+# (synchronous=NORMAL), Redis appends every SET to its AOF before answering
+# (appendonly yes, appendfsync everysec); neither fsyncs per write.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,7 +33,7 @@ cd "$root"
 command_line="bench/compare.sh${*:+ $*}"
 
 quick=0 runs=3 seconds=3 out=bench/results client_threads=1 build=1
-runs_set=0 seconds_set=0 server_args=()
+runs_set=0 seconds_set=0 server_args=() workloads=get,set
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) quick=1 ;;
@@ -37,7 +43,8 @@ while [ $# -gt 0 ]; do
     --client-threads) client_threads=${2:?--client-threads needs a number}; shift ;;
     --server-arg) server_args+=("${2?--server-arg needs an argument}"); shift ;;
     --no-build) build=0 ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --workloads) workloads=${2:?--workloads needs get,set, get or set}; shift ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown argument: $1 (--help)" >&2; exit 2 ;;
     esac
     shift
@@ -47,6 +54,8 @@ if [ "$quick" = 1 ]; then
     [ "$seconds_set" = 1 ] || seconds=1.5
 fi
 case "$runs" in '' | *[!0-9]* | 0) echo "compare.sh: --runs: a positive number" >&2; exit 2 ;; esac
+case "$workloads" in get,set | set,get | get | set) ;; *)
+    echo "compare.sh: --workloads: get,set, get or set" >&2; exit 2 ;; esac
 
 for tool in redis-server redis-benchmark redis-cli gnuplot python3 cmake; do
     command -v "$tool" >/dev/null || {
@@ -124,13 +133,17 @@ wait_ready() {
 }
 
 # start_redis redis|redis-tls: starts redis-server (TLS only for redis-tls) on a
-# free port; sets redis_port and redis_pid. Retries when another process took the port.
+# free port, with every write appended to its AOF (fsync once a second, as
+# SQLite's WAL with synchronous=NORMAL: both survive the process dying) and
+# no RDB snapshots; sets redis_port and redis_pid. Retries when another
+# process took the port.
 start_redis() {
     local name=$1 attempt port cli
     for attempt in 1 2 3; do
         port=$(free_tcp_port)
-        local args=(--bind 127.0.0.1 --save '' --appendonly no --dir "$tmp"
-            --logfile "$tmp/$name.log" --daemonize no)
+        mkdir -p "$tmp/$name"
+        local args=(--bind 127.0.0.1 --save '' --appendonly yes --appendfsync everysec
+            --dir "$tmp/$name" --logfile "$tmp/$name.log" --daemonize no)
         if [ "$name" = redis-tls ]; then
             args+=(--port 0 --tls-port "$port" --tls-cert-file "$tmp/cert.pem"
                 --tls-key-file "$tmp/key.pem" --tls-ca-cert-file "$tmp/cert.pem"
@@ -210,14 +223,15 @@ python3 "$root/bench/compare.py" --build "$B" --tmp "$tmp" --out "$out" --runs "
     --tls-port "$tls_port" --tls-pid "$tls_pid" \
     --echo-port "$echo_port" --echo-pid "$echo_pid" --echo-ca "$tmp/echo/ca.pem" \
     --command "$command_line" --machine "$machine" --versions "$versions" \
-    --server-args="${server_args[*]}" &
+    --server-args="${server_args[*]}" --workloads "$workloads" &
 py_pid=$!
 py_rc=0
 wait "$py_pid" || py_rc=$?
 py_pid=
 
 if gnuplot -e 'set terminal' 2>&1 | grep -qw pngcairo; then term=pngcairo; else term=png; fi
-if ! gnuplot -e "dir='$out'; term='$term'" "$root/bench/plot.gp"; then
+case "$workloads" in *get*) get=1 ;; *) get=0 ;; esac
+if ! gnuplot -e "dir='$out'; term='$term'; get=$get" "$root/bench/plot.gp"; then
     echo "compare.sh: gnuplot failed" >&2
     py_rc=1
 fi
@@ -226,5 +240,5 @@ echo "machine: $machine"
 echo "versions: $versions"
 echo "command: $command_line"
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); took $(($(date +%s) - t_start)) s"
-echo "wrote $out/results.json, $out/table.md, $out/throughput.png, $out/latency.png"
+echo "wrote $out/results.json, $out/table.md, $out/throughput.png$([ "$get" = 1 ] && echo ", $out/latency.png")"
 exit "$py_rc"

@@ -9,7 +9,10 @@ counters around each run; (Ir(2N) - Ir(N)) / N is the cost of one call with
 connection set-up and the counters' fixed costs cancelled out. Prints a
 table and the top functions of the cached-GET profile.
 
-usage: bench/instructions.py [--build build] [--calls N] [--out DIR]
+Every SET stores a new value (nanasqlite-bench puts a counter in it), so the
+SET rows count the page writes of a real write.
+
+usage: bench/instructions.py [--build build] [--calls N] [--out DIR] [--only TEXT]...
 """
 import argparse
 import os
@@ -52,7 +55,12 @@ def main():
                                                     "..", "build"))
     ap.add_argument("--calls", type=int, default=4000)
     ap.add_argument("--out", default=None, help="keep the callgrind files here")
+    ap.add_argument("--only", action="append", default=[],
+                    help='only the shapes whose name contains TEXT (repeat it), e.g. "16x16"')
     a = ap.parse_args()
+    shapes = [s for s in SHAPES if not a.only or any(t in s[0] for t in a.only)]
+    if not shapes:
+        ap.error("--only: no shape matches; the shapes: " + ", ".join(s[0] for s in SHAPES))
     tools = os.path.abspath(os.path.join(a.build, "tools"))
     work = tempfile.mkdtemp(prefix="nana-ir-")
     srv = None
@@ -75,7 +83,8 @@ def main():
                  "-r", "10000", "--timeout-ms", "60000"]
         run(bench + ["-c", "1", "-n", "100"])  # writes the key space once
         rows = []
-        for name, w, c, p in SHAPES:
+        get_dump = None
+        for name, w, c, p in shapes:
             ir = []
             for n in (a.calls, 2 * a.calls):
                 run(["callgrind_control", "-z", str(srv.pid)])
@@ -92,13 +101,15 @@ def main():
         print("|---|---|")
         for name, per in rows:
             print(f"| {name} | {per:,.0f} |")
-        ann = run(["callgrind_annotate", "--inclusive=no", "--threshold=100", get_dump]).stdout
-        print("\ntop functions, cached GET 16x16 (self instructions over the 2N run):")
-        lines = [ln for ln in ann.splitlines() if re.match(r"\s*[\d,]+ \(", ln)
-                 and "PROGRAM TOTALS" not in ln and ":clone " not in ln
-                 and ":start_thread " not in ln]
-        for ln in lines[:15]:
-            print("  " + ln.strip()[:150])
+        if get_dump:
+            ann = run(["callgrind_annotate", "--inclusive=no", "--threshold=100",
+                       get_dump]).stdout
+            print("\ntop functions, cached GET 16x16 (self instructions over the 2N run):")
+            lines = [ln for ln in ann.splitlines() if re.match(r"\s*[\d,]+ \(", ln)
+                     and "PROGRAM TOTALS" not in ln and ":clone " not in ln
+                     and ":start_thread " not in ln]
+            for ln in lines[:15]:
+                print("  " + ln.strip()[:150])
         if a.out:
             os.makedirs(a.out, exist_ok=True)
             for f in os.listdir(work):

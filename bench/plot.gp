@@ -1,7 +1,9 @@
 # Plots of bench/compare.sh, from the data files bench/compare.py writes.
 # usage: gnuplot -e "dir='bench/results'; term='pngcairo'" bench/plot.gp
+# (get=0: a run of SETs only; no GET panel, no latency plot)
 if (!exists("dir")) dir = "bench/results"
 if (!exists("term")) term = "pngcairo"
+if (!exists("get")) get = 1
 set datafile missing "?"
 if (term eq "pngcairo") {
     set terminal pngcairo size 1200,560 font ",10"
@@ -22,17 +24,20 @@ set format y "%.0s%c"
 set grid ytics
 set key below horizontal
 set ylabel "ops/s (log scale)"
-set title "GET"
-plot dir."/throughput.dat" using 2:xtic(1) title "nanasqlite-server" lc rgb "#1b7837", \
-     ''                    using 3 title "redis" lc rgb "#b2abd2", \
-     ''                    using 4 title "redis + TLS" lc rgb "#5e3c99"
-set title "SET (nanasqlite-server: synchronous=NORMAL; redis: no persistence)"
+if (get) {
+    set title "GET"
+    plot dir."/throughput.dat" using 2:xtic(1) title "nanasqlite-server" lc rgb "#1b7837", \
+         ''                    using 3 title "redis" lc rgb "#b2abd2", \
+         ''                    using 4 title "redis + TLS" lc rgb "#5e3c99"
+}
+set title "SET, a new value each (WAL, synchronous=NORMAL / AOF, everysec)"
 plot dir."/throughput.dat" every ::0::3 using 5:xtic(1) title "nanasqlite-server" lc rgb "#1b7837", \
      ''                    every ::0::3 using 6 title "redis" lc rgb "#b2abd2", \
      ''                    every ::0::3 using 7 title "redis + TLS" lc rgb "#5e3c99"
 unset multiplot
 
 # ---- nanasqlite latency vs offered load ------------------------------------------
+if (!get) exit
 reset
 set datafile missing "?"
 if (term eq "pngcairo") {

@@ -9,11 +9,20 @@
  *
  * The load generator speaks the wire protocol directly on the QUIC layer,
  * lean on purpose: request frames are built once per kind and only the key
- * digits are patched per call; replies are judged by their first bytes.
+ * digits (and a write's value counter) are patched per call; replies are
+ * judged by their first bytes. Every write carries a value that differs
+ * from the one stored (a counter in its first digits): SQLite does not
+ * rewrite a row whose new content is identical, so a constant value would
+ * measure writes that reach no page and no WAL frame.
  * Connections are spread over --threads QUIC endpoints (one UDP socket and
  * one I/O thread each), so 10,000 connections need no thread per
  * connection. Keys are "key:%012u" over --keyspace; GET runs are preceded
  * by writing every key once (with the client library) so they hit data.
+ *
+ * Each shard's state belongs to its I/O thread: the main thread starts a
+ * shard's first connection, and everything after that (further
+ * connections, calls, counts) happens in the I/O thread's callbacks; the
+ * main thread reads only atomics until the endpoints are deleted.
  */
 #include "bench_hist.h" /* bench/: the histogram every benchmark uses */
 #include "bench_proc.h"
@@ -30,6 +39,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -43,6 +53,11 @@
 #include <unistd.h>
 
 #define KEY_DIGITS     12
+#define VALUE_DIGITS   12             /* a write's counter: the first digits of its value */
+#define RT_PRIORITY    10             /* --realtime: SCHED_FIFO priority of the I/O threads */
+#define STALL_NS       60000000000ull /* -n: no call finished this long: give up */
+#define STR_(x)        #x
+#define STR(x)         STR_(x)
 #define MAX_PIPELINE   4096
 #define MAX_CONNS      100000
 #define MAX_THREADS    64
@@ -69,7 +84,7 @@ typedef struct options {
     workload_spec wl;
     const char *db, *table;
     uint64_t server_pid;
-    bool json, csv, quiet, no_populate;
+    bool json, csv, quiet, no_populate, realtime;
 } options;
 
 /* ---- state ------------------------------------------------------------------ */
@@ -97,6 +112,7 @@ typedef struct bconn {
     nana_buf auth;
     unsigned inflight;
     bool has_room_queued; /* in the shard's room ring */
+    bool blocked;         /* the server's stream limit: waits for streams_available */
     slot *slots;          /* pipeline of them */
     uint32_t *free_slots; /* a stack of free slot indexes */
     unsigned nfree;
@@ -111,7 +127,10 @@ struct shard {
     unsigned nconns, next_connect, handshaking, next_pick;
     uint64_t rng;
     nana_buf get_tpl, set_tpl;
-    size_t get_key_at, set_key_at, *batch_key_at;
+    size_t get_key_at, set_key_at, set_value_at, *batch_key_at;
+    unsigned value_digits; /* digits of the counter in a write's value (0: none fit) */
+    uint64_t writes;       /* writes started: the counter */
+    bool going;            /* the clock runs: calls may start (go_post) */
     hist hist;
     uint64_t errors;
     char first_error[256];
@@ -130,8 +149,9 @@ static options opt;
 static shard *shards;
 static uint8_t secret_key[64];
 static atomic_bool stopping;
-static atomic_uint_fast64_t issued; /* calls started (for -n) */
-static uint64_t t_start_ns;
+static atomic_uint_fast64_t issued;     /* calls claimed (for -n), at most opt.total */
+static atomic_uint_fast64_t t_start_ns; /* when the clock started (open loop pacing) */
+static uint64_t value_base;             /* a write counter's random start (per run) */
 
 static uint64_t next_rand(shard *sh)
 {
@@ -145,19 +165,40 @@ static uint64_t next_rand(shard *sh)
 
 /* ---- request frames ----------------------------------------------------------- */
 
-/* Writes key number |k| as KEY_DIGITS digits at |p|. */
-static void put_key(char *p, uint64_t k)
+/* Writes |v| as |n| decimal digits at |p| (its last n digits). */
+static void put_digits(char *p, uint64_t v, unsigned n)
 {
-    for (int i = KEY_DIGITS - 1; i >= 0; i--) {
-        p[i] = (char)('0' + k % 10);
-        k /= 10;
+    for (unsigned i = n; i-- > 0;) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
     }
 }
 
+/* Writes key number |k| as KEY_DIGITS digits at |p|. */
+static void put_key(char *p, uint64_t k)
+{
+    put_digits(p, k, KEY_DIGITS);
+}
+
+/*
+ * Gives the next write of |sh| its value: the counter's digits at the
+ * start of the template's value. Shards count in steps of --threads from
+ * their own offset, so no two writes of a run carry the same value (as
+ * far as value_digits reach), and the start is random per run, so a run
+ * does not write what an earlier run left.
+ */
+static void put_write_counter(shard *sh)
+{
+    if (!sh->value_digits) return;
+    uint64_t v = value_base + sh->writes++ * opt.threads + sh->id;
+    put_digits(sh->set_tpl.data + sh->set_value_at, v, sh->value_digits);
+}
+
 /* Builds a request template: {"method": m, "args": [keys..., value?],
- * "kwargs": {}, db?, table?}; |key_at| gets the offset of each key's digits. */
+ * "kwargs": {}, db?, table?}; |key_at| gets the offset of each key's digits
+ * and |value_at| (with a value) the offset of the value's first byte. */
 static int build_template(nana_buf *b, const char *method, unsigned nkeys, bool as_list,
-                          bool with_value, size_t *key_at)
+                          bool with_value, size_t *key_at, size_t *value_at)
 {
     char key[5 + KEY_DIGITS + 1];
     memcpy(key, "key:", 4);
@@ -183,6 +224,7 @@ static int build_template(nana_buf *b, const char *method, unsigned nkeys, bool 
         v[n] = '\0';
         rc = nana_mp_put_str(b, v, n);
         free(v);
+        *value_at = b->len - n;
     }
     if (!rc) rc = nana_mp_put_cstr(b, "kwargs") || nana_mp_put_map(b, 0);
     if (!rc && opt.db) rc = nana_mp_put_cstr(b, "db") || nana_mp_put_cstr(b, opt.db);
@@ -224,11 +266,29 @@ static void slot_release(bconn *c, slot *s)
     c->inflight--;
 }
 
-/* Starts one call on |c| (a free slot exists), due at |due_ns|. */
-static void send_call(bconn *c, nana_quic_conn *qc, uint64_t due_ns)
+/*
+ * Starts one call on |c|, due at |due_ns|. Returns 0 when it started;
+ * NANA_ERR_BUSY when it could not start now (no free slot, or the server's
+ * stream limit: streams_available follows); another error (recorded) when
+ * the connection cannot take calls. Either way but a full pipeline the
+ * connection is marked blocked and takes no call until streams_available.
+ * A call that did not start is not counted anywhere.
+ */
+static int send_call(bconn *c, nana_quic_conn *qc, uint64_t due_ns)
 {
     shard *sh = c->sh;
-    if (!c->nfree) return;
+    if (!c->nfree) return NANA_ERR_BUSY;
+    int64_t sid;
+    int rc = nana_quic_stream_open(qc, &sid);
+    if (rc == NANA_ERR_BUSY) {
+        c->blocked = true;
+        return rc;
+    }
+    if (rc) {
+        c->blocked = true;
+        record_error(sh, "cannot open a stream for a request");
+        return rc;
+    }
     slot *s = &c->slots[c->free_slots[c->nfree - 1]];
     bool is_set = opt.wl.kind == W_SET ||
                   (opt.wl.kind == W_MIXED && next_rand(sh) % 100 >= (uint64_t)opt.wl.read_pct);
@@ -240,11 +300,13 @@ static void send_call(bconn *c, nana_quic_conn *qc, uint64_t due_ns)
         put_key(tpl->data + (is_set ? sh->set_key_at : sh->get_key_at),
                 next_rand(sh) % opt.keyspace);
     }
-    int64_t sid;
-    if (nana_quic_stream_open(qc, &sid)) return; /* the server's stream limit: retried later */
-    if (nana_quic_stream_send(qc, sid, tpl->data, tpl->len, 1)) {
+    if (is_set) put_write_counter(sh);
+    rc = nana_quic_stream_send(qc, sid, tpl->data, tpl->len, 1);
+    if (rc) {
+        c->blocked = true;
         record_error(sh, "cannot send a request");
-        return;
+        nana_quic_stream_reset(qc, sid, 0);
+        return rc;
     }
     atomic_fetch_add_explicit(&sh->started, 1, memory_order_relaxed);
     c->nfree--;
@@ -254,23 +316,40 @@ static void send_call(bconn *c, nana_quic_conn *qc, uint64_t due_ns)
     s->got = 0;
     s->is_set = is_set;
     c->inflight++;
+    return 0;
 }
 
-/* Whether another closed-loop call may start (the -n budget, the clock). */
+/* Claims one call of the -n budget (or the clock's say-so): whether
+ * another closed-loop call may start. A claim that does not become a call
+ * is given back (unclaim), so -n always ends with exactly that many. */
 static bool may_issue(void)
 {
     if (atomic_load_explicit(&stopping, memory_order_relaxed)) return false;
     if (!opt.total) return true;
-    return atomic_fetch_add(&issued, 1) < opt.total;
+    uint_fast64_t n = atomic_load_explicit(&issued, memory_order_relaxed);
+    do {
+        if (n >= opt.total) return false;
+    } while (!atomic_compare_exchange_weak_explicit(&issued, &n, n + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
 }
 
-/* Keeps |c| busy: pipeline calls in flight (closed loop). */
+static void unclaim(void)
+{
+    if (opt.total) atomic_fetch_sub_explicit(&issued, 1, memory_order_relaxed);
+}
+
+/* Keeps |c| busy: pipeline calls in flight (closed loop). A call the
+ * server's stream limit refused goes back to the budget; this connection
+ * takes it again at streams_available, or another one when a reply frees
+ * its slot. */
 static void fill(bconn *c, nana_quic_conn *qc)
 {
-    while (c->state == C_READY && c->inflight < opt.pipeline && may_issue()) {
-        unsigned before = c->inflight;
-        send_call(c, qc, nana_now_ns());
-        if (c->inflight == before) break;
+    while (c->state == C_READY && !c->blocked && c->inflight < opt.pipeline && may_issue()) {
+        if (send_call(c, qc, nana_now_ns())) {
+            unclaim();
+            break;
+        }
     }
 }
 
@@ -278,7 +357,8 @@ static void fill(bconn *c, nana_quic_conn *qc)
 static void room_push(bconn *c)
 {
     shard *sh = c->sh;
-    if (c->has_room_queued || c->state != C_READY || c->inflight >= opt.pipeline) return;
+    if (c->has_room_queued || c->blocked || c->state != C_READY || c->inflight >= opt.pipeline)
+        return;
     sh->room[(sh->room_head + sh->room_len) % sh->nconns] = c;
     sh->room_len++;
     c->has_room_queued = true;
@@ -298,13 +378,12 @@ static void drain_backlog(shard *sh)
         sh->room_len--;
         c->has_room_queued = false;
         while (sh->bl_len && c->state == C_READY && c->inflight < opt.pipeline) {
-            unsigned before = c->inflight;
-            send_call(c, c->qc, sh->backlog[sh->bl_head]);
-            if (c->inflight == before) break; /* the stream limit: streams_available */
+            if (send_call(c, c->qc, sh->backlog[sh->bl_head]))
+                break; /* blocked (streams_available pushes it again) or failing */
             sh->bl_head = (sh->bl_head + 1) % sh->bl_cap;
             sh->bl_len--;
         }
-        room_push(c);
+        room_push(c); /* not while blocked: the ring holds only connections that can send */
     }
 }
 
@@ -326,6 +405,7 @@ static int on_open(nana_quic_conn *qc, void *user)
         nana_quic_conn_close(qc, 0, "");
     c->auth_sid = sid;
     nana_buf_free(&f);
+    start_next_connect(c->sh); /* the first connection of the shard opens the way */
     return 0;
 }
 
@@ -454,7 +534,9 @@ static void on_streams_available(nana_quic_conn *qc, void *user)
 {
     (void)user;
     bconn *c = nana_quic_conn_get_data(qc);
-    if (!c || !t_start_ns) return;
+    if (!c) return;
+    c->blocked = false;
+    if (!c->sh->going) return; /* go_post fills it */
     if (opt.rate > 0) {
         room_push(c);
         drain_backlog(c->sh);
@@ -471,9 +553,14 @@ static const nana_quic_callbacks callbacks = {
     .streams_available = on_streams_available,
 };
 
-/* Starts connection attempts up to the handshake cap (I/O thread, or the
- * main thread before the I/O thread sees any connection of the shard). */
-static void start_next_connect(shard *sh)
+/*
+ * Starts connection attempts up to the handshake cap; with |first_only|,
+ * stops after the first that started. The shard's I/O thread owns this
+ * state once one of its connections started: the main thread starts only
+ * the first (first_only), and the I/O thread the rest, from the
+ * callbacks (conn_open, a login done, a connection closed).
+ */
+static void start_connects(shard *sh, bool first_only)
 {
     while (sh->handshaking < MAX_HANDSHAKES && sh->next_connect < sh->nconns) {
         bconn *c = &sh->conns[sh->next_connect++];
@@ -485,15 +572,24 @@ static void start_next_connect(shard *sh)
             sh->handshaking--;
             atomic_fetch_add(&sh->failed, 1);
             record_error(sh, "cannot start a connection");
+        } else if (first_only) {
+            return; /* from here on the I/O thread may run this shard's callbacks */
         }
     }
 }
 
-/* Posted once per shard at the start: closed-loop calls begin. */
+/* start_connects on the shard's I/O thread. */
+static void start_next_connect(shard *sh)
+{
+    start_connects(sh, false);
+}
+
+/* Posted once per shard at the start: the clock runs, closed-loop calls begin. */
 static void go_post(nana_quic_conn *unused, void *arg)
 {
     (void)unused;
     shard *sh = arg;
+    sh->going = true;
     if (opt.rate > 0) return;
     for (unsigned i = 0; i < sh->nconns; i++)
         if (sh->conns[i].state == C_READY) fill(&sh->conns[i], sh->conns[i].qc);
@@ -514,13 +610,14 @@ static uint64_t pace_tick(void *arg)
     shard *sh = arg;
     double per_shard = opt.rate / opt.threads;
     /* Call k is due at k / rate: by now, floor(elapsed * rate) + 1 of them. */
+    uint64_t t0 = atomic_load_explicit(&t_start_ns, memory_order_relaxed);
     uint64_t now = nana_now_ns();
-    uint64_t due_total = (uint64_t)((double)(now - t_start_ns) / 1e9 * per_shard) + 1;
+    uint64_t due_total = (uint64_t)((double)(now - t0) / 1e9 * per_shard) + 1;
     uint64_t cap = opt.total ? (opt.total + opt.threads - 1) / opt.threads : UINT64_MAX;
     if (atomic_load(&stopping)) cap = sh->scheduled;
     if (due_total > cap) due_total = cap;
     while (sh->scheduled < due_total) {
-        uint64_t due = t_start_ns + (uint64_t)((double)sh->scheduled / per_shard * 1e9);
+        uint64_t due = t0 + (uint64_t)((double)sh->scheduled / per_shard * 1e9);
         sh->scheduled++;
         if (sh->bl_len == sh->bl_cap) { /* a backlog that large is a stalled server */
             record_error(sh, "open-loop backlog full (the server is not keeping up)");
@@ -534,7 +631,7 @@ static uint64_t pace_tick(void *arg)
     /* Look again when the next call falls due, but no sooner than
      * PACE_MIN_NS (a few calls then share a round and its packets at high
      * rates; a wake-up costs more than a call's own work here). */
-    uint64_t next_due = t_start_ns + (uint64_t)((double)sh->scheduled / per_shard * 1e9);
+    uint64_t next_due = t0 + (uint64_t)((double)sh->scheduled / per_shard * 1e9);
     uint64_t t = nana_now_ns();
     uint64_t wait = next_due > t ? next_due - t : 0;
     return wait < PACE_MIN_NS ? PACE_MIN_NS : wait > PACE_MAX_NS ? PACE_MAX_NS : wait;
@@ -607,6 +704,24 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/*
+ * --realtime: puts the calling thread under SCHED_FIFO at RT_PRIORITY (on)
+ * or back under SCHED_OTHER (off). 0, or -1 with a message printed.
+ */
+static int realtime_set(bool on)
+{
+    struct sched_param sp = {.sched_priority = on ? RT_PRIORITY : 0};
+    int err = pthread_setschedparam(pthread_self(), on ? SCHED_FIFO : SCHED_OTHER, &sp);
+    if (!err) return 0;
+    if (err == EPERM)
+        fprintf(stderr,
+                "nanasqlite-bench: --realtime: SCHED_FIFO is not permitted (run as root, give "
+                "the program CAP_SYS_NICE, or raise RLIMIT_RTPRIO to " STR(RT_PRIORITY) ")\n");
+    else
+        fprintf(stderr, "nanasqlite-bench: --realtime: %s\n", strerror(err));
+    return -1;
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -645,8 +760,6 @@ static int parse_workload(const nana_opt *row, const char *v, void *field)
 }
 
 #define DEFAULT_TOTAL 100000
-#define STR_(x)       #x
-#define STR(x)        STR_(x)
 
 #define AT(member) NANA_OPT_AT(options, member)
 
@@ -697,7 +810,7 @@ static const nana_opt rows[] = {
      .max = 16u << 20,
      .def = "64",
      .group = G_LOAD,
-     .help = "value size in bytes, as stored (JSON)"},
+     .help = "value size in bytes, as stored (JSON); each write's starts with a counter"},
     {.name = "keyspace",
      .short_name = 'r',
      .kind = NANA_OPT_UINT,
@@ -732,6 +845,12 @@ static const nana_opt rows[] = {
      .def = "1",
      .group = G_LOAD,
      .help = "QUIC endpoints (UDP sockets, I/O threads)"},
+    {.name = "realtime",
+     .kind = NANA_OPT_FLAG,
+     AT(realtime),
+     .group = G_LOAD,
+     .help = "I/O threads under SCHED_FIFO " STR(RT_PRIORITY) ", ahead of every ordinary thread "
+                                                              "(root or CAP_SYS_NICE)"},
     {.name = "no-populate",
      .kind = NANA_OPT_FLAG,
      AT(no_populate),
@@ -788,7 +907,8 @@ static int parse_args(int argc, char **argv)
         .about = "Load for a NanaSQLite server over QUIC; prints calls per second and latency\n"
                  "percentiles (and the server's CPU time per call with --server-pid). Keys are\n"
                  "written to the database and table named: give a scratch one (--db).\n",
-        .epilog = "exit status: 0 done, 1 the run failed, 2 bad command line, 3 no connection.\n",
+        .epilog = "exit status: 0 done, 1 the run failed (or stalled: no call finished for 60 s),\n"
+                  "2 bad command line (or --realtime not permitted), 3 no connection.\n",
         .tables = tables,
         .ntables = 2};
     int first;
@@ -840,11 +960,15 @@ static int make_shards(void)
         nana_buf_init(&sh->get_tpl, 0);
         nana_buf_init(&sh->set_tpl, 0);
         int rc = opt.wl.kind == W_BATCH ? build_template(&sh->get_tpl, "batch_get", opt.wl.batch,
-                                                         true, false, sh->batch_key_at)
+                                                         true, false, sh->batch_key_at, NULL)
                                         : build_template(&sh->get_tpl, "__getitem__", 1, false,
-                                                         false, &sh->get_key_at);
-        if (!rc) rc = build_template(&sh->set_tpl, "__setitem__", 1, false, true, &sh->set_key_at);
+                                                         false, &sh->get_key_at, NULL);
+        if (!rc)
+            rc = build_template(&sh->set_tpl, "__setitem__", 1, false, true, &sh->set_key_at,
+                                &sh->set_value_at);
         if (rc) return -1;
+        unsigned room = opt.value_size - 2; /* the value's characters inside its quotes */
+        sh->value_digits = room < VALUE_DIGITS ? room : VALUE_DIGITS;
         nana_quic_config qc;
         nana_quic_config_init(&qc);
         qc.host = strchr(opt.co.host, ':') ? "::" : NULL;
@@ -940,13 +1064,20 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     if (!opt.no_populate && opt.wl.kind != W_SET && populate()) return 3;
-    if (make_shards()) {
+    randombytes_buf(&value_base, sizeof(value_base));
+    value_base %= 1000000000000ull; /* 10^VALUE_DIGITS: the counter never wraps in a run */
+    /* --realtime: the I/O threads inherit the policy of the thread that
+     * creates them (this one, which goes back to SCHED_OTHER after). */
+    if (opt.realtime && realtime_set(true)) return 2;
+    rc = make_shards();
+    if (opt.realtime && realtime_set(false)) return 2;
+    if (rc) {
         fprintf(stderr, "nanasqlite-bench: cannot set up the connections\n");
         return 3;
     }
     /* Connect everything first; measure only once every connection is ready. */
     for (unsigned t = 0; t < opt.threads; t++)
-        start_next_connect(&shards[t]);
+        start_connects(&shards[t], true);
     bool tty = isatty(2) && !opt.quiet && !opt.json && !opt.csv;
     for (uint64_t end = nana_now_ns() + 120000000000ull;
          nana_now_ns() < end && !atomic_load(&stopping);) {
@@ -960,13 +1091,16 @@ int main(int argc, char **argv)
     for (unsigned t = 0; t < opt.threads; t++)
         ready += atomic_load(&shards[t].ready);
     if (!ready) {
+        for (unsigned t = 0; t < opt.threads; t++)
+            nana_quic_ep_del(shards[t].ep); /* the I/O threads stop: first_error is final */
         fprintf(stderr, "nanasqlite-bench: no connection could be opened (%s)\n",
                 shards[0].first_error[0] ? shards[0].first_error : "timed out");
         return 3;
     }
     uint64_t cpu0 = opt.server_pid ? bench_proc_cpu_ns((long)opt.server_pid) : 0,
              self0 = self_cpu_ns();
-    t_start_ns = nana_now_ns();
+    uint64_t t0 = nana_now_ns();
+    atomic_store(&t_start_ns, t0);
     for (unsigned t = 0; t < opt.threads; t++) {
         nana_quic_post(shards[t].ep, shards[t].conns[0].h, go_post, &shards[t]);
         if (opt.rate > 0 &&
@@ -975,15 +1109,23 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    uint64_t last_print = t_start_ns, last_done = 0;
+    uint64_t last_print = t0, last_done = 0, last_progress = t0, progress_done = 0;
+    bool stalled = false;
     const size_t done_off = offsetof(shard, done), started_off = offsetof(shard, started),
                  dropped_off = offsetof(shard, dropped);
     for (;;) {
         uint64_t now = nana_now_ns();
-        double el = (double)(now - t_start_ns) / 1e9;
+        double el = (double)(now - t0) / 1e9;
         if (opt.duration_s > 0 && el >= opt.duration_s) atomic_store(&stopping, true);
         uint64_t done = sum_of(done_off), dropped = sum_of(dropped_off);
         if (opt.total && done + dropped >= opt.total) break;
+        if (done != progress_done) {
+            progress_done = done;
+            last_progress = now;
+        } else if (now - last_progress > STALL_NS) { /* a lost call would hang -n forever */
+            stalled = true;
+            break;
+        }
         if (atomic_load(&stopping) && done >= sum_of(started_off)) break;
         if (atomic_load(&stopping) && el > opt.duration_s + 10) break; /* replies never came */
         if (tty && now - last_print >= 1000000000ull) {
@@ -998,7 +1140,7 @@ int main(int argc, char **argv)
         nanosleep(&nap, NULL);
     }
     atomic_store(&stopping, true);
-    double secs = (double)(nana_now_ns() - t_start_ns) / 1e9;
+    double secs = (double)(nana_now_ns() - t0) / 1e9;
     uint64_t server_cpu = opt.server_pid ? bench_proc_cpu_ns((long)opt.server_pid) - cpu0 : 0;
     uint64_t client_cpu = self_cpu_ns() - self0;
     if (tty) fprintf(stderr, "\r%60s\r", "");
@@ -1006,5 +1148,10 @@ int main(int argc, char **argv)
         nana_quic_ep_del(shards[t].ep); /* the I/O threads stop: their stats are final */
     report(secs, server_cpu, client_cpu);
     sodium_memzero(secret_key, sizeof(secret_key));
+    if (stalled) {
+        fprintf(stderr, "nanasqlite-bench: no call finished for %llu s; the run stopped\n",
+                (unsigned long long)(STALL_NS / 1000000000ull));
+        return 1;
+    }
     return 0;
 }

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """nanasqlite-bench against the real server: every workload and output form
 on small, bounded runs (correctness of the tool, not speed), the open loop,
-several threads and many connections, the server's CPU time, and command
-line errors. Ends with "N passed, M failed"."""
+several threads and many connections, the server's CPU time, writes that
+really change the stored values (and reach the WAL), runs that meet the
+server's stream limit, the real-time mode, and command line errors. Ends
+with "N passed, M failed"."""
 import csv
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 
@@ -17,17 +20,21 @@ from serverlib import Server, check  # noqa: E402
 ARGS = None
 
 
-def bench(server, *args, timeout=120):
-    """Runs nanasqlite-bench against |server|; returns (exit status, stdout, stderr)."""
-    cmd = [os.path.join(ARGS.bin_dir, "nanasqlite-bench"), "--port", str(server.port),
+def bench(server, *args, timeout=120, prefix=()):
+    """Runs nanasqlite-bench against |server| (killed after |timeout| s: exit
+    status None); returns (exit status, stdout, stderr)."""
+    cmd = [*prefix, os.path.join(ARGS.bin_dir, "nanasqlite-bench"), "--port", str(server.port),
            "--ca", os.path.join(server.dir, "cert.pem"),
            "--key", os.path.join(server.dir, "nana_private.pem"), "-q", *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        return None, e.stdout or "", f"(killed after {timeout} s) {e.stderr or ''}"
     return r.returncode, r.stdout, r.stderr
 
 
-def run_json(server, *args):
-    rc, out, err = bench(server, "--json", *args)
+def run_json(server, *args, timeout=120):
+    rc, out, err = bench(server, "--json", *args, timeout=timeout)
     try:
         return rc, json.loads(out), err
     except ValueError:
@@ -92,6 +99,156 @@ def test_open_loop_threads_connections():
     s.stop()
 
 
+def cli_values(server, keys):
+    """The values stored under |keys| (None for an absent key), read back
+    through nanasqlite-cli."""
+    r = subprocess.run([os.path.join(ARGS.bin_dir, "nanasqlite-cli"), "--port", str(server.port),
+                        "call", "batch_get", json.dumps([keys])],
+                       cwd=server.dir, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("nanasqlite-cli batch_get: " + r.stderr)
+    got = json.loads(r.stdout)
+    return [got.get(k) for k in keys]
+
+
+def wal_frames(path):
+    """WAL frames in the file |path|: its size past the 32-byte header, in
+    frames of a 24-byte header and one page (the page size from the WAL
+    header). Until a checkpoint starts the WAL over, this only grows."""
+    with open(path, "rb") as f:
+        head = f.read(32)
+    size = os.path.getsize(path)
+    page = struct.unpack(">I", head[8:12])[0]
+    return (size - 32) // (page + 24), page
+
+
+def test_set_changes_values():
+    """A SET run over keys that already hold the value the bench would write
+    still changes every key it writes, and every write reaches the WAL: with
+    one call in flight each write commits alone, so the WAL grows by at least
+    a frame per write. (SQLite leaves a row whose new content is identical
+    untouched: a bench writing a constant value over such keys wrote no WAL
+    frame at all.)"""
+    s = Server("bench-honest", flags=["--db", "bench.sqlite"]).start()
+    keys = ["key:%012d" % i for i in range(20)]
+    rc, j, err = run_json(s, "-c", "1", "-n", "10", "-r", "20")  # writes the 20 keys
+    check(rc == 0 and j and j["errors"] == 0, "keys written", err)
+    before = cli_values(s, keys)
+    check(all(v == "x" * 62 for v in before), "populated values", before)
+    wal = os.path.join(s.dir, "bench.sqlite-wal")
+    frames0, page = wal_frames(wal)
+    writes = 400
+    rc, j, err = run_json(s, "-c", "1", "-P", "1", "-n", str(writes), "-r", "20",
+                          "--workload", "set", "-d", "64")
+    check(rc == 0 and j and j["calls"] == writes and j["errors"] == 0, "set run", err)
+    after = cli_values(s, keys)
+    changed = sum(1 for a, b in zip(before, after) if a != b)
+    # Each of the 20 keys is drawn by some of the 400 writes (all but with
+    # a chance of 20 * 0.95^400, about 1e-8).
+    check(changed == len(keys), "every key holds a new value", (before[:2], after[:2]))
+    check(all(isinstance(v, str) and len(v) == 62 for v in after),
+          "values keep their size (64 bytes as JSON)", after[:3])
+    check(len(set(after)) == len(after), "no two writes carry the same value", after)
+    frames1, _ = wal_frames(wal)
+    per_write = (frames1 - frames0) / writes
+    check(1.0 <= per_write <= 4.0,
+          "the WAL grew by one to four frames per write (%d-byte pages)" % page,
+          (frames0, frames1, per_write))
+    # The mixed workload's writes change values too.
+    before = cli_values(s, keys)
+    rc, j, err = run_json(s, "-c", "1", "-P", "4", "-n", "800", "-r", "20", "--no-populate",
+                          "--workload", "mixed:1/1")
+    check(rc == 0 and j and j["errors"] == 0, "mixed run", err)
+    after = cli_values(s, keys)
+    check(sum(1 for a, b in zip(before, after) if a != b) == len(keys),
+          "mixed run: every key holds a new value", (before[:2], after[:2]))
+    s.stop()
+
+
+def test_stream_limit():
+    """More calls in flight than the server allows streams (or a pipeline
+    that meets the limit while credit comes back): a call refused at the
+    stream limit waits for streams_available, so -n N ends with exactly N
+    calls, and an open loop does not spin on a blocked connection."""
+    s = Server("bench-streams").start()  # 128 streams per connection (the default)
+    for c, p in (("4", "64"), ("2", "200")):
+        rc, j, err = run_json(s, "-c", c, "-P", p, "-n", "20000", "-r", "1000", timeout=90)
+        check(rc == 0 and j and j["calls"] == 20000 and j["errors"] == 0,
+              f"-c {c} -P {p} -n 20000 ends with 20000 calls", (rc, j and j["calls"], err))
+    s.stop()
+    s = Server("bench-streams4", flags=["--max-streams", "4"]).start()
+    rc, j, err = run_json(s, "-c", "2", "-P", "16", "-n", "5000", "-r", "1000", timeout=90)
+    check(rc == 0 and j and j["calls"] == 5000 and j["errors"] == 0,
+          "-P 16 against 4 streams: 5000 calls", (rc, j and j["calls"], err))
+    rc, j, err = run_json(s, "-c", "2", "-P", "16", "--rate", "20000", "--duration", "1",
+                          "-r", "1000", "--no-populate", timeout=60)
+    check(rc == 0 and j and j["errors"] == 0 and j["calls"] > 0,
+          "open loop against 4 streams ends", (rc, j and j["calls"], err))
+    s.stop()
+
+
+def sched_policies(pid):
+    """{thread id: (name, scheduling policy)} of |pid|'s threads (policy 1:
+    SCHED_FIFO)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        out[int(tid)] = (name, int(fields[38]))  # field 41, policy
+    return out
+
+
+def test_realtime():
+    """--realtime: the I/O threads run under SCHED_FIFO, the main thread
+    does not; without the privilege it exits 2 and says what is missing."""
+    s = Server("bench-rt").start()
+    denied = ["setpriv", "--inh-caps=-sys_nice", "--bounding-set=-sys_nice"]
+    if os.geteuid() == 0:
+        cmd = [os.path.join(ARGS.bin_dir, "nanasqlite-bench"), "--port", str(s.port),
+               "--ca", os.path.join(s.dir, "cert.pem"),
+               "--key", os.path.join(s.dir, "nana_private.pem"), "-q", "--json",
+               "--realtime", "-c", "2", "--threads", "2", "--duration", "2", "-r", "100",
+               "--workload", "set"]  # (no populating: the client library's I/O thread)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen = {}
+        try:
+            for _ in range(200):  # while it runs (2 s after connecting), bounded
+                if p.poll() is not None:
+                    break
+                try:
+                    if len(os.listdir(f"/proc/{p.pid}/task")) >= 3:  # main + 2 I/O threads
+                        seen = sched_policies(p.pid)
+                        break
+                except OSError:  # it ended meanwhile
+                    break
+                subprocess.run(["sleep", "0.05"])
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        io_threads = [pol for name, pol in seen.values() if name.startswith("nanaq")]
+        check(p.returncode == 0 and json.loads(out)["errors"] == 0, "--realtime run", err)
+        check(len(io_threads) == 2 and all(pol == 1 for pol in io_threads),
+              "the I/O threads run under SCHED_FIFO", seen)
+        check(seen.get(p.pid, ("", None))[1] == 0, "the main thread stays SCHED_OTHER", seen)
+        # Root without CAP_SYS_NICE (and RLIMIT_RTPRIO 0) is refused.
+        if subprocess.run(denied + ["true"], capture_output=True).returncode != 0:
+            denied = None  # no setpriv here
+    else:
+        denied = []  # an ordinary user (RLIMIT_RTPRIO 0, as by default)
+    if denied is not None:
+        rc, out, err = bench(s, "--realtime", "-c", "1", "-n", "10", prefix=denied)
+        check(rc == 2 and "--realtime" in err and "CAP_SYS_NICE" in err,
+              "--realtime without the privilege: exit 2 with the reason", (rc, err))
+    s.stop()
+
+
 def test_command_line():
     s = Server("bench-cli").start()
     for bad in (["-c", "0"], ["-P", "x"], ["--workload", "mixed:1"], ["--workload", "batch:0"],
@@ -110,6 +267,24 @@ def test_command_line():
                        capture_output=True, text=True, timeout=120)
     check(r.returncode == 3 and "nanasqlite-bench:" in r.stderr, "no server: exit 3",
           (r.returncode, r.stderr))
+
+
+def test_store_bench_writes():
+    """nanasqlite-bench-store: every write scenario stores new values, so
+    each write reaches the file. With one write per commit (--writers 1)
+    and 100 keys, a write that changes a row appends at least one 4 KiB WAL
+    frame; one that stores what the row holds appends nothing."""
+    tool = os.path.join(ARGS.bin_dir, "..", "bench", "nanasqlite-bench-store")
+    for scenario, least in (("set_concurrent", 4096), ("set_async", 4096),
+                            ("naive_1thread", 4096), ("batch_update", 40)):
+        r = subprocess.run([tool, "--scenario", scenario, "--seconds", "0.3", "--keys", "100",
+                            "--writers", "1", "--json"],
+                           capture_output=True, text=True, timeout=120)
+        rows = [json.loads(line) for line in r.stdout.splitlines()] if r.returncode == 0 else []
+        check(len(rows) == 1 and rows[0]["ops"] > 0 and
+              rows[0].get("bytes_written_per_op", 0) >= least,
+              f"{scenario}: at least {least} bytes written per write", (r.returncode, rows,
+                                                                        r.stderr[-300:]))
 
 
 def test_hiccup():
