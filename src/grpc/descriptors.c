@@ -148,8 +148,7 @@ static bool service_declares(const uint8_t *p, size_t n, const char *sym, size_t
     return false;
 }
 
-/* Whether the file declares the fully-qualified |sym|. */
-static bool file_declares(const nana_grpc_file *file, const char *sym, size_t len)
+bool nana_grpc_file_declares(const nana_grpc_file *file, const char *sym, size_t len)
 {
     const uint8_t *pkg;
     size_t pkg_len;
@@ -186,7 +185,7 @@ const nana_grpc_file *nana_grpc_file_by_name(const char *name, size_t n)
 const nana_grpc_file *nana_grpc_file_by_symbol(const char *symbol, size_t n)
 {
     for (size_t i = 0; i < nana_grpc_embedded_count; i++)
-        if (file_declares(&nana_grpc_embedded_files[i], symbol, n))
+        if (nana_grpc_file_declares(&nana_grpc_embedded_files[i], symbol, n))
             return &nana_grpc_embedded_files[i];
     return NULL;
 }

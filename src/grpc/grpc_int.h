@@ -1,7 +1,7 @@
 /*
  * grpc_int.h - what the files of src/grpc share and nothing outside uses:
  * storing custom metadata for head.c, the table of embedded descriptors that
- * the build generates, and a file's imports for reflect.c.
+ * the build generates, a file's imports for reflect.c, and the symbol walk.
  */
 #ifndef NANA_GRPC_INT_H
 #define NANA_GRPC_INT_H
@@ -25,5 +25,9 @@ extern const size_t nana_grpc_embedded_count;
 /* The embedded files that |f| imports, at most |max| of them, into |out|;
  * returns how many (descriptors.c). */
 size_t nana_grpc_file_deps(const nana_grpc_file *f, const nana_grpc_file **out, size_t max);
+
+/* Whether |f| declares the fully-qualified |symbol| (descriptors.c; its
+ * tests use it on descriptors of their own). */
+bool nana_grpc_file_declares(const nana_grpc_file *f, const char *symbol, size_t n);
 
 #endif

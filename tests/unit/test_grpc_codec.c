@@ -170,7 +170,7 @@ static void test_pct_truncation(void **state)
     assert_int_equal(n, 6);
     assert_string_equal(out, "");
     assert_int_equal(nana_grpc_pct_encode("abc", 3, NULL, 0), 3);
-    n = nana_grpc_pct_encode("abc", 3, out, 4);
+    assert_int_equal(nana_grpc_pct_encode("abc", 3, out, 4), 3);
     assert_string_equal(out, "abc");
 }
 

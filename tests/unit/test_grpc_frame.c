@@ -96,7 +96,7 @@ static void test_byte_by_byte(void **state)
         assert_int_equal(left, 0);
         if (rc == 0) continue;
         assert_int_equal(rc, 1);
-        assert_int_equal(i, ends[got]);
+        assert_int_equal(i, got < 3 ? ends[got] : SIZE_MAX);
         if (got == 0) {
             check_msg(&m, 2000, 3);
             assert_ptr_equal(m.data, d.buf); /* gathered in the buffer */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "grpc/grpc_int.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/nana_grpc.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
@@ -424,6 +425,9 @@ static void test_descriptors(void **state)
         {"nanasqlite.v1.Nana", -1},
         {"nanasqlite.v1.NanaSQLiteX", -1},
         {"NanaSQLite", -1},
+        {"nanasqlite.v1.NanaSQLiteXGet", -1},
+        {"grpc.health.v1XHealth", -1},
+        {"grpc.health.v1.HealthCheckResponseXServingStatus", -1},
         {"", -1},
     };
     for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
@@ -438,6 +442,64 @@ static void test_descriptors(void **state)
     assert_string_equal(services[0], "grpc.health.v1.Health");
     assert_string_equal(services[1], "grpc.reflection.v1alpha.ServerReflection");
     assert_string_equal(services[2], "nanasqlite.v1.NanaSQLite");
+}
+
+/* Appends a length-delimited field to |out|; returns the new end. */
+static uint8_t *ld(uint8_t *out, int num, const void *p, size_t n)
+{
+    *out++ = (uint8_t)(num << 3 | 2);
+    *out++ = (uint8_t)n; /* short fields only */
+    memcpy(out, p, n);
+    return out + n;
+}
+
+static void test_nested_symbols(void **state)
+{
+    (void)state;
+    /* package a.b; message Outer { message Inner { enum Kind {} } enum E {} }
+     * with a varint field (syntax-like) and a fixed one in between, built by
+     * hand: our own files nest no message. */
+    uint8_t kind[16], inner[64], outer[128], file[256], *e;
+    e = ld(kind, 1, "Kind", 4);
+    size_t kind_len = (size_t)(e - kind);
+    e = ld(inner, 1, "Inner", 5);
+    e = ld(e, 4, kind, kind_len);
+    size_t inner_len = (size_t)(e - inner);
+    e = ld(outer, 1, "Outer", 5);
+    *e++ = 0x38; /* field 7, varint */
+    *e++ = 0x96;
+    *e++ = 0x01;
+    e = ld(e, 3, inner, inner_len);
+    e = ld(e, 4,
+           "\x0a\x01"
+           "E",
+           3);
+    size_t outer_len = (size_t)(e - outer);
+    e = ld(file, 1, "x.proto", 7);
+    e = ld(e, 2, "a.b", 3);
+    *e++ = 0x45; /* field 8, fixed32 */
+    memset(e, 0, 4);
+    e += 4;
+    e = ld(e, 4, outer, outer_len);
+    nana_grpc_file f = {"x.proto", file, (size_t)(e - file)};
+    const char *yes[] = {"a.b.Outer", "a.b.Outer.Inner", "a.b.Outer.Inner.Kind", "a.b.Outer.E"};
+    for (size_t i = 0; i < 4; i++)
+        if (!nana_grpc_file_declares(&f, yes[i], strlen(yes[i]))) fail_msg("%s not found", yes[i]);
+    const char *no[] = {"a.b.Inner",
+                        "a.b.Outer.Kind",
+                        "a.b.Outer.Inner.E",
+                        "a.b.OuterXInner",
+                        "a.b.Outer.Inner.Kind.X",
+                        "Outer",
+                        "a.b",
+                        "a.b.E"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        if (nana_grpc_file_declares(&f, no[i], strlen(no[i]))) fail_msg("%s found", no[i]);
+    /* Truncated descriptors are read as far as they go, never past. */
+    for (size_t cut = 0; cut < f.len; cut++) {
+        nana_grpc_file t = {"x.proto", file, cut};
+        (void)nana_grpc_file_declares(&t, "a.b.Outer.Inner.Kind", 20);
+    }
 }
 
 /* Sends one reflection request, returns the unpacked answer. */
@@ -578,6 +640,7 @@ int main(void)
         cmocka_unit_test_teardown(test_nanasqlite_messages, teardown),
         cmocka_unit_test_teardown(test_unpack_bad_bytes, teardown),
         cmocka_unit_test_teardown(test_descriptors, teardown),
+        cmocka_unit_test_teardown(test_nested_symbols, teardown),
         cmocka_unit_test_teardown(test_reflection_answers, teardown),
         cmocka_unit_test_teardown(test_out_of_memory, teardown),
     };
