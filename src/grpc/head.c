@@ -394,13 +394,14 @@ nana_grpc_verdict_kind nana_grpc_head_finish(nana_grpc_head *h)
     if (!(h->seen & SEEN_METHOD)) MALFORMED(h, "no :method");
     if (!h->method_connect && !(h->seen & SEEN_SCHEME)) MALFORMED(h, "no :scheme");
     if (!h->method_connect && !(h->seen & SEEN_PATH)) MALFORMED(h, "no :path");
-    if (h->http == NANA_GRPC_HTTP3 && h->scheme_ok) {
-        /* RFC 9114: http and https need :authority or host, the same if both. */
-        if (!(h->seen & (SEEN_AUTHORITY | SEEN_HOST)))
-            MALFORMED(h, "neither :authority nor host");
-        else if (h->authority && h->host && strcmp(h->authority, h->host) != 0)
-            MALFORMED(h, ":authority and host differ");
-    }
+    /* RFC 9114: under HTTP/3, http and https need :authority or host.
+     * Both versions: the two must agree (RFC 9113 asks a server to treat a
+     * host that differs as malformed too; two names for one request is a
+     * way to confuse routing). */
+    if (h->http == NANA_GRPC_HTTP3 && h->scheme_ok && !(h->seen & (SEEN_AUTHORITY | SEEN_HOST)))
+        MALFORMED(h, "neither :authority nor host");
+    if (h->authority && h->host && strcmp(h->authority, h->host) != 0)
+        MALFORMED(h, ":authority and host differ");
     if (!h->authority && h->host) h->authority = h->host;
     if (!h->method_post)
         problem(h, RANK_405, NANA_GRPC_HTTP_ERROR, 405, NANA_GRPC_UNIMPLEMENTED,

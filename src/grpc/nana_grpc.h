@@ -342,11 +342,12 @@ void nana_grpc_head_init(nana_grpc_head *h, nana_grpc_http http, const nana_grpc
 
 /*
  * Feeds one header field (names as the HTTP library gives them; HTTP/2 and
- * HTTP/3 send them lower-case). Problems are remembered, not returned: the
- * verdict comes from nana_grpc_head_finish. Returns 0, or a negative
- * NANA_ERR_* once the verdict can only be a refusal (the door may stop
- * feeding and finish): NANA_ERR_INVALID for a malformed request,
- * NANA_ERR_TOOBIG past a limit, NANA_ERR_NOMEM when the arena ran out.
+ * HTTP/3 send them lower-case; neither needs a NUL). Problems are
+ * remembered, not returned: the verdict comes from nana_grpc_head_finish.
+ * Returns 0, or a negative NANA_ERR_* once the call can no longer be
+ * accepted (the door may stop feeding and finish): NANA_ERR_NOMEM when the
+ * arena ran out, NANA_ERR_TOOBIG past a header limit, NANA_ERR_INVALID for
+ * any other problem.
  */
 int nana_grpc_head_add(nana_grpc_head *h, const char *name, size_t name_len, const char *value,
                        size_t value_len);
