@@ -1,0 +1,50 @@
+/*
+ * pb.c - protobuf-c on a call's arena: messages are unpacked into it and
+ * packed (with their 5-byte prefix) into it, so a call's messages cost no
+ * allocation of their own and go when the call's arena is freed.
+ */
+#include "grpc/nana_grpc.h"
+
+static void *arena_alloc(void *data, size_t size)
+{
+    return nana_arena_alloc(data, size);
+}
+
+static void arena_free(void *data, void *p)
+{
+    (void)data;
+    (void)p; /* the arena frees everything at the call's end */
+}
+
+void nana_grpc_pb_allocator(ProtobufCAllocator *out, nana_arena *a)
+{
+    out->alloc = arena_alloc;
+    out->free = arena_free;
+    out->allocator_data = a;
+}
+
+int nana_grpc_pb_unpack(nana_arena *a, const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                        size_t len, ProtobufCMessage **out)
+{
+    ProtobufCAllocator al;
+    nana_grpc_pb_allocator(&al, a);
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &al, len, data);
+    if (!m) return nana_err_set(NANA_ERR_INVALID, "the message is not a valid %s", desc->name);
+    *out = m;
+    return 0;
+}
+
+int nana_grpc_pb_pack_framed(nana_arena *a, const ProtobufCMessage *m, uint8_t **out, size_t *len)
+{
+    size_t size = protobuf_c_message_get_packed_size(m);
+    if (size > UINT32_MAX)
+        return nana_err_set(NANA_ERR_TOOBIG, "a reply of %zu bytes does not fit a gRPC message",
+                            size);
+    uint8_t *buf = nana_arena_alloc(a, NANA_GRPC_PREFIX + size);
+    if (!buf) return nana_err_set(NANA_ERR_NOMEM, "out of memory for a reply of %zu bytes", size);
+    nana_grpc_frame_prefix(buf, false, (uint32_t)size);
+    protobuf_c_message_pack(m, buf + NANA_GRPC_PREFIX);
+    *out = buf;
+    *len = NANA_GRPC_PREFIX + size;
+    return 0;
+}
