@@ -309,6 +309,16 @@ static void async_done(void *arg, int rc, const char *errmsg)
     }
 }
 
+bool nana_core_cancel(nana_core *core, nana_core_call *c)
+{
+    if (!nana_work_cancel(core->work, &c->in.job)) return false;
+    nana_core_result_clear(&c->res);
+    nana_error_setf(&c->err, NANA_ERR_CLOSED, "Call cancelled by the client before it ran");
+    answer(c);
+    release(c);
+    return true;
+}
+
 bool nana_core_binds_now(const nana_core_call *c)
 {
     return c->m && (nana_method_flags(c->m) & NANA_M_ASYNC) && c->in.t;

@@ -230,6 +230,15 @@ void nana_core_start(nana_core *core, nana_core_call *c);
  */
 bool nana_core_binds_now(const nana_core_call *c);
 
+/*
+ * The caller gave up on started call |c| (a gRPC client cancelled it):
+ * if it has not begun to run it never will, and it is answered now (an
+ * error the door may drop) and released: true. False when it runs or ran
+ * already (its answer comes as usual), or is a write already queued to
+ * the store's writer. Any thread.
+ */
+bool nana_core_cancel(nana_core *core, nana_core_call *c);
+
 /* The default database's file name (what allowed_dbs lists call it). */
 const char *nana_core_default_db(const nana_core *core);
 

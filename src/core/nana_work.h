@@ -80,6 +80,11 @@ typedef enum nana_finish {
 /* |j| finished (on its worker, or the store's callback). */
 nana_finish nana_work_finish(nana_work *w, nana_job *j);
 
+/* Takes |j| out of the queue if it has not started: true, and it will never
+ * run or expire (it is the owner's again); false when it runs, ran, or is
+ * tracked (a job elsewhere cannot be called back). */
+bool nana_work_cancel(nana_work *w, nana_job *j);
+
 /* Jobs queued and running (for the graceful stop). */
 unsigned nana_work_pending(nana_work *w);
 

@@ -365,6 +365,19 @@ nana_finish nana_work_finish(nana_work *w, nana_job *j)
     return f;
 }
 
+bool nana_work_cancel(nana_work *w, nana_job *j)
+{
+    pthread_mutex_lock(&w->mu);
+    bool queued = j->state == J_QUEUED;
+    if (queued) {
+        q_unlink(w, j);
+        h_remove(w, j);
+        j->state = J_DONE;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return queued;
+}
+
 unsigned nana_work_pending(nana_work *w)
 {
     pthread_mutex_lock(&w->mu);

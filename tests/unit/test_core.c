@@ -314,6 +314,38 @@ static void test_deadlines_and_overload(void **state)
     core_down(&e);
 }
 
+/* A caller that gives up: a queued call is taken out, answered at once and
+ * never runs (a delete that stays undone); a running one cannot be. */
+static void test_cancel(void **state)
+{
+    (void)state;
+    env e;
+    core_up(&e, "cancel", slow_workers);
+    fcall f;
+    fcall_init(&f, "__setitem__", "kept", "1");
+    assert_int_equal(run(e.core, &f), NANA_CORE_QUEUE);
+    fcall running, queued;
+    fcall_init(&running, "__len__", NULL, NULL);
+    assert_int_equal(nana_core_try(e.core, &running.call, NULL), NANA_CORE_QUEUE);
+    nana_core_start(e.core, &running.call);
+    struct timespec ts = {0, 30000000L}; /* the worker has taken it */
+    nanosleep(&ts, NULL);
+    fcall_init(&queued, "__delitem__", "kept", NULL);
+    assert_int_equal(nana_core_try(e.core, &queued.call, NULL), NANA_CORE_QUEUE);
+    nana_core_start(e.core, &queued.call);
+    assert_true(nana_core_cancel(e.core, &queued.call));
+    assert_int_equal(atomic_load(&queued.answered), 1);
+    assert_int_equal(atomic_load(&queued.released), 1);
+    assert_int_equal(queued.err.code, NANA_ERR_CLOSED);
+    assert_false(nana_core_cancel(e.core, &running.call));
+    wait_done(&running);
+    assert_int_equal(running.err.code, 0);
+    fcall_init(&f, "__contains__", "kept", NULL);
+    run(e.core, &f);
+    assert_true(f.b); /* the cancelled delete never ran */
+    core_down(&e);
+}
+
 /* Stopping answers what waits "shutting down", and it never runs. */
 static void test_stop_answers_queued(void **state)
 {
@@ -343,9 +375,8 @@ static void test_stop_answers_queued(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_calls_and_fast_paths),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_deadlines_and_overload),
+        cmocka_unit_test(test_calls_and_fast_paths),   cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_deadlines_and_overload), cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_stop_answers_queued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
