@@ -303,6 +303,15 @@ void nana_quic_conn_set_callbacks(nana_quic_conn *c, const nana_quic_callbacks *
 /* The verified client identity (all zero when none). */
 const nana_quic_identity *nana_quic_conn_identity(const nana_quic_conn *c);
 
+/*
+ * Fills |out| with |out_len| bytes of the TLS exporter (RFC 8446 section
+ * 7.5, RFC 5705) for |label| and |context|: a secret both ends of this
+ * connection alone can compute, to bind a signature to the connection.
+ * NANA_ERR_INVALID before the handshake finished.
+ */
+int nana_quic_conn_exporter(const nana_quic_conn *c, const char *label, const uint8_t *context,
+                            size_t context_len, uint8_t *out, size_t out_len);
+
 /* The negotiated ALPN protocol, "" when none. */
 const char *nana_quic_conn_alpn(const nana_quic_conn *c);
 

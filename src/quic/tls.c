@@ -408,6 +408,17 @@ static void identity_from_der(nana_quic_identity *id, const gnutls_datum_t *der)
     gnutls_x509_crt_deinit(crt);
 }
 
+int nana_quic_conn_exporter(const nana_quic_conn *c, const char *label, const uint8_t *context,
+                            size_t context_len, uint8_t *out, size_t out_len)
+{
+    if (!c->tls || !ngtcp2_conn_get_handshake_completed(c->q))
+        return nana_err_set(NANA_ERR_INVALID, "TLS exporter: the handshake has not finished");
+    int rc = gnutls_prf_rfc5705(c->tls, strlen(label), label, context_len, (const char *)context,
+                                out_len, (char *)out);
+    if (rc < 0) return nana_err_set(NANA_ERR_INTERNAL, "TLS exporter: %s", gnutls_strerror(rc));
+    return NANA_OK;
+}
+
 void nana_quic_tls_peer_info(nana_quic_conn *c)
 {
     gnutls_datum_t sel;

@@ -437,6 +437,29 @@ static void test_core_conn_callbacks(void **state)
     assert_int_equal(atomic_load(&ep_closes), 0);
 }
 
+/* The TLS exporter: both ends of a connection get the same secret for a
+ * label and context, another label or context gives another. */
+static void test_core_exporter(void **state)
+{
+    (void)state;
+    vnet n;
+    vn_start(&n, NULL, NULL);
+    nana_quic_conn *c = vn_open(&n);
+    vn_run(&n, NULL, 50);
+    nana_quic_conn *s = srv_conn(&n);
+    assert_non_null(s);
+    uint8_t a[32], b[32], x[32], y[32];
+    static const uint8_t ctx[] = {1, 2, 3};
+    assert_int_equal(nana_quic_conn_exporter(c, "EXPORTER-test", ctx, 3, a, 32), 0);
+    assert_int_equal(nana_quic_conn_exporter(s, "EXPORTER-test", ctx, 3, b, 32), 0);
+    assert_memory_equal(a, b, 32);
+    assert_int_equal(nana_quic_conn_exporter(c, "EXPORTER-other", ctx, 3, x, 32), 0);
+    assert_memory_not_equal(a, x, 32);
+    assert_int_equal(nana_quic_conn_exporter(c, "EXPORTER-test", ctx, 2, y, 32), 0);
+    assert_memory_not_equal(a, y, 32);
+    vn_stop(&n);
+}
+
 static void srv_four_streams(nana_quic_config *cfg)
 {
     cfg->max_streams_bidi = 4;
@@ -1617,6 +1640,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_core_app_timer),
         cmocka_unit_test(test_core_send_state),
         cmocka_unit_test(test_core_conn_callbacks),
+        cmocka_unit_test(test_core_exporter),
         cmocka_unit_test(test_admit_prefixes),
         cmocka_unit_test(test_admit_engaged),
         cmocka_unit_test(test_admit_lists_random),
