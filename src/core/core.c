@@ -56,6 +56,58 @@ bool nana_core_error_expected(int code)
     }
 }
 
+const char *nana_core_error_type(int code, const char **code_field, bool *expected)
+{
+    *expected = true;
+    *code_field = NULL;
+    switch (code) {
+    case NANA_ERR_NOTFOUND:
+        return "KeyError";
+    case NANA_ERR_INVALID:
+    case NANA_ERR_TOOBIG:
+        return "ValueError";
+    case NANA_ERR_TYPE:
+    case NANA_ERR_JSON:
+        return "TypeError";
+    case NANA_ERR_VALIDATION:
+        return "NanaSQLiteValidationError";
+    case NANA_ERR_TXN:
+        return "NanaSQLiteTransactionError";
+    case NANA_ERR_BUSY:
+        *code_field = "busy";
+        return "NanaSQLiteLockError";
+    case NANA_ERR_DB:
+    case NANA_ERR_CORRUPT:
+    case NANA_ERR_READONLY:
+    case NANA_ERR_FULL:
+        return "NanaSQLiteDatabaseError";
+    case NANA_ERR_CLOSED:
+        return "NanaSQLiteClosedError";
+    case NANA_ERR_PERM:
+        return "PermissionError";
+    case NANA_ERR_UNAVAILABLE:
+        return "NanaSQLiteError";
+    case NANA_ERR_TIMEOUT:
+        *code_field = "timeout";
+        return "RuntimeError";
+    case NANA_ERR_OVERLOAD:
+        *code_field = "busy";
+        return "RuntimeError";
+    case NANA_ERR_RATE:
+        *code_field = "rate_limited";
+        return "RuntimeError";
+    case NANA_ERR_SHUTDOWN:
+        *code_field = "shutdown";
+        return "RuntimeError";
+    case NANA_ERR_TOOEARLY:
+        *code_field = "too_early";
+        return "RuntimeError";
+    default:
+        *expected = false;
+        return "InternalServerError";
+    }
+}
+
 /* ---- the answer --------------------------------------------------------------- */
 
 /* Hands a started call's answer to its door (and counts it). */

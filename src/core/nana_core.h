@@ -251,6 +251,17 @@ int nana_core_check_db_name(const char *name, size_t len, nana_error *err);
  * detail (which the core logged). */
 bool nana_core_error_expected(int code);
 
+/*
+ * The Python exception a NanaSQLite client raises for error |code|
+ * ("KeyError", "PermissionError", "NanaSQLiteLockError", ...), the same in
+ * every door; *code_field gets the machine-readable reason for the
+ * conditions a retry may cure ("busy", "timeout", "rate_limited",
+ * "shutdown", "too_early"; NULL for others). *expected is false for the
+ * server's own faults: their type is "InternalServerError" and their
+ * message must not reach the client.
+ */
+const char *nana_core_error_type(int code, const char **code_field, bool *expected);
+
 /* A call answered through answer() counts until the door says its reply is
  * gone (acknowledged, or the connection ended): the graceful stop waits
  * for these. */

@@ -96,13 +96,6 @@ int nana_reply_encode_value(nana_buf *out, const char *json, size_t len);
 /* The wire form tag of this door's cached values. */
 #define NANA_DOOR_FORM_MSGPACK 1
 
-/*
- * The error_type the client gets for error |code| and the "code" field
- * (NULL: none); *expected is false for codes that mean a bug or a failure
- * of the machine (the client then gets InternalServerError).
- */
-const char *nana_error_type(int code, const char **code_field, bool *expected);
-
 /* The reply to a committed plain write: {"status": "success", "result": None}. */
 extern const uint8_t nana_reply_set_ok[28];
 

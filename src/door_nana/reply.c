@@ -1,6 +1,6 @@
 /*
- * reply.c - reply frames of the NanaSQLite door and the mapping from our
- * error codes to the Python exception names its clients raise.
+ * reply.c - reply frames of the NanaSQLite door (errors carry the Python
+ * exception names of nana_core_error_type).
  *
  * A frame is written in place: four bytes are reserved for the length,
  * the msgpack map follows, and the length is patched at the end, so a
@@ -67,63 +67,11 @@ int nana_reply_internal(nana_buf *out)
     return nana_reply_error(out, "InternalServerError", "An unexpected error occurred", NULL);
 }
 
-const char *nana_error_type(int code, const char **code_field, bool *expected)
-{
-    *expected = true;
-    *code_field = NULL;
-    switch (code) {
-    case NANA_ERR_NOTFOUND:
-        return "KeyError";
-    case NANA_ERR_INVALID:
-    case NANA_ERR_TOOBIG:
-        return "ValueError";
-    case NANA_ERR_TYPE:
-    case NANA_ERR_JSON:
-        return "TypeError";
-    case NANA_ERR_VALIDATION:
-        return "NanaSQLiteValidationError";
-    case NANA_ERR_TXN:
-        return "NanaSQLiteTransactionError";
-    case NANA_ERR_BUSY:
-        *code_field = "busy";
-        return "NanaSQLiteLockError";
-    case NANA_ERR_DB:
-    case NANA_ERR_CORRUPT:
-    case NANA_ERR_READONLY:
-    case NANA_ERR_FULL:
-        return "NanaSQLiteDatabaseError";
-    case NANA_ERR_CLOSED:
-        return "NanaSQLiteClosedError";
-    case NANA_ERR_PERM:
-        return "PermissionError";
-    case NANA_ERR_UNAVAILABLE:
-        return "NanaSQLiteError";
-    case NANA_ERR_TIMEOUT:
-        *code_field = "timeout";
-        return "RuntimeError";
-    case NANA_ERR_OVERLOAD:
-        *code_field = "busy";
-        return "RuntimeError";
-    case NANA_ERR_RATE:
-        *code_field = "rate_limited";
-        return "RuntimeError";
-    case NANA_ERR_SHUTDOWN:
-        *code_field = "shutdown";
-        return "RuntimeError";
-    case NANA_ERR_TOOEARLY:
-        *code_field = "too_early";
-        return "RuntimeError";
-    default:
-        *expected = false;
-        return "InternalServerError";
-    }
-}
-
 int nana_reply_from_error(nana_buf *out, const nana_error *e)
 {
     bool expected;
     const char *code;
-    const char *type = nana_error_type(e->code, &code, &expected);
+    const char *type = nana_core_error_type(e->code, &code, &expected);
     if (!expected) return nana_reply_internal(out);
     return nana_reply_error(out, type, e->msg, code);
 }
