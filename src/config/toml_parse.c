@@ -86,18 +86,22 @@ static unsigned column_of(const char *p, size_t start, size_t at)
     return col;
 }
 
-/* Sets "line L, column C: <message>" and returns |code|. */
-static int fail_at(int code, unsigned line, unsigned col, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail_at(int code, unsigned line, unsigned col, const char *fmt, ...)
+/* Sets the calling thread's message to "line L, column C: <message>". */
+static void message_at(unsigned line, unsigned col, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void message_at(unsigned line, unsigned col, const char *fmt, ...)
 {
     char msg[200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return nana_err_set(code, "line %u, column %u: %s", line, col, msg);
+    nana_err_format("line %u, column %u: %s", line, col, msg);
 }
+
+/* fail_at(code, line, col, fmt, ...): sets the message and evaluates to |code| (as
+ * nana_err_set does, so that static analysis sees which code comes back). */
+#define fail_at(code, line, col, ...) (message_at(line, col, __VA_ARGS__), (int)(code))
 
 /* An error at the current position. */
 #define FAIL(ps, code, ...)                                                                        \
@@ -493,7 +497,7 @@ static int read_digits(parser *ps, size_t end, int base, char *buf, size_t *at)
     if (ps->i >= end || digit_value(ps->p[ps->i], base) < 0)
         return FAIL(ps, NANA_ERR_INVALID, "expected a digit, found %s", found(ps));
     while (ps->i < end) {
-        int c = ps->p[ps->i];
+        int c = (unsigned char)ps->p[ps->i];
         if (c == '_') {
             if (ps->i + 1 >= end || digit_value(ps->p[ps->i + 1], base) < 0)
                 return FAIL(ps, NANA_ERR_INVALID, "an underscore must be between two digits");
@@ -510,7 +514,7 @@ static int read_digits(parser *ps, size_t end, int base, char *buf, size_t *at)
 /* Reads a 0x, 0o or 0b integer (no sign) up to |end|. */
 static int read_prefixed(parser *ps, size_t end, nana_toml_value *v)
 {
-    int p = ps->p[ps->i + 1];
+    int p = (unsigned char)ps->p[ps->i + 1];
     int base = p == 'x' ? 16 : p == 'o' ? 8 : 2;
     size_t start = ps->i;
     ps->i += 2;

@@ -22,7 +22,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* ---- checks on a parsed document -------------------------------------------------------------- */
+/* ---- checks on a parsed document --------------------------------------------------------------
+ */
 
 /* True if |s| (|n| bytes) is valid UTF-8 (a plain decoder, written separately from the parser). */
 static int utf8_ok(const unsigned char *s, size_t n)
@@ -215,7 +216,8 @@ static void put_table(out *o, const nana_toml_table *t, const nana_toml_kv **pat
     }
 }
 
-/* ---- comparing two documents ------------------------------------------------------------------ */
+/* ---- comparing two documents ------------------------------------------------------------------
+ */
 
 static int same_value(const nana_toml_value *a, const nana_toml_value *b);
 

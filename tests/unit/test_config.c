@@ -106,8 +106,7 @@ static const char *tmp_dir(void)
 }
 
 /* Writes |text| to a fresh file "<tmp>/<name>-<pid>.toml" with |mode|; the path in |out|. */
-static const char *write_file(char *out, size_t n, const char *name, const char *text,
-                              mode_t mode)
+static const char *write_file(char *out, size_t n, const char *name, const char *text, mode_t mode)
 {
     snprintf(out, n, "%s/%s-%d.toml", tmp_dir(), name, (int)getpid());
     unlink(out);
@@ -245,7 +244,8 @@ static void test_relative_paths(void **state)
     assert_string_equal(c.name, "rel");
 }
 
-/* ---- the layer: the file under the command line ----------------------------------------------- */
+/* ---- the layer: the file under the command line -----------------------------------------------
+ */
 
 static nana_toml_config layer_cfg;
 
@@ -373,8 +373,9 @@ static void test_reader(void **state)
     /* Parse errors start with the path. */
     write_file(path, sizeof(path), "reader", "a = 1\nb\n", 0600);
     assert_int_equal(nana_toml_load(path, NULL, &d), NANA_ERR_INVALID);
-    snprintf(msg, sizeof(msg), "%s: line 2, column 2: expected '=' after a key, found the end "
-                               "of the line",
+    snprintf(msg, sizeof(msg),
+             "%s: line 2, column 2: expected '=' after a key, found the end "
+             "of the line",
              path);
     assert_string_equal(nana_errmsg(), msg);
     unlink(path);
@@ -613,10 +614,8 @@ static void test_server_example(void **state)
     size_t n;
     const nana_opt *r = nana_server_options(&n);
     nana_opt_table t = {r, n, &so};
-    nana_opt_prog p = {.name = "nanasqlite-server",
-                       .tables = &t,
-                       .ntables = 1,
-                       .config_doc = "# example\n"};
+    nana_opt_prog p = {
+        .name = "nanasqlite-server", .tables = &t, .ntables = 1, .config_doc = "# example\n"};
     char *buf = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
@@ -717,8 +716,7 @@ static void test_key_checks(void **state)
     r[1] = rows[4]; /* file: no default, so it needs an example */
     r[1].example = NULL;
     assert_int_equal(check_rows(r, 2), NANA_ERR_INVALID);
-    assert_string_equal(nana_errmsg(),
-                        "--file: a configuration key needs a default or an example");
+    assert_string_equal(nana_errmsg(), "--file: a configuration key needs a default or an example");
     r[1] = rows[5];
     r[1].def = NULL;
     r[1].example = "fast";
@@ -757,8 +755,8 @@ static void test_reference(void **state)
     nana_opt_markdown(&p, out);
     fclose(out);
     assert_non_null(strstr(buf, "| option | config file | value | default | environment |"));
-    assert_non_null(
-        strstr(buf, "| `--port` | `[net] port` (integer) | 1..65535 | `4433` | `TEST_CONFIG_PORT`"));
+    assert_non_null(strstr(
+        buf, "| `--port` | `[net] port` (integer) | 1..65535 | `4433` | `TEST_CONFIG_PORT`"));
     assert_non_null(strstr(buf, "| `--threads` | `[net] io_threads` (integer) |"));
     assert_non_null(strstr(buf, "| `--rate` | `[limits] rate` (float) |"));
     assert_non_null(strstr(buf, "| `--quiet` | `[log] quiet` (boolean) | flag | off |"));

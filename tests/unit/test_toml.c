@@ -90,8 +90,12 @@ static const char *str_at(const nana_toml_doc *d, const char *path)
 static void test_empty_and_comments(void **state)
 {
     (void)state;
-    const char *texts[] = {"", "\n", "# only a comment", "  # indented\n\n\t\n",
-                           "# a\r\n\r\n# b\r\n", "\xEF\xBB\xBF# after a byte order mark\n",
+    const char *texts[] = {"",
+                           "\n",
+                           "# only a comment",
+                           "  # indented\n\n\t\n",
+                           "# a\r\n\r\n# b\r\n",
+                           "\xEF\xBB\xBF# after a byte order mark\n",
                            "# tab\tand é ü in a comment\n"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         nana_toml_doc *d = ok_doc(texts[i]);
@@ -175,13 +179,14 @@ static void test_tables(void **state)
 static void test_strings(void **state)
 {
     (void)state;
-    nana_toml_doc *d = ok_doc("esc = \"b\\b t\\t n\\n f\\f r\\r q\\\" s\\\\ u\\u00E9 U\\U0001F600\"\n"
-                              "lit = 'C:\\path\\to \"x\"'\n"
-                              "raw = \"tab\there é 日本\"\n"
-                              "empty = \"\"\n"
-                              "lempty = ''\n"
-                              "ctl = \"\\u0001\\u001f\\u007f\"\n"
-                              "max = \"\\U0010FFFF\"\n");
+    nana_toml_doc *d =
+        ok_doc("esc = \"b\\b t\\t n\\n f\\f r\\r q\\\" s\\\\ u\\u00E9 U\\U0001F600\"\n"
+               "lit = 'C:\\path\\to \"x\"'\n"
+               "raw = \"tab\there é 日本\"\n"
+               "empty = \"\"\n"
+               "lempty = ''\n"
+               "ctl = \"\\u0001\\u001f\\u007f\"\n"
+               "max = \"\\U0010FFFF\"\n");
     assert_string_equal(str_at(d, "esc"),
                         "b\b t\t n\n f\f r\r q\" s\\ u\xC3\xA9 U\xF0\x9F\x98\x80");
     assert_string_equal(str_at(d, "lit"), "C:\\path\\to \"x\"");
@@ -341,7 +346,7 @@ static void test_syntax_errors(void **state)
     BAD("a = [\n1,\n2\n", "line 4, column 1: expected ',' or ']' in an array, found the end of "
                           "the file");
     BAD("ok = 1\n\n  bad", "line 3, column 6: expected '=' after a key, found the end of the "
-                          "file");
+                           "file");
 }
 
 static void test_string_errors(void **state)
@@ -461,10 +466,10 @@ static void test_byte_errors(void **state)
     BAD("a = 1\r", "line 1, column 6: a carriage return that does not end a line");
     BAD("\xff", "line 1, column 1: invalid UTF-8");
     BAD("a = \"\xc3\"", "line 1, column 6: invalid UTF-8");
-    BAD("a = 'é\xc0\xaf'", "line 1, column 7: invalid UTF-8");     /* overlong */
-    BAD("# \xed\xa0\x80", "line 1, column 3: invalid UTF-8");       /* a surrogate */
-    BAD("# \xf4\x90\x80\x80", "line 1, column 3: invalid UTF-8");   /* past U+10FFFF */
-    BAD("# ok\n# \xe6\x97", "line 2, column 3: invalid UTF-8");     /* cut short */
+    BAD("a = 'é\xc0\xaf'", "line 1, column 7: invalid UTF-8");    /* overlong */
+    BAD("# \xed\xa0\x80", "line 1, column 3: invalid UTF-8");     /* a surrogate */
+    BAD("# \xf4\x90\x80\x80", "line 1, column 3: invalid UTF-8"); /* past U+10FFFF */
+    BAD("# ok\n# \xe6\x97", "line 2, column 3: invalid UTF-8");   /* cut short */
     BAD("\xEF\xBB\xBF\xEF\xBB\xBF", "line 1, column 1: expected a key, found other text");
 }
 
@@ -509,7 +514,8 @@ static void test_limits(void **state)
     lim.max_string = 4;
     ok_lim("abcd = \"wxyz\"\n'efgh' = 'wxyz'\n", &lim);
     ok_lim("a = \"\\u00e9\\u00e9\"\n", &lim); /* 4 bytes after the escapes */
-    bad_lim("a = \"wxyz1\"", &lim, NANA_ERR_TOOBIG, "line 1, column 5: a string longer than 4 bytes");
+    bad_lim("a = \"wxyz1\"", &lim, NANA_ERR_TOOBIG,
+            "line 1, column 5: a string longer than 4 bytes");
     bad_lim("a = 'wxyz1'", &lim, NANA_ERR_TOOBIG, "line 1, column 5: a string longer than 4 bytes");
     bad_lim("abcde = 1", &lim, NANA_ERR_TOOBIG, "line 1, column 1: a key longer than 4 bytes");
     bad_lim("x.\"abcde\" = 1", &lim, NANA_ERR_TOOBIG,
@@ -534,14 +540,18 @@ static void test_limits(void **state)
     nana_toml_limits_init(&lim);
     lim.max_depth = 3;
     ok_lim("a.b.c = 1\n[x.y]\nz = 1\n[p.q]\nv = [[[1]]]\n", &lim);
-    bad_lim("a.b.c.d = 1", &lim, NANA_ERR_TOOBIG, "line 1, column 7: a key path of more than 3 "
-                                                  "parts");
-    bad_lim("[a.b.c.d]", &lim, NANA_ERR_TOOBIG, "line 1, column 8: a key path of more than 3 "
-                                                "parts");
-    bad_lim("[a.b]\nc.d = 1", &lim, NANA_ERR_TOOBIG, "line 2, column 3: a key path of more than "
-                                                     "3 parts");
-    bad_lim("v = [[[[1]]]]", &lim, NANA_ERR_TOOBIG, "line 1, column 8: arrays nested more than 3 "
-                                                    "deep");
+    bad_lim("a.b.c.d = 1", &lim, NANA_ERR_TOOBIG,
+            "line 1, column 7: a key path of more than 3 "
+            "parts");
+    bad_lim("[a.b.c.d]", &lim, NANA_ERR_TOOBIG,
+            "line 1, column 8: a key path of more than 3 "
+            "parts");
+    bad_lim("[a.b]\nc.d = 1", &lim, NANA_ERR_TOOBIG,
+            "line 2, column 3: a key path of more than "
+            "3 parts");
+    bad_lim("v = [[[[1]]]]", &lim, NANA_ERR_TOOBIG,
+            "line 1, column 8: arrays nested more than 3 "
+            "deep");
 
     /* A number token longer than 128 characters. */
     char text[256] = "a = 1";
@@ -557,8 +567,9 @@ static void test_limits(void **state)
         strcat(deep, "]");
     ok_lim(deep, NULL);
     snprintf(deep, sizeof(deep), "a = [[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]");
-    bad_n(deep, strlen(deep), NANA_ERR_TOOBIG, "line 1, column 21: arrays nested more than 16 "
-                                               "deep");
+    bad_n(deep, strlen(deep), NANA_ERR_TOOBIG,
+          "line 1, column 21: arrays nested more than 16 "
+          "deep");
 }
 
 /* A document that uses every feature, for the allocation failures. */
