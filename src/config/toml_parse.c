@@ -14,7 +14,10 @@
  * Tables remember how they were made, which is what TOML's rules about
  * defining a table twice are about: by a [header] (once), implicitly as
  * the parent of a header (a header may define it later), or by dotted
- * keys (only in the section that made them, never by a header).
+ * keys (more dotted keys may add to it and a header may give it a
+ * sub-table, but no header defines it). Dotted keys start from the
+ * current section's table, which is current only once, so they can only
+ * reach dotted tables made in the same section.
  */
 #include "config/nana_toml.h"
 
@@ -34,8 +37,7 @@ enum { T_ROOT, T_IMPLICIT, T_HEADER, T_DOTTED };
 struct nana_toml_table {
     nana_toml_kv *kv;
     size_t n, cap;
-    int how;          /* T_* */
-    unsigned section; /* T_DOTTED: the section (header count) whose dotted keys made it */
+    int how; /* T_* */
 };
 
 struct nana_toml_doc {
@@ -62,7 +64,6 @@ typedef struct parser {
     nana_toml_doc *doc;
     nana_toml_table *cur; /* the table of the current section */
     unsigned cur_depth;   /* parts in the current section's header */
-    unsigned section;     /* headers seen so far */
     key_part *parts;      /* max_depth parts of a key path */
 } parser;
 
@@ -189,7 +190,6 @@ static nana_toml_table *table_new(parser *ps, int how)
     nana_toml_table *t = nana_arena_alloc(&ps->doc->arena, sizeof(*t));
     if (!t) return NULL;
     t->how = how;
-    t->section = ps->section;
     return t;
 }
 
@@ -745,7 +745,6 @@ static int read_header(parser *ps)
         }
         t = e->val.u.table;
     }
-    ps->section++;
     ps->cur = t;
     ps->cur_depth = (unsigned)n;
     return NANA_OK;
@@ -773,7 +772,7 @@ static int read_keyval(parser *ps)
             return fail_at(NANA_ERR_INVALID, part->line, part->col,
                            "%s is a value (line %u), not a table",
                            path_text(ps->parts, k + 1, name, sizeof(name)), e->line);
-        } else if (e->val.u.table->how != T_DOTTED || e->val.u.table->section != ps->section) {
+        } else if (e->val.u.table->how != T_DOTTED) {
             return fail_at(NANA_ERR_INVALID, part->line, part->col,
                            "table %s was defined at line %u; dotted keys cannot add to it",
                            path_text(ps->parts, k + 1, name, sizeof(name)), e->val.line);
