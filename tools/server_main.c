@@ -48,7 +48,7 @@ static const char doc[] =
     "`nanasqlite-server: --port: 70000 is out of range (0..65535)`, and exit\n"
     "status 2. Limits are described in [SECURITY.md](SECURITY.md).\n"
     "\n"
-    "## The configuration file\n"
+    "## Settings from a file\n"
     "\n"
     "`--config FILE` reads settings from a TOML file: each heading below is a\n"
     "`[section]` and each setting the key shown beside its flag, with the\n"
