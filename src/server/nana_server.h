@@ -28,8 +28,11 @@ typedef enum nana_client_certs {
     NANA_CLIENT_CERTS_REQUIRE = 2, /* refuse a client without one at the handshake */
 } nana_client_certs;
 
+/* The longest address --bind (bind_address) takes. */
+#define NANA_SERVER_HOST_MAX 256
+
 typedef struct nana_server_opts {
-    const char *host;            /* default "127.0.0.1" */
+    const char *host;            /* default "127.0.0.1"; may point at bind_host */
     uint16_t port;               /* default 4433; 0 picks a free port */
     unsigned threads;            /* QUIC I/O threads, default 1 */
     unsigned workers;            /* store worker threads, default 8 */
@@ -64,6 +67,9 @@ typedef struct nana_server_opts {
     unsigned queue_limit;          /* calls waiting for a worker, default 4096 */
     unsigned max_dbs;              /* databases open at once, default 64 */
     unsigned idle_timeout_ms;      /* QUIC idle timeout, default 30000 */
+    unsigned keepalive_ms;         /* PING an idle connection this often; 0 (default): never */
+    size_t stream_window;          /* QUIC flow-control window of a stream, default 1 MiB
+                                      (at most max_stream_bytes) */
     unsigned challenge_ttl_ms;     /* default 30000 */
     unsigned ban_failures;         /* failed authentications that ban, default 3 */
     unsigned ban_seconds;          /* default 900 */
@@ -76,19 +82,30 @@ typedef struct nana_server_opts {
     /* for the program around the server (nanasqlite-server), not nana_server_start */
     nana_log_level log_level; /* default NANA_LOG_INFO */
     const char *ready_file;   /* the port is written here once serving; NULL: none */
+    const char *config_path;  /* the configuration file read (--config), or NULL */
+    /* --bind ADDR:PORT: a copy of the address, which host then points at */
+    char bind_host[NANA_SERVER_HOST_MAX];
 } nana_server_opts;
 
 /*
  * The server's options, one row each (src/server/options.c): name, type,
- * range, default, group and help, with offsets into nana_server_opts. The
- * command line, its --help, docs/CONFIG.md and a configuration file all
- * read these rows; a new option is one new row (and its field above).
- * Sets *n to the number of rows.
+ * range, default, group, help and configuration key, with offsets into
+ * nana_server_opts. The command line, its --help, docs/CONFIG.md, the
+ * configuration file (--config) and its example all read these rows; a
+ * new option is one new row (and its field above). Sets *n to the number
+ * of rows.
  */
 const nana_opt *nana_server_options(size_t *n);
 
 /* Fills |o| with the defaults of the option rows (everything else zero). */
 void nana_server_opts_init(nana_server_opts *o);
+
+/*
+ * Checks settings that are each in range but do not fit together (a
+ * keep-alive that is not shorter than the idle timeout). Returns 0, or
+ * NANA_ERR_INVALID naming both options.
+ */
+int nana_server_opts_check(const nana_server_opts *o);
 
 /*
  * Loads keys, certificates and accounts, binds the port, then opens the

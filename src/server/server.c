@@ -58,6 +58,7 @@ static void fill_defaults(nana_server_opts *o)
     DEF(ban_failures);
     DEF(ban_seconds);
     DEF(grace_ms);
+    DEF(stream_window);
 #undef DEF
     if (o->calls_per_sec <= 0) o->calls_per_sec = d.calls_per_sec;
     if (o->max_stream_bytes < 16) o->max_stream_bytes = 16;
@@ -198,6 +199,7 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     nana_server *s = calloc(1, sizeof(*s));
     if (!s) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     s->o = *opts;
+    if (opts->host == opts->bind_host) s->o.host = s->o.bind_host; /* --bind's copy */
     fill_defaults(&s->o);
     atomic_init(&s->ready, false);
     atomic_init(&s->draining, false);
@@ -250,7 +252,9 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     qc.trust_by_app = 1; /* a connection is trusted once its client logged in */
     qc.max_streams_bidi = o->max_streams;
     qc.idle_timeout_ms = o->idle_timeout_ms;
-    qc.stream_window = o->max_stream_bytes < (1u << 20) ? o->max_stream_bytes : (1u << 20);
+    qc.keepalive_ms = o->keepalive_ms;
+    qc.stream_window =
+        o->max_stream_bytes < o->stream_window ? o->max_stream_bytes : o->stream_window;
     qc.cb = &nana_doors_quic_callbacks;
     qc.user = s;
     uint8_t secret[32];

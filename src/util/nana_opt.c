@@ -179,6 +179,16 @@ int nana_opt_defaults(const nana_opt_table *t)
     return NANA_OK;
 }
 
+const char *nana_opt_key(const nana_opt *row, char *buf, size_t n)
+{
+    if (!row->section || !n) return NULL;
+    snprintf(buf, n, "%s", row->key ? row->key : row->name);
+    if (!row->key)
+        for (char *c = buf; *c; c++)
+            if (*c == '-') *c = '_';
+    return buf;
+}
+
 const nana_opt *nana_opt_find(const nana_opt_table *t, const char *name)
 {
     for (size_t i = 0; i < t->n; i++)
@@ -242,6 +252,10 @@ static int builtin(const nana_opt_prog *p, const char *a)
     }
     if (p->markdown && strcmp(a, "--help-markdown") == 0) {
         nana_opt_markdown(p, out);
+        return NANA_OPT_DONE;
+    }
+    if (p->config_doc && strcmp(a, "--help-config") == 0) {
+        nana_opt_config_example(p, out);
         return NANA_OPT_DONE;
     }
     return 0;
@@ -319,19 +333,30 @@ static int check_prog(const nana_opt_prog *p)
             if (dup)
                 return nana_err_set(NANA_ERR_INVALID, "option table: --%s is in two tables",
                                     row->name);
+            char key[96], other[96];
+            for (size_t u = 0; u < t && nana_opt_key(row, key, sizeof(key)); u++)
+                for (size_t j = 0; j < p->tables[u].n; j++) {
+                    const nana_opt *r = &p->tables[u].rows[j];
+                    if (nana_opt_key(r, other, sizeof(other)) &&
+                        strcmp(r->section, row->section) == 0 && strcmp(other, key) == 0)
+                        return nana_err_set(NANA_ERR_INVALID,
+                                            "option table: [%s] %s is in two tables", row->section,
+                                            key);
+                }
         }
     }
     return NANA_OK;
 }
 
-int nana_opt_parse(const nana_opt_prog *p, int argc, char **argv, int *first)
+/*
+ * Reads the options of argv[1..argc-1] into their fields, marking each row
+ * given in |seen|. Sets *at to the index of the first argument that is the
+ * caller's. Returns 0, NANA_OPT_DONE after a built-in, or NANA_ERR_INVALID.
+ */
+static int take_args(const nana_opt_prog *p, int argc, char **argv, unsigned char (*seen)[MAX_ROWS],
+                     int *at)
 {
-    *first = argc;
-    unsigned char(*seen)[MAX_ROWS] = calloc(p->ntables ? p->ntables : 1, sizeof(*seen));
-    if (!seen) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
-    int rc = check_prog(p);
-    for (size_t t = 0; !rc && t < p->ntables; t++)
-        rc = nana_opt_defaults(&p->tables[t]);
+    int rc = NANA_OK;
     int i = 1;
     for (; !rc && i < argc; i++) {
         const char *a = argv[i];
@@ -350,6 +375,25 @@ int nana_opt_parse(const nana_opt_prog *p, int argc, char **argv, int *first)
     }
     if (!rc && i < argc && !p->positional)
         rc = nana_err_set(NANA_ERR_INVALID, "unexpected argument \"%.*s\"", ECHO_MAX, argv[i]);
+    *at = i;
+    return rc;
+}
+
+int nana_opt_parse(const nana_opt_prog *p, int argc, char **argv, int *first)
+{
+    *first = argc;
+    unsigned char(*seen)[MAX_ROWS] = calloc(p->ntables ? p->ntables : 1, sizeof(*seen));
+    if (!seen) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    int rc = check_prog(p);
+    for (size_t t = 0; !rc && t < p->ntables; t++)
+        rc = nana_opt_defaults(&p->tables[t]);
+    int i = 1;
+    if (!rc) rc = take_args(p, argc, argv, seen, &i);
+    /* The layer (a configuration file), and the command line again over it. */
+    if (!rc && p->layer) {
+        rc = p->layer(p, p->layer_ctx);
+        if (rc > 0) rc = take_args(p, argc, argv, seen, &i);
+    }
     /* The environment stands in for options not given. */
     for (size_t t = 0; !rc && t < p->ntables; t++) {
         const nana_opt_table *tb = &p->tables[t];
@@ -496,6 +540,8 @@ void nana_opt_help(const nana_opt_prog *p, FILE *out)
     help_line(out, "-h, --help", "this help", "");
     help_line(out, "--version", "the version", "");
     if (p->markdown) help_line(out, "--help-markdown", "the options as a Markdown reference", "");
+    if (p->config_doc)
+        help_line(out, "--help-config", "a configuration file with every setting", "");
     if (p->epilog) fprintf(out, "\n%s", p->epilog);
 }
 
@@ -517,12 +563,54 @@ static bool group_has_env(const nana_opt_prog *p, const char *group)
     return false;
 }
 
+/* True if any visible row of the program is read from configuration files. */
+static bool prog_has_keys(const nana_opt_prog *p)
+{
+    for (size_t t = 0; t < p->ntables; t++)
+        for (size_t i = 0; i < p->tables[t].n; i++)
+            if (!(p->tables[t].rows[i].flags & NANA_OPT_HIDDEN) && p->tables[t].rows[i].section)
+                return true;
+    return false;
+}
+
+/* The TOML type of a row's value in a configuration file. */
+static const char *toml_type(const nana_opt *row)
+{
+    switch (row->kind) {
+    case NANA_OPT_FLAG:
+        return "boolean";
+    case NANA_OPT_UINT:
+        return "integer";
+    case NANA_OPT_DOUBLE:
+        return "float";
+    default:
+        return "string";
+    }
+}
+
+/* The reference's cell for a row's configuration key. */
+static void md_key(FILE *out, const nana_opt *row)
+{
+    char key[96];
+    if (nana_opt_key(row, key, sizeof(key))) {
+        fprintf(out, " `[%s] ", row->section);
+        md_cell(out, key);
+        fprintf(out, "` (%s) |", toml_type(row));
+    } else {
+        fputs(" ", out);
+        md_cell(out, row->key_doc ? row->key_doc : "command line only");
+        fputs(" |", out);
+    }
+}
+
 static void md_group(const nana_opt_prog *p, const char *group, void *ctx)
 {
     FILE *out = ctx;
-    bool env = group_has_env(p, group);
-    fprintf(out, "\n## %s\n\n| option | value | default |%s description |\n|---|---|---|%s---|\n",
-            group, env ? " environment |" : "", env ? "---|" : "");
+    bool env = group_has_env(p, group), keys = prog_has_keys(p);
+    fprintf(out,
+            "\n## %s\n\n| option |%s value | default |%s description |\n|---|%s---|---|%s---|\n",
+            group, keys ? " config file |" : "", env ? " environment |" : "", keys ? "---|" : "",
+            env ? "---|" : "");
     for (size_t t = 0; t < p->ntables; t++) {
         for (size_t i = 0; i < p->tables[t].n; i++) {
             const nana_opt *row = &p->tables[t].rows[i];
@@ -533,7 +621,9 @@ static void md_group(const nana_opt_prog *p, const char *group, void *ctx)
             md_cell(out, row->name);
             fputs("`", out);
             if (row->short_name) fprintf(out, ", `-%c`", row->short_name);
-            fputs(" | ", out);
+            fputs(" |", out);
+            if (keys) md_key(out, row);
+            fputs(" ", out);
             md_cell(out, *allowed ? allowed : row->kind == NANA_OPT_FLAG ? "flag" : arg_name(row));
             fputs(" | ", out);
             const char *def = default_text(row);
@@ -562,7 +652,160 @@ void nana_opt_markdown(const nana_opt_prog *p, FILE *out)
     each_group(p, md_group, out);
 }
 
+/* ---- a configuration file with every key ----------------------------------------------------- */
+
+/* Writes |s| as a TOML basic string. */
+static void toml_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20 || c == 0x7F)
+            fprintf(out, "\\u%04X", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+/* Writes |text| as the TOML value of |row|. */
+static void toml_value(FILE *out, const nana_opt *row, const char *text)
+{
+    if (row->kind == NANA_OPT_FLAG)
+        fputs(text && flag_word(text) == 1 ? "true" : "false", out);
+    else if (row->kind == NANA_OPT_UINT || row->kind == NANA_OPT_DOUBLE)
+        fputs(text, out);
+    else
+        toml_string(out, text);
+}
+
+/* Writes |text| as comment lines of at most 78 characters, broken at spaces. */
+static void comment_wrapped(FILE *out, const char *text)
+{
+    while (*text) {
+        size_t len = strlen(text), cut = len;
+        if (len > 76) {
+            cut = 76;
+            while (cut > 0 && text[cut] != ' ')
+                cut--;
+            if (!cut) cut = strcspn(text, " ");
+        }
+        fprintf(out, "# %.*s\n", (int)cut, text);
+        text += cut;
+        while (*text == ' ')
+            text++;
+    }
+}
+
+/* One key: its flag and help as a comment, then "key = default" or "# key = example". */
+static void example_row(FILE *out, const nana_opt *row)
+{
+    char key[96], allowed[160], text[512];
+    nana_opt_key(row, key, sizeof(key));
+    allowed_text(row, allowed, sizeof(allowed));
+    int at = snprintf(text, sizeof(text), "--%s: %s", row->name, row->help ? row->help : "");
+    if (at > 0 && (size_t)at < sizeof(text) && *allowed)
+        at += snprintf(text + at, sizeof(text) - (size_t)at, " (%s)", allowed);
+    if (at > 0 && (size_t)at < sizeof(text) && row->def_doc)
+        snprintf(text + at, sizeof(text) - (size_t)at, "; default: %s", row->def_doc);
+    fputc('\n', out);
+    comment_wrapped(out, text);
+    if (row->def || row->kind == NANA_OPT_FLAG) {
+        fprintf(out, "%s = ", key);
+        toml_value(out, row, row->def);
+    } else {
+        fprintf(out, "# %s = ", key);
+        toml_value(out, row, row->example ? row->example : "");
+    }
+    fputc('\n', out);
+}
+
+/* True if a visible row before table |t|, row |i| has section |section|. */
+static bool section_seen(const nana_opt_prog *p, size_t t, size_t i, const char *section)
+{
+    for (size_t u = 0; u <= t; u++)
+        for (size_t j = 0; j < (u == t ? i : p->tables[u].n); j++) {
+            const nana_opt *r = &p->tables[u].rows[j];
+            if (!(r->flags & NANA_OPT_HIDDEN) && r->section && strcmp(r->section, section) == 0)
+                return true;
+        }
+    return false;
+}
+
+void nana_opt_config_example(const nana_opt_prog *p, FILE *out)
+{
+    if (p->config_doc) fputs(p->config_doc, out);
+    for (size_t t = 0; t < p->ntables; t++) {
+        for (size_t i = 0; i < p->tables[t].n; i++) {
+            const nana_opt *first = &p->tables[t].rows[i];
+            if ((first->flags & NANA_OPT_HIDDEN) || !first->section ||
+                section_seen(p, t, i, first->section))
+                continue;
+            fprintf(out, "\n[%s]\n", first->section);
+            for (size_t u = t; u < p->ntables; u++)
+                for (size_t j = u == t ? i : 0; j < p->tables[u].n; j++) {
+                    const nana_opt *row = &p->tables[u].rows[j];
+                    if (!(row->flags & NANA_OPT_HIDDEN) && row->section &&
+                        strcmp(row->section, first->section) == 0)
+                        example_row(out, row);
+                }
+        }
+    }
+}
+
 /* ---- checking a table ------------------------------------------------------ */
+
+/* True if |s| is a plain configuration word: [a-z0-9_]+. */
+static bool plain_word(const char *s)
+{
+    if (!s || !*s) return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_')) return false;
+    return true;
+}
+
+/*
+ * Checks row |i|'s configuration key: on a visible row, a plain word in a
+ * plain section, not used by an earlier row, with a default or an example
+ * (which must parse, into |scratch|).
+ */
+static int check_key(const nana_opt_table *t, size_t i, void *scratch)
+{
+    const nana_opt *row = &t->rows[i];
+    char key[96], other[96];
+    if (!row->section) {
+        if (row->key)
+            return nana_err_set(NANA_ERR_INVALID, "--%s: a key with no section", row->name);
+        return NANA_OK;
+    }
+    if (row->flags & NANA_OPT_HIDDEN)
+        return nana_err_set(NANA_ERR_INVALID, "--%s: a hidden option has no configuration key",
+                            row->name);
+    nana_opt_key(row, key, sizeof(key));
+    if (!plain_word(row->section) || !plain_word(key))
+        return nana_err_set(NANA_ERR_INVALID, "--%s: [%s] %s is not a plain key", row->name,
+                            row->section, key);
+    for (size_t j = 0; j < i; j++) {
+        const nana_opt *r = &t->rows[j];
+        if (nana_opt_key(r, other, sizeof(other)) && strcmp(r->section, row->section) == 0 &&
+            strcmp(other, key) == 0)
+            return nana_err_set(NANA_ERR_INVALID, "[%s] %s: the key of --%s and --%s", row->section,
+                                key, r->name, row->name);
+    }
+    if (!row->def && row->kind != NANA_OPT_FLAG && !row->example)
+        return nana_err_set(NANA_ERR_INVALID,
+                            "--%s: a configuration key needs a default or an "
+                            "example",
+                            row->name);
+    if (row->example) {
+        char who[96];
+        snprintf(who, sizeof(who), "the example of --%s", row->name);
+        return nana_opt_set(row, scratch, row->example, who);
+    }
+    return NANA_OK;
+}
 
 int nana_opt_check(const nana_opt_table *t)
 {
@@ -626,6 +869,7 @@ int nana_opt_check(const nana_opt_table *t)
             snprintf(who, sizeof(who), "the default of --%s", name);
             rc = nana_opt_set(row, scratch, row->def, who);
         }
+        if (!rc) rc = check_key(t, i, scratch);
     }
     free(scratch);
     return rc;

@@ -10,9 +10,12 @@
  * Everything else walks those rows: applying the defaults, parsing
  * `--name value`, `--name=value`, `-c value` and `--`, the generated
  * --help and --version, a Markdown reference, and the exact error for a
- * bad command line. A configuration file reader can use the same rows
- * (nana_opt_find, nana_opt_set), so a setting has one type, one range,
- * one default and one help line wherever it is given.
+ * bad command line. A configuration file reads the same rows: a row with
+ * a .section is the key [section] key (its name with '_' for '-', unless
+ * .key says otherwise), set through nana_opt_set, so a setting has one
+ * type, one range, one default and one help line wherever it is given; a
+ * layer (nana_opt_prog.layer) puts the file between the defaults and the
+ * command line, and --help-config prints a file with every key.
  *
  * Errors are values: a parse fails with NANA_ERR_INVALID and a message in
  * nana_errmsg() such as `--port: 70000 is out of range (0..65535)`; the
@@ -69,6 +72,12 @@ struct nana_opt {
     const char *arg;          /* the value's name in help ("N", "FILE"); NULL: from the kind */
     const char *help;         /* one line: what it is for */
     unsigned flags;           /* NANA_OPT_HIDDEN, NANA_OPT_EMPTY */
+    /* In a configuration file: the key |key| (NULL: the name with '_' for '-') of the table
+     * [|section|]; a row without a section is not read from files. */
+    const char *section, *key;
+    const char *key_doc; /* the reference's text for a row without a section that a file still
+                            sets another way ("`[network] bind_address`, the port") */
+    const char *example; /* a value for --help-config when there is no default */
 };
 
 /* Where a row's value goes: .offset and .size of |member| in struct |type|. */
@@ -82,8 +91,20 @@ typedef struct nana_opt_table {
     void *base;
 } nana_opt_table;
 
+typedef struct nana_opt_prog nana_opt_prog;
+
+/*
+ * A layer of settings between the defaults and the command line (a
+ * configuration file, nana_toml_config_layer). nana_opt_parse calls it once
+ * the command line was read (so a field may name the file); it returns 0
+ * when it set nothing, 1 when it set options (the command line is then
+ * read again, so a flag wins over the layer wherever it is written), or a
+ * negative NANA_ERR_* with the message set.
+ */
+typedef int (*nana_opt_layer_fn)(const nana_opt_prog *p, void *ctx);
+
 /* A program: its name, texts, and the tables its options come from. */
-typedef struct nana_opt_prog {
+struct nana_opt_prog {
     const char *name;    /* "nanasqlite-server": the usage line, --version, error lines */
     const char *version; /* what --version prints after the name; NULL: the project's version */
     const char *usage;   /* after the name on the usage line: "[options] [COMMAND [ARGS...]]" */
@@ -96,7 +117,12 @@ typedef struct nana_opt_prog {
                        the caller's; 0: such an argument is an error */
     int markdown;   /* 1: --help-markdown prints the Markdown reference */
     FILE *out;      /* where help and version go; NULL: stdout */
-} nana_opt_prog;
+    /* A configuration file: the layer that reads it, its context, and the comment at the top
+     * of the file --help-config prints (NULL: no --help-config). */
+    nana_opt_layer_fn layer;
+    void *layer_ctx;
+    const char *config_doc;
+};
 
 /* nana_opt_parse's result when --help, --version or --help-markdown was printed. */
 #define NANA_OPT_DONE 1
@@ -122,17 +148,26 @@ int nana_opt_defaults(const nana_opt_table *t);
  */
 int nana_opt_set(const nana_opt *row, void *base, const char *text, const char *who);
 
+/*
+ * A row's key in a configuration file into |buf| (|n| bytes): .key, or the
+ * name with '_' for '-'. Returns |buf|, or NULL for a row without a
+ * section.
+ */
+const char *nana_opt_key(const nana_opt *row, char *buf, size_t n);
+
 /* The row called |name| (without "--"), or NULL. */
 const nana_opt *nana_opt_find(const nana_opt_table *t, const char *name);
 
 /*
  * Parses argv[1..argc-1]: first every table's defaults, then the options
  * in order (the last of a repeated option wins, except for custom rows
- * that collect), then each environment variable whose option was not
- * given. Returns 0 with *first the index of the first argument that is
- * the caller's (argc when none); NANA_OPT_DONE after printing --help,
- * --version or --help-markdown; or NANA_ERR_INVALID with the reason in
- * nana_errmsg() (without the program's name).
+ * that collect), then the layer if the program has one (and the options
+ * again over it: custom rows of such a program must not collect), then
+ * each environment variable whose option was not given. Returns 0 with
+ * *first the index of the first argument that is the caller's (argc when
+ * none); NANA_OPT_DONE after printing --help, --version, --help-markdown
+ * or --help-config; NANA_ERR_INVALID with the reason in nana_errmsg()
+ * (without the program's name), or the layer's error.
  */
 int nana_opt_parse(const nana_opt_prog *p, int argc, char **argv, int *first);
 
@@ -150,9 +185,18 @@ void nana_opt_help(const nana_opt_prog *p, FILE *out);
 void nana_opt_markdown(const nana_opt_prog *p, FILE *out);
 
 /*
+ * Writes a configuration file with every key: p->config_doc, then each
+ * section with its keys, each under its help as a comment, set to its
+ * default (or commented out, set to the row's example, when it has none).
+ */
+void nana_opt_config_example(const nana_opt_prog *p, FILE *out);
+
+/*
  * Checks a table for mistakes a test should catch: names unique and
  * non-empty, every default parses, ranges in order and fitting their
- * fields, enums with words, custom rows with a function, help present.
+ * fields, enums with words, custom rows with a function, help present,
+ * configuration keys plain, unique per section, on visible rows only, and
+ * with a default or an example.
  * Returns 0, or NANA_ERR_INVALID naming the row and the problem.
  */
 int nana_opt_check(const nana_opt_table *t);

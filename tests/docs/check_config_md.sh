@@ -1,14 +1,18 @@
 #!/bin/sh
-# docs/CONFIG.md is exactly what `nanasqlite-server --help-markdown` prints
-# from the server's option table, so the reference cannot drift from the
-# options the server parses. Regenerate it with
+# A generated document is exactly what the server prints from its option
+# table, so it cannot drift from the options the server parses:
+# docs/CONFIG.md is `nanasqlite-server --help-markdown`, and
+# docs/nanasqlite-server.example.toml is `nanasqlite-server --help-config`.
+# Regenerate both with
 #   cmake --build build --target config-doc
-# usage: check_config_md.sh SERVER_BINARY CONFIG_MD TMP_DIR
+# usage: check_config_md.sh SERVER_BINARY DOCUMENT TMP_DIR [FLAG]
+#   FLAG: what prints the document (default --help-markdown)
 set -eu
 server=$1
 doc=$2
-out=$3/config-md-$$.md
-"$server" --help-markdown >"$out"
+flag=${4:---help-markdown}
+out=$3/config-doc-$$.out
+"$server" "$flag" >"$out"
 if cmp -s "$out" "$doc"; then
     rm -f "$out"
     echo "1 passed, 0 failed"
@@ -16,6 +20,6 @@ if cmp -s "$out" "$doc"; then
 fi
 diff -u "$doc" "$out" || true
 rm -f "$out"
-echo "FAIL: docs/CONFIG.md differs from the option table (cmake --build build --target config-doc)"
+echo "FAIL: $doc differs from \`nanasqlite-server $flag\` (cmake --build build --target config-doc)"
 echo "0 passed, 1 failed"
 exit 1

@@ -830,8 +830,8 @@ def test_flag_errors():
     check(p.returncode == 0 and "--max-connections N" in p.stdout and "(1..64) [1]" in p.stdout
           and "--test-worker-delay-ms" not in p.stdout, "--help from the table", p.stdout[:300])
     p = server_run("--help-markdown")
-    check(p.returncode == 0 and "| `--port` | 0..65535 | `4433` |" in p.stdout,
-          "--help-markdown", p.stdout[:300])
+    check(p.returncode == 0 and "| `--port` | `[network] bind_address`, its port | 0..65535 | "
+          "`4433` |" in p.stdout, "--help-markdown", p.stdout[:300])
 
 
 def test_ready_file():
