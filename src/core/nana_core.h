@@ -180,6 +180,16 @@ struct nana_core_call {
     } in;
 };
 
+/* Where a door finds the current accounts (the server's file watcher, or
+ * one key). */
+typedef struct nana_door_accounts {
+    /* The current accounts (a new reference, NULL when there are none) and
+     * their generation. */
+    nana_accounts *(*get)(void *ctx, uint64_t *gen);
+    uint64_t (*gen)(void *ctx);
+    void *ctx;
+} nana_door_accounts;
+
 /* ---- the core --------------------------------------------------------------- */
 
 typedef struct nana_core nana_core;

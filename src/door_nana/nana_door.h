@@ -104,15 +104,6 @@ typedef struct nana_door_opts {
 
 void nana_door_opts_init(nana_door_opts *o);
 
-/* Where the current accounts come from (the server's file watcher, or one key). */
-typedef struct nana_door_accounts {
-    /* The current accounts (a new reference, NULL when there are none) and
-     * their generation. */
-    nana_accounts *(*get)(void *ctx, uint64_t *gen);
-    uint64_t (*gen)(void *ctx);
-    void *ctx;
-} nana_door_accounts;
-
 typedef struct nana_door nana_door;
 
 /*
