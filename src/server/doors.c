@@ -2,11 +2,11 @@
  * doors.c - the seam between the transport and the doors: the one place
  * that owns the QUIC endpoint's callbacks and picks, for each connection
  * as it opens, the door its negotiated ALPN names. "nanasqlite", or no
- * ALPN at all (the Python client offers none), is the NanaSQLite door; the
- * TLS handshake has already refused any protocol the endpoint does not
- * offer. Each connection then gets its door's own transport callbacks
- * (nana_quic_conn_set_callbacks), so nothing is dispatched per packet. A
- * door sees its connection only through the io it is given here.
+ * ALPN at all (the Python client offers none), is the NanaSQLite door;
+ * "h3" is the gRPC door (gRPC over HTTP/3). The TLS handshake has already
+ * refused any protocol the endpoint does not offer. Each connection then gets its door's own
+ * transport callbacks (nana_quic_conn_set_callbacks), so nothing is dispatched per packet. A door
+ * sees its connection only through the io it is given here.
  */
 #include "server/server_int.h"
 
@@ -16,8 +16,12 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const nana_doors_alpn[] = {"nanasqlite"};
-const size_t nana_doors_nalpn = 1;
+const char *const *nana_doors_alpn(bool grpc, size_t *n)
+{
+    static const char *const alpn[] = {"nanasqlite", "h3"};
+    *n = grpc ? 2 : 1;
+    return alpn;
+}
 
 /* ---- the NanaSQLite door's io over a QUIC connection ----------------------------- */
 
@@ -122,6 +126,7 @@ static int on_conn_open(nana_quic_conn *c, void *user)
 {
     nana_server *s = user;
     const char *alpn = nana_quic_conn_alpn(c);
+    if (!strcmp(alpn, "h3") && s->grpc_door) return nana_gdoor_conn_open(s->grpc_door, c);
     if (alpn[0] && strcmp(alpn, "nanasqlite") != 0) return NANA_ERR_INVALID; /* no door */
     nana_session_info info = {.handle = nana_quic_conn_handle(c)};
     nana_quic_conn_peer(c, &info.addr, &info.alen);

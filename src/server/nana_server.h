@@ -75,7 +75,13 @@ typedef struct nana_server_opts {
     unsigned ban_seconds;          /* default 900 */
     int no_bans;                   /* 1: never ban (tests) */
     unsigned grace_ms;             /* graceful stop waits this long for calls, default 10000 */
-    int worker_delay_ms;           /* tests only: each worker call first sleeps this long */
+    /* the gRPC door (HTTP/3, ALPN "h3") */
+    int no_grpc;                     /* 1: the endpoint does not offer "h3" */
+    size_t grpc_max_message_bytes;   /* one request message, default 4 MiB */
+    unsigned grpc_max_header_bytes;  /* a request's header fields, default 8192 */
+    unsigned grpc_max_header_fields; /* a request's header fields, count, default 64 */
+    unsigned grpc_auth_skew_s;       /* a login signature's clock skew, default 300 */
+    int worker_delay_ms;             /* tests only: each worker call first sleeps this long */
     /* databases */
     nana_open_check open_check; /* check of each database file at open, default quick */
     int allow_corrupt;          /* 1: serve damaged databases anyway (for recovery) */

@@ -7,7 +7,7 @@
  * reads its configuration file (--config) through them, and
  * nana_server_opts_init takes its defaults from them. Each row's group is
  * its section in the configuration file ([network], [tls], [quic],
- * [storage], [auth], [doors], [limits], [log]); its key there is its name
+ * [storage], [auth], [doors], [grpc], [limits], [log]); its key there is its name
  * with '_' for '-' unless the row says otherwise (the keys amaters-net's
  * design names: bind_address, keep_alive_interval_ms, cert_path,
  * key_path, ca_path, max_concurrent_streams, initial_window_size). To add
@@ -31,6 +31,7 @@ static const char S_QUIC[] = "quic";
 static const char S_STORAGE[] = "storage";
 static const char S_AUTH[] = "auth";
 static const char S_DOORS[] = "doors";
+static const char S_GRPC[] = "grpc";
 static const char S_LIMITS[] = "limits";
 static const char S_LOG[] = "log";
 static const char G_CONFIG[] = "configuration file";
@@ -448,6 +449,54 @@ static const nana_opt rows[] = {
      .group = S_DOORS,
      .help = "a connection not reading its replies this long closes",
      .section = S_DOORS},
+    /* [grpc]: the gRPC door, gRPC over HTTP/3 on the same port (ALPN "h3") */
+    {.name = "no-grpc",
+     .kind = NANA_OPT_FLAG,
+     AT(no_grpc),
+     .group = S_GRPC,
+     .help = "do not offer gRPC over HTTP/3 (ALPN h3) on the QUIC port",
+     .section = S_GRPC,
+     .key = "disabled"},
+    {.name = "grpc-max-message-bytes",
+     .kind = NANA_OPT_UINT,
+     AT(grpc_max_message_bytes),
+     .min = 64,
+     .max = (uint64_t)1 << 30,
+     .def = "4194304",
+     .group = S_GRPC,
+     .help = "one gRPC request message (larger: RESOURCE_EXHAUSTED)",
+     .section = S_GRPC,
+     .key = "max_message_bytes"},
+    {.name = "grpc-max-header-bytes",
+     .kind = NANA_OPT_UINT,
+     AT(grpc_max_header_bytes),
+     .min = 512,
+     .max = 1048576,
+     .def = "8192",
+     .group = S_GRPC,
+     .help = "a gRPC request's header fields, bytes (names, values, 32 each)",
+     .section = S_GRPC,
+     .key = "max_header_bytes"},
+    {.name = "grpc-max-header-fields",
+     .kind = NANA_OPT_UINT,
+     AT(grpc_max_header_fields),
+     .min = 8,
+     .max = 10000,
+     .def = "64",
+     .group = S_GRPC,
+     .help = "a gRPC request's header fields, count (pseudo-headers too)",
+     .section = S_GRPC,
+     .key = "max_header_fields"},
+    {.name = "grpc-auth-skew-s",
+     .kind = NANA_OPT_UINT,
+     AT(grpc_auth_skew_s),
+     .min = 1,
+     .max = 86400,
+     .def = "300",
+     .group = S_GRPC,
+     .help = "a gRPC login signature's timestamp may be this far from the server's clock",
+     .section = S_GRPC,
+     .key = "auth_skew_s"},
     /* [limits]: calls */
     {.name = "rate-limit",
      .kind = NANA_OPT_DOUBLE,

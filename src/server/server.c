@@ -174,6 +174,7 @@ static int server_free(nana_server *s)
     nana_quic_ep_del(s->ep);
     s->ep = NULL;
     nana_door_free(s->nana_door);
+    nana_gdoor_free(s->grpc_door);
     nana_core_free(s->core);
     nana_accounts_watch_stop(s->watch);
     nana_accounts_unref(s->fixed);
@@ -242,8 +243,7 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
                                             "certificates that client certificates must chain to");
         goto fail;
     }
-    qc.alpn = nana_doors_alpn;
-    qc.nalpn = nana_doors_nalpn;
+    qc.alpn = nana_doors_alpn(!o->no_grpc, &qc.nalpn);
     qc.allow_no_alpn = 1;
     qc.max_connections = o->max_connections;
     qc.max_conns_per_addr = o->max_conns_per_addr;
@@ -302,7 +302,21 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     if ((rc = nana_door_new(s->core, &dopt, &nana_doors_quic_io, s->ep, &acc, s->ban,
                             &s->nana_door)))
         goto fail;
-    /* Publishes ep, core and the door to the I/O threads (acquire in the accept hook). */
+    if (!o->no_grpc) {
+        nana_gdoor_opts gopt;
+        nana_gdoor_opts_init(&gopt);
+        gopt.lim.max_message_bytes = (uint32_t)o->grpc_max_message_bytes;
+        gopt.lim.max_header_bytes = o->grpc_max_header_bytes;
+        gopt.lim.max_header_fields = o->grpc_max_header_fields;
+        gopt.max_conn_bytes = o->max_conn_bytes;
+        gopt.max_buffered_bytes = o->max_buffered_bytes;
+        gopt.auth_skew_s = o->grpc_auth_skew_s;
+        gopt.ban_seconds = o->ban_seconds;
+        gopt.ban_failures = o->ban_failures;
+        gopt.no_bans = o->no_bans;
+        if ((rc = nana_gdoor_new(s->core, &gopt, s->ep, &acc, s->ban, &s->grpc_door))) goto fail;
+    }
+    /* Publishes ep, core and the doors to the I/O threads (acquire in the accept hook). */
     atomic_store_explicit(&s->ready, true, memory_order_release);
     *out = s;
     return NANA_OK;

@@ -9,6 +9,7 @@
 #include "auth/nana_accounts.h"
 #include "auth/nana_ban.h"
 #include "core/nana_core.h"
+#include "door_grpc/nana_gdoor.h"
 #include "door_nana/nana_door.h"
 #include "quic/nana_quic.h"
 #include "server/nana_server.h"
@@ -22,7 +23,8 @@ struct nana_server {
     char db_dir[PATH_MAX];
     nana_quic_ep *ep;
     nana_core *core;
-    nana_door *nana_door; /* the NanaSQLite door */
+    nana_door *nana_door;  /* the NanaSQLite door */
+    nana_gdoor *grpc_door; /* the gRPC door (NULL with no_grpc) */
     nana_ban *ban;
     nana_accounts_watch *watch; /* with an accounts file */
     nana_accounts *fixed;       /* without one: the public key's single account */
@@ -41,9 +43,9 @@ uint64_t nana_server_accounts_gen(nana_server *s);
  */
 extern const nana_quic_callbacks nana_doors_quic_callbacks;
 
-/* The ALPN protocols the endpoint offers (for the QUIC configuration). */
-extern const char *const nana_doors_alpn[];
-extern const size_t nana_doors_nalpn;
+/* The ALPN protocols the endpoint offers (for the QUIC configuration):
+ * "nanasqlite" first, then "h3" unless |grpc| is false; sets *n. */
+const char *const *nana_doors_alpn(bool grpc, size_t *n);
 
 /* How the NanaSQLite door reaches a QUIC connection. */
 extern const nana_door_io nana_doors_quic_io;

@@ -1,0 +1,99 @@
+/*
+ * door.c - the gRPC door as a whole: its options, the budget of request
+ * bytes its calls hold, its counters, and the signed login message.
+ */
+#include "door_grpc/gdoor_int.h"
+
+#include "util/nana_mem.h"
+
+#include <string.h>
+
+void nana_gdoor_opts_init(nana_gdoor_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    nana_grpc_limits_default(&o->lim);
+    o->max_conn_bytes = (size_t)50 * 1024 * 1024;
+    o->max_buffered_bytes = (size_t)512 * 1024 * 1024;
+    o->auth_skew_s = 300;
+    o->ban_seconds = 900;
+    o->ban_failures = 3;
+}
+
+int nana_gdoor_new(nana_core *core, const nana_gdoor_opts *o, nana_quic_ep *ep,
+                   const nana_door_accounts *accounts, nana_ban *ban, nana_gdoor **out)
+{
+    *out = NULL;
+    nana_gdoor *d = nana_calloc(1, sizeof(*d));
+    if (!d) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    nana_gdoor_opts def;
+    nana_gdoor_opts_init(&def);
+    d->o = *o;
+    if (!d->o.lim.max_header_bytes) d->o.lim.max_header_bytes = def.lim.max_header_bytes;
+    if (!d->o.lim.max_header_fields) d->o.lim.max_header_fields = def.lim.max_header_fields;
+    if (!d->o.lim.max_message_bytes) d->o.lim.max_message_bytes = def.lim.max_message_bytes;
+    if (!d->o.max_conn_bytes) d->o.max_conn_bytes = def.max_conn_bytes;
+    if (!d->o.max_buffered_bytes) d->o.max_buffered_bytes = def.max_buffered_bytes;
+    if (!d->o.auth_skew_s) d->o.auth_skew_s = def.auth_skew_s;
+    d->core = core;
+    d->ep = ep;
+    d->acc = *accounts;
+    d->ban = ban;
+    nana_gdoor_h3_app(d);
+    *out = d;
+    return NANA_OK;
+}
+
+void nana_gdoor_free(nana_gdoor *d)
+{
+    nana_free(d);
+}
+
+void nana_gdoor_get_stats(nana_gdoor *d, nana_gdoor_stats *out)
+{
+    out->calls = atomic_load(&d->st_calls);
+    out->auth_ok = atomic_load(&d->st_auth_ok);
+    out->auth_failed = atomic_load(&d->st_auth_failed);
+    out->refused = atomic_load(&d->st_refused);
+    out->cancelled = atomic_load(&d->st_cancelled);
+    out->buffered_bytes = atomic_load(&d->buffered);
+}
+
+bool nana_gdoor_reserve(gcall *c, size_t n)
+{
+    nana_gdoor *d = c->d;
+    gconn *g = c->conn;
+    if (!g || g->buffered + n > d->o.max_conn_bytes) return false;
+    size_t before = atomic_fetch_add(&d->buffered, n);
+    if (before + n > d->o.max_buffered_bytes) {
+        atomic_fetch_sub(&d->buffered, n);
+        return false;
+    }
+    g->buffered += n;
+    c->reserved += n;
+    return true;
+}
+
+void nana_gdoor_unreserve(gcall *c)
+{
+    if (!c->reserved) return;
+    atomic_fetch_sub(&c->d->buffered, c->reserved);
+    c->reserved = 0;
+}
+
+size_t nana_gdoor_auth_message(const uint8_t exporter[32], const char *account, size_t alen,
+                               const char *timestamp, size_t tlen, uint8_t *out, size_t cap)
+{
+    static const char ctx[] = NANA_GDOOR_AUTH_CONTEXT;
+    size_t need = sizeof(ctx) + 32 + alen + 1 + tlen; /* sizeof counts the NUL after ctx */
+    if (need > cap) return 0;
+    uint8_t *p = out;
+    memcpy(p, ctx, sizeof(ctx));
+    p += sizeof(ctx);
+    memcpy(p, exporter, 32);
+    p += 32;
+    memcpy(p, account, alen);
+    p += alen;
+    *p++ = 0;
+    memcpy(p, timestamp, tlen);
+    return need;
+}

@@ -1,0 +1,208 @@
+/*
+ * gdoor_int.h - what the gRPC door's files share (not its public face).
+ *
+ *   door.c     the door: options, budgets, counters
+ *   conn.c     a connection: HTTP/3 (nghttp3 through src/h3) and its streams
+ *   call.c     a call's life: its head, its request message, its answer
+ *   services.c the services and their methods (health, reflection, NanaSQLite)
+ *   auth.c     who a connection's client is (certificate or signature)
+ *   pbw.c      writing our small reply messages without protobuf-c
+ */
+#ifndef NANA_GDOOR_INT_H
+#define NANA_GDOOR_INT_H
+
+#include "door_grpc/nana_gdoor.h"
+#include "h3/nana_h3.h"
+#include "loop/nana_loop.h"
+#include "util/nana_arena.h"
+#include "util/nana_buf.h"
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+typedef struct gconn gconn;
+typedef struct gcall gcall;
+typedef struct gmethod gmethod;
+
+struct nana_gdoor {
+    nana_core *core;
+    nana_gdoor_opts o;
+    nana_quic_ep *ep;
+    nana_door_accounts acc;
+    nana_ban *ban;
+    nana_h3_app h3app;
+    nana_quic_callbacks qcb; /* its connections' transport callbacks */
+    nghttp3_settings h3settings;
+    atomic_size_t buffered; /* request bytes held by every connection's calls */
+    atomic_uint_fast64_t st_calls, st_auth_ok, st_auth_failed, st_refused, st_cancelled;
+};
+
+/* Who a connection's client is (auth.c). */
+typedef struct gauth {
+    bool authed;
+    bool by_cert;        /* logged in by its certificate alone */
+    nana_accounts *snap; /* the accounts it logged in against */
+    uint64_t gen;
+    const nana_account *acct; /* in snap */
+    uint8_t pk[32];           /* the key that logged in (zero for a certificate login) */
+    char name[72];
+    uint8_t sig[64]; /* the signature that logged it in (later calls may repeat it) */
+    bool have_sig;
+} gauth;
+
+/* One connection of the door (the nana_h3_conn's user pointer). */
+struct gconn {
+    nana_gdoor *d;
+    nana_quic_conn *qc;
+    nana_h3_conn *hc;
+    uint64_t handle;
+    struct sockaddr_storage addr;
+    char peer[64];
+    nana_cert_identity id; /* its verified client certificate, if any */
+    gauth auth;
+    nana_rate_hint rate;
+    size_t buffered; /* request bytes its calls hold */
+    gcall *calls;    /* its live calls (attached to a stream) */
+    uint64_t ncalls;
+};
+
+/* What a call is, from its path. */
+typedef enum gkind {
+    G_HEALTH_CHECK,
+    G_HEALTH_WATCH,
+    G_REFLECT,
+    G_CALL,
+    G_GET,
+    G_SET,
+    G_DELETE,
+    G_BATCH_GET,
+    G_BATCH_SET,
+} gkind;
+
+struct gmethod {
+    const char *path; /* "/package.Service/Method" */
+    size_t path_len;
+    gkind kind;
+    const ProtobufCMessageDescriptor *in; /* its request message */
+    bool needs_account;                   /* false: health and reflection */
+    bool stream_in;                       /* the client sends a stream of messages */
+};
+
+/* A piece of a streamed response (reflection): framed bytes in the arena. */
+typedef struct gchunk {
+    const uint8_t *p;
+    size_t len;
+    struct gchunk *next;
+} gchunk;
+
+enum { GCALL_BLOCK = 2048 };
+
+/* One call: one request stream. */
+struct gcall {
+    nana_core_call core; /* first: the core's call, when the call runs a method */
+    struct nana_loop_post lp; /* takes the answer to the connection's thread */
+    nana_gdoor *d;
+    gconn *conn; /* NULL once the stream or the connection is gone (the conn's thread) */
+    gcall *prev, *next; /* in conn->calls */
+    uint64_t handle;
+    int64_t sid;
+    atomic_int refs; /* the stream's, and the core's while it has the call */
+    const gmethod *gm;
+    nana_arena arena; /* its head, its request message, what it binds */
+    nana_grpc_head head;
+    nana_grpc_deframer df;
+    ProtobufCMessage *req; /* the (first) request message */
+    unsigned nmsgs;
+    size_t reserved; /* request bytes counted in the budgets */
+    bool head_done, in_core, answered, responded, ended, streaming, sent_body;
+    /* the answer */
+    nana_grpc_status status;
+    char message[NANA_GRPC_MESSAGE_MAX];
+    nana_buf body;           /* framed reply message (unary) */
+    gchunk *chunks, **ctail; /* streamed reply messages, sent in order */
+    gchunk *csend;           /* the next chunk to hand nghttp3 */
+    bool body_eof;           /* no more body: trailers follow */
+    alignas(max_align_t) char block[GCALL_BLOCK];
+};
+
+/* ---- door.c ---- */
+
+/* Counts |n| more request bytes for |c|'s connection and the door: false
+ * (nothing counted) past a budget. */
+bool nana_gdoor_reserve(gcall *c, size_t n);
+/* Gives back what |c| counted in the door's budget (its connection's part
+ * goes back when the call leaves the connection, nana_gcall_detach). */
+void nana_gdoor_unreserve(gcall *c);
+
+/* ---- conn.c ---- */
+
+/* Sends |c|'s answer on its stream (the connection's thread): headers, the
+ * body and trailers, or Trailers-Only when it failed before a body. */
+void nana_gdoor_respond(gcall *c);
+/* More streamed body is ready (reflection): nghttp3 asks again. */
+void nana_gdoor_resume(gcall *c);
+/* Sends HTTP error |http_status| alone (no gRPC status). */
+void nana_gdoor_respond_http(gcall *c, int http_status);
+/* Resets |c|'s stream both ways with HTTP/3 error |code|. */
+void nana_gdoor_reset(gcall *c, uint64_t code);
+
+/* Takes |c|'s answer (made on another thread) to its connection's thread,
+ * holding a reference until it is there. Any thread. */
+void nana_gdoor_post_answer(gcall *c);
+/* The door's HTTP/3 application (for nana_gdoor_new). */
+void nana_gdoor_h3_app(nana_gdoor *d);
+
+/* ---- call.c ---- */
+
+gcall *nana_gcall_new(gconn *g, int64_t sid);
+/* Drops a reference; the last frees the call. Any thread. */
+void nana_gcall_unref(gcall *c);
+/* The stream or the connection is gone (the connection's thread). */
+void nana_gcall_detach(gcall *c);
+/* Fails |c| with |status| and answers it now (the connection's thread). */
+void nana_gcall_fail(gcall *c, nana_grpc_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The stream's events (the connection's thread). */
+int nana_gcall_header(gcall *c, const uint8_t *name, size_t nlen, const uint8_t *value,
+                      size_t vlen);
+void nana_gcall_end_headers(gcall *c);
+void nana_gcall_data(gcall *c, const uint8_t *data, size_t len);
+void nana_gcall_end_stream(gcall *c);
+
+/* ---- services.c ---- */
+
+/* The method at |path|, or NULL. */
+const gmethod *nana_gdoor_method(const char *path, size_t len);
+/* Runs |c| (its request message read): answers now, or later through the core. */
+void nana_gdoor_dispatch(gcall *c);
+/* A streamed request's next message (reflection). */
+void nana_gdoor_stream_message(gcall *c, const uint8_t *msg, size_t len);
+/* The core's ops of the NanaSQLite methods. */
+extern const nana_door_ops nana_gdoor_ops_get, nana_gdoor_ops_call, nana_gdoor_ops_other;
+
+/* ---- auth.c ---- */
+
+/* At connection open: a certificate that logs its account in. */
+void nana_gdoor_auth_open(gconn *g);
+/* Before a call that needs an account: 0 with g->auth current, or the
+ * status to fail the call with (message in |msg|). */
+nana_grpc_status nana_gdoor_auth_call(gconn *g, const nana_grpc_head *h, char *msg, size_t cap);
+void nana_gdoor_auth_free(gconn *g);
+
+/* ---- pbw.c: protobuf wire writing ---- */
+
+int nana_pbw_varint(nana_buf *b, uint64_t v);
+/* Field |num| of wire type 2 (bytes, string, message). */
+int nana_pbw_bytes(nana_buf *b, uint32_t num, const void *p, size_t n);
+/* Field |num| of wire type 0. */
+int nana_pbw_uint(nana_buf *b, uint32_t num, uint64_t v);
+/* The size of a length-delimited field |num| of |n| bytes. */
+size_t nana_pbw_bytes_size(uint32_t num, size_t n);
+/* Reserves the 5-byte gRPC prefix at the end of |b| (its offset in *at)... */
+int nana_pbw_frame_begin(nana_buf *b, size_t *at);
+/* ...and writes it for what followed. */
+void nana_pbw_frame_end(nana_buf *b, size_t at);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * nana_gdoor.h - the gRPC door: gRPC over HTTP/3 on the server's QUIC
+ * endpoint (ALPN "h3"), in front of the same call core, accounts, policy
+ * and limits as the NanaSQLite door.
+ *
+ * Services: grpc.health.v1.Health (Check, Watch),
+ * grpc.reflection.v1alpha.ServerReflection, and nanasqlite.v1.NanaSQLite
+ * (Call: any method of the method table with JSON arguments; Get, Set,
+ * Delete, BatchGet, BatchSet typed). docs/PROTOCOL.md describes the wire.
+ *
+ * A client is known by its verified certificate (an account that logs in
+ * by certificate alone) or by a signature in its first call's metadata,
+ * bound to the connection by a TLS exporter value; see nana_gdoor_auth.
+ * Health and reflection need no account.
+ *
+ * Everything about a connection runs on its I/O thread; calls the store's
+ * threads answer come back to it by a loop post.
+ */
+#ifndef NANA_GDOOR_H
+#define NANA_GDOOR_H
+
+#include "auth/nana_ban.h"
+#include "core/nana_core.h"
+#include "grpc/nana_grpc.h"
+#include "quic/nana_quic.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The door's limits and settings (0 = default). */
+typedef struct nana_gdoor_opts {
+    nana_grpc_limits lim;      /* request headers and messages (nana_grpc_limits_default) */
+    size_t max_conn_bytes;     /* request bytes a connection's calls hold, default 50 MiB */
+    size_t max_buffered_bytes; /* the same, whole door, default 512 MiB */
+    unsigned auth_skew_s;      /* a signature's timestamp may be this far off, default 300 */
+    unsigned ban_seconds, ban_failures; /* for log lines; the ban table decides */
+    int no_bans;                        /* 1: never ban (tests) */
+} nana_gdoor_opts;
+
+void nana_gdoor_opts_init(nana_gdoor_opts *o);
+
+typedef struct nana_gdoor nana_gdoor;
+
+/*
+ * Makes the door: |core| runs its calls, connections live on endpoint
+ * |ep|, |accounts| says who may call, |ban| (may be NULL with no_bans)
+ * counts failed logins. Everything stays the caller's.
+ */
+int nana_gdoor_new(nana_core *core, const nana_gdoor_opts *o, nana_quic_ep *ep,
+                   const nana_door_accounts *accounts, nana_ban *ban, nana_gdoor **out);
+void nana_gdoor_free(nana_gdoor *d);
+
+/*
+ * A connection that negotiated "h3" opened (call from the endpoint's
+ * conn_open): it becomes this door's, with callbacks of its own and HTTP/3
+ * on it. 0, or an error (the connection is then closed).
+ */
+int nana_gdoor_conn_open(nana_gdoor *d, nana_quic_conn *qc);
+
+/* Counters for logs and tests. */
+typedef struct nana_gdoor_stats {
+    uint64_t calls;          /* gRPC calls answered */
+    uint64_t auth_ok;        /* connections that logged in (certificate or signature) */
+    uint64_t auth_failed;    /* signatures refused */
+    uint64_t refused;        /* calls refused before running (bad request, limits, auth) */
+    uint64_t cancelled;      /* calls the client cancelled before they ran */
+    uint64_t buffered_bytes; /* request bytes held now */
+} nana_gdoor_stats;
+
+void nana_gdoor_get_stats(nana_gdoor *d, nana_gdoor_stats *out);
+
+/*
+ * The signature a client sends in metadata to log in on this door (see
+ * docs/PROTOCOL.md): Ed25519 over
+ *   NANA_GDOOR_AUTH_CONTEXT, a NUL, the connection's TLS exporter value
+ *   (label NANA_GDOOR_EXPORTER_LABEL, no context, 32 bytes), the account
+ *   name, a NUL, and the timestamp's decimal text (Unix seconds),
+ * in the metadata "nana-account", "nana-timestamp" and
+ * "nana-signature-bin". Writes the signed message into |out| (|cap|
+ * bytes); returns its length, or 0 when it does not fit. For clients too.
+ */
+#define NANA_GDOOR_AUTH_CONTEXT   "nanasqlite-grpc-login-v1"
+#define NANA_GDOOR_EXPORTER_LABEL "EXPORTER-nanasqlite-grpc-login"
+size_t nana_gdoor_auth_message(const uint8_t exporter[32], const char *account, size_t alen,
+                               const char *timestamp, size_t tlen, uint8_t *out, size_t cap);
+
+#endif
