@@ -4,9 +4,10 @@ same nanasqlite-bench, interleaved runs in one sitting.
 
 Starts the server of build A and the server of build B side by side (same
 credentials, fresh databases, free ports), then for each shape runs the
-bench against A, then B, then A... (--runs times each), and prints the
-median calls per second and server CPU per call of each, and B/A. Every
-SET writes a new value (nanasqlite-bench stamps a counter into it).
+bench against A and B in turn (A B, B A, A B, ...; --runs times each),
+and prints the median calls per second and server CPU per call of each,
+and B/A. Every SET writes a new value (nanasqlite-bench stamps a counter
+into it).
 
 usage: bench/ab.py --a BUILD_DIR --b BUILD_DIR [--bench BUILD_DIR]
                    [--runs N] [--seconds S] [--shapes get:16x16,set:16x64,...]
@@ -91,8 +92,11 @@ def main():
             wl, cp = shape.split(":")
             conns, pipe = (int(x) for x in cp.split("x"))
             res = {"a": [], "b": []}
-            for _ in range(a.runs):
-                for key, (p, port, d) in (("a", sa), ("b", sb)):
+            for i in range(a.runs):
+                # A then B, then B then A: neither build always runs right
+                # after the other's load (or always first after a pause).
+                order = (("a", sa), ("b", sb)) if i % 2 == 0 else (("b", sb), ("a", sa))
+                for key, (p, port, d) in order:
                     res[key].append(bench(bench_bin, port, d, wl, conns, pipe, a.seconds, p.pid))
             med = {k: statistics.median(x["ops_per_sec"] for x in v) for k, v in res.items()}
             cpu = {k: statistics.median(x.get("server_cpu_us_per_op", 0) for x in v)
