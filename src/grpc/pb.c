@@ -5,6 +5,8 @@
  */
 #include "grpc/nana_grpc.h"
 
+#include <stdbool.h>
+
 static void *arena_alloc(void *data, size_t size)
 {
     return nana_arena_alloc(data, size);
@@ -23,13 +25,45 @@ void nana_grpc_pb_allocator(ProtobufCAllocator *out, nana_arena *a)
     out->allocator_data = a;
 }
 
+/*
+ * Whether |m| and the messages inside it came without an unknown field of
+ * number 0. Protobuf has no field 0, but protobuf-c takes one written as a
+ * long varint (0x80 0x00) as an unknown field, and packs it back in a form
+ * no reader takes (reflection echoes the request in its answer).
+ */
+static bool no_field_zero(const ProtobufCMessage *m)
+{
+    for (size_t i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0) return false;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+        const char *at = (const char *)m + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(const void *)((const char *)m + f->quantifier_offset);
+            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(const void *)at;
+            for (size_t k = 0; k < n; k++)
+                if (!no_field_zero(v[k])) return false;
+            continue;
+        }
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(const void *)((const char *)m + f->quantifier_offset) != f->id)
+            continue; /* another member of the oneof is there */
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)(const void *)at;
+        if (sub && !no_field_zero(sub)) return false;
+    }
+    return true;
+}
+
 int nana_grpc_pb_unpack(nana_arena *a, const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                         size_t len, ProtobufCMessage **out)
 {
     ProtobufCAllocator al;
     nana_grpc_pb_allocator(&al, a);
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, &al, len, data);
-    if (!m) return nana_err_set(NANA_ERR_INVALID, "the message is not a valid %s", desc->name);
+    if (!m || !no_field_zero(m))
+        return nana_err_set(NANA_ERR_INVALID, "the message is not a valid %s", desc->name);
     *out = m;
     return 0;
 }
