@@ -53,6 +53,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                     "..", "build"))
+    ap.add_argument("--bench", default=None,
+                    help="the build whose nanasqlite-bench loads the server [--build]: compare "
+                         "two servers with the same bench")
     ap.add_argument("--calls", type=int, default=4000)
     ap.add_argument("--out", default=None, help="keep the callgrind files here")
     ap.add_argument("--only", action="append", default=[],
@@ -78,7 +81,8 @@ def main():
                 break
             time.sleep(0.1)
         port = open(ready).read().strip()
-        bench = [os.path.join(tools, "nanasqlite-bench"), "--port", port, "--ca",
+        bench_tools = os.path.abspath(os.path.join(a.bench, "tools")) if a.bench else tools
+        bench = [os.path.join(bench_tools, "nanasqlite-bench"), "--port", port, "--ca",
                  f"{work}/cert.pem", "--key", f"{work}/nana_private.pem", "-q", "--json",
                  "-r", "10000", "--timeout-ms", "60000"]
         run(bench + ["-c", "1", "-n", "100"])  # writes the key space once
