@@ -37,12 +37,6 @@
 #define CKPT_TAIL_MAX 256
 
 /* nana_ckpt.state: what the checkpointer is doing, for the writer's hook. */
-enum {
-    CK_IDLE = 0, /* waiting for the WAL to pass the threshold */
-    CK_BUSY = 1, /* asked to run, or running */
-    CK_TAIL = 2, /* it ran: the writer copies the frames committed since */
-};
-
 /* Called by SQLite on the writer thread after each commit. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
@@ -51,19 +45,21 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     int pages = (int)s->opts.checkpoint_pages;
     atomic_store_explicit(&k->last_frames, frames, memory_order_relaxed);
     int st = atomic_load_explicit(&k->state, memory_order_acquire);
-    if (st == CK_TAIL &&
+    if (st == NANA_CK_TAIL &&
         frames - atomic_load_explicit(&k->copied, memory_order_relaxed) > CKPT_TAIL_MAX) {
-        st = CK_IDLE; /* many commits landed while it ran: another run first */
-        atomic_store_explicit(&k->state, CK_IDLE, memory_order_release);
+        st = NANA_CK_IDLE; /* many commits landed while it ran: another run first */
+        atomic_store_explicit(&k->state, NANA_CK_IDLE, memory_order_release);
     }
-    if (frames >= CKPT_HARD_FACTOR * pages || st == CK_TAIL) {
+    if (frames >= CKPT_HARD_FACTOR * pages || st == NANA_CK_TAIL) {
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        if (st == CK_TAIL) atomic_store_explicit(&k->state, CK_IDLE, memory_order_release);
-        atomic_fetch_add_explicit(st == CK_TAIL ? &k->tails : &k->forced, 1, memory_order_relaxed);
+        if (st == NANA_CK_TAIL)
+            atomic_store_explicit(&k->state, NANA_CK_IDLE, memory_order_release);
+        atomic_fetch_add_explicit(st == NANA_CK_TAIL ? &k->tails : &k->forced, 1,
+                                  memory_order_relaxed);
         return SQLITE_OK;
     }
-    if (frames >= pages && st == CK_IDLE) {
-        atomic_store_explicit(&k->state, CK_BUSY, memory_order_release);
+    if (frames >= pages && st == NANA_CK_IDLE) {
+        atomic_store_explicit(&k->state, NANA_CK_BUSY, memory_order_release);
         pthread_mutex_lock(&k->mu);
         k->pending = true;
         pthread_cond_signal(&k->cv);
@@ -93,9 +89,11 @@ static void *ckpt_main(void *arg)
         if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
             nana_conn_err(&k->conn, rc, "checkpoint");
         atomic_store_explicit(&k->copied, rc == SQLITE_OK ? log : 0, memory_order_relaxed);
-        atomic_store_explicit(&k->state, rc == SQLITE_OK ? CK_TAIL : CK_IDLE, memory_order_release);
-        pthread_mutex_lock(&k->mu);
+        /* Counted before the writer can see the run (and copy its tail). */
         if (rc == SQLITE_OK) atomic_fetch_add_explicit(&k->runs, 1, memory_order_relaxed);
+        atomic_store_explicit(&k->state, rc == SQLITE_OK ? NANA_CK_TAIL : NANA_CK_IDLE,
+                              memory_order_release);
+        pthread_mutex_lock(&k->mu);
     }
     pthread_mutex_unlock(&k->mu);
     return NULL;
@@ -105,7 +103,7 @@ int nana_ckpt_start(nana_store *s)
 {
     nana_ckpt *k = &s->ckpt;
     memset(k, 0, sizeof(*k));
-    atomic_init(&k->state, CK_IDLE);
+    atomic_init(&k->state, NANA_CK_IDLE);
     atomic_init(&k->copied, 0);
     atomic_init(&k->runs, 0);
     atomic_init(&k->tails, 0);

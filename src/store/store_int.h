@@ -271,6 +271,13 @@ typedef struct nana_writer {
     nana_wop *deferred_head, *deferred_tail; /* owner's async ops, completed at its end */
 } nana_writer;
 
+/* The checkpointer's state (nana_ckpt.state). */
+enum {
+    NANA_CK_IDLE = 0, /* waiting for the WAL to pass the threshold */
+    NANA_CK_BUSY = 1, /* asked to run, or running */
+    NANA_CK_TAIL = 2, /* it ran: the writer copies the frames committed since */
+};
+
 /* The WAL checkpointer (checkpoint.c): a thread with its own connection. */
 typedef struct nana_ckpt {
     pthread_t thread;
@@ -280,10 +287,11 @@ typedef struct nana_ckpt {
     pthread_cond_t cv;
     bool pending; /* the WAL passed the threshold since the last run */
     bool stop;
-    atomic_int state;  /* CK_* in checkpoint.c: set by both threads, read by the writer */
+    atomic_int state;  /* NANA_CK_*: set by both threads, read by the writer */
     atomic_int copied; /* WAL frames the last background checkpoint covered */
     /* for tests: */
-    atomic_uint_fast64_t runs;   /* checkpoints completed by the thread */
+    atomic_uint_fast64_t
+        runs; /* checkpoints completed by the thread (counted before NANA_CK_TAIL) */
     atomic_uint_fast64_t tails;  /* tails copied by the writer after a run */
     atomic_uint_fast64_t forced; /* checkpoints the writer ran itself at the hard bound */
     atomic_int last_frames;      /* WAL frames after the writer's last commit */

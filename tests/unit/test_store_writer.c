@@ -371,9 +371,10 @@ static bool wait_until(bool (*cond)(nana_store *s), nana_store *s)
     return cond(s);
 }
 
+/* The checkpointer ran and left its tail to the writer. */
 static bool ckpt_ran(nana_store *s)
 {
-    return atomic_load(&s->ckpt.runs) > 0;
+    return atomic_load(&s->ckpt.state) == NANA_CK_TAIL;
 }
 
 /* Writes one key (each call a new one) and waits for its commit. */
