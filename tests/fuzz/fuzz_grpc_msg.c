@@ -117,9 +117,9 @@ static void reflect(const uint8_t *p, size_t n)
     CHECK(rc == 0 || rc == NANA_ERR_INVALID || rc == NANA_ERR_NOMEM);
     if (rc == 0) {
         ProtobufCMessage *resp = NULL;
-        CHECK(nana_grpc_pb_unpack(&a,
-                                  &grpc__reflection__v1alpha__server_reflection_response__descriptor,
-                                  out, olen, &resp) == 0);
+        CHECK(nana_grpc_pb_unpack(
+                  &a, &grpc__reflection__v1alpha__server_reflection_response__descriptor, out, olen,
+                  &resp) == 0);
     }
     nana_arena_free(&a);
 }
