@@ -156,9 +156,9 @@ static size_t to_nv(const nana_grpc_fields *f, nghttp3_nv *nv, size_t cap)
 {
     size_t n = f->n < cap ? f->n : cap;
     for (size_t i = 0; i < n; i++)
-        nv[i] = (nghttp3_nv){(uint8_t *)(uintptr_t)f->v[i].name,
-                             (uint8_t *)(uintptr_t)f->v[i].value, f->v[i].name_len,
-                             f->v[i].value_len, NGHTTP3_NV_FLAG_NONE};
+        nv[i] =
+            (nghttp3_nv){(uint8_t *)(uintptr_t)f->v[i].name, (uint8_t *)(uintptr_t)f->v[i].value,
+                         f->v[i].name_len, f->v[i].value_len, NGHTTP3_NV_FLAG_NONE};
     return n;
 }
 
@@ -217,7 +217,7 @@ void nana_gdoor_respond(gcall *c)
 
 void nana_gdoor_resume(gcall *c)
 {
-    if (!c->responded) {
+    if (!c->responded || c->body_eof) { /* the head, or the trailers, go too */
         nana_gdoor_respond(c);
         return;
     }
@@ -286,6 +286,43 @@ static void peer_text(const struct sockaddr_storage *a, char *out, size_t n)
     }
 }
 
+/* Tells |g|'s client the server is going away: HTTP/3 GOAWAY (the last
+ * request it will take is the last one it has seen), and its open health
+ * watches end. */
+static void conn_drain(gconn *g)
+{
+    if (nana_h3_failed(g->hc)) return;
+    nghttp3_conn *h3 = nana_h3_nghttp3(g->hc);
+    int rv = nghttp3_conn_submit_shutdown_notice(h3);
+    if (!rv) rv = nghttp3_conn_shutdown(h3);
+    if (rv) {
+        (void)nana_h3_fail(g->hc, rv);
+        return;
+    }
+    for (gcall *c = g->calls, *next; c; c = next) {
+        next = c->next;
+        if (c->gm && c->gm->kind == G_HEALTH_WATCH) nana_gdoor_watch_end(c);
+    }
+    nana_quic_conn_source_ready(g->qc);
+}
+
+void nana_gdoor_drain_loop(gloop *gl)
+{
+    gl->draining = true;
+    for (gconn *g = gl->conns; g; g = g->lnext)
+        conn_drain(g);
+}
+
+/* |g|'s part of the door on its I/O thread (NULL for an endpoint without
+ * threads). */
+static gloop *loop_of(nana_gdoor *d, nana_quic_conn *qc)
+{
+    nana_loop *loop = nana_quic_conn_loop(qc);
+    for (unsigned i = 0; i < d->nloops; i++)
+        if (d->loops[i].loop == loop) return &d->loops[i];
+    return NULL;
+}
+
 static void conn_close(nana_quic_conn *qc, void *user)
 {
     (void)user;
@@ -293,6 +330,13 @@ static void conn_close(nana_quic_conn *qc, void *user)
     gconn *g = hc ? nana_h3_user(hc) : NULL;
     nana_h3_close(qc);
     if (!g) return;
+    if (g->gl) {
+        if (g->lprev)
+            g->lprev->lnext = g->lnext;
+        else
+            g->gl->conns = g->lnext;
+        if (g->lnext) g->lnext->lprev = g->lprev;
+    }
     while (g->calls)
         nana_gcall_detach(g->calls);
     nana_log(NANA_LOG_INFO, "grpc conn %llu closed from %s (%s%s%s)", (unsigned long long)g->handle,
@@ -350,7 +394,14 @@ int nana_gdoor_conn_open(nana_gdoor *d, nana_quic_conn *qc)
         if (!nana_h3_of(qc)) nana_free(g); /* else conn_close frees it */
         return rc;
     }
+    g->gl = loop_of(d, qc);
+    if (g->gl) {
+        g->lnext = g->gl->conns;
+        if (g->lnext) g->lnext->lprev = g;
+        g->gl->conns = g;
+    }
     nana_log(NANA_LOG_INFO, "grpc conn %llu open from %s", (unsigned long long)g->handle, g->peer);
     nana_gdoor_auth_open(g);
+    if (g->gl && g->gl->draining) conn_drain(g);
     return NANA_OK;
 }
