@@ -130,6 +130,7 @@ def good(s, results, what):
 
 
 CHECK = call(HEALTH + "Check", b"")
+BIG_JSON = json.dumps(["v" * 1000 + str(i) for i in range(300)])
 
 
 def start(name, flags=(), **kw):
@@ -226,6 +227,8 @@ def test_nanasqlite_methods():
         call(NANA + "Get", pb((1, "t"), (15, "other"))),
         call(NANA + "Get", pb((1, "t"))),
         call(NANA + "Set", pb((1, "bad"), (2, "{not json"))),
+        call(NANA + "Set", pb((1, "big"), (2, BIG_JSON))),
+        call(NANA + "Get", pb((1, "big"))),
         CHECK,
     ])
     check(res[0].get("grpc_status") == OK and res[0].get("messages") == [""], "Set: empty reply",
@@ -264,6 +267,9 @@ def test_nanasqlite_methods():
     check(res[14].get("messages") == [""], "the default table does not have it", res[14])
     check(res[15].get("grpc_status") not in (OK, -1), "Set of bad JSON: an error status",
           res[15])
+    check(res[16].get("grpc_status") == OK, "Set of a 300 KB value (many DATA frames)", res[16])
+    g = unpb(res[17]["messages"][0]) if res[17].get("messages") else {}
+    check(first(g, 2) == BIG_JSON.encode(), "Get of the 300 KB value", len(first(g, 2, b"")))
     good(s, res, "the NanaSQLite calls")
     check(conn.get("error") == "", "the connection stayed up", conn)
     finish(s)
@@ -366,7 +372,8 @@ def test_certificate_login():
 # ---- bad requests -------------------------------------------------------------------
 
 def test_bad_requests():
-    s = start("bad", ["--grpc-max-message-bytes", "1000", "--no-bans"])
+    s = start("bad", ["--grpc-max-message-bytes", "1000", "--grpc-max-header-bytes", "2048",
+                      "--grpc-max-header-fields", "16", "--no-bans"])
     big = pb((1, "k"), (2, '"' + "x" * 1200 + '"'))
     res, conn = run(s, [
         call("/no.Such/Method", b""), CHECK,
@@ -384,6 +391,13 @@ def test_bad_requests():
         call(HEALTH + "Check", b"", timeout="abc"), CHECK,
         call(NANA + "Get", pb((1, b"\xff\xfe"))), CHECK,
         call("/bad path", b""), CHECK,
+        call(HEALTH + "Check", b"", metadata=[["x-big", "v" * 2500]]), CHECK,
+        call(HEALTH + "Check", b"", metadata=[[f"x-{i}", "v"] for i in range(20)]), CHECK,
+        call(HEALTH + "Check", b"", metadata=[["x-huge", "v" * 6000]]), CHECK,
+        call(HEALTH + "Check", b"", keep_open=True, cancel_after_ms=300), CHECK,
+        call(HEALTH + "Check", b"", metadata=[["te", "gzip"]]), CHECK,
+        call(HEALTH + "Check", b"", metadata=[["x-data-bin", "hex:00ff10"]]), CHECK,
+        call(HEALTH + "Check", b"", metadata=[["x-data-bin", "!!!"]]), CHECK,
     ])
     def st(i):
         return res[2 * i].get("grpc_status"), res[2 * i].get("status")
@@ -407,7 +421,16 @@ def test_bad_requests():
     check(st(12) == (INTERNAL, 200), "a malformed grpc-timeout: INTERNAL", res[24])
     check(st(13)[0] in (INTERNAL, INVALID_ARGUMENT), "a key that is not UTF-8: refused", res[26])
     check(st(14)[0] == UNIMPLEMENTED, "a path not of the form /pkg.Service/Method", res[28])
-    for i in range(15):
+    check(st(15) == (RESOURCE_EXHAUSTED, 200), "a header over --grpc-max-header-bytes", res[30])
+    check(st(16) == (RESOURCE_EXHAUSTED, 200), "more than --grpc-max-header-fields", res[32])
+    check(st(17) == (RESOURCE_EXHAUSTED, 200), "a header far over the limit", res[34])
+    check(res[36].get("error") and res[36].get("grpc_status") == -1,
+          "a call cancelled while its request is open", res[36])
+    check(res[38].get("reset") == 0x10E, "te: gzip is malformed: reset H3_MESSAGE_ERROR",
+          res[38])
+    check(st(20) == (OK, 200), "binary metadata in base64", res[40])
+    check(st(21) == (INTERNAL, 200), "binary metadata that is not base64: INTERNAL", res[42])
+    for i in range(22):
         r = res[2 * i + 1]
         check(r.get("grpc_status") == OK and r.get("messages") == [pb((1, 1)).hex()],
               f"after bad request #{i} the same connection serves", r)
