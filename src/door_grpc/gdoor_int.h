@@ -99,10 +99,10 @@ typedef enum gkind {
 struct gmethod {
     const char *path; /* "/package.Service/Method" */
     size_t path_len;
-    gkind kind;
     const ProtobufCMessageDescriptor *in; /* its request message */
-    bool needs_account;                   /* false: health and reflection */
-    bool stream_in;                       /* the client sends a stream of messages */
+    gkind kind;
+    bool needs_account; /* false: health and reflection */
+    bool stream_in;     /* the client sends a stream of messages */
 };
 
 /* A piece of a streamed response (reflection): framed bytes in the arena. */

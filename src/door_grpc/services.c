@@ -41,7 +41,7 @@
 
 #define M(p, k, d, acct, stream)                                                                   \
     {                                                                                              \
-        p, sizeof(p) - 1, k, &(d), acct, stream                                                    \
+        p, sizeof(p) - 1, &(d), k, acct, stream                                                    \
     }
 
 static const gmethod methods[] = {

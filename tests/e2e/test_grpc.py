@@ -532,7 +532,9 @@ def test_graceful_stop():
     s = start("stop", ["--test-worker-delay-ms", "1500"])
     script = {"addr": f"127.0.0.1:{s.port}", "ca": "ca.pem", "concurrent": True, "timeout_s": 30,
               "calls": [call(NANA + "Call", pb((1, "__len__")), sign=SIGN),
-                        call(HEALTH + "Watch", b"", delay_ms=200, cancel_after_ms=8000)]}
+                        call(HEALTH + "Watch", b"", delay_ms=200, cancel_after_ms=8000),
+                        # after SIGTERM (and GOAWAY), before the first call ends
+                        call(HEALTH + "Check", b"", delay_ms=1100)]}
     path = os.path.join(s.dir, "stop-script.json")
     with open(path, "w") as f:
         json.dump(script, f)
@@ -546,8 +548,8 @@ def test_graceful_stop():
         p.kill()
         out, _ = p.communicate()
     lines = [json.loads(x) for x in out.splitlines() if x.strip()]
-    check(len(lines) == 3, "the client finished", out)
-    if len(lines) == 3:
+    check(len(lines) == 4, "the client finished", out)
+    if len(lines) == 4:
         r = lines[0]
         m = unpb(r["messages"][0]) if r.get("messages") else {}
         check(r.get("grpc_status") == OK and first(m, 1) == b"0",
@@ -557,7 +559,9 @@ def test_graceful_stop():
         check(msgs == [pb((1, 1)).hex(), pb((1, 2)).hex()],
               "Watch saw SERVING, then NOT_SERVING", w)
         check(w.get("grpc_status") == UNAVAILABLE, "and ended with UNAVAILABLE", w)
-        check(lines[2].get("goaway", -1) >= 0, "the server sent GOAWAY", lines[2])
+        check(lines[2].get("reset") == 0x10B,
+              "a request sent after GOAWAY: rejected with H3_REQUEST_REJECTED", lines[2])
+        check(lines[3].get("goaway", -1) >= 0, "the server sent GOAWAY", lines[3])
     try:
         s.proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
