@@ -139,7 +139,9 @@ static nghttp3_ssize read_body(nghttp3_conn *h3, int64_t sid, nghttp3_vec *vec, 
             n++;
             c->csend = c->csend->next;
         }
-        if (!c->csend && !c->body_eof) return n ? (nghttp3_ssize)n : NGHTTP3_ERR_WOULDBLOCK;
+        /* More than |veccnt| chunks wait: nghttp3 asks again for the rest. */
+        if (c->csend) return (nghttp3_ssize)n;
+        if (!c->body_eof) return n ? (nghttp3_ssize)n : NGHTTP3_ERR_WOULDBLOCK;
     } else if (!c->sent_body && c->body.len && veccnt) {
         vec[0].base = (uint8_t *)c->body.data;
         vec[0].len = c->body.len;

@@ -203,6 +203,15 @@ def test_reflection():
         fd = unpb(first(msgs[3], 4, b"")).get(1, [])
         check(any(b"grpc.health.v1" in f for f in fd), "file_by_filename", len(fd))
     good(s, res, "reflection")
+    # Many requests on one stream: every answer goes out, in order.
+    req = [pb((4, "nanasqlite.v1.NanaSQLite")), pb((7, "*"))] * 150
+    res, _ = run(s, [call(REFLECT, *req), CHECK])
+    msgs = [unpb(m) for m in res[0].get("messages", [])]
+    check(res[0].get("grpc_status") == OK and len(msgs) == 300 and
+          all((4 if i % 2 == 0 else 6) in m for i, m in enumerate(msgs)),
+          "300 reflection requests on one stream: 300 answers in order",
+          (res[0].get("grpc_status"), len(msgs)))
+    good(s, res, "a long reflection stream")
     finish(s)
 
 
