@@ -101,20 +101,39 @@ static gcall *call_of(gconn *g, int64_t sid)
     return NULL;
 }
 
-/* The client reset its request, or will not read the answer: the call is
- * cancelled (not run, if it has not started) and the stream abandoned. */
-static void on_cancel(nana_h3_conn *hc, int64_t sid, uint64_t code)
+/* The client will not read the answer, or gave up its request: the call
+ * is cancelled (not run, if it has not started) and the stream abandoned. */
+static void cancel_call(nana_h3_conn *hc, gcall *c)
 {
-    (void)code;
-    gconn *g = nana_h3_user(hc);
-    gcall *c = call_of(g, sid);
-    if (!c) return;
     if (c->in_core && nana_core_cancel(c->d->core, &c->core)) {
         c->in_core = false;
         atomic_fetch_add(&c->d->st_cancelled, 1);
     }
     c->answered = true;
-    (void)nana_h3_cancel(hc, sid, NANA_GRPC_H3_REQUEST_CANCELLED);
+    (void)nana_h3_cancel(hc, c->sid, NANA_GRPC_H3_REQUEST_CANCELLED);
+}
+
+/* The client sent STOP_SENDING: it will not read the answer. */
+static void on_stop_sending(nana_h3_conn *hc, int64_t sid, uint64_t code)
+{
+    (void)code;
+    gcall *c = call_of(nana_h3_user(hc), sid);
+    if (c) cancel_call(hc, c);
+}
+
+/*
+ * The client reset its request (RESET_STREAM). That is no cancellation
+ * when we asked for it (STOP_SENDING after an early answer: the client
+ * resets, and RFC 9114 has it keep reading the complete answer), nor when
+ * the whole request had arrived and the reset says H3_NO_ERROR; the
+ * answer goes on. Otherwise the request is cut short: the call is
+ * cancelled.
+ */
+static void on_stream_reset(nana_h3_conn *hc, int64_t sid, uint64_t code)
+{
+    gcall *c = call_of(nana_h3_user(hc), sid);
+    if (!c || c->read_stopped || (c->ended && code == NANA_GRPC_H3_NO_ERROR)) return;
+    cancel_call(hc, c);
 }
 
 /* ---- answers ------------------------------------------------------------------- */
@@ -168,7 +187,8 @@ static size_t to_nv(const nana_grpc_fields *f, nghttp3_nv *nv, size_t cap)
 static void stop_reading(gcall *c)
 {
     gconn *g = c->conn;
-    if (c->ended || !g) return;
+    if (c->ended || c->read_stopped || !g) return;
+    c->read_stopped = true;
     (void)nghttp3_conn_shutdown_stream_read(nana_h3_nghttp3(g->hc), c->sid);
     (void)nana_quic_stream_shutdown_read(g->qc, c->sid, NANA_GRPC_H3_NO_ERROR);
 }
@@ -369,8 +389,8 @@ void nana_gdoor_h3_app(nana_gdoor *d)
     a->server = true;
     a->auto_consume = true; /* request bytes are counted in the door's budgets instead */
     a->settings = &d->h3settings;
-    a->on_stream_reset = on_cancel;
-    a->on_stop_sending = on_cancel;
+    a->on_stream_reset = on_stream_reset;
+    a->on_stop_sending = on_stop_sending;
 }
 
 int nana_gdoor_conn_open(nana_gdoor *d, nana_quic_conn *qc)

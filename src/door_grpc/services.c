@@ -187,6 +187,13 @@ void nana_gdoor_stream_message(gcall *c, const uint8_t *msg, size_t len)
                                              : "the request is not a ServerReflectionRequest");
         return;
     }
+    /* The answers stay in the call's arena until it ends: they count in the
+     * budgets of bytes held, like requests. */
+    if (!nana_gdoor_reserve(c, olen + NANA_GRPC_PREFIX)) {
+        nana_gcall_fail(c, NANA_GRPC_RESOURCE_EXHAUSTED,
+                        "too many bytes held by this connection's calls: open a new stream");
+        return;
+    }
     if (chunk_add(c, out, olen)) {
         nana_gcall_fail(c, NANA_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         return;

@@ -212,6 +212,38 @@ def test_reflection():
           "300 reflection requests on one stream: 300 answers in order",
           (res[0].get("grpc_status"), len(msgs)))
     good(s, res, "a long reflection stream")
+    # Refused while its request is still open: the server stops reading it
+    # (STOP_SENDING), the client resets its side in reply, and the answer
+    # already under way must still arrive whole.
+    req = [pb((4, "nanasqlite.v1.NanaSQLite"))] * 2000 + [b"\xff\xff"]
+    res, _ = run(s, [call(REFLECT, *req, keep_open=True, max_kept=1), CHECK])
+    r = res[0]
+    check(r.get("nmessages") == 2000 and r.get("grpc_status") == INTERNAL and
+          r.get("reset") == -1,
+          "an early refusal: the 2000 answers before it and its status arrive, no reset",
+          (r.get("nmessages"), r.get("grpc_status"), r.get("error")))
+    good(s, res, "an early refusal of a long stream")
+    finish(s)
+
+
+def test_reflection_answers_held():
+    """A reflection stream's answers stay with the call until it ends: they
+    count in the connection's budget of bytes held (50 MiB), so a client
+    asking without end cannot make the server hold more."""
+    s = start("reflect-budget")
+    req = pb((4, "nanasqlite.v1.NanaSQLite"))
+    res, conn = run(s, [call(REFLECT, *[req] * 40000, max_kept=1), CHECK], timeout=180)
+    r = res[0]
+    each = len(r["messages"][0]) // 2 + 5 if r.get("messages") else 1
+    limit = 50 * (1 << 20)
+    # The requests count too: at most all 40000 of them, 5 + len(req) bytes each.
+    low = (limit - 40000 * (5 + len(req))) // each
+    check(r.get("grpc_status") == RESOURCE_EXHAUSTED and
+          low <= r.get("nmessages", 0) <= limit // each,
+          "a reflection stream stops with RESOURCE_EXHAUSTED at the 50 MiB budget",
+          (r.get("grpc_status"), r.get("grpc_message"), r.get("nmessages"), each, r.get("error")))
+    good(s, res, "the budget of a reflection stream")
+    check(conn.get("error") == "", "the connection stayed up", conn)
     finish(s)
 
 

@@ -23,11 +23,13 @@
 //	   "cancel_after_ms": 0,            (cancel the call then)
 //	   "cancel_after_messages": 0,      (cancel after reading that many messages)
 //	   "keep_open": false,              (do not end the request after its messages)
+//	   "max_kept": 0,                   (keep only this many answer messages; 0: all)
 //	   "sign": {"account": "default", "key": "nana_private.pem",
 //	            "timestamp": 0, "corrupt": false}   (the door's login metadata)
 //	 }]}
 //
 // A call's result: {"index", "status" (HTTP), "headers", "messages" (hex),
+// "nmessages" (how many came),
 // "trailers", "grpc_status" (from the trailers, or the header block of a
 // Trailers-Only answer; -1 when none), "grpc_message", "reset" (the stream
 // error code the server reset with, -1 when none), "error", "login" (the
@@ -95,6 +97,7 @@ type callSpec struct {
 	CancelAfterMs       int         `json:"cancel_after_ms"`
 	CancelAfterMessages int         `json:"cancel_after_messages"`
 	KeepOpen            bool        `json:"keep_open"`
+	MaxKept             int         `json:"max_kept"`
 	Sign                *signSpec   `json:"sign"`
 }
 
@@ -114,6 +117,7 @@ type result struct {
 	Status      int               `json:"status"`
 	Headers     map[string]string `json:"headers"`
 	Messages    []string          `json:"messages"`
+	NMessages   int               `json:"nmessages"`
 	Trailers    map[string]string `json:"trailers"`
 	GrpcStatus  int               `json:"grpc_status"`
 	GrpcMessage string            `json:"grpc_message"`
@@ -310,7 +314,7 @@ func streamErr(err error, r *result) {
 
 // readRest reads the response's remaining HTTP/3 frames from |s|: DATA (gRPC
 // messages) and then the trailers. Stops after |stopAfter| messages if > 0.
-func readRest(s quic.Stream, r *result, stopAfter int, cancel func()) {
+func readRest(s quic.Stream, r *result, stopAfter, maxKept int, cancel func()) {
 	br := bufio.NewReader(s)
 	var buf []byte
 	for {
@@ -343,10 +347,13 @@ func readRest(s quic.Stream, r *result, stopAfter int, cancel func()) {
 				if len(buf) < 5+n {
 					break
 				}
-				r.Messages = append(r.Messages, hex.EncodeToString(buf[5:5+n]))
+				if maxKept <= 0 || len(r.Messages) < maxKept {
+					r.Messages = append(r.Messages, hex.EncodeToString(buf[5:5+n]))
+				}
+				r.NMessages++
 				buf = buf[5+n:]
 			}
-			if stopAfter > 0 && len(r.Messages) >= stopAfter {
+			if stopAfter > 0 && r.NMessages >= stopAfter {
 				cancel()
 				return
 			}
@@ -469,7 +476,7 @@ func runCall(rt *http3.RoundTripper, sc *script, conn func() quic.EarlyConnectio
 		r.Error = err.Error()
 		return r
 	}
-	readRest(s, &r, c.CancelAfterMessages, cancel)
+	readRest(s, &r, c.CancelAfterMessages, c.MaxKept, cancel)
 	src := r.Trailers
 	if _, ok := src["grpc-status"]; !ok {
 		src = r.Headers
