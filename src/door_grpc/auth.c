@@ -32,8 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-static void log_in(gconn *g, nana_accounts *snap, uint64_t gen, const nana_account *a,
-                   bool by_cert)
+static void log_in(gconn *g, nana_accounts *snap, uint64_t gen, const nana_account *a, bool by_cert)
 {
     gauth *au = &g->auth;
     nana_accounts_unref(au->snap);
@@ -136,8 +135,9 @@ static nana_grpc_status refuse(gconn *g, const char *why, char *msg, size_t cap)
     if (banned)
         nana_log(NANA_LOG_WARN, "%s banned for %u s after %u failed authentications", g->peer,
                  d->o.ban_seconds, d->o.ban_failures);
-    snprintf(msg, cap, "%s", banned ? "too many failed logins from this address: banned for now"
-                                    : "authentication failed");
+    snprintf(msg, cap, "%s",
+             banned ? "too many failed logins from this address: banned for now"
+                    : "authentication failed");
     return NANA_GRPC_UNAUTHENTICATED;
 }
 
@@ -172,8 +172,8 @@ static nana_grpc_status sign_in(gconn *g, const nana_grpc_head *h, const nana_gr
                                           (const char *)ts->value, ts->value_len, m, sizeof(m));
     static const uint8_t zero[32];
     /* Verified even for an unknown name: the answer takes the same time. */
-    bool sig_ok = mlen && crypto_sign_verify_detached(sig->value, m, mlen,
-                                                      a ? a->public_key : zero) == 0;
+    bool sig_ok =
+        mlen && crypto_sign_verify_detached(sig->value, m, mlen, a ? a->public_key : zero) == 0;
     const char *why = NULL;
     if (!a)
         why = "unknown account";

@@ -95,8 +95,7 @@ void nana_gcall_fail(gcall *c, nana_grpc_status status, const char *fmt, ...)
     nana_gdoor_respond(c);
 }
 
-int nana_gcall_header(gcall *c, const uint8_t *name, size_t nlen, const uint8_t *value,
-                      size_t vlen)
+int nana_gcall_header(gcall *c, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen)
 {
     /* A refusal is remembered by the head; its verdict comes at the end. */
     (void)nana_grpc_head_add(&c->head, (const char *)name, nlen, (const char *)value, vlen);

@@ -101,20 +101,39 @@ static gcall *call_of(gconn *g, int64_t sid)
     return NULL;
 }
 
-/* The client reset its request, or will not read the answer: the call is
- * cancelled (not run, if it has not started) and the stream abandoned. */
-static void on_cancel(nana_h3_conn *hc, int64_t sid, uint64_t code)
+/* The client will not read the answer, or gave up its request: the call
+ * is cancelled (not run, if it has not started) and the stream abandoned. */
+static void cancel_call(nana_h3_conn *hc, gcall *c)
 {
-    (void)code;
-    gconn *g = nana_h3_user(hc);
-    gcall *c = call_of(g, sid);
-    if (!c) return;
     if (c->in_core && nana_core_cancel(c->d->core, &c->core)) {
         c->in_core = false;
         atomic_fetch_add(&c->d->st_cancelled, 1);
     }
     c->answered = true;
-    (void)nana_h3_cancel(hc, sid, NANA_GRPC_H3_REQUEST_CANCELLED);
+    (void)nana_h3_cancel(hc, c->sid, NANA_GRPC_H3_REQUEST_CANCELLED);
+}
+
+/* The client sent STOP_SENDING: it will not read the answer. */
+static void on_stop_sending(nana_h3_conn *hc, int64_t sid, uint64_t code)
+{
+    (void)code;
+    gcall *c = call_of(nana_h3_user(hc), sid);
+    if (c) cancel_call(hc, c);
+}
+
+/*
+ * The client reset its request (RESET_STREAM). That is no cancellation
+ * when we asked for it (STOP_SENDING after an early answer: the client
+ * resets, and RFC 9114 has it keep reading the complete answer), nor when
+ * the whole request had arrived and the reset says H3_NO_ERROR; the
+ * answer goes on. Otherwise the request is cut short: the call is
+ * cancelled.
+ */
+static void on_stream_reset(nana_h3_conn *hc, int64_t sid, uint64_t code)
+{
+    gcall *c = call_of(nana_h3_user(hc), sid);
+    if (!c || c->read_stopped || (c->ended && code == NANA_GRPC_H3_NO_ERROR)) return;
+    cancel_call(hc, c);
 }
 
 /* ---- answers ------------------------------------------------------------------- */
@@ -139,7 +158,9 @@ static nghttp3_ssize read_body(nghttp3_conn *h3, int64_t sid, nghttp3_vec *vec, 
             n++;
             c->csend = c->csend->next;
         }
-        if (!c->csend && !c->body_eof) return n ? (nghttp3_ssize)n : NGHTTP3_ERR_WOULDBLOCK;
+        /* More than |veccnt| chunks wait: nghttp3 asks again for the rest. */
+        if (c->csend) return (nghttp3_ssize)n;
+        if (!c->body_eof) return n ? (nghttp3_ssize)n : NGHTTP3_ERR_WOULDBLOCK;
     } else if (!c->sent_body && c->body.len && veccnt) {
         vec[0].base = (uint8_t *)c->body.data;
         vec[0].len = c->body.len;
@@ -156,9 +177,9 @@ static size_t to_nv(const nana_grpc_fields *f, nghttp3_nv *nv, size_t cap)
 {
     size_t n = f->n < cap ? f->n : cap;
     for (size_t i = 0; i < n; i++)
-        nv[i] = (nghttp3_nv){(uint8_t *)(uintptr_t)f->v[i].name,
-                             (uint8_t *)(uintptr_t)f->v[i].value, f->v[i].name_len,
-                             f->v[i].value_len, NGHTTP3_NV_FLAG_NONE};
+        nv[i] =
+            (nghttp3_nv){(uint8_t *)(uintptr_t)f->v[i].name, (uint8_t *)(uintptr_t)f->v[i].value,
+                         f->v[i].name_len, f->v[i].value_len, NGHTTP3_NV_FLAG_NONE};
     return n;
 }
 
@@ -166,7 +187,8 @@ static size_t to_nv(const nana_grpc_fields *f, nghttp3_nv *nv, size_t cap)
 static void stop_reading(gcall *c)
 {
     gconn *g = c->conn;
-    if (c->ended || !g) return;
+    if (c->ended || c->read_stopped || !g) return;
+    c->read_stopped = true;
     (void)nghttp3_conn_shutdown_stream_read(nana_h3_nghttp3(g->hc), c->sid);
     (void)nana_quic_stream_shutdown_read(g->qc, c->sid, NANA_GRPC_H3_NO_ERROR);
 }
@@ -217,7 +239,7 @@ void nana_gdoor_respond(gcall *c)
 
 void nana_gdoor_resume(gcall *c)
 {
-    if (!c->responded) {
+    if (!c->responded || c->body_eof) { /* the head, or the trailers, go too */
         nana_gdoor_respond(c);
         return;
     }
@@ -286,6 +308,43 @@ static void peer_text(const struct sockaddr_storage *a, char *out, size_t n)
     }
 }
 
+/* Tells |g|'s client the server is going away: HTTP/3 GOAWAY (the last
+ * request it will take is the last one it has seen), and its open health
+ * watches end. */
+static void conn_drain(gconn *g)
+{
+    if (nana_h3_failed(g->hc)) return;
+    nghttp3_conn *h3 = nana_h3_nghttp3(g->hc);
+    int rv = nghttp3_conn_submit_shutdown_notice(h3);
+    if (!rv) rv = nghttp3_conn_shutdown(h3);
+    if (rv) {
+        (void)nana_h3_fail(g->hc, rv);
+        return;
+    }
+    for (gcall *c = g->calls, *next; c; c = next) {
+        next = c->next;
+        if (c->gm && c->gm->kind == G_HEALTH_WATCH) nana_gdoor_watch_end(c);
+    }
+    nana_quic_conn_source_ready(g->qc);
+}
+
+void nana_gdoor_drain_loop(gloop *gl)
+{
+    gl->draining = true;
+    for (gconn *g = gl->conns; g; g = g->lnext)
+        conn_drain(g);
+}
+
+/* |g|'s part of the door on its I/O thread (NULL for an endpoint without
+ * threads). */
+static gloop *loop_of(nana_gdoor *d, nana_quic_conn *qc)
+{
+    nana_loop *loop = nana_quic_conn_loop(qc);
+    for (unsigned i = 0; i < d->nloops; i++)
+        if (d->loops[i].loop == loop) return &d->loops[i];
+    return NULL;
+}
+
 static void conn_close(nana_quic_conn *qc, void *user)
 {
     (void)user;
@@ -293,6 +352,13 @@ static void conn_close(nana_quic_conn *qc, void *user)
     gconn *g = hc ? nana_h3_user(hc) : NULL;
     nana_h3_close(qc);
     if (!g) return;
+    if (g->gl) {
+        if (g->lprev)
+            g->lprev->lnext = g->lnext;
+        else
+            g->gl->conns = g->lnext;
+        if (g->lnext) g->lnext->lprev = g->lprev;
+    }
     while (g->calls)
         nana_gcall_detach(g->calls);
     nana_log(NANA_LOG_INFO, "grpc conn %llu closed from %s (%s%s%s)", (unsigned long long)g->handle,
@@ -323,8 +389,8 @@ void nana_gdoor_h3_app(nana_gdoor *d)
     a->server = true;
     a->auto_consume = true; /* request bytes are counted in the door's budgets instead */
     a->settings = &d->h3settings;
-    a->on_stream_reset = on_cancel;
-    a->on_stop_sending = on_cancel;
+    a->on_stream_reset = on_stream_reset;
+    a->on_stop_sending = on_stop_sending;
 }
 
 int nana_gdoor_conn_open(nana_gdoor *d, nana_quic_conn *qc)
@@ -350,7 +416,14 @@ int nana_gdoor_conn_open(nana_gdoor *d, nana_quic_conn *qc)
         if (!nana_h3_of(qc)) nana_free(g); /* else conn_close frees it */
         return rc;
     }
+    g->gl = loop_of(d, qc);
+    if (g->gl) {
+        g->lnext = g->gl->conns;
+        if (g->lnext) g->lnext->lprev = g;
+        g->gl->conns = g;
+    }
     nana_log(NANA_LOG_INFO, "grpc conn %llu open from %s", (unsigned long long)g->handle, g->peer);
     nana_gdoor_auth_open(g);
+    if (g->gl && g->gl->draining) conn_drain(g);
     return NANA_OK;
 }

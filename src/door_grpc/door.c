@@ -38,6 +38,18 @@ int nana_gdoor_new(nana_core *core, const nana_gdoor_opts *o, nana_quic_ep *ep,
     d->ep = ep;
     d->acc = *accounts;
     d->ban = ban;
+    d->nloops = nana_quic_ep_nloops(ep);
+    if (d->nloops) {
+        d->loops = nana_calloc(d->nloops, sizeof(*d->loops));
+        if (!d->loops) {
+            nana_free(d);
+            return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+        }
+        for (unsigned i = 0; i < d->nloops; i++) {
+            d->loops[i].d = d;
+            d->loops[i].loop = nana_quic_ep_loop(ep, i);
+        }
+    }
     nana_gdoor_h3_app(d);
     *out = d;
     return NANA_OK;
@@ -45,7 +57,25 @@ int nana_gdoor_new(nana_core *core, const nana_gdoor_opts *o, nana_quic_ep *ep,
 
 void nana_gdoor_free(nana_gdoor *d)
 {
+    if (!d) return;
+    nana_free(d->loops);
     nana_free(d);
+}
+
+/* On an I/O thread (|loop| NULL: the loop ended first, nothing to do). */
+static void drain_run(nana_loop *loop, struct nana_loop_post *lp)
+{
+    gloop *gl = (gloop *)(void *)((char *)lp - offsetof(gloop, drain_post));
+    if (loop) nana_gdoor_drain_loop(gl);
+}
+
+void nana_gdoor_drain(nana_gdoor *d)
+{
+    if (!d || atomic_exchange(&d->draining, true)) return;
+    for (unsigned i = 0; i < d->nloops; i++) {
+        d->loops[i].drain_post.run = drain_run;
+        nana_loop_post(d->loops[i].loop, &d->loops[i].drain_post);
+    }
 }
 
 void nana_gdoor_get_stats(nana_gdoor *d, nana_gdoor_stats *out)

@@ -26,6 +26,16 @@ typedef struct gconn gconn;
 typedef struct gcall gcall;
 typedef struct gmethod gmethod;
 
+/* The door on one I/O thread of the endpoint: its connections there, and
+ * the post that drains them. Touched only on that thread, once made. */
+typedef struct gloop {
+    struct nana_loop_post drain_post; /* nana_gdoor_drain's, one per loop */
+    nana_gdoor *d;
+    nana_loop *loop;
+    gconn *conns; /* the door's connections on this thread */
+    bool draining;
+} gloop;
+
 struct nana_gdoor {
     nana_core *core;
     nana_gdoor_opts o;
@@ -37,6 +47,9 @@ struct nana_gdoor {
     nghttp3_settings h3settings;
     atomic_size_t buffered; /* request bytes held by every connection's calls */
     atomic_uint_fast64_t st_calls, st_auth_ok, st_auth_failed, st_refused, st_cancelled;
+    gloop *loops; /* one per I/O thread of the endpoint */
+    unsigned nloops;
+    atomic_bool draining;
 };
 
 /* Who a connection's client is (auth.c). */
@@ -66,6 +79,8 @@ struct gconn {
     size_t buffered; /* request bytes its calls hold */
     gcall *calls;    /* its live calls (attached to a stream) */
     uint64_t ncalls;
+    gloop *gl;            /* its I/O thread's part of the door (NULL: none) */
+    gconn *lprev, *lnext; /* in gl->conns */
 };
 
 /* What a call is, from its path. */
@@ -84,10 +99,10 @@ typedef enum gkind {
 struct gmethod {
     const char *path; /* "/package.Service/Method" */
     size_t path_len;
-    gkind kind;
     const ProtobufCMessageDescriptor *in; /* its request message */
-    bool needs_account;                   /* false: health and reflection */
-    bool stream_in;                       /* the client sends a stream of messages */
+    gkind kind;
+    bool needs_account; /* false: health and reflection */
+    bool stream_in;     /* the client sends a stream of messages */
 };
 
 /* A piece of a streamed response (reflection): framed bytes in the arena. */
@@ -101,10 +116,10 @@ enum { GCALL_BLOCK = 2048 };
 
 /* One call: one request stream. */
 struct gcall {
-    nana_core_call core; /* first: the core's call, when the call runs a method */
+    nana_core_call core;      /* first: the core's call, when the call runs a method */
     struct nana_loop_post lp; /* takes the answer to the connection's thread */
     nana_gdoor *d;
-    gconn *conn; /* NULL once the stream or the connection is gone (the conn's thread) */
+    gconn *conn;        /* NULL once the stream or the connection is gone (the conn's thread) */
     gcall *prev, *next; /* in conn->calls */
     uint64_t handle;
     int64_t sid;
@@ -117,6 +132,7 @@ struct gcall {
     unsigned nmsgs;
     size_t reserved; /* request bytes counted in the budgets */
     bool head_done, in_core, answered, responded, ended, streaming, sent_body;
+    bool read_stopped; /* we sent STOP_SENDING: the client's reset of its side is expected */
     /* the answer */
     nana_grpc_status status;
     char message[NANA_GRPC_MESSAGE_MAX];
@@ -153,6 +169,9 @@ void nana_gdoor_reset(gcall *c, uint64_t code);
 void nana_gdoor_post_answer(gcall *c);
 /* The door's HTTP/3 application (for nana_gdoor_new). */
 void nana_gdoor_h3_app(nana_gdoor *d);
+/* The server stops (|gl|'s thread): GOAWAY on each connection, open health
+ * watches told NOT_SERVING and ended. */
+void nana_gdoor_drain_loop(gloop *gl);
 
 /* ---- call.c ---- */
 
@@ -177,6 +196,8 @@ void nana_gcall_end_stream(gcall *c);
 const gmethod *nana_gdoor_method(const char *path, size_t len);
 /* Runs |c| (its request message read): answers now, or later through the core. */
 void nana_gdoor_dispatch(gcall *c);
+/* The server is stopping: an open Watch sends NOT_SERVING and ends. */
+void nana_gdoor_watch_end(gcall *c);
 /* A streamed request's next message (reflection). */
 void nana_gdoor_stream_message(gcall *c, const uint8_t *msg, size_t len);
 /* The core's ops of the NanaSQLite methods. */

@@ -57,6 +57,15 @@ void nana_gdoor_free(nana_gdoor *d);
  */
 int nana_gdoor_conn_open(nana_gdoor *d, nana_quic_conn *qc);
 
+/*
+ * The server stops gracefully (any thread; call once the core drains, so
+ * health already answers NOT_SERVING): each connection of the door gets
+ * HTTP/3 GOAWAY (requests it has not yet seen are refused, those it has
+ * run to their end), and each open health Watch sends NOT_SERVING and ends
+ * with UNAVAILABLE. Returns at once; the work runs on the I/O threads.
+ */
+void nana_gdoor_drain(nana_gdoor *d);
+
 /* Counters for logs and tests. */
 typedef struct nana_gdoor_stats {
     uint64_t calls;          /* gRPC calls answered */

@@ -39,13 +39,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#define M(p, k, d, acct, stream) {p, sizeof(p) - 1, k, &(d), acct, stream}
+#define M(p, k, d, acct, stream)                                                                   \
+    {                                                                                              \
+        p, sizeof(p) - 1, &(d), k, acct, stream                                                    \
+    }
 
 static const gmethod methods[] = {
-    M("/nanasqlite.v1.NanaSQLite/Get", G_GET, nanasqlite__v1__get_request__descriptor, true,
-      false),
-    M("/nanasqlite.v1.NanaSQLite/Set", G_SET, nanasqlite__v1__set_request__descriptor, true,
-      false),
+    M("/nanasqlite.v1.NanaSQLite/Get", G_GET, nanasqlite__v1__get_request__descriptor, true, false),
+    M("/nanasqlite.v1.NanaSQLite/Set", G_SET, nanasqlite__v1__set_request__descriptor, true, false),
     M("/nanasqlite.v1.NanaSQLite/Call", G_CALL, nanasqlite__v1__call_request__descriptor, true,
       false),
     M("/nanasqlite.v1.NanaSQLite/Delete", G_DELETE, nanasqlite__v1__delete_request__descriptor,
@@ -54,10 +55,10 @@ static const gmethod methods[] = {
       nanasqlite__v1__batch_get_request__descriptor, true, false),
     M("/nanasqlite.v1.NanaSQLite/BatchSet", G_BATCH_SET,
       nanasqlite__v1__batch_set_request__descriptor, true, false),
-    M("/grpc.health.v1.Health/Check", G_HEALTH_CHECK, grpc__health__v1__health_check_request__descriptor,
-      false, false),
-    M("/grpc.health.v1.Health/Watch", G_HEALTH_WATCH, grpc__health__v1__health_check_request__descriptor,
-      false, false),
+    M("/grpc.health.v1.Health/Check", G_HEALTH_CHECK,
+      grpc__health__v1__health_check_request__descriptor, false, false),
+    M("/grpc.health.v1.Health/Watch", G_HEALTH_WATCH,
+      grpc__health__v1__health_check_request__descriptor, false, false),
     M("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", G_REFLECT,
       grpc__reflection__v1alpha__server_reflection_request__descriptor, false, true),
 };
@@ -87,6 +88,36 @@ static bool health_known(const char *service)
     return false;
 }
 
+/* Appends |msg| framed to |c|'s streamed answer (in its arena): 0, or
+ * NANA_ERR_NOMEM. */
+static int chunk_add(gcall *c, const uint8_t *msg, size_t len)
+{
+    gchunk *k = nana_arena_alloc(&c->arena, sizeof(*k));
+    uint8_t *framed = nana_arena_alloc(&c->arena, len + NANA_GRPC_PREFIX);
+    if (!k || !framed) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    nana_grpc_frame_prefix(framed, false, (uint32_t)len);
+    memcpy(framed + NANA_GRPC_PREFIX, msg, len);
+    k->p = framed;
+    k->len = len + NANA_GRPC_PREFIX;
+    k->next = NULL;
+    *c->ctail = k;
+    c->ctail = &k->next;
+    if (!c->csend) c->csend = k;
+    return NANA_OK;
+}
+
+/* HealthCheckResponse {status}: SERVING = 1, NOT_SERVING = 2. */
+enum { SERVING = 1, NOT_SERVING = 2 };
+
+/* Ends a Watch whose last message said NOT_SERVING: UNAVAILABLE. */
+static void watch_close(gcall *c)
+{
+    c->status = NANA_GRPC_UNAVAILABLE;
+    snprintf(c->message, sizeof(c->message), "the server is shutting down");
+    c->body_eof = true;
+    nana_gdoor_resume(c);
+}
+
 static void health(gcall *c)
 {
     const Grpc__Health__V1__HealthCheckRequest *r = (const void *)c->req;
@@ -95,23 +126,51 @@ static void health(gcall *c)
         nana_gcall_fail(c, NANA_GRPC_NOT_FOUND, "unknown service %.100s", svc);
         return;
     }
-    /* SERVING = 1, NOT_SERVING = 2 */
-    uint64_t st = nana_core_draining(c->d->core) ? 2 : 1;
+    uint8_t msg[2] = {0x08, nana_core_draining(c->d->core) ? NOT_SERVING : SERVING};
+    c->status = NANA_GRPC_OK;
+    if (c->gm->kind == G_HEALTH_WATCH) {
+        /* The status now, and the stream stays open: it ends with the
+         * connection, when the client cancels, or when the server stops
+         * (nana_gdoor_watch_end). */
+        if (chunk_add(c, msg, sizeof(msg))) {
+            nana_gcall_fail(c, NANA_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+            return;
+        }
+        c->answered = true;
+        atomic_fetch_add(&c->d->st_calls, 1);
+        if (msg[1] == NOT_SERVING) {
+            watch_close(c);
+            return;
+        }
+        nana_gdoor_respond(c);
+        return;
+    }
     size_t at;
     int rc = nana_pbw_frame_begin(&c->body, &at);
-    if (!rc) rc = nana_pbw_uint(&c->body, 1, st);
+    if (!rc) rc = nana_buf_append(&c->body, msg, sizeof(msg));
     if (rc) {
         nana_gcall_fail(c, NANA_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
     nana_pbw_frame_end(&c->body, at);
     c->answered = true;
-    c->status = NANA_GRPC_OK;
-    /* Watch: the status now, and the stream stays open (it ends with the
-     * connection, or when the client cancels). */
-    c->body_eof = c->gm->kind == G_HEALTH_CHECK;
+    c->body_eof = true;
     atomic_fetch_add(&c->d->st_calls, 1);
     nana_gdoor_respond(c);
+}
+
+void nana_gdoor_watch_end(gcall *c)
+{
+    if (c->body_eof || !c->answered) return; /* ended, or not yet watching */
+    static const uint8_t msg[2] = {0x08, NOT_SERVING};
+    if (chunk_add(c, msg, sizeof(msg))) {
+        c->status = NANA_GRPC_RESOURCE_EXHAUSTED;
+        snprintf(c->message, sizeof(c->message), "out of memory");
+        c->body_eof = true;
+        nana_gdoor_resume(c);
+        return;
+    }
+    watch_close(c);
 }
 
 /* ---- reflection ------------------------------------------------------------------ */
@@ -123,24 +182,22 @@ void nana_gdoor_stream_message(gcall *c, const uint8_t *msg, size_t len)
     int rc = nana_grpc_reflect_answer(&c->arena, msg, len, &out, &olen);
     if (rc) {
         nana_gcall_fail(c, rc == NANA_ERR_NOMEM ? NANA_GRPC_RESOURCE_EXHAUSTED : NANA_GRPC_INTERNAL,
-                        "%s", rc == NANA_ERR_NOMEM ? "out of memory"
-                                                   : "the request is not a ServerReflectionRequest");
+                        "%s",
+                        rc == NANA_ERR_NOMEM ? "out of memory"
+                                             : "the request is not a ServerReflectionRequest");
         return;
     }
-    gchunk *k = nana_arena_alloc(&c->arena, sizeof(*k));
-    uint8_t *framed = nana_arena_alloc(&c->arena, olen + NANA_GRPC_PREFIX);
-    if (!k || !framed) {
+    /* The answers stay in the call's arena until it ends: they count in the
+     * budgets of bytes held, like requests. */
+    if (!nana_gdoor_reserve(c, olen + NANA_GRPC_PREFIX)) {
+        nana_gcall_fail(c, NANA_GRPC_RESOURCE_EXHAUSTED,
+                        "too many bytes held by this connection's calls: open a new stream");
+        return;
+    }
+    if (chunk_add(c, out, olen)) {
         nana_gcall_fail(c, NANA_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    nana_grpc_frame_prefix(framed, false, (uint32_t)olen);
-    memcpy(framed + NANA_GRPC_PREFIX, out, olen);
-    k->p = framed;
-    k->len = olen + NANA_GRPC_PREFIX;
-    k->next = NULL;
-    *c->ctail = k;
-    c->ctail = &k->next;
-    if (!c->csend) c->csend = k;
     nana_gdoor_resume(c);
 }
 
@@ -283,8 +340,8 @@ static void encode_answer(gcall *c)
             nana_json_doc *doc = NULL;
             nana_json *obj = NULL;
             if (k->res.kind == NANA_RES_VAL)
-                rc = nana_json_parse(k->res.v->data, k->res.v->len, 0,
-                                     NANA_JSON_MAX_DEPTH_LIMIT, &doc, &obj);
+                rc = nana_json_parse(k->res.v->data, k->res.v->len, 0, NANA_JSON_MAX_DEPTH_LIMIT,
+                                     &doc, &obj);
             nana_buf item, val;
             nana_buf_init(&item, 0);
             nana_buf_init(&val, 0);
@@ -343,8 +400,8 @@ static int json_to_mp(nana_arena *arena, const char *json, const nana_mp_reader 
         rc = nana_mp_read(&r, &it);
     }
     if (!rc && it.type != (object ? NANA_MP_MAP : NANA_MP_ARRAY))
-        rc = nana_err_set(NANA_ERR_TYPE, "%s must be a JSON %s", object ? "kwargs_json" : "args_json",
-                          object ? "object" : "array");
+        rc = nana_err_set(NANA_ERR_TYPE, "%s must be a JSON %s",
+                          object ? "kwargs_json" : "args_json", object ? "object" : "array");
     if (rc) {
         nana_buf_free(&b);
         return nana_error_capture(err, rc == NANA_ERR_NOMEM ? rc : NANA_ERR_TYPE);
@@ -505,7 +562,8 @@ static void run(gcall *c)
     size_t at;
     nana_buf *b = &c->body;
     b->len = 0;
-    bool cached = k->m && (nana_method_flags(k->m) & NANA_M_CACHED) && k->door == &nana_gdoor_ops_get;
+    bool cached =
+        k->m && (nana_method_flags(k->m) & NANA_M_CACHED) && k->door == &nana_gdoor_ops_get;
     int rc = cached ? nana_pbw_frame_begin(b, &at) : NANA_OK;
     int done = nana_core_try(c->d->core, k, rc || !cached ? NULL : b);
     if (done == NANA_CORE_DONE) {

@@ -333,6 +333,7 @@ int nana_server_stop(nana_server *s)
     if (!s) return NANA_OK;
     atomic_store(&s->draining, true);
     nana_core_drain(s->core);
+    nana_gdoor_drain(s->grpc_door); /* GOAWAY; health watches told NOT_SERVING */
     uint64_t until = nana_now_ns() + (uint64_t)s->o.grace_ms * 1000000ull;
     uint64_t left = nana_core_held(s->core);
     if (left) nana_log(NANA_LOG_INFO, "stopping: waiting for %llu calls", (unsigned long long)left);
