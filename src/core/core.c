@@ -425,9 +425,12 @@ void nana_core_start(nana_core *core, nana_core_call *c)
     c->in.job.heap_idx = SIZE_MAX;
     c->in.arena = (nana_arena)NANA_ARENA_INIT;
     uint64_t now = nana_now_ns();
-    /* Calls with the core's own timeout expire in the order they came. */
-    c->in.job.in_order = !c->deadline;
-    if (!c->deadline) c->deadline = now + (uint64_t)core->o.call_timeout_ms * 1000000ull;
+    /* Calls with the core's own timeout expire in the order they came. A
+     * door's deadline (a gRPC call's grpc-timeout) may be earlier, never
+     * later: the call timeout bounds what any call holds. */
+    uint64_t limit = now + (uint64_t)core->o.call_timeout_ms * 1000000ull;
+    c->in.job.in_order = !c->deadline || c->deadline >= limit;
+    if (c->in.job.in_order) c->deadline = limit;
     uint64_t left = c->deadline > now ? (c->deadline - now + 999999) / 1000000 : 0;
     c->in.timeout_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
     c->in.job.deadline = c->deadline;

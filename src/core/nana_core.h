@@ -163,7 +163,8 @@ struct nana_core_call {
     uint32_t dblen;
     const char *table; /* NULL: the default table */
     uint32_t tlen;
-    uint64_t deadline;    /* nana_now_ns() time; 0: the core's call timeout from now */
+    uint64_t deadline;    /* nana_now_ns() time; 0, or later than the core's call
+                             timeout from now: that timeout */
     bool early;           /* it came as 0-RTT data: replay-safe methods only */
     nana_rate_hint *rate; /* where the connection keeps its account's bucket (may be NULL) */
     /* the answer */

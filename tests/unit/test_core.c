@@ -314,6 +314,32 @@ static void test_deadlines_and_overload(void **state)
     core_down(&e);
 }
 
+static void short_timeout(nana_core_opts *o)
+{
+    o->workers = 1;
+    o->worker_delay_ms = 400;
+    o->call_timeout_ms = 100;
+}
+
+/* A door's deadline later than the core's call timeout is cut to it: a
+ * client cannot make a call hold the core longer than the server allows. */
+static void test_deadline_capped(void **state)
+{
+    (void)state;
+    env e;
+    core_up(&e, "capped", short_timeout);
+    fcall f;
+    uint64_t t0 = nana_now_ns();
+    fcall_init(&f, "__len__", NULL, NULL);
+    f.call.deadline = t0 + 10000000000ull; /* 10 s; the core allows 100 ms */
+    assert_int_equal(nana_core_try(e.core, &f.call, NULL), NANA_CORE_QUEUE);
+    nana_core_start(e.core, &f.call);
+    wait_done(&f);
+    assert_int_equal(f.err.code, NANA_ERR_TIMEOUT);
+    assert_true(atomic_load(&f.answered_at) - t0 < 400000000ull); /* before the worker ended */
+    core_down(&e);
+}
+
 /* A caller that gives up: a queued call is taken out, answered at once and
  * never runs (a delete that stays undone); a running one cannot be. */
 static void test_cancel(void **state)
@@ -375,8 +401,11 @@ static void test_stop_answers_queued(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_calls_and_fast_paths),   cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_deadlines_and_overload), cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_calls_and_fast_paths),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_deadlines_and_overload),
+        cmocka_unit_test(test_deadline_capped),
+        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_stop_answers_queued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
