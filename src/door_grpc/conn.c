@@ -110,6 +110,7 @@ static void cancel_call(nana_h3_conn *hc, gcall *c)
         atomic_fetch_add(&c->d->st_cancelled, 1);
     }
     c->answered = true;
+    c->cancelled = true;
     (void)nana_h3_cancel(hc, c->sid, NANA_GRPC_H3_REQUEST_CANCELLED);
 }
 
@@ -280,7 +281,7 @@ static void deliver(nana_loop *loop, struct nana_loop_post *lp)
     nana_quic_conn *qc = loop ? nana_quic_conn_by_handle(c->d->ep, c->handle) : NULL;
     if (qc && c->conn) {
         c->in_core = false;
-        nana_gdoor_respond(c);
+        if (!c->cancelled) nana_gdoor_respond(c); /* its stream was reset */
     }
     nana_gcall_unref(c);
 }

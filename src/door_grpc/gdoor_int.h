@@ -132,6 +132,7 @@ struct gcall {
     unsigned nmsgs;
     size_t reserved; /* request bytes counted in the budgets */
     bool head_done, in_core, answered, responded, ended, streaming, sent_body;
+    bool cancelled;    /* the client cancelled it: its stream is reset, nothing more goes out */
     bool read_stopped; /* we sent STOP_SENDING: the client's reset of its side is expected */
     /* the answer */
     nana_grpc_status status;
