@@ -569,6 +569,35 @@ def test_no_grpc():
     finish(s)
 
 
+def test_gtlsclient_415():
+    """ngtcp2's gtlsclient (Debian's ngtcp2-client: an HTTP/3 client on
+    nghttp3 that we did not write) POSTs without the gRPC content type:
+    each request gets HTTP 415, on one connection that stays usable (both
+    streams answered and closed with H3_NO_ERROR)."""
+    gtls = shutil.which("gtlsclient")
+    check(gtls is not None, "gtlsclient is installed (ngtcp2-client)")
+    if gtls is None:
+        return
+    s = start("gtls")
+    body = os.path.join(s.dir, "gtls-body")
+    with open(body, "wb") as f:
+        f.write(b"not grpc")
+    r = subprocess.run([gtls, "--no-quic-dump", "-m", "POST", "-d", body,
+                        "--exit-on-all-streams-close", "--timeout=10s", "127.0.0.1", str(s.port),
+                        "https://localhost/nanasqlite.v1.NanaSQLite/Get",
+                        "https://localhost/grpc.health.v1.Health/Check"],
+                       capture_output=True, text=True, timeout=60, cwd=s.dir)
+    out = r.stdout + r.stderr
+    check(out.count("[:status: 415]") == 2, "gtlsclient: both requests answered 415", out[-2000:])
+    check("Negotiated ALPN is h3" in out, "gtlsclient negotiated h3", out[-2000:])
+    closed = [ln for ln in out.splitlines() if "closed with error code" in ln]
+    check(len(closed) == 2 and all(ln.endswith("code 256") for ln in closed),
+          "both streams closed with H3_NO_ERROR (0x100)", closed)
+    res, conn = run(s, [CHECK])
+    check(res and res[0].get("grpc_status") == 0, "the server serves gRPC after it", res)
+    finish(s)
+
+
 def test_graceful_stop():
     s = start("stop", ["--test-worker-delay-ms", "1500"])
     script = {"addr": f"127.0.0.1:{s.port}", "ca": "ca.pem", "concurrent": True, "timeout_s": 30,
