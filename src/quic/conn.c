@@ -716,6 +716,16 @@ static void fail(nana_quic_conn *c, int rv, uint64_t ts)
         }
         nana_q_ccerr_set_tls_alert(&e, ngtcp2_conn_get_tls_alert(c->q), NULL, 0);
         break;
+    case NGTCP2_ERR_CALLBACK_FAILURE:
+        /* The layer above failed a callback after asking to close with an
+         * error of its own (an HTTP/3 error code): that error goes out, not
+         * INTERNAL_ERROR. */
+        if (c->close_pending) {
+            e = c->pending_ccerr;
+            break;
+        }
+        nana_q_ccerr_set_liberr(&e, rv, NULL, 0);
+        break;
     default:
         nana_q_ccerr_set_liberr(&e, rv, NULL, 0);
         break;

@@ -569,6 +569,79 @@ def test_no_grpc():
     finish(s)
 
 
+# ---- HTTP/3 frames by hand (QPACK with the static table and literals only) --------
+
+def qvarint(n):
+    """A QUIC variable-length integer (RFC 9000 16), up to 2^30 - 1."""
+    if n < 64:
+        return bytes([n])
+    if n < 16384:
+        return bytes([0x40 | n >> 8, n & 0xFF])
+    return (0x80000000 | n).to_bytes(4, "big")
+
+
+def h3_frame(ftype, payload):
+    return qvarint(ftype) + qvarint(len(payload)) + payload
+
+
+def qpack_ref(index, value):
+    """A field line with a static-table name and a literal value."""
+    v = value.encode()
+    head = bytes([0x50 | index]) if index < 15 else bytes([0x5F, index - 15])
+    return head + bytes([len(v)]) + v
+
+
+def h3_headers(*lines):
+    return h3_frame(0x01, b"\x00\x00" + b"".join(lines))
+
+
+POST, HTTPS = b"\xd4", b"\xd7"  # static entries 20 (:method POST) and 23 (:scheme https)
+AUTHORITY = qpack_ref(0, "localhost")
+GRPC_CT = qpack_ref(44, "application/grpc")
+CHECK_BODY = h3_frame(0x00, b"\x00\x00\x00\x00\x00")  # an empty HealthCheckRequest
+SERVING = b"\x00\x00\x00\x00\x02\x08\x01"  # HealthCheckResponse {status: SERVING}
+
+
+def raw(stream):
+    return {"raw_stream": stream.hex()}
+
+
+def test_malformed_h3():
+    """Request streams made by hand: what HTTP/3 makes a stream error is
+    answered on the stream and the connection goes on; what it makes a
+    connection error closes that connection only, with the right code;
+    an unknown frame type is skipped."""
+    s = start("malformed")
+    check_path = qpack_ref(1, HEALTH + "Check")
+    # No :path: the request is malformed; the stream is reset with
+    # H3_MESSAGE_ERROR, and the next call on the connection is served.
+    res, conn = run(s, [raw(h3_headers(POST, HTTPS, AUTHORITY, GRPC_CT) + CHECK_BODY), CHECK])
+    check(res[0].get("reset") == 0x10E, "no :path: stream reset H3_MESSAGE_ERROR", res[0])
+    check(res[1].get("grpc_status") == OK, "the connection serves the next call", res[1])
+    # An unknown (reserved) frame type before HEADERS is ignored.
+    grease = h3_frame(0x21, b"xyz")
+    res, conn = run(s, [raw(grease + h3_headers(POST, HTTPS, check_path, AUTHORITY, GRPC_CT) +
+                            CHECK_BODY)])
+    check(SERVING.hex() in res[0].get("raw", "") and res[0].get("reset") == -1,
+          "an unknown frame type is skipped: the call is answered SERVING", res[0])
+    # DATA before HEADERS: a connection error, H3_FRAME_UNEXPECTED.
+    res, conn = run(s, [raw(CHECK_BODY + h3_headers(POST, HTTPS, check_path, AUTHORITY,
+                                                    GRPC_CT))])
+    check(res[0].get("conn_error") == 0x105, "DATA first: connection closed H3_FRAME_UNEXPECTED",
+          res[0])
+    # A QPACK field line naming a static entry that does not exist.
+    res, conn = run(s, [raw(h3_frame(0x01, b"\x00\x00\xff\x7f") + CHECK_BODY)])
+    check(res[0].get("conn_error") == 0x200,
+          "bad QPACK: connection closed QPACK_DECOMPRESSION_FAILED", res[0])
+    # A dynamic-table reference the client never inserted (it offered none).
+    res, conn = run(s, [raw(h3_frame(0x01, b"\x02\x00\x80") + CHECK_BODY)])
+    check(res[0].get("conn_error") == 0x200,
+          "a dynamic-table reference: connection closed QPACK_DECOMPRESSION_FAILED", res[0])
+    res, conn = run(s, [CHECK])
+    check(res[0].get("grpc_status") == OK, "the server serves new connections after them", res)
+    finish(s)
+
+
 def test_gtlsclient_415():
     """ngtcp2's gtlsclient (Debian's ngtcp2-client: an HTTP/3 client on
     nghttp3 that we did not write) POSTs without the gRPC content type:

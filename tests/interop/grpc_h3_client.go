@@ -26,6 +26,9 @@
 //	   "max_kept": 0,                   (keep only this many answer messages; 0: all)
 //	   "sign": {"account": "default", "key": "nana_private.pem",
 //	            "timestamp": 0, "corrupt": false}   (the door's login metadata)
+//	   "raw_stream": "hex"              (instead of all the above: these bytes,
+//	                                     HTTP/3 frames made by hand, on a new
+//	                                     request stream, which is then ended)
 //	 }]}
 //
 // A call's result: {"index", "status" (HTTP), "headers", "messages" (hex),
@@ -33,7 +36,9 @@
 // "trailers", "grpc_status" (from the trailers, or the header block of a
 // Trailers-Only answer; -1 when none), "grpc_message", "reset" (the stream
 // error code the server reset with, -1 when none), "error", "login" (the
-// login metadata sent), "ms"}. The last line: {"conn": true, "goaway"
+// login metadata sent), "ms", and for a raw stream "raw" (the bytes that
+// came back, hex) and "conn_error" (the application error code the server
+// closed the connection with, -1 when none)}. The last line: {"conn": true, "goaway"
 // (the stream ID of the server's last GOAWAY, -1 when none), "error"}.
 //
 // quic-go 0.29's response body reader skips a HEADERS frame after DATA
@@ -99,6 +104,7 @@ type callSpec struct {
 	KeepOpen            bool        `json:"keep_open"`
 	MaxKept             int         `json:"max_kept"`
 	Sign                *signSpec   `json:"sign"`
+	RawStream           *string     `json:"raw_stream"`
 }
 
 type script struct {
@@ -125,6 +131,8 @@ type result struct {
 	Error       string            `json:"error"`
 	Login       map[string]string `json:"login,omitempty"`
 	Ms          int64             `json:"ms"`
+	Raw         string            `json:"raw,omitempty"`
+	ConnError   int64             `json:"conn_error"`
 }
 
 func fail(format string, args ...interface{}) {
@@ -307,6 +315,10 @@ func streamErr(err error, r *result) {
 	if errors.As(err, &se) {
 		r.Reset = int64(se.ErrorCode)
 	}
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) && ae.Remote {
+		r.ConnError = int64(ae.ErrorCode)
+	}
 	if r.Error == "" {
 		r.Error = err.Error()
 	}
@@ -373,12 +385,51 @@ func readRest(s quic.Stream, r *result, stopAfter, maxKept int, cancel func()) {
 	}
 }
 
+// runRaw writes the bytes of a "raw_stream" call on a new request stream
+// as they are (HTTP/3 frames the test made by hand, however malformed),
+// ends the stream, and reads whatever comes back until the end of the
+// stream, a reset, the connection's end or the script's timeout.
+func runRaw(sc *script, conn func() quic.EarlyConnection, c *callSpec, r *result) {
+	data, err := hex.DecodeString(*c.RawStream)
+	if err != nil {
+		r.Error = "raw_stream: " + err.Error()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(),
+		time.Duration(sc.TimeoutS)*time.Second)
+	defer cancel()
+	s, err := conn().OpenStreamSync(ctx)
+	if err != nil {
+		streamErr(err, r)
+		return
+	}
+	if _, err = s.Write(data); err == nil {
+		err = s.Close()
+	}
+	if err != nil {
+		streamErr(err, r)
+		return
+	}
+	_ = s.SetReadDeadline(time.Now().Add(time.Duration(sc.TimeoutS) * time.Second))
+	got, err := io.ReadAll(s)
+	r.Raw = hex.EncodeToString(got)
+	if err != nil {
+		streamErr(err, r)
+	}
+}
+
 func runCall(rt *http3.RoundTripper, sc *script, conn func() quic.EarlyConnection, i int,
 	c *callSpec) (r result) {
-	r = result{Index: i, GrpcStatus: -1, Reset: -1, Headers: map[string]string{},
+	r = result{Index: i, GrpcStatus: -1, Reset: -1, ConnError: -1, Headers: map[string]string{},
 		Trailers: map[string]string{}, Messages: []string{}}
 	if c.DelayMs > 0 {
 		time.Sleep(time.Duration(c.DelayMs) * time.Millisecond)
+	}
+	if c.RawStream != nil {
+		t0 := time.Now()
+		runRaw(sc, conn, c, &r)
+		r.Ms = time.Since(t0).Milliseconds()
+		return r
 	}
 	t0 := time.Now()
 	defer func() { r.Ms = time.Since(t0).Milliseconds() }()
