@@ -379,6 +379,13 @@ void nana_gdoor_h3_app(nana_gdoor *d)
     /* nghttp3 refuses a header block over this (QPACK's view of the size,
      * as the gRPC layer counts it, with room for what it does not count). */
     d->h3settings.max_field_section_size = (uint64_t)d->o.lim.max_header_bytes + 1024;
+    /* A QPACK dynamic table for the client's encoder: a client sends the
+     * same few fields on every call, which then cost an index each instead
+     * of Huffman-coded literals to decode. Its memory is bounded by the
+     * capacity; a stream waiting for a table entry is held only up to
+     * the blocked-streams bound (past it, a connection error). */
+    d->h3settings.qpack_max_dtable_capacity = NANA_GDOOR_QPACK_TABLE;
+    d->h3settings.qpack_blocked_streams = NANA_GDOOR_QPACK_BLOCKED;
     nana_h3_app *a = &d->h3app;
     memset(a, 0, sizeof(*a));
     a->cb.begin_headers = on_begin_headers;
