@@ -40,6 +40,8 @@ gcall *nana_gcall_new(gconn *g, int64_t sid)
     nana_grpc_deframer_init(&c->df, c->d->o.lim.max_message_bytes);
     nana_buf_init(&c->body, 0);
     c->ctail = &c->chunks;
+    c->t_start = c->t_last = nana_quic_conn_now(g->qc);
+    nana_gdoor_watch(g);
     c->next = g->calls;
     if (g->calls) g->calls->prev = c;
     g->calls = c;
@@ -161,6 +163,7 @@ static void on_message(gcall *c, const nana_grpc_msg *m)
 void nana_gcall_data(gcall *c, const uint8_t *data, size_t len)
 {
     if (c->answered || !c->gm) return; /* refused: the rest is read and dropped */
+    if (c->conn) c->t_last = nana_quic_conn_now(c->conn->qc);
     if (!nana_gdoor_reserve(c, len)) {
         nana_gcall_fail(c, NANA_GRPC_RESOURCE_EXHAUSTED,
                         "server busy: too many request bytes held; try again later");

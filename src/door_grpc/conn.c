@@ -346,6 +346,62 @@ static gloop *loop_of(nana_gdoor *d, nana_quic_conn *qc)
     return NULL;
 }
 
+/* ---- unfinished requests ---------------------------------------------------------- */
+
+/* How often a connection with unfinished requests looks at them: half the
+ * shorter limit, at most every 500 ms (a request is refused at most that
+ * late), at least every 10 ms. */
+static uint64_t watch_period_ns(const nana_gdoor *d)
+{
+    unsigned ms = d->o.request_idle_ms < d->o.request_timeout_ms ? d->o.request_idle_ms
+                                                                 : d->o.request_timeout_ms;
+    ms = ms > 1000 ? 1000 : ms;
+    ms = ms / 2 < 10 ? 10 : ms / 2;
+    return (uint64_t)ms * 1000000ull;
+}
+
+void nana_gdoor_watch(gconn *g)
+{
+    if (g->timer_armed) return;
+    g->timer_armed = true;
+    nana_quic_conn_set_timer(g->qc, nana_quic_conn_now(g->qc) + watch_period_ns(g->d));
+}
+
+/*
+ * The connection's timer: a request that has not ended within
+ * request_timeout_ms of its first header field, or brought no bytes for
+ * request_idle_ms, is refused (DEADLINE_EXCEEDED, Trailers-Only; the rest
+ * of it is not read). Its call never ran: calls run when their request
+ * ends. Re-armed while unfinished requests remain.
+ */
+static void conn_timer(nana_quic_conn *qc, void *user)
+{
+    (void)user;
+    nana_h3_conn *hc = nana_h3_of(qc);
+    gconn *g = hc ? nana_h3_user(hc) : NULL;
+    if (!g) return;
+    g->timer_armed = false;
+    uint64_t now = nana_quic_conn_now(qc);
+    uint64_t idle = (uint64_t)g->d->o.request_idle_ms * 1000000ull;
+    uint64_t whole = (uint64_t)g->d->o.request_timeout_ms * 1000000ull;
+    bool pending = false;
+    for (gcall *c = g->calls, *next; c; c = next) {
+        next = c->next; /* failing a call may end its stream */
+        if (c->ended || c->answered) continue;
+        if (now - c->t_start >= whole)
+            nana_gcall_fail(c, NANA_GRPC_DEADLINE_EXCEEDED,
+                            "the request was not whole within %u ms (the server's limit)",
+                            g->d->o.request_timeout_ms);
+        else if (now - c->t_last >= idle)
+            nana_gcall_fail(c, NANA_GRPC_DEADLINE_EXCEEDED,
+                            "no bytes of the request for %u ms (the server's limit)",
+                            g->d->o.request_idle_ms);
+        else
+            pending = true;
+    }
+    if (pending) nana_gdoor_watch(g);
+}
+
 static void conn_close(nana_quic_conn *qc, void *user)
 {
     (void)user;
@@ -374,6 +430,7 @@ void nana_gdoor_h3_app(nana_gdoor *d)
     /* The transport callbacks of its connections (the stream ones are src/h3's). */
     memset(&d->qcb, 0, sizeof(d->qcb));
     d->qcb.conn_close = conn_close;
+    d->qcb.timer = conn_timer;
     nana_h3_quic_callbacks(&d->qcb);
     nghttp3_settings_default(&d->h3settings);
     /* nghttp3 refuses a header block over this (QPACK's view of the size,

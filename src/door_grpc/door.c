@@ -15,6 +15,8 @@ void nana_gdoor_opts_init(nana_gdoor_opts *o)
     o->max_conn_bytes = (size_t)50 * 1024 * 1024;
     o->max_buffered_bytes = (size_t)512 * 1024 * 1024;
     o->auth_skew_s = 300;
+    o->request_idle_ms = 10000;
+    o->request_timeout_ms = 120000;
     o->ban_seconds = 900;
     o->ban_failures = 3;
 }
@@ -34,6 +36,8 @@ int nana_gdoor_new(nana_core *core, const nana_gdoor_opts *o, nana_quic_ep *ep,
     if (!d->o.max_conn_bytes) d->o.max_conn_bytes = def.max_conn_bytes;
     if (!d->o.max_buffered_bytes) d->o.max_buffered_bytes = def.max_buffered_bytes;
     if (!d->o.auth_skew_s) d->o.auth_skew_s = def.auth_skew_s;
+    if (!d->o.request_idle_ms) d->o.request_idle_ms = def.request_idle_ms;
+    if (!d->o.request_timeout_ms) d->o.request_timeout_ms = def.request_timeout_ms;
     d->core = core;
     d->ep = ep;
     d->acc = *accounts;

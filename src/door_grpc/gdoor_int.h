@@ -79,6 +79,7 @@ struct gconn {
     size_t buffered; /* request bytes its calls hold */
     gcall *calls;    /* its live calls (attached to a stream) */
     uint64_t ncalls;
+    bool timer_armed;     /* the look at unfinished requests is due (conn.c) */
     gloop *gl;            /* its I/O thread's part of the door (NULL: none) */
     gconn *lprev, *lnext; /* in gl->conns */
 };
@@ -134,7 +135,8 @@ struct gcall {
     nana_grpc_deframer df;
     ProtobufCMessage *req; /* the (first) request message */
     unsigned nmsgs;
-    size_t reserved; /* request bytes counted in the budgets */
+    size_t reserved;          /* request bytes counted in the budgets */
+    uint64_t t_start, t_last; /* when its request began, and last brought bytes (ns) */
     bool head_done, in_core, answered, responded, ended, streaming, sent_body;
     bool cancelled;    /* the client cancelled it: its stream is reset, nothing more goes out */
     bool read_stopped; /* we sent STOP_SENDING: the client's reset of its side is expected */
@@ -168,6 +170,10 @@ void nana_gdoor_resume(gcall *c);
 void nana_gdoor_respond_http(gcall *c, int http_status);
 /* Resets |c|'s stream both ways with HTTP/3 error |code|. */
 void nana_gdoor_reset(gcall *c, uint64_t code);
+
+/* A request of |g| is unfinished: its deadlines will be looked at (the
+ * connection's timer, armed once for all of its calls). */
+void nana_gdoor_watch(gconn *g);
 
 /* Takes |c|'s answer (made on another thread) to its connection's thread,
  * holding a reference until it is there. Any thread. */

@@ -29,10 +29,12 @@
 
 /* The door's limits and settings (0 = default). */
 typedef struct nana_gdoor_opts {
-    nana_grpc_limits lim;      /* request headers and messages (nana_grpc_limits_default) */
-    size_t max_conn_bytes;     /* request bytes a connection's calls hold, default 50 MiB */
-    size_t max_buffered_bytes; /* the same, whole door, default 512 MiB */
-    unsigned auth_skew_s;      /* a signature's timestamp may be this far off, default 300 */
+    nana_grpc_limits lim;        /* request headers and messages (nana_grpc_limits_default) */
+    size_t max_conn_bytes;       /* request bytes a connection's calls hold, default 50 MiB */
+    size_t max_buffered_bytes;   /* the same, whole door, default 512 MiB */
+    unsigned auth_skew_s;        /* a signature's timestamp may be this far off, default 300 */
+    unsigned request_idle_ms;    /* a request with no new bytes this long is refused, 10000 */
+    unsigned request_timeout_ms; /* a request must be whole this soon, default 120000 */
     unsigned ban_seconds, ban_failures; /* for log lines; the ban table decides */
     int no_bans;                        /* 1: never ban (tests) */
 } nana_gdoor_opts;

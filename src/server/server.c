@@ -311,6 +311,8 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         gopt.max_conn_bytes = o->max_conn_bytes;
         gopt.max_buffered_bytes = o->max_buffered_bytes;
         gopt.auth_skew_s = o->grpc_auth_skew_s;
+        gopt.request_idle_ms = o->request_idle_ms;
+        gopt.request_timeout_ms = o->request_timeout_ms;
         gopt.ban_seconds = o->ban_seconds;
         gopt.ban_failures = o->ban_failures;
         gopt.no_bans = o->no_bans;

@@ -635,12 +635,35 @@ def test_malformed_h3():
     res, conn = run(s, [raw(h3_frame(0x01, b"\x00\x00\xff\x7f") + CHECK_BODY)])
     check(res[0].get("conn_error") == 0x200,
           "bad QPACK: connection closed QPACK_DECOMPRESSION_FAILED", res[0])
-    # A dynamic-table reference the client never inserted (it offered none).
-    res, conn = run(s, [raw(h3_frame(0x01, b"\x02\x00\x80") + CHECK_BODY)])
+    # A Required Insert Count past what a 4 KiB table can ever reach
+    # (RFC 9204 4.5.1.1: encoded 300 > 2 * 128 entries).
+    res, conn = run(s, [raw(h3_frame(0x01, b"\xff\x2d\x00\x80") + CHECK_BODY)])
     check(res[0].get("conn_error") == 0x200,
-          "a dynamic-table reference: connection closed QPACK_DECOMPRESSION_FAILED", res[0])
+          "an impossible Required Insert Count: connection closed QPACK_DECOMPRESSION_FAILED",
+          res[0])
     res, conn = run(s, [CHECK])
     check(res[0].get("grpc_status") == OK, "the server serves new connections after them", res)
+    finish(s)
+
+
+def test_unfinished_request():
+    """A request that stops bringing bytes, or is not whole in time, is
+    refused with DEADLINE_EXCEEDED (it never ran) and the connection goes
+    on; a slow but steady one is not."""
+    s = start("unfinished", ["--request-idle-ms", "600", "--request-timeout-ms", "30000"])
+    res, conn = run(s, [call(HEALTH + "Check", b"", keep_open=True), CHECK], concurrent=True)
+    r = res[0]
+    check(r.get("grpc_status") == DEADLINE_EXCEEDED and "no bytes" in r.get("grpc_message", ""),
+          "an idle unfinished request: DEADLINE_EXCEEDED", r)
+    check(600 <= r.get("ms", 0) < 5000, "after the idle limit, not long after", r.get("ms"))
+    check(res[1].get("grpc_status") == OK, "the connection serves meanwhile", res[1])
+    finish(s)
+    s = start("unwhole", ["--request-idle-ms", "60000", "--request-timeout-ms", "800"])
+    res, conn = run(s, [call(HEALTH + "Check", b"", keep_open=True), CHECK])
+    r = res[0]
+    check(r.get("grpc_status") == DEADLINE_EXCEEDED and "not whole" in r.get("grpc_message", ""),
+          "a request not whole in time: DEADLINE_EXCEEDED", r)
+    check(res[1].get("grpc_status") == OK, "the next call on the connection is served", res[1])
     finish(s)
 
 
