@@ -19,6 +19,7 @@
 
 #include "util/nana_log.h"
 #include "util/nana_mem.h"
+#include "util/nana_tcache.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +28,7 @@
 
 gcall *nana_gcall_new(gconn *g, int64_t sid)
 {
-    gcall *c = nana_malloc(sizeof(*c));
+    gcall *c = nana_tcache_alloc(sizeof(*c)); /* the thread keeps freed ones */
     if (!c) return NULL;
     memset(c, 0, offsetof(gcall, block)); /* the block needs no zeroing */
     c->d = g->d;
@@ -55,7 +56,7 @@ static void gcall_free(gcall *c)
     nana_grpc_deframer_free(&c->df);
     nana_buf_free(&c->body);
     nana_arena_free(&c->arena);
-    nana_free(c);
+    nana_tcache_free(c);
 }
 
 void nana_gcall_unref(gcall *c)

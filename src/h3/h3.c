@@ -4,6 +4,8 @@
  */
 #include "h3/nana_h3.h"
 
+#include "util/nana_tcache.h"
+
 #include "util/nana_err.h"
 #include "util/nana_mem.h"
 
@@ -179,6 +181,36 @@ _Static_assert(sizeof(nana_quic_vec) == sizeof(nghttp3_vec) &&
 
 /* ---- opening and closing -------------------------------------------------- */
 
+/* ---- nghttp3's memory: each request stream's state comes and goes with
+ * the call, so it is served from the thread's cache of freed blocks
+ * (nana_tcache) rather than malloc. ------------------------------------- */
+
+static void *mem_malloc(size_t size, void *user)
+{
+    (void)user;
+    return nana_tcache_alloc(size);
+}
+
+static void mem_free(void *p, void *user)
+{
+    (void)user;
+    nana_tcache_free(p);
+}
+
+static void *mem_calloc(size_t n, size_t size, void *user)
+{
+    (void)user;
+    return nana_tcache_calloc(n, size);
+}
+
+static void *mem_realloc(void *p, size_t size, void *user)
+{
+    (void)user;
+    return nana_tcache_realloc(p, size);
+}
+
+static const nghttp3_mem h3_mem = {NULL, mem_malloc, mem_free, mem_calloc, mem_realloc};
+
 /* Opens our three one-way streams and binds them (control, QPACK). */
 static int bind_streams(nana_h3_conn *hc)
 {
@@ -214,8 +246,8 @@ int nana_h3_open(nana_quic_conn *qc, const nana_h3_app *app, void *user, nana_h3
         st = *app->settings;
     else
         nghttp3_settings_default(&st);
-    int rv = app->server ? nghttp3_conn_server_new(&hc->h3, &cb, &st, NULL, hc)
-                         : nghttp3_conn_client_new(&hc->h3, &cb, &st, NULL, hc);
+    int rv = app->server ? nghttp3_conn_server_new(&hc->h3, &cb, &st, &h3_mem, hc)
+                         : nghttp3_conn_client_new(&hc->h3, &cb, &st, &h3_mem, hc);
     if (rv) {
         hc->h3 = NULL;
         return nana_err_set(rv == NGHTTP3_ERR_NOMEM ? NANA_ERR_NOMEM : NANA_ERR_INTERNAL,
