@@ -106,10 +106,11 @@ static bool eq(const char *s, size_t n, const char *lit)
     return n == strlen(lit) && memcmp(s, lit, n) == 0;
 }
 
-/* Equal ignoring ASCII case. */
+/* Equal ignoring ASCII case (|lit| is lower case). */
 static bool ieq(const char *s, size_t n, const char *lit)
 {
     if (n != strlen(lit)) return false;
+    if (memcmp(s, lit, n) == 0) return true; /* as clients send it */
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
@@ -118,23 +119,45 @@ static bool ieq(const char *s, size_t n, const char *lit)
     return true;
 }
 
+/* Bytes by class, for the loops below (one lookup per byte). */
+enum {
+    B_NAME = 1, /* may be in a field name: '!'..'~' but upper case and ':' */
+    B_BADV = 2, /* may not be in a field value: NUL, CR, LF */
+    B_WORD = 4, /* a letter, a digit or '_' (a service's or method's name) */
+};
+
+/* A byte's classes, computed by the compiler for each of the 256. */
+#define CLASS_OF(c)                                                                                \
+    (uint8_t)(                                                                                     \
+        ((c) > 0x20 && (c) < 0x7f && !((c) >= 'A' && (c) <= 'Z') && (c) != ':' ? B_NAME : 0) |     \
+        ((c) == 0 || (c) == '\r' || (c) == '\n' ? B_BADV : 0) |                                    \
+        (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
+                 (c) == '_'                                                                        \
+             ? B_WORD                                                                              \
+             : 0))
+#define CLASS_4(c)  CLASS_OF(c), CLASS_OF((c) + 1), CLASS_OF((c) + 2), CLASS_OF((c) + 3)
+#define CLASS_16(c) CLASS_4(c), CLASS_4((c) + 4), CLASS_4((c) + 8), CLASS_4((c) + 12)
+#define CLASS_64(c) CLASS_16(c), CLASS_16((c) + 16), CLASS_16((c) + 32), CLASS_16((c) + 48)
+
+static const uint8_t byte_classes[256] = {CLASS_64(0), CLASS_64(64), CLASS_64(128), CLASS_64(192)};
+
 /* A field name as HTTP/2 and HTTP/3 allow it: no controls, space, upper
  * case, DEL, bytes past ASCII, or ':' past a pseudo-header's first one. */
 static bool name_ok(const char *name, size_t n)
 {
     if (n == 0 || (name[0] == ':' && n == 1)) return false;
-    for (size_t i = name[0] == ':' ? 1 : 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c <= 0x20 || c >= 0x7f || (c >= 'A' && c <= 'Z') || c == ':') return false;
-    }
+    const uint8_t *t = byte_classes;
+    for (size_t i = name[0] == ':' ? 1 : 0; i < n; i++)
+        if (!(t[(unsigned char)name[i]] & B_NAME)) return false;
     return true;
 }
 
 /* A field value has no NUL, CR or LF. */
 static bool value_ok(const char *v, size_t n)
 {
+    const uint8_t *t = byte_classes;
     for (size_t i = 0; i < n; i++)
-        if (v[i] == 0 || v[i] == '\r' || v[i] == '\n') return false;
+        if (t[(unsigned char)v[i]] & B_BADV) return false;
     return true;
 }
 
@@ -368,9 +391,9 @@ static bool split_path(nana_grpc_head *h)
     if (!p || n < 4 || p[0] != '/') return false;
     const char *slash = memchr(p + 1, '/', n - 1);
     if (!slash || slash == p + 1 || slash == p + n - 1) return false;
+    const uint8_t *t = byte_classes;
     for (const char *c = p + 1; c < p + n; c++) {
-        bool word = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
-                    (*c >= 'A' && *c <= 'Z') || *c == '_';
+        bool word = (t[(unsigned char)*c] & B_WORD) != 0;
         if (!word && !(*c == '.' && c < slash) && c != slash) return false;
     }
     size_t svc_len = (size_t)(slash - p - 1);
