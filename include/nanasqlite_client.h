@@ -199,6 +199,15 @@ int nana_client_set(nana_client *c, const char *key, const char *value_json,
                     const nana_call_opts *co, nana_result *out);
 int nana_client_delete(nana_client *c, const char *key, const nana_call_opts *co, nana_result *out);
 
+/*
+ * gRPC only: grpc.health.v1.Health/Check of |service| ("" or NULL: the
+ * server as a whole). OK with the answer as a JSON string: "SERVING",
+ * "NOT_SERVING" (the server is stopping), ...; an unknown service is
+ * ESERVER NOT_FOUND. EINVALID over the NanaSQLite protocol.
+ */
+int nana_client_health(nana_client *c, const char *service, const nana_call_opts *co,
+                       nana_result *out);
+
 /* Called once per submitted call with its result, on one of the library's
  * threads (see the top of this header).
  * The result is the callee's: free it with nana_result_free. */

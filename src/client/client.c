@@ -1568,6 +1568,18 @@ int nana_client_delete(nana_client *c, const char *key, const nana_call_opts *co
     return nc_blocking(submit_client, &a, out);
 }
 
+int nana_client_health(nana_client *c, const char *service, const nana_call_opts *co,
+                       nana_result *out)
+{
+    if (!c->grpc) {
+        memset(out, 0, sizeof(*out));
+        return nc_result_error(out, NANA_CLIENT_EINVALID,
+                               "health checks are a gRPC call (protocol NANA_CLIENT_PROTO_GRPC)");
+    }
+    nc_call_args a = {.target = c, .kind = NC_HEALTH, .key = service ? service : "", .co = co};
+    return nc_blocking(submit_client, &a, out);
+}
+
 int nana_client_completion_fd(nana_client *c)
 {
     return c->efd;

@@ -84,14 +84,15 @@ nc_auth_step nc_auth_next(const uint8_t *p, size_t n, bool responded, bool have_
 /* ---- what a call asks ---------------------------------------------------- */
 
 /* The kinds of call: a method by name (both protocols), or a typed one. */
-typedef enum nc_kind { NC_CALL = 0, NC_GET, NC_SET, NC_DELETE } nc_kind;
+typedef enum nc_kind { NC_CALL = 0, NC_GET, NC_SET, NC_DELETE, NC_HEALTH } nc_kind;
 
 /* The arguments of one call, as the submit functions below get them. */
 typedef struct nc_call_args {
     void *target; /* the client or the pool */
     nc_kind kind;
     const char *method, *args, *kwargs; /* NC_CALL */
-    const char *key, *value;            /* the typed kinds (value: JSON, NC_SET) */
+    const char *key, *value;            /* the typed kinds (value: JSON, NC_SET; key: the
+                                           service, NC_HEALTH) */
     const nana_call_opts *co;
 } nc_call_args;
 

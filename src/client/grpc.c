@@ -9,6 +9,8 @@
  *   Get    found -> OK (the value); not found -> ESERVER KeyError
  *   Set    OK "null"
  *   Delete OK "true" / "false" (whether the key existed)
+ *   Health (grpc.health.v1.Health/Check) OK with the status's name as a
+ *          JSON string ("SERVING")
  *   a gRPC status other than OK -> ESERVER, error_type the status's name,
  *          message its grpc-message; UNAUTHENTICATED -> EAUTH
  *   a reply that is not one message of the method's type -> EPROTOCOL
@@ -17,6 +19,7 @@
  */
 #include "client_int.h"
 
+#include "grpc/health/v1/health.pb-c.h"
 #include "grpc/nana_grpc.h"
 #include "nanasqlite/v1/nanasqlite.pb-c.h"
 #include "util/nana_json.h"
@@ -36,6 +39,8 @@ const char *ncg_path(nc_kind kind)
         return "/nanasqlite.v1.NanaSQLite/Set";
     case NC_DELETE:
         return "/nanasqlite.v1.NanaSQLite/Delete";
+    case NC_HEALTH:
+        return "/grpc.health.v1.Health/Check";
     default:
         return "/nanasqlite.v1.NanaSQLite/Call";
     }
@@ -109,6 +114,12 @@ int ncg_build(nana_buf *out, const nc_call_args *a, nana_result *err)
         m.value_json = pb_str(a->value);
         m.db = pb_str(db);
         m.table = pb_str(table);
+        return pack_framed(out, &m.base, err);
+    }
+    case NC_HEALTH: {
+        Grpc__Health__V1__HealthCheckRequest m;
+        grpc__health__v1__health_check_request__init(&m);
+        m.service = pb_str(a->key);
         return pack_framed(out, &m.base, err);
     }
     case NC_DELETE: {
@@ -192,6 +203,16 @@ static int one_message(const nana_buf *b, const uint8_t **msg, size_t *len)
 /* The result of a reply message |m| of a call of |kind|. */
 static int typed_result(nc_kind kind, const uint8_t *m, size_t n, nana_result *r)
 {
+    if (kind == NC_HEALTH) {
+        Grpc__Health__V1__HealthCheckResponse *h =
+            grpc__health__v1__health_check_response__unpack(NULL, n, m);
+        if (!h) return nc_result_error(r, NANA_CLIENT_EPROTOCOL, "the health reply does not parse");
+        static const char *const names[] = {"\"UNKNOWN\"", "\"SERVING\"", "\"NOT_SERVING\"",
+                                            "\"SERVICE_UNKNOWN\""};
+        int st = h->status >= 0 && h->status <= 3 ? (int)h->status : 0;
+        grpc__health__v1__health_check_response__free_unpacked(h, NULL);
+        return result_ok(r, names[st]);
+    }
     const ProtobufCMessageDescriptor *d = kind == NC_GET   ? &nanasqlite__v1__get_reply__descriptor
                                           : kind == NC_SET ? &nanasqlite__v1__set_reply__descriptor
                                           : kind == NC_DELETE
