@@ -757,6 +757,13 @@ static void test_grpc(void)
     unsigned port = s.port;
     nana_result r = {0};
     CHECK(nana_client_connected(c) == 1, "grpc: connected (logged in)");
+    CHECK(nana_client_health(c, NULL, NULL, &r) == 0 && r.json && !strcmp(r.json, "\"SERVING\""),
+          "grpc health: %s", r.json);
+    nana_result_free(&r);
+    CHECK(nana_client_health(c, "nope", NULL, &r) == NANA_CLIENT_ESERVER &&
+              !strcmp(r.error_type, "NOT_FOUND"),
+          "grpc health of an unknown service: %s", r.error_type);
+    nana_result_free(&r);
     CHECK(nana_client_set(c, "k", "{\"a\":[1,2.5,\"x\"]}", NULL, &r) == 0 && r.json &&
               !strcmp(r.json, "null"),
           "grpc set: %d %s", r.status, r.message);
@@ -813,6 +820,9 @@ static void test_grpc(void)
     CHECK(nana_client_connect(&on, &cn, &r) == 0, "nanasqlite client: %s", r.message);
     nana_result_free(&r);
     if (cn) {
+        CHECK(nana_client_health(cn, NULL, NULL, &r) == NANA_CLIENT_EINVALID,
+              "health over the NanaSQLite protocol: EINVALID");
+        nana_result_free(&r);
         CHECK(nana_client_get(cn, "n", NULL, &r) == 0 && !strcmp(r.json, "5"),
               "nanasqlite typed get of a gRPC write: %s", r.json);
         nana_result_free(&r);
