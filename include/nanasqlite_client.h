@@ -23,6 +23,17 @@
  * Values cross this API as JSON text (the NanaSQLite data model is JSON);
  * on the wire they travel as msgpack.
  *
+ * With protocol NANA_CLIENT_PROTO_GRPC a client speaks gRPC over HTTP/3 to
+ * the server's gRPC door instead (same port): nana_client_call runs
+ * nanasqlite.v1 Call (a method's raised error comes back as ESERVER with
+ * its error_type, message and code, as over the NanaSQLite protocol), the
+ * typed calls run Get, Set and Delete, and a call the server refuses with
+ * a gRPC status (rate, permission, bad argument, deadline, ...) is ESERVER
+ * with error_type the status's name ("RESOURCE_EXHAUSTED") and its
+ * grpc-message. Timeouts, reconnects, the pool and its breaker work alike.
+ * A connection logs in with a first call carrying the signed metadata (or
+ * by its client certificate); a refused login is EAUTH.
+ *
  * Three ways to call, all thread-safe:
  *   - blocking: nana_client_call / nana_pool_call;
  *   - callback: nana_client_submit with a function, run on one of the
@@ -103,6 +114,14 @@ const char *nana_client_status_name(int status);
 
 /* ---- connection options ------------------------------------------------ */
 
+/* Which of the server's doors a client speaks to (nana_client_opts.protocol). */
+typedef enum nana_client_protocol {
+    NANA_CLIENT_PROTO_NANASQLITE = 0, /* the NanaSQLite protocol (ALPN "nanasqlite"), default */
+    /* gRPC over HTTP/3 (ALPN "h3") on the same port: nanasqlite.v1 calls,
+     * logging in with a signature by the key (or by the client certificate) */
+    NANA_CLIENT_PROTO_GRPC = 1,
+} nana_client_protocol;
+
 /* Every option left 0 (or NULL) takes its default; times are capped at one day. */
 typedef struct nana_client_opts {
     const char *host;            /* numeric address or host name; default "127.0.0.1" */
@@ -120,6 +139,7 @@ typedef struct nana_client_opts {
     unsigned max_queued;         /* calls waiting or in flight per client; default 65536 */
     unsigned max_reply_bytes;    /* largest reply accepted; default 64 MiB */
     unsigned idle_timeout_ms;    /* QUIC idle timeout; default 30000 (keep-alive PINGs at 1/3) */
+    int protocol;                /* nana_client_protocol; default NANASQLITE */
 } nana_client_opts;
 
 /* Fills |o| with the defaults above. */
@@ -162,6 +182,31 @@ void nana_client_close(nana_client *c);
  */
 int nana_client_call(nana_client *c, const char *method, const char *args_json,
                      const char *kwargs_json, const nana_call_opts *co, nana_result *out);
+
+/*
+ * Typed calls on one key, the same over both protocols (blocking, like
+ * nana_client_call; |co| may be NULL; fill |out| and return out->status):
+ *   get: OK with the value as JSON; a missing key is ESERVER with
+ *        error_type "KeyError";
+ *   set: stores |value_json| (one JSON value); OK with "null";
+ *   delete: removes the key; OK with "true", or "false" when it did not
+ *        exist (not an error).
+ * Over gRPC they are nanasqlite.v1 Get, Set and Delete; over the
+ * NanaSQLite protocol __getitem__, __setitem__ and __delitem__.
+ */
+int nana_client_get(nana_client *c, const char *key, const nana_call_opts *co, nana_result *out);
+int nana_client_set(nana_client *c, const char *key, const char *value_json,
+                    const nana_call_opts *co, nana_result *out);
+int nana_client_delete(nana_client *c, const char *key, const nana_call_opts *co, nana_result *out);
+
+/*
+ * gRPC only: grpc.health.v1.Health/Check of |service| ("" or NULL: the
+ * server as a whole). OK with the answer as a JSON string: "SERVING",
+ * "NOT_SERVING" (the server is stopping), ...; an unknown service is
+ * ESERVER NOT_FOUND. EINVALID over the NanaSQLite protocol.
+ */
+int nana_client_health(nana_client *c, const char *service, const nana_call_opts *co,
+                       nana_result *out);
 
 /* Called once per submitted call with its result, on one of the library's
  * threads (see the top of this header).
@@ -238,6 +283,13 @@ void nana_pool_close(nana_pool *p);
  * cannot reconnect because the breaker opened fail with EBREAKER. */
 int nana_pool_call(nana_pool *p, const char *method, const char *args_json, const char *kwargs_json,
                    const nana_call_opts *co, nana_result *out);
+
+/* The typed calls of nana_client_get / _set / _delete on the least-loaded
+ * connection. */
+int nana_pool_get(nana_pool *p, const char *key, const nana_call_opts *co, nana_result *out);
+int nana_pool_set(nana_pool *p, const char *key, const char *value_json, const nana_call_opts *co,
+                  nana_result *out);
+int nana_pool_delete(nana_pool *p, const char *key, const nana_call_opts *co, nana_result *out);
 
 /* nana_client_submit on the least-loaded connection (|done| required). */
 int nana_pool_submit(nana_pool *p, const char *method, const char *args_json,

@@ -24,7 +24,7 @@
  * connections, calls, counts) happens in the I/O thread's callbacks; the
  * main thread reads only atomics until the endpoints are deleted.
  */
-#include "bench_hist.h" /* bench/: the histogram every benchmark uses */
+#include "bench_int.h"
 #include "bench_proc.h"
 #include "conn_flags.h"
 #include "nanasqlite_client.h"
@@ -52,108 +52,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KEY_DIGITS     12
-#define VALUE_DIGITS   12             /* a write's counter: the first digits of its value */
-#define RT_PRIORITY    10             /* --realtime: SCHED_FIFO priority of the I/O threads */
-#define STALL_NS       60000000000ull /* -n: no call finished this long: give up */
-#define STR_(x)        #x
-#define STR(x)         STR_(x)
-#define MAX_PIPELINE   4096
-#define MAX_CONNS      100000
-#define MAX_THREADS    64
-#define MAX_HANDSHAKES 128 /* connection attempts in progress per thread */
+#define RT_PRIORITY 10             /* --realtime: SCHED_FIFO priority of the I/O threads */
+#define STALL_NS    60000000000ull /* -n: no call finished this long: give up */
 
-typedef enum { W_GET, W_SET, W_MIXED, W_BATCH } workload;
-
-/* ---- options -------------------------------------------------------------- */
-
-/* --workload: what each call does. */
-typedef struct workload_spec {
-    workload kind;
-    unsigned read_pct; /* mixed: reads per 100 calls */
-    unsigned batch;    /* batch: keys per call */
-    const char *name;  /* as given */
-} workload_spec;
-
-typedef struct options {
-    nana_client_opts co;
-    unsigned conns, pipeline, threads, value_size, keyspace;
-    uint64_t total;    /* -n; 0 when --duration is used */
-    double duration_s; /* --duration */
-    double rate;       /* --rate: calls per second over all connections; 0 closed loop */
-    workload_spec wl;
-    const char *db, *table;
-    uint64_t server_pid;
-    bool json, csv, quiet, no_populate, realtime;
-} options;
-
-/* ---- state ------------------------------------------------------------------ */
-
-typedef struct shard shard;
-
-/* One call in flight on a connection. */
-typedef struct slot {
-    int64_t sid; /* -1: free */
-    uint64_t start_ns;
-    uint32_t got; /* reply bytes seen */
-    uint8_t head[24];
-    bool is_set;
-} slot;
-
-typedef enum { C_IDLE, C_CONNECTING, C_AUTH, C_READY, C_DEAD } cstate;
-
-typedef struct bconn {
-    shard *sh;
-    nana_quic_handle h;
-    nana_quic_conn *qc; /* while open: only the shard's I/O thread uses it */
-    cstate state;
-    int64_t auth_sid;
-    int auth_step;
-    nana_buf auth;
-    unsigned inflight;
-    bool has_room_queued; /* in the shard's room ring */
-    bool blocked;         /* the server's stream limit: waits for streams_available */
-    slot *slots;          /* pipeline of them */
-    uint32_t *free_slots; /* a stack of free slot indexes */
-    unsigned nfree;
-    uint32_t *by_sid; /* slot index + 1 by (stream id / 4) & sid_mask; 0: none */
-    unsigned sid_mask;
-} bconn;
-
-struct shard {
-    unsigned id;
-    nana_quic_ep *ep;
-    bconn *conns;
-    unsigned nconns, next_connect, handshaking, next_pick;
-    uint64_t rng;
-    nana_buf get_tpl, set_tpl;
-    size_t get_key_at, set_key_at, set_value_at, *batch_key_at;
-    unsigned value_digits; /* digits of the counter in a write's value (0: none fit) */
-    uint64_t writes;       /* writes started: the counter */
-    bool going;            /* the clock runs: calls may start (go_post) */
-    hist hist;
-    uint64_t errors;
-    char first_error[256];
-    /* open loop: calls due but not yet sent (their due times) */
-    uint64_t *backlog;
-    size_t bl_head, bl_len, bl_cap;
-    uint64_t scheduled; /* calls scheduled so far */
-    /* open loop: connections that may take another call (a ring, each once) */
-    bconn **room;
-    size_t room_head, room_len;
-    atomic_uint_fast64_t started, done, dropped;
-    atomic_uint ready, failed;
-};
-
-static options opt;
+options opt;
 static shard *shards;
-static uint8_t secret_key[64];
-static atomic_bool stopping;
+uint8_t secret_key[64];
+atomic_bool stopping;
 static atomic_uint_fast64_t issued;     /* calls claimed (for -n), at most opt.total */
 static atomic_uint_fast64_t t_start_ns; /* when the clock started (open loop pacing) */
 static uint64_t value_base;             /* a write counter's random start (per run) */
 
-static uint64_t next_rand(shard *sh)
+uint64_t next_rand(shard *sh)
 {
     uint64_t x = sh->rng; /* xorshift64 */
     x ^= x << 13;
@@ -166,7 +76,7 @@ static uint64_t next_rand(shard *sh)
 /* ---- request frames ----------------------------------------------------------- */
 
 /* Writes |v| as |n| decimal digits at |p| (its last n digits). */
-static void put_digits(char *p, uint64_t v, unsigned n)
+void put_digits(char *p, uint64_t v, unsigned n)
 {
     for (unsigned i = n; i-- > 0;) {
         p[i] = (char)('0' + v % 10);
@@ -175,7 +85,7 @@ static void put_digits(char *p, uint64_t v, unsigned n)
 }
 
 /* Writes key number |k| as KEY_DIGITS digits at |p|. */
-static void put_key(char *p, uint64_t k)
+void put_key(char *p, uint64_t k)
 {
     put_digits(p, k, KEY_DIGITS);
 }
@@ -187,11 +97,21 @@ static void put_key(char *p, uint64_t k)
  * far as value_digits reach), and the start is random per run, so a run
  * does not write what an earlier run left.
  */
+uint64_t next_write_counter(shard *sh)
+{
+    return value_base + sh->writes++ * opt.threads + sh->id;
+}
+
 static void put_write_counter(shard *sh)
 {
     if (!sh->value_digits) return;
-    uint64_t v = value_base + sh->writes++ * opt.threads + sh->id;
-    put_digits(sh->set_tpl.data + sh->set_value_at, v, sh->value_digits);
+    put_digits(sh->set_tpl.data + sh->set_value_at, next_write_counter(sh), sh->value_digits);
+}
+
+bool next_is_set(shard *sh)
+{
+    return opt.wl.kind == W_SET ||
+           (opt.wl.kind == W_MIXED && next_rand(sh) % 100 >= (uint64_t)opt.wl.read_pct);
 }
 
 /* Builds a request template: {"method": m, "args": [keys..., value?],
@@ -234,7 +154,7 @@ static int build_template(nana_buf *b, const char *method, unsigned nkeys, bool 
 
 /* ---- the I/O thread side ----------------------------------------------------------- */
 
-static void record_error(shard *sh, const char *what)
+void record_error(shard *sh, const char *what)
 {
     sh->errors++;
     if (!sh->first_error[0]) snprintf(sh->first_error, sizeof(sh->first_error), "%s", what);
@@ -277,6 +197,7 @@ static void slot_release(bconn *c, slot *s)
 static int send_call(bconn *c, nana_quic_conn *qc, uint64_t due_ns)
 {
     shard *sh = c->sh;
+    if (opt.proto == P_GRPC) return bench_grpc_send(c, due_ns);
     if (!c->nfree) return NANA_ERR_BUSY;
     int64_t sid;
     int rc = nana_quic_stream_open(qc, &sid);
@@ -290,8 +211,7 @@ static int send_call(bconn *c, nana_quic_conn *qc, uint64_t due_ns)
         return rc;
     }
     slot *s = &c->slots[c->free_slots[c->nfree - 1]];
-    bool is_set = opt.wl.kind == W_SET ||
-                  (opt.wl.kind == W_MIXED && next_rand(sh) % 100 >= (uint64_t)opt.wl.read_pct);
+    bool is_set = next_is_set(sh);
     nana_buf *tpl = is_set ? &sh->set_tpl : &sh->get_tpl;
     if (opt.wl.kind == W_BATCH) {
         for (unsigned i = 0; i < opt.wl.batch; i++)
@@ -387,8 +307,6 @@ static void drain_backlog(shard *sh)
     }
 }
 
-static void start_next_connect(shard *sh);
-
 static int on_open(nana_quic_conn *qc, void *user)
 {
     (void)user;
@@ -409,11 +327,8 @@ static int on_open(nana_quic_conn *qc, void *user)
     return 0;
 }
 
-static void on_close(nana_quic_conn *qc, void *user)
+void bench_conn_closed(bconn *c)
 {
-    (void)user;
-    bconn *c = nana_quic_conn_get_data(qc);
-    if (!c) return;
     shard *sh = c->sh;
     if (c->state == C_CONNECTING || c->state == C_AUTH) {
         sh->handshaking--;
@@ -428,6 +343,22 @@ static void on_close(nana_quic_conn *qc, void *user)
     c->inflight = 0;
     c->state = C_DEAD;
     c->qc = NULL;
+}
+
+static void on_close(nana_quic_conn *qc, void *user)
+{
+    (void)user;
+    bconn *c = nana_quic_conn_get_data(qc);
+    if (c) bench_conn_closed(c);
+}
+
+void bench_conn_ready(bconn *c)
+{
+    c->state = C_READY;
+    if (opt.rate > 0) room_push(c);
+    c->sh->handshaking--;
+    atomic_fetch_add(&c->sh->ready, 1);
+    start_next_connect(c->sh);
 }
 
 /* An authentication reply is complete. */
@@ -453,11 +384,7 @@ static void auth_reply(bconn *c, nana_quic_conn *qc)
         return;
     }
     if (a == NANA_AUTH_OK && c->auth_step == 1) {
-        c->state = C_READY;
-        if (opt.rate > 0) room_push(c);
-        c->sh->handshaking--;
-        atomic_fetch_add(&c->sh->ready, 1);
-        start_next_connect(c->sh);
+        bench_conn_ready(c);
         return;
     }
     record_error(c->sh, a == NANA_AUTH_FAILED   ? "authentication failed (key or account)"
@@ -466,20 +393,35 @@ static void auth_reply(bconn *c, nana_quic_conn *qc)
     nana_quic_conn_close(qc, 0, "");
 }
 
+void bench_call_done(bconn *c, uint64_t start_ns, const char *error)
+{
+    shard *sh = c->sh;
+    uint64_t t = nana_now_ns();
+    hist_add(&sh->hist, t > start_ns ? t - start_ns : 0);
+    if (error) record_error(sh, error);
+    atomic_fetch_add_explicit(&sh->done, 1, memory_order_relaxed);
+}
+
+void bench_call_room(bconn *c)
+{
+    if (opt.rate > 0) {
+        room_push(c); /* open loop: the freed slot takes the oldest due call */
+        drain_backlog(c->sh);
+    } else {
+        fill(c, c->qc);
+    }
+}
+
 /* A reply is complete: judge it by its first bytes. */
 static void reply_done(bconn *c, slot *s)
 {
-    shard *sh = c->sh;
     static const uint8_t ok[] = "\x82\xa6status\xa7success";
-    uint64_t t = nana_now_ns();
-    hist_add(&sh->hist, t > s->start_ns ? t - s->start_ns : 0);
-    if (s->got < 4 + sizeof(ok) - 1 || memcmp(s->head + 4, ok, sizeof(ok) - 1) != 0) {
-        char what[128];
-        snprintf(what, sizeof(what), "an error reply (%s call)", s->is_set ? "a write" : "a read");
-        record_error(sh, what);
-    }
+    const char *error = NULL;
+    if (s->got < 4 + sizeof(ok) - 1 || memcmp(s->head + 4, ok, sizeof(ok) - 1) != 0)
+        error = s->is_set ? "an error reply (a write call)" : "an error reply (a read call)";
+    uint64_t start = s->start_ns;
     slot_release(c, s);
-    atomic_fetch_add_explicit(&sh->done, 1, memory_order_relaxed);
+    bench_call_done(c, start, error);
 }
 
 static int on_data(nana_quic_conn *qc, int64_t sid, const uint8_t *data, size_t len, int fin,
@@ -508,11 +450,7 @@ static int on_data(nana_quic_conn *qc, int64_t sid, const uint8_t *data, size_t 
     s->got += (uint32_t)len;
     if (!fin) return 0;
     reply_done(c, s);
-    if (opt.rate > 0) {
-        room_push(c); /* open loop: the freed slot takes the oldest due call */
-        drain_backlog(c->sh);
-    } else
-        fill(c, qc);
+    bench_call_room(c);
     return 0;
 }
 
@@ -530,19 +468,23 @@ static void on_stream_close(nana_quic_conn *qc, int64_t sid, uint64_t app_error,
 }
 
 /* The server raised its stream limit: calls that could not start go now. */
-static void on_streams_available(nana_quic_conn *qc, void *user)
+void bench_streams_available(bconn *c)
 {
-    (void)user;
-    bconn *c = nana_quic_conn_get_data(qc);
-    if (!c) return;
     c->blocked = false;
     if (!c->sh->going) return; /* go_post fills it */
     if (opt.rate > 0) {
         room_push(c);
         drain_backlog(c->sh);
     } else {
-        fill(c, qc);
+        fill(c, c->qc);
     }
+}
+
+static void on_streams_available(nana_quic_conn *qc, void *user)
+{
+    (void)user;
+    bconn *c = nana_quic_conn_get_data(qc);
+    if (c) bench_streams_available(c);
 }
 
 static const nana_quic_callbacks callbacks = {
@@ -579,7 +521,7 @@ static void start_connects(shard *sh, bool first_only)
 }
 
 /* start_connects on the shard's I/O thread. */
-static void start_next_connect(shard *sh)
+void start_next_connect(shard *sh)
 {
     start_connects(sh, false);
 }
@@ -765,6 +707,7 @@ static int parse_workload(const nana_opt *row, const char *v, void *field)
 
 static const char G_LOAD[] = "load";
 static const char G_OUT[] = "output";
+static const char *const proto_words[] = {"nana", "grpc", NULL};
 
 static const nana_opt rows[] = {
     {.name = "conns",
@@ -837,6 +780,15 @@ static const nana_opt rows[] = {
      .group = G_LOAD,
      .arg = "N",
      .help = "open loop: N calls per second in all, latency from when each was due"},
+    {.name = "proto",
+     .kind = NANA_OPT_ENUM,
+     AT(proto),
+     .words = proto_words,
+     .def = "nana",
+     .group = G_LOAD,
+     .arg = "P",
+     .help = "nana: the NanaSQLite door; grpc: the gRPC door (HTTP/3), typed Get, Set and "
+             "BatchGet calls logging in by signature"},
     {.name = "threads",
      .kind = NANA_OPT_UINT,
      AT(threads),
@@ -982,6 +934,7 @@ static int make_shards(void)
         qc.max_streams_bidi = 1;
         qc.idle_timeout_ms = 120000;
         qc.handshake_timeout_ms = 30000;
+        if (opt.proto == P_GRPC && bench_grpc_setup(sh, &qc)) return -1;
         if (nana_quic_ep_new(&qc, &sh->ep)) {
             fprintf(stderr, "nanasqlite-bench: %s\n", nana_errmsg());
             return -1;
@@ -1015,16 +968,16 @@ static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
     double ccpu = calls ? (double)client_cpu / 1e3 / (double)calls : 0;
     unsigned keys = opt.wl.kind == W_BATCH ? opt.wl.batch : 1;
     if (opt.json) {
-        printf("{\"proto\":\"nana\",\"workload\":\"%s\",\"connections\":%u,\"pipeline\":%u,"
+        printf("{\"proto\":\"%s\",\"workload\":\"%s\",\"connections\":%u,\"pipeline\":%u,"
                "\"threads\":%u,\"value_size\":%u,\"keyspace\":%u,\"rate\":%.0f,"
                "\"calls\":%llu,\"seconds\":%.3f,\"ops_per_sec\":%.1f,\"keys_per_sec\":%.1f,"
                "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
                "\"errors\":%llu,\"dropped\":%llu,\"connections_failed\":%u,"
                "\"server_cpu_us_per_op\":%.3f,\"client_cpu_us_per_op\":%.3f}\n",
-               opt.wl.name, opt.conns, opt.pipeline, opt.threads, opt.value_size, opt.keyspace,
-               opt.rate, (unsigned long long)calls, secs, ops, ops * keys, us[0], us[1], us[2],
-               us[3], us[4], (unsigned long long)errors, (unsigned long long)dropped, failed, scpu,
-               ccpu);
+               opt.proto == P_GRPC ? "grpc" : "nana", opt.wl.name, opt.conns, opt.pipeline,
+               opt.threads, opt.value_size, opt.keyspace, opt.rate, (unsigned long long)calls, secs,
+               ops, ops * keys, us[0], us[1], us[2], us[3], us[4], (unsigned long long)errors,
+               (unsigned long long)dropped, failed, scpu, ccpu);
     } else if (opt.csv) {
         printf("workload,connections,pipeline,threads,value_size,rate,calls,seconds,ops_per_sec,"
                "p50_us,p90_us,p99_us,p999_us,max_us,errors,server_cpu_us_per_op,"
@@ -1034,7 +987,7 @@ static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
                (unsigned long long)calls, secs, ops, us[0], us[1], us[2], us[3], us[4],
                (unsigned long long)errors, scpu, ccpu);
     } else {
-        printf("====== %s ======\n", opt.wl.name);
+        printf("====== %s%s ======\n", opt.wl.name, opt.proto == P_GRPC ? " (gRPC)" : "");
         printf("  %llu calls in %.2f seconds\n", (unsigned long long)calls, secs);
         printf("  %u connections (%u failed), %u in flight each, %u threads, %u-byte values, "
                "%u keys\n",
@@ -1144,8 +1097,10 @@ int main(int argc, char **argv)
     uint64_t server_cpu = opt.server_pid ? bench_proc_cpu_ns((long)opt.server_pid) - cpu0 : 0;
     uint64_t client_cpu = self_cpu_ns() - self0;
     if (tty) fprintf(stderr, "\r%60s\r", "");
-    for (unsigned t = 0; t < opt.threads; t++)
+    for (unsigned t = 0; t < opt.threads; t++) {
         nana_quic_ep_del(shards[t].ep); /* the I/O threads stop: their stats are final */
+        if (opt.proto == P_GRPC) bench_grpc_free(&shards[t]);
+    }
     report(secs, server_cpu, client_cpu);
     sodium_memzero(secret_key, sizeof(secret_key));
     if (stalled) {

@@ -13,6 +13,11 @@
  * was: 1 the server refused the call, 2 the command line was wrong,
  * 3 the server could not be reached or did not answer in time.
  *
+ * With --grpc the calls go to the server's gRPC door (gRPC over HTTP/3,
+ * the library's gRPC mode): get, set and del are the typed Get, Set and
+ * Delete, every other command a Call of its method, and "health" is
+ * grpc.health.v1.Health/Check.
+ *
  * The shell uses libedit on a terminal (line editing, history in
  * ~/.nanasqlite_cli_history, completion of commands and, after "call", of
  * the method names in the server's own method table). With standard input
@@ -72,6 +77,8 @@ static const struct command {
     {"len", "__len__", 0, 0, SPLIT_WORDS, IN_BOTH, "len", "how many keys the table holds"},
     {"call", NULL, 1, 3, SPLIT_JSON, IN_BOTH, "call METHOD [ARGS [KWARGS]]",
      "any method; ARGS a JSON array, KWARGS a JSON object"},
+    {"health", NULL, 0, 1, SPLIT_WORDS, IN_BOTH, "health [SERVICE]",
+     "with --grpc: the gRPC health check of the server (or of SERVICE)"},
     {"methods", NULL, 0, 0, SPLIT_WORDS, IN_BOTH, "methods",
      "the methods the server offers over the network"},
     {"use", NULL, 0, 1, SPLIT_WORDS, IN_SHELL, "use [DB]",
@@ -103,7 +110,7 @@ typedef struct request {
 /* The command line: the tool's own options, then the connection flags. */
 typedef struct cli_args {
     const char *db, *table;
-    bool compact;
+    bool compact, grpc;
 } cli_args;
 
 #define AT(member) NANA_OPT_AT(cli_args, member)
@@ -128,6 +135,13 @@ static const nana_opt cli_rows[] = {
      AT(compact),
      .group = "options",
      .help = "results without spaces after ',' and ':'"},
+    {.name = "grpc",
+     .kind = NANA_OPT_FLAG,
+     AT(grpc),
+     .group = "options",
+     .help = "call the server's gRPC door (gRPC over HTTP/3, same port): get, set and del "
+             "are typed calls (del answers whether the key existed), the others Call; "
+             "enables health"},
 };
 
 static const char epilog[] =
@@ -411,6 +425,44 @@ static void shell_help(void)
          "after call, method names.");
 }
 
+static bool is_grpc(const cli *c)
+{
+    return c->opts.protocol == NANA_CLIENT_PROTO_GRPC;
+}
+
+/*
+ * The library's typed calls (gRPC mode): get KEY, set KEY JSON, del KEY,
+ * health [SERVICE]. A quoted KEY is a JSON string. Returns 0 or the exit
+ * status, the outcome printed.
+ */
+static int run_typed(cli *c, const struct command *cmd, int argc, char **argv)
+{
+    if (!is_grpc(c))
+        return fail(EXIT_USAGE, "UsageError", "%s", "health is a gRPC call: add --grpc");
+    char *key = NULL;
+    if (argc > 0 && name_arg(argv[0], &key)) return EXIT_USAGE;
+    int rc = argc > 1 ? check_json("the value", argv[1], 0) : 0;
+    if (!rc) rc = ensure_connected(c);
+    if (rc) {
+        free(key);
+        return rc;
+    }
+    nana_call_opts co = {.db = c->db, .table = c->table, .timeout_ms = 0};
+    nana_result r = {0};
+    const char *k = key ? key : "";
+    int st = !strcmp(cmd->name, "get")   ? nana_client_get(c->client, k, &co, &r)
+             : !strcmp(cmd->name, "set") ? nana_client_set(c->client, k, argv[1], &co, &r)
+             : !strcmp(cmd->name, "del") ? nana_client_delete(c->client, k, &co, &r)
+                                         : nana_client_health(c->client, k, &co, &r);
+    if (st == NANA_CLIENT_OK)
+        rc = print_json(c, r.json ? r.json : "null", r.json ? r.json_len : 4);
+    else
+        rc = report(&r);
+    nana_result_free(&r);
+    free(key);
+    return rc;
+}
+
 /* Replaces the name *slot with name argument |arg| (or none). Returns 0 or EXIT_USAGE. */
 static int set_name(char **slot, int argc, char **argv)
 {
@@ -449,6 +501,10 @@ static int run_command(cli *c, int argc, char **argv, bool shell)
     if (strcmp(cmd->name, "methods") == 0) return list_methods(c);
     if (strcmp(cmd->name, "use") == 0) return set_name(&c->db, n, argv + 1);
     if (strcmp(cmd->name, "table") == 0) return set_name(&c->table, n, argv + 1);
+    if (strcmp(cmd->name, "health") == 0 ||
+        (is_grpc(c) &&
+         (!strcmp(cmd->name, "get") || !strcmp(cmd->name, "set") || !strcmp(cmd->name, "del"))))
+        return run_typed(c, cmd, n, argv + 1);
     request rq;
     nana_buf_init(&rq.args, 0);
     int rc = build_request(cmd, n, argv + 1, &rq);
@@ -852,6 +908,7 @@ int main(int argc, char **argv)
     nana_conn_flags_finish(&f);
     c.opts = f.o;
     c.compact = a.compact;
+    if (a.grpc) c.opts.protocol = NANA_CLIENT_PROTO_GRPC;
     if ((a.db && !(c.db = strdup(a.db))) || (a.table && !(c.table = strdup(a.table)))) {
         free(c.db);
         return fail(EXIT_USAGE, "MemoryError", "%s", "out of memory");

@@ -78,6 +78,7 @@ class nana_client_opts(ctypes.Structure):
         ("max_queued", ctypes.c_uint),
         ("max_reply_bytes", ctypes.c_uint),
         ("idle_timeout_ms", ctypes.c_uint),
+        ("protocol", ctypes.c_int),  # 0: the NanaSQLite protocol (1: gRPC)
     ]
 
 

@@ -26,6 +26,8 @@
  */
 #include "auth/nana_keys.h"
 #include "client_int.h"
+#include "grpc/nana_grpc.h"
+#include "h3/nana_h3.h"
 #include "proto/nana_frame.h"
 
 #include <arpa/inet.h>
@@ -38,12 +40,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef enum cstate { ST_CONNECTING, ST_AUTH, ST_READY, ST_BACKOFF, ST_CLOSED } cstate;
 
 /* The largest authentication reply read (a challenge is about 60 bytes). */
 #define AUTH_REPLY_MAX 4096
+
+/* Calls finished under the lock, delivered after it (see finish). */
+typedef struct done_list {
+    nc_call *head, *tail;
+} done_list;
 
 /* A result waiting in the completion queue. */
 typedef struct done_node {
@@ -89,6 +97,13 @@ struct nana_client {
     char fail_msg[384];
     char last_fail_msg[384]; /* why the last failed attempt failed, and its status */
     int last_fail_status;
+    /* gRPC (protocol NANA_CLIENT_PROTO_GRPC); I/O thread, lock held */
+    bool grpc;
+    nana_h3_conn *hc;    /* the current connection's HTTP/3 state, once open */
+    done_list *g_done;   /* where nghttp3's callbacks put finished calls */
+    int login_http;      /* the login call's answer: HTTP status, */
+    int login_grpc;      /* grpc-status (-1: none), */
+    char login_msg[256]; /* and grpc-message */
 };
 
 /* ---- lists ---------------------------------------------------------------- */
@@ -125,10 +140,6 @@ static void list_del(nc_call *c)
  * -1, with its reply bytes still to be parsed; moves it to |done| (a plain
  * list the caller delivers after unlocking). Lock held.
  */
-typedef struct done_list {
-    nc_call *head, *tail;
-} done_list;
-
 static void finish(nana_client *c, nc_call *call, done_list *done, int status, const char *msg)
 {
     list_del(call);
@@ -175,8 +186,12 @@ static void deliver(nana_client *c, done_list *done)
         next = call->done_next;
         nana_result r = call->res;
         r.token = call->token;
-        if (call->status < 0)
+        if (call->status < 0 && call->grpc) {
+            ncg_parse(call, &r);
+        } else if (call->status < 0) {
             nc_parse_reply((const uint8_t *)call->reply.data, call->reply.len, &r);
+            if (call->kind != NC_CALL) nc_typed_result(call->kind, &r);
+        }
         nana_buf_free(&call->frame);
         nana_buf_free(&call->reply);
         if (call->done)
@@ -199,21 +214,34 @@ static void fail_list(nana_client *c, nc_call *s, done_list *done, int status, c
 
 /* ---- the I/O thread side ------------------------------------------------------ */
 
+static int g_send_call(nana_client *c, nana_quic_conn *qc, nc_call *call, int64_t *sid);
+
 /* Sends queued calls while the server allows streams. I/O thread, lock held. */
 static void flush(nana_client *c, nana_quic_conn *qc, done_list *done)
 {
     while (c->state == ST_READY && !list_empty(&c->queue)) {
         nc_call *call = c->queue.next;
         int64_t sid;
-        if (nana_quic_stream_open(qc, &sid)) return; /* BUSY: streams_available resumes */
-        if (nana_quic_stream_send(qc, sid, call->frame.data, call->frame.len, 1)) {
-            nana_quic_stream_reset(qc, sid, 0);
-            finish(c, call, done, NANA_CLIENT_EINVALID,
-                   "the request could not be sent (too large)");
-            continue;
+        if (c->grpc) {
+            int rc = g_send_call(c, qc, call, &sid);
+            if (rc == NANA_ERR_BUSY) return; /* streams_available resumes */
+            if (rc) {
+                finish(c, call, done,
+                       rc == NANA_ERR_NOMEM ? NANA_CLIENT_ENOMEM : NANA_CLIENT_EINVALID,
+                       "the request could not be sent");
+                continue;
+            }
+        } else {
+            if (nana_quic_stream_open(qc, &sid)) return; /* BUSY: streams_available resumes */
+            if (nana_quic_stream_send(qc, sid, call->frame.data, call->frame.len, 1)) {
+                nana_quic_stream_reset(qc, sid, 0);
+                finish(c, call, done, NANA_CLIENT_EINVALID,
+                       "the request could not be sent (too large)");
+                continue;
+            }
         }
         if (nc_sidmap_put(&c->map, sid, call)) {
-            nana_quic_stream_reset(qc, sid, 0);
+            nana_quic_stream_reset(qc, sid, c->grpc ? NANA_GRPC_H3_REQUEST_CANCELLED : 0);
             finish(c, call, done, NANA_CLIENT_ENOMEM, "out of memory");
             continue;
         }
@@ -224,10 +252,22 @@ static void flush(nana_client *c, nana_quic_conn *qc, done_list *done)
     }
 }
 
-/* The client of a QUIC connection, if that connection is its current one. */
-static nana_client *current(nana_quic_conn *qc)
+typedef struct gconn gconn;
+static nana_client *gconn_client(const gconn *g);
+
+/* The client of a connection: its data, or (gRPC, |user| the runtime)
+ * the client of its HTTP/3 state. NULL once the client let it go. */
+static nana_client *client_of(nana_quic_conn *qc, void *user)
 {
-    nana_client *c = nana_quic_conn_get_data(qc);
+    void *d = nana_quic_conn_get_data(qc);
+    if (!d || !user || !nc_rt_is_h3(user, d)) return d;
+    return gconn_client(nana_h3_user(d));
+}
+
+/* The client of a QUIC connection, if that connection is its current one. */
+static nana_client *current(nana_quic_conn *qc, void *user)
+{
+    nana_client *c = client_of(qc, user);
     if (!c) return NULL;
     pthread_mutex_lock(&c->mu);
     if (c->h != nana_quic_conn_handle(qc) || c->state == ST_CLOSED) {
@@ -257,8 +297,7 @@ static void abandon(nana_client *c, nana_quic_conn *qc, int status, const char *
 
 static int on_open(nana_quic_conn *qc, void *user)
 {
-    (void)user;
-    nana_client *c = current(qc);
+    nana_client *c = current(qc, user);
     if (!c) return 0;
     if (c->state == ST_CONNECTING) {
         nana_buf f;
@@ -272,6 +311,16 @@ static int on_open(nana_quic_conn *qc, void *user)
     }
     pthread_mutex_unlock(&c->mu);
     return 0;
+}
+
+/* The connection logged in: calls flow. Lock held. */
+static void became_ready(nana_client *c)
+{
+    c->state = ST_READY;
+    if (c->attempts_ok++) c->reconnects++;
+    c->backoff_ms = c->reconnect_min_ms;
+    c->fail_status = 0;
+    pthread_cond_broadcast(&c->cv);
 }
 
 /* An authentication reply is complete. Lock held; returns 1 when the
@@ -297,11 +346,7 @@ static int auth_reply(nana_client *c, nana_quic_conn *qc)
         return 0;
     }
     if (next == NC_AUTH_DONE) {
-        c->state = ST_READY;
-        if (c->attempts_ok++) c->reconnects++;
-        c->backoff_ms = c->reconnect_min_ms;
-        c->fail_status = 0;
-        pthread_cond_broadcast(&c->cv);
+        became_ready(c);
         return 1;
     }
     if (!c->responded && !c->key.have && status == NANA_CLIENT_EAUTH && c->key.why[0]) {
@@ -318,8 +363,7 @@ static int on_data(nana_quic_conn *qc, int64_t sid, const uint8_t *data, size_t 
                    int early, void *user)
 {
     (void)early;
-    (void)user;
-    nana_client *c = current(qc);
+    nana_client *c = current(qc, user);
     if (!c) return 0;
     done_list done = {0};
     bool ready_now = false;
@@ -355,8 +399,7 @@ static int on_data(nana_quic_conn *qc, int64_t sid, const uint8_t *data, size_t 
 static void on_stream_close(nana_quic_conn *qc, int64_t sid, uint64_t app_error, void *user)
 {
     (void)app_error;
-    (void)user;
-    nana_client *c = current(qc);
+    nana_client *c = current(qc, user);
     if (!c) return;
     done_list done = {0};
     nc_call *call = nc_sidmap_get(&c->map, sid);
@@ -371,8 +414,7 @@ static void on_stream_close(nana_quic_conn *qc, int64_t sid, uint64_t app_error,
 
 static void on_streams_available(nana_quic_conn *qc, void *user)
 {
-    (void)user;
-    nana_client *c = current(qc);
+    nana_client *c = current(qc, user);
     if (!c) return;
     done_list done = {0};
     flush(c, qc, &done);
@@ -425,11 +467,18 @@ static int connection_ended(nana_client *c, const char *why, done_list *done)
     return attempt;
 }
 
+static void closed(nana_client *c, nana_quic_conn *qc);
+
 static void on_close(nana_quic_conn *qc, void *user)
 {
-    (void)user;
-    nana_client *c = current(qc);
-    if (!c) return;
+    nana_client *c = current(qc, user);
+    if (c) closed(c, qc);
+}
+
+/* The current connection of |c| ended: says why, fails or keeps its calls
+ * and schedules the next attempt. Lock held; released here. */
+static void closed(nana_client *c, nana_quic_conn *qc)
+{
     char why[384];
     uint64_t code = 0;
     int is_app = 0;
@@ -480,6 +529,462 @@ const nana_quic_callbacks nc_client_callbacks = {
     .streams_available = on_streams_available,
 };
 
+/* ---- gRPC connections ------------------------------------------------------------
+ *
+ * A gRPC client runs HTTP/3 (src/h3, nghttp3) on its connection: the
+ * transport's stream callbacks are the glue's, wrapped so that they run
+ * under the client's lock with a list for the calls they finish; nghttp3's
+ * callbacks (below) fill a call's HTTP status, grpc-status, grpc-message
+ * and body, and finish it when its response ends. A request body belongs
+ * to its stream (a gbody), not to its call: nghttp3 sends from it in place
+ * until the stream is gone, which may be after the call timed out.
+ *
+ * The first call of a connection logs it in (a Get carrying the signed
+ * metadata, or none when the client certificate logs the account in);
+ * any answer but UNAUTHENTICATED means the connection is logged in.
+ */
+
+/* A request body nghttp3 reads in place until its stream is gone. */
+typedef struct gbody {
+    struct gbody *prev, *next;
+    nana_buf b;
+    bool given;
+} gbody;
+
+/* A gRPC connection's own state (its HTTP/3 user pointer): lives as long
+ * as the QUIC connection, also after its client let it go. */
+struct gconn {
+    nana_client *c; /* NULL once the client let go of the connection */
+    gbody bodies;   /* sentinel */
+};
+
+static nana_client *gconn_client(const gconn *g)
+{
+    return g ? g->c : NULL;
+}
+
+static void gbody_free(gbody *b)
+{
+    b->prev->next = b->next;
+    b->next->prev = b->prev;
+    nana_buf_free(&b->b);
+    free(b);
+}
+
+static void gconn_free(gconn *g)
+{
+    for (gbody *b = g->bodies.next, *nx; b != &g->bodies; b = nx) {
+        nx = b->next;
+        nana_buf_free(&b->b);
+        free(b);
+    }
+    free(g);
+}
+
+/* The client lets go of |qc| (closing): its callbacks ignore it from now
+ * on; its HTTP/3 state goes at conn_close. I/O thread. */
+static void gconn_detach(nana_quic_conn *qc, nc_rt *rt)
+{
+    void *d = nana_quic_conn_get_data(qc);
+    if (d && nc_rt_is_h3(rt, d))
+        ((gconn *)nana_h3_user(d))->c = NULL;
+    else
+        nana_quic_conn_set_data(qc, NULL); /* HTTP/3 never started */
+}
+
+static nghttp3_ssize g_read_body(nghttp3_conn *h3, int64_t sid, nghttp3_vec *vec, size_t veccnt,
+                                 uint32_t *pflags, void *cu, void *su)
+{
+    (void)h3;
+    (void)sid;
+    (void)cu;
+    gbody *b = su;
+    nghttp3_ssize n = 0;
+    if (b && !b->given && b->b.len && veccnt) {
+        vec[0].base = (uint8_t *)b->b.data;
+        vec[0].len = b->b.len;
+        b->given = true;
+        n = 1;
+    }
+    *pflags = NGHTTP3_DATA_FLAG_EOF;
+    return n;
+}
+
+static const nghttp3_data_reader g_reader = {g_read_body};
+
+/*
+ * Sends a request for |path| on a new stream of |qc|: the header (with
+ * grpc-timeout when |timeout_ms|, and |extra| fields), then |body|, whose
+ * buffer is taken on success. 0 with *sid_out, NANA_ERR_BUSY at the
+ * server's stream limit, or another error. Lock held.
+ */
+static int g_request(nana_client *c, nana_quic_conn *qc, const char *path, unsigned timeout_ms,
+                     const nghttp3_nv *extra, size_t nextra, nana_buf *body, int64_t *sid_out)
+{
+    gconn *g = nana_h3_user(c->hc);
+    int64_t sid;
+    int rc = nana_quic_stream_open(qc, &sid);
+    if (rc) return rc;
+    gbody *b = calloc(1, sizeof(*b));
+    if (!b) {
+        nana_quic_stream_reset(qc, sid, NANA_GRPC_H3_REQUEST_CANCELLED);
+        return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    }
+    char tmo[16];
+    nghttp3_nv nv[12];
+    size_t n = 0;
+    nv[n++] = nana_h3_nv(":method", "POST");
+    nv[n++] = nana_h3_nv(":scheme", "https");
+    nv[n++] = nana_h3_nv(":authority", c->server_name);
+    nv[n++] = nana_h3_nv(":path", path);
+    nv[n++] = nana_h3_nv("content-type", "application/grpc");
+    nv[n++] = nana_h3_nv("te", "trailers");
+    nv[n++] = nana_h3_nv("user-agent", "nanasqlite-client/" NANA_CLIENT_VERSION);
+    if (timeout_ms) {
+        nana_grpc_timeout_format((int64_t)timeout_ms * 1000000, tmo);
+        nv[n++] = nana_h3_nv("grpc-timeout", tmo);
+    }
+    for (size_t i = 0; i < nextra && n < sizeof(nv) / sizeof(nv[0]); i++)
+        nv[n++] = extra[i];
+    int rv = nghttp3_conn_submit_request(nana_h3_nghttp3(c->hc), sid, nv, n, &g_reader, b);
+    if (rv) {
+        free(b);
+        nana_quic_stream_reset(qc, sid, NANA_GRPC_H3_REQUEST_CANCELLED);
+        return nana_err_set(NANA_ERR_INTERNAL, "HTTP/3: %s", nghttp3_strerror(rv));
+    }
+    b->b = *body;
+    nana_buf_init(body, 0);
+    b->next = g->bodies.next;
+    b->prev = &g->bodies;
+    g->bodies.next->prev = b;
+    g->bodies.next = b;
+    nana_quic_conn_source_ready(qc);
+    *sid_out = sid;
+    return 0;
+}
+
+/* Sends |call| (flush's gRPC half): its remaining time is its deadline. */
+static int g_send_call(nana_client *c, nana_quic_conn *qc, nc_call *call, int64_t *sid)
+{
+    uint64_t now = nana_now_ns();
+    uint64_t left = call->deadline_ns > now ? call->deadline_ns - now : 0;
+    unsigned ms = (unsigned)(left / 1000000u) + 1;
+    return g_request(c, qc, ncg_path(call->kind), ms, NULL, 0, &call->frame, sid);
+}
+
+/* Sends the login call of a new connection. Lock held. */
+static void g_login(nana_client *c, nana_quic_conn *qc)
+{
+    nghttp3_nv meta[3];
+    size_t nmeta = 0;
+    char ts[24], sig64[96];
+    const char *account = c->account ? c->account : "default";
+    if (c->key.have) {
+        uint8_t exporter[NANA_GRPC_LOGIN_EXPORTER_LEN];
+        if (nana_quic_conn_exporter(qc, NANA_GRPC_LOGIN_EXPORTER_LABEL, NULL, 0, exporter,
+                                    sizeof(exporter))) {
+            abandon(c, qc, NANA_CLIENT_ECONNECT, "cannot read the connection's TLS exporter");
+            return;
+        }
+        int tlen = snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
+        uint8_t m[sizeof(NANA_GRPC_LOGIN_CONTEXT) + NANA_GRPC_LOGIN_EXPORTER_LEN + 512];
+        size_t mlen = nana_grpc_login_message(exporter, account, strlen(account), ts, (size_t)tlen,
+                                              m, sizeof(m));
+        if (!mlen) {
+            abandon(c, qc, NANA_CLIENT_EINVALID, "the account name is too long");
+            return;
+        }
+        uint8_t sig[crypto_sign_BYTES];
+        crypto_sign_detached(sig, NULL, m, mlen, c->key.sk);
+        nana_grpc_b64_encode(sig, sizeof(sig), sig64);
+        meta[nmeta++] = nana_h3_nv("nana-account", account);
+        meta[nmeta++] = nana_h3_nv("nana-timestamp", ts);
+        meta[nmeta++] = nana_h3_nv("nana-signature-bin", sig64);
+    }
+    c->login_http = 0;
+    c->login_grpc = -1;
+    c->login_msg[0] = '\0';
+    nana_buf body;
+    nana_buf_init(&body, 0);
+    int rc = ncg_login_request(&body);
+    if (!rc)
+        rc = g_request(c, qc, ncg_path(NC_GET), c->connect_timeout_ms, meta, nmeta, &body,
+                       &c->auth_sid);
+    nana_buf_free(&body);
+    if (rc) abandon(c, qc, NANA_CLIENT_ECONNECT, "cannot send the login call");
+}
+
+/* The login call's response ended: logged in, or refused. Lock held. */
+static void g_login_done(nana_client *c, nana_quic_conn *qc)
+{
+    int st = c->login_grpc;
+    if (c->login_http == 200 && st >= 0 && st != NANA_GRPC_UNAUTHENTICATED) {
+        became_ready(c);
+        return;
+    }
+    char msg[sizeof(c->fail_msg)];
+    if (st == NANA_GRPC_UNAUTHENTICATED) {
+        snprintf(msg, sizeof(msg), "the server refused the login: %.200s%s%.150s%s",
+                 c->login_msg[0] ? c->login_msg : "unauthenticated", c->key.have ? "" : " (",
+                 c->key.have ? "" : c->key.why, c->key.have ? "" : ")");
+        abandon(c, qc, NANA_CLIENT_EAUTH, msg);
+    } else {
+        snprintf(msg, sizeof(msg), "the login call got HTTP status %d, grpc-status %d: %.200s",
+                 c->login_http, st, c->login_msg);
+        abandon(c, qc, NANA_CLIENT_EPROTOCOL, msg);
+    }
+}
+
+/* The client of nghttp3's conn_user_data (the lock is held by the
+ * wrappers below whenever nghttp3 calls back). */
+static nana_client *g_cb_client(void *cu)
+{
+    return gconn_client(nana_h3_user(cu));
+}
+
+static bool rcbuf_is(nghttp3_rcbuf *b, const char *s)
+{
+    nghttp3_vec v = nghttp3_rcbuf_get_buf(b);
+    return v.len == strlen(s) && memcmp(v.base, s, v.len) == 0;
+}
+
+/* A response header or trailer field of stream |sid|. */
+static int g_on_field(nghttp3_conn *h3, int64_t sid, int32_t token, nghttp3_rcbuf *name,
+                      nghttp3_rcbuf *value, uint8_t flags, void *cu, void *su)
+{
+    (void)h3;
+    (void)token;
+    (void)flags;
+    (void)su;
+    nana_client *c = g_cb_client(cu);
+    if (!c) return 0;
+    int *http, *grpc;
+    char *msg;
+    size_t cap;
+    if (c->state == ST_AUTH && sid == c->auth_sid) {
+        http = &c->login_http;
+        grpc = &c->login_grpc;
+        msg = c->login_msg;
+        cap = sizeof(c->login_msg);
+    } else {
+        nc_call *call = nc_sidmap_get(&c->map, sid);
+        if (!call) return 0;
+        http = &call->http_status;
+        grpc = &call->grpc_status;
+        msg = call->grpc_msg;
+        cap = sizeof(call->grpc_msg);
+    }
+    nghttp3_vec v = nghttp3_rcbuf_get_buf(value);
+    if (rcbuf_is(name, ":status") || rcbuf_is(name, "grpc-status")) {
+        int n = 0;
+        for (size_t i = 0; i < v.len && n < 100000; i++)
+            n = v.base[i] >= '0' && v.base[i] <= '9' ? n * 10 + (v.base[i] - '0') : 100000;
+        if (!v.len) n = 100000; /* not a number: no status we know */
+        if (rcbuf_is(name, ":status"))
+            *http = n;
+        else
+            *grpc = n > NANA_GRPC_STATUS_COUNT ? NANA_GRPC_UNKNOWN : n;
+    } else if (rcbuf_is(name, "grpc-message")) {
+        char raw[256];
+        size_t n = v.len < sizeof(raw) - 1 ? v.len : sizeof(raw) - 1;
+        if (n > cap - 1) n = cap - 1;
+        memcpy(raw, v.base, n);
+        raw[n] = '\0';
+        nana_grpc_pct_decode(raw, n, msg);
+    }
+    return 0;
+}
+
+/* Response body bytes: kept with the call, up to max_reply_bytes. */
+static int g_on_data(nghttp3_conn *h3, int64_t sid, const uint8_t *data, size_t len, void *cu,
+                     void *su)
+{
+    (void)h3;
+    (void)su;
+    nana_client *c = g_cb_client(cu);
+    nc_call *call = c ? nc_sidmap_get(&c->map, sid) : NULL;
+    if (!call || !c->g_done) return 0;
+    if (call->reply.len + len > c->max_reply_bytes) /* the rest is read and dropped */
+        finish(c, call, c->g_done, NANA_CLIENT_EPROTOCOL,
+               "the reply is larger than max_reply_bytes");
+    else if (nana_buf_append(&call->reply, data, len))
+        finish(c, call, c->g_done, NANA_CLIENT_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int g_on_end_stream(nghttp3_conn *h3, int64_t sid, void *cu, void *su)
+{
+    (void)h3;
+    (void)su;
+    nana_client *c = g_cb_client(cu);
+    if (!c || !c->g_done) return 0;
+    if (c->state == ST_AUTH && sid == c->auth_sid) {
+        if (!c->fail_status) g_login_done(c, nana_h3_quic(cu));
+        return 0;
+    }
+    nc_call *call = nc_sidmap_get(&c->map, sid);
+    if (call) finish(c, call, c->g_done, -1, NULL);
+    return 0;
+}
+
+/* The stream is gone: its body is freed; a call without a response ends. */
+static int g_on_stream_close(nghttp3_conn *h3, int64_t sid, uint64_t code, void *cu, void *su)
+{
+    (void)h3;
+    (void)code;
+    if (su) gbody_free(su);
+    nana_client *c = g_cb_client(cu);
+    if (!c || !c->g_done) return 0;
+    if (c->state == ST_AUTH && sid == c->auth_sid) {
+        if (!c->fail_status) /* else the answer already decided (a refusal) */
+            abandon(c, nana_h3_quic(cu), NANA_CLIENT_ECONNECT,
+                    "the login call's stream ended without an answer");
+        return 0;
+    }
+    nc_call *call = nc_sidmap_get(&c->map, sid);
+    if (call)
+        finish(c, call, c->g_done, NANA_CLIENT_EUNKNOWN,
+               "the call's stream ended without a reply (connection lost or stream reset): it "
+               "may or may not have run");
+    return 0;
+}
+
+static const nana_h3_app g_app = {
+    .cb =
+        {
+            .recv_header = g_on_field,
+            .recv_trailer = g_on_field,
+            .recv_data = g_on_data,
+            .end_stream = g_on_end_stream,
+            .stream_close = g_on_stream_close,
+        },
+    .server = false,
+    .auto_consume = true,
+};
+
+static nana_quic_callbacks g_glue; /* src/h3's stream callbacks, wrapped below */
+
+static int g_on_open(nana_quic_conn *qc, void *user)
+{
+    nana_client *c = current(qc, user);
+    if (!c) return 0;
+    if (c->state == ST_CONNECTING) {
+        c->state = ST_AUTH;
+        gconn *g = calloc(1, sizeof(*g));
+        nana_h3_conn *hc = NULL;
+        if (g) {
+            g->c = c;
+            g->bodies.prev = g->bodies.next = &g->bodies;
+            nana_quic_conn_set_data(qc, NULL);
+            int rc = nana_h3_open(qc, &g_app, g, &hc);
+            if (nana_h3_of(qc) && nc_rt_h3_add(user, nana_h3_of(qc)) == 0) {
+                c->hc = nana_h3_of(qc); /* g_on_close frees it, and g */
+                if (rc) hc = NULL;
+            } else { /* HTTP/3 never started: the data is the client again */
+                nana_h3_close(qc);
+                free(g);
+                nana_quic_conn_set_data(qc, c);
+                hc = NULL;
+            }
+        }
+        if (!hc)
+            abandon(c, qc, NANA_CLIENT_ENOMEM, "cannot start HTTP/3 on the connection");
+        else
+            g_login(c, qc);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+/* Runs |fn| (a glue callback) for a connection's current client with its
+ * lock held and a list for the calls it finishes; then sends what waits
+ * and delivers what finished. */
+#define G_WRAP(c, qc, user, expr)                                                                  \
+    do {                                                                                           \
+        done_list done_ = {0};                                                                     \
+        bool auth_ = (c)->state == ST_AUTH;                                                        \
+        (c)->g_done = &done_;                                                                      \
+        expr;                                                                                      \
+        (c)->g_done = NULL;                                                                        \
+        bool ready_ = auth_ && (c)->state == ST_READY;                                             \
+        if ((c)->state == ST_READY) flush((c), (qc), &done_);                                      \
+        pthread_mutex_unlock(&(c)->mu);                                                            \
+        if (ready_ && (c)->has_hooks) (c)->hooks.attempt((c)->hooks.pool, (c), 1);                 \
+        deliver((c), &done_);                                                                      \
+    } while (0)
+
+static int g_stream_data(nana_quic_conn *qc, int64_t sid, const uint8_t *data, size_t len, int fin,
+                         int early, void *user)
+{
+    nana_client *c = current(qc, user);
+    if (!c) return 0;
+    int rv = 0;
+    G_WRAP(c, qc, user, rv = g_glue.stream_data(qc, sid, data, len, fin, early, user));
+    return rv;
+}
+
+static void g_stream_close(nana_quic_conn *qc, int64_t sid, uint64_t code, void *user)
+{
+    nana_client *c = current(qc, user);
+    if (!c) return;
+    G_WRAP(c, qc, user, g_glue.stream_close(qc, sid, code, user));
+}
+
+static int g_stream_reset(nana_quic_conn *qc, int64_t sid, uint64_t code, void *user)
+{
+    nana_client *c = current(qc, user);
+    if (!c) return 0;
+    int rv = 0;
+    G_WRAP(c, qc, user, rv = g_glue.stream_reset(qc, sid, code, user));
+    return rv;
+}
+
+static void g_streams_available(nana_quic_conn *qc, void *user)
+{
+    nana_client *c = current(qc, user);
+    if (!c) return;
+    G_WRAP(c, qc, user, (void)0);
+}
+
+static void g_on_close(nana_quic_conn *qc, void *user)
+{
+    void *d = nana_quic_conn_get_data(qc);
+    gconn *g = d && nc_rt_is_h3(user, d) ? nana_h3_user(d) : NULL;
+    nana_client *c = current(qc, user); /* locked */
+    if (g) {
+        nc_rt_h3_del(user, d);
+        nana_h3_close(qc);
+        gconn_free(g);
+        if (c) c->hc = NULL;
+    }
+    if (c) closed(c, qc);
+}
+
+static nana_quic_callbacks g_callbacks;
+
+/* The glue's stream callbacks, and ours around them. STOP_SENDING is not
+ * watched (that costs a scan of every packet): a request's body goes
+ * whole at once, so a server's STOP_SENDING changes nothing here. */
+static void g_callbacks_init(void)
+{
+    nana_h3_quic_callbacks(&g_glue);
+    g_callbacks = (nana_quic_callbacks){
+        .conn_open = g_on_open,
+        .conn_close = g_on_close,
+        .stream_data = g_stream_data,
+        .stream_close = g_stream_close,
+        .stream_reset = g_stream_reset,
+        .streams_available = g_streams_available,
+    };
+}
+
+const nana_quic_callbacks *nc_grpc_callbacks(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, g_callbacks_init);
+    return &g_callbacks;
+}
+
 /* Posted by a submit: sends what is queued. */
 static void flush_post(nana_quic_conn *qc, void *arg)
 {
@@ -525,13 +1030,20 @@ static void abandon_post(nana_quic_conn *qc, void *arg)
 /* Posted by close: the connection forgets the client and closes. */
 typedef struct detach_req {
     sem_t sem;
+    bool grpc;
+    nc_rt *rt;
 } detach_req;
+
+static void gconn_detach(nana_quic_conn *qc, nc_rt *rt);
 
 static void detach_post(nana_quic_conn *qc, void *arg)
 {
     detach_req *d = arg;
     if (qc) {
-        nana_quic_conn_set_data(qc, NULL);
+        if (d->grpc)
+            gconn_detach(qc, d->rt); /* its HTTP/3 state goes at conn_close */
+        else
+            nana_quic_conn_set_data(qc, NULL);
         nana_quic_conn_close(qc, 0, "");
     }
     sem_post(&d->sem);
@@ -573,8 +1085,11 @@ static int start_attempt(nana_client *c, uint64_t now)
 static void reset_post(nana_quic_conn *qc, void *arg)
 {
     uint64_t *ids = arg;
-    for (uint64_t i = 1; qc && i <= ids[0]; i++)
-        nana_quic_stream_reset(qc, (int64_t)ids[i], 0);
+    bool grpc =
+        ids[0] >> 63; /* gRPC: H3_REQUEST_CANCELLED (nghttp3 learns it from the transport) */
+    uint64_t n = ids[0] & ~(1ull << 63);
+    for (uint64_t i = 1; qc && i <= n; i++)
+        nana_quic_stream_reset(qc, (int64_t)ids[i], grpc ? NANA_GRPC_H3_REQUEST_CANCELLED : 0);
     free(ids);
 }
 
@@ -651,7 +1166,7 @@ uint64_t nc_client_tick(nana_client *c, uint64_t now)
     if (nresets) {
         uint64_t *ids = malloc(sizeof(uint64_t) * (nresets + 1));
         if (ids) {
-            ids[0] = nresets;
+            ids[0] = nresets | (c->grpc ? 1ull << 63 : 0);
             memcpy(ids + 1, resets, nresets * sizeof(uint64_t));
             if (nc_rt_post(c->rt, h, reset_post, ids)) free(ids);
         }
@@ -754,6 +1269,7 @@ int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const 
     c->port = o->port;
     c->server_name = dup_opt(o->server_name ? o->server_name : "localhost", &ok);
     c->account = dup_opt(o->account, &ok);
+    c->grpc = o->protocol == NANA_CLIENT_PROTO_GRPC;
     nana_client_opts d;
     nana_client_opts_init(&d);
     c->connect_timeout_ms = nc_opt_ms(o->connect_timeout_ms, d.connect_timeout_ms);
@@ -805,7 +1321,7 @@ void nc_client_free(nana_client *c)
     if (was_open) {
         nc_rt_remove(c->rt, c);
         /* Once this runs on the I/O thread, no callback will see |c| again. */
-        detach_req d;
+        detach_req d = {.grpc = c->grpc, .rt = c->rt};
         sem_init(&d.sem, 0, 0);
         if (nc_rt_post(c->rt, h, detach_post, &d) == 0) {
             while (sem_wait(&d.sem) && errno == EINTR) {
@@ -911,10 +1427,10 @@ void nana_client_close(nana_client *c)
     nc_rt_free(rt);
 }
 
-int nc_submit(nana_client *c, const char *method, const char *args_json, const char *kwargs_json,
-              const nana_call_opts *co, nana_client_done_fn done, void *ud, uint64_t token,
-              nana_result *err)
+int nc_submit(nana_client *c, const nc_call_args *a, nana_client_done_fn done, void *ud,
+              uint64_t token, nana_result *err)
 {
+    const nana_call_opts *co = a->co;
     nc_call *call = calloc(1, sizeof(*call));
     if (!call) return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
     nana_buf_init(&call->frame, 0);
@@ -924,12 +1440,19 @@ int nc_submit(nana_client *c, const char *method, const char *args_json, const c
     call->ud = ud;
     call->token = token;
     call->prev = call->next = call;
+    call->kind = a->kind;
+    call->grpc = c->grpc;
+    call->grpc_status = -1;
     /* Once this client named a database, a call naming none says so: the
-     * server would otherwise use the database its connection named last. */
+     * server would otherwise use the database its connection named last.
+     * (A gRPC call always names its own: empty is the default.) */
     bool named = co && co->db;
     if (named) atomic_store(&c->named_db, true);
-    int rc = nc_build_call_db(&call->frame, method, args_json, kwargs_json, co,
-                              !named && atomic_load(&c->named_db), err);
+    bool default_db = !named && atomic_load(&c->named_db);
+    int rc = c->grpc              ? ncg_build(&call->frame, a, err)
+             : a->kind == NC_CALL ? nc_build_call_db(&call->frame, a->method, a->args, a->kwargs,
+                                                     co, default_db, err)
+                                  : nc_build_typed(&call->frame, a, default_db, err);
     if (rc) {
         nana_buf_free(&call->frame);
         free(call);
@@ -979,7 +1502,9 @@ int nana_client_submit(nana_client *c, const char *method, const char *args_json
                        void *ud, uint64_t token)
 {
     nana_result err = {0};
-    int rc = nc_submit(c, method, args_json, kwargs_json, co, done, ud, token, &err);
+    nc_call_args a = {
+        .target = c, .method = method, .args = args_json, .kwargs = kwargs_json, .co = co};
+    int rc = nc_submit(c, &a, done, ud, token, &err);
     nana_result_free(&err);
     return rc;
 }
@@ -1013,13 +1538,45 @@ int nc_blocking(nc_submit_fn submit, void *ctx, nana_result *out)
 static int submit_client(void *ctx, nana_client_done_fn done, void *ud, nana_result *err)
 {
     nc_call_args *a = ctx;
-    return nc_submit(a->target, a->method, a->args, a->kwargs, a->co, done, ud, 0, err);
+    return nc_submit(a->target, a, done, ud, 0, err);
 }
 
 int nana_client_call(nana_client *c, const char *method, const char *args_json,
                      const char *kwargs_json, const nana_call_opts *co, nana_result *out)
 {
-    nc_call_args a = {c, method, args_json, kwargs_json, co};
+    nc_call_args a = {
+        .target = c, .method = method, .args = args_json, .kwargs = kwargs_json, .co = co};
+    return nc_blocking(submit_client, &a, out);
+}
+
+int nana_client_get(nana_client *c, const char *key, const nana_call_opts *co, nana_result *out)
+{
+    nc_call_args a = {.target = c, .kind = NC_GET, .key = key, .co = co};
+    return nc_blocking(submit_client, &a, out);
+}
+
+int nana_client_set(nana_client *c, const char *key, const char *value_json,
+                    const nana_call_opts *co, nana_result *out)
+{
+    nc_call_args a = {.target = c, .kind = NC_SET, .key = key, .value = value_json, .co = co};
+    return nc_blocking(submit_client, &a, out);
+}
+
+int nana_client_delete(nana_client *c, const char *key, const nana_call_opts *co, nana_result *out)
+{
+    nc_call_args a = {.target = c, .kind = NC_DELETE, .key = key, .co = co};
+    return nc_blocking(submit_client, &a, out);
+}
+
+int nana_client_health(nana_client *c, const char *service, const nana_call_opts *co,
+                       nana_result *out)
+{
+    if (!c->grpc) {
+        memset(out, 0, sizeof(*out));
+        return nc_result_error(out, NANA_CLIENT_EINVALID,
+                               "health checks are a gRPC call (protocol NANA_CLIENT_PROTO_GRPC)");
+    }
+    nc_call_args a = {.target = c, .kind = NC_HEALTH, .key = service ? service : "", .co = co};
     return nc_blocking(submit_client, &a, out);
 }
 

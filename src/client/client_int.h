@@ -81,6 +81,34 @@ typedef enum nc_auth_step {
 nc_auth_step nc_auth_next(const uint8_t *p, size_t n, bool responded, bool have_key,
                           uint8_t challenge[32], int *status, char *msg, size_t msgcap);
 
+/* ---- what a call asks ---------------------------------------------------- */
+
+/* The kinds of call: a method by name (both protocols), or a typed one. */
+typedef enum nc_kind { NC_CALL = 0, NC_GET, NC_SET, NC_DELETE, NC_HEALTH } nc_kind;
+
+/* The arguments of one call, as the submit functions below get them. */
+typedef struct nc_call_args {
+    void *target; /* the client or the pool */
+    nc_kind kind;
+    const char *method, *args, *kwargs; /* NC_CALL */
+    const char *key, *value;            /* the typed kinds (value: JSON, NC_SET; key: the
+                                           service, NC_HEALTH) */
+    const nana_call_opts *co;
+} nc_call_args;
+
+/*
+ * NanaSQLite protocol: builds the request frame of a typed call (GET
+ * __getitem__, SET __setitem__, DELETE __delitem__), as nc_build_call_db.
+ */
+int nc_build_typed(nana_buf *out, const nc_call_args *a, bool default_db, nana_result *err);
+
+/*
+ * NanaSQLite protocol: gives the result of a typed call the typed calls'
+ * form: SET "null"; DELETE "true", or "false" when the key did not exist
+ * (the server's KeyError).
+ */
+void nc_typed_result(nc_kind kind, nana_result *r);
+
 /* ---- calls and the stream-id map (sidmap.c) ------------------------------ */
 
 typedef struct nc_call nc_call;
@@ -100,7 +128,37 @@ struct nc_call {
     uint64_t token;
     int status;      /* when finished: -1 reply to parse, else a client-side status */
     nana_result res; /* the client-side error, when status >= 0 */
+    nc_kind kind;
+    /* gRPC: what the response said besides its message */
+    bool grpc;
+    int http_status;    /* 0: none yet */
+    int grpc_status;    /* -1: none yet */
+    char grpc_msg[256]; /* grpc-message, decoded (cut to fit) */
 };
+
+/* ---- gRPC requests and replies (grpc.c; no I/O) --------------------------- */
+
+/*
+ * Builds the framed protobuf request of a call for the gRPC door
+ * (nanasqlite.v1: Call, Get, Set or Delete). JSON arguments and values are
+ * checked here (EINVALID), as the NanaSQLite protocol's are. 0, or
+ * EINVALID / ENOMEM with |err| filled.
+ */
+int ncg_build(nana_buf *out, const nc_call_args *a, nana_result *err);
+
+/* The request path of a kind ("/nanasqlite.v1.NanaSQLite/Get"). */
+const char *ncg_path(nc_kind kind);
+
+/*
+ * The result of a finished gRPC call: its HTTP status, grpc-status,
+ * grpc-message and message body (call->reply) into |r| (token kept).
+ * Returns r->status.
+ */
+int ncg_parse(const nc_call *call, nana_result *r);
+
+/* The framed GetRequest a connection logs in with (key "", default
+ * database), in |out|. 0 or ENOMEM. */
+int ncg_login_request(nana_buf *out);
 
 /* An open-addressing map from stream id to call (I/O thread + client lock). */
 typedef struct nc_sidmap {
@@ -174,6 +232,19 @@ int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const 
 /* The QUIC callbacks every client connection uses (conn data: the client). */
 extern const nana_quic_callbacks nc_client_callbacks;
 
+/* The same for gRPC connections (endpoint user: the runtime; conn data:
+ * the client until HTTP/3 runs on it, then its nana_h3_conn). */
+const nana_quic_callbacks *nc_grpc_callbacks(void);
+
+/*
+ * gRPC: the HTTP/3 states that are connections' data (a connection's data
+ * is its client until HTTP/3 runs on it): registered when it starts,
+ * dropped when it ends, asked to tell the two apart. I/O thread only.
+ */
+int nc_rt_h3_add(nc_rt *rt, void *hc);
+void nc_rt_h3_del(nc_rt *rt, const void *hc);
+bool nc_rt_is_h3(const nc_rt *rt, const void *p);
+
 /* Fails every pending call with ECLOSED, closes the connection, frees. */
 void nc_client_free(nana_client *c);
 
@@ -200,16 +271,8 @@ void nc_client_info_get(nana_client *c, nc_client_info *out);
 void nc_client_kick(nana_client *c);
 
 /* nana_client_submit that reports why a call was not accepted in |err|. */
-int nc_submit(nana_client *c, const char *method, const char *args_json, const char *kwargs_json,
-              const nana_call_opts *co, nana_client_done_fn done, void *ud, uint64_t token,
-              nana_result *err);
-
-/* The arguments of one call, as the submit functions below get them. */
-typedef struct nc_call_args {
-    void *target; /* the client or the pool */
-    const char *method, *args, *kwargs;
-    const nana_call_opts *co;
-} nc_call_args;
+int nc_submit(nana_client *c, const nc_call_args *a, nana_client_done_fn done, void *ud,
+              uint64_t token, nana_result *err);
 
 /* Submits through |submit| (which fills |err| when it refuses) and waits for
  * the result in |out|; returns out->status. */

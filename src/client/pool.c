@@ -243,7 +243,7 @@ static int submit_pool(void *ctx, nana_client_done_fn done, void *ud, nana_resul
         rc = nc_result_error(err, NANA_CLIENT_ECLOSED, "the pool is closed");
     } else {
         nana_client *c = choose(p, err);
-        rc = c             ? nc_submit(c, a->method, a->args, a->kwargs, a->co, done, ud, 0, err)
+        rc = c             ? nc_submit(c, a, done, ud, 0, err)
              : err->status ? err->status
                            : nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
     }
@@ -254,7 +254,27 @@ static int submit_pool(void *ctx, nana_client_done_fn done, void *ud, nana_resul
 int nana_pool_call(nana_pool *p, const char *method, const char *args_json, const char *kwargs_json,
                    const nana_call_opts *co, nana_result *out)
 {
-    nc_call_args a = {p, method, args_json, kwargs_json, co};
+    nc_call_args a = {
+        .target = p, .method = method, .args = args_json, .kwargs = kwargs_json, .co = co};
+    return nc_blocking(submit_pool, &a, out);
+}
+
+int nana_pool_get(nana_pool *p, const char *key, const nana_call_opts *co, nana_result *out)
+{
+    nc_call_args a = {.target = p, .kind = NC_GET, .key = key, .co = co};
+    return nc_blocking(submit_pool, &a, out);
+}
+
+int nana_pool_set(nana_pool *p, const char *key, const char *value_json, const nana_call_opts *co,
+                  nana_result *out)
+{
+    nc_call_args a = {.target = p, .kind = NC_SET, .key = key, .value = value_json, .co = co};
+    return nc_blocking(submit_pool, &a, out);
+}
+
+int nana_pool_delete(nana_pool *p, const char *key, const nana_call_opts *co, nana_result *out)
+{
+    nc_call_args a = {.target = p, .kind = NC_DELETE, .key = key, .co = co};
     return nc_blocking(submit_pool, &a, out);
 }
 
@@ -263,7 +283,8 @@ int nana_pool_submit(nana_pool *p, const char *method, const char *args_json,
                      void *ud)
 {
     if (!done) return NANA_CLIENT_EINVALID;
-    nc_call_args a = {p, method, args_json, kwargs_json, co};
+    nc_call_args a = {
+        .target = p, .method = method, .args = args_json, .kwargs = kwargs_json, .co = co};
     nana_result err = {0};
     int rc = submit_pool(&a, done, ud, &err);
     nana_result_free(&err);

@@ -237,3 +237,48 @@ nc_auth_step nc_auth_next(const uint8_t *p, size_t n, bool responded, bool have_
         return NC_AUTH_FAIL; /* |msg| says what was wrong with the reply */
     }
 }
+
+int nc_build_typed(nana_buf *out, const nc_call_args *a, bool default_db, nana_result *err)
+{
+    if (!a->key) return nc_result_error(err, NANA_CLIENT_EINVALID, "a typed call needs a key");
+    if (a->kind == NC_SET && !a->value)
+        return nc_result_error(err, NANA_CLIENT_EINVALID, "set needs a value");
+    nana_buf args;
+    nana_buf_init(&args, 0);
+    int rc = nana_buf_putc(&args, '[') || nana_json_write_string(&args, a->key, strlen(a->key));
+    if (!rc && a->kind == NC_SET) rc = nana_buf_putc(&args, ',') || nana_buf_puts(&args, a->value);
+    if (!rc) rc = nana_buf_putc(&args, ']') || nana_buf_putc(&args, '\0');
+    if (rc) {
+        nana_buf_free(&args);
+        return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
+    }
+    const char *method = a->kind == NC_GET   ? "__getitem__"
+                         : a->kind == NC_SET ? "__setitem__"
+                                             : "__delitem__";
+    rc = nc_build_call_db(out, method, args.data, NULL, a->co, default_db, err);
+    nana_buf_free(&args);
+    return rc;
+}
+
+void nc_typed_result(nc_kind kind, nana_result *r)
+{
+    const char *json = NULL;
+    if (kind == NC_SET && r->status == NANA_CLIENT_OK)
+        json = "null";
+    else if (kind == NC_DELETE && r->status == NANA_CLIENT_OK)
+        json = "true";
+    else if (kind == NC_DELETE && r->status == NANA_CLIENT_ESERVER && r->error_type &&
+             !strcmp(r->error_type, "KeyError"))
+        json = "false";
+    if (!json) return;
+    uint64_t token = r->token;
+    nana_result_free(r);
+    r->token = token;
+    r->json = dup_n(json, strlen(json));
+    if (!r->json) {
+        nc_result_set(r, NANA_CLIENT_ENOMEM, "out of memory");
+        return;
+    }
+    r->json_len = strlen(json);
+    r->status = NANA_CLIENT_OK;
+}

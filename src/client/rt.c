@@ -27,6 +27,9 @@ struct nc_rt {
     void (*tick)(void *arg);
     void *tick_arg;
     unsigned tick_ms;
+    /* gRPC: the HTTP/3 states that are connections' data now (I/O thread only) */
+    void **h3s;
+    size_t nh3, caph3;
 };
 
 nana_quic_ep *nc_rt_ep(nc_rt *rt)
@@ -99,7 +102,14 @@ int nc_rt_new(const nana_client_opts *o, int family, void (*tick)(void *arg), vo
     qc.ca_file = o->ca_file;
     qc.cert_file = o->cert_file;
     qc.key_file = o->cert_file ? (o->cert_key_file ? o->cert_key_file : o->cert_file) : NULL;
+    static const char *const h3_alpn[] = {"h3"};
     qc.cb = &nc_client_callbacks;
+    if (o->protocol == NANA_CLIENT_PROTO_GRPC) { /* the gRPC door: HTTP/3 */
+        qc.cb = nc_grpc_callbacks();
+        qc.user = rt;
+        qc.alpn = h3_alpn;
+        qc.nalpn = 1;
+    }
     qc.idle_timeout_ms = nc_opt_ms(o->idle_timeout_ms, 30000);
     qc.keepalive_ms = qc.idle_timeout_ms / 3;
     qc.handshake_timeout_ms = nc_opt_ms(o->connect_timeout_ms, 10000);
@@ -138,10 +148,40 @@ void nc_rt_free(nc_rt *rt)
     nc_rt_stop(rt);
     nana_quic_ep_del(rt->ep);
     free(rt->clients);
+    free(rt->h3s);
     pthread_mutex_destroy(&rt->mu);
     pthread_cond_destroy(&rt->cv);
     pthread_cond_destroy(&rt->idle_cv);
     free(rt);
+}
+
+bool nc_rt_is_h3(const nc_rt *rt, const void *p)
+{
+    for (size_t i = 0; i < rt->nh3; i++)
+        if (rt->h3s[i] == p) return true;
+    return false;
+}
+
+int nc_rt_h3_add(nc_rt *rt, void *p)
+{
+    if (rt->nh3 == rt->caph3) {
+        size_t cap = rt->caph3 ? rt->caph3 * 2 : 8;
+        void **v = realloc(rt->h3s, cap * sizeof(*v));
+        if (!v) return NANA_ERR_NOMEM;
+        rt->h3s = v;
+        rt->caph3 = cap;
+    }
+    rt->h3s[rt->nh3++] = p;
+    return 0;
+}
+
+void nc_rt_h3_del(nc_rt *rt, const void *p)
+{
+    for (size_t i = 0; i < rt->nh3; i++)
+        if (rt->h3s[i] == p) {
+            rt->h3s[i] = rt->h3s[--rt->nh3];
+            return;
+        }
 }
 
 int nc_rt_add(nc_rt *rt, nana_client *c)

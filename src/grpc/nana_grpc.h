@@ -486,6 +486,28 @@ int nana_grpc_resp_http_error(nana_grpc_fields *f, int http_status);
 int nana_grpc_resp_verdict(nana_grpc_fields *f, const nana_grpc_verdict *v, nana_grpc_ctype ctype);
 
 /* ------------------------------------------------------------------ */
+/* Logging in by signature (clients)                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A client logs in on the gRPC door with three metadata fields in its
+ * first call: "nana-account", "nana-timestamp" (Unix seconds, decimal)
+ * and "nana-signature-bin": the Ed25519 signature, by the account's key,
+ * of the message nana_grpc_login_message builds:
+ *   NANA_GRPC_LOGIN_CONTEXT, a NUL, the connection's TLS exporter value
+ *   (label NANA_GRPC_LOGIN_EXPORTER_LABEL, no context, 32 bytes), the
+ *   account name, a NUL, and the timestamp text.
+ * Writes it into |out| (|cap| bytes); returns its length, or 0 when it
+ * does not fit. The door's own builder (nana_gdoor_auth_message) makes
+ * the same bytes.
+ */
+#define NANA_GRPC_LOGIN_CONTEXT        "nanasqlite-grpc-login-v1"
+#define NANA_GRPC_LOGIN_EXPORTER_LABEL "EXPORTER-nanasqlite-grpc-login"
+#define NANA_GRPC_LOGIN_EXPORTER_LEN   32
+size_t nana_grpc_login_message(const uint8_t exporter[32], const char *account, size_t alen,
+                               const char *timestamp, size_t tlen, uint8_t *out, size_t cap);
+
+/* ------------------------------------------------------------------ */
 /* Protobuf: our .proto files and protobuf-c on an arena               */
 /* ------------------------------------------------------------------ */
 

@@ -720,6 +720,242 @@ static void test_pool(void)
     CHECK(server_stop(&s, SIGTERM) == 0, "server exits 0");
 }
 
+/* ---- the gRPC door (protocol NANA_CLIENT_PROTO_GRPC) ------------------------------- */
+
+static atomic_int grpc_done, grpc_ok;
+
+/* A concurrent gRPC get: its value must be its own key's number. */
+static void on_grpc_get(void *ud, nana_result *r)
+{
+    char want[16];
+    snprintf(want, sizeof(want), "%d", (int)(intptr_t)ud);
+    if (r->status == NANA_CLIENT_OK && r->json && !strcmp(r->json, want))
+        atomic_fetch_add(&grpc_ok, 1);
+    atomic_fetch_add(&grpc_done, 1);
+    nana_result_free(r);
+}
+
+/*
+ * The same calls through the gRPC door: typed get / set / delete (and the
+ * same answers through the NanaSQLite protocol), Call with results,
+ * raised errors and refusals, db and table, many calls in flight, a
+ * timeout (the server's deadline too), a reconnect after a restart, a
+ * wrong key (EAUTH), a server without the gRPC door (ECONNECT), and a
+ * pool whose breaker opens while the server is down.
+ */
+static void test_grpc(void)
+{
+    printf("test_grpc\n");
+    server s;
+    nana_client_opts o;
+    opts_for(&o, 0);
+    o.protocol = NANA_CLIENT_PROTO_GRPC;
+    o.reconnect_max_ms = 300;
+    const char *slow[] = {"--test-worker-delay-ms", "0", NULL};
+    nana_client *c = start_connected(&s, slow, &o);
+    if (!c) return;
+    unsigned port = s.port;
+    nana_result r = {0};
+    CHECK(nana_client_connected(c) == 1, "grpc: connected (logged in)");
+    CHECK(nana_client_health(c, NULL, NULL, &r) == 0 && r.json && !strcmp(r.json, "\"SERVING\""),
+          "grpc health: %s", r.json);
+    nana_result_free(&r);
+    CHECK(nana_client_health(c, "nope", NULL, &r) == NANA_CLIENT_ESERVER &&
+              !strcmp(r.error_type, "NOT_FOUND"),
+          "grpc health of an unknown service: %s", r.error_type);
+    nana_result_free(&r);
+    CHECK(nana_client_set(c, "k", "{\"a\":[1,2.5,\"x\"]}", NULL, &r) == 0 && r.json &&
+              !strcmp(r.json, "null"),
+          "grpc set: %d %s", r.status, r.message);
+    nana_result_free(&r);
+    CHECK(nana_client_get(c, "k", NULL, &r) == 0 && r.json &&
+              !strcmp(r.json, "{\"a\":[1,2.5,\"x\"]}"),
+          "grpc get: %s", r.json);
+    nana_result_free(&r);
+    CHECK(nana_client_get(c, "missing", NULL, &r) == NANA_CLIENT_ESERVER &&
+              !strcmp(r.error_type, "KeyError"),
+          "grpc get of a missing key: KeyError (%s)", r.error_type);
+    nana_result_free(&r);
+    CHECK(nana_client_delete(c, "k", NULL, &r) == 0 && !strcmp(r.json, "true"), "grpc delete: %s",
+          r.json);
+    nana_result_free(&r);
+    CHECK(nana_client_delete(c, "k", NULL, &r) == 0 && !strcmp(r.json, "false"),
+          "grpc delete of a missing key: false (%s)", r.json);
+    nana_result_free(&r);
+    CHECK(nana_client_set(c, "k", "{bad", NULL, &r) == NANA_CLIENT_EINVALID,
+          "grpc set of bad JSON refused locally");
+    nana_result_free(&r);
+    /* Call: results, raised errors (in the reply), kwargs, db and table. */
+    CHECK(call(c, "__setitem__", "[\"n\", 5]", &r) == 0, "grpc Call set: %s", r.message);
+    CHECK(call(c, "__getitem__", "[\"n\"]", &r) == 0 && !strcmp(r.json, "5"), "grpc Call get: %s",
+          r.json);
+    CHECK(call(c, "__getitem__", "[\"missing\"]", &r) == NANA_CLIENT_ESERVER &&
+              !strcmp(r.error_type, "KeyError") && !strcmp(r.message, "'missing'"),
+          "grpc Call KeyError: %s %s", r.error_type, r.message);
+    CHECK(call(c, "vacuum", NULL, &r) == NANA_CLIENT_ESERVER &&
+              !strcmp(r.error_type, "PermissionError"),
+          "grpc Call vacuum forbidden: %s", r.error_type);
+    CHECK(call(c, "__getitem__", "{\"k\": 1}", &r) == NANA_CLIENT_EINVALID,
+          "grpc args not an array");
+    nana_result_free(&r);
+    CHECK(nana_client_call(c, "get", "[\"missing\"]", "{\"default\": 7}", NULL, &r) == 0 &&
+              !strcmp(r.json, "7"),
+          "grpc kwargs: %s", r.json);
+    nana_call_opts co = {.db = "other.db", .table = "t2"};
+    nana_result_free(&r);
+    CHECK(nana_client_set(c, "k", "1", &co, &r) == 0, "grpc set in db/table: %s", r.message);
+    nana_result_free(&r);
+    CHECK(nana_client_call(c, "__len__", NULL, NULL, &co, &r) == 0 && !strcmp(r.json, "1"),
+          "grpc Call in db/table: %s", r.json);
+    co = (nana_call_opts){.db = "../escape.db"};
+    nana_result_free(&r);
+    CHECK(nana_client_get(c, "k", &co, &r) == NANA_CLIENT_ESERVER &&
+              !strcmp(r.error_type, "PERMISSION_DENIED") && strstr(r.message, "database name"),
+          "grpc: a refused typed call is its status (%s: %s)", r.error_type, r.message);
+    nana_result_free(&r);
+    /* What the gRPC door stored, the NanaSQLite door reads, typed alike. */
+    nana_client_opts on;
+    opts_for(&on, port);
+    nana_client *cn = NULL;
+    CHECK(nana_client_connect(&on, &cn, &r) == 0, "nanasqlite client: %s", r.message);
+    nana_result_free(&r);
+    if (cn) {
+        CHECK(nana_client_health(cn, NULL, NULL, &r) == NANA_CLIENT_EINVALID,
+              "health over the NanaSQLite protocol: EINVALID");
+        nana_result_free(&r);
+        CHECK(nana_client_get(cn, "n", NULL, &r) == 0 && !strcmp(r.json, "5"),
+              "nanasqlite typed get of a gRPC write: %s", r.json);
+        nana_result_free(&r);
+        CHECK(nana_client_set(cn, "m", "[1]", NULL, &r) == 0 && !strcmp(r.json, "null"),
+              "nanasqlite typed set");
+        nana_result_free(&r);
+        CHECK(nana_client_delete(cn, "m", NULL, &r) == 0 && !strcmp(r.json, "true"),
+              "nanasqlite typed delete: %s", r.json);
+        nana_result_free(&r);
+        CHECK(nana_client_delete(cn, "m", NULL, &r) == 0 && !strcmp(r.json, "false"),
+              "nanasqlite typed delete of a missing key: %s", r.json);
+        nana_result_free(&r);
+        CHECK(nana_client_get(cn, "m", NULL, &r) == NANA_CLIENT_ESERVER &&
+                  !strcmp(r.error_type, "KeyError"),
+              "nanasqlite typed get of a missing key");
+        nana_result_free(&r);
+        nana_client_close(cn);
+    }
+    /* Many calls in flight on one connection, each answer its own. */
+    for (int i = 0; i < 50; i++) {
+        char k[16], v[16];
+        snprintf(k, sizeof(k), "g%d", i);
+        snprintf(v, sizeof(v), "%d", i);
+        nana_client_set(c, k, v, NULL, &r);
+        nana_result_free(&r);
+    }
+    atomic_store(&grpc_done, 0);
+    atomic_store(&grpc_ok, 0);
+    int n = 500;
+    for (int i = 0; i < n; i++) {
+        char args[32];
+        snprintf(args, sizeof(args), "[\"g%d\"]", i % 50);
+        if (nana_client_submit(c, "__getitem__", args, NULL, NULL, on_grpc_get,
+                               (void *)(intptr_t)(i % 50), 0))
+            atomic_fetch_add(&grpc_done, 1);
+    }
+    for (uint64_t end = now_ms() + 20000; atomic_load(&grpc_done) < n && now_ms() < end;)
+        sleep_ms(10);
+    CHECK(atomic_load(&grpc_ok) == n, "grpc: %d calls in flight, each its own answer (%d ok)", n,
+          atomic_load(&grpc_ok));
+    nana_client_close(c);
+    CHECK(server_stop(&s, SIGTERM) == 0, "stop");
+
+    /* Timeouts: the client's, and the server's deadline (grpc-timeout). */
+    const char *delay[] = {"--test-worker-delay-ms", "600", NULL};
+    CHECK(server_start(&s, port, delay) == 0, "restart slow");
+    opts_for(&o, port);
+    o.protocol = NANA_CLIENT_PROTO_GRPC;
+    o.reconnect_max_ms = 300;
+    c = NULL;
+    CHECK(nana_client_connect(&o, &c, &r) == 0, "grpc connect: %s", r.message);
+    nana_result_free(&r);
+    if (c) {
+        nana_call_opts quick = {.timeout_ms = 100};
+        uint64_t t0 = now_ms();
+        int st = nana_client_call(c, "keys", NULL, NULL, &quick, &r);
+        CHECK((st == NANA_CLIENT_ETIMEOUT ||
+               (st == NANA_CLIENT_ESERVER && !strcmp(r.error_type, "DEADLINE_EXCEEDED"))) &&
+                  now_ms() - t0 < 2000,
+              "grpc timeout: %d %s %s", st, r.error_type, r.message);
+        nana_result_free(&r);
+        CHECK(call(c, "keys", NULL, &r) == 0, "a later call works: %s", r.message);
+        /* Restart: the client reconnects and logs in again by itself. */
+        CHECK(server_stop(&s, SIGTERM) == 0, "stop");
+        CHECK(server_start(&s, port, NULL) == 0, "restart");
+        int ok = 0;
+        for (uint64_t end = now_ms() + 15000; !ok && now_ms() < end; sleep_ms(50))
+            ok = call(c, "__len__", NULL, &r) == 0;
+        CHECK(ok && nana_client_reconnects(c) >= 1, "grpc calls work after the restart: %s",
+              r.message);
+        nana_result_free(&r);
+        nana_client_close(c);
+    }
+    /* The wrong key: the login is refused. */
+    char other[sizeof(dir) + 32];
+    snprintf(other, sizeof(other), "%s/other_private.pem", dir);
+    o.key_file = other;
+    c = NULL;
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_EAUTH && !c &&
+              strstr(r.message, "refused the login"),
+          "grpc wrong key: EAUTH (%d %s)", r.status, r.message);
+    nana_result_free(&r);
+    /* A pool over gRPC; its breaker opens while the server is down. */
+    opts_for(&o, port);
+    o.protocol = NANA_CLIENT_PROTO_GRPC;
+    o.connect_timeout_ms = 500;
+    o.reconnect_max_ms = 100;
+    nana_pool_opts po;
+    nana_pool_opts_init(&po);
+    po.min_conns = 1;
+    po.max_conns = 2;
+    po.breaker_failures = 2;
+    po.breaker_open_ms = 60000;
+    po.health_interval_ms = 50;
+    nana_pool *p = NULL;
+    CHECK(nana_pool_open(&o, &po, &p, &r) == 0, "grpc pool: %s", r.message);
+    nana_result_free(&r);
+    if (p) {
+        CHECK(nana_pool_set(p, "pk", "\"v\"", NULL, &r) == 0, "grpc pool set: %s", r.message);
+        nana_result_free(&r);
+        CHECK(nana_pool_get(p, "pk", NULL, &r) == 0 && !strcmp(r.json, "\"v\""),
+              "grpc pool get: %s", r.json);
+        nana_result_free(&r);
+        CHECK(nana_pool_delete(p, "pk", NULL, &r) == 0 && !strcmp(r.json, "true"),
+              "grpc pool delete: %s", r.json);
+        nana_result_free(&r);
+        server_stop(&s, SIGTERM);
+        nana_pool_stats st = {0};
+        for (uint64_t end = now_ms() + 15000; now_ms() < end; sleep_ms(20)) {
+            nana_pool_call(p, "__len__", NULL, NULL, NULL, &r);
+            nana_result_free(&r);
+            nana_pool_stats_get(p, &st);
+            if (st.breaker == NANA_BREAKER_OPEN) break;
+        }
+        CHECK(st.breaker == NANA_BREAKER_OPEN, "grpc pool: the breaker opens (state %d)",
+              st.breaker);
+        CHECK(nana_pool_get(p, "pk", NULL, &r) == NANA_CLIENT_EBREAKER, "grpc pool fails fast");
+        nana_result_free(&r);
+        nana_pool_close(p);
+    }
+    /* A server without the gRPC door: no connection. */
+    const char *no_grpc[] = {"--no-grpc", NULL};
+    CHECK(server_start(&s, port, no_grpc) == 0, "restart without gRPC");
+    opts_for(&o, port);
+    o.protocol = NANA_CLIENT_PROTO_GRPC;
+    o.connect_timeout_ms = 2000;
+    c = NULL;
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_ECONNECT && !c,
+          "grpc against --no-grpc: ECONNECT (%s)", r.message);
+    nana_result_free(&r);
+    CHECK(server_stop(&s, SIGTERM) == 0, "server exits 0");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -753,6 +989,7 @@ int main(int argc, char **argv)
     test_down_call_waits_one_connect_timeout();
     test_connect_failures();
     test_pool();
+    test_grpc();
     /* Any sanitizer report from the server (an instrumented build) fails the run. */
     char log[sizeof(dir) + 16];
     snprintf(log, sizeof(log), "%s/server.log", dir);

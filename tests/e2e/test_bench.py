@@ -187,6 +187,67 @@ def test_stream_limit():
     s.stop()
 
 
+def test_grpc():
+    """--proto grpc: the same workloads through the gRPC door (HTTP/3),
+    every reply checked (HTTP 200, the message, grpc-status 0); what a Set
+    run writes is what the NanaSQLite door reads, a Get of keys never
+    written counts every call as an error, the stream limit is waited for,
+    and a key the server does not know is a login failure: exit 3 with the
+    server's answer."""
+    s = Server("bench-grpc", flags=["--db", "bench.sqlite"]).start()
+    pid = str(s.proc.pid)
+    rc, j, err = run_json(s, "--proto", "grpc", "-c", "4", "-P", "8", "-n", "3000", "-r", "1000",
+                          "--server-pid", pid)
+    check(rc == 0 and j and j["proto"] == "grpc" and j["calls"] == 3000 and j["errors"] == 0 and
+          j["connections_failed"] == 0, "grpc get run: 3000 calls, no errors", (j, err))
+    keys = ["key:%012d" % i for i in range(20)]
+    before = cli_values(s, keys)
+    rc, j, err = run_json(s, "--proto", "grpc", "-c", "2", "-P", "4", "-n", "400", "-r", "20",
+                          "--workload", "set", "-d", "40")
+    check(rc == 0 and j and j["calls"] == 400 and j["errors"] == 0, "grpc set run", (j, err))
+    after = cli_values(s, keys)
+    check(all(isinstance(v, str) and len(v) == 38 and v[:12].isdigit() and v[12:] == "x" * 26
+              for v in after), "the NanaSQLite door reads what the gRPC door stored", after[:3])
+    check(sum(1 for a, b in zip(before, after) if a != b) == len(keys) and
+          len(set(after)) == len(after), "every key holds a new value, each its own", after[:3])
+    # The gRPC door reads them too (a Get of a missing key would be an error).
+    rc, j, err = run_json(s, "--proto", "grpc", "-c", "1", "-n", "200", "-r", "20",
+                          "--no-populate")
+    check(rc == 0 and j and j["errors"] == 0, "grpc get of the written keys", (j, err))
+    rc, j, err = run_json(s, "--proto", "grpc", "-c", "2", "-P", "2", "-n", "1000", "-r", "1000",
+                          "--workload", "mixed:3/1")
+    check(rc == 0 and j and j["errors"] == 0, "grpc mixed run", (j, err))
+    rc, j, err = run_json(s, "--proto", "grpc", "-c", "2", "-P", "2", "-n", "300",
+                          "--workload", "batch:20", "-r", "1000")
+    check(rc == 0 and j and j["errors"] == 0 and j["keys_per_sec"] > 19 * j["ops_per_sec"],
+          "grpc batch run counts keys", (j, err))
+    rc, j, err = run_json(s, "--proto", "grpc", "-c", "4", "-P", "4", "--rate", "1000",
+                          "--duration", "1", "-r", "1000", "--no-populate")
+    check(rc == 0 and j and j["errors"] == 0 and 900 <= j["calls"] <= 1600,
+          "grpc open loop", (j, err))
+    # More calls in flight than the server's 128 streams per connection.
+    rc, j, err = run_json(s, "--proto", "grpc", "-c", "2", "-P", "200", "-n", "10000",
+                          "-r", "1000", "--no-populate", timeout=90)
+    check(rc == 0 and j and j["calls"] == 10000 and j["errors"] == 0,
+          "grpc -P 200 against 128 streams: 10000 calls", (j, err))
+    # Keys never written: every Get answers found: false, an error here.
+    rc, j, err = run_json(s, "--proto", "grpc", "-c", "1", "-n", "50", "-r", "1000000",
+                          "--no-populate", "--table", "empty")
+    check(rc == 0 and j and j["errors"] == 50 and "found: false" in err,
+          "grpc get of missing keys: errors", (j, err))
+    # A key the server does not know: the login is refused.
+    s.run_tool("nanasqlite-key-gen", "--prefix", "stranger")
+    r = subprocess.run([os.path.join(ARGS.bin_dir, "nanasqlite-bench"), "--port", str(s.port),
+                        "--ca", os.path.join(s.dir, "cert.pem"),
+                        "--key", os.path.join(s.dir, "stranger_private.pem"), "-q",
+                        "--proto", "grpc", "-c", "2", "-n", "10", "--workload", "set"],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 3 and "gRPC login failed" in r.stderr and "UNAUTHENTICATED" in r.stderr,
+          "grpc with a wrong key: exit 3, the login's answer", (r.returncode, r.stderr))
+    check(s.alive(), "server still up")
+    s.stop()
+
+
 def sched_policies(pid):
     """{thread id: (name, scheduling policy)} of |pid|'s threads (policy 1:
     SCHED_FIFO)."""

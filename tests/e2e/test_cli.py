@@ -179,6 +179,58 @@ def test_one_shot():
     check(s.stop() == 0, "server stops cleanly")
 
 
+def test_grpc():
+    """--grpc: the same commands through the gRPC door (typed Get, Set and
+    Delete, Call for the rest), health, what one door writes the other
+    reads, and the errors: a missing key, an unknown health service, a
+    refused login (exit 3), health without --grpc (exit 2), a server
+    without the gRPC door (exit 3)."""
+    s = Server("cli-grpc").start()
+    c = Cli(s)
+    value = {"a": [1, 2.5, None, True], "b": "あ"}
+    c.ok("grpc health", "--grpc", "health", want="SERVING")
+    c.ok("grpc health of the service", "--grpc", "health", "nanasqlite.v1.NanaSQLite",
+         want="SERVING")
+    c.err("grpc health of an unknown service", "--grpc", "health", "nope", rc=1,
+          etype="NOT_FOUND")
+    c.ok("grpc set", "--grpc", "set", "a key", json.dumps(value), want=None)
+    c.ok("grpc get (quoted key)", "--grpc", "get", '"a key"', want=value)
+    c.ok("the NanaSQLite door reads it", "get", "a key", want=value)
+    c.ok("the gRPC door reads a NanaSQLite write", "--grpc", "get", "a key", want=value)
+    c.ok("set through the NanaSQLite door", "set", "n", "7")
+    c.ok("grpc get of it", "--grpc", "get", "n", want=7)
+    c.ok("grpc call", "--grpc", "call", "__len__", want=2)
+    c.ok("grpc call with args and kwargs", "--grpc", "call", "get", '["zz"]', '{"default": 3}',
+         want=3)
+    c.ok("grpc has (a Call)", "--grpc", "has", "n", want=True)
+    c.ok("grpc del", "--grpc", "del", "n", want=True)
+    c.ok("grpc del of a missing key", "--grpc", "del", "n", want=False)
+    c.err("grpc get of a missing key: exit 1", "--grpc", "get", "n", rc=1, etype="KeyError")
+    c.err("grpc call raising: exit 1", "--grpc", "call", "__getitem__", '["n"]', rc=1,
+          etype="KeyError", contains="'n'")
+    c.ok("grpc --db", "--grpc", "--db", "other.db", "set", "k", "1")
+    c.ok("grpc --db len", "--grpc", "--db", "other.db", "len", want=1)
+    c.err("grpc bad JSON: exit 2", "--grpc", "set", "k", "{bad", rc=2, etype="ValueError")
+    c.err("health needs --grpc", "health", rc=2, etype="UsageError")
+    s.run_tool("nanasqlite-key-gen", "--prefix", "stranger")
+    c.err("grpc wrong key: exit 3", "--grpc", "--key", "stranger_private.pem", "get", "k", rc=3,
+          etype="AuthenticationError", contains="refused the login")
+    # Piped shell: the same session speaks gRPC throughout.
+    r = subprocess.run([cli_path(), "--port", str(s.port), "--grpc"], cwd=s.dir,
+                       env=clean_env(), input="set k 5\nget k\nhealth\ndel k\n",
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    check(r.returncode == 0 and r.stdout.split("\n")[:4] == ["null", "5", '"SERVING"', "true"],
+          "grpc shell through a pipe", (r.returncode, r.stdout, r.stderr))
+    check(s.alive(), "server still up")
+    s.stop()
+    s = Server("cli-nogrpc", flags=["--no-grpc"]).start()
+    c = Cli(s)
+    c.err("a server without the gRPC door: exit 3", "--grpc", "--timeout-ms", "3000", "health",
+          rc=3)
+    c.ok("its NanaSQLite door still answers", "len", want=0)
+    s.stop()
+
+
 def test_usage_errors():
     """Exit 2 for anything wrong on the command line, found before connecting:
     the port named has no server, so reaching the network would give 3."""

@@ -408,6 +408,28 @@ static void test_status_from_http(void **state)
         assert_int_equal(nana_grpc_status_from_http(map[i].http), map[i].status);
 }
 
+/* The login message: the context and a NUL, the exporter value, the
+ * account and a NUL, the timestamp text; 0 when it does not fit. */
+static void test_login_message(void **state)
+{
+    (void)state;
+    uint8_t exp[32];
+    for (int i = 0; i < 32; i++)
+        exp[i] = (uint8_t)(0xa0 + i);
+    uint8_t m[128];
+    size_t n = nana_grpc_login_message(exp, "alice", 5, "1700000000", 10, m, sizeof(m));
+    static const char ctx[] = "nanasqlite-grpc-login-v1";
+    assert_int_equal(n, sizeof(ctx) + 32 + 5 + 1 + 10);
+    assert_memory_equal(m, ctx, sizeof(ctx)); /* with its NUL */
+    assert_memory_equal(m + sizeof(ctx), exp, 32);
+    assert_memory_equal(m + sizeof(ctx) + 32,
+                        "alice\0"
+                        "1700000000",
+                        16);
+    assert_int_equal(nana_grpc_login_message(exp, "alice", 5, "1700000000", 10, m, n), n);
+    assert_int_equal(nana_grpc_login_message(exp, "alice", 5, "1700000000", 10, m, n - 1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,7 +440,7 @@ int main(void)
         cmocka_unit_test(test_b64_round_trips),    cmocka_unit_test(test_status_names),
         cmocka_unit_test(test_status_from_err),    cmocka_unit_test(test_error_from_sanitizes),
         cmocka_unit_test(test_status_from_h3),     cmocka_unit_test(test_status_from_h2),
-        cmocka_unit_test(test_status_from_http),
+        cmocka_unit_test(test_status_from_http),   cmocka_unit_test(test_login_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
