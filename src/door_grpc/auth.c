@@ -8,7 +8,7 @@
  *   - a signature in a call's metadata: "nana-account" (the account's
  *     name), "nana-timestamp" (Unix seconds, within auth_skew_s of the
  *     server's clock) and "nana-signature-bin" (Ed25519 by the account's
- *     key over nana_gdoor_auth_message: the connection's TLS exporter
+ *     key over nana_grpc_login_message: the connection's TLS exporter
  *     value, the name and the timestamp). The exporter value is one this
  *     connection alone has, so a signature taken from one connection is
  *     worthless on another. An account whose login is "key+certificate"
@@ -161,14 +161,14 @@ static nana_grpc_status sign_in(gconn *g, const nana_grpc_head *h, const nana_gr
         return refuse(g, "nana-timestamp too far from the server's clock", msg, cap);
     if (sig->value_len != 64) return refuse(g, "nana-signature-bin is not 64 bytes", msg, cap);
     uint8_t exporter[32];
-    if (nana_quic_conn_exporter(g->qc, NANA_GDOOR_EXPORTER_LABEL, NULL, 0, exporter, 32))
+    if (nana_quic_conn_exporter(g->qc, NANA_GRPC_LOGIN_EXPORTER_LABEL, NULL, 0, exporter, 32))
         return refuse(g, "no TLS exporter value (handshake not finished)", msg, cap);
     uint64_t gen = 0;
     nana_accounts *snap = d->acc.get(d->acc.ctx, &gen);
     const nana_account *a =
         snap ? nana_accounts_find(snap, (const char *)acct->value, acct->value_len) : NULL;
-    uint8_t m[sizeof(NANA_GDOOR_AUTH_CONTEXT) + 32 + 80 + 24];
-    size_t mlen = nana_gdoor_auth_message(exporter, (const char *)acct->value, acct->value_len,
+    uint8_t m[sizeof(NANA_GRPC_LOGIN_CONTEXT) + 32 + 80 + 24];
+    size_t mlen = nana_grpc_login_message(exporter, (const char *)acct->value, acct->value_len,
                                           (const char *)ts->value, ts->value_len, m, sizeof(m));
     static const uint8_t zero[32];
     /* Verified even for an unknown name: the answer takes the same time. */

@@ -441,8 +441,8 @@ void nana_gdoor_h3_app(nana_gdoor *d)
      * of Huffman-coded literals to decode. Its memory is bounded by the
      * capacity; a stream waiting for a table entry is held only up to
      * the blocked-streams bound (past it, a connection error). */
-    d->h3settings.qpack_max_dtable_capacity = NANA_GDOOR_QPACK_TABLE;
-    d->h3settings.qpack_blocked_streams = NANA_GDOOR_QPACK_BLOCKED;
+    d->h3settings.qpack_max_dtable_capacity = NANA_H3_QPACK_TABLE;
+    d->h3settings.qpack_blocked_streams = NANA_H3_QPACK_BLOCKED;
     nana_h3_app *a = &d->h3app;
     memset(a, 0, sizeof(*a));
     a->cb.begin_headers = on_begin_headers;

@@ -1,6 +1,6 @@
 /*
  * door.c - the gRPC door as a whole: its options, the budget of request
- * bytes its calls hold, its counters, and the signed login message.
+ * bytes its calls hold, and its counters.
  */
 #include "door_grpc/gdoor_int.h"
 
@@ -112,22 +112,4 @@ void nana_gdoor_unreserve(gcall *c)
     if (!c->reserved) return;
     atomic_fetch_sub(&c->d->buffered, c->reserved);
     c->reserved = 0;
-}
-
-size_t nana_gdoor_auth_message(const uint8_t exporter[32], const char *account, size_t alen,
-                               const char *timestamp, size_t tlen, uint8_t *out, size_t cap)
-{
-    static const char ctx[] = NANA_GDOOR_AUTH_CONTEXT;
-    size_t need = sizeof(ctx) + 32 + alen + 1 + tlen; /* sizeof counts the NUL after ctx */
-    if (need > cap) return 0;
-    uint8_t *p = out;
-    memcpy(p, ctx, sizeof(ctx));
-    p += sizeof(ctx);
-    memcpy(p, exporter, 32);
-    p += 32;
-    memcpy(p, account, alen);
-    p += alen;
-    *p++ = 0;
-    memcpy(p, timestamp, tlen);
-    return need;
 }

@@ -115,10 +115,6 @@ typedef struct gchunk {
 
 enum { GCALL_BLOCK = 2048 };
 
-/* HTTP/3 SETTINGS: the QPACK dynamic table a client's encoder may use,
- * and the streams that may wait for its entries. */
-enum { NANA_GDOOR_QPACK_TABLE = 4096, NANA_GDOOR_QPACK_BLOCKED = 16 };
-
 /* One call: one request stream. */
 struct gcall {
     nana_core_call core;      /* first: the core's call, when the call runs a method */

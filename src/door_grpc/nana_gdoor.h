@@ -80,19 +80,7 @@ typedef struct nana_gdoor_stats {
 
 void nana_gdoor_get_stats(nana_gdoor *d, nana_gdoor_stats *out);
 
-/*
- * The signature a client sends in metadata to log in on this door (see
- * docs/PROTOCOL.md): Ed25519 over
- *   NANA_GDOOR_AUTH_CONTEXT, a NUL, the connection's TLS exporter value
- *   (label NANA_GDOOR_EXPORTER_LABEL, no context, 32 bytes), the account
- *   name, a NUL, and the timestamp's decimal text (Unix seconds),
- * in the metadata "nana-account", "nana-timestamp" and
- * "nana-signature-bin". Writes the signed message into |out| (|cap|
- * bytes); returns its length, or 0 when it does not fit. For clients too.
- */
-#define NANA_GDOOR_AUTH_CONTEXT   "nanasqlite-grpc-login-v1"
-#define NANA_GDOOR_EXPORTER_LABEL "EXPORTER-nanasqlite-grpc-login"
-size_t nana_gdoor_auth_message(const uint8_t exporter[32], const char *account, size_t alen,
-                               const char *timestamp, size_t tlen, uint8_t *out, size_t cap);
+/* A client logs in with a signature over nana_grpc_login_message
+ * (src/grpc/nana_grpc.h; docs/GRPC.md, "Logging in"). */
 
 #endif

@@ -498,8 +498,7 @@ int nana_grpc_resp_verdict(nana_grpc_fields *f, const nana_grpc_verdict *v, nana
  *   (label NANA_GRPC_LOGIN_EXPORTER_LABEL, no context, 32 bytes), the
  *   account name, a NUL, and the timestamp text.
  * Writes it into |out| (|cap| bytes); returns its length, or 0 when it
- * does not fit. The door's own builder (nana_gdoor_auth_message) makes
- * the same bytes.
+ * does not fit. Clients and the door both build it here.
  */
 #define NANA_GRPC_LOGIN_CONTEXT        "nanasqlite-grpc-login-v1"
 #define NANA_GRPC_LOGIN_EXPORTER_LABEL "EXPORTER-nanasqlite-grpc-login"

@@ -124,7 +124,7 @@ static int on_reset_stream(nghttp3_conn *h3, int64_t sid, uint64_t code, void *c
 static long src_pull(nana_quic_conn *qc, int64_t *sid, int *fin, nana_quic_vec *v, size_t max)
 {
     nana_h3_conn *hc = nana_h3_of(qc);
-    if (hc->failed) {
+    if (!hc || hc->failed) { /* (closed, or failing: nothing more to send) */
         *sid = -1;
         return 0;
     }
@@ -136,6 +136,7 @@ static long src_pull(nana_quic_conn *qc, int64_t *sid, int *fin, nana_quic_vec *
 static int src_sent(nana_quic_conn *qc, int64_t sid, size_t n)
 {
     nana_h3_conn *hc = nana_h3_of(qc);
+    if (!hc) return 0;
     int rv = nghttp3_conn_add_write_offset(hc->h3, sid, n);
     return rv ? nana_h3_fail(hc, rv) : 0;
 }
@@ -144,18 +145,21 @@ static int src_acked(nana_quic_conn *qc, int64_t sid, uint64_t off, uint64_t n)
 {
     (void)off;
     nana_h3_conn *hc = nana_h3_of(qc);
+    if (!hc) return 0;
     int rv = nghttp3_conn_add_ack_offset(hc->h3, sid, n);
     return rv ? nana_h3_fail(hc, rv) : 0;
 }
 
 static void src_blocked(nana_quic_conn *qc, int64_t sid)
 {
-    nghttp3_conn_block_stream(nana_h3_of(qc)->h3, sid);
+    nana_h3_conn *hc = nana_h3_of(qc);
+    if (hc) nghttp3_conn_block_stream(hc->h3, sid);
 }
 
 static int src_unblocked(nana_quic_conn *qc, int64_t sid)
 {
     nana_h3_conn *hc = nana_h3_of(qc);
+    if (!hc) return 0;
     int rv = nghttp3_conn_unblock_stream(hc->h3, sid);
     return rv ? nana_h3_fail(hc, rv) : 0;
 }
@@ -242,10 +246,13 @@ int nana_h3_open(nana_quic_conn *qc, const nana_h3_app *app, void *user, nana_h3
     cb.stop_sending = on_stop_sending;
     cb.reset_stream = on_reset_stream;
     nghttp3_settings st;
-    if (app->settings)
+    if (app->settings) {
         st = *app->settings;
-    else
+    } else {
         nghttp3_settings_default(&st);
+        st.qpack_max_dtable_capacity = NANA_H3_QPACK_TABLE;
+        st.qpack_blocked_streams = NANA_H3_QPACK_BLOCKED;
+    }
     int rv = app->server ? nghttp3_conn_server_new(&hc->h3, &cb, &st, &h3_mem, hc)
                          : nghttp3_conn_client_new(&hc->h3, &cb, &st, &h3_mem, hc);
     if (rv) {

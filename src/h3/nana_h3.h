@@ -38,13 +38,21 @@
 
 typedef struct nana_h3_conn nana_h3_conn;
 
+/* The QPACK dynamic table a peer's encoder may use by default, and the
+ * streams that may wait for its entries. */
+#define NANA_H3_QPACK_TABLE   4096
+#define NANA_H3_QPACK_BLOCKED 16
+
 /* The application above HTTP/3 (kept by pointer: it must outlive its
  * connections). */
 typedef struct nana_h3_app {
     nghttp3_callbacks cb; /* the application's nghttp3 callbacks */
     bool server;
     bool auto_consume; /* body bytes are consumed as they arrive */
-    /* nghttp3's settings (NULL: nghttp3_settings_default) */
+    /* nghttp3's settings (NULL: nghttp3_settings_default, and a QPACK
+     * dynamic table of NANA_H3_QPACK_TABLE bytes with up to
+     * NANA_H3_QPACK_BLOCKED streams waiting for it, for the peer's encoder:
+     * the fields every call repeats then cost an index) */
     const nghttp3_settings *settings;
     /* Server: the highest client stream ID nghttp3 accepts in GOAWAY and
      * PRIORITY_UPDATE (0: any; the transport enforces the stream limit). */
