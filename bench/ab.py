@@ -2,16 +2,16 @@
 """Two builds of nanasqlite-server against each other: the same load, the
 same nanasqlite-bench, interleaved runs in one sitting.
 
-Starts the server of build A and the server of build B side by side (same
-credentials, fresh databases, free ports), then for each shape runs the
-bench against A and B in turn (A B, B A, A B, ...; --runs times each),
+For each shape and round, starts a fresh server of build A and one of
+build B side by side (same credentials, fresh databases, free ports) and
+runs the bench against A and B in turn (A B, B A, A B, ...; --runs times each),
 and prints the median calls per second and server CPU per call of each,
 and B/A. Every SET writes a new value (nanasqlite-bench stamps a counter
 into it).
 
 usage: bench/ab.py --a BUILD_DIR --b BUILD_DIR [--bench BUILD_DIR]
                    [--runs N] [--seconds S] [--shapes get:16x16,set:16x64,...]
-                   [--json FILE]
+                   [--proto-a nana|grpc] [--proto-b nana|grpc] [--json FILE]
 """
 import argparse
 import json
@@ -37,6 +37,7 @@ def free_port():
 
 def start(build, work, name):
     d = os.path.join(work, name)
+    shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     for f in ("cert.pem", "key.pem", "nana_public.pub", "nana_private.pem"):
         shutil.copy(os.path.join(work, f), d)
@@ -50,8 +51,17 @@ def start(build, work, name):
     return p, port, d
 
 
-def bench(bench_bin, port, d, workload, conns, pipe, seconds, pid):
-    r = subprocess.run([bench_bin, "--port", str(port), "--ca", "cert.pem",
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def bench(bench_bin, port, d, workload, conns, pipe, seconds, pid, proto):
+    r = subprocess.run([bench_bin, "--proto", proto, "--port", str(port), "--ca", "cert.pem",
                         "--key", "nana_private.pem", "--workload", workload,
                         "-c", str(conns), "-P", str(pipe), "--duration", str(seconds),
                         "--keyspace", "10000", "--db", "bench.sqlite", "--json", "-q",
@@ -71,6 +81,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--shapes", default=DEFAULT_SHAPES)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--proto-a", default="nana", help="the door A is loaded through: nana or grpc")
+    ap.add_argument("--proto-b", default="nana", help="the same for B (--a and --b may be one "
+                                                     "build: the two doors side by side)")
     a = ap.parse_args()
     a.a, a.b = os.path.abspath(a.a), os.path.abspath(a.b)
     if a.bench: a.bench = os.path.abspath(a.bench)
@@ -82,9 +95,6 @@ def main():
                        check=True, capture_output=True)
         subprocess.run([os.path.join(a.b, "tools", "nanasqlite-key-gen")], cwd=work,
                        check=True, capture_output=True)
-        sa = start(a.a, work, "a")
-        sb = start(a.b, work, "b")
-        procs = [sa[0], sb[0]]
         rows = []
         print("| shape | A calls/s | B calls/s | B/A | A CPU us/call | B CPU us/call |")
         print("|---|---|---|---|---|---|")
@@ -93,11 +103,22 @@ def main():
             conns, pipe = (int(x) for x in cp.split("x"))
             res = {"a": [], "b": []}
             for i in range(a.runs):
+                # Fresh server processes every round: one process of a build
+                # can run 15% faster or slower than the next (where its
+                # threads and memory land), which one pair would bake in.
+                sa = start(a.a, work, "a")
+                sb = start(a.b, work, "b")
+                procs = [sa[0], sb[0]]
                 # A then B, then B then A: neither build always runs right
                 # after the other's load (or always first after a pause).
                 order = (("a", sa), ("b", sb)) if i % 2 == 0 else (("b", sb), ("a", sa))
                 for key, (p, port, d) in order:
-                    res[key].append(bench(bench_bin, port, d, wl, conns, pipe, a.seconds, p.pid))
+                    proto = a.proto_a if key == "a" else a.proto_b
+                    res[key].append(bench(bench_bin, port, d, wl, conns, pipe, a.seconds, p.pid,
+                                          proto))
+                for p in procs:
+                    stop(p)
+                procs = []
             med = {k: statistics.median(x["ops_per_sec"] for x in v) for k, v in res.items()}
             cpu = {k: statistics.median(x.get("server_cpu_us_per_op", 0) for x in v)
                    for k, v in res.items()}
@@ -111,11 +132,7 @@ def main():
                 json.dump(rows, f, indent=1)
     finally:
         for p in procs:
-            p.terminate()
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop(p)
         shutil.rmtree(work, ignore_errors=True)
 
 
