@@ -2,16 +2,17 @@
 """Two builds of nanasqlite-server against each other: the same load, the
 same nanasqlite-bench, interleaved runs in one sitting.
 
-For each shape and round, starts a fresh server of build A and one of
-build B side by side (same credentials, fresh databases, free ports) and
-runs the bench against A and B in turn (A B, B A, A B, ...; --runs times each),
+For each shape and round, starts a fresh server of build A, loads it,
+stops it, then does the same with build B (same credentials, fresh
+databases, free ports; one server at a time, A B, B A, A B, ...; --runs
+times each),
 and prints the median calls per second and server CPU per call of each,
 and B/A. Every SET writes a new value (nanasqlite-bench stamps a counter
 into it).
 
 usage: bench/ab.py --a BUILD_DIR --b BUILD_DIR [--bench BUILD_DIR]
                    [--runs N] [--seconds S] [--shapes get:16x16,set:16x64,...]
-                   [--proto-a nana|grpc] [--proto-b nana|grpc] [--json FILE]
+                   [--proto-a nana|grpc] [--proto-b nana|grpc] [--pin] [--json FILE]
 """
 import argparse
 import json
@@ -35,6 +36,13 @@ def free_port():
     return port
 
 
+PIN = {"server": None, "bench": None}  # CPU lists for taskset (--pin)
+
+
+def pinned(role, argv):
+    return ["taskset", "-c", PIN[role]] + argv if PIN[role] else argv
+
+
 def start(build, work, name):
     d = os.path.join(work, name)
     shutil.rmtree(d, ignore_errors=True)
@@ -42,8 +50,8 @@ def start(build, work, name):
     for f in ("cert.pem", "key.pem", "nana_public.pub", "nana_private.pem"):
         shutil.copy(os.path.join(work, f), d)
     port = free_port()
-    p = subprocess.Popen([os.path.join(build, "tools", "nanasqlite-server"), "--port", str(port),
-                          "--log-level", "warn"], cwd=d, stdout=subprocess.DEVNULL,
+    p = subprocess.Popen(pinned("server", [os.path.join(build, "tools", "nanasqlite-server"),
+                                           "--port", str(port), "--log-level", "warn"]), cwd=d, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     if p.poll() is not None:
@@ -61,11 +69,11 @@ def stop(p):
 
 
 def bench(bench_bin, port, d, workload, conns, pipe, seconds, pid, proto):
-    r = subprocess.run([bench_bin, "--proto", proto, "--port", str(port), "--ca", "cert.pem",
+    r = subprocess.run(pinned("bench", [bench_bin, "--proto", proto, "--port", str(port), "--ca", "cert.pem",
                         "--key", "nana_private.pem", "--workload", workload,
                         "-c", str(conns), "-P", str(pipe), "--duration", str(seconds),
                         "--keyspace", "10000", "--db", "bench.sqlite", "--json", "-q",
-                        "--server-pid", str(pid)],
+                        "--server-pid", str(pid)]),
                        cwd=d, capture_output=True, text=True, timeout=seconds * 10 + 120)
     if r.returncode:
         sys.exit(f"ab: nanasqlite-bench failed: {r.stderr[-400:]}")
@@ -81,10 +89,15 @@ def main():
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--shapes", default=DEFAULT_SHAPES)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--pin", action="store_true",
+                    help="servers on CPU 0, the bench on CPU 1 (taskset): where the scheduler "
+                         "puts the threads of a fresh process otherwise moves results by 20%%")
     ap.add_argument("--proto-a", default="nana", help="the door A is loaded through: nana or grpc")
     ap.add_argument("--proto-b", default="nana", help="the same for B (--a and --b may be one "
                                                      "build: the two doors side by side)")
     a = ap.parse_args()
+    if a.pin:
+        PIN["server"], PIN["bench"] = "0", "1"
     a.a, a.b = os.path.abspath(a.a), os.path.abspath(a.b)
     if a.bench: a.bench = os.path.abspath(a.bench)
     bench_bin = os.path.join(a.bench or a.b, "tools", "nanasqlite-bench")
@@ -106,19 +119,19 @@ def main():
                 # Fresh server processes every round: one process of a build
                 # can run 15% faster or slower than the next (where its
                 # threads and memory land), which one pair would bake in.
-                sa = start(a.a, work, "a")
-                sb = start(a.b, work, "b")
-                procs = [sa[0], sb[0]]
                 # A then B, then B then A: neither build always runs right
                 # after the other's load (or always first after a pause).
-                order = (("a", sa), ("b", sb)) if i % 2 == 0 else (("b", sb), ("a", sa))
-                for key, (p, port, d) in order:
+                # One server at a time: nothing of the other (its threads,
+                # its housekeeping after a load) runs beside the one measured.
+                order = ("a", "b") if i % 2 == 0 else ("b", "a")
+                for key in order:
+                    p, port, d = start(a.a if key == "a" else a.b, work, key)
+                    procs = [p]
                     proto = a.proto_a if key == "a" else a.proto_b
                     res[key].append(bench(bench_bin, port, d, wl, conns, pipe, a.seconds, p.pid,
                                           proto))
-                for p in procs:
                     stop(p)
-                procs = []
+                    procs = []
             med = {k: statistics.median(x["ops_per_sec"] for x in v) for k, v in res.items()}
             cpu = {k: statistics.median(x.get("server_cpu_us_per_op", 0) for x in v)
                    for k, v in res.items()}
