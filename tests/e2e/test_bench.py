@@ -246,6 +246,16 @@ def test_grpc():
           "grpc with a wrong key: exit 3, the login's answer", (r.returncode, r.stderr))
     check(s.alive(), "server still up")
     s.stop()
+    # 10,000 calls in flight over 16 connections (625 each; the server
+    # allows 700 streams per connection here).
+    s = Server("bench-grpc-10k", flags=["--db", "bench.sqlite", "--max-streams", "700"]).start()
+    rc, j, err = run_json(s, "--proto", "grpc", "-c", "16", "-P", "625", "-n", "20000",
+                          "-r", "1000", timeout=300)
+    check(rc == 0 and j and j["calls"] == 20000 and j["errors"] == 0 and
+          j["connections_failed"] == 0, "grpc: 10,000 calls in flight over 16 connections",
+          (j, err))
+    check(s.alive(), "server still up")
+    s.stop()
 
 
 def sched_policies(pid):
