@@ -6,7 +6,7 @@
  * the bytes after it. A thread's cache is a list head and a count per
  * class in thread-local storage; the first block a thread keeps registers
  * the cache with a pthread key, whose destructor drains it when the
- * thread ends.
+ * thread ends; the thread that calls exit() drains its own at exit.
  */
 #include "util/nana_tcache.h"
 
@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -53,9 +54,17 @@ static void drain_at_exit(void *arg)
     tc.registered = false; /* a later free (another key's destructor) registers again */
 }
 
+/* At exit(): the cache of the thread that exits the process (no key
+ * destructor runs for it). */
+static void drain_at_process_exit(void)
+{
+    nana_tcache_drain();
+}
+
 static void make_key(void)
 {
     (void)pthread_key_create(&drain_key, drain_at_exit);
+    (void)atexit(drain_at_process_exit);
 }
 
 /* The class of a block of |n| bytes after the header; CLASSES: none. */

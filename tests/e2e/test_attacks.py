@@ -221,9 +221,15 @@ def flood_case(name, extra):
     closed = f.get("closed_reasons", {})
     check(all(k.split(": ", 1)[-1] in CLOSE_REASONS for k in closed),
           "every connection the server closed carries a known reason", short(closed))
-    check(f.get("peak_open", 1e9) <= PER_ADDR_DEFAULT + PER_ADDR_DEFAULT // 4,
+    # The attacker counts a connection open from its handshake until it
+    # hears of the close: the server's cap is exact, the attacker's view
+    # lags it by the connections opened while a close is on its way (more
+    # under a sanitizer, where the server is several times slower than the
+    # attacker). Without the cap the peak would be the flood's size.
+    slack = PER_ADDR_DEFAULT // 2 if SANITIZED else PER_ADDR_DEFAULT // 4
+    check(f.get("peak_open", 1e9) <= PER_ADDR_DEFAULT + slack,
           f"one address never held more than --max-conns-per-addr ({PER_ADDR_DEFAULT}) "
-          "connections", f"peak_open={f.get('peak_open')}")
+          "connections (as the attacker sees them)", f"peak_open={f.get('peak_open')}")
     finish(s, name)
 
 
