@@ -75,6 +75,7 @@ void nana_gcall_detach(gcall *c)
         g->calls = c->next;
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
+    c->t_start = 0;
     g->ncalls--;
     c->conn = NULL;
     /* Work not yet started is never started: the client will not read it. */
@@ -182,6 +183,7 @@ void nana_gcall_data(gcall *c, const uint8_t *data, size_t len)
 void nana_gcall_end_stream(gcall *c)
 {
     c->ended = true;
+    c->t_start = 0; /* whole: no longer watched (and may go to the core) */
     if (c->answered || !c->gm) return;
     if (nana_grpc_deframer_end(&c->df)) {
         nana_gcall_fail(c, c->df.error.status, "%s", c->df.error.message);

@@ -386,8 +386,12 @@ static void conn_timer(nana_quic_conn *qc, void *user)
     uint64_t whole = (uint64_t)g->d->o.request_timeout_ms * 1000000ull;
     bool pending = false;
     for (gcall *c = g->calls, *next; c; c = next) {
-        next = c->next; /* failing a call may end its stream */
-        if (c->ended || c->answered) continue;
+        next = c->next;            /* failing a call may end its stream */
+        if (!c->t_start) continue; /* its request ended (it may be in the core) */
+        if (c->answered) {         /* refused early: answered on this thread */
+            c->t_start = 0;
+            continue;
+        }
         if (now - c->t_start >= whole)
             nana_gcall_fail(c, NANA_GRPC_DEADLINE_EXCEEDED,
                             "the request was not whole within %u ms (the server's limit)",

@@ -131,8 +131,11 @@ struct gcall {
     nana_grpc_deframer df;
     ProtobufCMessage *req; /* the (first) request message */
     unsigned nmsgs;
-    size_t reserved;          /* request bytes counted in the budgets */
-    uint64_t t_start, t_last; /* when its request began, and last brought bytes (ns) */
+    size_t reserved; /* request bytes counted in the budgets */
+    /* When its request began (0 once it ended: no longer watched) and last
+     * brought bytes, in ns; the connection's thread alone reads and writes
+     * them, so its timer never touches what the store's threads write. */
+    uint64_t t_start, t_last;
     bool head_done, in_core, answered, responded, ended, streaming, sent_body;
     bool cancelled;    /* the client cancelled it: its stream is reset, nothing more goes out */
     bool read_stopped; /* we sent STOP_SENDING: the client's reset of its side is expected */
