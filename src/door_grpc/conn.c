@@ -109,7 +109,10 @@ static void cancel_call(nana_h3_conn *hc, gcall *c)
         c->in_core = false;
         atomic_fetch_add(&c->d->st_cancelled, 1);
     }
-    c->answered = true;
+    /* A call the core is running is answered by one of its threads, which
+     * writes the answer's fields: leave them to it (its answer, delivered
+     * here, finds the call cancelled and sends nothing). */
+    if (!c->in_core) c->answered = true;
     c->cancelled = true;
     (void)nana_h3_cancel(hc, c->sid, NANA_GRPC_H3_REQUEST_CANCELLED);
 }
