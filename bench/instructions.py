@@ -12,7 +12,8 @@ table and the top functions of the cached-GET profile.
 Every SET stores a new value (nanasqlite-bench puts a counter in it), so the
 SET rows count the page writes of a real write.
 
-usage: bench/instructions.py [--build build] [--calls N] [--out DIR] [--only TEXT]...
+usage: bench/instructions.py [--build build] [--bench build] [--proto nana|grpc]
+                             [--calls N] [--out DIR] [--only TEXT]...
 """
 import argparse
 import os
@@ -26,6 +27,7 @@ import time
 SHAPES = [  # (name, workload, connections, pipeline)
     ("cached GET, 1x1", "get", 1, 1),
     ("cached GET, 16x16", "get", 16, 16),
+    ("cached GET, 16x64", "get", 16, 64),
     ("SET, 1x1", "set", 1, 1),
     ("SET, 16x16", "set", 16, 16),
 ]
@@ -56,6 +58,8 @@ def main():
     ap.add_argument("--bench", default=None,
                     help="the build whose nanasqlite-bench loads the server [--build]: compare "
                          "two servers with the same bench")
+    ap.add_argument("--proto", default="nana", choices=("nana", "grpc"),
+                    help="the door the bench loads: nana (NanaSQLite) or grpc (gRPC over HTTP/3)")
     ap.add_argument("--calls", type=int, default=4000)
     ap.add_argument("--out", default=None, help="keep the callgrind files here")
     ap.add_argument("--only", action="append", default=[],
@@ -92,7 +96,7 @@ def main():
             ir = []
             for n in (a.calls, 2 * a.calls):
                 run(["callgrind_control", "-z", str(srv.pid)])
-                run(bench + ["--no-populate", "--workload", w, "-c", str(c), "-P", str(p),
+                run(bench + ["--no-populate", "--proto", a.proto, "--workload", w, "-c", str(c), "-P", str(p),
                              "-n", str(n)])
                 run(["callgrind_control", "-d", str(srv.pid)])
                 ir.append(totals(newest_dump(work, srv.pid)))
