@@ -14,10 +14,10 @@
  */
 #include "door_grpc/gdoor_int.h"
 
+#include "util/nana_addr.h"
 #include "util/nana_log.h"
 #include "util/nana_mem.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -298,20 +298,6 @@ void nana_gdoor_post_answer(gcall *c)
 
 /* ---- the connection ------------------------------------------------------------ */
 
-static void peer_text(const struct sockaddr_storage *a, char *out, size_t n)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)a;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        snprintf(out, n, "%s:%u", host, (unsigned)ntohs(in->sin_port));
-    } else {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)a;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        snprintf(out, n, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
-    }
-}
-
 /* Tells |g|'s client the server is going away: HTTP/3 GOAWAY (the last
  * request it will take is the last one it has seen), and its open health
  * watches end. */
@@ -474,7 +460,7 @@ int nana_gdoor_conn_open(nana_gdoor *d, nana_quic_conn *qc)
     g->handle = nana_quic_conn_handle(qc);
     socklen_t alen;
     nana_quic_conn_peer(qc, &g->addr, &alen);
-    peer_text(&g->addr, g->peer, sizeof(g->peer));
+    nana_addr_text(&g->addr, g->peer, sizeof(g->peer));
     const nana_quic_identity *id = nana_quic_conn_identity(qc);
     if (id->verified) {
         g->id.verified = true;

@@ -29,6 +29,7 @@
 #include "door_nana/door_int.h"
 
 #include "auth/nana_challenge.h"
+#include "util/nana_addr.h"
 #include "util/nana_log.h"
 #include "util/nana_mem.h"
 
@@ -108,20 +109,6 @@ typedef struct reply_hdr {
     nana_door *d;
     size_t len;
 } reply_hdr;
-
-static void addr_text(const struct sockaddr_storage *a, char *out, size_t n)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)a;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        snprintf(out, n, "%s:%u", host, (unsigned)ntohs(in->sin_port));
-    } else {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)a;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        snprintf(out, n, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
-    }
-}
 
 /* ---- sending immediate replies ------------------------------------------------ */
 
@@ -858,7 +845,7 @@ nana_session *nana_session_new(nana_door *d, const nana_session_info *info)
     memcpy(&s->addr, &info->addr, sizeof(s->addr));
     s->alen = info->alen;
     s->id = info->identity;
-    addr_text(&s->addr, s->peer, sizeof(s->peer));
+    nana_addr_text(&s->addr, s->peer, sizeof(s->peer));
     nana_buf_init(&s->scratch, 0);
     nana_log(NANA_LOG_INFO, "conn %llu open from %s", (unsigned long long)s->h, s->peer);
     return s;
