@@ -79,6 +79,10 @@ typedef enum nana_client_status {
     NANA_CLIENT_EINVALID = 9,   /* bad argument (not JSON, bad option, unreadable key file) */
     NANA_CLIENT_EPROTOCOL = 10, /* the server's reply is not a well-formed NanaSQLite reply */
     NANA_CLIENT_ENOMEM = 11,
+    /* an AQL query failed: the answer's ErrorResponse, error_type its code's
+     * name ("ERROR_VALIDATION_INVALID_KEY"), message its message, code its
+     * number ("6000") */
+    NANA_CLIENT_EQUERY = 12,
 } nana_client_status;
 
 /*
@@ -108,7 +112,8 @@ void nana_result_free(nana_result *r);
  * ETIMEOUT "TimeoutError", EUNKNOWN "UnknownOutcomeError", ECONNECT
  * "NanaSQLiteConnectionError", EAUTH "AuthenticationError", ECLOSED
  * "NanaSQLiteClosedError", EBUSY "BusyError", EBREAKER "CircuitOpenError",
- * EINVALID "ValueError", EPROTOCOL "ProtocolError", ENOMEM "MemoryError".
+ * EINVALID "ValueError", EPROTOCOL "ProtocolError", ENOMEM "MemoryError",
+ * EQUERY "QueryError".
  * Static string. */
 const char *nana_client_status_name(int status);
 
@@ -310,6 +315,202 @@ typedef struct nana_pool_stats {
 } nana_pool_stats;
 
 void nana_pool_stats_get(nana_pool *p, nana_pool_stats *out);
+
+/* ---- AQL: the amaters.aql query service (gRPC clients and pools) --------
+ *
+ * The server's gRPC door also answers amaters.aql.AqlService. These
+ * functions speak it on a client or pool made with protocol
+ * NANA_CLIENT_PROTO_GRPC (others get EINVALID), on the same connections,
+ * with the same timeouts, reconnects and breaker as every other call.
+ * nana_call_opts.db is sent as the "nana-db" metadata (NULL: the server's
+ * default database); .table is not used: a query names its collection
+ * (a table; NULL or "": "data").
+ *
+ * Messages cross this API serialized (protobuf, the amaters .proto files in proto/):
+ * a Query (amaters.query.Query), a QueryRequest, a Predicate, and the
+ * answers QueryResponse / BatchResponse. Buffers the library returns are
+ * malloc'd and the caller's: free them with nana_client_aql_free.
+ *
+ * Keys are bytes that the server wants as UTF-8 text. Values are bytes:
+ * a value that is one JSON text is stored as that JSON (and the
+ * NanaSQLite calls see it), any other bytes are kept as bytes.
+ *
+ * A query the server refuses inside its answer (an ErrorResponse: a key
+ * that is not UTF-8, a bad predicate, ...) is NANA_CLIENT_EQUERY with the
+ * error's code name, message and number; a refusal of the call itself is
+ * ESERVER with the gRPC status, as for the other calls.
+ */
+
+/* Frees a buffer the AQL functions returned. NULL-safe. */
+void nana_client_aql_free(void *p);
+
+/* What one update does to a field (nana_aql_update.op). */
+typedef enum nana_aql_update_op {
+    NANA_AQL_UPDATE_SET = 1, /* field = value */
+    NANA_AQL_UPDATE_ADD = 2, /* field += value (numbers; a missing field counts as 0) */
+    NANA_AQL_UPDATE_MUL = 3, /* field *= value (numbers; a missing field counts as 0) */
+} nana_aql_update_op;
+
+/* One change of an update: a field path ("visits", "address.city",
+ * "tags[0]") and a JSON value ("1", "\"senior\""). */
+typedef struct nana_aql_update {
+    int op; /* nana_aql_update_op */
+    const char *field;
+    const char *value_json;
+} nana_aql_update;
+
+/* The most changes in one update, and queries in one batch. */
+#define NANA_AQL_MAX_UPDATES 256
+#define NANA_AQL_MAX_BATCH   1000
+
+/*
+ * Query builders: each makes one serialized amaters.query.Query in *q
+ * (*qlen bytes; the caller's). 0, or EINVALID / ENOMEM with |err| filled
+ * (err may be NULL). limit and offset < 0: none. A predicate is given as
+ * text |where| (see nana_client_aql_parse_predicate) or, with |where|
+ * NULL, as a serialized Predicate |pred|/|plen|.
+ */
+int nana_client_aql_build_get(const char *collection, const uint8_t *key, size_t klen, uint8_t **q,
+                              size_t *qlen, nana_result *err);
+int nana_client_aql_build_set(const char *collection, const uint8_t *key, size_t klen,
+                              const uint8_t *value, size_t vlen, uint8_t **q, size_t *qlen,
+                              nana_result *err);
+int nana_client_aql_build_delete(const char *collection, const uint8_t *key, size_t klen,
+                                 uint8_t **q, size_t *qlen, nana_result *err);
+/* Keys from |start| up to |end| (end excluded, as the server orders keys). */
+int nana_client_aql_build_range(const char *collection, const uint8_t *start, size_t slen,
+                                const uint8_t *end, size_t elen, int64_t limit, uint8_t **q,
+                                size_t *qlen, nana_result *err);
+int nana_client_aql_build_filter(const char *collection, const char *where, const uint8_t *pred,
+                                 size_t plen, int64_t limit, int64_t offset, uint8_t **q,
+                                 size_t *qlen, nana_result *err);
+int nana_client_aql_build_update(const char *collection, const char *where, const uint8_t *pred,
+                                 size_t plen, const nana_aql_update *ups, size_t nups, uint8_t **q,
+                                 size_t *qlen, nana_result *err);
+
+/* A serialized QueryRequest around the serialized Query |query|, with
+ * |timeout_ms| (0: none) as its own deadline. */
+int nana_client_aql_request(const uint8_t *query, size_t qlen, uint32_t timeout_ms, uint8_t **req,
+                            size_t *rlen, nana_result *err);
+
+/*
+ * Parses predicate text into a serialized amaters.types.Predicate (*pred,
+ * the caller's). The syntax: comparisons `path op value` joined by
+ * `and`, `or`, `not` (that precedence: not, then and, then or) and
+ * parentheses; op is = != > < >= <= (a != v is not (a = v)); a path is
+ * names joined by '.' with [N] indexes ("address.city", "tags[0]"); a
+ * value is a JSON number, "string" (JSON escapes), true, false or null.
+ * Example: `age >= 30 and not (city = "Tokyo" or tags[0] = "x")`.
+ * Errors are EINVALID with the 1-based column of the problem; the limits:
+ * 64 KiB of text, 1024 comparisons, 32 levels of not and parentheses.
+ */
+int nana_client_aql_parse_predicate(const char *text, uint8_t **pred, size_t *plen,
+                                    nana_result *err);
+
+/*
+ * ExecuteQuery: |req| a serialized QueryRequest; on OK *resp is the
+ * serialized QueryResponse (the caller's; resp may be NULL when only the
+ * outcome matters). An answer carrying an ErrorResponse is EQUERY, with
+ * *resp filled too. Fills |out| (may be NULL) and returns its status.
+ */
+int nana_client_aql_execute(nana_client *c, const uint8_t *req, size_t len,
+                            const nana_call_opts *co, uint8_t **resp, size_t *rlen,
+                            nana_result *out);
+int nana_pool_aql_execute(nana_pool *p, const uint8_t *req, size_t len, const nana_call_opts *co,
+                          uint8_t **resp, size_t *rlen, nana_result *out);
+
+/* ExecuteBatch of |n| serialized Query messages (at most
+ * NANA_AQL_MAX_BATCH): *resp the serialized BatchResponse. A batch the
+ * server refused (nothing of it applied) is EQUERY. */
+int nana_client_aql_batch(nana_client *c, const uint8_t *const *queries, const size_t *lens,
+                          size_t n, const nana_call_opts *co, uint8_t **resp, size_t *rlen,
+                          nana_result *out);
+int nana_pool_aql_batch(nana_pool *p, const uint8_t *const *queries, const size_t *lens, size_t n,
+                        const nana_call_opts *co, uint8_t **resp, size_t *rlen, nana_result *out);
+
+/* Rows of a range or filter answer; every buffer the rows' own. */
+typedef struct nana_aql_row {
+    uint8_t *key;
+    size_t key_len;
+    uint8_t *value;
+    size_t value_len;
+} nana_aql_row;
+
+typedef struct nana_aql_rows {
+    nana_aql_row *rows;
+    size_t count;
+} nana_aql_rows;
+
+/* Frees the rows and zeroes |r|. NULL-safe. */
+void nana_client_aql_rows_free(nana_aql_rows *r);
+
+/*
+ * Typed queries (blocking; fill |out|, may be NULL, and return its status):
+ *   get: OK with *value (the caller's) or, for a key that does not
+ *        exist, *value NULL;
+ *   set: stores |value|;
+ *   delete: *deleted (may be NULL) 1, or 0 when the key did not exist;
+ *   range / filter: *rows (free with nana_client_aql_rows_free);
+ *   update: changes every matching value; *affected how many.
+ */
+int nana_client_aql_get(nana_client *c, const char *collection, const uint8_t *key, size_t klen,
+                        const nana_call_opts *co, uint8_t **value, size_t *vlen, nana_result *out);
+int nana_client_aql_set(nana_client *c, const char *collection, const uint8_t *key, size_t klen,
+                        const uint8_t *value, size_t vlen, const nana_call_opts *co,
+                        nana_result *out);
+int nana_client_aql_delete(nana_client *c, const char *collection, const uint8_t *key, size_t klen,
+                           const nana_call_opts *co, uint64_t *deleted, nana_result *out);
+int nana_client_aql_range(nana_client *c, const char *collection, const uint8_t *start, size_t slen,
+                          const uint8_t *end, size_t elen, int64_t limit, const nana_call_opts *co,
+                          nana_aql_rows *rows, nana_result *out);
+int nana_client_aql_filter(nana_client *c, const char *collection, const char *where,
+                           const uint8_t *pred, size_t plen, int64_t limit, int64_t offset,
+                           const nana_call_opts *co, nana_aql_rows *rows, nana_result *out);
+int nana_client_aql_update(nana_client *c, const char *collection, const char *where,
+                           const uint8_t *pred, size_t plen, const nana_aql_update *ups,
+                           size_t nups, const nana_call_opts *co, uint64_t *affected,
+                           nana_result *out);
+
+/*
+ * ExecuteStream as an iterator. Open with a serialized QueryRequest of a
+ * range or filter query; then each nana_client_aql_stream_next gives one
+ * pair: 1 with key and value pointing into the iterator (valid until the
+ * next call or the close), 0 at the end, -1 on failure (|err| filled:
+ * EQUERY, ESERVER, ETIMEOUT, EUNKNOWN, ...). The iterator holds one
+ * batch of the answer at a time: the server sends more only as the
+ * caller reads (flow control), so any size of answer streams in bounded
+ * memory. Every wait for the next batch has the call's timeout (co's
+ * timeout_ms, else the client's call_timeout_ms). Close every iterator
+ * (it cancels the stream if it has not ended) before closing its client
+ * or pool; one iterator is used by one thread at a time.
+ */
+typedef struct nana_aql_stream nana_aql_stream;
+int nana_client_aql_stream_open(nana_client *c, const uint8_t *req, size_t len,
+                                const nana_call_opts *co, nana_aql_stream **it, nana_result *out);
+int nana_pool_aql_stream_open(nana_pool *p, const uint8_t *req, size_t len,
+                              const nana_call_opts *co, nana_aql_stream **it, nana_result *out);
+int nana_client_aql_stream_next(nana_aql_stream *it, const uint8_t **key, size_t *klen,
+                                const uint8_t **value, size_t *vlen, nana_result *err);
+/* The StreamEnd's total_count, once next returned 0. */
+uint64_t nana_client_aql_stream_total(const nana_aql_stream *it);
+void nana_client_aql_stream_close(nana_aql_stream *it);
+
+/*
+ * An answer as one JSON document, for tools and bindings: |msg| a
+ * serialized QueryResponse (|batch| 0) or BatchResponse (|batch| 1).
+ *   {"value": V} or {"value": null, "found": false}   a get
+ *   {"rows": [{"key": K, "value": V}, ...], "count": N}  range, filter
+ *   {"affected": N}                                   set, delete, update
+ *   {"results": [one of the above, ...]}              a batch
+ *   {"error": {"code": "ERROR_X", "number": N, "message": "..."}}
+ * A value V is the JSON text itself when it is one JSON text (and not an
+ * object whose only member is "$bytes"), else {"$bytes": "<base64>"};
+ * with |raw_values| every value is {"$bytes": B64}. A key K is a JSON
+ * string when it is UTF-8, else {"$bytes": B64}. *json is NUL-terminated
+ * and the caller's (nana_client_aql_free).
+ */
+int nana_client_aql_answer_json(const uint8_t *msg, size_t len, int batch, int raw_values,
+                                char **json, size_t *jlen, nana_result *err);
 
 #ifdef __cplusplus
 }

@@ -144,6 +144,7 @@ static void finish(nana_client *c, nc_call *call, done_list *done, int status, c
 {
     list_del(call);
     if (call->sid >= 0) nc_sidmap_del(&c->map, call->sid);
+    if (call->stream) ncs_set_call(call->stream, NULL, NULL, 0);
     c->pending--;
     c->last_used_ns = nana_now_ns();
     call->status = status;
@@ -194,6 +195,7 @@ static void deliver(nana_client *c, done_list *done)
         }
         nana_buf_free(&call->frame);
         nana_buf_free(&call->reply);
+        free(call->db);
         if (call->done)
             call->done(call->ud, &r);
         else
@@ -246,6 +248,7 @@ static void flush(nana_client *c, nana_quic_conn *qc, done_list *done)
             continue;
         }
         call->sid = sid;
+        if (call->stream) ncs_sent(call->stream, c->rt, c->h, sid);
         list_del(call);
         list_add_tail(&c->sent, call);
         nana_buf_free(&call->frame);
@@ -669,7 +672,11 @@ static int g_send_call(nana_client *c, nana_quic_conn *qc, nc_call *call, int64_
     uint64_t now = nana_now_ns();
     uint64_t left = call->deadline_ns > now ? call->deadline_ns - now : 0;
     unsigned ms = (unsigned)(left / 1000000u) + 1;
-    return g_request(c, qc, ncg_path(call->kind), ms, NULL, 0, &call->frame, sid);
+    if (call->stream) ms = 0; /* a stream's timeout is each wait for its next message */
+    nghttp3_nv extra[1];
+    size_t nextra = 0;
+    if (call->db) extra[nextra++] = nana_h3_nv("nana-db", call->db);
+    return g_request(c, qc, ncg_path(call->kind), ms, extra, nextra, &call->frame, sid);
 }
 
 /* Sends the login call of a new connection. Lock held. */
@@ -795,7 +802,9 @@ static int g_on_field(nghttp3_conn *h3, int64_t sid, int32_t token, nghttp3_rcbu
     return 0;
 }
 
-/* Response body bytes: kept with the call, up to max_reply_bytes. */
+/* Response body bytes: kept with the call, up to max_reply_bytes, and
+ * credited to the server at once; an AQL stream's go to its iterator,
+ * which credits them as it takes them (ncs_feed). */
 static int g_on_data(nghttp3_conn *h3, int64_t sid, const uint8_t *data, size_t len, void *cu,
                      void *su)
 {
@@ -803,6 +812,19 @@ static int g_on_data(nghttp3_conn *h3, int64_t sid, const uint8_t *data, size_t 
     (void)su;
     nana_client *c = g_cb_client(cu);
     nc_call *call = c ? nc_sidmap_get(&c->map, sid) : NULL;
+    uint64_t credit = len;
+    if (call && call->stream && c->g_done) {
+        long long now = ncs_feed(call->stream, data, len, c->max_reply_bytes);
+        if (now < 0) {
+            finish(c, call, c->g_done, now == -2 ? NANA_CLIENT_EPROTOCOL : NANA_CLIENT_ENOMEM,
+                   now == -2 ? "a stream message is larger than max_reply_bytes" : "out of memory");
+            nana_h3_cancel(cu, sid, NANA_GRPC_H3_REQUEST_CANCELLED);
+            now = (long long)len;
+        }
+        credit = (uint64_t)now;
+        call = NULL;
+    }
+    if (nana_h3_consume(cu, sid, credit)) return NGHTTP3_ERR_CALLBACK_FAILURE;
     if (!call || !c->g_done) return 0;
     if (call->reply.len + len > c->max_reply_bytes) /* the rest is read and dropped */
         finish(c, call, c->g_done, NANA_CLIENT_EPROTOCOL,
@@ -859,7 +881,7 @@ static const nana_h3_app g_app = {
             .stream_close = g_on_stream_close,
         },
     .server = false,
-    .auto_consume = true,
+    .auto_consume = false, /* g_on_data credits what it takes */
 };
 
 static nana_quic_callbacks g_glue; /* src/h3's stream callbacks, wrapped below */
@@ -1443,6 +1465,16 @@ int nc_submit(nana_client *c, const nc_call_args *a, nana_client_done_fn done, v
     call->kind = a->kind;
     call->grpc = c->grpc;
     call->grpc_status = -1;
+    bool aql = a->kind == NC_AQL_QUERY || a->kind == NC_AQL_BATCH || a->kind == NC_AQL_STREAM;
+    if (aql && !c->grpc) {
+        free(call);
+        return nc_result_error(err, NANA_CLIENT_EINVALID,
+                               "AQL calls are gRPC calls (protocol NANA_CLIENT_PROTO_GRPC)");
+    }
+    if (aql && co && co->db && *co->db && !(call->db = strdup(co->db))) {
+        free(call);
+        return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
+    }
     /* Once this client named a database, a call naming none says so: the
      * server would otherwise use the database its connection named last.
      * (A gRPC call always names its own: empty is the default.) */
@@ -1455,6 +1487,7 @@ int nc_submit(nana_client *c, const nc_call_args *a, nana_client_done_fn done, v
                                   : nc_build_typed(&call->frame, a, default_db, err);
     if (rc) {
         nana_buf_free(&call->frame);
+        free(call->db);
         free(call);
         return rc;
     }
@@ -1462,6 +1495,10 @@ int nc_submit(nana_client *c, const nc_call_args *a, nana_client_done_fn done, v
     uint64_t now = nana_now_ns();
     call->queued_ns = now;
     call->deadline_ns = now + (uint64_t)call->timeout_ms * 1000000ull;
+    if (a->stream) { /* ends when its iterator closes it; its waits have the timeout */
+        call->stream = a->stream;
+        call->deadline_ns = UINT64_MAX;
+    }
     pthread_mutex_lock(&c->mu);
     if (c->state == ST_CLOSED)
         rc = nc_result_error(err, NANA_CLIENT_ECLOSED, "the client is closed");
@@ -1471,9 +1508,11 @@ int nc_submit(nana_client *c, const nc_call_args *a, nana_client_done_fn done, v
     if (rc) {
         pthread_mutex_unlock(&c->mu);
         nana_buf_free(&call->frame);
+        free(call->db);
         free(call);
         return rc;
     }
+    if (call->stream) ncs_set_call(call->stream, c, call, call->timeout_ms);
     list_add_tail(&c->queue, call);
     c->pending++;
     c->last_used_ns = now;
@@ -1578,6 +1617,15 @@ int nana_client_health(nana_client *c, const char *service, const nana_call_opts
     }
     nc_call_args a = {.target = c, .kind = NC_HEALTH, .key = service ? service : "", .co = co};
     return nc_blocking(submit_client, &a, out);
+}
+
+void nc_client_cancel_stream(nana_client *c, nc_stream *st)
+{
+    pthread_mutex_lock(&c->mu);
+    nc_call *call = ncs_call(st);
+    if (call) call->deadline_ns = 0;
+    pthread_mutex_unlock(&c->mu);
+    if (call) nc_rt_wake(c->rt, nana_now_ns());
 }
 
 int nana_client_completion_fd(nana_client *c)

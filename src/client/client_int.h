@@ -84,7 +84,19 @@ nc_auth_step nc_auth_next(const uint8_t *p, size_t n, bool responded, bool have_
 /* ---- what a call asks ---------------------------------------------------- */
 
 /* The kinds of call: a method by name (both protocols), or a typed one. */
-typedef enum nc_kind { NC_CALL = 0, NC_GET, NC_SET, NC_DELETE, NC_HEALTH } nc_kind;
+typedef enum nc_kind {
+    NC_CALL = 0,
+    NC_GET,
+    NC_SET,
+    NC_DELETE,
+    NC_HEALTH,
+    NC_AQL_QUERY,  /* amaters.aql.AqlService/ExecuteQuery: body a QueryRequest */
+    NC_AQL_BATCH,  /* ExecuteBatch: body a BatchRequest */
+    NC_AQL_STREAM, /* ExecuteStream: body a QueryRequest; the answer goes to |stream| */
+} nc_kind;
+
+typedef struct nc_stream nc_stream;
+typedef struct nc_rt nc_rt;
 
 /* The arguments of one call, as the submit functions below get them. */
 typedef struct nc_call_args {
@@ -94,6 +106,9 @@ typedef struct nc_call_args {
     const char *key, *value;            /* the typed kinds (value: JSON, NC_SET; key: the
                                            service, NC_HEALTH) */
     const nana_call_opts *co;
+    const uint8_t *body; /* the AQL kinds: the serialized request message */
+    size_t body_len;
+    nc_stream *stream; /* NC_AQL_STREAM: where the answer's messages go */
 } nc_call_args;
 
 /*
@@ -134,6 +149,8 @@ struct nc_call {
     int http_status;    /* 0: none yet */
     int grpc_status;    /* -1: none yet */
     char grpc_msg[256]; /* grpc-message, decoded (cut to fit) */
+    char *db;           /* the AQL kinds: the "nana-db" metadata (malloc'd), NULL: none */
+    nc_stream *stream;  /* NC_AQL_STREAM: its iterator's state (a reference) */
 };
 
 /* ---- gRPC requests and replies (grpc.c; no I/O) --------------------------- */
@@ -155,6 +172,47 @@ const char *ncg_path(nc_kind kind);
  * Returns r->status.
  */
 int ncg_parse(const nc_call *call, nana_result *r);
+
+/*
+ * AQL streams (aql.c): the state an ExecuteStream call shares with its
+ * iterator. The call's side runs on the I/O thread with the client's lock
+ * held (lock order: client, then stream).
+ *
+ * ncs_sent: the call went out on stream |sid| of connection |h| of |rt|
+ * (where credit for its bytes is posted).
+ * ncs_feed: response bytes arrived; returns how many bytes of the stream
+ * the caller credits now (nana_h3_consume): the bytes the iterator needs
+ * to complete its next message, or all once the iterator is closed; the
+ * rest waits until the iterator takes a message. <0: out of memory or the
+ * message is larger than |max_msg| (the call fails).
+ * ncs_set_call: the client's call record while it lives (client lock).
+ */
+void ncs_sent(nc_stream *st, nc_rt *rt, nana_quic_handle h, int64_t sid);
+long long ncs_feed(nc_stream *st, const uint8_t *data, size_t len, size_t max_msg);
+void ncs_set_call(nc_stream *st, nana_client *c, nc_call *call, unsigned wait_ms);
+nc_call *ncs_call(const nc_stream *st);
+
+/*
+ * client.c: cancels the stream call |call| of |c| if it is still pending
+ * (its deadline becomes now: the maintenance thread finishes it and resets
+ * its stream). Takes the client's lock; |st| tells whether the call lives.
+ */
+void nc_client_cancel_stream(nana_client *c, nc_stream *st);
+
+/* The predicate text parser (aql_pred.c): limits and the parse. */
+#define NCQ_PRED_MAX_TEXT  65536
+#define NCQ_PRED_MAX_TERMS 1024
+#define NCQ_PRED_MAX_NEST  32
+#define NCQ_PRED_MAX_DEPTH 64
+#define NCQ_PRED_MAX_PATH  1024
+
+/*
+ * Parses predicate text |text|/|n| into a serialized
+ * amaters.types.Predicate in |out| (reset first). 0, or NANA_ERR_INVALID
+ * (the message names the column), NANA_ERR_TOOBIG (a limit) or
+ * NANA_ERR_NOMEM, with nana_errmsg() set.
+ */
+int ncq_pred_parse(const char *text, size_t n, nana_buf *out);
 
 /* The framed GetRequest a connection logs in with (key "", default
  * database), in |out|. 0 or ENOMEM. */
@@ -279,6 +337,11 @@ int nc_submit(nana_client *c, const nc_call_args *a, nana_client_done_fn done, v
 typedef int (*nc_submit_fn)(void *ctx, nana_client_done_fn done, void *ud, nana_result *err);
 int nc_blocking(nc_submit_fn submit, void *ctx, nana_result *out);
 
+/* pool.c: a submit function (nc_submit_fn) whose |ctx| is an nc_call_args
+ * with the pool as its target: the call goes to the least-loaded
+ * connection. */
+int nc_pool_submit(void *ctx, nana_client_done_fn done, void *ud, nana_result *err);
+
 /* The longest time option honoured (one day); longer ones are capped. */
 #define NC_MAX_MS 86400000u
 
@@ -294,5 +357,19 @@ unsigned nc_opt_ms(unsigned v, unsigned def);
  */
 int nc_load_target(const nana_client_opts *o, nc_key *key, char addr[INET6_ADDRSTRLEN], int *family,
                    nana_result *err);
+
+/*
+ * aql.c's calls through a submit function (the client's or the pool's):
+ * ExecuteQuery of serialized |body| (kind NC_AQL_QUERY), ExecuteBatch of
+ * serialized queries, ExecuteStream opened as an iterator. As the public
+ * nana_client_aql_execute, _batch and _stream_open.
+ */
+int ncq_run(nc_submit_fn submit, void *target, nc_kind kind, const uint8_t *body, size_t len,
+            const nana_call_opts *co, uint8_t **resp, size_t *rlen, nana_result *out);
+int ncq_run_batch(nc_submit_fn submit, void *target, const uint8_t *const *queries,
+                  const size_t *lens, size_t n, const nana_call_opts *co, uint8_t **resp,
+                  size_t *rlen, nana_result *out);
+int ncq_stream_open(nc_submit_fn submit, void *target, const uint8_t *req, size_t len,
+                    const nana_call_opts *co, nana_aql_stream **it, nana_result *out);
 
 #endif

@@ -41,6 +41,12 @@ const char *ncg_path(nc_kind kind)
         return "/nanasqlite.v1.NanaSQLite/Delete";
     case NC_HEALTH:
         return "/grpc.health.v1.Health/Check";
+    case NC_AQL_QUERY:
+        return "/amaters.aql.AqlService/ExecuteQuery";
+    case NC_AQL_BATCH:
+        return "/amaters.aql.AqlService/ExecuteBatch";
+    case NC_AQL_STREAM:
+        return "/amaters.aql.AqlService/ExecuteStream";
     default:
         return "/nanasqlite.v1.NanaSQLite/Call";
     }
@@ -90,8 +96,32 @@ static char *pb_str(const char *s)
     return s ? (char *)(uintptr_t)s : empty;
 }
 
+/* Frames an AQL request message given already serialized. */
+static int frame_raw(nana_buf *out, const uint8_t *m, size_t n, nana_result *err)
+{
+    if (n > UINT32_MAX - 5)
+        return nc_result_error(err, NANA_CLIENT_EINVALID, "the request is too large");
+    nana_buf_reset(out);
+    if (nana_buf_reserve(out, n + 5))
+        return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
+    uint8_t *p = (uint8_t *)out->data;
+    p[0] = 0;
+    p[1] = (uint8_t)(n >> 24);
+    p[2] = (uint8_t)(n >> 16);
+    p[3] = (uint8_t)(n >> 8);
+    p[4] = (uint8_t)n;
+    if (n) memcpy(p + 5, m, n);
+    out->len = n + 5;
+    return NANA_CLIENT_OK;
+}
+
 int ncg_build(nana_buf *out, const nc_call_args *a, nana_result *err)
 {
+    if (a->kind == NC_AQL_QUERY || a->kind == NC_AQL_BATCH || a->kind == NC_AQL_STREAM) {
+        if (!a->body && a->body_len)
+            return nc_result_error(err, NANA_CLIENT_EINVALID, "no request message");
+        return frame_raw(out, a->body, a->body_len, err);
+    }
     const char *db = a->co ? a->co->db : NULL, *table = a->co ? a->co->table : NULL;
     if (a->kind != NC_CALL && !a->key)
         return nc_result_error(err, NANA_CLIENT_EINVALID, "a typed call needs a key");
@@ -203,6 +233,14 @@ static int one_message(const nana_buf *b, const uint8_t **msg, size_t *len)
 /* The result of a reply message |m| of a call of |kind|. */
 static int typed_result(nc_kind kind, const uint8_t *m, size_t n, nana_result *r)
 {
+    if (kind == NC_AQL_QUERY || kind == NC_AQL_BATCH) { /* the message itself, for aql.c */
+        r->json = malloc(n ? n : 1);
+        if (!r->json) return nc_result_error(r, NANA_CLIENT_ENOMEM, "out of memory");
+        if (n) memcpy(r->json, m, n);
+        r->json_len = n;
+        r->status = NANA_CLIENT_OK;
+        return NANA_CLIENT_OK;
+    }
     if (kind == NC_HEALTH) {
         Grpc__Health__V1__HealthCheckResponse *h =
             grpc__health__v1__health_check_response__unpack(NULL, n, m);
@@ -267,6 +305,7 @@ int ncg_parse(const nc_call *call, nana_result *r)
     if (call->http_status != 200)
         return nc_result_error(r, NANA_CLIENT_EPROTOCOL, "HTTP status %d with grpc-status 0",
                                call->http_status);
+    if (call->kind == NC_AQL_STREAM) return result_ok(r, "null"); /* its messages went on */
     const uint8_t *m;
     size_t n;
     if (one_message(&call->reply, &m, &n))

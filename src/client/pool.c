@@ -229,7 +229,7 @@ static nana_client *choose(nana_pool *p, nana_result *err)
 
 /* A submission on the pool (with the lock held so the chosen connection
  * cannot be retired under it). */
-static int submit_pool(void *ctx, nana_client_done_fn done, void *ud, nana_result *err)
+int nc_pool_submit(void *ctx, nana_client_done_fn done, void *ud, nana_result *err)
 {
     nc_call_args *a = ctx;
     nana_pool *p = a->target;
@@ -256,26 +256,26 @@ int nana_pool_call(nana_pool *p, const char *method, const char *args_json, cons
 {
     nc_call_args a = {
         .target = p, .method = method, .args = args_json, .kwargs = kwargs_json, .co = co};
-    return nc_blocking(submit_pool, &a, out);
+    return nc_blocking(nc_pool_submit, &a, out);
 }
 
 int nana_pool_get(nana_pool *p, const char *key, const nana_call_opts *co, nana_result *out)
 {
     nc_call_args a = {.target = p, .kind = NC_GET, .key = key, .co = co};
-    return nc_blocking(submit_pool, &a, out);
+    return nc_blocking(nc_pool_submit, &a, out);
 }
 
 int nana_pool_set(nana_pool *p, const char *key, const char *value_json, const nana_call_opts *co,
                   nana_result *out)
 {
     nc_call_args a = {.target = p, .kind = NC_SET, .key = key, .value = value_json, .co = co};
-    return nc_blocking(submit_pool, &a, out);
+    return nc_blocking(nc_pool_submit, &a, out);
 }
 
 int nana_pool_delete(nana_pool *p, const char *key, const nana_call_opts *co, nana_result *out)
 {
     nc_call_args a = {.target = p, .kind = NC_DELETE, .key = key, .co = co};
-    return nc_blocking(submit_pool, &a, out);
+    return nc_blocking(nc_pool_submit, &a, out);
 }
 
 int nana_pool_submit(nana_pool *p, const char *method, const char *args_json,
@@ -286,7 +286,7 @@ int nana_pool_submit(nana_pool *p, const char *method, const char *args_json,
     nc_call_args a = {
         .target = p, .method = method, .args = args_json, .kwargs = kwargs_json, .co = co};
     nana_result err = {0};
-    int rc = submit_pool(&a, done, ud, &err);
+    int rc = nc_pool_submit(&a, done, ud, &err);
     nana_result_free(&err);
     return rc;
 }

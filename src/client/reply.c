@@ -58,6 +58,8 @@ const char *nana_client_status_name(int status)
         return "ProtocolError";
     case NANA_CLIENT_ENOMEM:
         return "MemoryError";
+    case NANA_CLIENT_EQUERY:
+        return "QueryError";
     default:
         return "NanaSQLiteError";
     }
