@@ -512,6 +512,10 @@ void nana_client_aql_stream_close(nana_aql_stream *it);
 int nana_client_aql_answer_json(const uint8_t *msg, size_t len, int batch, int raw_values,
                                 char **json, size_t *jlen, nana_result *err);
 
+/* One pair (a stream's) as {"key": K, "value": V}, written as above. */
+int nana_client_aql_row_json(const uint8_t *key, size_t klen, const uint8_t *value, size_t vlen,
+                             int raw_values, char **json, size_t *jlen, nana_result *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -24,6 +24,7 @@
  * not a terminal it reads plain lines and prints only results and errors,
  * so it can be scripted with a here-document.
  */
+#include "cli_aql.h"
 #include "conn_flags.h"
 #include "nanasqlite_client.h"
 #include "core/nana_core.h"
@@ -79,6 +80,8 @@ static const struct command {
      "any method; ARGS a JSON array, KWARGS a JSON object"},
     {"health", NULL, 0, 1, SPLIT_WORDS, IN_BOTH, "health [SERVICE]",
      "with --grpc: the gRPC health check of the server (or of SERVICE)"},
+    {"aql", NULL, 1, 100000, SPLIT_WORDS, IN_BOTH, "aql SUBCOMMAND ...",
+     "AQL queries over gRPC: get, set, delete, range, filter, update, batch (aql --help)"},
     {"methods", NULL, 0, 0, SPLIT_WORDS, IN_BOTH, "methods",
      "the methods the server offers over the network"},
     {"use", NULL, 0, 1, SPLIT_WORDS, IN_SHELL, "use [DB]",
@@ -219,11 +222,12 @@ static int report(const nana_result *r)
 }
 
 /*
- * Writes JSON text |j| as one line on stdout: whitespace outside strings
- * dropped, and unless compact a space after each ',' and ':' (the layout
- * of Python's json.dumps). Returns 0, or EXIT_SERVER if stdout fails.
+ * Writes JSON text |j| to stdout on one line (and a newline with
+ * |newline|): whitespace outside strings dropped, and unless |compact| a
+ * space after each ',' and ':' (the layout of Python's json.dumps).
+ * Returns 0, or EXIT_SERVER if stdout fails.
  */
-static int print_json(const cli *c, const char *j, size_t n)
+static int write_json(bool compact, const char *j, size_t n, bool newline)
 {
     nana_buf b;
     nana_buf_init(&b, 0);
@@ -242,18 +246,34 @@ static int print_json(const cli *c, const char *j, size_t n)
         if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') continue;
         if (ch == '"') in_str = true;
         rc = nana_buf_putc(&b, ch);
-        if (!rc && !c->compact && (ch == ',' || ch == ':')) rc = nana_buf_putc(&b, ' ');
+        if (!rc && !compact && (ch == ',' || ch == ':')) rc = nana_buf_putc(&b, ' ');
     }
-    if (!rc) rc = nana_buf_putc(&b, '\n');
+    if (!rc && newline) rc = nana_buf_putc(&b, '\n');
     if (rc) {
         nana_buf_free(&b);
         return fail(EXIT_SERVER, "MemoryError", "%s", "cannot format the result");
     }
     fwrite(b.data, 1, b.len, stdout);
     nana_buf_free(&b);
-    if (fflush(stdout) != 0 || ferror(stdout))
+    if ((newline && fflush(stdout) != 0) || ferror(stdout))
         return fail(EXIT_SERVER, "OSError", "%s", "cannot write the result to standard output");
     return 0;
+}
+
+static int print_line(bool compact, const char *j, size_t n)
+{
+    return write_json(compact, j, n, true);
+}
+
+static int print_part(bool compact, const char *j, size_t n)
+{
+    return write_json(compact, j, n, false);
+}
+
+/* Writes JSON text |j| as one line on stdout in the CLI's layout. */
+static int print_json(const cli *c, const char *j, size_t n)
+{
+    return write_json(c->compact, j, n, true);
 }
 
 /*
@@ -463,6 +483,32 @@ static int run_typed(cli *c, const struct command *cmd, int argc, char **argv)
     return rc;
 }
 
+/* The aql command's connection: the CLI's client, in gRPC mode. */
+static int aql_connect(cli_aql_ctx *x)
+{
+    cli *c = x->cli;
+    int rc = ensure_connected(c);
+    x->client = c->client;
+    return rc;
+}
+
+/* aql SUBCOMMAND ...: one-shot only (its options do not fit the shell's
+ * word splitting). The client speaks gRPC (aql implies --grpc). */
+static int run_aql(cli *c, int argc, char **argv, bool shell)
+{
+    if (shell)
+        return fail(EXIT_USAGE, "UsageError", "%s",
+                    "aql works one-shot only: nanasqlite-cli [flags] aql ...");
+    c->opts.protocol = NANA_CLIENT_PROTO_GRPC;
+    cli_aql_ctx x = {.co = {.db = c->db},
+                     .compact = c->compact,
+                     .connect = aql_connect,
+                     .print = print_line,
+                     .print_inline = print_part,
+                     .cli = c};
+    return cli_aql_run(&x, argc, argv);
+}
+
 /* Replaces the name *slot with name argument |arg| (or none). Returns 0 or EXIT_USAGE. */
 static int set_name(char **slot, int argc, char **argv)
 {
@@ -499,6 +545,7 @@ static int run_command(cli *c, int argc, char **argv, bool shell)
         return 0;
     }
     if (strcmp(cmd->name, "methods") == 0) return list_methods(c);
+    if (strcmp(cmd->name, "aql") == 0) return run_aql(c, n, argv + 1, shell);
     if (strcmp(cmd->name, "use") == 0) return set_name(&c->db, n, argv + 1);
     if (strcmp(cmd->name, "table") == 0) return set_name(&c->table, n, argv + 1);
     if (strcmp(cmd->name, "health") == 0 ||

@@ -156,3 +156,33 @@ int nana_client_aql_answer_json(const uint8_t *msg, size_t len, int batch, int r
     if (jlen) *jlen = n;
     return NANA_CLIENT_OK;
 }
+
+int nana_client_aql_row_json(const uint8_t *key, size_t klen, const uint8_t *value, size_t vlen,
+                             int raw_values, char **json, size_t *jlen, nana_result *err)
+{
+    nana_result tmp = {0};
+    if (!err) err = &tmp;
+    memset(err, 0, sizeof(*err));
+    if (!json) return nc_result_error(err, NANA_CLIENT_EINVALID, "no place for the JSON");
+    *json = NULL;
+    if (jlen) *jlen = 0;
+    Amaters__Types__Key k;
+    amaters__types__key__init(&k);
+    k.data.data = (uint8_t *)(uintptr_t)key;
+    k.data.len = klen;
+    Amaters__Types__CipherBlob v;
+    amaters__types__cipher_blob__init(&v);
+    v.data.data = (uint8_t *)(uintptr_t)value;
+    v.data.len = vlen;
+    nana_buf b;
+    nana_buf_init(&b, 0);
+    if (nana_buf_puts(&b, "{\"key\":") || put_key(&b, &k) || nana_buf_puts(&b, ",\"value\":") ||
+        put_value(&b, &v, raw_values != 0) || nana_buf_putc(&b, '}') || nana_buf_putc(&b, '\0')) {
+        nana_buf_free(&b);
+        return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
+    }
+    size_t n = b.len - 1;
+    *json = nana_buf_detach(&b, NULL);
+    if (jlen) *jlen = n;
+    return NANA_CLIENT_OK;
+}

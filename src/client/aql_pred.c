@@ -23,13 +23,14 @@
  * tree the server gets at most NCQ_PRED_MAX_DEPTH deep. Every error names
  * the 1-based column where the problem is.
  */
-#include "client_int.h"
+#include "aql_pred.h"
 
 #include "amaters/types.pb-c.h"
 #include "util/nana_err.h"
 #include "util/nana_json.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -378,8 +379,9 @@ static int parse_run(pp *p, const char *kw, int (*sub)(pp *, pred **), pred **ou
     size_t n = 0, cap = 0;
     for (;;) {
         skip_ws(p);
-        if (!at_keyword(p, kw)) break;
-        if (n == cap) {
+        bool more = at_keyword(p, kw);
+        if (!more && !n) break; /* a single term: no run */
+        if (n == cap) {         /* room for |one|, the run's latest term */
             size_t nc = cap ? cap * 2 : 8;
             pred **t = realloc(terms, nc * sizeof(*t));
             if (!t) {
@@ -391,11 +393,11 @@ static int parse_run(pp *p, const char *kw, int (*sub)(pp *, pred **), pred **ou
         }
         terms[n++] = one;
         one = NULL;
+        if (!more) break;
         p->i += strlen(kw);
         if ((rc = sub(p, &one))) break;
     }
     if (!rc && n) {
-        terms[n++] = one; /* cap > n: it grew before each push */
         one = join_balanced(strcmp(kw, "and") == 0, terms, n);
         n = 0;
         if (!one) rc = nana_err_set(NANA_ERR_NOMEM, "out of memory");

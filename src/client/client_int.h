@@ -13,6 +13,7 @@
 #ifndef NANA_CLIENT_INT_H
 #define NANA_CLIENT_INT_H
 
+#include "aql_pred.h"
 #include "nanasqlite_client.h"
 #include "quic/nana_quic.h"
 #include "util/nana_buf.h"
@@ -198,21 +199,6 @@ nc_call *ncs_call(const nc_stream *st);
  * its stream). Takes the client's lock; |st| tells whether the call lives.
  */
 void nc_client_cancel_stream(nana_client *c, nc_stream *st);
-
-/* The predicate text parser (aql_pred.c): limits and the parse. */
-#define NCQ_PRED_MAX_TEXT  65536
-#define NCQ_PRED_MAX_TERMS 1024
-#define NCQ_PRED_MAX_NEST  32
-#define NCQ_PRED_MAX_DEPTH 64
-#define NCQ_PRED_MAX_PATH  1024
-
-/*
- * Parses predicate text |text|/|n| into a serialized
- * amaters.types.Predicate in |out| (reset first). 0, or NANA_ERR_INVALID
- * (the message names the column), NANA_ERR_TOOBIG (a limit) or
- * NANA_ERR_NOMEM, with nana_errmsg() set.
- */
-int ncq_pred_parse(const char *text, size_t n, nana_buf *out);
 
 /* The framed GetRequest a connection logs in with (key "", default
  * database), in |out|. 0 or ENOMEM. */
