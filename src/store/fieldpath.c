@@ -79,8 +79,8 @@ int nana_fpath_parse(const char *f, size_t n, const char *what, nana_fpath *out)
         if (nlen == 0) {
             snprintf(reason, sizeof(reason), "has an empty member name at byte %zu", start);
             if (i < n && f[i] != '.' && f[i] != '[')
-                snprintf(reason, sizeof(reason), "has a character not allowed in a name at byte %zu",
-                         i);
+                snprintf(reason, sizeof(reason),
+                         "has a character not allowed in a name at byte %zu", i);
             return path_refused(f, n, what, reason);
         }
         if (nlen > NANA_FIELD_MAX_NAME) {
@@ -89,8 +89,7 @@ int nana_fpath_parse(const char *f, size_t n, const char *what, nana_fpath *out)
             return path_refused(f, n, what, reason);
         }
         if (++segments > NANA_FIELD_MAX_SEGMENTS) {
-            snprintf(reason, sizeof(reason), "has more than %d segments",
-                     NANA_FIELD_MAX_SEGMENTS);
+            snprintf(reason, sizeof(reason), "has more than %d segments", NANA_FIELD_MAX_SEGMENTS);
             return path_refused(f, n, what, reason);
         }
         if (p->n >= NANA_FPATH_MAX_STEPS) return path_refused(f, n, what, "has too many steps");
@@ -108,8 +107,7 @@ int nana_fpath_parse(const char *f, size_t n, const char *what, nana_fpath *out)
                 return path_refused(f, n, what, reason);
             }
             i++;
-            if (p->n >= NANA_FPATH_MAX_STEPS)
-                return path_refused(f, n, what, "has too many steps");
+            if (p->n >= NANA_FPATH_MAX_STEPS) return path_refused(f, n, what, "has too many steps");
             p->step[p->n++] = (nana_fstep){.name = NULL, .index = (uint32_t)v};
         }
         if (i == n) return NANA_OK;

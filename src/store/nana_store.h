@@ -596,7 +596,7 @@ typedef enum nana_mop_kind {
 
 typedef struct nana_mop {
     nana_mop_kind kind;
-    nana_table *t; /* a table of the store (already opened with nana_store_table) */
+    nana_table *t;   /* a table of the store (already opened with nana_store_table) */
     const char *key; /* GET, SET, DELETE */
     size_t klen;
     const char *value; /* SET: JSON text */

@@ -33,17 +33,17 @@ typedef enum vclass { V_NUMBER, V_STRING, V_BOOL, V_NULL, V_OBJECT, V_ARRAY } vc
 struct nana_pred_cmp {
     size_t poff, plen; /* its SQLite JSON path in plan->paths */
     vclass cls;
-    bool bind_value;     /* the fragment uses the value parameter */
-    nana_json_doc *doc;  /* the parsed value (numbers, strings, booleans) */
-    const nana_json *v;  /* its root */
-    const char *raw;     /* objects and arrays: the caller's text (SQLite's json() reads it) */
+    bool bind_value;    /* the fragment uses the value parameter */
+    nana_json_doc *doc; /* the parsed value (numbers, strings, booleans) */
+    const nana_json *v; /* its root */
+    const char *raw;    /* objects and arrays: the caller's text (SQLite's json() reads it) */
     size_t rawlen;
 };
 
 /* The walk's state: counters for messages and limits, the plan being built. */
 typedef struct walk {
-    unsigned nodes; /* nodes seen so far (the current one's number) */
-    unsigned cmps;  /* comparisons seen so far */
+    unsigned nodes;       /* nodes seen so far (the current one's number) */
+    unsigned cmps;        /* comparisons seen so far */
     nana_pred_plan *plan; /* NULL: check only */
     nana_pred_cmp *cmp;   /* room for NANA_PRED_MAX_NODES comparisons (plan only) */
 } walk;
@@ -95,7 +95,7 @@ static vclass value_class(const char *v, size_t n)
 
 static const char *class_name(vclass c)
 {
-    static const char *const names[] = {"a number", "a string", "a boolean",
+    static const char *const names[] = {"a number", "a string",  "a boolean",
                                         "null",     "an object", "an array"};
     return names[c];
 }
@@ -113,11 +113,11 @@ static int visit_cmp(walk *w, const nana_pred *p)
     int rc = nana_fpath_parse(p->field, p->flen, what, &fp);
     if (rc) return rc;
     if (!p->value || p->vlen == 0)
-        return nana_err_set(NANA_ERR_VALIDATION, "the %u%s comparison has no value", k,
-                            ordinal(k));
+        return nana_err_set(NANA_ERR_VALIDATION, "the %u%s comparison has no value", k, ordinal(k));
     if (p->vlen > NANA_PRED_MAX_VALUE)
-        return nana_err_set(NANA_ERR_TOOBIG, "the %u%s comparison's value is %zu bytes, the limit is %d",
-                            k, ordinal(k), p->vlen, NANA_PRED_MAX_VALUE);
+        return nana_err_set(NANA_ERR_TOOBIG,
+                            "the %u%s comparison's value is %zu bytes, the limit is %d", k,
+                            ordinal(k), p->vlen, NANA_PRED_MAX_VALUE);
     if (nana_json_validate(p->value, p->vlen, 0, NANA_DEFAULT_JSON_DEPTH)) {
         char why[NANA_ERRMSG_MAX];
         snprintf(why, sizeof(why), "%s", nana_errmsg());
@@ -125,9 +125,10 @@ static int visit_cmp(walk *w, const nana_pred *p)
     }
     vclass cls = value_class(p->value, p->vlen);
     if ((cls == V_OBJECT || cls == V_ARRAY) && p->op != NANA_PRED_EQ)
-        return nana_err_set(NANA_ERR_VALIDATION,
-                            "the %u%s comparison (%s) compares %s: objects and arrays allow only EQ",
-                            k, ordinal(k), op_name(p->op), class_name(cls));
+        return nana_err_set(
+            NANA_ERR_VALIDATION,
+            "the %u%s comparison (%s) compares %s: objects and arrays allow only EQ", k, ordinal(k),
+            op_name(p->op), class_name(cls));
     if (!w->plan) return NANA_OK;
 
     nana_pred_plan *pl = w->plan;
@@ -206,8 +207,9 @@ static int visit(walk *w, const nana_pred *p, unsigned depth)
     case NANA_PRED_AND:
     case NANA_PRED_OR:
         if (!p->left || !p->right)
-            return nana_err_set(NANA_ERR_VALIDATION, "node %u (%s) needs a left and a right operand",
-                                me, op_name(p->op));
+            return nana_err_set(NANA_ERR_VALIDATION,
+                                "node %u (%s) needs a left and a right operand", me,
+                                op_name(p->op));
         if (b && (rc = nana_buf_putc(b, '('))) return rc;
         if ((rc = visit(w, p->left, depth + 1))) return rc;
         if (b && (rc = nana_buf_puts(b, p->op == NANA_PRED_AND ? " AND " : " OR "))) return rc;

@@ -653,17 +653,17 @@ typedef struct nana_upd_plan {
     nana_table *t;
     const nana_update *u; /* the caller's, alive during the call */
     size_t n;
-    nana_fpath *paths;     /* per update */
-    nana_json_doc **docs;  /* per update: its parsed value */
+    nana_fpath *paths;    /* per update */
+    nana_json_doc **docs; /* per update: its parsed value */
     nana_json **vals;
     char *sql_first, *sql_next; /* the scan: from the start, and past a key (?1) */
     nana_pred_plan pred;
     /* results of a run (reset by each run) */
     int64_t changed;
-    nana_buf keys;        /* changed keys, back to back */
-    size_t *klens;        /* their lengths */
+    nana_buf keys; /* changed keys, back to back */
+    size_t *klens; /* their lengths */
     size_t nkeys, kcap;
-    bool clear_cache;     /* too many keys to keep: empty the table's cache */
+    bool clear_cache; /* too many keys to keep: empty the table's cache */
 } nana_upd_plan;
 
 /* Checks the predicate and updates and builds the plan. Free with

@@ -29,8 +29,8 @@
 #define CHUNK_BYTES ((size_t)4 * 1024 * 1024)
 
 /* Changed keys remembered for the cache; past either limit the cache is emptied. */
-#define KEEP_KEYS       4096
-#define KEEP_KEY_BYTES  ((size_t)1024 * 1024)
+#define KEEP_KEYS      4096
+#define KEEP_KEY_BYTES ((size_t)1024 * 1024)
 
 static const char *upd_name(nana_upd_op op)
 {
@@ -153,8 +153,7 @@ int nana_upd_plan_build(nana_table *t, const nana_pred *pred, const nana_update 
 /* ------------------------------------------------------------------ */
 
 /* The message prefix of a row's failure: "key '<key>': field '<field>'". */
-static int row_fail(int code, const char *key, size_t klen, const nana_fpath *fp,
-                    const char *what)
+static int row_fail(int code, const char *key, size_t klen, const nana_fpath *fp, const char *what)
 {
     char k[NANA_QUOTE_MAX], f[NANA_QUOTE_MAX];
     nana_quote_text(k, sizeof(k), key, klen, 64);
@@ -265,8 +264,8 @@ static int remember_key(nana_upd_plan *p, const char *key, size_t klen)
 }
 
 /* Updates one matching row (its key and stored text) on the writer connection. */
-static int update_row(nana_conn *c, nana_upd_plan *p, const char *key, size_t klen,
-                      const char *val, size_t vlen)
+static int update_row(nana_conn *c, nana_upd_plan *p, const char *key, size_t klen, const char *val,
+                      size_t vlen)
 {
     nana_table *t = p->t;
     nana_store *s = t->store;
@@ -294,11 +293,11 @@ static int update_row(nana_conn *c, nana_upd_plan *p, const char *key, size_t kl
         char k[NANA_QUOTE_MAX];
         rc = nana_json_write(&b, root);
         if (rc == NANA_ERR_TOOBIG)
-            rc = nana_err_set(rc, "key '%s': the new value would pass max_value_bytes (%zu)",
-                              nana_quote_text(k, sizeof(k), key, klen, 64),
-                              s->opts.max_value_bytes);
-        else if (!rc &&
-                 nana_json_validate(b.data, b.len, NANA_JSON_ALLOW_NONFINITE, s->opts.max_json_depth))
+            rc =
+                nana_err_set(rc, "key '%s': the new value would pass max_value_bytes (%zu)",
+                             nana_quote_text(k, sizeof(k), key, klen, 64), s->opts.max_value_bytes);
+        else if (!rc && nana_json_validate(b.data, b.len, NANA_JSON_ALLOW_NONFINITE,
+                                           s->opts.max_json_depth))
             rc = nana_err_set(NANA_ERR_TOOBIG,
                               "key '%s': the new value would be nested deeper than %u levels",
                               nana_quote_text(k, sizeof(k), key, klen, 64), s->opts.max_json_depth);
