@@ -24,9 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NANA_JWT_MAX_BYTES  8192 /* a whole token */
-#define NANA_JWT_SECRET_MIN 32   /* bytes of an account's HMAC secret */
-#define NANA_JWT_SECRET_MAX 1024
+#define NANA_JWT_MAX_BYTES 8192 /* a whole token */
+/* An account's secret: NANA_JWT_SECRET_MIN..MAX bytes (nana_accounts.h). */
 
 /* What "roles" grants; a token without "roles" narrows nothing. */
 enum {
