@@ -189,7 +189,11 @@ struct gcall {
     size_t alen;
     bool more;               /* ExecuteStream: rows remain after |after| */
     bool paging;             /* ExecuteStream: a page is being read */
-    bool want_proof;         /* the client asked for proofs (metadata nana-proof: 1) */
+    bool want_proof;         /* proofs go with its answers (asked, or always) */
+    const uint8_t *req_bytes; /* its request message as it came (for a proof), in the arena */
+    size_t req_len;
+    uint8_t *proof; /* a proof for the trailers (nana-proof-bin), in the arena */
+    size_t proof_len;
     alignas(max_align_t) char block[GCALL_BLOCK];
 };
 
@@ -260,6 +264,9 @@ void nana_gdoor_stream_message(gcall *c, const uint8_t *msg, size_t len);
 
 /* ---- aql.c ---------------------------------------------------------------- */
 
+/* An AQL call's header has ended and was accepted: what it asked of its
+ * answers (proofs). */
+void nana_gdoor_aql_begin(gcall *c);
 /* Runs an AQL call whose request (or first request) has come. */
 void nana_gdoor_aql_dispatch(gcall *c);
 /* Request bytes of a call that takes a stream of AQL queries: kept, and
