@@ -85,6 +85,10 @@ struct gsub {
 static void sub_free(gsub *s)
 {
     gcall *c = s->c;
+    for (size_t i = 0; s->plan.kind == NANA_AQL_BATCH && i < s->plan.nops; i++) {
+        nana_val_unref(s->plan.ops[i].v); /* the batch's results are ours */
+        nana_rows_free(s->plan.ops[i].rows);
+    }
     nana_core_result_clear(&s->core.res);
     nana_buf_free(&s->out);
     nana_arena_free(&s->arena);
