@@ -41,6 +41,7 @@ EBREAKER = 8
 EINVALID = 9
 EPROTOCOL = 10
 ENOMEM = 11
+EQUERY = 12
 
 _UINT_MAX = 0xFFFFFFFF
 
@@ -92,6 +93,16 @@ class nana_call_opts(ctypes.Structure):
     ]
 
 
+class nana_aql_update(ctypes.Structure):
+    """``struct nana_aql_update``: one change of an AQL update."""
+
+    _fields_ = [
+        ("op", ctypes.c_int),  # 1 set, 2 add, 3 mul
+        ("field", ctypes.c_char_p),
+        ("value_json", ctypes.c_char_p),
+    ]
+
+
 # void (*nana_client_done_fn)(void *ud, nana_result *r). Only NULL is passed
 # (results come through the completion fd), but the argtype is declared
 # exactly so that a NULL travels as a function pointer.
@@ -106,6 +117,11 @@ def _declare(lib):
     R = ctypes.POINTER(nana_result)
     CO = ctypes.POINTER(nana_call_opts)
     s = ctypes.c_char_p
+    B = ctypes.c_char_p  # const uint8_t * (bytes in)
+    Z = ctypes.c_size_t
+    BP = ctypes.POINTER(ctypes.c_void_p)  # uint8_t ** (a buffer out)
+    ZP = ctypes.POINTER(ctypes.c_size_t)
+    I64 = ctypes.c_int64
     table = {
         "nana_result_free": (None, [R]),
         "nana_client_status_name": (ctypes.c_char_p, [ctypes.c_int]),
@@ -121,6 +137,28 @@ def _declare(lib):
         "nana_client_pending": (ctypes.c_uint, [_CLIENT_P]),
         "nana_client_connected": (ctypes.c_int, [_CLIENT_P]),
         "nana_client_reconnects": (ctypes.c_uint64, [_CLIENT_P]),
+        # AQL (the amaters.aql query service on the gRPC door)
+        "nana_client_aql_free": (None, [ctypes.c_void_p]),
+        "nana_client_aql_build_get": (ctypes.c_int, [s, B, Z, BP, ZP, R]),
+        "nana_client_aql_build_set": (ctypes.c_int, [s, B, Z, B, Z, BP, ZP, R]),
+        "nana_client_aql_build_delete": (ctypes.c_int, [s, B, Z, BP, ZP, R]),
+        "nana_client_aql_build_range": (ctypes.c_int, [s, B, Z, B, Z, I64, BP, ZP, R]),
+        "nana_client_aql_build_filter": (ctypes.c_int, [s, s, B, Z, I64, I64, BP, ZP, R]),
+        "nana_client_aql_build_update": (ctypes.c_int, [s, s, B, Z, ctypes.POINTER(nana_aql_update),
+                                                        Z, BP, ZP, R]),
+        "nana_client_aql_request": (ctypes.c_int, [B, Z, ctypes.c_uint32, BP, ZP, R]),
+        "nana_client_aql_parse_predicate": (ctypes.c_int, [s, BP, ZP, R]),
+        "nana_client_aql_execute": (ctypes.c_int, [_CLIENT_P, B, Z, CO, BP, ZP, R]),
+        "nana_client_aql_batch": (ctypes.c_int, [_CLIENT_P, ctypes.POINTER(ctypes.c_void_p),
+                                                 ctypes.POINTER(ctypes.c_size_t), Z, CO, BP, ZP,
+                                                 R]),
+        "nana_client_aql_answer_json": (ctypes.c_int, [B, Z, ctypes.c_int, ctypes.c_int,
+                                                       ctypes.POINTER(ctypes.c_void_p), ZP, R]),
+        "nana_client_aql_stream_open": (ctypes.c_int, [_CLIENT_P, B, Z, CO,
+                                                       ctypes.POINTER(ctypes.c_void_p), R]),
+        "nana_client_aql_stream_next": (ctypes.c_int, [ctypes.c_void_p, BP, ZP, BP, ZP, R]),
+        "nana_client_aql_stream_total": (ctypes.c_uint64, [ctypes.c_void_p]),
+        "nana_client_aql_stream_close": (None, [ctypes.c_void_p]),
     }
     for name, (restype, argtypes) in table.items():
         fn = getattr(lib, name)  # AttributeError: not this library

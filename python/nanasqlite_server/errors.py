@@ -88,6 +88,14 @@ class ProtocolError(NanaSQLiteError):
     """The server's reply is not a well-formed NanaSQLite reply."""
 
 
+class QueryError(NanaSQLiteError):
+    """An AQL query the server refused in its answer (an ErrorResponse).
+
+    ``error_type`` is the error code's name (``"ERROR_VALIDATION_INVALID_KEY"``)
+    and ``code`` its number as text (``"6000"``).
+    """
+
+
 class InternalServerError(NanaSQLiteError):
     """The server failed unexpectedly (the detail is in its log, not here)."""
 
@@ -107,4 +115,5 @@ __all__ = [
     "CircuitOpenError",
     "ProtocolError",
     "InternalServerError",
+    "QueryError",
 ]
