@@ -195,8 +195,9 @@ def test_reflection():
     if len(msgs) == 4:
         ls = unpb(first(msgs[0], 6, b""))
         names = sorted(unpb(x).get(1, [b""])[0].decode() for x in ls.get(1, []))
-        check(names == ["grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
-                        "nanasqlite.v1.NanaSQLite"], "list_services", names)
+        check(names == ["AmateRS", "amaters.aql.AqlService", "grpc.health.v1.Health",
+                        "grpc.reflection.v1alpha.ServerReflection", "nanasqlite.v1.NanaSQLite"],
+              "list_services", names)
         check(unpb(first(msgs[0], 2, b"")).get(7) == [b"*"], "the original request echoed")
         fd = unpb(first(msgs[1], 4, b"")).get(1, [])
         check(any(b"nanasqlite/v1/nanasqlite.proto" in f and b"BatchGetRequest" in f for f in fd),
