@@ -413,13 +413,13 @@ static uint8_t *deep_predicate(size_t levels, size_t *len)
         uint8_t hdr[12];
         size_t h = 0, inner = n;
         hdr[h++] = 0x0a;
-        for (size_t v = inner; ; v >>= 7) {
+        for (size_t v = inner;; v >>= 7) {
             hdr[h++] = (uint8_t)((v & 127) | (v > 127 ? 128 : 0));
             if (v <= 127) break;
         }
         size_t notlen = h + inner;
         tmp[m++] = 0x42;
-        for (size_t v = notlen; ; v >>= 7) {
+        for (size_t v = notlen;; v >>= 7) {
             tmp[m++] = (uint8_t)((v & 127) | (v > 127 ? 128 : 0));
             if (v <= 127) break;
         }
@@ -442,21 +442,21 @@ static void test_unpack_depth(void **state)
     size_t len;
     /* 49 NOT levels: 99 messages deep, the root included: taken. */
     uint8_t *ok = deep_predicate(49, &len);
-    assert_int_equal(nana_grpc_pb_unpack(&arena, &amaters__types__predicate__descriptor, ok, len, &m),
-                     0);
+    assert_int_equal(
+        nana_grpc_pb_unpack(&arena, &amaters__types__predicate__descriptor, ok, len, &m), 0);
     test_free(ok);
     /* 50 levels: 101 deep, refused before protobuf-c recurses into it; so
      * is a million (which would have taken protobuf-c's stack). */
     uint8_t *deep = deep_predicate(50, &len);
-    assert_int_equal(nana_grpc_pb_unpack(&arena, &amaters__types__predicate__descriptor, deep, len,
-                                         &m),
-                     NANA_ERR_INVALID);
+    assert_int_equal(
+        nana_grpc_pb_unpack(&arena, &amaters__types__predicate__descriptor, deep, len, &m),
+        NANA_ERR_INVALID);
     assert_non_null(strstr(nana_errmsg(), "deeper"));
     test_free(deep);
     uint8_t *huge = deep_predicate(20000, &len);
-    assert_int_equal(nana_grpc_pb_unpack(&arena, &amaters__types__predicate__descriptor, huge, len,
-                                         &m),
-                     NANA_ERR_INVALID);
+    assert_int_equal(
+        nana_grpc_pb_unpack(&arena, &amaters__types__predicate__descriptor, huge, len, &m),
+        NANA_ERR_INVALID);
     test_free(huge);
 }
 
