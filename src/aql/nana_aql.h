@@ -40,8 +40,8 @@
 
 /* An error inside an answer (amaters.errors.ErrorResponse). */
 typedef struct nana_aql_err {
-    uint32_t code;     /* Amaters__Errors__ErrorCode */
-    uint32_t category; /* Amaters__Errors__ErrorCategory */
+    uint32_t code;        /* Amaters__Errors__ErrorCode */
+    uint32_t category;    /* Amaters__Errors__ErrorCategory */
     uint32_t retry_after; /* seconds; 0: none */
     char message[256];
 } nana_aql_err;
@@ -82,8 +82,8 @@ typedef struct nana_aql_plan {
     const nana_pred *pred; /* UPDATE (NULL: every object) */
     nana_update *upd;      /* UPDATE */
     size_t nupd;
-    nana_mop *ops; /* BATCH: one per query, results filled by the store */
-    nana_key *colls; /* BATCH: each op's collection ("" = default) */
+    nana_mop *ops;        /* BATCH: one per query, results filled by the store */
+    nana_key *colls;      /* BATCH: each op's collection ("" = default) */
     nana_aql_kind *kinds; /* BATCH: each query's kind */
     size_t nops;
     bool streams; /* RANGE or FILTER: ExecuteStream may page it */

@@ -61,8 +61,8 @@ struct gsub {
     nana_arena arena;
     nana_aql_plan plan;
     nana_aql_err err;
-    bool failed; /* err holds its answer (refused before it ran) */
-    bool done;   /* its answer is in out (read on the connection's thread) */
+    bool failed;  /* err holds its answer (refused before it ran) */
+    bool done;    /* its answer is in out (read on the connection's thread) */
     bool started; /* handed to the core (nana_core_start) */
     bool unlinked;
     bool page;    /* an ExecuteStream page */
@@ -74,7 +74,7 @@ struct gsub {
     const char *request_id;
     const uint8_t *qbytes; /* AmateRS: its query_bytes (a proof covers them) */
     size_t qlen;
-    uint64_t t0; /* when it began, ns */
+    uint64_t t0;       /* when it began, ns */
     uint64_t in_bytes; /* request bytes it stands for (credit once answered) */
     nana_buf out;      /* its framed answer */
     alignas(max_align_t) char block[GSUB_BLOCK];
@@ -583,7 +583,8 @@ static void start_page(gcall *c)
     }
     if (!s->failed) {
         nana_select *sel = &s->plan.sel;
-        if (sel->limit >= 0) sel->limit = sel->limit > (int64_t)c->total ? sel->limit - (int64_t)c->total : 0;
+        if (sel->limit >= 0)
+            sel->limit = sel->limit > (int64_t)c->total ? sel->limit - (int64_t)c->total : 0;
         if (c->after) {
             sel->after = c->after;
             sel->alen = c->alen;
@@ -715,9 +716,9 @@ static void health(gcall *c)
 
 /* What this server serves, for GetServerInfo. */
 static const char *const capabilities[] = {
-    "get",    "set",         "delete",          "range",           "filter",
-    "update", "batch",       "stream",          "interactive",     "mtls",
-    "jwt",    "signatures",  "server_proof",    "http3",           "json_values",
+    "get",    "set",        "delete",       "range",       "filter",
+    "update", "batch",      "stream",       "interactive", "mtls",
+    "jwt",    "signatures", "server_proof", "http3",       "json_values",
 };
 
 static void info(gcall *c)
@@ -796,7 +797,7 @@ void nana_gdoor_aql_begin(gcall *c)
     const nana_grpc_meta *ask = nana_grpc_head_meta(&c->head, "nana-proof", 0);
     bool asked = ask && ask->value_len == 1 && ask->value[0] == '1';
     c->want_proof = o->proof_sk && (o->proof_mode == NANA_PROOF_ALWAYS ||
-                                     (o->proof_mode == NANA_PROOF_ASK && asked));
+                                    (o->proof_mode == NANA_PROOF_ASK && asked));
 }
 
 void nana_gdoor_aql_dispatch(gcall *c)

@@ -328,6 +328,9 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         gopt.no_bans = o->no_bans;
         gopt.proof_sk = s->have_proof_key ? s->proof_sk : NULL;
         gopt.proof_mode = (nana_proof_mode)o->proof_mode;
+        gopt.aql_batch_bytes = o->aql_batch_bytes;
+        gopt.aql_window_bytes = o->aql_window_bytes;
+        gopt.aql_max_inflight = o->aql_max_inflight;
         if ((rc = nana_gdoor_new(s->core, &gopt, s->ep, &acc, s->ban, &s->grpc_door))) goto fail;
     }
     /* Publishes ep, core and the doors to the I/O threads (acquire in the accept hook). */
