@@ -27,6 +27,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -598,12 +599,15 @@ void cli_aql_help(FILE *out)
 
 int cli_aql_run(cli_aql_ctx *x, int argc, char **argv)
 {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "help")) {
-        cli_aql_help(stdout);
-        return argc < 1 ? EXIT_USAGE : 0;
+    if (argc < 1) {
+        cli_aql_help(stderr);
+        return EXIT_USAGE;
     }
-    const char *sub = argv[0];
-    char **opts = calloc((size_t)argc + 1, sizeof(char *));
+    if (!strcmp(argv[0], "help")) {
+        cli_aql_help(stdout);
+        return 0;
+    }
+    char **opts = calloc((size_t)argc + 2, sizeof(char *));
     char **pos = calloc((size_t)argc + 1, sizeof(char *));
     if (!opts || !pos) {
         free(opts);
@@ -611,8 +615,14 @@ int cli_aql_run(cli_aql_ctx *x, int argc, char **argv)
         return usage_error(EXIT_USAGE, "%s", "out of memory");
     }
     int npos = 0;
-    opts[0] = argv[0];
-    int no = split_args(argc - 1, argv + 1, opts + 1, pos, &npos);
+    opts[0] = (char *)(uintptr_t) "aql";
+    int no = split_args(argc, argv, opts + 1, pos, &npos);
+    char **pos_all = pos;
+    const char *sub = npos ? pos[0] : NULL; /* options may come before it too */
+    if (npos) {
+        pos++;
+        npos--;
+    }
     aql_args a = {0};
     nana_opt_table t = aql_table(&a);
     nana_opt_prog p = {.name = "nanasqlite-cli aql",
@@ -625,8 +635,12 @@ int cli_aql_run(cli_aql_ctx *x, int argc, char **argv)
     int rc = nana_opt_parse(&p, no + 1, opts, &first);
     free(opts);
     if (rc == NANA_OPT_DONE) {
-        free(pos);
+        free(pos_all);
         return 0;
+    }
+    if (!rc && !sub) {
+        rc = usage_error(EXIT_USAGE, "%s", "aql needs a subcommand (see aql --help)");
+        goto done;
     }
     if (rc) {
         rc = usage_error(EXIT_USAGE, "%s (see aql --help)", nana_errmsg());
@@ -730,6 +744,6 @@ int cli_aql_run(cli_aql_ctx *x, int argc, char **argv)
 done:
     for (size_t i = 0; i < a.ch.n; i++)
         free(a.ch.text[i]);
-    free(pos);
+    free(pos_all);
     return rc;
 }
