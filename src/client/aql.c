@@ -977,9 +977,9 @@ static int take_message(nana_aql_stream *s, nana_result *err)
         int w = pthread_cond_timedwait(&st->cv, &st->mu, &until);
         if (w == ETIMEDOUT && !first_end(st) && !st->ended) {
             pthread_mutex_unlock(&st->mu);
-            return nc_result_error(err, NANA_CLIENT_ETIMEOUT,
-                                   "no stream message within %u ms (the query may still run)",
-                                   st->wait_ms);
+            nc_result_set(err, NANA_CLIENT_ETIMEOUT,
+                          "no stream message within %u ms (the query may still run)", st->wait_ms);
+            return -1;
         }
     }
     if (!e) {
