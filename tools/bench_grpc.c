@@ -34,6 +34,7 @@
 
 #include "grpc/nana_grpc.h"
 #include "h3/nana_h3.h"
+#include "amaters/aql.pb-c.h"
 #include "nanasqlite/v1/nanasqlite.pb-c.h"
 #include "util/nana_time.h"
 
@@ -54,12 +55,12 @@ typedef struct gtpl {
     size_t *key_at;  /* each key's digits */
     unsigned nkeys;
     size_t value_at; /* a Set: the counter's digits */
-    nghttp3_nv nv[7];
+    nghttp3_nv nv[8];
     size_t nvlen;
     const char *what; /* "Get", for messages */
 } gtpl;
 
-typedef enum { K_GET, K_SET, K_BATCH } gkind;
+typedef enum { K_GET, K_SET, K_BATCH, K_RANGE, K_FILTER, K_COUNT } gkind;
 
 /* One request stream of a connection. */
 typedef struct gslot {
@@ -89,7 +90,7 @@ struct bgconn {
     uint8_t *bufs;
 };
 
-static gtpl tpl[3];
+static gtpl tpl[K_COUNT];
 static bool tpl_made;
 static size_t head_cap; /* bytes of buf per slot */
 
@@ -136,6 +137,106 @@ static void make_nv(gtpl *t, const char *path)
     t->nv[4] = nana_h3_nv("content-type", "application/grpc");
     t->nv[5] = nana_h3_nv("te", "trailers");
     t->nvlen = 6;
+    if (opt.proto == P_AQL && opt.db) t->nv[t->nvlen++] = nana_h3_nv("nana-db", opt.db);
+}
+
+/* Packs AQL query |q| in a QueryRequest into |t| (ExecuteQuery), with the
+ * key digits found after |key|. 0 or -1. */
+static int aql_template(gtpl *t, Amaters__Query__Query *q, const char *key, const char *what)
+{
+    static size_t at[K_COUNT];
+    Amaters__Aql__QueryRequest r;
+    amaters__aql__query_request__init(&r);
+    r.query = q;
+    t->key_at = &at[t - tpl];
+    t->nkeys = 1;
+    t->what = what;
+    if (pack_framed(t, &r.base) || find_keys(t, key)) return -1;
+    make_nv(t, "/amaters.aql.AqlService/ExecuteQuery");
+    return 0;
+}
+
+/*
+ * The AQL templates (--proto aql): ExecuteQuery of a get, a set (the same
+ * value as the Set mode's), a range from a random key with a limit of
+ * AQL_RANGE_KEYS, and a filter `id = "key:N"` matching one value of the
+ * populated table (whose values carry their key as "id"). 0 or -1.
+ */
+static int make_aql_templates(char *key, char *value, size_t n)
+{
+    static char empty[1];
+    char *coll = opt.table ? (char *)(uintptr_t)opt.table : empty;
+    Amaters__Types__Key k, end;
+    amaters__types__key__init(&k);
+    amaters__types__key__init(&end);
+    k.data.data = (uint8_t *)key;
+    k.data.len = strlen(key);
+    end.data.data = (uint8_t *)"key:~";
+    end.data.len = 5;
+    Amaters__Query__Query q;
+    amaters__query__query__init(&q);
+
+    Amaters__Query__GetQuery g;
+    amaters__query__get_query__init(&g);
+    g.collection = coll;
+    g.key = &k;
+    q.query_case = AMATERS__QUERY__QUERY__QUERY_GET;
+    q.get = &g;
+    if (aql_template(&tpl[K_GET], &q, key, "get")) return -1;
+
+    Amaters__Types__CipherBlob v;
+    amaters__types__cipher_blob__init(&v);
+    v.data.data = (uint8_t *)value;
+    v.data.len = strlen(value);
+    Amaters__Query__SetQuery s;
+    amaters__query__set_query__init(&s);
+    s.collection = coll;
+    s.key = &k;
+    s.value = &v;
+    q.query_case = AMATERS__QUERY__QUERY__QUERY_SET;
+    q.set = &s;
+    gtpl *t = &tpl[K_SET];
+    if (aql_template(t, &q, key, "set")) return -1;
+    const uint8_t *quote = memchr(t->data + t->head_len, '"', t->len - t->head_len);
+    if (!quote) return -1;
+    t->value_at = (size_t)(quote - t->data) + 1;
+    t->head_len = t->value_at + (n < VALUE_DIGITS ? n : VALUE_DIGITS);
+
+    Amaters__Query__RangeQuery r;
+    amaters__query__range_query__init(&r);
+    r.collection = coll;
+    r.start = &k;
+    r.end = &end;
+    r._limit_case = AMATERS__QUERY__RANGE_QUERY___LIMIT_LIMIT;
+    r.limit = AQL_RANGE_KEYS;
+    q.query_case = AMATERS__QUERY__QUERY__QUERY_RANGE;
+    q.range = &r;
+    if (aql_template(&tpl[K_RANGE], &q, key, "range")) return -1;
+
+    char json[8 + sizeof("key:") + KEY_DIGITS];
+    snprintf(json, sizeof(json), "\"%s\"", key);
+    Amaters__Types__ColumnRef col;
+    amaters__types__column_ref__init(&col);
+    col.name = (char *)(uintptr_t) "id";
+    Amaters__Types__CipherBlob val;
+    amaters__types__cipher_blob__init(&val);
+    val.data.data = (uint8_t *)json;
+    val.data.len = strlen(json);
+    Amaters__Types__EqPredicate eq;
+    amaters__types__eq_predicate__init(&eq);
+    eq.column = &col;
+    eq.value = &val;
+    Amaters__Types__Predicate p;
+    amaters__types__predicate__init(&p);
+    p.predicate_case = AMATERS__TYPES__PREDICATE__PREDICATE_EQ;
+    p.eq = &eq;
+    Amaters__Query__FilterQuery f;
+    amaters__query__filter_query__init(&f);
+    f.collection = coll;
+    f.predicate = &p;
+    q.query_case = AMATERS__QUERY__QUERY__QUERY_FILTER;
+    q.filter = &f;
+    return aql_template(&tpl[K_FILTER], &q, key, "filter");
 }
 
 /*
@@ -154,6 +255,21 @@ static int make_templates(void)
     char *db = opt.db ? (char *)(uintptr_t)opt.db : empty;
     char *table = opt.table ? (char *)(uintptr_t)opt.table : empty;
 
+    size_t n = opt.value_size - 2; /* the string's characters inside its quotes */
+    char *value = malloc(opt.value_size + 1);
+    if (!value) return -1;
+    value[0] = '"';
+    memset(value + 1, 'x', n);
+    value[n + 1] = '"';
+    value[n + 2] = '\0';
+    if (opt.proto == P_AQL) {
+        int rc = make_aql_templates(key, value, n);
+        free(value);
+        for (int k = 0; !rc && k < K_COUNT; k++)
+            if (tpl[k].head_len > head_cap) head_cap = tpl[k].head_len;
+        return rc;
+    }
+
     Nanasqlite__V1__GetRequest g;
     nanasqlite__v1__get_request__init(&g);
     g.key = key;
@@ -164,16 +280,12 @@ static int make_templates(void)
     t->key_at = get_at;
     t->nkeys = 1;
     t->what = "Get";
-    if (pack_framed(t, &g.base) || find_keys(t, key)) return -1;
+    if (pack_framed(t, &g.base) || find_keys(t, key)) {
+        free(value);
+        return -1;
+    }
     make_nv(t, PATH_PREFIX "Get");
 
-    size_t n = opt.value_size - 2; /* the string's characters inside its quotes */
-    char *value = malloc(opt.value_size + 1);
-    if (!value) return -1;
-    value[0] = '"';
-    memset(value + 1, 'x', n);
-    value[n + 1] = '"';
-    value[n + 2] = '\0';
     Nanasqlite__V1__SetRequest s;
     nanasqlite__v1__set_request__init(&s);
     s.key = key;
@@ -217,7 +329,7 @@ static int make_templates(void)
         if (rc) return -1;
         make_nv(t, PATH_PREFIX "BatchGet");
     }
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < K_COUNT; k++)
         if (tpl[k].head_len > head_cap) head_cap = tpl[k].head_len;
     return 0;
 }
@@ -332,7 +444,11 @@ static int start_request(bconn *c, gkind k, const nghttp3_nv *login, size_t nlog
 
 int bench_grpc_send(bconn *c, uint64_t due_ns)
 {
-    gkind k = opt.wl.kind == W_BATCH ? K_BATCH : next_is_set(c->sh) ? K_SET : K_GET;
+    gkind k = opt.wl.kind == W_BATCH    ? K_BATCH
+              : opt.wl.kind == W_RANGE  ? K_RANGE
+              : opt.wl.kind == W_FILTER ? K_FILTER
+              : next_is_set(c->sh)      ? K_SET
+                                        : K_GET;
     int rc = start_request(c, k, NULL, 0, due_ns);
     if (rc) return rc;
     atomic_fetch_add_explicit(&c->sh->started, 1, memory_order_relaxed);
@@ -397,6 +513,12 @@ static const char *judge(const gslot *s, char *buf, size_t cap)
                                      (uint32_t)s->head[3] << 8 | s->head[4]
                                : 0;
     bool ok = s->got >= 5 && s->head[0] == 0 && len == s->got - 5;
+    if (ok && opt.proto == P_AQL) { /* a QueryResponse with a result (field 1), no error */
+        if (len >= 1 && s->head[5] == 0x0a) return NULL;
+        snprintf(buf, cap, "an AQL %s answered %s", what,
+                 len >= 1 && s->head[5] == 0x12 ? "with an ErrorResponse" : "without a result");
+        return buf;
+    }
     if (ok && s->kind == K_SET) ok = len == 0;
     if (ok && s->kind == K_BATCH) ok = len > 0;
     if (ok && s->kind == K_GET && !s->login) ok = len >= 2 && s->head[5] == 0x08 && s->head[6] == 1;

@@ -30,10 +30,13 @@
 #define MAX_THREADS    64
 #define MAX_HANDSHAKES 128 /* connection attempts in progress per thread */
 
-typedef enum { W_GET, W_SET, W_MIXED, W_BATCH } workload;
+typedef enum { W_GET, W_SET, W_MIXED, W_BATCH, W_RANGE, W_FILTER } workload;
+
+/* Keys per range call (--proto aql --workload range). */
+#define AQL_RANGE_KEYS 100
 
 /* --proto: which door the calls go through. */
-typedef enum { P_NANA, P_GRPC } bench_proto;
+typedef enum { P_NANA, P_GRPC, P_AQL } bench_proto;
 
 /* ---- options -------------------------------------------------------------- */
 

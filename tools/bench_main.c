@@ -197,7 +197,7 @@ static void slot_release(bconn *c, slot *s)
 static int send_call(bconn *c, nana_quic_conn *qc, uint64_t due_ns)
 {
     shard *sh = c->sh;
-    if (opt.proto == P_GRPC) return bench_grpc_send(c, due_ns);
+    if (opt.proto != P_NANA) return bench_grpc_send(c, due_ns);
     if (!c->nfree) return NANA_ERR_BUSY;
     int64_t sid;
     int rc = nana_quic_stream_open(qc, &sid);
@@ -606,8 +606,11 @@ static int populate(void)
         nana_buf_reset(&b);
         rc = nana_buf_puts(&b, "[{");
         for (unsigned i = k; !rc && i < k + 1000 && i < opt.keyspace; i++)
-            rc = nana_buf_printf(&b, "%s\"key:%0*u\":\"%s\"", i > k ? "," : "", KEY_DIGITS, i,
-                                 value);
+            rc = opt.wl.kind == W_FILTER
+                     ? nana_buf_printf(&b, "%s\"key:%0*u\":{\"id\":\"key:%0*u\",\"v\":\"%s\"}",
+                                       i > k ? "," : "", KEY_DIGITS, i, KEY_DIGITS, i, value)
+                     : nana_buf_printf(&b, "%s\"key:%0*u\":\"%s\"", i > k ? "," : "", KEY_DIGITS, i,
+                                       value);
         if (!rc) rc = nana_buf_puts(&b, "}]");
         if (!rc && nana_client_call(c, "batch_update", b.data, NULL, &co, &r)) {
             fprintf(stderr, "nanasqlite-bench: writing the keys: %s: %s\n", r.error_type,
@@ -690,12 +693,16 @@ static int parse_workload(const nana_opt *row, const char *v, void *field)
                !nana_parse_u64(slash + 1, 0, 1000000, &w) && r + w > 0) {
         *wl =
             (workload_spec){.kind = W_MIXED, .read_pct = (unsigned)(r * 100 / (r + w)), .name = v};
+    } else if (!strcmp(v, "range")) {
+        *wl = (workload_spec){.kind = W_RANGE, .name = v};
+    } else if (!strcmp(v, "filter")) {
+        *wl = (workload_spec){.kind = W_FILTER, .name = v};
     } else if (!strncmp(v, "batch:", 6) && !nana_parse_u64(v + 6, 1, 10000, &n)) {
         *wl = (workload_spec){.kind = W_BATCH, .batch = (unsigned)n, .name = v};
     } else {
         return nana_err_set(NANA_ERR_INVALID,
-                            "\"%.64s\" is not get, set, mixed:R/W (reads/writes, 0..1000000) "
-                            "or batch:N (1..10000)",
+                            "\"%.64s\" is not get, set, mixed:R/W (reads/writes, 0..1000000), "
+                            "batch:N (1..10000), range or filter",
                             v);
     }
     return 0;
@@ -707,7 +714,7 @@ static int parse_workload(const nana_opt *row, const char *v, void *field)
 
 static const char G_LOAD[] = "load";
 static const char G_OUT[] = "output";
-static const char *const proto_words[] = {"nana", "grpc", NULL};
+static const char *const proto_words[] = {"nana", "grpc", "aql", NULL};
 
 static const nana_opt rows[] = {
     {.name = "conns",
@@ -770,7 +777,10 @@ static const nana_opt rows[] = {
      .def = "get",
      .group = G_LOAD,
      .arg = "W",
-     .help = "get | set | mixed:R/W (reads/writes, e.g. 9/1) | batch:N (batch_get of N keys)"},
+     .help = "get | set | mixed:R/W (reads/writes, e.g. 9/1) | batch:N (batch_get of N keys) | "
+             "range (--proto aql: " STR(
+                 AQL_RANGE_KEYS) " keys per call) | filter (--proto aql: "
+                                 "one value matched by a field, over the whole table)"},
     {.name = "rate",
      .kind = NANA_OPT_DOUBLE,
      AT(rate),
@@ -788,7 +798,8 @@ static const nana_opt rows[] = {
      .group = G_LOAD,
      .arg = "P",
      .help = "nana: the NanaSQLite door; grpc: the gRPC door (HTTP/3), typed Get, Set and "
-             "BatchGet calls logging in by signature"},
+             "BatchGet calls logging in by signature; aql: AQL queries (ExecuteQuery) on the "
+             "gRPC door"},
     {.name = "threads",
      .kind = NANA_OPT_UINT,
      AT(threads),
@@ -866,6 +877,14 @@ static int parse_args(int argc, char **argv)
     int first;
     int status = nana_opt_report(&prog, nana_opt_parse(&prog, argc, argv, &first));
     if (status >= 0) return status ? -1 : 1;
+    bool aql_only = opt.wl.kind == W_RANGE || opt.wl.kind == W_FILTER;
+    if (aql_only != (opt.proto == P_AQL && aql_only) ||
+        (opt.proto == P_AQL && opt.wl.kind == W_BATCH)) {
+        fprintf(stderr, "nanasqlite-bench: --workload %s %s\n", opt.wl.name,
+                aql_only ? "needs --proto aql"
+                         : "is not an AQL workload (get, set, mixed, range, filter)");
+        return -1;
+    }
     if (!opt.total) opt.total = opt.duration_s > 0 ? 0 : DEFAULT_TOTAL;
     if (opt.threads > opt.conns) opt.threads = opt.conns;
     nana_conn_flags_finish(&cf);
@@ -934,7 +953,7 @@ static int make_shards(void)
         qc.max_streams_bidi = 1;
         qc.idle_timeout_ms = 120000;
         qc.handshake_timeout_ms = 30000;
-        if (opt.proto == P_GRPC && bench_grpc_setup(sh, &qc)) return -1;
+        if (opt.proto != P_NANA && bench_grpc_setup(sh, &qc)) return -1;
         if (nana_quic_ep_new(&qc, &sh->ep)) {
             fprintf(stderr, "nanasqlite-bench: %s\n", nana_errmsg());
             return -1;
@@ -966,7 +985,9 @@ static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
                     (double)all.max_ns / 1e3};
     double scpu = calls && server_cpu ? (double)server_cpu / 1e3 / (double)calls : 0;
     double ccpu = calls ? (double)client_cpu / 1e3 / (double)calls : 0;
-    unsigned keys = opt.wl.kind == W_BATCH ? opt.wl.batch : 1;
+    unsigned keys = opt.wl.kind == W_BATCH   ? opt.wl.batch
+                    : opt.wl.kind == W_RANGE ? AQL_RANGE_KEYS
+                                             : 1;
     if (opt.json) {
         printf("{\"proto\":\"%s\",\"workload\":\"%s\",\"connections\":%u,\"pipeline\":%u,"
                "\"threads\":%u,\"value_size\":%u,\"keyspace\":%u,\"rate\":%.0f,"
@@ -974,10 +995,13 @@ static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
                "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
                "\"errors\":%llu,\"dropped\":%llu,\"connections_failed\":%u,"
                "\"server_cpu_us_per_op\":%.3f,\"client_cpu_us_per_op\":%.3f}\n",
-               opt.proto == P_GRPC ? "grpc" : "nana", opt.wl.name, opt.conns, opt.pipeline,
-               opt.threads, opt.value_size, opt.keyspace, opt.rate, (unsigned long long)calls, secs,
-               ops, ops * keys, us[0], us[1], us[2], us[3], us[4], (unsigned long long)errors,
-               (unsigned long long)dropped, failed, scpu, ccpu);
+               opt.proto == P_GRPC  ? "grpc"
+               : opt.proto == P_AQL ? "aql"
+                                    : "nana",
+               opt.wl.name, opt.conns, opt.pipeline, opt.threads, opt.value_size, opt.keyspace,
+               opt.rate, (unsigned long long)calls, secs, ops, ops * keys, us[0], us[1], us[2],
+               us[3], us[4], (unsigned long long)errors, (unsigned long long)dropped, failed, scpu,
+               ccpu);
     } else if (opt.csv) {
         printf("workload,connections,pipeline,threads,value_size,rate,calls,seconds,ops_per_sec,"
                "p50_us,p90_us,p99_us,p999_us,max_us,errors,server_cpu_us_per_op,"
@@ -987,7 +1011,10 @@ static void report(double secs, uint64_t server_cpu, uint64_t client_cpu)
                (unsigned long long)calls, secs, ops, us[0], us[1], us[2], us[3], us[4],
                (unsigned long long)errors, scpu, ccpu);
     } else {
-        printf("====== %s%s ======\n", opt.wl.name, opt.proto == P_GRPC ? " (gRPC)" : "");
+        printf("====== %s%s ======\n", opt.wl.name,
+               opt.proto == P_GRPC  ? " (gRPC)"
+               : opt.proto == P_AQL ? " (AQL)"
+                                    : "");
         printf("  %llu calls in %.2f seconds\n", (unsigned long long)calls, secs);
         printf("  %u connections (%u failed), %u in flight each, %u threads, %u-byte values, "
                "%u keys\n",
@@ -1099,7 +1126,7 @@ int main(int argc, char **argv)
     if (tty) fprintf(stderr, "\r%60s\r", "");
     for (unsigned t = 0; t < opt.threads; t++) {
         nana_quic_ep_del(shards[t].ep); /* the I/O threads stop: their stats are final */
-        if (opt.proto == P_GRPC) bench_grpc_free(&shards[t]);
+        if (opt.proto != P_NANA) bench_grpc_free(&shards[t]);
     }
     report(secs, server_cpu, client_cpu);
     sodium_memzero(secret_key, sizeof(secret_key));

@@ -187,6 +187,42 @@ def test_stream_limit():
     s.stop()
 
 
+def test_aql():
+    """--proto aql: AQL queries (ExecuteQuery) on the gRPC door: get, set
+    (a new value each write), range (100 keys per call) and filter over the
+    populated table, every answer checked (a QueryResponse with a result)."""
+    s = Server("bench-aql", flags=["--db", "bench.sqlite"]).start()
+    rc, j, err = run_json(s, "--proto", "aql", "-c", "4", "-P", "8", "-n", "3000", "-r", "1000")
+    check(rc == 0 and j and j["proto"] == "aql" and j["calls"] == 3000 and j["errors"] == 0 and
+          j["connections_failed"] == 0, "aql get run: 3000 calls, no errors", (j, err))
+    keys = ["key:%012d" % i for i in range(20)]
+    before = cli_values(s, keys)
+    rc, j, err = run_json(s, "--proto", "aql", "-c", "2", "-P", "4", "-n", "400", "-r", "20",
+                          "--workload", "set", "-d", "40")
+    check(rc == 0 and j and j["calls"] == 400 and j["errors"] == 0, "aql set run", (j, err))
+    after = cli_values(s, keys)
+    check(all(isinstance(v, str) and len(v) == 38 and v[:12].isdigit() for v in after) and
+          sum(1 for a, b in zip(before, after) if a != b) == len(keys) and
+          len(set(after)) == len(after), "aql set: every key holds a new value, each its own",
+          after[:3])
+    rc, j, err = run_json(s, "--proto", "aql", "-c", "2", "-P", "4", "-n", "500", "-r", "1000",
+                          "--workload", "range", "--no-populate")
+    check(rc == 0 and j and j["errors"] == 0 and j["keys_per_sec"] > 99 * j["ops_per_sec"],
+          "aql range run: 100 keys per call", (j, err))
+    rc, j, err = run_json(s, "--proto", "aql", "-c", "2", "-P", "4", "-n", "200", "-r", "500",
+                          "--workload", "filter")
+    check(rc == 0 and j and j["calls"] == 200 and j["errors"] == 0, "aql filter run", (j, err))
+    rc, j, err = run_json(s, "--proto", "aql", "-c", "1", "-n", "100", "-r", "1000",
+                          "--workload", "mixed:1/1", "--no-populate")
+    check(rc == 0 and j and j["errors"] == 0, "aql mixed run", (j, err))
+    rc, out, err = bench(s, "--workload", "range", "-n", "10")
+    check(rc == 2 and "needs --proto aql" in err, "range needs --proto aql", (rc, err))
+    rc, out, err = bench(s, "--proto", "aql", "--workload", "batch:10", "-n", "10")
+    check(rc == 2 and "not an AQL workload" in err, "batch is not an AQL workload", (rc, err))
+    check(s.alive(), "server still up")
+    s.stop()
+
+
 def test_grpc():
     """--proto grpc: the same workloads through the gRPC door (HTTP/3),
     every reply checked (HTTP 200, the message, grpc-status 0); what a Set
