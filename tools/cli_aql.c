@@ -485,8 +485,8 @@ static bool blank(const char *s, size_t n)
 /* aql batch: queries from |args| (or stdin's lines), one ExecuteBatch. */
 static int run_batch(cli_aql_ctx *x, const aql_args *a, int argc, char **argv)
 {
-    uint8_t *qs[NANA_AQL_MAX_BATCH];
-    size_t lens[NANA_AQL_MAX_BATCH];
+    uint8_t *qs[NANA_AQL_MAX_BATCH] = {0};
+    size_t lens[NANA_AQL_MAX_BATCH] = {0};
     size_t n = 0;
     int rc = 0;
     nana_buf line;

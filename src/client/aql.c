@@ -449,9 +449,9 @@ int ncq_run(nc_submit_fn submit, void *target, nc_kind kind, const uint8_t *body
     nana_result tmp;
     out = begin(out, &tmp);
     if (resp) {
+        if (!rlen) return nc_result_error(out, NANA_CLIENT_EINVALID, "no place for the length");
         *resp = NULL;
         *rlen = 0;
-        if (!rlen) return nc_result_error(out, NANA_CLIENT_EINVALID, "no place for the length");
     }
     nc_call_args a = {.target = target, .kind = kind, .co = co, .body = body, .body_len = len};
     nc_blocking(submit, &a, out);
@@ -676,7 +676,7 @@ int nana_client_aql_update(nana_client *c, const char *collection, const char *w
 void nana_client_aql_rows_free(nana_aql_rows *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->count; i++) {
+    for (size_t i = 0; r->rows && i < r->count; i++) {
         free(r->rows[i].key);
         free(r->rows[i].value);
     }

@@ -130,7 +130,7 @@ static void test_runs_are_balanced(void **state)
                         "(or (or (or a=1 b=2) (or c=3 d=4)) (or (or e=5 f=6) (or g=7 (or h=8 "
                         "i=9))))");
     /* 1000 terms in one run nest about log2(1000) deep, not 1000 */
-    char *big = malloc(1000 * 12);
+    char *big = malloc((size_t)1000 * 12);
     size_t n = 0;
     for (int i = 0; i < 1000; i++)
         n += (size_t)sprintf(big + n, "%sf%d=%d", i ? " or " : "", i, i);
@@ -200,7 +200,7 @@ static void test_limits(void **state)
     amaters__types__predicate__free_unpacked(parse_ok(t), NULL);
     free(t);
     /* comparisons */
-    char *many = malloc((NCQ_PRED_MAX_TERMS + 1) * 12);
+    char *many = malloc((size_t)(NCQ_PRED_MAX_TERMS + 1) * 12);
     size_t n = 0;
     for (int i = 0; i < NCQ_PRED_MAX_TERMS; i++)
         n += (size_t)sprintf(many + n, "%sa=%d", i ? " and " : "", i);
