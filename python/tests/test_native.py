@@ -20,6 +20,7 @@ STRUCTS = {
     "nana_result": _native.nana_result,
     "nana_client_opts": _native.nana_client_opts,
     "nana_call_opts": _native.nana_call_opts,
+    "nana_aql_update": _native.nana_aql_update,
 }
 
 

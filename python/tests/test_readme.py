@@ -22,6 +22,8 @@ EXPECTED = [
     ["{'name': 'Nana', 'visits': 1}", "2", "deleted: 'user:1'"],
     ["4950"],
     ["hello True True", "default"],
+    ["{'age': 31, 'city': 'Tokyo'}", "[('u1', {'age': 31, 'city': 'Tokyo'})]", "1",
+     "[{'age': 25, 'city': 'Kyoto'}, 0]", "['u1', 'u2']"],
 ]
 
 
