@@ -956,6 +956,147 @@ static void test_grpc(void)
     CHECK(server_stop(&s, SIGTERM) == 0, "server exits 0");
 }
 
+/* ---- AQL on the gRPC door ------------------------------------------------------------ */
+
+/* A QueryRequest of a range over the whole "rows" collection (the caller frees). */
+static uint8_t *range_request(size_t *len)
+{
+    uint8_t *q = NULL, *req = NULL;
+    size_t qlen = 0;
+    *len = 0;
+    if (nana_client_aql_build_range("rows", (const uint8_t *)"r", 1, (const uint8_t *)"r~", 2, -1,
+                                    &q, &qlen, NULL) == 0)
+        nana_client_aql_request(q, qlen, 0, &req, len, NULL);
+    nana_client_aql_free(q);
+    return req;
+}
+
+static void test_aql(void)
+{
+    printf("test_aql\n");
+    server s;
+    nana_client_opts o;
+    opts_for(&o, 0);
+    o.protocol = NANA_CLIENT_PROTO_GRPC;
+    nana_client *c = start_connected(&s, NULL, &o);
+    if (!c) return;
+    nana_result r = {0};
+    const uint8_t *k1 = (const uint8_t *)"u1";
+    const char *v1 = "{\"age\":31,\"city\":\"Tokyo\"}";
+    CHECK(nana_client_aql_set(c, "people", k1, 2, (const uint8_t *)v1, strlen(v1), NULL, &r) == 0,
+          "aql set: %s", r.message);
+    nana_result_free(&r);
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    CHECK(nana_client_aql_get(c, "people", k1, 2, NULL, &val, &vlen, &r) == 0 && val &&
+              vlen == strlen(v1) && !memcmp(val, v1, vlen),
+          "aql get: the bytes stored (%s)", r.message);
+    nana_client_aql_free(val);
+    CHECK(nana_client_aql_get(c, "people", (const uint8_t *)"no", 2, NULL, &val, &vlen, &r) == 0 &&
+              !val,
+          "aql get of a missing key: no value");
+    nana_aql_rows rows = {0};
+    CHECK(nana_client_aql_filter(c, "people", "age >= 30 and city = \"Tokyo\"", NULL, 0, -1, -1,
+                                 NULL, &rows, &r) == 0 &&
+              rows.count == 1 && rows.rows[0].key_len == 2,
+          "aql filter: %zu rows (%s)", rows.count, r.message);
+    nana_client_aql_rows_free(&rows);
+    nana_aql_update ups[] = {{NANA_AQL_UPDATE_ADD, "age", "1"}};
+    uint64_t n = 0;
+    CHECK(nana_client_aql_update(c, "people", "age = 31", NULL, 0, ups, 1, NULL, &n, &r) == 0 &&
+              n == 1,
+          "aql update: %llu (%s)", (unsigned long long)n, r.message);
+    CHECK(nana_client_aql_delete(c, "people", k1, 2, NULL, &n, &r) == 0 && n == 1,
+          "aql delete: existed");
+    CHECK(nana_client_aql_delete(c, "people", k1, 2, NULL, &n, &r) == 0 && n == 0,
+          "aql delete again: did not exist");
+    /* The answer's ErrorResponse: EQUERY with its code. */
+    CHECK(nana_client_aql_set(c, "people", (const uint8_t *)"\xff", 1, (const uint8_t *)"1", 1,
+                              NULL, &r) == NANA_CLIENT_EQUERY &&
+              !strcmp(r.error_type, "ERROR_VALIDATION_INVALID_KEY") && !strcmp(r.code, "6000"),
+          "aql: a key that is not UTF-8 is EQUERY (%s %s)", r.error_type, r.code);
+    nana_result_free(&r);
+    /* A batch of 1000 sets, three times: the rows streamed below. */
+    uint8_t *qs[1000];
+    size_t lens[1000];
+    int built = 1;
+    for (int b = 0; b < 3 && built; b++) {
+        for (int i = 0; i < 1000; i++) {
+            char key[16], value[64];
+            snprintf(key, sizeof(key), "r%05d", b * 1000 + i);
+            snprintf(value, sizeof(value), "{\"i\":%d,\"pad\":\"%040d\"}", b * 1000 + i, 0);
+            built &= nana_client_aql_build_set("rows", (const uint8_t *)key, strlen(key),
+                                               (const uint8_t *)value, strlen(value), &qs[i],
+                                               &lens[i], NULL) == 0;
+        }
+        uint8_t *resp = NULL;
+        size_t rlen = 0;
+        if (built)
+            CHECK(nana_client_aql_batch(c, (const uint8_t *const *)qs, lens, 1000, NULL, &resp,
+                                        &rlen, &r) == 0,
+                  "aql batch of 1000: %s", r.message);
+        nana_result_free(&r);
+        nana_client_aql_free(resp);
+        for (int i = 0; i < 1000; i++)
+            nana_client_aql_free(qs[i]);
+    }
+    /* A stream through a pool, read whole; one closed early. */
+    nana_pool_opts po;
+    nana_pool_opts_init(&po);
+    po.max_conns = 2;
+    nana_pool *p = NULL;
+    CHECK(nana_pool_open(&o, &po, &p, &r) == 0, "aql pool: %s", r.message);
+    nana_result_free(&r);
+    size_t len = 0;
+    uint8_t *req = range_request(&len);
+    nana_aql_stream *it = NULL;
+    if (p && req && nana_pool_aql_stream_open(p, req, len, NULL, &it, &r) == 0) {
+        const uint8_t *k, *v;
+        size_t kl, vl, count = 0;
+        int got;
+        int ordered = 1;
+        while ((got = nana_client_aql_stream_next(it, &k, &kl, &v, &vl, &r)) == 1) {
+            char want[16];
+            snprintf(want, sizeof(want), "r%05zu", count++);
+            ordered &= kl == strlen(want) && !memcmp(k, want, kl);
+        }
+        CHECK(got == 0 && count == 3000 && ordered && nana_client_aql_stream_total(it) == 3000,
+              "aql stream through a pool: %zu rows in order (%d %s)", count, got, r.message);
+        nana_client_aql_stream_close(it);
+        it = NULL;
+        CHECK(nana_pool_aql_stream_open(p, req, len, NULL, &it, &r) == 0 &&
+                  nana_client_aql_stream_next(it, &k, &kl, &v, &vl, &r) == 1,
+              "aql stream: a first row");
+        nana_client_aql_stream_close(it);
+        uint8_t *q = NULL, *gr = NULL, *resp = NULL;
+        size_t qlen = 0, grlen = 0, rlen = 0;
+        nana_client_aql_build_get("rows", (const uint8_t *)"r00001", 6, &q, &qlen, NULL);
+        nana_client_aql_request(q, qlen, 0, &gr, &grlen, NULL);
+        CHECK(nana_pool_aql_execute(p, gr, grlen, NULL, &resp, &rlen, &r) == 0 && rlen > 0,
+              "aql execute on the pool after a closed stream: %s", r.message);
+        nana_client_aql_free(q);
+        nana_client_aql_free(gr);
+        nana_client_aql_free(resp);
+    } else {
+        CHECK(0, "aql stream open: %s", r.message);
+    }
+    nana_result_free(&r);
+    nana_client_aql_free(req);
+    nana_pool_close(p);
+    nana_client_close(c);
+    /* Not a gRPC client: refused before anything is sent. */
+    opts_for(&o, s.port);
+    c = NULL;
+    if (nana_client_connect(&o, &c, &r) == 0) {
+        nana_result_free(&r);
+        CHECK(nana_client_aql_get(c, "", k1, 2, NULL, &val, &vlen, &r) == NANA_CLIENT_EINVALID,
+              "aql on a NanaSQLite-protocol client: EINVALID (%s)", r.message);
+        nana_client_close(c);
+    }
+    nana_result_free(&r);
+    CHECK(server_stop(&s, SIGTERM) == 0, "stop");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -990,6 +1131,7 @@ int main(int argc, char **argv)
     test_connect_failures();
     test_pool();
     test_grpc();
+    test_aql();
     /* Any sanitizer report from the server (an instrumented build) fails the run. */
     char log[sizeof(dir) + 16];
     snprintf(log, sizeof(log), "%s/server.log", dir);
