@@ -152,13 +152,9 @@ static int query_response(gsub *s, nana_buf *b)
     }
     if (s->plan.kind == NANA_AQL_BATCH)
         return nana_aql_batch_response(&s->arena, &s->plan, e, s->request_id, exec_ms(s), b);
-    nana_buf r;
-    nana_buf_init(&r, 0);
-    int rc = e ? NANA_OK : nana_aql_result(&s->arena, &s->plan, &k->res, not_found, &r);
-    if (!rc)
-        rc = nana_aql_response(b, (const uint8_t *)r.data, r.len, e, s->request_id, exec_ms(s));
-    nana_buf_free(&r);
-    return rc;
+    if (e) return nana_aql_response(b, NULL, 0, e, s->request_id, exec_ms(s));
+    return nana_aql_response_of(&s->arena, &s->plan, &k->res, not_found, s->request_id, exec_ms(s),
+                                b);
 }
 
 /* A page of ExecuteStream: a StreamBatch, or the error that ends the stream. */
