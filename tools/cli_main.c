@@ -423,7 +423,7 @@ static int list_methods(const cli *c)
     int rc = nana_buf_putc(&b, '[');
     for (size_t i = 0, n = 0; !rc && i < nana_method_count(); i++) {
         const nana_method *m = nana_method_at(i);
-        if (nana_method_flags(m) & NANA_M_LOCAL) continue;
+        if (nana_method_flags(m) & (NANA_M_LOCAL | NANA_M_INTERNAL)) continue;
         const char *name = nana_method_name(m);
         if (n++) rc = nana_buf_putc(&b, ',');
         if (!rc) rc = nana_json_write_string(&b, name, strlen(name));
@@ -724,7 +724,7 @@ static char *complete_next(const char *text, int state)
     }
     while (idx < nana_method_count()) {
         const nana_method *m = nana_method_at(idx++);
-        if (nana_method_flags(m) & NANA_M_LOCAL) continue;
+        if (nana_method_flags(m) & (NANA_M_LOCAL | NANA_M_INTERNAL)) continue;
         const char *name = nana_method_name(m);
         if (strncmp(name, text, len) == 0) return strdup(name);
     }
