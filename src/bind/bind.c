@@ -167,6 +167,9 @@ static int bind_one(qualname_lazy *qn, const nana_param *p, nana_mp_reader *r, u
         if (it.type != NANA_MP_MAP) return wrong_type(qn, p, "dict", it.type);
         *r = peek;
         return bind_pairs(qn, p, r, it.v.count, max_depth, arena, a);
+    case P_PTR: /* a door's own structure: no wire value binds to it */
+        return nana_err_set(NANA_ERR_TYPE, "%s() takes no '%s' from a client", qual_str(qn),
+                            p->name);
     }
     return nana_err_set(NANA_ERR_INTERNAL, "unknown parameter type");
 }

@@ -41,6 +41,7 @@ void nana_core_result_clear(nana_core_result *r)
 {
     if (!r) return;
     nana_val_unref(r->v);
+    nana_rows_free(r->rows);
     memset(r, 0, sizeof(*r));
 }
 

@@ -220,6 +220,58 @@ static int h_batch_get(exec *x)
     return put_val_rc(x, rc, v);
 }
 
+/* ---- AQL queries (internal: a door's own calls) ---------------------------- */
+
+/* A range or filter: rows in key order (a[0]: the door's nana_select). */
+static int h_aql_select(exec *x)
+{
+    nana_rows *rows = NULL;
+    int rc = nana_kv_select(T, A(0).p, &rows);
+    if (rc) return rc;
+    x->res->kind = NANA_RES_ROWS;
+    x->res->rows = rows;
+    return NANA_OK;
+}
+
+/* An update of the values matching a predicate (a[0]: the nana_pred or
+ * NULL; a[1]: the nana_update array, count). */
+static int h_aql_update(exec *x)
+{
+    int64_t changed = 0;
+    int rc = nana_kv_update_where(T, A(0).p, A(1).p, A(1).count, &changed);
+    return put_int_rc(x, rc, changed);
+}
+
+/*
+ * A batch: a[0] is the door's nana_mop array (count ops), a[1] the
+ * collection (table) name of each, in a[1].keys. Each table is checked
+ * against the account's allow-list and opened here; the ops run in one
+ * transaction and write their results into the door's array.
+ */
+static int h_aql_batch(exec *x)
+{
+    nana_mop *ops = (nana_mop *)(uintptr_t)A(0).p;
+    size_t n = A(0).count;
+    const nana_key *names = A(1).keys;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = names[i].klen ? names[i].key : NULL;
+        nana_table *t = NULL;
+        int rc = name ? nana_store_table(S, name, NULL, &t) : NANA_OK;
+        if (!name) t = nana_store_default_table(S);
+        if (rc) {
+            char msg[NANA_ERRMSG_MAX];
+            memcpy(msg, nana_errmsg(), sizeof(msg));
+            return nana_err_set(rc, "query %zu: %s", i, msg);
+        }
+        if (x->env->acct &&
+            !nana_account_table_allowed(x->env->acct, x->env->dbname, nana_table_name(t)))
+            return nana_err_set(NANA_ERR_PERM, "query %zu: Table '%s' is not allowed for account '%s'",
+                                i, nana_table_name(t), x->env->acct->name);
+        ops[i].t = t;
+    }
+    return nana_store_multi(S, ops, n, NULL);
+}
+
 static int h_batch_update_partial(exec *x)
 {
     nana_val *v = NULL;
@@ -608,6 +660,15 @@ static const nana_method methods[] = {
     M0("set_model", LOCAL | WR, NULL),
     M0("load_all", LOCAL, NULL),
     M0("refresh", LOCAL, NULL),
+    /* AQL queries: a door calls these for a client's range, filter, update and batch */
+    M("aql_select", RD | DICT | NANA_M_INTERNAL, h_aql_select, {"query", P_PTR, 0}),
+    M("aql_update", WR | DICT | NANA_M_INTERNAL, h_aql_update, {"predicate", P_PTR, 0},
+      {"updates", P_PTR, 0}),
+    M("aql_batch", WR | NANA_M_INTERNAL, h_aql_batch, {"queries", P_PTR, 0},
+      {"collections", P_KEYS, 0}),
+    /* a batch of reads only: what a read-only account may run */
+    M("aql_batch_read", RD | NANA_M_INTERNAL, h_aql_batch, {"queries", P_PTR, 0},
+      {"collections", P_KEYS, 0}),
 };
 
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
@@ -615,7 +676,19 @@ static const nana_method methods[] = {
 const nana_method *nana_method_find(const char *name, size_t len)
 {
     for (size_t i = 0; i < NMETHODS; i++) {
-        if (methods[i].nlen == len && memcmp(methods[i].name, name, len) == 0) return &methods[i];
+        if (methods[i].nlen == len && memcmp(methods[i].name, name, len) == 0)
+            return (methods[i].flags & NANA_M_INTERNAL) ? NULL : &methods[i];
+    }
+    return NULL;
+}
+
+const nana_method *nana_method_find_internal(const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < NMETHODS; i++) {
+        if ((methods[i].flags & NANA_M_INTERNAL) && methods[i].nlen == len &&
+            memcmp(methods[i].name, name, len) == 0)
+            return &methods[i];
     }
     return NULL;
 }

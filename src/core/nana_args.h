@@ -29,6 +29,7 @@ typedef enum nana_ptype {
     P_OBJECT, /* a map, as JSON text */
     P_KEYS,   /* an array of str */
     P_PAIRS,  /* a map of str -> value */
+    P_PTR,    /* a structure the door built (internal methods only: never from a client) */
 } nana_ptype;
 
 /*
@@ -61,6 +62,7 @@ typedef struct nana_arg {
     int64_t i;
     nana_key *keys;      /* P_KEYS */
     nana_kv_pair *pairs; /* P_PAIRS */
+    const void *p;       /* P_PTR */
     size_t count;
     bool set;
     bool b;

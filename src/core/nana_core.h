@@ -63,12 +63,17 @@ enum {
     NANA_M_REPLAY_SAFE = 1u << 8, /* may run from 0-RTT data (a replay does no harm) */
     NANA_M_EXISTS = 1u << 9,      /* answers whether the key exists (the cache hit is true) */
     NANA_M_DUNDER = 1u << 10,     /* a "__name__" method callers may use (others are private) */
+    NANA_M_INTERNAL = 1u << 11,   /* a door calls it on a client's behalf (AQL queries); no
+                                     client names it: nana_method_find does not find it */
 };
 
 typedef struct nana_method nana_method;
 
-/* The method called |name|, or NULL if the table has none. */
+/* The method called |name|, or NULL if the table has none (or only an
+ * internal one: a client's name never finds those). */
 const nana_method *nana_method_find(const char *name, size_t len);
+/* The internal method called |name| (a door's own choice), or NULL. */
+const nana_method *nana_method_find_internal(const char *name);
 const char *nana_method_name(const nana_method *m);
 unsigned nana_method_flags(const nana_method *m);
 /* Its parameters, as binding needs them. */
@@ -94,6 +99,7 @@ typedef enum nana_core_result_kind {
     NANA_RES_INT,
     NANA_RES_VAL,     /* .v: JSON text (a reference the result owns) */
     NANA_RES_ENCODED, /* the value's wire form was appended to the door's buffer */
+    NANA_RES_ROWS,    /* .rows: keys and values (the result owns them) */
 } nana_core_result_kind;
 
 /* A method's answer when it did not fail. */
@@ -102,6 +108,7 @@ typedef struct nana_core_result {
     bool b;
     int64_t i;
     nana_val *v;
+    nana_rows *rows;
 } nana_core_result;
 
 /* Drops what |r| holds (NULL-safe) and makes it nil. */

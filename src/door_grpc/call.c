@@ -26,6 +26,12 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Whether |c| takes a stream of AQL queries (they keep their own bytes). */
+static bool aql_stream(const gcall *c)
+{
+    return c->gm && c->gm->stream_in && GKIND_AQL(c->gm->kind);
+}
+
 gcall *nana_gcall_new(gconn *g, int64_t sid)
 {
     gcall *c = nana_tcache_alloc(sizeof(*c)); /* the thread keeps freed ones */
@@ -40,6 +46,7 @@ gcall *nana_gcall_new(gconn *g, int64_t sid)
     nana_grpc_head_init(&c->head, NANA_GRPC_HTTP3, &c->d->o.lim, &c->arena);
     nana_grpc_deframer_init(&c->df, c->d->o.lim.max_message_bytes);
     nana_buf_init(&c->body, 0);
+    nana_buf_init(&c->inbuf, 0);
     c->ctail = &c->chunks;
     c->t_start = c->t_last = nana_quic_conn_now(g->qc);
     nana_gdoor_watch(g);
@@ -52,6 +59,7 @@ gcall *nana_gcall_new(gconn *g, int64_t sid)
 
 static void gcall_free(gcall *c)
 {
+    nana_gdoor_aql_free(c);
     nana_gdoor_unreserve(c);
     nana_grpc_deframer_free(&c->df);
     nana_buf_free(&c->body);
@@ -68,7 +76,6 @@ void nana_gcall_detach(gcall *c)
 {
     gconn *g = c->conn;
     if (!g) return;
-    g->buffered -= c->reserved; /* the door's part goes when the call is freed */
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -77,6 +84,8 @@ void nana_gcall_detach(gcall *c)
     c->prev = c->next = NULL;
     c->t_start = 0;
     g->ncalls--;
+    nana_gdoor_aql_detach(c); /* gives back its credit while the connection is there */
+    g->buffered -= c->reserved; /* the door's part goes when the call is freed */
     c->conn = NULL;
     /* Work not yet started is never started: the client will not read it. */
     if (c->in_core && nana_core_cancel(c->d->core, &c->core))
@@ -143,6 +152,12 @@ void nana_gcall_end_headers(gcall *c)
         }
     }
     c->streaming = c->gm->stream_in;
+    if (aql_stream(c)) {
+        /* Its queries run as they come: it is no longer an unfinished
+         * request the connection's timer refuses. */
+        c->t_start = 0;
+        nana_gdoor_aql_dispatch(c);
+    }
 }
 
 /* A whole request message. */
@@ -162,8 +177,18 @@ static void on_message(gcall *c, const nana_grpc_msg *m)
                         c->gm->in->name);
 }
 
+bool nana_gcall_keeps_credit(const gcall *c)
+{
+    return aql_stream(c);
+}
+
 void nana_gcall_data(gcall *c, const uint8_t *data, size_t len)
 {
+    if (aql_stream(c)) {
+        if (c->conn) c->t_last = nana_quic_conn_now(c->conn->qc);
+        nana_gdoor_aql_data(c, data, len);
+        return;
+    }
     if (c->answered || !c->gm) return; /* refused: the rest is read and dropped */
     if (c->conn) c->t_last = nana_quic_conn_now(c->conn->qc);
     if (!nana_gdoor_reserve(c, len)) {
@@ -184,6 +209,10 @@ void nana_gcall_end_stream(gcall *c)
 {
     c->ended = true;
     c->t_start = 0; /* whole: no longer watched (and may go to the core) */
+    if (aql_stream(c)) {
+        nana_gdoor_aql_end(c);
+        return;
+    }
     if (c->answered || !c->gm) return;
     if (nana_grpc_deframer_end(&c->df)) {
         nana_gcall_fail(c, c->df.error.status, "%s", c->df.error.message);

@@ -68,7 +68,22 @@ static int on_recv_data(nghttp3_conn *h3, int64_t sid, const uint8_t *data, size
     (void)sid;
     (void)cu;
     gcall *c = su;
+    bool kept = c && nana_gcall_keeps_credit(c);
     if (c) nana_gcall_data(c, data, len);
+    /* Request bytes are counted in the door's budgets instead of holding
+     * flow control, except a stream of AQL queries' (its answers do). */
+    if (!kept && nana_h3_consume(cu, sid, len)) return NGHTTP3_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
+/* The client acknowledged |n| more bytes of a call's answer. */
+static int on_acked(nghttp3_conn *h3, int64_t sid, uint64_t n, void *cu, void *su)
+{
+    (void)h3;
+    (void)sid;
+    (void)cu;
+    gcall *c = su;
+    if (c && c->conn) nana_gdoor_aql_acked(c, n);
     return 0;
 }
 
@@ -230,7 +245,8 @@ void nana_gdoor_respond(gcall *c)
         rc = nana_grpc_resp_headers(&f, ctype_of(c));
         if (!rc) rc = nghttp3_conn_submit_response(h3, c->sid, nv, to_nv(&f, nv, 24), &dr);
     }
-    if (!rc && c->body_eof) {
+    if (!rc && c->body_eof && !c->trailered) {
+        c->trailered = true;
         nana_grpc_fields_init(&f, fs, 24, &c->arena);
         rc = nana_grpc_resp_trailers(&f, c->status, c->message);
         if (!rc) rc = nghttp3_conn_submit_trailers(h3, c->sid, nv, to_nv(&f, nv, 24));
@@ -444,8 +460,9 @@ void nana_gdoor_h3_app(nana_gdoor *d)
     a->cb.recv_data = on_recv_data;
     a->cb.end_stream = on_end_stream;
     a->cb.stream_close = on_stream_close;
+    a->cb.acked_stream_data = on_acked;
     a->server = true;
-    a->auto_consume = true; /* request bytes are counted in the door's budgets instead */
+    a->auto_consume = false; /* on_recv_data gives the credit back */
     a->settings = &d->h3settings;
     a->on_stream_reset = on_stream_reset;
     a->on_stop_sending = on_stop_sending;

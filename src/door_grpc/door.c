@@ -4,6 +4,8 @@
  */
 #include "door_grpc/gdoor_int.h"
 
+#include "util/nana_time.h"
+
 #include "util/nana_mem.h"
 
 #include <string.h>
@@ -19,6 +21,9 @@ void nana_gdoor_opts_init(nana_gdoor_opts *o)
     o->request_timeout_ms = 120000;
     o->ban_seconds = 900;
     o->ban_failures = 3;
+    o->aql_batch_bytes = 65536;
+    o->aql_window_bytes = (size_t)1 << 20;
+    o->aql_max_inflight = 64;
 }
 
 int nana_gdoor_new(nana_core *core, const nana_gdoor_opts *o, nana_quic_ep *ep,
@@ -38,6 +43,10 @@ int nana_gdoor_new(nana_core *core, const nana_gdoor_opts *o, nana_quic_ep *ep,
     if (!d->o.auth_skew_s) d->o.auth_skew_s = def.auth_skew_s;
     if (!d->o.request_idle_ms) d->o.request_idle_ms = def.request_idle_ms;
     if (!d->o.request_timeout_ms) d->o.request_timeout_ms = def.request_timeout_ms;
+    if (!d->o.aql_batch_bytes) d->o.aql_batch_bytes = def.aql_batch_bytes;
+    if (!d->o.aql_window_bytes) d->o.aql_window_bytes = def.aql_window_bytes;
+    if (!d->o.aql_max_inflight) d->o.aql_max_inflight = def.aql_max_inflight;
+    d->started_ns = nana_now_ns();
     d->core = core;
     d->ep = ep;
     d->acc = *accounts;

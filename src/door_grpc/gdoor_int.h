@@ -47,7 +47,8 @@ struct nana_gdoor {
     nghttp3_settings h3settings;
     atomic_size_t buffered; /* request bytes held by every connection's calls */
     atomic_uint_fast64_t st_calls, st_auth_ok, st_auth_failed, st_refused, st_cancelled;
-    gloop *loops; /* one per I/O thread of the endpoint */
+    uint64_t started_ns; /* when the door was made (GetServerInfo's uptime) */
+    gloop *loops;        /* one per I/O thread of the endpoint */
     unsigned nloops;
     atomic_bool draining;
 };
@@ -95,7 +96,19 @@ typedef enum gkind {
     G_DELETE,
     G_BATCH_GET,
     G_BATCH_SET,
+    /* amaters.aql.AqlService and the design's AmateRS service (aql.c) */
+    G_AQL_QUERY,
+    G_AQL_BATCH,
+    G_AQL_STREAM,
+    G_AQL_INTERACTIVE,
+    G_AQL_HEALTH,
+    G_AQL_INFO,
+    G_AMATERS_EXECUTE,
+    G_AMATERS_STREAM,
 } gkind;
+
+/* Whether a call of |k| is served by aql.c. */
+#define GKIND_AQL(k) ((k) >= G_AQL_QUERY)
 
 struct gmethod {
     const char *path; /* "/package.Service/Method" */
@@ -106,12 +119,17 @@ struct gmethod {
     bool stream_in;     /* the client sends a stream of messages */
 };
 
-/* A piece of a streamed response (reflection): framed bytes in the arena. */
+/* A piece of a streamed response: framed bytes in the call's arena
+ * (reflection, health watches) or, when |owned|, its own allocation that
+ * goes once the client acknowledged it (AQL's streams). */
 typedef struct gchunk {
     const uint8_t *p;
     size_t len;
     struct gchunk *next;
+    void *owned; /* freed (nana_free) with the chunk once acknowledged */
 } gchunk;
+
+typedef struct gsub gsub;
 
 enum { GCALL_BLOCK = 2048 };
 
@@ -146,6 +164,22 @@ struct gcall {
     gchunk *chunks, **ctail; /* streamed reply messages, sent in order */
     gchunk *csend;           /* the next chunk to hand nghttp3 */
     bool body_eof;           /* no more body: trailers follow */
+    bool trailered;          /* the trailers were submitted */
+    /* AQL (aql.c) */
+    gsub *sq_head, *sq_tail; /* its queries, in arrival order (answers go out in it) */
+    unsigned nsubs;          /* in that queue */
+    uint64_t out_queued;     /* streamed body bytes handed to the chunks */
+    uint64_t out_acked;      /* ... of which the client acknowledged */
+    uint64_t acked_in_head;  /* acknowledged bytes of the first chunk */
+    nana_buf inbuf;          /* a stream of requests: bytes not yet taken */
+    size_t inoff;            /* taken so far from inbuf */
+    uint64_t unconsumed;     /* request bytes not yet given back as flow-control credit */
+    uint64_t seq, total;     /* ExecuteStream: the next sequence number, rows sent */
+    char *after;             /* ExecuteStream: the last key sent (nana_malloc) */
+    size_t alen;
+    bool more;               /* ExecuteStream: rows remain after |after| */
+    bool paging;             /* ExecuteStream: a page is being read */
+    bool want_proof;         /* the client asked for proofs (metadata nana-proof: 1) */
     alignas(max_align_t) char block[GCALL_BLOCK];
 };
 
@@ -198,6 +232,9 @@ int nana_gcall_header(gcall *c, const uint8_t *name, size_t nlen, const uint8_t 
                       size_t vlen);
 void nana_gcall_end_headers(gcall *c);
 void nana_gcall_data(gcall *c, const uint8_t *data, size_t len);
+/* Whether |c| gives its request bytes' flow-control credit back itself
+ * (a stream of AQL queries); the connection credits everything else. */
+bool nana_gcall_keeps_credit(const gcall *c);
 void nana_gcall_end_stream(gcall *c);
 
 /* ---- services.c ---- */
@@ -210,6 +247,23 @@ void nana_gdoor_dispatch(gcall *c);
 void nana_gdoor_watch_end(gcall *c);
 /* A streamed request's next message (reflection). */
 void nana_gdoor_stream_message(gcall *c, const uint8_t *msg, size_t len);
+
+/* ---- aql.c ---------------------------------------------------------------- */
+
+/* Runs an AQL call whose request (or first request) has come. */
+void nana_gdoor_aql_dispatch(gcall *c);
+/* Request bytes of a call that takes a stream of AQL queries: kept, and
+ * run as the answers leave room (flow-control credit follows). */
+void nana_gdoor_aql_data(gcall *c, const uint8_t *data, size_t len);
+/* The request stream of such a call ended. */
+void nana_gdoor_aql_end(gcall *c);
+/* The client acknowledged |n| more bytes of |c|'s answer. */
+void nana_gdoor_aql_acked(gcall *c, uint64_t n);
+/* The call is going (its stream or connection ended): its queries are
+ * cancelled where they have not started; its credit is given back. */
+void nana_gdoor_aql_detach(gcall *c);
+/* Frees what an AQL call holds of its own (at the call's end). */
+void nana_gdoor_aql_free(gcall *c);
 /* The core's ops of the NanaSQLite methods. */
 extern const nana_door_ops nana_gdoor_ops_get, nana_gdoor_ops_call, nana_gdoor_ops_other;
 

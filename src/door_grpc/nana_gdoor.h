@@ -37,6 +37,11 @@ typedef struct nana_gdoor_opts {
     unsigned request_timeout_ms; /* a request must be whole this soon, default 120000 */
     unsigned ban_seconds, ban_failures; /* for log lines; the ban table decides */
     int no_bans;                        /* 1: never ban (tests) */
+    /* AQL */
+    size_t aql_batch_bytes;    /* ExecuteStream: key and value bytes of one batch, 65536 */
+    size_t aql_window_bytes;   /* a call's answer bytes not yet acknowledged before it
+                                  stops starting work, default 1 MiB */
+    unsigned aql_max_inflight; /* queries of one stream running at once, default 64 */
 } nana_gdoor_opts;
 
 void nana_gdoor_opts_init(nana_gdoor_opts *o);

@@ -33,6 +33,8 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
+#include "amaters/aql.pb-c.h"
+#include "amaters_service.pb-c.h"
 #include "nanasqlite/v1/nanasqlite.pb-c.h"
 
 #include <inttypes.h>
@@ -61,6 +63,20 @@ static const gmethod methods[] = {
       grpc__health__v1__health_check_request__descriptor, false, false),
     M("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", G_REFLECT,
       grpc__reflection__v1alpha__server_reflection_request__descriptor, false, true),
+    M("/amaters.aql.AqlService/ExecuteQuery", G_AQL_QUERY, amaters__aql__query_request__descriptor,
+      true, false),
+    M("/amaters.aql.AqlService/ExecuteBatch", G_AQL_BATCH, amaters__aql__batch_request__descriptor,
+      true, false),
+    M("/amaters.aql.AqlService/ExecuteStream", G_AQL_STREAM,
+      amaters__aql__query_request__descriptor, true, false),
+    M("/amaters.aql.AqlService/ExecuteInteractive", G_AQL_INTERACTIVE,
+      amaters__aql__query_request__descriptor, true, true),
+    M("/amaters.aql.AqlService/HealthCheck", G_AQL_HEALTH,
+      amaters__aql__health_check_request__descriptor, false, false),
+    M("/amaters.aql.AqlService/GetServerInfo", G_AQL_INFO,
+      amaters__aql__server_info_request__descriptor, false, false),
+    M("/AmateRS/Execute", G_AMATERS_EXECUTE, query_request__descriptor, true, false),
+    M("/AmateRS/ExecuteStream", G_AMATERS_STREAM, query_request__descriptor, true, true),
 };
 
 #undef M
@@ -81,8 +97,12 @@ enum { FORM_GET = 2, FORM_CALL = 3 };
 /* The services Health answers for ("" is the server as a whole). */
 static bool health_known(const char *service)
 {
-    static const char *const known[] = {"", "nanasqlite.v1.NanaSQLite", "grpc.health.v1.Health",
-                                        "grpc.reflection.v1alpha.ServerReflection"};
+    static const char *const known[] = {"",
+                                        "nanasqlite.v1.NanaSQLite",
+                                        "grpc.health.v1.Health",
+                                        "grpc.reflection.v1alpha.ServerReflection",
+                                        "amaters.aql.AqlService",
+                                        "AmateRS"};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strcmp(service, known[i]) == 0) return true;
     return false;
@@ -259,9 +279,10 @@ static int result_json(const nana_core_result *r, nana_buf *out)
     case NANA_RES_VAL:
         return nana_buf_append(out, r->v->data, r->v->len);
     case NANA_RES_ENCODED:
+    case NANA_RES_ROWS:
         break;
     }
-    return nana_err_set(NANA_ERR_INTERNAL, "an encoded result where JSON was expected");
+    return nana_err_set(NANA_ERR_INTERNAL, "a result that is not JSON where JSON was expected");
 }
 
 /*
@@ -589,6 +610,10 @@ static void run(gcall *c)
 
 void nana_gdoor_dispatch(gcall *c)
 {
+    if (GKIND_AQL(c->gm->kind)) {
+        nana_gdoor_aql_dispatch(c);
+        return;
+    }
     switch (c->gm->kind) {
     case G_HEALTH_CHECK:
     case G_HEALTH_WATCH:
@@ -639,6 +664,8 @@ void nana_gdoor_dispatch(gcall *c)
             return;
         break;
     }
+    default: /* AQL: above */
+        return;
     }
     run(c);
 }

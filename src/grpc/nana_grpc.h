@@ -537,10 +537,15 @@ int nana_grpc_service_names(nana_arena *a, const char ***names, size_t *count);
  * goes at the call's end). */
 void nana_grpc_pb_allocator(ProtobufCAllocator *out, nana_arena *a);
 
+/* How deep messages may nest inside a request message (the message itself
+ * is level 1): a predicate tree of the store's 32 levels fits. */
+#define NANA_GRPC_PB_MAX_DEPTH 100
+
 /*
  * Unpacks a message of type |desc| from |data| into the arena. 0 with *out
- * set, or NANA_ERR_INVALID when the bytes are not that message (the call
- * ends INTERNAL, as gRPC answers a request it cannot parse).
+ * set, or NANA_ERR_INVALID when the bytes are not that message or nest
+ * deeper than NANA_GRPC_PB_MAX_DEPTH (the call ends INTERNAL, as gRPC
+ * answers a request it cannot parse).
  */
 int nana_grpc_pb_unpack(nana_arena *a, const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                         size_t len, ProtobufCMessage **out);

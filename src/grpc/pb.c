@@ -56,9 +56,71 @@ static bool no_field_zero(const ProtobufCMessage *m)
     return true;
 }
 
+/* Reads a varint at *p (< end): false when it does not end in 10 bytes. */
+static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 127) << (shift < 64 ? shift : 63);
+        if (b < 128) return true;
+    }
+    return false;
+}
+
+/*
+ * Whether the messages inside [p, p + n) (a |d|) nest at most
+ * NANA_GRPC_PB_MAX_DEPTH deep, read with the descriptors before protobuf-c
+ * unpacks them: protobuf-c recurses once per level with no limit of its
+ * own, and a message type that holds itself (a predicate tree) could
+ * otherwise be sent a million levels deep. Bytes that are not protobuf
+ * pass here: protobuf-c refuses them.
+ */
+static bool depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                     unsigned depth)
+{
+    if (depth > NANA_GRPC_PB_MAX_DEPTH) return false;
+    const uint8_t *end = p + n;
+    while (p < end) {
+        uint64_t tag, v;
+        if (!varint(&p, end, &tag)) return true;
+        switch (tag & 7) {
+        case 0:
+            if (!varint(&p, end, &v)) return true;
+            break;
+        case 1:
+            if (end - p < 8) return true;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4) return true;
+            p += 4;
+            break;
+        case 2: {
+            if (!varint(&p, end, &v) || v > (uint64_t)(end - p)) return true;
+            const ProtobufCFieldDescriptor *f =
+                tag >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3))
+                    : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                !depth_ok(f->descriptor, p, (size_t)v, depth + 1))
+                return false;
+            p += v;
+            break;
+        }
+        default:
+            return true;
+        }
+    }
+    return true;
+}
+
 int nana_grpc_pb_unpack(nana_arena *a, const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                         size_t len, ProtobufCMessage **out)
 {
+    if (!depth_ok(desc, data, len, 1))
+        return nana_err_set(NANA_ERR_INVALID, "the message nests deeper than %d levels",
+                            NANA_GRPC_PB_MAX_DEPTH);
     ProtobufCAllocator al;
     nana_grpc_pb_allocator(&al, a);
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, &al, len, data);

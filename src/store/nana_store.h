@@ -426,6 +426,214 @@ int nana_kv_get_by_path(nana_table *t, const char *key, size_t klen, const char 
                         nana_val **out);
 
 /* ------------------------------------------------------------------ */
+/* Queries over JSON fields                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Field paths name a place inside a stored JSON object: segments separated
+ * by '.', each an object member name (1..128 bytes of UTF-8 other than '.',
+ * '[', ']', '"', '\' and control characters) optionally followed by array
+ * indexes "[N]" (N decimal, < 2^31): "age", "address.city", "tags[0]",
+ * "a.b[2].c". At most NANA_FIELD_MAX_SEGMENTS segments and
+ * NANA_FIELD_MAX_BYTES bytes. A path never reaches SQL text: it becomes the
+ * SQLite JSON path $."seg"[N]."seg", bound as a parameter. A member name
+ * matches the name as the stored JSON text writes it: a non-ASCII name
+ * stored with \u escapes (Python's json.dumps default) is not matched by
+ * its UTF-8 form. Bad paths: NANA_ERR_VALIDATION.
+ */
+#define NANA_FIELD_MAX_SEGMENTS 16
+#define NANA_FIELD_MAX_BYTES    512
+#define NANA_FIELD_MAX_NAME     128
+
+/*
+ * A predicate over fields of a table's JSON values (a tree in the caller's
+ * memory, read during the call only).
+ *
+ * A comparison (EQ GT LT GTE LTE) is true only when the field exists and
+ * its value is of the same class as the comparison's value (a JSON text):
+ * numbers (integer or real) compare numerically (an integer beyond 64 bits
+ * as a real); strings by SQLite's BINARY order (the bytes of the UTF-8
+ * text); booleans with false < true; null equals only null (GT LT GTE LTE
+ * with null are false); objects and arrays only with EQ (other operators:
+ * NANA_ERR_VALIDATION), equal when SQLite's minified JSON texts are equal
+ * (member order, number spelling and string escapes matter). A missing
+ * field, a value of another class, or a stored value that is not a JSON
+ * object or array on the way: false. AND and OR as usual; NOT inverts, so
+ * NOT(age > 30) matches rows with no age. A stored value that is not valid
+ * JSON (written by another program) never matches, under NOT too, and
+ * never makes a query fail.
+ */
+typedef enum nana_pred_op {
+    NANA_PRED_EQ,
+    NANA_PRED_GT,
+    NANA_PRED_LT,
+    NANA_PRED_GTE,
+    NANA_PRED_LTE,
+    NANA_PRED_AND,
+    NANA_PRED_OR,
+    NANA_PRED_NOT,
+} nana_pred_op;
+
+typedef struct nana_pred {
+    nana_pred_op op;
+    const char *field; /* comparisons: a field path */
+    size_t flen;
+    const char *value; /* comparisons: a JSON text */
+    size_t vlen;
+    const struct nana_pred *left, *right; /* AND/OR: both; NOT: left only; comparisons: none */
+} nana_pred;
+
+#define NANA_PRED_MAX_NODES 256   /* nodes in one tree */
+#define NANA_PRED_MAX_DEPTH 32    /* nodes on the longest path from the root, the root included */
+#define NANA_PRED_MAX_VALUE 65536 /* bytes of one comparison's JSON value */
+
+/*
+ * Checks a tree: its shape (AND/OR have left and right, NOT only left,
+ * comparisons no operands, known operators), depth, node count, field
+ * paths and JSON values (at most NANA_PRED_MAX_VALUE bytes, nested at most
+ * NANA_DEFAULT_JSON_DEPTH). Returns 0, or NANA_ERR_VALIDATION /
+ * NANA_ERR_JSON / NANA_ERR_TOOBIG with a message naming the node ("the 3rd
+ * comparison's field ...", "node 4 (AND) ..."; nodes and comparisons are
+ * counted depth first, left before right, from 1). Messages quote at most
+ * 64 bytes of the caller's text. Every function below runs this check.
+ */
+int nana_pred_check(const nana_pred *p);
+
+typedef struct nana_select {
+    const char *lo; /* key >= lo */
+    size_t lolen;
+    bool has_lo;
+    const char *hi; /* key < hi */
+    size_t hilen;
+    bool has_hi;
+    const char *after; /* key > after (the next page) */
+    size_t alen;
+    bool has_after;
+    const nana_pred *pred; /* NULL: every row */
+    int64_t offset;        /* rows skipped first, >= 0 */
+    int64_t limit;         /* rows at most; < 0: none */
+    size_t max_bytes;      /* stop before the row that would pass this many key+value bytes (at
+                              least one row is taken); 0 or more than the store's
+                              max_result_bytes: max_result_bytes */
+} nana_select;
+
+typedef struct nana_row {
+    const char *key; /* followed by a NUL byte (not counted) */
+    size_t klen;
+    const char *value; /* the stored text, followed by a NUL byte (not counted); SQL NULL: "null" */
+    size_t vlen;
+} nana_row;
+
+typedef struct nana_rows {
+    size_t n;
+    nana_row *r; /* in key order (SQLite's BINARY order of the key text, as keys() gives) */
+    bool more;   /* rows matching past limit or max_bytes remain (next page: after = last key) */
+} nana_rows;     /* two allocations; the rows point into them: free with nana_rows_free */
+
+/*
+ * Rows of |t| in key order matching |q|, read in one statement on a reader
+ * connection (a consistent snapshot for this call only; inside the calling
+ * thread's own transaction, on the writer, seeing its writes). Bounds and
+ * keys are checked like nana_kv_get's keys. The statement is stopped after
+ * query_timeout_ms (NANA_ERR_TIMEOUT). With no predicate a value that is a
+ * BLOB is NANA_ERR_TYPE (as values() does); with one it never matches.
+ * *out is the caller's (nana_rows_free). Errors: NANA_ERR_INVALID (offset
+ * < 0, bad key), those of nana_pred_check, NANA_ERR_TIMEOUT.
+ */
+int nana_kv_select(nana_table *t, const nana_select *q, nana_rows **out);
+
+/* Frees a result of nana_kv_select or nana_store_multi. NULL-safe. */
+void nana_rows_free(nana_rows *r);
+
+typedef enum nana_upd_op { NANA_UPD_SET, NANA_UPD_ADD, NANA_UPD_MUL } nana_upd_op;
+
+typedef struct nana_update {
+    nana_upd_op op;
+    const char *field; /* a field path */
+    size_t flen;
+    const char *value; /* JSON text; ADD and MUL: a number */
+    size_t vlen;
+} nana_update;
+
+#define NANA_UPD_MAX 256 /* updates in one call */
+
+/*
+ * For every row whose value is a JSON object matching |pred| (NULL: every
+ * object), applies the updates in order, atomically: one writer op (it
+ * group-commits with other writes), all rows or none. *changed (may be
+ * NULL) gets the rows changed.
+ *
+ * SET puts the JSON value at the field: it replaces what is there, or
+ * creates the last member when its parent object exists. ADD and MUL take
+ * a JSON number; the field must hold a number or be absent (counted as 0:
+ * ADD stores the value, MUL stores 0). Integers stay integers when both
+ * sides are integers; a result beyond int64 (or an integer beyond 64 bits
+ * on either side) is NANA_ERR_TYPE, as is a result that is not finite; a
+ * real on either side gives a real. When the field's parent object (or
+ * the array element an index names) does not exist, that update leaves
+ * the row alone; a row counts as changed when at least one update applied
+ * to it. A field that holds something other than a number fails the whole
+ * call with NANA_ERR_TYPE ("key 'k': field 'age' is a string") and changes
+ * nothing; so does a new value over max_value_bytes (NANA_ERR_TOOBIG) or
+ * nested deeper than max_json_depth. Rows are rewritten as compact JSON.
+ * The changed keys leave the table's cache after the commit (more than a
+ * few thousand: the cache is emptied). The scan is stopped after
+ * query_timeout_ms (NANA_ERR_TIMEOUT, nothing changed). Errors also:
+ * NANA_ERR_INVALID (no updates, an unknown op), NANA_ERR_TOOBIG (more
+ * than NANA_UPD_MAX), NANA_ERR_VALIDATION (a bad path), NANA_ERR_JSON.
+ */
+int nana_kv_update_where(nana_table *t, const nana_pred *pred, const nana_update *u, size_t n,
+                         int64_t *changed);
+
+/* Several operations in one transaction on the writer (nana_store_multi). */
+typedef enum nana_mop_kind {
+    NANA_MOP_GET,
+    NANA_MOP_SET,
+    NANA_MOP_DELETE,
+    NANA_MOP_SELECT,
+    NANA_MOP_UPDATE
+} nana_mop_kind;
+
+typedef struct nana_mop {
+    nana_mop_kind kind;
+    nana_table *t;   /* a table of the store (already opened with nana_store_table) */
+    const char *key; /* GET, SET, DELETE */
+    size_t klen;
+    const char *value; /* SET: JSON text */
+    size_t vlen;
+    nana_select sel;       /* SELECT */
+    const nana_pred *pred; /* UPDATE */
+    const nana_update *u;  /* UPDATE */
+    size_t nu;
+    /* results (the caller frees v / rows): */
+    nana_val *v;     /* GET: the value, NULL when absent (absent is no error) */
+    nana_rows *rows; /* SELECT */
+    int64_t changed; /* DELETE: 0 or 1; UPDATE: rows changed; SET: 1 */
+} nana_mop;
+
+#define NANA_MULTI_MAX_OPS 10000
+
+/*
+ * Runs ops[0..n) in order in one transaction on the writer (one writer op:
+ * it group-commits with other writes), all or nothing; each op sees the
+ * ones before it (GET and SELECT read through the writer's connection).
+ * Keys and values are checked as nana_kv_set checks them, before anything
+ * runs. 0: all committed, results filled (the results of a failed call
+ * are all NULL / 0). Else the error of the first op that failed
+ * (*failed_at, may be NULL, gets its index; its message in nana_errmsg,
+ * prefixed "query N: "; *failed_at is n when no one op failed: too many
+ * ops, a full write queue, a failed commit), and nothing at all was changed: the caches are
+ * touched only after the commit. The GET values and SELECT rows of one
+ * call hold at most max_result_bytes together (each SELECT's budget is
+ * what remains; passing it: NANA_ERR_TOOBIG). The whole call is stopped
+ * after query_timeout_ms (NANA_ERR_TIMEOUT). Inside the calling thread's
+ * own transaction it runs inside that transaction (a failure undoes only
+ * this call). Errors also: NANA_ERR_TOOBIG (more than NANA_MULTI_MAX_OPS
+ * ops), NANA_ERR_INVALID (a table of another store, an unknown kind).
+ */
+int nana_store_multi(nana_store *s, nana_mop *ops, size_t n, size_t *failed_at);
+
+/* ------------------------------------------------------------------ */
 /* Transactions (one per store, like one NanaSQLite instance)          */
 /* ------------------------------------------------------------------ */
 

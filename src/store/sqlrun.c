@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 /* ------------------------------------------------------------------ */
 /* Authorizer                                                           */
@@ -69,48 +68,6 @@ static int prepare_guarded(nana_conn *c, const char *sql, auth_ctx *ctx, sqlite3
                                                  "calls a function that is not allowed");
     if (rc != SQLITE_OK) return nana_conn_err(c, rc, "prepare");
     return NANA_OK;
-}
-
-/* ------------------------------------------------------------------ */
-/* Deadline                                                             */
-/* ------------------------------------------------------------------ */
-
-typedef struct deadline {
-    struct timespec at;
-    bool hit;
-} deadline;
-
-/* SQLite progress handler: interrupts the statement once the deadline passed. */
-static int deadline_check(void *arg)
-{
-    deadline *d = arg;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec > d->at.tv_sec || (now.tv_sec == d->at.tv_sec && now.tv_nsec >= d->at.tv_nsec))
-        d->hit = true;
-    return d->hit;
-}
-
-/* Arms a deadline of |ms| on |c| (none when ms is 0). */
-static void deadline_arm(nana_conn *c, deadline *d, unsigned ms)
-{
-    d->hit = false;
-    if (!ms) return;
-    clock_gettime(CLOCK_MONOTONIC, &d->at);
-    uint64_t ns = (uint64_t)d->at.tv_nsec + (uint64_t)ms * 1000000ull;
-    d->at.tv_sec += (time_t)(ns / 1000000000ull);
-    d->at.tv_nsec = (long)(ns % 1000000000ull);
-    sqlite3_progress_handler(c->db, 1000, deadline_check, d);
-}
-
-/* Removes the deadline; turns an interrupt it caused into a clear error. */
-static int deadline_disarm(nana_conn *c, deadline *d, int rc, unsigned ms)
-{
-    sqlite3_progress_handler(c->db, 0, NULL, NULL);
-    if (d->hit && rc)
-        return nana_err_set(NANA_ERR_TIMEOUT, "the statement ran longer than %u ms and was stopped",
-                            ms);
-    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -279,8 +236,8 @@ static int read_select(nana_conn *c, void *arg)
     sqlite3_stmt *st = NULL;
     int rc = prepare_guarded(c, a->sql, &a->auth, &st);
     if (rc) return rc;
-    deadline dl;
-    deadline_arm(c, &dl, a->timeout_ms);
+    nana_deadline dl;
+    nana_deadline_arm(c, &dl, a->timeout_ms);
     rc = bind_array(st, 1, a->params);
     if (!rc && a->scalar) {
         rc = nana_step(c, st, "query");
@@ -301,7 +258,7 @@ static int read_select(nana_conn *c, void *arg)
         if (rc == NANA_ERR_TOOBIG)
             rc = nana_err_set(rc, "result exceeds the limit of %zu bytes", a->limit_bytes);
     }
-    rc = deadline_disarm(c, &dl, rc, a->timeout_ms);
+    rc = nana_deadline_disarm(c, &dl, rc, a->timeout_ms);
     sqlite3_finalize(st);
     return rc;
 }
@@ -489,8 +446,8 @@ static int dml_exec(nana_wop *op, nana_conn *c)
         rc = prepare_guarded(c, o->sql_plain, &o->auth, &st);
     }
     if (rc) return rc;
-    deadline dl;
-    deadline_arm(c, &dl, o->timeout_ms);
+    nana_deadline dl;
+    nana_deadline_arm(c, &dl, o->timeout_ms);
     int64_t changes = 0, rowid = 0;
     for (size_t r = 0; !rc && r < o->nexec; r++) {
         for (size_t i = 0; !rc && i < o->nbind; i++)
@@ -504,7 +461,7 @@ static int dml_exec(nana_wop *op, nana_conn *c)
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
-    rc = deadline_disarm(c, &dl, rc, o->timeout_ms);
+    rc = nana_deadline_disarm(c, &dl, rc, o->timeout_ms);
     sqlite3_finalize(st);
     if (rc) return rc;
     op->i64 = o->want_rowid ? rowid : changes;

@@ -30,6 +30,7 @@
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------ */
 /* Connections (conn.c)                                                */
@@ -528,5 +529,154 @@ int nana_parse_arg(const char *json, nana_json_type type, const char *what, nana
 /* Empties the cache of the NanaSQLite table |name| if one is open (after
  * SQL that may have changed its rows or dropped it). */
 void nana_store_table_changed(nana_store *s, const char *name);
+
+/* ------------------------------------------------------------------ */
+/* Statement deadlines (deadline.c)                                    */
+/* ------------------------------------------------------------------ */
+
+/* A deadline on the statements of one connection (query_timeout_ms). */
+typedef struct nana_deadline {
+    struct timespec at;
+    bool hit;
+} nana_deadline;
+
+/* Arms a deadline of |ms| on |c| (none when ms is 0): statements stepped
+ * on |c| after it passed are interrupted. */
+void nana_deadline_arm(nana_conn *c, nana_deadline *d, unsigned ms);
+
+/* Removes the deadline; turns an error its interrupt caused (|rc|) into
+ * NANA_ERR_TIMEOUT with a clear message. Returns the error to report. */
+int nana_deadline_disarm(nana_conn *c, nana_deadline *d, int rc, unsigned ms);
+
+/* ------------------------------------------------------------------ */
+/* Queries over JSON fields (fieldpath.c, pred.c, select.c,           */
+/* update_where.c, multi.c)                                            */
+/* ------------------------------------------------------------------ */
+
+/* One step of a field path: a member name, or (name NULL) an array index. */
+typedef struct nana_fstep {
+    const char *name; /* points into the caller's field text */
+    uint32_t nlen;
+    uint32_t index;
+} nana_fstep;
+
+/* Steps a path can have at most: every segment a name and "[N]"s. */
+#define NANA_FPATH_MAX_STEPS (NANA_FIELD_MAX_SEGMENTS + NANA_FIELD_MAX_BYTES / 3)
+
+/* A checked field path (see nana_store.h), pointing into the caller's text. */
+typedef struct nana_fpath {
+    nana_fstep step[NANA_FPATH_MAX_STEPS];
+    unsigned n;
+    const char *text; /* the field as given */
+    size_t len;
+} nana_fpath;
+
+/*
+ * Parses and checks the field path f[0..n). On failure returns
+ * NANA_ERR_VALIDATION with the message "<what> '<at most 64 bytes of f>'
+ * <reason>". |out| may be NULL (check only).
+ */
+int nana_fpath_parse(const char *f, size_t n, const char *what, nana_fpath *out);
+
+/* Appends the SQLite JSON path of |p| ($."seg"[N]."seg") to |b|. */
+int nana_fpath_sqlite(const nana_fpath *p, nana_buf *b);
+
+/*
+ * Writes at most |max| bytes of the caller's text t[0..n) into |dst| for a
+ * message: cut at a character boundary, control characters shown as '?',
+ * "..." appended when cut; text that is not UTF-8 is shown as "<not
+ * UTF-8>". Returns dst.
+ */
+const char *nana_quote_text(char *dst, size_t dstlen, const char *t, size_t n, size_t max);
+
+/* Room for nana_quote_text of 64 bytes. */
+#define NANA_QUOTE_MAX 80
+
+/* A predicate turned into SQL: the fragment and what its ?NNN bind. */
+typedef struct nana_pred_cmp nana_pred_cmp;
+typedef struct nana_pred_plan {
+    nana_buf sql;   /* a boolean expression over the column `value`, NUL-terminated */
+    nana_buf paths; /* the comparisons' SQLite JSON paths, back to back */
+    nana_pred_cmp *cmp;
+    size_t ncmp;
+    int first_param; /* comparison i binds ?(first_param + 2i) and ?(first_param + 2i + 1) */
+} nana_pred_plan;
+
+/* Which rows a plan's expression can be true for. */
+typedef enum nana_pred_rows {
+    NANA_PRED_ANY_JSON,    /* any stored value that is valid JSON text */
+    NANA_PRED_OBJECTS_ONLY /* only JSON objects (update_where) */
+} nana_pred_rows;
+
+/*
+ * Checks |p| (nana_pred_check; NULL is "every row") and builds its SQL:
+ * an expression that is 1 for the rows it matches and 0 for every other,
+ * never NULL, never an error, made only of fixed text and ?NNN
+ * placeholders. Free with nana_pred_plan_free (also after a failure).
+ */
+int nana_pred_plan_build(const nana_pred *p, int first_param, nana_pred_rows rows,
+                         nana_pred_plan *out);
+
+/* Binds the plan's parameters on |st| (the text binds point into the plan
+ * and the caller's tree: keep both alive until |st| is reset). */
+int nana_pred_plan_bind(const nana_pred_plan *pl, sqlite3_stmt *st);
+
+void nana_pred_plan_free(nana_pred_plan *pl);
+
+/* A checked select: its statement text and predicate (select.c). */
+typedef struct nana_sel_plan {
+    nana_table *t;
+    const nana_select *q; /* the caller's, alive during the call */
+    nana_buf sql;
+    nana_pred_plan pred;
+    bool has_pred;
+} nana_sel_plan;
+
+/* Checks |q| and builds its plan. Free with nana_sel_plan_free (also after a failure). */
+int nana_sel_plan_build(nana_table *t, const nana_select *q, nana_sel_plan *out);
+void nana_sel_plan_free(nana_sel_plan *p);
+
+/* The byte budget of a select: its max_bytes, capped by max_result_bytes. */
+size_t nana_sel_plan_budget(const nana_sel_plan *p);
+
+/*
+ * Runs a select plan on |c| (a reader, or the writer inside multi), with
+ * at most |budget| key+value bytes (at least one row). *out gets the
+ * rows, owned by the caller (nana_rows_free); *bytes (may be NULL) the
+ * key+value bytes in them. No deadline of its own: the caller arms one.
+ */
+int nana_sel_plan_run(nana_conn *c, const nana_sel_plan *p, size_t budget, nana_rows **out,
+                      size_t *bytes);
+
+/* A checked update_where (update_where.c) and the results of its last run. */
+typedef struct nana_upd_plan {
+    nana_table *t;
+    const nana_update *u; /* the caller's, alive during the call */
+    size_t n;
+    nana_fpath *paths;    /* per update */
+    nana_json_doc **docs; /* per update: its parsed value */
+    nana_json **vals;
+    char *sql_first, *sql_next; /* the scan: from the start, and past a key (?1) */
+    nana_pred_plan pred;
+    /* results of a run (reset by each run) */
+    int64_t changed;
+    nana_buf keys; /* changed keys, back to back */
+    size_t *klens; /* their lengths */
+    size_t nkeys, kcap;
+    bool clear_cache; /* too many keys to keep: empty the table's cache */
+} nana_upd_plan;
+
+/* Checks the predicate and updates and builds the plan. Free with
+ * nana_upd_plan_free (also after a failure). */
+int nana_upd_plan_build(nana_table *t, const nana_pred *pred, const nana_update *u, size_t n,
+                        nana_upd_plan *out);
+void nana_upd_plan_free(nana_upd_plan *p);
+
+/* Writer thread: runs the plan on the writer connection inside the current
+ * transaction (the caller wraps it in a savepoint and arms a deadline). */
+int nana_upd_plan_run(nana_conn *c, nana_upd_plan *p);
+
+/* Writer thread, after the commit: drops the changed keys from the cache. */
+void nana_upd_plan_apply(nana_upd_plan *p);
 
 #endif
