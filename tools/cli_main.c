@@ -18,12 +18,16 @@
  * Delete, every other command a Call of its method, and "health" is
  * grpc.health.v1.Health/Check.
  *
+ * `nanasqlite-cli verify-proof ...` checks a server proof offline
+ * (cli_proof.c); it takes none of the connection flags.
+ *
  * The shell uses libedit on a terminal (line editing, history in
  * ~/.nanasqlite_cli_history, completion of commands and, after "call", of
  * the method names in the server's own method table). With standard input
  * not a terminal it reads plain lines and prints only results and errors,
  * so it can be scripted with a here-document.
  */
+#include "cli_proof.h"
 #include "conn_flags.h"
 #include "nanasqlite_client.h"
 #include "core/nana_core.h"
@@ -884,6 +888,8 @@ static int shell(cli *c)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "verify-proof") == 0)
+        return nana_cli_verify_proof(argc - 1, argv + 1);
     cli c = {0};
     cli_args a = {0};
     nana_conn_flags f;

@@ -22,6 +22,8 @@
 #include "util/nana_log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -30,8 +32,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -130,6 +134,9 @@ static nana_accounts *accounts_new(void)
 static void accounts_free(nana_accounts *a)
 {
     if (!a) return;
+    for (size_t i = 0; a->accounts && i < a->count; i++)
+        if (a->accounts[i].jwt_secret)
+            sodium_memzero(a->accounts[i].jwt_secret, a->accounts[i].jwt_secret_len);
     for (chunk *c = a->chunks, *next; c; c = next) {
         next = c->next;
         free(c);
@@ -493,8 +500,55 @@ static int check_login(const char *where, const nana_account *acc, bool have_key
     return NANA_OK;
 }
 
+/*
+ * Reads the bearer-token secret in file |path| (relative to |base| unless
+ * absolute; base NULL: the working directory) into acc->jwt_secret
+ * (arena memory): a regular file only its owner may read or write, of
+ * NANA_JWT_SECRET_MIN..MAX bytes once one trailing newline ("\n" or
+ * "\r\n") is dropped. Messages name the place and the path, never a
+ * byte of the file.
+ */
+static int read_jwt_secret(nana_accounts *a, const char *at, const char *base, const char *path,
+                           nana_account *acc)
+{
+    char full[PATH_MAX];
+    if (path[0] != '/' && base && base[0])
+        snprintf(full, sizeof(full), "%s/%s", base, path);
+    else
+        snprintf(full, sizeof(full), "%s", path);
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return bad(at, "cannot open %s: %s", full, strerror(errno));
+    struct stat st;
+    uint8_t buf[NANA_JWT_SECRET_MAX + 3];
+    ssize_t n = -1;
+    int rc = NANA_OK;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        rc = bad(at, "%s is not a regular file", full);
+    else if (st.st_mode & (S_IRWXG | S_IRWXO))
+        rc = bad(at, "%s may be read or written by group or others (mode %04o); chmod 600 it", full,
+                 (unsigned)(st.st_mode & 07777));
+    else if ((n = read(fd, buf, sizeof(buf))) < 0)
+        rc = bad(at, "cannot read %s: %s", full, strerror(errno));
+    close(fd);
+    size_t len = n > 0 ? (size_t)n : 0;
+    if (!rc && len > 0 && buf[len - 1] == '\n') len -= 1 + (len > 1 && buf[len - 2] == '\r');
+    if (!rc && (len < NANA_JWT_SECRET_MIN || len > NANA_JWT_SECRET_MAX))
+        rc = bad(at, "%s must hold %d..%d bytes (one trailing newline aside)", full,
+                 NANA_JWT_SECRET_MIN, NANA_JWT_SECRET_MAX);
+    uint8_t *secret = rc ? NULL : arena_alloc(a, len);
+    if (!rc && !secret) rc = nana_err_set(NANA_ERR_NOMEM, "out of memory reading the accounts");
+    if (secret) {
+        memcpy(secret, buf, len);
+        acc->jwt_secret = secret;
+        acc->jwt_secret_len = len;
+    }
+    sodium_memzero(buf, sizeof(buf));
+    return rc;
+}
+
 /* Reads account |ai| from |obj| into |acc| (strings and lists in the arena). */
-static int parse_account(nana_accounts *a, size_t ai, const nana_json *obj, nana_account *acc)
+static int parse_account(nana_accounts *a, size_t ai, const nana_json *obj, nana_account *acc,
+                         const char *base)
 {
     char where[96];
     snprintf(where, sizeof(where), "accounts[%zu]", ai);
@@ -561,6 +615,11 @@ static int parse_account(nana_accounts *a, size_t ai, const nana_json *obj, nana
                 !isfinite(d) || d < 0)
                 return bad(at, "must be a number >= 0 (0: the server's default)");
             acc->max_calls_per_sec = d > 0 ? d : 0.0;
+        } else if (key_is(m, "jwt_secret_file")) {
+            if (v->type != NANA_JSON_STRING || v->n == 0 || v->n >= PATH_MAX ||
+                memchr(v->u.str, '\0', v->n))
+                return bad(at, "must be a file path (a string)");
+            rc = read_jwt_secret(a, at, base, v->u.str, acc);
         } else {
             return bad(where, "unknown key %s", quote(&q, m->key, m->keylen));
         }
@@ -701,7 +760,7 @@ static int index_accounts(nana_accounts *a)
 }
 
 /* Reads the top-level object into |a|. */
-static int parse_top(nana_accounts *a, const nana_json *root)
+static int parse_top(nana_accounts *a, const nana_json *root, const char *base)
 {
     if (root->type != NANA_JSON_OBJECT)
         return nana_err_set(NANA_ERR_INVALID, "the accounts file must hold a JSON object");
@@ -734,13 +793,14 @@ static int parse_top(nana_accounts *a, const nana_json *root)
     a->accounts = arena_alloc(a, a->count * sizeof(*a->accounts));
     if (!a->accounts) return nana_err_set(NANA_ERR_NOMEM, "out of memory reading the accounts");
     for (size_t i = 0; i < a->count; i++) {
-        int rc = parse_account(a, i, list->u.items[i], &a->accounts[i]);
+        int rc = parse_account(a, i, list->u.items[i], &a->accounts[i], base);
         if (rc) return rc;
     }
     return index_accounts(a);
 }
 
-int nana_accounts_parse(const char *json, size_t len, nana_accounts **out)
+/* nana_accounts_parse, with relative secret files relative to |base| (NULL: cwd). */
+static int parse_text(const char *json, size_t len, const char *base, nana_accounts **out)
 {
     *out = NULL;
     nana_json_doc *doc = NULL;
@@ -753,7 +813,7 @@ int nana_accounts_parse(const char *json, size_t len, nana_accounts **out)
         nana_json_doc_free(doc);
         return nana_err_set(NANA_ERR_NOMEM, "out of memory reading the accounts");
     }
-    rc = parse_top(a, root);
+    rc = parse_top(a, root, base);
     nana_json_doc_free(doc);
     if (rc) {
         accounts_free(a);
@@ -761,6 +821,11 @@ int nana_accounts_parse(const char *json, size_t len, nana_accounts **out)
     }
     *out = a;
     return NANA_OK;
+}
+
+int nana_accounts_parse(const char *json, size_t len, nana_accounts **out)
+{
+    return parse_text(json, len, NULL, out);
 }
 
 /*
@@ -775,7 +840,10 @@ static int load_file(const char *path, bool name_path, nana_accounts **out)
     size_t len = 0;
     int rc = nana_file_read(path, "accounts file", NANA_ACCOUNTS_FILE_MAX, &text, &len);
     if (rc) return rc;
-    rc = nana_accounts_parse(text, len, out);
+    char base[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    snprintf(base, sizeof(base), "%.*s", slash ? (int)(slash - path) + (slash == path) : 0, path);
+    rc = parse_text(text, len, base, out);
     free(text);
     if (rc && name_path) {
         char why[NANA_ERRMSG_MAX];

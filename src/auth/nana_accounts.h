@@ -19,7 +19,8 @@
  *                  "allowed_dbs": null | ["a.db"] | {"a.db": ["data"], "b.db": null},
  *                  "read_only": false,
  *                  "allowed_ips": ["10.0.0.0/8", "::1"], "blocked_ips": ["10.0.0.5"],
- *                  "max_calls_per_sec": 1000}]}
+ *                  "max_calls_per_sec": 1000,
+ *                  "jwt_secret_file": "alice.jwt"}]}
  *
  * An account may name client certificates (mutual TLS) by fingerprint
  * (nana_identity.h): of the certificate, or of its public key. A verified
@@ -29,6 +30,14 @@
  * is logged in by its verified certificate alone, at connect, and has no
  * public_key; "key+certificate" needs both. An account that logs in by
  * certificate must name one.
+ *
+ * "jwt_secret_file" names a file whose bytes (one trailing newline
+ * dropped; 32..1024 bytes) are the account's HMAC-SHA256 secret for
+ * bearer tokens (nana_jwt.h). It is read with the accounts file, each
+ * time it is (re)loaded; a relative path is relative to the accounts
+ * file's folder. A file that group or others may read or write is
+ * refused, as an ssh key is. An account with a secret may log in by
+ * token on the gRPC door whatever its "login" says; one without cannot.
  *
  * Unknown keys and wrong types are errors; every message names the place
  * ("accounts[2].allowed_ips[0]: ..."). The accounts file can be watched:
@@ -55,6 +64,8 @@
 #define NANA_METHOD_NAME_MAX   64                    /* bytes in a method name */
 #define NANA_TABLE_NAME_MAX    128                   /* bytes in a table name */
 #define NANA_DB_NAME_MAX       255                   /* bytes in a database name */
+#define NANA_JWT_SECRET_MIN    32                    /* bytes of a jwt_secret_file's secret */
+#define NANA_JWT_SECRET_MAX    1024
 
 /* ---- CIDR rules (cidr.c) ---- */
 
@@ -129,6 +140,8 @@ typedef struct nana_account {
     nana_cidr *blocked_ips; /* a match refuses, whatever allowed_ips says */
     size_t n_blocked_ips;
     double max_calls_per_sec; /* 0 = the server's default */
+    uint8_t *jwt_secret;      /* bearer tokens' HMAC secret (wiped at free), or NULL */
+    size_t jwt_secret_len;    /* NANA_JWT_SECRET_MIN..MAX bytes, 0 without */
 } nana_account;
 
 /* An immutable, reference-counted set of accounts (a snapshot). */
@@ -136,7 +149,8 @@ typedef struct nana_accounts nana_accounts;
 
 /*
  * Parses the accounts JSON text (|len| bytes; no size limit here, the
- * count and list limits above apply). On success *out is a new snapshot
+ * count and list limits above apply); a relative jwt_secret_file is
+ * relative to the working directory. On success *out is a new snapshot
  * with one reference, owned by the caller (nana_accounts_unref). Returns 0,
  * NANA_ERR_INVALID (not JSON, not the format, a duplicate name or key;
  * the detail names the place) or NANA_ERR_NOMEM; *out is NULL on failure.

@@ -33,6 +33,7 @@
 #include "door_grpc/gdoor_int.h"
 
 #include "aql/nana_aql.h"
+#include "auth/nana_proof.h"
 #include "util/nana_log.h"
 #include "util/nana_mem.h"
 #include "util/nana_tcache.h"
@@ -42,6 +43,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define E(name) AMATERS__ERRORS__ERROR_CODE__ERROR_##name
 
@@ -61,6 +63,7 @@ struct gsub {
     nana_aql_err err;
     bool failed; /* err holds its answer (refused before it ran) */
     bool done;   /* its answer is in out (read on the connection's thread) */
+    bool started; /* handed to the core (nana_core_start) */
     bool unlinked;
     bool page;    /* an ExecuteStream page */
     bool amaters; /* answer as the design's QueryResponse {result_bytes} */
@@ -69,6 +72,8 @@ struct gsub {
     char *last;   /* a page: its last key (in the arena) */
     size_t llen;
     const char *request_id;
+    const uint8_t *qbytes; /* AmateRS: its query_bytes (a proof covers them) */
+    size_t qlen;
     uint64_t t0; /* when it began, ns */
     uint64_t in_bytes; /* request bytes it stands for (credit once answered) */
     nana_buf out;      /* its framed answer */
@@ -177,6 +182,22 @@ static int page_response(gsub *s, nana_buf *b)
     return nana_aql_stream_batch(&s->arena, rows, s->more, s->c->seq, b);
 }
 
+/* Wall-clock milliseconds, for proofs. */
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A proof over |query| and |result| by the server's key (nana_proof.h). */
+static void make_proof(nana_gdoor *d, const uint8_t *query, size_t qlen, const uint8_t *result,
+                       size_t rlen, uint8_t out[NANA_PROOF_BYTES])
+{
+    (void)nana_proof_make(d->o.proof_sk, nana_gdoor_proof_seq(d), unix_ms(), query, qlen, result,
+                          rlen, out);
+}
+
 /*
  * Encodes |s|'s answer into s->out as one framed message: on whichever
  * thread answered (the call's fields it reads are set before the query
@@ -196,6 +217,12 @@ static void encode(gsub *s)
             nana_buf_init(&inner, 0);
             rc = query_response(s, &inner);
             if (!rc) rc = nana_pbw_bytes(b, 1, inner.data, inner.len);
+            if (!rc && s->c->want_proof) {
+                uint8_t proof[NANA_PROOF_BYTES];
+                make_proof(s->c->d, s->qbytes, s->qlen, (const uint8_t *)inner.data, inner.len,
+                           proof);
+                rc = nana_pbw_bytes(b, 2, proof, sizeof(proof));
+            }
             nana_buf_free(&inner);
         } else {
             rc = query_response(s, b);
@@ -323,6 +350,13 @@ static void sub_start(gsub *s, uint64_t deadline)
     if (!k->m) k->m = nana_method_find(s->plan.method, strlen(s->plan.method));
     k->method = s->plan.method;
     k->mlen = (uint32_t)strlen(s->plan.method);
+    if (k->m && !nana_gdoor_login_allows(g, nana_method_flags(k->m))) {
+        nana_aql_fail(&s->err, E(AUTH_INSUFFICIENT_PERMISSIONS),
+                      "the bearer token's roles do not allow this query");
+        s->failed = true;
+        answer_now(s);
+        return;
+    }
     k->acct = g->auth.acct;
     k->db = db_of(c, &k->dblen);
     k->table = s->plan.kind == NANA_AQL_BATCH ? NULL : s->plan.collection;
@@ -338,6 +372,7 @@ static void sub_start(gsub *s, uint64_t deadline)
         return;
     }
     atomic_fetch_add(&s->refs, 1); /* the core's, until release */
+    s->started = true;
     nana_core_start(c->d->core, k);
 }
 
@@ -362,10 +397,34 @@ static const Amaters__Aql__QueryRequest *sub_unpack(gsub *s, const uint8_t *p, s
     return (const Amaters__Aql__QueryRequest *)m;
 }
 
+/*
+ * Who sends an AmateRS request: its client_signature when it has one (it
+ * may log the connection in), else the connection's login (certificate,
+ * token or signature metadata). False when the call failed UNAUTHENTICATED.
+ */
+static bool amaters_auth(gcall *c, const QueryRequest *q)
+{
+    char msg[NANA_GRPC_MESSAGE_MAX];
+    nana_grpc_status st;
+    if (q->client_signature.len) {
+        const nana_account *acct = NULL;
+        st = nana_gdoor_auth_reqsig(c->conn, q->client_signature.data, q->client_signature.len,
+                                    q->query_bytes.data, q->query_bytes.len, &acct, msg,
+                                    sizeof(msg));
+    } else {
+        st = nana_gdoor_auth_call(c->conn, &c->head, msg, sizeof(msg));
+    }
+    if (st == NANA_GRPC_OK) return true;
+    nana_gcall_fail(c, st, "%s", msg);
+    return false;
+}
+
 /* One query of an AmateRS request: its query_bytes hold the QueryRequest. */
 static const Amaters__Aql__QueryRequest *amaters_unpack(gsub *s, const QueryRequest *q)
 {
     s->amaters = true;
+    s->qbytes = q->query_bytes.data;
+    s->qlen = q->query_bytes.len;
     return sub_unpack(s, q->query_bytes.data, q->query_bytes.len);
 }
 
@@ -437,9 +496,20 @@ static void flush(gcall *c)
         s->unlinked = true;
         give_credit(c, s->in_bytes);
         if (unary) {
+            if (c->answered) { /* the call failed meanwhile */
+                sub_unref(s);
+                continue;
+            }
             nana_buf t = c->body;
             c->body = s->out;
             s->out = t;
+            if (c->want_proof && c->req_bytes && c->body.len >= NANA_GRPC_PREFIX &&
+                (c->proof = nana_arena_alloc(&c->arena, NANA_PROOF_BYTES))) {
+                make_proof(c->d, c->req_bytes, c->req_len,
+                           (const uint8_t *)c->body.data + NANA_GRPC_PREFIX,
+                           c->body.len - NANA_GRPC_PREFIX, c->proof);
+                c->proof_len = NANA_PROOF_BYTES;
+            }
             finish(c);
             atomic_fetch_add(&c->d->st_calls, 1);
         } else if (!c->cancelled && chunk_own(c, s->out.data, s->out.len)) {
@@ -556,6 +626,8 @@ static void pump(gcall *c)
                               "the request is not a valid AmateRS QueryRequest");
                 s->failed = true;
                 r = NULL;
+            } else if (!amaters_auth(c, (const QueryRequest *)q)) {
+                return;
             } else {
                 r = amaters_unpack(s, (const QueryRequest *)q);
             }
@@ -688,6 +760,7 @@ static void unary(gcall *c)
         sub_plan(s, r);
         break;
     case G_AMATERS_EXECUTE:
+        if (!amaters_auth(c, (const QueryRequest *)(const void *)c->req)) return;
         r = amaters_unpack(s, (const QueryRequest *)(const void *)c->req);
         if (r) sub_plan(s, r);
         break;
@@ -713,10 +786,17 @@ static void unary(gcall *c)
     flush(c);
 }
 
+void nana_gdoor_aql_begin(gcall *c)
+{
+    const nana_gdoor_opts *o = &c->d->o;
+    const nana_grpc_meta *ask = nana_grpc_head_meta(&c->head, "nana-proof", 0);
+    bool asked = ask && ask->value_len == 1 && ask->value[0] == '1';
+    c->want_proof = o->proof_sk && (o->proof_mode == NANA_PROOF_ALWAYS ||
+                                     (o->proof_mode == NANA_PROOF_ASK && asked));
+}
+
 void nana_gdoor_aql_dispatch(gcall *c)
 {
-    const nana_grpc_meta *proof = nana_grpc_head_meta(&c->head, "nana-proof", 0);
-    c->want_proof = proof && proof->value_len == 1 && proof->value[0] == '1';
     switch (c->gm->kind) {
     case G_AQL_HEALTH:
         health(c);
@@ -767,7 +847,7 @@ void nana_gdoor_aql_detach(gcall *c)
     for (gsub *s = c->sq_head, *next; s; s = next) {
         next = s->next;
         s->unlinked = true;
-        if (!s->done && nana_core_cancel(c->d->core, &s->core))
+        if (s->started && !s->done && nana_core_cancel(c->d->core, &s->core))
             atomic_fetch_add(&c->d->st_cancelled, 1);
         sub_unref(s); /* the queue's */
     }

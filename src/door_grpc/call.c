@@ -152,6 +152,7 @@ void nana_gcall_end_headers(gcall *c)
         }
     }
     c->streaming = c->gm->stream_in;
+    if (GKIND_AQL(c->gm->kind)) nana_gdoor_aql_begin(c);
     if (aql_stream(c)) {
         /* Its queries run as they come: it is no longer an unfinished
          * request the connection's timer refuses. */
@@ -172,6 +173,8 @@ static void on_message(gcall *c, const nana_grpc_msg *m)
                         "%s takes one request message; a second one came", c->head.path);
         return;
     }
+    if (c->want_proof && (c->req_bytes = (const uint8_t *)nana_arena_dup(&c->arena, m->data, m->len)))
+        c->req_len = m->len;
     if (nana_grpc_pb_unpack(&c->arena, c->gm->in, m->data, m->len, &c->req))
         nana_gcall_fail(c, NANA_GRPC_INTERNAL, "the request message is not a valid %s",
                         c->gm->in->name);

@@ -5,7 +5,8 @@
  *   conn.c     a connection: HTTP/3 (nghttp3 through src/h3) and its streams
  *   call.c     a call's life: its head, its request message, its answer
  *   services.c the services and their methods (health, reflection, NanaSQLite)
- *   auth.c     who a connection's client is (certificate or signature)
+ *   auth.c     who a connection's client is (certificate, signature, bearer
+ *              token), signed requests, and what a token's roles allow
  *   pbw.c      writing our small reply messages without protobuf-c
  */
 #ifndef NANA_GDOOR_INT_H
@@ -47,8 +48,9 @@ struct nana_gdoor {
     nghttp3_settings h3settings;
     atomic_size_t buffered; /* request bytes held by every connection's calls */
     atomic_uint_fast64_t st_calls, st_auth_ok, st_auth_failed, st_refused, st_cancelled;
-    uint64_t started_ns; /* when the door was made (GetServerInfo's uptime) */
-    gloop *loops;        /* one per I/O thread of the endpoint */
+    uint64_t started_ns;            /* when the door was made (GetServerInfo's uptime) */
+    atomic_uint_fast64_t proof_seq; /* the last server_seq given a proof (nana_gdoor_proof_seq) */
+    gloop *loops;                   /* one per I/O thread of the endpoint */
     unsigned nloops;
     atomic_bool draining;
 };
@@ -64,6 +66,14 @@ typedef struct gauth {
     char name[72];
     uint8_t sig[64]; /* the signature that logged it in (later calls may repeat it) */
     bool have_sig;
+    /* bearer tokens: the last one that verified on this connection */
+    bool by_token;          /* logged in by a token: the login ends at token_exp */
+    int64_t token_exp;      /* Unix seconds */
+    bool token_roles;       /* it had "roles": only what token_grants grants */
+    unsigned token_grants;  /* NANA_JWT_ROLE_* */
+    uint8_t secret_sha[32]; /* SHA-256 of the secret it verified with (a reload compares) */
+    /* signed requests: the last seq accepted on this connection (kept across logins) */
+    uint64_t reqsig_seq;
 } gauth;
 
 /* One connection of the door (the nana_h3_conn's user pointer). */
@@ -179,7 +189,11 @@ struct gcall {
     size_t alen;
     bool more;               /* ExecuteStream: rows remain after |after| */
     bool paging;             /* ExecuteStream: a page is being read */
-    bool want_proof;         /* the client asked for proofs (metadata nana-proof: 1) */
+    bool want_proof;         /* proofs go with its answers (asked, or always) */
+    const uint8_t *req_bytes; /* its request message as it came (for a proof), in the arena */
+    size_t req_len;
+    uint8_t *proof; /* a proof for the trailers (nana-proof-bin), in the arena */
+    size_t proof_len;
     alignas(max_align_t) char block[GCALL_BLOCK];
 };
 
@@ -250,6 +264,9 @@ void nana_gdoor_stream_message(gcall *c, const uint8_t *msg, size_t len);
 
 /* ---- aql.c ---------------------------------------------------------------- */
 
+/* An AQL call's header has ended and was accepted: what it asked of its
+ * answers (proofs). */
+void nana_gdoor_aql_begin(gcall *c);
 /* Runs an AQL call whose request (or first request) has come. */
 void nana_gdoor_aql_dispatch(gcall *c);
 /* Request bytes of a call that takes a stream of AQL queries: kept, and
@@ -275,6 +292,31 @@ void nana_gdoor_auth_open(gconn *g);
  * status to fail the call with (message in |msg|). */
 nana_grpc_status nana_gdoor_auth_call(gconn *g, const nana_grpc_head *h, char *msg, size_t cap);
 void nana_gdoor_auth_free(gconn *g);
+/*
+ * Whether the connection's login lets a method of |method_flags|
+ * (nana_method_flags) run: always, unless the last bearer token had
+ * "roles"; then NANA_M_WRITE needs "write" or "admin", and NANA_M_ADMIN
+ * or NANA_M_SQL needs "admin". A refused call fails PERMISSION_DENIED.
+ */
+bool nana_gdoor_login_allows(const gconn *g, unsigned method_flags);
+/* False when |c|'s connection is gone or its token's roles make it read-only. */
+bool nana_gdoor_call_may_write(const gcall *c);
+/*
+ * Checks a signed request (an AmateRS QueryRequest's client_signature,
+ * nana_reqsig.h) for the query bytes: the account exists and has a key,
+ * the signature is the key's over this connection's TLS exporter value,
+ * unix_ms is within auth_skew_s of the clock, seq is above the last one
+ * accepted on the connection, and a logged-in connection's account is the
+ * one signing. A connection not logged in is logged in as that account
+ * (as a signature login). On success *acct is the account (owned by the
+ * connection's snapshot, g->auth.snap) and the seq is remembered; else
+ * UNAUTHENTICATED with a reason in |msg| (counted toward the ban).
+ */
+nana_grpc_status nana_gdoor_auth_reqsig(gconn *g, const uint8_t *sig, size_t slen,
+                                        const uint8_t *query, size_t qlen,
+                                        const nana_account **acct, char *msg, size_t cap);
+/* The next server_seq for a proof (1, 2, ...; atomic, any thread). */
+uint64_t nana_gdoor_proof_seq(nana_gdoor *d);
 
 /* ---- pbw.c: protobuf wire writing ---- */
 

@@ -9,8 +9,9 @@
  * Delete, BatchGet, BatchSet typed). docs/PROTOCOL.md describes the wire.
  *
  * A client is known by its verified certificate (an account that logs in
- * by certificate alone) or by a signature in its first call's metadata,
- * bound to the connection by a TLS exporter value; see nana_gdoor_auth.
+ * by certificate alone), by a signature in its first call's metadata,
+ * bound to the connection by a TLS exporter value, or by a bearer token
+ * (HS256 JWT) signed with its account's secret; see auth.c.
  * Health and reflection need no account.
  *
  * Everything about a connection runs on its I/O thread; calls the store's
@@ -20,6 +21,7 @@
 #define NANA_GDOOR_H
 
 #include "auth/nana_ban.h"
+#include "auth/nana_proof.h"
 #include "core/nana_core.h"
 #include "grpc/nana_grpc.h"
 #include "quic/nana_quic.h"
@@ -42,6 +44,10 @@ typedef struct nana_gdoor_opts {
     size_t aql_window_bytes;   /* a call's answer bytes not yet acknowledged before it
                                   stops starting work, default 1 MiB */
     unsigned aql_max_inflight; /* queries of one stream running at once, default 64 */
+    /* server proofs (nana_proof.h): the key signing them, 64 bytes that stay the
+     * caller's while the door lives (NULL: no proofs), and when to add one */
+    const uint8_t *proof_sk;
+    nana_proof_mode proof_mode;
 } nana_gdoor_opts;
 
 void nana_gdoor_opts_init(nana_gdoor_opts *o);

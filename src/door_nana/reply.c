@@ -100,6 +100,7 @@ int nana_reply_answer(nana_buf *out, const nana_core_result *r, const nana_error
         switch (r->kind) {
         case NANA_RES_NIL:
         case NANA_RES_ENCODED: /* not here: the caller's buffer has it */
+        case NANA_RES_ROWS:    /* only AQL's internal methods give rows */
             rc = nana_mp_put_nil(out);
             break;
         case NANA_RES_BOOL:

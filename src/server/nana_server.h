@@ -81,7 +81,11 @@ typedef struct nana_server_opts {
     unsigned grpc_max_header_bytes;  /* a request's header fields, default 8192 */
     unsigned grpc_max_header_fields; /* a request's header fields, count, default 64 */
     unsigned grpc_auth_skew_s;       /* a login signature's clock skew, default 300 */
-    int worker_delay_ms;             /* tests only: each worker call first sleeps this long */
+    /* the AQL services' server proofs */
+    const char *proof_key_path; /* Ed25519 private key (PKCS#8 PEM); NULL: proof.key beside
+                                   key_path, made on first start */
+    int proof_mode;             /* nana_proof_mode: ask (default), always, never */
+    int worker_delay_ms;        /* tests only: each worker call first sleeps this long */
     /* databases */
     nana_open_check open_check; /* check of each database file at open, default quick */
     int allow_corrupt;          /* 1: serve damaged databases anyway (for recovery) */

@@ -7,7 +7,7 @@
  * reads its configuration file (--config) through them, and
  * nana_server_opts_init takes its defaults from them. Each row's group is
  * its section in the configuration file ([network], [tls], [quic],
- * [storage], [auth], [doors], [grpc], [limits], [log]); its key there is its name
+ * [storage], [auth], [doors], [grpc], [aql], [limits], [log]); its key there is its name
  * with '_' for '-' unless the row says otherwise (the keys amaters-net's
  * design names: bind_address, keep_alive_interval_ms, cert_path,
  * key_path, ca_path, max_concurrent_streams, initial_window_size). To add
@@ -16,6 +16,7 @@
  */
 #include "server/nana_server.h"
 
+#include "auth/nana_proof.h"
 #include "util/nana_parse.h"
 
 #include <stddef.h>
@@ -32,6 +33,7 @@ static const char S_STORAGE[] = "storage";
 static const char S_AUTH[] = "auth";
 static const char S_DOORS[] = "doors";
 static const char S_GRPC[] = "grpc";
+static const char S_AQL[] = "aql";
 static const char S_LIMITS[] = "limits";
 static const char S_LOG[] = "log";
 static const char G_CONFIG[] = "configuration file";
@@ -44,6 +46,9 @@ static const int check_values[] = {NANA_CHECK_QUICK, NANA_CHECK_FULL, NANA_CHECK
 
 static const char *const client_cert_words[] = {"request", "require", NULL};
 static const int client_cert_values[] = {NANA_CLIENT_CERTS_REQUEST, NANA_CLIENT_CERTS_REQUIRE};
+
+static const char *const proof_words[] = {"ask", "always", "never", NULL};
+static const int proof_values[] = {NANA_PROOF_ASK, NANA_PROOF_ALWAYS, NANA_PROOF_NEVER};
 
 static const char *const level_words[] = {"error", "warn", "info", "debug", NULL};
 static const int level_values[] = {NANA_LOG_ERROR, NANA_LOG_WARN, NANA_LOG_INFO, NANA_LOG_DEBUG};
@@ -497,6 +502,27 @@ static const nana_opt rows[] = {
      .help = "a gRPC login signature's timestamp may be this far from the server's clock",
      .section = S_GRPC,
      .key = "auth_skew_s"},
+    /* [aql]: the AQL services' server proofs (signed receipts of query and result) */
+    {.name = "proof-key",
+     .kind = NANA_OPT_PATH,
+     AT(proof_key_path),
+     .def_doc = "proof.key beside --key, made (0600, with proof.pub) on first start",
+     .group = S_AQL,
+     .help = "Ed25519 private key (PKCS#8 PEM, as nanasqlite-key-gen writes) signing proofs",
+     .section = S_AQL,
+     .key = "proof_key",
+     .example = "proof.key"},
+    {.name = "proof-mode",
+     .kind = NANA_OPT_ENUM,
+     AT(proof_mode),
+     .words = proof_words,
+     .values = proof_values,
+     .def = "ask",
+     .group = S_AQL,
+     .arg = "MODE",
+     .help = "ask: a proof when the call's metadata has nana-proof: 1; always; never",
+     .section = S_AQL,
+     .key = "proof_mode"},
     /* [limits]: calls */
     {.name = "rate-limit",
      .kind = NANA_OPT_DOUBLE,

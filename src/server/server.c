@@ -179,6 +179,7 @@ static int server_free(nana_server *s)
     nana_accounts_watch_stop(s->watch);
     nana_accounts_unref(s->fixed);
     nana_ban_free(s->ban);
+    sodium_memzero(s->proof_sk, sizeof(s->proof_sk));
     free(s);
     return rc;
 }
@@ -209,6 +210,11 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     int rc = need_file(o->cert_path, "certificate");
     if (!rc) rc = need_file(o->key_path, "private key");
     if (!rc) rc = load_accounts(s);
+    char proof_path[4096];
+    bool proof_make = false, proofs = !o->no_grpc && o->proof_mode != NANA_PROOF_NEVER;
+    if (!rc && proofs)
+        rc = nana_server_proof_key_find(o, proof_path, sizeof(proof_path), &proof_make);
+    if (!rc && proofs && !proof_make) rc = need_file(proof_path, "proof key");
     if (rc) goto fail;
     if (o->db_dir) snprintf(s->db_dir, sizeof(s->db_dir), "%s", o->db_dir);
     if (!s->db_dir[0]) {
@@ -266,7 +272,11 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         rc = wrap(rc, "listen");
         goto fail;
     }
-    /* Then what creates files: the databases (and backups/), the workers. */
+    /* Then what creates files: the proof key, the databases (and backups/), the workers. */
+    if (proofs) {
+        if ((rc = nana_server_proof_key_load(proof_path, proof_make, s->proof_sk))) goto fail;
+        s->have_proof_key = true;
+    }
     nana_core_opts co;
     nana_core_opts_init(&co);
     co.db_dir = s->db_dir;
@@ -316,6 +326,8 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         gopt.ban_seconds = o->ban_seconds;
         gopt.ban_failures = o->ban_failures;
         gopt.no_bans = o->no_bans;
+        gopt.proof_sk = s->have_proof_key ? s->proof_sk : NULL;
+        gopt.proof_mode = (nana_proof_mode)o->proof_mode;
         if ((rc = nana_gdoor_new(s->core, &gopt, s->ep, &acc, s->ban, &s->grpc_door))) goto fail;
     }
     /* Publishes ep, core and the doors to the I/O threads (acquire in the accept hook). */

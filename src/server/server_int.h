@@ -28,8 +28,10 @@ struct nana_server {
     nana_ban *ban;
     nana_accounts_watch *watch; /* with an accounts file */
     nana_accounts *fixed;       /* without one: the public key's single account */
-    atomic_bool ready;          /* set up: connections are accepted */
-    atomic_bool draining;       /* stopping: new connections are refused */
+    uint8_t proof_sk[64];       /* the proof key (wiped at free), when have_proof_key */
+    bool have_proof_key;
+    atomic_bool ready;    /* set up: connections are accepted */
+    atomic_bool draining; /* stopping: new connections are refused */
 };
 
 /* The current accounts (a new reference) and their generation. */
@@ -46,6 +48,15 @@ extern const nana_quic_callbacks nana_doors_quic_callbacks;
 /* The ALPN protocols the endpoint offers (for the QUIC configuration):
  * "nanasqlite" first, then "h3" unless |grpc| is false; sets *n. */
 const char *const *nana_doors_alpn(bool grpc, size_t *n);
+
+/*
+ * The proof key (proofkey.c). find: its path (--proof-key, else proof.key
+ * beside --key) and whether it must be made; no side effects. load: makes
+ * it (0600, with its .pub) when |make|, reads it into |sk| and logs its
+ * public key and key id. 0 or the file's error.
+ */
+int nana_server_proof_key_find(const nana_server_opts *o, char *path, size_t cap, bool *make);
+int nana_server_proof_key_load(const char *path, bool make, uint8_t sk[64]);
 
 /* How the NanaSQLite door reaches a QUIC connection. */
 extern const nana_door_io nana_doors_quic_io;

@@ -11,6 +11,9 @@ is alive afterwards and that its log has no sanitizer report.
 
 Usage: test_grpc.py --bin-dir DIR --build-dir DIR [--tmp DIR] [TEST...]
 """
+import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -410,6 +413,181 @@ def test_certificate_login():
     res, _ = run(s, [call(NANA + "Get", pb((1, "c")))])
     check(res[0].get("grpc_status") == UNAUTHENTICATED, "without the certificate: refused", res[0])
     finish(s)
+
+
+# ---- bearer tokens -------------------------------------------------------------------
+
+SECRET_A = b"alice-secret-0123456789abcdef-0123456789"
+SECRET_C = b"carol-secret-0123456789abcdef-0123456789"
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def jwt(claims, secret, header=None):
+    """An HS256 token of |claims| (a dict), written here independently of the server."""
+    h = b64url(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
+    c = b64url(json.dumps(claims).encode())
+    mac = hmac.new(secret, f"{h}.{c}".encode(), hashlib.sha256).digest()
+    return f"{h}.{c}.{b64url(mac)}"
+
+
+def bearer(tok):
+    return [["authorization", "Bearer " + tok]]
+
+
+def token_server(name, mode=0o600, flags=()):
+    s = Server("grpc-" + name, ["--ban-failures", "50", "--ban-seconds", "60", *flags],
+               accounts=[{"name": "alice", "key": "nana", "jwt_secret_file": "alice.jwt"},
+                         {"name": "bob", "key": "bob"},
+                         {"name": "carol", "key": "carol", "jwt_secret_file": "secrets/carol.jwt"}],
+               keys=("nana", "bob", "carol"))
+    os.makedirs(os.path.join(s.dir, "secrets"))
+    for path, secret in (("alice.jwt", SECRET_A + b"\n"), ("secrets/carol.jwt", SECRET_C)):
+        full = os.path.join(s.dir, path)
+        with open(full, "wb") as f:
+            f.write(secret)
+        os.chmod(full, mode)
+    return s
+
+
+def test_bearer_tokens():
+    s = token_server("jwt").start()
+    now = int(time.time())
+    good_tok = jwt({"sub": "alice", "exp": now + 600, "iat": now}, SECRET_A)
+    res, _ = run(s, [
+        call(NANA + "Set", pb((1, "t"), (2, "1")), metadata=bearer(good_tok)),
+        call(NANA + "Get", pb((1, "t"))),
+        call(NANA + "Get", pb((1, "t")), metadata=bearer(good_tok)),
+        call(NANA + "Get", pb((1, "t")),
+             metadata=bearer(jwt({"sub": "carol", "exp": now + 600}, SECRET_C))),
+        CHECK,
+    ])
+    check(res[0].get("grpc_status") == OK, "a good token logs in: Set", res[0])
+    check(res[1].get("grpc_status") == OK, "a later call without a token", res[1])
+    check(res[2].get("grpc_status") == OK, "a later call with the token again", res[2])
+    check(res[3].get("grpc_status") == UNAUTHENTICATED and
+          "another account" in res[3].get("grpc_message", ""),
+          "a token for another account on a logged-in connection", res[3])
+    good(s, res, "tokens")
+    bad = [
+        ("expired (exp == now counts)", jwt({"sub": "alice", "exp": now - 1}, SECRET_A),
+         "the token expired"),
+        ("the wrong secret", jwt({"sub": "alice", "exp": now + 600}, SECRET_C),
+         "authentication failed"),
+        ("alg none", b64url(b'{"alg":"none"}') + "." +
+         b64url(json.dumps({"sub": "alice", "exp": now + 600}).encode()) + ".",
+         "HS256"),
+        ("alg HS512", jwt({"sub": "alice", "exp": now + 600}, SECRET_A, {"alg": "HS512"}),
+         "HS256"),
+        ("an account without a secret", jwt({"sub": "bob", "exp": now + 600}, SECRET_A),
+         "authentication failed"),
+        ("an unknown account", jwt({"sub": "zed", "exp": now + 600}, SECRET_A),
+         "authentication failed"),
+        ("padding", good_tok + "=", "base64url"),
+    ]
+    res, conn = run(s, [call(NANA + "Get", pb((1, "t")), metadata=bearer(t)) for _, t, _ in bad]
+                    + [call(NANA + "Get", pb((1, "t"))), CHECK])
+    for (what, tok, msg), r in zip(bad, res):
+        check(r.get("grpc_status") == UNAUTHENTICATED and msg in r.get("grpc_message", ""),
+              f"{what}: UNAUTHENTICATED ({msg})", r)
+        check(tok not in r.get("grpc_message", ""), f"{what}: the token is not echoed", r)
+    check(res[len(bad)].get("grpc_status") == UNAUTHENTICATED,
+          "no login after refused tokens", res[len(bad)])
+    good(s, res, "refused tokens")
+    # A login lasts until the token's exp; a fresh token moves the end.
+    short = jwt({"sub": "carol", "exp": now + 3}, SECRET_C)
+    fresh = jwt({"sub": "carol", "exp": now + 600}, SECRET_C)
+    res, _ = run(s, [
+        call(NANA + "Get", pb((1, "t")), metadata=bearer(short)),
+        call(NANA + "Get", pb((1, "t")), delay_ms=int(max(0, (now + 4 - time.time()) * 1000))),
+        call(NANA + "Get", pb((1, "t")), metadata=bearer(fresh)),
+        call(NANA + "Get", pb((1, "t"))),
+    ])
+    check(res[0].get("grpc_status") == OK, "a short token logs in (carol, relative secret path)",
+          res[0])
+    check(res[1].get("grpc_status") == UNAUTHENTICATED and
+          res[1].get("grpc_message") == "the token expired", "after its exp: expired", res[1])
+    check(res[2].get("grpc_status") == OK and res[3].get("grpc_status") == OK,
+          "a fresh token goes on", res[2:])
+    log = s.log_text()
+    check(good_tok not in log and SECRET_A.decode() not in log,
+          "neither a token nor a secret is logged")
+    check("auth ok: account 'alice'" in log and "by bearer token" in log, "the login is logged")
+    finish(s)
+
+
+def test_token_secret_file_mode():
+    s = token_server("jwt-mode", mode=0o644)
+    s.start(expect_ok=False)
+    rc = s.proc.wait(timeout=30)
+    log = s.log_text()
+    check(rc == 1, "an accounts file naming a 0644 secret file: the start fails", rc)
+    check("jwt_secret_file" in log and "chmod 600" in log and SECRET_A.decode() not in log,
+          "with a clear message that shows no secret", log[-500:])
+    s.stop()
+
+
+# ---- server proofs ------------------------------------------------------------------
+
+def test_proof_key_and_verify_proof():
+    s = start("proof")
+    key, pub = os.path.join(s.dir, "proof.key"), os.path.join(s.dir, "proof.pub")
+    check(os.path.exists(key) and os.stat(key).st_mode & 0o777 == 0o600,
+          "the first start made proof.key, 0600")
+    kid = hashlib.sha256(base64.b64decode(open(pub).read().split()[1])[-32:]).hexdigest()[:16]
+    check(f"key id {kid}" in s.log_text(), "the proof key's id is logged", kid)
+    for name, data in (("q.bin", b"SELECT * FROM kv"), ("r.bin", b'[["a", 1]]')):
+        with open(os.path.join(s.dir, name), "wb") as f:
+            f.write(data)
+    mk = subprocess.run([os.path.join(os.path.abspath(ARGS.build_dir), "tests", "proof_make"),
+                         key, "42", "1700000000123", "q.bin", "r.bin", "p.bin"], cwd=s.dir,
+                        capture_output=True, text=True, timeout=60)
+    check(mk.returncode == 0, "proof_make", mk.stderr)
+    cli_bin = os.path.join(ARGS.bin_dir, "nanasqlite-cli")
+
+    def verify(*extra):
+        p = subprocess.run([cli_bin, "verify-proof", "--public-key", "proof.pub", "--query",
+                            "q.bin", "--result", "r.bin", *extra], cwd=s.dir,
+                           capture_output=True, text=True, timeout=60)
+        try:
+            return p.returncode, json.loads(p.stdout)
+        except ValueError:
+            return p.returncode, {"stdout": p.stdout, "stderr": p.stderr}
+
+    rc, out = verify("--proof", "p.bin")
+    check(rc == 0 and out == {"valid": True, "seq": 42, "time_ms": 1700000000123, "key_id": kid},
+          "verify-proof: valid", (rc, out))
+    proof = open(os.path.join(s.dir, "p.bin"), "rb").read()
+    rc, out = verify("--proof-hex", proof.hex())
+    check(rc == 0 and out.get("valid") is True, "verify-proof --proof-hex", (rc, out))
+    for at in (0, 4, 5, 13, 21, 29, 61, 93, 156):
+        bad = bytearray(proof)
+        bad[at] ^= 0x01
+        rc, out = verify("--proof-hex", bytes(bad).hex())
+        check(rc == 1 and out.get("valid") is False and out.get("reason"),
+              f"a flipped bit at byte {at}: invalid", (rc, out))
+    with open(os.path.join(s.dir, "r2.bin"), "wb") as f:
+        f.write(b'[["a", 2]]')
+    p = subprocess.run([cli_bin, "verify-proof", "--public-key", "proof.pub", "--query", "q.bin",
+                        "--result", "r2.bin", "--proof", "p.bin"], cwd=s.dir,
+                       capture_output=True, text=True, timeout=60)
+    check(p.returncode == 1 and "another result" in p.stdout, "another result: invalid",
+          p.stdout)
+    p = subprocess.run([cli_bin, "verify-proof", "--query", "q.bin"], cwd=s.dir,
+                       capture_output=True, text=True, timeout=60)
+    check(p.returncode == 2 and "usage" in p.stderr, "a wrong command line: status 2", p.stderr)
+    finish(s)
+    # --proof-key names a file that must exist; --proof-mode never needs none.
+    s2 = Server("grpc-proof2", ["--proof-key", "nope.key"])
+    s2.start(expect_ok=False)
+    check(s2.proc.wait(timeout=30) == 1 and "proof key nope.key" in s2.log_text(),
+          "a missing --proof-key: the start fails, naming it", s2.log_text()[-300:])
+    s2.stop()
+    s3 = Server("grpc-proof3", ["--proof-mode", "never"]).start()
+    check(not os.path.exists(os.path.join(s3.dir, "proof.key")), "--proof-mode never: no key made")
+    finish(s3)
 
 
 # ---- bad requests -------------------------------------------------------------------

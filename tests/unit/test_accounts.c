@@ -107,8 +107,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    static const char *names[] = {"a.json",     "a.json.tmp", "big.json",
-                                  "other.json", "log.txt",    NULL};
+    static const char *names[] = {"a.json",  "a.json.tmp", "big.json", "other.json",
+                                  "log.txt", "s.key",      NULL};
     for (int i = 0; names[i]; i++)
         unlink(path(names[i]));
     rmdir(dir);
@@ -1102,6 +1102,82 @@ static void test_certificate_reload(void **state)
     nana_accounts_watch_stop(w);
 }
 
+/* Writes the secret file |name| in the test folder with |mode|. */
+static void write_secret(const char *name, const char *text, size_t len, mode_t mode)
+{
+    write_file(path(name), text, len);
+    assert_int_equal(chmod(path(name), mode), 0);
+}
+
+/* Loads an accounts file naming secret file |file| (relative to the folder). */
+static int load_with_secret(const char *file, nana_accounts **out)
+{
+    char *json = expand("{\"accounts\": [{\"name\": \"t\", \"public_key\": \"$0\", "
+                        "\"jwt_secret_file\": \"SECRET\"}]}");
+    char text[4096];
+    char *at = strstr(json, "SECRET");
+    snprintf(text, sizeof(text), "%.*s%s%s", (int)(at - json), json, file, at + 6);
+    free(json);
+    write_file(path("a.json"), text, strlen(text));
+    return nana_accounts_load(path("a.json"), out);
+}
+
+/* jwt_secret_file: read at load, beside the accounts file, 0600 only, 32..1024 bytes. */
+static void test_jwt_secret_file(void **state)
+{
+    (void)state;
+    static const char S32[] = "0123456789abcdef0123456789ABCDEF";
+    nana_accounts *a = NULL;
+    /* 32 bytes and a newline, relative to the accounts file's folder. */
+    write_secret("s.key", "0123456789abcdef0123456789ABCDEF\n", 33, 0600);
+    assert_int_equal(load_with_secret("s.key", &a), 0);
+    const nana_account *acc = nana_accounts_find(a, "t", 1);
+    assert_int_equal(acc->jwt_secret_len, 32);
+    assert_memory_equal(acc->jwt_secret, S32, 32);
+    nana_accounts_unref(a);
+    /* CRLF dropped too; an absolute path. */
+    write_secret("s.key", "0123456789abcdef0123456789ABCDEF\r\n", 34, 0400);
+    assert_int_equal(load_with_secret(path("s.key"), &a), 0);
+    assert_int_equal(nana_accounts_find(a, "t", 1)->jwt_secret_len, 32);
+    nana_accounts_unref(a);
+    /* Without the key, no secret. */
+    assert_int_equal(parse_tpl("{\"accounts\": [{\"name\": \"t\", \"public_key\": \"$0\"}]}"), 0);
+    /* Readable or writable by group or others: refused, naming the mode, never the bytes. */
+    static const mode_t open_modes[] = {0644, 0640, 0604, 0620, 0602};
+    for (size_t i = 0; i < sizeof(open_modes) / sizeof(open_modes[0]); i++) {
+        write_secret("s.key", S32, 32, open_modes[i]);
+        assert_int_equal(load_with_secret("s.key", &a), NANA_ERR_INVALID);
+        assert_null(a);
+        assert_non_null(strstr(nana_errmsg(), "accounts[0].jwt_secret_file"));
+        assert_non_null(strstr(nana_errmsg(), "chmod 600"));
+        assert_null(strstr(nana_errmsg(), "0123456789"));
+    }
+    /* 31 bytes, 1025 bytes, empty, a folder, missing: refused. */
+    write_secret("s.key", S32, 31, 0600);
+    assert_int_equal(load_with_secret("s.key", &a), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "32..1024 bytes"));
+    char big[1026];
+    memset(big, 'x', sizeof(big));
+    write_secret("s.key", big, 1025, 0600);
+    assert_int_equal(load_with_secret("s.key", &a), NANA_ERR_INVALID);
+    write_secret("s.key", big, 1024, 0600);
+    assert_int_equal(load_with_secret("s.key", &a), 0);
+    assert_int_equal(nana_accounts_find(a, "t", 1)->jwt_secret_len, 1024);
+    nana_accounts_unref(a);
+    write_secret("s.key", "\n", 1, 0600);
+    assert_int_equal(load_with_secret("s.key", &a), NANA_ERR_INVALID);
+    unlink(path("s.key"));
+    assert_int_equal(load_with_secret("s.key", &a), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "cannot open"));
+    assert_int_equal(load_with_secret(".", &a), NANA_ERR_INVALID);
+    assert_int_equal(parse_tpl("{\"accounts\": [{\"name\": \"t\", \"public_key\": \"$0\", "
+                               "\"jwt_secret_file\": 7}]}"),
+                     NANA_ERR_INVALID);
+    assert_int_equal(parse_tpl("{\"accounts\": [{\"name\": \"t\", \"public_key\": \"$0\", "
+                               "\"jwt_secret_file\": \"\"}]}"),
+                     NANA_ERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1118,6 +1194,7 @@ int main(void)
         cmocka_unit_test(test_watch),
         cmocka_unit_test(test_watch_start),
         cmocka_unit_test(test_watch_logs),
+        cmocka_unit_test(test_jwt_secret_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
