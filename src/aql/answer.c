@@ -165,8 +165,8 @@ static int result_msg(nana_arena *a, nana_aql_kind kind, const nana_val *v, cons
     return rc;
 }
 
-int nana_aql_result(nana_arena *a, const nana_aql_plan *p, const nana_core_result *res,
-                    bool not_found, nana_buf *out)
+int nana_aql_response_of(nana_arena *a, const nana_aql_plan *p, const nana_core_result *res,
+                         bool not_found, const char *request_id, uint64_t exec_ms, nana_buf *out)
 {
     const nana_val *v = !not_found && res->kind == NANA_RES_VAL ? res->v : NULL;
     int64_t changed = 0;
@@ -175,7 +175,15 @@ int nana_aql_result(nana_arena *a, const nana_aql_plan *p, const nana_core_resul
     if (p->kind == NANA_AQL_UPDATE && res->kind == NANA_RES_INT) changed = res->i;
     Amaters__Query__QueryResult *r;
     int rc = result_msg(a, p->kind, v, res->kind == NANA_RES_ROWS ? res->rows : NULL, changed, &r);
-    return rc ? rc : nana_aql_pack(&r->base, out);
+    if (rc) return rc;
+    /* QueryResponse {result = 1: the QueryResult packed in place} */
+    size_t n = protobuf_c_message_get_packed_size(&r->base);
+    rc = put_varint(out, 1 << 3 | 2);
+    if (!rc) rc = put_varint(out, n);
+    if (!rc) rc = nana_aql_pack(&r->base, out);
+    if (!rc && request_id) rc = put_bytes(out, 3, request_id, strlen(request_id));
+    if (!rc && exec_ms) rc = put_uint(out, 4, exec_ms);
+    return rc;
 }
 
 int nana_aql_response(nana_buf *out, const uint8_t *result, size_t rlen, const nana_aql_err *err,

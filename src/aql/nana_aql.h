@@ -40,8 +40,8 @@
 
 /* An error inside an answer (amaters.errors.ErrorResponse). */
 typedef struct nana_aql_err {
-    uint32_t code;     /* Amaters__Errors__ErrorCode */
-    uint32_t category; /* Amaters__Errors__ErrorCategory */
+    uint32_t code;        /* Amaters__Errors__ErrorCode */
+    uint32_t category;    /* Amaters__Errors__ErrorCategory */
     uint32_t retry_after; /* seconds; 0: none */
     char message[256];
 } nana_aql_err;
@@ -82,8 +82,8 @@ typedef struct nana_aql_plan {
     const nana_pred *pred; /* UPDATE (NULL: every object) */
     nana_update *upd;      /* UPDATE */
     size_t nupd;
-    nana_mop *ops; /* BATCH: one per query, results filled by the store */
-    nana_key *colls; /* BATCH: each op's collection ("" = default) */
+    nana_mop *ops;        /* BATCH: one per query, results filled by the store */
+    nana_key *colls;      /* BATCH: each op's collection ("" = default) */
     nana_aql_kind *kinds; /* BATCH: each query's kind */
     size_t nops;
     bool streams; /* RANGE or FILTER: ExecuteStream may page it */
@@ -124,20 +124,20 @@ int nana_aql_value_bytes(nana_arena *arena, const char *json, size_t len, const 
 uint32_t nana_aql_crc32(const void *p, size_t n);
 
 /*
- * Appends the serialized amaters.query.QueryResult of a plan's answer
- * (|res| as the core gave it; a NOTFOUND error of GET and DELETE is no
- * error: found nothing, changed nothing). |arena| holds what encoding
- * needs. 0, or NANA_ERR_NOMEM.
- */
-int nana_aql_result(nana_arena *arena, const nana_aql_plan *p, const nana_core_result *res,
-                    bool not_found, nana_buf *out);
-
-/*
- * A whole amaters.aql.QueryResponse: the result (from nana_aql_result's
- * bytes) or the error, the echoed request_id (NULL: none) and the time.
+ * A whole amaters.aql.QueryResponse: the result (a packed QueryResult) or
+ * the error, the echoed request_id (NULL: none) and the time.
  */
 int nana_aql_response(nana_buf *out, const uint8_t *result, size_t rlen, const nana_aql_err *err,
                       const char *request_id, uint64_t exec_ms);
+
+/*
+ * The QueryResponse of a plan's answer (|res| as the core gave it; a
+ * NOTFOUND error of GET and DELETE is no error: |not_found|, found nothing,
+ * changed nothing), its QueryResult packed in place. |arena| holds what
+ * encoding needs. 0, or NANA_ERR_NOMEM.
+ */
+int nana_aql_response_of(nana_arena *arena, const nana_aql_plan *p, const nana_core_result *res,
+                         bool not_found, const char *request_id, uint64_t exec_ms, nana_buf *out);
 
 /* An amaters.aql.BatchResponse: the results of a batch's plan, or the error. */
 int nana_aql_batch_response(nana_arena *arena, const nana_aql_plan *p, const nana_aql_err *err,

@@ -44,7 +44,8 @@ static int value_of(nana_arena *a, const Amaters__Types__CipherBlob *v, const ch
                     size_t *jlen, nana_aql_err *err)
 {
     if (!v) return nana_aql_fail(err, E(PROTOCOL_MISSING_FIELD), "the query has no value");
-    if (v->metadata && v->metadata->compression != AMATERS__TYPES__COMPRESSION_TYPE__COMPRESSION_NONE)
+    if (v->metadata &&
+        v->metadata->compression != AMATERS__TYPES__COMPRESSION_TYPE__COMPRESSION_NONE)
         return nana_aql_fail(err, E(VALIDATION_INVALID_VALUE),
                              "compressed values are not taken: send the bytes uncompressed");
     if (nana_aql_stored_json(a, v->data.data, v->data.len, json, jlen))
@@ -144,7 +145,8 @@ static int predicate(nana_arena *a, const Amaters__Types__Predicate *in, const n
 static int updates(nana_arena *a, const Amaters__Query__UpdateQuery *u, nana_aql_plan *p,
                    nana_aql_err *err)
 {
-    if (!u->n_updates) return nana_aql_fail(err, E(PROTOCOL_MISSING_FIELD), "the update has no updates");
+    if (!u->n_updates)
+        return nana_aql_fail(err, E(PROTOCOL_MISSING_FIELD), "the update has no updates");
     if (u->n_updates > NANA_UPD_MAX)
         return nana_aql_fail(err, E(VALIDATION_SIZE_EXCEEDED), "more than %d updates",
                              NANA_UPD_MAX);
@@ -250,8 +252,8 @@ int nana_aql_plan_query(nana_arena *a, const Amaters__Query__Query *q, nana_aql_
     }
 }
 
-int nana_aql_plan_batch(nana_arena *a, Amaters__Query__Query *const *qs, size_t n,
-                        nana_aql_plan *p, nana_aql_err *err)
+int nana_aql_plan_batch(nana_arena *a, Amaters__Query__Query *const *qs, size_t n, nana_aql_plan *p,
+                        nana_aql_err *err)
 {
     memset(p, 0, sizeof(*p));
     p->kind = NANA_AQL_BATCH;

@@ -41,7 +41,7 @@ void nana_core_result_clear(nana_core_result *r)
 {
     if (!r) return;
     nana_val_unref(r->v);
-    nana_rows_free(r->rows);
+    if (r->kind == NANA_RES_ROWS) nana_rows_free(r->rows); /* .rows is set only then */
     memset(r, 0, sizeof(*r));
 }
 

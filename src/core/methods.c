@@ -265,8 +265,9 @@ static int h_aql_batch(exec *x)
         }
         if (x->env->acct &&
             !nana_account_table_allowed(x->env->acct, x->env->dbname, nana_table_name(t)))
-            return nana_err_set(NANA_ERR_PERM, "query %zu: Table '%s' is not allowed for account '%s'",
-                                i, nana_table_name(t), x->env->acct->name);
+            return nana_err_set(NANA_ERR_PERM,
+                                "query %zu: Table '%s' is not allowed for account '%s'", i,
+                                nana_table_name(t), x->env->acct->name);
         ops[i].t = t;
     }
     return nana_store_multi(S, ops, n, NULL);

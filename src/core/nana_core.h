@@ -108,7 +108,7 @@ typedef struct nana_core_result {
     bool b;
     int64_t i;
     nana_val *v;
-    nana_rows *rows;
+    nana_rows *rows; /* meaningful only when kind is NANA_RES_ROWS */
 } nana_core_result;
 
 /* Drops what |r| holds (NULL-safe) and makes it nil. */

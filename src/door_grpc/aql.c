@@ -61,8 +61,8 @@ struct gsub {
     nana_arena arena;
     nana_aql_plan plan;
     nana_aql_err err;
-    bool failed; /* err holds its answer (refused before it ran) */
-    bool done;   /* its answer is in out (read on the connection's thread) */
+    bool failed;  /* err holds its answer (refused before it ran) */
+    bool done;    /* its answer is in out (read on the connection's thread) */
     bool started; /* handed to the core (nana_core_start) */
     bool unlinked;
     bool page;    /* an ExecuteStream page */
@@ -74,7 +74,7 @@ struct gsub {
     const char *request_id;
     const uint8_t *qbytes; /* AmateRS: its query_bytes (a proof covers them) */
     size_t qlen;
-    uint64_t t0; /* when it began, ns */
+    uint64_t t0;       /* when it began, ns */
     uint64_t in_bytes; /* request bytes it stands for (credit once answered) */
     nana_buf out;      /* its framed answer */
     alignas(max_align_t) char block[GSUB_BLOCK];
@@ -85,6 +85,10 @@ struct gsub {
 static void sub_free(gsub *s)
 {
     gcall *c = s->c;
+    for (size_t i = 0; s->plan.kind == NANA_AQL_BATCH && i < s->plan.nops; i++) {
+        nana_val_unref(s->plan.ops[i].v); /* the batch's results are ours */
+        nana_rows_free(s->plan.ops[i].rows);
+    }
     nana_core_result_clear(&s->core.res);
     nana_buf_free(&s->out);
     nana_arena_free(&s->arena);
@@ -148,13 +152,9 @@ static int query_response(gsub *s, nana_buf *b)
     }
     if (s->plan.kind == NANA_AQL_BATCH)
         return nana_aql_batch_response(&s->arena, &s->plan, e, s->request_id, exec_ms(s), b);
-    nana_buf r;
-    nana_buf_init(&r, 0);
-    int rc = e ? NANA_OK : nana_aql_result(&s->arena, &s->plan, &k->res, not_found, &r);
-    if (!rc)
-        rc = nana_aql_response(b, (const uint8_t *)r.data, r.len, e, s->request_id, exec_ms(s));
-    nana_buf_free(&r);
-    return rc;
+    if (e) return nana_aql_response(b, NULL, 0, e, s->request_id, exec_ms(s));
+    return nana_aql_response_of(&s->arena, &s->plan, &k->res, not_found, s->request_id, exec_ms(s),
+                                b);
 }
 
 /* A page of ExecuteStream: a StreamBatch, or the error that ends the stream. */
@@ -579,7 +579,8 @@ static void start_page(gcall *c)
     }
     if (!s->failed) {
         nana_select *sel = &s->plan.sel;
-        if (sel->limit >= 0) sel->limit = sel->limit > (int64_t)c->total ? sel->limit - (int64_t)c->total : 0;
+        if (sel->limit >= 0)
+            sel->limit = sel->limit > (int64_t)c->total ? sel->limit - (int64_t)c->total : 0;
         if (c->after) {
             sel->after = c->after;
             sel->alen = c->alen;
@@ -711,9 +712,9 @@ static void health(gcall *c)
 
 /* What this server serves, for GetServerInfo. */
 static const char *const capabilities[] = {
-    "get",    "set",         "delete",          "range",           "filter",
-    "update", "batch",       "stream",          "interactive",     "mtls",
-    "jwt",    "signatures",  "server_proof",    "http3",           "json_values",
+    "get",    "set",        "delete",       "range",       "filter",
+    "update", "batch",      "stream",       "interactive", "mtls",
+    "jwt",    "signatures", "server_proof", "http3",       "json_values",
 };
 
 static void info(gcall *c)
@@ -792,7 +793,7 @@ void nana_gdoor_aql_begin(gcall *c)
     const nana_grpc_meta *ask = nana_grpc_head_meta(&c->head, "nana-proof", 0);
     bool asked = ask && ask->value_len == 1 && ask->value[0] == '1';
     c->want_proof = o->proof_sk && (o->proof_mode == NANA_PROOF_ALWAYS ||
-                                     (o->proof_mode == NANA_PROOF_ASK && asked));
+                                    (o->proof_mode == NANA_PROOF_ASK && asked));
 }
 
 void nana_gdoor_aql_dispatch(gcall *c)

@@ -84,7 +84,7 @@ void nana_gcall_detach(gcall *c)
     c->prev = c->next = NULL;
     c->t_start = 0;
     g->ncalls--;
-    nana_gdoor_aql_detach(c); /* gives back its credit while the connection is there */
+    nana_gdoor_aql_detach(c);   /* gives back its credit while the connection is there */
     g->buffered -= c->reserved; /* the door's part goes when the call is freed */
     c->conn = NULL;
     /* Work not yet started is never started: the client will not read it. */
@@ -173,11 +173,11 @@ static void on_message(gcall *c, const nana_grpc_msg *m)
                         "%s takes one request message; a second one came", c->head.path);
         return;
     }
-    if (c->want_proof && (c->req_bytes = (const uint8_t *)nana_arena_dup(&c->arena, m->data, m->len)))
+    if (c->want_proof &&
+        (c->req_bytes = (const uint8_t *)nana_arena_dup(&c->arena, m->data, m->len)))
         c->req_len = m->len;
     if (nana_grpc_pb_unpack(&c->arena, c->gm->in, m->data, m->len, &c->req))
-        nana_gcall_fail(c, NANA_GRPC_INTERNAL, "the request message is not a valid %s",
-                        c->gm->in->name);
+        nana_gcall_fail(c, NANA_GRPC_INTERNAL, "the request message: %s", nana_errmsg());
 }
 
 bool nana_gcall_keeps_credit(const gcall *c)

@@ -187,9 +187,9 @@ struct gcall {
     uint64_t seq, total;     /* ExecuteStream: the next sequence number, rows sent */
     char *after;             /* ExecuteStream: the last key sent (nana_malloc) */
     size_t alen;
-    bool more;               /* ExecuteStream: rows remain after |after| */
-    bool paging;             /* ExecuteStream: a page is being read */
-    bool want_proof;         /* proofs go with its answers (asked, or always) */
+    bool more;                /* ExecuteStream: rows remain after |after| */
+    bool paging;              /* ExecuteStream: a page is being read */
+    bool want_proof;          /* proofs go with its answers (asked, or always) */
     const uint8_t *req_bytes; /* its request message as it came (for a proof), in the arena */
     size_t req_len;
     uint8_t *proof; /* a proof for the trailers (nana-proof-bin), in the arena */

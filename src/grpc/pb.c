@@ -80,6 +80,7 @@ static bool depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size
                      unsigned depth)
 {
     if (depth > NANA_GRPC_PB_MAX_DEPTH) return false;
+    if (!n) return true; /* (an empty message may come as NULL) */
     const uint8_t *end = p + n;
     while (p < end) {
         uint64_t tag, v;

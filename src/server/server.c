@@ -272,11 +272,9 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         rc = wrap(rc, "listen");
         goto fail;
     }
-    /* Then what creates files: the proof key, the databases (and backups/), the workers. */
-    if (proofs) {
-        if ((rc = nana_server_proof_key_load(proof_path, proof_make, s->proof_sk))) goto fail;
-        s->have_proof_key = true;
-    }
+    /* Then what creates files: the databases (and backups/, the lock that says the
+     * files are ours), the workers, then the proof key (never made by a start
+     * that fails on a database another server holds). */
     nana_core_opts co;
     nana_core_opts_init(&co);
     co.db_dir = s->db_dir;
@@ -292,6 +290,10 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     co.calls_per_sec = o->calls_per_sec;
     co.worker_delay_ms = o->worker_delay_ms;
     if ((rc = nana_core_new(&co, &s->core))) goto fail;
+    if (proofs) {
+        if ((rc = nana_server_proof_key_load(proof_path, proof_make, s->proof_sk))) goto fail;
+        s->have_proof_key = true;
+    }
     nana_door_opts dopt;
     nana_door_opts_init(&dopt);
     dopt.max_request_bytes = o->max_stream_bytes;
@@ -328,6 +330,9 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         gopt.no_bans = o->no_bans;
         gopt.proof_sk = s->have_proof_key ? s->proof_sk : NULL;
         gopt.proof_mode = (nana_proof_mode)o->proof_mode;
+        gopt.aql_batch_bytes = o->aql_batch_bytes;
+        gopt.aql_window_bytes = o->aql_window_bytes;
+        gopt.aql_max_inflight = o->aql_max_inflight;
         if ((rc = nana_gdoor_new(s->core, &gopt, s->ep, &acc, s->ban, &s->grpc_door))) goto fail;
     }
     /* Publishes ep, core and the doors to the I/O threads (acquire in the accept hook). */

@@ -55,7 +55,7 @@ static int path_refused(const char *f, size_t n, const char *what, const char *r
 
 int nana_fpath_parse(const char *f, size_t n, const char *what, nana_fpath *out)
 {
-    nana_fpath scratch;
+    nana_fpath scratch = {.n = 0};
     nana_fpath *p = out ? out : &scratch;
     p->n = 0;
     p->text = f;

@@ -195,8 +195,9 @@ def test_reflection():
     if len(msgs) == 4:
         ls = unpb(first(msgs[0], 6, b""))
         names = sorted(unpb(x).get(1, [b""])[0].decode() for x in ls.get(1, []))
-        check(names == ["grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
-                        "nanasqlite.v1.NanaSQLite"], "list_services", names)
+        check(names == ["AmateRS", "amaters.aql.AqlService", "grpc.health.v1.Health",
+                        "grpc.reflection.v1alpha.ServerReflection", "nanasqlite.v1.NanaSQLite"],
+              "list_services", names)
         check(unpb(first(msgs[0], 2, b"")).get(7) == [b"*"], "the original request echoed")
         fd = unpb(first(msgs[1], 4, b"")).get(1, [])
         check(any(b"nanasqlite/v1/nanasqlite.proto" in f and b"BatchGetRequest" in f for f in fd),
@@ -588,6 +589,162 @@ def test_proof_key_and_verify_proof():
     s3 = Server("grpc-proof3", ["--proof-mode", "never"]).start()
     check(not os.path.exists(os.path.join(s3.dir, "proof.key")), "--proof-mode never: no key made")
     finish(s3)
+
+
+# ---- AQL: signed requests, proofs, roles ---------------------------------------------
+
+AQL = "/amaters.aql.AqlService/"
+AMATERS = "/AmateRS/"
+
+
+def aql_get(key, coll="c"):
+    """An amaters.aql.QueryRequest {query {get {collection, key {data}}}}."""
+    return pb((1, pb((1, pb((1, coll), (2, pb((1, key))))))))
+
+
+def aql_set(key, value, coll="c"):
+    """... {query {set {collection, key {data}, value {data}}}}."""
+    return pb((1, pb((2, pb((1, coll), (2, pb((1, key))), (3, pb((1, value))))))))
+
+
+def aql_result(resp):
+    """An amaters.aql.QueryResponse: ("result"|"error", the inner message)."""
+    m = unpb(resp)
+    if 1 in m:
+        return "result", unpb(m[1][0])
+    return "error", unpb(m.get(2, [b""])[0])
+
+
+def reqsig(seq, **kw):
+    d = {"account": "default", "key": "nana_private.pem", "seq": seq}
+    d.update(kw)
+    return d
+
+
+def test_aql_signed_requests():
+    s = start("aqlsig", ["--ban-failures", "50"])
+    q_set, q_get = aql_set("k", '{"n": 1}').hex(), aql_get("k").hex()
+    res, _ = run(s, [
+        # no login, no signature: refused
+        call(AMATERS + "Execute", pb((1, bytes.fromhex(q_get)))),
+        # a good signature logs the call (and the connection) in
+        call(AMATERS + "Execute", amaters_sign=reqsig(1), amaters_queries=[q_set]),
+        # the same seq again: a replay
+        call(AMATERS + "Execute", amaters_sign=reqsig(1), amaters_queries=[q_get]),
+        # a higher seq: good
+        call(AMATERS + "Execute", amaters_sign=reqsig(5), amaters_queries=[q_get]),
+        # a wrong signature, a stale time
+        call(AMATERS + "Execute", amaters_sign=reqsig(6, corrupt=True), amaters_queries=[q_get]),
+        call(AMATERS + "Execute", amaters_sign=reqsig(7, unix_ms=int(time.time() - 3600) * 1000),
+             amaters_queries=[q_get]),
+        # a stream of signed queries, seq 10, 11, 12
+        call(AMATERS + "ExecuteStream", amaters_sign=reqsig(10),
+             amaters_queries=[q_get, q_set, q_get]),
+        CHECK,
+    ])
+    check(res[0].get("grpc_status") == UNAUTHENTICATED, "no login, no signature", res[0])
+    check(res[1].get("grpc_status") == OK and len(res[1].get("messages", [])) == 1,
+          "a signed set", res[1])
+    if res[1].get("messages"):
+        kind, r = aql_result(unpb(res[1]["messages"][0])[1][0])
+        check(kind == "result" and 3 in r, "the signed set: SuccessResult", r)
+    check(res[2].get("grpc_status") == UNAUTHENTICATED, "a replayed seq: UNAUTHENTICATED", res[2])
+    check(res[3].get("grpc_status") == OK, "a later seq: OK", res[3])
+    if res[3].get("messages"):
+        kind, r = aql_result(unpb(res[3]["messages"][0])[1][0])
+        single = unpb(r.get(1, [b""])[0]) if kind == "result" else {}
+        blob = unpb(single.get(1, [b""])[0])
+        check(blob.get(1) == [b'{"n": 1}'], "the signed get reads the signed set's value", r)
+    check(res[4].get("grpc_status") == UNAUTHENTICATED, "a wrong signature", res[4])
+    check(res[5].get("grpc_status") == UNAUTHENTICATED, "a stale time", res[5])
+    check(res[6].get("grpc_status") == OK and len(res[6].get("messages", [])) == 3,
+          "a signed stream: three answers", res[6])
+    good(s, res, "signed requests")
+    finish(s)
+
+
+def test_aql_proofs():
+    s = start("aqlproof")
+    query = aql_set("p", "[1, 2, 3]")
+    res, _ = run(s, [
+        call(AMATERS + "Execute", pb((1, query)), sign=SIGN, metadata=[["nana-proof", "1"]]),
+        call(AQL + "ExecuteQuery", aql_get("p"), sign=SIGN, metadata=[["nana-proof", "1"]]),
+        call(AQL + "ExecuteQuery", aql_get("p"), sign=SIGN),
+        CHECK,
+    ])
+    cli_bin = os.path.join(ARGS.bin_dir, "nanasqlite-cli")
+
+    def verify(q, r, proof):
+        for name, data in (("q.bin", q), ("r.bin", r)):
+            with open(os.path.join(s.dir, name), "wb") as f:
+                f.write(data)
+        p = subprocess.run([cli_bin, "verify-proof", "--public-key", "proof.pub", "--query",
+                            "q.bin", "--result", "r.bin", "--proof-hex", proof.hex()],
+                           cwd=s.dir, capture_output=True, text=True, timeout=60)
+        try:
+            return json.loads(p.stdout).get("valid")
+        except ValueError:
+            return None
+
+    msgs = res[0].get("messages", [])
+    check(res[0].get("grpc_status") == OK and len(msgs) == 1, "AmateRS/Execute with a proof", res[0])
+    if msgs:
+        m = unpb(msgs[0])
+        result, proof = m.get(1, [b""])[0], m.get(2, [b""])[0]
+        check(len(proof) == 157, "server_proof: 157 bytes", len(proof))
+        check(verify(query, result, proof) is True, "the proof verifies offline")
+        check(verify(query, result[:-1] + bytes([result[-1] ^ 1]), proof) is False,
+              "a changed byte of the result: invalid")
+        check(verify(query[:-1] + bytes([query[-1] ^ 1]), result, proof) is False,
+              "a changed byte of the query: invalid")
+    t = res[1].get("trailers", {}).get("nana-proof-bin", "")
+    check(res[1].get("grpc_status") == OK and t, "ExecuteQuery: the proof in a trailer", res[1])
+    if t and res[1].get("messages"):
+        proof = base64.b64decode(t + "=" * (-len(t) % 4))
+        body = bytes.fromhex(res[1]["messages"][0])
+        check(verify(aql_get("p"), body, proof) is True, "the trailer's proof verifies")
+        check(verify(aql_get("q"), body, proof) is False, "... not for another query")
+    check("nana-proof-bin" not in res[2].get("trailers", {}), "no proof unless asked", res[2])
+    finish(s)
+
+
+def test_aql_roles_and_depth():
+    s = token_server("aqlroles").start()
+    now = int(time.time())
+    reader = jwt({"sub": "alice", "exp": now + 600, "roles": ["read"]}, SECRET_A)
+    writer = jwt({"sub": "alice", "exp": now + 600, "roles": ["write"]}, SECRET_A)
+    # a predicate 60 NOT levels deep (more than the 100 message levels a request may nest)
+    pred = pb((1, pb((1, pb((1, "n"))), (2, pb((1, "1"))))))  # eq {column {name n}, value {1}}
+    for _ in range(60):
+        pred = pb((8, pb((1, pred))))
+    deep = pb((1, pb((4, pb((1, "c"), (2, pred))))))
+    ok_pred = pb((1, pb((1, pb((1, "n"))), (2, pb((1, "1"))))))
+    for _ in range(20):
+        ok_pred = pb((8, pb((1, ok_pred))))
+    fine = pb((1, pb((4, pb((1, "c"), (2, ok_pred))))))
+    res, _ = run(s, [
+        call(AQL + "ExecuteQuery", fine, metadata=bearer(reader)),
+        call(AQL + "ExecuteQuery", aql_set("r", "1"), metadata=bearer(reader)),
+        call(AQL + "ExecuteQuery", aql_get("r"), metadata=bearer(reader)),
+        call(AQL + "ExecuteQuery", deep, metadata=bearer(reader)),
+        CHECK,
+    ])
+    check(res[0].get("grpc_status") == OK and aql_result(bytes.fromhex(
+        (res[0].get("messages") or [""])[0]))[0] == "result",
+          "a predicate 20 NOT levels deep runs", res[0])
+    res = res[1:]
+    kind, err = aql_result(bytes.fromhex(res[0].get("messages", [""])[0]) if res[0].get("messages") else b"")
+    check(res[0].get("grpc_status") == OK and kind == "error" and err.get(1) == [3002],
+          "a read-only token's set: ERROR_AUTH_INSUFFICIENT_PERMISSIONS", (res[0], err))
+    kind, _ = aql_result(bytes.fromhex(res[1].get("messages", [""])[0]) if res[1].get("messages") else b"")
+    check(res[1].get("grpc_status") == OK and kind == "result", "its get runs", res[1])
+    check(res[2].get("grpc_status") == INTERNAL and "deeper" in res[2].get("grpc_message", ""),
+          "a request nested too deep: INTERNAL, before protobuf-c unpacks it", res[2])
+    good(s, res, "roles")
+    res, _ = run(s, [call(AQL + "ExecuteQuery", aql_set("r", "1"), metadata=bearer(writer)), CHECK])
+    kind, _ = aql_result(bytes.fromhex(res[0].get("messages", [""])[0]) if res[0].get("messages") else b"")
+    check(kind == "result", "a write token's set runs", res[0])
+    finish(s)
 
 
 # ---- bad requests -------------------------------------------------------------------

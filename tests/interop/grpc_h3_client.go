@@ -57,6 +57,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -105,6 +106,20 @@ type callSpec struct {
 	MaxKept             int         `json:"max_kept"`
 	Sign                *signSpec   `json:"sign"`
 	RawStream           *string     `json:"raw_stream"`
+	// AmateRS requests signed by client_signature: each of AmatersQueries
+	// (hex of query_bytes) becomes a message {query_bytes, client_signature},
+	// appended to Messages, signed with seq AmatersSign.Seq + i.
+	AmatersSign    *reqSignSpec `json:"amaters_sign"`
+	AmatersQueries []string     `json:"amaters_queries"`
+}
+
+// reqSignSpec: who signs AmateRS requests, and how (a bad signature on purpose).
+type reqSignSpec struct {
+	Account string `json:"account"`
+	Key     string `json:"key"`
+	Seq     uint64 `json:"seq"`
+	UnixMs  int64  `json:"unix_ms"` // 0: now
+	Corrupt bool   `json:"corrupt"`
 }
 
 type script struct {
@@ -284,6 +299,63 @@ func login(conn quic.EarlyConnection, s *signSpec) (map[string]string, error) {
 		"nana-timestamp":     tstext,
 		"nana-signature-bin": base64.RawStdEncoding.EncodeToString(sig),
 	}, nil
+}
+
+// pbBytes appends protobuf field |num| of bytes |b| to |out|.
+func pbBytes(out []byte, num int, b []byte) []byte {
+	out = binary.AppendUvarint(out, uint64(num)<<3|2)
+	out = binary.AppendUvarint(out, uint64(len(b)))
+	return append(out, b...)
+}
+
+// amatersRequests builds signed AmateRS QueryRequest messages on |conn|:
+// client_signature = u8 1 | u8 account_len | account | u64be seq |
+// i64be unix_ms | Ed25519 over "nanasqlite-aql-request-v1" NUL | exporter |
+// account_len | account | seq | unix_ms | SHA-256(query_bytes).
+func amatersRequests(conn quic.EarlyConnection, s *reqSignSpec, queries []string) ([][]byte, error) {
+	<-conn.HandshakeComplete().Done()
+	st := conn.ConnectionState().TLS
+	exp, err := st.ExportKeyingMaterial("EXPORTER-nanasqlite-grpc-login", nil, 32)
+	if err != nil {
+		return nil, err
+	}
+	key, err := readKey(s.Key)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for i, qh := range queries {
+		q, err := hex.DecodeString(qh)
+		if err != nil {
+			return nil, err
+		}
+		ms := s.UnixMs
+		if ms == 0 {
+			ms = time.Now().UnixMilli()
+		}
+		var fields bytes.Buffer
+		fields.WriteByte(byte(len(s.Account)))
+		fields.WriteString(s.Account)
+		binary.Write(&fields, binary.BigEndian, s.Seq+uint64(i))
+		binary.Write(&fields, binary.BigEndian, ms)
+		h := sha256.Sum256(q)
+		var m bytes.Buffer
+		m.WriteString("nanasqlite-aql-request-v1")
+		m.WriteByte(0)
+		m.Write(exp)
+		m.Write(fields.Bytes())
+		m.Write(h[:])
+		sig := ed25519.Sign(key, m.Bytes())
+		if s.Corrupt {
+			sig[5] ^= 1
+		}
+		cs := append([]byte{1}, fields.Bytes()...)
+		cs = append(cs, sig...)
+		msg := pbBytes(nil, 1, q)
+		msg = pbBytes(msg, 2, cs)
+		out = append(out, msg)
+	}
+	return out, nil
 }
 
 // rawStream is the QUIC stream under an http3 response body.
@@ -502,6 +574,16 @@ func runCall(rt *http3.RoundTripper, sc *script, conn func() quic.EarlyConnectio
 				return r
 			}
 			body = append(body, frame(m, c.Compressed)...)
+		}
+		if c.AmatersSign != nil {
+			msgs, err := amatersRequests(conn(), c.AmatersSign, c.AmatersQueries)
+			if err != nil {
+				r.Error = "amaters_sign: " + err.Error()
+				return r
+			}
+			for _, m := range msgs {
+				body = append(body, frame(m, false)...)
+			}
 		}
 	}
 	go func() {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "amaters/types.pb-c.h"
 #include "grpc/grpc_int.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/nana_grpc.h"
@@ -399,16 +400,81 @@ static void file_name_is(const nana_grpc_file *f, const char *name)
     assert_memory_equal(f->proto + 2, name, n);
 }
 
+/* A Predicate that is |levels| NOT nodes around an empty one, as the wire
+ * writes it: Predicate {not = 8: NotPredicate {predicate = 1: ...}}. */
+static uint8_t *deep_predicate(size_t levels, size_t *len)
+{
+    uint8_t *buf = test_malloc(levels * 8 + 8), *tmp = test_malloc(levels * 8 + 8);
+    size_t n = 0;
+    for (size_t i = 0; i < levels; i++) {
+        /* inner = Predicate bytes so far; NotPredicate = 0x0a len inner;
+         * Predicate = 0x42 len NotPredicate */
+        size_t m = 0;
+        uint8_t hdr[12];
+        size_t h = 0, inner = n;
+        hdr[h++] = 0x0a;
+        for (size_t v = inner;; v >>= 7) {
+            hdr[h++] = (uint8_t)((v & 127) | (v > 127 ? 128 : 0));
+            if (v <= 127) break;
+        }
+        size_t notlen = h + inner;
+        tmp[m++] = 0x42;
+        for (size_t v = notlen;; v >>= 7) {
+            tmp[m++] = (uint8_t)((v & 127) | (v > 127 ? 128 : 0));
+            if (v <= 127) break;
+        }
+        memcpy(tmp + m, hdr, h);
+        m += h;
+        memcpy(tmp + m, buf, n);
+        m += n;
+        memcpy(buf, tmp, m);
+        n = m;
+    }
+    test_free(tmp);
+    *len = n;
+    return buf;
+}
+
+static void test_unpack_depth(void **state)
+{
+    (void)state;
+    ProtobufCMessage *m;
+    size_t len;
+    /* 49 NOT levels: 99 messages deep, the root included: taken. */
+    uint8_t *ok = deep_predicate(49, &len);
+    assert_int_equal(
+        nana_grpc_pb_unpack(&arena, &amaters__types__predicate__descriptor, ok, len, &m), 0);
+    test_free(ok);
+    /* 50 levels: 101 deep, refused before protobuf-c recurses into it; so
+     * is a million (which would have taken protobuf-c's stack). */
+    uint8_t *deep = deep_predicate(50, &len);
+    assert_int_equal(
+        nana_grpc_pb_unpack(&arena, &amaters__types__predicate__descriptor, deep, len, &m),
+        NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "deeper"));
+    test_free(deep);
+    uint8_t *huge = deep_predicate(20000, &len);
+    assert_int_equal(
+        nana_grpc_pb_unpack(&arena, &amaters__types__predicate__descriptor, huge, len, &m),
+        NANA_ERR_INVALID);
+    test_free(huge);
+}
+
 static void test_descriptors(void **state)
 {
     (void)state;
     size_t count;
     const nana_grpc_file *files = nana_grpc_files(&count);
-    assert_int_equal(count, 3);
+    assert_int_equal(count, 8);
     const char *names[] = {"grpc/health/v1/health.proto",
                            "grpc/reflection/v1alpha/reflection.proto",
-                           "nanasqlite/v1/nanasqlite.proto"};
-    for (size_t i = 0; i < 3; i++) {
+                           "nanasqlite/v1/nanasqlite.proto",
+                           "amaters/types.proto",
+                           "amaters/query.proto",
+                           "amaters/errors.proto",
+                           "amaters/aql.proto",
+                           "amaters_service.proto"};
+    for (size_t i = 0; i < 8; i++) {
         assert_string_equal(files[i].name, names[i]);
         file_name_is(&files[i], names[i]);
         assert_ptr_equal(nana_grpc_file_by_name(names[i], strlen(names[i])), &files[i]);
@@ -454,10 +520,16 @@ static void test_descriptors(void **state)
     const char **services;
     size_t n;
     assert_int_equal(nana_grpc_service_names(&arena, &services, &n), 0);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 5);
     assert_string_equal(services[0], "grpc.health.v1.Health");
     assert_string_equal(services[1], "grpc.reflection.v1alpha.ServerReflection");
     assert_string_equal(services[2], "nanasqlite.v1.NanaSQLite");
+    assert_string_equal(services[3], "amaters.aql.AqlService");
+    assert_string_equal(services[4], "AmateRS");
+    /* A symbol of a file without a package, and one of a file that only
+     * other files import. */
+    assert_ptr_equal(nana_grpc_file_by_symbol("AmateRS.Execute", 15), &files[7]);
+    assert_ptr_equal(nana_grpc_file_by_symbol("amaters.types.Predicate", 23), &files[3]);
 }
 
 /* Appends a length-delimited field to |out|; returns the new end. */
@@ -557,8 +629,10 @@ static void test_reflection_answers(void **state)
     q.list_services = s("*");
     Grpc__Reflection__V1alpha__ServerReflectionResponse *r = reflect(&q);
     assert_int_equal(r->message_response_case, RESP(LIST_SERVICES_RESPONSE));
-    assert_int_equal(r->list_services_response->n_service, 3);
+    assert_int_equal(r->list_services_response->n_service, 5);
     assert_string_equal(r->list_services_response->service[2]->name, "nanasqlite.v1.NanaSQLite");
+    assert_string_equal(r->list_services_response->service[3]->name, "amaters.aql.AqlService");
+    assert_string_equal(r->list_services_response->service[4]->name, "AmateRS");
     assert_string_equal(r->valid_host, "db.example");
     assert_int_equal(r->original_request->message_request_case, REQ(LIST_SERVICES));
 
@@ -655,6 +729,7 @@ int main(void)
         cmocka_unit_test_teardown(test_reflection_messages, teardown),
         cmocka_unit_test_teardown(test_nanasqlite_messages, teardown),
         cmocka_unit_test_teardown(test_unpack_bad_bytes, teardown),
+        cmocka_unit_test_teardown(test_unpack_depth, teardown),
         cmocka_unit_test_teardown(test_descriptors, teardown),
         cmocka_unit_test_teardown(test_nested_symbols, teardown),
         cmocka_unit_test_teardown(test_reflection_answers, teardown),

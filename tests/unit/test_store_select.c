@@ -483,7 +483,7 @@ static void test_select_result_limit(void **state)
         snprintf(k, sizeof(k), "k%02d", i);
         put(t, k, "{\"n\":1}"); /* 10 bytes a row */
     }
-    nana_rows *r;
+    nana_rows *r = NULL;
     nana_select q = {.limit = -1};
     assert_int_equal(nana_kv_select(t, &q, &r), 0);
     assert_int_equal(r->n, 10);
@@ -516,7 +516,7 @@ static void test_non_json_values(void **state)
     nana_pred nil = CMP(EQ, "age", "null");
     expect_match(t, &nil, "g");
     /* Without a predicate every row comes back as stored (SQL NULL as null). */
-    nana_rows *r;
+    nana_rows *r = NULL;
     assert_int_equal(nana_kv_select(t,
                                     &(nana_select){.limit = -1,
                                                    .lo = "bad",
@@ -729,7 +729,7 @@ static void test_update_many_keys(void **state)
     expect_get(t, "k4999", "{\"n\":1}");
     /* More rows than one chunk of the scan, all in key order. */
     nana_pred odd = CMP(EQ, "n", "1");
-    nana_rows *r;
+    nana_rows *r = NULL;
     assert_int_equal(nana_kv_select(t, &(nana_select){.pred = &odd, .limit = -1}, &r), 0);
     assert_int_equal(r->n, N);
     nana_rows_free(r);
