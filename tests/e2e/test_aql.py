@@ -628,6 +628,11 @@ def test_batch():
 
 # ---- ExecuteStream ----------------------------------------------------------------------
 
+def total(r):
+    """A stream's StreamEnd total_count (-1: no StreamEnd came)."""
+    return -1 if r.get("end") is None else int(r["end"].get("total_count", 0))
+
+
 def test_stream_large():
     """A range of many rows read slowly through ExecuteStream: the server
     keeps up to what the client reads (its VmRSS grows far less than the
@@ -636,7 +641,7 @@ def test_stream_large():
     n = 20000 if SANITIZED else 200000
     pad = 400
     s = start("stream")
-    per = 2000
+    per = 1000  # a batch's most queries
     ops = [{"op": "batch", "generate": {"n": per, "start": i, "kind": "set",
                                         "collection": "big", "pad": pad}}
            for i in range(0, n, per)]
@@ -663,7 +668,7 @@ def test_stream_large():
     check(r.get("sequences_ok") and r.get("end_sequence") == r.get("nmessages", 0) - 1 and
           r.get("after_end") == 0, "sequences 0..n, StreamEnd last",
           {k: r.get(k) for k in ("sequences_ok", "end_sequence", "nmessages", "after_end")})
-    check(int((r.get("end") or {}).get("total_count", -1)) == n, "StreamEnd{total_count}",
+    check(total(r) == n, "StreamEnd{total_count}",
           r.get("end"))
     check(r.get("has_more_false", 0) <= 1 and r.get("nmessages", 0) > 2,
           "batches with has_more until the last", (r.get("has_more_false"), r.get("nmessages")))
@@ -680,14 +685,14 @@ def test_stream_large():
               {k: r.get(k) for k in ("rss_base_kb", "rss_max_slow_kb", "rss_max_kb")})
     f = res[1]
     check(f.get("grpc_status") == OK and f.get("nvalues") == 5 and
-          int((f.get("end") or {}).get("total_count", -1)) == 5 and f.get("sequences_ok"),
+          total(f) == 5 and f.get("sequences_ok"),
           "a streamed filter: 5 rows and its end", {k: f.get(k) for k in (
               "grpc_status", "nvalues", "end", "sequences_ok", "errors")})
-    check(res[2].get("nvalues") == 3 and int((res[2].get("end") or {}).get("total_count", -1))
+    check(res[2].get("nvalues") == 3 and total(res[2])
           == 3, "a small streamed range", res[2])
     e = res[3]
     check(e.get("grpc_status") == OK and e.get("nvalues") == 0 and
-          int((e.get("end") or {}).get("total_count", -1)) == 0 and e.get("end_sequence") ==
+          total(e) == 0 and e.get("end_sequence") ==
           e.get("nmessages", 0) - 1, "an empty range: a StreamEnd{0}", e)
     g = res[4]
     errs = g.get("errors") or []
@@ -761,21 +766,24 @@ def test_interactive():
 # ---- deadlines ----------------------------------------------------------------------------
 
 def test_timeout():
-    """timeout_ms on a query the server is slow to run (--test-worker-delay-ms):
-    ERROR_COMPUTE_TIMEOUT in the answer or DEADLINE_EXCEEDED; a generous one is
-    answered; in an interactive stream the timeout does not end the stream."""
+    """timeout_ms on a query the server is slow to run (a range runs on a
+    worker, which --test-worker-delay-ms holds back; a get may be answered
+    from the cache at once): ERROR_COMPUTE_TIMEOUT in the answer or
+    DEADLINE_EXCEEDED; a generous one is answered; in an interactive stream
+    the timeout does not end the stream."""
     s = start("timeout", ["--test-worker-delay-ms", "400"])
+    rng = q_range("", "a", "z")
     res, _ = run(s, [
         q_set("", "k", "1", timeout_ms=10000),
-        q_get("", "k", timeout_ms=1, request_id="t1"),
-        {"op": "amaters_execute", "query": q_get("", "k", timeout_ms=1)},
-        q_get("", "k", timeout_ms=5000),
+        dict(rng, timeout_ms=1, request_id="t1"),
+        {"op": "amaters_execute", "query": dict(rng, timeout_ms=1)},
+        dict(rng, timeout_ms=5000),
         {"op": "batch", "timeout_ms": 1, "queries": [q_set("", "bt", "1")]},
-        {"op": "interactive", "queries": [q_get("", "k", timeout_ms=1, request_id="i0"),
-                                          q_get("", "k", request_id="i1")]},
-        q_get("", "k", grpc_timeout="100m", timeout_ms=60000),
+        {"op": "interactive", "queries": [dict(rng, timeout_ms=1, request_id="i0"),
+                                          dict(rng, request_id="i1")]},
+        dict(rng, grpc_timeout="100m", timeout_ms=60000),
         q_get("", "bt"),
-    ], timeout=120)
+    ], timeout=60)
 
     def timed_out(r):
         return r.get("grpc_status") == DEADLINE_EXCEEDED or \
@@ -783,8 +791,10 @@ def test_timeout():
     check(affected(res[0]) == 1, "set with a long timeout", res[0])
     check(timed_out(res[1]), "timeout_ms 1 on a slow path: a timeout", res[1])
     check(res[1].get("ms", 0) < 390, "answered before the server's 400 ms", res[1].get("ms"))
+    check(resp(res[1]).get("request_id") in (None, "t1"), "the timeout echoes request_id",
+          res[1])
     check(timed_out(res[2]), "timeout_ms 1 through /AmateRS/Execute", res[2])
-    check(single(res[3]) == b"1", "timeout_ms 5000: answered", res[3])
+    check(keys(res[3]) == ["k"], "timeout_ms 5000: answered", res[3])
     check(timed_out(res[4]), "a batch with timeout_ms 1", res[4])
     r = res[5]
     rs = r.get("responses") or []
@@ -793,7 +803,7 @@ def test_timeout():
           "interactive: the timed out query gets ERROR_COMPUTE_TIMEOUT, the next one an answer",
           r)
     if len(rs) == 2:
-        check(single({"response": rs[1]}) == b"1", "the query after it answered", rs[1])
+        check("k" in keys({"response": rs[1]}), "the query after it answered", rs[1])
     check(timed_out(res[6]), "grpc-timeout 100m beats timeout_ms 60000", res[6])
     check(answered(res[7]) and single(res[7]) is None, "the timed out batch never applied",
           res[7])

@@ -897,10 +897,7 @@ func (c *client) runStream(op *opSpec, o *opOut) {
 	})
 	o.setCall(r)
 	o.NMessages, o.SequencesOK, o.NValues = intp(nmsg), boolp(seqOK), intp(nvals)
-	o.KeysSorted, o.HasMoreFalse, o.AfterEnd = boolp(sorted), intp(hmf), intp(afterEnd-1)
-	if !ended {
-		o.AfterEnd = intp(0)
-	}
+	o.KeysSorted, o.HasMoreFalse, o.AfterEnd = boolp(sorted), intp(hmf), intp(afterEnd)
 	o.EndSequence = int64p(endSeq)
 	if lastKey != nil {
 		k := string(lastKey)
