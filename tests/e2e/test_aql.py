@@ -547,7 +547,8 @@ def test_update_races():
             par.append(q_set("race", f"{tag}{i}", json.dumps({"id": f"{tag}{i}", "n": i})))
             if i % 10 == 0:
                 par.append(q_update("race", pred, {"set": [f"f_{tag}", str(i)]}))
-        return [{"op": "parallel", "ops": par}]
+        # The login first: the connection's later calls need none.
+        return [q_get("race", "c"), {"op": "parallel", "ops": par}]
     out = [None, None]
 
     def go(j, tag):
@@ -559,7 +560,7 @@ def test_update_races():
         t.join(timeout=300)
     adds = []
     for o in out:
-        sub = (o[0][0].get("results") or []) if o else []
+        sub = (o[0][1].get("results") or []) if o else []
         adds += [x for x in sub if x.get("op") == "update"]
         check(len(sub) > 0 and all(x.get("grpc_status") == OK and answered(x) for x in sub),
               "every racing query answered", [x for x in sub if not answered(x)][:3])
@@ -676,6 +677,8 @@ def test_stream_large():
     check(len(vals) == 2 and json.loads(b64(vals[0]["value"]["data"]))["i"] == 0,
           "the first pair's value", vals[:1])
     grew = (r.get("rss_max_slow_kb", 0) - r.get("rss_base_kb", 0)) // 1024
+    print(f"  stream: {r.get('nmessages')} messages; VmRSS KiB base {r.get('rss_base_kb')}, "
+          f"slow max {r.get('rss_max_slow_kb')}, max {r.get('rss_max_kb')}", flush=True)
     what = (f"the server's VmRSS grew {grew} MiB while the client read slowly "
             f"({data_mb} MiB of data; bound {data_mb // 3} MiB)")
     if SANITIZED:
