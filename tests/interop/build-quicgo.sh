@@ -22,6 +22,9 @@ SRC=${2:-tests/interop/quicgo_peer.go}
 NAME=$(basename "$SRC" .go)
 # QUICGO_GOPATH overrides where the Debian Go sources live (for testing).
 GOPATH_DEBIAN=${QUICGO_GOPATH:-/usr/share/gocode}
+# QUICGO_GOPATH_EXTRA: a GOPATH directory searched first (packages generated
+# at build time, as build-aql-client.sh makes).
+GOPATH_ALL=${QUICGO_GOPATH_EXTRA:+$QUICGO_GOPATH_EXTRA:}$GOPATH_DEBIAN
 QUICGO_SRC=$GOPATH_DEBIAN/src/github.com/lucas-clemente/quic-go
 
 if ! command -v go >/dev/null 2>&1; then
@@ -40,7 +43,7 @@ mkdir -p "$OUT/.gocache" "$OUT/.gotmp"
 cd "$ROOT"
 
 # GOFLAGS/GOENV cleared so a user's go env cannot switch on modules or -mod=...
-if ! env GOPATH="$GOPATH_DEBIAN" GO111MODULE=off GOFLAGS= GOENV=off \
+if ! env GOPATH="$GOPATH_ALL" GO111MODULE=off GOFLAGS= GOENV=off \
         GOCACHE="$OUT/.gocache" GOTMPDIR="$OUT/.gotmp" HOME="${HOME:-$OUT}" \
         GOTOOLCHAIN=local CGO_ENABLED=0 \
         go build -o "$OUT/$NAME" "$SRC"; then
