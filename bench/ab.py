@@ -12,7 +12,7 @@ into it).
 
 usage: bench/ab.py --a BUILD_DIR --b BUILD_DIR [--bench BUILD_DIR]
                    [--runs N] [--seconds S] [--shapes get:16x16,set:16x64,...]
-                   [--proto-a nana|grpc] [--proto-b nana|grpc] [--pin] [--json FILE]
+                   [--proto-a nana|grpc|aql] [--proto-b nana|grpc|aql] [--pin] [--json FILE]
 """
 import argparse
 import json
@@ -92,7 +92,7 @@ def main():
     ap.add_argument("--pin", action="store_true",
                     help="servers on CPU 0, the bench on CPU 1 (taskset): where the scheduler "
                          "puts the threads of a fresh process otherwise moves results by 20%%")
-    ap.add_argument("--proto-a", default="nana", help="the door A is loaded through: nana or grpc")
+    ap.add_argument("--proto-a", default="nana", help="the door A is loaded through: nana, grpc or aql")
     ap.add_argument("--proto-b", default="nana", help="the same for B (--a and --b may be one "
                                                      "build: the two doors side by side)")
     a = ap.parse_args()

@@ -12,7 +12,7 @@ table and the top functions of the cached-GET profile.
 Every SET stores a new value (nanasqlite-bench puts a counter in it), so the
 SET rows count the page writes of a real write.
 
-usage: bench/instructions.py [--build build] [--bench build] [--proto nana|grpc]
+usage: bench/instructions.py [--build build] [--bench build] [--proto nana|grpc|aql]
                              [--calls N] [--out DIR] [--only TEXT]...
 """
 import argparse
@@ -58,7 +58,7 @@ def main():
     ap.add_argument("--bench", default=None,
                     help="the build whose nanasqlite-bench loads the server [--build]: compare "
                          "two servers with the same bench")
-    ap.add_argument("--proto", default="nana", choices=("nana", "grpc"),
+    ap.add_argument("--proto", default="nana", choices=("nana", "grpc", "aql"),
                     help="the door the bench loads: nana (NanaSQLite) or grpc (gRPC over HTTP/3)")
     ap.add_argument("--calls", type=int, default=4000)
     ap.add_argument("--out", default=None, help="keep the callgrind files here")

@@ -283,7 +283,13 @@ static void job_run(nana_job *j)
     nana_error_clear(&err);
     char dbn[136];
     const char *dbname = db_name(core, c, dbn, sizeof(dbn));
-    int rc = open_target(core, c, dbname, &err);
+    /* Work whose deadline passed before it began never begins (the deadline
+     * thread answers it, or this does if it has not yet): only a call that
+     * overruns while it runs can finish after its answer said timeout. */
+    int rc = j->deadline && nana_now_ns() >= j->deadline
+                 ? nana_error_setf(&err, NANA_ERR_TIMEOUT, "Call timed out after %u ms",
+                                   c->in.timeout_ms)
+                 : open_target(core, c, dbname, &err);
     nana_args args;
     if (!rc) {
         nana_bind_spec spec = nana_method_spec(c->m);
@@ -297,7 +303,7 @@ static void job_run(nana_job *j)
                             .backup_dir = nana_dbs_backup_dir(core->dbs)};
         rc = nana_method_run(c->m, &env, &args, &c->in.arena, &res, &err);
     }
-    if (rc) log_unexpected(c, &err);
+    if (rc && err.code != NANA_ERR_TIMEOUT) log_unexpected(c, &err);
     switch (nana_work_finish(core->work, j)) {
     case NANA_FINISH_ANSWER:
         c->res = res;

@@ -68,6 +68,7 @@ struct gsub {
     bool page;    /* an ExecuteStream page */
     bool amaters; /* answer as the design's QueryResponse {result_bytes} */
     bool more;    /* a page: rows remain */
+    bool ended;   /* a page: its answer is an error, which ends the stream */
     size_t nrows; /* a page: rows it holds */
     char *last;   /* a page: its last key (in the arena) */
     size_t llen;
@@ -165,6 +166,7 @@ static int page_response(gsub *s, nana_buf *b)
     if (s->failed || k->err.code) {
         if (!s->failed) nana_aql_err_from(&k->err, &err);
         s->more = false;
+        s->ended = true;
         return nana_aql_stream_error(s->failed ? &s->err : &err, s->c->seq, b);
     }
     const nana_rows *rows = k->res.kind == NANA_RES_ROWS ? k->res.rows : NULL;
@@ -234,6 +236,7 @@ static void encode(gsub *s)
         nana_aql_err e;
         nana_aql_fail(&e, E(SERVER_INTERNAL), "out of memory for the answer");
         s->more = false;
+        s->ended = true;
         if (!nana_pbw_frame_begin(b, &at)) {
             if (s->page)
                 (void)nana_aql_stream_error(&e, s->c->seq, b);
@@ -480,11 +483,8 @@ static void give_credit(gcall *c, uint64_t n)
     c->reserved -= r;
 }
 
-/*
- * On the connection's thread: the done queries at the head of |c|'s queue
- * send their answers, in order; then more work starts if there is room.
- */
-static void flush(gcall *c)
+/* The done queries at the head of |c|'s queue send their answers, in order. */
+static void take_done(gcall *c)
 {
     bool unary = c->gm->kind == G_AQL_QUERY || c->gm->kind == G_AQL_BATCH ||
                  c->gm->kind == G_AMATERS_EXECUTE;
@@ -519,6 +519,7 @@ static void flush(gcall *c)
             c->seq++;
             c->total += s->nrows;
             c->more = s->more;
+            c->stream_error = s->ended;
             if (s->llen || s->last) {
                 char *a = nana_realloc(c->after, s->llen + 1);
                 if (a) {
@@ -535,26 +536,48 @@ static void flush(gcall *c)
         }
         sub_unref(s); /* the queue's */
     }
-    if (c->cancelled) return;
-    if (c->gm->kind == G_AQL_STREAM && !c->answered && !c->paging) {
-        if (c->more) {
-            if (room(c)) start_page(c);
-        } else {
-            nana_buf t;
-            nana_buf_init(&t, 0);
-            size_t at;
-            int rc = nana_pbw_frame_begin(&t, &at);
-            if (!rc) rc = nana_aql_stream_end(c->total, c->seq, &t);
-            if (!rc) nana_pbw_frame_end(&t, at);
-            if (!rc) rc = chunk_own(c, t.data, t.len);
-            nana_buf_free(&t);
-            if (rc)
-                nana_gcall_fail(c, NANA_GRPC_RESOURCE_EXHAUSTED, "out of memory for the answer");
-            else
-                finish(c);
-        }
+}
+
+/* ExecuteStream: the next page when there is room, or the end. */
+static void stream_next(gcall *c)
+{
+    if (c->gm->kind != G_AQL_STREAM || c->answered || c->paging) return;
+    if (c->more) {
+        if (room(c)) start_page(c);
+        return;
     }
-    if (c->gm->stream_in && !c->answered) pump(c);
+    if (c->stream_error) { /* its error was the last message */
+        finish(c);
+        return;
+    }
+    nana_buf t;
+    nana_buf_init(&t, 0);
+    size_t at;
+    int rc = nana_pbw_frame_begin(&t, &at);
+    if (!rc) rc = nana_aql_stream_end(c->total, c->seq, &t);
+    if (!rc) nana_pbw_frame_end(&t, at);
+    if (!rc) rc = chunk_own(c, t.data, t.len);
+    nana_buf_free(&t);
+    if (rc)
+        nana_gcall_fail(c, NANA_GRPC_RESOURCE_EXHAUSTED, "out of memory for the answer");
+    else
+        finish(c);
+}
+
+/*
+ * On the connection's thread: the answers that are done go out in order,
+ * then more work starts if there is room; work answered at once (a cached
+ * get, a refusal) goes out in the same round.
+ */
+static void flush(gcall *c)
+{
+    for (;;) {
+        take_done(c);
+        if (c->cancelled) return;
+        stream_next(c);
+        if (c->gm->stream_in && !c->answered) pump(c);
+        if (c->answered || !c->sq_head || !c->sq_head->done) break;
+    }
     if (c->responded || c->answered || c->chunks) nana_gdoor_resume(c);
 }
 
@@ -672,15 +695,13 @@ void nana_gdoor_aql_data(gcall *c, const uint8_t *data, size_t len)
         nana_gcall_fail(c, NANA_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    pump(c);
-    if (c->answered) nana_gdoor_resume(c);
+    flush(c);
 }
 
 void nana_gdoor_aql_end(gcall *c)
 {
     if (c->answered) return;
-    pump(c);
-    nana_gdoor_resume(c);
+    flush(c);
 }
 
 /* ---- the unary methods ----------------------------------------------------------- */
@@ -832,15 +853,9 @@ void nana_gdoor_aql_acked(gcall *c, uint64_t n)
         if (!c->chunks) c->ctail = &c->chunks;
         nana_free(k->owned);
     }
-    if (!c->answered && !c->cancelled && room(c)) {
-        if (c->gm->kind == G_AQL_STREAM && c->more && !c->paging) {
-            start_page(c);
-            flush(c);
-        } else if (c->gm->stream_in) {
-            pump(c);
-            if (c->answered) nana_gdoor_resume(c);
-        }
-    }
+    if (!c->answered && !c->cancelled && room(c) &&
+        (c->gm->stream_in || (c->gm->kind == G_AQL_STREAM && c->more && !c->paging)))
+        flush(c);
 }
 
 void nana_gdoor_aql_detach(gcall *c)

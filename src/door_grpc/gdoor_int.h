@@ -189,6 +189,7 @@ struct gcall {
     size_t alen;
     bool more;                /* ExecuteStream: rows remain after |after| */
     bool paging;              /* ExecuteStream: a page is being read */
+    bool stream_error;        /* ExecuteStream: an error ended it (no StreamEnd follows) */
     bool want_proof;          /* proofs go with its answers (asked, or always) */
     const uint8_t *req_bytes; /* its request message as it came (for a proof), in the arena */
     size_t req_len;
