@@ -314,6 +314,34 @@ static void test_deadlines_and_overload(void **state)
     core_down(&e);
 }
 
+/* A call a worker took whose deadline passed before its method began (the
+ * worker was slow to get to it) never begins: a delete answered "timed
+ * out" leaves the key there. */
+static void test_late_start_never_runs(void **state)
+{
+    (void)state;
+    env e;
+    core_up(&e, "latestart", slow_workers);
+    fcall f;
+    fcall_init(&f, "__setitem__", "kept", "1");
+    assert_int_equal(run(e.core, &f), NANA_CORE_QUEUE);
+    assert_int_equal(f.err.code, 0);
+    fcall del;
+    fcall_init(&del, "__delitem__", "kept", NULL);
+    del.call.deadline = nana_now_ns() + 100000000ull; /* 100 ms; the worker first sleeps 400 */
+    assert_int_equal(nana_core_try(e.core, &del.call, NULL), NANA_CORE_QUEUE);
+    nana_core_start(e.core, &del.call);
+    wait_done(&del);
+    assert_int_equal(del.err.code, NANA_ERR_TIMEOUT);
+    struct timespec ts = {0, 500000000L}; /* the worker is past its sleep */
+    nanosleep(&ts, NULL);
+    fcall_init(&f, "__contains__", "kept", NULL);
+    run(e.core, &f);
+    assert_int_equal(f.err.code, 0);
+    assert_true(f.b);
+    core_down(&e);
+}
+
 static void short_timeout(nana_core_opts *o)
 {
     o->workers = 1;
@@ -404,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_calls_and_fast_paths),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_deadlines_and_overload),
+        cmocka_unit_test(test_late_start_never_runs),
         cmocka_unit_test(test_deadline_capped),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_stop_answers_queued),
