@@ -165,6 +165,72 @@ static int result_msg(nana_arena *a, nana_aql_kind kind, const nana_val *v, cons
     return rc;
 }
 
+/* Bytes of a varint. */
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v > 127) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Bytes of a length-delimited field of |n| bytes (numbers below 16). */
+static size_t ld_len(size_t n)
+{
+    return 1 + varint_len(n) + n;
+}
+
+/* A length-delimited field's tag and length (numbers below 16). */
+static int put_ld(nana_buf *b, uint32_t field, size_t n)
+{
+    int rc = put_varint(b, (uint64_t)field << 3 | 2);
+    return rc ? rc : put_varint(b, n);
+}
+
+/*
+ * The QueryResult of a get, set, delete or update, written by hand: the
+ * common answers, which protobuf-c would build as four nested structures
+ * and walk twice (sizes, then bytes).
+ *   QueryResult {single = 1: SingleResult {value = 1: CipherBlob {data = 1,
+ *     metadata = 2: CipherMetadata {size = 1, checksum = 3}}}}
+ *   QueryResult {success = 3: SuccessResult {affected_rows = 1}}
+ */
+static int small_result(nana_arena *a, nana_aql_kind kind, const nana_val *v, int64_t changed,
+                        nana_buf *out)
+{
+    if (kind != NANA_AQL_GET) {
+        uint64_t rows = changed > 0 ? (uint64_t)changed : 0;
+        size_t succ = rows ? 1 + varint_len(rows) : 0;
+        int rc = put_ld(out, 1, ld_len(succ));
+        if (!rc) rc = put_ld(out, 3, succ);
+        if (!rc && rows) rc = put_uint(out, 1, rows);
+        return rc;
+    }
+    const uint8_t *data = NULL;
+    size_t dlen = 0, meta = 0, blob = 0, single = 0;
+    uint32_t crc = 0;
+    if (v) {
+        int rc = nana_aql_value_bytes(a, v->data, v->len, &data, &dlen);
+        if (rc) return rc;
+        crc = nana_aql_crc32(data, dlen);
+        meta = (dlen ? 1 + varint_len(dlen) : 0) + (crc ? 1 + varint_len(crc) : 0);
+        blob = (dlen ? ld_len(dlen) : 0) + ld_len(meta);
+        single = ld_len(blob);
+    }
+    int rc = put_ld(out, 1, ld_len(single));
+    if (!rc) rc = put_ld(out, 1, single);
+    if (!rc && v) {
+        rc = put_ld(out, 1, blob);
+        if (!rc && dlen) rc = put_bytes(out, 1, data, dlen);
+        if (!rc) rc = put_ld(out, 2, meta);
+        if (!rc && dlen) rc = put_uint(out, 1, dlen);
+        if (!rc && crc) rc = put_uint(out, 3, crc);
+    }
+    return rc;
+}
+
 int nana_aql_response_of(nana_arena *a, const nana_aql_plan *p, const nana_core_result *res,
                          bool not_found, const char *request_id, uint64_t exec_ms, nana_buf *out)
 {
@@ -173,6 +239,13 @@ int nana_aql_response_of(nana_arena *a, const nana_aql_plan *p, const nana_core_
     if (p->kind == NANA_AQL_SET) changed = 1;
     if (p->kind == NANA_AQL_DELETE) changed = not_found ? 0 : 1;
     if (p->kind == NANA_AQL_UPDATE && res->kind == NANA_RES_INT) changed = res->i;
+    if (p->kind != NANA_AQL_RANGE && p->kind != NANA_AQL_FILTER) {
+        /* QueryResponse {result = 1: ..., request_id = 3, execution_time_ms = 4} */
+        int rc = small_result(a, p->kind, v, changed, out);
+        if (!rc && request_id) rc = put_bytes(out, 3, request_id, strlen(request_id));
+        if (!rc && exec_ms) rc = put_uint(out, 4, exec_ms);
+        return rc;
+    }
     Amaters__Query__QueryResult *r;
     int rc = result_msg(a, p->kind, v, res->kind == NANA_RES_ROWS ? res->rows : NULL, changed, &r);
     if (rc) return rc;
