@@ -52,8 +52,13 @@ class ReadmeTest(ServerCase):
 
     def test_top_readme_quick_start(self):
         found = blocks(TOP_README)
-        self.assertEqual(len(found), 1, "the top README has one Python quick start")
-        self.assertEqual(self.run_block(found[0]), EXPECTED[0])
+        self.assertEqual(len(found), 2, "the top README: the Python quick start and AQL's")
+        aql = [b for b in found if "AqlClient" in b]
+        plain = [b for b in found if "AqlClient" not in b]
+        self.assertEqual(len(aql), 1)
+        self.assertEqual(self.run_block(plain[0]), EXPECTED[0])
+        self.assertEqual(self.run_block(aql[0]), [
+            "[('carol', {'age': 40, 'city': 'Tokyo'})]", "2", "['carol', 'dave']"])
 
 
 def test_commands():
