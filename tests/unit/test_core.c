@@ -429,12 +429,9 @@ static void test_stop_answers_queued(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_calls_and_fast_paths),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_deadlines_and_overload),
-        cmocka_unit_test(test_late_start_never_runs),
-        cmocka_unit_test(test_deadline_capped),
-        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_calls_and_fast_paths),   cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_deadlines_and_overload), cmocka_unit_test(test_late_start_never_runs),
+        cmocka_unit_test(test_deadline_capped),        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_stop_answers_queued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
