@@ -45,7 +45,8 @@ void nana_proof_key_id(const uint8_t pk[32], uint8_t key_id[8])
 int nana_proof_make(const uint8_t sk[64], uint64_t seq, int64_t unix_ms, const uint8_t *query,
                     size_t qlen, const uint8_t *result, size_t rlen, uint8_t out[NANA_PROOF_BYTES])
 {
-    memcpy(out, NANA_PROOF_MAGIC, 4);
+    static const uint8_t magic[4] = {'N', 'S', 'P', '1'}; /* NANA_PROOF_MAGIC, without its NUL */
+    memcpy(out, magic, sizeof(magic));
     out[O_VER] = NANA_PROOF_VERSION;
     nana_proof_key_id(sk + 32, out + O_KEY); /* libsodium's secret key ends with the public */
     put64(out + O_SEQ, seq);

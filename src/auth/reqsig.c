@@ -96,7 +96,8 @@ int nana_reqsig_sign(const uint8_t sk[64], const char *account, uint64_t seq, in
     size_t mlen = nana_reqsig_message(exporter, &s, query, qlen, m, sizeof(m));
     out[0] = NANA_REQSIG_VERSION;
     out[1] = (uint8_t)alen;
-    memcpy(out + 2, account, alen);
+    for (size_t i = 0; i < alen; i++) /* bytes of the name, no NUL in the signed form */
+        out[2 + i] = (uint8_t)account[i];
     put64(out + 2 + alen, seq);
     put64(out + 2 + alen + 8, (uint64_t)unix_ms);
     crypto_sign_detached(out + 2 + alen + 16, NULL, m, mlen, sk);

@@ -299,7 +299,7 @@ static nana_grpc_status token_in(gconn *g, const nana_grpc_meta *auth, char *msg
         tell = "this connection is logged in as another account; open a new one";
     } else if (!au->authed && nana_quic_conn_trust(g->qc))
         snprintf(why, sizeof(why), "the connection was closed to make room meanwhile");
-    if (why[0]) {
+    if (why[0] || !a) {
         nana_accounts_unref(snap);
         return refuse_tell(g, why, tell, msg, cap);
     }

@@ -173,11 +173,8 @@ struct gcall {
     nana_buf body;           /* framed reply message (unary) */
     gchunk *chunks, **ctail; /* streamed reply messages, sent in order */
     gchunk *csend;           /* the next chunk to hand nghttp3 */
-    bool body_eof;           /* no more body: trailers follow */
-    bool trailered;          /* the trailers were submitted */
     /* AQL (aql.c) */
     gsub *sq_head, *sq_tail; /* its queries, in arrival order (answers go out in it) */
-    unsigned nsubs;          /* in that queue */
     uint64_t out_queued;     /* streamed body bytes handed to the chunks */
     uint64_t out_acked;      /* ... of which the client acknowledged */
     uint64_t acked_in_head;  /* acknowledged bytes of the first chunk */
@@ -187,14 +184,17 @@ struct gcall {
     uint64_t seq, total;     /* ExecuteStream: the next sequence number, rows sent */
     char *after;             /* ExecuteStream: the last key sent (nana_malloc) */
     size_t alen;
-    bool more;                /* ExecuteStream: rows remain after |after| */
-    bool paging;              /* ExecuteStream: a page is being read */
-    bool stream_error;        /* ExecuteStream: an error ended it (no StreamEnd follows) */
-    bool want_proof;          /* proofs go with its answers (asked, or always) */
     const uint8_t *req_bytes; /* its request message as it came (for a proof), in the arena */
     size_t req_len;
     uint8_t *proof; /* a proof for the trailers (nana-proof-bin), in the arena */
     size_t proof_len;
+    unsigned nsubs;    /* queries in sq_head's queue */
+    bool more;         /* ExecuteStream: rows remain after |after| */
+    bool paging;       /* ExecuteStream: a page is being read */
+    bool stream_error; /* ExecuteStream: an error ended it (no StreamEnd follows) */
+    bool want_proof;   /* proofs go with its answers (asked, or always) */
+    bool body_eof;     /* no more body: trailers follow */
+    bool trailered;    /* the trailers were submitted */
     alignas(max_align_t) char block[GCALL_BLOCK];
 };
 

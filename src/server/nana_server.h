@@ -85,9 +85,9 @@ typedef struct nana_server_opts {
     const char *proof_key_path; /* Ed25519 private key (PKCS#8 PEM); NULL: proof.key beside
                                    key_path, made on first start */
     int proof_mode;             /* nana_proof_mode: ask (default), always, never */
+    unsigned aql_max_inflight;  /* queries of one AQL stream running at once, default 64 */
     size_t aql_batch_bytes;     /* ExecuteStream: bytes of one StreamBatch, default 65536 */
     size_t aql_window_bytes;    /* an AQL call's unacknowledged answer bytes, default 1 MiB */
-    unsigned aql_max_inflight;  /* queries of one AQL stream running at once, default 64 */
     int worker_delay_ms;        /* tests only: each worker call first sleeps this long */
     /* databases */
     nana_open_check open_check; /* check of each database file at open, default quick */
