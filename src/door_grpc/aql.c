@@ -475,7 +475,10 @@ static void give_credit(gcall *c, uint64_t n)
     n = n > c->unconsumed ? c->unconsumed : n;
     c->unconsumed -= n;
     if (c->conn) {
-        (void)nana_h3_consume(c->conn->hc, c->sid, n);
+        /* Not once the connection's HTTP/3 is gone (its calls are detached
+         * after that, at the connection's close): nothing to credit then. */
+        nana_h3_conn *hc = nana_h3_of(c->conn->qc);
+        if (hc) (void)nana_h3_consume(hc, c->sid, n);
         c->conn->buffered -= n < c->reserved ? n : c->reserved;
     }
     size_t r = n < c->reserved ? (size_t)n : c->reserved;

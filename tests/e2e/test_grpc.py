@@ -663,6 +663,31 @@ def test_aql_signed_requests():
     finish(s)
 
 
+def test_aql_stream_left_open():
+    """A client that leaves an ExecuteInteractive stream open with queries
+    the server has not yet taken (more than --aql-max-inflight) and
+    vanishes: the server's idle timeout closes the connection, which frees
+    the call and what it held (the sanitizer build checks), and the server
+    serves the next client."""
+    s = start("aqlopen", ["--aql-max-inflight", "2", "--idle-timeout-ms", "1500",
+                          "--test-worker-delay-ms", "1000"])
+    qs = [aql_get(f"k{i}") for i in range(400)]
+    script = {"addr": f"127.0.0.1:{s.port}", "ca": "ca.pem", "timeout_s": 60,
+              "calls": [call(AQL + "ExecuteInteractive", *qs, sign=SIGN, keep_open=True)]}
+    try:  # the client waits for an answer that never ends: it is killed
+        subprocess.run([CLIENT], input=json.dumps(script), capture_output=True, text=True,
+                       cwd=s.dir, timeout=3)
+        check(False, "the client was still waiting on its open stream")
+    except subprocess.TimeoutExpired:
+        pass
+    time.sleep(3)  # past the idle timeout: the server closed the connection
+    check(s.alive(), "the server is alive after the connection closed under the stream")
+    res, _ = run(s, [call(AQL + "ExecuteQuery", aql_get("k1"), sign=SIGN), CHECK])
+    check(res[0].get("grpc_status") == OK, "a new client is served", res[0])
+    good(s, res, "after a stream left open")
+    finish(s)
+
+
 def test_aql_proofs():
     s = start("aqlproof")
     query = aql_set("p", "[1, 2, 3]")
