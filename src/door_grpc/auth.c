@@ -23,7 +23,8 @@
  * The first signature that verifies logs the connection in and it is
  * trusted by the transport (never closed to make room for others); later
  * calls may repeat the same metadata (checked by comparison, not
- * verified again) or send none. A signed request (nana_gdoor_auth_reqsig)
+ * verified again), send a fresh signature of the same account (verified,
+ * say with a later timestamp), or send none. A signed request (nana_gdoor_auth_reqsig)
  * logs a connection in the same way. Failed signatures count toward the
  * address's ban as failed NanaSQLite logins do. After an accounts reload
  * the account is looked up again; one removed or changed ends the login.
@@ -219,14 +220,19 @@ static nana_grpc_status sign_in(gconn *g, const nana_grpc_head *h, const nana_gr
         why = "address not allowed for the account";
     else if ((a->login & NANA_LOGIN_CERT) && !nana_account_names_identity(a, &g->id))
         why = "the account also needs its client certificate, and this one does not name it";
-    else if (nana_quic_conn_trust(g->qc))
+    else if (g->auth.authed && strcmp(g->auth.name, a->name) != 0)
+        why = "the connection is logged in as another account";
+    else if (!g->auth.authed && nana_quic_conn_trust(g->qc))
         why = "the connection was closed to make room meanwhile";
     if (why) {
         nana_accounts_unref(snap);
         return refuse(g, why, msg, cap);
     }
     if (!d->o.no_bans) nana_ban_success(d->ban, sa);
-    log_in(g, snap, gen, a, BY_SIG);
+    if (g->auth.authed) /* a fresh signature of the same account: the login stands */
+        nana_accounts_unref(snap);
+    else
+        log_in(g, snap, gen, a, BY_SIG);
     memcpy(g->auth.sig, sig->value, 64);
     g->auth.have_sig = true;
     return NANA_GRPC_OK;
@@ -423,10 +429,13 @@ nana_grpc_status nana_gdoor_auth_call(gconn *g, const nana_grpc_head *h, char *m
         /* The same login again, or none: the connection's login stands. */
         if (!acct) return NANA_GRPC_OK;
         const nana_grpc_meta *sig = meta(h, "nana-signature-bin");
-        if (strlen(au->name) == acct->value_len &&
-            memcmp(au->name, acct->value, acct->value_len) == 0 && sig && sig->value_len == 64 &&
-            au->have_sig && sodium_memcmp(au->sig, sig->value, 64) == 0)
+        bool same = strlen(au->name) == acct->value_len &&
+                    memcmp(au->name, acct->value, acct->value_len) == 0;
+        if (same && sig && sig->value_len == 64 && au->have_sig &&
+            sodium_memcmp(au->sig, sig->value, 64) == 0)
             return NANA_GRPC_OK;
+        if (same) /* a fresh signature (another second, say): verified like the first */
+            return sign_in(g, h, acct, msg, cap);
         snprintf(msg, cap, "this connection is logged in as another account; open a new one");
         return NANA_GRPC_UNAUTHENTICATED;
     }

@@ -359,9 +359,17 @@ def test_auth():
     good(s, res, "refused logins")
     # A good login; its metadata replayed on another connection is refused.
     res, _ = run(s, [call(NANA + "Get", pb((1, "k")), sign=SIGN),
-                     call(NANA + "Get", pb((1, "k")))])
+                     call(NANA + "Get", pb((1, "k"))),
+                     call(NANA + "Get", pb((1, "k")), sign=dict(SIGN, timestamp=now - 5)),
+                     call(NANA + "Get", pb((1, "k")), sign=dict(SIGN, timestamp=now - 5,
+                                                                corrupt=True))])
     check(res[0].get("grpc_status") == OK, "a signed call logs in", res[0])
     check(res[1].get("grpc_status") == OK, "later calls on the connection need no metadata", res[1])
+    check(res[2].get("grpc_status") == OK,
+          "a fresh signature of the same account (another timestamp) is verified and taken",
+          res[2])
+    check(res[3].get("grpc_status") == UNAUTHENTICATED,
+          "a bad fresh signature on a logged-in connection: refused", res[3])
     stolen = [[k, v] for k, v in res[0].get("login", {}).items()]
     res, _ = run(s, [call(NANA + "Get", pb((1, "k")), metadata=stolen), CHECK])
     check(res[0].get("grpc_status") == UNAUTHENTICATED,
