@@ -68,11 +68,26 @@ int nana_sel_plan_build(nana_table *t, const nana_select *q, nana_sel_plan *out)
         out->has_pred = true;
         if ((rc = nana_pred_plan_build(q->pred, 6, NANA_PRED_ANY_JSON, &out->pred))) return rc;
     }
+    /* One lower bound only, the higher of lo and after: with both, SQLite
+     * seeks to either one and filters with the other, so each page of a
+     * long range scanned every row from the range's start again. Keys
+     * compare as SQLite's BINARY order does: bytes, then length. */
+    out->use_lo = q->has_lo;
+    out->use_after = q->has_after;
+    if (q->has_lo && q->has_after) {
+        size_t n = q->alen < q->lolen ? q->alen : q->lolen;
+        int cmp = n ? memcmp(q->after, q->lo, n) : 0;
+        if (!cmp) cmp = q->alen < q->lolen ? -1 : q->alen > q->lolen;
+        if (cmp >= 0)
+            out->use_lo = false; /* key > after >= lo */
+        else
+            out->use_after = false; /* key >= lo > after */
+    }
     nana_buf *b = &out->sql;
     if ((rc = nana_buf_printf(b, "SELECT key,value FROM \"%s\" WHERE 1", t->name)) ||
-        (q->has_lo && (rc = nana_buf_puts(b, " AND key>=?1"))) ||
+        (out->use_lo && (rc = nana_buf_puts(b, " AND key>=?1"))) ||
         (q->has_hi && (rc = nana_buf_puts(b, " AND key<?2"))) ||
-        (q->has_after && (rc = nana_buf_puts(b, " AND key>?3"))) ||
+        (out->use_after && (rc = nana_buf_puts(b, " AND key>?3"))) ||
         (q->pred && ((rc = nana_buf_puts(b, " AND ")) ||
                      (rc = nana_buf_append(b, out->pred.sql.data, out->pred.sql.len)))) ||
         (rc = nana_buf_puts(b, " ORDER BY key LIMIT ?4 OFFSET ?5")))
@@ -90,9 +105,9 @@ static int bind_select(const nana_sel_plan *p, sqlite3_stmt *st)
 {
     const nana_select *q = p->q;
     int rc = NANA_OK;
-    if (q->has_lo) rc = nana_bind_text(st, 1, q->lo, q->lolen);
+    if (p->use_lo) rc = nana_bind_text(st, 1, q->lo, q->lolen);
     if (!rc && q->has_hi) rc = nana_bind_text(st, 2, q->hi, q->hilen);
-    if (!rc && q->has_after) rc = nana_bind_text(st, 3, q->after, q->alen);
+    if (!rc && p->use_after) rc = nana_bind_text(st, 3, q->after, q->alen);
     if (rc) return rc;
     /* One row more than the limit tells whether more remain. */
     int64_t lim = (q->limit < 0 || q->limit >= INT64_MAX - 1) ? -1 : q->limit + 1;

@@ -630,6 +630,7 @@ typedef struct nana_sel_plan {
     nana_buf sql;
     nana_pred_plan pred;
     bool has_pred;
+    bool use_lo, use_after; /* the one lower bound the statement has (see nana_sel_plan_build) */
 } nana_sel_plan;
 
 /* Checks |q| and builds its plan. Free with nana_sel_plan_free (also after a failure). */
