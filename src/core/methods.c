@@ -256,8 +256,16 @@ static int h_aql_batch(exec *x)
     for (size_t i = 0; i < n; i++) {
         const char *name = names[i].klen ? names[i].key : NULL;
         nana_table *t = NULL;
-        int rc = name ? nana_store_table(S, name, NULL, &t) : NANA_OK;
-        if (!name) t = nana_store_default_table(S);
+        int rc = NANA_OK;
+        /* A table already open is found without the writer (opening one runs
+         * CREATE TABLE IF NOT EXISTS there: a round trip per query). */
+        if (!name)
+            t = nana_store_default_table(S);
+        else if (i && names[i - 1].klen == names[i].klen &&
+                 memcmp(names[i - 1].key, name, names[i].klen) == 0)
+            t = ops[i - 1].t;
+        else if (!(t = nana_store_table_find(S, name)))
+            rc = nana_store_table(S, name, NULL, &t);
         if (rc) {
             char msg[NANA_ERRMSG_MAX];
             memcpy(msg, nana_errmsg(), sizeof(msg));
