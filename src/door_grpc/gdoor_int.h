@@ -239,11 +239,11 @@ struct gcall {
     bool body_eof;     /* no more body: trailers follow */
     bool trailered;    /* the trailers were submitted */
     /* HTTP/2 (h2conn.c): nghttp2 copies the body out of the call */
-    size_t h2off;         /* bytes of the body, or of csend's chunk, already copied */
-    size_t h2_hdr_bytes;  /* its request's header list, decoded */
-    uint64_t h2_unacked;  /* streamed bytes copied but not yet reported (nana_gdoor_aql_acked) */
-    gcall *h2_ack_next;   /* in the connection's list of calls with h2_unacked */
-    bool h2_deferred;     /* nghttp2 waits for more body (NGHTTP2_ERR_DEFERRED) */
+    size_t h2off;        /* bytes of the body, or of csend's chunk, already copied */
+    size_t h2_hdr_bytes; /* its request's header list, decoded */
+    uint64_t h2_unacked; /* streamed bytes copied but not yet reported (nana_gdoor_aql_acked) */
+    gcall *h2_ack_next;  /* in the connection's list of calls with h2_unacked */
+    bool h2_deferred;    /* nghttp2 waits for more body (NGHTTP2_ERR_DEFERRED) */
     alignas(max_align_t) char block[GCALL_BLOCK];
 };
 

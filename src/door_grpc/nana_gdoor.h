@@ -1,7 +1,7 @@
 /*
  * nana_gdoor.h - the gRPC door: gRPC over HTTP/3 on the server's QUIC
- * endpoint (ALPN "h3") and over HTTP/2 on its TCP endpoints, in front of the same call core, accounts, policy
- * and limits as the NanaSQLite door.
+ * endpoint (ALPN "h3") and over HTTP/2 on its TCP endpoints, in front of the same call core,
+ * accounts, policy and limits as the NanaSQLite door.
  *
  * It also serves gRPC over HTTP/2 on TCP connections (TLS, or h2c where
  * configured): the same services, calls and logins.
@@ -41,6 +41,8 @@ typedef struct nana_gdoor_opts {
     unsigned auth_skew_s;        /* a signature's timestamp may be this far off, default 300 */
     unsigned request_idle_ms;    /* a request with no new bytes this long is refused, 10000 */
     unsigned request_timeout_ms; /* a request must be whole this soon, default 120000 */
+    unsigned reply_stall_ms;     /* HTTP/2: answers waiting with none of their bytes taken
+                                    this long close the connection, default 30000 */
     unsigned ban_seconds, ban_failures; /* for log lines; the ban table decides */
     int no_bans;                        /* 1: never ban (tests) */
     /* AQL */

@@ -26,7 +26,7 @@ void nana_h2_limits_fill(nana_h2_limits *l)
     if (!l->settings_per_s) l->settings_per_s = 5;
     if (!l->empty_burst) l->empty_burst = 1000;
     if (!l->empty_per_s) l->empty_per_s = 200;
-    if (!l->max_continuations) l->max_continuations = 16;
+    if (!l->max_continuations) l->max_continuations = 6;
 }
 
 const char *nana_h2_verdict_text(nana_h2_verdict v)

@@ -39,7 +39,7 @@ typedef struct nana_h2_limits {
     uint32_t ping_burst, ping_per_s;         /* PING: default 200, 50 */
     uint32_t settings_burst, settings_per_s; /* SETTINGS: default 50, 5 */
     uint32_t empty_burst, empty_per_s;       /* empty DATA, PRIORITY, WINDOW_UPDATE: 1000, 200 */
-    uint32_t max_continuations;              /* CONTINUATION frames of one header block, 16 */
+    uint32_t max_continuations;              /* CONTINUATION frames of one header block, 6 */
 } nana_h2_limits;
 
 /* Fills the zero fields of |l| with the defaults. */
@@ -67,7 +67,7 @@ typedef struct nana_h2_bucket {
 typedef struct nana_h2_guard {
     const nana_h2_limits *lim;
     nana_h2_bucket rst, ping, settings, empty;
-    uint32_t continuations; /* of the header block being read */
+    uint32_t continuations;  /* of the header block being read */
     nana_h2_verdict tripped; /* sticky once a limit was passed */
 } nana_h2_guard;
 
@@ -79,8 +79,7 @@ void nana_h2_guard_init(nana_h2_guard *g, const nana_h2_limits *lim, uint64_t no
  * its header alone) at |now_ns|. Returns NANA_H2_OK, or the flood it
  * completes (sticky: every later frame gets the same answer).
  */
-nana_h2_verdict nana_h2_guard_frame(nana_h2_guard *g, const nghttp2_frame_hd *hd,
-                                    uint64_t now_ns);
+nana_h2_verdict nana_h2_guard_frame(nana_h2_guard *g, const nghttp2_frame_hd *hd, uint64_t now_ns);
 
 /*
  * Makes a server session with |cb| and |user| (nghttp2's), our options

@@ -19,8 +19,9 @@ int nana_h2_server_new(const nana_h2_limits *lim, const nghttp2_session_callback
     nghttp2_option_set_max_settings(opt, 32);
     /* A client that sends PINGs or SETTINGS and never reads the answers
      * would queue acknowledgements without end: past this many, nghttp2
-     * ends the session. */
-    nghttp2_option_set_max_outbound_ack(opt, 100);
+     * ends the session. Above the guard's PING and SETTINGS bursts, so a
+     * flood read in one piece meets the guard first. */
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
     /* The HPACK table the server's encoder keeps for its answers. */
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
     rv = nghttp2_session_server_new2(out, cb, user, opt);

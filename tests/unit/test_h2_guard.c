@@ -59,7 +59,7 @@ static void test_defaults(void **state)
     assert_int_equal(l.max_frame_size, 16384);
     assert_int_equal(l.rst_burst, 1000);
     assert_int_equal(l.rst_per_s, 200);
-    assert_int_equal(l.max_continuations, 16);
+    assert_int_equal(l.max_continuations, 6);
     l.rst_per_s = 7; /* set fields stay */
     nana_h2_limits_fill(&l);
     assert_int_equal(l.rst_per_s, 7);
@@ -223,8 +223,8 @@ static void test_session_settings(void **state)
     assert_true(seen_streams && seen_push);
     const uint8_t *wu = out + 9 + len;
     assert_int_equal(wu[3], NGHTTP2_WINDOW_UPDATE);
-    uint32_t inc = ((uint32_t)wu[9] << 24) | ((uint32_t)wu[10] << 16) | ((uint32_t)wu[11] << 8) |
-                   wu[12];
+    uint32_t inc =
+        ((uint32_t)wu[9] << 24) | ((uint32_t)wu[10] << 16) | ((uint32_t)wu[11] << 8) | wu[12];
     assert_int_equal(inc, l.conn_window - 65535);
     nghttp2_session_del(s);
     nghttp2_session_callbacks_del(cb);
@@ -233,10 +233,10 @@ static void test_session_settings(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_rapid_reset),
-        cmocka_unit_test(test_refill),         cmocka_unit_test(test_refill_capped),
-        cmocka_unit_test(test_not_counted),    cmocka_unit_test(test_empty_frames),
-        cmocka_unit_test(test_continuation),   cmocka_unit_test(test_session_settings),
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_rapid_reset),
+        cmocka_unit_test(test_refill),       cmocka_unit_test(test_refill_capped),
+        cmocka_unit_test(test_not_counted),  cmocka_unit_test(test_empty_frames),
+        cmocka_unit_test(test_continuation), cmocka_unit_test(test_session_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
