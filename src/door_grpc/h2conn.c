@@ -37,9 +37,13 @@ typedef struct h2conn {
     nana_tcp_conn *tc;
     nghttp2_session *ng;
     nana_h2_guard guard;
-    gcall *acks;   /* calls whose copied body bytes are not yet reported */
-    bool pumping;  /* pump runs (a call it makes may ask for it again) */
-    bool again;    /* ... and one did */
+    gcall *acks;       /* calls whose copied body bytes are not yet reported */
+    bool pumping;      /* pump runs (a call it makes may ask for it again) */
+    bool again;        /* ... and one did */
+    bool in_cb;        /* a TCP callback runs: it pumps at its end */
+    bool post_pending; /* pump_post is queued (the connection outlives it) */
+    bool dead;         /* closed while pump_post was queued: the post frees it */
+    struct nana_loop_post pump_post;
     bool closing;  /* GOAWAY for a flood or a fatal error: no more input */
     bool gone;     /* the TCP connection is closing: nothing more goes out */
     bool draining; /* the server stops: close once the last call ended */
@@ -130,6 +134,37 @@ static void pump(h2conn *h)
         h->gone = true;
         nana_tcp_conn_close(h->tc, 1);
     }
+}
+
+/* The post that pumps for answers made outside a TCP callback. */
+static void pump_run(nana_loop *loop, struct nana_loop_post *p)
+{
+    h2conn *h = (h2conn *)(void *)((char *)p - offsetof(h2conn, pump_post));
+    h->post_pending = false;
+    if (h->dead) {
+        nana_free(h);
+        return;
+    }
+    if (loop) pump(h);
+}
+
+/*
+ * Frames are waiting: they go out at the end of the TCP callback that runs
+ * (or of the pump that runs), else from a post to the connection's loop.
+ * Never at once: sending can end a stream, whose call a caller up the
+ * stack still holds.
+ */
+static void kick(h2conn *h)
+{
+    if (h->gone) return;
+    if (h->pumping) {
+        h->again = true;
+        return;
+    }
+    if (h->in_cb || h->post_pending) return;
+    h->post_pending = true;
+    h->pump_post.run = pump_run;
+    nana_loop_post(h->g.loop, &h->pump_post);
 }
 
 /* ---- nghttp2's request events ---------------------------------------------------- */
@@ -375,7 +410,7 @@ static void h2_respond(gcall *c)
         rc = nghttp2_session_resume_data(h->ng, sid);
     }
     if (rc) (void)nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, sid, NGHTTP2_INTERNAL_ERROR);
-    pump(h);
+    kick(h);
     if (!c->trailered) watch_stall(h);
 }
 
@@ -385,7 +420,7 @@ static void h2_resume(gcall *c)
     if (h->gone || !c->h2_deferred) return;
     c->h2_deferred = false;
     (void)nghttp2_session_resume_data(h->ng, (int32_t)c->sid);
-    pump(h);
+    kick(h);
     watch_stall(h);
 }
 
@@ -404,7 +439,7 @@ static void h2_respond_http(gcall *c, int http_status)
     if (rc)
         (void)nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, (int32_t)c->sid,
                                         NGHTTP2_INTERNAL_ERROR);
-    pump(h);
+    kick(h);
 }
 
 /* The HTTP/2 code for an HTTP/3 one (RFC 9114 section 8.1 and RFC 9113
@@ -433,7 +468,7 @@ static void h2_reset(gcall *c, uint64_t h3_code)
     h2conn *h = h2_of(c->conn);
     if (h->gone) return;
     (void)nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, (int32_t)c->sid, h2_code(h3_code));
-    pump(h);
+    kick(h);
 }
 
 static void h2_consume(gconn *g, int64_t sid, uint64_t n)
@@ -442,7 +477,7 @@ static void h2_consume(gconn *g, int64_t sid, uint64_t n)
     if (h->gone) return;
     if (nghttp2_session_consume(h->ng, (int32_t)sid, (size_t)n))
         (void)nghttp2_session_consume_connection(h->ng, (size_t)n);
-    pump(h);
+    kick(h);
 }
 
 static uint64_t h2_now(const gconn *g)
@@ -482,7 +517,7 @@ static void h2_drain(gconn *g)
                                 nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
                                 NULL, 0);
     nana_gdoor_conn_end_watches(g);
-    pump(h);
+    kick(h);
 }
 
 static const gtransport h2_transport = {
@@ -535,6 +570,7 @@ static int tcp_recv(nana_tcp_conn *tc, void *user, const uint8_t *p, size_t n)
     (void)tc;
     h2conn *h = user;
     if (h->closing || h->gone) return 0;
+    h->in_cb = true;
     ssize_t rv = nghttp2_session_mem_recv(h->ng, p, n);
     if (rv < 0 && !h->closing) {
         nana_log(NANA_LOG_INFO, "grpc conn %llu from %s: HTTP/2: %s",
@@ -542,11 +578,13 @@ static int tcp_recv(nana_tcp_conn *tc, void *user, const uint8_t *p, size_t n)
         h->closing = true;
         if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
             h->gone = true;
+            h->in_cb = false;
             return -1;
         }
         (void)nghttp2_session_terminate_session(
             h->ng, rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
     }
+    h->in_cb = false;
     pump(h);
     return 0;
 }
@@ -603,10 +641,13 @@ static void tcp_timer(nana_tcp_conn *tc, void *user)
     h2conn *h = user;
     if (h->gone) return;
     uint64_t now = nana_tcp_conn_now(tc);
+    h->in_cb = true;
     if (h->watch_at && now >= h->watch_at) {
         h->watch_at = 0;
         nana_gdoor_conn_tick(&h->g); /* may ask for the next look */
     }
+    h->in_cb = false;
+    pump(h);
     if (!h->gone && h->stall_at && now >= h->stall_at) stall_look(h, now);
     if (!h->gone) rearm(h);
 }
@@ -619,7 +660,11 @@ static void tcp_close(nana_tcp_conn *tc, void *user)
     nana_gdoor_conn_remove(&h->g);
     h->acks = NULL;
     nghttp2_session_del(h->ng);
-    nana_free(h);
+    h->ng = NULL;
+    if (h->post_pending)
+        h->dead = true; /* pump_run frees it */
+    else
+        nana_free(h);
 }
 
 const nana_tcp_callbacks nana_gdoor_tcp_callbacks = {

@@ -22,6 +22,7 @@
 #include "tcp/nana_tcp.h"
 #include "util/nana_log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <sodium.h>
@@ -217,7 +218,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     j.post.run = run_job;
     sem_init(&j.done, 0, 0);
     nana_loop_post(g_loop, &j.post);
-    sem_wait(&j.done);
+    while (sem_wait(&j.done) != 0 && errno == EINTR) /* libFuzzer's alarms interrupt */
+        ;
     sem_destroy(&j.done);
     /* Answers the workers made after the connection went are released on
      * the loop: wait for them so the next input starts clean. */
