@@ -462,8 +462,8 @@ int nana_server_stop(nana_server *s)
 {
     if (!s) return NANA_OK;
     atomic_store(&s->draining, true);
-    nana_tcp_ep_stop_accepting(s->tcp_ep);
-    nana_tcp_ep_stop_accepting(s->h2c_ep);
+    if (s->tcp_ep) nana_tcp_ep_stop_accepting(s->tcp_ep);
+    if (s->h2c_ep) nana_tcp_ep_stop_accepting(s->h2c_ep);
     nana_core_drain(s->core);
     nana_gdoor_drain(s->grpc_door); /* GOAWAY; health watches told NOT_SERVING */
     uint64_t until = nana_now_ns() + (uint64_t)s->o.grace_ms * 1000000ull;
