@@ -283,6 +283,44 @@ def test_reader_that_never_reads():
     s.stop()
 
 
+# ---- graceful stop ------------------------------------------------------------------------
+
+def test_graceful_stop():
+    """SIGTERM: GOAWAY naming the last stream taken, an open health Watch
+    told NOT_SERVING and ended, the call in flight (held by a slow worker)
+    still answered, the process gone."""
+    s = tg.token_server("h2-stop", flags=["--test-worker-delay-ms", "1500"]).start()
+    now = int(time.time())
+    tok = tg.jwt({"sub": "alice", "exp": now + 600, "iat": now}, tg.SECRET_A)
+    c = h2raw.Conn(s.port)
+    c.read_until(lambda f: f[0] == SETTINGS and not f[1] & 1, timeout=5)
+    c.request(1, tg.NANA + "Call", tg.pb((1, "keys"), (2, "[]")),
+              extra=[("authorization", "Bearer " + tok)])
+    c.request(3, "/grpc.health.v1.Health/Watch", b"")
+    time.sleep(0.5)  # the call is with a worker
+    s.proc.send_signal(__import__("signal").SIGTERM)
+    f = c.read_until(lambda f: f[0] == GOAWAY, timeout=10)
+    check(h2raw.goaway_code(f) == h2raw.NO_ERROR and struct.unpack(">I", f[3][:4])[0] == 3,
+          "graceful stop: GOAWAY NO_ERROR naming stream 3", f)
+    try:
+        c.request(5, CHECK_PATH, b"")
+    except OSError:
+        pass
+    data, nh, rst, ga = c.response(3, timeout=15)
+    check(data.endswith(b"\x08\x02") and nh >= 1,  # its head came before the GOAWAY
+          "graceful stop: an open Watch says NOT_SERVING and ends", (data, nh, rst, ga))
+    data, nh, rst, ga = c.response(1, timeout=15)
+    check(nh == 2 and len(data) > 5 and rst is None,
+          "graceful stop: the call in flight is answered", (data, nh, rst, ga))
+    try:
+        s.proc.wait(timeout=20)
+    except Exception:
+        pass
+    check(s.proc.poll() is not None, "graceful stop: the server exits")
+    c.close()
+    s.stop()
+
+
 # ---- the three doors on one store --------------------------------------------------------
 
 def test_three_doors_one_store():
