@@ -34,9 +34,9 @@
 typedef struct nana_tcp_ep nana_tcp_ep;
 typedef struct nana_tcp_conn nana_tcp_conn;
 
-#define NANA_TCP_READ_BUDGET (256u * 1024) /* bytes read per connection per wakeup */
-#define NANA_TCP_LINGER_MS   2000          /* a graceful close's flush, at most */
-#define NANA_TCP_ALPN_MAX    32            /* bytes of an ALPN name */
+#define NANA_TCP_READ_BUDGET ((size_t)256 * 1024) /* bytes read per connection per wakeup */
+#define NANA_TCP_LINGER_MS   2000                 /* a graceful close's flush, at most */
+#define NANA_TCP_ALPN_MAX    32                   /* bytes of an ALPN name */
 
 /* What the layer above is told; all on the connection's loop thread. */
 typedef struct nana_tcp_callbacks {

@@ -100,9 +100,9 @@ typedef struct app_conn {
     bool flood;
 } app_conn;
 
-/* What the application saw; the test reads it under the lock. */
-static struct {
-    pthread_mutex_t mu;
+/* What the application saw (under mu); the test asserts on a copy (snap),
+ * never holding the lock, so a failed assertion cannot leave it held. */
+typedef struct seen {
     unsigned opens, closes;
     uint64_t recv_bytes;
     size_t max_queued;
@@ -113,11 +113,22 @@ static struct {
     int exporter_rc;
     bool refuse_open;
     char last_error[96];
-} S = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} seen;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static seen S;
+
+static seen snap(void)
+{
+    pthread_mutex_lock(&mu);
+    seen v = S;
+    pthread_mutex_unlock(&mu);
+    return v;
+}
 
 static void s_reset(void)
 {
-    pthread_mutex_lock(&S.mu);
+    pthread_mutex_lock(&mu);
     S.opens = S.closes = 0;
     S.recv_bytes = 0;
     S.max_queued = 0;
@@ -127,20 +138,20 @@ static void s_reset(void)
     memset(S.exporter, 0, sizeof(S.exporter));
     S.exporter_rc = 1;
     S.refuse_open = false;
-    pthread_mutex_unlock(&S.mu);
+    pthread_mutex_unlock(&mu);
 }
 
 static int app_open(nana_tcp_conn *c, void *ep_user)
 {
     (void)ep_user;
-    pthread_mutex_lock(&S.mu);
+    pthread_mutex_lock(&mu);
     bool refuse = S.refuse_open;
     S.opens++;
     snprintf(S.alpn, sizeof(S.alpn), "%s", nana_tcp_conn_alpn(c));
     snprintf(S.version, sizeof(S.version), "%s", nana_tcp_conn_tls_version(c));
     S.id = *nana_tcp_conn_identity(c);
     S.exporter_rc = nana_tcp_conn_exporter(c, LABEL, NULL, 0, S.exporter, sizeof(S.exporter));
-    pthread_mutex_unlock(&S.mu);
+    pthread_mutex_unlock(&mu);
     if (refuse) return NANA_ERR_PERM;
     app_conn *a = calloc(1, sizeof(*a));
     if (!a) return NANA_ERR_NOMEM;
@@ -156,9 +167,9 @@ static void flood(nana_tcp_conn *c)
     while ((room = nana_tcp_send_room(c)) > 0)
         if (nana_tcp_send(c, zeros, room < FLOOD_STEP ? room : FLOOD_STEP) != 0) break;
     size_t q = nana_tcp_send_queued(c);
-    pthread_mutex_lock(&S.mu);
+    pthread_mutex_lock(&mu);
     if (q > S.max_queued) S.max_queued = q;
-    pthread_mutex_unlock(&S.mu);
+    pthread_mutex_unlock(&mu);
 }
 
 static bool is_cmd(const uint8_t *p, size_t n, const char *cmd)
@@ -170,9 +181,9 @@ static bool is_cmd(const uint8_t *p, size_t n, const char *cmd)
 static int app_recv(nana_tcp_conn *c, void *user, const uint8_t *p, size_t n)
 {
     app_conn *a = user;
-    pthread_mutex_lock(&S.mu);
+    pthread_mutex_lock(&mu);
     S.recv_bytes += n;
-    pthread_mutex_unlock(&S.mu);
+    pthread_mutex_unlock(&mu);
     if (is_cmd(p, n, "!trust")) {
         if (nana_tcp_conn_trust(c) != 0) return -1;
         return nana_tcp_send(c, "ok", 2);
@@ -204,18 +215,18 @@ static int app_recv(nana_tcp_conn *c, void *user, const uint8_t *p, size_t n)
 static void app_writable(nana_tcp_conn *c, void *user)
 {
     app_conn *a = user;
-    pthread_mutex_lock(&S.mu);
+    pthread_mutex_lock(&mu);
     S.writables++;
-    pthread_mutex_unlock(&S.mu);
+    pthread_mutex_unlock(&mu);
     if (a->flood) flood(c);
 }
 
 static void app_close(nana_tcp_conn *c, void *user)
 {
-    pthread_mutex_lock(&S.mu);
+    pthread_mutex_lock(&mu);
     S.closes++;
     snprintf(S.last_error, sizeof(S.last_error), "%s", nana_tcp_conn_error(c));
-    pthread_mutex_unlock(&S.mu);
+    pthread_mutex_unlock(&mu);
     free(user);
 }
 
@@ -228,9 +239,9 @@ static const nana_tcp_callbacks echo_cb = {
 
 static unsigned s_get(const unsigned *field)
 {
-    pthread_mutex_lock(&S.mu);
+    pthread_mutex_lock(&mu);
     unsigned v = *field;
-    pthread_mutex_unlock(&S.mu);
+    pthread_mutex_unlock(&mu);
     return v;
 }
 
@@ -289,10 +300,10 @@ static void srv_stop(tsrv *s)
     nana_tcp_ep_del(s->ep);
     for (int i = 0; i < 2; i++)
         nana_loop_free(s->loops[i]);
-    pthread_mutex_lock(&S.mu);
+    pthread_mutex_lock(&mu);
     unsigned opens = S.opens, closes = S.closes;
     bool refused = S.refuse_open;
-    pthread_mutex_unlock(&S.mu);
+    pthread_mutex_unlock(&mu);
     /* Every connection that opened was told it closed. */
     if (!refused) assert_int_equal(opens, closes);
 }
@@ -471,15 +482,14 @@ static void echo_version(const char *prio, const char *want)
     tc_echo(&t, 10, 1);
     tc_echo(&t, 200000, 2); /* more than a record, more than the read buffer */
     assert_true(s_wait(&S.opens, 1));
-    pthread_mutex_lock(&S.mu);
-    assert_string_equal(S.alpn, "h2");
-    assert_string_equal(S.version, want);
-    assert_int_equal(S.exporter_rc, 0);
+    seen v = snap();
+    assert_string_equal(v.alpn, "h2");
+    assert_string_equal(v.version, want);
+    assert_int_equal(v.exporter_rc, 0);
     uint8_t mine[32];
     assert_int_equal(gnutls_prf_rfc5705(t.s, strlen(LABEL), LABEL, 0, NULL, 32, (char *)mine), 0);
-    assert_memory_equal(mine, S.exporter, 32);
-    assert_false(S.id.verified);
-    pthread_mutex_unlock(&S.mu);
+    assert_memory_equal(mine, v.exporter, 32);
+    assert_false(v.id.verified);
     st = stats(&s);
     assert_int_equal(st.accepted, 1);
     assert_int_equal(st.conns_open, 1);
@@ -542,12 +552,11 @@ static void test_mtls(void **state)
     tc_echo(&t, 1000, 4);
     uint8_t cert_fp[32], spki_fp[32];
     assert_int_equal(nana_cert_fingerprints(CLIENT, cert_fp, spki_fp), 0);
-    pthread_mutex_lock(&S.mu);
-    assert_true(S.id.verified);
-    assert_non_null(strstr(S.id.subject, "CN=alice"));
-    assert_memory_equal(S.id.cert_sha256, cert_fp, 32);
-    assert_memory_equal(S.id.spki_sha256, spki_fp, 32);
-    pthread_mutex_unlock(&S.mu);
+    seen v = snap();
+    assert_true(v.id.verified);
+    assert_non_null(strstr(v.id.subject, "CN=alice"));
+    assert_memory_equal(v.id.cert_sha256, cert_fp, 32);
+    assert_memory_equal(v.id.spki_sha256, spki_fp, 32);
     tc_close(&t);
     /* TLS 1.3 checks the client's certificate after the client's side of the
      * handshake ended: the refusal shows on the first read. */
@@ -566,9 +575,7 @@ static void test_mtls(void **state)
     srv_start(&s, &cfg);
     assert_int_equal(tc_open(&t, s.port, NULL, "h2", NULL, NULL), 0);
     tc_echo(&t, 10, 5);
-    pthread_mutex_lock(&S.mu);
-    assert_false(S.id.verified);
-    pthread_mutex_unlock(&S.mu);
+    assert_false(snap().id.verified);
     tc_close(&t);
     rc = tc_open(&t, s.port, NULL, "h2", ROGUE, ROGUE_KEY);
     assert_true(rc < 0 || tc_ended(&t));
@@ -724,9 +731,7 @@ static void test_idle_timeout(void **state)
     assert_true(now_ms() - t0 >= 300);
     tc_close(&t);
     STATS_WAIT(&s, st.idle_timeouts == 1 && st.conns_open == 0);
-    pthread_mutex_lock(&S.mu);
-    assert_string_equal(S.last_error, "idle timeout");
-    pthread_mutex_unlock(&S.mu);
+    assert_string_equal(snap().last_error, "idle timeout");
     srv_stop(&s);
 }
 
@@ -739,7 +744,7 @@ static void test_peer_never_reads(void **state)
     tsrv s;
     nana_tcp_config cfg;
     cfg_default(&cfg);
-    cfg.max_out_bytes = 64 * 1024;
+    cfg.max_out_bytes = (size_t)64 * 1024;
     cfg.idle_timeout_ms = 1000;
     srv_start(&s, &cfg);
     tcli t;
@@ -759,15 +764,13 @@ static void test_peer_never_reads(void **state)
         sent += (size_t)r;
     }
     assert_true(sent < (256u << 20));
-    pthread_mutex_lock(&S.mu);
-    uint64_t got = S.recv_bytes;
-    size_t maxq = S.max_queued;
-    pthread_mutex_unlock(&S.mu);
-    printf("client sent %zu bytes, the server took %llu; its send buffer peaked at %zu\n", sent,
-           (unsigned long long)got, maxq);
-    assert_true(got < 1024 * 1024);
+    seen v = snap();
+    uint64_t got = v.recv_bytes, maxq = v.max_queued;
+    printf("client sent %zu bytes, the server took %llu; its send buffer peaked at %llu\n", sent,
+           (unsigned long long)got, (unsigned long long)maxq);
+    assert_true(got < (uint64_t)1024 * 1024);
     assert_true(got < sent);
-    assert_int_equal(maxq, 64 * 1024);
+    assert_int_equal(maxq, (uint64_t)64 * 1024);
     STATS_WAIT(&s, st.idle_timeouts == 1 && st.conns_open == 0);
     tc_close(&t);
     srv_stop(&s);
@@ -797,11 +800,10 @@ static void test_plaintext(void **state)
         got += (size_t)r;
     }
     assert_memory_equal(out, in, sizeof(in));
-    pthread_mutex_lock(&S.mu);
-    assert_string_equal(S.alpn, "");
-    assert_string_equal(S.version, "");
-    assert_true(S.exporter_rc < 0);
-    pthread_mutex_unlock(&S.mu);
+    seen v = snap();
+    assert_string_equal(v.alpn, "");
+    assert_string_equal(v.version, "");
+    assert_true(v.exporter_rc < 0);
     close(fd);
     assert_true(s_wait(&S.closes, 1));
     srv_stop(&s);
@@ -814,7 +816,7 @@ static void test_graceful_close_flushes(void **state)
     tsrv s;
     nana_tcp_config cfg;
     cfg_default(&cfg);
-    cfg.max_out_bytes = 2 * BYE_BYTES;
+    cfg.max_out_bytes = (size_t)2 * BYE_BYTES;
     srv_start(&s, &cfg);
     tcli t;
     assert_int_equal(tc_open(&t, s.port, NULL, "h2", NULL, NULL), 0);
@@ -886,9 +888,9 @@ static void test_open_refused(void **state)
     nana_tcp_config cfg;
     cfg_default(&cfg);
     srv_start(&s, &cfg);
-    pthread_mutex_lock(&S.mu);
+    pthread_mutex_lock(&mu);
     S.refuse_open = true;
-    pthread_mutex_unlock(&S.mu);
+    pthread_mutex_unlock(&mu);
     tcli t;
     int rc = tc_open(&t, s.port, NULL, "h2", NULL, NULL);
     assert_true(rc < 0 || tc_ended(&t));
