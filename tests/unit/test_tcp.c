@@ -10,6 +10,7 @@
  *   !flood   the server sends without end, as fast as the buffer allows
  *   !bye     the server sends 1 MiB and closes gracefully
  *   !quit    recv returns an error after queueing "bye"
+ *   !timer   the connection's timer in 50 ms sends "tick"
  * Its callbacks record what they saw under a mutex; the test thread polls
  * with a deadline.
  */
@@ -204,6 +205,10 @@ static int app_recv(nana_tcp_conn *c, void *user, const uint8_t *p, size_t n)
         nana_tcp_conn_close(c, 1); /* twice: harmless */
         return rc;
     }
+    if (is_cmd(p, n, "!timer")) {
+        nana_tcp_conn_set_timer(c, nana_tcp_conn_now(c) + 50 * 1000000ull);
+        return 0;
+    }
     if (is_cmd(p, n, "!quit")) {
         (void)nana_tcp_send(c, "bye", 3);
         return -1;
@@ -230,10 +235,18 @@ static void app_close(nana_tcp_conn *c, void *user)
     free(user);
 }
 
+/* The application's timer: says so. */
+static void app_timer(nana_tcp_conn *c, void *user)
+{
+    (void)user;
+    (void)nana_tcp_send(c, "tick", 4);
+}
+
 static const nana_tcp_callbacks echo_cb = {
     .conn_open = app_open,
     .recv = app_recv,
     .writable = app_writable,
+    .timer = app_timer,
     .conn_close = app_close,
 };
 
@@ -1028,6 +1041,314 @@ static void test_bad_config(void **state)
     nana_loop_free(loop);
 }
 
+/* The application's timer fires once, on the loop. */
+static void test_app_timer(void **state)
+{
+    (void)state;
+    tsrv s;
+    nana_tcp_config cfg;
+    cfg_default(&cfg);
+    srv_start(&s, &cfg);
+    tcli t;
+    assert_int_equal(tc_open(&t, s.port, NULL, "h2", NULL, NULL), 0);
+    uint64_t t0 = now_ms();
+    assert_int_equal(tc_send(&t, "!timer", 6), 0);
+    char tick[4];
+    assert_int_equal(tc_recv(&t, tick, 4), 0);
+    assert_memory_equal(tick, "tick", 4);
+    assert_true(now_ms() - t0 >= 40);
+    tc_echo(&t, 10, 13);
+    tc_close(&t);
+    srv_stop(&s);
+}
+
+/* ---- our client (nana_tcp_connect) ------------------------------------------ */
+
+/* What the client's callbacks saw (under cmu); asserted on a copy. */
+typedef struct cseen {
+    bool opened, closed;
+    char alpn[40], version[16], error[96];
+    uint8_t exporter[32];
+    size_t got;
+} cseen;
+
+static pthread_mutex_t cmu = PTHREAD_MUTEX_INITIALIZER;
+static cseen C;
+static uint8_t cbuf[1 << 20];
+
+static cseen csnap(void)
+{
+    pthread_mutex_lock(&cmu);
+    cseen v = C;
+    pthread_mutex_unlock(&cmu);
+    return v;
+}
+
+static int c_open(nana_tcp_conn *c, void *user)
+{
+    (void)user;
+    pthread_mutex_lock(&cmu);
+    C.opened = true;
+    snprintf(C.alpn, sizeof(C.alpn), "%s", nana_tcp_conn_alpn(c));
+    snprintf(C.version, sizeof(C.version), "%s", nana_tcp_conn_tls_version(c));
+    (void)nana_tcp_conn_exporter(c, LABEL, NULL, 0, C.exporter, sizeof(C.exporter));
+    pthread_mutex_unlock(&cmu);
+    return 0;
+}
+
+static int c_recv(nana_tcp_conn *c, void *user, const uint8_t *p, size_t n)
+{
+    (void)c;
+    (void)user;
+    pthread_mutex_lock(&cmu);
+    size_t k = n < sizeof(cbuf) - C.got ? n : sizeof(cbuf) - C.got;
+    memcpy(cbuf + C.got, p, k);
+    C.got += k;
+    pthread_mutex_unlock(&cmu);
+    return 0;
+}
+
+static void c_close(nana_tcp_conn *c, void *user)
+{
+    (void)user;
+    pthread_mutex_lock(&cmu);
+    C.closed = true;
+    snprintf(C.error, sizeof(C.error), "%s", nana_tcp_conn_error(c));
+    pthread_mutex_unlock(&cmu);
+}
+
+static const nana_tcp_callbacks client_cb = {
+    .conn_open = c_open,
+    .recv = c_recv,
+    .conn_close = c_close,
+};
+
+/* Work run on the client's loop, the test thread waiting (bounded). */
+typedef struct on_loop {
+    struct nana_loop_post post;
+    void (*fn)(struct on_loop *w);
+    nana_loop *loop;
+    const nana_tcp_client_config *cfg;
+    nana_tcp_conn *conn;
+    const void *data;
+    size_t n;
+    int rc;
+    atomic_bool done;
+} on_loop;
+
+static void on_loop_run(nana_loop *loop, struct nana_loop_post *p)
+{
+    on_loop *w = (on_loop *)(void *)p;
+    w->loop = loop;
+    if (loop) w->fn(w);
+    atomic_store(&w->done, true);
+}
+
+static void run_on(nana_loop *loop, on_loop *w)
+{
+    w->post.run = on_loop_run;
+    atomic_store(&w->done, false);
+    nana_loop_post(loop, &w->post);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (!atomic_load(&w->done)) {
+        assert_true(now_ms() < end);
+        sleep_ms(1);
+    }
+}
+
+static void do_connect(on_loop *w)
+{
+    w->rc = nana_tcp_connect(w->loop, w->cfg, &client_cb, NULL, &w->conn);
+}
+
+static void do_send(on_loop *w)
+{
+    w->rc = nana_tcp_send(w->conn, w->data, w->n);
+}
+
+static void do_close(on_loop *w)
+{
+    nana_tcp_conn_close(w->conn, 1);
+}
+
+/* Connects on |loop| with |cfg| and waits until it opened or closed. */
+static nana_tcp_conn *client_connect(nana_loop *loop, const nana_tcp_client_config *cfg)
+{
+    pthread_mutex_lock(&cmu);
+    memset(&C, 0, sizeof(C));
+    pthread_mutex_unlock(&cmu);
+    on_loop w = {.fn = do_connect, .cfg = cfg};
+    run_on(loop, &w);
+    assert_int_equal(w.rc, 0);
+    uint64_t end = now_ms() + WAIT_MS;
+    for (cseen v = csnap(); !v.opened && !v.closed; v = csnap()) {
+        assert_true(now_ms() < end);
+        sleep_ms(2);
+    }
+    return w.conn;
+}
+
+/* Sends |n| bytes through our client and waits for their echo. */
+static void client_echo(nana_loop *loop, nana_tcp_conn *c, size_t n, uint8_t seed)
+{
+    uint8_t *out = malloc(n);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (uint8_t)(i * 17 + seed);
+    out[0] = 'x';
+    pthread_mutex_lock(&cmu);
+    C.got = 0;
+    pthread_mutex_unlock(&cmu);
+    on_loop w = {.fn = do_send, .conn = c, .data = out, .n = n};
+    run_on(loop, &w);
+    assert_int_equal(w.rc, 0);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (csnap().got < n) {
+        assert_true(now_ms() < end);
+        sleep_ms(2);
+    }
+    pthread_mutex_lock(&cmu);
+    int same = memcmp(cbuf, out, n);
+    pthread_mutex_unlock(&cmu);
+    assert_int_equal(same, 0);
+    free(out);
+}
+
+static void client_wait_closed(void)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    while (!csnap().closed) {
+        assert_true(now_ms() < end);
+        sleep_ms(2);
+    }
+}
+
+static void client_cfg(nana_tcp_client_config *cc, uint16_t port)
+{
+    nana_tcp_client_config_init(cc);
+    cc->host = "127.0.0.1";
+    cc->port = port;
+    cc->server_name = "localhost";
+    cc->ca_file = CA;
+    cc->alpn = h2;
+    cc->nalpn = 1;
+}
+
+/* Our client against our server: TLS 1.3, ALPN h2, a client certificate
+ * the server verifies, equal exporters; a graceful close ends both. */
+static void test_client_echo(void **state)
+{
+    (void)state;
+    tsrv s;
+    nana_tcp_config cfg;
+    cfg_default(&cfg);
+    cfg.client_auth = 2;
+    srv_start(&s, &cfg);
+    nana_loop *cl;
+    assert_int_equal(nana_loop_new("tcp-client", &cl), 0);
+    assert_int_equal(nana_loop_start(cl), 0);
+    nana_tcp_client_config cc;
+    client_cfg(&cc, s.port);
+    cc.cert_file = CLIENT;
+    cc.key_file = CLIENT_KEY;
+    nana_tcp_conn *c = client_connect(cl, &cc);
+    cseen v = csnap();
+    assert_true(v.opened);
+    assert_string_equal(v.alpn, "h2");
+    assert_string_equal(v.version, "TLS1.3");
+    client_echo(cl, c, 10, 1);
+    client_echo(cl, c, sizeof(cbuf), 2);
+    seen sv = snap();
+    assert_true(sv.id.verified);
+    assert_memory_equal(sv.exporter, csnap().exporter, 32);
+    on_loop w = {.fn = do_close, .conn = c};
+    run_on(cl, &w);
+    client_wait_closed();
+    assert_true(s_wait(&S.closes, 1));
+    nana_loop_free(cl);
+    srv_stop(&s);
+}
+
+/* Plaintext both ways. */
+static void test_client_plaintext(void **state)
+{
+    (void)state;
+    tsrv s;
+    nana_tcp_config cfg;
+    cfg_default(&cfg);
+    cfg.plaintext = 1;
+    srv_start(&s, &cfg);
+    nana_loop *cl;
+    assert_int_equal(nana_loop_new("tcp-client", &cl), 0);
+    assert_int_equal(nana_loop_start(cl), 0);
+    nana_tcp_client_config cc;
+    client_cfg(&cc, s.port);
+    cc.plaintext = 1;
+    nana_tcp_conn *c = client_connect(cl, &cc);
+    assert_true(csnap().opened);
+    assert_string_equal(csnap().alpn, "");
+    client_echo(cl, c, 100000, 3);
+    /* The loop stopping closes the connection: conn_close on the loop. */
+    nana_loop_free(cl);
+    assert_true(csnap().closed);
+    assert_true(s_wait(&S.closes, 1));
+    srv_stop(&s);
+}
+
+/* Failures before conn_open reach conn_close with a reason: nothing
+ * listening, a server name the certificate does not carry, a server that
+ * never answers the handshake (the connect deadline). */
+static void test_client_failures(void **state)
+{
+    (void)state;
+    nana_loop *cl;
+    assert_int_equal(nana_loop_new("tcp-client", &cl), 0);
+    assert_int_equal(nana_loop_start(cl), 0);
+    /* A port with a socket bound but not listening: refused. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t alen = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    nana_tcp_client_config cc;
+    client_cfg(&cc, ntohs(a.sin_port));
+    client_connect(cl, &cc);
+    cseen v = csnap();
+    assert_false(v.opened);
+    assert_true(v.closed);
+    assert_non_null(strstr(v.error, "connect"));
+    /* Listening but never accepting: the TLS handshake gets no answer. */
+    assert_int_equal(listen(fd, 4), 0);
+    cc.connect_timeout_ms = 200;
+    uint64_t t0 = now_ms();
+    client_connect(cl, &cc);
+    v = csnap();
+    assert_true(v.closed && !v.opened);
+    assert_string_equal(v.error, "connect timeout");
+    assert_true(now_ms() - t0 >= 150);
+    close(fd);
+    /* The wrong name: the server's certificate does not verify. */
+    tsrv s;
+    nana_tcp_config cfg;
+    cfg_default(&cfg);
+    srv_start(&s, &cfg);
+    client_cfg(&cc, s.port);
+    cc.server_name = "wrong.example";
+    client_connect(cl, &cc);
+    v = csnap();
+    assert_true(v.closed && !v.opened);
+    assert_non_null(strstr(v.error, "TLS handshake"));
+    /* Not a numeric address: refused at once, no callback. */
+    client_cfg(&cc, s.port);
+    cc.host = "localhost";
+    on_loop w = {.fn = do_connect, .cfg = &cc};
+    run_on(cl, &w);
+    assert_int_equal(w.rc, NANA_ERR_INVALID);
+    nana_loop_free(cl);
+    srv_stop(&s);
+}
+
 int main(void)
 {
     /* Before any loop or socket exists (see nana_loop_sys). */
@@ -1053,6 +1374,10 @@ int main(void)
         cmocka_unit_test(test_stop_accepting),
         cmocka_unit_test(test_accept_emfile),
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_app_timer),
+        cmocka_unit_test(test_client_echo),
+        cmocka_unit_test(test_client_plaintext),
+        cmocka_unit_test(test_client_failures),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
