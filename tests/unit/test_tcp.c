@@ -961,7 +961,7 @@ static void test_stop_accepting(void **state)
 }
 
 /* accept4 fails with EMFILE: accepting pauses (no spinning), then the
- * waiting client is taken. */
+ * waiting client is taken. (socket() failing: test_client_failures.) */
 static atomic_int accept_failures;
 static int (*real_accept4)(int, struct sockaddr *, socklen_t *, int);
 
@@ -973,6 +973,19 @@ static int failing_accept4(int fd, struct sockaddr *a, socklen_t *len, int flags
         return -1;
     }
     return real_accept4(fd, a, len, flags);
+}
+
+static atomic_int socket_failures;
+static int (*real_socket)(int, int, int);
+
+static int failing_socket(int domain, int type, int protocol)
+{
+    if (atomic_load(&socket_failures) > 0) {
+        atomic_fetch_sub(&socket_failures, 1);
+        errno = EMFILE;
+        return -1;
+    }
+    return real_socket(domain, type, protocol);
 }
 
 static void test_accept_emfile(void **state)
@@ -1339,6 +1352,13 @@ static void test_client_failures(void **state)
     v = csnap();
     assert_true(v.closed && !v.opened);
     assert_non_null(strstr(v.error, "TLS handshake"));
+    /* The socket cannot be made: an error at once, no callback. */
+    client_cfg(&cc, s.port);
+    atomic_store(&socket_failures, 1);
+    on_loop w0 = {.fn = do_connect, .cfg = &cc};
+    run_on(cl, &w0);
+    assert_int_equal(w0.rc, NANA_ERR_IO);
+    assert_false(csnap().opened);
     /* Not a numeric address: refused at once, no callback. */
     client_cfg(&cc, s.port);
     cc.host = "localhost";
@@ -1354,6 +1374,8 @@ int main(void)
     /* Before any loop or socket exists (see nana_loop_sys). */
     real_accept4 = nana_loop_sys_calls.accept4;
     nana_loop_sys_calls.accept4 = failing_accept4;
+    real_socket = nana_loop_sys_calls.socket;
+    nana_loop_sys_calls.socket = failing_socket;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_tls13),
         cmocka_unit_test(test_echo_tls12),
