@@ -42,7 +42,7 @@ void nana_tcp_config_init(nana_tcp_config *c)
     c->untrusted_timeout_ms = 10000;
     c->handshake_timeout_ms = 10000;
     c->idle_timeout_ms = 30000;
-    c->max_out_bytes = 256u * 1024;
+    c->max_out_bytes = (size_t)256 * 1024;
 }
 
 /* Zero limits take their defaults; checks what cannot work. */
@@ -363,6 +363,7 @@ static int make_shards(nana_tcp_ep *ep)
         if ((rc = open_listener(&a, alen, true, &ep->shards[i].lfd))) return rc;
         if (i) continue;
         struct sockaddr_storage got;
+        memset(&got, 0, sizeof(got));
         socklen_t glen = sizeof(got);
         if (getsockname(ep->shards[0].lfd, (struct sockaddr *)&got, &glen) != 0)
             return nana_err_set(NANA_ERR_IO, "getsockname: %s", strerror(errno));
