@@ -31,9 +31,9 @@
 //	{"op": "query", "kind": "set"|"get", "key", "value", "collection"}
 //	{"op": "batch", "n", "prefix"}            ExecuteBatch of n sets prefix%05d
 //	{"op": "stream", "start", "end"}          ExecuteStream of a range
-//	{"op": "interactive", "n", "prefix"}      ExecuteInteractive: n queries
-//	        sent at once (set prefix%05d = i for even i, get of the key before
-//	        for odd i) while the answers are read
+//	{"op": "interactive", "n", "prefix", "kind": "set"|"get"}
+//	        ExecuteInteractive: n queries sent at once (set prefix%05d = i, or
+//	        get it) while the answers are read
 //	{"op": "raw", "path"}                     an empty message to any path
 //
 // An operation's line: {"index", "op", "code" (grpc-go's name: "OK",
@@ -326,9 +326,10 @@ func (c *client) interactive(op *opSpec, out map[string]interface{}) error {
 	sendErr := make(chan error, 1)
 	go func() {
 		for i := 0; i < op.N; i++ {
-			q := getQ(op.Collection, fmt.Sprintf("%s%05d", op.Prefix, i-1))
-			if i%2 == 0 {
-				q = setQ(op.Collection, fmt.Sprintf("%s%05d", op.Prefix, i), strconv.Itoa(i))
+			k := fmt.Sprintf("%s%05d", op.Prefix, i)
+			q := getQ(op.Collection, k)
+			if op.Kind == "set" {
+				q = setQ(op.Collection, k, strconv.Itoa(i))
 			}
 			id := "r" + strconv.Itoa(i)
 			if err := st.SendMsg(&aqlpb.QueryRequest{Query: q, RequestId: &id}); err != nil {
@@ -352,9 +353,13 @@ func (c *client) interactive(op *opSpec, out map[string]interface{}) error {
 		}
 		if m.GetError() != nil {
 			errs++
-		} else if answers%2 == 1 {
+		} else if op.Kind == "set" {
+			if m.GetResult().GetSuccess().GetAffectedRows() != 1 {
+				errs++
+			}
+		} else {
 			v := m.GetResult().GetSingle().GetValue()
-			if v == nil || string(v.Data) != strconv.Itoa(answers-1) {
+			if v == nil || string(v.Data) != strconv.Itoa(answers) {
 				errs++
 			}
 		}
