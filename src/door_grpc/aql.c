@@ -254,8 +254,7 @@ static void deliver(nana_loop *loop, struct nana_loop_post *lp)
 {
     gsub *s = (gsub *)(void *)((char *)lp - offsetof(gsub, lp));
     gcall *c = s->c;
-    nana_quic_conn *qc = loop ? nana_quic_conn_by_handle(c->d->ep, c->handle) : NULL;
-    if (qc && c->conn && !s->unlinked) {
+    if (loop && c->conn && !s->unlinked) {
         s->done = true;
         flush(c);
     }
@@ -269,7 +268,7 @@ static void sub_answer(nana_core_call *k)
     encode(s);
     atomic_fetch_add(&s->refs, 1);
     s->lp.run = deliver;
-    nana_loop_post(nana_quic_handle_loop(s->c->d->ep, s->c->handle), &s->lp);
+    nana_loop_post(s->c->loop, &s->lp);
 }
 
 static void sub_release(nana_core_call *k)
@@ -475,10 +474,7 @@ static void give_credit(gcall *c, uint64_t n)
     n = n > c->unconsumed ? c->unconsumed : n;
     c->unconsumed -= n;
     if (c->conn) {
-        /* Not once the connection's HTTP/3 is gone (its calls are detached
-         * after that, at the connection's close): nothing to credit then. */
-        nana_h3_conn *hc = nana_h3_of(c->conn->qc);
-        if (hc) (void)nana_h3_consume(hc, c->sid, n);
+        c->conn->tp->consume(c->conn, c->sid, n);
         c->conn->buffered -= n < c->reserved ? n : c->reserved;
     }
     size_t r = n < c->reserved ? (size_t)n : c->reserved;

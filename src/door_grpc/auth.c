@@ -91,7 +91,7 @@ void nana_gdoor_auth_open(gconn *g)
     const nana_account *a = snap ? nana_accounts_find_by_identity(snap, &g->id) : NULL;
     if (!a || a->login != NANA_LOGIN_CERT ||
         !nana_account_ip_allowed(a, (const struct sockaddr *)&g->addr) ||
-        nana_quic_conn_trust(g->qc)) {
+        g->tp->trust(g)) {
         nana_accounts_unref(snap);
         return;
     }
@@ -198,7 +198,7 @@ static nana_grpc_status sign_in(gconn *g, const nana_grpc_head *h, const nana_gr
         return refuse(g, "nana-timestamp too far from the server's clock", msg, cap);
     if (sig->value_len != 64) return refuse(g, "nana-signature-bin is not 64 bytes", msg, cap);
     uint8_t exporter[32];
-    if (nana_quic_conn_exporter(g->qc, NANA_GRPC_LOGIN_EXPORTER_LABEL, NULL, 0, exporter, 32))
+    if (g->tp->exporter(g, NANA_GRPC_LOGIN_EXPORTER_LABEL, exporter, 32))
         return refuse(g, "no TLS exporter value (handshake not finished)", msg, cap);
     uint64_t gen = 0;
     nana_accounts *snap = d->acc.get(d->acc.ctx, &gen);
@@ -222,7 +222,7 @@ static nana_grpc_status sign_in(gconn *g, const nana_grpc_head *h, const nana_gr
         why = "the account also needs its client certificate, and this one does not name it";
     else if (g->auth.authed && strcmp(g->auth.name, a->name) != 0)
         why = "the connection is logged in as another account";
-    else if (!g->auth.authed && nana_quic_conn_trust(g->qc))
+    else if (!g->auth.authed && g->tp->trust(g))
         why = "the connection was closed to make room meanwhile";
     if (why) {
         nana_accounts_unref(snap);
@@ -303,7 +303,7 @@ static nana_grpc_status token_in(gconn *g, const nana_grpc_meta *auth, char *msg
     else if (au->authed && strcmp(au->name, a->name) != 0) {
         snprintf(why, sizeof(why), "the token names another account than the connection's");
         tell = "this connection is logged in as another account; open a new one";
-    } else if (!au->authed && nana_quic_conn_trust(g->qc))
+    } else if (!au->authed && g->tp->trust(g))
         snprintf(why, sizeof(why), "the connection was closed to make room meanwhile");
     if (why[0] || !a) {
         nana_accounts_unref(snap);
@@ -362,7 +362,7 @@ nana_grpc_status nana_gdoor_auth_reqsig(gconn *g, const uint8_t *sig, size_t sle
         return refuse(g, why, msg, cap);
     }
     uint8_t exporter[32];
-    if (nana_quic_conn_exporter(g->qc, NANA_GRPC_LOGIN_EXPORTER_LABEL, NULL, 0, exporter, 32))
+    if (g->tp->exporter(g, NANA_GRPC_LOGIN_EXPORTER_LABEL, exporter, 32))
         return refuse(g, "no TLS exporter value (handshake not finished)", msg, cap);
     uint64_t gen = 0;
     nana_accounts *snap = NULL;
@@ -397,7 +397,7 @@ nana_grpc_status nana_gdoor_auth_reqsig(gconn *g, const uint8_t *sig, size_t sle
         w = "address not allowed for the account";
     else if (!au->authed && (a->login & NANA_LOGIN_CERT) && !nana_account_names_identity(a, &g->id))
         w = "the account also needs its client certificate, and this one does not name it";
-    else if (!au->authed && nana_quic_conn_trust(g->qc))
+    else if (!au->authed && g->tp->trust(g))
         w = "the connection was closed to make room meanwhile";
     if (w) {
         nana_accounts_unref(snap);

@@ -40,15 +40,17 @@ gcall *nana_gcall_new(gconn *g, int64_t sid)
     c->d = g->d;
     c->conn = g;
     c->handle = g->handle;
+    c->loop = g->loop;
     c->sid = sid;
     atomic_init(&c->refs, 1);
     nana_arena_init(&c->arena, c->block, sizeof(c->block));
-    nana_grpc_head_init(&c->head, NANA_GRPC_HTTP3, &c->d->o.lim, &c->arena);
+    nana_grpc_head_init(&c->head, g->qc ? NANA_GRPC_HTTP3 : NANA_GRPC_HTTP2, &c->d->o.lim,
+                        &c->arena);
     nana_grpc_deframer_init(&c->df, c->d->o.lim.max_message_bytes);
     nana_buf_init(&c->body, 0);
     nana_buf_init(&c->inbuf, 0);
     c->ctail = &c->chunks;
-    c->t_start = c->t_last = nana_quic_conn_now(g->qc);
+    c->t_start = c->t_last = g->tp->now(g);
     nana_gdoor_watch(g);
     c->next = g->calls;
     if (g->calls) g->calls->prev = c;
@@ -188,12 +190,12 @@ bool nana_gcall_keeps_credit(const gcall *c)
 void nana_gcall_data(gcall *c, const uint8_t *data, size_t len)
 {
     if (aql_stream(c)) {
-        if (c->conn) c->t_last = nana_quic_conn_now(c->conn->qc);
+        if (c->conn) c->t_last = c->conn->tp->now(c->conn);
         nana_gdoor_aql_data(c, data, len);
         return;
     }
     if (c->answered || !c->gm) return; /* refused: the rest is read and dropped */
-    if (c->conn) c->t_last = nana_quic_conn_now(c->conn->qc);
+    if (c->conn) c->t_last = c->conn->tp->now(c->conn);
     if (!nana_gdoor_reserve(c, len)) {
         nana_gcall_fail(c, NANA_GRPC_RESOURCE_EXHAUSTED,
                         "server busy: too many request bytes held; try again later");

@@ -19,6 +19,7 @@ void nana_gdoor_opts_init(nana_gdoor_opts *o)
     o->auth_skew_s = 300;
     o->request_idle_ms = 10000;
     o->request_timeout_ms = 120000;
+    o->reply_stall_ms = 30000;
     o->ban_seconds = 900;
     o->ban_failures = 3;
     o->aql_batch_bytes = 65536;
@@ -43,6 +44,7 @@ int nana_gdoor_new(nana_core *core, const nana_gdoor_opts *o, nana_quic_ep *ep,
     if (!d->o.auth_skew_s) d->o.auth_skew_s = def.auth_skew_s;
     if (!d->o.request_idle_ms) d->o.request_idle_ms = def.request_idle_ms;
     if (!d->o.request_timeout_ms) d->o.request_timeout_ms = def.request_timeout_ms;
+    if (!d->o.reply_stall_ms) d->o.reply_stall_ms = def.reply_stall_ms;
     if (!d->o.aql_batch_bytes) d->o.aql_batch_bytes = def.aql_batch_bytes;
     if (!d->o.aql_window_bytes) d->o.aql_window_bytes = def.aql_window_bytes;
     if (!d->o.aql_max_inflight) d->o.aql_max_inflight = def.aql_max_inflight;
@@ -51,7 +53,7 @@ int nana_gdoor_new(nana_core *core, const nana_gdoor_opts *o, nana_quic_ep *ep,
     d->ep = ep;
     d->acc = *accounts;
     d->ban = ban;
-    d->nloops = nana_quic_ep_nloops(ep);
+    d->nloops = ep ? nana_quic_ep_nloops(ep) : 0;
     if (d->nloops) {
         d->loops = nana_calloc(d->nloops, sizeof(*d->loops));
         if (!d->loops) {
@@ -64,6 +66,13 @@ int nana_gdoor_new(nana_core *core, const nana_gdoor_opts *o, nana_quic_ep *ep,
         }
     }
     nana_gdoor_h3_app(d);
+    d->h2lim = d->o.h2;
+    int rc = nana_gdoor_h2_init(d);
+    if (rc) {
+        nana_free(d->loops);
+        nana_free(d);
+        return rc;
+    }
     *out = d;
     return NANA_OK;
 }
@@ -71,6 +80,7 @@ int nana_gdoor_new(nana_core *core, const nana_gdoor_opts *o, nana_quic_ep *ep,
 void nana_gdoor_free(nana_gdoor *d)
 {
     if (!d) return;
+    nana_gdoor_h2_free(d);
     nana_free(d->loops);
     nana_free(d);
 }

@@ -2,7 +2,11 @@
  * gdoor_int.h - what the gRPC door's files share (not its public face).
  *
  *   door.c     the door: options, budgets, counters
- *   conn.c     a connection: HTTP/3 (nghttp3 through src/h3) and its streams
+ *   conn.c     what every connection shares, whatever carries it: its list,
+ *              its unfinished requests' deadlines, answers coming back from
+ *              the store's threads, the server's graceful stop
+ *   h3conn.c   a connection over QUIC: HTTP/3 (nghttp3 through src/h3)
+ *   h2conn.c   a connection over TCP (TLS, or h2c): HTTP/2 (nghttp2)
  *   call.c     a call's life: its head, its request message, its answer
  *   services.c the services and their methods (health, reflection, NanaSQLite)
  *   auth.c     who a connection's client is (certificate, signature, bearer
@@ -14,6 +18,7 @@
 
 #include "door_grpc/nana_gdoor.h"
 #include "h3/nana_h3.h"
+#include "h2/nana_h2.h"
 #include "loop/nana_loop.h"
 #include "util/nana_arena.h"
 #include "util/nana_buf.h"
@@ -26,6 +31,38 @@
 typedef struct gconn gconn;
 typedef struct gcall gcall;
 typedef struct gmethod gmethod;
+
+/*
+ * What carries a connection's calls: HTTP/3 on QUIC (h3conn.c) or HTTP/2
+ * on TCP (h2conn.c). The calls and services above never see which; they
+ * reach the transport only through these functions, each called on the
+ * connection's thread with a connection that is still there.
+ */
+typedef struct gtransport {
+    const char *name; /* "h3", "h2": for logs */
+    /* Sends |c|'s answer: headers, the body and trailers, or Trailers-Only
+     * when it failed before a body (nana_gdoor_respond). */
+    void (*respond)(gcall *c);
+    /* More streamed body is ready (the head and trailers already handled). */
+    void (*resume)(gcall *c);
+    /* Answers HTTP error |http_status| alone. */
+    void (*respond_http)(gcall *c, int http_status);
+    /* Resets |c|'s stream; |h3_code| is an HTTP/3 code, mapped for HTTP/2. */
+    void (*reset)(gcall *c, uint64_t h3_code);
+    /* Gives |n| request bytes of stream |sid| back as flow-control credit. */
+    void (*consume)(gconn *g, int64_t sid, uint64_t n);
+    /* The connection's clock (ns) and its one timer (conn.c's tick). */
+    uint64_t (*now)(const gconn *g);
+    void (*set_timer)(gconn *g, uint64_t when);
+    /* The client logged in: the transport no longer counts it untrusted.
+     * 0, or an error when the connection was already chosen to close. */
+    int (*trust)(gconn *g);
+    /* The TLS exporter value for |label| (empty context): 0, or an error
+     * (a plaintext connection has none). */
+    int (*exporter)(const gconn *g, const char *label, uint8_t *out, size_t n);
+    /* The server stops: GOAWAY; open health watches end (conn.c's part). */
+    void (*drain)(gconn *g);
+} gtransport;
 
 /* The door on one I/O thread of the endpoint: its connections there, and
  * the post that drains them. Touched only on that thread, once made. */
@@ -41,6 +78,8 @@ struct nana_gdoor {
     nana_core *core;
     nana_gdoor_opts o;
     nana_quic_ep *ep;
+    nana_h2_limits h2lim;             /* HTTP/2 connections' settings and flood limits */
+    nghttp2_session_callbacks *h2cbs; /* their nghttp2 callbacks (h2conn.c) */
     nana_door_accounts acc;
     nana_ban *ban;
     nana_h3_app h3app;
@@ -76,11 +115,14 @@ typedef struct gauth {
     uint64_t reqsig_seq;
 } gauth;
 
-/* One connection of the door (the nana_h3_conn's user pointer). */
+/* One connection of the door (the nana_h3_conn's user pointer over QUIC;
+ * the first member of h2conn.c's connection over TCP). */
 struct gconn {
     nana_gdoor *d;
-    nana_quic_conn *qc;
-    nana_h3_conn *hc;
+    const gtransport *tp;
+    nana_loop *loop;    /* its I/O thread's */
+    nana_quic_conn *qc; /* HTTP/3 only */
+    nana_h3_conn *hc;   /* HTTP/3 only */
     uint64_t handle;
     struct sockaddr_storage addr;
     char peer[64];
@@ -149,6 +191,7 @@ struct gcall {
     struct nana_loop_post lp; /* takes the answer to the connection's thread */
     nana_gdoor *d;
     gconn *conn;        /* NULL once the stream or the connection is gone (the conn's thread) */
+    nana_loop *loop;    /* its connection's thread, where answers are taken */
     gcall *prev, *next; /* in conn->calls */
     uint64_t handle;
     int64_t sid;
@@ -195,6 +238,12 @@ struct gcall {
     bool want_proof;   /* proofs go with its answers (asked, or always) */
     bool body_eof;     /* no more body: trailers follow */
     bool trailered;    /* the trailers were submitted */
+    /* HTTP/2 (h2conn.c): nghttp2 copies the body out of the call */
+    size_t h2off;        /* bytes of the body, or of csend's chunk, already copied */
+    size_t h2_hdr_bytes; /* its request's header list, decoded */
+    uint64_t h2_unacked; /* streamed bytes copied but not yet reported (nana_gdoor_aql_acked) */
+    gcall *h2_ack_next;  /* in the connection's list of calls with h2_unacked */
+    bool h2_deferred;    /* nghttp2 waits for more body (NGHTTP2_ERR_DEFERRED) */
     alignas(max_align_t) char block[GCALL_BLOCK];
 };
 
@@ -207,30 +256,56 @@ bool nana_gdoor_reserve(gcall *c, size_t n);
  * goes back when the call leaves the connection, nana_gcall_detach). */
 void nana_gdoor_unreserve(gcall *c);
 
-/* ---- conn.c ---- */
+/* ---- conn.c: every connection, whatever carries it ---- */
 
 /* Sends |c|'s answer on its stream (the connection's thread): headers, the
- * body and trailers, or Trailers-Only when it failed before a body. */
+ * body and trailers, or Trailers-Only when it failed before a body.
+ * Nothing once the connection is gone. */
 void nana_gdoor_respond(gcall *c);
-/* More streamed body is ready (reflection): nghttp3 asks again. */
+/* More streamed body is ready (reflection, watches, AQL streams). */
 void nana_gdoor_resume(gcall *c);
 /* Sends HTTP error |http_status| alone (no gRPC status). */
 void nana_gdoor_respond_http(gcall *c, int http_status);
-/* Resets |c|'s stream both ways with HTTP/3 error |code|. */
+/* Resets |c|'s stream both ways with HTTP/3 error |code| (mapped for HTTP/2). */
 void nana_gdoor_reset(gcall *c, uint64_t code);
 
 /* A request of |g| is unfinished: its deadlines will be looked at (the
  * connection's timer, armed once for all of its calls). */
 void nana_gdoor_watch(gconn *g);
+/* The connection's timer fired (the transport calls it): unfinished
+ * requests past their limits are refused; re-armed while some remain. */
+void nana_gdoor_conn_tick(gconn *g);
 
 /* Takes |c|'s answer (made on another thread) to its connection's thread,
  * holding a reference until it is there. Any thread. */
 void nana_gdoor_post_answer(gcall *c);
-/* The door's HTTP/3 application (for nana_gdoor_new). */
-void nana_gdoor_h3_app(nana_gdoor *d);
 /* The server stops (|gl|'s thread): GOAWAY on each connection, open health
  * watches told NOT_SERVING and ended. */
 void nana_gdoor_drain_loop(gloop *gl);
+/* Open health watches of |g| send NOT_SERVING and end (a transport's drain). */
+void nana_gdoor_conn_end_watches(gconn *g);
+/* The client gave up |c| (reset its request, or will not read the
+ * answer): not run if it has not started, nothing more goes out. The
+ * transport resets the stream itself. */
+void nana_gdoor_call_cancelled(gcall *c);
+/* A new connection |g| (d, tp, loop, handle, addr and id set) joins its
+ * thread's list and logs in by certificate when it can; a draining door
+ * tells it at once. */
+void nana_gdoor_conn_add(gconn *g);
+/* |g| is closing: its calls are detached, it leaves its thread's list, its
+ * login is freed. The transport frees |g| itself afterwards. */
+void nana_gdoor_conn_remove(gconn *g);
+
+/* ---- h3conn.c ---- */
+
+/* The door's HTTP/3 application (for nana_gdoor_new). */
+void nana_gdoor_h3_app(nana_gdoor *d);
+
+/* ---- h2conn.c ---- */
+
+/* The door's HTTP/2 settings and callbacks (nana_gdoor_new), and their end. */
+int nana_gdoor_h2_init(nana_gdoor *d);
+void nana_gdoor_h2_free(nana_gdoor *d);
 
 /* ---- call.c ---- */
 

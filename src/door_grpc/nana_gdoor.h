@@ -1,7 +1,10 @@
 /*
  * nana_gdoor.h - the gRPC door: gRPC over HTTP/3 on the server's QUIC
- * endpoint (ALPN "h3"), in front of the same call core, accounts, policy
- * and limits as the NanaSQLite door.
+ * endpoint (ALPN "h3") and over HTTP/2 on its TCP endpoints, in front of the same call core,
+ * accounts, policy and limits as the NanaSQLite door.
+ *
+ * It also serves gRPC over HTTP/2 on TCP connections (TLS, or h2c where
+ * configured): the same services, calls and logins.
  *
  * Services: grpc.health.v1.Health (Check, Watch),
  * grpc.reflection.v1alpha.ServerReflection, and nanasqlite.v1.NanaSQLite
@@ -24,6 +27,7 @@
 #include "auth/nana_proof.h"
 #include "core/nana_core.h"
 #include "grpc/nana_grpc.h"
+#include "h2/nana_h2.h"
 #include "quic/nana_quic.h"
 
 #include <stddef.h>
@@ -37,6 +41,8 @@ typedef struct nana_gdoor_opts {
     unsigned auth_skew_s;        /* a signature's timestamp may be this far off, default 300 */
     unsigned request_idle_ms;    /* a request with no new bytes this long is refused, 10000 */
     unsigned request_timeout_ms; /* a request must be whole this soon, default 120000 */
+    unsigned reply_stall_ms;     /* HTTP/2: answers waiting with none of their bytes taken
+                                    this long close the connection, default 30000 */
     unsigned ban_seconds, ban_failures; /* for log lines; the ban table decides */
     int no_bans;                        /* 1: never ban (tests) */
     /* AQL */
@@ -48,6 +54,8 @@ typedef struct nana_gdoor_opts {
      * caller's while the door lives (NULL: no proofs), and when to add one */
     const uint8_t *proof_sk;
     nana_proof_mode proof_mode;
+    /* HTTP/2 connections (the door over TCP): settings and flood limits */
+    nana_h2_limits h2;
 } nana_gdoor_opts;
 
 void nana_gdoor_opts_init(nana_gdoor_opts *o);
@@ -69,6 +77,14 @@ void nana_gdoor_free(nana_gdoor *d);
  * on it. 0, or an error (the connection is then closed).
  */
 int nana_gdoor_conn_open(nana_gdoor *d, nana_quic_conn *qc);
+
+/*
+ * The callbacks of a TCP endpoint (src/tcp) whose connections speak
+ * HTTP/2 to this door (TLS with ALPN "h2", or plaintext h2c): make the
+ * endpoint with them and the door as their user.
+ */
+struct nana_tcp_callbacks;
+extern const struct nana_tcp_callbacks nana_gdoor_tcp_callbacks;
 
 /*
  * The server stops gracefully (any thread; call once the core drains, so

@@ -219,6 +219,9 @@ typedef struct nana_loop_sys {
     int (*recvmmsg)(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
                     struct timespec *timeout);
     int (*sendmmsg)(int fd, struct mmsghdr *msgs, unsigned int n, int flags);
+    int (*listen)(int fd, int backlog);
+    int (*accept4)(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+    int (*connect)(int fd, const struct sockaddr *addr, socklen_t len);
 } nana_loop_sys;
 
 extern nana_loop_sys nana_loop_sys_calls;

@@ -16,4 +16,7 @@ nana_loop_sys nana_loop_sys_calls = {
     .setsockopt = setsockopt,
     .recvmmsg = recvmmsg,
     .sendmmsg = sendmmsg,
+    .listen = listen,
+    .accept4 = accept4,
+    .connect = connect,
 };

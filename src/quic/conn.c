@@ -280,7 +280,7 @@ static int cb_handshake_completed(ngtcp2_conn *q, void *ud)
     if (!c->is_client) {
         /* Without trust_by_app a finished handshake is all the trust there is. */
         if (!sh->ep->cfg.trust_by_app && !c->trusted && c->admit)
-            c->trusted = nana_quic_admit_trust(&sh->ep->admit, c->admit);
+            c->trusted = nana_admit_trust(&sh->ep->admit, c->admit);
         if (sh->ep->tls.enable_0rtt) gnutls_session_ticket_send(c->tls, 1, 0);
         /* NEW_TOKEN: the client may skip the Retry next time, from any port. */
         const ngtcp2_path *p = ngtcp2_conn_get_path(q);
@@ -1055,7 +1055,7 @@ void nana_quic_conn_free(nana_quic_conn *c)
     if (c->q) ngtcp2_conn_del(c->q);
     if (c->tls) gnutls_deinit(c->tls);
     free(c->close_pkt);
-    nana_quic_admit_leave(&sh->ep->admit, c->admit);
+    nana_admit_leave(&sh->ep->admit, c->admit);
     atomic_fetch_sub(&sh->ep->conns, 1);
     free(c);
 }
@@ -1098,7 +1098,7 @@ const char *nana_quic_conn_alpn(const nana_quic_conn *c)
 int nana_quic_conn_trust(nana_quic_conn *c)
 {
     if (c->trusted) return NANA_OK;
-    if (c->admit && !nana_quic_admit_trust(&c->shard->ep->admit, c->admit))
+    if (c->admit && !nana_admit_trust(&c->shard->ep->admit, c->admit))
         return nana_err_set(NANA_ERR_CLOSED, "the connection is being closed to make room");
     c->trusted = true;
     nana_quic_conn_update_timer(c);
@@ -1107,7 +1107,7 @@ int nana_quic_conn_trust(nana_quic_conn *c)
 
 void nana_quic_conn_engage(nana_quic_conn *c)
 {
-    if (!c->trusted && c->admit) nana_quic_admit_engage(&c->shard->ep->admit, c->admit);
+    if (!c->trusted && c->admit) nana_admit_engage(&c->shard->ep->admit, c->admit);
 }
 
 void nana_quic_conn_set_timer(nana_quic_conn *c, uint64_t when)

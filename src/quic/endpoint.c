@@ -352,7 +352,7 @@ static void evict_posted(nana_quic_conn *c, void *arg)
 }
 
 /* Closes the untrusted connections admission chose to make room. */
-static void evict_victims(nana_quic_shard *sh, const nana_quic_admit_result *r)
+static void evict_victims(nana_quic_shard *sh, const nana_admit_result *r)
 {
     for (unsigned i = 0; i < r->nvictims; i++) {
         nana_quic_handle h = r->victims[i];
@@ -465,17 +465,18 @@ static void accept_new(nana_quic_shard *sh, const ngtcp2_path *path, const uint8
     }
     /* A place in the counts, maybe evicting untrusted connections for it. */
     nana_quic_handle h = nana_quic_shard_new_handle(sh);
-    nana_quic_admit_ent *ent;
-    nana_quic_admit_result ar;
-    why = nana_quic_admit_enter(&sh->ep->admit, path->remote.addr, h, &ent, &ar);
+    nana_admit_ent *ent;
+    nana_admit_result ar;
+    why = nana_admit_enter(&sh->ep->admit, path->remote.addr, h, &ent, &ar);
     if (why) {
-        refuse(sh, path, &hd, why);
+        refuse(sh, path, &hd,
+               why == NANA_ADMIT_REFUSE_ADDR ? NANA_QUIC_REFUSE_ADDR : NANA_QUIC_REFUSE_FULL);
         return;
     }
     evict_victims(sh, &ar);
     nana_quic_conn *c;
     if (nana_quic_conn_accept(sh, path, &hd, &odcid, retry_scid, token, tokenlen, h, ts, &c)) {
-        nana_quic_admit_leave(&sh->ep->admit, ent);
+        nana_admit_leave(&sh->ep->admit, ent);
         sh->st.packets_dropped++;
         return;
     }

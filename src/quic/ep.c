@@ -71,7 +71,7 @@ void nana_quic_ep_del(nana_quic_ep *ep)
         }
         free(ep->shards);
     }
-    nana_quic_admit_free(&ep->admit);
+    nana_admit_free(&ep->admit);
     nana_quic_tls_free(&ep->tls);
     sodium_memzero(ep->secret, sizeof(ep->secret));
     free(ep);
@@ -96,7 +96,7 @@ static int ep_build(const nana_quic_config *cfg, bool start_io, nana_quic_ep **o
     else
         randombytes_buf(ep->secret, NANA_Q_SECRETLEN);
     if ((rc = nana_quic_tls_init(&ep->tls, &ep->cfg))) goto fail;
-    if ((rc = nana_quic_admit_init(&ep->admit, ep->cfg.max_connections, ep->cfg.max_conns_per_addr,
+    if ((rc = nana_admit_init(&ep->admit, ep->cfg.max_connections, ep->cfg.max_conns_per_addr,
                                    ep->cfg.max_untrusted)))
         goto fail;
     ep->nshards = ep->cfg.threads;
@@ -252,7 +252,7 @@ int nana_quic_ep_stats(nana_quic_ep *ep, nana_quic_stats *out)
     stats_req_release(r);
     unsigned total, untrusted;
     uint64_t evicted, refused;
-    nana_quic_admit_counts(&ep->admit, &total, &untrusted, &evicted, &refused);
+    nana_admit_counts(&ep->admit, &total, &untrusted, &evicted, &refused);
     out->conns_untrusted = untrusted;
     return rc;
 }

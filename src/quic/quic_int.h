@@ -17,6 +17,7 @@
 #ifndef NANA_QUIC_INT_H
 #define NANA_QUIC_INT_H
 
+#include "admit/nana_admit.h"
 #include "quic/nana_quic.h"
 #include "quic/quic_compat.h"
 
@@ -169,81 +170,6 @@ size_t nana_quic_stream_unsent(nana_quic_stream *s, ngtcp2_vec *v, size_t max, s
 
 typedef struct nana_quic_shard nana_quic_shard;
 
-/* ------------------------------------------------------------------ */
-/* Admission (admit.c): the endpoint-wide connection counts             */
-/* ------------------------------------------------------------------ */
-
-typedef struct nana_quic_admit_addr nana_quic_admit_addr;
-
-/* One server connection's place in the counts (owned by the connection). */
-typedef struct nana_quic_admit_ent {
-    nana_quic_admit_addr *addr;
-    nana_quic_handle handle;
-    uint64_t seq;  /* admission order: lower is older */
-    bool counted;  /* holds a place (false once evicted or gone) */
-    bool listed;   /* in the untrusted lists */
-    bool engaged;  /* its client spoke the protocol (nana_quic_admit_engage) */
-    unsigned aidx; /* its index in its address's untrusted list */
-    unsigned gidx; /* its index in the endpoint's untrusted list */
-} nana_quic_admit_ent;
-
-/* Untrusted entries in no order, those not engaged first: v[0, nfresh)
- * are not engaged, v[nfresh, n) are. */
-typedef struct nana_quic_admit_list {
-    nana_quic_admit_ent **v;
-    unsigned n, nfresh, cap;
-} nana_quic_admit_list;
-
-/* Connections from one address prefix. */
-struct nana_quic_admit_addr {
-    uint8_t key[9];         /* family byte + 4 (IPv4) or 8 (IPv6 /64) bytes, zero-padded */
-    unsigned count;         /* counted connections */
-    unsigned refs;          /* entries pointing here, counted or evicted */
-    nana_quic_admit_list u; /* its untrusted connections */
-    struct nana_quic_admit_addr *hnext;
-};
-
-typedef struct nana_quic_admit {
-    pthread_mutex_t mu;
-    unsigned max_total, max_per_addr, max_untrusted;
-    unsigned total, untrusted;
-    uint64_t evicted, refused;
-    uint64_t seq;           /* admissions so far */
-    uint64_t rng;           /* for picking whom to evict */
-    nana_quic_admit_list g; /* every untrusted connection */
-    nana_quic_admit_addr **buckets;
-    size_t nbuckets, naddrs;
-    uint8_t hash_key[16];
-} nana_quic_admit;
-
-/* What admitting a client needs done: untrusted connections to close. */
-typedef struct nana_quic_admit_result {
-    nana_quic_handle victims[3];
-    unsigned nvictims;
-} nana_quic_admit_result;
-
-int nana_quic_admit_init(nana_quic_admit *a, unsigned max_total, unsigned max_per_addr,
-                         unsigned max_untrusted);
-void nana_quic_admit_free(nana_quic_admit *a);
-/*
- * Gives a new connection from |addr| (to be handle |h|) a place: 0 with *out
- * its entry (untrusted; the caller owns it until nana_quic_admit_leave) and
- * in |r| the connections evicted to make room, which the caller closes; or
- * a NANA_QUIC_REFUSE_* reason.
- */
-int nana_quic_admit_enter(nana_quic_admit *a, const struct sockaddr *addr, nana_quic_handle h,
-                          nana_quic_admit_ent **out, nana_quic_admit_result *r);
-/* Marks |e| trusted: never evicted. False if it was evicted already. */
-bool nana_quic_admit_trust(nana_quic_admit *a, nana_quic_admit_ent *e);
-/* Marks untrusted |e| engaged: evicted only when no entry in the way is
- * not. No effect on a trusted or evicted entry. */
-void nana_quic_admit_engage(nana_quic_admit *a, nana_quic_admit_ent *e);
-/* Gives up |e|'s place and frees it. NULL-safe. */
-void nana_quic_admit_leave(nana_quic_admit *a, nana_quic_admit_ent *e);
-/* Current counts (for statistics and tests). */
-void nana_quic_admit_counts(nana_quic_admit *a, unsigned *total, unsigned *untrusted,
-                            uint64_t *evicted, uint64_t *refused);
-
 /* The streams of one kind the peer may open, and the credit we hold back
  * (stream credit goes back in batches, see credit.c). */
 typedef struct nana_quic_credit {
@@ -307,9 +233,9 @@ struct nana_quic_conn {
     char alpn[NANA_Q_ALPN_MAX + 1];
     void *user; /* nana_quic_conn_set_data */
     /* server: admission (admit.c) */
-    nana_quic_admit_ent *admit; /* its place in the counts */
-    uint64_t trust_deadline;    /* untrusted: closed at this time */
-    uint64_t app_timer;         /* nana_quic_conn_set_timer; UINT64_MAX: none */
+    nana_admit_ent *admit;   /* its place in the counts */
+    uint64_t trust_deadline; /* untrusted: closed at this time */
+    uint64_t app_timer;      /* nana_quic_conn_set_timer; UINT64_MAX: none */
     /* client */
     char server_name[256]; /* GnuTLS keeps a pointer to it for the session's life */
     uint8_t *resume;       /* TLS session data for resumption (client) */
@@ -517,8 +443,8 @@ struct nana_quic_ep {
     uint8_t secret[NANA_Q_SECRETLEN];
     nana_quic_shard *shards;
     unsigned nshards;
-    atomic_uint conns;     /* alive, all shards */
-    nana_quic_admit admit; /* server: who may hold a connection */
+    atomic_uint conns; /* alive, all shards */
+    nana_admit admit;  /* server: who may hold a connection */
     atomic_bool closing;
     uint16_t port;
     char **alpn_copy;

@@ -13,6 +13,7 @@
  * ClientHello hook refuses instead a client whose offer matched nothing
  * (or that offered none when allow_no_alpn is off).
  */
+#include "auth/nana_tlspeer.h"
 #include "quic/quic_int.h"
 #include "util/nana_parse.h"
 
@@ -290,25 +291,6 @@ void nana_quic_tls_new_token(nana_quic_conn *c, const uint8_t *token, size_t len
     emit_ticket(c, token, len);
 }
 
-/*
- * The server's check of a client certificate (mutual TLS), run by GnuTLS
- * when the client's Certificate message arrives. A certificate given must
- * verify against the client CAs; none at all is the request mode's "no
- * certificate" (require mode never gets here without one: GnuTLS refuses
- * first). GnuTLS's own check (gnutls_session_set_verify_cert) would refuse
- * a client without a certificate in request mode too.
- */
-static int verify_client_cert(gnutls_session_t s)
-{
-    unsigned n = 0;
-    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
-    if (!peers || n == 0) return 0;
-    unsigned status = 0;
-    if (gnutls_certificate_verify_peers2(s, &status) < 0 || status != 0)
-        return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR;
-    return 0;
-}
-
 int nana_quic_tls_session(nana_quic_tls *t, nana_quic_conn *c, const char *server_name,
                           const uint8_t *tls_session, size_t tls_session_len)
 {
@@ -353,16 +335,8 @@ int nana_quic_tls_session(nana_quic_tls *t, nana_quic_conn *c, const char *serve
                                         t->server ? GNUTLS_ALPN_SERVER_PRECEDENCE : 0)) < 0)
         goto fail;
     if (t->server) {
-        if (t->client_auth != NANA_QUIC_CLIENT_CERT_IGNORE) {
-            gnutls_certificate_server_set_request(
-                c->tls, t->client_auth == NANA_QUIC_CLIENT_CERT_REQUIRE ? GNUTLS_CERT_REQUIRE
-                                                                        : GNUTLS_CERT_REQUEST);
-            gnutls_session_set_verify_function(c->tls, verify_client_cert);
-            /* Do not list our CAs to the client: a GnuTLS client would then
-             * quietly withhold a certificate from any other CA, and the
-             * refusal would not say it was untrusted. Also saves bytes. */
-            gnutls_certificate_send_x509_rdn_sequence(c->tls, 1);
-        }
+        if (t->client_auth != NANA_QUIC_CLIENT_CERT_IGNORE)
+            nana_tlspeer_request(c->tls, t->client_auth == NANA_QUIC_CLIENT_CERT_REQUIRE);
     } else {
         /* GnuTLS keeps the name's pointer: it lives in the connection. */
         snprintf(c->server_name, sizeof(c->server_name), "%s",
@@ -378,34 +352,6 @@ fail:
     gnutls_deinit(c->tls);
     c->tls = NULL;
     return nana_err_set(NANA_ERR_INTERNAL, "TLS session setup: %s", gnutls_strerror(rc));
-}
-
-/* Fills the identity from the peer's certificate (DER). */
-static void identity_from_der(nana_quic_identity *id, const gnutls_datum_t *der)
-{
-    gnutls_hash_fast(GNUTLS_DIG_SHA256, der->data, der->size, id->cert_sha256);
-    gnutls_x509_crt_t crt;
-    if (gnutls_x509_crt_init(&crt) < 0) return;
-    if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) == 0) {
-        gnutls_datum_t dn = {NULL, 0};
-        if (gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0) {
-            size_t n = dn.size < sizeof(id->subject) - 1 ? dn.size : sizeof(id->subject) - 1;
-            memcpy(id->subject, dn.data, n);
-            id->subject[n] = '\0';
-            gnutls_free(dn.data);
-        }
-        gnutls_pubkey_t pk;
-        if (gnutls_pubkey_init(&pk) == 0) {
-            gnutls_datum_t spki = {NULL, 0};
-            if (gnutls_pubkey_import_x509(pk, crt, 0) == 0 &&
-                gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &spki) == 0) {
-                gnutls_hash_fast(GNUTLS_DIG_SHA256, spki.data, spki.size, id->spki_sha256);
-                gnutls_free(spki.data);
-            }
-            gnutls_pubkey_deinit(pk);
-        }
-    }
-    gnutls_x509_crt_deinit(crt);
 }
 
 int nana_quic_conn_exporter(const nana_quic_conn *c, const char *label, const uint8_t *context,
@@ -427,13 +373,13 @@ void nana_quic_tls_peer_info(nana_quic_conn *c)
         c->alpn[sel.size] = '\0';
     }
     if (c->is_client || c->identity.verified) return;
-    unsigned n = 0;
-    const gnutls_datum_t *peers = gnutls_certificate_get_peers(c->tls, &n);
-    if (!peers || n == 0) return;
-    unsigned status = 0;
-    /* The handshake already refused certificates that do not verify;
-     * check again so `verified` never lies. */
-    if (gnutls_certificate_verify_peers2(c->tls, &status) < 0 || status != 0) return;
-    identity_from_der(&c->identity, &peers[0]);
+    _Static_assert(sizeof(c->identity.subject) == sizeof(((nana_cert_identity *)0)->subject),
+                   "the QUIC identity keeps as much of a subject as the shared one");
+    nana_cert_identity id;
+    nana_tlspeer_identity(c->tls, &id);
+    if (!id.verified) return;
+    memcpy(c->identity.subject, id.subject, sizeof(c->identity.subject));
+    memcpy(c->identity.cert_sha256, id.cert_sha256, sizeof(c->identity.cert_sha256));
+    memcpy(c->identity.spki_sha256, id.spki_sha256, sizeof(c->identity.spki_sha256));
     c->identity.verified = 1;
 }

@@ -81,6 +81,15 @@ typedef struct nana_server_opts {
     unsigned grpc_max_header_bytes;  /* a request's header fields, default 8192 */
     unsigned grpc_max_header_fields; /* a request's header fields, count, default 64 */
     unsigned grpc_auth_skew_s;       /* a login signature's clock skew, default 300 */
+    /* the gRPC door over HTTP/2 on TCP: TLS (ALPN "h2") on host and the QUIC port's number */
+    int no_grpc_tcp;                     /* 1: no TCP listener */
+    char h2c_host[NANA_SERVER_HOST_MAX]; /* plaintext h2c listener's address ("": none) */
+    uint16_t h2c_port;
+    unsigned h2_rst_per_s;             /* client RST_STREAMs a second (burst 5x), default 200 */
+    unsigned h2_ping_per_s;            /* client PINGs a second (burst 4x), default 50 */
+    size_t tcp_send_buffer_bytes;      /* a TCP connection's unsent bytes before it stops reading,
+                                          default 256 KiB */
+    unsigned tls_handshake_timeout_ms; /* a TCP connection's TLS handshake, default 10000 */
     /* the AQL services' server proofs */
     const char *proof_key_path; /* Ed25519 private key (PKCS#8 PEM); NULL: proof.key beside
                                    key_path, made on first start */

@@ -103,6 +103,44 @@ static int parse_bind(const nana_opt *row, const char *text, void *field)
     return NANA_OK;
 }
 
+/* --h2c [ADDR:]PORT: the plaintext HTTP/2 listener; a port alone is on
+ * loopback. */
+static int parse_h2c(const nana_opt *row, const char *text, void *field)
+{
+    (void)row;
+    (void)field;
+    nana_server_opts *o =
+        (nana_server_opts *)((char *)field - offsetof(nana_server_opts, h2c_host));
+    const char *colon = strrchr(text, ':');
+    const char *host = "127.0.0.1", *port_text = text;
+    size_t hlen = strlen(host);
+    if (colon) {
+        host = text;
+        hlen = (size_t)(colon - text);
+        port_text = colon + 1;
+        if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+            host++;
+            hlen -= 2;
+        } else if (memchr(host, ':', hlen)) {
+            return nana_err_set(NANA_ERR_INVALID,
+                                "\"%.64s\": an IPv6 address goes in brackets, as [::1]:8080", text);
+        }
+        if (!hlen)
+            return nana_err_set(NANA_ERR_INVALID, "\"%.64s\" has no address before the port", text);
+    }
+    if (hlen >= sizeof(o->h2c_host))
+        return nana_err_set(NANA_ERR_INVALID, "the address is longer than %zu bytes",
+                            sizeof(o->h2c_host) - 1);
+    uint64_t port;
+    if (nana_parse_u64(port_text, 1, 65535, &port))
+        return nana_err_set(NANA_ERR_INVALID, "the port \"%.16s\" is not a number in 1..65535",
+                            port_text);
+    memcpy(o->h2c_host, host, hlen);
+    o->h2c_host[hlen] = '\0';
+    o->h2c_port = (uint16_t)port;
+    return NANA_OK;
+}
+
 static const nana_opt rows[] = {
     /* the configuration file itself */
     {.name = "config",
@@ -454,14 +492,73 @@ static const nana_opt rows[] = {
      .group = S_DOORS,
      .help = "a connection not reading its replies this long closes",
      .section = S_DOORS},
-    /* [grpc]: the gRPC door, gRPC over HTTP/3 on the same port (ALPN "h3") */
+    /* [grpc]: the gRPC door: HTTP/3 on the QUIC port (ALPN "h3"), HTTP/2 + TLS on TCP */
     {.name = "no-grpc",
      .kind = NANA_OPT_FLAG,
      AT(no_grpc),
      .group = S_GRPC,
-     .help = "do not offer gRPC over HTTP/3 (ALPN h3) on the QUIC port",
+     .help = "do not serve gRPC (neither HTTP/3 on the QUIC port nor HTTP/2 on TCP)",
      .section = S_GRPC,
      .key = "disabled"},
+    {.name = "no-grpc-tcp",
+     .kind = NANA_OPT_FLAG,
+     AT(no_grpc_tcp),
+     .group = S_GRPC,
+     .help = "do not serve gRPC over HTTP/2 + TLS on TCP (same address and port number)",
+     .section = S_GRPC,
+     .key = "tcp_disabled"},
+    {.name = "h2c",
+     .kind = NANA_OPT_CUSTOM,
+     AT(h2c_host),
+     .parse = parse_h2c,
+     .def_doc = "none",
+     .group = S_GRPC,
+     .arg = "[ADDR:]PORT",
+     .help = "also serve gRPC over plaintext HTTP/2 here (no TLS: for development; "
+             "a port alone is on 127.0.0.1)",
+     .section = S_GRPC,
+     .key = "h2c",
+     .example = "127.0.0.1:50051"},
+    {.name = "h2-rst-per-s",
+     .kind = NANA_OPT_UINT,
+     AT(h2_rst_per_s),
+     .min = 1,
+     .max = 1000000,
+     .def = "200",
+     .group = S_GRPC,
+     .help = "HTTP/2: stream resets a client may send a second (bursts of 5x); more: GOAWAY",
+     .section = S_GRPC,
+     .key = "h2_rst_per_s"},
+    {.name = "h2-ping-per-s",
+     .kind = NANA_OPT_UINT,
+     AT(h2_ping_per_s),
+     .min = 1,
+     .max = 1000000,
+     .def = "50",
+     .group = S_GRPC,
+     .help = "HTTP/2: PINGs a client may send a second (bursts of 4x); more: GOAWAY",
+     .section = S_GRPC,
+     .key = "h2_ping_per_s"},
+    {.name = "tcp-send-buffer-bytes",
+     .kind = NANA_OPT_UINT,
+     AT(tcp_send_buffer_bytes),
+     .min = 16384,
+     .max = (uint64_t)1 << 30,
+     .def = "262144",
+     .group = S_GRPC,
+     .help = "a TCP connection's unsent answer bytes; past them it stops reading requests",
+     .section = S_GRPC,
+     .key = "tcp_send_buffer_bytes"},
+    {.name = "tls-handshake-timeout-ms",
+     .kind = NANA_OPT_UINT,
+     AT(tls_handshake_timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .def = "10000",
+     .group = S_GRPC,
+     .help = "a TCP connection's TLS handshake must end this soon",
+     .section = S_GRPC,
+     .key = "tls_handshake_timeout_ms"},
     {.name = "grpc-max-message-bytes",
      .kind = NANA_OPT_UINT,
      AT(grpc_max_message_bytes),

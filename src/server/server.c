@@ -11,7 +11,10 @@
 #include "util/nana_log.h"
 #include "util/nana_time.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,7 +173,11 @@ static int server_free(nana_server *s)
      * replies (cancelled calls, late results, async writes completing at
      * close); the endpoint goes last and runs what was posted to it.
      */
+    if (s->port_reserve >= 0) close(s->port_reserve);
     int rc = nana_core_stop(s->core);
+    /* TCP connections close on the I/O threads, which the QUIC endpoint runs. */
+    nana_tcp_ep_del(s->tcp_ep);
+    nana_tcp_ep_del(s->h2c_ep);
     nana_quic_ep_del(s->ep);
     s->ep = NULL;
     nana_door_free(s->nana_door);
@@ -195,6 +202,85 @@ static uint64_t accounts_gen(void *ctx)
     return nana_server_accounts_gen(ctx);
 }
 
+/*
+ * With port 0 the QUIC endpoint picks a free UDP port, and the TLS
+ * listener takes the same number on TCP, which may be taken there: the
+ * number is first reserved on TCP (a bound socket that does not listen,
+ * SO_REUSEPORT as the listeners will be), then offered to QUIC. Returns
+ * the socket (the caller closes it once the listeners are bound) with the
+ * number in *port, or -1 (no reservation: port 0 goes to QUIC as it is).
+ */
+static int reserve_tcp_port(const char *host, uint16_t *port)
+{
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host, "0", &hints, &ai) || !ai) return -1;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) || getsockname(fd, (struct sockaddr *)&sa, &len)) {
+        if (fd >= 0) close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    *port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                           : ((struct sockaddr_in *)&sa)->sin_port);
+    return fd;
+}
+
+/* The gRPC door's TCP listeners: TLS with ALPN "h2" on the QUIC port's
+ * address and number (unless no_grpc_tcp), and plaintext h2c where asked. */
+static int start_tcp(nana_server *s)
+{
+    const nana_server_opts *o = &s->o;
+    static const char *const alpn[] = {"h2"};
+    unsigned nloops = nana_quic_ep_nloops(s->ep);
+    nana_loop *loops[64];
+    if (nloops > 64) nloops = 64;
+    for (unsigned i = 0; i < nloops; i++)
+        loops[i] = nana_quic_ep_loop(s->ep, i);
+    nana_tcp_config tc;
+    nana_tcp_config_init(&tc);
+    tc.loops = loops;
+    tc.nloops = nloops;
+    tc.cert_file = o->cert_path;
+    tc.key_file = o->key_path;
+    if (o->client_ca_path) {
+        tc.ca_file = o->client_ca_path;
+        tc.client_auth = o->client_certs == NANA_CLIENT_CERTS_REQUIRE ? 2 : 1;
+    }
+    tc.alpn = alpn;
+    tc.nalpn = 1;
+    tc.max_connections = o->max_connections;
+    tc.max_conns_per_addr = o->max_conns_per_addr;
+    tc.max_untrusted = o->max_unauthenticated;
+    tc.untrusted_timeout_ms = o->auth_timeout_ms;
+    tc.handshake_timeout_ms = o->tls_handshake_timeout_ms;
+    tc.idle_timeout_ms = o->idle_timeout_ms;
+    tc.max_out_bytes = o->tcp_send_buffer_bytes;
+    tc.cb = &nana_gdoor_tcp_callbacks;
+    tc.user = s->grpc_door;
+    int rc;
+    if (!o->no_grpc_tcp) {
+        tc.host = o->host;
+        tc.port = nana_quic_ep_port(s->ep);
+        if ((rc = nana_tcp_ep_new(&tc, &s->tcp_ep)))
+            return wrap(rc, "listen on TCP (gRPC over HTTP/2; --no-grpc-tcp turns it off)");
+    }
+    if (o->h2c_host[0]) {
+        tc.host = o->h2c_host;
+        tc.port = o->h2c_port;
+        tc.plaintext = 1;
+        if ((rc = nana_tcp_ep_new(&tc, &s->h2c_ep))) return wrap(rc, "listen for h2c");
+        nana_log(NANA_LOG_WARN, "gRPC over plaintext HTTP/2 (h2c) on %s:%u: no TLS there",
+                 o->h2c_host, (unsigned)nana_tcp_ep_port(s->h2c_ep));
+    }
+    return NANA_OK;
+}
+
 int nana_server_start(const nana_server_opts *opts, nana_server **out)
 {
     *out = NULL;
@@ -205,6 +291,7 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     fill_defaults(&s->o);
     atomic_init(&s->ready, false);
     atomic_init(&s->draining, false);
+    s->port_reserve = -1;
     const nana_server_opts *o = &s->o;
     /* First what fails without side effects: files, accounts, the port. */
     int rc = need_file(o->cert_path, "certificate");
@@ -266,7 +353,20 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     uint8_t secret[32];
     if ((rc = static_secret_from_key(o->key_path, secret))) goto fail;
     qc.static_secret = secret;
-    rc = nana_quic_ep_new(&qc, &s->ep);
+    int reserved = -1;
+    bool tcp_too = !o->no_grpc && !o->no_grpc_tcp;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        if (tcp_too && o->port == 0) {
+            uint16_t p = 0;
+            reserved = reserve_tcp_port(o->host, &p);
+            qc.port = reserved >= 0 ? p : 0;
+        }
+        rc = nana_quic_ep_new(&qc, &s->ep);
+        if (!rc || reserved < 0) break;
+        close(reserved); /* the number is taken on UDP: another */
+        reserved = -1;
+    }
+    s->port_reserve = reserved;
     sodium_memzero(secret, sizeof(secret));
     if (rc) {
         rc = wrap(rc, "listen");
@@ -325,6 +425,7 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         gopt.auth_skew_s = o->grpc_auth_skew_s;
         gopt.request_idle_ms = o->request_idle_ms;
         gopt.request_timeout_ms = o->request_timeout_ms;
+        gopt.reply_stall_ms = o->reply_stall_ms;
         gopt.ban_seconds = o->ban_seconds;
         gopt.ban_failures = o->ban_failures;
         gopt.no_bans = o->no_bans;
@@ -333,8 +434,18 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
         gopt.aql_batch_bytes = o->aql_batch_bytes;
         gopt.aql_window_bytes = o->aql_window_bytes;
         gopt.aql_max_inflight = o->aql_max_inflight;
+        gopt.h2.max_concurrent_streams = o->max_streams;
+        gopt.h2.stream_window = (uint32_t)qc.stream_window;
+        gopt.h2.max_header_list = o->grpc_max_header_bytes * 2 + 4096;
+        gopt.h2.rst_per_s = o->h2_rst_per_s;
+        gopt.h2.rst_burst = o->h2_rst_per_s * 5;
+        gopt.h2.ping_per_s = o->h2_ping_per_s;
+        gopt.h2.ping_burst = o->h2_ping_per_s * 4;
         if ((rc = nana_gdoor_new(s->core, &gopt, s->ep, &acc, s->ban, &s->grpc_door))) goto fail;
+        if ((rc = start_tcp(s))) goto fail;
     }
+    if (s->port_reserve >= 0) close(s->port_reserve);
+    s->port_reserve = -1;
     /* Publishes ep, core and the doors to the I/O threads (acquire in the accept hook). */
     atomic_store_explicit(&s->ready, true, memory_order_release);
     *out = s;
@@ -351,6 +462,8 @@ int nana_server_stop(nana_server *s)
 {
     if (!s) return NANA_OK;
     atomic_store(&s->draining, true);
+    nana_tcp_ep_stop_accepting(s->tcp_ep);
+    nana_tcp_ep_stop_accepting(s->h2c_ep);
     nana_core_drain(s->core);
     nana_gdoor_drain(s->grpc_door); /* GOAWAY; health watches told NOT_SERVING */
     uint64_t until = nana_now_ns() + (uint64_t)s->o.grace_ms * 1000000ull;

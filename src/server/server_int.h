@@ -10,6 +10,7 @@
 #include "auth/nana_ban.h"
 #include "core/nana_core.h"
 #include "door_grpc/nana_gdoor.h"
+#include "tcp/nana_tcp.h"
 #include "door_nana/nana_door.h"
 #include "quic/nana_quic.h"
 #include "server/nana_server.h"
@@ -25,6 +26,9 @@ struct nana_server {
     nana_core *core;
     nana_door *nana_door;  /* the NanaSQLite door */
     nana_gdoor *grpc_door; /* the gRPC door (NULL with no_grpc) */
+    nana_tcp_ep *tcp_ep;   /* its TLS listener on TCP (NULL: none) */
+    nana_tcp_ep *h2c_ep;   /* its plaintext listener (NULL: none) */
+    int port_reserve;      /* the TCP port number held while starting (-1: none) */
     nana_ban *ban;
     nana_accounts_watch *watch; /* with an accounts file */
     nana_accounts *fixed;       /* without one: the public key's single account */

@@ -794,7 +794,7 @@ static void cli_reason(nana_quic_conn *c, char *out, size_t cap)
 static void admit_counts(vnet *n, unsigned *total, unsigned *untrusted)
 {
     uint64_t evicted, refused;
-    nana_quic_admit_counts(&n->srv->admit, total, untrusted, &evicted, &refused);
+    nana_admit_counts(&n->srv->admit, total, untrusted, &evicted, &refused);
 }
 
 /* A connection the application never trusts is closed at its deadline;
@@ -965,28 +965,28 @@ static void addr6(struct sockaddr_in6 *a, const char *ip)
 static void test_admit_prefixes(void **state)
 {
     (void)state;
-    nana_quic_admit a;
-    assert_int_equal(nana_quic_admit_init(&a, 100, 2, 100), 0);
+    nana_admit a;
+    assert_int_equal(nana_admit_init(&a, 100, 2, 100), 0);
     struct sockaddr_in6 x1, x2, x3, other;
     addr6(&x1, "2001:db8::1");
     addr6(&x2, "2001:db8::ffff:2");
     addr6(&x3, "2001:db8::3:0:0:3");
     addr6(&other, "2001:db8:0:1::1");
-    nana_quic_admit_ent *e[8];
-    nana_quic_admit_result r;
-    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&x1, 1, &e[0], &r), 0);
-    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&x2, 2, &e[1], &r), 0);
+    nana_admit_ent *e[8];
+    nana_admit_result r;
+    assert_int_equal(nana_admit_enter(&a, (struct sockaddr *)&x1, 1, &e[0], &r), 0);
+    assert_int_equal(nana_admit_enter(&a, (struct sockaddr *)&x2, 2, &e[1], &r), 0);
     assert_int_equal(r.nvictims, 0);
-    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&other, 3, &e[2], &r), 0);
+    assert_int_equal(nana_admit_enter(&a, (struct sockaddr *)&other, 3, &e[2], &r), 0);
     assert_int_equal(r.nvictims, 0); /* another /64 */
-    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&x3, 4, &e[3], &r), 0);
+    assert_int_equal(nana_admit_enter(&a, (struct sockaddr *)&x3, 4, &e[3], &r), 0);
     assert_int_equal(r.nvictims, 1); /* same /64: with two, the older makes room */
     assert_int_equal(r.victims[0], 1);
-    assert_true(nana_quic_admit_trust(&a, e[1]));
-    assert_true(nana_quic_admit_trust(&a, e[3]));
-    assert_false(nana_quic_admit_trust(&a, e[0])); /* evicted */
-    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&x1, 5, &e[4], &r),
-                     NANA_QUIC_REFUSE_ADDR);
+    assert_true(nana_admit_trust(&a, e[1]));
+    assert_true(nana_admit_trust(&a, e[3]));
+    assert_false(nana_admit_trust(&a, e[0])); /* evicted */
+    assert_int_equal(nana_admit_enter(&a, (struct sockaddr *)&x1, 5, &e[4], &r),
+                     NANA_ADMIT_REFUSE_ADDR);
     /* IPv4 and IPv4-mapped IPv6 are one address. */
     struct sockaddr_in v4;
     memset(&v4, 0, sizeof(v4));
@@ -994,25 +994,25 @@ static void test_admit_prefixes(void **state)
     inet_pton(AF_INET, "198.51.100.7", &v4.sin_addr);
     struct sockaddr_in6 mapped;
     addr6(&mapped, "::ffff:198.51.100.7");
-    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&v4, 6, &e[5], &r), 0);
-    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&mapped, 7, &e[6], &r), 0);
-    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&v4, 8, &e[7], &r), 0);
+    assert_int_equal(nana_admit_enter(&a, (struct sockaddr *)&v4, 6, &e[5], &r), 0);
+    assert_int_equal(nana_admit_enter(&a, (struct sockaddr *)&mapped, 7, &e[6], &r), 0);
+    assert_int_equal(nana_admit_enter(&a, (struct sockaddr *)&v4, 8, &e[7], &r), 0);
     assert_int_equal(r.nvictims, 1);
     assert_int_equal(r.victims[0], 6);
     unsigned total, untrusted;
     uint64_t evicted, refused;
-    nana_quic_admit_counts(&a, &total, &untrusted, &evicted, &refused);
+    nana_admit_counts(&a, &total, &untrusted, &evicted, &refused);
     assert_int_equal(total, 5); /* x2, other, x3, mapped, v4 again */
     assert_int_equal(untrusted, 3);
     assert_int_equal(evicted, 2);
     assert_int_equal(refused, 1);
     for (int i = 0; i < 8; i++)
-        if (i != 4) nana_quic_admit_leave(&a, e[i]);
-    nana_quic_admit_counts(&a, &total, &untrusted, &evicted, &refused);
+        if (i != 4) nana_admit_leave(&a, e[i]);
+    nana_admit_counts(&a, &total, &untrusted, &evicted, &refused);
     assert_int_equal(total, 0);
     assert_int_equal(untrusted, 0);
     assert_int_equal(a.naddrs, 0);
-    nana_quic_admit_free(&a);
+    nana_admit_free(&a);
 }
 
 /* Connections whose clients asked to log in (engaged) are evicted only when
@@ -1022,58 +1022,58 @@ static void test_admit_prefixes(void **state)
 static void test_admit_engaged(void **state)
 {
     (void)state;
-    nana_quic_admit a;
-    assert_int_equal(nana_quic_admit_init(&a, 1000, 8, 1000), 0);
+    nana_admit a;
+    assert_int_equal(nana_admit_init(&a, 1000, 8, 1000), 0);
     struct sockaddr_in v4;
     memset(&v4, 0, sizeof(v4));
     v4.sin_family = AF_INET;
     inet_pton(AF_INET, "192.0.2.1", &v4.sin_addr);
     enum { N = 208 };
-    nana_quic_admit_ent *e[N + 8] = {0};
+    nana_admit_ent *e[N + 8] = {0};
     bool gone[N + 8] = {0};
-    nana_quic_admit_result r;
+    nana_admit_result r;
     for (unsigned i = 0; i < 8; i++)
-        assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&v4, i, &e[i], &r), 0);
-    nana_quic_admit_engage(&a, e[2]);
-    nana_quic_admit_engage(&a, e[5]);
-    nana_quic_admit_engage(&a, e[5]); /* twice: no change */
+        assert_int_equal(nana_admit_enter(&a, (struct sockaddr *)&v4, i, &e[i], &r), 0);
+    nana_admit_engage(&a, e[2]);
+    nana_admit_engage(&a, e[5]);
+    nana_admit_engage(&a, e[5]); /* twice: no change */
     for (unsigned i = 8; i < N; i++) {
-        assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&v4, i, &e[i], &r), 0);
+        assert_int_equal(nana_admit_enter(&a, (struct sockaddr *)&v4, i, &e[i], &r), 0);
         assert_int_equal(r.nvictims, 1);
         assert_true(r.victims[0] != 2 && r.victims[0] != 5 && r.victims[0] != i);
         assert_false(gone[r.victims[0]]);
         gone[r.victims[0]] = true;
     }
-    assert_true(nana_quic_admit_trust(&a, e[2])); /* still counted */
+    assert_true(nana_admit_trust(&a, e[2])); /* still counted */
     /* Every untrusted one in the way engaged: one of them goes. */
     unsigned engaged = 0;
     for (unsigned i = 0; i < N; i++)
         if (!gone[i] && i != 2) {
-            nana_quic_admit_engage(&a, e[i]);
+            nana_admit_engage(&a, e[i]);
             engaged++;
         }
     assert_int_equal(engaged, 7);
-    assert_int_equal(nana_quic_admit_enter(&a, (struct sockaddr *)&v4, N, &e[N], &r), 0);
+    assert_int_equal(nana_admit_enter(&a, (struct sockaddr *)&v4, N, &e[N], &r), 0);
     assert_int_equal(r.nvictims, 1);
     assert_true(r.victims[0] != 2 && r.victims[0] < N && !gone[r.victims[0]]);
-    assert_false(nana_quic_admit_trust(&a, e[r.victims[0]])); /* evicted */
+    assert_false(nana_admit_trust(&a, e[r.victims[0]])); /* evicted */
     unsigned total, untrusted;
     uint64_t evicted, refused;
-    nana_quic_admit_counts(&a, &total, &untrusted, &evicted, &refused);
+    nana_admit_counts(&a, &total, &untrusted, &evicted, &refused);
     assert_int_equal(total, 8);
     assert_int_equal(untrusted, 7);
     for (unsigned i = 0; i <= N; i++)
-        nana_quic_admit_leave(&a, e[i]);
-    nana_quic_admit_counts(&a, &total, &untrusted, &evicted, &refused);
+        nana_admit_leave(&a, e[i]);
+    nana_admit_counts(&a, &total, &untrusted, &evicted, &refused);
     assert_int_equal(total, 0);
     assert_int_equal(untrusted, 0);
-    nana_quic_admit_free(&a);
+    nana_admit_free(&a);
 }
 
 /* The untrusted lists stay consistent through any mix of entering,
  * engaging, trusting and leaving: every entry knows its index, the entries
  * not engaged come first, and the counts add up. */
-static void check_list(const nana_quic_admit_list *l, bool global)
+static void check_list(const nana_admit_list *l, bool global)
 {
     for (unsigned i = 0; i < l->n; i++) {
         assert_int_equal(global ? l->v[i]->gidx : l->v[i]->aidx, i);
@@ -1085,10 +1085,10 @@ static void check_list(const nana_quic_admit_list *l, bool global)
 static void test_admit_lists_random(void **state)
 {
     (void)state;
-    nana_quic_admit a;
-    assert_int_equal(nana_quic_admit_init(&a, 40, 12, 30), 0);
+    nana_admit a;
+    assert_int_equal(nana_admit_init(&a, 40, 12, 30), 0);
     enum { SLOTS = 64 };
-    nana_quic_admit_ent *e[SLOTS] = {0};
+    nana_admit_ent *e[SLOTS] = {0};
     uint32_t seed = 12345;
     for (unsigned step = 0; step < 20000; step++) {
         seed = seed * 1103515245u + 12345u;
@@ -1098,14 +1098,14 @@ static void test_admit_lists_random(void **state)
         v4.sin_family = AF_INET;
         v4.sin_addr.s_addr = htonl(0xc0000200u + (seed >> 24) % 4);
         if (!e[k]) {
-            nana_quic_admit_result r;
-            (void)nana_quic_admit_enter(&a, (struct sockaddr *)&v4, k, &e[k], &r);
+            nana_admit_result r;
+            (void)nana_admit_enter(&a, (struct sockaddr *)&v4, k, &e[k], &r);
         } else if (op == 0) {
-            nana_quic_admit_engage(&a, e[k]);
+            nana_admit_engage(&a, e[k]);
         } else if (op == 1) {
-            (void)nana_quic_admit_trust(&a, e[k]);
+            (void)nana_admit_trust(&a, e[k]);
         } else if (op == 2) {
-            nana_quic_admit_leave(&a, e[k]);
+            nana_admit_leave(&a, e[k]);
             e[k] = NULL;
         }
         check_list(&a.g, true);
@@ -1122,9 +1122,9 @@ static void test_admit_lists_random(void **state)
         assert_true(a.total <= 40);
     }
     for (unsigned i = 0; i < SLOTS; i++)
-        nana_quic_admit_leave(&a, e[i]);
+        nana_admit_leave(&a, e[i]);
     assert_int_equal(a.naddrs, 0);
-    nana_quic_admit_free(&a);
+    nana_admit_free(&a);
 }
 
 /* Takes the first datagram in flight (which must go to the server). */

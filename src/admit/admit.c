@@ -1,5 +1,6 @@
 /*
- * admit.c - who may hold a server connection.
+ * admit.c - who may hold a server connection (nana_admit.h), for the QUIC
+ * and TCP endpoints alike.
  *
  * A client that never logs in must not be able to take the places of
  * clients that do. The endpoint counts its live connections three ways,
@@ -15,7 +16,7 @@
  * every connection in the way is trusted is the newcomer refused. So a
  * flood of connections that never log in cannot keep anyone out, and once
  * trusted a connection is never evicted. Untrusted connections also have a
- * deadline (conn.c).
+ * deadline (the transport's).
  *
  * Which untrusted connection goes: of two different ones picked at random,
  * the older (so never the youngest). A
@@ -30,7 +31,7 @@
  * random pick costs nothing.
  *
  * A connection whose client has spoken the protocol above (asked to log
- * in: nana_quic_conn_engage) is evicted only when no connection in the way
+ * in: nana_admit_engage) is evicted only when no connection in the way
  * has not: a flood that completes handshakes and then idles cannot push
  * out a client in the middle of its login, however long the login takes.
  * A flood that also asks to log in is back to the random pick above, and
@@ -40,8 +41,11 @@
  * An evicted connection leaves the counts at once; its own entry is
  * released with the connection later.
  */
-#include "quic/quic_int.h"
+#include "admit/nana_admit.h"
 
+#include "util/nana_err.h"
+
+#include <netinet/in.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +74,8 @@ static void addr_key(const struct sockaddr *sa, uint8_t key[9])
     }
 }
 
-int nana_quic_admit_init(nana_quic_admit *a, unsigned max_total, unsigned max_per_addr,
-                         unsigned max_untrusted)
+int nana_admit_init(nana_admit *a, unsigned max_total, unsigned max_per_addr,
+                    unsigned max_untrusted)
 {
     memset(a, 0, sizeof(*a));
     pthread_mutex_init(&a->mu, NULL);
@@ -87,13 +91,13 @@ int nana_quic_admit_init(nana_quic_admit *a, unsigned max_total, unsigned max_pe
     return NANA_OK;
 }
 
-void nana_quic_admit_free(nana_quic_admit *a)
+void nana_admit_free(nana_admit *a)
 {
     if (!a->buckets) return;
     for (size_t i = 0; i < a->nbuckets; i++) {
-        nana_quic_admit_addr *x = a->buckets[i];
+        nana_admit_addr *x = a->buckets[i];
         while (x) {
-            nana_quic_admit_addr *n = x->hnext;
+            nana_admit_addr *n = x->hnext;
             free(x->u.v);
             free(x);
             x = n;
@@ -108,7 +112,7 @@ void nana_quic_admit_free(nana_quic_admit *a)
 /* A random number below |n| (n > 0); the lock is held. Not secret: it only
  * has to be unknown to clients when they connect (xorshift64*, seeded from
  * the system's random source). */
-static unsigned rand_below(nana_quic_admit *a, unsigned n)
+static unsigned rand_below(nana_admit *a, unsigned n)
 {
     uint64_t x = a->rng;
     x ^= x >> 12;
@@ -119,7 +123,7 @@ static unsigned rand_below(nana_quic_admit *a, unsigned n)
 }
 
 /* The bucket of |key| (SipHash: client addresses are chosen by clients). */
-static size_t bucket_of(const nana_quic_admit *a, const uint8_t key[9], size_t nbuckets)
+static size_t bucket_of(const nana_admit *a, const uint8_t key[9], size_t nbuckets)
 {
     uint8_t h[crypto_shorthash_BYTES];
     crypto_shorthash(h, key, 9, a->hash_key);
@@ -129,16 +133,16 @@ static size_t bucket_of(const nana_quic_admit *a, const uint8_t key[9], size_t n
 }
 
 /* Doubles the table when it holds more prefixes than buckets (lock held). */
-static void grow(nana_quic_admit *a)
+static void grow(nana_admit *a)
 {
     if (a->naddrs < a->nbuckets) return;
     size_t n = a->nbuckets * 2;
-    nana_quic_admit_addr **t = calloc(n, sizeof(*t));
+    nana_admit_addr **t = calloc(n, sizeof(*t));
     if (!t) return; /* longer chains, still correct */
     for (size_t i = 0; i < a->nbuckets; i++) {
-        nana_quic_admit_addr *x = a->buckets[i];
+        nana_admit_addr *x = a->buckets[i];
         while (x) {
-            nana_quic_admit_addr *next = x->hnext;
+            nana_admit_addr *next = x->hnext;
             size_t j = bucket_of(a, x->key, n);
             x->hnext = t[j];
             t[j] = x;
@@ -151,13 +155,13 @@ static void grow(nana_quic_admit *a)
 }
 
 /* The record of prefix |key|, made if |create| (lock held); NULL if absent or no memory. */
-static nana_quic_admit_addr *find_addr(nana_quic_admit *a, const uint8_t key[9], bool create)
+static nana_admit_addr *find_addr(nana_admit *a, const uint8_t key[9], bool create)
 {
     size_t j = bucket_of(a, key, a->nbuckets);
-    for (nana_quic_admit_addr *x = a->buckets[j]; x; x = x->hnext)
+    for (nana_admit_addr *x = a->buckets[j]; x; x = x->hnext)
         if (memcmp(x->key, key, 9) == 0) return x;
     if (!create) return NULL;
-    nana_quic_admit_addr *x = calloc(1, sizeof(*x));
+    nana_admit_addr *x = calloc(1, sizeof(*x));
     if (!x) return NULL;
     memcpy(x->key, key, 9);
     x->hnext = a->buckets[j];
@@ -168,10 +172,10 @@ static nana_quic_admit_addr *find_addr(nana_quic_admit *a, const uint8_t key[9],
 }
 
 /* Drops the record of a prefix no entry points to any more (lock held). */
-static void drop_addr_if_empty(nana_quic_admit *a, nana_quic_admit_addr *x)
+static void drop_addr_if_empty(nana_admit *a, nana_admit_addr *x)
 {
     if (x->refs) return;
-    nana_quic_admit_addr **p = &a->buckets[bucket_of(a, x->key, a->nbuckets)];
+    nana_admit_addr **p = &a->buckets[bucket_of(a, x->key, a->nbuckets)];
     while (*p && *p != x)
         p = &(*p)->hnext;
     if (*p) *p = x->hnext;
@@ -181,11 +185,11 @@ static void drop_addr_if_empty(nana_quic_admit *a, nana_quic_admit_addr *x)
 }
 
 /* Makes room for one more in |l|; false if out of memory. */
-static bool reserve(nana_quic_admit_list *l)
+static bool reserve(nana_admit_list *l)
 {
     if (l->n < l->cap) return true;
     unsigned c = l->cap ? l->cap * 2 : 8;
-    nana_quic_admit_ent **t = realloc(l->v, c * sizeof(*t));
+    nana_admit_ent **t = realloc(l->v, c * sizeof(*t));
     if (!t) return false;
     l->v = t;
     l->cap = c;
@@ -193,35 +197,35 @@ static bool reserve(nana_quic_admit_list *l)
 }
 
 /* Where |e| stands in the endpoint's list (|global|) or its address's. */
-static unsigned *slot(nana_quic_admit_ent *e, bool global)
+static unsigned *slot(nana_admit_ent *e, bool global)
 {
     return global ? &e->gidx : &e->aidx;
 }
 
 /* Puts |e| at index |i| of |l|. */
-static void place(nana_quic_admit_list *l, unsigned i, nana_quic_admit_ent *e, bool global)
+static void place(nana_admit_list *l, unsigned i, nana_admit_ent *e, bool global)
 {
     l->v[i] = e;
     *slot(e, global) = i;
 }
 
 /* Swaps the entries at |i| and |j| of |l|. */
-static void swap(nana_quic_admit_list *l, unsigned i, unsigned j, bool global)
+static void swap(nana_admit_list *l, unsigned i, unsigned j, bool global)
 {
-    nana_quic_admit_ent *t = l->v[i];
+    nana_admit_ent *t = l->v[i];
     place(l, i, l->v[j], global);
     place(l, j, t, global);
 }
 
 /* Adds not-engaged |e| to |l| (room reserved). */
-static void list_add(nana_quic_admit_list *l, nana_quic_admit_ent *e, bool global)
+static void list_add(nana_admit_list *l, nana_admit_ent *e, bool global)
 {
     place(l, l->n++, e, global);
     swap(l, l->nfresh++, l->n - 1, global);
 }
 
 /* Moves |e| of |l| to the engaged part. */
-static void list_engage(nana_quic_admit_list *l, nana_quic_admit_ent *e, bool global)
+static void list_engage(nana_admit_list *l, nana_admit_ent *e, bool global)
 {
     unsigned i = *slot(e, global);
     if (i >= l->nfresh) return;
@@ -229,14 +233,14 @@ static void list_engage(nana_quic_admit_list *l, nana_quic_admit_ent *e, bool gl
 }
 
 /* Takes |e| out of |l|: the last entry takes its slot. */
-static void list_remove(nana_quic_admit_list *l, nana_quic_admit_ent *e, bool global)
+static void list_remove(nana_admit_list *l, nana_admit_ent *e, bool global)
 {
     list_engage(l, e, global);
     place(l, *slot(e, global), l->v[--l->n], global);
 }
 
 /* Takes |e| off both untrusted lists (lock held). */
-static void unlist(nana_quic_admit *a, nana_quic_admit_ent *e)
+static void unlist(nana_admit *a, nana_admit_ent *e)
 {
     if (!e->listed) return;
     list_remove(&e->addr->u, e, false);
@@ -246,7 +250,7 @@ static void unlist(nana_quic_admit *a, nana_quic_admit_ent *e)
 }
 
 /* Takes |e| out of every count (lock held): it no longer holds a place. */
-static void uncount(nana_quic_admit *a, nana_quic_admit_ent *e)
+static void uncount(nana_admit *a, nana_admit_ent *e)
 {
     if (!e->counted) return;
     unlist(a, e);
@@ -258,7 +262,7 @@ static void uncount(nana_quic_admit *a, nana_quic_admit_ent *e)
 /* Whom of |l| (not empty) to evict: of two different entries picked at
  * random among those not engaged (among all when every one is), the older;
  * so the youngest is never the one. */
-static nana_quic_admit_ent *pick(nana_quic_admit *a, const nana_quic_admit_list *l)
+static nana_admit_ent *pick(nana_admit *a, const nana_admit_list *l)
 {
     unsigned n = l->nfresh ? l->nfresh : l->n;
     if (n == 1) return l->v[0];
@@ -268,38 +272,38 @@ static nana_quic_admit_ent *pick(nana_quic_admit *a, const nana_quic_admit_list 
 }
 
 /* Evicts |e| to make room: records its handle for the caller to close. */
-static void evict(nana_quic_admit *a, nana_quic_admit_ent *e, nana_quic_admit_result *r)
+static void evict(nana_admit *a, nana_admit_ent *e, nana_admit_result *r)
 {
     r->victims[r->nvictims++] = e->handle;
     uncount(a, e);
     a->evicted++;
 }
 
-int nana_quic_admit_enter(nana_quic_admit *a, const struct sockaddr *addr, nana_quic_handle h,
-                          nana_quic_admit_ent **out, nana_quic_admit_result *r)
+int nana_admit_enter(nana_admit *a, const struct sockaddr *addr, uint64_t h, nana_admit_ent **out,
+                     nana_admit_result *r)
 {
     *out = NULL;
     memset(r, 0, sizeof(*r));
     uint8_t key[9];
     addr_key(addr, key);
-    nana_quic_admit_ent *e = calloc(1, sizeof(*e));
-    if (!e) return NANA_QUIC_REFUSE_FULL;
+    nana_admit_ent *e = calloc(1, sizeof(*e));
+    if (!e) return NANA_ADMIT_REFUSE_FULL;
     pthread_mutex_lock(&a->mu);
-    nana_quic_admit_addr *x = find_addr(a, key, true);
+    nana_admit_addr *x = find_addr(a, key, true);
     int refuse = 0;
     if (!x || !reserve(&x->u) || !reserve(&a->g)) {
-        refuse = NANA_QUIC_REFUSE_FULL;
+        refuse = NANA_ADMIT_REFUSE_FULL;
     } else if (x->count >= a->max_per_addr) {
         if (x->u.n)
             evict(a, pick(a, &x->u), r);
         else
-            refuse = NANA_QUIC_REFUSE_ADDR;
+            refuse = NANA_ADMIT_REFUSE_ADDR;
     }
     if (!refuse && a->total >= a->max_total) {
         if (a->g.n)
             evict(a, pick(a, &a->g), r);
         else
-            refuse = NANA_QUIC_REFUSE_FULL;
+            refuse = NANA_ADMIT_REFUSE_FULL;
     }
     if (!refuse && a->untrusted >= a->max_untrusted && a->g.n) evict(a, pick(a, &a->g), r);
     if (refuse) {
@@ -325,7 +329,7 @@ int nana_quic_admit_enter(nana_quic_admit *a, const struct sockaddr *addr, nana_
     return 0;
 }
 
-bool nana_quic_admit_trust(nana_quic_admit *a, nana_quic_admit_ent *e)
+bool nana_admit_trust(nana_admit *a, nana_admit_ent *e)
 {
     pthread_mutex_lock(&a->mu);
     bool ok = e->counted;
@@ -334,7 +338,7 @@ bool nana_quic_admit_trust(nana_quic_admit *a, nana_quic_admit_ent *e)
     return ok;
 }
 
-void nana_quic_admit_engage(nana_quic_admit *a, nana_quic_admit_ent *e)
+void nana_admit_engage(nana_admit *a, nana_admit_ent *e)
 {
     pthread_mutex_lock(&a->mu);
     if (e->listed && !e->engaged) {
@@ -345,7 +349,7 @@ void nana_quic_admit_engage(nana_quic_admit *a, nana_quic_admit_ent *e)
     pthread_mutex_unlock(&a->mu);
 }
 
-void nana_quic_admit_leave(nana_quic_admit *a, nana_quic_admit_ent *e)
+void nana_admit_leave(nana_admit *a, nana_admit_ent *e)
 {
     if (!e) return;
     pthread_mutex_lock(&a->mu);
@@ -356,8 +360,8 @@ void nana_quic_admit_leave(nana_quic_admit *a, nana_quic_admit_ent *e)
     free(e);
 }
 
-void nana_quic_admit_counts(nana_quic_admit *a, unsigned *total, unsigned *untrusted,
-                            uint64_t *evicted, uint64_t *refused)
+void nana_admit_counts(nana_admit *a, unsigned *total, unsigned *untrusted, uint64_t *evicted,
+                       uint64_t *refused)
 {
     pthread_mutex_lock(&a->mu);
     *total = a->total;
