@@ -619,6 +619,14 @@ def test_logins():
             check(r[0] == grpc.StatusCode.PERMISSION_DENIED,
                   f"{n}: roles []: a write is PERMISSION_DENIED", r[:2])
             d.close()
+        # h2c has no TLS exporter to sign: signature metadata cannot log in there.
+        d = Door(s, tls=False, login=False)
+        r = rpc(d.nana.Get, npb.GetRequest(key="who"), metadata=(
+            ("nana-account", "alice"), ("nana-timestamp", str(int(time.time()))),
+            ("nana-signature-bin", b"\x01" * 64)))
+        check(r[0] == grpc.StatusCode.UNAUTHENTICATED, "h2c: signature metadata is refused",
+              r[:2])
+        d.close()
         # Mutual TLS: certy logs in by its certificate alone.
         d = Door(s, cert=True, login=False)
         r = rpc(d.nana.Set, npb.SetRequest(key="by-cert", value_json="1"))
