@@ -1,0 +1,30 @@
+#!/bin/sh
+# Build bench/grpc_load.go (a gRPC load generator on Debian's grpc-go 1.33)
+# offline, against the Go sources Debian installs under /usr/share/gocode.
+#
+#   bench/build-grpc-load.sh [OUTDIR]      (default: <repo root>/build/bench-go)
+#
+# Produces OUTDIR/grpc_load; Go's build cache lives in OUTDIR/.gocache.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:-$ROOT/build/bench-go}
+GOCODE=/usr/share/gocode
+if ! command -v go >/dev/null 2>&1; then
+    echo "build-grpc-load.sh: 'go' not found in PATH (install golang-go)" >&2
+    exit 1
+fi
+if [ ! -f $GOCODE/src/google.golang.org/grpc/clientconn.go ]; then
+    echo "build-grpc-load.sh: grpc-go not found (install golang-google-grpc-dev)" >&2
+    exit 1
+fi
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+mkdir -p "$OUT/.gocache" "$OUT/.gotmp"
+cd "$ROOT"
+if ! env GOPATH="$GOCODE" GO111MODULE=off GOFLAGS= GOENV=off GOCACHE="$OUT/.gocache" \
+        GOTMPDIR="$OUT/.gotmp" HOME="${HOME:-$OUT}" GOTOOLCHAIN=local CGO_ENABLED=0 \
+        go build -o "$OUT/grpc_load" bench/grpc_load.go; then
+    echo "build-grpc-load.sh: go build of bench/grpc_load.go failed" >&2
+    exit 1
+fi
