@@ -360,7 +360,7 @@ static int make_shards(nana_tcp_ep *ep)
     for (unsigned i = 0; i < ep->nshards; i++)
         if ((rc = nana_tcp_shard_init(&ep->shards[i], ep, ep->cfg.loops[i], i))) return rc;
     for (unsigned i = 0; i < ep->nshards; i++) {
-        if ((rc = open_listener(&a, alen, true, &ep->shards[i].lfd))) return rc;
+        if ((rc = open_listener(&a, alen, ep->nshards > 1, &ep->shards[i].lfd))) return rc;
         if (i) continue;
         struct sockaddr_storage got;
         memset(&got, 0, sizeof(got));

@@ -7,8 +7,8 @@ here (h2raw.py), which sends what stock clients never would.
   plaintext h2c only where --h2c asks for it, and the TLS port refuses a
   plaintext client.
 - Each known HTTP/2 attack answered with GOAWAY while another client goes
-  on: rapid reset, CONTINUATION flood, SETTINGS, PING and empty-DATA
-  floods; an HPACK bomb costs its stream only; streams past
+  on: rapid reset, CONTINUATION flood, SETTINGS, PING, PRIORITY and
+  empty-DATA floods; an HPACK bomb costs its stream only; streams past
   SETTINGS_MAX_CONCURRENT_STREAMS are refused; garbage instead of the
   preface closes the connection.
 - A client that shuts its flow-control window and never reads is closed
@@ -169,9 +169,9 @@ def test_floods():
         return frame(HEADERS, END_HEADERS, 1, hdr) + frame(DATA, 0, 1) * 3000
     flood(s, "empty DATA flood", empty_data)
 
-    def window_updates():
-        return frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)) * 3000
-    flood(s, "WINDOW_UPDATE flood", window_updates)
+    def priorities():
+        return b"".join(frame(2, 0, sid, struct.pack(">IB", 0, 15)) for sid in range(1, 6000, 2))
+    flood(s, "PRIORITY flood", priorities)
 
     # an honest client's pace is left alone: 40 PINGs, a few cancelled calls
     c = h2raw.Conn(s.port)
