@@ -321,6 +321,27 @@ def test_graceful_stop():
     s.stop()
 
 
+# ---- the README's grpcio example ------------------------------------------------------------
+
+def test_readme_grpcio_example():
+    """The README's example with Debian's grpcio, run as written (only the
+    port changed) from a server's folder."""
+    import re
+    import subprocess
+    readme = open(os.path.join(tg.ROOT, "README.md"), encoding="utf-8").read()
+    found = re.findall(r"<<'PY'\n(.*?)\nPY\n", readme, flags=re.S)
+    check(len(found) == 1 and "secure_channel" in found[0], "the README has the grpcio example")
+    if not found:
+        return
+    s = start("readme")
+    code = found[0].replace("127.0.0.1:4433", f"127.0.0.1:{s.port}")
+    r = subprocess.run(["/usr/bin/python3", "-"], input=code, cwd=s.dir, capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 0 and r.stdout.strip() == "b'\\x08\\x01'",
+          "the README's grpcio example prints SERVING", (r.stdout, r.stderr[-500:]))
+    s.stop()
+
+
 # ---- the three doors on one store --------------------------------------------------------
 
 def test_three_doors_one_store():
