@@ -283,6 +283,31 @@ def test_reader_that_never_reads():
     s.stop()
 
 
+# ---- bans -------------------------------------------------------------------------------
+
+def test_bans_over_tcp():
+    """Failed logins over HTTP/2 ban the address as over QUIC; a banned
+    address's new TCP connection is closed without HTTP/2."""
+    s = tg.token_server("h2-ban", flags=["--ban-failures", "2", "--ban-seconds", "60"]).start()
+    now = int(time.time())
+    bad = tg.jwt({"sub": "alice", "exp": now + 600, "iat": now}, b"w" * 40)
+    for i in range(2):
+        c = h2raw.Conn(s.port)
+        c.request(1, tg.NANA + "Get", tg.pb((1, "k")), extra=[("authorization", "Bearer " + bad)])
+        c.response(1)
+        c.close()
+    try:
+        c = h2raw.Conn(s.port)
+        c.request(1, CHECK_PATH, b"")
+        data, nh, rst, ga = c.response(1, timeout=5)
+        c.close()
+    except OSError as e:
+        data, nh, rst, ga = b"", 0, None, repr(e)
+    check(data == b"" and nh == 0, "a banned address gets no answer over TCP", (data, nh, rst, ga))
+    check("refused: the address is banned" in s.log_text(), "the refusal is logged")
+    s.stop()
+
+
 # ---- graceful stop ------------------------------------------------------------------------
 
 def test_graceful_stop():
