@@ -308,6 +308,40 @@ def test_bans_over_tcp():
     s.stop()
 
 
+# ---- a token used again on its connection ------------------------------------------------------
+
+def test_token_reused_until_it_expires():
+    """The same bearer token on every call of a connection (verified once,
+    then recognised): served until its exp, refused from then on, on the
+    same connection; a token for another account is still refused."""
+    s = tg.token_server("h2-tokreuse").start()
+    now = int(time.time())
+    tok = tg.jwt({"sub": "alice", "exp": now + 3, "iat": now}, tg.SECRET_A)
+    other = tg.jwt({"sub": "carol", "exp": now + 600, "iat": now}, tg.SECRET_C)
+    c = h2raw.Conn(s.port)
+    sid, served = 1, 0
+    while time.time() < now + 2.5:
+        c.request(sid, tg.NANA + "Get", tg.pb((1, "k")), extra=[("authorization", "Bearer " + tok)])
+        data, nh, rst, ga = c.response(sid)
+        served += data == b"\x00\x00\x00\x00\x00" and nh == 2
+        sid += 2
+        time.sleep(0.05)
+    check(served > 10, "the same token is served call after call", served)
+    c.request(sid, tg.NANA + "Get", tg.pb((1, "k")), extra=[("authorization", "Bearer " + other)])
+    data, nh, rst, ga = c.response(sid)
+    check(data == b"" and nh == 1, "another account's token on the connection is refused", data)
+    sid += 2
+    while time.time() < now + 3.2:
+        time.sleep(0.1)
+    c.request(sid, tg.NANA + "Get", tg.pb((1, "k")), extra=[("authorization", "Bearer " + tok)])
+    data, nh, rst, ga = c.response(sid)
+    check(data == b"" and nh == 1, "the same token after its exp is refused on the connection",
+          (data, nh))
+    c.close()
+    check("the token expired" in s.log_text(), "the expiry is logged")
+    s.stop()
+
+
 # ---- graceful stop ------------------------------------------------------------------------
 
 def test_graceful_stop():
