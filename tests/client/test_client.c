@@ -1097,35 +1097,45 @@ static void fwd_stop(fwd *f)
     close(f->ufd);
 }
 
+/* The transport tests' own database (other tests leave keys in the default one). */
+static const nana_call_opts tco = {.db = "transport.db"};
+
+/* One blocking call in that database. */
+static int tcall(nana_client *c, const char *m, const char *args, nana_result *r)
+{
+    nana_result_free(r);
+    return nana_client_call(c, m, args, NULL, &tco, r);
+}
+
 /* The typed calls and Call on |c|, with the results the NanaSQLite
  * protocol gives over QUIC; |what| names the case in messages. */
 static void transport_calls(nana_client *c, const char *what)
 {
     nana_result r = {0};
-    CHECK(nana_client_set(c, "t", "{\"a\":[1,2.5,\"x\"]}", NULL, &r) == 0 && r.json &&
+    CHECK(nana_client_set(c, "t", "{\"a\":[1,2.5,\"x\"]}", &tco, &r) == 0 && r.json &&
               !strcmp(r.json, "null"),
           "%s: set (%d %s)", what, r.status, r.message);
     nana_result_free(&r);
-    CHECK(nana_client_get(c, "t", NULL, &r) == 0 && r.json &&
+    CHECK(nana_client_get(c, "t", &tco, &r) == 0 && r.json &&
               !strcmp(r.json, "{\"a\":[1,2.5,\"x\"]}"),
           "%s: get (%s)", what, r.json);
     nana_result_free(&r);
-    CHECK(nana_client_get(c, "none", NULL, &r) == NANA_CLIENT_ESERVER &&
+    CHECK(nana_client_get(c, "none", &tco, &r) == NANA_CLIENT_ESERVER &&
               !strcmp(r.error_type, "KeyError"),
           "%s: get of a missing key is KeyError (%s)", what, r.error_type);
     nana_result_free(&r);
-    CHECK(call(c, "__len__", NULL, &r) == 0 && r.json && !strcmp(r.json, "1"), "%s: Call (%s)",
+    CHECK(tcall(c, "__len__", NULL, &r) == 0 && r.json && !strcmp(r.json, "1"), "%s: Call (%s)",
           what, r.json);
-    CHECK(call(c, "__getitem__", "[\"none\"]", &r) == NANA_CLIENT_ESERVER &&
+    CHECK(tcall(c, "__getitem__", "[\"none\"]", &r) == NANA_CLIENT_ESERVER &&
               !strcmp(r.error_type, "KeyError") && !strcmp(r.message, "'none'"),
           "%s: a method's error (%s %s)", what, r.error_type, r.message);
-    CHECK(call(c, "__len__", "{bad", &r) == NANA_CLIENT_EINVALID, "%s: bad JSON refused locally",
+    CHECK(tcall(c, "__len__", "{bad", &r) == NANA_CLIENT_EINVALID, "%s: bad JSON refused locally",
           what);
     nana_result_free(&r);
-    CHECK(nana_client_delete(c, "t", NULL, &r) == 0 && r.json && !strcmp(r.json, "true"),
+    CHECK(nana_client_delete(c, "t", &tco, &r) == 0 && r.json && !strcmp(r.json, "true"),
           "%s: delete (%s)", what, r.json);
     nana_result_free(&r);
-    CHECK(nana_client_delete(c, "t", NULL, &r) == 0 && r.json && !strcmp(r.json, "false"),
+    CHECK(nana_client_delete(c, "t", &tco, &r) == 0 && r.json && !strcmp(r.json, "false"),
           "%s: delete of a missing key (%s)", what, r.json);
     nana_result_free(&r);
 }
@@ -1200,7 +1210,7 @@ static void test_transport(void)
         CHECK(nana_client_reconnects(c) >= 1 && atomic_load(&f.accepted) >= 2,
               "reconnected over TCP after the cut (%llu, %u)",
               (unsigned long long)nana_client_reconnects(c), atomic_load(&f.accepted));
-        CHECK(call(c, "__len__", NULL, &r) == 0 && r.json && !strcmp(r.json, "0"),
+        CHECK(tcall(c, "__len__", NULL, &r) == 0 && r.json && !strcmp(r.json, "0"),
               "a call after the reconnect: %s %s", r.json, r.message);
         nana_result_free(&r);
         nana_client_close(c);
