@@ -1,7 +1,8 @@
 /*
  * nanasqlite_client.h - libnanasqlite-client: reach a NanaSQLite server
  * (this project's nanasqlite-server, or the Python NanaSQLite-Server) over
- * QUIC. This header is the library's whole public face.
+ * QUIC, or over HTTP/2 on TCP where UDP does not get through. This header is the library's whole
+ * public face.
  *
  * A nana_client is one logical connection: it connects, authenticates with
  * an Ed25519 key (challenge-response), and carries many calls at once, each
@@ -33,6 +34,27 @@
  * grpc-message. Timeouts, reconnects, the pool and its breaker work alike.
  * A connection logs in with a first call carrying the signed metadata (or
  * by its client certificate); a refused login is EAUTH.
+ *
+ * Transports (nana_client_opts.transport). The server serves its gRPC door
+ * also over HTTP/2 on TLS over TCP, on the same port number as its QUIC
+ * endpoint. With TRANSPORT_AUTO (the default) each connection attempt
+ * tries QUIC first; when no QUIC connection is up within fallback_ms
+ * (default 1500: UDP is dropped on the way, say), or the QUIC attempt ends
+ * without any answer from the server, the same attempt goes on over
+ * HTTP/2 (gRPC) on TCP to the same host and port. A server that answers
+ * over QUIC (a refusal, a TLS failure, a refused login) is not retried
+ * over TCP. After a QUIC attempt got no answer, new connections of the
+ * same client or pool go straight to HTTP/2 for NANA_CLIENT_QUIC_RETRY_MS;
+ * after that a reconnect tries QUIC first again (a network may heal). A
+ * connection stays on the transport it was made on until it is lost.
+ * connect_timeout_ms bounds the whole attempt, fallback included.
+ * TRANSPORT_QUIC never uses TCP; TRANSPORT_H2 never uses QUIC.
+ * Over HTTP/2 a client always speaks gRPC: with protocol NANASQLITE its
+ * calls become nanasqlite.v1 Call, Get, Set and Delete exactly as with
+ * protocol GRPC, and their results are the same (values, ESERVER with the
+ * same error_type for a method's error, "false" for deleting an absent
+ * key). Health checks and AQL calls need protocol GRPC whatever the
+ * transport. Alt-Svc headers are not followed.
  *
  * Three ways to call, all thread-safe:
  *   - blocking: nana_client_call / nana_pool_call;
@@ -127,6 +149,18 @@ typedef enum nana_client_protocol {
     NANA_CLIENT_PROTO_GRPC = 1,
 } nana_client_protocol;
 
+/* How a client reaches the server (nana_client_opts.transport); see the top
+ * of this header. */
+typedef enum nana_client_transport {
+    NANA_CLIENT_TRANSPORT_AUTO = 0, /* QUIC, falling back to HTTP/2 on TCP; default */
+    NANA_CLIENT_TRANSPORT_QUIC = 1, /* QUIC only */
+    NANA_CLIENT_TRANSPORT_H2 = 2,   /* gRPC over HTTP/2 on TLS over TCP only */
+} nana_client_transport;
+
+/* After a QUIC attempt got no answer (AUTO), new connections go straight to
+ * HTTP/2 for this long. */
+#define NANA_CLIENT_QUIC_RETRY_MS 60000u
+
 /* Every option left 0 (or NULL) takes its default; times are capped at one day. */
 typedef struct nana_client_opts {
     const char *host;            /* numeric address or host name; default "127.0.0.1" */
@@ -145,6 +179,8 @@ typedef struct nana_client_opts {
     unsigned max_reply_bytes;    /* largest reply accepted; default 64 MiB */
     unsigned idle_timeout_ms;    /* QUIC idle timeout; default 30000 (keep-alive PINGs at 1/3) */
     int protocol;                /* nana_client_protocol; default NANASQLITE */
+    int transport;               /* nana_client_transport; default AUTO */
+    unsigned fallback_ms;        /* AUTO: QUIC's time before HTTP/2 is tried; default 1500 */
 } nana_client_opts;
 
 /* Fills |o| with the defaults above. */

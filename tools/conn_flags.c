@@ -17,6 +17,10 @@
 
 static const char G_CONN[] = "connection";
 
+static const char *const transport_words[] = {"auto", "quic", "h2", NULL};
+static const int transport_values[] = {NANA_CLIENT_TRANSPORT_AUTO, NANA_CLIENT_TRANSPORT_QUIC,
+                                       NANA_CLIENT_TRANSPORT_H2};
+
 /* The defaults are nana_client_opts_init's; test_opt checks that they agree. */
 static const nana_opt rows[] = {
     {.name = "host",
@@ -35,7 +39,7 @@ static const nana_opt rows[] = {
      .def = "4433",
      .env = "NANASQLITE_PORT",
      .group = G_CONN,
-     .help = "server UDP port"},
+     .help = "server port (UDP for QUIC, TCP for HTTP/2)"},
     {.name = "ca",
      .kind = NANA_OPT_PATH,
      AT(ca),
@@ -78,6 +82,25 @@ static const nana_opt rows[] = {
      .env = "NANASQLITE_CERT_KEY",
      .group = G_CONN,
      .help = "that certificate's key"},
+    {.name = "transport",
+     .kind = NANA_OPT_ENUM,
+     AT(o.transport),
+     .words = transport_words,
+     .values = transport_values,
+     .def = "auto",
+     .env = "NANASQLITE_TRANSPORT",
+     .group = G_CONN,
+     .help = "auto: QUIC, or gRPC over HTTP/2 on TCP (same port) when QUIC gets no answer within "
+             "--fallback-ms; quic: QUIC only; h2: HTTP/2 only"},
+    {.name = "fallback-ms",
+     .kind = NANA_OPT_UINT,
+     AT(o.fallback_ms),
+     .min = 1,
+     .max = 86400000,
+     .def = "1500",
+     .env = "NANASQLITE_FALLBACK_MS",
+     .group = G_CONN,
+     .help = "with --transport auto: how long QUIC may take to connect before HTTP/2 is tried"},
     {.name = "timeout-ms",
      .kind = NANA_OPT_UINT,
      AT(timeout_ms),

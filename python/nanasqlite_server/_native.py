@@ -80,7 +80,14 @@ class nana_client_opts(ctypes.Structure):
         ("max_reply_bytes", ctypes.c_uint),
         ("idle_timeout_ms", ctypes.c_uint),
         ("protocol", ctypes.c_int),  # 0: the NanaSQLite protocol (1: gRPC)
+        ("transport", ctypes.c_int),  # TRANSPORTS: 0 auto, 1 QUIC only, 2 HTTP/2 only
+        ("fallback_ms", ctypes.c_uint),
     ]
+
+
+# nana_client_opts.transport by name: "auto" tries QUIC and falls back to
+# gRPC over HTTP/2 on TCP (same port) when QUIC gets no answer in time.
+TRANSPORTS = {"auto": 0, "quic": 1, "h2": 2}
 
 
 class nana_call_opts(ctypes.Structure):
@@ -281,8 +288,12 @@ def _path(p):
 
 def make_client_opts(host, port, server_name, ca_cert_path, private_key_path, account_name,
                      client_cert_path, client_key_path, timeout, connect_timeout,
-                     idle_timeout=None):
+                     idle_timeout=None, transport=None, fallback_timeout=None):
     """A filled nana_client_opts (library defaults for anything not given).
+
+    transport: "auto" (the library's default), "quic" or "h2" (see
+    TRANSPORTS); fallback_timeout: seconds QUIC may take to connect before
+    "auto" tries HTTP/2.
 
     The struct keeps references to the bytes it points to, so it must stay
     alive until nana_client_connect returns (the library copies them).
@@ -311,6 +322,12 @@ def make_client_opts(host, port, server_name, ca_cert_path, private_key_path, ac
         o.connect_timeout_ms = _ms(connect_timeout, "connect_timeout")
     if idle_timeout is not None:
         o.idle_timeout_ms = _ms(idle_timeout, "idle_timeout")
+    if transport is not None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f'transport must be "auto", "quic" or "h2", not {transport!r}')
+        o.transport = TRANSPORTS[transport]
+    if fallback_timeout is not None:
+        o.fallback_ms = _ms(fallback_timeout, "fallback_timeout")
     return o
 
 

@@ -250,20 +250,24 @@ class AqlClient:
 
     ``collection`` is the default collection (a NanaSQLite table), ``db`` the
     database file on the server (None: its default), ``values`` "bytes" or
-    "json" (see the module docstring). Thread-safe: many threads may call at
-    once. Use as a context manager or call ``close()``.
+    "json" (see the module docstring). ``transport`` "auto" (HTTP/3 on QUIC,
+    or HTTP/2 on TCP to the same port when QUIC gets no answer within
+    ``fallback_timeout`` seconds, None: 1.5), "quic" or "h2". Thread-safe:
+    many threads may call at once. Use as a context manager or call
+    ``close()``.
     """
 
     def __init__(self, host="127.0.0.1", port=4433, ca_cert_path="cert.pem",
                  private_key_path="nana_private.pem", account_name=None,
                  server_name="localhost", client_cert_path=None, client_key_path=None,
                  timeout=30.0, connect_timeout=10.0, db=None, collection="data",
-                 values="bytes"):
+                 values="bytes", transport="auto", fallback_timeout=None):
         if values not in ("bytes", "json"):
             raise ValueError('values must be "bytes" or "json"')
         self._opts_args = (host, port, server_name, ca_cert_path, private_key_path,
                            account_name, client_cert_path, client_key_path, timeout,
-                           connect_timeout)
+                           connect_timeout, None, transport, fallback_timeout)
+        _native.make_client_opts(*self._opts_args)  # refuse bad values now
         self._handle = None
         self._db = db
         self.collection = collection

@@ -123,7 +123,8 @@ class _Settings:
     """What a client was constructed with (shared by a client and its table views)."""
 
     def __init__(self, host, port, ca_cert_path, private_key_path, account_name, server_name,
-                 client_cert_path, client_key_path, timeout, connect_timeout, idle_timeout):
+                 client_cert_path, client_key_path, timeout, connect_timeout, idle_timeout,
+                 transport="auto", fallback_timeout=None):
         self.host = host
         self.port = port
         self.ca_cert_path = ca_cert_path
@@ -135,13 +136,15 @@ class _Settings:
         self.timeout = timeout
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.idle_timeout = idle_timeout
+        self.transport = transport
+        self.fallback_timeout = fallback_timeout
         self.client_opts()  # refuse bad values now, not at connect time
 
     def client_opts(self):
         return _native.make_client_opts(
             self.host, self.port, self.server_name, self.ca_cert_path, self.private_key_path,
             self.account_name, self.client_cert_path, self.client_key_path, self.timeout,
-            self.connect_timeout, self.idle_timeout)
+            self.connect_timeout, self.idle_timeout, self.transport, self.fallback_timeout)
 
 
 def _connect_blocking(settings):
@@ -270,10 +273,10 @@ class _ClientBase:
                  private_key_path="nana_private.pem", account_name=None, *,
                  server_name="localhost", client_cert_path=None, client_key_path=None,
                  timeout=30.0, connect_timeout=None, idle_timeout=None, db=None,
-                 table=None):
+                 table=None, transport="auto", fallback_timeout=None):
         settings = _Settings(host, port, ca_cert_path, private_key_path, account_name,
                              server_name, client_cert_path, client_key_path, timeout,
-                             connect_timeout, idle_timeout)
+                             connect_timeout, idle_timeout, transport, fallback_timeout)
         self._shared = self._shared_class(settings)
         self._is_view = False
         self._db = db
@@ -317,6 +320,10 @@ class RemoteNanaSQLite(_ClientBase):
     idle_timeout: seconds without any packet from the server after which
     the connection counts as lost (None: the library's 30; keep-alive
     pings go out at a third of it).
+    transport: "auto" (QUIC; when no QUIC connection is up within
+    fallback_timeout seconds, None: 1.5, gRPC over HTTP/2 on TCP to the
+    same port, with the same results), "quic" (QUIC only) or "h2" (HTTP/2
+    only).
     db: the database file on the server (None: its default); table: the
     NanaSQLite table dict methods work on (None: ``data``).
 

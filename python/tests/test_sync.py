@@ -53,6 +53,33 @@ class SyncClientTest(ServerCase):
         with self.assertRaises(errors.NanaSQLiteClosedError):
             db["a"]
 
+    def test_transports(self):
+        """transport="h2": the same dict interface over gRPC on HTTP/2 (TCP,
+        the server's port number) with the same results as over QUIC; what
+        one writes the other reads; a bad transport is a ValueError."""
+        with RemoteNanaSQLiteSync(**self.client_kwargs(table="h2", transport="h2")) as h2, \
+                RemoteNanaSQLiteSync(**self.client_kwargs(table="h2", transport="quic",
+                                                          fallback_timeout=0.5)) as q:
+            h2.clear()
+            h2["a"] = {"x": [1, 2.5, None]}
+            self.assertEqual(q["a"], {"x": [1, 2.5, None]})
+            q["b"] = 2
+            self.assertEqual(h2["b"], 2)
+            self.assertEqual(len(h2), 2)
+            self.assertEqual(h2.get("zz", 3), 3)
+            del h2["a"]
+            with self.assertRaises(KeyError) as cm:
+                h2["a"]
+            self.assertEqual(str(cm.exception), "'a'")
+            with self.assertRaises(KeyError):
+                del h2["a"]
+            with self.assertRaises(PermissionError):
+                h2.vacuum()
+        with self.assertRaises(ValueError):
+            RemoteNanaSQLiteSync(**self.client_kwargs(transport="udp"))
+        with self.assertRaises(ValueError):
+            RemoteNanaSQLiteSync(**self.client_kwargs(fallback_timeout=0))
+
     def test_close_and_reconnect(self):
         db = RemoteNanaSQLiteSync(**self.client_kwargs())
         try:

@@ -875,15 +875,22 @@ long long ncs_feed(nc_stream *st, const uint8_t *data, size_t len, size_t max_ms
 
 /* Posted: credits |n| bytes of a stream. */
 typedef struct credit_req {
+    nc_rt *rt;
+    nana_quic_handle h;
     int64_t sid;
     uint64_t n;
 } credit_req;
 
+/* On the I/O thread: the stream's connection (HTTP/3, or HTTP/2 when its
+ * handle says so) gives the server the window. */
 static void credit_post(nana_quic_conn *qc, void *arg)
 {
     credit_req *r = arg;
     nana_h3_conn *hc = qc ? nana_h3_of(qc) : NULL;
-    if (hc) (void)nana_h3_consume(hc, r->sid, r->n);
+    if (hc)
+        (void)nana_h3_consume(hc, r->sid, r->n);
+    else if (r->h & NC_H2_HANDLE_BIT)
+        nch2_credit(r->rt, r->h, r->sid, r->n);
     free(r);
 }
 
@@ -893,6 +900,8 @@ static void credit(nc_stream *st, nana_quic_handle h, int64_t sid, size_t n)
     if (!n) return;
     credit_req *r = malloc(sizeof(*r));
     if (!r) return; /* the window stays smaller; the call's timeout ends a stall */
+    r->rt = st->rt;
+    r->h = h;
     r->sid = sid;
     r->n = n;
     if (nc_rt_post(st->rt, h, credit_post, r)) free(r);

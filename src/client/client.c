@@ -81,6 +81,7 @@ struct nana_client {
     uint64_t created_ns, last_used_ns;
     done_node *done_head, *done_tail; /* the completion queue */
     unsigned connect_timeout_ms, call_timeout_ms, reconnect_min_ms, reconnect_max_ms;
+    unsigned idle_timeout_ms; /* HTTP/2: PING after a third of it without input */
     unsigned max_queued, max_reply_bytes;
     unsigned backoff_ms;
     unsigned pending;
@@ -97,8 +98,20 @@ struct nana_client {
     char fail_msg[384];
     char last_fail_msg[384]; /* why the last failed attempt failed, and its status */
     int last_fail_status;
-    /* gRPC (protocol NANA_CLIENT_PROTO_GRPC); I/O thread, lock held */
-    bool grpc;
+    /* transports (the options, then the current attempt's) */
+    bool proto_grpc;      /* protocol NANA_CLIENT_PROTO_GRPC */
+    bool grpc_only;       /* every connection speaks gRPC: calls are built as gRPC only */
+    bool dual;            /* AUTO with the NanaSQLite protocol: calls are built both ways */
+    int transport;        /* nana_client_transport */
+    unsigned fallback_ms; /* AUTO: QUIC's time before HTTP/2 */
+    uint64_t fallback_at; /* this QUIC attempt gives way to HTTP/2 then (0: it does not) */
+    char quic_why[160];   /* why QUIC gave way, for the attempt's error message */
+    /* the current connection: I/O thread, lock held */
+    bool grpc;           /* it speaks gRPC (over HTTP/3 or HTTP/2) */
+    bool on_h2;          /* it is HTTP/2 on TCP (h2.c), not QUIC */
+    nch2_conn *h2;       /* that HTTP/2 connection, once started */
+    done_list h2_done;   /* calls finished while h2.c is entered */
+    bool h2_auth;        /* the client was in AUTH when h2.c entered */
     nana_h3_conn *hc;    /* the current connection's HTTP/3 state, once open */
     done_list *g_done;   /* where nghttp3's callbacks put finished calls */
     int login_http;      /* the login call's answer: HTTP status, */
@@ -194,6 +207,7 @@ static void deliver(nana_client *c, done_list *done)
             if (call->kind != NC_CALL) nc_typed_result(call->kind, &r);
         }
         nana_buf_free(&call->frame);
+        nana_buf_free(&call->gframe);
         nana_buf_free(&call->reply);
         free(call->db);
         if (call->done)
@@ -218,7 +232,8 @@ static void fail_list(nana_client *c, nc_call *s, done_list *done, int status, c
 
 static int g_send_call(nana_client *c, nana_quic_conn *qc, nc_call *call, int64_t *sid);
 
-/* Sends queued calls while the server allows streams. I/O thread, lock held. */
+/* Sends queued calls while the server allows streams (|qc| NULL over
+ * HTTP/2). I/O thread, lock held. */
 static void flush(nana_client *c, nana_quic_conn *qc, done_list *done)
 {
     while (c->state == ST_READY && !list_empty(&c->queue)) {
@@ -243,15 +258,20 @@ static void flush(nana_client *c, nana_quic_conn *qc, done_list *done)
             }
         }
         if (nc_sidmap_put(&c->map, sid, call)) {
-            nana_quic_stream_reset(qc, sid, c->grpc ? NANA_GRPC_H3_REQUEST_CANCELLED : 0);
+            if (c->on_h2)
+                nch2_cancel(c->h2, sid);
+            else
+                nana_quic_stream_reset(qc, sid, c->grpc ? NANA_GRPC_H3_REQUEST_CANCELLED : 0);
             finish(c, call, done, NANA_CLIENT_ENOMEM, "out of memory");
             continue;
         }
         call->sid = sid;
+        call->grpc = c->grpc;
         if (call->stream) ncs_sent(call->stream, c->rt, c->h, sid);
         list_del(call);
         list_add_tail(&c->sent, call);
         nana_buf_free(&call->frame);
+        nana_buf_free(&call->gframe);
     }
 }
 
@@ -289,13 +309,18 @@ static int64_t send_frame(nana_quic_conn *qc, const nana_buf *f)
     return sid;
 }
 
-/* Gives up the current attempt with |status| (the connection is closed; the
- * failure is acted on in on_close). Lock held. */
+/* Gives up the current attempt with |status| (the connection, |qc| or the
+ * HTTP/2 one, is closed; the failure is acted on when it has closed). Lock
+ * held. */
 static void abandon(nana_client *c, nana_quic_conn *qc, int status, const char *msg)
 {
     c->fail_status = status;
     snprintf(c->fail_msg, sizeof(c->fail_msg), "%s", msg);
-    nana_quic_conn_close(qc, 0, "");
+    if (c->on_h2) {
+        if (c->h2) nch2_close(c->h2); /* nc_h2_closed follows */
+    } else if (qc) {
+        nana_quic_conn_close(qc, 0, "");
+    }
 }
 
 static int on_open(nana_quic_conn *qc, void *user)
@@ -471,6 +496,8 @@ static int connection_ended(nana_client *c, const char *why, done_list *done)
 }
 
 static void closed(nana_client *c, nana_quic_conn *qc);
+static int fall_back(nana_client *c, const char *quic_why, done_list *done);
+static void end_unlock(nana_client *c, int failed, done_list *done);
 
 static void on_close(nana_quic_conn *qc, void *user)
 {
@@ -485,6 +512,7 @@ static void closed(nana_client *c, nana_quic_conn *qc)
     char why[384];
     uint64_t code = 0;
     int is_app = 0;
+    bool no_answer = false;
     char tls[256];
     if (nana_quic_conn_tls_failure(qc, tls, sizeof(tls)))
         snprintf(why, sizeof(why), "cannot connect to %s:%u: %s", c->addr, c->port, tls);
@@ -513,9 +541,17 @@ static void closed(nana_client *c, nana_quic_conn *qc)
         snprintf(why, sizeof(why), "%s:%u closed the connection (%s code 0x%llx)", c->addr, c->port,
                  is_app ? "application" : "transport", (unsigned long long)code);
     else
+        no_answer = true;
+    done_list done = {0};
+    if (no_answer && c->transport == NANA_CLIENT_TRANSPORT_AUTO && c->state == ST_CONNECTING &&
+        !c->closing_attempt) { /* AUTO: UDP may not get through; TCP may */
+        snprintf(why, sizeof(why), "no QUIC answer from %s:%u", c->addr, c->port);
+        end_unlock(c, fall_back(c, why, &done), &done);
+        return;
+    }
+    if (no_answer)
         snprintf(why, sizeof(why), "no answer from %s:%u (is the server running?)", c->addr,
                  c->port);
-    done_list done = {0};
     int failed = connection_ended(c, why, &done);
     uint64_t next = c->next_attempt;
     pthread_mutex_unlock(&c->mu);
@@ -616,14 +652,35 @@ static nghttp3_ssize g_read_body(nghttp3_conn *h3, int64_t sid, nghttp3_vec *vec
 static const nghttp3_data_reader g_reader = {g_read_body};
 
 /*
- * Sends a request for |path| on a new stream of |qc|: the header (with
- * grpc-timeout when |timeout_ms|, and |extra| fields), then |body|, whose
- * buffer is taken on success. 0 with *sid_out, NANA_ERR_BUSY at the
- * server's stream limit, or another error. Lock held.
+ * Sends a request for |path| on a new stream of the current connection
+ * (|qc|, or the HTTP/2 one): the header (with grpc-timeout when
+ * |timeout_ms|, and |extra| fields), then |body|, whose buffer is taken on
+ * success. 0 with *sid_out, NANA_ERR_BUSY at the server's stream limit, or
+ * another error. Lock held.
  */
 static int g_request(nana_client *c, nana_quic_conn *qc, const char *path, unsigned timeout_ms,
-                     const nghttp3_nv *extra, size_t nextra, nana_buf *body, int64_t *sid_out)
+                     const nc_hdr *extra, size_t nextra, nana_buf *body, int64_t *sid_out)
 {
+    char tmo[16];
+    nc_hdr hv[12];
+    size_t n = 0;
+    hv[n++] = (nc_hdr){":method", "POST"};
+    hv[n++] = (nc_hdr){":scheme", "https"};
+    hv[n++] = (nc_hdr){":authority", c->server_name};
+    hv[n++] = (nc_hdr){":path", path};
+    hv[n++] = (nc_hdr){"content-type", "application/grpc"};
+    hv[n++] = (nc_hdr){"te", "trailers"};
+    hv[n++] = (nc_hdr){"user-agent", "nanasqlite-client/" NANA_CLIENT_VERSION};
+    if (timeout_ms) {
+        nana_grpc_timeout_format((int64_t)timeout_ms * 1000000, tmo);
+        hv[n++] = (nc_hdr){"grpc-timeout", tmo};
+    }
+    for (size_t i = 0; i < nextra && n < sizeof(hv) / sizeof(hv[0]); i++)
+        hv[n++] = extra[i];
+    if (c->on_h2) {
+        if (!c->h2) return nana_err_set(NANA_ERR_BUSY, "no HTTP/2 connection");
+        return nch2_request(c->h2, hv, n, body, sid_out);
+    }
     gconn *g = nana_h3_user(c->hc);
     int64_t sid;
     int rc = nana_quic_stream_open(qc, &sid);
@@ -633,22 +690,9 @@ static int g_request(nana_client *c, nana_quic_conn *qc, const char *path, unsig
         nana_quic_stream_reset(qc, sid, NANA_GRPC_H3_REQUEST_CANCELLED);
         return nana_err_set(NANA_ERR_NOMEM, "out of memory");
     }
-    char tmo[16];
     nghttp3_nv nv[12];
-    size_t n = 0;
-    nv[n++] = nana_h3_nv(":method", "POST");
-    nv[n++] = nana_h3_nv(":scheme", "https");
-    nv[n++] = nana_h3_nv(":authority", c->server_name);
-    nv[n++] = nana_h3_nv(":path", path);
-    nv[n++] = nana_h3_nv("content-type", "application/grpc");
-    nv[n++] = nana_h3_nv("te", "trailers");
-    nv[n++] = nana_h3_nv("user-agent", "nanasqlite-client/" NANA_CLIENT_VERSION);
-    if (timeout_ms) {
-        nana_grpc_timeout_format((int64_t)timeout_ms * 1000000, tmo);
-        nv[n++] = nana_h3_nv("grpc-timeout", tmo);
-    }
-    for (size_t i = 0; i < nextra && n < sizeof(nv) / sizeof(nv[0]); i++)
-        nv[n++] = extra[i];
+    for (size_t i = 0; i < n; i++)
+        nv[i] = nana_h3_nv(hv[i].name, hv[i].value);
     int rv = nghttp3_conn_submit_request(nana_h3_nghttp3(c->hc), sid, nv, n, &g_reader, b);
     if (rv) {
         free(b);
@@ -666,30 +710,42 @@ static int g_request(nana_client *c, nana_quic_conn *qc, const char *path, unsig
     return 0;
 }
 
-/* Sends |call| (flush's gRPC half): its remaining time is its deadline. */
+/* Sends |call| (flush's gRPC half): its remaining time is its deadline.
+ * With the NanaSQLite protocol in AUTO the body is its gRPC twin. */
 static int g_send_call(nana_client *c, nana_quic_conn *qc, nc_call *call, int64_t *sid)
 {
     uint64_t now = nana_now_ns();
     uint64_t left = call->deadline_ns > now ? call->deadline_ns - now : 0;
     unsigned ms = (unsigned)(left / 1000000u) + 1;
     if (call->stream) ms = 0; /* a stream's timeout is each wait for its next message */
-    nghttp3_nv extra[1];
+    nc_hdr extra[1];
     size_t nextra = 0;
-    if (call->db) extra[nextra++] = nana_h3_nv("nana-db", call->db);
-    return g_request(c, qc, ncg_path(call->kind), ms, extra, nextra, &call->frame, sid);
+    if (call->db) extra[nextra++] = (nc_hdr){"nana-db", call->db};
+    return g_request(c, qc, ncg_path(call->kind), ms, extra, nextra,
+                     c->dual ? &call->gframe : &call->frame, sid);
 }
 
-/* Sends the login call of a new connection. Lock held. */
+/* The current QUIC connection of a gRPC client (NULL over HTTP/2). */
+static nana_quic_conn *g_qc(const nana_client *c)
+{
+    return c->on_h2 || !c->hc ? NULL : nana_h3_quic(c->hc);
+}
+
+/* Sends the login call of a new connection (|qc| NULL over HTTP/2). Lock
+ * held. */
 static void g_login(nana_client *c, nana_quic_conn *qc)
 {
-    nghttp3_nv meta[3];
+    nc_hdr meta[3];
     size_t nmeta = 0;
     char ts[24], sig64[96];
     const char *account = c->account ? c->account : "default";
     if (c->key.have) {
         uint8_t exporter[NANA_GRPC_LOGIN_EXPORTER_LEN];
-        if (nana_quic_conn_exporter(qc, NANA_GRPC_LOGIN_EXPORTER_LABEL, NULL, 0, exporter,
-                                    sizeof(exporter))) {
+        int erc = c->on_h2 ? nch2_exporter(c->h2, NANA_GRPC_LOGIN_EXPORTER_LABEL, exporter,
+                                           sizeof(exporter))
+                           : nana_quic_conn_exporter(qc, NANA_GRPC_LOGIN_EXPORTER_LABEL, NULL, 0,
+                                                     exporter, sizeof(exporter));
+        if (erc) {
             abandon(c, qc, NANA_CLIENT_ECONNECT, "cannot read the connection's TLS exporter");
             return;
         }
@@ -704,9 +760,9 @@ static void g_login(nana_client *c, nana_quic_conn *qc)
         uint8_t sig[crypto_sign_BYTES];
         crypto_sign_detached(sig, NULL, m, mlen, c->key.sk);
         nana_grpc_b64_encode(sig, sizeof(sig), sig64);
-        meta[nmeta++] = nana_h3_nv("nana-account", account);
-        meta[nmeta++] = nana_h3_nv("nana-timestamp", ts);
-        meta[nmeta++] = nana_h3_nv("nana-signature-bin", sig64);
+        meta[nmeta++] = (nc_hdr){"nana-account", account};
+        meta[nmeta++] = (nc_hdr){"nana-timestamp", ts};
+        meta[nmeta++] = (nc_hdr){"nana-signature-bin", sig64};
     }
     c->login_http = 0;
     c->login_grpc = -1;
@@ -749,10 +805,48 @@ static nana_client *g_cb_client(void *cu)
     return gconn_client(nana_h3_user(cu));
 }
 
-static bool rcbuf_is(nghttp3_rcbuf *b, const char *s)
+static bool bytes_are(const uint8_t *p, size_t n, const char *s)
 {
-    nghttp3_vec v = nghttp3_rcbuf_get_buf(b);
-    return v.len == strlen(s) && memcmp(v.base, s, v.len) == 0;
+    return n == strlen(s) && memcmp(p, s, n) == 0;
+}
+
+void nc_g_field(nana_client *c, int64_t sid, const uint8_t *name, size_t nlen, const uint8_t *value,
+                size_t vlen)
+{
+    int *http, *grpc;
+    char *msg;
+    size_t cap;
+    if (c->state == ST_AUTH && sid == c->auth_sid) {
+        http = &c->login_http;
+        grpc = &c->login_grpc;
+        msg = c->login_msg;
+        cap = sizeof(c->login_msg);
+    } else {
+        nc_call *call = nc_sidmap_get(&c->map, sid);
+        if (!call) return;
+        http = &call->http_status;
+        grpc = &call->grpc_status;
+        msg = call->grpc_msg;
+        cap = sizeof(call->grpc_msg);
+    }
+    bool is_status = bytes_are(name, nlen, ":status");
+    if (is_status || bytes_are(name, nlen, "grpc-status")) {
+        int n = 0;
+        for (size_t i = 0; i < vlen && n < 100000; i++)
+            n = value[i] >= '0' && value[i] <= '9' ? n * 10 + (value[i] - '0') : 100000;
+        if (!vlen) n = 100000; /* not a number: no status we know */
+        if (is_status)
+            *http = n;
+        else
+            *grpc = n > NANA_GRPC_STATUS_COUNT ? NANA_GRPC_UNKNOWN : n;
+    } else if (bytes_are(name, nlen, "grpc-message")) {
+        char raw[256];
+        size_t n = vlen < sizeof(raw) - 1 ? vlen : sizeof(raw) - 1;
+        if (n > cap - 1) n = cap - 1;
+        memcpy(raw, value, n);
+        raw[n] = '\0';
+        nana_grpc_pct_decode(raw, n, msg);
+    }
 }
 
 /* A response header or trailer field of stream |sid|. */
@@ -765,73 +859,66 @@ static int g_on_field(nghttp3_conn *h3, int64_t sid, int32_t token, nghttp3_rcbu
     (void)su;
     nana_client *c = g_cb_client(cu);
     if (!c) return 0;
-    int *http, *grpc;
-    char *msg;
-    size_t cap;
-    if (c->state == ST_AUTH && sid == c->auth_sid) {
-        http = &c->login_http;
-        grpc = &c->login_grpc;
-        msg = c->login_msg;
-        cap = sizeof(c->login_msg);
-    } else {
-        nc_call *call = nc_sidmap_get(&c->map, sid);
-        if (!call) return 0;
-        http = &call->http_status;
-        grpc = &call->grpc_status;
-        msg = call->grpc_msg;
-        cap = sizeof(call->grpc_msg);
-    }
-    nghttp3_vec v = nghttp3_rcbuf_get_buf(value);
-    if (rcbuf_is(name, ":status") || rcbuf_is(name, "grpc-status")) {
-        int n = 0;
-        for (size_t i = 0; i < v.len && n < 100000; i++)
-            n = v.base[i] >= '0' && v.base[i] <= '9' ? n * 10 + (v.base[i] - '0') : 100000;
-        if (!v.len) n = 100000; /* not a number: no status we know */
-        if (rcbuf_is(name, ":status"))
-            *http = n;
-        else
-            *grpc = n > NANA_GRPC_STATUS_COUNT ? NANA_GRPC_UNKNOWN : n;
-    } else if (rcbuf_is(name, "grpc-message")) {
-        char raw[256];
-        size_t n = v.len < sizeof(raw) - 1 ? v.len : sizeof(raw) - 1;
-        if (n > cap - 1) n = cap - 1;
-        memcpy(raw, v.base, n);
-        raw[n] = '\0';
-        nana_grpc_pct_decode(raw, n, msg);
-    }
+    nghttp3_vec n = nghttp3_rcbuf_get_buf(name), v = nghttp3_rcbuf_get_buf(value);
+    nc_g_field(c, sid, n.base, n.len, v.base, v.len);
     return 0;
+}
+
+/* Resets stream |sid| of the current connection (a call it gives up). */
+static void g_cancel(nana_client *c, int64_t sid)
+{
+    if (c->on_h2) {
+        if (c->h2) nch2_cancel(c->h2, sid);
+    } else if (c->hc) {
+        nana_h3_cancel(c->hc, sid, NANA_GRPC_H3_REQUEST_CANCELLED);
+    }
 }
 
 /* Response body bytes: kept with the call, up to max_reply_bytes, and
  * credited to the server at once; an AQL stream's go to its iterator,
  * which credits them as it takes them (ncs_feed). */
+uint64_t nc_g_data(nana_client *c, int64_t sid, const uint8_t *data, size_t len)
+{
+    nc_call *call = c->g_done ? nc_sidmap_get(&c->map, sid) : NULL;
+    if (!call) return len;
+    if (call->stream) {
+        long long now = ncs_feed(call->stream, data, len, c->max_reply_bytes);
+        if (now < 0) {
+            finish(c, call, c->g_done, now == -2 ? NANA_CLIENT_EPROTOCOL : NANA_CLIENT_ENOMEM,
+                   now == -2 ? "a stream message is larger than max_reply_bytes" : "out of memory");
+            g_cancel(c, sid);
+            now = (long long)len;
+        }
+        return (uint64_t)now;
+    }
+    if (call->reply.len + len > c->max_reply_bytes) /* the rest is read and dropped */
+        finish(c, call, c->g_done, NANA_CLIENT_EPROTOCOL,
+               "the reply is larger than max_reply_bytes");
+    else if (nana_buf_append(&call->reply, data, len))
+        finish(c, call, c->g_done, NANA_CLIENT_ENOMEM, "out of memory");
+    return len;
+}
+
 static int g_on_data(nghttp3_conn *h3, int64_t sid, const uint8_t *data, size_t len, void *cu,
                      void *su)
 {
     (void)h3;
     (void)su;
     nana_client *c = g_cb_client(cu);
-    nc_call *call = c ? nc_sidmap_get(&c->map, sid) : NULL;
-    uint64_t credit = len;
-    if (call && call->stream && c->g_done) {
-        long long now = ncs_feed(call->stream, data, len, c->max_reply_bytes);
-        if (now < 0) {
-            finish(c, call, c->g_done, now == -2 ? NANA_CLIENT_EPROTOCOL : NANA_CLIENT_ENOMEM,
-                   now == -2 ? "a stream message is larger than max_reply_bytes" : "out of memory");
-            nana_h3_cancel(cu, sid, NANA_GRPC_H3_REQUEST_CANCELLED);
-            now = (long long)len;
-        }
-        credit = (uint64_t)now;
-        call = NULL;
-    }
+    uint64_t credit = c ? nc_g_data(c, sid, data, len) : len;
     if (nana_h3_consume(cu, sid, credit)) return NGHTTP3_ERR_CALLBACK_FAILURE;
-    if (!call || !c->g_done) return 0;
-    if (call->reply.len + len > c->max_reply_bytes) /* the rest is read and dropped */
-        finish(c, call, c->g_done, NANA_CLIENT_EPROTOCOL,
-               "the reply is larger than max_reply_bytes");
-    else if (nana_buf_append(&call->reply, data, len))
-        finish(c, call, c->g_done, NANA_CLIENT_ENOMEM, "out of memory");
     return 0;
+}
+
+void nc_g_end(nana_client *c, int64_t sid)
+{
+    if (!c->g_done) return;
+    if (c->state == ST_AUTH && sid == c->auth_sid) {
+        if (!c->fail_status) g_login_done(c, g_qc(c));
+        return;
+    }
+    nc_call *call = nc_sidmap_get(&c->map, sid);
+    if (call) finish(c, call, c->g_done, -1, NULL);
 }
 
 static int g_on_end_stream(nghttp3_conn *h3, int64_t sid, void *cu, void *su)
@@ -839,14 +926,24 @@ static int g_on_end_stream(nghttp3_conn *h3, int64_t sid, void *cu, void *su)
     (void)h3;
     (void)su;
     nana_client *c = g_cb_client(cu);
-    if (!c || !c->g_done) return 0;
+    if (c) nc_g_end(c, sid);
+    return 0;
+}
+
+void nc_g_closed(nana_client *c, int64_t sid)
+{
+    if (!c->g_done) return;
     if (c->state == ST_AUTH && sid == c->auth_sid) {
-        if (!c->fail_status) g_login_done(c, nana_h3_quic(cu));
-        return 0;
+        if (!c->fail_status) /* else the answer already decided (a refusal) */
+            abandon(c, g_qc(c), NANA_CLIENT_ECONNECT,
+                    "the login call's stream ended without an answer");
+        return;
     }
     nc_call *call = nc_sidmap_get(&c->map, sid);
-    if (call) finish(c, call, c->g_done, -1, NULL);
-    return 0;
+    if (call)
+        finish(c, call, c->g_done, NANA_CLIENT_EUNKNOWN,
+               "the call's stream ended without a reply (connection lost or stream reset): it "
+               "may or may not have run");
 }
 
 /* The stream is gone: its body is freed; a call without a response ends. */
@@ -856,18 +953,7 @@ static int g_on_stream_close(nghttp3_conn *h3, int64_t sid, uint64_t code, void 
     (void)code;
     if (su) gbody_free(su);
     nana_client *c = g_cb_client(cu);
-    if (!c || !c->g_done) return 0;
-    if (c->state == ST_AUTH && sid == c->auth_sid) {
-        if (!c->fail_status) /* else the answer already decided (a refusal) */
-            abandon(c, nana_h3_quic(cu), NANA_CLIENT_ECONNECT,
-                    "the login call's stream ended without an answer");
-        return 0;
-    }
-    nc_call *call = nc_sidmap_get(&c->map, sid);
-    if (call)
-        finish(c, call, c->g_done, NANA_CLIENT_EUNKNOWN,
-               "the call's stream ended without a reply (connection lost or stream reset): it "
-               "may or may not have run");
+    if (c) nc_g_closed(c, sid);
     return 0;
 }
 
@@ -1014,9 +1100,11 @@ static void flush_post(nana_quic_conn *qc, void *arg)
     done_list done = {0};
     pthread_mutex_lock(&c->mu);
     c->flush_posted = false;
+    nch2_conn *h2 = c->on_h2 && c->state == ST_READY ? c->h2 : NULL;
     if (qc && c->h == nana_quic_conn_handle(qc) && c->state == ST_READY) flush(c, qc, &done);
     pthread_mutex_unlock(&c->mu);
     deliver(c, &done);
+    if (h2) nch2_kick(h2); /* h2.c enters the client, which sends what waits */
 }
 
 /* Posted by the maintenance thread: abandons a stalled attempt. */
@@ -1031,13 +1119,13 @@ static void abandon_post(nana_quic_conn *qc, void *arg)
         pthread_mutex_unlock(&c->mu);
         return;
     }
-    if (qc && c->h == nana_quic_conn_handle(qc)) {
+    if ((c->on_h2 && c->h2) || (qc && c->h == nana_quic_conn_handle(qc))) {
         abandon(c, qc, NANA_CLIENT_ECONNECT, "");
         snprintf(c->fail_msg, sizeof(c->fail_msg),
                  "no authenticated connection to %s:%u within %u ms", c->addr, c->port,
                  c->connect_timeout_ms);
         pthread_mutex_unlock(&c->mu);
-        return; /* on_close follows */
+        return; /* on_close (or nc_h2_closed) follows */
     }
     /* The connection never came to be: the attempt failed here. */
     done_list done = {0};
@@ -1054,6 +1142,7 @@ typedef struct detach_req {
     sem_t sem;
     bool grpc;
     nc_rt *rt;
+    nana_client *c;
 } detach_req;
 
 static void gconn_detach(nana_quic_conn *qc, nc_rt *rt);
@@ -1061,6 +1150,11 @@ static void gconn_detach(nana_quic_conn *qc, nc_rt *rt);
 static void detach_post(nana_quic_conn *qc, void *arg)
 {
     detach_req *d = arg;
+    pthread_mutex_lock(&d->c->mu);
+    nch2_conn *h2 = d->c->h2;
+    d->c->h2 = NULL;
+    pthread_mutex_unlock(&d->c->mu);
+    if (h2) nch2_detach(h2); /* it closes without telling the client */
     if (qc) {
         if (d->grpc)
             gconn_detach(qc, d->rt); /* its HTTP/3 state goes at conn_close */
@@ -1072,6 +1166,156 @@ static void detach_post(nana_quic_conn *qc, void *arg)
 }
 
 /* ---- attempts and the maintenance tick ----------------------------------------- */
+
+/* The current attempt becomes one over HTTP/2 (under a new handle no QUIC
+ * connection has). Lock held. */
+static void h2_attempt(nana_client *c)
+{
+    static _Atomic uint64_t next_h2;
+    c->on_h2 = true;
+    c->grpc = true;
+    c->h2 = NULL;
+    c->h = NC_H2_HANDLE_BIT | (atomic_fetch_add(&next_h2, 1) + 1) << 8; /* shard 0 */
+}
+
+/* Ends a lock-held step that may have failed an attempt: unlocks, tells the
+ * pool, wakes the maintenance thread for the next attempt, delivers. */
+static void end_unlock(nana_client *c, int failed, done_list *done)
+{
+    bool wake = c->state == ST_BACKOFF;
+    uint64_t next = c->next_attempt;
+    pthread_mutex_unlock(&c->mu);
+    if (failed && c->has_hooks) c->hooks.attempt(c->hooks.pool, c, 0);
+    if (wake) nc_rt_wake(c->rt, next);
+    deliver(c, done);
+}
+
+/*
+ * On the I/O thread: starts the HTTP/2 connection of the current attempt
+ * (h2_attempt). Lock held. Returns 1 when it could not start: the attempt
+ * failed (connection_ended ran, collecting calls in |done|).
+ */
+static int h2_begin(nana_client *c, done_list *done)
+{
+    uint64_t now = nana_now_ns();
+    unsigned left =
+        c->attempt_deadline > now ? (unsigned)((c->attempt_deadline - now) / 1000000u) + 1 : 1;
+    unsigned idle = c->idle_timeout_ms;
+    int rc = nch2_start(c->rt, c, c->h, c->addr, c->port, c->server_name, left, idle, &c->h2);
+    if (!rc) return 0;
+    char why[384];
+    snprintf(why, sizeof(why), "%.150s%scannot start a TCP connection to %s:%u: %.100s",
+             c->quic_why, c->quic_why[0] ? "; " : "", c->addr, c->port, nana_errmsg());
+    c->h2 = NULL;
+    return connection_ended(c, why, done);
+}
+
+/* Posted by start_attempt: the HTTP/2 attempt's connection starts here. */
+static void h2_connect_post(nana_quic_conn *qc, void *arg)
+{
+    (void)qc;
+    nana_client *c = arg;
+    done_list done = {0};
+    pthread_mutex_lock(&c->mu);
+    int failed = 0;
+    if (c->state == ST_CONNECTING && c->on_h2 && !c->h2 && !c->closing_attempt)
+        failed = h2_begin(c, &done);
+    end_unlock(c, failed, &done);
+}
+
+/*
+ * AUTO: the QUIC attempt gives way to HTTP/2 (no QUIC connection within
+ * fallback_ms, or it ended without an answer): QUIC is quiet for a while
+ * for this runtime, and the same attempt goes on over TCP. I/O thread,
+ * lock held; returns as h2_begin.
+ */
+static int fall_back(nana_client *c, const char *quic_why, done_list *done)
+{
+    snprintf(c->quic_why, sizeof(c->quic_why), "%s", quic_why);
+    nc_rt_quic_silent(c->rt, nana_now_ns());
+    c->fallback_at = 0;
+    h2_attempt(c);
+    return h2_begin(c, done);
+}
+
+/* Posted by the tick at fallback_at: the QUIC attempt still has no
+ * connection; it is dropped (its callbacks will not see the client) and
+ * HTTP/2 takes over. */
+static void fallback_post(nana_quic_conn *qc, void *arg)
+{
+    nana_client *c = arg;
+    done_list done = {0};
+    pthread_mutex_lock(&c->mu);
+    int failed = 0;
+    if (qc && c->h == nana_quic_conn_handle(qc) && c->state == ST_CONNECTING && !c->on_h2 &&
+        !c->closing_attempt) {
+        nana_quic_conn_set_data(qc, NULL);
+        nana_quic_conn_close(qc, 0, "");
+        char why[160];
+        snprintf(why, sizeof(why), "no QUIC connection to %s:%u within %u ms", c->addr, c->port,
+                 c->fallback_ms);
+        failed = fall_back(c, why, &done);
+    }
+    end_unlock(c, failed, &done);
+}
+
+/* ---- HTTP/2 connections: h2.c's way in (client_int.h) ------------------------------ */
+
+nana_client *nc_h2_enter(nana_client *c, const nch2_conn *h)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->h2 != h || c->state == ST_CLOSED) {
+        pthread_mutex_unlock(&c->mu);
+        return NULL;
+    }
+    c->h2_auth = c->state == ST_AUTH;
+    c->g_done = &c->h2_done;
+    return c;
+}
+
+void nc_h2_flush(nana_client *c)
+{
+    if (c->state == ST_READY) flush(c, NULL, c->g_done);
+}
+
+void nc_h2_leave(nana_client *c)
+{
+    done_list done = c->h2_done;
+    c->h2_done = (done_list){0};
+    c->g_done = NULL;
+    bool ready = c->h2_auth && c->state == ST_READY;
+    pthread_mutex_unlock(&c->mu);
+    if (ready && c->has_hooks) c->hooks.attempt(c->hooks.pool, c, 1);
+    deliver(c, &done);
+}
+
+void nc_h2_opened(nana_client *c)
+{
+    if (c->state != ST_CONNECTING) return;
+    c->state = ST_AUTH;
+    c->fallback_at = 0;
+    g_login(c, NULL);
+}
+
+void nc_h2_closed(nana_client *c, const nch2_conn *h, const char *why)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->h2 != h || c->state == ST_CLOSED) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    c->h2 = NULL;
+    char msg[512];
+    if (c->state == ST_CONNECTING || c->state == ST_AUTH)
+        snprintf(msg, sizeof(msg), "%.150s%scannot connect to %s:%u over TCP (HTTP/2): %.150s",
+                 c->quic_why, c->quic_why[0] ? "; " : "", c->addr, c->port,
+                 why[0] ? why : "the connection closed");
+    else
+        snprintf(msg, sizeof(msg), "the TCP connection to %s:%u closed%s%.200s", c->addr, c->port,
+                 why[0] ? ": " : "", why);
+    done_list done = {0};
+    end_unlock(c, connection_ended(c, msg, &done), &done);
+}
 
 /* Starts a connection attempt. Lock held. Returns 0, or -1 when the pool's
  * circuit breaker refuses one (the client waits in BACKOFF). */
@@ -1088,6 +1332,25 @@ static int start_attempt(nana_client *c, uint64_t now)
     c->closing_attempt = false;
     c->attempt_deadline = now + (uint64_t)c->connect_timeout_ms * 1000000ull;
     c->attempt_start = now;
+    c->fallback_at = 0;
+    c->quic_why[0] = '\0';
+    if (c->transport == NANA_CLIENT_TRANSPORT_H2 ||
+        (c->transport == NANA_CLIENT_TRANSPORT_AUTO && now < nc_rt_quic_quiet_until(c->rt))) {
+        h2_attempt(c);
+        if (nc_rt_post(c->rt, c->h, h2_connect_post, c)) {
+            c->closing_attempt = true; /* the tick fails it at once */
+            c->attempt_deadline = now;
+            snprintf(c->fail_msg, sizeof(c->fail_msg), "cannot start a connection: %s",
+                     "the client is shutting down");
+            c->fail_status = NANA_CLIENT_ECONNECT;
+            c->h = 0;
+        }
+        return 0;
+    }
+    c->on_h2 = false;
+    c->grpc = c->proto_grpc;
+    if (c->transport == NANA_CLIENT_TRANSPORT_AUTO)
+        c->fallback_at = now + (uint64_t)c->fallback_ms * 1000000ull;
     nana_quic_handle h;
     if (nana_quic_connect(nc_rt_ep(c->rt), c->addr, c->port, c->server_name, NULL, 0, c, &h)) {
         /* Treated like a stalled attempt: the tick fails it at once. */
@@ -1102,25 +1365,32 @@ static int start_attempt(nana_client *c, uint64_t now)
     return 0;
 }
 
-/* Posted by the tick: resets the streams of timed-out calls so the server
- * can drop them. |arg|: a count, then the stream ids; freed here. */
+/* The streams of timed-out calls, to reset so the server can drop them. */
+typedef struct reset_req {
+    nc_rt *rt;
+    nana_quic_handle h;
+    bool grpc; /* H3_REQUEST_CANCELLED (nghttp3 learns it from the transport) */
+    size_t n;
+    int64_t sids[];
+} reset_req;
+
+/* Posted by the tick: resets the streams (of a QUIC connection, or of an
+ * HTTP/2 one when the handle says so); |arg| freed here. */
 static void reset_post(nana_quic_conn *qc, void *arg)
 {
-    uint64_t *ids = arg;
-    bool grpc =
-        ids[0] >> 63; /* gRPC: H3_REQUEST_CANCELLED (nghttp3 learns it from the transport) */
-    uint64_t n = ids[0] & ~(1ull << 63);
-    for (uint64_t i = 1; qc && i <= n; i++)
-        nana_quic_stream_reset(qc, (int64_t)ids[i], grpc ? NANA_GRPC_H3_REQUEST_CANCELLED : 0);
-    free(ids);
+    reset_req *r = arg;
+    if (r->h & NC_H2_HANDLE_BIT) nch2_reset(r->rt, r->h, r->sids, r->n);
+    for (size_t i = 0; qc && i < r->n; i++)
+        nana_quic_stream_reset(qc, r->sids[i], r->grpc ? NANA_GRPC_H3_REQUEST_CANCELLED : 0);
+    free(r);
 }
 
 uint64_t nc_client_tick(nana_client *c, uint64_t now)
 {
     done_list done = {0};
-    uint64_t resets[64];
+    int64_t resets[64];
     size_t nresets = 0;
-    bool post_abandon = false;
+    bool post_abandon = false, post_fallback = false;
     pthread_mutex_lock(&c->mu);
     if (c->state == ST_CLOSED) {
         pthread_mutex_unlock(&c->mu);
@@ -1156,7 +1426,7 @@ uint64_t nc_client_tick(nana_client *c, uint64_t now)
                 continue;
             }
             if (call->sid >= 0 && nresets < sizeof(resets) / sizeof(resets[0]))
-                resets[nresets++] = (uint64_t)call->sid;
+                resets[nresets++] = call->sid;
             char msg[128];
             snprintf(msg, sizeof(msg), "no reply within %u ms%s", call->timeout_ms,
                      call->sid >= 0 ? " (the call may still run on the server)" : "");
@@ -1175,10 +1445,20 @@ uint64_t nc_client_tick(nana_client *c, uint64_t now)
         post_abandon = true; /* nana_quic_connect itself failed */
     }
     if (post_abandon) c->abandon_h = c->h;
+    /* AUTO: no QUIC connection within fallback_ms: HTTP/2 takes over. */
+    bool quic_wait = c->state == ST_CONNECTING && !c->on_h2 && c->fallback_at && !post_abandon &&
+                     !c->closing_attempt;
+    if (quic_wait && now >= c->fallback_at) {
+        c->fallback_at = 0;
+        post_fallback = true;
+    } else if (quic_wait && c->fallback_at < next) {
+        next = c->fallback_at;
+    }
     if ((c->state == ST_CONNECTING || c->state == ST_AUTH) && c->attempt_deadline < next)
         next = c->attempt_deadline > now ? c->attempt_deadline : now + 1000000ull;
     c->next_ns = next;
     nana_quic_handle h = c->h;
+    bool grpc = c->grpc;
     pthread_mutex_unlock(&c->mu);
     if (post_abandon && nc_rt_post(c->rt, h, abandon_post, c)) {
         pthread_mutex_lock(&c->mu);
@@ -1186,12 +1466,17 @@ uint64_t nc_client_tick(nana_client *c, uint64_t now)
         pthread_mutex_unlock(&c->mu);
     }
     if (nresets) {
-        uint64_t *ids = malloc(sizeof(uint64_t) * (nresets + 1));
-        if (ids) {
-            ids[0] = nresets | (c->grpc ? 1ull << 63 : 0);
-            memcpy(ids + 1, resets, nresets * sizeof(uint64_t));
-            if (nc_rt_post(c->rt, h, reset_post, ids)) free(ids);
+        reset_req *r = malloc(sizeof(*r) + nresets * sizeof(int64_t));
+        if (r) {
+            *r = (reset_req){.rt = c->rt, .h = h, .grpc = grpc, .n = nresets};
+            memcpy(r->sids, resets, nresets * sizeof(int64_t));
+            if (nc_rt_post(c->rt, h, reset_post, r)) free(r);
         }
+    }
+    if (post_fallback && nc_rt_post(c->rt, h, fallback_post, c)) {
+        pthread_mutex_lock(&c->mu);
+        if (c->h == h && c->state == ST_CONNECTING) c->fallback_at = now; /* try again */
+        pthread_mutex_unlock(&c->mu);
     }
     deliver(c, &done);
     return next;
@@ -1265,6 +1550,8 @@ void nana_client_opts_init(nana_client_opts *o)
     o->max_queued = 65536;
     o->max_reply_bytes = 64u << 20;
     o->idle_timeout_ms = 30000;
+    o->transport = NANA_CLIENT_TRANSPORT_AUTO;
+    o->fallback_ms = 1500;
 }
 
 /* A malloc'd copy of |s| (NULL stays NULL); *ok cleared on failure. */
@@ -1279,6 +1566,9 @@ static char *dup_opt(const char *s, bool *ok)
 int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const nc_key *key,
                   const nc_pool_hooks *hooks, nana_client **out, nana_result *err)
 {
+    if (o->transport < NANA_CLIENT_TRANSPORT_AUTO || o->transport > NANA_CLIENT_TRANSPORT_H2)
+        return nc_result_error(err, NANA_CLIENT_EINVALID,
+                               "transport %d is not AUTO (0), QUIC (1) or H2 (2)", o->transport);
     nana_client *c = calloc(1, sizeof(*c));
     if (!c) return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
     bool ok = true;
@@ -1291,9 +1581,15 @@ int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const 
     c->port = o->port;
     c->server_name = dup_opt(o->server_name ? o->server_name : "localhost", &ok);
     c->account = dup_opt(o->account, &ok);
-    c->grpc = o->protocol == NANA_CLIENT_PROTO_GRPC;
+    c->proto_grpc = o->protocol == NANA_CLIENT_PROTO_GRPC;
+    c->grpc = c->proto_grpc;
+    c->transport = o->transport;
+    c->grpc_only = c->proto_grpc || o->transport == NANA_CLIENT_TRANSPORT_H2;
+    c->dual = !c->grpc_only && o->transport == NANA_CLIENT_TRANSPORT_AUTO;
     nana_client_opts d;
     nana_client_opts_init(&d);
+    c->fallback_ms = nc_opt_ms(o->fallback_ms, d.fallback_ms);
+    c->idle_timeout_ms = nc_opt_ms(o->idle_timeout_ms, d.idle_timeout_ms);
     c->connect_timeout_ms = nc_opt_ms(o->connect_timeout_ms, d.connect_timeout_ms);
     c->call_timeout_ms = nc_opt_ms(o->call_timeout_ms, d.call_timeout_ms);
     c->reconnect_min_ms = nc_opt_ms(o->reconnect_min_ms, d.reconnect_min_ms);
@@ -1343,7 +1639,7 @@ void nc_client_free(nana_client *c)
     if (was_open) {
         nc_rt_remove(c->rt, c);
         /* Once this runs on the I/O thread, no callback will see |c| again. */
-        detach_req d = {.grpc = c->grpc, .rt = c->rt};
+        detach_req d = {.grpc = c->proto_grpc, .rt = c->rt, .c = c};
         sem_init(&d.sem, 0, 0);
         if (nc_rt_post(c->rt, h, detach_post, &d) == 0) {
             while (sem_wait(&d.sem) && errno == EINTR) {
@@ -1463,10 +1759,10 @@ int nc_submit(nana_client *c, const nc_call_args *a, nana_client_done_fn done, v
     call->token = token;
     call->prev = call->next = call;
     call->kind = a->kind;
-    call->grpc = c->grpc;
     call->grpc_status = -1;
+    nana_buf_init(&call->gframe, 0);
     bool aql = a->kind == NC_AQL_QUERY || a->kind == NC_AQL_BATCH || a->kind == NC_AQL_STREAM;
-    if (aql && !c->grpc) {
+    if (aql && !c->proto_grpc) {
         free(call);
         return nc_result_error(err, NANA_CLIENT_EINVALID,
                                "AQL calls are gRPC calls (protocol NANA_CLIENT_PROTO_GRPC)");
@@ -1481,12 +1777,18 @@ int nc_submit(nana_client *c, const nc_call_args *a, nana_client_done_fn done, v
     bool named = co && co->db;
     if (named) atomic_store(&c->named_db, true);
     bool default_db = !named && atomic_load(&c->named_db);
-    int rc = c->grpc              ? ncg_build(&call->frame, a, err)
+    int rc = c->grpc_only         ? ncg_build(&call->frame, a, err)
              : a->kind == NC_CALL ? nc_build_call_db(&call->frame, a->method, a->args, a->kwargs,
                                                      co, default_db, err)
                                   : nc_build_typed(&call->frame, a, default_db, err);
+    if (!rc && c->dual) { /* its twin for a fallback connection (JSON checked above) */
+        nc_call_args g = *a;
+        g.json_checked = true;
+        rc = ncg_build(&call->gframe, &g, err);
+    }
     if (rc) {
         nana_buf_free(&call->frame);
+        nana_buf_free(&call->gframe);
         free(call->db);
         free(call);
         return rc;
@@ -1508,6 +1810,7 @@ int nc_submit(nana_client *c, const nc_call_args *a, nana_client_done_fn done, v
     if (rc) {
         pthread_mutex_unlock(&c->mu);
         nana_buf_free(&call->frame);
+        nana_buf_free(&call->gframe);
         free(call->db);
         free(call);
         return rc;
@@ -1610,7 +1913,7 @@ int nana_client_delete(nana_client *c, const char *key, const nana_call_opts *co
 int nana_client_health(nana_client *c, const char *service, const nana_call_opts *co,
                        nana_result *out)
 {
-    if (!c->grpc) {
+    if (!c->proto_grpc) {
         memset(out, 0, sizeof(*out));
         return nc_result_error(out, NANA_CLIENT_EINVALID,
                                "health checks are a gRPC call (protocol NANA_CLIENT_PROTO_GRPC)");

@@ -16,6 +16,7 @@
 #include "aql_pred.h"
 #include "nanasqlite_client.h"
 #include "quic/nana_quic.h"
+#include "tcp/nana_tcp.h"
 #include "util/nana_buf.h"
 #include "util/nana_time.h"
 
@@ -98,6 +99,7 @@ typedef enum nc_kind {
 
 typedef struct nc_stream nc_stream;
 typedef struct nc_rt nc_rt;
+typedef struct nch2_conn nch2_conn; /* an HTTP/2 connection (h2.c) */
 
 /* The arguments of one call, as the submit functions below get them. */
 typedef struct nc_call_args {
@@ -110,6 +112,7 @@ typedef struct nc_call_args {
     const uint8_t *body; /* the AQL kinds: the serialized request message */
     size_t body_len;
     nc_stream *stream; /* NC_AQL_STREAM: where the answer's messages go */
+    bool json_checked; /* the JSON was already checked (ncg_build need not) */
 } nc_call_args;
 
 /*
@@ -132,6 +135,8 @@ struct nc_call {
     nc_call *prev, *next; /* in the client's queue (unsent) or sent list */
     nc_call *done_next;   /* in a list of finished calls being delivered */
     nana_buf frame;       /* the request; freed once sent */
+    nana_buf gframe;      /* AUTO transport with the NanaSQLite protocol: the same call as
+                             gRPC (frame is the NanaSQLite one), for a fallback connection */
     nana_buf reply;       /* reply bytes so far */
     int64_t sid;          /* -1 until sent */
     uint64_t queued_ns;   /* when it was submitted */
@@ -146,7 +151,7 @@ struct nc_call {
     nana_result res; /* the client-side error, when status >= 0 */
     nc_kind kind;
     /* gRPC: what the response said besides its message */
-    bool grpc;
+    bool grpc;          /* sent as gRPC (over HTTP/3 or HTTP/2) */
     int http_status;    /* 0: none yet */
     int grpc_status;    /* -1: none yet */
     char grpc_msg[256]; /* grpc-message, decoded (cut to fit) */
@@ -204,6 +209,89 @@ void nc_client_cancel_stream(nana_client *c, nc_stream *st);
  * database), in |out|. 0 or ENOMEM. */
 int ncg_login_request(nana_buf *out);
 
+/* ---- gRPC over HTTP/2 on TCP (h2.c) --------------------------------------
+ *
+ * h2.c owns an HTTP/2 connection: its TCP (TLS, ALPN "h2") connection of
+ * src/tcp on the runtime's loop and its nghttp2 client session. client.c
+ * owns everything about calls and tells h2.c what to send; h2.c tells
+ * client.c what arrived through the nc_g_* functions (the same ones the
+ * HTTP/3 callbacks use), always between nc_h2_enter and nc_h2_leave, so
+ * with the client's lock held and a list for the calls they finish. All on
+ * the loop's thread.
+ */
+
+/* A request header field (name and value NUL-terminated, not copied). */
+typedef struct nc_hdr {
+    const char *name, *value;
+} nc_hdr;
+
+/*
+ * Starts a connection for client |c| under handle |h| (a name no QUIC
+ * connection has: NC_H2_HANDLE_BIT set) to addr:port, TLS checked for
+ * |server_name|, within |timeout_ms|. Then nc_h2_opened (HTTP/2 is up) or
+ * nc_h2_closed (it failed or ended) follows from the loop. |idle_ms|: a
+ * PING after a third of it without input, closed after all of it. 0 with
+ * *out, or NANA_ERR_* (then nothing follows).
+ */
+#define NC_H2_HANDLE_BIT (1ull << 63)
+int nch2_start(nc_rt *rt, nana_client *c, nana_quic_handle h, const char *addr, uint16_t port,
+               const char *server_name, unsigned timeout_ms, unsigned idle_ms, nch2_conn **out);
+
+/*
+ * Client lock held (entered): queues a request of header |hv| (pseudo
+ * fields first) and body |body|, taken on success (freed when its stream
+ * ends). 0 with *sid, NANA_ERR_BUSY when the connection takes no new
+ * streams (a GOAWAY came), or another error.
+ */
+int nch2_request(nch2_conn *h, const nc_hdr *hv, size_t n, nana_buf *body, int64_t *sid);
+
+/* Resets stream |sid| (CANCEL); lock held (entered). */
+void nch2_cancel(nch2_conn *h, int64_t sid);
+
+/* Resets streams |sids| of the HTTP/2 connection |handle| of |rt|, if it
+ * still exists (timed-out calls). Not entered: enters the client itself. */
+void nch2_reset(nc_rt *rt, nana_quic_handle handle, const int64_t *sids, size_t n);
+
+/* Not entered: enters the client, which sends what it queued, and writes. */
+void nch2_kick(nch2_conn *h);
+
+/* The TLS exporter of the connection (the login's binding). */
+int nch2_exporter(nch2_conn *h, const char *label, uint8_t *out, size_t n);
+
+/* Closes the connection (nc_h2_closed follows from the loop). */
+void nch2_close(nch2_conn *h);
+
+/* The client lets go: no nc_* call for |h| any more; it closes. */
+void nch2_detach(nch2_conn *h);
+
+/* Gives the server |n| more bytes of window on stream |sid| of the HTTP/2
+ * connection |h| of |rt|, if it still exists (an AQL stream's credit). */
+void nch2_credit(nc_rt *rt, nana_quic_handle h, int64_t sid, uint64_t n);
+
+/*
+ * client.c's side. nc_h2_enter: if |h| is |c|'s current connection, locks
+ * |c| and makes the nc_g_* calls collect finished calls; returns |c|, or
+ * NULL (not locked). nc_h2_leave: unlocks and delivers what finished. nc_h2_opened (entered):
+ * HTTP/2 is up, the login call goes. nc_h2_closed (not entered): the connection ended, |why| says
+ * how ("" for a plain close).
+ */
+nana_client *nc_h2_enter(nana_client *c, const nch2_conn *h);
+void nc_h2_flush(nana_client *c); /* entered: sends the calls that wait, if READY */
+void nc_h2_leave(nana_client *c);
+void nc_h2_opened(nana_client *c);
+void nc_h2_closed(nana_client *c, const nch2_conn *h, const char *why);
+
+/*
+ * A response of stream |sid|, whatever carries it (entered): a header or
+ * trailer field; body bytes (returns how many to credit to the server
+ * now); its end; its stream gone.
+ */
+void nc_g_field(nana_client *c, int64_t sid, const uint8_t *name, size_t nlen, const uint8_t *value,
+                size_t vlen);
+uint64_t nc_g_data(nana_client *c, int64_t sid, const uint8_t *data, size_t len);
+void nc_g_end(nana_client *c, int64_t sid);
+void nc_g_closed(nana_client *c, int64_t sid);
+
 /* An open-addressing map from stream id to call (I/O thread + client lock). */
 typedef struct nc_sidmap {
     int64_t *keys; /* -1: empty */
@@ -247,6 +335,27 @@ void nc_rt_wake(nc_rt *rt, uint64_t when_ns);
 /* Runs fn(conn or NULL, arg) on the I/O thread, retrying while the post
  * queue is full. 0, or -1 when the endpoint is shutting down. */
 int nc_rt_post(nc_rt *rt, nana_quic_handle h, void (*fn)(nana_quic_conn *c, void *arg), void *arg);
+
+/*
+ * The runtime's TCP side (gRPC over HTTP/2, h2.c): the TLS settings a TCP
+ * connection of this runtime is made with (the options' CA and client
+ * certificate; host, port and timeouts are the caller's to fill), the loop
+ * its connections run on (the QUIC endpoint's I/O loop), and the HTTP/2
+ * connections by handle (I/O thread only) so that a post can find one.
+ */
+void nc_rt_tcp_config(const nc_rt *rt, nana_tcp_client_config *out);
+nana_loop *nc_rt_loop(nc_rt *rt);
+int nc_rt_h2_add(nc_rt *rt, nana_quic_handle h, nch2_conn *conn);
+void nc_rt_h2_del(nc_rt *rt, nana_quic_handle h);
+nch2_conn *nc_rt_h2_get(const nc_rt *rt, nana_quic_handle h);
+
+/*
+ * AUTO transport: a QUIC attempt of a client of this runtime got no answer
+ * (UDP seems blocked): until nc_rt_quic_quiet_until's time, new attempts
+ * go straight to HTTP/2. Any thread.
+ */
+void nc_rt_quic_silent(nc_rt *rt, uint64_t now_ns);
+uint64_t nc_rt_quic_quiet_until(nc_rt *rt);
 
 /* ---- clients, as the runtime and the pool see them (client.c) ------------ */
 

@@ -15,7 +15,7 @@
  *          message its grpc-message; UNAUTHENTICATED -> EAUTH
  *   a reply that is not one message of the method's type -> EPROTOCOL
  *
- * client.c carries the messages over HTTP/3.
+ * client.c carries the messages over HTTP/3, h2.c over HTTP/2.
  */
 #include "client_int.h"
 
@@ -136,7 +136,7 @@ int ncg_build(nana_buf *out, const nc_call_args *a, nana_result *err)
     }
     case NC_SET: {
         if (!a->value) return nc_result_error(err, NANA_CLIENT_EINVALID, "set needs a value");
-        int rc = check_json(a->value, NANA_JSON_NULL, true, "the value", err);
+        int rc = a->json_checked ? 0 : check_json(a->value, NANA_JSON_NULL, true, "the value", err);
         if (rc) return rc;
         Nanasqlite__V1__SetRequest m;
         nanasqlite__v1__set_request__init(&m);
@@ -165,8 +165,10 @@ int ncg_build(nana_buf *out, const nc_call_args *a, nana_result *err)
     }
     if (!a->method || !*a->method)
         return nc_result_error(err, NANA_CLIENT_EINVALID, "a call needs a method name");
-    int rc = a->args ? check_json(a->args, NANA_JSON_ARRAY, false, "args", err) : 0;
-    if (!rc && a->kwargs) rc = check_json(a->kwargs, NANA_JSON_OBJECT, false, "kwargs", err);
+    int rc =
+        a->args && !a->json_checked ? check_json(a->args, NANA_JSON_ARRAY, false, "args", err) : 0;
+    if (!rc && a->kwargs && !a->json_checked)
+        rc = check_json(a->kwargs, NANA_JSON_OBJECT, false, "kwargs", err);
     if (rc) return rc;
     Nanasqlite__V1__CallRequest m;
     nanasqlite__v1__call_request__init(&m);

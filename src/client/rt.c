@@ -4,11 +4,13 @@
  * maintenance thread that wakes when something is due: a call's timeout,
  * a reconnect after backoff, a stalled handshake, the pool's upkeep. It
  * sleeps on a condition variable until the earliest such time, so an idle
- * client costs no wake-ups.
+ * client costs no wake-ups. The endpoint's I/O loop also carries the
+ * runtime's TCP connections (gRPC over HTTP/2, h2.c).
  */
 #include "client_int.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -30,6 +32,16 @@ struct nc_rt {
     /* gRPC: the HTTP/3 states that are connections' data now (I/O thread only) */
     void **h3s;
     size_t nh3, caph3;
+    /* HTTP/2 on TCP: the TLS settings (strings copied) and the live
+     * connections by handle (I/O thread only) */
+    nana_tcp_client_config tcp;
+    char *ca_file, *cert_file, *key_file;
+    struct h2_entry {
+        nana_quic_handle h;
+        nch2_conn *conn;
+    } * h2s;
+    size_t nh2, caph2;
+    _Atomic uint64_t quic_quiet_until; /* AUTO: QUIC got no answer; HTTP/2 until then */
 };
 
 nana_quic_ep *nc_rt_ep(nc_rt *rt)
@@ -114,6 +126,17 @@ int nc_rt_new(const nana_client_opts *o, int family, void (*tick)(void *arg), vo
     qc.keepalive_ms = qc.idle_timeout_ms / 3;
     qc.handshake_timeout_ms = nc_opt_ms(o->connect_timeout_ms, 10000);
     qc.max_streams_bidi = 1; /* the server opens none */
+    nana_tcp_client_config_init(&rt->tcp);
+    bool ok = (!o->ca_file || (rt->ca_file = strdup(o->ca_file))) &&
+              (!qc.cert_file || (rt->cert_file = strdup(qc.cert_file))) &&
+              (!qc.key_file || (rt->key_file = strdup(qc.key_file)));
+    if (!ok) {
+        nc_rt_free(rt);
+        return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
+    }
+    rt->tcp.ca_file = rt->ca_file;
+    rt->tcp.cert_file = rt->cert_file;
+    rt->tcp.key_file = rt->key_file;
     int rc = nana_quic_ep_new(&qc, &rt->ep);
     if (rc) {
         int status = rc == NANA_ERR_NOMEM ? NANA_CLIENT_ENOMEM : NANA_CLIENT_EINVALID;
@@ -149,6 +172,10 @@ void nc_rt_free(nc_rt *rt)
     nana_quic_ep_del(rt->ep);
     free(rt->clients);
     free(rt->h3s);
+    free(rt->h2s);
+    free(rt->ca_file);
+    free(rt->cert_file);
+    free(rt->key_file);
     pthread_mutex_destroy(&rt->mu);
     pthread_cond_destroy(&rt->cv);
     pthread_cond_destroy(&rt->idle_cv);
@@ -182,6 +209,55 @@ void nc_rt_h3_del(nc_rt *rt, const void *p)
             rt->h3s[i] = rt->h3s[--rt->nh3];
             return;
         }
+}
+
+void nc_rt_tcp_config(const nc_rt *rt, nana_tcp_client_config *out)
+{
+    *out = rt->tcp;
+}
+
+nana_loop *nc_rt_loop(nc_rt *rt)
+{
+    return nana_quic_ep_loop(rt->ep, 0);
+}
+
+int nc_rt_h2_add(nc_rt *rt, nana_quic_handle h, nch2_conn *conn)
+{
+    if (rt->nh2 == rt->caph2) {
+        size_t cap = rt->caph2 ? rt->caph2 * 2 : 8;
+        struct h2_entry *v = realloc(rt->h2s, cap * sizeof(*v));
+        if (!v) return NANA_ERR_NOMEM;
+        rt->h2s = v;
+        rt->caph2 = cap;
+    }
+    rt->h2s[rt->nh2++] = (struct h2_entry){h, conn};
+    return 0;
+}
+
+void nc_rt_h2_del(nc_rt *rt, nana_quic_handle h)
+{
+    for (size_t i = 0; i < rt->nh2; i++)
+        if (rt->h2s[i].h == h) {
+            rt->h2s[i] = rt->h2s[--rt->nh2];
+            return;
+        }
+}
+
+nch2_conn *nc_rt_h2_get(const nc_rt *rt, nana_quic_handle h)
+{
+    for (size_t i = 0; i < rt->nh2; i++)
+        if (rt->h2s[i].h == h) return rt->h2s[i].conn;
+    return NULL;
+}
+
+void nc_rt_quic_silent(nc_rt *rt, uint64_t now_ns)
+{
+    atomic_store(&rt->quic_quiet_until, now_ns + NANA_CLIENT_QUIC_RETRY_MS * 1000000ull);
+}
+
+uint64_t nc_rt_quic_quiet_until(nc_rt *rt)
+{
+    return atomic_load(&rt->quic_quiet_until);
 }
 
 int nc_rt_add(nc_rt *rt, nana_client *c)

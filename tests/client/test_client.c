@@ -5,16 +5,22 @@
  * completion fd, timeouts, reconnect after a server restart, a server
  * that vanishes mid-call, authentication and connection failures, and the
  * pool (least-loaded spreading, exhaustion, idle and lifetime retirement,
- * the circuit breaker opening, probing and closing).
+ * the circuit breaker opening, probing and closing), the transports (gRPC
+ * over HTTP/2 on TCP; AUTO falling back to it through a TCP-only forwarder
+ * whose UDP port is silent, as where UDP is dropped).
  *
- * usage: test_client BIN_DIR TMP_DIR. Every wait is bounded. Ends with
+ * usage: test_client BIN_DIR TMP_DIR [TEST...] (TEST: a name from main's
+ * table; none: all). Every wait is bounded. Ends with
  * "N passed, M failed"; exit 1 on any failure.
  */
 #include "nanasqlite_client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -22,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -971,13 +978,299 @@ static uint8_t *range_request(size_t *len)
     return req;
 }
 
-static void test_aql(void)
+/* ---- transports: HTTP/2 on TCP, and AUTO's fallback --------------------------- */
+
+/*
+ * A TCP forwarder on a loopback port P to the server's port, with a UDP
+ * socket bound on P that never reads: QUIC to P gets no answer (as where
+ * UDP is dropped), TCP to P reaches the server. One thread; every wait
+ * bounded by its 50 ms poll.
+ */
+#define FWD_MAX 16
+typedef struct fwd {
+    pthread_t thread;
+    int lfd, ufd;
+    unsigned port, to_port;
+    atomic_bool stop, cut; /* cut: close every forwarded connection now */
+    atomic_uint accepted;
+    int a[FWD_MAX], b[FWD_MAX]; /* pairs: accepted, upstream (-1: free) */
+} fwd;
+
+static int fwd_upstream(unsigned port)
 {
-    printf("test_aql\n");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) return fd;
+    if (fd >= 0) close(fd);
+    return -1;
+}
+
+static void fwd_drop(fwd *f, int i)
+{
+    close(f->a[i]);
+    close(f->b[i]);
+    f->a[i] = f->b[i] = -1;
+}
+
+static void *fwd_main(void *arg)
+{
+    fwd *f = arg;
+    while (!atomic_load(&f->stop)) {
+        if (atomic_exchange(&f->cut, false))
+            for (int i = 0; i < FWD_MAX; i++)
+                if (f->a[i] >= 0) fwd_drop(f, i);
+        struct pollfd p[1 + 2 * FWD_MAX];
+        int n = 0;
+        p[n++] = (struct pollfd){.fd = f->lfd, .events = POLLIN};
+        for (int i = 0; i < FWD_MAX; i++) {
+            p[n++] = (struct pollfd){.fd = f->a[i], .events = POLLIN};
+            p[n++] = (struct pollfd){.fd = f->b[i], .events = POLLIN};
+        }
+        if (poll(p, (nfds_t)n, 50) <= 0) continue;
+        if (p[0].revents & POLLIN) {
+            int c = accept(f->lfd, NULL, NULL);
+            int u = c >= 0 ? fwd_upstream(f->to_port) : -1;
+            int slot = -1;
+            for (int i = 0; i < FWD_MAX && slot < 0; i++)
+                if (f->a[i] < 0) slot = i;
+            if (c >= 0 && u >= 0 && slot >= 0) {
+                f->a[slot] = c;
+                f->b[slot] = u;
+                atomic_fetch_add(&f->accepted, 1);
+            } else {
+                if (c >= 0) close(c);
+                if (u >= 0) close(u);
+            }
+        }
+        for (int i = 0; i < FWD_MAX; i++) {
+            for (int side = 0; side < 2 && f->a[i] >= 0; side++) {
+                short ev = p[1 + 2 * i + side].revents;
+                if (!ev) continue;
+                int from = side ? f->b[i] : f->a[i], to = side ? f->a[i] : f->b[i];
+                char buf[65536];
+                ssize_t got = read(from, buf, sizeof(buf));
+                bool ok = got > 0;
+                for (ssize_t off = 0; ok && off < got;) {
+                    ssize_t w = write(to, buf + off, (size_t)(got - off));
+                    ok = w > 0;
+                    off += ok ? w : 0;
+                }
+                if (!ok) fwd_drop(f, i);
+            }
+        }
+    }
+    for (int i = 0; i < FWD_MAX; i++)
+        if (f->a[i] >= 0) fwd_drop(f, i);
+    return NULL;
+}
+
+/* Starts a forwarder to |to_port|; 0, or -1 (nothing to stop). */
+static int fwd_start(fwd *f, unsigned to_port)
+{
+    memset(f, 0, sizeof(*f));
+    for (int i = 0; i < FWD_MAX; i++)
+        f->a[i] = f->b[i] = -1;
+    f->to_port = to_port;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    f->ufd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (f->lfd < 0 || f->ufd < 0 || bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
+        listen(f->lfd, 16) || getsockname(f->lfd, (struct sockaddr *)&sa, &len) ||
+        bind(f->ufd, (struct sockaddr *)&sa, sizeof(sa)) ||
+        pthread_create(&f->thread, NULL, fwd_main, f)) {
+        if (f->lfd >= 0) close(f->lfd);
+        if (f->ufd >= 0) close(f->ufd);
+        return -1;
+    }
+    f->port = ntohs(sa.sin_port);
+    return 0;
+}
+
+static void fwd_stop(fwd *f)
+{
+    atomic_store(&f->stop, true);
+    pthread_join(f->thread, NULL);
+    close(f->lfd);
+    close(f->ufd);
+}
+
+/* The transport tests' own database (other tests leave keys in the default one). */
+static const nana_call_opts tco = {.db = "transport.db"};
+
+/* One blocking call in that database. */
+static int tcall(nana_client *c, const char *m, const char *args, nana_result *r)
+{
+    nana_result_free(r);
+    return nana_client_call(c, m, args, NULL, &tco, r);
+}
+
+/* The typed calls and Call on |c|, with the results the NanaSQLite
+ * protocol gives over QUIC; |what| names the case in messages. */
+static void transport_calls(nana_client *c, const char *what)
+{
+    nana_result r = {0};
+    CHECK(nana_client_set(c, "t", "{\"a\":[1,2.5,\"x\"]}", &tco, &r) == 0 && r.json &&
+              !strcmp(r.json, "null"),
+          "%s: set (%d %s)", what, r.status, r.message);
+    nana_result_free(&r);
+    CHECK(nana_client_get(c, "t", &tco, &r) == 0 && r.json &&
+              !strcmp(r.json, "{\"a\":[1,2.5,\"x\"]}"),
+          "%s: get (%s)", what, r.json);
+    nana_result_free(&r);
+    CHECK(nana_client_get(c, "none", &tco, &r) == NANA_CLIENT_ESERVER &&
+              !strcmp(r.error_type, "KeyError"),
+          "%s: get of a missing key is KeyError (%s)", what, r.error_type);
+    nana_result_free(&r);
+    CHECK(tcall(c, "__len__", NULL, &r) == 0 && r.json && !strcmp(r.json, "1"), "%s: Call (%s)",
+          what, r.json);
+    CHECK(tcall(c, "__getitem__", "[\"none\"]", &r) == NANA_CLIENT_ESERVER &&
+              !strcmp(r.error_type, "KeyError") && !strcmp(r.message, "'none'"),
+          "%s: a method's error (%s %s)", what, r.error_type, r.message);
+    CHECK(tcall(c, "__len__", "{bad", &r) == NANA_CLIENT_EINVALID, "%s: bad JSON refused locally",
+          what);
+    nana_result_free(&r);
+    CHECK(nana_client_delete(c, "t", &tco, &r) == 0 && r.json && !strcmp(r.json, "true"),
+          "%s: delete (%s)", what, r.json);
+    nana_result_free(&r);
+    CHECK(nana_client_delete(c, "t", &tco, &r) == 0 && r.json && !strcmp(r.json, "false"),
+          "%s: delete of a missing key (%s)", what, r.json);
+    nana_result_free(&r);
+}
+
+static void test_transport(void)
+{
+    printf("test_transport\n");
+    server s;
+    if (server_start(&s, 0, NULL)) {
+        failed++;
+        return;
+    }
+    nana_client_opts o;
+    nana_result r = {0};
+    nana_client *c = NULL;
+    /* HTTP/2 straight to the server, both protocols. */
+    const int protos[] = {NANA_CLIENT_PROTO_NANASQLITE, NANA_CLIENT_PROTO_GRPC};
+    for (int i = 0; i < 2; i++) {
+        opts_for(&o, s.port);
+        o.transport = NANA_CLIENT_TRANSPORT_H2;
+        o.protocol = protos[i];
+        c = NULL;
+        CHECK(nana_client_connect(&o, &c, &r) == 0, "h2 connect: %s", r.message);
+        nana_result_free(&r);
+        if (!c) continue;
+        transport_calls(c, i ? "h2 grpc" : "h2");
+        int hs = nana_client_health(c, NULL, NULL, &r);
+        if (i)
+            CHECK(hs == 0 && r.json && !strcmp(r.json, "\"SERVING\""), "h2 grpc health: %s",
+                  r.json);
+        else
+            CHECK(hs == NANA_CLIENT_EINVALID, "h2 health with the NanaSQLite protocol: EINVALID");
+        nana_result_free(&r);
+        nana_client_close(c);
+    }
+    opts_for(&o, s.port);
+    o.transport = 7;
+    c = NULL;
+    CHECK(nana_client_connect(&o, &c, &r) == NANA_CLIENT_EINVALID && !c,
+          "a transport out of range: EINVALID (%s)", r.message);
+    nana_result_free(&r);
+    fwd f;
+    if (fwd_start(&f, s.port)) {
+        CHECK(0, "forwarder");
+        server_stop(&s, SIGTERM);
+        return;
+    }
+    /* AUTO through the forwarder: QUIC gets no answer, HTTP/2 takes over
+     * after fallback_ms, the same calls give the same results. */
+    opts_for(&o, f.port);
+    o.fallback_ms = 400;
+    o.connect_timeout_ms = 5000;
+    o.reconnect_max_ms = 200;
+    uint64_t t0 = now_ms();
+    c = NULL;
+    int rc = nana_client_connect(&o, &c, &r);
+    uint64_t took = now_ms() - t0;
+    CHECK(rc == 0, "auto falls back to HTTP/2: %s", r.message);
+    nana_result_free(&r);
+    CHECK(took >= 400 && atomic_load(&f.accepted) == 1,
+          "QUIC was tried first (%llu ms), then one TCP connection (%u)", (unsigned long long)took,
+          atomic_load(&f.accepted));
+    if (c) {
+        transport_calls(c, "auto over h2");
+        /* The TCP connection is cut: the client reconnects (over HTTP/2:
+         * QUIC had no answer) and calls flow again. */
+        atomic_store(&f.cut, true);
+        for (uint64_t end = now_ms() + 5000; now_ms() < end && nana_client_reconnects(c) == 0;) {
+            (void)call(c, "__len__", NULL, &r); /* fails until the new connection is up */
+            if (nana_client_reconnects(c) == 0) sleep_ms(20);
+        }
+        CHECK(nana_client_reconnects(c) >= 1 && atomic_load(&f.accepted) >= 2,
+              "reconnected over TCP after the cut (%llu, %u)",
+              (unsigned long long)nana_client_reconnects(c), atomic_load(&f.accepted));
+        CHECK(tcall(c, "__len__", NULL, &r) == 0 && r.json && !strcmp(r.json, "0"),
+              "a call after the reconnect: %s %s", r.json, r.message);
+        nana_result_free(&r);
+        nana_client_close(c);
+    }
+    /* A pool in AUTO through the forwarder. */
+    nana_pool_opts po;
+    nana_pool_opts_init(&po);
+    po.min_conns = 2;
+    po.max_conns = 2;
+    nana_pool *p = NULL;
+    CHECK(nana_pool_open(&o, &po, &p, &r) == 0, "auto pool through the forwarder: %s", r.message);
+    nana_result_free(&r);
+    if (p) {
+        int good = 0;
+        for (int i = 0; i < 20; i++) {
+            good += nana_pool_set(p, "pk", "1", NULL, &r) == 0;
+            nana_result_free(&r);
+        }
+        CHECK(good == 20, "auto pool calls over HTTP/2: %d of 20", good);
+        nana_pool_close(p);
+    }
+    /* QUIC only through the forwarder: ECONNECT within the connect timeout. */
+    opts_for(&o, f.port);
+    o.transport = NANA_CLIENT_TRANSPORT_QUIC;
+    o.connect_timeout_ms = 1500;
+    unsigned before = atomic_load(&f.accepted);
+    t0 = now_ms();
+    c = NULL;
+    rc = nana_client_connect(&o, &c, &r);
+    took = now_ms() - t0;
+    CHECK(rc == NANA_CLIENT_ECONNECT && !c, "quic only where UDP gets no answer: ECONNECT (%d %s)",
+          rc, r.message);
+    CHECK(took < 1500 + 5000, "... in bounded time (%llu ms)", (unsigned long long)took);
+    CHECK(atomic_load(&f.accepted) == before, "... and no TCP connection");
+    nana_result_free(&r);
+    nana_client_close(c);
+    fwd_stop(&f);
+    /* AUTO when nothing answers at all: the error names both tries. */
+    opts_for(&o, f.port);
+    o.fallback_ms = 200;
+    o.connect_timeout_ms = 2000;
+    c = NULL;
+    rc = nana_client_connect(&o, &c, &r);
+    CHECK(rc == NANA_CLIENT_ECONNECT && r.message && strstr(r.message, "QUIC") &&
+              strstr(r.message, "TCP"),
+          "auto with nothing on the port: ECONNECT naming QUIC and TCP (%s)", r.message);
+    nana_result_free(&r);
+    nana_client_close(c);
+    CHECK(server_stop(&s, SIGTERM) == 0, "stop");
+}
+
+/* AQL calls and streams over |transport| (QUIC or HTTP/2). */
+static void test_aql(int transport)
+{
+    printf("test_aql (%s)\n", transport == NANA_CLIENT_TRANSPORT_H2 ? "h2" : "auto");
     server s;
     nana_client_opts o;
     opts_for(&o, 0);
     o.protocol = NANA_CLIENT_PROTO_GRPC;
+    o.transport = transport;
     nana_client *c = start_connected(&s, NULL, &o);
     if (!c) return;
     nana_result r = {0};
@@ -1097,10 +1390,20 @@ static void test_aql(void)
     CHECK(server_stop(&s, SIGTERM) == 0, "stop");
 }
 
+static void test_aql_quic(void)
+{
+    test_aql(NANA_CLIENT_TRANSPORT_AUTO);
+}
+
+static void test_aql_h2(void)
+{
+    test_aql(NANA_CLIENT_TRANSPORT_H2);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: test_client BIN_DIR TMP_DIR\n");
+        fprintf(stderr, "usage: test_client BIN_DIR TMP_DIR [TEST...]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -1123,15 +1426,28 @@ int main(int argc, char **argv)
         printf("cannot make certificates and keys in %s\n", dir);
         return 1;
     }
-    test_calls();
-    test_concurrency();
-    test_timeouts_and_restart();
-    test_server_vanishes();
-    test_down_call_waits_one_connect_timeout();
-    test_connect_failures();
-    test_pool();
-    test_grpc();
-    test_aql();
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } tests[] = {
+        {"calls", test_calls},
+        {"concurrency", test_concurrency},
+        {"timeouts_and_restart", test_timeouts_and_restart},
+        {"server_vanishes", test_server_vanishes},
+        {"down_call_waits_one_connect_timeout", test_down_call_waits_one_connect_timeout},
+        {"connect_failures", test_connect_failures},
+        {"pool", test_pool},
+        {"grpc", test_grpc},
+        {"aql", test_aql_quic},
+        {"aql_h2", test_aql_h2},
+        {"transport", test_transport},
+    };
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        bool named = argc <= 3;
+        for (int a = 3; a < argc; a++)
+            named |= !strcmp(argv[a], tests[i].name);
+        if (named) tests[i].fn();
+    }
     /* Any sanitizer report from the server (an instrumented build) fails the run. */
     char log[sizeof(dir) + 16];
     snprintf(log, sizeof(log), "%s/server.log", dir);

@@ -231,6 +231,43 @@ def test_grpc():
     s.stop()
 
 
+def test_transport():
+    """--transport h2: the same commands as gRPC over HTTP/2 on TCP (the
+    server's port number), with the same results as over QUIC; the
+    environment variable; a bad word (exit 2); a server without its TCP
+    door refuses h2 (exit 3) while auto still connects over QUIC."""
+    s = Server("cli-h2").start()
+    c = Cli(s)
+    h2 = ["--transport", "h2"]
+    value = {"a": [1, 2.5, None], "b": "あ"}
+    c.ok("h2 set", *h2, "set", "k", json.dumps(value), want=None)
+    c.ok("h2 get", *h2, "get", "k", want=value)
+    c.ok("quic reads what h2 wrote", "--transport", "quic", "get", "k", want=value)
+    c.ok("h2 call", *h2, "call", "__len__", want=1)
+    c.ok("h2 call with kwargs", *h2, "call", "get", '["zz"]', '{"default": 3}', want=3)
+    c.ok("h2 del (as over QUIC)", *h2, "del", "k", want=None)
+    c.err("h2 get of a missing key: exit 1", *h2, "get", "k", rc=1, etype="KeyError",
+          contains="'k'")
+    c.ok("h2 grpc health", "--grpc", *h2, "health", want="SERVING")
+    c.ok("h2 grpc set", "--grpc", *h2, "set", "n", "7", want=None)
+    c.ok("h2 grpc del", "--grpc", *h2, "del", "n", want=True)
+    c.ok("h2 grpc del of a missing key", "--grpc", *h2, "del", "n", want=False)
+    c.ok("NANASQLITE_TRANSPORT=h2", "len", want=0, env=clean_env(NANASQLITE_TRANSPORT="h2"))
+    c.err("a bad transport: exit 2", "--transport", "udp", "len", rc=2, etype="UsageError")
+    s.run_tool("nanasqlite-key-gen", "--prefix", "stranger")
+    c.err("h2 wrong key: exit 3", *h2, "--key", "stranger_private.pem", "len", rc=3,
+          etype="AuthenticationError")
+    check(s.alive(), "server still up")
+    s.stop()
+    s = Server("cli-no-tcp", flags=["--no-grpc-tcp"]).start()
+    c = Cli(s)
+    _, secs = c.err("h2 to a server without its TCP door: exit 3", *h2, "--timeout-ms", "3000",
+                    "len", rc=3, etype="NanaSQLiteConnectionError")
+    check(secs < 20, "refused in bounded time", f"{secs:.1f}s")
+    c.ok("auto connects over QUIC", "len", want=0)
+    s.stop()
+
+
 def test_usage_errors():
     """Exit 2 for anything wrong on the command line, found before connecting:
     the port named has no server, so reaching the network would give 3."""
