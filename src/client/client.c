@@ -99,9 +99,12 @@ struct nana_client {
     char last_fail_msg[384]; /* why the last failed attempt failed, and its status */
     int last_fail_status;
     /* transports (the options, then the current attempt's) */
-    bool proto_grpc;      /* protocol NANA_CLIENT_PROTO_GRPC */
-    bool grpc_only;       /* every connection speaks gRPC: calls are built as gRPC only */
-    bool dual;            /* AUTO with the NanaSQLite protocol: calls are built both ways */
+    bool proto_grpc; /* protocol NANA_CLIENT_PROTO_GRPC */
+    bool grpc_only;  /* every connection speaks gRPC: calls are built as gRPC only */
+    bool dual;       /* AUTO with the NanaSQLite protocol: calls may be built both ways */
+    /* READY on a NanaSQLite connection over QUIC: calls submitted now are
+     * built for it alone (no gRPC twin); set with the state (set_state) */
+    atomic_bool nana_ready;
     int transport;        /* nana_client_transport */
     unsigned fallback_ms; /* AUTO: QUIC's time before HTTP/2 */
     uint64_t fallback_at; /* this QUIC attempt gives way to HTTP/2 then (0: it does not) */
@@ -118,6 +121,13 @@ struct nana_client {
     int login_grpc;      /* grpc-status (-1: none), */
     char login_msg[256]; /* and grpc-message */
 };
+
+/* Moves |c| to |st| (lock held), keeping nana_ready in step. */
+static void set_state(nana_client *c, cstate st)
+{
+    c->state = st;
+    atomic_store(&c->nana_ready, st == ST_READY && !c->grpc);
+}
 
 /* ---- lists ---------------------------------------------------------------- */
 
@@ -242,6 +252,12 @@ static void flush(nana_client *c, nana_quic_conn *qc, done_list *done)
         if (c->grpc) {
             int rc = g_send_call(c, qc, call, &sid);
             if (rc == NANA_ERR_BUSY) return; /* streams_available resumes */
+            if (rc == NANA_ERR_CLOSED) {
+                finish(c, call, done, NANA_CLIENT_ECONNECT,
+                       "the call was made for a QUIC connection that was lost; the client "
+                       "now speaks gRPC over HTTP/2: call again");
+                continue;
+            }
             if (rc) {
                 finish(c, call, done,
                        rc == NANA_ERR_NOMEM ? NANA_CLIENT_ENOMEM : NANA_CLIENT_EINVALID,
@@ -330,7 +346,7 @@ static int on_open(nana_quic_conn *qc, void *user)
     if (c->state == ST_CONNECTING) {
         nana_buf f;
         nana_buf_init(&f, 0);
-        c->state = ST_AUTH;
+        set_state(c, ST_AUTH);
         c->responded = false;
         nana_buf_reset(&c->auth_buf);
         c->auth_sid = nana_frame_string(&f, "AUTH_START") ? -1 : send_frame(qc, &f);
@@ -344,7 +360,7 @@ static int on_open(nana_quic_conn *qc, void *user)
 /* The connection logged in: calls flow. Lock held. */
 static void became_ready(nana_client *c)
 {
-    c->state = ST_READY;
+    set_state(c, ST_READY);
     if (c->attempts_ok++) c->reconnects++;
     c->backoff_ms = c->reconnect_min_ms;
     c->fail_status = 0;
@@ -458,7 +474,7 @@ static void schedule_retry(nana_client *c)
     c->next_attempt = nana_now_ns() + (uint64_t)(b - b / 4 + jitter) * 1000000ull;
     uint64_t nb = (uint64_t)b * 2;
     c->backoff_ms = nb > c->reconnect_max_ms ? c->reconnect_max_ms : (unsigned)nb;
-    c->state = ST_BACKOFF;
+    set_state(c, ST_BACKOFF);
 }
 
 /* The current attempt or connection ended. Lock held; |done| collects the
@@ -721,6 +737,7 @@ static int g_send_call(nana_client *c, nana_quic_conn *qc, nc_call *call, int64_
     nc_hdr extra[1];
     size_t nextra = 0;
     if (call->db) extra[nextra++] = (nc_hdr){"nana-db", call->db};
+    if (c->dual && !call->gframe.len) return NANA_ERR_CLOSED; /* built for QUIC alone */
     return g_request(c, qc, ncg_path(call->kind), ms, extra, nextra,
                      c->dual ? &call->gframe : &call->frame, sid);
 }
@@ -977,7 +994,7 @@ static int g_on_open(nana_quic_conn *qc, void *user)
     nana_client *c = current(qc, user);
     if (!c) return 0;
     if (c->state == ST_CONNECTING) {
-        c->state = ST_AUTH;
+        set_state(c, ST_AUTH);
         gconn *g = calloc(1, sizeof(*g));
         nana_h3_conn *hc = NULL;
         if (g) {
@@ -1292,7 +1309,7 @@ void nc_h2_leave(nana_client *c)
 void nc_h2_opened(nana_client *c)
 {
     if (c->state != ST_CONNECTING) return;
-    c->state = ST_AUTH;
+    set_state(c, ST_AUTH);
     c->fallback_at = 0;
     g_login(c, NULL);
 }
@@ -1322,11 +1339,11 @@ void nc_h2_closed(nana_client *c, const nch2_conn *h, const char *why)
 static int start_attempt(nana_client *c, uint64_t now)
 {
     if (c->has_hooks && !c->hooks.may_connect(c->hooks.pool, c)) {
-        c->state = ST_BACKOFF;
+        set_state(c, ST_BACKOFF);
         c->next_attempt = now + (uint64_t)c->reconnect_min_ms * 1000000ull;
         return -1;
     }
-    c->state = ST_CONNECTING;
+    set_state(c, ST_CONNECTING);
     c->fail_status = 0;
     c->fail_msg[0] = '\0';
     c->closing_attempt = false;
@@ -1608,7 +1625,7 @@ int nc_client_new(nc_rt *rt, const nana_client_opts *o, const char *addr, const 
     c->next_ns = UINT64_MAX;
     c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!ok || c->efd < 0) {
-        c->state = ST_CLOSED;
+        set_state(c, ST_CLOSED);
         nc_client_free(c);
         return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory or file descriptors");
     }
@@ -1630,7 +1647,7 @@ void nc_client_free(nana_client *c)
     done_list done = {0};
     pthread_mutex_lock(&c->mu);
     bool was_open = c->state != ST_CLOSED;
-    c->state = ST_CLOSED;
+    set_state(c, ST_CLOSED);
     fail_list(c, &c->sent, &done, NANA_CLIENT_ECLOSED, "the client was closed");
     fail_list(c, &c->queue, &done, NANA_CLIENT_ECLOSED, "the client was closed");
     nana_quic_handle h = c->h;
@@ -1781,7 +1798,12 @@ int nc_submit(nana_client *c, const nc_call_args *a, nana_client_done_fn done, v
              : a->kind == NC_CALL ? nc_build_call_db(&call->frame, a->method, a->args, a->kwargs,
                                                      co, default_db, err)
                                   : nc_build_typed(&call->frame, a, default_db, err);
-    if (!rc && c->dual) { /* its twin for a fallback connection (JSON checked above) */
+    /* Its twin for a fallback connection (JSON checked above), unless a
+     * NanaSQLite connection over QUIC is up: the call goes there (were it
+     * lost with the call still queued and the next connection HTTP/2, the
+     * call fails with ECONNECT instead of costing every call a second
+     * build). */
+    if (!rc && c->dual && !atomic_load(&c->nana_ready)) {
         nc_call_args g = *a;
         g.json_checked = true;
         rc = ncg_build(&call->gframe, &g, err);
