@@ -29,8 +29,9 @@ answers (h2load counts HTTP status only).
 usage: bench/etcd_compare.py [--build DIR] [--runs 3] [--seconds 3]
            [--shapes 1x1,16x16,64x16] [--targets etcd,nana-h2c,nana-tls]
            [--out bench/results/etcd] [--quick]
-Writes results.json (every run with its command), table.md, etcd.dat and
-etcd_compare.png (gnuplot, bench/etcd_compare.gp) into --out.
+Writes results.json (every run with its command), table.md, etcd.dat,
+etcd_compare.png (gnuplot, bench/etcd_compare.gp) and both servers' logs
+into --out.
 """
 import argparse
 import base64
@@ -73,6 +74,7 @@ def parse_args():
         a.runs, a.seconds, a.warmup, a.shapes = 1, 1.5, 0.5, "16x16"
     a.shapes = [tuple(int(x) for x in s.split("x")) for s in a.shapes.split(",")]
     a.targets = a.targets.split(",")
+    a.build, a.out = os.path.abspath(a.build), os.path.abspath(a.out)
     for t in a.targets:
         if t not in ("etcd", "nana-h2c", "nana-tls"):
             sys.exit(f"etcd_compare: unknown target {t}")
@@ -418,6 +420,10 @@ def main():
     finally:
         stop_all()
         results["machine"]["loadavg_after"] = loadavg()
+        for log_file, name in ((os.path.join(work, "etcd.log"), "etcd.log"),
+                               (os.path.join(work, "nana", "server.log"), "server.log")):
+            if os.path.exists(log_file):
+                shutil.copy(log_file, os.path.join(A.out, name))
         shutil.rmtree(work, ignore_errors=True)
     summarize(results)
 
