@@ -28,6 +28,7 @@
 #include "util/nana_addr.h"
 #include "util/nana_log.h"
 #include "util/nana_mem.h"
+#include "util/nana_time.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -550,6 +551,13 @@ static int tcp_open(nana_tcp_conn *tc, void *ep_user)
     socklen_t alen;
     nana_tcp_conn_peer(tc, &g->addr, &alen);
     nana_addr_text(&g->addr, g->peer, sizeof(g->peer));
+    /* A banned address gets no HTTP/2 (as QUIC refuses it at the handshake). */
+    if (!d->o.no_bans && d->ban &&
+        nana_ban_check(d->ban, (const struct sockaddr *)&g->addr, nana_now_ns())) {
+        nana_log(NANA_LOG_INFO, "grpc conn from %s refused: the address is banned", g->peer);
+        nana_free(h);
+        return nana_err_set(NANA_ERR_PERM, "the address is banned");
+    }
     const nana_cert_identity *id = nana_tcp_conn_identity(tc);
     if (id && id->verified) g->id = *id;
     if (d->ep) snprintf(h->alt_svc, sizeof(h->alt_svc), "h3=\":%u\"", nana_quic_ep_port(d->ep));

@@ -5,7 +5,9 @@
  * Each bucket holds |burst| tokens and gains |per_s| a second, counted in
  * thousandths so a slow rate still refills between frames. A frame takes
  * one token; a frame that finds its bucket empty trips the guard, and the
- * connection ends with GOAWAY. An honest client stays far below: a gRPC
+ * connection ends with GOAWAY. WINDOW_UPDATE is not counted: a client
+ * reading many small answers sends one per answer, and nghttp2 refuses
+ * the only useless kind (an increment of 0). An honest client stays far below: a gRPC
  * client cancels calls one by one, pings for keepalive or bandwidth
  * probes a few times a second, and sends SETTINGS once or twice.
  */
@@ -107,7 +109,6 @@ nana_h2_verdict nana_h2_guard_frame(nana_h2_guard *g, const nghttp2_frame_hd *hd
             v = NANA_H2_FLOOD_EMPTY;
         break;
     case NGHTTP2_PRIORITY:
-    case NGHTTP2_WINDOW_UPDATE:
         if (!bucket_take(&g->empty, l->empty_burst, l->empty_per_s, now_ns))
             v = NANA_H2_FLOOD_EMPTY;
         break;

@@ -7,8 +7,7 @@
  * whoever owns the socket moves the bytes. What nghttp2 does not bound by
  * itself is bounded here:
  *   - frames that cost the server work and bring nothing: RST_STREAM
- *     (rapid reset), PING, SETTINGS, empty DATA, PRIORITY and
- *     WINDOW_UPDATE, each counted in a token bucket that refills with
+ *     (rapid reset), PING, SETTINGS, empty DATA and PRIORITY, each counted in a token bucket that refills with
  *     time; an empty bucket ends the connection with GOAWAY
  *     ENHANCE_YOUR_CALM;
  *   - a header block split into more CONTINUATION frames than a client
@@ -38,7 +37,7 @@ typedef struct nana_h2_limits {
     uint32_t rst_burst, rst_per_s;           /* RST_STREAM: default 1000, 200 */
     uint32_t ping_burst, ping_per_s;         /* PING: default 200, 50 */
     uint32_t settings_burst, settings_per_s; /* SETTINGS: default 50, 5 */
-    uint32_t empty_burst, empty_per_s;       /* empty DATA, PRIORITY, WINDOW_UPDATE: 1000, 200 */
+    uint32_t empty_burst, empty_per_s;       /* empty DATA and PRIORITY: 1000, 200 */
     uint32_t max_continuations;              /* CONTINUATION frames of one header block, 6 */
 } nana_h2_limits;
 

@@ -97,7 +97,7 @@ static int ep_build(const nana_quic_config *cfg, bool start_io, nana_quic_ep **o
         randombytes_buf(ep->secret, NANA_Q_SECRETLEN);
     if ((rc = nana_quic_tls_init(&ep->tls, &ep->cfg))) goto fail;
     if ((rc = nana_admit_init(&ep->admit, ep->cfg.max_connections, ep->cfg.max_conns_per_addr,
-                                   ep->cfg.max_untrusted)))
+                              ep->cfg.max_untrusted)))
         goto fail;
     ep->nshards = ep->cfg.threads;
     ep->shards = calloc(ep->nshards, sizeof(*ep->shards));

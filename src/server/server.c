@@ -205,10 +205,10 @@ static uint64_t accounts_gen(void *ctx)
 /*
  * With port 0 the QUIC endpoint picks a free UDP port, and the TLS
  * listener takes the same number on TCP, which may be taken there: the
- * number is first reserved on TCP (a bound socket that does not listen,
- * SO_REUSEPORT as the listeners will be), then offered to QUIC. Returns
- * the socket (the caller closes it once the listeners are bound) with the
- * number in *port, or -1 (no reservation: port 0 goes to QUIC as it is).
+ * number is first reserved on TCP (a bound socket that does not listen),
+ * then offered to QUIC. Returns the socket (closed just before the TCP
+ * listener binds the number) with the number in *port, or -1 (no
+ * reservation: port 0 goes to QUIC as it is).
  */
 static int reserve_tcp_port(const char *host, uint16_t *port)
 {
@@ -216,11 +216,10 @@ static int reserve_tcp_port(const char *host, uint16_t *port)
     struct addrinfo *ai = NULL;
     if (getaddrinfo(host, "0", &hints, &ai) || !ai) return -1;
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
     struct sockaddr_storage sa;
     socklen_t len = sizeof(sa);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) || getsockname(fd, (struct sockaddr *)&sa, &len)) {
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) ||
+        getsockname(fd, (struct sockaddr *)&sa, &len)) {
         if (fd >= 0) close(fd);
         freeaddrinfo(ai);
         return -1;
@@ -267,6 +266,8 @@ static int start_tcp(nana_server *s)
     if (!o->no_grpc_tcp) {
         tc.host = o->host;
         tc.port = nana_quic_ep_port(s->ep);
+        if (s->port_reserve >= 0) close(s->port_reserve); /* the listener takes the number */
+        s->port_reserve = -1;
         if ((rc = nana_tcp_ep_new(&tc, &s->tcp_ep)))
             return wrap(rc, "listen on TCP (gRPC over HTTP/2; --no-grpc-tcp turns it off)");
     }
@@ -462,8 +463,8 @@ int nana_server_stop(nana_server *s)
 {
     if (!s) return NANA_OK;
     atomic_store(&s->draining, true);
-    nana_tcp_ep_stop_accepting(s->tcp_ep);
-    nana_tcp_ep_stop_accepting(s->h2c_ep);
+    if (s->tcp_ep) nana_tcp_ep_stop_accepting(s->tcp_ep);
+    if (s->h2c_ep) nana_tcp_ep_stop_accepting(s->h2c_ep);
     nana_core_drain(s->core);
     nana_gdoor_drain(s->grpc_door); /* GOAWAY; health watches told NOT_SERVING */
     uint64_t until = nana_now_ns() + (uint64_t)s->o.grace_ms * 1000000ull;

@@ -113,7 +113,11 @@ static void free_all_locked(nana_cache *c)
 
 void nana_cache_free(nana_cache *c)
 {
+    /* Taken so the entries an I/O thread wrote last (a reader's cached
+     * answer, under the lock) are seen whole before they are freed. */
+    pthread_mutex_lock(&c->mu);
     free_all_locked(c);
+    pthread_mutex_unlock(&c->mu);
     free(c->buckets);
     c->buckets = NULL;
     pthread_mutex_destroy(&c->mu);

@@ -27,7 +27,7 @@ void nana_tcp_client_config_init(nana_tcp_client_config *c)
 {
     memset(c, 0, sizeof(*c));
     c->connect_timeout_ms = 10000;
-    c->max_out_bytes = 256u * 1024;
+    c->max_out_bytes = (size_t)256 * 1024;
 }
 
 void nana_tcp_client_ep_free(nana_tcp_ep *ep)
@@ -70,7 +70,7 @@ static int client_ep(const nana_tcp_client_config *cfg, const nana_tcp_callbacks
     ep->cfg.plaintext = cfg->plaintext;
     ep->cfg.idle_timeout_ms = cfg->idle_timeout_ms;
     ep->cfg.handshake_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
-    ep->cfg.max_out_bytes = cfg->max_out_bytes ? cfg->max_out_bytes : 256u * 1024;
+    ep->cfg.max_out_bytes = cfg->max_out_bytes ? cfg->max_out_bytes : (size_t)256 * 1024;
     int rc;
     if (!cfg->plaintext) {
         ep->tls_ready = true;

@@ -42,7 +42,7 @@ void nana_tcp_config_init(nana_tcp_config *c)
     c->untrusted_timeout_ms = 10000;
     c->handshake_timeout_ms = 10000;
     c->idle_timeout_ms = 30000;
-    c->max_out_bytes = 256u * 1024;
+    c->max_out_bytes = (size_t)256 * 1024;
 }
 
 /* Zero limits take their defaults; checks what cannot work. */
@@ -360,9 +360,10 @@ static int make_shards(nana_tcp_ep *ep)
     for (unsigned i = 0; i < ep->nshards; i++)
         if ((rc = nana_tcp_shard_init(&ep->shards[i], ep, ep->cfg.loops[i], i))) return rc;
     for (unsigned i = 0; i < ep->nshards; i++) {
-        if ((rc = open_listener(&a, alen, true, &ep->shards[i].lfd))) return rc;
+        if ((rc = open_listener(&a, alen, ep->nshards > 1, &ep->shards[i].lfd))) return rc;
         if (i) continue;
         struct sockaddr_storage got;
+        memset(&got, 0, sizeof(got));
         socklen_t glen = sizeof(got);
         if (getsockname(ep->shards[0].lfd, (struct sockaddr *)&got, &glen) != 0)
             return nana_err_set(NANA_ERR_IO, "getsockname: %s", strerror(errno));

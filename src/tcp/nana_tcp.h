@@ -34,9 +34,9 @@
 typedef struct nana_tcp_ep nana_tcp_ep;
 typedef struct nana_tcp_conn nana_tcp_conn;
 
-#define NANA_TCP_READ_BUDGET (256u * 1024) /* bytes read per connection per wakeup */
-#define NANA_TCP_LINGER_MS   2000          /* a graceful close's flush, at most */
-#define NANA_TCP_ALPN_MAX    32            /* bytes of an ALPN name */
+#define NANA_TCP_READ_BUDGET ((size_t)256 * 1024) /* bytes read per connection per wakeup */
+#define NANA_TCP_LINGER_MS   2000                 /* a graceful close's flush, at most */
+#define NANA_TCP_ALPN_MAX    32                   /* bytes of an ALPN name */
 
 /* What the layer above is told; all on the connection's loop thread. */
 typedef struct nana_tcp_callbacks {
@@ -56,8 +56,9 @@ typedef struct nana_tcp_callbacks {
     void (*timer)(nana_tcp_conn *c, void *user);
     /* The connection is gone (peer closed, error, timeout, eviction,
      * nana_tcp_conn_close, endpoint deleted, loop stopped): the last
-     * callback; the app frees what it holds. Not called for a connection
-     * whose conn_open was never called or returned an error. */
+     * callback; the app frees what it holds. Not called for a server
+     * connection whose conn_open was never called or returned an error
+     * (a client connection: see nana_tcp_connect). */
     void (*conn_close)(nana_tcp_conn *c, void *user);
 } nana_tcp_callbacks;
 
@@ -91,12 +92,12 @@ typedef struct nana_tcp_config {
 void nana_tcp_config_init(nana_tcp_config *c);
 
 /*
- * Loads the credentials, binds and listens on every loop (the loops may
- * already run: the sockets are added to them through posts, and this call
- * waits until each loop took its own; or, if a loop does not run yet,
- * added directly). *out is the caller's (nana_tcp_ep_del). NANA_ERR_INVALID
- * for a bad config, NANA_ERR_IO (cannot load a file, bind, listen),
- * NANA_ERR_NOMEM.
+ * Loads the credentials, binds and listens on every loop. The loops must be
+ * running (each adds its own socket and hooks through a post; this call
+ * waits for all) and this is not called on one of their threads. *out is
+ * the caller's (nana_tcp_ep_del). NANA_ERR_INVALID for a bad config,
+ * NANA_ERR_IO (cannot load a file, bind, listen), NANA_ERR_CLOSED (a loop
+ * has stopped), NANA_ERR_NOMEM.
  */
 int nana_tcp_ep_new(const nana_tcp_config *cfg, nana_tcp_ep **out);
 
@@ -156,11 +157,13 @@ void nana_tcp_client_config_init(nana_tcp_client_config *c);
  * Opens a connection to cfg->host:port on |loop| (on its thread, or before
  * it runs): a non-blocking connect, then the TLS handshake; conn_open(c,
  * |user|) once it is done, and everything as on a server connection after
- * that. A connection that fails before conn_open gets conn_close (with
- * user still NULL unless set) so the caller learns of it; nana_tcp_conn_error
- * then says why. *out (may be NULL) is the connection, valid until
- * conn_close. NANA_ERR_INVALID, NANA_ERR_IO (a file, the socket),
- * NANA_ERR_NOMEM: then no callback follows.
+ * that. The connection's user starts as |user|. Unlike a server
+ * connection, a client one always ends with conn_close, also when it
+ * failed before conn_open (refused, the connect deadline, a certificate
+ * that does not verify): that is how its owner learns of the failure, and
+ * nana_tcp_conn_error says why. *out (may be NULL) is the connection,
+ * valid until conn_close. Errors here (NANA_ERR_INVALID, NANA_ERR_IO for a
+ * file or the socket, NANA_ERR_NOMEM): no callback follows.
  */
 int nana_tcp_connect(nana_loop *loop, const nana_tcp_client_config *cfg,
                      const nana_tcp_callbacks *cb, void *user, nana_tcp_conn **out);

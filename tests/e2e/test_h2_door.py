@@ -7,8 +7,8 @@ here (h2raw.py), which sends what stock clients never would.
   plaintext h2c only where --h2c asks for it, and the TLS port refuses a
   plaintext client.
 - Each known HTTP/2 attack answered with GOAWAY while another client goes
-  on: rapid reset, CONTINUATION flood, SETTINGS, PING and empty-DATA
-  floods; an HPACK bomb costs its stream only; streams past
+  on: rapid reset, CONTINUATION flood, SETTINGS, PING, PRIORITY and
+  empty-DATA floods; an HPACK bomb costs its stream only; streams past
   SETTINGS_MAX_CONCURRENT_STREAMS are refused; garbage instead of the
   preface closes the connection.
 - A client that shuts its flow-control window and never reads is closed
@@ -169,9 +169,9 @@ def test_floods():
         return frame(HEADERS, END_HEADERS, 1, hdr) + frame(DATA, 0, 1) * 3000
     flood(s, "empty DATA flood", empty_data)
 
-    def window_updates():
-        return frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)) * 3000
-    flood(s, "WINDOW_UPDATE flood", window_updates)
+    def priorities():
+        return b"".join(frame(2, 0, sid, struct.pack(">IB", 0, 15)) for sid in range(1, 6000, 2))
+    flood(s, "PRIORITY flood", priorities)
 
     # an honest client's pace is left alone: 40 PINGs, a few cancelled calls
     c = h2raw.Conn(s.port)
@@ -280,6 +280,90 @@ def test_reader_that_never_reads():
     check(data == SERVING, "a reader taking one byte at a time gets the whole answer", data)
     c.close()
     check(s.alive(), "server alive")
+    s.stop()
+
+
+# ---- bans -------------------------------------------------------------------------------
+
+def test_bans_over_tcp():
+    """Failed logins over HTTP/2 ban the address as over QUIC; a banned
+    address's new TCP connection is closed without HTTP/2."""
+    s = tg.token_server("h2-ban", flags=["--ban-failures", "2", "--ban-seconds", "60"]).start()
+    now = int(time.time())
+    bad = tg.jwt({"sub": "alice", "exp": now + 600, "iat": now}, b"w" * 40)
+    for i in range(2):
+        c = h2raw.Conn(s.port)
+        c.request(1, tg.NANA + "Get", tg.pb((1, "k")), extra=[("authorization", "Bearer " + bad)])
+        c.response(1)
+        c.close()
+    try:
+        c = h2raw.Conn(s.port)
+        c.request(1, CHECK_PATH, b"")
+        data, nh, rst, ga = c.response(1, timeout=5)
+        c.close()
+    except OSError as e:
+        data, nh, rst, ga = b"", 0, None, repr(e)
+    check(data == b"" and nh == 0, "a banned address gets no answer over TCP", (data, nh, rst, ga))
+    check("refused: the address is banned" in s.log_text(), "the refusal is logged")
+    s.stop()
+
+
+# ---- graceful stop ------------------------------------------------------------------------
+
+def test_graceful_stop():
+    """SIGTERM: GOAWAY naming the last stream taken, an open health Watch
+    told NOT_SERVING and ended, the call in flight (held by a slow worker)
+    still answered, the process gone."""
+    s = tg.token_server("h2-stop", flags=["--test-worker-delay-ms", "1500"]).start()
+    now = int(time.time())
+    tok = tg.jwt({"sub": "alice", "exp": now + 600, "iat": now}, tg.SECRET_A)
+    c = h2raw.Conn(s.port)
+    c.read_until(lambda f: f[0] == SETTINGS and not f[1] & 1, timeout=5)
+    c.request(1, tg.NANA + "Call", tg.pb((1, "keys"), (2, "[]")),
+              extra=[("authorization", "Bearer " + tok)])
+    c.request(3, "/grpc.health.v1.Health/Watch", b"")
+    time.sleep(0.5)  # the call is with a worker
+    s.proc.send_signal(__import__("signal").SIGTERM)
+    f = c.read_until(lambda f: f[0] == GOAWAY, timeout=10)
+    check(h2raw.goaway_code(f) == h2raw.NO_ERROR and struct.unpack(">I", f[3][:4])[0] == 3,
+          "graceful stop: GOAWAY NO_ERROR naming stream 3", f)
+    try:
+        c.request(5, CHECK_PATH, b"")
+    except OSError:
+        pass
+    data, nh, rst, ga = c.response(3, timeout=15)
+    check(data.endswith(b"\x08\x02") and nh >= 1,  # its head came before the GOAWAY
+          "graceful stop: an open Watch says NOT_SERVING and ends", (data, nh, rst, ga))
+    data, nh, rst, ga = c.response(1, timeout=15)
+    check(nh == 2 and len(data) > 5 and rst is None,
+          "graceful stop: the call in flight is answered", (data, nh, rst, ga))
+    try:
+        s.proc.wait(timeout=20)
+    except Exception:
+        pass
+    check(s.proc.poll() is not None, "graceful stop: the server exits")
+    c.close()
+    s.stop()
+
+
+# ---- the README's grpcio example ------------------------------------------------------------
+
+def test_readme_grpcio_example():
+    """The README's example with Debian's grpcio, run as written (only the
+    port changed) from a server's folder."""
+    import re
+    import subprocess
+    readme = open(os.path.join(tg.ROOT, "README.md"), encoding="utf-8").read()
+    found = re.findall(r"<<'PY'\n(.*?)\nPY\n", readme, flags=re.S)
+    check(len(found) == 1 and "secure_channel" in found[0], "the README has the grpcio example")
+    if not found:
+        return
+    s = start("readme")
+    code = found[0].replace("127.0.0.1:4433", f"127.0.0.1:{s.port}")
+    r = subprocess.run(["/usr/bin/python3", "-"], input=code, cwd=s.dir, capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 0 and r.stdout.strip() == "b'\\x08\\x01'",
+          "the README's grpcio example prints SERVING", (r.stdout, r.stderr[-500:]))
     s.stop()
 
 

@@ -142,7 +142,8 @@ static void test_not_counted(void **state)
     }
 }
 
-/* Empty DATA, PRIORITY and WINDOW_UPDATE share a bucket. */
+/* Empty DATA and PRIORITY share a bucket; WINDOW_UPDATE (one per answer
+ * from a client reading many) is never counted. */
 static void test_empty_frames(void **state)
 {
     (void)state;
@@ -152,10 +153,11 @@ static void test_empty_frames(void **state)
     nghttp2_frame_hd e = hd(NGHTTP2_DATA, 0, 0);
     nghttp2_frame_hd p = hd(NGHTTP2_PRIORITY, 0, 5);
     nghttp2_frame_hd w = hd(NGHTTP2_WINDOW_UPDATE, 0, 4);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         assert_int_equal(nana_h2_guard_frame(&g, &e, 0), NANA_H2_OK);
         assert_int_equal(nana_h2_guard_frame(&g, &p, 0), NANA_H2_OK);
-        assert_int_equal(nana_h2_guard_frame(&g, &w, 0), NANA_H2_OK);
+        for (int k = 0; k < 1000; k++)
+            assert_int_equal(nana_h2_guard_frame(&g, &w, 0), NANA_H2_OK);
     }
     assert_int_equal(nana_h2_guard_frame(&g, &e, 0), NANA_H2_FLOOD_EMPTY);
 }
