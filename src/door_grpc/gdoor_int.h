@@ -111,6 +111,9 @@ typedef struct gauth {
     bool token_roles;       /* it had "roles": only what token_grants grants */
     unsigned token_grants;  /* NANA_JWT_ROLE_* */
     uint8_t secret_sha[32]; /* SHA-256 of the secret it verified with (a reload compares) */
+    char *tok;              /* that token's bytes (nana_malloc): the same token on a later
+                               call of the connection is taken without verifying it again */
+    size_t tok_len, tok_cap;
     /* signed requests: the last seq accepted on this connection (kept across logins) */
     uint64_t reqsig_seq;
 } gauth;

@@ -288,7 +288,9 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, void
  * RFC 9113 section 8.1 allows once the response is complete). */
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
-    (void)user;
+    h2conn *h = user;
+    if (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS)
+        nana_h2_guard_answered(&h->guard);
     if (f->hd.type != NGHTTP2_HEADERS || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
     gcall *c = call_of(ng, f->hd.stream_id);
     if (c && !c->ended && !c->read_stopped) {

@@ -5,7 +5,8 @@
  * Each bucket holds |burst| tokens and gains |per_s| a second, counted in
  * thousandths so a slow rate still refills between frames. A frame takes
  * one token; a frame that finds its bucket empty trips the guard, and the
- * connection ends with GOAWAY. WINDOW_UPDATE is not counted: a client
+ * connection ends with GOAWAY. Each answer frame the server sends gives
+ * a PING token back (bandwidth probes follow the data). WINDOW_UPDATE is not counted: a client
  * reading many small answers sends one per answer, and nghttp2 refuses
  * the only useless kind (an increment of 0). An honest client stays far below: a gRPC
  * client cancels calls one by one, pings for keepalive or bandwidth
@@ -124,4 +125,10 @@ nana_h2_verdict nana_h2_guard_frame(nana_h2_guard *g, const nghttp2_frame_hd *hd
     }
     g->tripped = v;
     return v;
+}
+
+void nana_h2_guard_answered(nana_h2_guard *g)
+{
+    uint64_t cap = (uint64_t)g->lim->ping_burst * 1000u;
+    g->ping.level_milli = g->ping.level_milli + 1000u > cap ? cap : g->ping.level_milli + 1000u;
 }

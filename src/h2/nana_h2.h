@@ -7,9 +7,8 @@
  * whoever owns the socket moves the bytes. What nghttp2 does not bound by
  * itself is bounded here:
  *   - frames that cost the server work and bring nothing: RST_STREAM
- *     (rapid reset), PING, SETTINGS, empty DATA and PRIORITY, each counted in a token bucket that refills with
- *     time; an empty bucket ends the connection with GOAWAY
- *     ENHANCE_YOUR_CALM;
+ *     (rapid reset), PING, SETTINGS, empty DATA and PRIORITY, each counted in a token bucket that
+ * refills with time; an empty bucket ends the connection with GOAWAY ENHANCE_YOUR_CALM;
  *   - a header block split into more CONTINUATION frames than a client
  *     needs;
  *   - the header list's decoded size (an HPACK bomb decodes a few bytes
@@ -79,6 +78,14 @@ void nana_h2_guard_init(nana_h2_guard *g, const nana_h2_limits *lim, uint64_t no
  * completes (sticky: every later frame gets the same answer).
  */
 nana_h2_verdict nana_h2_guard_frame(nana_h2_guard *g, const nghttp2_frame_hd *hd, uint64_t now_ns);
+
+/*
+ * The server sent an answer's frame (HEADERS or DATA): one PING more is
+ * allowed (up to the burst). Clients that measure the connection's
+ * bandwidth (grpc-go, grpc-core) ping once per round trip while answers
+ * flow; an idle connection's pings still meet the rate.
+ */
+void nana_h2_guard_answered(nana_h2_guard *g);
 
 /*
  * Makes a server session with |cb| and |user| (nghttp2's), our options

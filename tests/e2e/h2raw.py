@@ -97,8 +97,11 @@ class Conn:
         """HEADERS (and a DATA message unless |body| is None)."""
         flags = END_HEADERS | (END_STREAM if body is None and end else 0)
         out = frame(HEADERS, flags, sid, grpc_headers(path, extra=extra))
-        if body is not None:
-            out += frame(DATA, END_STREAM if end else 0, sid, grpc_message(body))
+        if body is not None:  # DATA frames of at most 16,384 bytes (the default size)
+            msg = grpc_message(body)
+            for i in range(0, len(msg), 16384):
+                last = i + 16384 >= len(msg)
+                out += frame(DATA, END_STREAM if end and last else 0, sid, msg[i:i + 16384])
         self.send(out)
 
     def read_frame(self, timeout=10.0):

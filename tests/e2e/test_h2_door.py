@@ -308,6 +308,40 @@ def test_bans_over_tcp():
     s.stop()
 
 
+# ---- a token used again on its connection ------------------------------------------------------
+
+def test_token_reused_until_it_expires():
+    """The same bearer token on every call of a connection (verified once,
+    then recognised): served until its exp, refused from then on, on the
+    same connection; a token for another account is still refused."""
+    s = tg.token_server("h2-tokreuse").start()
+    now = int(time.time())
+    tok = tg.jwt({"sub": "alice", "exp": now + 3, "iat": now}, tg.SECRET_A)
+    other = tg.jwt({"sub": "carol", "exp": now + 600, "iat": now}, tg.SECRET_C)
+    c = h2raw.Conn(s.port)
+    sid, served = 1, 0
+    while time.time() < now + 2.5:
+        c.request(sid, tg.NANA + "Get", tg.pb((1, "k")), extra=[("authorization", "Bearer " + tok)])
+        data, nh, rst, ga = c.response(sid)
+        served += data == b"\x00\x00\x00\x00\x00" and nh == 2
+        sid += 2
+        time.sleep(0.05)
+    check(served > 10, "the same token is served call after call", served)
+    c.request(sid, tg.NANA + "Get", tg.pb((1, "k")), extra=[("authorization", "Bearer " + other)])
+    data, nh, rst, ga = c.response(sid)
+    check(data == b"" and nh == 1, "another account's token on the connection is refused", data)
+    sid += 2
+    while time.time() < now + 3.2:
+        time.sleep(0.1)
+    c.request(sid, tg.NANA + "Get", tg.pb((1, "k")), extra=[("authorization", "Bearer " + tok)])
+    data, nh, rst, ga = c.response(sid)
+    check(data == b"" and nh == 1, "the same token after its exp is refused on the connection",
+          (data, nh))
+    c.close()
+    check("the token expired" in s.log_text(), "the expiry is logged")
+    s.stop()
+
+
 # ---- graceful stop ------------------------------------------------------------------------
 
 def test_graceful_stop():
@@ -364,6 +398,83 @@ def test_readme_grpcio_example():
                        text=True, timeout=60)
     check(r.returncode == 0 and r.stdout.strip() == "b'\\x08\\x01'",
           "the README's grpcio example prints SERVING", (r.stdout, r.stderr[-500:]))
+    s.stop()
+
+
+# ---- a slow reader of a long stream -------------------------------------------------------
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def grpc_messages(data):
+    out, i = [], 0
+    while i + 5 <= len(data):
+        n = struct.unpack(">I", data[i + 1:i + 5])[0]
+        out.append(data[i + 5:i + 5 + n])
+        i += 5 + n
+    return out
+
+
+def test_slow_stream_reader_memory():
+    """An AQL ExecuteStream of 24 MB read by a client whose window stays
+    shut for a while: the server holds about one window of it (it reads
+    the next page only once the last one was handed to the connection),
+    and the whole answer arrives once the client reads."""
+    s = tg.token_server("h2-slowstream").start()
+    now = int(time.time())
+    tok = tg.jwt({"sub": "alice", "exp": now + 600, "iat": now}, tg.SECRET_A)
+    auth = [("authorization", "Bearer " + tok)]
+    sanitized = bool(os.environ.get("NANA_SANITIZED"))
+    rows, size = (600 if sanitized else 3000), 8192  # 4.9 MB or 24 MB
+    c = h2raw.Conn(s.port)
+    sid = 1
+    for first in range(0, rows, 100):  # 800 KB a request: within a stream's window
+        qs = [tg.pb((2, tg.pb((1, "big"), (2, tg.pb((1, b"k%05d" % i))),
+                              (3, tg.pb((1, b"%07d" % i + b"x" * (size - 7)))))))
+              for i in range(first, min(rows, first + 100))]
+        c.request(sid, "/amaters.aql.AqlService/ExecuteBatch", tg.pb(*[(1, q) for q in qs]),
+                  extra=auth)
+        data, nh, rst, ga = c.response(sid, timeout=60)
+        if not (nh == 2 and rst is None):
+            check(False, f"batch of rows from {first} stored", (nh, rst, ga))
+        sid += 2
+    c.close()
+    base = rss_kib(s.proc.pid)
+    # A connection window of 64 KiB, never opened further for 3 s.
+    c = h2raw.Conn(s.port)
+    c.read_until(lambda f: f[0] == SETTINGS and not f[1] & 1, timeout=5)
+    rng = tg.pb((6, tg.pb((1, "big"), (2, tg.pb((1, b"k"))), (3, tg.pb((1, b"l"))))))
+    c.request(1, "/amaters.aql.AqlService/ExecuteStream", tg.pb((1, rng)), extra=auth)
+    t0, got, early = time.monotonic(), 0, b""
+    while time.monotonic() - t0 < 3:
+        f = c.read_frame(0.2)
+        if f not in (None, "timeout") and f[0] == DATA:
+            got += len(f[3])
+            early += f[3]
+    held = rss_kib(s.proc.pid) - base
+    check(got <= 70000, "a shut window: no more than it allows arrives", got)
+    if not sanitized:  # a sanitizer's own memory (ASan's quarantine) hides the figure
+        check(held < 12 * 1024, "a shut window: the server holds far less than the 24 MB "
+              "answer (KiB grown)", held)
+    first_part = early
+    c.send_frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 24))
+    c.send_frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 1 << 24))
+    data, nh, rst, ga = c.response(1, timeout=120)
+    data = first_part + data
+    msgs = grpc_messages(data)
+    end = tg.unpb(msgs[-1]) if msgs else {}
+    total = tg.first(tg.unpb(tg.first(end, 3, b"")), 1, 0) if 3 in end else -1
+    check(nh >= 1 and rst is None and total == rows,
+          "read at last: the whole stream arrives, StreamEnd counts every row",
+          (len(data) + got, nh, rst, ga, total))
+    print(f"  VmRSS grew {held} KiB while {rows * size >> 20} MB waited behind a shut window")
+    c.close()
+    check(s.alive(), "server alive")
     s.stop()
 
 

@@ -108,6 +108,26 @@ static void test_refill(void **state)
     assert_in_range(n, 8, 20);
 }
 
+/* Answers sent give PINGs back: a client probing bandwidth once per
+ * answer goes on for ever; without answers the rate holds. */
+static void test_pings_follow_answers(void **state)
+{
+    (void)state;
+    nana_h2_limits l = small();
+    nana_h2_guard g;
+    nana_h2_guard_init(&g, &l, 0);
+    nghttp2_frame_hd ping = hd(NGHTTP2_PING, 0, 8);
+    for (int i = 0; i < 100000; i++) {
+        nana_h2_guard_answered(&g);
+        assert_int_equal(nana_h2_guard_frame(&g, &ping, 0), NANA_H2_OK);
+    }
+    for (int i = 0; i < 10; i++) /* never past the burst */
+        nana_h2_guard_answered(&g);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(nana_h2_guard_frame(&g, &ping, 0), NANA_H2_OK);
+    assert_int_equal(nana_h2_guard_frame(&g, &ping, 0), NANA_H2_FLOOD_PING);
+}
+
 /* A long pause refills to the burst, not beyond. */
 static void test_refill_capped(void **state)
 {
@@ -239,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_refill),       cmocka_unit_test(test_refill_capped),
         cmocka_unit_test(test_not_counted),  cmocka_unit_test(test_empty_frames),
         cmocka_unit_test(test_continuation), cmocka_unit_test(test_session_settings),
+        cmocka_unit_test(test_pings_follow_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
