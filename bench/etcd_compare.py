@@ -22,15 +22,17 @@ Shapes are C x M: C connections with M calls in flight on each (h2load
 one after another, the order reversed every other round (A B, B A, ...);
 the tables are medians of --runs rounds: requests/s, p50 and p99 latency
 (every request's own time: h2load --log-file, grpc_load's record), server
-CPU per request (/proc/PID/stat). Every answer is checked before the runs
+CPU per request (/proc/PID/stat) and the CPU the rest of the machine used
+meanwhile (/proc/stat less the server and the load generator). Every answer is checked before the runs
 (status 0 and the value), and every run's DATA bytes against the expected
 answers (h2load counts HTTP status only).
 
 usage: bench/etcd_compare.py [--build DIR] [--runs 3] [--seconds 3]
            [--shapes 1x1,16x16,64x16] [--targets etcd,nana-h2c,nana-tls]
            [--out bench/results/etcd] [--quick]
-Writes results.json (every run with its command), table.md, etcd.dat and
-etcd_compare.png (gnuplot, bench/etcd_compare.gp) into --out.
+Writes results.json (every run with its command), table.md, etcd.dat,
+etcd_compare.png (gnuplot, bench/etcd_compare.gp) and both servers' logs
+into --out.
 """
 import argparse
 import base64
@@ -40,6 +42,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -73,6 +76,7 @@ def parse_args():
         a.runs, a.seconds, a.warmup, a.shapes = 1, 1.5, 0.5, "16x16"
     a.shapes = [tuple(int(x) for x in s.split("x")) for s in a.shapes.split(",")]
     a.targets = a.targets.split(",")
+    a.build, a.out = os.path.abspath(a.build), os.path.abspath(a.out)
     for t in a.targets:
         if t not in ("etcd", "nana-h2c", "nana-tls"):
             sys.exit(f"etcd_compare: unknown target {t}")
@@ -138,6 +142,37 @@ def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         parts = f.read().rsplit(")", 1)[1].split()
     return int(parts[11]) + int(parts[12])
+
+
+def machine_busy_ticks():
+    """All CPU time the machine spent outside idle and iowait, in clock ticks."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4]
+
+
+class Meter:
+    """CPU of one run: the server's own, per request, and what the rest of
+    the machine (not the server, not the load generator) used meanwhile."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.t0 = time.monotonic()
+        self.s0 = cpu_ticks(pid)
+        self.m0 = machine_busy_ticks()
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.c0 = r.ru_utime + r.ru_stime
+
+    def done(self, row, requests):
+        hz = os.sysconf("SC_CLK_TCK")
+        server = (cpu_ticks(self.pid) - self.s0) / hz
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        loadgen = r.ru_utime + r.ru_stime - self.c0
+        wall = time.monotonic() - self.t0
+        other = (machine_busy_ticks() - self.m0) / hz - server - loadgen
+        row["cpu_us_per_req"] = server * 1e6 / requests if requests else None
+        row["loadgen_cores"] = round(loadgen / wall, 2)
+        row["other_cores"] = round(max(0.0, other) / wall, 2)
 
 
 def wait_port(port, proc, seconds=20):
@@ -306,10 +341,9 @@ def h2load_run(t, path, body, answer_len, conns, streams, work):
             "-d", body,
             "-H", "content-type: application/grpc", "-H", "te: trailers", *t["headers"],
             f"--log-file={logf}", f"{scheme}://{t['addr']}{path}"]
-    c0 = cpu_ticks(t["pid"])
+    meter = Meter(t["pid"])
     p = subprocess.run(argv, capture_output=True, text=True,
                        timeout=A.seconds + A.warmup + 60)
-    c1 = cpu_ticks(t["pid"])
     out = p.stdout
     if p.returncode != 0 or not os.path.exists(logf):
         sys.exit(f"etcd_compare: h2load failed: {' '.join(argv)}\n{out[-1000:]}{p.stderr[-1000:]}")
@@ -331,26 +365,25 @@ def h2load_run(t, path, body, answer_len, conns, streams, work):
     # warm-up's answers too, so it may only be larger.
     good_data = data is not None and done > 0 and \
         int(data.group(1)) / done >= answer_len + 5 - 8
-    return {"cmd": " ".join(argv), "rps": float(rps.group(1)) if rps else 0.0,
-            "requests": done, "succeeded": ok, "data_ok": good_data,
-            "p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99), "p999_us": pct(lat, 0.999),
-            "cpu_us_per_req": (c1 - c0) * 1e6 / os.sysconf("SC_CLK_TCK") / done if done else None,
-            "raw": out[-1500:] if not (m and rps) or not good_data else ""}
+    row = {"cmd": " ".join(argv), "rps": float(rps.group(1)) if rps else 0.0,
+           "requests": done, "succeeded": ok, "data_ok": good_data,
+           "p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99), "p999_us": pct(lat, 0.999),
+           "raw": out[-1500:] if not (m and rps) or not good_data else ""}
+    meter.done(row, done)
+    return row
 
 
 def write_run(t, conns, streams):
     argv = load_argv(t, "-kind", t["write"], "-c", str(conns), "-m", str(streams),
                      "-duration", f"{A.seconds}s", "-warmup", f"{A.warmup}s", "-keys", "10000")
-    c0 = cpu_ticks(t["pid"])
+    meter = Meter(t["pid"])
     p = subprocess.run(argv, capture_output=True, text=True,
                        timeout=A.seconds + A.warmup + 120)
-    c1 = cpu_ticks(t["pid"])
     if p.returncode != 0:
         return {"cmd": " ".join(argv), "rps": 0.0, "error": p.stderr[-1000:]}
     r = json.loads(p.stdout)
     r["cmd"] = " ".join(argv)
-    n = r.get("requests", 0)
-    r["cpu_us_per_req"] = (c1 - c0) * 1e6 / os.sysconf("SC_CLK_TCK") / n if n else None
+    meter.done(r, r.get("requests", 0))
     return r
 
 
@@ -402,6 +435,7 @@ def main():
                         results["rows"].append(r)
                         log(f"round {rnd + 1} {conns}x{streams} {name:9} {rname:19} "
                             f"{r['rps']:10.0f} req/s  p50 {r['p50_us']} us  p99 {r['p99_us']} us"
+                            f"  other {r['other_cores']} cores"
                             f"{'' if r['data_ok'] else '  ANSWERS WRONG'}")
                 for name in order:
                     t = tg[name]
@@ -411,13 +445,18 @@ def main():
                     results["rows"].append(r)
                     log(f"round {rnd + 1} {conns}x{streams} {name:9} {t['write_name']:19} "
                         f"{r['rps']:10.0f} req/s  p50 {r.get('p50_us')} us  "
-                        f"p99 {r.get('p99_us')} us  errors {r.get('errors')}")
+                        f"p99 {r.get('p99_us')} us  errors {r.get('errors')}  "
+                        f"other {r.get('other_cores')} cores")
         for name, p in (("etcd", etcd), ("nanasqlite-server", nana)):
             if p and p["proc"].poll() is not None:
                 log(f"WARNING: {name} exited during the runs")
     finally:
         stop_all()
         results["machine"]["loadavg_after"] = loadavg()
+        for log_file, name in ((os.path.join(work, "etcd.log"), "etcd.log"),
+                               (os.path.join(work, "nana", "server.log"), "server.log")):
+            if os.path.exists(log_file):
+                shutil.copy(log_file, os.path.join(A.out, name))
         shutil.rmtree(work, ignore_errors=True)
     summarize(results)
 
@@ -451,9 +490,12 @@ def summarize(res):
     shapes = sorted({r["shape"] for r in rows}, key=lambda s: [int(x) for x in s.split("x")])
     bad = [r for r in rows if r["kind"] == "read" and not r.get("data_ok")] + \
           [r for r in rows if r["kind"] == "write" and (r.get("errors") or r.get("error"))]
+    other = [r["other_cores"] for r in rows if r.get("other_cores") is not None]
+    busy = sum(1 for x in other if x > 0.2)
     lines = [f"{res['started']}, medians of {res['runs']} rounds, {res['seconds']:g} s per run "
-             f"after {res['warmup']:g} s of warm-up; load average before {res['machine']['loadavg_before']}, "
-             f"after {res['machine']['loadavg_after']}", ""]
+             f"after {res['warmup']:g} s of warm-up; the rest of the machine used "
+             f"{statistics.median(other) if other else 0:.2f} cores (median over runs; "
+             f"{busy} of {len(other)} runs over 0.2)", ""]
     for title, cols in (("Reads (h2load)", READ_COLS), ("Writes, a new value each (grpc_load)",
                                                         WRITE_COLS)):
         cols = [c for c in cols if any(r["target"] == c[0] and r["workload"] == c[1]

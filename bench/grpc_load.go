@@ -14,10 +14,12 @@
 //	-kind body      -path P -body FILE              the file's message (a framed
 //	                                                gRPC request, as h2load sends it)
 //
-// Keys are key%07d drawn at random from -keys; every value is the same 64
-// bytes on both kinds, a JSON string whose digits count the requests, so no
-// two writes store the same value. -once sends one call and prints its
-// status and answer (hex), for checking a request file before a run.
+// Each connection has fixed flow-control windows (1 MiB a stream, 16 MiB in
+// all), so grpc-go sends no window-sizing pings. Keys are key%07d drawn at
+// random from -keys; every value is 64 bytes of one form on both kinds, a
+// JSON string whose digits count the requests, so no two writes store the
+// same value. -once sends one call and prints its status and answer (hex),
+// for checking a request file before a run.
 //
 // Prints one JSON object: {"requests", "errors", "first_error", "seconds",
 // "rps", "p50_us", "p99_us", "p999_us", "mean_us"}.
@@ -120,8 +122,11 @@ func main() {
 		}
 		md.Append(strings.TrimSpace(h[:i]), strings.TrimSpace(h[i+1:]))
 	}
+	// Fixed flow-control windows (1 MiB a stream, 16 MiB the connection):
+	// grpc-go then sends no window-sizing (BDP) pings, the same for every server.
 	opts := []grpc.DialOption{grpc.WithBlock(),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{}))}
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})),
+		grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(16 << 20)}
 	if *useTLS {
 		pool := x509.NewCertPool()
 		pemCA, err := os.ReadFile(*ca)

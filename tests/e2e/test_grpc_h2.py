@@ -865,6 +865,7 @@ def test_grpc_go():
             {"op": "interactive", "n": n, "prefix": "i", "kind": "get"},
             {"op": "interactive", "n": n, "prefix": "d", "kind": "set", "deadline_ms": 20},
             {"op": "raw", "path": "/nanasqlite.v1.NanaSQLite/Nope"},
+            {"op": "load", "seconds": 3, "streams": 16, "key": "g1"},
         ]
         for what, extra in (("signature", {"login": "sign", "account": "alice",
                                            "key": "nana_private.pem"}),
@@ -899,6 +900,12 @@ def test_grpc_go():
             check(code[10] == "DeadlineExceeded",
                   f"grpc-go ({what}): a 20 ms deadline on {n} queries", res[10])
             check(code[11] == "Unimplemented", f"grpc-go ({what}): an unknown method", res[11])
+            check(res[12].get("calls", 0) > 0 and res[12].get("errors") == 0,
+                  f"grpc-go ({what}): 3 s of 16 calls at once on one connection (grpc-go's "
+                  "window-sizing pings meanwhile): no error", res[12])
+        log = s.log_text()
+        check("GOAWAY" not in log, "the server sent grpc-go no GOAWAY",
+              [x for x in log.splitlines() if "GOAWAY" in x][:3])
     finally:
         finish(s)
 

@@ -35,12 +35,16 @@
 //	        ExecuteInteractive: n queries sent at once (set prefix%05d = i, or
 //	        get it) while the answers are read
 //	{"op": "raw", "path"}                     an empty message to any path
+//	{"op": "load", "seconds", "streams", "key"}  ExecuteQuery gets of one key
+//	        from |streams| goroutines at once for |seconds|, as a busy
+//	        application does (grpc-go pings to size its windows meanwhile);
+//	        the first error ends it
 //
 // An operation's line: {"index", "op", "code" (grpc-go's name: "OK",
 // "NotFound", ...), "message", "ms", and: "status" (health), "affected",
 // "value", "error_code" (query), "results" (batch), "values", "sorted",
 // "total", "sequences_ok" (stream), "answers", "in_order", "errors"
-// (interactive)}.
+// (interactive), "calls", "errors", "first_error" (load)}.
 package main
 
 import (
@@ -56,6 +60,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -98,6 +103,8 @@ type opSpec struct {
 	Start      string `json:"start"`
 	End        string `json:"end"`
 	Path       string `json:"path"`
+	Seconds    int    `json:"seconds"`
+	Streams    int    `json:"streams"`
 	DeadlineMs int    `json:"deadline_ms"`
 }
 
@@ -260,6 +267,8 @@ func (c *client) run(op *opSpec, out map[string]interface{}) error {
 		return c.stream(op, out)
 	case "interactive":
 		return c.interactive(op, out)
+	case "load":
+		return c.load(op, out)
 	case "raw":
 		return c.invoke(op, op.Path, &healthpb.HealthCheckRequest{},
 			&healthpb.HealthCheckResponse{})
@@ -371,6 +380,45 @@ func (c *client) interactive(op *opSpec, out map[string]interface{}) error {
 	out["answers"] = answers
 	out["in_order"] = inOrder
 	out["errors"] = errs
+	return nil
+}
+
+// load calls ExecuteQuery from op.Streams goroutines for op.Seconds.
+func (c *client) load(op *opSpec, out map[string]interface{}) error {
+	end := time.Now().Add(time.Duration(op.Seconds) * time.Second)
+	var mu sync.Mutex
+	calls, errs, first := 0, 0, ""
+	var wg sync.WaitGroup
+	for g := 0; g < op.Streams; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				mu.Lock()
+				stop := errs > 0 // the first error ends the load
+				mu.Unlock()
+				if stop {
+					return
+				}
+				resp := &aqlpb.QueryResponse{}
+				err := c.invoke(op, aqlSvc+"ExecuteQuery",
+					&aqlpb.QueryRequest{Query: getQ(op.Collection, op.Key)}, resp)
+				mu.Lock()
+				calls++
+				if err != nil || resp.GetResult() == nil {
+					errs++
+					if first == "" {
+						first = fmt.Sprint(err)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	out["calls"] = calls
+	out["errors"] = errs
+	out["first_error"] = first
 	return nil
 }
 
