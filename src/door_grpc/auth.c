@@ -218,7 +218,10 @@ static nana_grpc_status sign_in(gconn *g, const nana_grpc_head *h, const nana_gr
     if (sig->value_len != 64) return refuse(g, "nana-signature-bin is not 64 bytes", msg, cap);
     uint8_t exporter[32];
     if (g->tp->exporter(g, NANA_GRPC_LOGIN_EXPORTER_LABEL, exporter, 32))
-        return refuse(g, "no TLS exporter value (handshake not finished)", msg, cap);
+        return refuse(g,
+                      "no TLS exporter value (a plaintext connection has none, or its handshake "
+                      "has not finished)",
+                      msg, cap);
     uint64_t gen = 0;
     nana_accounts *snap = d->acc.get(d->acc.ctx, &gen);
     const nana_account *a =
@@ -392,7 +395,10 @@ nana_grpc_status nana_gdoor_auth_reqsig(gconn *g, const uint8_t *sig, size_t sle
     }
     uint8_t exporter[32];
     if (g->tp->exporter(g, NANA_GRPC_LOGIN_EXPORTER_LABEL, exporter, 32))
-        return refuse(g, "no TLS exporter value (handshake not finished)", msg, cap);
+        return refuse(g,
+                      "no TLS exporter value (a plaintext connection has none, or its handshake "
+                      "has not finished)",
+                      msg, cap);
     uint64_t gen = 0;
     nana_accounts *snap = NULL;
     const nana_account *a;
