@@ -889,6 +889,13 @@ static int parse_args(int argc, char **argv)
     if (opt.threads > opt.conns) opt.threads = opt.conns;
     nana_conn_flags_finish(&cf);
     opt.co = cf.o;
+    /* The load speaks QUIC (its own HTTP/3 for --proto grpc and aql): an
+     * HTTP/2 run would silently measure HTTP/3. */
+    if (opt.co.transport == NANA_CLIENT_TRANSPORT_H2) {
+        fprintf(stderr, "nanasqlite-bench: --transport h2: the load runs over QUIC only; load "
+                        "the HTTP/2 door with h2load (bench/etcd_compare.py shows how)\n");
+        return -1;
+    }
     return 0;
 }
 
