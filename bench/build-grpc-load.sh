@@ -4,10 +4,15 @@
 #
 #   bench/build-grpc-load.sh [OUTDIR]      (default: <repo root>/build/bench-go)
 #
-# Produces OUTDIR/grpc_load; Go's build cache lives in OUTDIR/.gocache.
+# Produces OUTDIR/grpc_load; Go's build cache is build-gocache/
+# (NANA_GOCACHE), shared by every build directory.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# Go's build cache, shared by every build directory (Go code is built the
+# same for the sanitizer builds): NANA_GOCACHE, else build-gocache/.
+GOCACHE_DIR=${NANA_GOCACHE:-$ROOT/build-gocache}
+mkdir -p "$GOCACHE_DIR"
 OUT=${1:-$ROOT/build/bench-go}
 GOCODE=/usr/share/gocode
 if ! command -v go >/dev/null 2>&1; then
@@ -20,9 +25,9 @@ if [ ! -f $GOCODE/src/google.golang.org/grpc/clientconn.go ]; then
 fi
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-mkdir -p "$OUT/.gocache" "$OUT/.gotmp"
+mkdir -p "$GOCACHE_DIR" "$OUT/.gotmp"
 cd "$ROOT"
-if ! env GOPATH="$GOCODE" GO111MODULE=off GOFLAGS= GOENV=off GOCACHE="$OUT/.gocache" \
+if ! env GOPATH="$GOCODE" GO111MODULE=off GOFLAGS= GOENV=off GOCACHE="$GOCACHE_DIR" \
         GOTMPDIR="$OUT/.gotmp" HOME="${HOME:-$OUT}" GOTOOLCHAIN=local CGO_ENABLED=0 \
         go build -o "$OUT/grpc_load" bench/grpc_load.go; then
     echo "build-grpc-load.sh: go build of bench/grpc_load.go failed" >&2

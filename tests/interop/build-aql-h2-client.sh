@@ -9,10 +9,15 @@
 #   tests/interop/build-aql-h2-client.sh [OUTDIR]
 #       OUTDIR default: <repo root>/build/interop
 #
-# Produces OUTDIR/aql_h2_client. Go's build cache lives in OUTDIR/.gocache.
+# Produces OUTDIR/aql_h2_client. Go's build cache is build-gocache/
+# (NANA_GOCACHE), shared by every build directory.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# Go's build cache, shared by every build directory (Go code is built the
+# same for the sanitizer builds): NANA_GOCACHE, else build-gocache/.
+GOCACHE_DIR=${NANA_GOCACHE:-$ROOT/build-gocache}
+mkdir -p "$GOCACHE_DIR"
 OUT=${1:-$ROOT/build/interop}
 GOCODE=/usr/share/gocode
 if [ ! -f $GOCODE/src/google.golang.org/grpc/clientconn.go ]; then
@@ -27,7 +32,7 @@ sh "$ROOT/tests/interop/gen-go-protos.sh" "$OUT" "$GEN"
 
 cd "$ROOT"
 if ! env GOPATH="$GEN:$GOCODE" GO111MODULE=off GOFLAGS= GOENV=off \
-        GOCACHE="$OUT/.gocache" GOTMPDIR="$OUT/.gotmp" HOME="${HOME:-$OUT}" \
+        GOCACHE="$GOCACHE_DIR" GOTMPDIR="$OUT/.gotmp" HOME="${HOME:-$OUT}" \
         GOTOOLCHAIN=local CGO_ENABLED=0 \
         go build -o "$OUT/aql_h2_client" tests/interop/aql_h2_client.go; then
     echo "build-aql-h2-client.sh: go build of aql_h2_client.go failed" >&2

@@ -8,12 +8,16 @@
 #       SOURCE default: tests/interop/quicgo_peer.go (relative to the repo root)
 #
 # Produces OUTDIR/<SOURCE's name without .go>. Quiet on success, idempotent
-# (go's build cache lives in OUTDIR/.gocache, so reruns are fast). Works as
-# root with no $HOME.
+# (Go's build cache, build-gocache/ or $NANA_GOCACHE, is shared by every
+# build directory, so reruns are fast). Works as root with no $HOME.
 set -eu
 
 # The repository root (this script lives in tests/interop/).
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# Go's build cache, shared by every build directory (Go code is built the
+# same for the sanitizer builds): NANA_GOCACHE, else build-gocache/.
+GOCACHE_DIR=${NANA_GOCACHE:-$ROOT/build-gocache}
+mkdir -p "$GOCACHE_DIR"
 
 # OUTDIR is relative to the caller's directory; the default is relative to
 # the repository root.
@@ -39,12 +43,12 @@ fi
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-mkdir -p "$OUT/.gocache" "$OUT/.gotmp"
+mkdir -p "$GOCACHE_DIR" "$OUT/.gotmp"
 cd "$ROOT"
 
 # GOFLAGS/GOENV cleared so a user's go env cannot switch on modules or -mod=...
 if ! env GOPATH="$GOPATH_ALL" GO111MODULE=off GOFLAGS= GOENV=off \
-        GOCACHE="$OUT/.gocache" GOTMPDIR="$OUT/.gotmp" HOME="${HOME:-$OUT}" \
+        GOCACHE="$GOCACHE_DIR" GOTMPDIR="$OUT/.gotmp" HOME="${HOME:-$OUT}" \
         GOTOOLCHAIN=local CGO_ENABLED=0 \
         go build -o "$OUT/$NAME" "$SRC"; then
     echo "build-quicgo.sh: go build of $SRC failed" >&2

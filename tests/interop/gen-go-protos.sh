@@ -21,6 +21,10 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# Go's build cache, shared by every build directory (Go code is built the
+# same for the sanitizer builds): NANA_GOCACHE, else build-gocache/.
+GOCACHE_DIR=${NANA_GOCACHE:-$ROOT/build-gocache}
+mkdir -p "$GOCACHE_DIR"
 if [ $# -ne 2 ]; then
     echo "usage: gen-go-protos.sh OUTDIR GOPATHDIR" >&2
     exit 2
@@ -42,11 +46,11 @@ fi
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 rm -rf "$GEN"
-mkdir -p "$GEN/src" "$OUT/.gocache" "$OUT/.gotmp"
+mkdir -p "$GEN/src" "$GOCACHE_DIR" "$OUT/.gotmp"
 GEN=$(cd "$GEN" && pwd)
 
 # protoc-gen-go from golang-google-protobuf-dev's sources (offline).
-if ! env GOPATH="$GOCODE" GO111MODULE=off GOFLAGS= GOENV=off GOCACHE="$OUT/.gocache" \
+if ! env GOPATH="$GOCODE" GO111MODULE=off GOFLAGS= GOENV=off GOCACHE="$GOCACHE_DIR" \
         GOTMPDIR="$OUT/.gotmp" HOME="${HOME:-$OUT}" GOTOOLCHAIN=local CGO_ENABLED=0 \
         go build -o "$GEN/protoc-gen-go" google.golang.org/protobuf/cmd/protoc-gen-go; then
     echo "gen-go-protos.sh: go build of protoc-gen-go failed" >&2
