@@ -84,7 +84,7 @@ typedef struct nana_server_opts {
     /* the gRPC door over HTTP/2 on TCP: TLS (ALPN "h2") on host and the QUIC port's number */
     int no_grpc_tcp;                     /* 1: no TCP listener */
     char h2c_host[NANA_SERVER_HOST_MAX]; /* plaintext h2c listener's address ("": none) */
-    uint16_t h2c_port;
+    unsigned h2c_port;
     unsigned h2_rst_per_s;             /* client RST_STREAMs a second (burst 5x), default 200 */
     unsigned h2_ping_per_s;            /* client PINGs a second (burst 4x), default 50 */
     size_t tcp_send_buffer_bytes;      /* a TCP connection's unsent bytes before it stops reading,

@@ -137,7 +137,7 @@ static int parse_h2c(const nana_opt *row, const char *text, void *field)
                             port_text);
     memcpy(o->h2c_host, host, hlen);
     o->h2c_host[hlen] = '\0';
-    o->h2c_port = (uint16_t)port;
+    o->h2c_port = (unsigned)port;
     return NANA_OK;
 }
 

@@ -217,6 +217,7 @@ static int reserve_tcp_port(const char *host, uint16_t *port)
     if (getaddrinfo(host, "0", &hints, &ai) || !ai) return -1;
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof(sa));
     socklen_t len = sizeof(sa);
     if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) ||
         getsockname(fd, (struct sockaddr *)&sa, &len)) {
@@ -225,8 +226,17 @@ static int reserve_tcp_port(const char *host, uint16_t *port)
         return -1;
     }
     freeaddrinfo(ai);
-    *port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                           : ((struct sockaddr_in *)&sa)->sin_port);
+    uint16_t p;
+    if (sa.ss_family == AF_INET6) {
+        struct sockaddr_in6 a6;
+        memcpy(&a6, &sa, sizeof(a6));
+        p = a6.sin6_port;
+    } else {
+        struct sockaddr_in a4;
+        memcpy(&a4, &sa, sizeof(a4));
+        p = a4.sin_port;
+    }
+    *port = ntohs(p);
     return fd;
 }
 
@@ -273,7 +283,7 @@ static int start_tcp(nana_server *s)
     }
     if (o->h2c_host[0]) {
         tc.host = o->h2c_host;
-        tc.port = o->h2c_port;
+        tc.port = (uint16_t)o->h2c_port;
         tc.plaintext = 1;
         if ((rc = nana_tcp_ep_new(&tc, &s->h2c_ep))) return wrap(rc, "listen for h2c");
         nana_log(NANA_LOG_WARN, "gRPC over plaintext HTTP/2 (h2c) on %s:%u: no TLS there",

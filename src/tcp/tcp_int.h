@@ -31,8 +31,9 @@
 #define NANA_TCP_RECORD     16384u              /* plaintext bytes per TLS record */
 #define NANA_TCP_ACCEPT_MAX 64                  /* connections accepted per wakeup */
 #define NANA_TCP_PAUSE_MS   100                 /* accepting paused after EMFILE and the like */
-#define NANA_TCP_KEEP_BUF   ((size_t)64 * 1024) /* a drained send buffer larger than this is freed \
-                                                 */
+#define NANA_TCP_KEEP_BUF                                                                          \
+    ((size_t)64 * 1024) /* a drained send buffer larger than this is freed                         \
+                         */
 #define NANA_TCP_MAX_LOOPS 256
 #define NANA_TCP_MS        1000000ull
 

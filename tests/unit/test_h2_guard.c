@@ -255,10 +255,14 @@ static void test_session_settings(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_rapid_reset),
-        cmocka_unit_test(test_refill),       cmocka_unit_test(test_refill_capped),
-        cmocka_unit_test(test_not_counted),  cmocka_unit_test(test_empty_frames),
-        cmocka_unit_test(test_continuation), cmocka_unit_test(test_session_settings),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_rapid_reset),
+        cmocka_unit_test(test_refill),
+        cmocka_unit_test(test_refill_capped),
+        cmocka_unit_test(test_not_counted),
+        cmocka_unit_test(test_empty_frames),
+        cmocka_unit_test(test_continuation),
+        cmocka_unit_test(test_session_settings),
         cmocka_unit_test(test_pings_follow_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
