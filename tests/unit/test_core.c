@@ -279,7 +279,9 @@ static void test_deadlines_and_overload(void **state)
     running.call.deadline = t0 + 100000000ull; /* 100 ms; the worker takes 400 */
     assert_int_equal(nana_core_try(e.core, &running.call, NULL), NANA_CORE_QUEUE);
     nana_core_start(e.core, &running.call);
-    struct timespec ts = {0, 30000000L}; /* the worker has taken it */
+    /* the worker has taken it (and sleeps 400 ms in it): 150 ms, since
+     * 30 ms were too few on a machine running other tests at once */
+    struct timespec ts = {0, 150000000L};
     nanosleep(&ts, NULL);
     fcall_init(&queued, "__delitem__", "victim", NULL);
     queued.call.deadline = t0 + 150000000ull;
@@ -382,7 +384,9 @@ static void test_cancel(void **state)
     fcall_init(&running, "__len__", NULL, NULL);
     assert_int_equal(nana_core_try(e.core, &running.call, NULL), NANA_CORE_QUEUE);
     nana_core_start(e.core, &running.call);
-    struct timespec ts = {0, 30000000L}; /* the worker has taken it */
+    /* the worker has taken it (and sleeps 400 ms in it): 150 ms, since
+     * 30 ms were too few on a machine running other tests at once */
+    struct timespec ts = {0, 150000000L};
     nanosleep(&ts, NULL);
     fcall_init(&queued, "__delitem__", "kept", NULL);
     assert_int_equal(nana_core_try(e.core, &queued.call, NULL), NANA_CORE_QUEUE);
@@ -412,7 +416,9 @@ static void test_stop_answers_queued(void **state)
     assert_int_equal(nana_core_try(e.core, &a.call, NULL), NANA_CORE_QUEUE);
     assert_int_equal(nana_core_try(e.core, &b.call, NULL), NANA_CORE_QUEUE);
     nana_core_start(e.core, &a.call);
-    struct timespec ts = {0, 30000000L}; /* the worker has taken it */
+    /* the worker has taken it (and sleeps 400 ms in it): 150 ms, since
+     * 30 ms were too few on a machine running other tests at once */
+    struct timespec ts = {0, 150000000L};
     nanosleep(&ts, NULL);
     nana_core_start(e.core, &b.call);
     assert_int_equal(nana_core_stop(e.core), 0);
