@@ -242,7 +242,7 @@ static int roundtrip(nana_dql_conn *c, uint8_t expect, nana_dql_response *resp)
 /* A request answered by EMPTY: the encoding already in c->out. */
 static int roundtrip_empty(nana_dql_conn *c)
 {
-    nana_dql_response r;
+    nana_dql_response r = {0};
     int rc = roundtrip(c, NANA_DQL_RESP_EMPTY, &r);
     nana_dql_response_free(&r);
     return rc;
@@ -275,7 +275,7 @@ int nana_dql_connect(const char *address, const nana_dql_opts *o, nana_dql_conn 
     if (!rc) rc = nana_dql_enc_handshake(&c->out);
     if (!rc) rc = nana_dql_enc_client(&c->out, c->o.client_id);
     if (!rc) {
-        nana_dql_response r;
+        nana_dql_response r = {0};
         rc = roundtrip(c, NANA_DQL_RESP_WELCOME, &r);
         nana_dql_response_free(&r);
     }
@@ -304,7 +304,7 @@ int nana_dql_leader(nana_dql_conn *c, uint64_t *id, char *addr, size_t addrlen)
 {
     int rc = begin(c);
     if (!rc) rc = nana_dql_enc_leader(&c->out);
-    nana_dql_response r;
+    nana_dql_response r = {0};
     if (!rc) rc = roundtrip(c, NANA_DQL_RESP_SERVER, &r);
     if (rc) return rc;
     if (strlen(r.leader.address) >= addrlen)
@@ -392,7 +392,7 @@ int nana_dql_open(nana_dql_conn *c, const char *name)
     if (!rc && c->db_open)
         rc = nana_err_set(NANA_ERR_INVALID, "dqlite: this connection has a database open");
     if (!rc) rc = nana_dql_enc_open(&c->out, name);
-    nana_dql_response r;
+    nana_dql_response r = {0};
     if (!rc) rc = roundtrip(c, NANA_DQL_RESP_DB, &r);
     if (rc) return rc;
     c->db = r.db;
@@ -435,7 +435,7 @@ static int stmt_get(nana_dql_conn *c, const char *sql, uint32_t *id, int *cached
     }
     nana_buf_reset(&c->out);
     int rc = nana_dql_enc_prepare(&c->out, c->db, sql);
-    nana_dql_response r;
+    nana_dql_response r = {0};
     if (!rc) rc = roundtrip(c, NANA_DQL_RESP_STMT, &r);
     if (rc) return rc;
     *id = r.stmt;
@@ -489,7 +489,7 @@ int nana_dql_exec(nana_dql_conn *c, const char *sql, const nana_dql_value *param
     if (rc) return rc;
     nana_buf_reset(&c->out);
     rc = nana_dql_enc_exec(&c->out, c->db, id, params, n);
-    nana_dql_response r;
+    nana_dql_response r = {0};
     if (!rc) rc = roundtrip(c, NANA_DQL_RESP_RESULT, &r);
     if (!rc && res) {
         res->last_insert_id = r.last_insert_id;
@@ -503,7 +503,7 @@ int nana_dql_exec_sql(nana_dql_conn *c, const char *sql, const nana_dql_value *p
 {
     int rc = need_db(c);
     if (!rc) rc = nana_dql_enc_exec_sql(&c->out, c->db, sql, params, n);
-    nana_dql_response r;
+    nana_dql_response r = {0};
     if (!rc) rc = roundtrip(c, NANA_DQL_RESP_RESULT, &r);
     if (!rc && res) {
         res->last_insert_id = r.last_insert_id;
@@ -546,7 +546,7 @@ static int read_rows(nana_dql_conn *c, nana_dql_rows *rows, uint64_t deadline)
         if (rc) return rc;
         size_t len = (size_t)h.words * 8;
         if (h.type != NANA_DQL_RESP_ROWS) {
-            nana_dql_response r;
+            nana_dql_response r = {0};
             rc = read_body(c, len, deadline);
             if (!rc) rc = decode_in(c, &h, NANA_DQL_RESP_ROWS, &r);
             return rc;
@@ -592,7 +592,7 @@ int nana_dql_cluster(nana_dql_conn *c, nana_dql_node_info **nodes, size_t *n)
     *n = 0;
     int rc = begin(c);
     if (!rc) rc = nana_dql_enc_cluster(&c->out);
-    nana_dql_response r;
+    nana_dql_response r = {0};
     if (!rc) rc = roundtrip(c, NANA_DQL_RESP_SERVERS, &r);
     if (rc) return rc;
     /* One allocation: the array, then the addresses. */

@@ -102,7 +102,7 @@ int dql_rd_blob(dql_rd *r, const uint8_t **p, size_t *len, const char *what)
 
 int dql_rd_value(dql_rd *r, int type, nana_dql_value *v)
 {
-    uint64_t w;
+    uint64_t w = 0;
     int rc;
     memset(v, 0, sizeof(*v));
     v->type = type;
@@ -129,7 +129,7 @@ int dql_rd_value(dql_rd *r, int type, nana_dql_value *v)
     case NANA_DQL_ISO8601:
         return dql_rd_text(r, &v->p, &v->len, "a text value");
     case NANA_DQL_BLOB: {
-        const uint8_t *p;
+        const uint8_t *p = NULL;
         rc = dql_rd_blob(r, &p, &v->len, "a blob value");
         v->p = (const char *)p;
         return rc;
@@ -459,7 +459,7 @@ int nana_dql_response_decode(uint8_t type, const uint8_t *body, size_t len, nana
     out->leader.address = "";
     out->message = "";
     dql_rd r = {body, len};
-    uint64_t w;
+    uint64_t w = 0;
     int rc;
     if (len % 8)
         return nana_err_set(NANA_ERR_INVALID, "dqlite: a body of %zu bytes, not whole words", len);
