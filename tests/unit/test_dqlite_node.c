@@ -29,6 +29,8 @@
 #include <arpa/inet.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,9 +442,158 @@ static void test_three_nodes(void **state)
     remove_tree(root);
 }
 
+/* ---- servers that misbehave ---- */
+
+/* A listening socket on loopback with |backlog|; its address in |addr|. */
+static int listen_loopback(int backlog, char *addr, size_t addrlen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    socklen_t l = sizeof(sa);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &l), 0);
+    snprintf(addr, addrlen, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    return fd;
+}
+
+/* A server of one connection: reads the handshake and CLIENT request, sends
+ * |reply| (maybe nothing), then waits for the client to go (each wait
+ * bounded by 5 s). */
+typedef struct fake_server {
+    int lfd;
+    const uint8_t *reply;
+    size_t len;
+    pthread_t thread;
+} fake_server;
+
+static void *fake_main(void *arg)
+{
+    fake_server *f = arg;
+    struct pollfd p = {.fd = f->lfd, .events = POLLIN};
+    if (poll(&p, 1, 5000) != 1) return NULL;
+    int fd = accept(f->lfd, NULL, NULL);
+    if (fd < 0) return NULL;
+    uint8_t in[24];
+    size_t got = 0;
+    while (got < sizeof(in)) {
+        p.fd = fd;
+        if (poll(&p, 1, 5000) != 1) break;
+        ssize_t k = recv(fd, in + got, sizeof(in) - got, 0);
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    if (f->len) (void)!send(fd, f->reply, f->len, MSG_NOSIGNAL);
+    if (f->len % 8 == 0) { /* keep the connection until the client closes it */
+        p.fd = fd;
+        while (poll(&p, 1, 5000) == 1 && recv(fd, in, sizeof(in), 0) > 0) {
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+/* Connects to a fake server answering |reply|; returns what connect did. */
+static int connect_fake(const uint8_t *reply, size_t len, int io_timeout_ms)
+{
+    fake_server f = {.reply = reply, .len = len};
+    char addr[64];
+    f.lfd = listen_loopback(4, addr, sizeof(addr));
+    assert_int_equal(pthread_create(&f.thread, NULL, fake_main, &f), 0);
+    nana_dql_opts o;
+    nana_dql_opts_default(&o);
+    o.io_timeout_ms = io_timeout_ms;
+    nana_dql_conn *c = NULL;
+    int rc = nana_dql_connect(addr, &o, &c);
+    if (!rc) nana_dql_close(c);
+    pthread_join(f.thread, NULL);
+    close(f.lfd);
+    return rc;
+}
+
+static void test_bad_servers(void **state)
+{
+    (void)state;
+    /* Silence: the request's deadline, not a hang. */
+    uint64_t t0 = nana_now_ns();
+    assert_int_equal(connect_fake(NULL, 0, 200), NANA_ERR_TIMEOUT);
+    assert_true(nana_now_ns() - t0 < 3000000000ull);
+
+    /* A body past the limit announced in the header. */
+    const uint8_t huge[8] = {0xff, 0xff, 0xff, 0xff, NANA_DQL_RESP_WELCOME, 0, 0, 0};
+    assert_int_equal(connect_fake(huge, sizeof(huge), 2000), NANA_ERR_TOOBIG);
+
+    /* Another response than WELCOME. */
+    const uint8_t db[16] = {1, 0, 0, 0, NANA_DQL_RESP_DB, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(connect_fake(db, sizeof(db), 2000), NANA_ERR_INVALID);
+    assert_non_null(strstr(nana_errmsg(), "type 4"));
+
+    /* A FAILURE: the server's message comes through. */
+    uint8_t fail[24] = {2, 0, 0, 0, NANA_DQL_RESP_FAILURE, 0, 0, 0, 1};
+    memcpy(fail + 16, "go away", 8);
+    assert_int_equal(connect_fake(fail, sizeof(fail), 2000), NANA_ERR_DB);
+    assert_non_null(strstr(nana_errmsg(), "go away"));
+
+    /* A message cut short by the end of the connection. */
+    const uint8_t cut[12] = {2, 0, 0, 0, NANA_DQL_RESP_WELCOME, 0, 0, 0, 1, 2, 3, 4};
+    assert_int_equal(connect_fake(cut, sizeof(cut), 2000), NANA_ERR_IO);
+    assert_non_null(strstr(nana_errmsg(), "closed"));
+
+    /* A text that never ends. */
+    uint8_t noend[24] = {2, 0, 0, 0, NANA_DQL_RESP_FAILURE, 0, 0, 0, 1};
+    memset(noend + 16, 'x', 8);
+    assert_int_equal(connect_fake(noend, sizeof(noend), 2000), NANA_ERR_INVALID);
+
+    /* Not even TCP: a listener whose accept queue is full drops the SYN,
+     * and connect_timeout_ms ends the wait. */
+    char addr[64];
+    int lfd = listen_loopback(0, addr, sizeof(addr));
+    nana_dql_opts o;
+    nana_dql_opts_default(&o);
+    o.connect_timeout_ms = 200;
+    o.io_timeout_ms = 100; /* while the queue has room, connects get through */
+    int fillers[4];
+    int nfill = 0;
+    int rc = 0;
+    nana_dql_conn *c = NULL;
+    t0 = nana_now_ns();
+    /* Fill the queue with connections nobody accepts, until one times out. */
+    while (nfill < 4) {
+        rc = nana_dql_connect(addr, &o, &c);
+        if (rc == NANA_ERR_TIMEOUT && strstr(nana_errmsg(), "no answer")) break;
+        struct sockaddr_in sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sa.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+        fillers[nfill] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)!connect(fillers[nfill], (struct sockaddr *)&sa, sizeof(sa));
+        nfill++;
+        usleep(20000);
+    }
+    assert_int_equal(rc, NANA_ERR_TIMEOUT);
+    assert_non_null(strstr(nana_errmsg(), "no answer in 200 ms"));
+    assert_true(nana_now_ns() - t0 < 10000000000ull);
+    for (int i = 0; i < nfill; i++)
+        close(fillers[i]);
+    close(lfd);
+
+    /* Addresses that are not numeric host:port. */
+    const char *bad[] = {
+        "localhost:9001", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "[::1]9001",
+        "127.0.0.1:9x",   ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(nana_dql_connect(bad[i], NULL, &c), NANA_ERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_servers),
         cmocka_unit_test(test_one_node),
         cmocka_unit_test(test_three_nodes),
     };
