@@ -206,7 +206,7 @@ static void check_result_limit(const char *addr)
 {
     nana_dql_opts o;
     nana_dql_opts_default(&o);
-    o.limits.result_max = 16 * 1024;
+    o.limits.result_max = (size_t)16 * 1024;
     nana_dql_conn *c;
     OK(nana_dql_connect(addr, &o, &c));
     OK(nana_dql_open(c, "test.db"));
@@ -569,7 +569,7 @@ static void test_bad_servers(void **state)
         memset(&sa, 0, sizeof(sa));
         sa.sin_family = AF_INET;
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        sa.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+        sa.sin_port = htons((uint16_t)strtoul(strrchr(addr, ':') + 1, NULL, 10));
         fillers[nfill] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
         (void)!connect(fillers[nfill], (struct sockaddr *)&sa, sizeof(sa));
         nfill++;
