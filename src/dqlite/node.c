@@ -1,0 +1,118 @@
+/*
+ * node.c - a dqlite node in this process (libdqlite's dqlite_node_*), and
+ * joining one to a cluster through the wire-protocol client.
+ *
+ * dqlite runs each node on a thread of its own (a libuv loop with Raft on
+ * it), listening on the node's address for clients and for its peers. The
+ * node's connections to its peers go through our connect function, which
+ * sets TCP_NODELAY: dqlite's default does not, and small Raft messages then
+ * wait for delayed ACKs. dqlite and libuv write to sockets without
+ * MSG_NOSIGNAL, so a peer that goes away would raise SIGPIPE: starting a
+ * node ignores SIGPIPE when it was at its default.
+ *
+ * A new cluster is bootstrapped by the node with id 1 (dqlite's rule: a
+ * node with that id and an empty data directory makes itself the only
+ * voter). Any other node starts empty and waits: nana_dql_node_join asks
+ * the leader to ADD it (as a spare) and then ASSIGN it the voter role.
+ */
+#include "dqlite/nana_dqlite.h"
+#include "dqlite/dqlite_int.h"
+#include "util/nana_err.h"
+
+#include <dqlite.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct nana_dql_node {
+    dqlite_node *dn;
+    int connect_timeout_ms;
+    int running;
+};
+
+/* dqlite's connect function: a TCP connection to a peer, blocking (dqlite
+ * writes its handshake on it before handing it to libuv), 0 on success. */
+static int node_connect(void *arg, const char *address, int *fd)
+{
+    const nana_dql_node *n = arg;
+    return dql_sock_connect(address, n->connect_timeout_ms, 0, fd) ? 1 : 0;
+}
+
+/* dqlite's message for a failed call on |n|, or "" when there is none. */
+static const char *node_errmsg(nana_dql_node *n)
+{
+    const char *m = n->dn ? dqlite_node_errmsg(n->dn) : NULL;
+    return m ? m : "";
+}
+
+/* Ignores SIGPIPE unless the program chose what to do with it. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+        old.sa_handler == SIG_DFL) {
+        struct sigaction ign;
+        memset(&ign, 0, sizeof(ign));
+        ign.sa_handler = SIG_IGN;
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGPIPE, &ign, NULL);
+    }
+}
+
+int nana_dql_node_start(uint64_t id, const char *address, const char *dir, int connect_timeout_ms,
+                        nana_dql_node **out)
+{
+    *out = NULL;
+    if (id == 0 || !address || !dir)
+        return nana_err_set(NANA_ERR_INVALID, "dqlite: a node needs an id (not 0), an address "
+                                              "and a data directory");
+    ignore_sigpipe();
+    nana_dql_node *n = calloc(1, sizeof(*n));
+    if (!n) return nana_err_set(NANA_ERR_NOMEM, "dqlite: out of memory for a node");
+    n->connect_timeout_ms =
+        connect_timeout_ms > 0 ? connect_timeout_ms : NANA_DQL_CONNECT_TIMEOUT_MS_DEFAULT;
+    const char *step = "create";
+    int rv = dqlite_node_create(id, address, dir, &n->dn);
+    if (rv == 0) {
+        step = "set the bind address";
+        rv = dqlite_node_set_bind_address(n->dn, address);
+    }
+    if (rv == 0) {
+        step = "set the connect function";
+        rv = dqlite_node_set_connect_func(n->dn, node_connect, n);
+    }
+    if (rv == 0) {
+        step = "start";
+        rv = dqlite_node_start(n->dn);
+    }
+    if (rv != 0) {
+        int rc = nana_err_set(NANA_ERR_IO, "dqlite: node %llu at %.64s: %s: error %d %.100s",
+                              (unsigned long long)id, address, step, rv, node_errmsg(n));
+        if (n->dn) dqlite_node_destroy(n->dn);
+        free(n);
+        return rc;
+    }
+    n->running = 1;
+    *out = n;
+    return 0;
+}
+
+void nana_dql_node_stop(nana_dql_node *n)
+{
+    if (!n) return;
+    if (n->running) dqlite_node_stop(n->dn);
+    dqlite_node_destroy(n->dn);
+    free(n);
+}
+
+int nana_dql_node_join(const char *const *cluster, size_t n, uint64_t id, const char *address,
+                       const nana_dql_opts *o)
+{
+    nana_dql_conn *c;
+    int rc = nana_dql_connect_leader(cluster, n, o, &c);
+    if (rc) return rc;
+    rc = nana_dql_add(c, id, address);
+    if (!rc) rc = nana_dql_assign(c, id, NANA_DQL_VOTER);
+    nana_dql_close(c);
+    return rc;
+}
