@@ -311,6 +311,10 @@ void nana_dql_close(nana_dql_conn *c);
 /* The address this connection went to (owned by the connection). */
 const char *nana_dql_conn_address(const nana_dql_conn *c);
 
+/* 1 once the connection broke (a failed read or write, a timeout, bytes
+ * that made no sense): every later call fails, the caller opens a new one. */
+int nana_dql_conn_broken(const nana_dql_conn *c);
+
 /* The code of the last FAILURE response on this connection, 0 if none. */
 uint64_t nana_dql_last_code(const nana_dql_conn *c);
 
