@@ -122,6 +122,8 @@ bool nana_grpc_err_is_public(int code)
     case NANA_ERR_INTERNAL:
     case NANA_ERR_CORRUPT:
         return false;
+    case NANA_ERR_OUTCOME:
+        return true;
     default:
         return nana_grpc_status_from_err(code) != NANA_GRPC_UNKNOWN;
     }
