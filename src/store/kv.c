@@ -412,7 +412,8 @@ static int put_listed(nana_buf *b, list_kind kind, list_col k, list_col v)
     case LIST_VALUES:
         return put_listed_value(b, k); /* the only column */
     case LIST_ITEMS:
-        if (!(rc = nana_buf_putc(b, '[')) && !(rc = nana_json_write_string(b, k.p ? k.p : "", k.n)) &&
+        if (!(rc = nana_buf_putc(b, '[')) &&
+            !(rc = nana_json_write_string(b, k.p ? k.p : "", k.n)) &&
             !(rc = nana_buf_putc(b, ',')) && !(rc = put_listed_value(b, v)))
             rc = nana_buf_putc(b, ']');
         return rc;

@@ -443,8 +443,7 @@ static int cluster_nodes(nana_store *s)
     }
     s->cl_nodes[0] = all; /* freed through cl_nodes[0] whatever comes next */
     s->cl_n = 0;
-    for (char *save = NULL, *tok = strtok_r(all, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save))
+    for (char *save = NULL, *tok = strtok_r(all, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
         s->cl_nodes[s->cl_n++] = tok;
     if (s->cl_n == 0 || s->cl_nodes[0] != all)
         return nana_err_set(NANA_ERR_INVALID, "the cluster's node list is empty or begins with "

@@ -43,10 +43,10 @@ typedef struct nana_conn {
     sqlite3 *db;              /* NULL on a clustered store's connections */
     struct nana_store *store; /* its store (for nana_conn_err), set after opening */
     /* A clustered store's connection (clink.c): a dqlite link to the leader. */
-    bool cluster;              /* this connection speaks to the cluster */
-    bool dq_txn;               /* a transaction is open on dq */
-    bool lost;                 /* the last call lost the link (leader gone or moved) */
-    struct nana_dql_conn *dq;  /* NULL until first used, and after the link broke */
+    bool cluster;             /* this connection speaks to the cluster */
+    bool dq_txn;              /* a transaction is open on dq */
+    bool lost;                /* the last call lost the link (leader gone or moved) */
+    struct nana_dql_conn *dq; /* NULL until first used, and after the link broke */
     const char **stmt_keys;   /* open-addressed table of SQL string addresses */
     sqlite3_stmt **stmts;
     size_t stmt_cap; /* power of two, 0 when empty */

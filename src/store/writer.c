@@ -216,8 +216,9 @@ static void run_group(nana_store *s, nana_wop **ops, unsigned n)
         if (nana_now_ns() >= deadline) {
             int rc = s->writer.conn.lost ? NANA_ERR_NOLEADER : NANA_ERR_BUSY;
             if (rc == NANA_ERR_NOLEADER)
-                (void)nana_err_set(rc, "no leader of the cluster took the write within %u ms "
-                                       "(it was not applied): %.200s",
+                (void)nana_err_set(rc,
+                                   "no leader of the cluster took the write within %u ms "
+                                   "(it was not applied): %.200s",
                                    s->opts.cluster_wait_ms, nana_errmsg());
             else
                 (void)nana_err_set(rc, "the clustered database stayed busy for %u ms",
