@@ -18,6 +18,8 @@
  * Delete, every other command a Call of its method, and "health" is
  * grpc.health.v1.Health/Check.
  *
+ * `nanasqlite-cli cluster ...` reads and changes a dqlite cluster's
+ * membership (cli_cluster.c).
  * `nanasqlite-cli verify-proof ...` checks a server proof offline
  * (cli_proof.c); it takes none of the connection flags.
  *
@@ -28,6 +30,7 @@
  * so it can be scripted with a here-document.
  */
 #include "cli_aql.h"
+#include "cli_cluster.h"
 #include "cli_proof.h"
 #include "conn_flags.h"
 #include "nanasqlite_client.h"
@@ -156,6 +159,9 @@ static const char epilog[] =
     "shell's history file [~/.nanasqlite_cli_history].\n"
     "\n"
     "In the shell on a terminal, Ctrl-C clears the line and Ctrl-D (or quit) leaves.\n"
+    "\n"
+    "nanasqlite-cli cluster list|remove|assign|transfer ... --at HOST:PORT: a server\n"
+    "cluster's membership, at a node's cluster address (nanasqlite-cli cluster --help).\n"
     "\n"
     "exit status: 0 success, 1 the server answered with an error, 2 bad usage\n"
     "(flags, commands or JSON; nothing is sent), 3 no answer (cannot connect, log-in\n"
@@ -937,6 +943,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "verify-proof") == 0)
         return nana_cli_verify_proof(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "cluster") == 0) return nana_cli_cluster(argc - 1, argv + 1);
     cli c = {0};
     cli_args a = {0};
     nana_conn_flags f;

@@ -201,7 +201,12 @@ int main(int argc, char **argv)
     int rc = nana_opt_parse(&prog, argc, argv, &first);
     if (!rc) rc = nana_server_opts_check(&o);
     int status = nana_opt_report(&prog, rc);
-    if (status < 0) status = serve(&o);
+    if (status < 0 && o.cluster_recover) {
+        status = nana_server_cluster_recover(&o) ? 1 : 0;
+        if (status) fprintf(stderr, "nanasqlite-server: %s\n", nana_errmsg());
+    } else if (status < 0) {
+        status = serve(&o);
+    }
     nana_toml_config_free(&config);
     return status;
 }

@@ -86,6 +86,7 @@ void nana_aql_err_from(const nana_error *err, nana_aql_err *out)
         break;
     case NANA_ERR_TOOEARLY:
     case NANA_ERR_CLOSED:
+    case NANA_ERR_NOLEADER:
         code = AMATERS__ERRORS__ERROR_CODE__ERROR_SERVER_UNAVAILABLE;
         cat = AMATERS__ERRORS__ERROR_CATEGORY__CATEGORY_RETRYABLE;
         retry = 1;

@@ -103,6 +103,12 @@ const char *nana_core_error_type(int code, const char **code_field, bool *expect
     case NANA_ERR_TOOEARLY:
         *code_field = "too_early";
         return "RuntimeError";
+    case NANA_ERR_NOLEADER:
+        *code_field = "no_leader";
+        return "RuntimeError";
+    case NANA_ERR_OUTCOME:
+        *code_field = "outcome_unknown";
+        return "NanaSQLiteDatabaseError";
     default:
         *expected = false;
         return "InternalServerError";

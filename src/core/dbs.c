@@ -131,6 +131,19 @@ int nana_dbs_open(const char *dir, const char *default_path, const nana_store_op
     d->so.backup_dir = d->backup_dir;
     const char *base = strrchr(default_path, '/');
     snprintf(d->default_name, sizeof(d->default_name), "%s", base ? base + 1 : default_path);
+    if (so->cluster_nodes) {
+        /* Clustered: the databases live in the cluster, by name. */
+        struct stat none = {0};
+        if ((rc = nana_store_open(d->default_name, &d->so, &st))) {
+            snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+            rc = nana_err_set(rc, "clustered database %s: %s", d->default_name, msg);
+            goto fail;
+        }
+        if ((rc = add_entry(d, NULL, 0, d->default_name, &none, st, true))) goto fail;
+        d->nopen = 1;
+        *out = d;
+        return NANA_OK;
+    }
     if ((rc = nana_store_open(default_path, &d->so, &st))) {
         snprintf(msg, sizeof(msg), "%s", nana_errmsg());
         rc = nana_err_set(rc, "database %s: %s", default_path, msg);
@@ -370,6 +383,44 @@ static int open_named(nana_dbs *d, const char *name, size_t len, const char *rea
     return NANA_OK;
 }
 
+/*
+ * nana_dbs_get's first open of |name| on a clustered server: no files to
+ * check, the store is the cluster's database of that name. The caller
+ * holds open_mu and checked the name's form.
+ */
+static int open_clustered(nana_dbs *d, const char *name, size_t len, nana_store **out)
+{
+    pthread_mutex_lock(&d->mu);
+    db_entry *x = find_name(d, name, len);
+    nana_store *st = x ? x->store : NULL;
+    bool full = d->nopen >= d->max_open;
+    pthread_mutex_unlock(&d->mu);
+    if (x) {
+        *out = st;
+        return NANA_OK;
+    }
+    if (full) return nana_err_set(NANA_ERR_BUSY, "too many databases open (limit %u)", d->max_open);
+    char real[MAX_DB_NAME + 1];
+    snprintf(real, sizeof(real), "%.*s", (int)len, name);
+    int rc = nana_store_open(real, &d->so, &st);
+    if (rc) {
+        char msg[NANA_ERRMSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+        return nana_err_set(rc, "Database '%s': %s", real, msg);
+    }
+    struct stat none = {0};
+    pthread_mutex_lock(&d->mu);
+    rc = add_entry(d, name, len, real, &none, st, true);
+    if (!rc) d->nopen++;
+    pthread_mutex_unlock(&d->mu);
+    if (rc) {
+        nana_store_close(st);
+        return rc;
+    }
+    *out = st;
+    return NANA_OK;
+}
+
 int nana_dbs_get(nana_dbs *d, const char *name, size_t len, nana_store **out)
 {
     *out = NULL;
@@ -385,6 +436,11 @@ int nana_dbs_get(nana_dbs *d, const char *name, size_t len, nana_store **out)
     int rc = nana_dbs_check_name(name, len);
     if (rc) return rc;
     pthread_mutex_lock(&d->open_mu);
+    if (d->so.cluster_nodes) {
+        rc = open_clustered(d, name, len, out);
+        pthread_mutex_unlock(&d->open_mu);
+        return rc;
+    }
     char real[PATH_MAX];
     bool exists;
     struct stat id;

@@ -74,6 +74,11 @@ uint64_t nana_dql_last_code(const nana_dql_conn *c)
     return c->last_code;
 }
 
+int nana_dql_conn_broken(const nana_dql_conn *c)
+{
+    return c->broken;
+}
+
 /* ---- I/O with deadlines ---- */
 
 static uint64_t deadline_in(int ms)

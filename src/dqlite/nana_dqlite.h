@@ -311,6 +311,10 @@ void nana_dql_close(nana_dql_conn *c);
 /* The address this connection went to (owned by the connection). */
 const char *nana_dql_conn_address(const nana_dql_conn *c);
 
+/* 1 once the connection broke (a failed read or write, a timeout, bytes
+ * that made no sense): every later call fails, the caller opens a new one. */
+int nana_dql_conn_broken(const nana_dql_conn *c);
+
 /* The code of the last FAILURE response on this connection, 0 if none. */
 uint64_t nana_dql_last_code(const nana_dql_conn *c);
 
@@ -359,11 +363,21 @@ typedef struct nana_dql_node nana_dql_node;
  * directory |dir|. The node with id 1 bootstraps a new cluster when |dir|
  * is empty; any other waits to be joined (nana_dql_node_join). Its own
  * connections to other nodes set TCP_NODELAY and give up after
- * |connect_timeout_ms| (0: the default). SIGPIPE is ignored from here on if
- * it was at its default. On success *out is the caller's.
+ * |connect_timeout_ms| (0: the default). |latency_ms| is the one-way network
+ * latency dqlite derives its heartbeat and election timeouts from (0:
+ * dqlite's default). SIGPIPE is ignored from here on if it was at its
+ * default. On success *out is the caller's.
  */
 int nana_dql_node_start(uint64_t id, const char *address, const char *dir, int connect_timeout_ms,
-                        nana_dql_node **out);
+                        unsigned latency_ms, nana_dql_node **out);
+
+/*
+ * Rewrites the Raft configuration in |dir| (node |id|'s data, the node not
+ * running) to the |n| voters |ids| at |addrs|: dqlite_node_recover, for a
+ * cluster that lost its majority. See CLUSTER.md for the whole procedure.
+ */
+int nana_dql_node_recover(uint64_t id, const char *address, const char *dir, const uint64_t *ids,
+                          const char *const *addrs, size_t n);
 
 /* Stops the node (the cluster sees it leave) and frees it. NULL-safe. */
 void nana_dql_node_stop(nana_dql_node *n);

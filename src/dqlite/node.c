@@ -60,7 +60,7 @@ static void ignore_sigpipe(void)
 }
 
 int nana_dql_node_start(uint64_t id, const char *address, const char *dir, int connect_timeout_ms,
-                        nana_dql_node **out)
+                        unsigned latency_ms, nana_dql_node **out)
 {
     *out = NULL;
     if (id == 0 || !address || !dir)
@@ -81,6 +81,10 @@ int nana_dql_node_start(uint64_t id, const char *address, const char *dir, int c
         step = "set the connect function";
         rv = dqlite_node_set_connect_func(n->dn, node_connect, n);
     }
+    if (rv == 0 && latency_ms) {
+        step = "set the network latency";
+        rv = dqlite_node_set_network_latency_ms(n->dn, latency_ms);
+    }
     if (rv == 0) {
         step = "start";
         rv = dqlite_node_start(n->dn);
@@ -95,6 +99,29 @@ int nana_dql_node_start(uint64_t id, const char *address, const char *dir, int c
     n->running = 1;
     *out = n;
     return 0;
+}
+
+int nana_dql_node_recover(uint64_t id, const char *address, const char *dir, const uint64_t *ids,
+                          const char *const *addrs, size_t n)
+{
+    if (id == 0 || !address || !dir || n == 0 || n > 64)
+        return nana_err_set(NANA_ERR_INVALID, "dqlite: recovery needs this node's id, address, "
+                                              "data directory and 1 to 64 surviving nodes");
+    dqlite_node_info infos[64];
+    for (size_t i = 0; i < n; i++) {
+        infos[i].id = ids[i];
+        infos[i].address = addrs[i];
+    }
+    dqlite_node *dn = NULL;
+    int rv = dqlite_node_create(id, address, dir, &dn);
+    if (rv == 0) rv = dqlite_node_recover(dn, infos, (int)n);
+    int rc = 0;
+    if (rv != 0)
+        rc = nana_err_set(NANA_ERR_IO, "dqlite: recovering node %llu in %.200s: error %d %.100s",
+                          (unsigned long long)id, dir, rv,
+                          dn && dqlite_node_errmsg(dn) ? dqlite_node_errmsg(dn) : "");
+    if (dn) dqlite_node_destroy(dn);
+    return rc;
 }
 
 void nana_dql_node_stop(nana_dql_node *n)

@@ -82,7 +82,12 @@ nana_grpc_status nana_grpc_status_from_err(int code)
     case NANA_ERR_CLOSED:
     case NANA_ERR_TOOEARLY:
     case NANA_ERR_SHUTDOWN:
+    case NANA_ERR_NOLEADER: /* a cluster choosing a new leader: nothing was applied */
         return NANA_GRPC_UNAVAILABLE;
+    /* A clustered write whose commit lost its leader: it may have been
+     * applied. Not UNAVAILABLE: clients retry that on their own. */
+    case NANA_ERR_OUTCOME:
+        return NANA_GRPC_UNKNOWN;
     /* Out of a resource: a full disk, memory, the server's queues, the
      * caller's rate. */
     case NANA_ERR_FULL:
@@ -117,6 +122,8 @@ bool nana_grpc_err_is_public(int code)
     case NANA_ERR_INTERNAL:
     case NANA_ERR_CORRUPT:
         return false;
+    case NANA_ERR_OUTCOME:
+        return true;
     default:
         return nana_grpc_status_from_err(code) != NANA_GRPC_UNKNOWN;
     }

@@ -98,6 +98,16 @@ typedef struct nana_server_opts {
     size_t aql_batch_bytes;     /* ExecuteStream: bytes of one StreamBatch, default 65536 */
     size_t aql_window_bytes;    /* an AQL call's unacknowledged answer bytes, default 1 MiB */
     int worker_delay_ms;        /* tests only: each worker call first sleeps this long */
+    /* a dqlite cluster (CLUSTER.md); cluster_id 0: not clustered */
+    uint64_t cluster_id;         /* this node's id; 1 bootstraps a new cluster */
+    const char *cluster_bind;    /* HOST:PORT where this node's dqlite listens */
+    const char *cluster_join;    /* comma-separated cluster addresses of other nodes */
+    const char *cluster_dir;     /* Raft data; NULL: db_path + ".cluster" */
+    unsigned cluster_wait_ms;    /* a call waits this long for a leader, default 10000 */
+    unsigned cluster_start_ms;   /* the start waits this long for a leader, default 120000 */
+    unsigned cluster_latency_ms; /* one-way latency dqlite times Raft by; 0: dqlite's own */
+    const char *cluster_recover; /* "ID=HOST:PORT,...": rewrite this node's Raft membership to
+                                    these surviving voters and exit (CLUSTER.md) */
     /* databases */
     nana_open_check open_check; /* check of each database file at open, default quick */
     int allow_corrupt;          /* 1: serve damaged databases anyway (for recovery) */
@@ -128,6 +138,14 @@ void nana_server_opts_init(nana_server_opts *o);
  * NANA_ERR_INVALID naming both options.
  */
 int nana_server_opts_check(const nana_server_opts *o);
+
+/*
+ * The recovery of a cluster that lost its majority (o->cluster_recover):
+ * with every node stopped, rewrites this node's Raft membership (in its
+ * cluster directory) to the surviving voters listed, then returns. 0, or
+ * the error (bad list, this node not in it, dqlite's refusal).
+ */
+int nana_server_cluster_recover(const nana_server_opts *o);
 
 /*
  * Loads keys, certificates and accounts, binds the port, then opens the

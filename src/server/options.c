@@ -7,7 +7,7 @@
  * reads its configuration file (--config) through them, and
  * nana_server_opts_init takes its defaults from them. Each row's group is
  * its section in the configuration file ([network], [tls], [quic],
- * [storage], [auth], [doors], [grpc], [aql], [limits], [log]); its key there is its name
+ * [storage], [auth], [doors], [grpc], [aql], [limits], [cluster], [log]); its key there is its name
  * with '_' for '-' unless the row says otherwise (the keys amaters-net's
  * design names: bind_address, keep_alive_interval_ms, cert_path,
  * key_path, ca_path, max_concurrent_streams, initial_window_size). To add
@@ -36,6 +36,7 @@ static const char S_GRPC[] = "grpc";
 static const char S_AQL[] = "aql";
 static const char S_LIMITS[] = "limits";
 static const char S_LOG[] = "log";
+static const char S_CLUSTER[] = "cluster";
 static const char G_CONFIG[] = "configuration file";
 
 static const char *const sync_words[] = {"normal", "full", NULL};
@@ -690,6 +691,89 @@ static const nana_opt rows[] = {
      .group = S_LIMITS,
      .help = "a stop waits this long for calls in flight",
      .section = S_LIMITS},
+    /* [cluster] */
+    {.name = "cluster-id",
+     .kind = NANA_OPT_UINT,
+     AT(cluster_id),
+     .min = 1,
+     .max = 9223372036854775807ull,
+     .def_doc = "none: not clustered",
+     .group = S_CLUSTER,
+     .help = "run as node N of a dqlite cluster (node 1 starts a new cluster; see CLUSTER.md)",
+     .section = S_CLUSTER,
+     .key = "id",
+     .example = "1"},
+    {.name = "cluster-bind",
+     .kind = NANA_OPT_STRING,
+     AT(cluster_bind),
+     .group = S_CLUSTER,
+     .arg = "HOST:PORT",
+     .help = "this node's cluster address: its peers and its own server reach it there (numeric; "
+             "a private network: cluster traffic is not encrypted)",
+     .section = S_CLUSTER,
+     .key = "bind",
+     .example = "10.0.0.1:9001"},
+    {.name = "join",
+     .kind = NANA_OPT_STRING,
+     AT(cluster_join),
+     .group = S_CLUSTER,
+     .arg = "HOST:PORT[,...]",
+     .help = "cluster addresses of other nodes: a new node joins through them, every node finds "
+             "the leader through them",
+     .section = S_CLUSTER,
+     .key = "join",
+     .example = "10.0.0.2:9001,10.0.0.3:9001"},
+    {.name = "cluster-dir",
+     .kind = NANA_OPT_PATH,
+     AT(cluster_dir),
+     .def_doc = "--db with .cluster added",
+     .group = S_CLUSTER,
+     .arg = "DIR",
+     .help = "where this node keeps its Raft log and snapshots (made 0700)",
+     .section = S_CLUSTER,
+     .key = "dir",
+     .example = "server_db.cluster"},
+    {.name = "cluster-wait-ms",
+     .kind = NANA_OPT_UINT,
+     AT(cluster_wait_ms),
+     .min = 100,
+     .max = 3600000,
+     .def = "10000",
+     .group = S_CLUSTER,
+     .help = "a call waits this long for a leader before failing (no_leader); nothing it "
+             "carried was applied",
+     .section = S_CLUSTER},
+    {.name = "cluster-start-ms",
+     .kind = NANA_OPT_UINT,
+     AT(cluster_start_ms),
+     .min = 100,
+     .max = 86400000,
+     .def = "120000",
+     .group = S_CLUSTER,
+     .help = "at start, wait this long for the cluster to have a leader (a whole cluster "
+             "starting needs a majority of its nodes up)",
+     .section = S_CLUSTER},
+    {.name = "cluster-latency-ms",
+     .kind = NANA_OPT_UINT,
+     AT(cluster_latency_ms),
+     .min = 1,
+     .max = 10000,
+     .def_doc = "dqlite's own",
+     .group = S_CLUSTER,
+     .example = "5",
+     .help = "one-way network latency between nodes; Raft's heartbeats and elections are timed "
+             "from it (smaller: faster failover, more elections under load)",
+     .section = S_CLUSTER},
+    {.name = "cluster-recover",
+     .kind = NANA_OPT_STRING,
+     AT(cluster_recover),
+     .group = S_CLUSTER,
+     .arg = "ID=HOST:PORT,...",
+     .help = "with every node stopped: make these surviving nodes this node's whole cluster, then "
+             "exit (recovery after losing a majority; see CLUSTER.md)",
+     .section = S_CLUSTER,
+     .key = "recover",
+     .example = "1=10.0.0.1:9001,2=10.0.0.2:9001"},
     /* [log] */
     {.name = "log-level",
      .kind = NANA_OPT_ENUM,
@@ -739,5 +823,20 @@ int nana_server_opts_check(const nana_server_opts *o)
                             "--keep-alive-ms %u is not shorter than --idle-timeout-ms %u: the "
                             "connection would time out before the PING",
                             o->keepalive_ms, o->idle_timeout_ms);
+    if (!o->cluster_id && (o->cluster_bind || o->cluster_join || o->cluster_dir))
+        return nana_err_set(NANA_ERR_INVALID, "--cluster-bind, --join and --cluster-dir need "
+                                              "--cluster-id: this node's number in the cluster");
+    if (o->cluster_id && !o->cluster_bind)
+        return nana_err_set(NANA_ERR_INVALID,
+                            "--cluster-id needs --cluster-bind HOST:PORT: where this node's "
+                            "peers reach it");
+    if (o->cluster_recover && (!o->cluster_id || !o->cluster_bind))
+        return nana_err_set(NANA_ERR_INVALID, "--cluster-recover needs this node's --cluster-id "
+                                              "and --cluster-bind");
+    if (o->cluster_id > 1 && !o->cluster_join && !o->cluster_recover)
+        return nana_err_set(NANA_ERR_INVALID,
+                            "--cluster-id %llu needs --join HOST:PORT[,...]: node 1 starts a "
+                            "cluster, every other node joins one",
+                            (unsigned long long)o->cluster_id);
     return NANA_OK;
 }

@@ -62,6 +62,8 @@ static void fill_defaults(nana_server_opts *o)
     DEF(ban_seconds);
     DEF(grace_ms);
     DEF(stream_window);
+    DEF(cluster_wait_ms);
+    DEF(cluster_start_ms);
 #undef DEF
     if (o->calls_per_sec <= 0) o->calls_per_sec = d.calls_per_sec;
     if (o->max_stream_bytes < 16) o->max_stream_bytes = 16;
@@ -183,6 +185,7 @@ static int server_free(nana_server *s)
     nana_door_free(s->nana_door);
     nana_gdoor_free(s->grpc_door);
     nana_core_free(s->core);
+    nana_server_cluster_stop(s->cluster); /* after the stores: they talk to it */
     nana_accounts_watch_stop(s->watch);
     nana_accounts_unref(s->fixed);
     nana_ban_free(s->ban);
@@ -386,8 +389,13 @@ int nana_server_start(const nana_server_opts *opts, nana_server **out)
     /* Then what creates files: the databases (and backups/, the lock that says the
      * files are ours), the workers, then the proof key (never made by a start
      * that fails on a database another server holds). */
+    if (o->cluster_id && (rc = nana_server_cluster_start(o, &s->cluster))) goto fail;
     nana_core_opts co;
     nana_core_opts_init(&co);
+    if (s->cluster) {
+        co.store.cluster_nodes = nana_server_cluster_nodes(s->cluster);
+        co.store.cluster_wait_ms = o->cluster_wait_ms;
+    }
     co.db_dir = s->db_dir;
     co.db_path = o->db_path;
     co.store.sync = o->sync;

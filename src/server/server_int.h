@@ -19,8 +19,21 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+/*
+ * The server as a node of a dqlite cluster (cluster.c): start runs this
+ * process's node on o->cluster_bind, joins it to the cluster of
+ * o->cluster_join as a voter (node 1 on an empty directory starts a new
+ * cluster instead) and waits for a leader, up to o->cluster_start_ms.
+ * nodes: the cluster addresses for the store ("bind,join..."), owned.
+ */
+typedef struct nana_server_cluster nana_server_cluster;
+int nana_server_cluster_start(const nana_server_opts *o, nana_server_cluster **out);
+void nana_server_cluster_stop(nana_server_cluster *c); /* NULL-safe */
+const char *nana_server_cluster_nodes(const nana_server_cluster *c);
+
 struct nana_server {
     nana_server_opts o;
+    nana_server_cluster *cluster; /* NULL: not clustered */
     char db_dir[PATH_MAX];
     nana_quic_ep *ep;
     nana_core *core;

@@ -33,12 +33,14 @@ static int vacuum_exec(nana_wop *op, nana_conn *c)
 
 int nana_store_vacuum(nana_store *s)
 {
+    if (s->cluster) return nana_cluster_unsupported("vacuum");
     nana_wop op = {.exec = vacuum_exec, .flags = WOP_ALONE, .tbl = s->default_table};
     return nana_writer_run(s, &op);
 }
 
 int nana_store_db_size(nana_store *s, int64_t *bytes)
 {
+    if (s->cluster) return nana_cluster_unsupported("db_size");
     struct stat st;
     if (stat(s->path, &st) != 0)
         return nana_err_set(NANA_ERR_IO, "cannot read the size of the database file");
@@ -170,6 +172,7 @@ static int pragma_value(const char *json, char *out, size_t outlen)
 
 int nana_store_pragma(nana_store *s, const char *name, const char *value, nana_val **out)
 {
+    if (s->cluster) return nana_cluster_unsupported("pragma");
     size_t idx = sizeof(pragmas) / sizeof(pragmas[0]);
     for (size_t i = 0; name && i < sizeof(pragmas) / sizeof(pragmas[0]); i++)
         if (strcmp(pragmas[i].name, name) == 0) idx = i;
@@ -368,6 +371,7 @@ static int read_backup(nana_conn *c, void *arg)
 
 int nana_store_backup(nana_store *s, const char *dest)
 {
+    if (s->cluster) return nana_cluster_unsupported("backup");
     int rc = check_other_file(s, dest, "dest_path");
     if (rc) return rc;
     backup_arg a = {.dest = dest};
@@ -420,6 +424,7 @@ static void restore_apply(nana_wop *op)
 
 int nana_store_restore(nana_store *s, const char *src)
 {
+    if (s->cluster) return nana_cluster_unsupported("restore");
     int rc = check_other_file(s, src, "src_path");
     if (rc) return rc;
     struct stat st;

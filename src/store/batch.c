@@ -285,6 +285,7 @@ static const char *bget_sql(nana_table *t)
 int nana_kv_batch_get(nana_table *t, const nana_key *keys, size_t n, nana_val **out)
 {
     nana_store *s = t->store;
+    if (s->cluster) return nana_cluster_unsupported("batch_get");
     if (n && !keys) return nana_err_set(NANA_ERR_INVALID, "keys is NULL");
     for (size_t i = 0; i < n; i++) {
         int rc = nana_check_key(s, keys[i].key, keys[i].klen);

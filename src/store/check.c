@@ -18,6 +18,8 @@ int nana_check_key(const nana_store *s, const char *key, size_t klen)
                             s->opts.max_key_bytes);
     if (!nana_utf8_valid(key, klen))
         return nana_err_set(NANA_ERR_INVALID, "key is not valid UTF-8 text");
+    if (s->cluster && klen && memchr(key, 0, klen))
+        return nana_err_set(NANA_ERR_INVALID, "a clustered database's keys cannot hold NUL");
     return NANA_OK;
 }
 

@@ -83,6 +83,7 @@ int nana_conn_err(nana_conn *c, int rc, const char *what)
 
 int nana_conn_exec(nana_conn *c, const char *sql)
 {
+    if (c->cluster) return nana_clink_exec_sql(c, sql);
     char *err = NULL;
     int rc = sqlite3_exec(c->db, sql, NULL, NULL, &err);
     sqlite3_free(err);
@@ -207,8 +208,17 @@ fail:
     return ret;
 }
 
+bool nana_conn_autocommit(nana_conn *c)
+{
+    return c->cluster ? !c->dq_txn : sqlite3_get_autocommit(c->db) != 0;
+}
+
 void nana_conn_close(nana_conn *c)
 {
+    if (c && c->cluster) {
+        nana_clink_close(c);
+        return;
+    }
     if (!c || !c->db) return;
     for (size_t i = 0; i < c->stmt_cap; i++)
         if (c->stmts[i]) sqlite3_finalize(c->stmts[i]);
@@ -260,6 +270,10 @@ static int stmt_grow(nana_conn *c)
 
 sqlite3_stmt *nana_conn_stmt(nana_conn *c, const char *sql, int *rcp)
 {
+    if (c->cluster) {
+        *rcp = nana_cluster_unsupported("this call");
+        return NULL;
+    }
     if (c->stmt_cap) {
         size_t i = stmt_slot(c->stmt_keys, c->stmt_cap, sql);
         if (c->stmt_keys[i]) {

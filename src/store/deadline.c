@@ -23,7 +23,7 @@ static int deadline_check(void *arg)
 void nana_deadline_arm(nana_conn *c, nana_deadline *d, unsigned ms)
 {
     d->hit = false;
-    if (!ms) return;
+    if (!ms || !c->db) return;
     clock_gettime(CLOCK_MONOTONIC, &d->at);
     uint64_t ns = (uint64_t)d->at.tv_nsec + (uint64_t)ms * 1000000ull;
     d->at.tv_sec += (time_t)(ns / 1000000000ull);
@@ -33,7 +33,7 @@ void nana_deadline_arm(nana_conn *c, nana_deadline *d, unsigned ms)
 
 int nana_deadline_disarm(nana_conn *c, nana_deadline *d, int rc, unsigned ms)
 {
-    sqlite3_progress_handler(c->db, 0, NULL, NULL);
+    if (c->db) sqlite3_progress_handler(c->db, 0, NULL, NULL);
     if (d->hit && rc)
         return nana_err_set(NANA_ERR_TIMEOUT, "the statement ran longer than %u ms and was stopped",
                             ms);

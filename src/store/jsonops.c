@@ -200,6 +200,7 @@ static int check_number(const char *json, size_t n, const char *what)
 int nana_kv_increment(nana_table *t, const char *key, size_t klen, const char *amount, size_t alen,
                       const char *field, size_t flen, const char *def, size_t dlen, nana_val **out)
 {
+    if (t->store->cluster) return nana_cluster_unsupported("increment");
     nana_store *s = t->store;
     int rc = nana_check_key(s, key, klen);
     if (rc) return rc;
@@ -271,6 +272,7 @@ out:
 int nana_kv_patch(nana_table *t, const char *key, size_t klen, const char *changes, size_t clen,
                   int create, nana_val **out)
 {
+    if (t->store->cluster) return nana_cluster_unsupported("patch");
     nana_store *s = t->store;
     int rc = nana_check_key(s, key, klen);
     if (!rc) rc = nana_check_value(s, changes, clen);
@@ -376,6 +378,7 @@ static int check_path(const char *p, size_t n)
 int nana_kv_get_by_path(nana_table *t, const char *key, size_t klen, const char *path, size_t plen,
                         nana_val **out)
 {
+    if (t->store->cluster) return nana_cluster_unsupported("get_by_path");
     nana_store *s = t->store;
     int rc = nana_check_key(s, key, klen);
     if (!rc) rc = check_path(path, plen);

@@ -82,9 +82,34 @@ typedef struct get_arg {
     nana_val *val; /* out */
 } get_arg;
 
+/* A stored value that came back from the cluster (TEXT, or NULL: JSON null). */
+static int dql_val(const nana_dql_value *v, nana_val **out)
+{
+    if (v->type == NANA_DQL_NULL) {
+        *out = nana_val_new("null", 4);
+    } else if (v->type == NANA_DQL_TEXT) {
+        *out = nana_val_new(v->p, v->len);
+    } else {
+        return blob_refused();
+    }
+    return *out ? NANA_OK : nana_err_set(NANA_ERR_NOMEM, "out of memory");
+}
+
+/* read_get on a clustered store's connection. */
+static int read_get_cluster(nana_conn *c, get_arg *a)
+{
+    nana_dql_rows rows;
+    nana_dql_value k = nana_dql_text(a->key, a->klen);
+    int rc = nana_clink_query(c, a->t->sql[SQL_GET], &k, 1, &rows);
+    if (!rc) rc = rows.nrows ? dql_val(nana_dql_rows_at(&rows, 0, 0), &a->val) : NANA_ERR_NOTFOUND;
+    nana_dql_rows_free(&rows);
+    return rc;
+}
+
 static int read_get(nana_conn *c, void *arg)
 {
     get_arg *a = arg;
+    if (c->cluster) return read_get_cluster(c, a);
     int rc;
     sqlite3_stmt *st = nana_conn_stmt(c, a->t->sql[SQL_GET], &rc);
     if (!st) return rc;
@@ -257,6 +282,14 @@ static int read_has(nana_conn *c, void *arg)
 {
     has_arg *a = arg;
     int rc;
+    if (c->cluster) {
+        nana_dql_rows rows;
+        nana_dql_value k = nana_dql_text(a->key, a->klen);
+        rc = nana_clink_query(c, a->t->sql[SQL_HAS], &k, 1, &rows);
+        if (!rc) rc = rows.nrows ? 1 : 0;
+        nana_dql_rows_free(&rows);
+        return rc;
+    }
     sqlite3_stmt *st = nana_conn_stmt(c, a->t->sql[SQL_HAS], &rc);
     if (!st) return rc;
     rc = nana_bind_text(st, 1, a->key, a->klen);
@@ -298,6 +331,16 @@ static int read_len(nana_conn *c, void *arg)
 {
     len_arg *a = arg;
     int rc;
+    if (c->cluster) {
+        nana_dql_rows rows;
+        rc = nana_clink_query(c, a->t->sql[SQL_LEN], NULL, 0, &rows);
+        if (!rc && (rows.nrows != 1 || rows.ncols != 1 ||
+                    nana_dql_rows_at(&rows, 0, 0)->type != NANA_DQL_INTEGER))
+            rc = nana_err_set(NANA_ERR_INTERNAL, "COUNT(*) did not return one number");
+        if (!rc) a->n = nana_dql_rows_at(&rows, 0, 0)->i;
+        nana_dql_rows_free(&rows);
+        return rc;
+    }
     sqlite3_stmt *st = nana_conn_stmt(c, a->t->sql[SQL_LEN], &rc);
     if (!st) return rc;
     rc = nana_step(c, st, "len");
@@ -347,37 +390,100 @@ int nana_buf_put_key(nana_buf *b, sqlite3_stmt *st, int col)
     return nana_json_write_string(b, p ? (const char *)p : "", (size_t)n);
 }
 
+/* One column of a listing's row, wherever it came from: |p| NULL is SQL NULL. */
+typedef struct list_col {
+    const char *p;
+    size_t n;
+} list_col;
+
+/* Appends one stored value (JSON text, NULL as null) to a listing. */
+static int put_listed_value(nana_buf *b, list_col v)
+{
+    return v.p ? nana_buf_append(b, v.p, v.n) : nana_buf_append(b, "null", 4);
+}
+
+/* Appends one row of a listing of |kind|: the key and/or the value. */
+static int put_listed(nana_buf *b, list_kind kind, list_col k, list_col v)
+{
+    int rc;
+    switch (kind) {
+    case LIST_KEYS:
+        return nana_json_write_string(b, k.p ? k.p : "", k.n);
+    case LIST_VALUES:
+        return put_listed_value(b, k); /* the only column */
+    case LIST_ITEMS:
+        if (!(rc = nana_buf_putc(b, '[')) &&
+            !(rc = nana_json_write_string(b, k.p ? k.p : "", k.n)) &&
+            !(rc = nana_buf_putc(b, ',')) && !(rc = put_listed_value(b, v)))
+            rc = nana_buf_putc(b, ']');
+        return rc;
+    case LIST_DICT:
+    default:
+        if (!(rc = nana_json_write_string(b, k.p ? k.p : "", k.n)) && !(rc = nana_buf_putc(b, ':')))
+            rc = put_listed_value(b, v);
+        return rc;
+    }
+}
+
+/* A column of a local row for put_listed (BLOB values refused; a BLOB key
+ * is read as text, as SQLite converts it). */
+static int local_col(sqlite3_stmt *st, int col, bool is_value, list_col *out)
+{
+    int type = sqlite3_column_type(st, col);
+    if (type == SQLITE_BLOB && is_value) return blob_refused();
+    out->p = type == SQLITE_NULL ? NULL : (const char *)sqlite3_column_text(st, col);
+    out->n = out->p ? (size_t)sqlite3_column_bytes(st, col) : 0;
+    if (type != SQLITE_NULL && !out->p) out->p = "";
+    return NANA_OK;
+}
+
+/* A column of a clustered row for put_listed. */
+static int cluster_col(const nana_dql_value *v, list_col *out)
+{
+    if (v->type != NANA_DQL_TEXT && v->type != NANA_DQL_NULL) return blob_refused();
+    out->p = v->type == NANA_DQL_NULL ? NULL : v->p;
+    out->n = v->type == NANA_DQL_NULL ? 0 : v->len;
+    return NANA_OK;
+}
+
+/* The rows of a listing on a clustered store's connection, into a->buf. */
+static int read_list_cluster(nana_conn *c, list_arg *a, const char *sql)
+{
+    nana_dql_rows rows;
+    int rc = nana_clink_query(c, sql, NULL, 0, &rows);
+    nana_buf *b = &a->buf;
+    for (size_t r = 0; !rc && r < rows.nrows; r++) {
+        list_col k = {NULL, 0}, v = {NULL, 0};
+        if (r) rc = nana_buf_putc(b, ',');
+        if (!rc) rc = cluster_col(nana_dql_rows_at(&rows, r, 0), &k);
+        if (!rc && rows.ncols > 1) rc = cluster_col(nana_dql_rows_at(&rows, r, 1), &v);
+        if (!rc) rc = put_listed(b, a->kind, k, v);
+    }
+    nana_dql_rows_free(&rows);
+    return rc;
+}
+
 static int read_list(nana_conn *c, void *arg)
 {
     list_arg *a = arg;
     static const int which[] = {SQL_KEYS, SQL_VALUES, SQL_ITEMS, SQL_ITEMS};
-    int rc;
-    sqlite3_stmt *st = nana_conn_stmt(c, a->t->sql[which[a->kind]], &rc);
-    if (!st) return rc;
+    int rc = NANA_OK;
+    sqlite3_stmt *st = NULL;
+    if (!c->cluster && !(st = nana_conn_stmt(c, a->t->sql[which[a->kind]], &rc))) return rc;
     nana_buf *b = &a->buf;
     nana_buf_reset(b);
     rc = nana_buf_putc(b, a->kind == LIST_DICT ? '{' : '[');
-    bool first = true;
-    while (!rc && (rc = nana_step(c, st, "list")) == 1) {
-        rc = first ? 0 : nana_buf_putc(b, ',');
-        first = false;
-        if (rc) break;
-        switch (a->kind) {
-        case LIST_KEYS:
-            rc = nana_buf_put_key(b, st, 0);
-            break;
-        case LIST_VALUES:
-            rc = nana_buf_put_value(b, st, 0);
-            break;
-        case LIST_ITEMS:
-            if (!(rc = nana_buf_putc(b, '[')) && !(rc = nana_buf_put_key(b, st, 0)) &&
-                !(rc = nana_buf_putc(b, ',')) && !(rc = nana_buf_put_value(b, st, 1)))
-                rc = nana_buf_putc(b, ']');
-            break;
-        case LIST_DICT:
-            if (!(rc = nana_buf_put_key(b, st, 0)) && !(rc = nana_buf_putc(b, ':')))
-                rc = nana_buf_put_value(b, st, 1);
-            break;
+    if (c->cluster) {
+        if (!rc) rc = read_list_cluster(c, a, a->t->sql[which[a->kind]]);
+    } else {
+        bool first = true;
+        while (!rc && (rc = nana_step(c, st, "list")) == 1) {
+            list_col k = {NULL, 0}, v = {NULL, 0};
+            rc = first ? 0 : nana_buf_putc(b, ',');
+            first = false;
+            if (!rc) rc = local_col(st, 0, a->kind == LIST_VALUES, &k);
+            if (!rc && a->kind >= LIST_ITEMS) rc = local_col(st, 1, true, &v);
+            if (!rc) rc = put_listed(b, a->kind, k, v);
         }
     }
     if (!rc) rc = nana_buf_putc(b, a->kind == LIST_DICT ? '}' : ']');
@@ -428,6 +534,10 @@ int nana_exec_set(nana_conn *c, nana_table *t, const char *key, size_t klen, con
                   size_t vlen)
 {
     int rc;
+    if (c->cluster) {
+        nana_dql_value p[2] = {nana_dql_text(key, klen), nana_dql_text(val, vlen)};
+        return nana_clink_exec(c, t->sql[SQL_SET], p, 2, NULL);
+    }
     sqlite3_stmt *st = nana_conn_stmt(c, t->sql[SQL_SET], &rc);
     if (!st) return rc;
     if (!(rc = nana_bind_text(st, 1, key, klen)) && !(rc = nana_bind_text(st, 2, val, vlen)))
@@ -436,8 +546,31 @@ int nana_exec_set(nana_conn *c, nana_table *t, const char *key, size_t klen, con
     return rc < 0 ? rc : NANA_OK;
 }
 
+/* nana_exec_del on a clustered store's connection: no RETURNING over the
+ * wire, so the old value is read first (inside the writer's transaction). */
+static int exec_del_cluster(nana_conn *c, nana_table *t, const char *key, size_t klen,
+                            nana_val **old)
+{
+    if (old) {
+        get_arg a = {.t = t, .key = key, .klen = klen};
+        int rc = read_get_cluster(c, &a);
+        if (rc == NANA_ERR_NOTFOUND) return 0;
+        if (rc) return rc;
+        *old = a.val;
+    }
+    nana_dql_value k = nana_dql_text(key, klen);
+    uint64_t changed = 0;
+    int rc = nana_clink_exec(c, t->sql[SQL_DEL_PLAIN], &k, 1, &changed);
+    if (rc && old) {
+        nana_val_unref(*old);
+        *old = NULL;
+    }
+    return rc ? rc : changed ? 1 : 0;
+}
+
 int nana_exec_del(nana_conn *c, nana_table *t, const char *key, size_t klen, nana_val **old)
 {
+    if (c->cluster) return exec_del_cluster(c, t, key, klen, old);
     int rc;
     sqlite3_stmt *st = nana_conn_stmt(c, t->sql[SQL_DEL], &rc);
     if (!st) return rc;
@@ -678,6 +811,7 @@ static void popitem_apply(nana_wop *op)
 
 int nana_kv_popitem(nana_table *t, nana_val **out)
 {
+    if (t->store->cluster) return nana_cluster_unsupported("popitem");
     popitem_op o = {
         .super = {.exec = popitem_exec, .apply = popitem_apply, .flags = WOP_SAVEPOINT, .tbl = t}};
     int rc = nana_writer_run(t->store, &o.super);
@@ -745,6 +879,7 @@ static void setdefault_apply(nana_wop *op)
 int nana_kv_setdefault(nana_table *t, const char *key, size_t klen, const char *def, size_t dlen,
                        nana_val **out)
 {
+    if (t->store->cluster) return nana_cluster_unsupported("setdefault");
     nana_store *s = t->store;
     int rc = nana_check_key(s, key, klen);
     if (rc) return rc;

@@ -192,6 +192,7 @@ static void plans_free(mop_plan *plans, size_t n)
 
 int nana_store_multi(nana_store *s, nana_mop *ops, size_t n, size_t *failed_at)
 {
+    if (s->cluster) return nana_cluster_unsupported("a multi-operation batch");
     if (failed_at) *failed_at = n;
     if (!s || (!ops && n)) return nana_err_set(NANA_ERR_INVALID, "multi: the store or ops is NULL");
     if (n > NANA_MULTI_MAX_OPS)

@@ -108,6 +108,18 @@ typedef struct nana_store_opts {
     unsigned checkpoint_pages; /* WAL pages that start a background checkpoint, default 8192 */
     nana_cache_opts cache;     /* cache of tables opened without their own options */
     const char *default_table; /* NanaSQLite table name, default "data" */
+    /*
+     * Clustered: NULL for a local file. Else the comma-separated dqlite
+     * addresses ("HOST:PORT,...") of the cluster that holds the database:
+     * nana_store_open's |path| is then the database's name in the cluster,
+     * every read and write goes to the cluster's leader (found through
+     * these nodes, again after it changes), tables keep no cache, and only
+     * the key-value calls are served (see CLUSTER.md); the others fail
+     * with NANA_ERR_UNAVAILABLE. A write whose commit lost the leader
+     * fails with NANA_ERR_OUTCOME; no leader at all, NANA_ERR_NOLEADER.
+     */
+    const char *cluster_nodes;
+    unsigned cluster_wait_ms; /* how long a call waits for a leader, default 10000 */
     /* Clock for TTL caches, in milliseconds; NULL uses CLOCK_MONOTONIC. */
     uint64_t (*now_ms)(void *arg);
     void *now_arg;

@@ -54,6 +54,7 @@ void nana_store_table_changed(nana_store *s, const char *name)
 int nana_sql_create_table(nana_store *s, const char *table, const char *columns, int if_not_exists,
                           const char *primary_key)
 {
+    if (s->cluster) return nana_cluster_unsupported("create_table");
     int rc = nana_sql_check_identifier(table, "table");
     if (rc) return rc;
     if (primary_key && (rc = nana_sql_check_identifier(primary_key, "primary_key"))) return rc;
@@ -97,6 +98,7 @@ out:
 int nana_sql_create_index(nana_store *s, const char *index, const char *table, const char *columns,
                           int unique, int if_not_exists)
 {
+    if (s->cluster) return nana_cluster_unsupported("create_index");
     int rc = nana_sql_check_identifier(index, "index");
     if (!rc) rc = nana_sql_check_identifier(table, "table");
     if (rc) return rc;
@@ -130,6 +132,7 @@ out:
 
 int nana_sql_drop_table(nana_store *s, const char *table, int if_exists)
 {
+    if (s->cluster) return nana_cluster_unsupported("drop_table");
     int rc = nana_sql_check_identifier(table, "table");
     if (rc) return rc;
     char sql[NANA_MAX_TABLE_NAME + 40];
@@ -139,6 +142,7 @@ int nana_sql_drop_table(nana_store *s, const char *table, int if_exists)
 
 int nana_sql_drop_index(nana_store *s, const char *index, int if_exists)
 {
+    if (s->cluster) return nana_cluster_unsupported("drop_index");
     int rc = nana_sql_check_identifier(index, "index");
     if (rc) return rc;
     char sql[NANA_MAX_TABLE_NAME + 40];
@@ -186,6 +190,7 @@ static int put_default(nana_buf *sql, const char *def)
 int nana_sql_add_column(nana_store *s, const char *table, const char *column, const char *type,
                         const char *def)
 {
+    if (s->cluster) return nana_cluster_unsupported("add_column");
     int rc = nana_sql_check_identifier(table, "table");
     if (!rc) rc = nana_sql_check_identifier(column, "column");
     if (!rc) rc = nana_sql_check_type(type, true);
@@ -294,6 +299,7 @@ static int intro(nana_store *s, intro_arg *a, nana_val **out)
 
 int nana_sql_table_exists(nana_store *s, const char *table)
 {
+    if (s->cluster) return nana_cluster_unsupported("table_exists");
     if (!table) return nana_err_set(NANA_ERR_INVALID, "table name is NULL");
     if (nana_name_reserved(table)) return nana_sql_check_identifier(table, "table");
     intro_arg a = {.sql = sql_table_exists, .param = table, .kind = 0};
@@ -303,12 +309,14 @@ int nana_sql_table_exists(nana_store *s, const char *table)
 
 int nana_sql_list_tables(nana_store *s, nana_val **out)
 {
+    if (s->cluster) return nana_cluster_unsupported("list_tables");
     intro_arg a = {.sql = sql_list_tables, .kind = 1};
     return intro(s, &a, out);
 }
 
 int nana_sql_table_schema(nana_store *s, const char *table, nana_val **out)
 {
+    if (s->cluster) return nana_cluster_unsupported("table_schema");
     table = table ? table : s->default_table_name;
     int rc = nana_sql_check_identifier(table, "table");
     if (rc) return rc;
@@ -319,6 +327,7 @@ int nana_sql_table_schema(nana_store *s, const char *table, nana_val **out)
 
 int nana_sql_list_indexes(nana_store *s, const char *table, nana_val **out)
 {
+    if (s->cluster) return nana_cluster_unsupported("list_indexes");
     if (table && nana_name_reserved(table)) return nana_sql_check_identifier(table, "table");
     intro_arg a = {.sql = sql_list_indexes, .param = table, .kind = 3};
     return intro(s, &a, out);

@@ -230,6 +230,7 @@ static int read_select_rows(nana_conn *c, void *arg)
 
 int nana_kv_select(nana_table *t, const nana_select *q, nana_rows **out)
 {
+    if (t->store->cluster) return nana_cluster_unsupported("a range or filter query");
     if (!out) return nana_err_set(NANA_ERR_INVALID, "select: out is NULL");
     *out = NULL;
     nana_sel_plan plan;

@@ -60,6 +60,7 @@ static int authorizer(void *arg, int action, const char *a1, const char *a2, con
 /* Prepares |sql| on |c| under the authorizer. Caller finalizes. */
 static int prepare_guarded(nana_conn *c, const char *sql, auth_ctx *ctx, sqlite3_stmt **st)
 {
+    if (c->cluster) return nana_cluster_unsupported("SQL on a table");
     sqlite3_set_authorizer(c->db, authorizer, ctx);
     int rc = sqlite3_prepare_v2(c->db, sql, -1, st, NULL);
     sqlite3_set_authorizer(c->db, NULL, NULL);
@@ -320,6 +321,7 @@ static int put_columns(nana_store *s, nana_buf *b, const nana_json *cols,
 
 int nana_sql_query(nana_store *s, const nana_query *q, nana_val **out)
 {
+    if (s->cluster) return nana_cluster_unsupported("query");
     const char *table = table_or_default(s, q->table);
     int rc = nana_sql_check_identifier(table, "table");
     if (rc) return rc;
@@ -360,6 +362,7 @@ out:
 
 int nana_sql_export(nana_store *s, const char *table, nana_val **out)
 {
+    if (s->cluster) return nana_cluster_unsupported("export");
     nana_query q;
     nana_query_init(&q);
     q.table = table;
@@ -403,12 +406,14 @@ out:
 int nana_sql_count(nana_store *s, const char *table, const char *where, const char *params,
                    const nana_sql_policy *pol, int64_t *out)
 {
+    if (s->cluster) return nana_cluster_unsupported("count");
     return scalar_query(s, table, where, params, pol, false, out);
 }
 
 int nana_sql_exists(nana_store *s, const char *table, const char *where, const char *params,
                     const nana_sql_policy *pol)
 {
+    if (s->cluster) return nana_cluster_unsupported("exists");
     int64_t v = 0;
     int rc = scalar_query(s, table, where, params, pol, true, &v);
     return rc ? rc : (v ? 1 : 0);
@@ -665,12 +670,14 @@ out:
 
 int nana_sql_insert(nana_store *s, const char *table, const char *row, int64_t *rowid)
 {
+    if (s->cluster) return nana_cluster_unsupported("insert");
     return insert_like(s, table, row, NULL, false, rowid);
 }
 
 int nana_sql_upsert(nana_store *s, const char *table, const char *row, const char *conflict_columns,
                     int64_t *rowid)
 {
+    if (s->cluster) return nana_cluster_unsupported("upsert");
     return insert_like(s, table, row, conflict_columns, true, rowid);
 }
 
@@ -721,6 +728,7 @@ out:
 int nana_sql_update(nana_store *s, const char *table, const char *set, const char *where,
                     const char *params, int64_t *changes)
 {
+    if (s->cluster) return nana_cluster_unsupported("update");
     if (!set) return nana_err_set(NANA_ERR_INVALID, "data is required");
     return update_like(s, table, set, where, params, changes);
 }
@@ -728,11 +736,13 @@ int nana_sql_update(nana_store *s, const char *table, const char *set, const cha
 int nana_sql_delete(nana_store *s, const char *table, const char *where, const char *params,
                     int64_t *changes)
 {
+    if (s->cluster) return nana_cluster_unsupported("delete");
     return update_like(s, table, NULL, where, params, changes);
 }
 
 int nana_sql_import(nana_store *s, const char *table, const char *rows, int64_t *count)
 {
+    if (s->cluster) return nana_cluster_unsupported("import");
     table = table_or_default(s, table);
     int rc = nana_sql_check_identifier(table, "table");
     if (rc) return rc;

@@ -10,6 +10,7 @@
 #include "store/store_int.h"
 
 #include "util/nana_log.h"
+#include "util/nana_time.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +46,7 @@ void nana_store_opts_init(nana_store_opts *o)
     o->checkpoint_pages = 8192;
     o->cache.kind = NANA_CACHE_UNBOUNDED;
     o->default_table = "data";
+    o->cluster_wait_ms = 10000;
 }
 
 /* Checks a cache configuration; NanaSQLite's rules for LRU and TTL. */
@@ -152,6 +154,7 @@ static int table_sql(nana_table *t)
         [SQL_CREATE] = "CREATE TABLE IF NOT EXISTS @T (key TEXT PRIMARY KEY, value TEXT)",
         [SQL_GET_PATH] = "SELECT json_quote(json_extract(value,?)) FROM @T WHERE key=?",
         [SQL_BATCH_GET] = "SELECT key,value FROM @T WHERE key IN (SELECT value FROM json_each(?))",
+        [SQL_DEL_PLAIN] = "DELETE FROM @T WHERE key=?",
     };
     for (int i = 0; i < SQL_COUNT_; i++) {
         t->sql[i] = sql_for_table(tmpl[i], t->name);
@@ -203,7 +206,9 @@ int nana_table_obtain(nana_store *s, const char *name, const nana_cache_opts *ca
     }
     t->store = s;
     snprintf(t->name, sizeof(t->name), "%s", name);
-    int rc = nana_cache_init(&t->cache, cache ? cache : &s->opts.cache);
+    /* A clustered table keeps no cache: other nodes write the same rows. */
+    static const nana_cache_opts no_cache = {.kind = NANA_CACHE_NONE};
+    int rc = nana_cache_init(&t->cache, s->cluster ? &no_cache : cache ? cache : &s->opts.cache);
     if (rc) {
         free(t);
         pthread_mutex_unlock(&s->tables_mu);
@@ -291,6 +296,8 @@ static void store_free(nana_store *s)
     }
     pthread_mutex_destroy(&s->tables_mu);
     nana_dblock_drop(&s->lock);
+    if (s->cl_nodes) free(s->cl_nodes[0]); /* one string, cut at the commas */
+    free(s->cl_nodes);
     free(s->default_table_name);
     free(s->canon_path);
     free(s->backup_dir);
@@ -421,6 +428,70 @@ static int check_file(nana_store *s)
     return NANA_OK;
 }
 
+/* Splits the comma-separated node list of opts.cluster_nodes into s->cl_nodes. */
+static int cluster_nodes(nana_store *s)
+{
+    char *all = strdup(s->opts.cluster_nodes);
+    if (!all) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    size_t n = 1;
+    for (const char *p = all; *p; p++)
+        n += *p == ',';
+    s->cl_nodes = calloc(n, sizeof(*s->cl_nodes));
+    if (!s->cl_nodes) {
+        free(all);
+        return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    }
+    s->cl_nodes[0] = all; /* freed through cl_nodes[0] whatever comes next */
+    s->cl_n = 0;
+    for (char *save = NULL, *tok = strtok_r(all, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        s->cl_nodes[s->cl_n++] = tok;
+    if (s->cl_n == 0 || s->cl_nodes[0] != all)
+        return nana_err_set(NANA_ERR_INVALID, "the cluster's node list is empty or begins with "
+                                              "a comma");
+    return NANA_OK;
+}
+
+/*
+ * Opens a clustered store: connections that link to the leader when first
+ * used, the writer thread, then the default table created through the
+ * writer (which waits up to cluster_wait_ms for a leader).
+ */
+static int cluster_open(nana_store *s)
+{
+    if (s->opts.read_only) return nana_cluster_unsupported("read-only opening");
+    if (strlen(s->path) > 255 || strchr(s->path, '/'))
+        return nana_err_set(NANA_ERR_INVALID, "a clustered database's name is a file name of at "
+                                              "most 255 bytes, without '/'");
+    int rc = cluster_nodes(s);
+    if (rc) return rc;
+    s->cluster = true;
+    nana_dql_opts_default(&s->cl_opts);
+    s->cl_opts.leader_timeout_ms = (int)s->opts.cluster_wait_ms;
+    if (s->opts.query_timeout_ms) s->cl_opts.io_timeout_ms = (int)s->opts.query_timeout_ms;
+    s->cl_opts.limits.result_max = s->opts.max_result_bytes * 2 + 4096;
+    nana_clink_init(&s->writer.conn, s);
+    pthread_mutex_init(&s->pool.mu, NULL);
+    nana_cond_init_monotonic(&s->pool.cv);
+    s->pool.conns = calloc(s->opts.readers, sizeof(*s->pool.conns));
+    s->pool.free_idx = calloc(s->opts.readers, sizeof(*s->pool.free_idx));
+    if (!s->pool.conns || !s->pool.free_idx) return nana_err_set(NANA_ERR_NOMEM, "out of memory");
+    for (unsigned i = 0; i < s->opts.readers; i++) {
+        nana_clink_init(&s->pool.conns[i], s);
+        s->pool.free_idx[i] = i;
+    }
+    s->pool.n = s->pool.nfree = s->opts.readers;
+    bool created;
+    rc = nana_table_obtain(s, s->default_table_name, NULL, &s->default_table, &created);
+    if (rc) return rc;
+    rc = nana_writer_start(s);
+    if (rc) return rc;
+    nana_wop op = {.exec = create_exec, .tbl = s->default_table};
+    rc = nana_writer_run(s, &op);
+    if (rc) return rc;
+    atomic_store(&s->default_table->ready, true);
+    return NANA_OK;
+}
+
 int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out)
 {
     pthread_once(&sqlite_once, sqlite_setup);
@@ -457,6 +528,18 @@ int nana_store_open(const char *path, const nana_store_opts *o, nana_store **out
         }
     }
     s->opts.backup_dir = s->backup_dir;
+    if (o->cluster_nodes) {
+        rc = cluster_open(s);
+        if (rc) {
+            char msg[NANA_ERRMSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+            nana_writer_stop(s);
+            store_free(s);
+            return nana_err_set_str(rc, msg);
+        }
+        *out = s;
+        return NANA_OK;
+    }
 
     bool created = false;
     struct stat st;
@@ -545,6 +628,7 @@ static int txn_op(nana_store *s, unsigned flag)
 
 int nana_store_begin(nana_store *s)
 {
+    if (s->cluster) return nana_cluster_unsupported("an explicit transaction");
     return txn_op(s, WOP_TXN_BEGIN);
 }
 

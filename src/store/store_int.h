@@ -22,6 +22,7 @@
 #ifndef NANA_STORE_INT_H
 #define NANA_STORE_INT_H
 
+#include "dqlite/nana_dqlite.h"
 #include "store/nana_store.h"
 #include "util/nana_buf.h"
 #include "util/nana_json.h"
@@ -39,8 +40,13 @@
 /* One SQLite connection with its cache of prepared statements, keyed by
  * the address of an SQL string that lives as long as the store. */
 typedef struct nana_conn {
-    sqlite3 *db;
+    sqlite3 *db;              /* NULL on a clustered store's connections */
     struct nana_store *store; /* its store (for nana_conn_err), set after opening */
+    /* A clustered store's connection (clink.c): a dqlite link to the leader. */
+    bool cluster;             /* this connection speaks to the cluster */
+    bool dq_txn;              /* a transaction is open on dq */
+    bool lost;                /* the last call lost the link (leader gone or moved) */
+    struct nana_dql_conn *dq; /* NULL until first used, and after the link broke */
     const char **stmt_keys;   /* open-addressed table of SQL string addresses */
     sqlite3_stmt **stmts;
     size_t stmt_cap; /* power of two, 0 when empty */
@@ -72,6 +78,41 @@ void nana_conn_stmt_done(sqlite3_stmt *st);
 
 /* Runs SQL with no result rows (BEGIN, COMMIT, SAVEPOINT ...). */
 int nana_conn_exec(nana_conn *c, const char *sql);
+
+/* True when no transaction is open on the connection (SQLite's autocommit). */
+bool nana_conn_autocommit(nana_conn *c);
+
+/* ------------------------------------------------------------------ */
+/* A clustered store's connections (clink.c)                          */
+/* ------------------------------------------------------------------ */
+
+/* Makes |c| a connection of the clustered store |s|; it links to the
+ * leader when first used. Never fails. */
+void nana_clink_init(nana_conn *c, nana_store *s);
+
+/* Closes the link, if any. */
+void nana_clink_close(nana_conn *c);
+
+/*
+ * Runs one statement on the leader (prepared once per link). |changes|
+ * (may be NULL) receives the rows it changed. A link that broke, or a node
+ * that is no longer the leader, is dropped (c->lost set) and the call
+ * fails with NANA_ERR_NOLEADER; the next call links again.
+ */
+int nana_clink_exec(nana_conn *c, const char *sql, const struct nana_dql_value *p, size_t n,
+                    uint64_t *changes);
+
+/* Runs a statement yielding rows, into |rows| (the caller frees it with
+ * nana_dql_rows_free whatever this returns). Errors as nana_clink_exec. */
+int nana_clink_query(nana_conn *c, const char *sql, const struct nana_dql_value *p, size_t n,
+                     struct nana_dql_rows *rows);
+
+/* Runs SQL text without parameters (BEGIN, COMMIT, CREATE TABLE ...),
+ * keeping track of whether a transaction is open. */
+int nana_clink_exec_sql(nana_conn *c, const char *sql);
+
+/* The error for a call a clustered store does not offer (NANA_ERR_UNAVAILABLE). */
+int nana_cluster_unsupported(const char *what);
 
 /*
  * Converts an SQLite result code into a NANA_ERR_* code and sets the
@@ -227,6 +268,7 @@ enum {
     SQL_CREATE,
     SQL_GET_PATH,
     SQL_BATCH_GET,
+    SQL_DEL_PLAIN, /* a clustered store's delete (dqlite runs no RETURNING) */
     SQL_COUNT_
 };
 
@@ -321,6 +363,12 @@ struct nana_store {
     atomic_bool closing;
     nana_dblock lock;    /* one process per database file */
     atomic_bool damaged; /* SQLite found the file corrupt: see nana_store_mark_damaged */
+    /* clustered (opts.cluster_nodes): the database lives in dqlite under the
+     * name |path|; its connections link to the leader (clink.c) */
+    bool cluster;
+    char **cl_nodes; /* the cluster's node addresses, to find the leader */
+    size_t cl_n;
+    nana_dql_opts cl_opts;
     /* statistics */
     atomic_uint_fast64_t st_hits, st_misses, st_sqlite_reads, st_commits, st_writes;
 };

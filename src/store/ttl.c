@@ -29,7 +29,7 @@ static void sweep_table(nana_store *s, nana_table *t, uint64_t now)
             if (r < 0) rc = r;
         }
         if (!rc) rc = nana_conn_exec(c, "COMMIT");
-        if (rc && !sqlite3_get_autocommit(c->db)) nana_conn_exec(c, "ROLLBACK");
+        if (rc && !nana_conn_autocommit(c)) nana_conn_exec(c, "ROLLBACK");
         /* On failure the tombstones are dropped too: the rows stay and are
          * read again (and expire again) later; nothing is lost silently. */
         for (size_t i = 0; i < n; i++) {
@@ -63,6 +63,7 @@ static int sweep_exec(nana_wop *op, nana_conn *c)
 
 int nana_store_expire_now(nana_store *s)
 {
+    if (s->cluster) return nana_cluster_unsupported("expire_now");
     nana_wop op = {.exec = sweep_exec, .flags = WOP_ALONE, .tbl = s->default_table};
     return nana_writer_run(s, &op);
 }

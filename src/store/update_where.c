@@ -432,6 +432,7 @@ static void uw_apply(nana_wop *op)
 int nana_kv_update_where(nana_table *t, const nana_pred *pred, const nana_update *u, size_t n,
                          int64_t *changed)
 {
+    if (t->store->cluster) return nana_cluster_unsupported("update_where");
     if (changed) *changed = 0;
     nana_upd_plan plan;
     int rc = nana_upd_plan_build(t, pred, u, n, &plan);

@@ -94,7 +94,7 @@ static int run_exec(nana_wop *op, nana_conn *c, bool savepoint)
     if (savepoint && (rc = nana_conn_exec(c, "SAVEPOINT nana_op"))) return rc;
     rc = op->exec(op, c);
     if (!savepoint) return rc;
-    if (sqlite3_get_autocommit(c->db)) return rc; /* the whole transaction is gone */
+    if (nana_conn_autocommit(c)) return rc; /* the whole transaction is gone */
     if (rc) {
         char msg[NANA_ERRMSG_MAX];
         snprintf(msg, sizeof(msg), "%s", nana_errmsg());
@@ -107,6 +107,20 @@ static int run_exec(nana_wop *op, nana_conn *c, bool savepoint)
 }
 
 static void run_group(nana_store *s, nana_wop **ops, unsigned n);
+
+/* Completes every op with |rc| and the calling thread's detail. */
+static void fail_all(nana_store *s, nana_wop **ops, unsigned n, int rc)
+{
+    /* Copy the detail first: a completion callback may overwrite it. */
+    char msg[NANA_ERRMSG_MAX];
+    snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+    for (unsigned i = 0; i < n; i++) {
+        op_reset(ops[i]);
+        ops[i]->rc = rc;
+        snprintf(ops[i]->errmsg, sizeof(ops[i]->errmsg), "%s", msg);
+        op_complete(s, ops[i]);
+    }
+}
 
 /* True once the file is known damaged and the store may not write into it. */
 static bool writes_refused(nana_store *s)
@@ -121,60 +135,101 @@ static void run_each(nana_store *s, nana_wop **ops, unsigned n)
         run_group(s, &ops[i], 1);
 }
 
+/* What run_group_once did with its ops. */
+enum { GROUP_DONE = 0, GROUP_AGAIN = 1 };
+
 /*
  * Runs |n| ordinary ops in one transaction and completes every one of
- * them. See the file comment for how failures are isolated.
+ * them. See the file comment for how failures are isolated. On a clustered
+ * store it may instead complete none of them and return GROUP_AGAIN: the
+ * link to the leader broke, or another node's writer held the database,
+ * before COMMIT was sent (so nothing was applied).
  */
-static void run_group(nana_store *s, nana_wop **ops, unsigned n)
+static int run_group_once(nana_store *s, nana_wop **ops, unsigned n)
 {
     nana_conn *c = &s->writer.conn;
+    c->lost = false;
     int rc = writes_refused(s) ? nana_store_damaged_err() : nana_conn_exec(c, "BEGIN IMMEDIATE");
+    if (rc && c->cluster && (c->lost || rc == NANA_ERR_BUSY)) return GROUP_AGAIN;
     if (rc) {
-        /* Copy the detail first: a completion callback may overwrite it. */
-        char msg[NANA_ERRMSG_MAX];
-        snprintf(msg, sizeof(msg), "%s", nana_errmsg());
-        for (unsigned i = 0; i < n; i++) {
-            op_reset(ops[i]);
-            ops[i]->rc = rc;
-            snprintf(ops[i]->errmsg, sizeof(ops[i]->errmsg), "%s", msg);
-            op_complete(s, ops[i]);
-        }
-        return;
+        fail_all(s, ops, n, rc);
+        return GROUP_DONE;
     }
     for (unsigned i = 0; i < n; i++) {
         nana_wop *op = ops[i];
         op_reset(op);
         rc = run_exec(op, c, (op->flags & WOP_SAVEPOINT) != 0);
+        if (rc && c->lost) return GROUP_AGAIN; /* the leader dropped the transaction */
         if (rc) op_fail(op, rc);
-        if (rc && sqlite3_get_autocommit(c->db)) {
+        if (rc && nana_conn_autocommit(c)) {
             /* This op aborted the transaction: the ops before it were
              * rolled back with it. It fails; everyone else runs alone. */
             op_complete(s, op);
             if (i > 0) run_each(s, ops, i);
             if (i + 1 < n) run_each(s, ops + i + 1, n - i - 1);
-            return;
+            return GROUP_DONE;
         }
     }
     rc = nana_conn_exec(c, "COMMIT");
+    if (rc && c->lost) {
+        /* The commit went out and the leader did not say how it ended. */
+        (void)nana_err_set(NANA_ERR_OUTCOME,
+                           "the cluster's leader was lost while this write committed: it may or "
+                           "may not have been applied (read it back before writing it again)");
+        fail_all(s, ops, n, NANA_ERR_OUTCOME);
+        return GROUP_DONE;
+    }
     if (rc) {
         char msg[NANA_ERRMSG_MAX];
         snprintf(msg, sizeof(msg), "%s", nana_errmsg());
-        if (!sqlite3_get_autocommit(c->db)) nana_conn_exec(c, "ROLLBACK");
+        if (!nana_conn_autocommit(c)) nana_conn_exec(c, "ROLLBACK");
         if (n > 1) {
             run_each(s, ops, n);
-            return;
+            return GROUP_DONE;
         }
         op_reset(ops[0]);
         ops[0]->rc = rc;
         snprintf(ops[0]->errmsg, sizeof(ops[0]->errmsg), "%s", msg);
         op_complete(s, ops[0]);
-        return;
+        return GROUP_DONE;
     }
     atomic_fetch_add_explicit(&s->st_commits, 1, memory_order_relaxed);
     for (unsigned i = 0; i < n; i++)
         if (ops[i]->rc == 0 && ops[i]->apply) ops[i]->apply(ops[i]);
     for (unsigned i = 0; i < n; i++)
         op_complete(s, ops[i]);
+    return GROUP_DONE;
+}
+
+/*
+ * Runs |n| ordinary ops in one transaction and completes every one of
+ * them. A clustered store runs the group again while its leader cannot be
+ * reached or its database is busy, pausing 1 ms, then twice as long each
+ * time up to 100 ms, for at most cluster_wait_ms; then every op fails with
+ * NANA_ERR_NOLEADER (or NANA_ERR_BUSY).
+ */
+static void run_group(nana_store *s, nana_wop **ops, unsigned n)
+{
+    uint64_t deadline = nana_now_ns() + (uint64_t)s->opts.cluster_wait_ms * 1000000ull;
+    unsigned pause_ms = 1;
+    while (run_group_once(s, ops, n) == GROUP_AGAIN) {
+        if (nana_now_ns() >= deadline) {
+            int rc = s->writer.conn.lost ? NANA_ERR_NOLEADER : NANA_ERR_BUSY;
+            if (rc == NANA_ERR_NOLEADER)
+                (void)nana_err_set(rc,
+                                   "no leader of the cluster took the write within %u ms "
+                                   "(it was not applied): %.200s",
+                                   s->opts.cluster_wait_ms, nana_errmsg());
+            else
+                (void)nana_err_set(rc, "the clustered database stayed busy for %u ms",
+                                   s->opts.cluster_wait_ms);
+            fail_all(s, ops, n, rc);
+            return;
+        }
+        struct timespec ts = {0, (long)pause_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        pause_ms = pause_ms >= 50 ? 100 : pause_ms * 2;
+    }
 }
 
 static void process(nana_store *s, nana_wop **ops, unsigned n);
@@ -295,7 +350,7 @@ static void run_single(nana_store *s, nana_wop *op)
             if (!rc) {
                 atomic_fetch_add_explicit(&s->st_commits, 1, memory_order_relaxed);
                 ended = committed = true;
-            } else if (sqlite3_get_autocommit(c->db)) {
+            } else if (nana_conn_autocommit(c)) {
                 ended = true; /* SQLite rolled it back */
             }
         } else {
@@ -318,7 +373,7 @@ static void run_single(nana_store *s, nana_wop *op)
          * commit empties the caches); an asynchronous one completes at the
          * end of the transaction. */
         rc = run_exec(op, c, true);
-        if (rc && sqlite3_get_autocommit(c->db)) {
+        if (rc && nana_conn_autocommit(c)) {
             char msg[NANA_ERRMSG_MAX];
             snprintf(msg, sizeof(msg), "%s", nana_errmsg());
             rc = nana_err_set(rc, "%s; the transaction was rolled back", msg);
@@ -530,6 +585,23 @@ static int read_op_exec(nana_wop *op, nana_conn *c)
     return r->fn(c, r->arg);
 }
 
+/*
+ * A read on a clustered store whose link to the leader was lost: reads
+ * change nothing, so it runs again (linking to the new leader) while
+ * cluster_wait_ms lasts, pausing 10 ms between tries.
+ */
+static int read_again(nana_store *s, nana_conn *c, nana_read_fn fn, void *arg, int rc)
+{
+    uint64_t deadline = nana_now_ns() + (uint64_t)s->opts.cluster_wait_ms * 1000000ull;
+    while (rc && c->lost && nana_now_ns() < deadline) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        c->lost = false;
+        rc = fn(c, arg);
+    }
+    return rc;
+}
+
 int nana_store_read(nana_store *s, nana_read_fn fn, void *arg)
 {
     if (nana_in_own_txn(s)) {
@@ -539,6 +611,7 @@ int nana_store_read(nana_store *s, nana_read_fn fn, void *arg)
     nana_conn *c = nana_pool_acquire(&s->pool, s->opts.busy_timeout_ms);
     if (!c) return NANA_ERR_BUSY;
     int rc = fn(c, arg);
+    if (c->cluster && c->lost) rc = read_again(s, c, fn, arg, rc);
     nana_pool_release(&s->pool, c);
     atomic_fetch_add_explicit(&s->st_sqlite_reads, 1, memory_order_relaxed);
     return rc;

@@ -60,6 +60,10 @@ const char *nana_strerror(int code)
         return "NANA_ERR_RATE";
     case NANA_ERR_SHUTDOWN:
         return "NANA_ERR_SHUTDOWN";
+    case NANA_ERR_NOLEADER:
+        return "NANA_ERR_NOLEADER";
+    case NANA_ERR_OUTCOME:
+        return "NANA_ERR_OUTCOME";
     default:
         return "NANA_ERR_UNKNOWN";
     }

@@ -38,6 +38,9 @@ enum {
     NANA_ERR_OVERLOAD = -21,    /* the server is busy (a full queue or budget): try again */
     NANA_ERR_RATE = -22,        /* the caller's rate limit was passed */
     NANA_ERR_SHUTDOWN = -23,    /* the server is stopping */
+    NANA_ERR_NOLEADER = -24,    /* a cluster has no reachable leader now: try again later */
+    NANA_ERR_OUTCOME = -25,     /* a cluster lost its leader while committing a write: it may or
+                                   may not have been applied (never retried silently) */
 };
 
 /* Short fixed name of an error code ("NANA_ERR_NOTFOUND"); never NULL. */
