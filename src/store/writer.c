@@ -135,6 +135,15 @@ static void run_each(nana_store *s, nana_wop **ops, unsigned n)
         run_group(s, &ops[i], 1);
 }
 
+/* How many ops from ops[0] on are sets of one table (WOP_SET). */
+static unsigned set_run(nana_wop **ops, unsigned n)
+{
+    unsigned k = 0;
+    while (k < n && (ops[k]->flags & WOP_SET) && ops[k]->tbl == ops[0]->tbl)
+        k++;
+    return k;
+}
+
 /* What run_group_once did with its ops. */
 enum { GROUP_DONE = 0, GROUP_AGAIN = 1 };
 
@@ -157,6 +166,19 @@ static int run_group_once(nana_store *s, nana_wop **ops, unsigned n)
     }
     for (unsigned i = 0; i < n; i++) {
         nana_wop *op = ops[i];
+        unsigned rows = c->cluster ? set_run(ops + i, n - i) : 0;
+        if (rows > 1) {
+            /* Sets side by side: a few multi-row statements, not a round
+             * trip to the leader each. If they fail, each runs alone below. */
+            for (unsigned k = 0; k < rows; k++)
+                op_reset(ops[i + k]);
+            rc = nana_clink_set_rows(c, ops + i, rows);
+            if (rc && c->lost) return GROUP_AGAIN;
+            if (!rc) {
+                i += rows - 1;
+                continue;
+            }
+        }
         op_reset(op);
         rc = run_exec(op, c, (op->flags & WOP_SAVEPOINT) != 0);
         if (rc && c->lost) return GROUP_AGAIN; /* the leader dropped the transaction */
