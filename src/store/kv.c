@@ -671,17 +671,16 @@ int nana_kv_set_async(nana_table *t, const char *key, size_t klen, const char *v
     o->key[klen] = '\0';
     o->done = done;
     o->arg = arg;
-    o->base = (set_op){
-        .super = {.exec = set_exec,
-                  .apply = set_apply,
-                  .complete = aset_complete,
-                  .flags = WOP_SET,
-                  .tbl = t},
-        .key = o->key,
-        .klen = klen,
-        .val = o->value->data,
-        .vlen = vlen,
-        .cval = nana_cache_enabled(&t->cache) ? o->value : NULL};
+    o->base = (set_op){.super = {.exec = set_exec,
+                                 .apply = set_apply,
+                                 .complete = aset_complete,
+                                 .flags = WOP_SET,
+                                 .tbl = t},
+                       .key = o->key,
+                       .klen = klen,
+                       .val = o->value->data,
+                       .vlen = vlen,
+                       .cval = nana_cache_enabled(&t->cache) ? o->value : NULL};
     rc = nana_writer_submit(s, &o->base.super);
     if (rc) {
         atomic_fetch_sub(&s->writer.queued_bytes, bytes);
