@@ -237,11 +237,13 @@ static void run_group(nana_store *s, nana_wop **ops, unsigned n)
     while (run_group_once(s, ops, n) == GROUP_AGAIN) {
         if (nana_now_ns() >= deadline) {
             int rc = s->writer.conn.lost ? NANA_ERR_NOLEADER : NANA_ERR_BUSY;
+            char why[NANA_ERRMSG_MAX]; /* the last try's reason (formatting over it garbles it) */
+            snprintf(why, sizeof(why), "%s", nana_errmsg());
             if (rc == NANA_ERR_NOLEADER)
                 (void)nana_err_set(rc,
                                    "no leader of the cluster took the write within %u ms "
                                    "(it was not applied): %.200s",
-                                   s->opts.cluster_wait_ms, nana_errmsg());
+                                   s->opts.cluster_wait_ms, why);
             else
                 (void)nana_err_set(rc, "the clustered database stayed busy for %u ms",
                                    s->opts.cluster_wait_ms);
@@ -609,12 +611,13 @@ static int read_op_exec(nana_wop *op, nana_conn *c)
 
 /*
  * A read on a clustered store whose link to the leader was lost: reads
- * change nothing, so it runs again (linking to the new leader) while
- * cluster_wait_ms lasts, pausing 10 ms between tries.
+ * change nothing, so it runs again (linking to the new leader) until
+ * cluster_wait_ms after it |started|, pausing 10 ms between tries.
  */
-static int read_again(nana_store *s, nana_conn *c, nana_read_fn fn, void *arg, int rc)
+static int read_again(nana_store *s, nana_conn *c, nana_read_fn fn, void *arg, int rc,
+                      uint64_t started)
 {
-    uint64_t deadline = nana_now_ns() + (uint64_t)s->opts.cluster_wait_ms * 1000000ull;
+    uint64_t deadline = started + (uint64_t)s->opts.cluster_wait_ms * 1000000ull;
     while (rc && c->lost && nana_now_ns() < deadline) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
@@ -632,8 +635,9 @@ int nana_store_read(nana_store *s, nana_read_fn fn, void *arg)
     }
     nana_conn *c = nana_pool_acquire(&s->pool, s->opts.busy_timeout_ms);
     if (!c) return NANA_ERR_BUSY;
+    uint64_t started = c->cluster ? nana_now_ns() : 0;
     int rc = fn(c, arg);
-    if (c->cluster && c->lost) rc = read_again(s, c, fn, arg, rc);
+    if (c->cluster && c->lost) rc = read_again(s, c, fn, arg, rc, started);
     nana_pool_release(&s->pool, c);
     atomic_fetch_add_explicit(&s->st_sqlite_reads, 1, memory_order_relaxed);
     return rc;
