@@ -227,7 +227,7 @@ int nana_server_cluster_start(const nana_server_opts *o, nana_server_cluster **o
     if (!rc) rc = make_dir(dir);
     if (!rc)
         rc = nana_dql_node_start(o->cluster_id, o->cluster_bind, dir, 0, o->cluster_latency_ms,
-                                 &c->node);
+                                 NULL, &c->node);
     if (!rc && o->cluster_join) rc = join(c, o);
     if (!rc) rc = wait_leader(c, o->cluster_start_ms);
     if (rc) {

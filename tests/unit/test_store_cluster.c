@@ -79,7 +79,7 @@ static int setup(void **state)
     snprintf(g_dir, sizeof(g_dir), "%s/store-cluster-XXXXXX", tmp);
     if (!mkdtemp(g_dir)) return -1;
     free_address(g_addr, sizeof(g_addr));
-    return nana_dql_node_start(1, g_addr, g_dir, 0, 0, &g_node) ? -1 : 0;
+    return nana_dql_node_start(1, g_addr, g_dir, 0, 0, NULL, &g_node) ? -1 : 0;
 }
 
 static int teardown(void **state)
@@ -305,7 +305,7 @@ static void test_no_leader(void **state)
     assert_true(nana_now_ns() - t0 < 20ull * 1000000000ull);
     OK(nana_store_close(s));
     /* The node comes back on the same data: the first write is there. */
-    OK(nana_dql_node_start(1, g_addr, g_dir, 0, 0, &g_node));
+    OK(nana_dql_node_start(1, g_addr, g_dir, 0, 0, NULL, &g_node));
     s = open_clustered("lost.db", 10000);
     t = nana_store_default_table(s);
     expect_stored(t, "a", "1");
