@@ -429,6 +429,7 @@ typedef struct nana_dql_tls_stats {
     uint64_t timed_out; /* handshakes cut at handshake_ms */
     size_t open;        /* inbound connections open now */
     size_t pending;     /* of which in their handshake */
+    size_t sessions;    /* sessions the relay thread holds now, inbound and outgoing */
 } nana_dql_tls_stats;
 
 void nana_dql_tls_stats_get(nana_dql_tls *t, nana_dql_tls_stats *s);

@@ -110,7 +110,7 @@ struct nana_dql_tls {
     size_t open_in, pending_in;
     /* counters, read by any thread */
     _Atomic uint64_t accepted, relayed, refused, evicted, failed, timed_out;
-    _Atomic size_t open_now, pending_now;
+    _Atomic size_t open_now, pending_now, sessions;
 };
 
 static _Atomic(nana_dql_tls *) g_use;
@@ -472,6 +472,7 @@ static void reap(nana_dql_tls *t)
         }
         *pp = r->next;
         relay_free(r);
+        atomic_fetch_sub(&t->sessions, 1);
     }
 }
 
@@ -505,6 +506,7 @@ static void accept_all(nana_dql_tls *t, int i, int lfd)
         r->deadline = r->born + (uint64_t)t->o.handshake_ms * 1000000u;
         r->next = t->list;
         t->list = r;
+        atomic_fetch_add(&t->sessions, 1);
         t->open_in++;
         t->pending_in++;
         atomic_store(&t->open_now, t->open_in);
@@ -540,6 +542,7 @@ static void *relay_main(void *arg)
             in = r->next;
             r->next = t->list;
             t->list = r;
+            atomic_fetch_add(&t->sessions, 1);
         }
         if (stop) break;
         reap(t);
@@ -829,6 +832,7 @@ void nana_dql_tls_stats_get(nana_dql_tls *t, nana_dql_tls_stats *s)
     s->timed_out = atomic_load(&t->timed_out);
     s->open = atomic_load(&t->open_now);
     s->pending = atomic_load(&t->pending_now);
+    s->sessions = atomic_load(&t->sessions);
 }
 
 void nana_dql_tls_use(nana_dql_tls *t)

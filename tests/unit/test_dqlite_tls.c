@@ -15,8 +15,9 @@
  * proper node certificate through the same raw client gets the answer. A
  * peer that never finishes its handshake is cut at the deadline; idle
  * unauthenticated connections past pending_max evict the oldest; past
- * conns_max established ones, a newcomer is refused. Bad credentials are
- * refused at start. Every wait is bounded.
+ * conns_max established ones, a newcomer is refused; a session whose one
+ * side ended while the other never does is closed after handshake_ms. Bad
+ * credentials are refused at start. Every wait is bounded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,6 +36,7 @@
 #include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -561,6 +563,97 @@ static void test_conns_cap(void **state)
     one_stop(&n);
 }
 
+/* A TLS peer of our own that takes one connection, completes the handshake
+ * as a node (node2) and then neither reads nor closes until told to. */
+typedef struct mute_peer {
+    int lfd;
+    int stop[2]; /* a pipe: written to let the peer go */
+    int handshook;
+} mute_peer;
+
+static void *mute_peer_main(void *arg)
+{
+    mute_peer *m = arg;
+    struct pollfd p = {.fd = m->lfd, .events = POLLIN};
+    if (poll(&p, 1, 5000) != 1) return NULL;
+    int fd = accept(m->lfd, NULL, NULL);
+    if (fd < 0) return NULL;
+    gnutls_certificate_credentials_t cred;
+    gnutls_certificate_allocate_credentials(&cred);
+    gnutls_certificate_set_x509_trust_file(cred, cpath("ca.pem"), GNUTLS_X509_FMT_PEM);
+    gnutls_certificate_set_x509_key_file(cred, cpath("node2.pem"), cpath("node2.key"),
+                                         GNUTLS_X509_FMT_PEM);
+    gnutls_session_t s;
+    gnutls_init(&s, GNUTLS_SERVER);
+    gnutls_priority_set_direct(s, "NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL);
+    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
+    gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
+    gnutls_transport_set_int(s, fd);
+    gnutls_handshake_set_timeout(s, 5000);
+    int g;
+    do {
+        g = gnutls_handshake(s);
+    } while (g == GNUTLS_E_AGAIN || g == GNUTLS_E_INTERRUPTED);
+    m->handshook = g == 0;
+    struct pollfd q = {.fd = m->stop[0], .events = POLLIN};
+    (void)poll(&q, 1, 10000);
+    gnutls_deinit(s);
+    close(fd);
+    gnutls_certificate_free_credentials(cred);
+    return NULL;
+}
+
+static void test_half_closed_cut(void **state)
+{
+    (void)state;
+    mute_peer m = {.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    assert_int_equal(pipe(m.stop), 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(m.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(m.lfd, 4), 0);
+    socklen_t l = sizeof(sa);
+    assert_int_equal(getsockname(m.lfd, (struct sockaddr *)&sa, &l), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, mute_peer_main, &m), 0);
+
+    nana_dql_tls *t = tls_of("node1", "ca.pem", 300, 0, 0);
+    int fd = -1;
+    OK(nana_dql_tls_connect(t, addr, 3000, 0, &fd));
+    nana_dql_tls_stats s;
+    uint64_t deadline = nana_now_ns() + 5000000000ull;
+    do { /* the relay thread takes the session over */
+        nana_dql_tls_stats_get(t, &s);
+        if (s.sessions == 1) break;
+        usleep(10000);
+    } while (nana_now_ns() < deadline);
+    assert_int_equal(s.sessions, 1);
+    /* Our side ends; the peer never does: the session goes after 300 ms,
+     * not before. */
+    uint64_t t0 = nana_now_ns();
+    close(fd);
+    deadline = t0 + 5000000000ull;
+    do {
+        nana_dql_tls_stats_get(t, &s);
+        if (s.sessions == 0) break;
+        usleep(10000);
+    } while (nana_now_ns() < deadline);
+    assert_int_equal(s.sessions, 0);
+    assert_true(nana_now_ns() - t0 >= 250000000ull);
+    ssize_t w = write(m.stop[1], "x", 1);
+    assert_int_equal(w, 1);
+    pthread_join(th, NULL);
+    assert_true(m.handshook);
+    close(m.lfd);
+    close(m.stop[0]);
+    close(m.stop[1]);
+    nana_dql_tls_stop(t);
+}
+
 static void test_bad_credentials(void **state)
 {
     (void)state;
@@ -597,6 +690,7 @@ int main(void)
         cmocka_unit_test(test_stalled_handshake_cut),
         cmocka_unit_test(test_pending_cap),
         cmocka_unit_test(test_conns_cap),
+        cmocka_unit_test(test_half_closed_cut),
         cmocka_unit_test(test_three_nodes_over_tls),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
