@@ -136,8 +136,8 @@ int nana_cli_cluster(int argc, char **argv)
     if (!sub || !at)
         return fail(EXIT_USAGE, "UsageError", "usage: cluster SUBCOMMAND --at HOST:PORT");
     int want = !strcmp(sub, "list") ? 0 : !strcmp(sub, "assign") ? 2 : 1;
-    if (strcmp(sub, "list") && strcmp(sub, "remove") && strcmp(sub, "assign") &&
-        strcmp(sub, "transfer"))
+    if (strcmp(sub, "list") != 0 && strcmp(sub, "remove") != 0 && strcmp(sub, "assign") != 0 &&
+        strcmp(sub, "transfer") != 0)
         return fail(EXIT_USAGE, "UsageError",
                     "unknown subcommand (list, remove, assign, transfer)");
     if (nargs != want)

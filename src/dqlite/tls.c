@@ -65,7 +65,7 @@
 #define PRIORITY   "NORMAL:-VERS-ALL:+VERS-TLS1.3"
 #define RELAY_BUF  16384 /* bytes per direction per session: one TLS record */
 #define FRONTS_MAX 8     /* listeners one relay thread serves */
-#define KEY_MAX    (64u * 1024)
+#define KEY_MAX    65536u
 
 enum { ST_HANDSHAKE, ST_OPEN };
 
@@ -77,7 +77,7 @@ typedef struct relay {
     gnutls_session_t s;
     int state;
     int inbound;
-    int front; /* inbound: the index of its front */
+    char target[112]; /* inbound: its front's private listener */
     uint64_t born;
     uint64_t deadline; /* handshake, or closing once one direction ended; 0: none */
     int net_eof, plain_eof, net_shut, plain_shut, dead;
@@ -267,7 +267,7 @@ static int load_credentials(nana_dql_tls *t, const nana_dql_tls_opts *o)
 static int new_session(nana_dql_tls *t, int fd, unsigned flags, gnutls_session_t *out)
 {
     gnutls_session_t s;
-    if (gnutls_init(&s, flags | GNUTLS_NONBLOCK | GNUTLS_NO_TICKETS) < 0)
+    if (gnutls_init(&s, flags | GNUTLS_NONBLOCK | GNUTLS_NO_TICKETS | GNUTLS_NO_SIGNAL) < 0)
         return nana_err_set(NANA_ERR_NOMEM, "cluster TLS: out of memory for a session");
     if (gnutls_priority_set(s, t->prio) < 0 ||
         gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, t->cred) < 0) {
@@ -337,11 +337,7 @@ static void relay_handshake(nana_dql_tls *t, relay *r)
         relay_kill(t, r);
         return;
     }
-    char target[sizeof(t->fronts[0].target)];
-    pthread_mutex_lock(&t->mu);
-    memcpy(target, t->fronts[r->front].target, sizeof(target));
-    pthread_mutex_unlock(&t->mu);
-    r->plain = connect_private(target);
+    r->plain = connect_private(r->target);
     if (r->plain < 0) {
         relay_kill(t, r);
         return;
@@ -479,6 +475,10 @@ static void reap(nana_dql_tls *t)
 /* Takes the connections waiting on front |i|'s listener. */
 static void accept_all(nana_dql_tls *t, int i, int lfd)
 {
+    char target[sizeof(t->fronts[0].target)];
+    pthread_mutex_lock(&t->mu);
+    memcpy(target, t->fronts[i].target, sizeof(target));
+    pthread_mutex_unlock(&t->mu);
     for (int k = 0; k < 64; k++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
@@ -500,7 +500,7 @@ static void accept_all(nana_dql_tls *t, int i, int lfd)
         r->net = fd;
         r->plain = -1;
         r->inbound = 1;
-        r->front = i;
+        memcpy(r->target, target, sizeof(r->target));
         r->state = ST_HANDSHAKE;
         r->born = nana_now_ns();
         r->deadline = r->born + (uint64_t)t->o.handshake_ms * 1000000u;
