@@ -224,9 +224,12 @@ def test_recover_after_losing_majority():
         n3.srv.stop(signal.SIGKILL)
         n1.srv.stop()
         # The survivor is made the whole cluster, then started alone.
+        # libdqlite's recovery leaves its own set-up unfreed (dqlite_recover.supp).
+        env = dict(os.environ, LSAN_OPTIONS="suppressions=" + os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "dqlite_recover.supp"))
         p = subprocess.run([tool("nanasqlite-server"), *n1.srv.flags, "--cluster-recover",
                             f"1={n1.addr}"], cwd=n1.srv.dir, capture_output=True, text=True,
-                           timeout=60)
+                           timeout=60, env=env)
         check(p.returncode == 0, "--cluster-recover on the survivor", p.stderr)
         n1.srv.start()
         m = wait_voters(n1.addr, 1)
