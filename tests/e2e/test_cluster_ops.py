@@ -159,6 +159,18 @@ def test_cluster_command():
         r = n2.cli("get", "after-transfer")
         check(r.returncode == 0 and r.stdout.strip() == '"ok"', "read back on another node",
               (r.stdout, r.stderr))
+        # Named databases and tables live in the cluster too.
+        r = n3.cli("--db", "other.db", "--table", "t2", "set", "x", '"elsewhere"')
+        check(r.returncode == 0, "a write to another database and table", r.stderr)
+        r = n1.cli("--db", "other.db", "--table", "t2", "get", "x")
+        check(r.returncode == 0 and r.stdout.strip() == '"elsewhere"',
+              "read back through another node", (r.stdout, r.stderr))
+        r = n1.cli("get", "x")
+        check(r.returncode == 1 and "KeyError" in r.stderr, "not in the default database",
+              r.stderr)
+        r = n1.cli("--db", "../x.db", "get", "x")
+        check(r.returncode == 1 and "PermissionError" in r.stderr, "database names still checked",
+              r.stderr)
         # Remove a stopped node.
         n2.srv.stop()
         p = cluster_cli("remove", "2", "--at", f"{n1.addr},{n3.addr}")
