@@ -11,6 +11,13 @@
  * NANA_ERR_UNAVAILABLE and a message; a key holding NUL is refused. With
  * the node stopped, reads and writes fail with NANA_ERR_NOLEADER after
  * cluster_wait_ms, and nothing hangs.
+ *
+ * The link to the leader cut at chosen points, through a relay between the
+ * store and a node whose cluster address is the relay's: cut before COMMIT
+ * (a write's EXEC never reaches the node), the group is run again on a new
+ * link and the write is applied once; cut after COMMIT reached the node
+ * (its answer lost), the write fails with NANA_ERR_OUTCOME and is, in fact,
+ * applied; a read cut off is run again and answers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,7 +30,11 @@
 #include "util/nana_err.h"
 #include "util/nana_time.h"
 
+#include <dqlite.h>
+
 #include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -118,7 +129,9 @@ static void expect_stored(nana_table *t, const char *key, const char *want)
 {
     char *got = get_text(t, key);
     if (!want) {
-        assert_null(got);
+        bool absent = got == NULL;
+        free(got);
+        assert_true(absent);
         return;
     }
     assert_non_null(got);
@@ -313,6 +326,200 @@ static void test_no_leader(void **state)
     OK(nana_store_close(s));
 }
 
+/* ---- a relay that cuts the link at a chosen message ---- */
+
+enum { CUT_NONE = 0, CUT_AT_EXEC = 1, CUT_AFTER_COMMIT = 2, CUT_AT_QUERY = 3 };
+
+typedef struct relay {
+    int lfd;
+    char addr[64];   /* where it listens (the node's cluster address) */
+    char target[64]; /* the node's real listener */
+    atomic_int cut;  /* CUT_*: fires once, then back to CUT_NONE */
+    atomic_int fired;
+    atomic_bool stop;
+    pthread_t thread;
+} relay;
+
+/* Connects to "127.0.0.1:PORT". */
+static int dial(const char *addr)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)strtoul(strchr(addr, ':') + 1, NULL, 10));
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* One relayed connection: |c| the store's side, |n| the node's. Messages
+ * from the store are read whole (the 8-byte handshake word first, then
+ * 8-byte headers and their bodies) so the cut falls between them. */
+typedef struct hop {
+    relay *r;
+    int c, n;
+} hop;
+
+/* Reads exactly |len| bytes, or fails (0 on success). */
+static int read_full(int fd, uint8_t *p, size_t len)
+{
+    while (len) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 200) != 1) return -1;
+        ssize_t k = recv(fd, p, len, 0);
+        if (k <= 0) return -1;
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+static void *hop_main(void *arg)
+{
+    hop *h = arg;
+    relay *r = h->r;
+    uint8_t *msg = malloc(1 << 20);
+    uint8_t back[65536];
+    bool shook = false;
+    while (msg && !atomic_load(&r->stop)) {
+        struct pollfd pf[2] = {{.fd = h->c, .events = POLLIN}, {.fd = h->n, .events = POLLIN}};
+        if (poll(pf, 2, 100) < 0) break;
+        if (pf[1].revents) { /* the node's answers go back as they come */
+            ssize_t k = recv(h->n, back, sizeof(back), 0);
+            if (k <= 0 || send(h->c, back, (size_t)k, MSG_NOSIGNAL) != k) break;
+        }
+        if (!pf[0].revents) continue;
+        size_t len = 8;
+        if (read_full(h->c, msg, 8)) break;
+        if (shook) {
+            uint32_t words = (uint32_t)msg[0] | (uint32_t)msg[1] << 8 | (uint32_t)msg[2] << 16 |
+                             (uint32_t)msg[3] << 24;
+            if ((size_t)words * 8 + 8 > (1 << 20) || read_full(h->c, msg + 8, (size_t)words * 8))
+                break;
+            len += (size_t)words * 8;
+            int type = msg[4], cut = atomic_load(&r->cut);
+            bool commit = type == 8 && memmem(msg + 8, len - 8, "COMMIT", 6);
+            if ((cut == CUT_AT_EXEC && type == 5) || (cut == CUT_AT_QUERY && type == 6)) {
+                atomic_store(&r->cut, CUT_NONE);
+                atomic_fetch_add(&r->fired, 1);
+                break; /* never reaches the node */
+            }
+            if (cut == CUT_AFTER_COMMIT && commit) {
+                atomic_store(&r->cut, CUT_NONE);
+                atomic_fetch_add(&r->fired, 1);
+                if (send(h->n, msg, len, MSG_NOSIGNAL) != (ssize_t)len) break;
+                struct pollfd pn = {.fd = h->n, .events = POLLIN};
+                if (poll(&pn, 1, 5000) == 1) (void)!recv(h->n, back, sizeof(back), 0);
+                break; /* the commit ran; its answer is lost */
+            }
+        }
+        shook = true;
+        if (send(h->n, msg, len, MSG_NOSIGNAL) != (ssize_t)len) break;
+    }
+    free(msg);
+    close(h->c);
+    close(h->n);
+    free(h);
+    return NULL;
+}
+
+static void *relay_main(void *arg)
+{
+    relay *r = arg;
+    while (!atomic_load(&r->stop)) {
+        struct pollfd pf = {.fd = r->lfd, .events = POLLIN};
+        if (poll(&pf, 1, 100) != 1) continue;
+        int c = accept(r->lfd, NULL, NULL);
+        if (c < 0) continue;
+        hop *h = malloc(sizeof(*h));
+        int n = dial(r->target);
+        if (!h || n < 0) {
+            free(h);
+            close(c);
+            if (n >= 0) close(n);
+            continue;
+        }
+        *h = (hop){r, c, n};
+        pthread_t t;
+        if (pthread_create(&t, NULL, hop_main, h) == 0)
+            pthread_detach(t);
+        else
+            hop_main(h);
+    }
+    return NULL;
+}
+
+static void test_link_cut(void **state)
+{
+    (void)state;
+    /* A node whose cluster address is the relay: the store finds the leader
+     * there and every link goes through it. */
+    relay r = {.cut = CUT_NONE};
+    r.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(r.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(r.lfd, 64), 0);
+    socklen_t l = sizeof(sa);
+    assert_int_equal(getsockname(r.lfd, (struct sockaddr *)&sa, &l), 0);
+    snprintf(r.addr, sizeof(r.addr), "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    free_address(r.target, sizeof(r.target));
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/relayed", g_dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    dqlite_node *dn = NULL;
+    assert_int_equal(dqlite_node_create(1, r.addr, dir, &dn), 0);
+    assert_int_equal(dqlite_node_set_bind_address(dn, r.target), 0);
+    assert_int_equal(dqlite_node_start(dn), 0);
+    assert_int_equal(pthread_create(&r.thread, NULL, relay_main, &r), 0);
+
+    nana_store_opts o;
+    nana_store_opts_init(&o);
+    o.cluster_nodes = r.addr;
+    o.cluster_wait_ms = 5000;
+    nana_store *s = NULL;
+    OK(nana_store_open("cut.db", &o, &s));
+    nana_table *t = nana_store_default_table(s);
+    OK(nana_kv_set(t, "warm", 4, "0", 1)); /* the writer's link is up */
+
+    /* Cut before COMMIT: the group runs again on a new link, applied once. */
+    atomic_store(&r.cut, CUT_AT_EXEC);
+    OK(nana_kv_set(t, "a", 1, "1", 1));
+    assert_int_equal(atomic_load(&r.fired), 1);
+    expect_stored(t, "a", "1");
+
+    /* Cut after COMMIT reached the node: the outcome is unknown to the
+     * store, which says so; the write was in fact applied. */
+    atomic_store(&r.cut, CUT_AFTER_COMMIT);
+    assert_int_equal(nana_kv_set(t, "b", 1, "2", 1), NANA_ERR_OUTCOME);
+    assert_non_null(strstr(nana_errmsg(), "may or may not have been applied"));
+    assert_int_equal(atomic_load(&r.fired), 2);
+    expect_stored(t, "b", "2");
+
+    /* A read cut off runs again and answers. */
+    atomic_store(&r.cut, CUT_AT_QUERY);
+    expect_stored(t, "a", "1");
+    assert_int_equal(atomic_load(&r.fired), 3);
+
+    /* The store goes on: a set after all that. */
+    OK(nana_kv_set(t, "c", 1, "3", 1));
+    expect_stored(t, "c", "3");
+    OK(nana_store_close(s));
+    atomic_store(&r.stop, true);
+    pthread_join(r.thread, NULL);
+    close(r.lfd);
+    dqlite_node_stop(dn);
+    dqlite_node_destroy(dn);
+    struct timespec ts = {0, 300 * 1000000L}; /* the relay's hops see the close */
+    nanosleep(&ts, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_grouped_sets),
         cmocka_unit_test(test_two_servers_one_database),
         cmocka_unit_test(test_refused_calls),
+        cmocka_unit_test(test_link_cut),
         cmocka_unit_test(test_no_leader),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
