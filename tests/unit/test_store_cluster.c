@@ -337,6 +337,7 @@ typedef struct relay {
     atomic_int cut;  /* CUT_*: fires once, then back to CUT_NONE */
     atomic_int fired;
     atomic_bool stop;
+    atomic_int live; /* hop threads still running (they read this struct) */
     pthread_t thread;
 } relay;
 
@@ -424,6 +425,7 @@ static void *hop_main(void *arg)
     close(h->c);
     close(h->n);
     free(h);
+    atomic_fetch_sub(&r->live, 1); /* the last touch of |r| */
     return NULL;
 }
 
@@ -445,6 +447,7 @@ static void *relay_main(void *arg)
         }
         *h = (hop){r, c, n};
         pthread_t t;
+        atomic_fetch_add(&r->live, 1);
         if (pthread_create(&t, NULL, hop_main, h) == 0)
             pthread_detach(t);
         else
@@ -516,8 +519,12 @@ static void test_link_cut(void **state)
     close(r.lfd);
     dqlite_node_stop(dn);
     dqlite_node_destroy(dn);
-    struct timespec ts = {0, 300 * 1000000L}; /* the relay's hops see the close */
-    nanosleep(&ts, NULL);
+    /* The hops see the close and stop reading |r| (on this stack) before
+     * this function returns. */
+    uint64_t deadline = nana_now_ns() + 5000000000ull;
+    while (atomic_load(&r.live) > 0 && nana_now_ns() < deadline)
+        usleep(10000);
+    assert_int_equal(atomic_load(&r.live), 0);
 }
 
 int main(void)
