@@ -90,7 +90,7 @@ static int setup(void **state)
     snprintf(g_dir, sizeof(g_dir), "%s/store-cluster-XXXXXX", tmp);
     if (!mkdtemp(g_dir)) return -1;
     free_address(g_addr, sizeof(g_addr));
-    return nana_dql_node_start(1, g_addr, g_dir, 0, 0, &g_node) ? -1 : 0;
+    return nana_dql_node_start(1, g_addr, g_dir, 0, 0, NULL, &g_node) ? -1 : 0;
 }
 
 static int teardown(void **state)
@@ -318,7 +318,7 @@ static void test_no_leader(void **state)
     assert_true(nana_now_ns() - t0 < 20ull * 1000000000ull);
     OK(nana_store_close(s));
     /* The node comes back on the same data: the first write is there. */
-    OK(nana_dql_node_start(1, g_addr, g_dir, 0, 0, &g_node));
+    OK(nana_dql_node_start(1, g_addr, g_dir, 0, 0, NULL, &g_node));
     s = open_clustered("lost.db", 10000);
     t = nana_store_default_table(s);
     expect_stored(t, "a", "1");
@@ -337,6 +337,7 @@ typedef struct relay {
     atomic_int cut;  /* CUT_*: fires once, then back to CUT_NONE */
     atomic_int fired;
     atomic_bool stop;
+    atomic_int live; /* hop threads still running (they read this struct) */
     pthread_t thread;
 } relay;
 
@@ -424,6 +425,7 @@ static void *hop_main(void *arg)
     close(h->c);
     close(h->n);
     free(h);
+    atomic_fetch_sub(&r->live, 1); /* the last touch of |r| */
     return NULL;
 }
 
@@ -445,6 +447,7 @@ static void *relay_main(void *arg)
         }
         *h = (hop){r, c, n};
         pthread_t t;
+        atomic_fetch_add(&r->live, 1);
         if (pthread_create(&t, NULL, hop_main, h) == 0)
             pthread_detach(t);
         else
@@ -516,8 +519,12 @@ static void test_link_cut(void **state)
     close(r.lfd);
     dqlite_node_stop(dn);
     dqlite_node_destroy(dn);
-    struct timespec ts = {0, 300 * 1000000L}; /* the relay's hops see the close */
-    nanosleep(&ts, NULL);
+    /* The hops see the close and stop reading |r| (on this stack) before
+     * this function returns. */
+    uint64_t deadline = nana_now_ns() + 5000000000ull;
+    while (atomic_load(&r.live) > 0 && nana_now_ns() < deadline)
+        usleep(10000);
+    assert_int_equal(atomic_load(&r.live), 0);
 }
 
 int main(void)
