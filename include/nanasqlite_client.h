@@ -45,7 +45,8 @@
  * HTTP/2 (gRPC) on TCP to the same host and port. A server that answers
  * over QUIC (a refusal, a TLS failure, a refused login) is not retried
  * over TCP. After a QUIC attempt got no answer, new connections of the
- * same client or pool go straight to HTTP/2 for NANA_CLIENT_QUIC_RETRY_MS;
+ * same client or pool to the same server go straight to HTTP/2 for
+ * NANA_CLIENT_QUIC_RETRY_MS;
  * after that a reconnect tries QUIC first again (a network may heal). A
  * connection stays on the transport it was made on until it is lost.
  * connect_timeout_ms bounds the whole attempt, fallback included.
@@ -158,8 +159,8 @@ typedef enum nana_client_transport {
     NANA_CLIENT_TRANSPORT_H2 = 2,   /* gRPC over HTTP/2 on TLS over TCP only */
 } nana_client_transport;
 
-/* After a QUIC attempt got no answer (AUTO), new connections go straight to
- * HTTP/2 for this long. */
+/* After a QUIC attempt got no answer (AUTO), new connections to that server
+ * go straight to HTTP/2 for this long. */
 #define NANA_CLIENT_QUIC_RETRY_MS 60000u
 
 /* Every option left 0 (or NULL) takes its default; times are capped at one day. */
@@ -299,8 +300,10 @@ typedef struct nana_pool_opts {
     unsigned lifetime_ms; /* retire a connection this old (after its calls); 0 = never (default) */
     unsigned health_interval_ms; /* how often connections are checked and min_conns restored;
                                     default 1000 */
-    unsigned
-        breaker_failures;     /* consecutive connection failures that open the breaker; default 5 */
+    /* consecutive connection failures that open the breaker; default 5 (with
+     * several nodes: every node's latest attempt failed and their failures in
+     * a row add up to this) */
+    unsigned breaker_failures;
     unsigned breaker_open_ms; /* how long it stays open before one probe; default 5000 */
     /* The servers of a cluster, "HOST:PORT,HOST:PORT,..." (IPv4 "10.0.0.1:4433",
      * IPv6 "[fd00::1]:4433" or a name "db1.example:4433"; at most

@@ -178,18 +178,22 @@ static void count_per_node(const nana_pool *p, unsigned cnt[NANA_POOL_MAX_NODES]
  * the one with the fewest connections, ties taken in turn. Pool lock held. */
 static unsigned pick_node(nana_pool *p, uint64_t now)
 {
+    unsigned nn = p->nnodes;
+    if (nn < 2) return 0;
     unsigned cnt[NANA_POOL_MAX_NODES];
     count_per_node(p, cnt);
     bool any_available = false;
-    for (unsigned i = 0; i < p->nnodes && !any_available; i++)
+    for (unsigned i = 0; i < nn && !any_available; i++)
         any_available = node_available(p, i, now);
-    unsigned best = UINT32_MAX;
-    for (unsigned k = 0; k < p->nnodes; k++) {
-        unsigned i = (p->turn_node + k) % p->nnodes;
+    unsigned best = 0;
+    bool found = false;
+    for (unsigned k = 0; k < nn; k++) {
+        unsigned i = (p->turn_node + k) % nn;
         if (any_available && !node_available(p, i, now)) continue;
-        if (best == UINT32_MAX || cnt[i] < cnt[best]) best = i;
+        if (!found || cnt[i] < cnt[best]) best = i;
+        found = true;
     }
-    p->turn_node = (best + 1) % p->nnodes;
+    p->turn_node = (best + 1) % nn;
     return best;
 }
 
@@ -383,7 +387,7 @@ static nana_client *choose(nana_pool *p, nana_result *err)
         if (pc->retiring) continue;
         nc_client_info in;
         nc_client_info_get(pc->c, &in);
-        unsigned rank = (pc->node + p->nnodes - turn) % p->nnodes;
+        unsigned rank = p->nnodes > 1 ? (pc->node + p->nnodes - turn) % p->nnodes : 0;
         if (in.ready &&
             (in.pending < best_pending || (in.pending == best_pending && rank < best_rank))) {
             best = pc->c;

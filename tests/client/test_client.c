@@ -813,7 +813,8 @@ static long server_len(unsigned port)
     nana_client *c = NULL;
     nana_result r = {0};
     long n = -1;
-    if (!nana_client_connect(&o, &c, &r) && !call(c, "__len__", NULL, &r)) n = atol(r.json);
+    if (!nana_client_connect(&o, &c, &r) && !call(c, "__len__", NULL, &r))
+        n = strtol(r.json, NULL, 10);
     nana_result_free(&r);
     nana_client_close(c);
     return n;
@@ -1023,10 +1024,10 @@ static void test_pool_nodes(void)
         last_ok = rc == 0 ? last_ok + 1 : 0;
         nana_pool_stats_get(p, &st);
         if (st.breaker > max_state) max_state = st.breaker;
-        if (st.connect_failures >= f0 + 4u * po.breaker_failures && last_ok >= 10) break;
+        if (st.connect_failures >= f0 + 4ull * po.breaker_failures && last_ok >= 10) break;
         sleep_ms(20);
     }
-    CHECK(st.connect_failures >= f0 + 4u * po.breaker_failures && last_ok >= 10,
+    CHECK(st.connect_failures >= f0 + 4ull * po.breaker_failures && last_ok >= 10,
           "the live node serves while the others fail (%llu failures, %d ok in a row: %s)",
           (unsigned long long)(st.connect_failures - f0), last_ok, r.message ? r.message : "");
     CHECK(max_state == NANA_BREAKER_CLOSED && st.breaker_trips == 0,
