@@ -5,9 +5,11 @@
  * completion fd, timeouts, reconnect after a server restart, a server
  * that vanishes mid-call, authentication and connection failures, and the
  * pool (least-loaded spreading, exhaustion, idle and lifetime retirement,
- * the circuit breaker opening, probing and closing), the transports (gRPC
- * over HTTP/2 on TCP; AUTO falling back to it through a TCP-only forwarder
- * whose UDP port is silent, as where UDP is dropped).
+ * the circuit breaker opening, probing and closing), a pool over three
+ * servers as the nodes of a cluster (spreading, a node killed, replaced
+ * and back, the breaker only when all are down; bad node lists refused),
+ * the transports (gRPC over HTTP/2 on TCP; AUTO falling back to it through
+ * a TCP-only forwarder whose UDP port is silent, as where UDP is dropped).
  *
  * usage: test_client BIN_DIR TMP_DIR [TEST...] (TEST: a name from main's
  * table; none: all). Every wait is bounded. Ends with
@@ -917,6 +919,7 @@ static void test_pool_nodes(void)
     po.min_conns = po.max_conns = NANA_POOL_MAX_NODES;
     CHECK(nana_pool_open(&o, &po, &p, &r) == 0, "16 nodes, only the last alive: %s", r.message);
     CHECK(p && pool_set(p, "x", 0, NULL, &r) == 0, "a call on it: %s", r.message);
+    nana_result_free(&r);
     nana_pool_close(p);
     p = NULL;
     snprintf(list, sizeof(list), "127.0.0.1:%u,127.0.0.1:%u", dead[0], s[0].port);
@@ -924,6 +927,7 @@ static void test_pool_nodes(void)
     po.max_conns = 6;
     for (int i = 0; i < 3; i++) { /* the one connection may go to either first */
         CHECK(nana_pool_open(&o, &po, &p, &r) == 0, "the first node dead: %s", r.message);
+        nana_result_free(&r);
         nana_pool_close(p);
         p = NULL;
     }
