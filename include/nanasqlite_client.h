@@ -15,11 +15,12 @@
  * when a whole connection attempt fails while they wait, or when they have
  * waited connect_timeout_ms for a connection, they fail with ECONNECT.
  *
- * A nana_pool spreads calls over several connections to one server
- * (least-loaded first), opens and closes them between min and max, retires
- * idle and old ones, and has a circuit breaker that fails calls at once
- * after repeated connection failures and probes before letting them
- * through again.
+ * A nana_pool spreads calls over several connections to one server, or
+ * to every node of a cluster (least-loaded first), opens and closes them
+ * between min and max, retires idle and old ones, moves connections off a
+ * node that fails, and has a circuit breaker that fails calls at once
+ * after repeated connection failures (on every node) and probes before
+ * letting them through again.
  *
  * Values cross this API as JSON text (the NanaSQLite data model is JSON);
  * on the wire they travel as msgpack.
@@ -44,7 +45,8 @@
  * HTTP/2 (gRPC) on TCP to the same host and port. A server that answers
  * over QUIC (a refusal, a TLS failure, a refused login) is not retried
  * over TCP. After a QUIC attempt got no answer, new connections of the
- * same client or pool go straight to HTTP/2 for NANA_CLIENT_QUIC_RETRY_MS;
+ * same client or pool to the same server go straight to HTTP/2 for
+ * NANA_CLIENT_QUIC_RETRY_MS;
  * after that a reconnect tries QUIC first again (a network may heal). A
  * connection stays on the transport it was made on until it is lost.
  * connect_timeout_ms bounds the whole attempt, fallback included.
@@ -157,8 +159,8 @@ typedef enum nana_client_transport {
     NANA_CLIENT_TRANSPORT_H2 = 2,   /* gRPC over HTTP/2 on TLS over TCP only */
 } nana_client_transport;
 
-/* After a QUIC attempt got no answer (AUTO), new connections go straight to
- * HTTP/2 for this long. */
+/* After a QUIC attempt got no answer (AUTO), new connections to that server
+ * go straight to HTTP/2 for this long. */
 #define NANA_CLIENT_QUIC_RETRY_MS 60000u
 
 /* Every option left 0 (or NULL) takes its default; times are capped at one day. */
@@ -298,17 +300,31 @@ typedef struct nana_pool_opts {
     unsigned lifetime_ms; /* retire a connection this old (after its calls); 0 = never (default) */
     unsigned health_interval_ms; /* how often connections are checked and min_conns restored;
                                     default 1000 */
-    unsigned
-        breaker_failures;     /* consecutive connection failures that open the breaker; default 5 */
+    /* consecutive connection failures that open the breaker; default 5 (with
+     * several nodes: every node's latest attempt failed and their failures in
+     * a row add up to this) */
+    unsigned breaker_failures;
     unsigned breaker_open_ms; /* how long it stays open before one probe; default 5000 */
+    /* The servers of a cluster, "HOST:PORT,HOST:PORT,..." (IPv4 "10.0.0.1:4433",
+     * IPv6 "[fd00::1]:4433" or a name "db1.example:4433"; at most
+     * NANA_POOL_MAX_NODES, all of one address family): connections are spread
+     * over them, and the rest of nana_client_opts (server_name, key, account,
+     * transport, ...) applies to each. NULL or "": the one server of
+     * nana_client_opts.host and .port (default). */
+    const char *nodes;
 } nana_pool_opts;
+
+/* The most nodes a pool's list may name. */
+#define NANA_POOL_MAX_NODES 16
 
 void nana_pool_opts_init(nana_pool_opts *p);
 
 typedef struct nana_pool nana_pool;
 
-/* Opens the pool and its first min_conns connections (waiting for at least
- * one). Errors as nana_client_connect. */
+/* Opens the pool and its first min_conns connections, spread over the
+ * nodes (waiting until one of them, on any node, is authenticated, or every
+ * one has failed). Errors as nana_client_connect; a bad node list is
+ * EINVALID naming the entry. */
 int nana_pool_open(const nana_client_opts *o, const nana_pool_opts *p, nana_pool **out,
                    nana_result *err);
 
@@ -348,6 +364,10 @@ typedef struct nana_pool_stats {
     unsigned in_flight; /* calls pending over all connections */
     int breaker;        /* nana_breaker_state */
     uint64_t opened, closed_idle, closed_lifetime, connect_failures, breaker_trips;
+    /* With several nodes: connections given up on because their node failed
+     * while another node was available (each replaced on another node), and
+     * connections closed to move one to a node that had fewer. */
+    uint64_t replaced, rebalanced;
 } nana_pool_stats;
 
 void nana_pool_stats_get(nana_pool *p, nana_pool_stats *out);

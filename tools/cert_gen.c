@@ -7,6 +7,9 @@
  * the CA's. Clients trust ca.pem; cert.pem works as a trust file too (the
  * Python client loads it).
  *
+ * --node makes the certificate a cluster node's: TLS client authentication
+ * as well as server (nanasqlite-server --cluster-cert; see CLUSTER.md).
+ *
  * --client NAME issues a client certificate from the same CA instead
  * (NAME.pem, NAME-key.pem), for mutual TLS, and prints its fingerprints as
  * an account in the accounts file names them; --fingerprint FILE prints
@@ -34,7 +37,7 @@ typedef struct cert_names {
 typedef struct cert_args {
     cert_names names;
     unsigned days;
-    bool rsa, force;
+    bool rsa, force, node;
     const char *dir, *ca, *ca_key;
     const char *client;      /* --client NAME: a client certificate instead */
     const char *fingerprint; /* --fingerprint FILE: print, write nothing */
@@ -132,6 +135,10 @@ static const nana_opt rows[] = {
      .kind = NANA_OPT_FLAG,
      AT(force),
      .help = "replace cert.pem and key.pem (a CA is never replaced)"},
+    {.name = "node",
+     .kind = NANA_OPT_FLAG,
+     AT(node),
+     .help = "a cluster node's certificate: for TLS client authentication too (--cluster-cert)"},
     {.name = "client",
      .kind = NANA_OPT_STRING,
      AT(client),
@@ -205,7 +212,10 @@ int main(int argc, char **argv)
                  "With --client NAME it writes a client certificate from the same CA instead,\n"
                  "NAME.pem and NAME-key.pem (0600), for a server started with --client-ca\n"
                  "ca.pem, and prints its fingerprints as the accounts file takes them.\n"
-                 "--fingerprint FILE prints those of an existing certificate.\n",
+                 "--fingerprint FILE prints those of an existing certificate.\n"
+                 "\n"
+                 "With --node the certificate is a cluster node's (TLS client authentication\n"
+                 "too), for nanasqlite-server --cluster-cert; give every node's the same CA.\n",
         .epilog = "exit status: 0 written, 1 not written (the reason on stderr), 2 bad command "
                   "line.\n",
         .tables = &table,
@@ -218,12 +228,17 @@ int main(int argc, char **argv)
         return 2;
     }
     bool hosts = a.names.ndns > 1 || a.names.nip > 2;
-    if (a.fingerprint && (a.client || a.ca || hosts || a.force || a.rsa)) {
+    if (a.fingerprint && (a.client || a.ca || hosts || a.force || a.rsa || a.node)) {
         fprintf(stderr, "nanasqlite-cert-gen: --fingerprint only reads a certificate; it takes "
                         "no other option\n");
         return 2;
     }
     if (a.fingerprint) return print_fingerprints(a.fingerprint, "");
+    if (a.client && a.node) {
+        fprintf(stderr, "nanasqlite-cert-gen: --node makes a node's certificate, --client a "
+                        "client's: one or the other\n");
+        return 2;
+    }
     if (a.client && hosts) {
         fprintf(stderr, "nanasqlite-cert-gen: --host names a server; a --client certificate "
                         "names no host\n");
@@ -250,7 +265,8 @@ int main(int argc, char **argv)
                            .n_ip = nip,
                            .days = (unsigned)days,
                            .algo = algo,
-                           .server = 1};
+                           .server = 1,
+                           .client = a.node};
     nana_dev_server_files f;
     if (nana_certgen_dev_server(dir, &spec, ca, ca_key, force, &f)) {
         fprintf(stderr, "nanasqlite-cert-gen: %s%s\n", nana_errmsg(),
@@ -262,9 +278,13 @@ int main(int argc, char **argv)
                f.ca_key);
     else
         printf("using the CA %s\n", f.ca_cert);
-    printf("wrote %s (the server certificate, then the CA's) and %s (private key, keep it "
+    printf("wrote %s (the %s certificate, then the CA's) and %s (private key, keep it "
            "secret)\n",
-           f.cert, f.key);
-    printf("clients trust %s (or %s)\n", f.ca_cert, f.cert);
+           f.cert, a.node ? "node" : "server", f.key);
+    if (a.node)
+        printf("a node runs with --cluster-cert %s --cluster-key %s --cluster-ca %s\n", f.cert,
+               f.key, f.ca_cert);
+    else
+        printf("clients trust %s (or %s)\n", f.ca_cert, f.cert);
     return 0;
 }

@@ -8,8 +8,11 @@
  *   cluster assign ID voter|standby|spare --at ...  change a node's role
  *   cluster transfer ID --at ...                    hand leadership over
  *
- * The cluster address takes no login: whoever reaches it can do all of
- * this, which is why it belongs on a private network (CLUSTER.md).
+ * The cluster address takes no login. A cluster with mutual TLS lets in
+ * only holders of a node certificate of its CA: --cert, --cert-key and
+ * --ca name one (a node's own files will do). Without TLS whoever reaches
+ * the address can do all of this, which is why it then belongs on a
+ * private network (CLUSTER.md).
  */
 #include "cli_cluster.h"
 
@@ -24,9 +27,12 @@ enum { EXIT_SERVER = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
 
 static const char usage_text[] =
     "usage: nanasqlite-cli cluster SUBCOMMAND [ARGS] --at HOST:PORT[,HOST:PORT...]\n"
+    "           [--cert FILE --cert-key FILE --ca FILE]\n"
     "\n"
     "A dqlite cluster's membership, at a node's cluster address (the servers'\n"
     "--cluster-bind). Changes go to the leader, found through the nodes given.\n"
+    "A cluster with mutual TLS (the servers' --cluster-cert) needs a node\n"
+    "certificate of its CA: --cert, its key --cert-key and the CA --ca.\n"
     "\n"
     "  list [--json]                  every node: id, address, role; the leader marked\n"
     "  remove ID                      take node ID out of the cluster\n"
@@ -100,6 +106,7 @@ static size_t split_at(char *at, const char **addrs, size_t cap)
 int nana_cli_cluster(int argc, char **argv)
 {
     const char *sub = NULL, *args[2] = {NULL, NULL};
+    const char *cert = NULL, *cert_key = NULL, *ca = NULL;
     char *at = NULL;
     int json = 0, nargs = 0;
     for (int i = 1; i < argc; i++) {
@@ -108,6 +115,12 @@ int nana_cli_cluster(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--at") && i + 1 < argc) {
             at = argv[++i];
+        } else if (!strcmp(argv[i], "--cert") && i + 1 < argc) {
+            cert = argv[++i];
+        } else if (!strcmp(argv[i], "--cert-key") && i + 1 < argc) {
+            cert_key = argv[++i];
+        } else if (!strcmp(argv[i], "--ca") && i + 1 < argc) {
+            ca = argv[++i];
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
         } else if (argv[i][0] == '-') {
@@ -123,8 +136,8 @@ int nana_cli_cluster(int argc, char **argv)
     if (!sub || !at)
         return fail(EXIT_USAGE, "UsageError", "usage: cluster SUBCOMMAND --at HOST:PORT");
     int want = !strcmp(sub, "list") ? 0 : !strcmp(sub, "assign") ? 2 : 1;
-    if (strcmp(sub, "list") && strcmp(sub, "remove") && strcmp(sub, "assign") &&
-        strcmp(sub, "transfer"))
+    if (strcmp(sub, "list") != 0 && strcmp(sub, "remove") != 0 && strcmp(sub, "assign") != 0 &&
+        strcmp(sub, "transfer") != 0)
         return fail(EXIT_USAGE, "UsageError",
                     "unknown subcommand (list, remove, assign, transfer)");
     if (nargs != want)
@@ -142,12 +155,27 @@ int nana_cli_cluster(int argc, char **argv)
         else
             return fail(EXIT_USAGE, "UsageError", "the role is voter, standby or spare");
     }
+    if ((cert || cert_key || ca) && !(cert && cert_key && ca))
+        return fail(EXIT_USAGE, "UsageError", "--cert, --cert-key and --ca go together");
     const char *addrs[16];
     size_t n = split_at(at, addrs, 16);
     if (!n) return fail(EXIT_USAGE, "UsageError", "--at takes 1 to 16 HOST:PORT addresses");
+    nana_dql_tls *tls = NULL;
+    if (cert) {
+        nana_dql_tls_opts to;
+        nana_dql_tls_opts_default(&to);
+        to.cert_file = cert;
+        to.key_file = cert_key;
+        to.ca_file = ca;
+        if (nana_dql_tls_start(&to, &tls)) return fail(EXIT_USAGE, "TLSError", nana_errmsg());
+        nana_dql_tls_use(tls);
+    }
     nana_dql_conn *dq = NULL;
-    if (nana_dql_connect_leader(addrs, n, NULL, &dq))
-        return fail(EXIT_CONNECT, "ConnectionError", nana_errmsg());
+    if (nana_dql_connect_leader(addrs, n, NULL, &dq)) {
+        int st = fail(EXIT_CONNECT, "ConnectionError", nana_errmsg());
+        nana_dql_tls_stop(tls);
+        return st;
+    }
     int rc = 0;
     if (!strcmp(sub, "list")) {
         rc = list(dq, json);
@@ -161,5 +189,6 @@ int nana_cli_cluster(int argc, char **argv)
             printf("null\n");
     }
     nana_dql_close(dq);
+    nana_dql_tls_stop(tls);
     return rc;
 }

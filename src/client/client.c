@@ -71,6 +71,7 @@ struct nana_client {
     uint64_t attempt_deadline, next_attempt;
     uint64_t attempt_start; /* when the current attempt began */
     uint64_t attempts_ok, attempts_failed, reconnects;
+    uint64_t failing_since; /* the first attempt that failed since it was last READY; 0: none */
     int64_t auth_sid;
     nana_buf auth_buf;
     /* calls */
@@ -364,6 +365,7 @@ static void became_ready(nana_client *c)
     if (c->attempts_ok++) c->reconnects++;
     c->backoff_ms = c->reconnect_min_ms;
     c->fail_status = 0;
+    c->failing_since = 0;
     pthread_cond_broadcast(&c->cv);
 }
 
@@ -498,6 +500,7 @@ static int connection_ended(nana_client *c, const char *why, done_list *done)
         snprintf(c->last_fail_msg, sizeof(c->last_fail_msg), "%s", c->fail_msg);
         c->last_fail_status = c->fail_status;
         c->attempts_failed++;
+        if (!c->failing_since) c->failing_since = nana_now_ns();
         /* Calls that waited through a whole failed attempt fail now, not at
          * their timeout; calls that came during it wait for the next one. */
         for (nc_call *call = c->queue.next, *nx; call != &c->queue; call = nx) {
@@ -1249,7 +1252,7 @@ static void h2_connect_post(nana_quic_conn *qc, void *arg)
 static int fall_back(nana_client *c, const char *quic_why, done_list *done)
 {
     snprintf(c->quic_why, sizeof(c->quic_why), "%s", quic_why);
-    nc_rt_quic_silent(c->rt, nana_now_ns());
+    nc_rt_quic_silent(c->rt, c->addr, c->port, nana_now_ns());
     c->fallback_at = 0;
     h2_attempt(c);
     return h2_begin(c, done);
@@ -1352,7 +1355,8 @@ static int start_attempt(nana_client *c, uint64_t now)
     c->fallback_at = 0;
     c->quic_why[0] = '\0';
     if (c->transport == NANA_CLIENT_TRANSPORT_H2 ||
-        (c->transport == NANA_CLIENT_TRANSPORT_AUTO && now < nc_rt_quic_quiet_until(c->rt))) {
+        (c->transport == NANA_CLIENT_TRANSPORT_AUTO &&
+         now < nc_rt_quic_quiet_until(c->rt, c->addr, c->port))) {
         h2_attempt(c);
         if (nc_rt_post(c->rt, c->h, h2_connect_post, c)) {
             c->closing_attempt = true; /* the tick fails it at once */
@@ -1521,9 +1525,10 @@ static int load_key(const char *path, bool optional, nc_key *key, nana_result *e
     return NANA_CLIENT_OK;
 }
 
-static int resolve(const char *host, char *addr, size_t cap, int *family, nana_result *err)
+int nc_resolve(const char *host, int family, char addr[INET6_ADDRSTRLEN], int *got,
+               nana_result *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM}, *res = NULL;
+    struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_DGRAM}, *res = NULL;
     int rc = getaddrinfo(host, NULL, &hints, &res);
     if (rc || !res)
         return nc_result_error(err, NANA_CLIENT_ECONNECT, "cannot resolve '%s': %s", host,
@@ -1531,8 +1536,8 @@ static int resolve(const char *host, char *addr, size_t cap, int *family, nana_r
     const void *a = res->ai_family == AF_INET6
                         ? (const void *)&((const struct sockaddr_in6 *)res->ai_addr)->sin6_addr
                         : (const void *)&((const struct sockaddr_in *)res->ai_addr)->sin_addr;
-    *family = res->ai_family;
-    bool ok = inet_ntop(res->ai_family, a, addr, (socklen_t)cap) != NULL;
+    *got = res->ai_family;
+    bool ok = inet_ntop(res->ai_family, a, addr, INET6_ADDRSTRLEN) != NULL;
     freeaddrinfo(res);
     if (!ok) return nc_result_error(err, NANA_CLIENT_ECONNECT, "cannot resolve '%s'", host);
     return NANA_CLIENT_OK;
@@ -1544,12 +1549,16 @@ unsigned nc_opt_ms(unsigned v, unsigned def)
     return v > NC_MAX_MS ? NC_MAX_MS : v;
 }
 
+int nc_load_key(const nana_client_opts *o, nc_key *key, nana_result *err)
+{
+    return load_key(o->key_file ? o->key_file : "nana_private.pem", o->cert_file != NULL, key, err);
+}
+
 int nc_load_target(const nana_client_opts *o, nc_key *key, char addr[INET6_ADDRSTRLEN], int *family,
                    nana_result *err)
 {
-    int rc =
-        load_key(o->key_file ? o->key_file : "nana_private.pem", o->cert_file != NULL, key, err);
-    if (!rc) rc = resolve(o->host ? o->host : "127.0.0.1", addr, INET6_ADDRSTRLEN, family, err);
+    int rc = nc_load_key(o, key, err);
+    if (!rc) rc = nc_resolve(o->host ? o->host : "127.0.0.1", AF_UNSPEC, addr, family, err);
     return rc;
 }
 
@@ -1681,24 +1690,38 @@ void nc_client_free(nana_client *c)
     free(c);
 }
 
+/* The outcome of the attempts so far (lock held): OK when READY, the first
+ * failed attempt's error or ECLOSED in |err|, or -1 while none has ended. */
+static int outcome_locked(nana_client *c, nana_result *err)
+{
+    if (c->state == ST_READY) return NANA_CLIENT_OK;
+    if (c->attempts_failed)
+        return nc_result_error(err, c->fail_status ? c->fail_status : NANA_CLIENT_ECONNECT, "%s",
+                               c->fail_msg);
+    if (c->state == ST_CLOSED)
+        return nc_result_error(err, NANA_CLIENT_ECLOSED, "the client was closed");
+    return -1;
+}
+
 int nc_client_wait_ready(nana_client *c, unsigned ms, nana_result *err)
 {
     struct timespec ts = nana_timespec_at(nana_now_ns() + (uint64_t)ms * 1000000ull);
     pthread_mutex_lock(&c->mu);
     while (c->state != ST_READY && !c->attempts_failed && c->state != ST_CLOSED)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &ts)) break;
-    int rc = NANA_CLIENT_OK;
-    if (c->state == ST_READY)
-        rc = NANA_CLIENT_OK;
-    else if (c->attempts_failed)
-        rc = nc_result_error(err, c->fail_status ? c->fail_status : NANA_CLIENT_ECONNECT, "%s",
-                             c->fail_msg);
-    else if (c->state == ST_CLOSED)
-        rc = nc_result_error(err, NANA_CLIENT_ECLOSED, "the client was closed");
-    else
+    int rc = outcome_locked(c, err);
+    if (rc < 0)
         rc = nc_result_error(err, NANA_CLIENT_ECONNECT,
                              "no authenticated connection to %s:%u within %u ms", c->addr, c->port,
                              ms);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int nc_client_outcome(nana_client *c, nana_result *err)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = outcome_locked(c, err);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -1711,6 +1734,7 @@ void nc_client_info_get(nana_client *c, nc_client_info *out)
     out->pending = c->pending;
     out->created_ns = c->created_ns;
     out->last_used_ns = c->last_used_ns;
+    out->failing_since_ns = c->state == ST_READY ? 0 : c->failing_since;
     pthread_mutex_unlock(&c->mu);
 }
 

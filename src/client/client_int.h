@@ -350,12 +350,15 @@ void nc_rt_h2_del(nc_rt *rt, nana_quic_handle h);
 nch2_conn *nc_rt_h2_get(const nc_rt *rt, nana_quic_handle h);
 
 /*
- * AUTO transport: a QUIC attempt of a client of this runtime got no answer
- * (UDP seems blocked): until nc_rt_quic_quiet_until's time, new attempts
- * go straight to HTTP/2. Any thread.
+ * AUTO transport: a QUIC attempt of a client of this runtime to the server
+ * at |addr|:|port| got no answer (UDP seems blocked): until
+ * nc_rt_quic_quiet_until's time, new attempts to that server go straight
+ * to HTTP/2 (0: not so). Per server, so that one node of a pool that is
+ * down does not send the others' connections over TCP. Remembers the
+ * NANA_POOL_MAX_NODES servers most recently quiet. Any thread.
  */
-void nc_rt_quic_silent(nc_rt *rt, uint64_t now_ns);
-uint64_t nc_rt_quic_quiet_until(nc_rt *rt);
+void nc_rt_quic_silent(nc_rt *rt, const char *addr, uint16_t port, uint64_t now_ns);
+uint64_t nc_rt_quic_quiet_until(nc_rt *rt, const char *addr, uint16_t port);
 
 /* ---- clients, as the runtime and the pool see them (client.c) ------------ */
 
@@ -409,13 +412,22 @@ uint64_t nc_client_tick(nana_client *c, uint64_t now);
  * failed; 0, or the attempt's error in |err|. */
 int nc_client_wait_ready(nana_client *c, unsigned ms, nana_result *err);
 
+/*
+ * Non-blocking: NANA_CLIENT_OK once the client is authenticated, the
+ * status of its first failed attempt (or ECLOSED) with |err| filled, or -1
+ * while its first attempt runs.
+ */
+int nc_client_outcome(nana_client *c, nana_result *err);
+
 /* State for the pool: authenticated now, calls pending, created and last
- * used times. */
+ * used times, and since when its attempts have been failing (the time of
+ * the first failed attempt since it was last authenticated; 0: none). */
 typedef struct nc_client_info {
     bool ready;
     bool connecting;
     unsigned pending;
     uint64_t created_ns, last_used_ns;
+    uint64_t failing_since_ns;
 } nc_client_info;
 
 void nc_client_info_get(nana_client *c, nc_client_info *out);
@@ -452,6 +464,41 @@ unsigned nc_opt_ms(unsigned v, unsigned def);
  */
 int nc_load_target(const nana_client_opts *o, nc_key *key, char addr[INET6_ADDRSTRLEN], int *family,
                    nana_result *err);
+
+/* The key part of nc_load_target alone (the pool resolves its nodes itself). */
+int nc_load_key(const nana_client_opts *o, nc_key *key, nana_result *err);
+
+/*
+ * Resolves |host| (a numeric address or a name) to its first address of
+ * |family| (AF_UNSPEC: any) as numeric text in |addr|, its family in
+ * *got. ECONNECT with |err| filled when it does not resolve.
+ */
+int nc_resolve(const char *host, int family, char addr[INET6_ADDRSTRLEN], int *got,
+               nana_result *err);
+
+/* ---- the pool's nodes (nodes.c) ------------------------------------------ */
+
+/* The longest entry of a node list: a host name (253) in brackets, ':' and
+ * a port. */
+#define NC_NODE_ENTRY_MAX 262
+
+/* One node: the entry as written (for messages), its address and port. */
+typedef struct nc_node_addr {
+    char name[NC_NODE_ENTRY_MAX + 1];
+    char addr[INET6_ADDRSTRLEN];
+    uint16_t port;
+} nc_node_addr;
+
+/*
+ * Reads a node list ("HOST:PORT,[IPV6]:PORT,...", at most
+ * NANA_POOL_MAX_NODES entries, blanks around an entry ignored) into
+ * out[0..*n) and resolves every entry, all to one address family (*family):
+ * numeric addresses decide it, names are resolved in it. EINVALID naming
+ * the entry for a malformed list, one of two families, or a node listed
+ * twice; ECONNECT for a name that does not resolve.
+ */
+int nc_nodes_parse(const char *list, nc_node_addr out[NANA_POOL_MAX_NODES], unsigned *n,
+                   int *family, nana_result *err);
 
 /*
  * aql.c's calls through a submit function (the client's or the pool's):

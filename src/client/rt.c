@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,7 +42,14 @@ struct nc_rt {
         nch2_conn *conn;
     } * h2s;
     size_t nh2, caph2;
-    _Atomic uint64_t quic_quiet_until; /* AUTO: QUIC got no answer; HTTP/2 until then */
+    /* AUTO: servers (by address and port) whose QUIC got no answer, and until
+     * when new attempts to them go straight to HTTP/2 (a leaf lock) */
+    pthread_mutex_t quiet_mu;
+    struct quiet_entry {
+        char addr[INET6_ADDRSTRLEN];
+        uint16_t port;
+        uint64_t until;
+    } quiet[NANA_POOL_MAX_NODES];
 };
 
 nana_quic_ep *nc_rt_ep(nc_rt *rt)
@@ -103,6 +111,7 @@ int nc_rt_new(const nana_client_opts *o, int family, void (*tick)(void *arg), vo
     nc_rt *rt = calloc(1, sizeof(*rt));
     if (!rt) return nc_result_error(err, NANA_CLIENT_ENOMEM, "out of memory");
     pthread_mutex_init(&rt->mu, NULL);
+    pthread_mutex_init(&rt->quiet_mu, NULL);
     nana_cond_init_monotonic(&rt->cv);
     pthread_cond_init(&rt->idle_cv, NULL);
     rt->tick = tick;
@@ -177,6 +186,7 @@ void nc_rt_free(nc_rt *rt)
     free(rt->cert_file);
     free(rt->key_file);
     pthread_mutex_destroy(&rt->mu);
+    pthread_mutex_destroy(&rt->quiet_mu);
     pthread_cond_destroy(&rt->cv);
     pthread_cond_destroy(&rt->idle_cv);
     free(rt);
@@ -250,14 +260,34 @@ nch2_conn *nc_rt_h2_get(const nc_rt *rt, nana_quic_handle h)
     return NULL;
 }
 
-void nc_rt_quic_silent(nc_rt *rt, uint64_t now_ns)
+void nc_rt_quic_silent(nc_rt *rt, const char *addr, uint16_t port, uint64_t now_ns)
 {
-    atomic_store(&rt->quic_quiet_until, now_ns + NANA_CLIENT_QUIC_RETRY_MS * 1000000ull);
+    pthread_mutex_lock(&rt->quiet_mu);
+    /* Its entry, else the one that ends first (an ended one is free). */
+    struct quiet_entry *e = &rt->quiet[0];
+    for (size_t i = 0; i < NANA_POOL_MAX_NODES; i++) {
+        struct quiet_entry *q = &rt->quiet[i];
+        if (q->port == port && !strcmp(q->addr, addr)) {
+            e = q;
+            break;
+        }
+        if (q->until < e->until) e = q;
+    }
+    snprintf(e->addr, sizeof(e->addr), "%s", addr);
+    e->port = port;
+    e->until = now_ns + NANA_CLIENT_QUIC_RETRY_MS * 1000000ull;
+    pthread_mutex_unlock(&rt->quiet_mu);
 }
 
-uint64_t nc_rt_quic_quiet_until(nc_rt *rt)
+uint64_t nc_rt_quic_quiet_until(nc_rt *rt, const char *addr, uint16_t port)
 {
-    return atomic_load(&rt->quic_quiet_until);
+    uint64_t until = 0;
+    pthread_mutex_lock(&rt->quiet_mu);
+    for (size_t i = 0; i < NANA_POOL_MAX_NODES && !until; i++)
+        if (rt->quiet[i].port == port && !strcmp(rt->quiet[i].addr, addr))
+            until = rt->quiet[i].until;
+    pthread_mutex_unlock(&rt->quiet_mu);
+    return until;
 }
 
 int nc_rt_add(nc_rt *rt, nana_client *c)

@@ -335,6 +335,23 @@ static int check_not_companion(nana_dbs *d, const char *name, size_t len, const 
     return NANA_OK;
 }
 
+/* Records the store |st| just opened for |name| (closing it if that fails);
+ * on success *out is |st|, owned by the entry. */
+static int keep_opened(nana_dbs *d, const char *name, size_t len, const char *real,
+                       const struct stat *id, nana_store *st, nana_store **out)
+{
+    pthread_mutex_lock(&d->mu);
+    int rc = add_entry(d, name, len, real, id, st, true);
+    if (!rc) d->nopen++;
+    pthread_mutex_unlock(&d->mu);
+    if (rc) {
+        nana_store_close(st);
+        return rc;
+    }
+    *out = st;
+    return NANA_OK;
+}
+
 /* Opens the new store for |name| at |real|; the caller holds open_mu. */
 static int open_named(nana_dbs *d, const char *name, size_t len, const char *real, bool exists,
                       nana_store **out)
@@ -371,16 +388,7 @@ static int open_named(nana_dbs *d, const char *name, size_t len, const char *rea
         nana_store_close(st);
         return nana_err_set(rc, "Database '%.*s': %s", len > 64 ? 64 : (int)len, name, msg);
     }
-    pthread_mutex_lock(&d->mu);
-    rc = add_entry(d, name, len, real, &id, st, true);
-    if (!rc) d->nopen++;
-    pthread_mutex_unlock(&d->mu);
-    if (rc) {
-        nana_store_close(st);
-        return rc;
-    }
-    *out = st;
-    return NANA_OK;
+    return keep_opened(d, name, len, real, &id, st, out);
 }
 
 /*
@@ -409,16 +417,7 @@ static int open_clustered(nana_dbs *d, const char *name, size_t len, nana_store 
         return nana_err_set(rc, "Database '%s': %s", real, msg);
     }
     struct stat none = {0};
-    pthread_mutex_lock(&d->mu);
-    rc = add_entry(d, name, len, real, &none, st, true);
-    if (!rc) d->nopen++;
-    pthread_mutex_unlock(&d->mu);
-    if (rc) {
-        nana_store_close(st);
-        return rc;
-    }
-    *out = st;
-    return NANA_OK;
+    return keep_opened(d, name, len, real, &none, st, out);
 }
 
 int nana_dbs_get(nana_dbs *d, const char *name, size_t len, nana_store **out)

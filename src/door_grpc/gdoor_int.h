@@ -234,6 +234,7 @@ struct gcall {
     size_t req_len;
     uint8_t *proof; /* a proof for the trailers (nana-proof-bin), in the arena */
     size_t proof_len;
+    unsigned pushback_ms; /* > 0: grpc-retry-pushback-ms in the trailers (try again after) */
     unsigned nsubs;    /* queries in sq_head's queue */
     bool more;         /* ExecuteStream: rows remain after |after| */
     bool paging;       /* ExecuteStream: a page is being read */
@@ -318,6 +319,10 @@ void nana_gcall_unref(gcall *c);
 /* The stream or the connection is gone (the connection's thread). */
 void nana_gcall_detach(gcall *c);
 /* Fails |c| with |status| and answers it now (the connection's thread). */
+/* How long a client is told to wait before retrying a call that found no
+ * leader of the cluster (grpc-retry-pushback-ms). */
+#define NANA_GDOOR_NOLEADER_PUSHBACK_MS 500
+
 void nana_gcall_fail(gcall *c, nana_grpc_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The stream's events (the connection's thread). */

@@ -322,6 +322,7 @@ static int submit_trailers(h2conn *h, gcall *c)
     nana_grpc_fields_init(&f, fs, 8, &c->arena);
     int rc = nana_grpc_resp_trailers(&f, c->status, c->message);
     if (!rc && c->proof) rc = nana_grpc_resp_meta(&f, "nana-proof-bin", c->proof, c->proof_len);
+    if (!rc && c->pushback_ms) rc = nana_grpc_resp_pushback(&f, c->pushback_ms);
     c->trailered = true;
     if (!rc) rc = nghttp2_submit_trailer(h->ng, (int32_t)c->sid, nv, to_nv(&f, nv, 8));
     return rc;

@@ -243,6 +243,7 @@ static void h3_respond(gcall *c)
         nana_grpc_fields_init(&f, fs, 24, &c->arena);
         rc = nana_grpc_resp_trailers(&f, c->status, c->message);
         if (!rc && c->proof) rc = nana_grpc_resp_meta(&f, "nana-proof-bin", c->proof, c->proof_len);
+        if (!rc && c->pushback_ms) rc = nana_grpc_resp_pushback(&f, c->pushback_ms);
         if (!rc) rc = nghttp3_conn_submit_trailers(h3, c->sid, nv, to_nv(&f, nv, 24));
     }
     if (!rc) rc = nghttp3_conn_resume_stream(h3, c->sid);

@@ -310,7 +310,7 @@ static void encode_answer(gcall *c)
         /* Refused before it ran, or the server's fault: a status. */
         call_error = expected && code != NANA_ERR_TIMEOUT && code != NANA_ERR_OVERLOAD &&
                      code != NANA_ERR_RATE && code != NANA_ERR_SHUTDOWN &&
-                     code != NANA_ERR_TOOEARLY;
+                     code != NANA_ERR_TOOEARLY && code != NANA_ERR_NOLEADER;
     }
     if (code && !not_found && !call_error) {
         nana_grpc_error ge;
@@ -319,6 +319,8 @@ static void encode_answer(gcall *c)
             nana_log(NANA_LOG_ERROR, "grpc call %s failed: %s: %s", c->head.path,
                      nana_strerror(code), k->err.msg);
         c->status = ge.status;
+        /* No leader yet: gRPC's retry policy may send it again after this. */
+        if (code == NANA_ERR_NOLEADER) c->pushback_ms = NANA_GDOOR_NOLEADER_PUSHBACK_MS;
         snprintf(c->message, sizeof(c->message), "%s", ge.message);
         b->len = 0;
         nana_core_result_clear(&k->res);

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "dqlite/nana_dqlite.h"
 
@@ -52,10 +53,20 @@ int dql_rd_blob(dql_rd *r, const uint8_t **p, size_t *len, const char *what);
 /* Reads one value of type |type| as a column of a row into |v|. */
 int dql_rd_value(dql_rd *r, int type, nana_dql_value *v);
 
+/* Parses numeric "IPv4:port" or "[IPv6]:port" into |sa|; NANA_ERR_INVALID
+ * otherwise. */
+int dql_parse_address(const char *address, struct sockaddr_storage *sa, socklen_t *salen);
+
 /*
  * Splits "IPv4:port" or "[IPv6]:port" and connects a TCP socket to it within
  * |timeout_ms|, with TCP_NODELAY, close-on-exec. |nonblock| leaves the socket
  * non-blocking; else it is made blocking again. *fd is the caller's.
+ */
+int dql_tcp_connect(const char *address, int timeout_ms, int nonblock, int *fd);
+
+/*
+ * A connection to a node for the client: dql_tcp_connect, or through the
+ * TLS a process chose with nana_dql_tls_use (tls.c), the same way.
  */
 int dql_sock_connect(const char *address, int timeout_ms, int nonblock, int *fd);
 

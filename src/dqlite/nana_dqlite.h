@@ -17,6 +17,9 @@
  *   - the client (client.c): one blocking TCP connection, used by one thread
  *     at a time (each of the store's threads holds its own), with deadlines
  *     on every request, its prepared statements cached.
+ *   - mutual TLS (tls.c): a front on a node's cluster address that relays
+ *     authenticated peers to the node's private listener, and outgoing
+ *     connections through TLS handed back as plain sockets.
  *   - the node (node.c): a dqlite node on a data directory and a loopback or
  *     LAN address; the node with id 1 bootstraps a new cluster, the others
  *     join through the leader (ADD, then ASSIGN as voter).
@@ -353,6 +356,84 @@ int nana_dql_assign(nana_dql_conn *c, uint64_t id, uint64_t role);
 int nana_dql_remove(nana_dql_conn *c, uint64_t id);
 int nana_dql_transfer(nana_dql_conn *c, uint64_t id);
 
+/* ---- mutual TLS between nodes (and the tools that talk to them) ---- */
+
+typedef struct nana_dql_tls nana_dql_tls;
+
+#define NANA_DQL_TLS_HANDSHAKE_MS_DEFAULT 5000
+#define NANA_DQL_TLS_CONNS_MAX_DEFAULT    256
+#define NANA_DQL_TLS_PENDING_MAX_DEFAULT  32
+
+typedef struct nana_dql_tls_opts {
+    const char *cert_file; /* this node's certificate (PEM, its chain after it) */
+    const char *key_file;  /* its private key (PEM; only its owner may read it) */
+    const char *ca_file;   /* the cluster's CA: the only trust anchor */
+    int handshake_ms;      /* an inbound handshake's deadline (default 5000) */
+    size_t conns_max;      /* inbound connections open at once, per front set (default 256) */
+    size_t pending_max;    /* of which still in their handshake (default 32) */
+} nana_dql_tls_opts;
+
+/* Fills |o| with the defaults and no files. */
+void nana_dql_tls_opts_default(nana_dql_tls_opts *o);
+
+/*
+ * Loads the credentials of |o| and starts the relay thread. The key file
+ * must be a regular file only its owner may read or write; the certificate
+ * must chain to the CA and allow both TLS server and client authentication
+ * (a node certificate): NANA_ERR_INVALID otherwise, saying which. A peer is
+ * accepted, either way, when its certificate is such a node certificate of
+ * the same CA; names and addresses in it are not checked. On success *out
+ * is the caller's, stopped with nana_dql_tls_stop.
+ */
+int nana_dql_tls_start(const nana_dql_tls_opts *o, nana_dql_tls **out);
+
+/* Stops the relay thread, closes every session and front, frees |t|.
+ * Undoes nana_dql_tls_use(t). NULL-safe. */
+void nana_dql_tls_stop(nana_dql_tls *t);
+
+/*
+ * Listens on |address| (numeric HOST:PORT): each connection that completes
+ * the handshake with a node certificate within handshake_ms is relayed to
+ * |target| ("@name", an abstract Unix socket, or HOST:PORT). *front names
+ * it for nana_dql_tls_front_close. At most 8 fronts per |t|.
+ */
+int nana_dql_tls_front(nana_dql_tls *t, const char *address, const char *target, int *front);
+
+/* Stops listening on a front (its sessions go on until they end). */
+void nana_dql_tls_front_close(nana_dql_tls *t, int front);
+
+/*
+ * Connects to the node at |address| through TLS: TCP, the client side of
+ * the handshake and the check of the node's certificate, all within
+ * |timeout_ms|. *fd (the caller's) is a plain socket relayed through the
+ * session, non-blocking if |nonblock|. NANA_ERR_PERM when the handshake
+ * failed (a peer that is not a node of the cluster, or that refused us).
+ */
+int nana_dql_tls_connect(nana_dql_tls *t, const char *address, int timeout_ms, int nonblock,
+                         int *fd);
+
+/*
+ * Makes every connection of this process's wire-protocol client (and of
+ * nodes started without their own TLS) go through |t|; NULL: plain TCP
+ * again. Call it before the connections are made; keep |t| until then.
+ */
+void nana_dql_tls_use(nana_dql_tls *t);
+
+/* What the fronts of a nana_dql_tls saw, since it started. */
+typedef struct nana_dql_tls_stats {
+    uint64_t accepted;  /* inbound TCP connections taken */
+    uint64_t relayed;   /* of which authenticated and relayed to a node */
+    uint64_t refused;   /* closed at once: conns_max established ones open */
+    uint64_t evicted;   /* closed in their handshake to make room for a newcomer */
+    uint64_t failed;    /* handshakes that failed (no, or not a node, certificate; not TLS) */
+    uint64_t timed_out; /* handshakes cut at handshake_ms */
+    size_t open;        /* inbound connections open now */
+    size_t pending;     /* of which in their handshake */
+    size_t sessions;    /* sessions the relay thread holds now, inbound and outgoing */
+} nana_dql_tls_stats;
+
+void nana_dql_tls_stats_get(nana_dql_tls *t, nana_dql_tls_stats *s);
+
 /* ---- the node ---- */
 
 typedef struct nana_dql_node nana_dql_node;
@@ -365,11 +446,14 @@ typedef struct nana_dql_node nana_dql_node;
  * connections to other nodes set TCP_NODELAY and give up after
  * |connect_timeout_ms| (0: the default). |latency_ms| is the one-way network
  * latency dqlite derives its heartbeat and election timeouts from (0:
- * dqlite's default). SIGPIPE is ignored from here on if it was at its
- * default. On success *out is the caller's.
+ * dqlite's default). With |tls|, the node listens on a private abstract
+ * Unix socket, a front of |tls| on |address| lets in only peers with a node
+ * certificate, and its own connections go through |tls| (which must outlive
+ * the node); without, plain TCP on |address|. SIGPIPE is ignored from here
+ * on if it was at its default. On success *out is the caller's.
  */
 int nana_dql_node_start(uint64_t id, const char *address, const char *dir, int connect_timeout_ms,
-                        unsigned latency_ms, nana_dql_node **out);
+                        unsigned latency_ms, nana_dql_tls *tls, nana_dql_node **out);
 
 /*
  * Rewrites the Raft configuration in |dir| (node |id|'s data, the node not

@@ -10,6 +10,12 @@
  * MSG_NOSIGNAL, so a peer that goes away would raise SIGPIPE: starting a
  * node ignores SIGPIPE when it was at its default.
  *
+ * With TLS (tls.c), the node keeps its cluster address as its identity
+ * (what the Raft configuration and its peers name) but binds an abstract
+ * Unix socket that dqlite picks ("@"), which only this process can reach;
+ * a front of the TLS on the cluster address relays authenticated peers to
+ * it, and the connect function goes through the TLS too.
+ *
  * A new cluster is bootstrapped by the node with id 1 (dqlite's rule: a
  * node with that id and an empty data directory makes itself the only
  * voter). Any other node starts empty and waits: nana_dql_node_join asks
@@ -21,21 +27,26 @@
 
 #include <dqlite.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct nana_dql_node {
     dqlite_node *dn;
+    nana_dql_tls *tls;
+    int front; /* the TLS front on the cluster address, -1 if none */
     int connect_timeout_ms;
     int running;
 };
 
-/* dqlite's connect function: a TCP connection to a peer, blocking (dqlite
- * writes its handshake on it before handing it to libuv), 0 on success. */
+/* dqlite's connect function: a connection to a peer, TCP or through the
+ * node's TLS, blocking (dqlite writes its handshake on it before handing it
+ * to libuv), 0 on success. */
 static int node_connect(void *arg, const char *address, int *fd)
 {
     const nana_dql_node *n = arg;
-    return dql_sock_connect(address, n->connect_timeout_ms, 0, fd) ? 1 : 0;
+    if (n->tls) return nana_dql_tls_connect(n->tls, address, n->connect_timeout_ms, 0, fd) ? 1 : 0;
+    return dql_tcp_connect(address, n->connect_timeout_ms, 0, fd) ? 1 : 0;
 }
 
 /* dqlite's message for a failed call on |n|, or "" when there is none. */
@@ -60,7 +71,7 @@ static void ignore_sigpipe(void)
 }
 
 int nana_dql_node_start(uint64_t id, const char *address, const char *dir, int connect_timeout_ms,
-                        unsigned latency_ms, nana_dql_node **out)
+                        unsigned latency_ms, nana_dql_tls *tls, nana_dql_node **out)
 {
     *out = NULL;
     if (id == 0 || !address || !dir)
@@ -69,13 +80,15 @@ int nana_dql_node_start(uint64_t id, const char *address, const char *dir, int c
     ignore_sigpipe();
     nana_dql_node *n = calloc(1, sizeof(*n));
     if (!n) return nana_err_set(NANA_ERR_NOMEM, "dqlite: out of memory for a node");
+    n->tls = tls;
+    n->front = -1;
     n->connect_timeout_ms =
         connect_timeout_ms > 0 ? connect_timeout_ms : NANA_DQL_CONNECT_TIMEOUT_MS_DEFAULT;
     const char *step = "create";
     int rv = dqlite_node_create(id, address, dir, &n->dn);
     if (rv == 0) {
         step = "set the bind address";
-        rv = dqlite_node_set_bind_address(n->dn, address);
+        rv = dqlite_node_set_bind_address(n->dn, tls ? "@" : address);
     }
     if (rv == 0) {
         step = "set the connect function";
@@ -97,6 +110,20 @@ int nana_dql_node_start(uint64_t id, const char *address, const char *dir, int c
         return rc;
     }
     n->running = 1;
+    if (tls) {
+        const char *priv = dqlite_node_get_bind_address(n->dn);
+        int rc =
+            priv && priv[0] == '@'
+                ? nana_dql_tls_front(tls, address, priv, &n->front)
+                : nana_err_set(NANA_ERR_INTERNAL, "dqlite: node %llu did not bind a private socket",
+                               (unsigned long long)id);
+        if (rc) {
+            char msg[NANA_ERRMSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", nana_errmsg());
+            nana_dql_node_stop(n);
+            return nana_err_set_str(rc, msg);
+        }
+    }
     *out = n;
     return 0;
 }
@@ -127,6 +154,7 @@ int nana_dql_node_recover(uint64_t id, const char *address, const char *dir, con
 void nana_dql_node_stop(nana_dql_node *n)
 {
     if (!n) return;
+    if (n->front >= 0) nana_dql_tls_front_close(n->tls, n->front);
     if (n->running) dqlite_node_stop(n->dn);
     dqlite_node_destroy(n->dn);
     free(n);

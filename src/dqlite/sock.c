@@ -3,7 +3,8 @@
  * node's own connections to its peers: numeric addresses only ("IPv4:port",
  * "[IPv6]:port"), a non-blocking connect bounded by a timeout, TCP_NODELAY
  * (without it small requests wait for delayed ACKs, tens of milliseconds
- * each), close-on-exec.
+ * each), close-on-exec. dql_sock_connect (tls.c) goes through TLS instead
+ * once a process chose it (nana_dql_tls_use).
  */
 #include "dqlite/dqlite_int.h"
 #include "util/nana_err.h"
@@ -20,8 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Parses |address| into |sa|; NANA_ERR_INVALID when it is not numeric host:port. */
-static int parse_address(const char *address, struct sockaddr_storage *sa, socklen_t *salen)
+int dql_parse_address(const char *address, struct sockaddr_storage *sa, socklen_t *salen)
 {
     char host[64];
     const char *port;
@@ -71,11 +71,11 @@ static int parse_address(const char *address, struct sockaddr_storage *sa, sockl
     return 0;
 }
 
-int dql_sock_connect(const char *address, int timeout_ms, int nonblock, int *fd_out)
+int dql_tcp_connect(const char *address, int timeout_ms, int nonblock, int *fd_out)
 {
     struct sockaddr_storage sa;
     socklen_t salen = 0;
-    int rc = parse_address(address, &sa, &salen);
+    int rc = dql_parse_address(address, &sa, &salen);
     if (rc) return rc;
     int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return nana_err_set(NANA_ERR_IO, "dqlite: socket: %s", strerror(errno));

@@ -471,6 +471,10 @@ int nana_grpc_resp_meta(nana_grpc_fields *f, const char *name, const void *value
  * is not NULL or empty. */
 int nana_grpc_resp_trailers(nana_grpc_fields *f, nana_grpc_status status, const char *message);
 
+/* Adds grpc-retry-pushback-ms: |ms| (gRPC's server pushback: a client's
+ * retry policy waits this long before sending the call again). */
+int nana_grpc_resp_pushback(nana_grpc_fields *f, unsigned ms);
+
 /* Trailers-Only (an immediate error, the whole answer in one header block):
  * :status 200, content-type, grpc-status, grpc-message. */
 int nana_grpc_resp_trailers_only(nana_grpc_fields *f, nana_grpc_ctype ctype,

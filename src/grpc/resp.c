@@ -79,6 +79,14 @@ int nana_grpc_resp_trailers(nana_grpc_fields *f, nana_grpc_status status, const 
     return add(f, "grpc-message", enc, len);
 }
 
+int nana_grpc_resp_pushback(nana_grpc_fields *f, unsigned ms)
+{
+    char *digits = nana_arena_alloc(f->arena, 12);
+    if (!digits) return nana_err_set(NANA_ERR_NOMEM, "out of memory for the trailers");
+    int n = snprintf(digits, 12, "%u", ms);
+    return add(f, "grpc-retry-pushback-ms", digits, (size_t)n);
+}
+
 int nana_grpc_resp_trailers_only(nana_grpc_fields *f, nana_grpc_ctype ctype,
                                  nana_grpc_status status, const char *message)
 {

@@ -12,6 +12,12 @@
  * The databases then live in the cluster (the store's clustered backend):
  * this module hands the store the list of cluster addresses it finds the
  * leader through, this node's own first.
+ *
+ * With --cluster-cert, --cluster-key and --cluster-ca, all cluster traffic
+ * is mutual TLS (src/dqlite/tls.c): the node listens privately behind a TLS
+ * front on --cluster-bind, and every connection this process makes to a
+ * node (the node's own, joining, the store's links) goes through TLS.
+ * Without them it is plain TCP, and a warning says so at start.
  */
 #include "server/server_int.h"
 
@@ -27,6 +33,7 @@
 #include <time.h>
 
 struct nana_server_cluster {
+    nana_dql_tls *tls; /* NULL: plaintext */
     nana_dql_node *node;
     char *nodes;  /* "bind,join..." for the store */
     char **addrs; /* the same, cut at the commas (into |list|) */
@@ -200,10 +207,39 @@ int nana_server_cluster_recover(const nana_server_opts *o)
     return rc;
 }
 
+/*
+ * With the three TLS files: starts the cluster's TLS and makes this
+ * process's dqlite connections use it. Without: a warning that the
+ * traffic is neither encrypted nor authenticated.
+ */
+static int start_tls(nana_server_cluster *c, const nana_server_opts *o)
+{
+    if (!o->cluster_cert) {
+        nana_log(NANA_LOG_WARN,
+                 "cluster: traffic on %s is neither encrypted nor authenticated: anyone who "
+                 "reaches it can read and change every database and the membership "
+                 "(--cluster-cert, --cluster-key and --cluster-ca turn on mutual TLS)",
+                 o->cluster_bind);
+        return NANA_OK;
+    }
+    nana_dql_tls_opts to;
+    nana_dql_tls_opts_default(&to);
+    to.cert_file = o->cluster_cert;
+    to.key_file = o->cluster_key;
+    to.ca_file = o->cluster_ca;
+    to.handshake_ms = (int)o->cluster_handshake_ms;
+    to.conns_max = o->cluster_conns_max;
+    to.pending_max = o->cluster_pending_max;
+    int rc = nana_dql_tls_start(&to, &c->tls);
+    if (!rc) nana_dql_tls_use(c->tls);
+    return rc;
+}
+
 void nana_server_cluster_stop(nana_server_cluster *c)
 {
     if (!c) return;
     nana_dql_node_stop(c->node);
+    nana_dql_tls_stop(c->tls); /* after the node: its connections go through it */
     free(c->addrs);
     free(c->list);
     free(c->nodes);
@@ -225,9 +261,10 @@ int nana_server_cluster_start(const nana_server_opts *o, nana_server_cluster **o
                  o->cluster_join ? o->cluster_join : "");
     if (!rc) rc = split_nodes(c);
     if (!rc) rc = make_dir(dir);
+    if (!rc) rc = start_tls(c, o);
     if (!rc)
         rc = nana_dql_node_start(o->cluster_id, o->cluster_bind, dir, 0, o->cluster_latency_ms,
-                                 &c->node);
+                                 c->tls, &c->node);
     if (!rc && o->cluster_join) rc = join(c, o);
     if (!rc) rc = wait_leader(c, o->cluster_start_ms);
     if (rc) {
@@ -236,8 +273,8 @@ int nana_server_cluster_start(const nana_server_opts *o, nana_server_cluster **o
         nana_server_cluster_stop(c);
         return nana_err_set_str(rc, msg);
     }
-    nana_log(NANA_LOG_INFO, "cluster: node %llu serving at %s (data in %s)",
-             (unsigned long long)o->cluster_id, o->cluster_bind, dir);
+    nana_log(NANA_LOG_INFO, "cluster: node %llu serving at %s (data in %s%s)",
+             (unsigned long long)o->cluster_id, o->cluster_bind, dir, c->tls ? "; mutual TLS" : "");
     *out = c;
     return NANA_OK;
 }

@@ -90,6 +90,22 @@ typedef struct nana_server_opts {
     size_t tcp_send_buffer_bytes;      /* a TCP connection's unsent bytes before it stops reading,
                                           default 256 KiB */
     unsigned tls_handshake_timeout_ms; /* a TCP connection's TLS handshake, default 10000 */
+    /* a dqlite cluster (CLUSTER.md); cluster_id 0: not clustered */
+    unsigned cluster_wait_ms;      /* a call waits this long for a leader, default 10000 */
+    unsigned cluster_start_ms;     /* the start waits this long for a leader, default 120000 */
+    unsigned cluster_latency_ms;   /* one-way latency dqlite times Raft by; 0: dqlite's own */
+    unsigned cluster_handshake_ms; /* a peer's TLS handshake on the cluster address, 5000 */
+    unsigned cluster_conns_max;    /* peers' connections on the cluster address, default 256 */
+    unsigned cluster_pending_max;  /* of which still in their handshake, default 32 */
+    uint64_t cluster_id;           /* this node's id; 1 bootstraps a new cluster */
+    const char *cluster_cert;      /* this node's certificate for the cluster's mutual TLS */
+    const char *cluster_key;       /* its key (0600) */
+    const char *cluster_ca;        /* the cluster's CA; all three or none (plaintext) */
+    const char *cluster_bind;      /* HOST:PORT where this node's dqlite listens */
+    const char *cluster_join;      /* comma-separated cluster addresses of other nodes */
+    const char *cluster_dir;       /* Raft data; NULL: db_path + ".cluster" */
+    const char *cluster_recover;   /* "ID=HOST:PORT,...": rewrite this node's Raft membership to
+                                      these surviving voters and exit (CLUSTER.md) */
     /* the AQL services' server proofs */
     const char *proof_key_path; /* Ed25519 private key (PKCS#8 PEM); NULL: proof.key beside
                                    key_path, made on first start */
@@ -98,16 +114,6 @@ typedef struct nana_server_opts {
     size_t aql_batch_bytes;     /* ExecuteStream: bytes of one StreamBatch, default 65536 */
     size_t aql_window_bytes;    /* an AQL call's unacknowledged answer bytes, default 1 MiB */
     int worker_delay_ms;        /* tests only: each worker call first sleeps this long */
-    /* a dqlite cluster (CLUSTER.md); cluster_id 0: not clustered */
-    uint64_t cluster_id;         /* this node's id; 1 bootstraps a new cluster */
-    const char *cluster_bind;    /* HOST:PORT where this node's dqlite listens */
-    const char *cluster_join;    /* comma-separated cluster addresses of other nodes */
-    const char *cluster_dir;     /* Raft data; NULL: db_path + ".cluster" */
-    unsigned cluster_wait_ms;    /* a call waits this long for a leader, default 10000 */
-    unsigned cluster_start_ms;   /* the start waits this long for a leader, default 120000 */
-    unsigned cluster_latency_ms; /* one-way latency dqlite times Raft by; 0: dqlite's own */
-    const char *cluster_recover; /* "ID=HOST:PORT,...": rewrite this node's Raft membership to
-                                    these surviving voters and exit (CLUSTER.md) */
     /* databases */
     nana_open_check open_check; /* check of each database file at open, default quick */
     int allow_corrupt;          /* 1: serve damaged databases anyway (for recovery) */

@@ -708,8 +708,8 @@ static const nana_opt rows[] = {
      AT(cluster_bind),
      .group = S_CLUSTER,
      .arg = "HOST:PORT",
-     .help = "this node's cluster address: its peers and its own server reach it there (numeric; "
-             "a private network: cluster traffic is not encrypted)",
+     .help = "this node's cluster address: its peers and its own server reach it there "
+             "(numeric; mutual TLS with --cluster-cert, else a private network)",
      .section = S_CLUSTER,
      .key = "bind",
      .example = "10.0.0.1:9001"},
@@ -764,6 +764,69 @@ static const nana_opt rows[] = {
      .help = "one-way network latency between nodes; Raft's heartbeats and elections are timed "
              "from it (smaller: faster failover, more elections under load)",
      .section = S_CLUSTER},
+    {.name = "cluster-cert",
+     .kind = NANA_OPT_PATH,
+     AT(cluster_cert),
+     .def_doc = "none: cluster traffic in the clear",
+     .group = S_CLUSTER,
+     .arg = "FILE",
+     .help = "this node's certificate (PEM, from the cluster CA, for TLS server and client "
+             "authentication: nanasqlite-cert-gen --node); with --cluster-key and --cluster-ca, "
+             "all cluster traffic is mutual TLS",
+     .section = S_CLUSTER,
+     .key = "cert",
+     .example = "/etc/nanasqlite/node.pem"},
+    {.name = "cluster-key",
+     .kind = NANA_OPT_PATH,
+     AT(cluster_key),
+     .group = S_CLUSTER,
+     .arg = "FILE",
+     .help = "the private key of --cluster-cert (PEM; only its owner may read it: 0600)",
+     .section = S_CLUSTER,
+     .key = "key",
+     .example = "/etc/nanasqlite/node-key.pem"},
+    {.name = "cluster-ca",
+     .kind = NANA_OPT_PATH,
+     AT(cluster_ca),
+     .group = S_CLUSTER,
+     .arg = "FILE",
+     .help = "the cluster's CA (PEM): a peer is a node when its certificate is a node "
+             "certificate of this CA; use a CA that issues nothing else",
+     .section = S_CLUSTER,
+     .key = "ca",
+     .example = "/etc/nanasqlite/cluster-ca.pem"},
+    {.name = "cluster-handshake-ms",
+     .kind = NANA_OPT_UINT,
+     AT(cluster_handshake_ms),
+     .min = 100,
+     .max = 600000,
+     .def = "5000",
+     .group = S_CLUSTER,
+     .help = "with cluster TLS: a peer's handshake on the cluster address must end this soon",
+     .section = S_CLUSTER,
+     .key = "handshake_ms"},
+    {.name = "cluster-conns-max",
+     .kind = NANA_OPT_UINT,
+     AT(cluster_conns_max),
+     .min = 1,
+     .max = 65536,
+     .def = "256",
+     .group = S_CLUSTER,
+     .help = "with cluster TLS: peers' connections open at once on the cluster address (past "
+             "it a newcomer closes one still in its handshake, or is refused)",
+     .section = S_CLUSTER,
+     .key = "conns_max"},
+    {.name = "cluster-pending-max",
+     .kind = NANA_OPT_UINT,
+     AT(cluster_pending_max),
+     .min = 1,
+     .max = 65536,
+     .def = "32",
+     .group = S_CLUSTER,
+     .help = "with cluster TLS: of those, how many may be in their handshake (past it a "
+             "newcomer closes the oldest)",
+     .section = S_CLUSTER,
+     .key = "pending_max"},
     {.name = "cluster-recover",
      .kind = NANA_OPT_STRING,
      AT(cluster_recover),
@@ -833,6 +896,18 @@ int nana_server_opts_check(const nana_server_opts *o)
     if (o->cluster_recover && (!o->cluster_id || !o->cluster_bind))
         return nana_err_set(NANA_ERR_INVALID, "--cluster-recover needs this node's --cluster-id "
                                               "and --cluster-bind");
+    int tls = !!o->cluster_cert + !!o->cluster_key + !!o->cluster_ca;
+    if (tls && !o->cluster_id)
+        return nana_err_set(NANA_ERR_INVALID, "--cluster-cert, --cluster-key and --cluster-ca need "
+                                              "--cluster-id: this node's number in the cluster");
+    if (tls && tls < 3)
+        return nana_err_set(NANA_ERR_INVALID,
+                            "cluster TLS needs all three of --cluster-cert, --cluster-key and "
+                            "--cluster-ca (%s is missing); with none, cluster traffic is in the "
+                            "clear",
+                            !o->cluster_cert  ? "--cluster-cert"
+                            : !o->cluster_key ? "--cluster-key"
+                                              : "--cluster-ca");
     if (o->cluster_id > 1 && !o->cluster_join && !o->cluster_recover)
         return nana_err_set(NANA_ERR_INVALID,
                             "--cluster-id %llu needs --join HOST:PORT[,...]: node 1 starts a "

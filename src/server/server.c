@@ -64,6 +64,9 @@ static void fill_defaults(nana_server_opts *o)
     DEF(stream_window);
     DEF(cluster_wait_ms);
     DEF(cluster_start_ms);
+    DEF(cluster_handshake_ms);
+    DEF(cluster_conns_max);
+    DEF(cluster_pending_max);
 #undef DEF
     if (o->calls_per_sec <= 0) o->calls_per_sec = d.calls_per_sec;
     if (o->max_stream_bytes < 16) o->max_stream_bytes = 16;

@@ -142,3 +142,27 @@ int nana_clink_exec_sql(nana_conn *c, const char *sql)
         c->dq_txn = false;
     return NANA_OK;
 }
+
+int nana_clink_set_rows(nana_conn *c, nana_wop **ops, unsigned n)
+{
+    static const struct {
+        unsigned rows;
+        int sql;
+    } sizes[] = {{64, SQL_SET_64}, {16, SQL_SET_16}, {4, SQL_SET_4}, {1, SQL_SET}};
+    nana_dql_value p[128];
+    nana_table *t = ops[0]->tbl;
+    unsigned at = 0;
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        while (n - at >= sizes[k].rows) {
+            for (unsigned r = 0; r < sizes[k].rows; r++) {
+                const nana_set_op *o = (const nana_set_op *)ops[at + r];
+                p[2 * r] = nana_dql_text(o->key, o->klen);
+                p[2 * r + 1] = nana_dql_text(o->val, o->vlen);
+            }
+            int rc = nana_clink_exec(c, t->sql[sizes[k].sql], p, 2 * sizes[k].rows, NULL);
+            if (rc) return rc;
+            at += sizes[k].rows;
+        }
+    }
+    return NANA_OK;
+}

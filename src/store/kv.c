@@ -590,14 +590,7 @@ int nana_exec_del(nana_conn *c, nana_table *t, const char *key, size_t klen, nan
     return rc; /* 1 deleted, 0 absent, or an error */
 }
 
-typedef struct set_op {
-    nana_wop super;
-    const char *key;
-    size_t klen;
-    const char *val;
-    size_t vlen;
-    nana_val *cval; /* value for the cache, NULL when the table has none */
-} set_op;
+typedef nana_set_op set_op;
 
 static int set_exec(nana_wop *op, nana_conn *c)
 {
@@ -621,7 +614,7 @@ int nana_kv_set(nana_table *t, const char *key, size_t klen, const char *value, 
     int rc = nana_check_key(s, key, klen);
     if (!rc) rc = nana_check_value(s, value, vlen);
     if (rc) return rc;
-    set_op o = {.super = {.exec = set_exec, .apply = set_apply, .tbl = t},
+    set_op o = {.super = {.exec = set_exec, .apply = set_apply, .flags = WOP_SET, .tbl = t},
                 .key = key,
                 .klen = klen,
                 .val = value,
@@ -678,13 +671,16 @@ int nana_kv_set_async(nana_table *t, const char *key, size_t klen, const char *v
     o->key[klen] = '\0';
     o->done = done;
     o->arg = arg;
-    o->base = (set_op){
-        .super = {.exec = set_exec, .apply = set_apply, .complete = aset_complete, .tbl = t},
-        .key = o->key,
-        .klen = klen,
-        .val = o->value->data,
-        .vlen = vlen,
-        .cval = nana_cache_enabled(&t->cache) ? o->value : NULL};
+    o->base = (set_op){.super = {.exec = set_exec,
+                                 .apply = set_apply,
+                                 .complete = aset_complete,
+                                 .flags = WOP_SET,
+                                 .tbl = t},
+                       .key = o->key,
+                       .klen = klen,
+                       .val = o->value->data,
+                       .vlen = vlen,
+                       .cval = nana_cache_enabled(&t->cache) ? o->value : NULL};
     rc = nana_writer_submit(s, &o->base.super);
     if (rc) {
         atomic_fetch_sub(&s->writer.queued_bytes, bytes);

@@ -269,6 +269,9 @@ enum {
     SQL_GET_PATH,
     SQL_BATCH_GET,
     SQL_DEL_PLAIN, /* a clustered store's delete (dqlite runs no RETURNING) */
+    SQL_SET_4,     /* a clustered store's upserts of 4, 16 and 64 rows at once */
+    SQL_SET_16,
+    SQL_SET_64,
     SQL_COUNT_
 };
 
@@ -416,6 +419,7 @@ enum {
     WOP_TXN_BEGIN = 1u << 3,
     WOP_TXN_COMMIT = 1u << 4,
     WOP_TXN_ROLLBACK = 1u << 5,
+    WOP_SET = 1u << 6, /* a nana_set_op: a clustered writer may join it to its neighbours' rows */
 };
 
 /*
@@ -448,6 +452,24 @@ struct nana_wop {
     uintptr_t owner;       /* nana_thread_token() of the thread that queued it */
     struct nana_wop *next; /* writer-thread only: parked / deferred lists */
 };
+
+/* A set of one key (kv.c), flagged WOP_SET. */
+typedef struct nana_set_op {
+    nana_wop super;
+    const char *key;
+    size_t klen;
+    const char *val;
+    size_t vlen;
+    nana_val *cval; /* value for the cache, NULL when the table has none */
+} nana_set_op;
+
+/*
+ * Runs the |n| WOP_SET ops |ops| (all of one table, in this order) as a few
+ * multi-row upserts on a clustered connection: one round trip to the leader
+ * for up to 64 rows. On failure the caller runs them one by one (setting a
+ * row again to the same value changes nothing).
+ */
+int nana_clink_set_rows(nana_conn *c, nana_wop **ops, unsigned n);
 
 int nana_writer_start(nana_store *s);
 /* Runs everything still queued, then stops the thread. */

@@ -135,6 +135,15 @@ static void run_each(nana_store *s, nana_wop **ops, unsigned n)
         run_group(s, &ops[i], 1);
 }
 
+/* How many ops from ops[0] on are sets of one table (WOP_SET). */
+static unsigned set_run(nana_wop **ops, unsigned n)
+{
+    unsigned k = 0;
+    while (k < n && (ops[k]->flags & WOP_SET) && ops[k]->tbl == ops[0]->tbl)
+        k++;
+    return k;
+}
+
 /* What run_group_once did with its ops. */
 enum { GROUP_DONE = 0, GROUP_AGAIN = 1 };
 
@@ -157,6 +166,19 @@ static int run_group_once(nana_store *s, nana_wop **ops, unsigned n)
     }
     for (unsigned i = 0; i < n; i++) {
         nana_wop *op = ops[i];
+        unsigned rows = c->cluster ? set_run(ops + i, n - i) : 0;
+        if (rows > 1) {
+            /* Sets side by side: a few multi-row statements, not a round
+             * trip to the leader each. If they fail, each runs alone below. */
+            for (unsigned k = 0; k < rows; k++)
+                op_reset(ops[i + k]);
+            rc = nana_clink_set_rows(c, ops + i, rows);
+            if (rc && c->lost) return GROUP_AGAIN;
+            if (!rc) {
+                i += rows - 1;
+                continue;
+            }
+        }
         op_reset(op);
         rc = run_exec(op, c, (op->flags & WOP_SAVEPOINT) != 0);
         if (rc && c->lost) return GROUP_AGAIN; /* the leader dropped the transaction */
@@ -215,11 +237,13 @@ static void run_group(nana_store *s, nana_wop **ops, unsigned n)
     while (run_group_once(s, ops, n) == GROUP_AGAIN) {
         if (nana_now_ns() >= deadline) {
             int rc = s->writer.conn.lost ? NANA_ERR_NOLEADER : NANA_ERR_BUSY;
+            char why[NANA_ERRMSG_MAX]; /* the last try's reason (formatting over it garbles it) */
+            snprintf(why, sizeof(why), "%s", nana_errmsg());
             if (rc == NANA_ERR_NOLEADER)
                 (void)nana_err_set(rc,
                                    "no leader of the cluster took the write within %u ms "
                                    "(it was not applied): %.200s",
-                                   s->opts.cluster_wait_ms, nana_errmsg());
+                                   s->opts.cluster_wait_ms, why);
             else
                 (void)nana_err_set(rc, "the clustered database stayed busy for %u ms",
                                    s->opts.cluster_wait_ms);
@@ -587,12 +611,13 @@ static int read_op_exec(nana_wop *op, nana_conn *c)
 
 /*
  * A read on a clustered store whose link to the leader was lost: reads
- * change nothing, so it runs again (linking to the new leader) while
- * cluster_wait_ms lasts, pausing 10 ms between tries.
+ * change nothing, so it runs again (linking to the new leader) until
+ * cluster_wait_ms after it |started|, pausing 10 ms between tries.
  */
-static int read_again(nana_store *s, nana_conn *c, nana_read_fn fn, void *arg, int rc)
+static int read_again(nana_store *s, nana_conn *c, nana_read_fn fn, void *arg, int rc,
+                      uint64_t started)
 {
-    uint64_t deadline = nana_now_ns() + (uint64_t)s->opts.cluster_wait_ms * 1000000ull;
+    uint64_t deadline = started + (uint64_t)s->opts.cluster_wait_ms * 1000000ull;
     while (rc && c->lost && nana_now_ns() < deadline) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
@@ -610,8 +635,9 @@ int nana_store_read(nana_store *s, nana_read_fn fn, void *arg)
     }
     nana_conn *c = nana_pool_acquire(&s->pool, s->opts.busy_timeout_ms);
     if (!c) return NANA_ERR_BUSY;
+    uint64_t started = c->cluster ? nana_now_ns() : 0;
     int rc = fn(c, arg);
-    if (c->cluster && c->lost) rc = read_again(s, c, fn, arg, rc);
+    if (c->cluster && c->lost) rc = read_again(s, c, fn, arg, rc, started);
     nana_pool_release(&s->pool, c);
     atomic_fetch_add_explicit(&s->st_sqlite_reads, 1, memory_order_relaxed);
     return rc;

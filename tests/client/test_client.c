@@ -5,9 +5,11 @@
  * completion fd, timeouts, reconnect after a server restart, a server
  * that vanishes mid-call, authentication and connection failures, and the
  * pool (least-loaded spreading, exhaustion, idle and lifetime retirement,
- * the circuit breaker opening, probing and closing), the transports (gRPC
- * over HTTP/2 on TCP; AUTO falling back to it through a TCP-only forwarder
- * whose UDP port is silent, as where UDP is dropped).
+ * the circuit breaker opening, probing and closing), a pool over three
+ * servers as the nodes of a cluster (spreading, a node killed, replaced
+ * and back, the breaker only when all are down; bad node lists refused),
+ * the transports (gRPC over HTTP/2 on TCP; AUTO falling back to it through
+ * a TCP-only forwarder whose UDP port is silent, as where UDP is dropped).
  *
  * usage: test_client BIN_DIR TMP_DIR [TEST...] (TEST: a name from main's
  * table; none: all). Every wait is bounded. Ends with
@@ -640,13 +642,17 @@ static void test_pool(void)
               now_ms() - t0 < 50,
           "open breaker fails fast");
     nana_result_free(&r);
-    /* Half-open with the server still away: the probe fails, open again. */
+    /* Half-open with the server still away: the probe fails, open again.
+     * A probe refused at once leaves the breaker half-open for well under
+     * a millisecond, so the probe is seen by its failure too: while the
+     * breaker is open no attempt starts but the half-open one's. */
     int saw_half = 0;
+    uint64_t failures_open = st.connect_failures;
     for (uint64_t end = now_ms() + 5000; now_ms() < end && !saw_half; sleep_ms(5)) {
         nana_pool_stats_get(p, &st);
-        saw_half = st.breaker == NANA_BREAKER_HALF_OPEN;
+        saw_half = st.breaker == NANA_BREAKER_HALF_OPEN || st.connect_failures > failures_open;
     }
-    CHECK(saw_half, "breaker goes half-open");
+    CHECK(saw_half, "breaker goes half-open (a probe is tried)");
     for (uint64_t end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
         nana_pool_stats_get(p, &st);
         if (st.breaker == NANA_BREAKER_OPEN) break;
@@ -725,6 +731,325 @@ static void test_pool(void)
         nana_pool_close(p);
     }
     CHECK(server_stop(&s, SIGTERM) == 0, "server exits 0");
+}
+
+/* ---- the pool over several nodes (nana_pool_opts.nodes) --------------------------- */
+
+/* Opens a pool with node list |nodes| (no server needed: it must be refused
+ * before any connection) and checks the status and that the message names
+ * |needle|. */
+static void expect_nodes_refused(const char *nodes, int status, const char *needle)
+{
+    nana_client_opts o;
+    opts_for(&o, 4433);
+    nana_pool_opts po;
+    nana_pool_opts_init(&po);
+    po.nodes = nodes;
+    nana_pool *p = NULL;
+    nana_result r = {0};
+    int st = nana_pool_open(&o, &po, &p, &r);
+    CHECK(st == status && !p && r.message && strstr(r.message, needle),
+          "nodes \"%.80s\": want %d naming '%s', got %d (%s)", nodes, status, needle, st,
+          r.message ? r.message : "");
+    nana_result_free(&r);
+    nana_pool_close(p);
+}
+
+static void test_pool_nodes_invalid(void)
+{
+    printf("test_pool_nodes_invalid\n");
+    expect_nodes_refused("127.0.0.1", NANA_CLIENT_EINVALID, "'127.0.0.1' has no port");
+    expect_nodes_refused("127.0.0.1:0", NANA_CLIENT_EINVALID, "from 1 to 65535");
+    expect_nodes_refused("127.0.0.1:65536", NANA_CLIENT_EINVALID, "'127.0.0.1:65536'");
+    expect_nodes_refused("127.0.0.1:44x", NANA_CLIENT_EINVALID, "'127.0.0.1:44x': the port");
+    expect_nodes_refused("127.0.0.1:", NANA_CLIENT_EINVALID, "'127.0.0.1:': the port");
+    expect_nodes_refused(":4433", NANA_CLIENT_EINVALID, "':4433' has no host");
+    expect_nodes_refused("::1:4433", NANA_CLIENT_EINVALID, "in brackets");
+    expect_nodes_refused("[::1:4433", NANA_CLIENT_EINVALID, "'[::1:4433': '[' without ']'");
+    expect_nodes_refused("[::1]4433", NANA_CLIENT_EINVALID, "'[::1]4433'");
+    expect_nodes_refused("[127.0.0.1]:4433", NANA_CLIENT_EINVALID, "is not an IPv6 address");
+    expect_nodes_refused("10.1:4433", NANA_CLIENT_EINVALID, "'10.1' is not an IPv4 address");
+    expect_nodes_refused("a b:4433", NANA_CLIENT_EINVALID, "' ' cannot be part of a host name");
+    expect_nodes_refused("127.0.0.1:1,,127.0.0.1:2", NANA_CLIENT_EINVALID, "entry 2 is empty");
+    expect_nodes_refused("127.0.0.1:1,", NANA_CLIENT_EINVALID, "entry 2 is empty");
+    expect_nodes_refused(" , 127.0.0.1:1", NANA_CLIENT_EINVALID, "entry 1 is empty");
+    expect_nodes_refused("127.0.0.1:1, 127.0.0.1:1", NANA_CLIENT_EINVALID,
+                         "'127.0.0.1:1' and '127.0.0.1:1' are the same node");
+    expect_nodes_refused("127.0.0.1:1,[::1]:2", NANA_CLIENT_EINVALID,
+                         "node '[::1]:2' is IPv6 but node '127.0.0.1:1' is IPv4: all nodes must be "
+                         "of one address family");
+    char seventeen[1024] = "";
+    for (int i = 1; i <= NANA_POOL_MAX_NODES + 1; i++)
+        snprintf(seventeen + strlen(seventeen), sizeof(seventeen) - strlen(seventeen),
+                 "%s127.0.0.1:%d", i > 1 ? "," : "", i);
+    expect_nodes_refused(seventeen, NANA_CLIENT_EINVALID, "more than 16 nodes");
+    char longname[400];
+    memset(longname, 'a', 300);
+    snprintf(longname + 300, sizeof(longname) - 300, ":1");
+    expect_nodes_refused(longname, NANA_CLIENT_EINVALID, "longer than");
+}
+
+/* |n| loopback ports nobody listens on (bound for a moment, then closed). */
+static void dead_ports(unsigned *out, int n)
+{
+    int fds[NANA_POOL_MAX_NODES];
+    for (int i = 0; i < n; i++) {
+        fds[i] = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        out[i] = 0;
+        if (fds[i] >= 0 && !bind(fds[i], (struct sockaddr *)&a, sizeof(a)) &&
+            !getsockname(fds[i], (struct sockaddr *)&a, &len))
+            out[i] = ntohs(a.sin_port);
+    }
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0) close(fds[i]);
+}
+
+/* The number of keys of the default table of the server on |port| (through
+ * a client of its own), or -1. */
+static long server_len(unsigned port)
+{
+    nana_client_opts o;
+    opts_for(&o, port);
+    nana_client *c = NULL;
+    nana_result r = {0};
+    long n = -1;
+    if (!nana_client_connect(&o, &c, &r) && !call(c, "__len__", NULL, &r))
+        n = strtol(r.json, NULL, 10);
+    nana_result_free(&r);
+    nana_client_close(c);
+    return n;
+}
+
+/* The servers' shared log: its size now, and how many of its lines from
+ * |from| on contain |needle|. */
+static long log_size(void)
+{
+    char path[sizeof(dir) + 16];
+    snprintf(path, sizeof(path), "%s/server.log", dir);
+    struct stat sb;
+    return stat(path, &sb) ? 0 : (long)sb.st_size;
+}
+
+static int log_count(long from, const char *needle)
+{
+    char path[sizeof(dir) + 16], line[1024];
+    snprintf(path, sizeof(path), "%s/server.log", dir);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    if (f && !fseek(f, from, SEEK_SET))
+        while (fgets(line, sizeof(line), f))
+            n += strstr(line, needle) != NULL;
+    if (f) fclose(f);
+    return n;
+}
+
+/* One set through the pool; its time in *ms. */
+static int pool_set(nana_pool *p, const char *prefix, int i, uint64_t *ms, nana_result *r)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s%d", prefix, i);
+    nana_result_free(r);
+    uint64_t t0 = now_ms();
+    int st = nana_pool_set(p, key, "1", NULL, r);
+    if (ms) *ms = now_ms() - t0;
+    return st;
+}
+
+/* Waits (up to |ms|) until the pool has |conns| authenticated connections
+ * and |replaced| / |rebalanced| at least as given; fills |st|. */
+static bool pool_wait(nana_pool *p, unsigned conns, uint64_t replaced, uint64_t rebalanced,
+                      unsigned ms, nana_pool_stats *st)
+{
+    for (uint64_t end = now_ms() + ms;; sleep_ms(20)) {
+        nana_pool_stats_get(p, st);
+        if (st->conns == conns && st->replaced >= replaced && st->rebalanced >= rebalanced)
+            return true;
+        if (now_ms() >= end) return false;
+    }
+}
+
+/*
+ * Three separate servers (each its own database) as the nodes of one pool
+ * with min_conns 3: calls are spread over all three; one killed without a
+ * word (SIGKILL), no call waits past 2 s, at most the one call already sent
+ * to it fails (EUNKNOWN: noticed by the 1.5 s idle timeout, never resent),
+ * its connection is replaced on a live node and every call after succeeds;
+ * restarted on its port, a connection moves back to it and calls reach it.
+ * Two nodes down: the breaker stays closed however often they fail; all
+ * three down: it opens. Also a list of 16 (the limit) whose one live node
+ * is last, and a list whose first node is dead, open.
+ */
+static void test_pool_nodes(void)
+{
+    printf("test_pool_nodes\n");
+    server s[3];
+    const char *flags[3][3] = {{"--db", "node0.sqlite", NULL},
+                               {"--db", "node1.sqlite", NULL},
+                               {"--db", "node2.sqlite", NULL}};
+    for (int i = 0; i < 3; i++) {
+        if (server_start(&s[i], 0, flags[i])) {
+            failed++;
+            for (int j = 0; j < i; j++)
+                server_stop(&s[j], SIGTERM);
+            return;
+        }
+    }
+    nana_client_opts o;
+    opts_for(&o, 0);
+    o.idle_timeout_ms = 1500; /* a killed node says nothing: the idle timeout notices */
+    o.reconnect_min_ms = 50;
+    o.reconnect_max_ms = 200;
+    o.call_timeout_ms = 5000;
+    nana_pool_opts po;
+    nana_pool_opts_init(&po);
+    nana_pool *p = NULL;
+    nana_result r = {0};
+    nana_pool_stats st;
+
+    /* 16 nodes, the live one last; and a dead node first. */
+    unsigned dead[NANA_POOL_MAX_NODES];
+    dead_ports(dead, NANA_POOL_MAX_NODES - 1);
+    char list[1024] = "";
+    for (int i = 0; i < NANA_POOL_MAX_NODES - 1; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "127.0.0.1:%u,", dead[i]);
+    snprintf(list + strlen(list), sizeof(list) - strlen(list), "127.0.0.1:%u", s[0].port);
+    po.nodes = list;
+    po.min_conns = po.max_conns = NANA_POOL_MAX_NODES;
+    CHECK(nana_pool_open(&o, &po, &p, &r) == 0, "16 nodes, only the last alive: %s", r.message);
+    CHECK(p && pool_set(p, "x", 0, NULL, &r) == 0, "a call on it: %s", r.message);
+    nana_result_free(&r);
+    nana_pool_close(p);
+    p = NULL;
+    snprintf(list, sizeof(list), "127.0.0.1:%u,127.0.0.1:%u", dead[0], s[0].port);
+    po.min_conns = 1;
+    po.max_conns = 6;
+    for (int i = 0; i < 3; i++) { /* the one connection may go to either first */
+        CHECK(nana_pool_open(&o, &po, &p, &r) == 0, "the first node dead: %s", r.message);
+        nana_result_free(&r);
+        nana_pool_close(p);
+        p = NULL;
+    }
+
+    snprintf(list, sizeof(list), "127.0.0.1:%u, 127.0.0.1:%u, 127.0.0.1:%u", s[0].port, s[1].port,
+             s[2].port);
+    po.min_conns = 3;
+    po.max_calls_per_conn = 16;
+    po.health_interval_ms = 100;
+    po.breaker_failures = 2;
+    po.breaker_open_ms = 1000;
+    if (nana_pool_open(&o, &po, &p, &r)) {
+        CHECK(0, "pool over three nodes: %s", r.message);
+        nana_result_free(&r);
+        for (int i = 0; i < 3; i++)
+            server_stop(&s[i], SIGTERM);
+        return;
+    }
+    CHECK(pool_wait(p, 3, 0, 0, 10000, &st), "three connections (%u)", st.conns);
+
+    /* Spread: one call after another still reaches every node. */
+    long before[3], after[3];
+    for (int i = 0; i < 3; i++)
+        before[i] = server_len(s[i].port);
+    int ok = 0;
+    for (int i = 0; i < 30; i++)
+        ok += pool_set(p, "a", i, NULL, &r) == 0;
+    CHECK(ok == 30, "30 calls (%d ok; %s)", ok, r.message ? r.message : "");
+    for (int i = 0; i < 3; i++)
+        after[i] = server_len(s[i].port);
+    CHECK(after[0] > before[0] && after[1] > before[1] && after[2] > before[2] &&
+              after[0] + after[1] + after[2] - before[0] - before[1] - before[2] == 30,
+          "spread over the three nodes (%ld %ld %ld)", after[0] - before[0], after[1] - before[1],
+          after[2] - before[2]);
+
+    /* Node 2 killed. */
+    long log_at = log_size();
+    server_stop(&s[2], SIGKILL);
+    uint64_t worst = 0, took = 0;
+    int fails = 0, other = 0, calls = 0;
+    bool noticed = false;
+    for (uint64_t end = now_ms() + 15000; !noticed && now_ms() < end; calls++) {
+        int rc = pool_set(p, "b", calls, &took, &r);
+        if (took > worst) worst = took;
+        fails += rc != 0;
+        other += rc != 0 && rc != NANA_CLIENT_EUNKNOWN;
+        nana_pool_stats_get(p, &st);
+        noticed = st.replaced >= 1 && st.conns == 3;
+        sleep_ms(20);
+    }
+    printf("  after the kill: %d calls, %d failed, worst %llu ms\n", calls, fails,
+           (unsigned long long)worst);
+    CHECK(noticed, "the dead node's connection replaced (replaced %llu, conns %u)",
+          (unsigned long long)st.replaced, st.conns);
+    /* Its reconnect fell back to HTTP/2 (no QUIC answer) and failed; the
+     * replacement on a live node still speaks QUIC: only the dead node is
+     * taken for one whose UDP is blocked. */
+    CHECK(log_count(log_at, "open from") >= 1 && log_count(log_at, "(h2)") == 0,
+          "the replacement is a QUIC connection (%d opened, %d over HTTP/2)",
+          log_count(log_at, "open from"), log_count(log_at, "(h2)"));
+    CHECK(worst <= 2000, "no call waited past 2 s after the kill (worst %llu ms)",
+          (unsigned long long)worst);
+    CHECK(fails <= 1 && other == 0,
+          "of %d calls, at most the one sent to the dead node failed, EUNKNOWN (%d failed, %d "
+          "otherwise)",
+          calls, fails, other);
+    ok = 0;
+    worst = 0;
+    for (int i = 0; i < 30; i++) {
+        ok += pool_set(p, "b2-", i, &took, &r) == 0;
+        if (took > worst) worst = took;
+    }
+    CHECK(ok == 30 && worst <= 2000, "then every call succeeds (%d of 30, worst %llu ms)", ok,
+          (unsigned long long)worst);
+
+    /* Node 2 back on its port: a connection moves back to it. */
+    unsigned port2 = s[2].port;
+    CHECK(server_start(&s[2], port2, flags[2]) == 0, "node 2 restarted");
+    CHECK(pool_wait(p, 3, 1, 1, 20000, &st), "a connection moved back (rebalanced %llu, conns %u)",
+          (unsigned long long)st.rebalanced, st.conns);
+    before[2] = server_len(port2);
+    ok = 0;
+    for (int i = 0; i < 30; i++)
+        ok += pool_set(p, "c", i, NULL, &r) == 0;
+    after[2] = server_len(port2);
+    CHECK(ok == 30 && before[2] >= 0 && after[2] > before[2],
+          "calls reach the restarted node (%d ok, %ld new there)", ok, after[2] - before[2]);
+
+    /* Two nodes down: however often they fail, the breaker stays closed. */
+    server_stop(&s[1], SIGTERM);
+    server_stop(&s[2], SIGTERM);
+    nana_pool_stats_get(p, &st);
+    uint64_t f0 = st.connect_failures;
+    int last_ok = 0, max_state = 0;
+    calls = 0;
+    for (uint64_t end = now_ms() + 30000; now_ms() < end; calls++) {
+        int rc = pool_set(p, "d", calls, NULL, &r);
+        last_ok = rc == 0 ? last_ok + 1 : 0;
+        nana_pool_stats_get(p, &st);
+        if (st.breaker > max_state) max_state = st.breaker;
+        if (st.connect_failures >= f0 + 4ull * po.breaker_failures && last_ok >= 10) break;
+        sleep_ms(20);
+    }
+    CHECK(st.connect_failures >= f0 + 4ull * po.breaker_failures && last_ok >= 10,
+          "the live node serves while the others fail (%llu failures, %d ok in a row: %s)",
+          (unsigned long long)(st.connect_failures - f0), last_ok, r.message ? r.message : "");
+    CHECK(max_state == NANA_BREAKER_CLOSED && st.breaker_trips == 0,
+          "the breaker stays closed with one node up (state %d, trips %llu)", max_state,
+          (unsigned long long)st.breaker_trips);
+
+    /* All three down: it opens. */
+    server_stop(&s[0], SIGTERM);
+    int rc = 0;
+    for (uint64_t end = now_ms() + 20000; now_ms() < end && rc != NANA_CLIENT_EBREAKER;
+         sleep_ms(20))
+        rc = pool_set(p, "e", 0, NULL, &r);
+    nana_pool_stats_get(p, &st);
+    CHECK(rc == NANA_CLIENT_EBREAKER && st.breaker_trips == 1,
+          "all nodes down: the breaker opens (%d %s, trips %llu)", rc, r.message,
+          (unsigned long long)st.breaker_trips);
+    nana_result_free(&r);
+    nana_pool_close(p);
 }
 
 /* ---- the gRPC door (protocol NANA_CLIENT_PROTO_GRPC) ------------------------------- */
@@ -1437,6 +1762,8 @@ int main(int argc, char **argv)
         {"down_call_waits_one_connect_timeout", test_down_call_waits_one_connect_timeout},
         {"connect_failures", test_connect_failures},
         {"pool", test_pool},
+        {"pool_nodes_invalid", test_pool_nodes_invalid},
+        {"pool_nodes", test_pool_nodes},
         {"grpc", test_grpc},
         {"aql", test_aql_quic},
         {"aql_h2", test_aql_h2},

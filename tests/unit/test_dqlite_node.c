@@ -263,7 +263,7 @@ static void test_one_node(void **state)
     scratch_dir(dir, sizeof(dir), "dqlite1");
     free_address(addr, sizeof(addr));
     nana_dql_node *node;
-    OK(nana_dql_node_start(1, addr, dir, 0, 0, &node));
+    OK(nana_dql_node_start(1, addr, dir, 0, 0, NULL, &node));
 
     const char *cluster[1] = {addr};
     nana_dql_conn *c;
@@ -379,7 +379,7 @@ static void test_three_nodes(void **state)
         snprintf(dirs[i], sizeof(dirs[i]), "%s/n%d", root, i + 1);
         assert_int_equal(mkdir(dirs[i], 0700), 0);
         free_address(addrs[i], sizeof(addrs[i]));
-        OK(nana_dql_node_start((uint64_t)i + 1, addrs[i], dirs[i], 0, 0, &nodes[i]));
+        OK(nana_dql_node_start((uint64_t)i + 1, addrs[i], dirs[i], 0, 0, NULL, &nodes[i]));
     }
     const char *first[1] = {addrs[0]};
     OK(nana_dql_node_join(first, 1, 2, addrs[1], NULL));
