@@ -153,19 +153,24 @@ def machine_busy_ticks():
 
 class Meter:
     """CPU of one run: the server's own, per request, and what the rest of
-    the machine (not the server, not the load generator) used meanwhile."""
+    the machine (not the server, not the load generator) used meanwhile.
+    |pid| is the server's, or a list of them (a cluster's members, whose
+    CPU is summed)."""
 
     def __init__(self, pid):
-        self.pid = pid
+        self.pids = pid if isinstance(pid, list) else [pid]
         self.t0 = time.monotonic()
-        self.s0 = cpu_ticks(pid)
+        self.s0 = self.server_ticks()
         self.m0 = machine_busy_ticks()
         r = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.c0 = r.ru_utime + r.ru_stime
 
+    def server_ticks(self):
+        return sum(cpu_ticks(p) for p in self.pids)
+
     def done(self, row, requests):
         hz = os.sysconf("SC_CLK_TCK")
-        server = (cpu_ticks(self.pid) - self.s0) / hz
+        server = (self.server_ticks() - self.s0) / hz
         r = resource.getrusage(resource.RUSAGE_CHILDREN)
         loadgen = r.ru_utime + r.ru_stime - self.c0
         wall = time.monotonic() - self.t0
@@ -218,8 +223,11 @@ def bench_token():
     return f"{h}.{c}.{b64url(mac)}"
 
 
-def start_nana(work):
-    d = os.path.join(work, "nana")
+def start_nana(work, name="nana", extra=(), wait_seconds=20):
+    """Starts nanasqlite-server in WORK/NAME (made here, with a certificate,
+    a key and an account "bench" logging in by bearer token) with the flags
+    below and |extra|; returns {proc, port, h2c, dir, argv}."""
+    d = os.path.join(work, name)
     os.makedirs(d)
     tools = os.path.join(A.build, "tools")
     for tool, args in (("nanasqlite-cert-gen", []), ("nanasqlite-key-gen", ["--prefix", "bench"])):
@@ -237,12 +245,12 @@ def start_nana(work):
     argv = [os.path.join(tools, "nanasqlite-server"), "--port", "0", "--ready-file", "port.txt",
             "--accounts", "accounts.json", "--synchronous", "full",
             "--h2c", f"127.0.0.1:{h2c}", "--rate-limit", "1000000000",
-            "--max-conns-per-addr", "1000", "--log-level", "warn"]
+            "--max-conns-per-addr", "1000", "--log-level", "warn", *extra]
     p = subprocess.Popen(argv, cwd=d, stdout=open(os.path.join(d, "server.log"), "w"),
                          stderr=subprocess.STDOUT)
     STARTED.append(p)
     ready = os.path.join(d, "port.txt")
-    deadline = time.time() + 20
+    deadline = time.time() + wait_seconds
     while time.time() < deadline and not (os.path.exists(ready) and open(ready).read().strip()):
         if p.poll() is not None:
             break
