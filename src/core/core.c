@@ -53,7 +53,7 @@ bool nana_core_error_expected(int code)
     case NANA_ERR_INTERNAL:
         return false;
     default:
-        return code < 0 && code >= NANA_ERR_SHUTDOWN;
+        return code < 0 && code >= NANA_ERR_OUTCOME; /* the last code of nana_err.h */
     }
 }
 

@@ -18,6 +18,7 @@
 #include "store/store_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -50,13 +51,58 @@ int nana_cluster_unsupported(const char *what)
                         "%s is not available on a clustered database (see CLUSTER.md)", what);
 }
 
+/*
+ * The addresses to ask for the leader: the configured ones, then the
+ * members the leader listed last (copied into |buf|), without repeats.
+ */
+static size_t leader_candidates(nana_store *s, const char **out, size_t cap,
+                                char (*buf)[NANA_CL_ADDR_MAX])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->cl_n && n < cap; i++)
+        out[n++] = s->cl_nodes[i];
+    pthread_mutex_lock(&s->cl_mu);
+    size_t nb = 0;
+    for (size_t i = 0; i < s->cl_nmembers && n < cap; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < n && !seen; k++)
+            seen = strcmp(out[k], s->cl_members[i]) == 0;
+        if (seen) continue;
+        memcpy(buf[nb], s->cl_members[i], NANA_CL_ADDR_MAX);
+        out[n++] = buf[nb++];
+    }
+    pthread_mutex_unlock(&s->cl_mu);
+    return n;
+}
+
+/* Remembers the members |dq|'s leader lists (failures leave the old list). */
+static void learn_members(nana_store *s, nana_dql_conn *dq)
+{
+    nana_dql_node_info *nodes = NULL;
+    size_t n = 0;
+    if (nana_dql_cluster(dq, &nodes, &n)) return;
+    pthread_mutex_lock(&s->cl_mu);
+    s->cl_nmembers = 0;
+    for (size_t i = 0; i < n && s->cl_nmembers < NANA_CL_MEMBERS_MAX; i++)
+        if (strlen(nodes[i].address) < NANA_CL_ADDR_MAX)
+            snprintf(s->cl_members[s->cl_nmembers++], NANA_CL_ADDR_MAX, "%s", nodes[i].address);
+    pthread_mutex_unlock(&s->cl_mu);
+    free(nodes);
+}
+
 /* Links to the leader and opens the store's database there, if not linked. */
 static int ensure(nana_conn *c)
 {
     if (c->dq) return NANA_OK;
-    const nana_store *s = c->store;
+    nana_store *s = c->store;
+    const char *addrs[NANA_CL_MEMBERS_MAX * 2];
+    char buf[NANA_CL_MEMBERS_MAX][NANA_CL_ADDR_MAX];
+    size_t n = leader_candidates(s, addrs, sizeof(addrs) / sizeof(addrs[0]), buf);
     nana_dql_conn *dq = NULL;
-    int rc = nana_dql_connect_leader((const char *const *)s->cl_nodes, s->cl_n, &s->cl_opts, &dq);
+    int rc = nana_dql_connect_leader(addrs, n, &s->cl_opts, &dq);
+    if (!rc) learn_members(s, dq);
+    if (!rc && nana_dql_conn_broken(dq))
+        rc = nana_err_set(NANA_ERR_IO, "the leader's link broke as it listed its members");
     if (!rc) rc = nana_dql_open(dq, s->path);
     if (rc) {
         char msg[NANA_ERRMSG_MAX];

@@ -314,6 +314,7 @@ static void store_free(nana_store *s)
     }
     pthread_mutex_destroy(&s->tables_mu);
     nana_dblock_drop(&s->lock);
+    if (s->cluster) pthread_mutex_destroy(&s->cl_mu);
     if (s->cl_nodes) free(s->cl_nodes[0]); /* one string, cut at the commas */
     free(s->cl_nodes);
     free(s->default_table_name);
@@ -483,9 +484,14 @@ static int cluster_open(nana_store *s)
     int rc = cluster_nodes(s);
     if (rc) return rc;
     s->cluster = true;
+    pthread_mutex_init(&s->cl_mu, NULL);
     nana_dql_opts_default(&s->cl_opts);
     s->cl_opts.leader_timeout_ms = (int)s->opts.cluster_wait_ms;
-    if (s->opts.query_timeout_ms) s->cl_opts.io_timeout_ms = (int)s->opts.query_timeout_ms;
+    /* A leader that stops answering (cut off) must not hold a call past the
+     * wait for a leader: the link's every request times out within it. */
+    s->cl_opts.io_timeout_ms = (int)s->opts.cluster_wait_ms;
+    if (s->opts.query_timeout_ms && s->opts.query_timeout_ms < s->opts.cluster_wait_ms)
+        s->cl_opts.io_timeout_ms = (int)s->opts.query_timeout_ms;
     s->cl_opts.limits.result_max = s->opts.max_result_bytes * 2 + 4096;
     nana_clink_init(&s->writer.conn, s);
     /* A read is a round trip to the leader: links enough for the server's

@@ -348,6 +348,10 @@ int nana_ckpt_start(nana_store *s);
 /* Unhooks and stops it. NULL-safe for a store that never started it. */
 void nana_ckpt_stop(nana_store *s);
 
+/* Members of a cluster a store remembers, and the longest address kept. */
+#define NANA_CL_MEMBERS_MAX 32
+#define NANA_CL_ADDR_MAX    72
+
 struct nana_store {
     nana_store_opts opts;
     char *path;
@@ -372,6 +376,12 @@ struct nana_store {
     char **cl_nodes; /* the cluster's node addresses, to find the leader */
     size_t cl_n;
     nana_dql_opts cl_opts;
+    /* the members the leader listed when a link was last made (clink.c):
+     * asked too, so a node that joined later, or a node's own address
+     * that knows no leader yet, does not stop the store finding one */
+    pthread_mutex_t cl_mu;
+    char cl_members[NANA_CL_MEMBERS_MAX][NANA_CL_ADDR_MAX];
+    size_t cl_nmembers;
     /* statistics */
     atomic_uint_fast64_t st_hits, st_misses, st_sqlite_reads, st_commits, st_writes;
 };
