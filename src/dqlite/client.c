@@ -358,7 +358,7 @@ int nana_dql_connect_leader(const char *const *addresses, size_t n, const nana_d
         o = &d;
     }
     *out = NULL;
-    nana_error last;
+    nana_error last = {0};
     nana_error_setf(&last, NANA_ERR_INVALID, "dqlite: no node address given");
     uint64_t deadline = deadline_in(o->leader_timeout_ms);
     for (;;) {

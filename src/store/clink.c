@@ -200,12 +200,12 @@ int nana_clink_set_rows(nana_conn *c, nana_wop **ops, unsigned n)
     unsigned at = 0;
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         while (n - at >= sizes[k].rows) {
-            for (unsigned r = 0; r < sizes[k].rows; r++) {
+            for (size_t r = 0; r < sizes[k].rows; r++) {
                 const nana_set_op *o = (const nana_set_op *)ops[at + r];
                 p[2 * r] = nana_dql_text(o->key, o->klen);
                 p[2 * r + 1] = nana_dql_text(o->val, o->vlen);
             }
-            int rc = nana_clink_exec(c, t->sql[sizes[k].sql], p, 2 * sizes[k].rows, NULL);
+            int rc = nana_clink_exec(c, t->sql[sizes[k].sql], p, (size_t)sizes[k].rows * 2, NULL);
             if (rc) return rc;
             at += sizes[k].rows;
         }

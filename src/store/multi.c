@@ -192,9 +192,9 @@ static void plans_free(mop_plan *plans, size_t n)
 
 int nana_store_multi(nana_store *s, nana_mop *ops, size_t n, size_t *failed_at)
 {
-    if (s->cluster) return nana_cluster_unsupported("a multi-operation batch");
     if (failed_at) *failed_at = n;
     if (!s || (!ops && n)) return nana_err_set(NANA_ERR_INVALID, "multi: the store or ops is NULL");
+    if (s->cluster) return nana_cluster_unsupported("a multi-operation batch");
     if (n > NANA_MULTI_MAX_OPS)
         return nana_err_set(NANA_ERR_TOOBIG, "multi: %zu operations, the limit is %d", n,
                             NANA_MULTI_MAX_OPS);
