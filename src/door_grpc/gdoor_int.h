@@ -235,13 +235,13 @@ struct gcall {
     uint8_t *proof; /* a proof for the trailers (nana-proof-bin), in the arena */
     size_t proof_len;
     unsigned pushback_ms; /* > 0: grpc-retry-pushback-ms in the trailers (try again after) */
-    unsigned nsubs;    /* queries in sq_head's queue */
-    bool more;         /* ExecuteStream: rows remain after |after| */
-    bool paging;       /* ExecuteStream: a page is being read */
-    bool stream_error; /* ExecuteStream: an error ended it (no StreamEnd follows) */
-    bool want_proof;   /* proofs go with its answers (asked, or always) */
-    bool body_eof;     /* no more body: trailers follow */
-    bool trailered;    /* the trailers were submitted */
+    unsigned nsubs;       /* queries in sq_head's queue */
+    bool more;            /* ExecuteStream: rows remain after |after| */
+    bool paging;          /* ExecuteStream: a page is being read */
+    bool stream_error;    /* ExecuteStream: an error ended it (no StreamEnd follows) */
+    bool want_proof;      /* proofs go with its answers (asked, or always) */
+    bool body_eof;        /* no more body: trailers follow */
+    bool trailered;       /* the trailers were submitted */
     /* HTTP/2 (h2conn.c): nghttp2 copies the body out of the call */
     size_t h2off;        /* bytes of the body, or of csend's chunk, already copied */
     size_t h2_hdr_bytes; /* its request's header list, decoded */
