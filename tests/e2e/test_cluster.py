@@ -47,6 +47,9 @@ ARGS = None
 LEADER_S = 15  # a new leader must be named this soon
 FAIL_S = 16  # a call that cannot succeed must end this soon (the call deadline is 15 s)
 CLUSTER_WAIT_MS = 4000  # the servers' --cluster-wait-ms: how long a call waits for a leader
+# The servers' --cluster-latency-ms: Raft's heartbeats and elections timed for
+# loopback-fast links (dqlite's own default elects a new leader in 4 to 6 s).
+CLUSTER_LATENCY_MS = 10
 WAIT_S = 6  # ... so a call fails with the cluster's own error this soon
 CATCHUP_S = 20  # a healed or restarted node serves the others' writes this soon
 
@@ -117,7 +120,8 @@ class Node:
                          "--ready-file", "port.txt", "--log-level", "debug", "--no-bans",
                          "--threads", "1", "--workers", "2",
                          "--cluster-id", str(self.id), "--cluster-bind", self.bind,
-                         "--cluster-wait-ms", str(CLUSTER_WAIT_MS), *ARGS.server_flag]
+                         "--cluster-wait-ms", str(CLUSTER_WAIT_MS),
+                         "--cluster-latency-ms", str(CLUSTER_LATENCY_MS), *ARGS.server_flag]
             if join:
                 self.argv += ["--join", ",".join(join)]
         ready = os.path.join(self.dir, "port.txt")
