@@ -24,6 +24,7 @@
 
 #include "dqlite/nana_dqlite.h"
 #include "util/nana_err.h"
+#include "dqlite_test.h"
 #include "util/nana_time.h"
 
 #include <arpa/inet.h>
@@ -38,22 +39,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A loopback address on a port free a moment ago. */
-static void free_address(char *out, size_t outlen)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t l = sizeof(sa);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &l), 0);
-    snprintf(out, outlen, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-    close(fd);
-}
-
 /* A fresh scratch directory under the build's test-tmp. */
 static void scratch_dir(char *out, size_t outlen, const char *name)
 {
@@ -62,20 +47,6 @@ static void scratch_dir(char *out, size_t outlen, const char *name)
     mkdir(dir, 0755);
     snprintf(out, outlen, "%s/%s-XXXXXX", dir, name);
     assert_non_null(mkdtemp(out));
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void remove_tree(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Fails the test with the client's message. */

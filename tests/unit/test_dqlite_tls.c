@@ -28,6 +28,7 @@
 #include "auth/nana_certgen.h"
 #include "dqlite/nana_dqlite.h"
 #include "util/nana_err.h"
+#include "dqlite_test.h"
 #include "util/nana_time.h"
 
 #include <arpa/inet.h>
@@ -52,31 +53,6 @@
 
 static char g_root[512];
 static char g_certs[600];
-
-/* A loopback address on a port free a moment ago. */
-static void free_address(char *out, size_t outlen)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t l = sizeof(sa);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &l), 0);
-    snprintf(out, outlen, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-    close(fd);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
 
 /* g_certs/NAME */
 static const char *cpath(const char *name)

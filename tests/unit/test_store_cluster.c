@@ -28,6 +28,7 @@
 #include "dqlite/nana_dqlite.h"
 #include "store/nana_store.h"
 #include "util/nana_err.h"
+#include "dqlite_test.h"
 #include "util/nana_time.h"
 
 #include <dqlite.h>
@@ -51,31 +52,6 @@
         int rc_ = (call);                                                                          \
         if (rc_) fail_msg("%s: %s (%s)", #call, nana_strerror(rc_), nana_errmsg());                \
     } while (0)
-
-/* A loopback address on a port free a moment ago. */
-static void free_address(char *out, size_t outlen)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t l = sizeof(sa);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &l), 0);
-    snprintf(out, outlen, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-    close(fd);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
 
 /* The node and the two stores every test shares. */
 static char g_dir[512], g_addr[64];
